@@ -1,0 +1,42 @@
+import type { z } from 'zod';
+import { clientMessageSchema, CLIENT_MESSAGE_TYPES, type ClientMessage } from './messages.ts';
+
+export type ParseResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; error: string; /** The `id` of the bad message, when it had a usable one. */ id?: string };
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length > 0 ? issue.path.join('.') : 'message';
+  return `${where}: ${issue.message}`;
+}
+
+/** Parses one client text frame. Never throws: malformed input becomes a descriptive error. */
+export function parseClientMessage(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, error: 'message is not valid JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, error: 'message must be a JSON object' };
+  }
+  const raw = value as Record<string, unknown>;
+  const id = typeof raw.id === 'string' && raw.id.length > 0 && raw.id.length <= 128 ? raw.id : undefined;
+  if (typeof raw.type !== 'string') {
+    return { ok: false, error: "message needs a string 'type'", id };
+  }
+  if (!(CLIENT_MESSAGE_TYPES as readonly string[]).includes(raw.type)) {
+    return {
+      ok: false,
+      error: `unknown message type '${raw.type.slice(0, 40)}'; expected one of ${CLIENT_MESSAGE_TYPES.join(', ')}`,
+      id,
+    };
+  }
+  const parsed = clientMessageSchema.safeParse(value);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return { ok: false, error: first ? describeIssue(first) : 'invalid message', id };
+  }
+  return { ok: true, message: parsed.data };
+}

@@ -1,0 +1,202 @@
+/**
+ * Server configuration: defaults < config file < environment (`RUSTYDB_<FIELD>`) < command-line flags
+ * (`--field-name`). Every field is validated; an invalid value stops start-up naming the field.
+ */
+import { readFileSync } from 'node:fs';
+
+type FieldKind = 'string' | 'int' | 'bool' | 'number';
+
+interface FieldSpec {
+  kind: FieldKind;
+  default: string | number | boolean | undefined;
+  min?: number;
+  max?: number;
+  secret?: boolean;
+  help: string;
+}
+
+export const CONFIG_FIELDS = {
+  host: { kind: 'string', default: '127.0.0.1', help: 'address to listen on' },
+  port: { kind: 'int', default: 8080, min: 0, max: 65535, help: 'TCP port (0 picks a free one)' },
+  data_dir: { kind: 'string', default: './data', help: 'directory holding the database and secrets' },
+  admin_password: {
+    kind: 'string',
+    default: undefined,
+    secret: true,
+    help: 'password of the admin user created on first start',
+  },
+  jwt_secret: {
+    kind: 'string',
+    default: undefined,
+    secret: true,
+    help: 'HS256 signing secret (default: generated once and kept in the data dir)',
+  },
+  token_ttl: { kind: 'int', default: 86_400, min: 1, max: 31_536_000, help: 'token lifetime, seconds' },
+  websocket_max_connections: { kind: 'int', default: 1000, min: 1, max: 1_000_000, help: 'open sockets at most' },
+  websocket_max_message_size: {
+    kind: 'int',
+    default: 1024 * 1024,
+    min: 64,
+    max: 256 * 1024 * 1024,
+    help: 'largest client message, bytes (after decompression)',
+  },
+  websocket_ping_interval: { kind: 'number', default: 30, min: 0.05, max: 86_400, help: 'server ping period, seconds' },
+  websocket_timeout: {
+    kind: 'number',
+    default: 60,
+    min: 0.1,
+    max: 86_400,
+    help: 'a peer silent this long is dropped, seconds',
+  },
+  require_authentication: { kind: 'bool', default: true, help: 'demand a token before any other message' },
+  enable_rate_limiting: { kind: 'bool', default: true, help: 'limit messages per connection' },
+  rate_limit_rps: { kind: 'int', default: 100, min: 1, max: 1_000_000, help: 'messages per second per connection' },
+  enable_tls: { kind: 'bool', default: false, help: 'serve https and wss' },
+  tls_cert_path: { kind: 'string', default: undefined, help: 'PEM certificate (with enable_tls)' },
+  tls_key_path: { kind: 'string', default: undefined, help: 'PEM private key (with enable_tls)' },
+  statement_timeout: {
+    kind: 'number',
+    default: 30,
+    min: 0.01,
+    max: 86_400,
+    help: 'a statement running longer is interrupted, seconds',
+  },
+  query_chunk_size: { kind: 'int', default: 1000, min: 1, max: 100_000, help: 'rows per streamed data message' },
+  engine_pool_size: {
+    kind: 'int',
+    default: 4,
+    min: 1,
+    max: 64,
+    help: 'database connections for long statements and transactions',
+  },
+} as const satisfies Record<string, FieldSpec>;
+
+export type ConfigField = keyof typeof CONFIG_FIELDS;
+
+type ValueOf<F extends FieldSpec> = F['kind'] extends 'bool' ? boolean : F['kind'] extends 'string' ? string : number;
+
+export type ServerConfig = {
+  -readonly [K in ConfigField]: (typeof CONFIG_FIELDS)[K]['default'] extends undefined
+    ? ValueOf<(typeof CONFIG_FIELDS)[K]> | undefined
+    : ValueOf<(typeof CONFIG_FIELDS)[K]>;
+};
+
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`invalid configuration: ${field}: ${message}`);
+  }
+}
+
+const fieldNames = Object.keys(CONFIG_FIELDS) as ConfigField[];
+
+export function envName(field: ConfigField): string {
+  return `RUSTYDB_${field.toUpperCase()}`;
+}
+
+export function flagName(field: ConfigField): string {
+  return `--${field.replaceAll('_', '-')}`;
+}
+
+function coerce(field: ConfigField, raw: unknown, source: string): string | number | boolean {
+  const spec: FieldSpec = CONFIG_FIELDS[field];
+  const fail = (why: string): never => {
+    throw new ConfigError(field, `${why} (from ${source})`);
+  };
+  switch (spec.kind) {
+    case 'string':
+      if (typeof raw !== 'string' || raw.length === 0) fail('expected a non-empty string');
+      return raw as string;
+    case 'bool':
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string' && /^(true|1|yes|on)$/i.test(raw)) return true;
+      if (typeof raw === 'string' && /^(false|0|no|off)$/i.test(raw)) return false;
+      return fail(`expected true or false, got ${JSON.stringify(raw)}`);
+    case 'int':
+    case 'number': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      if (!Number.isFinite(n)) fail(`expected a number, got ${JSON.stringify(raw)}`);
+      if (spec.kind === 'int' && !Number.isInteger(n)) fail(`expected a whole number, got ${n}`);
+      if (spec.min !== undefined && n < spec.min) fail(`must be at least ${spec.min}, got ${n}`);
+      if (spec.max !== undefined && n > spec.max) fail(`must be at most ${spec.max}, got ${n}`);
+      return n;
+    }
+  }
+}
+
+export interface ConfigSources {
+  /** Parsed command-line flags, by field. */
+  flags?: Partial<Record<ConfigField, unknown>>;
+  env?: NodeJS.ProcessEnv;
+  /** Path of a JSON config file; also taken from `RUSTYDB_CONFIG`. */
+  file?: string;
+  /** Values set by code (tests, embedding); applied last. */
+  overrides?: Partial<ServerConfig>;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('config', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError('config', `${path} is not valid JSON`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('config', `${path} must hold a JSON object`);
+  }
+  for (const key of Object.keys(parsed)) {
+    if (!Object.hasOwn(CONFIG_FIELDS, key)) throw new ConfigError(key, `unknown field in ${path}`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export function loadConfig(sources: ConfigSources = {}): ServerConfig {
+  const env = sources.env ?? {};
+  const config: Record<string, unknown> = {};
+  for (const field of fieldNames) config[field] = CONFIG_FIELDS[field].default;
+
+  const filePath = sources.file ?? env.RUSTYDB_CONFIG;
+  if (filePath) {
+    const file = readConfigFile(filePath);
+    for (const [key, raw] of Object.entries(file)) {
+      config[key] = coerce(key as ConfigField, raw, `config file ${filePath}`);
+    }
+  }
+  for (const field of fieldNames) {
+    const raw = env[envName(field)];
+    if (raw !== undefined && raw !== '') config[field] = coerce(field, raw, envName(field));
+  }
+  for (const [key, raw] of Object.entries(sources.flags ?? {})) {
+    if (!Object.hasOwn(CONFIG_FIELDS, key)) throw new ConfigError(key, 'unknown flag');
+    if (raw !== undefined) config[key] = coerce(key as ConfigField, raw, flagName(key as ConfigField));
+  }
+  for (const [key, raw] of Object.entries(sources.overrides ?? {})) {
+    if (!Object.hasOwn(CONFIG_FIELDS, key)) throw new ConfigError(key, 'unknown field');
+    if (raw !== undefined) config[key] = coerce(key as ConfigField, raw, 'overrides');
+  }
+
+  const result = config as ServerConfig;
+  if (result.enable_tls && (!result.tls_cert_path || !result.tls_key_path)) {
+    throw new ConfigError('enable_tls', 'needs both tls_cert_path and tls_key_path');
+  }
+  return result;
+}
+
+/** The configuration as printed at start-up: secrets replaced, unset fields shown as such. */
+export function describeConfig(config: ServerConfig): Record<string, unknown> {
+  const shown: Record<string, unknown> = {};
+  for (const field of fieldNames) {
+    const spec: FieldSpec = CONFIG_FIELDS[field];
+    const value = config[field];
+    shown[field] = spec.secret && value !== undefined ? '[redacted]' : (value ?? null);
+  }
+  return shown;
+}

@@ -1,0 +1,62 @@
+/**
+ * The storage engine seen by the rest of the server. The protocol layer only speaks to this interface,
+ * so another engine (PostgreSQL) can sit behind it without the endpoints changing.
+ */
+import type { SqlValue, StatementResult, StatementFailure } from '@rustydb/protocol';
+
+export interface StatementInput {
+  sql: string;
+  params?: readonly SqlValue[];
+}
+
+export interface RunOptions {
+  /** Aborting stops the engine's work (the statement is interrupted, not merely abandoned). */
+  signal?: AbortSignal;
+  /** Milliseconds before the statement is interrupted with QUERY_TIMEOUT. */
+  timeoutMs: number;
+}
+
+export interface StreamOptions extends RunOptions {
+  chunkSize: number;
+}
+
+/** One piece of a streamed result. The last has `done: true` and the totals. */
+export interface ResultChunk {
+  columns: string[];
+  rows: SqlValue[][];
+  done: boolean;
+  rowsAffected?: number;
+  lastInsertId?: number;
+}
+
+export interface BatchOptions extends RunOptions {
+  /** All or nothing: on the first failure nothing is applied and that failure is thrown. */
+  transaction: boolean;
+}
+
+export interface Engine {
+  readonly name: string;
+  readonly internal: InternalStore;
+  /**
+   * Runs one statement and yields its rows in chunks. The consumer pulls: no further rows are read
+   * until it asks for the next chunk. Breaking out of the loop stops the statement.
+   */
+  stream(statement: StatementInput, options: StreamOptions): AsyncGenerator<ResultChunk, void, undefined>;
+  /** Runs one statement and returns its whole result. */
+  execute(statement: StatementInput, options: RunOptions): Promise<StatementResult>;
+  batch(statements: readonly StatementInput[], options: BatchOptions): Promise<(StatementResult | StatementFailure)[]>;
+  /** Resolves when the engine answers a trivial statement; used by readiness. */
+  healthCheck(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Access to the server's own tables (users, secrets): never reachable by client SQL, never guarded.
+ * Kept small so the auth store does not depend on one engine's driver.
+ */
+export interface InternalStore {
+  get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }>;
+  exec(sql: string): Promise<void>;
+}

@@ -1,0 +1,335 @@
+/**
+ * The embedded engine: one SQLite file in WAL mode, reached through libsql.
+ *
+ * - one synchronous connection runs keyed statements inline (microseconds, no thread hop) and the
+ *   server's internal queries;
+ * - a pool of asynchronous connections runs everything else off the event loop, one statement or one
+ *   transaction per connection, so an interrupt stops exactly that work.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { StatementFailure, StatementResult } from '@rustydb/protocol';
+import { RustyError, normalizeError } from '../../errors/rusty-error.ts';
+import type {
+  BatchOptions,
+  Engine,
+  InternalStore,
+  ResultChunk,
+  RunOptions,
+  StatementInput,
+  StreamOptions,
+} from '../engine.ts';
+import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
+import { openAsync, openSync, type SyncDatabase } from './driver.ts';
+import { StatementRouter, type RoutedStatement } from './statement-router.ts';
+import { StatementStopper } from './statement-stopper.ts';
+import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
+
+export interface SqliteEngineOptions {
+  dataDir: string;
+  poolSize: number;
+  /** File name inside dataDir. */
+  fileName?: string;
+}
+
+/** How long a pooled connection waits for a write lock held by another connection, seconds. */
+const BUSY_TIMEOUT_S = 5;
+
+const CONNECTION_PRAGMAS = 'PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;';
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
+  const object: Record<string, unknown> = {};
+  columns.forEach((name, i) => (object[name] = row[i]));
+  return object as T;
+}
+
+export class SqliteEngine implements Engine {
+  readonly name = 'sqlite';
+  readonly path: string;
+  readonly #inline: SyncDatabase;
+  readonly #planner: SyncDatabase;
+  readonly #router: StatementRouter;
+  readonly #pool: ConnectionPool;
+  readonly internal: InternalStore;
+  #closed = false;
+
+  constructor(options: SqliteEngineOptions) {
+    mkdirSync(options.dataDir, { recursive: true });
+    this.path = join(options.dataDir, options.fileName ?? 'rustydb.sqlite');
+    // A busy timeout of 0: the inline connection must never wait on the event loop for a lock.
+    this.#inline = openSync(this.path, { timeout: 0 });
+    this.#inline.exec(`PRAGMA journal_mode = WAL; ${CONNECTION_PRAGMAS}`);
+    this.#planner = openSync(this.path, { timeout: 0 });
+    this.#router = new StatementRouter(this.#inline, this.#planner);
+    this.#pool = new ConnectionPool(options.poolSize, async () => {
+      const conn = openAsync(this.path, { timeout: BUSY_TIMEOUT_S });
+      await conn.exec(CONNECTION_PRAGMAS);
+      return conn;
+    });
+    this.internal = this.#makeInternalStore();
+  }
+
+  async *stream(statement: StatementInput, options: StreamOptions): AsyncGenerator<ResultChunk, void, undefined> {
+    const routed = this.#router.route(statement.sql);
+    const params = toDriverParams(statement.params);
+    if (routed.route === 'inline') {
+      const result = this.#tryInline(statement.sql, routed, params);
+      if (result) {
+        yield* chunksOf(result, options.chunkSize);
+        return;
+      }
+    }
+    yield* this.#streamPooled(routed, params, options);
+  }
+
+  async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
+    const routed = this.#router.route(statement.sql);
+    const params = toDriverParams(statement.params);
+    if (routed.route === 'inline') {
+      const result = this.#tryInline(statement.sql, routed, params);
+      if (result) return result;
+    }
+    return collect(this.#streamPooled(routed, params, { ...options, chunkSize: 10_000 }));
+  }
+
+  async batch(
+    statements: readonly StatementInput[],
+    options: BatchOptions,
+  ): Promise<(StatementResult | StatementFailure)[]> {
+    if (!options.transaction) {
+      const results: (StatementResult | StatementFailure)[] = [];
+      for (const statement of statements) {
+        try {
+          results.push(await this.execute(statement, options));
+        } catch (err) {
+          const failure = normalizeError(err);
+          results.push({ status: 'error', code: failure.code, message: failure.message });
+        }
+      }
+      return results;
+    }
+    // Guard every statement before any of them runs: a refused one must not leave a partial transaction.
+    const routed = statements.map((s) => this.#router.route(s.sql));
+    const conn = await this.#pool.acquire(options.signal);
+    const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
+    let clean = false;
+    try {
+      await conn.exec('BEGIN IMMEDIATE');
+      const results: StatementResult[] = [];
+      for (let i = 0; i < statements.length; i++) {
+        try {
+          results.push(
+            await collect(this.#runOn(conn, routed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000)),
+          );
+        } catch (err) {
+          const failure = normalizeError(stopper.translate(err));
+          throw new RustyError(failure.code, `statement ${i + 1} failed: ${failure.message}`, {
+            ...failure.details,
+            index: i,
+          });
+        }
+      }
+      await conn.exec('COMMIT');
+      clean = true;
+      return results;
+    } catch (err) {
+      try {
+        await conn.exec('ROLLBACK');
+        clean = true;
+      } catch {
+        // No transaction left to roll back (BEGIN failed) or the connection broke: discard it below.
+      }
+      throw stopper.translate(err);
+    } finally {
+      stopper.dispose();
+      if (clean) this.#pool.release(conn);
+      else this.#pool.discard(conn);
+    }
+  }
+
+  async healthCheck(): Promise<void> {
+    await this.execute({ sql: 'SELECT 1' }, { timeoutMs: 2000 });
+    const conn = await this.#pool.acquire();
+    try {
+      await (await conn.prepare('SELECT 1')).iterate([]);
+    } finally {
+      this.#pool.release(conn);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pool.close();
+    this.#inline.close();
+    this.#planner.close();
+  }
+
+  /** Runs a keyed statement on the event loop; undefined when it must go to the pool instead. */
+  #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
+    const stmt = routed.inline!;
+    const started = performance.now();
+    try {
+      if (stmt.reader) {
+        const rows = stmt.all(params);
+        this.#router.observeInline(sql, performance.now() - started, rows.length);
+        return {
+          status: 'success',
+          columns: stmt.columns().map((c) => c.name),
+          rows: rows.map(toWireRow),
+          rows_affected: rows.length,
+        };
+      }
+      const info = stmt.run(params);
+      this.#router.observeInline(sql, performance.now() - started, 0);
+      return {
+        status: 'success',
+        columns: [],
+        rows: [],
+        rows_affected: info.changes,
+        last_insert_id: Number(info.lastInsertRowid),
+      };
+    } catch (err) {
+      // Another connection holds the write lock: wait for it off the loop instead of failing.
+      if (isBusy(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async *#streamPooled(
+    routed: RoutedStatement,
+    params: DriverValue[],
+    options: StreamOptions,
+  ): AsyncGenerator<ResultChunk, void, undefined> {
+    const conn = await this.#pool.acquire(options.signal);
+    const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
+    let finished = false;
+    try {
+      yield* this.#runOn(conn, routed, params, stopper, options.chunkSize);
+      finished = true;
+    } catch (err) {
+      throw stopper.translate(err);
+    } finally {
+      stopper.dispose();
+      if (finished) this.#pool.release(conn);
+      else {
+        // Stopped early (error, cancel, or the consumer broke off): make sure the engine stops too.
+        conn.interrupt();
+        this.#pool.discard(conn);
+      }
+    }
+  }
+
+  /** Runs one statement on a connection the caller holds, yielding its rows in chunks. */
+  async *#runOn(
+    conn: PooledConnection,
+    routed: RoutedStatement,
+    params: DriverValue[],
+    stopper: StatementStopper,
+    chunkSize: number,
+  ): AsyncGenerator<ResultChunk, void, undefined> {
+    const stmt = await conn.prepare(routed.guarded.text);
+    stopper.throwIfStopped();
+    if (!stmt.reader) {
+      drain(await stmt.iterate(params));
+      const totals = drain(await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]));
+      const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
+      if (routed.guarded.kind === 'ddl') this.#router.invalidate();
+      yield { columns: [], rows: [], done: true, rowsAffected: changes, lastInsertId: Number(lastId) };
+      return;
+    }
+    stmt.raw();
+    const columns = stmt.columns().map((c) => c.name);
+    const it = await stmt.iterate(params);
+    let total = 0;
+    for (;;) {
+      const rows: ResultChunk['rows'] = [];
+      let done = false;
+      while (rows.length < chunkSize) {
+        const next = it.next();
+        if (next.done) {
+          done = true;
+          break;
+        }
+        rows.push(toWireRow(next.value));
+      }
+      total += rows.length;
+      if (done) {
+        yield { columns, rows, done: true, rowsAffected: total };
+        return;
+      }
+      yield { columns, rows, done: false };
+      // Let other sockets' work run between chunks, however fast the consumer is.
+      await yieldToLoop();
+      stopper.throwIfStopped();
+    }
+  }
+
+  #makeInternalStore(): InternalStore {
+    const db = this.#inline;
+    const query = <T>(sql: string, params: readonly unknown[] = []): T[] => {
+      const stmt = db.prepare(sql).raw();
+      const columns = stmt.columns().map((c) => c.name);
+      return stmt.all(params as DriverValue[]).map((row) => rowToObject<T>(columns, row));
+    };
+    return {
+      get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
+      all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
+      run: async (sql, params = []) => ({ changes: db.prepare(sql).run(params as DriverValue[]).changes }),
+      exec: async (sql) => db.exec(sql),
+    };
+  }
+}
+
+/**
+ * Reads an iterator to its end. A statement left unfinished stays active on its connection, and while
+ * any statement is active SQLite cannot autocommit that connection's writes.
+ */
+function drain(it: Iterator<unknown[]>): unknown[][] {
+  const rows: unknown[][] = [];
+  for (let next = it.next(); !next.done; next = it.next()) rows.push(next.value);
+  return rows;
+}
+
+function* chunksOf(result: StatementResult, chunkSize: number): Generator<ResultChunk> {
+  const { columns, rows } = result;
+  let at = 0;
+  for (; rows.length - at > chunkSize; at += chunkSize) {
+    yield { columns, rows: rows.slice(at, at + chunkSize), done: false };
+  }
+  yield {
+    columns,
+    rows: at === 0 ? rows : rows.slice(at),
+    done: true,
+    rowsAffected: result.rows_affected,
+    ...(result.last_insert_id !== undefined ? { lastInsertId: result.last_insert_id } : {}),
+  };
+}
+
+async function collect(chunks: AsyncIterable<ResultChunk>): Promise<StatementResult> {
+  let columns: string[] = [];
+  const rows: StatementResult['rows'] = [];
+  let rowsAffected = 0;
+  let lastInsertId: number | undefined;
+  for await (const chunk of chunks) {
+    columns = chunk.columns;
+    for (const row of chunk.rows) rows.push(row);
+    if (chunk.done) {
+      rowsAffected = chunk.rowsAffected ?? rows.length;
+      lastInsertId = chunk.lastInsertId;
+    }
+  }
+  return {
+    status: 'success',
+    columns,
+    rows,
+    rows_affected: rowsAffected,
+    ...(lastInsertId !== undefined ? { last_insert_id: lastInsertId } : {}),
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * Decides where each statement runs. A keyed lookup or single-row write costs a few microseconds and
+ * runs inline on the event loop (a thread hop would cost more than the work); anything that may scan,
+ * sort, recurse or change the schema runs on a pooled connection off the loop, where it can be
+ * interrupted. The query plan decides first; an inline statement that turns out slow or large is moved
+ * off the loop for good.
+ */
+import type { SyncDatabase, SyncStatement } from './driver.ts';
+import { guardStatement, type GuardedStatement } from '../statement-guard.ts';
+
+export type Route = 'inline' | 'pooled';
+
+export interface RoutedStatement {
+  guarded: GuardedStatement;
+  route: Route;
+  /** Prepared on the inline connection, when the route is inline. */
+  inline?: SyncStatement;
+}
+
+/** Inline runs slower than this, or returning more rows than this, move the statement off the loop. */
+export const INLINE_BUDGET_MS = 2;
+export const INLINE_MAX_ROWS = 256;
+const CACHE_LIMIT = 512;
+
+/** True when every step of the plan is a lookup by equality (no scan, sort, range or recursion). */
+export function planIsKeyed(details: readonly string[]): boolean {
+  for (const detail of details) {
+    if (detail.startsWith('SCAN') && detail !== 'SCAN CONSTANT ROW') return false;
+    if (/TEMP B-TREE|CO-ROUTINE|MATERIALIZE|RECURSIVE|MULTI-INDEX|COMPOUND|CORRELATED|LIST SUBQUERY/.test(detail)) {
+      return false;
+    }
+    if (detail.startsWith('SEARCH') && /[<>]/.test(detail)) return false;
+  }
+  return true;
+}
+
+export class StatementRouter {
+  readonly #db: SyncDatabase;
+  readonly #planner: SyncDatabase;
+  #cache = new Map<string, RoutedStatement>();
+
+  /**
+   * @param db the inline connection statements are prepared on
+   * @param planner a connection used only for EXPLAIN QUERY PLAN: libsql leaves an EXPLAIN statement
+   *   active after reading it, and an active statement would keep `db` from autocommitting its writes
+   */
+  constructor(db: SyncDatabase, planner: SyncDatabase) {
+    this.#db = db;
+    this.#planner = planner;
+  }
+
+  /** Guards and routes a statement; throws the guard's error for a refused statement. */
+  route(sql: string): RoutedStatement {
+    const cached = this.#cache.get(sql);
+    if (cached) {
+      // Refresh its place in the LRU order.
+      this.#cache.delete(sql);
+      this.#cache.set(sql, cached);
+      return cached;
+    }
+    const guarded = guardStatement(sql);
+    const routed = this.#classify(sql, guarded);
+    if (this.#cache.size >= CACHE_LIMIT) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+    this.#cache.set(sql, routed);
+    return routed;
+  }
+
+  /** Records an inline run; a slow or large one sends the statement off the loop from now on. */
+  observeInline(sql: string, elapsedMs: number, rows: number): void {
+    if (elapsedMs > INLINE_BUDGET_MS || rows > INLINE_MAX_ROWS) {
+      const entry = this.#cache.get(sql);
+      if (entry) this.#cache.set(sql, { guarded: entry.guarded, route: 'pooled' });
+    }
+  }
+
+  /** Plans depend on the schema; forget them all after DDL. */
+  invalidate(): void {
+    this.#cache.clear();
+  }
+
+  #classify(sql: string, guarded: GuardedStatement): RoutedStatement {
+    if (guarded.kind === 'ddl' || guarded.verb === 'ANALYZE' || guarded.verb === 'REINDEX') {
+      return { guarded, route: 'pooled' };
+    }
+    let details: string[];
+    try {
+      details = this.#planner
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .raw()
+        .all([])
+        .map((row) => String(row[3]));
+    } catch {
+      // Let the pooled path report the real error with the real statement.
+      return { guarded, route: 'pooled' };
+    }
+    if (!planIsKeyed(details)) return { guarded, route: 'pooled' };
+    try {
+      const inline = this.#db.prepare(sql);
+      if (inline.reader) inline.raw();
+      return { guarded, route: 'inline', inline };
+    } catch {
+      return { guarded, route: 'pooled' };
+    }
+  }
+}

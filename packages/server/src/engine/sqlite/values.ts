@@ -1,0 +1,26 @@
+/** Conversions between JSON-safe wire values and what the SQLite driver binds and returns. */
+import type { SqlValue } from '@rustydb/protocol';
+
+export type DriverValue = string | number | bigint | null | Buffer;
+
+export function toDriverParams(params: readonly SqlValue[] | undefined): DriverValue[] {
+  if (!params || params.length === 0) return [];
+  return params.map((value) => {
+    if (typeof value === 'boolean') return value ? 1 : 0;
+    if (value !== null && typeof value === 'object') return Buffer.from(value.$base64, 'base64');
+    return value;
+  });
+}
+
+/** Rewrites, in place, the values JSON cannot carry: blobs become `{ $base64 }`, big integers numbers. */
+export function toWireRow(row: unknown[]): SqlValue[] {
+  for (let i = 0; i < row.length; i++) {
+    const value = row[i];
+    if (value !== null && typeof value === 'object') {
+      row[i] = { $base64: Buffer.from(value as Uint8Array).toString('base64') };
+    } else if (typeof value === 'bigint') {
+      row[i] = Number(value);
+    }
+  }
+  return row as SqlValue[];
+}

@@ -1,0 +1,85 @@
+/**
+ * Lexical checks applied to every statement that arrives through the API, before the engine sees it.
+ * They keep out what no client may reach on any engine: the server's internal tables, other database
+ * files, the filesystem, extension loading, connection-state changes. The checks are conservative
+ * (a string literal naming an internal table is refused too); engine-side authorization is the
+ * second, independent gate.
+ */
+import { RustyError } from '../errors/rusty-error.ts';
+import { lexStatements, type LexedStatement } from './sql-lexer.ts';
+
+/** Every internal table starts with this; user SQL may never mention it. */
+export const INTERNAL_PREFIX = '_rustydb_';
+
+export type StatementKind = 'read' | 'write' | 'ddl';
+
+export interface GuardedStatement {
+  text: string;
+  kind: StatementKind;
+  /** First keyword, upper-cased (SELECT, INSERT, CREATE, …). */
+  verb: string;
+}
+
+const READ_ONLY_PRAGMAS = new Set(['TABLE_INFO', 'TABLE_XINFO', 'INDEX_LIST', 'INDEX_INFO', 'INDEX_XINFO', 'FOREIGN_KEY_LIST']);
+const TRANSACTION_VERBS = new Set(['BEGIN', 'COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE']);
+const FORBIDDEN_VERBS: Record<string, string> = {
+  ATTACH: 'ATTACH is not allowed',
+  DETACH: 'DETACH is not allowed',
+  VACUUM: 'VACUUM is not allowed through the API',
+};
+const FORBIDDEN_WORDS: Record<string, string> = {
+  LOAD_EXTENSION: 'loading extensions is not allowed',
+  READFILE: 'filesystem access is not allowed',
+  WRITEFILE: 'filesystem access is not allowed',
+  FTS3_TOKENIZER: 'fts3_tokenizer is not allowed',
+};
+const DDL_VERBS = new Set(['CREATE', 'DROP', 'ALTER']);
+const WRITE_VERBS = new Set(['INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'REINDEX', 'ANALYZE']);
+
+function denied(message: string): RustyError {
+  return new RustyError('PERMISSION_DENIED', message);
+}
+
+function checkOne(statement: LexedStatement): GuardedStatement {
+  const { tokens } = statement;
+  for (const token of tokens) {
+    if (token.text.toLowerCase().includes(INTERNAL_PREFIX)) {
+      throw denied('internal tables are not accessible');
+    }
+    if (token.kind === 'word' && FORBIDDEN_WORDS[token.text]) throw denied(FORBIDDEN_WORDS[token.text]!);
+  }
+  const verb = tokens[0]?.kind === 'word' ? tokens[0].text : '';
+  if (FORBIDDEN_VERBS[verb]) throw denied(FORBIDDEN_VERBS[verb]!);
+  if (TRANSACTION_VERBS.has(verb)) {
+    throw new RustyError(
+      'QUERY_ERROR',
+      'transaction control statements are not accepted; send a batch with "transaction": true',
+    );
+  }
+  if (verb === 'PRAGMA') {
+    const name = tokens.find((t, i) => i > 0 && (t.kind === 'word' || t.kind === 'quoted'));
+    const assigns = tokens.some((t) => t.text === '=');
+    if (!name || assigns || !READ_ONLY_PRAGMAS.has(name.text.toUpperCase())) {
+      throw denied('only read-only schema PRAGMAs (table_info, index_list, …) are allowed');
+    }
+    return { text: statement.text, kind: 'read', verb };
+  }
+  if (DDL_VERBS.has(verb)) {
+    // Temporary objects would live on a connection other sessions share.
+    if (tokens[1]?.text === 'TEMP' || tokens[1]?.text === 'TEMPORARY') {
+      throw denied('temporary tables, views and triggers are not allowed');
+    }
+    return { text: statement.text, kind: 'ddl', verb };
+  }
+  return { text: statement.text, kind: WRITE_VERBS.has(verb) ? 'write' : 'read', verb };
+}
+
+/** Checks one API statement; more than one statement in the text is refused. */
+export function guardStatement(sql: string): GuardedStatement {
+  const statements = lexStatements(sql);
+  if (statements.length === 0) throw new RustyError('QUERY_ERROR', 'empty statement');
+  if (statements.length > 1) {
+    throw new RustyError('QUERY_ERROR', 'one statement per query; send several as a batch');
+  }
+  return checkOne(statements[0]!);
+}

@@ -1,0 +1,64 @@
+/**
+ * The one error class of the server. Every boundary (WebSocket, HTTP, CLI) turns whatever was thrown
+ * into one of these with `normalizeError`, so clients only ever see a code and a message meant for them.
+ */
+import type { ErrorCode } from '@rustydb/protocol';
+
+export class RustyError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'RustyError';
+  }
+}
+
+/** HTTP status for each error code, used by the REST routes. */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  AUTH_REQUIRED: 401,
+  AUTH_FAILED: 401,
+  AUTH_EXPIRED: 401,
+  PERMISSION_DENIED: 403,
+  INVALID_MESSAGE: 400,
+  QUERY_ERROR: 400,
+  TABLE_NOT_FOUND: 404,
+  QUERY_CANCELLED: 409,
+  QUERY_TIMEOUT: 408,
+  CONNECTION_LIMIT: 503,
+  RATE_LIMIT_EXCEEDED: 429,
+  INTERNAL_ERROR: 500,
+};
+
+interface SqliteLikeError {
+  code?: unknown;
+  message?: unknown;
+}
+
+/**
+ * Maps an engine error to a client error. SQLite's messages about the user's own SQL ("no such column",
+ * "UNIQUE constraint failed") are safe and useful to show; anything else becomes INTERNAL_ERROR with
+ * a generic message and is reported to `onInternal` for the server log.
+ */
+export function normalizeError(err: unknown, onInternal?: (err: unknown) => void): RustyError {
+  if (err instanceof RustyError) return err;
+  const e = (err ?? {}) as SqliteLikeError;
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  if (code.startsWith('SQLITE_')) {
+    if (code === 'SQLITE_AUTH') return new RustyError('PERMISSION_DENIED', message.replace(/^access to /, 'no access to '));
+    const missing = /^no such table: (.+)$/.exec(message);
+    if (missing) return new RustyError('TABLE_NOT_FOUND', `Table '${missing[1]}' not found`, { table: missing[1] });
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+      return new RustyError('QUERY_ERROR', 'database is busy; try again', { sqlite_code: code });
+    }
+    return new RustyError('QUERY_ERROR', message || 'SQL error', { sqlite_code: code });
+  }
+  // Binding errors come from the driver as RangeError/TypeError with a message about the parameters.
+  if ((err instanceof RangeError || err instanceof TypeError) && /param|bind|value/i.test(message)) {
+    return new RustyError('QUERY_ERROR', message);
+  }
+  onInternal?.(err);
+  return new RustyError('INTERNAL_ERROR', 'internal server error');
+}
