@@ -5,15 +5,23 @@
 import type { ErrorCode } from '@rustydb/protocol';
 
 export class RustyError extends Error {
+  /** The server cannot go on serving this connection (storage failure): close it with 1011. */
+  readonly fatal: boolean;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly details?: Record<string, unknown>,
+    options: { fatal?: boolean } = {},
   ) {
     super(message);
     this.name = 'RustyError';
+    this.fatal = options.fatal ?? false;
   }
 }
+
+/** SQLite result codes that mean the database itself is broken, not the statement. */
+const STORAGE_FAILURES = /^SQLITE_(CORRUPT|NOTADB|IOERR|CANTOPEN|FULL|NOMEM)/;
 
 /** HTTP status for each error code, used by the REST routes. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -47,6 +55,10 @@ export function normalizeError(err: unknown, onInternal?: (err: unknown) => void
   const code = typeof e.code === 'string' ? e.code : '';
   const message = typeof e.message === 'string' ? e.message : '';
   if (code.startsWith('SQLITE_')) {
+    if (STORAGE_FAILURES.test(code)) {
+      onInternal?.(err);
+      return new RustyError('INTERNAL_ERROR', 'database storage failure', undefined, { fatal: true });
+    }
     if (code === 'SQLITE_AUTH') return new RustyError('PERMISSION_DENIED', message.replace(/^access to /, 'no access to '));
     const missing = /^no such table: (.+)$/.exec(message);
     if (missing) return new RustyError('TABLE_NOT_FOUND', `Table '${missing[1]}' not found`, { table: missing[1] });

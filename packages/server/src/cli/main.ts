@@ -1,0 +1,71 @@
+/** `rustydb` command line: `serve` runs the server. */
+import { describeConfig, loadConfig, CONFIG_FIELDS, envName, flagName } from '../config/config.ts';
+import { startServer } from '../server.ts';
+import { parseArgs, type ParsedArgs } from './args.ts';
+
+const USAGE = `usage: rustydb <command> [options]
+
+commands:
+  serve     run the server (embedded SQLite in --data-dir)
+  help      show this text
+
+configuration (flag / environment variable; flags win over the environment, which wins over --config FILE):
+${Object.entries(CONFIG_FIELDS)
+  .map(([field, spec]) => `  ${flagName(field as keyof typeof CONFIG_FIELDS).padEnd(30)} ${envName(field as keyof typeof CONFIG_FIELDS).padEnd(38)} ${spec.help}`)
+  .join('\n')}
+`;
+
+async function serve(args: ParsedArgs): Promise<void> {
+  const config = loadConfig({ flags: args.config, env: process.env, ...(args.configFile ? { file: args.configFile } : {}) });
+  const server = await startServer(config, {
+    onGeneratedAdminPassword: (password) =>
+      process.stdout.write(
+        `\nCreated user 'admin' with generated password: ${password}\n` +
+          'It is shown only this once. Set RUSTYDB_ADMIN_PASSWORD before the first start to choose it.\n\n',
+      ),
+  });
+  process.stdout.write(`effective configuration: ${JSON.stringify(describeConfig(config))}\n`);
+  if (!config.enable_tls && !['127.0.0.1', 'localhost', '::1'].includes(config.host)) {
+    process.stdout.write(`warning: listening on ${config.host} without TLS; use enable_tls in production\n`);
+  }
+  if (!config.require_authentication) {
+    process.stdout.write('warning: require_authentication is off: every client acts as admin\n');
+  }
+  process.stdout.write(`RustyDB listening on ${server.url} (WebSocket ${server.wsUrl}/api/v1/stream)\n`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`${signal} received: closing connections\n`);
+    server.close().then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  switch (args.command) {
+    case 'serve':
+      await serve(args);
+      return;
+    case undefined:
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`unknown command '${args.command}'\n${USAGE}`);
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`rustydb: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,348 @@
+/**
+ * One client of `/api/v1/stream`, independent of the WebSocket library: it receives text messages,
+ * sends text messages through `SessionSocket`, and owns everything the client started (running
+ * queries, timers). `close()` is the one clean-up path and is safe to call twice.
+ */
+import {
+  parseClientMessage,
+  type BatchMessage,
+  type CancelMessage,
+  type ClientMessage,
+  type QueryMessage,
+  type ServerLimits,
+} from '@rustydb/protocol';
+import type { ServerConfig } from '../config/config.ts';
+import type { Engine } from '../engine/engine.ts';
+import { RustyError, normalizeError } from '../errors/rusty-error.ts';
+import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import { envelope, errorEnvelope } from './envelope.ts';
+import { describeError, type Logger } from './logger.ts';
+import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
+
+export interface SessionSocket {
+  send(text: string): void;
+  /** True while the transport holds more unsent data than it should. */
+  congested(): boolean;
+  /** Resolves when the transport has room again (or is closed). */
+  drained(): Promise<void>;
+  close(code: number, reason: string): void;
+}
+
+export interface SessionDeps {
+  engine: Engine;
+  authenticator: Authenticator;
+  config: ServerConfig;
+  logger: Logger;
+}
+
+/** Rows a `streaming: false` query may return; larger results must be streamed. */
+export const MAX_UNSTREAMED_ROWS = 100_000;
+/** Queries one connection may run at the same time. */
+export const MAX_RUNNING_QUERIES = 16;
+/** How long before expiry the server warns that a token is about to expire. */
+const EXPIRY_WARNING_MS = 60_000;
+/** Windows over which rate-limit rejections are counted, and how many rate-limits' worth close the socket. */
+const VIOLATION_WINDOW_MS = 10_000;
+const VIOLATION_FACTOR = 5;
+
+export class StreamSession {
+  readonly #socket: SessionSocket;
+  readonly #deps: SessionDeps;
+  #principal: Principal | undefined;
+  readonly #running = new Map<string, AbortController>();
+  #unnamedRunning = 0;
+  #closed = false;
+  readonly #bucket: TokenBucket | undefined;
+  readonly #violations: ViolationCounter | undefined;
+  /** Messages that arrived while a URL token was being checked; replayed in order once it is. */
+  #pending: string[] | undefined;
+  #authTimer: NodeJS.Timeout | undefined;
+  #expiryTimer: NodeJS.Timeout | undefined;
+  #warningTimer: NodeJS.Timeout | undefined;
+
+  constructor(socket: SessionSocket, deps: SessionDeps) {
+    this.#socket = socket;
+    this.#deps = deps;
+    const { config } = deps;
+    if (config.enable_rate_limiting) {
+      this.#bucket = new TokenBucket(config.rate_limit_rps);
+      this.#violations = new ViolationCounter(
+        (config.rate_limit_rps * VIOLATION_WINDOW_MS * VIOLATION_FACTOR) / 1000,
+        VIOLATION_WINDOW_MS,
+      );
+    }
+  }
+
+  get principal(): Principal | undefined {
+    return this.#principal;
+  }
+
+  /** Starts the session, with the token from the URL if the client gave one. */
+  async open(urlToken: string | undefined): Promise<void> {
+    const { config } = this.#deps;
+    if (!config.require_authentication) {
+      this.#principal = ANONYMOUS;
+      return;
+    }
+    if (urlToken !== undefined) {
+      this.#pending = [];
+      try {
+        await this.#authenticate(urlToken, undefined);
+      } finally {
+        const pending = this.#pending;
+        this.#pending = undefined;
+        for (const text of pending) this.handleText(text);
+      }
+      return;
+    }
+    // A client that never authenticates does not keep its socket.
+    this.#authTimer = setTimeout(() => {
+      if (!this.#principal) this.#closeWith(1008, 'authentication timeout');
+    }, config.websocket_timeout * 1000);
+  }
+
+  handleText(text: string): void {
+    if (this.#closed) return;
+    if (this.#pending) {
+      this.#pending.push(text);
+      return;
+    }
+    const parsed = parseClientMessage(text);
+    if (!parsed.ok) {
+      this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', parsed.error), parsed.id));
+      return;
+    }
+    const message = parsed.message;
+    if (this.#bucket) {
+      const retryAfter = this.#bucket.take();
+      if (retryAfter > 0) {
+        if (this.#violations!.record()) {
+          this.#send(errorEnvelope(new RustyError('RATE_LIMIT_EXCEEDED', 'sustained rate limit violation'), message.id));
+          this.#closeWith(1008, 'rate limit exceeded');
+          return;
+        }
+        this.#send(
+          errorEnvelope(
+            new RustyError('RATE_LIMIT_EXCEEDED', 'too many messages', { retry_after_ms: retryAfter }),
+            message.id,
+          ),
+        );
+        return;
+      }
+    }
+    this.#dispatch(message).catch((err) => this.#fail(err));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#authTimer);
+    clearTimeout(this.#expiryTimer);
+    clearTimeout(this.#warningTimer);
+    for (const controller of this.#running.values()) controller.abort();
+    this.#running.clear();
+  }
+
+  async #dispatch(message: ClientMessage): Promise<void> {
+    if (message.type === 'auth') {
+      await this.#authenticate(message.payload.token, message.id);
+      return;
+    }
+    if (!this.#principal) {
+      this.#send(errorEnvelope(new RustyError('AUTH_REQUIRED', 'authenticate first: send an auth message'), message.id));
+      return;
+    }
+    switch (message.type) {
+      case 'ping':
+        this.#send(envelope('pong', {}, message.id));
+        return;
+      case 'query':
+        await this.#tracked(message.id, (signal) => this.#runQuery(message, signal));
+        return;
+      case 'batch':
+        await this.#tracked(message.id, (signal) => this.#runBatch(message, signal));
+        return;
+      case 'cancel':
+        this.#cancel(message);
+        return;
+    }
+  }
+
+  async #authenticate(token: string, id: string | undefined): Promise<void> {
+    let principal: Principal;
+    try {
+      principal = await this.#deps.authenticator.authenticate(token);
+    } catch (err) {
+      const failure = normalizeError(err, (e) => this.#deps.logger.error('authentication failed', describeError(e)));
+      this.#send(errorEnvelope(failure, id, 'auth_error'));
+      this.#closeWith(1008, failure.code === 'AUTH_EXPIRED' ? 'token expired' : 'authentication failed');
+      return;
+    }
+    if (this.#closed) return;
+    this.#principal = principal;
+    clearTimeout(this.#authTimer);
+    this.#armExpiry(principal.expiresAt!);
+    this.#send(
+      envelope(
+        'auth_success',
+        {
+          status: 'success',
+          user: principal.user,
+          roles: principal.roles,
+          expires_at: new Date(principal.expiresAt!).toISOString(),
+          limits: this.#limits(),
+        },
+        id,
+      ),
+    );
+  }
+
+  /** Warns shortly before the token expires, and ends the session when it does unless re-authenticated. */
+  #armExpiry(expiresAt: number): void {
+    clearTimeout(this.#expiryTimer);
+    clearTimeout(this.#warningTimer);
+    const remaining = expiresAt - Date.now();
+    // setTimeout holds at most 2^31-1 ms; longer-lived tokens are re-armed when the first timer fires.
+    const MAX_DELAY = 2_147_483_647;
+    if (remaining - EXPIRY_WARNING_MS > 0) {
+      this.#warningTimer = setTimeout(
+        () => this.#send(envelope('auth_expiring', { expires_at: new Date(expiresAt).toISOString() })),
+        Math.min(remaining - EXPIRY_WARNING_MS, MAX_DELAY),
+      );
+    }
+    this.#expiryTimer = setTimeout(
+      () => {
+        if (Date.now() < expiresAt) {
+          this.#armExpiry(expiresAt);
+          return;
+        }
+        this.#send(errorEnvelope(new RustyError('AUTH_EXPIRED', 'token has expired; authenticate again')));
+        this.#closeWith(1008, 'token expired');
+      },
+      Math.min(Math.max(remaining, 0), MAX_DELAY),
+    );
+  }
+
+  #limits(): ServerLimits {
+    const { config } = this.#deps;
+    return {
+      max_message_size: config.websocket_max_message_size,
+      rate_limit_rps: config.enable_rate_limiting ? config.rate_limit_rps : null,
+      ping_interval_ms: config.websocket_ping_interval * 1000,
+      idle_timeout_ms: config.websocket_timeout * 1000,
+    };
+  }
+
+  /** Runs `work` with an AbortSignal that `cancel` (by id) and `close` can fire. */
+  async #tracked(id: string | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    if (id !== undefined && this.#running.has(id)) {
+      this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', `a request with id '${id}' is still running`), id));
+      return;
+    }
+    if (this.#running.size + this.#unnamedRunning >= MAX_RUNNING_QUERIES) {
+      this.#send(
+        errorEnvelope(
+          new RustyError('RATE_LIMIT_EXCEEDED', `at most ${MAX_RUNNING_QUERIES} requests may run at once`, {
+            retry_after_ms: 100,
+          }),
+          id,
+        ),
+      );
+      return;
+    }
+    const controller = new AbortController();
+    if (id !== undefined) this.#running.set(id, controller);
+    else this.#unnamedRunning++;
+    try {
+      await work(controller.signal);
+    } catch (err) {
+      this.#sendFailure(err, id);
+    } finally {
+      if (id !== undefined) {
+        if (this.#running.get(id) === controller) this.#running.delete(id);
+      } else this.#unnamedRunning--;
+    }
+  }
+
+  async #runQuery(message: QueryMessage, signal: AbortSignal): Promise<void> {
+    const { engine, config } = this.#deps;
+    const { sql, params, streaming, chunk_size } = message.payload;
+    const timeoutMs = config.statement_timeout * 1000;
+    if (streaming === false) {
+      const chunks = engine.stream({ sql, params }, { signal, timeoutMs, chunkSize: MAX_UNSTREAMED_ROWS + 1 });
+      for await (const chunk of chunks) {
+        if (!chunk.done) {
+          throw new RustyError(
+            'QUERY_ERROR',
+            `result has more than ${MAX_UNSTREAMED_ROWS} rows; send the query with streaming enabled`,
+          );
+        }
+        this.#sendChunk(message.id, chunk.columns, chunk.rows, false, chunk.rowsAffected, chunk.lastInsertId);
+      }
+      return;
+    }
+    const chunkSize = chunk_size ?? config.query_chunk_size;
+    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, chunkSize })) {
+      if (this.#closed) return;
+      this.#sendChunk(message.id, chunk.columns, chunk.rows, !chunk.done, chunk.rowsAffected, chunk.lastInsertId);
+      // Backpressure: read no further rows while the client is behind.
+      if (!chunk.done && this.#socket.congested()) await this.#socket.drained();
+      if (signal.aborted) throw new RustyError('QUERY_CANCELLED', 'query cancelled');
+    }
+  }
+
+  #sendChunk(
+    id: string | undefined,
+    columns: string[],
+    rows: unknown[],
+    hasMore: boolean,
+    rowsAffected: number | undefined,
+    lastInsertId: number | undefined,
+  ): void {
+    const payload: Record<string, unknown> = { status: 'success', columns, rows, has_more: hasMore };
+    if (!hasMore) payload.rows_affected = rowsAffected ?? rows.length;
+    if (!hasMore && lastInsertId !== undefined) payload.last_insert_id = lastInsertId;
+    this.#send(envelope('data', payload, id));
+  }
+
+  async #runBatch(message: BatchMessage, signal: AbortSignal): Promise<void> {
+    const { engine, config } = this.#deps;
+    const results = await engine.batch(message.payload.queries, {
+      signal,
+      timeoutMs: config.statement_timeout * 1000,
+      transaction: message.payload.transaction ?? false,
+    });
+    this.#send(envelope('data', { status: 'success', results }, message.id));
+  }
+
+  #cancel(message: CancelMessage): void {
+    const controller = this.#running.get(message.payload.id);
+    controller?.abort();
+    if (message.id !== undefined) {
+      this.#send(envelope('data', { status: 'success', cancelled: controller !== undefined }, message.id));
+    }
+  }
+
+  #sendFailure(err: unknown, id: string | undefined): void {
+    const failure = normalizeError(err, (e) => this.#deps.logger.error('request failed', describeError(e)));
+    this.#send(errorEnvelope(failure, id));
+    if (failure.fatal) this.#closeWith(1011, 'internal error');
+  }
+
+  /** A failure outside any request: a bug. The client is told and the socket closed with 1011. */
+  #fail(err: unknown): void {
+    this.#deps.logger.error('session failed', describeError(err));
+    this.#send(errorEnvelope(new RustyError('INTERNAL_ERROR', 'internal server error')));
+    this.#closeWith(1011, 'internal error');
+  }
+
+  #send(text: string): void {
+    if (!this.#closed) this.#socket.send(text);
+  }
+
+  #closeWith(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.close();
+    this.#socket.close(code, reason);
+  }
+}
