@@ -15,14 +15,17 @@ function findTests(dir) {
 }
 
 const only = process.argv.slice(2);
-const files = only.length > 0 ? only : readdirSync('packages').flatMap((pkg) => {
-  const dir = join('packages', pkg, 'test');
-  try {
-    return findTests(dir);
-  } catch {
-    return [];
-  }
-});
+const files =
+  only.length > 0
+    ? only
+    : readdirSync('packages').flatMap((pkg) => {
+        const dir = join('packages', pkg, 'test');
+        try {
+          return findTests(dir);
+        } catch {
+          return [];
+        }
+      });
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);

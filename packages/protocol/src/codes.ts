@@ -8,13 +8,22 @@ export const ERROR_CODES = {
   AUTH_FAILED: { description: 'Credentials or token were rejected', retryable: false },
   AUTH_EXPIRED: { description: 'The token has expired', retryable: false },
   PERMISSION_DENIED: { description: 'The caller lacks a privilege the operation needs', retryable: false },
-  INVALID_MESSAGE: { description: 'The message is not valid JSON or does not have the expected shape', retryable: false },
+  INVALID_MESSAGE: {
+    description: 'The message is not valid JSON or does not have the expected shape',
+    retryable: false,
+  },
   QUERY_ERROR: { description: 'The SQL statement failed', retryable: false },
   TABLE_NOT_FOUND: { description: 'A table named by the statement does not exist', retryable: false },
   QUERY_CANCELLED: { description: 'The query was stopped by a cancel message', retryable: false },
-  QUERY_TIMEOUT: { description: 'The query ran longer than the statement timeout and was stopped', retryable: true },
+  QUERY_TIMEOUT: {
+    description: 'The query ran longer than the statement timeout and was stopped',
+    retryable: true,
+  },
   CONNECTION_LIMIT: { description: 'The server has no room for another connection', retryable: true },
-  RATE_LIMIT_EXCEEDED: { description: 'Too many messages; wait retry_after_ms before sending again', retryable: true },
+  RATE_LIMIT_EXCEEDED: {
+    description: 'Too many messages; wait retry_after_ms before sending again',
+    retryable: true,
+  },
   INTERNAL_ERROR: { description: 'The server failed unexpectedly', retryable: true },
 } as const satisfies Record<string, { description: string; retryable: boolean }>;
 
@@ -30,7 +39,10 @@ export const CLOSE_CODES = {
   PROTOCOL_ERROR: { code: 1002, description: 'WebSocket protocol violation' },
   UNSUPPORTED_DATA: { code: 1003, description: 'Binary frames are not accepted' },
   INVALID_PAYLOAD: { code: 1007, description: 'A text frame was not valid UTF-8' },
-  POLICY_VIOLATION: { code: 1008, description: 'Authentication failed, expired or was revoked, or a policy was broken' },
+  POLICY_VIOLATION: {
+    code: 1008,
+    description: 'Authentication failed, expired or was revoked, or a policy was broken',
+  },
   MESSAGE_TOO_BIG: { code: 1009, description: 'A message exceeded websocket_max_message_size' },
   INTERNAL_ERROR: { code: 1011, description: 'The server failed unexpectedly' },
   TRY_AGAIN_LATER: { code: 1013, description: 'The server is at websocket_max_connections' },

@@ -79,7 +79,13 @@ export type QueryMessage = z.infer<typeof queryMessageSchema>;
 export type BatchMessage = z.infer<typeof batchMessageSchema>;
 export type CancelMessage = z.infer<typeof cancelMessageSchema>;
 export type ClientMessageType = ClientMessage['type'];
-export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = ['auth', 'query', 'batch', 'ping', 'cancel'];
+export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = [
+  'auth',
+  'query',
+  'batch',
+  'ping',
+  'cancel',
+];
 
 // ---- server → client -------------------------------------------------------------------------
 

@@ -41,7 +41,9 @@ function readTlsFile(field: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`invalid configuration: ${field}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new Error(
+      `invalid configuration: ${field}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 
@@ -55,7 +57,11 @@ async function bootstrapAdmin(users: UserStore, config: ServerConfig, options: S
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RustyServer> {
   const logger = options.logger ?? consoleLogger;
   const https = config.enable_tls
-    ? { cert: readTlsFile('tls_cert_path', config.tls_cert_path!), key: readTlsFile('tls_key_path', config.tls_key_path!), minVersion: 'TLSv1.2' as const }
+    ? {
+        cert: readTlsFile('tls_cert_path', config.tls_cert_path!),
+        key: readTlsFile('tls_key_path', config.tls_key_path!),
+        minVersion: 'TLSv1.2' as const,
+      }
     : undefined;
 
   const engine = new SqliteEngine({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
@@ -71,7 +77,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     const gateway = new WebSocketGateway(config, logger);
     gateway.route(STREAM_PATH, streamEndpoint(deps));
 
-    app = Fastify({ logger: false, bodyLimit: config.websocket_max_message_size, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+    app = Fastify({
+      logger: false,
+      bodyLimit: config.websocket_max_message_size,
+      ...(https ? { https } : {}),
+    }) as unknown as FastifyInstance;
     if (https) {
       app.addHook('onSend', async (_request, reply) => {
         reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');

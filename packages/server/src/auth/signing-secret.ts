@@ -18,7 +18,8 @@ export function loadSigningSecret(dataDir: string, configured: string | undefine
   const path = join(dataDir, FILE_NAME);
   if (existsSync(path)) {
     const secret = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
-    if (secret.length < 32) throw new Error(`the signing secret in ${path} is too short; delete it to generate a new one`);
+    if (secret.length < 32)
+      throw new Error(`the signing secret in ${path} is too short; delete it to generate a new one`);
     chmodSync(path, 0o600);
     return secret;
   }

@@ -71,10 +71,10 @@ export class UserStore {
   }
 
   async setPassword(username: string, password: string): Promise<boolean> {
-    const { changes } = await this.#store.run(`UPDATE ${USERS_TABLE} SET password_hash = ? WHERE username = ?`, [
-      await hashPassword(password),
-      username,
-    ]);
+    const { changes } = await this.#store.run(
+      `UPDATE ${USERS_TABLE} SET password_hash = ? WHERE username = ?`,
+      [await hashPassword(password), username],
+    );
     return changes > 0;
   }
 }

@@ -12,7 +12,13 @@ export interface ParsedArgs {
 }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const result: ParsedArgs = { command: undefined, positional: [], config: {}, options: {}, configFile: undefined };
+  const result: ParsedArgs = {
+    command: undefined,
+    positional: [],
+    config: {},
+    options: {},
+    configFile: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('--')) {
@@ -29,7 +35,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     if (value === undefined) {
       const next = argv[i + 1];
-      if (isBoolField(name) && (next === undefined || !/^(true|false|1|0|yes|no|on|off)$/i.test(next))) value = true;
+      if (isBoolField(name) && (next === undefined || !/^(true|false|1|0|yes|no|on|off)$/i.test(next)))
+        value = true;
       else if (next !== undefined) {
         value = next;
         i++;

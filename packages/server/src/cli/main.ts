@@ -11,12 +11,19 @@ commands:
 
 configuration (flag / environment variable; flags win over the environment, which wins over --config FILE):
 ${Object.entries(CONFIG_FIELDS)
-  .map(([field, spec]) => `  ${flagName(field as keyof typeof CONFIG_FIELDS).padEnd(30)} ${envName(field as keyof typeof CONFIG_FIELDS).padEnd(38)} ${spec.help}`)
+  .map(
+    ([field, spec]) =>
+      `  ${flagName(field as keyof typeof CONFIG_FIELDS).padEnd(30)} ${envName(field as keyof typeof CONFIG_FIELDS).padEnd(38)} ${spec.help}`,
+  )
   .join('\n')}
 `;
 
 async function serve(args: ParsedArgs): Promise<void> {
-  const config = loadConfig({ flags: args.config, env: process.env, ...(args.configFile ? { file: args.configFile } : {}) });
+  const config = loadConfig({
+    flags: args.config,
+    env: process.env,
+    ...(args.configFile ? { file: args.configFile } : {}),
+  });
   const server = await startServer(config, {
     onGeneratedAdminPassword: (password) =>
       process.stdout.write(

@@ -32,7 +32,13 @@ export const CONFIG_FIELDS = {
     help: 'HS256 signing secret (default: generated once and kept in the data dir)',
   },
   token_ttl: { kind: 'int', default: 86_400, min: 1, max: 31_536_000, help: 'token lifetime, seconds' },
-  websocket_max_connections: { kind: 'int', default: 1000, min: 1, max: 1_000_000, help: 'open sockets at most' },
+  websocket_max_connections: {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+    help: 'open sockets at most',
+  },
   websocket_max_message_size: {
     kind: 'int',
     default: 1024 * 1024,
@@ -40,7 +46,13 @@ export const CONFIG_FIELDS = {
     max: 256 * 1024 * 1024,
     help: 'largest client message, bytes (after decompression)',
   },
-  websocket_ping_interval: { kind: 'number', default: 30, min: 0.05, max: 86_400, help: 'server ping period, seconds' },
+  websocket_ping_interval: {
+    kind: 'number',
+    default: 30,
+    min: 0.05,
+    max: 86_400,
+    help: 'server ping period, seconds',
+  },
   websocket_timeout: {
     kind: 'number',
     default: 60,
@@ -50,7 +62,13 @@ export const CONFIG_FIELDS = {
   },
   require_authentication: { kind: 'bool', default: true, help: 'demand a token before any other message' },
   enable_rate_limiting: { kind: 'bool', default: true, help: 'limit messages per connection' },
-  rate_limit_rps: { kind: 'int', default: 100, min: 1, max: 1_000_000, help: 'messages per second per connection' },
+  rate_limit_rps: {
+    kind: 'int',
+    default: 100,
+    min: 1,
+    max: 1_000_000,
+    help: 'messages per second per connection',
+  },
   enable_tls: { kind: 'bool', default: false, help: 'serve https and wss' },
   tls_cert_path: { kind: 'string', default: undefined, help: 'PEM certificate (with enable_tls)' },
   tls_key_path: { kind: 'string', default: undefined, help: 'PEM private key (with enable_tls)' },
@@ -61,7 +79,13 @@ export const CONFIG_FIELDS = {
     max: 86_400,
     help: 'a statement running longer is interrupted, seconds',
   },
-  query_chunk_size: { kind: 'int', default: 1000, min: 1, max: 100_000, help: 'rows per streamed data message' },
+  query_chunk_size: {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 100_000,
+    help: 'rows per streamed data message',
+  },
   engine_pool_size: {
     kind: 'int',
     default: 4,
@@ -73,7 +97,11 @@ export const CONFIG_FIELDS = {
 
 export type ConfigField = keyof typeof CONFIG_FIELDS;
 
-type ValueOf<F extends FieldSpec> = F['kind'] extends 'bool' ? boolean : F['kind'] extends 'string' ? string : number;
+type ValueOf<F extends FieldSpec> = F['kind'] extends 'bool'
+  ? boolean
+  : F['kind'] extends 'string'
+    ? string
+    : number;
 
 export type ServerConfig = {
   -readonly [K in ConfigField]: (typeof CONFIG_FIELDS)[K]['default'] extends undefined
@@ -116,7 +144,8 @@ function coerce(field: ConfigField, raw: unknown, source: string): string | numb
       return fail(`expected true or false, got ${JSON.stringify(raw)}`);
     case 'int':
     case 'number': {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      const n =
+        typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
       if (!Number.isFinite(n)) fail(`expected a number, got ${JSON.stringify(raw)}`);
       if (spec.kind === 'int' && !Number.isInteger(n)) fail(`expected a whole number, got ${n}`);
       if (spec.min !== undefined && n < spec.min) fail(`must be at least ${spec.min}, got ${n}`);

@@ -117,7 +117,12 @@ export class StreamSession {
       const retryAfter = this.#bucket.take();
       if (retryAfter > 0) {
         if (this.#violations!.record()) {
-          this.#send(errorEnvelope(new RustyError('RATE_LIMIT_EXCEEDED', 'sustained rate limit violation'), message.id));
+          this.#send(
+            errorEnvelope(
+              new RustyError('RATE_LIMIT_EXCEEDED', 'sustained rate limit violation'),
+              message.id,
+            ),
+          );
           this.#closeWith(1008, 'rate limit exceeded');
           return;
         }
@@ -149,7 +154,12 @@ export class StreamSession {
       return;
     }
     if (!this.#principal) {
-      this.#send(errorEnvelope(new RustyError('AUTH_REQUIRED', 'authenticate first: send an auth message'), message.id));
+      this.#send(
+        errorEnvelope(
+          new RustyError('AUTH_REQUIRED', 'authenticate first: send an auth message'),
+          message.id,
+        ),
+      );
       return;
     }
     switch (message.type) {
@@ -173,7 +183,9 @@ export class StreamSession {
     try {
       principal = await this.#deps.authenticator.authenticate(token);
     } catch (err) {
-      const failure = normalizeError(err, (e) => this.#deps.logger.error('authentication failed', describeError(e)));
+      const failure = normalizeError(err, (e) =>
+        this.#deps.logger.error('authentication failed', describeError(e)),
+      );
       this.#send(errorEnvelope(failure, id, 'auth_error'));
       this.#closeWith(1008, failure.code === 'AUTH_EXPIRED' ? 'token expired' : 'authentication failed');
       return;
@@ -236,7 +248,9 @@ export class StreamSession {
   /** Runs `work` with an AbortSignal that `cancel` (by id) and `close` can fire. */
   async #tracked(id: string | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
     if (id !== undefined && this.#running.has(id)) {
-      this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', `a request with id '${id}' is still running`), id));
+      this.#send(
+        errorEnvelope(new RustyError('INVALID_MESSAGE', `a request with id '${id}' is still running`), id),
+      );
       return;
     }
     if (this.#running.size + this.#unnamedRunning >= MAX_RUNNING_QUERIES) {
@@ -269,7 +283,10 @@ export class StreamSession {
     const { sql, params, streaming, chunk_size } = message.payload;
     const timeoutMs = config.statement_timeout * 1000;
     if (streaming === false) {
-      const chunks = engine.stream({ sql, params }, { signal, timeoutMs, chunkSize: MAX_UNSTREAMED_ROWS + 1 });
+      const chunks = engine.stream(
+        { sql, params },
+        { signal, timeoutMs, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
+      );
       for await (const chunk of chunks) {
         if (!chunk.done) {
           throw new RustyError(
@@ -284,7 +301,14 @@ export class StreamSession {
     const chunkSize = chunk_size ?? config.query_chunk_size;
     for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, chunkSize })) {
       if (this.#closed) return;
-      this.#sendChunk(message.id, chunk.columns, chunk.rows, !chunk.done, chunk.rowsAffected, chunk.lastInsertId);
+      this.#sendChunk(
+        message.id,
+        chunk.columns,
+        chunk.rows,
+        !chunk.done,
+        chunk.rowsAffected,
+        chunk.lastInsertId,
+      );
       // Backpressure: read no further rows while the client is behind.
       if (!chunk.done && this.#socket.congested()) await this.#socket.drained();
       if (signal.aborted) throw new RustyError('QUERY_CANCELLED', 'query cancelled');

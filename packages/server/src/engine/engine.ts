@@ -44,7 +44,10 @@ export interface Engine {
   stream(statement: StatementInput, options: StreamOptions): AsyncGenerator<ResultChunk, void, undefined>;
   /** Runs one statement and returns its whole result. */
   execute(statement: StatementInput, options: RunOptions): Promise<StatementResult>;
-  batch(statements: readonly StatementInput[], options: BatchOptions): Promise<(StatementResult | StatementFailure)[]>;
+  batch(
+    statements: readonly StatementInput[],
+    options: BatchOptions,
+  ): Promise<(StatementResult | StatementFailure)[]>;
   /** Resolves when the engine answers a trivial statement; used by readiness. */
   healthCheck(): Promise<void>;
   close(): Promise<void>;

@@ -20,7 +20,14 @@ export interface GuardedStatement {
   verb: string;
 }
 
-const READ_ONLY_PRAGMAS = new Set(['TABLE_INFO', 'TABLE_XINFO', 'INDEX_LIST', 'INDEX_INFO', 'INDEX_XINFO', 'FOREIGN_KEY_LIST']);
+const READ_ONLY_PRAGMAS = new Set([
+  'TABLE_INFO',
+  'TABLE_XINFO',
+  'INDEX_LIST',
+  'INDEX_INFO',
+  'INDEX_XINFO',
+  'FOREIGN_KEY_LIST',
+]);
 const TRANSACTION_VERBS = new Set(['BEGIN', 'COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE']);
 const FORBIDDEN_VERBS: Record<string, string> = {
   ATTACH: 'ATTACH is not allowed',

@@ -59,9 +59,11 @@ export function normalizeError(err: unknown, onInternal?: (err: unknown) => void
       onInternal?.(err);
       return new RustyError('INTERNAL_ERROR', 'database storage failure', undefined, { fatal: true });
     }
-    if (code === 'SQLITE_AUTH') return new RustyError('PERMISSION_DENIED', message.replace(/^access to /, 'no access to '));
+    if (code === 'SQLITE_AUTH')
+      return new RustyError('PERMISSION_DENIED', message.replace(/^access to /, 'no access to '));
     const missing = /^no such table: (.+)$/.exec(message);
-    if (missing) return new RustyError('TABLE_NOT_FOUND', `Table '${missing[1]}' not found`, { table: missing[1] });
+    if (missing)
+      return new RustyError('TABLE_NOT_FOUND', `Table '${missing[1]}' not found`, { table: missing[1] });
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
       return new RustyError('QUERY_ERROR', 'database is busy; try again', { sqlite_code: code });
     }

@@ -34,7 +34,9 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 function sendError(reply: FastifyReply, err: RustyError): FastifyReply {
-  const error = err.details ? { code: err.code, message: err.message, details: err.details } : { code: err.code, message: err.message };
+  const error = err.details
+    ? { code: err.code, message: err.message, details: err.details }
+    : { code: err.code, message: err.message };
   return reply.code(HTTP_STATUS[err.code]).send({ success: false, error });
 }
 
@@ -52,12 +54,17 @@ export function registerRestApi(app: FastifyInstance, deps: RestDeps): void {
   app.setErrorHandler((error, _request, reply) => {
     const fastifyCode = (error as { code?: string }).code;
     if (fastifyCode === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send({ success: false, error: { code: 'INVALID_MESSAGE', message: 'request body too large' } });
+      return reply
+        .code(413)
+        .send({ success: false, error: { code: 'INVALID_MESSAGE', message: 'request body too large' } });
     }
     if (fastifyCode?.startsWith('FST_ERR_CTP') || (error as { statusCode?: number }).statusCode === 400) {
       return sendError(reply, new RustyError('INVALID_MESSAGE', 'request body is not valid JSON'));
     }
-    return sendError(reply, normalizeError(error, (e) => logger.error('request failed', describeError(e))));
+    return sendError(
+      reply,
+      normalizeError(error, (e) => logger.error('request failed', describeError(e))),
+    );
   });
 
   app.setNotFoundHandler((_request, reply) =>
@@ -77,9 +84,15 @@ export function registerRestApi(app: FastifyInstance, deps: RestDeps): void {
     const controller = new AbortController();
     request.raw.once('close', () => controller.abort());
     let result;
-    for await (const chunk of engine.stream({ sql, params }, { timeoutMs, signal: controller.signal, chunkSize: MAX_UNSTREAMED_ROWS + 1 })) {
+    for await (const chunk of engine.stream(
+      { sql, params },
+      { timeoutMs, signal: controller.signal, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
+    )) {
       if (!chunk.done) {
-        throw new RustyError('QUERY_ERROR', `result has more than ${MAX_UNSTREAMED_ROWS} rows; stream it over /api/v1/stream`);
+        throw new RustyError(
+          'QUERY_ERROR',
+          `result has more than ${MAX_UNSTREAMED_ROWS} rows; stream it over /api/v1/stream`,
+        );
       }
       result = {
         columns: chunk.columns,
@@ -107,7 +120,9 @@ export function registerRestApi(app: FastifyInstance, deps: RestDeps): void {
     try {
       await Promise.race([
         engine.healthCheck(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('engine did not answer in time')), 2000).unref()),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error('engine did not answer in time')), 2000).unref(),
+        ),
       ]);
       return { status: 'ready', engine: engine.name };
     } catch (err) {

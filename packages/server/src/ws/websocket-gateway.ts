@@ -38,7 +38,10 @@ export class WebSocketGateway {
     });
     const pingMs = config.websocket_ping_interval * 1000;
     const timeoutMs = config.websocket_timeout * 1000;
-    this.#heartbeat = setInterval(() => this.#beat(pingMs, timeoutMs), Math.max(25, Math.min(pingMs, timeoutMs) / 4));
+    this.#heartbeat = setInterval(
+      () => this.#beat(pingMs, timeoutMs),
+      Math.max(25, Math.min(pingMs, timeoutMs) / 4),
+    );
     this.#heartbeat.unref();
   }
 

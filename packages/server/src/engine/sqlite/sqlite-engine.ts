@@ -75,7 +75,10 @@ export class SqliteEngine implements Engine {
     this.internal = this.#makeInternalStore();
   }
 
-  async *stream(statement: StatementInput, options: StreamOptions): AsyncGenerator<ResultChunk, void, undefined> {
+  async *stream(
+    statement: StatementInput,
+    options: StreamOptions,
+  ): AsyncGenerator<ResultChunk, void, undefined> {
     const routed = this.#router.route(statement.sql);
     const params = toDriverParams(statement.params);
     if (routed.route === 'inline') {
@@ -125,7 +128,9 @@ export class SqliteEngine implements Engine {
       for (let i = 0; i < statements.length; i++) {
         try {
           results.push(
-            await collect(this.#runOn(conn, routed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000)),
+            await collect(
+              this.#runOn(conn, routed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000),
+            ),
           );
         } catch (err) {
           const failure = normalizeError(stopper.translate(err));
@@ -238,7 +243,9 @@ export class SqliteEngine implements Engine {
     stopper.throwIfStopped();
     if (!stmt.reader) {
       drain(await stmt.iterate(params));
-      const totals = drain(await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]));
+      const totals = drain(
+        await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]),
+      );
       const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
       if (routed.guarded.kind === 'ddl') this.#router.invalidate();
       yield { columns: [], rows: [], done: true, rowsAffected: changes, lastInsertId: Number(lastId) };

@@ -26,7 +26,11 @@ const CACHE_LIMIT = 512;
 export function planIsKeyed(details: readonly string[]): boolean {
   for (const detail of details) {
     if (detail.startsWith('SCAN') && detail !== 'SCAN CONSTANT ROW') return false;
-    if (/TEMP B-TREE|CO-ROUTINE|MATERIALIZE|RECURSIVE|MULTI-INDEX|COMPOUND|CORRELATED|LIST SUBQUERY/.test(detail)) {
+    if (
+      /TEMP B-TREE|CO-ROUTINE|MATERIALIZE|RECURSIVE|MULTI-INDEX|COMPOUND|CORRELATED|LIST SUBQUERY/.test(
+        detail,
+      )
+    ) {
       return false;
     }
     if (detail.startsWith('SEARCH') && /[<>]/.test(detail)) return false;

@@ -45,7 +45,10 @@ export class StatementStopper {
 
   #stoppedError(): RustyError {
     return this.#reason === 'timeout'
-      ? new RustyError('QUERY_TIMEOUT', `statement exceeded the ${this.#timeoutMs} ms timeout and was stopped`)
+      ? new RustyError(
+          'QUERY_TIMEOUT',
+          `statement exceeded the ${this.#timeoutMs} ms timeout and was stopped`,
+        )
       : new RustyError('QUERY_CANCELLED', 'query cancelled');
   }
 
