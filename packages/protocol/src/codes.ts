@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   },
   QUERY_ERROR: { description: 'The SQL statement failed', retryable: false },
   TABLE_NOT_FOUND: { description: 'A table named by the statement does not exist', retryable: false },
+  NOT_FOUND: { description: 'The user, role, session or collection named does not exist', retryable: false },
   QUERY_CANCELLED: { description: 'The query was stopped by a cancel message', retryable: false },
   QUERY_TIMEOUT: {
     description: 'The query ran longer than the statement timeout and was stopped',

@@ -14,7 +14,13 @@ import { Authenticator } from './auth/authenticator.ts';
 import { loadSigningSecret } from './auth/signing-secret.ts';
 import { generatePassword } from './auth/passwords.ts';
 import { consoleLogger, type Logger } from './core/logger.ts';
-import { registerRestApi } from './http/rest-api.ts';
+import { RoleStore } from './auth/role-store.ts';
+import { AccessControl } from './auth/access-control.ts';
+import { registerErrorHandling } from './http/http-helpers.ts';
+import { registerAuthRoutes } from './http/auth-routes.ts';
+import { registerSqlRoutes } from './http/sql-routes.ts';
+import { registerHealthRoutes } from './http/health-routes.ts';
+import { registerAdminRoutes } from './http/admin-routes.ts';
 import { WebSocketGateway } from './ws/websocket-gateway.ts';
 import { STREAM_PATH, streamEndpoint } from './ws/stream-endpoint.ts';
 
@@ -33,6 +39,8 @@ export interface RustyServer {
   readonly wsUrl: string;
   readonly engine: Engine;
   readonly users: UserStore;
+  readonly roles: RoleStore;
+  readonly access: AccessControl;
   readonly gateway: WebSocketGateway;
   close(): Promise<void>;
 }
@@ -68,11 +76,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let app: FastifyInstance | undefined;
   try {
     const users = new UserStore(engine.internal);
+    const roles = new RoleStore(engine.internal);
     await users.migrate();
+    await roles.migrate();
     await bootstrapAdmin(users, config, options);
+    const access = new AccessControl(users, roles);
     const tokens = new TokenService(loadSigningSecret(config.data_dir, config.jwt_secret), config.token_ttl);
     const authenticator = new Authenticator(users, tokens);
-    const deps = { engine, authenticator, config, logger };
+    const deps = { engine, authenticator, access, config, logger };
 
     const gateway = new WebSocketGateway(config, logger);
     gateway.route(STREAM_PATH, streamEndpoint(deps));
@@ -87,7 +98,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
       });
     }
-    registerRestApi(app, deps);
+    registerErrorHandling(app, logger);
+    registerAuthRoutes(app, deps);
+    registerSqlRoutes(app, deps);
+    registerHealthRoutes(app, deps);
+    registerAdminRoutes(app, { ...deps, users, roles });
     app.server.on('upgrade', (request, socket, head) => gateway.handleUpgrade(request, socket, head));
     await app.listen({ host: config.host, port: config.port });
 
@@ -103,6 +118,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       wsUrl: `${https ? 'wss' : 'ws'}://${host}:${port}`,
       engine,
       users,
+      roles,
+      access,
       gateway,
       close() {
         closing ??= (async () => {

@@ -12,9 +12,11 @@ export interface Principal {
   roles: string[];
   /** Milliseconds since the epoch; undefined when authentication is off. */
   expiresAt?: number;
+  /** True only when authentication is off: such a caller holds every privilege. */
+  anonymous?: boolean;
 }
 
-export const ANONYMOUS: Principal = Object.freeze({ user: 'anonymous', roles: ['admin'] }) as Principal;
+export const ANONYMOUS: Principal = Object.freeze({ user: 'anonymous', roles: ['admin'], anonymous: true });
 
 export class Authenticator {
   readonly #users: UserStore;

@@ -70,6 +70,37 @@ export class UserStore {
     ]);
   }
 
+  async list(): Promise<Omit<UserRecord, 'passwordHash'>[]> {
+    const rows = await this.#store.all<UserRow>(
+      `SELECT username, password_hash, roles, disabled FROM ${USERS_TABLE} ORDER BY username`,
+    );
+    return rows.map((row) => ({
+      username: row.username,
+      roles: JSON.parse(row.roles) as string[],
+      disabled: row.disabled !== 0,
+    }));
+  }
+
+  async setRoles(username: string, roles: string[]): Promise<boolean> {
+    const { changes } = await this.#store.run(`UPDATE ${USERS_TABLE} SET roles = ? WHERE username = ?`, [
+      JSON.stringify(roles),
+      username,
+    ]);
+    return changes > 0;
+  }
+
+  async setDisabled(username: string, disabled: boolean): Promise<boolean> {
+    const { changes } = await this.#store.run(`UPDATE ${USERS_TABLE} SET disabled = ? WHERE username = ?`, [
+      disabled ? 1 : 0,
+      username,
+    ]);
+    return changes > 0;
+  }
+
+  async remove(username: string): Promise<boolean> {
+    return (await this.#store.run(`DELETE FROM ${USERS_TABLE} WHERE username = ?`, [username])).changes > 0;
+  }
+
   async setPassword(username: string, password: string): Promise<boolean> {
     const { changes } = await this.#store.run(
       `UPDATE ${USERS_TABLE} SET password_hash = ? WHERE username = ?`,

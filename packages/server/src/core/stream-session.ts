@@ -15,6 +15,7 @@ import type { ServerConfig } from '../config/config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import type { AccessControl } from '../auth/access-control.ts';
 import { envelope, errorEnvelope } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
@@ -31,6 +32,7 @@ export interface SessionSocket {
 export interface SessionDeps {
   engine: Engine;
   authenticator: Authenticator;
+  access: AccessControl;
   config: ServerConfig;
   logger: Logger;
 }
@@ -167,10 +169,10 @@ export class StreamSession {
         this.#send(envelope('pong', {}, message.id));
         return;
       case 'query':
-        await this.#tracked(message.id, (signal) => this.#runQuery(message, signal));
+        await this.#tracked(message.id, (signal) => this.#runQuery(message, signal, this.#principal!));
         return;
       case 'batch':
-        await this.#tracked(message.id, (signal) => this.#runBatch(message, signal));
+        await this.#tracked(message.id, (signal) => this.#runBatch(message, signal, this.#principal!));
         return;
       case 'cancel':
         this.#cancel(message);
@@ -278,14 +280,15 @@ export class StreamSession {
     }
   }
 
-  async #runQuery(message: QueryMessage, signal: AbortSignal): Promise<void> {
-    const { engine, config } = this.#deps;
+  async #runQuery(message: QueryMessage, signal: AbortSignal, principal: Principal): Promise<void> {
+    const { engine, config, access } = this.#deps;
+    const authorize = await access.authorizerFor(principal);
     const { sql, params, streaming, chunk_size } = message.payload;
     const timeoutMs = config.statement_timeout * 1000;
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
-        { signal, timeoutMs, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
+        { signal, timeoutMs, authorize, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
       );
       for await (const chunk of chunks) {
         if (!chunk.done) {
@@ -299,7 +302,7 @@ export class StreamSession {
       return;
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
-    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, chunkSize })) {
+    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, authorize, chunkSize })) {
       if (this.#closed) return;
       this.#sendChunk(
         message.id,
@@ -329,10 +332,11 @@ export class StreamSession {
     this.#send(envelope('data', payload, id));
   }
 
-  async #runBatch(message: BatchMessage, signal: AbortSignal): Promise<void> {
-    const { engine, config } = this.#deps;
+  async #runBatch(message: BatchMessage, signal: AbortSignal, principal: Principal): Promise<void> {
+    const { engine, config, access } = this.#deps;
     const results = await engine.batch(message.payload.queries, {
       signal,
+      authorize: await access.authorizerFor(principal),
       timeoutMs: config.statement_timeout * 1000,
       transaction: message.payload.transaction ?? false,
     });

@@ -9,7 +9,28 @@ export interface StatementInput {
   params?: readonly SqlValue[];
 }
 
+/** Privileges on a table. WRITE is "any of INSERT, UPDATE, DELETE" (a table a trigger writes to). */
+export type TablePrivilege = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE' | 'WRITE';
+/** Privileges on the schema or the server as a whole. */
+export type GlobalPrivilege = 'CREATE' | 'DROP' | 'ALTER' | 'MONITOR' | 'ADMIN';
+
+export type AccessNeed =
+  { privilege: TablePrivilege; table: string } | { privilege: GlobalPrivilege; table?: undefined };
+
+/** What a statement touches, as reported by the engine (not guessed from its text). */
+export interface StatementAccess {
+  needs: readonly AccessNeed[];
+  /** Tables the statement reads, writes or changes the shape of (for change tracking). */
+  tables: readonly string[];
+  kind: 'read' | 'write' | 'ddl';
+}
+
+/** Throws PERMISSION_DENIED when the caller may not do what `access` describes. */
+export type Authorize = (access: StatementAccess) => void;
+
 export interface RunOptions {
+  /** Checked before the statement runs; omitted only for the server's own statements. */
+  authorize?: Authorize;
   /** Aborting stops the engine's work (the statement is interrupted, not merely abandoned). */
   signal?: AbortSignal;
   /** Milliseconds before the statement is interrupted with QUERY_TIMEOUT. */

@@ -6,7 +6,7 @@
  * second, independent gate.
  */
 import { RustyError } from '../errors/rusty-error.ts';
-import { lexStatements, type LexedStatement } from './sql-lexer.ts';
+import { lexStatements, type LexedStatement, type SqlToken } from './sql-lexer.ts';
 
 /** Every internal table starts with this; user SQL may never mention it. */
 export const INTERNAL_PREFIX = '_rustydb_';
@@ -18,6 +18,41 @@ export interface GuardedStatement {
   kind: StatementKind;
   /** First keyword, upper-cased (SELECT, INSERT, CREATE, …). */
   verb: string;
+  /**
+   * The table privileges the statement's own data change needs: INSERT for an insert, plus UPDATE
+   * for an upsert, plus DELETE for OR REPLACE; empty for reads and DDL.
+   */
+  writeVerbs: ReadonlySet<'INSERT' | 'UPDATE' | 'DELETE'>;
+  /** The statement returns the rows it changes (RETURNING). */
+  returning: boolean;
+  /** For DDL: the kind of object (TABLE, INDEX, VIEW, TRIGGER, VIRTUAL). */
+  objectType?: string;
+}
+
+/** Reads the data-changing verbs at nesting depth 0, skipping a leading WITH clause's subqueries. */
+function writeShape(tokens: readonly SqlToken[]): Pick<GuardedStatement, 'writeVerbs' | 'returning'> {
+  const verbs = new Set<'INSERT' | 'UPDATE' | 'DELETE'>();
+  let returning = false;
+  let depth = 0;
+  let main: string | undefined;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.text === '(') depth++;
+    else if (t.text === ')') depth--;
+    if (depth !== 0 || t.kind !== 'word') continue;
+    if (
+      !main &&
+      (t.text === 'INSERT' || t.text === 'REPLACE' || t.text === 'UPDATE' || t.text === 'DELETE')
+    ) {
+      main = t.text;
+      if (t.text === 'REPLACE') verbs.add('INSERT').add('DELETE');
+      else verbs.add(t.text);
+      // INSERT OR REPLACE / UPDATE OR REPLACE delete the rows they displace.
+      if (tokens[i + 1]?.text === 'OR' && tokens[i + 2]?.text === 'REPLACE') verbs.add('DELETE');
+    } else if (main === 'INSERT' && t.text === 'DO' && tokens[i + 1]?.text === 'UPDATE') verbs.add('UPDATE');
+    else if (t.text === 'RETURNING') returning = true;
+  }
+  return { writeVerbs: verbs, returning };
 }
 
 const READ_ONLY_PRAGMAS = new Set([
@@ -69,16 +104,19 @@ function checkOne(statement: LexedStatement): GuardedStatement {
     if (!name || assigns || !READ_ONLY_PRAGMAS.has(name.text.toUpperCase())) {
       throw denied('only read-only schema PRAGMAs (table_info, index_list, …) are allowed');
     }
-    return { text: statement.text, kind: 'read', verb };
+    return { text: statement.text, kind: 'read', verb, writeVerbs: new Set(), returning: false };
   }
   if (DDL_VERBS.has(verb)) {
     // Temporary objects would live on a connection other sessions share.
     if (tokens[1]?.text === 'TEMP' || tokens[1]?.text === 'TEMPORARY') {
       throw denied('temporary tables, views and triggers are not allowed');
     }
-    return { text: statement.text, kind: 'ddl', verb };
+    const objectType = tokens.find((t, i) => i > 0 && t.kind === 'word' && t.text !== 'UNIQUE')?.text;
+    return { text: statement.text, kind: 'ddl', verb, writeVerbs: new Set(), returning: false, objectType };
   }
-  return { text: statement.text, kind: WRITE_VERBS.has(verb) ? 'write' : 'read', verb };
+  const shape = writeShape(tokens);
+  const kind = shape.writeVerbs.size > 0 || WRITE_VERBS.has(verb) ? 'write' : 'read';
+  return { text: statement.text, kind, verb, ...shape };
 }
 
 /** Checks one API statement; more than one statement in the text is refused. */

@@ -52,8 +52,6 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
   readonly path: string;
-  readonly #inline: SyncDatabase;
-  readonly #planner: SyncDatabase;
   readonly #router: StatementRouter;
   readonly #pool: ConnectionPool;
   readonly internal: InternalStore;
@@ -62,11 +60,15 @@ export class SqliteEngine implements Engine {
   constructor(options: SqliteEngineOptions) {
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? 'rustydb.sqlite');
-    // A busy timeout of 0: the inline connection must never wait on the event loop for a lock.
-    this.#inline = openSync(this.path, { timeout: 0 });
-    this.#inline.exec(`PRAGMA journal_mode = WAL; ${CONNECTION_PRAGMAS}`);
-    this.#planner = openSync(this.path, { timeout: 0 });
-    this.#router = new StatementRouter(this.#inline, this.#planner);
+    const setup = openSync(this.path);
+    setup.exec('PRAGMA journal_mode = WAL');
+    setup.close();
+    this.#router = new StatementRouter(() => {
+      // A busy timeout of 0: a connection used on the event loop must never wait there for a lock.
+      const db = openSync(this.path, { timeout: 0 });
+      db.exec(CONNECTION_PRAGMAS);
+      return db;
+    });
     this.#pool = new ConnectionPool(options.poolSize, async () => {
       const conn = openAsync(this.path, { timeout: BUSY_TIMEOUT_S });
       await conn.exec(CONNECTION_PRAGMAS);
@@ -80,6 +82,7 @@ export class SqliteEngine implements Engine {
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
     const routed = this.#router.route(statement.sql);
+    options.authorize?.(routed.access);
     const params = toDriverParams(statement.params);
     if (routed.route === 'inline') {
       const result = this.#tryInline(statement.sql, routed, params);
@@ -93,6 +96,7 @@ export class SqliteEngine implements Engine {
 
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
     const routed = this.#router.route(statement.sql);
+    options.authorize?.(routed.access);
     const params = toDriverParams(statement.params);
     if (routed.route === 'inline') {
       const result = this.#tryInline(statement.sql, routed, params);
@@ -118,7 +122,19 @@ export class SqliteEngine implements Engine {
       return results;
     }
     // Guard every statement before any of them runs: a refused one must not leave a partial transaction.
-    const routed = statements.map((s) => this.#router.route(s.sql));
+    const routed = statements.map((s, index) => {
+      try {
+        const one = this.#router.route(s.sql);
+        options.authorize?.(one.access);
+        return one;
+      } catch (err) {
+        const failure = normalizeError(err);
+        throw new RustyError(failure.code, `statement ${index + 1} failed: ${failure.message}`, {
+          ...failure.details,
+          index,
+        });
+      }
+    });
     const conn = await this.#pool.acquire(options.signal);
     const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
     let clean = false;
@@ -172,8 +188,7 @@ export class SqliteEngine implements Engine {
     if (this.#closed) return;
     this.#closed = true;
     this.#pool.close();
-    this.#inline.close();
-    this.#planner.close();
+    this.#router.close();
   }
 
   /** Runs a keyed statement on the event loop; undefined when it must go to the pool instead. */
@@ -279,17 +294,22 @@ export class SqliteEngine implements Engine {
   }
 
   #makeInternalStore(): InternalStore {
-    const db = this.#inline;
+    const db = (): SyncDatabase => this.#router.inlineConnection;
     const query = <T>(sql: string, params: readonly unknown[] = []): T[] => {
-      const stmt = db.prepare(sql).raw();
+      const stmt = db().prepare(sql);
+      stmt.raw();
       const columns = stmt.columns().map((c) => c.name);
       return stmt.all(params as DriverValue[]).map((row) => rowToObject<T>(columns, row));
     };
     return {
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
-      run: async (sql, params = []) => ({ changes: db.prepare(sql).run(params as DriverValue[]).changes }),
-      exec: async (sql) => db.exec(sql),
+      run: async (sql, params = []) => ({
+        changes: db()
+          .prepare(sql)
+          .run(params as DriverValue[]).changes,
+      }),
+      exec: async (sql) => db().exec(sql),
     };
   }
 }

@@ -6,12 +6,16 @@
  * off the loop for good.
  */
 import type { SyncDatabase, SyncStatement } from './driver.ts';
+import type { StatementAccess } from '../engine.ts';
+import { AccessAnalyzer } from './access-analyzer.ts';
 import { guardStatement, type GuardedStatement } from '../statement-guard.ts';
 
 export type Route = 'inline' | 'pooled';
 
 export interface RoutedStatement {
   guarded: GuardedStatement;
+  /** What the statement touches, from its compiled program. */
+  access: StatementAccess;
   route: Route;
   /** Prepared on the inline connection, when the route is inline. */
   inline?: SyncStatement;
@@ -39,18 +43,27 @@ export function planIsKeyed(details: readonly string[]): boolean {
 }
 
 export class StatementRouter {
-  readonly #db: SyncDatabase;
-  readonly #planner: SyncDatabase;
+  readonly #open: () => SyncDatabase;
+  #db: SyncDatabase;
+  #planner: SyncDatabase;
+  #analyzer: AccessAnalyzer;
   #cache = new Map<string, RoutedStatement>();
 
   /**
-   * @param db the inline connection statements are prepared on
-   * @param planner a connection used only for EXPLAIN QUERY PLAN: libsql leaves an EXPLAIN statement
-   *   active after reading it, and an active statement would keep `db` from autocommitting its writes
+   * @param open opens a synchronous connection. The router keeps two: one that inline statements are
+   *   prepared on, and one used only for EXPLAIN, so that planning never holds anything open on the
+   *   connection that writes.
    */
-  constructor(db: SyncDatabase, planner: SyncDatabase) {
-    this.#db = db;
-    this.#planner = planner;
+  constructor(open: () => SyncDatabase) {
+    this.#open = open;
+    this.#db = open();
+    this.#planner = open();
+    this.#analyzer = new AccessAnalyzer(this.#planner);
+  }
+
+  /** The connection inline statements run on. */
+  get inlineConnection(): SyncDatabase {
+    return this.#db;
   }
 
   /** Guards and routes a statement; throws the guard's error for a refused statement. */
@@ -76,18 +89,36 @@ export class StatementRouter {
   observeInline(sql: string, elapsedMs: number, rows: number): void {
     if (elapsedMs > INLINE_BUDGET_MS || rows > INLINE_MAX_ROWS) {
       const entry = this.#cache.get(sql);
-      if (entry) this.#cache.set(sql, { guarded: entry.guarded, route: 'pooled' });
+      if (entry) this.#cache.set(sql, { guarded: entry.guarded, access: entry.access, route: 'pooled' });
     }
   }
 
-  /** Plans depend on the schema; forget them all after DDL. */
+  /**
+   * Plans depend on the schema; forget them all after DDL. The synchronous connections are opened
+   * anew as well: libsql can leave a finished statement holding its read snapshot, and a connection
+   * inside an old snapshot keeps seeing the old schema.
+   */
   invalidate(): void {
     this.#cache.clear();
+    const [db, planner] = [this.#db, this.#planner];
+    this.#db = this.#open();
+    this.#planner = this.#open();
+    this.#analyzer = new AccessAnalyzer(this.#planner);
+    db.close();
+    planner.close();
+  }
+
+  close(): void {
+    this.#cache.clear();
+    this.#db.close();
+    this.#planner.close();
   }
 
   #classify(sql: string, guarded: GuardedStatement): RoutedStatement {
+    // Throws for a statement that does not compile (syntax error, missing table): reported as such.
+    const access = this.#analyzer.analyze(guarded);
     if (guarded.kind === 'ddl' || guarded.verb === 'ANALYZE' || guarded.verb === 'REINDEX') {
-      return { guarded, route: 'pooled' };
+      return { guarded, access, route: 'pooled' };
     }
     let details: string[];
     try {
@@ -98,15 +129,15 @@ export class StatementRouter {
         .map((row) => String(row[3]));
     } catch {
       // Let the pooled path report the real error with the real statement.
-      return { guarded, route: 'pooled' };
+      return { guarded, access, route: 'pooled' };
     }
-    if (!planIsKeyed(details)) return { guarded, route: 'pooled' };
+    if (!planIsKeyed(details)) return { guarded, access, route: 'pooled' };
     try {
       const inline = this.#db.prepare(sql);
       if (inline.reader) inline.raw();
-      return { guarded, route: 'inline', inline };
+      return { guarded, access, route: 'inline', inline };
     } catch {
-      return { guarded, route: 'pooled' };
+      return { guarded, access, route: 'pooled' };
     }
   }
 }

@@ -1,0 +1,105 @@
+/**
+ * Decides whether a user may do what a statement needs. Privileges are looked up on the server for
+ * every statement (from a cache rebuilt whenever users, roles or grants change), so a grant or a
+ * revoke applies to open connections at once, not at the next login.
+ */
+import type { AccessNeed, Authorize, GlobalPrivilege, StatementAccess } from '../engine/engine.ts';
+import { RustyError } from '../errors/rusty-error.ts';
+import { PrivilegeSet, type Grant } from './privileges.ts';
+import type { RoleStore } from './role-store.ts';
+import type { UserStore } from './user-store.ts';
+import type { Principal } from './authenticator.ts';
+
+const ADMIN_SET = new PrivilegeSet([{ privilege: 'ADMIN' }]);
+
+function describeNeed(need: AccessNeed): string {
+  if (need.table === undefined) return `permission denied: ${need.privilege} privilege required`;
+  const privilege = need.privilege === 'WRITE' ? 'INSERT, UPDATE or DELETE' : need.privilege;
+  return `permission denied: ${privilege} on table ${need.table}`;
+}
+
+export class AccessControl {
+  readonly #users: UserStore;
+  readonly #roles: RoleStore;
+  #cache = new Map<string, Promise<PrivilegeSet>>();
+  /** Rises on every change; listeners re-check what they hold (subscriptions, sessions). */
+  #version = 0;
+  readonly #listeners = new Set<() => void>();
+
+  constructor(users: UserStore, roles: RoleStore) {
+    this.#users = users;
+    this.#roles = roles;
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Call after any change to users, roles or grants. */
+  changed(): void {
+    this.#version++;
+    this.#cache.clear();
+    for (const listener of this.#listeners) listener();
+  }
+
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** The privileges of a principal; the anonymous principal (authentication off) holds ADMIN. */
+  async privilegesOf(principal: Principal): Promise<PrivilegeSet> {
+    if (principal.anonymous) return ADMIN_SET;
+    let set = this.#cache.get(principal.user);
+    if (!set) {
+      set = this.#load(principal.user);
+      this.#cache.set(principal.user, set);
+    }
+    return set;
+  }
+
+  async #load(user: string): Promise<PrivilegeSet> {
+    const record = await this.#users.find(user);
+    if (!record || record.disabled) return new PrivilegeSet([]);
+    const grants: Grant[] = [];
+    for (const roleName of record.roles) {
+      const role = await this.#roles.get(roleName);
+      if (role) grants.push(...role.grants);
+    }
+    return new PrivilegeSet(grants);
+  }
+
+  /** Throws PERMISSION_DENIED naming the first missing privilege. */
+  static check(privileges: PrivilegeSet, access: StatementAccess): void {
+    if (privileges.admin) return;
+    for (const need of access.needs) {
+      const ok =
+        need.table === undefined
+          ? privileges.hasGlobal(need.privilege)
+          : privileges.hasOnTable(need.privilege, need.table);
+      if (!ok) {
+        throw new RustyError(
+          'PERMISSION_DENIED',
+          describeNeed(need),
+          need.table === undefined
+            ? { privilege: need.privilege }
+            : { privilege: need.privilege, table: need.table },
+        );
+      }
+    }
+  }
+
+  /** An engine authorize callback bound to a principal's current privileges. */
+  async authorizerFor(principal: Principal): Promise<Authorize> {
+    const privileges = await this.privilegesOf(principal);
+    return (access) => AccessControl.check(privileges, access);
+  }
+
+  async requireGlobal(principal: Principal, privilege: GlobalPrivilege): Promise<void> {
+    if (!(await this.privilegesOf(principal)).hasGlobal(privilege)) {
+      throw new RustyError('PERMISSION_DENIED', `permission denied: ${privilege} privilege required`, {
+        privilege,
+      });
+    }
+  }
+}

@@ -1,0 +1,131 @@
+/** Roles and their grants, kept in internal tables. */
+import type { InternalStore } from '../engine/engine.ts';
+import { INTERNAL_PREFIX } from '../engine/statement-guard.ts';
+import { RustyError } from '../errors/rusty-error.ts';
+import {
+  BUILTIN_ROLES,
+  isGlobalPrivilege,
+  isTablePrivilege,
+  type Grant,
+  type GrantablePrivilege,
+} from './privileges.ts';
+
+export const ROLES_TABLE = `${INTERNAL_PREFIX}roles`;
+export const GRANTS_TABLE = `${INTERNAL_PREFIX}grants`;
+
+const ROLE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+const TABLE_NAME = /^(\*|[A-Za-z_][A-Za-z0-9_$]{0,127})$/;
+
+export interface RoleRecord {
+  name: string;
+  description: string;
+  builtin: boolean;
+  grants: Grant[];
+}
+
+/** Checks a grant's shape and normalises it (upper-case privilege, lower-case table). */
+export function normalizeGrant(raw: { privilege: string; table?: string | undefined }): Grant {
+  const privilege = raw.privilege.toUpperCase();
+  if (isGlobalPrivilege(privilege)) {
+    if (raw.table !== undefined)
+      throw new RustyError('INVALID_MESSAGE', `${privilege} is not granted on a table`);
+    return { privilege };
+  }
+  if (!isTablePrivilege(privilege))
+    throw new RustyError('INVALID_MESSAGE', `unknown privilege '${raw.privilege}'`);
+  const table = (raw.table ?? '*').toLowerCase();
+  if (!TABLE_NAME.test(table) || table.startsWith(INTERNAL_PREFIX)) {
+    throw new RustyError('INVALID_MESSAGE', `invalid table name '${raw.table}'`);
+  }
+  return { privilege, table };
+}
+
+export class RoleStore {
+  readonly #store: InternalStore;
+
+  constructor(store: InternalStore) {
+    this.#store = store;
+  }
+
+  async migrate(): Promise<void> {
+    await this.#store.exec(`CREATE TABLE IF NOT EXISTS ${ROLES_TABLE} (
+      name TEXT PRIMARY KEY,
+      description TEXT NOT NULL DEFAULT '',
+      builtin INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS ${GRANTS_TABLE} (
+      role TEXT NOT NULL REFERENCES ${ROLES_TABLE}(name) ON DELETE CASCADE,
+      privilege TEXT NOT NULL,
+      table_name TEXT NOT NULL DEFAULT '',
+      PRIMARY KEY (role, privilege, table_name)
+    )`);
+    for (const [name, role] of Object.entries(BUILTIN_ROLES)) {
+      await this.#store.run(
+        `INSERT OR IGNORE INTO ${ROLES_TABLE} (name, description, builtin) VALUES (?, ?, 1)`,
+        [name, role.description],
+      );
+      for (const grant of role.grants) {
+        await this.#store.run(
+          `INSERT OR IGNORE INTO ${GRANTS_TABLE} (role, privilege, table_name) VALUES (?, ?, ?)`,
+          [name, grant.privilege, grant.table ?? ''],
+        );
+      }
+    }
+  }
+
+  async list(): Promise<RoleRecord[]> {
+    const roles = await this.#store.all<{ name: string; description: string; builtin: number }>(
+      `SELECT name, description, builtin FROM ${ROLES_TABLE} ORDER BY name`,
+    );
+    const grants = await this.#store.all<{ role: string; privilege: string; table_name: string }>(
+      `SELECT role, privilege, table_name FROM ${GRANTS_TABLE} ORDER BY role, privilege, table_name`,
+    );
+    return roles.map((r) => ({
+      name: r.name,
+      description: r.description,
+      builtin: r.builtin !== 0,
+      grants: grants
+        .filter((g) => g.role === r.name)
+        .map((g) => ({
+          privilege: g.privilege as GrantablePrivilege,
+          ...(g.table_name ? { table: g.table_name } : {}),
+        })),
+    }));
+  }
+
+  async get(name: string): Promise<RoleRecord | undefined> {
+    return (await this.list()).find((r) => r.name === name);
+  }
+
+  async create(name: string, description: string, grants: Grant[]): Promise<void> {
+    if (!ROLE_NAME.test(name)) throw new RustyError('INVALID_MESSAGE', `invalid role name '${name}'`);
+    if (await this.get(name)) throw new RustyError('INVALID_MESSAGE', `role '${name}' already exists`);
+    await this.#store.run(`INSERT INTO ${ROLES_TABLE} (name, description) VALUES (?, ?)`, [
+      name,
+      description,
+    ]);
+    for (const grant of grants) await this.grant(name, grant);
+  }
+
+  async remove(name: string): Promise<boolean> {
+    const role = await this.get(name);
+    if (role?.builtin) throw new RustyError('INVALID_MESSAGE', `built-in role '${name}' cannot be removed`);
+    await this.#store.run(`DELETE FROM ${GRANTS_TABLE} WHERE role = ?`, [name]);
+    return (await this.#store.run(`DELETE FROM ${ROLES_TABLE} WHERE name = ?`, [name])).changes > 0;
+  }
+
+  async grant(role: string, grant: Grant): Promise<void> {
+    await this.#store.run(
+      `INSERT OR IGNORE INTO ${GRANTS_TABLE} (role, privilege, table_name) VALUES (?, ?, ?)`,
+      [role, grant.privilege, grant.table ?? ''],
+    );
+  }
+
+  async revoke(role: string, grant: Grant): Promise<boolean> {
+    const { changes } = await this.#store.run(
+      `DELETE FROM ${GRANTS_TABLE} WHERE role = ? AND privilege = ? AND table_name = ?`,
+      [role, grant.privilege, grant.table ?? ''],
+    );
+    return changes > 0;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Administration of users, roles and grants (ADMIN privilege):
+ * `/api/v1/users`, `/api/v1/users/:name`, `/api/v1/roles`, `/api/v1/roles/:name`, `/api/v1/roles/:name/grants`.
+ * Every change is applied to open connections at once through AccessControl.changed().
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { RustyError } from '../errors/rusty-error.ts';
+import type { UserStore } from '../auth/user-store.ts';
+import { isValidUsername } from '../auth/user-store.ts';
+import { normalizeGrant, type RoleStore } from '../auth/role-store.ts';
+import type { Principal } from '../auth/authenticator.ts';
+import { bearerPrincipal, parseBody, type RestDeps } from './http-helpers.ts';
+
+export interface AdminDeps extends RestDeps {
+  users: UserStore;
+  roles: RoleStore;
+  /** Called after a user's credentials or status changed: their open sessions are ended. */
+  onUserInvalidated?: (username: string) => void;
+}
+
+const grantSchema = z.object({
+  privilege: z.string().min(1).max(32),
+  table: z.string().min(1).max(128).optional(),
+});
+const createUserSchema = z.object({
+  username: z.string().min(1).max(64),
+  password: z.string().min(8).max(1024),
+  roles: z.array(z.string().min(1).max(64)).max(64).default([]),
+});
+const updateUserSchema = z.object({
+  password: z.string().min(8).max(1024).optional(),
+  roles: z.array(z.string().min(1).max(64)).max(64).optional(),
+  disabled: z.boolean().optional(),
+});
+const createRoleSchema = z.object({
+  name: z.string().min(1).max(64),
+  description: z.string().max(500).default(''),
+  grants: z.array(grantSchema).max(1000).default([]),
+});
+const nameParams = z.object({ name: z.string().min(1).max(64) });
+
+function notFound(what: string): RustyError {
+  return new RustyError('NOT_FOUND', `${what} not found`);
+}
+
+export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void {
+  const { users, roles, access } = deps;
+  const principalOf = bearerPrincipal(deps);
+  const requireAdmin = async (request: FastifyRequest): Promise<Principal> => {
+    const principal = await principalOf(request);
+    await access.requireGlobal(principal, 'ADMIN');
+    return principal;
+  };
+  const checkRoles = async (names: string[]): Promise<void> => {
+    for (const name of names) if (!(await roles.get(name))) throw notFound(`role '${name}'`);
+  };
+
+  app.get('/api/v1/users', async (request) => {
+    await requireAdmin(request);
+    return { success: true, data: { users: await users.list() } };
+  });
+
+  app.post('/api/v1/users', async (request, reply) => {
+    await requireAdmin(request);
+    const body = parseBody(createUserSchema, request.body);
+    if (!isValidUsername(body.username)) throw new RustyError('INVALID_MESSAGE', 'invalid username');
+    if (await users.find(body.username))
+      throw new RustyError('INVALID_MESSAGE', `user '${body.username}' already exists`);
+    await checkRoles(body.roles);
+    await users.create(body.username, body.password, body.roles);
+    access.changed();
+    return reply.code(201).send({ success: true, data: { username: body.username, roles: body.roles } });
+  });
+
+  app.get('/api/v1/users/:name', async (request) => {
+    await requireAdmin(request);
+    const { name } = parseBody(nameParams, request.params);
+    const user = await users.find(name);
+    if (!user) throw notFound(`user '${name}'`);
+    return { success: true, data: { username: user.username, roles: user.roles, disabled: user.disabled } };
+  });
+
+  app.patch('/api/v1/users/:name', async (request) => {
+    await requireAdmin(request);
+    const { name } = parseBody(nameParams, request.params);
+    const body = parseBody(updateUserSchema, request.body);
+    if (!(await users.find(name))) throw notFound(`user '${name}'`);
+    if (body.roles) {
+      await checkRoles(body.roles);
+      await users.setRoles(name, body.roles);
+    }
+    if (body.password !== undefined) await users.setPassword(name, body.password);
+    if (body.disabled !== undefined) await users.setDisabled(name, body.disabled);
+    access.changed();
+    if (body.password !== undefined || body.disabled === true) deps.onUserInvalidated?.(name);
+    const user = (await users.find(name))!;
+    return { success: true, data: { username: user.username, roles: user.roles, disabled: user.disabled } };
+  });
+
+  app.delete('/api/v1/users/:name', async (request) => {
+    const principal = await requireAdmin(request);
+    const { name } = parseBody(nameParams, request.params);
+    if (name === principal.user) throw new RustyError('INVALID_MESSAGE', 'you cannot delete yourself');
+    if (!(await users.remove(name))) throw notFound(`user '${name}'`);
+    access.changed();
+    deps.onUserInvalidated?.(name);
+    return { success: true, data: { deleted: name } };
+  });
+
+  app.get('/api/v1/roles', async (request) => {
+    await requireAdmin(request);
+    return { success: true, data: { roles: await roles.list() } };
+  });
+
+  app.post('/api/v1/roles', async (request, reply) => {
+    await requireAdmin(request);
+    const body = parseBody(createRoleSchema, request.body);
+    await roles.create(body.name, body.description, body.grants.map(normalizeGrant));
+    access.changed();
+    return reply.code(201).send({ success: true, data: await roles.get(body.name) });
+  });
+
+  app.get('/api/v1/roles/:name', async (request) => {
+    await requireAdmin(request);
+    const { name } = parseBody(nameParams, request.params);
+    const role = await roles.get(name);
+    if (!role) throw notFound(`role '${name}'`);
+    return { success: true, data: role };
+  });
+
+  app.delete('/api/v1/roles/:name', async (request) => {
+    await requireAdmin(request);
+    const { name } = parseBody(nameParams, request.params);
+    if (!(await roles.remove(name))) throw notFound(`role '${name}'`);
+    access.changed();
+    return { success: true, data: { deleted: name } };
+  });
+
+  app.post('/api/v1/roles/:name/grants', async (request) => {
+    await requireAdmin(request);
+    const { name } = parseBody(nameParams, request.params);
+    if (!(await roles.get(name))) throw notFound(`role '${name}'`);
+    const grant = normalizeGrant(parseBody(grantSchema, request.body));
+    await roles.grant(name, grant);
+    access.changed();
+    return { success: true, data: await roles.get(name) };
+  });
+
+  app.delete('/api/v1/roles/:name/grants', async (request) => {
+    await requireAdmin(request);
+    const { name } = parseBody(nameParams, request.params);
+    const grant = normalizeGrant(parseBody(grantSchema, request.body));
+    if (!(await roles.revoke(name, grant))) throw notFound('grant');
+    access.changed();
+    return { success: true, data: await roles.get(name) };
+  });
+}
