@@ -72,7 +72,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       }
     : undefined;
 
-  const engine = new SqliteEngine({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
+  const engine = await SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
   let app: FastifyInstance | undefined;
   try {
     const users = new UserStore(engine.internal);

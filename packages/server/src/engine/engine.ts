@@ -55,6 +55,32 @@ export interface BatchOptions extends RunOptions {
   transaction: boolean;
 }
 
+/** One committed change, as recorded in the change log inside the same transaction as the change. */
+export interface ChangeRecord {
+  /** Strictly increasing, in commit order. */
+  seq: number;
+  table: string;
+  /** `ddl`: the table was created, altered or dropped (`new` holds `{ action, sql }`). */
+  op: 'insert' | 'update' | 'delete' | 'ddl';
+  /** Primary key columns (or `rowid`) of the row. */
+  key: Record<string, unknown> | null;
+  old: Record<string, unknown> | null;
+  new: Record<string, unknown> | null;
+  /** Commit time, milliseconds since the epoch. */
+  ts: number;
+}
+
+export interface ChangeLog {
+  /** The highest sequence recorded so far (0 when none). */
+  head(): Promise<number>;
+  /** Sequences at or below this have been pruned: a resume from before it cannot be served. */
+  floor(): Promise<number>;
+  /** Records with seq > afterSeq, in order, at most `limit`. */
+  read(afterSeq: number, limit: number): Promise<ChangeRecord[]>;
+  /** Drops records older than maxAgeMs or beyond the newest maxEntries; returns how many went. */
+  prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number>;
+}
+
 export interface Engine {
   readonly name: string;
   readonly internal: InternalStore;
@@ -69,6 +95,17 @@ export interface Engine {
     statements: readonly StatementInput[],
     options: BatchOptions,
   ): Promise<(StatementResult | StatementFailure)[]>;
+  /**
+   * Runs a read statement and reads the change-log head in one snapshot: the result reflects exactly
+   * the changes up to and including `sequence`.
+   */
+  snapshot(
+    statement: StatementInput,
+    options: RunOptions,
+  ): Promise<{ sequence: number; result: StatementResult }>;
+  readonly changes: ChangeLog;
+  /** Called after every commit that may have changed data or schema. */
+  onCommit(listener: () => void): () => void;
   /** Resolves when the engine answers a trivial statement; used by readiness. */
   healthCheck(): Promise<void>;
   close(): Promise<void>;

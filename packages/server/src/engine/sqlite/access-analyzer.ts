@@ -6,7 +6,7 @@
  */
 import type { AccessNeed, StatementAccess, TablePrivilege } from '../engine.ts';
 import { INTERNAL_PREFIX, type GuardedStatement } from '../statement-guard.ts';
-import type { SyncDatabase } from './driver.ts';
+import type { AsyncDatabase, SyncDatabase } from './driver.ts';
 
 /** OPFLAG_P2ISREG: OpenWrite's root page is in a register (a table being created right now). */
 const P2_IS_REGISTER = 0x10;
@@ -37,91 +37,8 @@ export class AccessAnalyzer {
   }
 
   analyze(guarded: GuardedStatement): StatementAccess {
-    const program = this.#db
-      .prepare(`EXPLAIN ${guarded.text}`)
-      .raw()
-      .all([])
-      .map((r) => ({
-        addr: Number(r[0]),
-        opcode: String(r[1]),
-        p1: Number(r[2]),
-        p2: Number(r[3]),
-        p3: Number(r[4]),
-        p5: Number(r[6]),
-      }));
-    return this.#accessOf(guarded, program);
-  }
-
-  #accessOf(guarded: GuardedStatement, program: ExplainRow[]): StatementAccess {
-    const needs = new Map<string, AccessNeed>();
-    const need = (privilege: TablePrivilege, table: string): void => {
-      needs.set(`${privilege} ${table}`, { privilege, table });
-    };
-    const tables = new Set<string>();
-    const mainWrites = new Set<string>();
-    let inTrigger = false;
-    let lastAddr = -1;
-    for (const row of program) {
-      // Sub-programs (trigger bodies) follow the main program, their addresses starting again at 0.
-      if (row.addr <= lastAddr) inTrigger = true;
-      lastAddr = row.addr;
-      const isRead = row.opcode === 'OpenRead' || row.opcode === 'ReopenIdx';
-      const isWrite = row.opcode === 'OpenWrite' || row.opcode === 'Clear' || row.opcode === 'Destroy';
-      if (!isRead && !isWrite) continue;
-      const page = row.opcode === 'Clear' || row.opcode === 'Destroy' ? row.p1 : row.p2;
-      if (row.opcode === 'OpenWrite' && row.p5 & P2_IS_REGISTER) continue;
-      // Database 1 is the temp schema: sorters and ephemeral tables; no user tables live there.
-      if (row.opcode !== 'Clear' && row.opcode !== 'Destroy' && row.p3 !== 0) continue;
-      if (page === SCHEMA_ROOT_PAGE) {
-        // Reading the schema is allowed to all; writing it is what DDL does and is authorized as DDL.
-        if (isWrite && guarded.kind !== 'ddl') needs.set('ADMIN', { privilege: 'ADMIN' });
-        continue;
-      }
-      const table = this.#tableAt(page);
-      if (table === undefined) {
-        // A page that maps to no known table: grant it to nobody but admins rather than guess.
-        needs.set('ADMIN', { privilege: 'ADMIN' });
-        continue;
-      }
-      // Internal tables are written by the server's own triggers (the change log); user SQL can never
-      // name them (the statement guard refuses the prefix), so they need no privilege here.
-      if (table.toLowerCase().startsWith(INTERNAL_PREFIX)) continue;
-      tables.add(table);
-      if (guarded.kind === 'ddl') {
-        if (isRead) need('SELECT', table);
-        continue;
-      }
-      if (isRead) need('SELECT', table);
-      else if (row.opcode === 'Destroy') needs.set('DROP', { privilege: 'DROP' });
-      else if (inTrigger) need('WRITE', table);
-      else mainWrites.add(table);
-    }
-    for (const table of mainWrites) {
-      for (const verb of guarded.writeVerbs) need(verb, table);
-      if (guarded.writeVerbs.size === 0) need('WRITE', table);
-      if (guarded.returning) need('SELECT', table);
-    }
-    if (guarded.kind === 'ddl') {
-      const global =
-        guarded.objectType === 'VIRTUAL'
-          ? 'ADMIN'
-          : guarded.verb === 'CREATE'
-            ? 'CREATE'
-            : guarded.verb === 'DROP'
-              ? 'DROP'
-              : 'ALTER';
-      needs.set(global, { privilege: global });
-    }
-    // A table needing a specific write privilege need not also be listed as "any write".
-    for (const [key, value] of needs) {
-      if (
-        value.privilege === 'WRITE' &&
-        [...guarded.writeVerbs].some((v) => needs.has(`${v} ${value.table}`))
-      ) {
-        needs.delete(key);
-      }
-    }
-    return { needs: [...needs.values()], tables: [...tables], kind: guarded.kind };
+    const program = this.#db.prepare(`EXPLAIN ${guarded.text}`).raw().all([]).map(toExplainRow);
+    return accessOf(guarded, program, (page) => this.#tableAt(page));
   }
 
   #tableAt(page: number): string | undefined {
@@ -131,12 +48,115 @@ export class AccessAnalyzer {
 
   #loadRootPages(): void {
     this.#rootPages.clear();
-    const rows = this.#db
-      .prepare(
-        "SELECT rootpage, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index') AND rootpage > 0",
-      )
-      .raw()
-      .all([]);
+    const rows = this.#db.prepare(ROOT_PAGES_SQL).raw().all([]);
     for (const [page, table] of rows) this.#rootPages.set(Number(page), String(table));
   }
+
+  /**
+   * The same analysis on a connection inside a transaction, for a statement that depends on schema
+   * changes the transaction has made but not yet committed (a batch that creates a table, then fills it).
+   */
+  static async analyzeOn(conn: AsyncDatabase, guarded: GuardedStatement): Promise<StatementAccess> {
+    const all = async (sql: string): Promise<unknown[][]> => {
+      const stmt = await conn.prepare(sql);
+      stmt.raw();
+      const it = await stmt.iterate([]);
+      const out: unknown[][] = [];
+      for (let next = it.next(); !next.done; next = it.next()) out.push(next.value);
+      return out;
+    };
+    const program = (await all(`EXPLAIN ${guarded.text}`)).map(toExplainRow);
+    const pages = new Map((await all(ROOT_PAGES_SQL)).map(([page, table]) => [Number(page), String(table)]));
+    return accessOf(guarded, program, (page) => pages.get(page));
+  }
+}
+
+const ROOT_PAGES_SQL =
+  "SELECT rootpage, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index') AND rootpage > 0";
+
+function toExplainRow(r: unknown[]): ExplainRow {
+  return {
+    addr: Number(r[0]),
+    opcode: String(r[1]),
+    p1: Number(r[2]),
+    p2: Number(r[3]),
+    p3: Number(r[4]),
+    p5: Number(r[6]),
+  };
+}
+
+function accessOf(
+  guarded: GuardedStatement,
+  program: ExplainRow[],
+  tableAt: (page: number) => string | undefined,
+): StatementAccess {
+  const needs = new Map<string, AccessNeed>();
+  const need = (privilege: TablePrivilege, table: string): void => {
+    needs.set(`${privilege} ${table}`, { privilege, table });
+  };
+  const tables = new Set<string>();
+  const mainWrites = new Set<string>();
+  let inTrigger = false;
+  let lastAddr = -1;
+  for (const row of program) {
+    // Sub-programs (trigger bodies) follow the main program, their addresses starting again at 0.
+    if (row.addr <= lastAddr) inTrigger = true;
+    lastAddr = row.addr;
+    const isRead = row.opcode === 'OpenRead' || row.opcode === 'ReopenIdx';
+    const isWrite = row.opcode === 'OpenWrite' || row.opcode === 'Clear' || row.opcode === 'Destroy';
+    if (!isRead && !isWrite) continue;
+    const page = row.opcode === 'Clear' || row.opcode === 'Destroy' ? row.p1 : row.p2;
+    if (row.opcode === 'OpenWrite' && row.p5 & P2_IS_REGISTER) continue;
+    // Database 1 is the temp schema: sorters and ephemeral tables; no user tables live there.
+    if (row.opcode !== 'Clear' && row.opcode !== 'Destroy' && row.p3 !== 0) continue;
+    if (page === SCHEMA_ROOT_PAGE) {
+      // Reading the schema is allowed to all; writing it is what DDL does and is authorized as DDL.
+      if (isWrite && guarded.kind !== 'ddl') needs.set('ADMIN', { privilege: 'ADMIN' });
+      continue;
+    }
+    const table = tableAt(page);
+    if (table === undefined) {
+      // A page that maps to no known table: grant it to nobody but admins rather than guess.
+      needs.set('ADMIN', { privilege: 'ADMIN' });
+      continue;
+    }
+    // Internal tables are written by the server's own triggers (the change log); user SQL can never
+    // name them (the statement guard refuses the prefix), so they need no privilege here.
+    if (table.toLowerCase().startsWith(INTERNAL_PREFIX)) continue;
+    tables.add(table);
+    if (guarded.kind === 'ddl') {
+      if (isRead) need('SELECT', table);
+      continue;
+    }
+    if (isRead) need('SELECT', table);
+    else if (row.opcode === 'Destroy') needs.set('DROP', { privilege: 'DROP' });
+    else if (inTrigger) need('WRITE', table);
+    else mainWrites.add(table);
+  }
+  for (const table of mainWrites) {
+    for (const verb of guarded.writeVerbs) need(verb, table);
+    if (guarded.writeVerbs.size === 0) need('WRITE', table);
+    if (guarded.returning) need('SELECT', table);
+  }
+  if (guarded.kind === 'ddl') {
+    const global =
+      guarded.objectType === 'VIRTUAL'
+        ? 'ADMIN'
+        : guarded.verb === 'CREATE'
+          ? 'CREATE'
+          : guarded.verb === 'DROP'
+            ? 'DROP'
+            : 'ALTER';
+    needs.set(global, { privilege: global });
+  }
+  // A table needing a specific write privilege need not also be listed as "any write".
+  for (const [key, value] of needs) {
+    if (
+      value.privilege === 'WRITE' &&
+      [...guarded.writeVerbs].some((v) => needs.has(`${v} ${value.table}`))
+    ) {
+      needs.delete(key);
+    }
+  }
+  return { needs: [...needs.values()], tables: [...tables], kind: guarded.kind };
 }

@@ -12,7 +12,10 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import { RustyError, normalizeError } from '../../errors/rusty-error.ts';
 import type {
+  AccessNeed,
+  StatementAccess,
   BatchOptions,
+  ChangeLog,
   Engine,
   InternalStore,
   ResultChunk,
@@ -25,6 +28,9 @@ import { openAsync, openSync, type SyncDatabase } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
+import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, syncCapture, userTables } from './change-capture.ts';
+import { SqliteChangeLog } from './change-log.ts';
+import { guardStatement, type GuardedStatement } from '../statement-guard.ts';
 
 export interface SqliteEngineOptions {
   dataDir: string;
@@ -55,6 +61,9 @@ export class SqliteEngine implements Engine {
   readonly #router: StatementRouter;
   readonly #pool: ConnectionPool;
   readonly internal: InternalStore;
+  readonly changes: ChangeLog;
+  readonly #changeLog: SqliteChangeLog;
+  readonly #commitListeners = new Set<() => void>();
   #closed = false;
 
   constructor(options: SqliteEngineOptions) {
@@ -62,6 +71,7 @@ export class SqliteEngine implements Engine {
     this.path = join(options.dataDir, options.fileName ?? 'rustydb.sqlite');
     const setup = openSync(this.path);
     setup.exec('PRAGMA journal_mode = WAL');
+    setup.exec(CHANGE_LOG_SCHEMA);
     setup.close();
     this.#router = new StatementRouter(() => {
       // A busy timeout of 0: a connection used on the event loop must never wait there for a lock.
@@ -75,6 +85,97 @@ export class SqliteEngine implements Engine {
       return conn;
     });
     this.internal = this.#makeInternalStore();
+    this.#changeLog = new SqliteChangeLog(() => this.#router.inlineConnection);
+    this.changes = this.#changeLog;
+  }
+
+  /** Opens the engine and brings change capture in line with the tables already in the file. */
+  static async open(options: SqliteEngineOptions): Promise<SqliteEngine> {
+    const engine = new SqliteEngine(options);
+    try {
+      await engine.#inTransaction(undefined, (conn) => syncCapture(conn, undefined));
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    return engine;
+  }
+
+  onCommit(listener: () => void): () => void {
+    this.#commitListeners.add(listener);
+    return () => this.#commitListeners.delete(listener);
+  }
+
+  #committed(): void {
+    for (const listener of this.#commitListeners) listener();
+  }
+
+  /**
+   * Runs `work` in a write transaction on a pooled connection: commits and tells the commit listeners,
+   * or rolls back on error. With `options`, the transaction is bound to a deadline and a signal.
+   */
+  async #inTransaction<T>(
+    options: RunOptions | undefined,
+    work: (conn: PooledConnection, stopper: StatementStopper | undefined) => Promise<T>,
+  ): Promise<T> {
+    const conn = await this.#pool.acquire(options?.signal);
+    const stopper = options ? new StatementStopper(conn, options.timeoutMs, options.signal) : undefined;
+    let clean = false;
+    try {
+      await conn.exec('BEGIN IMMEDIATE');
+      let result: T;
+      try {
+        result = await work(conn, stopper);
+        await conn.exec('COMMIT');
+      } catch (err) {
+        try {
+          await conn.exec('ROLLBACK');
+          clean = true;
+        } catch {
+          // SQLite may already have rolled back (an interrupt does); the connection is replaced below.
+        }
+        throw stopper ? stopper.translate(err) : err;
+      }
+      clean = true;
+      this.#committed();
+      return result;
+    } finally {
+      stopper?.dispose();
+      if (clean) this.#pool.release(conn);
+      else this.#pool.discard(conn);
+    }
+  }
+
+  async snapshot(
+    statement: StatementInput,
+    options: RunOptions,
+  ): Promise<{ sequence: number; result: StatementResult }> {
+    const routed = this.#router.route(statement.sql);
+    options.authorize?.(routed.access);
+    if (routed.access.kind !== 'read')
+      throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
+    const conn = await this.#pool.acquire(options.signal);
+    const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
+    let clean = false;
+    try {
+      // A read transaction: the head and the rows come from the same snapshot.
+      await conn.exec('BEGIN');
+      const head = drain(
+        await (await conn.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`)).raw().iterate([]),
+      );
+      const result = await collect(
+        this.#runOn(conn, routed, toDriverParams(statement.params), stopper, 10_000),
+      );
+      await conn.exec('COMMIT');
+      clean = true;
+      return { sequence: Number(head[0]?.[0] ?? 0), result };
+    } catch (err) {
+      throw stopper.translate(err);
+    } finally {
+      stopper.dispose();
+      if (clean) this.#pool.release(conn);
+      else this.#pool.discard(conn);
+    }
   }
 
   async *stream(
@@ -121,57 +222,51 @@ export class SqliteEngine implements Engine {
       }
       return results;
     }
-    // Guard every statement before any of them runs: a refused one must not leave a partial transaction.
-    const routed = statements.map((s, index) => {
-      try {
-        const one = this.#router.route(s.sql);
-        options.authorize?.(one.access);
-        return one;
-      } catch (err) {
-        const failure = normalizeError(err);
-        throw new RustyError(failure.code, `statement ${index + 1} failed: ${failure.message}`, {
-          ...failure.details,
-          index,
-        });
-      }
-    });
-    const conn = await this.#pool.acquire(options.signal);
-    const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
-    let clean = false;
-    try {
-      await conn.exec('BEGIN IMMEDIATE');
+    // Check every statement before any of them runs: a refused one must not leave a partial transaction.
+    // A statement after DDL in the same batch may name what that DDL creates, which the planner cannot
+    // see yet; such statements are held to a coarser rule (see accessAfterDdl).
+    let afterDdl = false;
+    const plans = statements.map((statement, index) =>
+      failingAt(index, () => {
+        const guarded = guardStatement(statement.sql);
+        const deferred = afterDdl;
+        if (guarded.kind === 'ddl') afterDdl = true;
+        if (deferred) return { guarded, routed: undefined };
+        const routed = this.#router.route(statement.sql);
+        options.authorize?.(routed.access);
+        return { guarded, routed };
+      }),
+    );
+    const changesSchema = afterDdl;
+    const results = await this.#inTransaction(options, async (conn, stopper) => {
       const results: StatementResult[] = [];
       for (let i = 0; i < statements.length; i++) {
-        try {
-          results.push(
-            await collect(
-              this.#runOn(conn, routed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000),
-            ),
-          );
-        } catch (err) {
-          const failure = normalizeError(stopper.translate(err));
-          throw new RustyError(failure.code, `statement ${i + 1} failed: ${failure.message}`, {
-            ...failure.details,
-            index: i,
-          });
-        }
+        const plan = plans[i]!;
+        const result = await failingAt(i, async () => {
+          try {
+            let routed = plan.routed;
+            if (!routed) {
+              const access = accessAfterDdl(plan.guarded);
+              options.authorize?.(access);
+              routed = { guarded: plan.guarded, access, route: 'pooled' };
+            }
+            // Capture must follow each DDL statement at once: the statements after it write to its tables.
+            const before = routed.guarded.kind === 'ddl' ? await userTables(conn) : undefined;
+            const result = await collect(
+              this.#runOn(conn, routed, toDriverParams(statements[i]!.params), stopper!, 10_000),
+            );
+            if (before) await syncCapture(conn, before);
+            return result;
+          } catch (err) {
+            throw stopper!.translate(err);
+          }
+        });
+        results.push(result);
       }
-      await conn.exec('COMMIT');
-      clean = true;
       return results;
-    } catch (err) {
-      try {
-        await conn.exec('ROLLBACK');
-        clean = true;
-      } catch {
-        // No transaction left to roll back (BEGIN failed) or the connection broke: discard it below.
-      }
-      throw stopper.translate(err);
-    } finally {
-      stopper.dispose();
-      if (clean) this.#pool.release(conn);
-      else this.#pool.discard(conn);
-    }
+    });
+    if (changesSchema) this.#router.invalidate();
+    return results;
   }
 
   async healthCheck(): Promise<void> {
@@ -208,6 +303,7 @@ export class SqliteEngine implements Engine {
       }
       const info = stmt.run(params);
       this.#router.observeInline(sql, performance.now() - started, 0);
+      this.#committed();
       return {
         status: 'success',
         columns: [],
@@ -227,12 +323,25 @@ export class SqliteEngine implements Engine {
     params: DriverValue[],
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
+    if (routed.guarded.kind === 'ddl') {
+      // DDL runs in a transaction with the change-capture update and the change-log record it causes.
+      const result = await this.#inTransaction(options, async (conn, stopper) => {
+        const before = await userTables(conn);
+        const result = await collect(this.#runOn(conn, routed, params, stopper!, options.chunkSize));
+        await syncCapture(conn, before);
+        return result;
+      });
+      this.#router.invalidate();
+      yield* chunksOf(result, options.chunkSize);
+      return;
+    }
     const conn = await this.#pool.acquire(options.signal);
     const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
     let finished = false;
     try {
       yield* this.#runOn(conn, routed, params, stopper, options.chunkSize);
       finished = true;
+      if (routed.access.kind !== 'read') this.#committed();
     } catch (err) {
       throw stopper.translate(err);
     } finally {
@@ -262,7 +371,6 @@ export class SqliteEngine implements Engine {
         await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]),
       );
       const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
-      if (routed.guarded.kind === 'ddl') this.#router.invalidate();
       yield { columns: [], rows: [], done: true, rowsAffected: changes, lastInsertId: Number(lastId) };
       return;
     }
@@ -311,6 +419,41 @@ export class SqliteEngine implements Engine {
       }),
       exec: async (sql) => db().exec(sql),
     };
+  }
+}
+
+/**
+ * The access a statement is held to when it follows DDL in the same transactional batch: it cannot be
+ * compiled before that DDL runs, and compiling it (EXPLAIN) inside the transaction would leave libsql
+ * with a statement in progress that blocks the COMMIT. So it needs its kind of privilege on every
+ * table (`*`), which leaves nothing for a per-table analysis to find.
+ */
+function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
+  const needs: AccessNeed[] = [{ privilege: 'SELECT', table: '*' }];
+  if (guarded.kind === 'write') {
+    for (const privilege of ['INSERT', 'UPDATE', 'DELETE'] as const) needs.push({ privilege, table: '*' });
+  }
+  if (guarded.kind === 'ddl')
+    needs.push({
+      privilege: guarded.verb === 'CREATE' ? 'CREATE' : guarded.verb === 'DROP' ? 'DROP' : 'ALTER',
+    });
+  return { needs, tables: [], kind: guarded.kind };
+}
+
+/** Runs `work` for the statement at `index` of a batch; its error names that statement. */
+function failingAt<T>(index: number, work: () => T): T {
+  const wrap = (err: unknown): never => {
+    const failure = normalizeError(err);
+    throw new RustyError(failure.code, `statement ${index + 1} failed: ${failure.message}`, {
+      ...failure.details,
+      index,
+    });
+  };
+  try {
+    const result = work();
+    return result instanceof Promise ? (result.catch(wrap) as T) : result;
+  } catch (err) {
+    return wrap(err);
   }
 }
 

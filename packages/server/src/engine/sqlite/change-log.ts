@@ -1,0 +1,80 @@
+/** Reading and pruning the SQLite change log (written by the capture triggers). */
+import type { ChangeLog, ChangeRecord } from '../engine.ts';
+import { CHANGES_TABLE, META_TABLE } from './change-capture.ts';
+import type { SyncDatabase } from './driver.ts';
+
+const FLOOR_KEY = 'changes_pruned_through';
+const PRUNE_BATCH = 5000;
+
+function parseJson(text: unknown): Record<string, unknown> | null {
+  if (typeof text !== 'string') return null;
+  const value = JSON.parse(text) as Record<string, unknown>;
+  // Blobs are recorded as {"$hex": …}; the wire format carries them as {"$base64": …}.
+  for (const [k, v] of Object.entries(value)) {
+    if (v !== null && typeof v === 'object' && typeof (v as { $hex?: unknown }).$hex === 'string') {
+      value[k] = { $base64: Buffer.from((v as { $hex: string }).$hex, 'hex').toString('base64') };
+    }
+  }
+  return value;
+}
+
+export class SqliteChangeLog implements ChangeLog {
+  readonly #db: () => SyncDatabase;
+
+  /** @param db the connection to read on (the engine's inline connection, which may be reopened) */
+  constructor(db: () => SyncDatabase) {
+    this.#db = db;
+  }
+
+  async head(): Promise<number> {
+    return this.headNow();
+  }
+
+  /** Synchronous form for the engine's own use. */
+  headNow(): number {
+    const row = this.#db().prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`).raw().get([]);
+    return Number(row?.[0] ?? 0);
+  }
+
+  async floor(): Promise<number> {
+    const row = this.#db().prepare(`SELECT value FROM ${META_TABLE} WHERE key = ?`).raw().get([FLOOR_KEY]);
+    return Number(row?.[0] ?? 0);
+  }
+
+  async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {
+    const rows = this.#db()
+      .prepare(
+        `SELECT seq, tbl, op, pk, old_row, new_row, ts FROM ${CHANGES_TABLE} WHERE seq > ? ORDER BY seq LIMIT ?`,
+      )
+      .raw()
+      .all([afterSeq, limit]);
+    return rows.map(([seq, table, op, pk, oldRow, newRow, ts]) => ({
+      seq: Number(seq),
+      table: String(table),
+      op: op as ChangeRecord['op'],
+      key: parseJson(pk),
+      old: parseJson(oldRow),
+      new: parseJson(newRow),
+      ts: Number(ts),
+    }));
+  }
+
+  async prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number> {
+    const db = this.#db();
+    const head = this.headNow();
+    const byCount = head - limits.maxEntries;
+    const cutoff = Date.now() - limits.maxAgeMs;
+    const byAge = Number(
+      db.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE} WHERE ts < ?`).raw().get([cutoff])?.[0] ?? 0,
+    );
+    const floor = await this.floor();
+    // Bounded per call: this runs on the event loop; the pruner calls again until nothing is left.
+    const through = Math.min(Math.max(byCount, byAge), floor + PRUNE_BATCH);
+    if (through <= floor) return 0;
+    const { changes } = db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE seq <= ?`).run([through]);
+    db.prepare(
+      `INSERT INTO ${META_TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+    ).run([FLOOR_KEY, String(through)]);
+    return changes;
+  }
+}
