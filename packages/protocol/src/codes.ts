@@ -20,6 +20,10 @@ export const ERROR_CODES = {
     description: 'The query ran longer than the statement timeout and was stopped',
     retryable: true,
   },
+  SLOW_CONSUMER: {
+    description: 'The client fell too far behind a subscription; resume from details.resume_from',
+    retryable: true,
+  },
   CONNECTION_LIMIT: { description: 'The server has no room for another connection', retryable: true },
   RATE_LIMIT_EXCEEDED: {
     description: 'Too many messages; wait retry_after_ms before sending again',

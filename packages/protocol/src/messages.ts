@@ -65,13 +65,69 @@ export const cancelMessageSchema = z.object({
   payload: z.object({ id }),
 });
 
+/** A column condition of a table subscription; a bare value means `eq`. */
+const filterCondition = z.union([
+  sqlValueSchema,
+  z
+    .strictObject({
+      eq: sqlValueSchema.optional(),
+      neq: sqlValueSchema.optional(),
+      lt: sqlValueSchema.optional(),
+      lte: sqlValueSchema.optional(),
+      gt: sqlValueSchema.optional(),
+      gte: sqlValueSchema.optional(),
+      in: z.array(sqlValueSchema).max(1000).optional(),
+    })
+    .refine((c) => Object.keys(c).length > 0, 'a condition needs an operator'),
+]);
+export const rowFilterSchema = z.record(z.string().min(1).max(128), filterCondition);
+export type RowFilter = z.infer<typeof rowFilterSchema>;
+export type FilterCondition = z.infer<typeof filterCondition>;
+
+export const CHANGE_EVENTS = ['insert', 'update', 'delete'] as const;
+
+export const subscribeMessageSchema = z.object({
+  type: z.literal('subscribe'),
+  /** The subscription's id: every event it produces carries it, and `unsubscribe` names it. */
+  id,
+  timestamp,
+  payload: z
+    .object({
+      /** Table changes: the table to watch. */
+      table: z.string().min(1).max(128).optional(),
+      events: z.array(z.enum(CHANGE_EVENTS)).min(1).max(3).optional(),
+      filter: rowFilterSchema.optional(),
+      /** Live query: a read statement whose result is kept current. */
+      query: z.string().min(1).optional(),
+      params,
+      /** Resume: deliver every change after this sequence (table subscriptions). */
+      since: z.number().int().min(0).optional(),
+      /** Send the table's current (filtered) rows first, consistent with the acknowledged sequence. */
+      snapshot: z.boolean().optional(),
+    })
+    .refine((p) => (p.table === undefined) !== (p.query === undefined), {
+      message: "give exactly one of 'table' or 'query'",
+    }),
+});
+
+export const unsubscribeMessageSchema = z.object({
+  type: z.literal('unsubscribe'),
+  /** The id of the subscription to end. */
+  id,
+  timestamp,
+  payload: z.unknown().optional(),
+});
+
 export const clientMessageSchema = z.discriminatedUnion('type', [
   authMessageSchema,
   queryMessageSchema,
   batchMessageSchema,
   pingMessageSchema,
   cancelMessageSchema,
+  subscribeMessageSchema,
+  unsubscribeMessageSchema,
 ]);
+export type SubscribeMessage = z.infer<typeof subscribeMessageSchema>;
 
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 export type AuthMessage = z.infer<typeof authMessageSchema>;
@@ -89,7 +145,63 @@ export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = [
 
 // ---- server → client -------------------------------------------------------------------------
 
-export type ServerMessageType = 'data' | 'error' | 'pong' | 'auth_success' | 'auth_error';
+export type ServerMessageType =
+  | 'data'
+  | 'error'
+  | 'pong'
+  | 'auth_success'
+  | 'auth_error'
+  | 'auth_expiring'
+  | 'subscribed'
+  | 'change'
+  | 'unsubscribed'
+  | 'reset';
+
+/** `subscribed`: the subscription is attached; every change after `sequence` will be delivered. */
+export interface SubscribedPayload {
+  status: 'success';
+  kind: 'table' | 'query';
+  sequence: number;
+}
+
+/** `change` of a table subscription: one row event, or a schema change of the table. */
+export interface RowChangePayload {
+  sequence: number;
+  table: string;
+  /** enter/leave: an update made the row start/stop matching the subscription's filter. */
+  op: 'insert' | 'update' | 'delete' | 'enter' | 'leave' | 'schema';
+  key: Record<string, unknown> | null;
+  row: Record<string, unknown> | null;
+  old_row: Record<string, unknown> | null;
+  timestamp: string;
+  /** For op 'schema': what happened to the table. */
+  schema?: { action: 'create' | 'alter' | 'drop'; sql: string | null };
+}
+
+/** `change` of a live query: how its result moved, as of `sequence`. */
+export interface QueryDiffPayload {
+  sequence: number;
+  op: 'diff';
+  columns: string[];
+  added: SqlValue[][];
+  removed: SqlValue[][];
+  /** Rows whose key (`id` or `_id` column) stayed while other values changed. */
+  changed: { old: SqlValue[]; new: SqlValue[] }[];
+}
+
+/** `unsubscribed`: the subscription ended (asked for, or the table was dropped). */
+export interface UnsubscribedPayload {
+  status: 'success';
+  reason: 'unsubscribed' | 'table_dropped' | 'killed';
+}
+
+/** `reset`: the change log no longer reaches back to `since`; re-subscribe with a snapshot. */
+export interface ResetPayload {
+  reason: 'history_unavailable';
+  /** Oldest sequence still resumable from. */
+  oldest_resumable: number;
+  sequence: number;
+}
 
 export interface ServerEnvelope<T extends ServerMessageType, P> {
   type: T;
@@ -142,9 +254,23 @@ export interface ErrorPayload {
   details?: Record<string, unknown>;
 }
 
+/** The limits a connection runs under, sent in `auth_success`. `null` means "no such limit". */
 export interface ServerLimits {
   max_message_size: number;
+  /** Messages per second on average; null when rate limiting is off. */
   rate_limit_rps: number | null;
+  /** Messages that may be sent at once before the per-second rate applies. */
+  rate_limit_burst: number | null;
+  /** Refused messages within `rate_limit_violation_window_ms` after which the connection is closed (1008). */
+  rate_limit_max_violations: number | null;
+  rate_limit_violation_window_ms: number | null;
+  /** `query`/`batch` requests that may run at once on one connection. */
+  max_running_queries: number;
+  /** Open WebSocket connections from one address, and authenticated ones of one user. */
+  max_connections_per_ip: number | null;
+  max_connections_per_user: number | null;
+  /** Failed logins per username and address before further attempts are refused with HTTP 429. */
+  login_max_attempts: number;
   ping_interval_ms: number;
   idle_timeout_ms: number;
 }

@@ -104,6 +104,8 @@ export interface Engine {
     options: RunOptions,
   ): Promise<{ sequence: number; result: StatementResult }>;
   readonly changes: ChangeLog;
+  /** What a statement would touch (throws for a refused or invalid statement), without running it. */
+  describe(sql: string): StatementAccess;
   /** Called after every commit that may have changed data or schema. */
   onCommit(listener: () => void): () => void;
   /** Resolves when the engine answers a trivial statement; used by readiness. */

@@ -27,6 +27,18 @@ export interface GuardedStatement {
   returning: boolean;
   /** For DDL: the kind of object (TABLE, INDEX, VIEW, TRIGGER, VIRTUAL). */
   objectType?: string;
+  /** How many read-only table-valued functions (json_each, json_tree, pragma_…) the text calls. */
+  tableFunctions: number;
+}
+
+/** Built-in table-valued functions that expose no table data and need no privilege. */
+function isSafeTableFunction(tokens: readonly SqlToken[], i: number): boolean {
+  const word = tokens[i]!;
+  return (
+    word.kind === 'word' &&
+    (word.text === 'JSON_EACH' || word.text === 'JSON_TREE' || word.text.startsWith('PRAGMA_')) &&
+    tokens[i + 1]?.text === '('
+  );
 }
 
 /** Reads the data-changing verbs at nesting depth 0, skipping a leading WITH clause's subqueries. */
@@ -74,6 +86,8 @@ const FORBIDDEN_WORDS: Record<string, string> = {
   READFILE: 'filesystem access is not allowed',
   WRITEFILE: 'filesystem access is not allowed',
   FTS3_TOKENIZER: 'fts3_tokenizer is not allowed',
+  // Raw database pages: reading them would bypass every table privilege, writing them corrupts the file.
+  SQLITE_DBPAGE: 'raw page access is not allowed',
 };
 const DDL_VERBS = new Set(['CREATE', 'DROP', 'ALTER']);
 const WRITE_VERBS = new Set(['INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'REINDEX', 'ANALYZE']);
@@ -84,6 +98,7 @@ function denied(message: string): RustyError {
 
 function checkOne(statement: LexedStatement): GuardedStatement {
   const { tokens } = statement;
+  const tableFunctions = tokens.filter((_, i) => isSafeTableFunction(tokens, i)).length;
   for (const token of tokens) {
     if (token.text.toLowerCase().includes(INTERNAL_PREFIX)) {
       throw denied('internal tables are not accessible');
@@ -104,7 +119,14 @@ function checkOne(statement: LexedStatement): GuardedStatement {
     if (!name || assigns || !READ_ONLY_PRAGMAS.has(name.text.toUpperCase())) {
       throw denied('only read-only schema PRAGMAs (table_info, index_list, …) are allowed');
     }
-    return { text: statement.text, kind: 'read', verb, writeVerbs: new Set(), returning: false };
+    return {
+      text: statement.text,
+      kind: 'read',
+      verb,
+      writeVerbs: new Set(),
+      returning: false,
+      tableFunctions,
+    };
   }
   if (DDL_VERBS.has(verb)) {
     // Temporary objects would live on a connection other sessions share.
@@ -112,11 +134,19 @@ function checkOne(statement: LexedStatement): GuardedStatement {
       throw denied('temporary tables, views and triggers are not allowed');
     }
     const objectType = tokens.find((t, i) => i > 0 && t.kind === 'word' && t.text !== 'UNIQUE')?.text;
-    return { text: statement.text, kind: 'ddl', verb, writeVerbs: new Set(), returning: false, objectType };
+    return {
+      text: statement.text,
+      kind: 'ddl',
+      verb,
+      writeVerbs: new Set(),
+      returning: false,
+      objectType,
+      tableFunctions,
+    };
   }
   const shape = writeShape(tokens);
   const kind = shape.writeVerbs.size > 0 || WRITE_VERBS.has(verb) ? 'write' : 'read';
-  return { text: statement.text, kind, verb, ...shape };
+  return { text: statement.text, kind, verb, ...shape, tableFunctions };
 }
 
 /** Checks one API statement; more than one statement in the text is refused. */

@@ -101,6 +101,10 @@ export class SqliteEngine implements Engine {
     return engine;
   }
 
+  describe(sql: string): StatementAccess {
+    return this.#router.route(sql).access;
+  }
+
   onCommit(listener: () => void): () => void {
     this.#commitListeners.add(listener);
     return () => this.#commitListeners.delete(listener);
@@ -213,6 +217,14 @@ export class SqliteEngine implements Engine {
     if (!options.transaction) {
       const results: (StatementResult | StatementFailure)[] = [];
       for (const statement of statements) {
+        if (options.signal?.aborted) {
+          results.push({
+            status: 'error',
+            code: 'QUERY_CANCELLED',
+            message: 'batch cancelled before this statement',
+          });
+          continue;
+        }
         try {
           results.push(await this.execute(statement, options));
         } catch (err) {
@@ -309,7 +321,7 @@ export class SqliteEngine implements Engine {
         columns: [],
         rows: [],
         rows_affected: info.changes,
-        last_insert_id: Number(info.lastInsertRowid),
+        ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
       };
     } catch (err) {
       // Another connection holds the write lock: wait for it off the loop instead of failing.
@@ -371,7 +383,15 @@ export class SqliteEngine implements Engine {
         await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]),
       );
       const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
-      yield { columns: [], rows: [], done: true, rowsAffected: changes, lastInsertId: Number(lastId) };
+      // changes() and last_insert_rowid() keep their values from earlier statements: report only
+      // what this statement can have set.
+      yield {
+        columns: [],
+        rows: [],
+        done: true,
+        rowsAffected: routed.guarded.kind === 'ddl' ? 0 : changes,
+        ...(routed.guarded.writeVerbs.has('INSERT') ? { lastInsertId: Number(lastId) } : {}),
+      };
       return;
     }
     stmt.raw();
@@ -482,6 +502,9 @@ function* chunksOf(result: StatementResult, chunkSize: number): Generator<Result
   };
 }
 
+/** Rows a statement may return when its result is gathered whole (execute, batch, snapshot). */
+export const MAX_COLLECTED_ROWS = 100_000;
+
 async function collect(chunks: AsyncIterable<ResultChunk>): Promise<StatementResult> {
   let columns: string[] = [];
   const rows: StatementResult['rows'] = [];
@@ -489,6 +512,12 @@ async function collect(chunks: AsyncIterable<ResultChunk>): Promise<StatementRes
   let lastInsertId: number | undefined;
   for await (const chunk of chunks) {
     columns = chunk.columns;
+    if (rows.length + chunk.rows.length > MAX_COLLECTED_ROWS) {
+      throw new RustyError(
+        'QUERY_ERROR',
+        `result has more than ${MAX_COLLECTED_ROWS} rows; stream it with a query over /api/v1/stream`,
+      );
+    }
     for (const row of chunk.rows) rows.push(row);
     if (chunk.done) {
       rowsAffected = chunk.rowsAffected ?? rows.length;

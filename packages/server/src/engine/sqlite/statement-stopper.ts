@@ -9,8 +9,11 @@ export interface Interruptible {
   interrupt(): void;
 }
 
+const REPEAT_INTERRUPT_MS = 25;
+
 export class StatementStopper {
   #reason: 'timeout' | 'cancelled' | undefined;
+  #repeat: NodeJS.Timeout | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.#stop('cancelled');
@@ -30,6 +33,9 @@ export class StatementStopper {
     if (this.#reason) return;
     this.#reason = reason;
     this.#target.interrupt();
+    // SQLite drops an interrupt that arrives before the statement has started on its worker thread,
+    // so keep interrupting until the statement is over and this stopper is disposed.
+    this.#repeat = setInterval(() => this.#target.interrupt(), REPEAT_INTERRUPT_MS);
   }
 
   /** Throws if the statement was stopped, for checks between chunks. */
@@ -54,6 +60,7 @@ export class StatementStopper {
 
   dispose(): void {
     clearTimeout(this.#timer);
+    clearInterval(this.#repeat);
     this.#signal?.removeEventListener('abort', this.#onAbort);
   }
 }

@@ -6,7 +6,9 @@ export type DriverValue = string | number | bigint | null | Buffer;
 export function toDriverParams(params: readonly SqlValue[] | undefined): DriverValue[] {
   if (!params || params.length === 0) return [];
   return params.map((value) => {
-    if (typeof value === 'boolean') return value ? 1 : 0;
+    if (typeof value === 'boolean') return 1n * BigInt(value);
+    // The driver binds every JS number as REAL; whole numbers must arrive as INTEGER.
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
     if (value !== null && typeof value === 'object') return Buffer.from(value.$base64, 'base64');
     return value;
   });

@@ -1,0 +1,129 @@
+/**
+ * Reads the change log in order, once, and hands every new record to the subscriptions. Subscriptions,
+ * live queries, GraphQL subscriptions and document change streams all listen here, so they all see the
+ * same changes in the same order. The feed wakes on every commit the engine reports, and polls slowly
+ * as a safety net; it also prunes the log to the configured resume window.
+ */
+import type { ChangeLog, ChangeRecord, Engine } from '../engine/engine.ts';
+import { describeError, type Logger } from '../core/logger.ts';
+
+export type ChangeListener = (records: readonly ChangeRecord[]) => void;
+
+const PAGE = 1000;
+const POLL_MS = 1000;
+const PRUNE_MS = 10_000;
+
+export interface RetentionLimits {
+  maxAgeMs: number;
+  maxEntries: number;
+}
+
+export class ChangeFeed {
+  readonly #log: ChangeLog;
+  readonly #logger: Logger;
+  readonly #retention: RetentionLimits;
+  readonly #listeners = new Set<ChangeListener>();
+  #head = 0;
+  #pumping = false;
+  #again = false;
+  #scheduled = false;
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #unsubscribeCommits: () => void;
+  #closed = false;
+
+  private constructor(engine: Engine, logger: Logger, retention: RetentionLimits) {
+    this.#log = engine.changes;
+    this.#logger = logger;
+    this.#retention = retention;
+    this.#unsubscribeCommits = engine.onCommit(() => this.#schedule());
+  }
+
+  static async start(engine: Engine, logger: Logger, retention: RetentionLimits): Promise<ChangeFeed> {
+    const feed = new ChangeFeed(engine, logger, retention);
+    feed.#head = await engine.changes.head();
+    const poll = setInterval(() => feed.#schedule(), POLL_MS);
+    const prune = setInterval(() => void feed.#prune(), PRUNE_MS);
+    poll.unref();
+    prune.unref();
+    feed.#timers.push(poll, prune);
+    return feed;
+  }
+
+  /** The last sequence handed to listeners. */
+  get head(): number {
+    return this.#head;
+  }
+
+  get log(): ChangeLog {
+    return this.#log;
+  }
+
+  listen(listener: ChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Reads whatever the log holds now (after a commit), without waiting for the next turn. */
+  async catchUp(): Promise<void> {
+    await this.#pump();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#unsubscribeCommits();
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#listeners.clear();
+  }
+
+  /** Coalesces a burst of commits into one read of the log. */
+  #schedule(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#pump();
+    });
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#again = false;
+        for (;;) {
+          const records = await this.#log.read(this.#head, PAGE);
+          if (records.length === 0 || this.#closed) break;
+          this.#head = records[records.length - 1]!.seq;
+          for (const listener of this.#listeners) {
+            try {
+              listener(records);
+            } catch (err) {
+              this.#logger.error('change listener failed', describeError(err));
+            }
+          }
+          if (records.length < PAGE) break;
+        }
+      } while (this.#again && !this.#closed);
+    } catch (err) {
+      this.#logger.error('reading the change log failed', describeError(err));
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  async #prune(): Promise<void> {
+    try {
+      // The log is pruned in bounded steps; stop when a step removes nothing.
+      for (let i = 0; i < 20 && (await this.#log.prune(this.#retention)) > 0; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      // A busy database is normal here (a writer holds the lock): try again next time.
+      this.#logger.warn('pruning the change log failed', describeError(err));
+    }
+  }
+}

@@ -1,0 +1,329 @@
+/**
+ * Every subscription of the server, whatever connection owns it: table subscriptions walking the
+ * change log, and shared live queries. It feeds them from the one ChangeFeed, re-checks their
+ * privileges whenever grants change, and lets admins list and end them.
+ */
+import type { SubscribeMessage } from '@rustydb/protocol';
+import type { ServerConfig } from '../config/config.ts';
+import type { Engine } from '../engine/engine.ts';
+import type { AccessControl } from '../auth/access-control.ts';
+import type { Principal } from '../auth/authenticator.ts';
+import { RustyError, normalizeError } from '../errors/rusty-error.ts';
+import { envelope, errorPayload } from '../core/envelope.ts';
+import { describeError, type Logger } from '../core/logger.ts';
+import type { ChangeFeed } from './change-feed.ts';
+import { TableSubscription, type EndReason } from './table-subscription.ts';
+import { LiveQuery, type LiveQuerySubscriber } from './live-query.ts';
+import type { SubscriberOwner } from './subscriber.ts';
+import { filterToSql } from './row-filter.ts';
+
+/** History is replayed to a resuming subscriber in pages, letting other work run between them. */
+const CATCH_UP_PAGE = 1000;
+/** Rows a table snapshot may hold; larger tables must be read with a streamed query. */
+const MAX_SNAPSHOT_ROWS = 100_000;
+
+type AnySubscription = TableSubscription | LiveQuerySubscriber;
+
+export interface SubscriptionInfo {
+  key: string;
+  id: string;
+  kind: 'table' | 'query';
+  session: string;
+  user: string;
+  target: string;
+  created_at: string;
+  delivered: number;
+  cursor: number;
+  /** Changes in the log this subscription has not looked at yet. */
+  lag: number;
+  /** Bytes queued on its connection. */
+  queued_bytes: number;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export class SubscriptionHub {
+  readonly #engine: Engine;
+  readonly #feed: ChangeFeed;
+  readonly #access: AccessControl;
+  readonly #config: ServerConfig;
+  readonly #logger: Logger;
+  /** `${sessionId}\u0000${id}` → subscription */
+  readonly #subscriptions = new Map<string, AnySubscription>();
+  readonly #tables = new Set<TableSubscription>();
+  readonly #liveQueries = new Map<string, LiveQuery>();
+  readonly #stopListening: () => void;
+  readonly #stopWatchingGrants: () => void;
+
+  constructor(engine: Engine, feed: ChangeFeed, access: AccessControl, config: ServerConfig, logger: Logger) {
+    this.#engine = engine;
+    this.#feed = feed;
+    this.#access = access;
+    this.#config = config;
+    this.#logger = logger;
+    this.#stopListening = feed.listen((records) => {
+      for (const subscription of this.#tables) if (!subscription.catchingUp) subscription.offer(records);
+      for (const live of this.#liveQueries.values()) live.offer(records);
+    });
+    this.#stopWatchingGrants = access.onChange(() => void this.#recheckPrivileges());
+  }
+
+  get count(): number {
+    return this.#subscriptions.size;
+  }
+
+  async subscribe(owner: SubscriberOwner, message: SubscribeMessage, principal: Principal): Promise<void> {
+    const key = `${owner.sessionId}\u0000${message.id}`;
+    if (this.#subscriptions.has(key)) {
+      throw new RustyError(
+        'INVALID_MESSAGE',
+        `subscription '${message.id}' already exists on this connection`,
+      );
+    }
+    if (message.payload.table !== undefined) await this.#subscribeTable(key, owner, message, principal);
+    else await this.#subscribeQuery(key, owner, message, principal);
+  }
+
+  unsubscribe(owner: SubscriberOwner, id: string): boolean {
+    const subscription = this.#subscriptions.get(`${owner.sessionId}\u0000${id}`);
+    if (!subscription) return false;
+    this.#end(subscription, 'unsubscribed');
+    return true;
+  }
+
+  /** Ends every subscription of a connection (it closed); nothing is sent. */
+  dropOwner(owner: SubscriberOwner): void {
+    for (const subscription of this.#subscriptions.values()) {
+      if (subscription.owner === owner) this.#end(subscription, 'closed');
+    }
+  }
+
+  list(): SubscriptionInfo[] {
+    return [...this.#subscriptions.entries()].map(([key, s]) => ({
+      key: Buffer.from(key).toString('base64url'),
+      id: s.id,
+      kind: s.kind,
+      session: s.owner.sessionId,
+      user: s.owner.user,
+      target: s.kind === 'table' ? s.table : (this.#liveQueryOf(s)?.statement.sql ?? ''),
+      created_at: s.createdAt.toISOString(),
+      delivered: s.delivered,
+      cursor: s.cursor,
+      lag: Math.max(0, this.#feed.head - s.cursor),
+      queued_bytes: s.owner.bufferedAmount(),
+    }));
+  }
+
+  /** Ends a subscription by the key `list()` gave; its owner is told. */
+  kill(encodedKey: string): boolean {
+    const subscription = this.#subscriptions.get(Buffer.from(encodedKey, 'base64url').toString());
+    if (!subscription) return false;
+    this.#end(subscription, 'killed');
+    return true;
+  }
+
+  close(): void {
+    this.#stopListening();
+    this.#stopWatchingGrants();
+    for (const live of this.#liveQueries.values()) live.close();
+    this.#subscriptions.clear();
+    this.#tables.clear();
+    this.#liveQueries.clear();
+  }
+
+  async #subscribeTable(
+    key: string,
+    owner: SubscriberOwner,
+    message: SubscribeMessage,
+    principal: Principal,
+  ): Promise<void> {
+    const { table, events, filter, since, snapshot } = message.payload;
+    // Compiling a read of the table checks that it exists and what reading it needs.
+    const probe = `SELECT * FROM ${quoteIdent(table!)}`;
+    const access = this.#engine.describe(probe);
+    const authorize = await this.#access.authorizerFor(principal);
+    authorize(access);
+
+    let cursor = this.#feed.head;
+    let snapshotRows: { columns: string[]; rows: unknown[][] } | undefined;
+    if (since !== undefined) {
+      const floor = await this.#engine.changes.floor();
+      if (since < floor) {
+        owner.send(
+          envelope(
+            'reset',
+            { reason: 'history_unavailable', oldest_resumable: floor, sequence: this.#feed.head },
+            message.id,
+          ),
+        );
+        return;
+      }
+      cursor = since;
+    } else if (snapshot) {
+      const { where, params } = filterToSql(filter, quoteIdent);
+      const taken = await this.#engine.snapshot(
+        { sql: `${probe} WHERE ${where} LIMIT ${MAX_SNAPSHOT_ROWS + 1}`, params },
+        { timeoutMs: this.#config.statement_timeout * 1000, authorize },
+      );
+      if (taken.result.rows.length > MAX_SNAPSHOT_ROWS) {
+        throw new RustyError(
+          'QUERY_ERROR',
+          `snapshot has more than ${MAX_SNAPSHOT_ROWS} rows; narrow the filter`,
+        );
+      }
+      cursor = taken.sequence;
+      snapshotRows = taken.result;
+    }
+
+    const subscription = new TableSubscription({
+      id: message.id,
+      owner,
+      principal,
+      table: table!,
+      access,
+      events: events ? new Set(events) : undefined,
+      filter,
+      cursor,
+      maxBuffer: this.#config.subscription_max_buffer,
+      onEnd: (s, reason) => this.#forget(key, s, reason),
+    });
+    this.#subscriptions.set(key, subscription);
+    this.#tables.add(subscription);
+    owner.send(envelope('subscribed', { status: 'success', kind: 'table', sequence: cursor }, message.id));
+    if (snapshotRows) {
+      owner.send(
+        envelope(
+          'data',
+          {
+            status: 'success',
+            columns: snapshotRows.columns,
+            rows: snapshotRows.rows,
+            has_more: false,
+            rows_affected: snapshotRows.rows.length,
+            sequence: cursor,
+          },
+          message.id,
+        ),
+      );
+    }
+    await this.#catchUp(subscription);
+  }
+
+  /**
+   * Replays history from the subscription's cursor up to the feed's head, then hands it to the live
+   * feed. The switch happens in the same turn as the last check, so no record falls between the two.
+   */
+  async #catchUp(subscription: TableSubscription): Promise<void> {
+    try {
+      while (!subscription.ended && subscription.cursor < this.#feed.head) {
+        const records = await this.#engine.changes.read(subscription.cursor, CATCH_UP_PAGE);
+        if (records.length === 0) break;
+        if (!subscription.offer(records.filter((r) => r.seq <= this.#feed.head))) return;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      subscription.catchingUp = false;
+    } catch (err) {
+      const failure = normalizeError(err, (e) => this.#logger.error('catch-up failed', describeError(e)));
+      subscription.owner.send(
+        envelope('error', errorPayload(failure.code, failure.message), subscription.id),
+      );
+      subscription.end('closed');
+    }
+  }
+
+  async #subscribeQuery(
+    key: string,
+    owner: SubscriberOwner,
+    message: SubscribeMessage,
+    principal: Principal,
+  ): Promise<void> {
+    const statement = { sql: message.payload.query!, params: message.payload.params ?? [] };
+    const access = this.#engine.describe(statement.sql);
+    (await this.#access.authorizerFor(principal))(access);
+    if (access.kind !== 'read') throw new RustyError('QUERY_ERROR', 'a live query must be a read statement');
+    const liveKey = JSON.stringify([statement.sql, statement.params]);
+    let live = this.#liveQueries.get(liveKey);
+    if (!live) {
+      live = new LiveQuery(
+        liveKey,
+        statement,
+        access,
+        this.#engine,
+        this.#logger,
+        this.#config.statement_timeout * 1000,
+      );
+      this.#liveQueries.set(liveKey, live);
+      try {
+        await live.start();
+      } catch (err) {
+        this.#liveQueries.delete(liveKey);
+        live.close();
+        throw err;
+      }
+    }
+    const subscriber: LiveQuerySubscriber = {
+      kind: 'query',
+      id: message.id,
+      owner,
+      principal,
+      access,
+      createdAt: new Date(),
+      delivered: 0,
+      cursor: 0,
+    };
+    this.#subscriptions.set(key, subscriber);
+    live.join(subscriber);
+  }
+
+  #liveQueryOf(subscriber: LiveQuerySubscriber): LiveQuery | undefined {
+    for (const live of this.#liveQueries.values()) if (live.subscribers.has(subscriber)) return live;
+    return undefined;
+  }
+
+  #end(subscription: AnySubscription, reason: EndReason): void {
+    if (subscription.kind === 'table') {
+      subscription.end(reason);
+      return;
+    }
+    const key = `${subscription.owner.sessionId}\u0000${subscription.id}`;
+    this.#forget(key, subscription, reason);
+  }
+
+  /** Removes an ended subscription and tells its owner why, where it is still listening. */
+  #forget(key: string, subscription: AnySubscription, reason: EndReason): void {
+    if (this.#subscriptions.get(key) !== subscription) return;
+    this.#subscriptions.delete(key);
+    if (subscription.kind === 'table') this.#tables.delete(subscription);
+    else {
+      const live = this.#liveQueryOf(subscription);
+      if (live) {
+        live.subscribers.delete(subscription);
+        if (live.subscribers.size === 0) {
+          live.close();
+          this.#liveQueries.delete(live.key);
+        }
+      }
+    }
+    if (reason === 'unsubscribed' || reason === 'killed' || reason === 'table_dropped') {
+      subscription.owner.send(envelope('unsubscribed', { status: 'success', reason }, subscription.id));
+    }
+  }
+
+  /** After a grant change: a subscription whose owner may no longer read its target ends. */
+  async #recheckPrivileges(): Promise<void> {
+    for (const [key, subscription] of [...this.#subscriptions]) {
+      try {
+        (await this.#access.authorizerFor(subscription.principal))(subscription.access);
+      } catch (err) {
+        const failure = normalizeError(err);
+        if (this.#subscriptions.get(key) !== subscription) continue;
+        subscription.owner.send(
+          envelope('error', errorPayload(failure.code, failure.message, failure.details), subscription.id),
+        );
+        this.#end(subscription, 'revoked');
+      }
+    }
+  }
+}
