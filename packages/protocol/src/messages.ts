@@ -110,6 +110,29 @@ export const subscribeMessageSchema = z.object({
     }),
 });
 
+const resumeTokenSchema = z.strictObject({ _data: z.string().min(1).max(32) });
+
+/** A MongoDB-like change stream over a document collection. */
+export const watchMessageSchema = z.object({
+  type: z.literal('watch'),
+  /** The stream's id, as for `subscribe`; `unsubscribe` with it ends the stream. */
+  id,
+  timestamp,
+  payload: z
+    .object({
+      /** Needed on /api/v1/stream; on the collection's own watch endpoint it comes from the URL. */
+      collection: z.string().min(1).max(63).optional(),
+      pipeline: z.array(z.record(z.string(), z.unknown())).max(20).optional(),
+      fullDocument: z.enum(['default', 'updateLookup', 'whenAvailable', 'required']).optional(),
+      resumeAfter: resumeTokenSchema.optional(),
+      startAfter: resumeTokenSchema.optional(),
+      /** Milliseconds since the epoch: events committed at or after this time. */
+      startAtOperationTime: z.number().int().min(0).optional(),
+    })
+    .default({}),
+});
+export type WatchMessage = z.infer<typeof watchMessageSchema>;
+
 export const unsubscribeMessageSchema = z.object({
   type: z.literal('unsubscribe'),
   /** The id of the subscription to end. */
@@ -126,6 +149,7 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   cancelMessageSchema,
   subscribeMessageSchema,
   unsubscribeMessageSchema,
+  watchMessageSchema,
 ]);
 export type SubscribeMessage = z.infer<typeof subscribeMessageSchema>;
 
@@ -141,6 +165,9 @@ export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = [
   'batch',
   'ping',
   'cancel',
+  'subscribe',
+  'unsubscribe',
+  'watch',
 ];
 
 // ---- server → client -------------------------------------------------------------------------
@@ -160,8 +187,10 @@ export type ServerMessageType =
 /** `subscribed`: the subscription is attached; every change after `sequence` will be delivered. */
 export interface SubscribedPayload {
   status: 'success';
-  kind: 'table' | 'query';
+  kind: 'table' | 'query' | 'collection';
   sequence: number;
+  /** Change streams: the token to resume from this point. */
+  resume_token?: { _data: string };
 }
 
 /** `change` of a table subscription: one row event, or a schema change of the table. */

@@ -3,6 +3,7 @@
  * an orderly shutdown (every socket gets 1001, then the engine closes).
  */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config/config.ts';
@@ -17,12 +18,27 @@ import { consoleLogger, type Logger } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
-import { registerAuthRoutes } from './http/auth-routes.ts';
+import { REVOKED_MESSAGE, registerAuthRoutes } from './http/auth-routes.ts';
 import { registerSqlRoutes } from './http/sql-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
 import { registerAdminRoutes } from './http/admin-routes.ts';
+import { registerSubscriptionRoutes } from './http/subscription-routes.ts';
+import { registerDocumentRoutes } from './http/document-routes.ts';
+import { DocumentService } from './documents/document-service.ts';
+import { ChangeFeed } from './changes/change-feed.ts';
+import { SubscriptionHub } from './changes/subscription-hub.ts';
 import { WebSocketGateway } from './ws/websocket-gateway.ts';
-import { STREAM_PATH, streamEndpoint } from './ws/stream-endpoint.ts';
+import { STREAM_PATH, sessionEndpoint, streamEndpoint } from './ws/stream-endpoint.ts';
+
+/** Each collection's change-stream endpoint. */
+const WATCH_PATH = /^\/api\/v1\/documents\/collections\/([A-Za-z][A-Za-z0-9_]{0,62})\/watch$/;
+import { AuditLog } from './audit/audit-log.ts';
+import { auditedEngine } from './audit/audited-engine.ts';
+import { TokenRevocations } from './auth/token-revocations.ts';
+import { LoginLimiter } from './auth/login-limiter.ts';
+import { SessionRegistry } from './core/session-registry.ts';
+import { registerSessionRoutes } from './http/session-routes.ts';
+import { registerAuditRoutes } from './http/audit-routes.ts';
 
 export interface StartOptions {
   logger?: Logger;
@@ -42,6 +58,10 @@ export interface RustyServer {
   readonly roles: RoleStore;
   readonly access: AccessControl;
   readonly gateway: WebSocketGateway;
+  readonly feed: ChangeFeed;
+  readonly subscriptions: SubscriptionHub;
+  readonly sessions: SessionRegistry;
+  readonly audit: AuditLog;
   close(): Promise<void>;
 }
 
@@ -55,6 +75,48 @@ function readTlsFile(field: string, path: string): Buffer {
   }
 }
 
+/** Loads the certificate and key and checks that they make a usable pair, naming the field at fault. */
+function loadTls(config: ServerConfig): { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' } {
+  const cert = readTlsFile('tls_cert_path', config.tls_cert_path!);
+  const key = readTlsFile('tls_key_path', config.tls_key_path!);
+  try {
+    createSecureContext({ cert });
+  } catch (err) {
+    throw new Error(
+      `invalid configuration: tls_cert_path: ${config.tls_cert_path} is not a usable PEM certificate (${(err as Error).message})`,
+    );
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new Error(
+      `invalid configuration: tls_key_path: ${config.tls_key_path} is not a usable PEM private key for the certificate (${(err as Error).message})`,
+    );
+  }
+  return { cert, key, minVersion: 'TLSv1.2' };
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/** What an operator should know about a configuration before exposing it; logged as warnings at start. */
+export function startupWarnings(config: ServerConfig): string[] {
+  const warnings: string[] = [];
+  const exposed = !LOOPBACK_HOSTS.has(config.host);
+  if (exposed && !config.enable_tls) {
+    warnings.push(
+      `listening on ${config.host} without TLS: passwords and tokens cross the network in clear text; set enable_tls in production`,
+    );
+  }
+  if (!config.require_authentication) {
+    warnings.push(
+      exposed
+        ? `require_authentication is off while listening on ${config.host}: every client on the network acts as admin`
+        : 'require_authentication is off: every client acts as admin',
+    );
+  }
+  return warnings;
+}
+
 async function bootstrapAdmin(users: UserStore, config: ServerConfig, options: StartOptions): Promise<void> {
   if ((await users.count()) > 0) return;
   const password = config.admin_password ?? generatePassword();
@@ -64,16 +126,12 @@ async function bootstrapAdmin(users: UserStore, config: ServerConfig, options: S
 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RustyServer> {
   const logger = options.logger ?? consoleLogger;
-  const https = config.enable_tls
-    ? {
-        cert: readTlsFile('tls_cert_path', config.tls_cert_path!),
-        key: readTlsFile('tls_key_path', config.tls_key_path!),
-        minVersion: 'TLSv1.2' as const,
-      }
-    : undefined;
+  const https = config.enable_tls ? loadTls(config) : undefined;
 
   const engine = await SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
   let app: FastifyInstance | undefined;
+  let feed: ChangeFeed | undefined;
+  const audit = new AuditLog(config.data_dir, logger, config.audit_log);
   try {
     const users = new UserStore(engine.internal);
     const roles = new RoleStore(engine.internal);
@@ -81,12 +139,42 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await roles.migrate();
     await bootstrapAdmin(users, config, options);
     const access = new AccessControl(users, roles);
+    access.onDenied((principal, privilege) =>
+      audit.record({ event: 'permission.denied', user: principal.user, details: { privilege } }),
+    );
+    const revocations = new TokenRevocations(engine.internal);
+    await revocations.migrate();
     const tokens = new TokenService(loadSigningSecret(config.data_dir, config.jwt_secret), config.token_ttl);
-    const authenticator = new Authenticator(users, tokens);
-    const deps = { engine, authenticator, access, config, logger };
+    const authenticator = new Authenticator(users, tokens, revocations, audit);
+    const sessions = new SessionRegistry(config.max_connections_per_user);
+    const loginLimiter = new LoginLimiter({
+      maxAttempts: config.login_max_attempts,
+      baseBackoffMs: config.login_backoff_base * 1000,
+      maxBackoffMs: config.login_backoff_max * 1000,
+    });
+    feed = await ChangeFeed.start(engine, logger, {
+      maxAgeMs: config.changelog_retention * 1000,
+      maxEntries: config.changelog_max_entries,
+    });
+    const hub = new SubscriptionHub(engine, feed, access, config, logger);
+    const deps = {
+      engine: auditedEngine(engine, audit),
+      authenticator,
+      access,
+      config,
+      logger,
+      sessions,
+      audit,
+      subscriptions: hub,
+    };
+    for (const warning of startupWarnings(config)) logger.warn(warning);
 
-    const gateway = new WebSocketGateway(config, logger);
+    const gateway = new WebSocketGateway(config, logger, audit);
     gateway.route(STREAM_PATH, streamEndpoint(deps));
+    gateway.routePattern(
+      WATCH_PATH,
+      sessionEndpoint(deps, 'documents.watch', (url) => WATCH_PATH.exec(url.pathname)![1]!),
+    );
 
     app = Fastify({
       logger: false,
@@ -99,14 +187,25 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       });
     }
     registerErrorHandling(app, logger);
-    registerAuthRoutes(app, deps);
+    registerAuthRoutes(app, { ...deps, users, loginLimiter });
     registerSqlRoutes(app, deps);
     registerHealthRoutes(app, deps);
-    registerAdminRoutes(app, { ...deps, users, roles });
+    registerAdminRoutes(app, {
+      ...deps,
+      users,
+      roles,
+      onUserInvalidated: (username) =>
+        sessions.killUser(username, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'credentials revoked'),
+    });
+    registerSessionRoutes(app, deps);
+    registerSubscriptionRoutes(app, { ...deps, hub });
+    registerDocumentRoutes(app, { ...deps, documents: new DocumentService(deps.engine) });
+    registerAuditRoutes(app, deps);
     app.server.on('upgrade', (request, socket, head) => gateway.handleUpgrade(request, socket, head));
     await app.listen({ host: config.host, port: config.port });
 
     const port = (app.server.address() as AddressInfo).port;
+    audit.record({ event: 'server.start', details: { host: config.host, port, tls: config.enable_tls } });
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     const scheme = https ? 'https' : 'http';
     let closing: Promise<void> | undefined;
@@ -121,18 +220,27 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       roles,
       access,
       gateway,
+      sessions,
+      audit,
+      feed,
+      subscriptions: hub,
       close() {
         closing ??= (async () => {
           await gateway.shutdown();
           await running.close();
+          hub.close();
+          feed!.close();
           await engine.close();
+          await audit.close();
         })();
         return closing;
       },
     };
   } catch (err) {
     await app?.close();
+    feed?.close();
     await engine.close();
+    await audit.close();
     throw err;
   }
 }

@@ -12,6 +12,16 @@ import type { Principal } from './authenticator.ts';
 
 const ADMIN_SET = new PrivilegeSet([{ privilege: 'ADMIN' }]);
 
+/** Who each authorize callback was made for: lets the audit log name the user a refusal was for. */
+const authorizerOwners = new WeakMap<Authorize, Principal>();
+
+export function principalOfAuthorizer(authorize: Authorize): Principal | undefined {
+  return authorizerOwners.get(authorize);
+}
+
+/** Called when a principal is refused a global privilege (an admin endpoint, metrics). */
+export type DeniedListener = (principal: Principal, privilege: GlobalPrivilege) => void;
+
 function describeNeed(need: AccessNeed): string {
   if (need.table === undefined) return `permission denied: ${need.privilege} privilege required`;
   const privilege = need.privilege === 'WRITE' ? 'INSERT, UPDATE or DELETE' : need.privilege;
@@ -25,6 +35,7 @@ export class AccessControl {
   /** Rises on every change; listeners re-check what they hold (subscriptions, sessions). */
   #version = 0;
   readonly #listeners = new Set<() => void>();
+  readonly #deniedListeners = new Set<DeniedListener>();
 
   constructor(users: UserStore, roles: RoleStore) {
     this.#users = users;
@@ -45,6 +56,11 @@ export class AccessControl {
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  onDenied(listener: DeniedListener): () => void {
+    this.#deniedListeners.add(listener);
+    return () => this.#deniedListeners.delete(listener);
   }
 
   /** The privileges of a principal; the anonymous principal (authentication off) holds ADMIN. */
@@ -92,11 +108,14 @@ export class AccessControl {
   /** An engine authorize callback bound to a principal's current privileges. */
   async authorizerFor(principal: Principal): Promise<Authorize> {
     const privileges = await this.privilegesOf(principal);
-    return (access) => AccessControl.check(privileges, access);
+    const authorize: Authorize = (access) => AccessControl.check(privileges, access);
+    authorizerOwners.set(authorize, principal);
+    return authorize;
   }
 
   async requireGlobal(principal: Principal, privilege: GlobalPrivilege): Promise<void> {
     if (!(await this.privilegesOf(principal)).hasGlobal(privilege)) {
+      for (const listener of this.#deniedListeners) listener(principal, privilege);
       throw new RustyError('PERMISSION_DENIED', `permission denied: ${privilege} privilege required`, {
         privilege,
       });

@@ -10,6 +10,11 @@ export interface UserRecord {
   passwordHash: string;
   roles: string[];
   disabled: boolean;
+  /**
+   * Seconds since the epoch: tokens issued (`iat`) before this are no longer accepted. Set when the
+   * user is created, changes password or is disabled, so that older tokens die with the old state.
+   */
+  tokensValidAfter: number;
 }
 
 interface UserRow {
@@ -17,7 +22,10 @@ interface UserRow {
   password_hash: string;
   roles: string;
   disabled: number;
+  tokens_valid_after: number;
 }
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 const USERNAME_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
 
@@ -40,11 +48,19 @@ export class UserStore {
       disabled INTEGER NOT NULL DEFAULT 0,
       created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     )`);
+    const columns = await this.#store.all<{ name: string }>(
+      `SELECT name FROM pragma_table_info('${USERS_TABLE}')`,
+    );
+    if (!columns.some((c) => c.name === 'tokens_valid_after')) {
+      await this.#store.exec(
+        `ALTER TABLE ${USERS_TABLE} ADD COLUMN tokens_valid_after INTEGER NOT NULL DEFAULT 0`,
+      );
+    }
   }
 
   async find(username: string): Promise<UserRecord | undefined> {
     const row = await this.#store.get<UserRow>(
-      `SELECT username, password_hash, roles, disabled FROM ${USERS_TABLE} WHERE username = ?`,
+      `SELECT username, password_hash, roles, disabled, tokens_valid_after FROM ${USERS_TABLE} WHERE username = ?`,
       [username],
     );
     if (!row) return undefined;
@@ -53,6 +69,7 @@ export class UserStore {
       passwordHash: row.password_hash,
       roles: JSON.parse(row.roles) as string[],
       disabled: row.disabled !== 0,
+      tokensValidAfter: row.tokens_valid_after,
     };
   }
 
@@ -63,16 +80,16 @@ export class UserStore {
 
   async create(username: string, password: string, roles: string[]): Promise<void> {
     if (!isValidUsername(username)) throw new Error(`invalid username '${username}'`);
-    await this.#store.run(`INSERT INTO ${USERS_TABLE} (username, password_hash, roles) VALUES (?, ?, ?)`, [
-      username,
-      await hashPassword(password),
-      JSON.stringify(roles),
-    ]);
+    // Tokens issued to an earlier user of the same name (deleted since) must not work for this one.
+    await this.#store.run(
+      `INSERT INTO ${USERS_TABLE} (username, password_hash, roles, tokens_valid_after) VALUES (?, ?, ?, ?)`,
+      [username, await hashPassword(password), JSON.stringify(roles), nowSeconds()],
+    );
   }
 
-  async list(): Promise<Omit<UserRecord, 'passwordHash'>[]> {
+  async list(): Promise<Omit<UserRecord, 'passwordHash' | 'tokensValidAfter'>[]> {
     const rows = await this.#store.all<UserRow>(
-      `SELECT username, password_hash, roles, disabled FROM ${USERS_TABLE} ORDER BY username`,
+      `SELECT username, roles, disabled FROM ${USERS_TABLE} ORDER BY username`,
     );
     return rows.map((row) => ({
       username: row.username,
@@ -89,11 +106,30 @@ export class UserStore {
     return changes > 0;
   }
 
+  /** Disabling also ends every token issued so far: enabling the user again does not revive them. */
   async setDisabled(username: string, disabled: boolean): Promise<boolean> {
-    const { changes } = await this.#store.run(`UPDATE ${USERS_TABLE} SET disabled = ? WHERE username = ?`, [
-      disabled ? 1 : 0,
+    if (disabled) {
+      const { changes } = await this.#store.run(
+        `UPDATE ${USERS_TABLE} SET disabled = 1, tokens_valid_after = ? WHERE username = ?`,
+        [nowSeconds() + 1, username],
+      );
+      return changes > 0;
+    }
+    const { changes } = await this.#store.run(`UPDATE ${USERS_TABLE} SET disabled = 0 WHERE username = ?`, [
       username,
     ]);
+    return changes > 0;
+  }
+
+  /**
+   * Ends every token issued to the user so far. Tokens carry their issue time in whole seconds, so the
+   * cut-off is the start of the next second; tokens issued from now on are dated at it (see TokenService).
+   */
+  async revokeTokens(username: string): Promise<boolean> {
+    const { changes } = await this.#store.run(
+      `UPDATE ${USERS_TABLE} SET tokens_valid_after = ? WHERE username = ?`,
+      [nowSeconds() + 1, username],
+    );
     return changes > 0;
   }
 
@@ -101,10 +137,11 @@ export class UserStore {
     return (await this.#store.run(`DELETE FROM ${USERS_TABLE} WHERE username = ?`, [username])).changes > 0;
   }
 
+  /** Changing the password ends every token issued before the change. */
   async setPassword(username: string, password: string): Promise<boolean> {
     const { changes } = await this.#store.run(
-      `UPDATE ${USERS_TABLE} SET password_hash = ? WHERE username = ?`,
-      [await hashPassword(password), username],
+      `UPDATE ${USERS_TABLE} SET password_hash = ?, tokens_valid_after = ? WHERE username = ?`,
+      [await hashPassword(password), nowSeconds() + 1, username],
     );
     return changes > 0;
   }

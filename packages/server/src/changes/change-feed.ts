@@ -42,7 +42,7 @@ export class ChangeFeed {
     const feed = new ChangeFeed(engine, logger, retention);
     feed.#head = await engine.changes.head();
     const poll = setInterval(() => feed.#schedule(), POLL_MS);
-    const prune = setInterval(() => void feed.#prune(), PRUNE_MS);
+    const prune = setInterval(() => void feed.prune(), PRUNE_MS);
     poll.unref();
     prune.unref();
     feed.#timers.push(poll, prune);
@@ -115,7 +115,8 @@ export class ChangeFeed {
     }
   }
 
-  async #prune(): Promise<void> {
+  /** Trims the log to the retention limits now (it also runs on a timer). */
+  async prune(): Promise<void> {
     try {
       // The log is pruned in bounded steps; stop when a step removes nothing.
       for (let i = 0; i < 20 && (await this.#log.prune(this.#retention)) > 0; i++) {

@@ -3,9 +3,9 @@
  * change log, and shared live queries. It feeds them from the one ChangeFeed, re-checks their
  * privileges whenever grants change, and lets admins list and end them.
  */
-import type { SubscribeMessage } from '@rustydb/protocol';
+import type { SubscribeMessage, WatchMessage } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
-import type { Engine } from '../engine/engine.ts';
+import type { Engine, StatementAccess } from '../engine/engine.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import type { Principal } from '../auth/authenticator.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
@@ -16,9 +16,20 @@ import { TableSubscription, type EndReason } from './table-subscription.ts';
 import { LiveQuery, type LiveQuerySubscriber } from './live-query.ts';
 import type { SubscriberOwner } from './subscriber.ts';
 import { filterToSql } from './row-filter.ts';
+import { rowEventRenderer } from './row-events.ts';
+import {
+  changeStreamRenderer,
+  compilePipeline,
+  resumeToken,
+  sequenceOfToken,
+} from './change-stream-events.ts';
+import { isValidCollectionName } from '../documents/collection-name.ts';
+import type { Renderer } from './table-subscription.ts';
 
 /** History is replayed to a resuming subscriber in pages, letting other work run between them. */
 const CATCH_UP_PAGE = 1000;
+/** How often a catch-up paused for a slow reader looks again. */
+const CATCH_UP_WAIT_MS = 5;
 /** Rows a table snapshot may hold; larger tables must be read with a streamed query. */
 const MAX_SNAPSHOT_ROWS = 100_000;
 
@@ -38,6 +49,10 @@ export interface SubscriptionInfo {
   lag: number;
   /** Bytes queued on its connection. */
   queued_bytes: number;
+  /** Live queries: how many subscriptions share this one evaluation. */
+  shared_by: number;
+  /** Live queries: how many times the shared query has been evaluated. */
+  evaluations?: number;
 }
 
 function quoteIdent(name: string): string {
@@ -101,19 +116,24 @@ export class SubscriptionHub {
   }
 
   list(): SubscriptionInfo[] {
-    return [...this.#subscriptions.entries()].map(([key, s]) => ({
-      key: Buffer.from(key).toString('base64url'),
-      id: s.id,
-      kind: s.kind,
-      session: s.owner.sessionId,
-      user: s.owner.user,
-      target: s.kind === 'table' ? s.table : (this.#liveQueryOf(s)?.statement.sql ?? ''),
-      created_at: s.createdAt.toISOString(),
-      delivered: s.delivered,
-      cursor: s.cursor,
-      lag: Math.max(0, this.#feed.head - s.cursor),
-      queued_bytes: s.owner.bufferedAmount(),
-    }));
+    return [...this.#subscriptions.entries()].map(([key, s]) => {
+      const live = s.kind === 'query' ? this.#liveQueryOf(s) : undefined;
+      return {
+        key: Buffer.from(key).toString('base64url'),
+        id: s.id,
+        kind: s.kind,
+        session: s.owner.sessionId,
+        user: s.owner.user,
+        target: s.kind === 'table' ? s.table : (this.#liveQueryOf(s)?.statement.sql ?? ''),
+        created_at: s.createdAt.toISOString(),
+        delivered: s.delivered,
+        cursor: s.cursor,
+        lag: Math.max(0, this.#feed.head - s.cursor),
+        queued_bytes: s.owner.bufferedAmount(),
+        shared_by: live ? live.subscribers.size : 1,
+        ...(live ? { evaluations: live.evaluations } : {}),
+      };
+    });
   }
 
   /** Ends a subscription by the key `list()` gave; its owner is told. */
@@ -148,20 +168,7 @@ export class SubscriptionHub {
 
     let cursor = this.#feed.head;
     let snapshotRows: { columns: string[]; rows: unknown[][] } | undefined;
-    if (since !== undefined) {
-      const floor = await this.#engine.changes.floor();
-      if (since < floor) {
-        owner.send(
-          envelope(
-            'reset',
-            { reason: 'history_unavailable', oldest_resumable: floor, sequence: this.#feed.head },
-            message.id,
-          ),
-        );
-        return;
-      }
-      cursor = since;
-    } else if (snapshot) {
+    if (since === undefined && snapshot) {
       const { where, params } = filterToSql(filter, quoteIdent);
       const taken = await this.#engine.snapshot(
         { sql: `${probe} WHERE ${where} LIMIT ${MAX_SNAPSHOT_ROWS + 1}`, params },
@@ -176,38 +183,135 @@ export class SubscriptionHub {
       cursor = taken.sequence;
       snapshotRows = taken.result;
     }
+    await this.#attach(key, owner, message.id, principal, table!, access, {
+      cursor: since ?? cursor,
+      resumed: since !== undefined,
+      render: rowEventRenderer(filter, events ? new Set(events) : undefined),
+      kind: 'table',
+      afterAck: snapshotRows
+        ? () =>
+            owner.send(
+              envelope(
+                'data',
+                {
+                  status: 'success',
+                  columns: snapshotRows.columns,
+                  rows: snapshotRows.rows,
+                  has_more: false,
+                  rows_affected: snapshotRows.rows.length,
+                  sequence: cursor,
+                },
+                message.id,
+              ),
+            )
+        : undefined,
+    });
+  }
 
+  /** Opens a MongoDB-like change stream over a document collection. */
+  async watch(
+    owner: SubscriberOwner,
+    message: WatchMessage,
+    collection: string,
+    principal: Principal,
+  ): Promise<void> {
+    const key = `${owner.sessionId}\u0000${message.id}`;
+    if (this.#subscriptions.has(key)) {
+      throw new RustyError(
+        'INVALID_MESSAGE',
+        `subscription '${message.id}' already exists on this connection`,
+      );
+    }
+    if (!isValidCollectionName(collection))
+      throw new RustyError('NOT_FOUND', `collection '${collection}' not found`);
+    let access: StatementAccess;
+    try {
+      access = this.#engine.describe(`SELECT _id, doc FROM ${quoteIdent(collection)}`);
+    } catch (err) {
+      const failure = normalizeError(err);
+      if (failure.code === 'TABLE_NOT_FOUND' || failure.code === 'QUERY_ERROR') {
+        throw new RustyError('NOT_FOUND', `collection '${collection}' not found`);
+      }
+      throw failure;
+    }
+    (await this.#access.authorizerFor(principal))(access);
+    const options = message.payload;
+    const token = options.startAfter ?? options.resumeAfter;
+    let since: number | undefined;
+    if (token) since = sequenceOfToken(token);
+    else if (options.startAtOperationTime !== undefined) {
+      since = await this.#engine.changes.sequenceBefore(options.startAtOperationTime);
+    }
+    await this.#attach(key, owner, message.id, principal, collection, access, {
+      cursor: since ?? this.#feed.head,
+      resumed: since !== undefined,
+      render: changeStreamRenderer(
+        collection,
+        options.fullDocument ?? 'default',
+        compilePipeline(options.pipeline),
+      ),
+      kind: 'collection',
+    });
+  }
+
+  /**
+   * Attaches a log subscription at `cursor`: refuses with `reset` when the log no longer reaches back
+   * that far, acknowledges, and replays history up to the live feed.
+   */
+  async #attach(
+    key: string,
+    owner: SubscriberOwner,
+    id: string,
+    principal: Principal,
+    table: string,
+    access: StatementAccess,
+    options: {
+      cursor: number;
+      resumed: boolean;
+      render: Renderer;
+      kind: 'table' | 'collection';
+      afterAck?: (() => void) | undefined;
+    },
+  ): Promise<void> {
+    if (options.resumed) {
+      const floor = await this.#engine.changes.floor();
+      if (options.cursor < floor) {
+        owner.send(
+          envelope(
+            'reset',
+            { reason: 'history_unavailable', oldest_resumable: floor, sequence: this.#feed.head },
+            id,
+          ),
+        );
+        return;
+      }
+    }
     const subscription = new TableSubscription({
-      id: message.id,
+      id,
       owner,
       principal,
-      table: table!,
+      table,
       access,
-      events: events ? new Set(events) : undefined,
-      filter,
-      cursor,
+      render: options.render,
+      cursor: options.cursor,
       maxBuffer: this.#config.subscription_max_buffer,
       onEnd: (s, reason) => this.#forget(key, s, reason),
     });
     this.#subscriptions.set(key, subscription);
     this.#tables.add(subscription);
-    owner.send(envelope('subscribed', { status: 'success', kind: 'table', sequence: cursor }, message.id));
-    if (snapshotRows) {
-      owner.send(
-        envelope(
-          'data',
-          {
-            status: 'success',
-            columns: snapshotRows.columns,
-            rows: snapshotRows.rows,
-            has_more: false,
-            rows_affected: snapshotRows.rows.length,
-            sequence: cursor,
-          },
-          message.id,
-        ),
-      );
-    }
+    owner.send(
+      envelope(
+        'subscribed',
+        {
+          status: 'success',
+          kind: options.kind,
+          sequence: options.cursor,
+          ...(options.kind === 'collection' ? { resume_token: resumeToken(options.cursor) } : {}),
+        },
+        id,
+      ),
+    );
+    options.afterAck?.();
     await this.#catchUp(subscription);
   }
 
@@ -216,11 +320,19 @@ export class SubscriptionHub {
    * feed. The switch happens in the same turn as the last check, so no record falls between the two.
    */
   async #catchUp(subscription: TableSubscription): Promise<void> {
+    // History goes out no faster than the subscriber reads it: past half its buffer allowance, wait.
+    const allowance = this.#config.subscription_max_buffer / 2;
     try {
       while (!subscription.ended && subscription.cursor < this.#feed.head) {
         const records = await this.#engine.changes.read(subscription.cursor, CATCH_UP_PAGE);
         if (records.length === 0) break;
-        if (!subscription.offer(records.filter((r) => r.seq <= this.#feed.head))) return;
+        for (const record of records) {
+          if (record.seq > this.#feed.head) break;
+          while (!subscription.ended && subscription.owner.bufferedAmount() > allowance) {
+            await new Promise((resolve) => setTimeout(resolve, CATCH_UP_WAIT_MS));
+          }
+          if (!subscription.offer([record])) return;
+        }
         await new Promise((resolve) => setImmediate(resolve));
       }
       subscription.catchingUp = false;

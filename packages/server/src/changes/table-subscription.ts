@@ -1,16 +1,24 @@
 /**
- * One subscription to a table's changes. It walks the change log with a cursor: each record is looked
- * at once, in order, and delivered only if it is newer than the cursor, so catching up from history
- * and receiving live records can overlap without a gap or a duplicate.
+ * One subscription to one table's slice of the change log. It walks the log with a cursor: each record
+ * is looked at once, in order, and only if it is newer than the cursor, so catching up from history and
+ * receiving live records can overlap without a gap or a duplicate. What a record becomes on the wire
+ * (a row event, a MongoDB-style change event, nothing) is up to its renderer.
  */
-import type { RowChangePayload, RowFilter } from '@rustydb/protocol';
 import type { ChangeRecord, StatementAccess } from '../engine/engine.ts';
+import type { ServerMessageType } from '@rustydb/protocol';
 import { envelope, errorPayload } from '../core/envelope.ts';
-import { classify } from './row-filter.ts';
 import type { SubscriberOwner } from './subscriber.ts';
 import type { Principal } from '../auth/authenticator.ts';
 
 export type EndReason = 'unsubscribed' | 'table_dropped' | 'killed' | 'overflow' | 'revoked' | 'closed';
+
+/** What one record means to a subscriber: messages to send, and whether the subscription ends. */
+export interface Rendered {
+  messages: { type: ServerMessageType; payload: unknown }[];
+  end?: EndReason;
+}
+
+export type Renderer = (record: ChangeRecord) => Rendered | undefined;
 
 export interface TableSubscriptionOptions {
   id: string;
@@ -18,8 +26,7 @@ export interface TableSubscriptionOptions {
   principal: Principal;
   table: string;
   access: StatementAccess;
-  events: ReadonlySet<'insert' | 'update' | 'delete'> | undefined;
-  filter: RowFilter | undefined;
+  render: Renderer;
   /** Records up to and including this sequence are not delivered. */
   cursor: number;
   maxBuffer: number;
@@ -34,8 +41,7 @@ export class TableSubscription {
   readonly table: string;
   readonly access: StatementAccess;
   readonly createdAt = new Date();
-  readonly #events: TableSubscriptionOptions['events'];
-  readonly #filter: RowFilter | undefined;
+  readonly #render: Renderer;
   readonly #maxBuffer: number;
   readonly #onEnd: TableSubscriptionOptions['onEnd'];
   #cursor: number;
@@ -50,8 +56,7 @@ export class TableSubscription {
     this.principal = options.principal;
     this.table = options.table;
     this.access = options.access;
-    this.#events = options.events;
-    this.#filter = options.filter;
+    this.#render = options.render;
     this.#cursor = options.cursor;
     this.#maxBuffer = options.maxBuffer;
     this.#onEnd = options.onEnd;
@@ -72,35 +77,15 @@ export class TableSubscription {
     return !this.ended;
   }
 
-  /** Sends one record if it concerns this subscriber; false when the subscriber is too far behind. */
+  /** Sends what a record renders to; false when the subscriber is too far behind to take it. */
   #deliver(record: ChangeRecord): boolean {
-    if (record.op === 'ddl') {
-      const schema = record.new as { action: 'create' | 'alter' | 'drop'; sql: string | null };
-      this.#send({
-        sequence: record.seq,
-        table: record.table,
-        op: 'schema',
-        key: null,
-        row: null,
-        old_row: null,
-        timestamp: new Date(record.ts).toISOString(),
-        schema,
-      });
-      if (schema.action === 'drop') {
-        this.#cursor = record.seq;
-        this.end('table_dropped');
-      }
-      return true;
-    }
-    const event = classify(this.#filter, record.op, record.old, record.new);
-    if (!event) return true;
-    const base = event === 'enter' || event === 'leave' ? 'update' : event;
-    if (this.#events && !this.#events.has(base)) return true;
+    const rendered = this.#render(record);
+    if (!rendered) return true;
     if (this.owner.bufferedAmount() > this.#maxBuffer) {
       this.owner.send(
         envelope(
           'error',
-          errorPayload('SLOW_CONSUMER', 'subscriber fell too far behind; resume with since', {
+          errorPayload('SLOW_CONSUMER', 'subscriber fell too far behind; resume from details.resume_from', {
             resume_from: this.#cursor,
           }),
           this.id,
@@ -109,21 +94,15 @@ export class TableSubscription {
       this.end('overflow');
       return false;
     }
-    this.#send({
-      sequence: record.seq,
-      table: record.table,
-      op: event,
-      key: record.key,
-      row: event === 'delete' ? null : record.new,
-      old_row: record.old,
-      timestamp: new Date(record.ts).toISOString(),
-    });
+    for (const message of rendered.messages) {
+      this.delivered++;
+      this.owner.send(envelope(message.type, message.payload, this.id));
+    }
+    if (rendered.end) {
+      this.#cursor = record.seq;
+      this.end(rendered.end);
+    }
     return true;
-  }
-
-  #send(payload: RowChangePayload): void {
-    this.delivered++;
-    this.owner.send(envelope('change', payload, this.id));
   }
 
   end(reason: EndReason): void {

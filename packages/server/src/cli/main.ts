@@ -1,13 +1,18 @@
-/** `rustydb` command line: `serve` runs the server. */
+/** `rustydb` command line: `serve` runs the server; `user` and `role` administer a running one. */
 import { describeConfig, loadConfig, CONFIG_FIELDS, envName, flagName } from '../config/config.ts';
 import { startServer } from '../server.ts';
 import { parseArgs, type ParsedArgs } from './args.ts';
+import { ADMIN_USAGE, UsageError, runAdminCommand } from './admin-commands.ts';
 
 const USAGE = `usage: rustydb <command> [options]
 
 commands:
   serve     run the server (embedded SQLite in --data-dir)
+  user      manage users of a running server (see below)
+  role      manage roles and their privileges of a running server
   help      show this text
+
+${ADMIN_USAGE}
 
 configuration (flag / environment variable; flags win over the environment, which wins over --config FILE):
 ${Object.entries(CONFIG_FIELDS)
@@ -32,12 +37,8 @@ async function serve(args: ParsedArgs): Promise<void> {
       ),
   });
   process.stdout.write(`effective configuration: ${JSON.stringify(describeConfig(config))}\n`);
-  if (!config.enable_tls && !['127.0.0.1', 'localhost', '::1'].includes(config.host)) {
-    process.stdout.write(`warning: listening on ${config.host} without TLS; use enable_tls in production\n`);
-  }
-  if (!config.require_authentication) {
-    process.stdout.write('warning: require_authentication is off: every client acts as admin\n');
-  }
+  // Warnings about an exposed configuration (no TLS off loopback, authentication off) come from the
+  // server itself, through its logger.
   process.stdout.write(`RustyDB listening on ${server.url} (WebSocket ${server.wsUrl}/api/v1/stream)\n`);
   let stopping = false;
   const stop = (signal: string): void => {
@@ -61,6 +62,16 @@ async function main(argv: string[]): Promise<void> {
   switch (args.command) {
     case 'serve':
       await serve(args);
+      return;
+    case 'user':
+    case 'role':
+      try {
+        process.stdout.write(`${await runAdminCommand(args)}\n`);
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        process.stderr.write(`rustydb: ${err.message}\n\n${ADMIN_USAGE}\n`);
+        process.exitCode = 2;
+      }
       return;
     case undefined:
     case 'help':

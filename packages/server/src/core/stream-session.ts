@@ -3,8 +3,10 @@
  * sends text messages through `SessionSocket`, and owns everything the client started (running
  * queries, timers). `close()` is the one clean-up path and is safe to call twice.
  */
+import { randomUUID } from 'node:crypto';
 import {
   parseClientMessage,
+  type ErrorCode,
   type BatchMessage,
   type CancelMessage,
   type ClientMessage,
@@ -19,11 +21,17 @@ import type { AccessControl } from '../auth/access-control.ts';
 import { envelope, errorEnvelope } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
+import type { SessionHandle, SessionRegistry } from './session-registry.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import type { SubscriptionHub } from '../changes/subscription-hub.ts';
+import { SessionSubscriptions } from './session-subscriptions.ts';
 
 export interface SessionSocket {
   send(text: string): void;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
+  /** Bytes queued and not yet handed to the network. */
+  bufferedAmount(): number;
   /** Resolves when the transport has room again (or is closed). */
   drained(): Promise<void>;
   close(code: number, reason: string): void;
@@ -35,6 +43,19 @@ export interface SessionDeps {
   access: AccessControl;
   config: ServerConfig;
   logger: Logger;
+  /** Where authenticated sessions are listed, so that they can be ended from outside. */
+  sessions?: SessionRegistry;
+  audit?: AuditLog;
+  /** Table subscriptions and live queries; without it, `subscribe` is refused. */
+  subscriptions?: SubscriptionHub;
+}
+
+/** Where a session's client is and which endpoint it reached (for the session list and the audit log). */
+export interface SessionOrigin {
+  endpoint: string;
+  remoteAddress: string;
+  /** On a collection's watch endpoint: the collection every `watch` is about. */
+  collection?: string;
 }
 
 /** Rows a `streaming: false` query may return; larger results must be streamed. */
@@ -43,9 +64,17 @@ export const MAX_UNSTREAMED_ROWS = 100_000;
 export const MAX_RUNNING_QUERIES = 16;
 /** How long before expiry the server warns that a token is about to expire. */
 const EXPIRY_WARNING_MS = 60_000;
-/** Windows over which rate-limit rejections are counted, and how many rate-limits' worth close the socket. */
-const VIOLATION_WINDOW_MS = 10_000;
-const VIOLATION_FACTOR = 5;
+/** Refused messages that close the socket by default: 50 seconds' worth of the rate. */
+const DEFAULT_VIOLATIONS_PER_RPS = 50;
+
+/** The rate limiter's settings, with the defaults that depend on other fields filled in. */
+export function rateLimits(config: ServerConfig): { burst: number; maxViolations: number; windowMs: number } {
+  return {
+    burst: config.rate_limit_burst ?? config.rate_limit_rps,
+    maxViolations: config.rate_limit_max_violations ?? config.rate_limit_rps * DEFAULT_VIOLATIONS_PER_RPS,
+    windowMs: config.rate_limit_violation_window * 1000,
+  };
+}
 
 export class StreamSession {
   readonly #socket: SessionSocket;
@@ -61,18 +90,32 @@ export class StreamSession {
   #authTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #warningTimer: NodeJS.Timeout | undefined;
+  readonly #origin: SessionOrigin;
+  readonly #handle: SessionHandle | undefined;
+  #subscriptions: SessionSubscriptions | undefined;
 
-  constructor(socket: SessionSocket, deps: SessionDeps) {
+  constructor(
+    socket: SessionSocket,
+    deps: SessionDeps,
+    origin: SessionOrigin = { endpoint: '', remoteAddress: '' },
+  ) {
     this.#socket = socket;
     this.#deps = deps;
+    this.#origin = origin;
+    this.#handle = deps.sessions?.open(origin.endpoint, origin.remoteAddress, (code, message, reason) =>
+      this.terminate(code, message, reason),
+    );
     const { config } = deps;
     if (config.enable_rate_limiting) {
-      this.#bucket = new TokenBucket(config.rate_limit_rps);
-      this.#violations = new ViolationCounter(
-        (config.rate_limit_rps * VIOLATION_WINDOW_MS * VIOLATION_FACTOR) / 1000,
-        VIOLATION_WINDOW_MS,
-      );
+      const limits = rateLimits(config);
+      this.#bucket = new TokenBucket(config.rate_limit_rps, limits.burst);
+      this.#violations = new ViolationCounter(limits.maxViolations, limits.windowMs);
     }
+  }
+
+  /** The session's id in the session registry. */
+  get id(): string | undefined {
+    return this.#handle?.id;
   }
 
   get principal(): Principal | undefined {
@@ -110,44 +153,74 @@ export class StreamSession {
       return;
     }
     const parsed = parseClientMessage(text);
-    if (!parsed.ok) {
-      this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', parsed.error), parsed.id));
-      return;
-    }
-    const message = parsed.message;
+    // Every message counts against the rate limit, malformed ones included: garbage is no way around it.
+    const requestId = parsed.ok ? parsed.message.id : parsed.id;
     if (this.#bucket) {
       const retryAfter = this.#bucket.take();
       if (retryAfter > 0) {
         if (this.#violations!.record()) {
           this.#send(
-            errorEnvelope(
-              new RustyError('RATE_LIMIT_EXCEEDED', 'sustained rate limit violation'),
-              message.id,
-            ),
+            errorEnvelope(new RustyError('RATE_LIMIT_EXCEEDED', 'sustained rate limit violation'), requestId),
           );
+          this.#audit('rate_limit.close', { refused_within_ms: rateLimits(this.#deps.config).windowMs });
           this.#closeWith(1008, 'rate limit exceeded');
           return;
         }
         this.#send(
           errorEnvelope(
             new RustyError('RATE_LIMIT_EXCEEDED', 'too many messages', { retry_after_ms: retryAfter }),
-            message.id,
+            requestId,
           ),
         );
         return;
       }
     }
-    this.#dispatch(message).catch((err) => this.#fail(err));
+    if (!parsed.ok) {
+      this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', parsed.error), parsed.id));
+      return;
+    }
+    this.#dispatch(parsed.message).catch((err) => this.#fail(err));
+  }
+
+  /** Ends the session from outside (logout, revocation, an administrator): an error, then close 1008. */
+  terminate(code: ErrorCode, message: string, reason: string): void {
+    if (this.#closed) return;
+    this.#send(errorEnvelope(new RustyError(code, message)));
+    this.#closeWith(1008, reason);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#handle?.release();
     clearTimeout(this.#authTimer);
     clearTimeout(this.#expiryTimer);
     clearTimeout(this.#warningTimer);
     for (const controller of this.#running.values()) controller.abort();
     this.#running.clear();
+    this.#subscriptions?.close();
+  }
+
+  /** This connection's subscriptions, created with the first `subscribe`. */
+  #subscriptionsFor(): SessionSubscriptions | undefined {
+    const hub = this.#deps.subscriptions;
+    if (!hub) return undefined;
+    if (!this.#subscriptions) {
+      const socket = this.#socket;
+      const sessionId = this.id ?? randomUUID();
+      const principal = this.#principal;
+      this.#subscriptions = new SessionSubscriptions(
+        hub,
+        {
+          sessionId,
+          user: principal?.user ?? '',
+          send: (text) => this.#send(text),
+          bufferedAmount: () => socket.bufferedAmount(),
+        },
+        this.#deps.logger,
+      );
+    }
+    return this.#subscriptions;
   }
 
   async #dispatch(message: ClientMessage): Promise<void> {
@@ -177,13 +250,48 @@ export class StreamSession {
       case 'cancel':
         this.#cancel(message);
         return;
+      case 'subscribe': {
+        const subscriptions = this.#subscriptionsFor();
+        if (!subscriptions) {
+          this.#send(
+            errorEnvelope(
+              new RustyError('INVALID_MESSAGE', 'subscriptions are not available here'),
+              message.id,
+            ),
+          );
+          return;
+        }
+        await subscriptions.subscribe(message, this.#principal);
+        return;
+      }
+      case 'unsubscribe':
+        this.#subscriptionsFor()?.unsubscribe(message.id);
+        return;
+      case 'watch': {
+        const subscriptions = this.#subscriptionsFor();
+        if (!subscriptions) {
+          this.#send(
+            errorEnvelope(
+              new RustyError('INVALID_MESSAGE', 'change streams are not available here'),
+              message.id,
+            ),
+          );
+          return;
+        }
+        const collection = this.#origin.collection ?? message.payload.collection;
+        await subscriptions.watch(message, collection, this.#principal);
+        return;
+      }
     }
   }
 
   async #authenticate(token: string, id: string | undefined): Promise<void> {
     let principal: Principal;
     try {
-      principal = await this.#deps.authenticator.authenticate(token);
+      principal = await this.#deps.authenticator.authenticate(token, {
+        ip: this.#origin.remoteAddress,
+        endpoint: this.#origin.endpoint,
+      });
     } catch (err) {
       const failure = normalizeError(err, (e) =>
         this.#deps.logger.error('authentication failed', describeError(e)),
@@ -193,6 +301,20 @@ export class StreamSession {
       return;
     }
     if (this.#closed) return;
+    if (this.#handle && !this.#handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)) {
+      this.#audit('connection.limit', { user: principal.user, limit: 'max_connections_per_user' });
+      this.#send(
+        errorEnvelope(
+          new RustyError(
+            'CONNECTION_LIMIT',
+            `user '${principal.user}' already has ${this.#deps.config.max_connections_per_user} connections open`,
+          ),
+          id,
+        ),
+      );
+      this.#closeWith(1013, 'connection limit reached');
+      return;
+    }
     this.#principal = principal;
     clearTimeout(this.#authTimer);
     this.#armExpiry(principal.expiresAt!);
@@ -239,12 +361,31 @@ export class StreamSession {
 
   #limits(): ServerLimits {
     const { config } = this.#deps;
+    const rate = config.enable_rate_limiting ? rateLimits(config) : undefined;
     return {
       max_message_size: config.websocket_max_message_size,
-      rate_limit_rps: config.enable_rate_limiting ? config.rate_limit_rps : null,
+      rate_limit_rps: rate ? config.rate_limit_rps : null,
+      rate_limit_burst: rate?.burst ?? null,
+      rate_limit_max_violations: rate?.maxViolations ?? null,
+      rate_limit_violation_window_ms: rate?.windowMs ?? null,
+      max_running_queries: MAX_RUNNING_QUERIES,
+      max_connections_per_ip: config.max_connections_per_ip || null,
+      max_connections_per_user: config.max_connections_per_user || null,
+      login_max_attempts: config.login_max_attempts,
       ping_interval_ms: config.websocket_ping_interval * 1000,
       idle_timeout_ms: config.websocket_timeout * 1000,
     };
+  }
+
+  #audit(event: 'rate_limit.close' | 'connection.limit', details: Record<string, unknown>): void {
+    this.#deps.audit?.record({
+      event,
+      user: this.#principal?.user ?? (details.user as string | undefined),
+      ip: this.#origin.remoteAddress,
+      endpoint: this.#origin.endpoint,
+      ...(this.#handle ? { session: this.#handle.id } : {}),
+      details,
+    });
   }
 
   /** Runs `work` with an AbortSignal that `cancel` (by id) and `close` can fire. */

@@ -75,6 +75,8 @@ export interface ChangeLog {
   head(): Promise<number>;
   /** Sequences at or below this have been pruned: a resume from before it cannot be served. */
   floor(): Promise<number>;
+  /** The last sequence committed before `ms` (milliseconds since the epoch). */
+  sequenceBefore(ms: number): Promise<number>;
   /** Records with seq > afterSeq, in order, at most `limit`. */
   read(afterSeq: number, limit: number): Promise<ChangeRecord[]>;
   /** Drops records older than maxAgeMs or beyond the newest maxEntries; returns how many went. */

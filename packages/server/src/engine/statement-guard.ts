@@ -27,6 +27,11 @@ export interface GuardedStatement {
   returning: boolean;
   /** For DDL: the kind of object (TABLE, INDEX, VIEW, TRIGGER, VIRTUAL). */
   objectType?: string;
+  /**
+   * For `ALTER TABLE t …` and `CREATE TRIGGER … ON t`: `t`, lower-cased, without its schema; null when
+   * the statement is one of those but the name could not be read (the caller must then refuse).
+   */
+  target?: string | null;
   /** How many read-only table-valued functions (json_each, json_tree, pragma_…) the text calls. */
   tableFunctions: number;
 }
@@ -88,9 +93,47 @@ const FORBIDDEN_WORDS: Record<string, string> = {
   FTS3_TOKENIZER: 'fts3_tokenizer is not allowed',
   // Raw database pages: reading them would bypass every table privilege, writing them corrupts the file.
   SQLITE_DBPAGE: 'raw page access is not allowed',
+  FSDIR: 'filesystem access is not allowed',
+  // Runs SQL given as a string (ATTACH included) outside the compiled program the privileges are
+  // decided from, and its hash of the result is an oracle for any table.
+  SHA3_QUERY: 'sha3_query is not allowed',
+  // The SQL text of statements prepared by other sessions.
+  SQLITE_STMT: 'sqlite_stmt is not allowed',
+  // Encryption configuration of the connection.
+  SQLITE3MC_CONFIG: 'cipher configuration is not allowed',
+  SQLITE3MC_CONFIG_TABLE: 'cipher configuration is not allowed',
+  SQLITE3MC_CODEC_DATA: 'cipher configuration is not allowed',
+  SQLITE_CRYPT: 'cipher configuration is not allowed',
 };
 const DDL_VERBS = new Set(['CREATE', 'DROP', 'ALTER']);
 const WRITE_VERBS = new Set(['INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'REINDEX', 'ANALYZE']);
+
+/** The (possibly schema-qualified) name at `i`, lower-cased and without the schema; null if none. */
+function nameAt(tokens: readonly SqlToken[], i: number): string | null {
+  const isName = (t: SqlToken | undefined): t is SqlToken => t?.kind === 'word' || t?.kind === 'quoted';
+  const first = tokens[i];
+  if (!isName(first)) return null;
+  if (tokens[i + 1]?.text !== '.') return first.text.toLowerCase();
+  const second = tokens[i + 2];
+  return isName(second) ? second.text.toLowerCase() : null;
+}
+
+/**
+ * The existing table a DDL statement changes the behaviour of: renaming it or its columns, or hanging
+ * a trigger on it. Neither shows up in the compiled program as an access to that table.
+ */
+function ddlTarget(
+  tokens: readonly SqlToken[],
+  verb: string,
+  objectType: string | undefined,
+): string | null | undefined {
+  if (verb === 'ALTER' && objectType === 'TABLE') return nameAt(tokens, 2);
+  if (verb === 'CREATE' && objectType === 'TRIGGER') {
+    const on = tokens.findIndex((t, i) => i > 2 && t.kind === 'word' && t.text === 'ON');
+    return on === -1 ? null : nameAt(tokens, on + 1);
+  }
+  return undefined;
+}
 
 function denied(message: string): RustyError {
   return new RustyError('PERMISSION_DENIED', message);
@@ -103,7 +146,9 @@ function checkOne(statement: LexedStatement): GuardedStatement {
     if (token.text.toLowerCase().includes(INTERNAL_PREFIX)) {
       throw denied('internal tables are not accessible');
     }
-    if (token.kind === 'word' && FORBIDDEN_WORDS[token.text]) throw denied(FORBIDDEN_WORDS[token.text]!);
+    // A quoted identifier names the same function or table as the bare word ("readfile", [readfile]).
+    const word = token.kind === 'word' ? token.text : token.kind === 'quoted' ? token.text.toUpperCase() : '';
+    if (word && Object.hasOwn(FORBIDDEN_WORDS, word)) throw denied(FORBIDDEN_WORDS[word]!);
   }
   const verb = tokens[0]?.kind === 'word' ? tokens[0].text : '';
   if (FORBIDDEN_VERBS[verb]) throw denied(FORBIDDEN_VERBS[verb]!);
@@ -133,7 +178,17 @@ function checkOne(statement: LexedStatement): GuardedStatement {
     if (tokens[1]?.text === 'TEMP' || tokens[1]?.text === 'TEMPORARY') {
       throw denied('temporary tables, views and triggers are not allowed');
     }
+    // …nor by naming the temp schema (`CREATE TABLE temp.t`, `CREATE TRIGGER "temp".tr … ON main.t`):
+    // a temp trigger on a pooled connection would fire for other sessions' writes.
+    const temp = tokens.findIndex(
+      (t, i) =>
+        (t.kind === 'word' || t.kind === 'quoted') &&
+        /^temp(orary)?$/i.test(t.text) &&
+        tokens[i + 1]?.text === '.',
+    );
+    if (temp !== -1) throw denied('temporary tables, views and triggers are not allowed');
     const objectType = tokens.find((t, i) => i > 0 && t.kind === 'word' && t.text !== 'UNIQUE')?.text;
+    const target = ddlTarget(tokens, verb, objectType);
     return {
       text: statement.text,
       kind: 'ddl',
@@ -142,6 +197,7 @@ function checkOne(statement: LexedStatement): GuardedStatement {
       returning: false,
       objectType,
       tableFunctions,
+      ...(target !== undefined ? { target } : {}),
     };
   }
   const shape = writeShape(tokens);

@@ -10,13 +10,15 @@ import type { UserStore } from '../auth/user-store.ts';
 import { isValidUsername } from '../auth/user-store.ts';
 import { normalizeGrant, type RoleStore } from '../auth/role-store.ts';
 import type { Principal } from '../auth/authenticator.ts';
-import { bearerPrincipal, parseBody, type RestDeps } from './http-helpers.ts';
+import { bearerPrincipal, parseBody, requestContext, type RestDeps } from './http-helpers.ts';
+import type { AuditEvent, AuditLog } from '../audit/audit-log.ts';
 
 export interface AdminDeps extends RestDeps {
   users: UserStore;
   roles: RoleStore;
   /** Called after a user's credentials or status changed: their open sessions are ended. */
   onUserInvalidated?: (username: string) => void;
+  audit?: AuditLog;
 }
 
 const grantSchema = z.object({
@@ -52,6 +54,12 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     await access.requireGlobal(principal, 'ADMIN');
     return principal;
   };
+  const audit = (
+    request: FastifyRequest,
+    admin: Principal,
+    event: AuditEvent['event'],
+    fields: Omit<AuditEvent, 'event' | 'actor'>,
+  ): void => deps.audit?.record({ event, actor: admin.user, ...requestContext(request), ...fields });
   const checkRoles = async (names: string[]): Promise<void> => {
     for (const name of names) if (!(await roles.get(name))) throw notFound(`role '${name}'`);
   };
@@ -62,7 +70,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   });
 
   app.post('/api/v1/users', async (request, reply) => {
-    await requireAdmin(request);
+    const admin = await requireAdmin(request);
     const body = parseBody(createUserSchema, request.body);
     if (!isValidUsername(body.username)) throw new RustyError('INVALID_MESSAGE', 'invalid username');
     if (await users.find(body.username))
@@ -70,6 +78,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     await checkRoles(body.roles);
     await users.create(body.username, body.password, body.roles);
     access.changed();
+    audit(request, admin, 'user.create', { user: body.username, details: { roles: body.roles } });
     return reply.code(201).send({ success: true, data: { username: body.username, roles: body.roles } });
   });
 
@@ -82,10 +91,11 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   });
 
   app.patch('/api/v1/users/:name', async (request) => {
-    await requireAdmin(request);
+    const admin = await requireAdmin(request);
     const { name } = parseBody(nameParams, request.params);
     const body = parseBody(updateUserSchema, request.body);
-    if (!(await users.find(name))) throw notFound(`user '${name}'`);
+    const before = await users.find(name);
+    if (!before) throw notFound(`user '${name}'`);
     if (body.roles) {
       await checkRoles(body.roles);
       await users.setRoles(name, body.roles);
@@ -93,6 +103,22 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     if (body.password !== undefined) await users.setPassword(name, body.password);
     if (body.disabled !== undefined) await users.setDisabled(name, body.disabled);
     access.changed();
+    audit(request, admin, 'user.update', {
+      user: name,
+      details: {
+        ...(body.roles ? { roles: body.roles } : {}),
+        ...(body.password !== undefined ? { password_changed: true } : {}),
+        ...(body.disabled !== undefined ? { disabled: body.disabled } : {}),
+      },
+    });
+    // A role given to or taken from a user is a grant or a revoke too.
+    for (const role of body.roles ?? []) {
+      if (!before.roles.includes(role)) audit(request, admin, 'grant.add', { user: name, details: { role } });
+    }
+    for (const role of body.roles ? before.roles : []) {
+      if (!body.roles!.includes(role))
+        audit(request, admin, 'grant.revoke', { user: name, details: { role } });
+    }
     if (body.password !== undefined || body.disabled === true) deps.onUserInvalidated?.(name);
     const user = (await users.find(name))!;
     return { success: true, data: { username: user.username, roles: user.roles, disabled: user.disabled } };
@@ -104,6 +130,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     if (name === principal.user) throw new RustyError('INVALID_MESSAGE', 'you cannot delete yourself');
     if (!(await users.remove(name))) throw notFound(`user '${name}'`);
     access.changed();
+    audit(request, principal, 'user.delete', { user: name });
     deps.onUserInvalidated?.(name);
     return { success: true, data: { deleted: name } };
   });
@@ -114,10 +141,12 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   });
 
   app.post('/api/v1/roles', async (request, reply) => {
-    await requireAdmin(request);
+    const admin = await requireAdmin(request);
     const body = parseBody(createRoleSchema, request.body);
-    await roles.create(body.name, body.description, body.grants.map(normalizeGrant));
+    const grants = body.grants.map(normalizeGrant);
+    await roles.create(body.name, body.description, grants);
     access.changed();
+    audit(request, admin, 'role.create', { details: { role: body.name, grants } });
     return reply.code(201).send({ success: true, data: await roles.get(body.name) });
   });
 
@@ -130,29 +159,32 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   });
 
   app.delete('/api/v1/roles/:name', async (request) => {
-    await requireAdmin(request);
+    const admin = await requireAdmin(request);
     const { name } = parseBody(nameParams, request.params);
     if (!(await roles.remove(name))) throw notFound(`role '${name}'`);
     access.changed();
+    audit(request, admin, 'role.delete', { details: { role: name } });
     return { success: true, data: { deleted: name } };
   });
 
   app.post('/api/v1/roles/:name/grants', async (request) => {
-    await requireAdmin(request);
+    const admin = await requireAdmin(request);
     const { name } = parseBody(nameParams, request.params);
     if (!(await roles.get(name))) throw notFound(`role '${name}'`);
     const grant = normalizeGrant(parseBody(grantSchema, request.body));
     await roles.grant(name, grant);
     access.changed();
+    audit(request, admin, 'grant.add', { details: { role: name, ...grant } });
     return { success: true, data: await roles.get(name) };
   });
 
   app.delete('/api/v1/roles/:name/grants', async (request) => {
-    await requireAdmin(request);
+    const admin = await requireAdmin(request);
     const { name } = parseBody(nameParams, request.params);
     const grant = normalizeGrant(parseBody(grantSchema, request.body));
     if (!(await roles.revoke(name, grant))) throw notFound('grant');
     access.changed();
+    audit(request, admin, 'grant.revoke', { details: { role: name, ...grant } });
     return { success: true, data: await roles.get(name) };
   });
 }

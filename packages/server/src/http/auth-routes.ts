@@ -1,14 +1,131 @@
-/** `POST /api/v1/auth/login`. */
-import type { FastifyInstance } from 'fastify';
+/**
+ * The token lifecycle: `POST /api/v1/auth/login` (rate limited per username and address),
+ * `/refresh`, `/logout` and `/password`.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { parseBody, type RestDeps } from './http-helpers.ts';
+import { RustyError } from '../errors/rusty-error.ts';
+import type { LoginLimiter } from '../auth/login-limiter.ts';
+import type { UserStore } from '../auth/user-store.ts';
+import { verifyPassword } from '../auth/passwords.ts';
+import type { SessionRegistry } from '../core/session-registry.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import { bearerPrincipal, parseBody, requestContext, type RestDeps } from './http-helpers.ts';
+
+export interface AuthRouteDeps extends RestDeps {
+  users: UserStore;
+  loginLimiter: LoginLimiter;
+  sessions: SessionRegistry;
+  audit?: AuditLog;
+}
 
 const loginSchema = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) });
+const logoutSchema = z.object({ all: z.boolean().optional() }).optional();
+const passwordSchema = z.object({
+  current_password: z.string().min(1).max(1024),
+  new_password: z.string().min(8).max(1024),
+});
 
-export function registerAuthRoutes(app: FastifyInstance, deps: RestDeps): void {
-  app.post('/api/v1/auth/login', async (request) => {
+/** What the sockets of a logged-out or changed user are told before they are closed. */
+export const REVOKED_MESSAGE = 'the token was revoked (logout or credentials changed); log in again';
+
+function tooManyAttempts(reply: FastifyReply, waitMs: number): FastifyReply {
+  return reply
+    .code(429)
+    .header('retry-after', String(Math.max(1, Math.ceil(waitMs / 1000))))
+    .send({
+      success: false,
+      error: {
+        code: 'RATE_LIMIT_EXCEEDED',
+        message: 'too many failed login attempts; wait before trying again',
+        details: { retry_after_ms: waitMs },
+      },
+    });
+}
+
+export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDeps): void {
+  const { authenticator, loginLimiter, sessions, users, access } = deps;
+  const principalOf = bearerPrincipal(deps);
+
+  app.post('/api/v1/auth/login', async (request, reply) => {
     const { username, password } = parseBody(loginSchema, request.body);
-    const { token, expiresAt } = await deps.authenticator.login(username, password);
+    const context = requestContext(request);
+    const attempt = loginLimiter.attempt(username, context.ip);
+    if (typeof attempt === 'number') {
+      const wait = attempt;
+      deps.audit?.record({
+        event: 'login.throttled',
+        user: username,
+        ...context,
+        details: { retry_after_ms: wait },
+      });
+      return tooManyAttempts(reply, wait);
+    }
+    try {
+      const { token, expiresAt } = await authenticator.login(username, password, context);
+      attempt.succeeded();
+      return { success: true, data: { token, expires_at: expiresAt.toISOString() } };
+    } finally {
+      attempt.failed();
+    }
+  });
+
+  app.post('/api/v1/auth/refresh', async (request) => {
+    const principal = await principalOf(request);
+    if (principal.anonymous)
+      throw new RustyError('AUTH_REQUIRED', 'authentication is off: there is no token to refresh');
+    const { token, expiresAt } = await authenticator.refresh(principal, requestContext(request));
     return { success: true, data: { token, expires_at: expiresAt.toISOString() } };
+  });
+
+  app.post('/api/v1/auth/logout', async (request) => {
+    const principal = await principalOf(request);
+    if (principal.anonymous)
+      throw new RustyError('AUTH_REQUIRED', 'authentication is off: there is no token to revoke');
+    const everywhere = parseBody(logoutSchema, request.body)?.all ?? false;
+    await authenticator.logout(principal, everywhere, requestContext(request));
+    const closed =
+      everywhere || !principal.tokenId
+        ? sessions.killUser(principal.user, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'logged out')
+        : sessions.killToken(principal.tokenId, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'logged out');
+    return { success: true, data: { logged_out: true, all: everywhere, sessions_closed: closed } };
+  });
+
+  /** A user changes their own password; every earlier token of theirs stops working, and a new one is returned. */
+  app.post('/api/v1/auth/password', async (request, reply) => {
+    const principal = await principalOf(request);
+    if (principal.anonymous) throw new RustyError('AUTH_REQUIRED', 'authentication is off: there is no user');
+    const body = parseBody(passwordSchema, request.body);
+    const context = requestContext(request);
+    const attempt = loginLimiter.attempt(principal.user, context.ip);
+    if (typeof attempt === 'number') return tooManyAttempts(reply, attempt);
+    let correct = false;
+    try {
+      const user = await users.find(principal.user);
+      correct = user !== undefined && (await verifyPassword(body.current_password, user.passwordHash));
+    } finally {
+      if (correct) attempt.succeeded();
+      else attempt.failed();
+    }
+    if (!correct) {
+      deps.audit?.record({
+        event: 'auth.password_change',
+        user: principal.user,
+        ...context,
+        details: { outcome: 'wrong current password' },
+      });
+      throw new RustyError('AUTH_FAILED', 'the current password is wrong');
+    }
+    await users.setPassword(principal.user, body.new_password);
+    access.changed();
+    deps.audit?.record({
+      event: 'auth.password_change',
+      user: principal.user,
+      ...context,
+      details: { outcome: 'changed' },
+    });
+    const closed = sessions.killUser(principal.user, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'credentials changed');
+    const { token, expiresAt } = await authenticator.refresh(principal, context);
+    return { success: true, data: { token, expires_at: expiresAt.toISOString(), sessions_closed: closed } };
   });
 }

@@ -55,6 +55,11 @@ export function registerErrorHandling(app: FastifyInstance, logger: Logger): voi
   );
 }
 
+/** Where a request came from, for the audit log: the client address and the path without its query. */
+export function requestContext(request: FastifyRequest): { ip: string; endpoint: string } {
+  return { ip: request.ip, endpoint: `${request.method} ${request.url.split('?')[0]}` };
+}
+
 /** The caller of a request, from its `Authorization: Bearer` header. */
 export function bearerPrincipal(deps: RestDeps): (request: FastifyRequest) => Promise<Principal> {
   return async (request) => {
@@ -62,6 +67,6 @@ export function bearerPrincipal(deps: RestDeps): (request: FastifyRequest) => Pr
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!match) throw new RustyError('AUTH_REQUIRED', 'send an Authorization: Bearer <token> header');
-    return deps.authenticator.authenticate(match[1]!);
+    return deps.authenticator.authenticate(match[1]!, requestContext(request));
   };
 }

@@ -21,6 +21,7 @@ export function adaptSocket(ws: WebSocket): SessionSocket {
       if (ws.readyState === ws.OPEN) ws.send(text, wake);
     },
     congested: () => ws.bufferedAmount >= HIGH_WATER_MARK,
+    bufferedAmount: () => ws.bufferedAmount,
     drained() {
       if (ws.bufferedAmount < HIGH_WATER_MARK || ws.readyState !== ws.OPEN) return Promise.resolve();
       return new Promise<void>((resolve) => waiters.push(resolve));

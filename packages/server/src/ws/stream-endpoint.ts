@@ -1,14 +1,47 @@
 /** `ws /api/v1/stream`: SQL over WebSocket. A thin adapter between `ws` and StreamSession. */
 import { StreamSession, type SessionDeps } from '../core/stream-session.ts';
 import { describeError } from '../core/logger.ts';
+import { envelope, errorPayload } from '../core/envelope.ts';
 import type { EndpointHandler } from './websocket-gateway.ts';
 import { adaptSocket } from './socket-adapter.ts';
 
 export const STREAM_PATH = '/api/v1/stream';
 
+export const URL_TOKEN_DISABLED =
+  'tokens in the URL are disabled on this server (allow_url_token is off); send an auth message instead';
+
 export function streamEndpoint(deps: SessionDeps): EndpointHandler {
-  return (ws, _request, url) => {
-    const session = new StreamSession(adaptSocket(ws), deps);
+  return sessionEndpoint(deps, STREAM_PATH);
+}
+
+/**
+ * A WebSocket endpoint served by a StreamSession: `/api/v1/stream`, and each collection's watch
+ * endpoint (where `collectionOf` names the collection from the URL).
+ */
+export function sessionEndpoint(
+  deps: SessionDeps,
+  endpoint: string,
+  collectionOf?: (url: URL) => string,
+): EndpointHandler {
+  return (ws, request, url) => {
+    const urlToken = url.searchParams.get('token') ?? undefined;
+    const remoteAddress = request.socket.remoteAddress ?? '';
+    if (urlToken !== undefined && !deps.config.allow_url_token) {
+      deps.audit?.record({
+        event: 'auth.failure',
+        ip: remoteAddress,
+        endpoint,
+        details: { code: 'AUTH_FAILED', reason: 'token in URL refused' },
+      });
+      ws.send(envelope('auth_error', errorPayload('AUTH_FAILED', URL_TOKEN_DISABLED)));
+      ws.close(1008, 'token in URL not allowed');
+      return;
+    }
+    const session = new StreamSession(adaptSocket(ws), deps, {
+      endpoint,
+      remoteAddress,
+      ...(collectionOf ? { collection: collectionOf(url) } : {}),
+    });
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         ws.close(1003, 'binary frames are not supported; send JSON text');
@@ -17,7 +50,7 @@ export function streamEndpoint(deps: SessionDeps): EndpointHandler {
       session.handleText(data.toString());
     });
     ws.on('close', () => session.close());
-    session.open(url.searchParams.get('token') ?? undefined).catch((err) => {
+    session.open(urlToken).catch((err) => {
       deps.logger.error('session failed to open', describeError(err));
       ws.close(1011, 'internal error');
     });

@@ -9,6 +9,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorPayload } from '../core/envelope.ts';
 import type { Logger } from '../core/logger.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
 
 export type EndpointHandler = (ws: WebSocket, request: IncomingMessage, url: URL) => void;
 
@@ -20,15 +21,20 @@ export class WebSocketGateway {
   readonly #config: ServerConfig;
   readonly #logger: Logger;
   readonly #routes = new Map<string, EndpointHandler>();
+  readonly #patterns: [RegExp, EndpointHandler][] = [];
   /** Open sockets and when each was last heard from. */
   readonly #lastSeen = new Map<WebSocket, number>();
   readonly #lastPing = new Map<WebSocket, number>();
+  /** Open sockets per client address, for max_connections_per_ip. */
+  readonly #perAddress = new Map<string, number>();
+  readonly #audit: AuditLog | undefined;
   readonly #heartbeat: NodeJS.Timeout;
   #shuttingDown = false;
 
-  constructor(config: ServerConfig, logger: Logger) {
+  constructor(config: ServerConfig, logger: Logger, audit?: AuditLog) {
     this.#config = config;
     this.#logger = logger;
+    this.#audit = audit;
     this.#wss = new WebSocketServer({
       noServer: true,
       maxPayload: config.websocket_max_message_size,
@@ -53,11 +59,17 @@ export class WebSocketGateway {
     this.#routes.set(path, handler);
   }
 
+  /** Routes every path matching `pattern` (for paths with a name in them, like a collection's). */
+  routePattern(pattern: RegExp, handler: EndpointHandler): void {
+    this.#patterns.push([pattern, handler]);
+  }
+
   /** For the HTTP server's `upgrade` event. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const url = new URL(request.url ?? '/', 'http://localhost');
-    const handler = this.#routes.get(url.pathname);
+    const handler =
+      this.#routes.get(url.pathname) ?? this.#patterns.find(([pattern]) => pattern.test(url.pathname))?.[1];
     if (!handler) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -78,6 +90,31 @@ export class WebSocketGateway {
       this.#forceCloseLater(ws);
       return;
     }
+    const address = request.socket.remoteAddress ?? '';
+    const fromAddress = this.#perAddress.get(address) ?? 0;
+    const perIp = this.#config.max_connections_per_ip;
+    if (perIp > 0 && fromAddress >= perIp) {
+      this.#audit?.record({
+        event: 'connection.limit',
+        ip: address,
+        endpoint: url.pathname,
+        details: { limit: 'max_connections_per_ip', max: perIp },
+      });
+      ws.send(
+        envelope(
+          'error',
+          errorPayload(
+            'CONNECTION_LIMIT',
+            `too many connections from this address (at most ${perIp}); retry later`,
+          ),
+        ),
+      );
+      ws.close(1013, 'connection limit reached');
+      this.#forceCloseLater(ws);
+      return;
+    }
+    this.#perAddress.set(address, fromAddress + 1);
+    let counted = true;
     const now = Date.now();
     this.#lastSeen.set(ws, now);
     this.#lastPing.set(ws, now);
@@ -87,6 +124,12 @@ export class WebSocketGateway {
     ws.on('close', () => {
       this.#lastSeen.delete(ws);
       this.#lastPing.delete(ws);
+      if (counted) {
+        counted = false;
+        const left = (this.#perAddress.get(address) ?? 1) - 1;
+        if (left > 0) this.#perAddress.set(address, left);
+        else this.#perAddress.delete(address);
+      }
     });
     try {
       handler(ws, request, url);

@@ -96,6 +96,7 @@ function accessOf(
   };
   const tables = new Set<string>();
   const mainWrites = new Set<string>();
+  const namesSequence = guarded.text.toLowerCase().includes('sqlite_sequence');
   let inTrigger = false;
   let lastAddr = -1;
   for (const row of program) {
@@ -123,6 +124,9 @@ function accessOf(
     // Internal tables are written by the server's own triggers (the change log); user SQL can never
     // name them (the statement guard refuses the prefix), so they need no privilege here.
     if (table.toLowerCase().startsWith(INTERNAL_PREFIX)) continue;
+    // SQLite's AUTOINCREMENT bookkeeping, touched by every insert into such a table (the change log's
+    // own included): a privilege on it is needed only by a statement that names it.
+    if (table === 'sqlite_sequence' && !namesSequence) continue;
     tables.add(table);
     if (guarded.kind === 'ddl') {
       if (isRead) need('SELECT', table);
@@ -148,6 +152,13 @@ function accessOf(
             ? 'DROP'
             : 'ALTER';
     needs.set(global, { privilege: global });
+    // Renaming a table (or its columns) or hanging a trigger on it compiles to schema edits only, yet
+    // it redirects every grant by name and sees every row written: it needs every right on the table.
+    if (guarded.target === null) needs.set('ADMIN', { privilege: 'ADMIN' });
+    else if (guarded.target !== undefined) {
+      for (const privilege of ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const)
+        need(privilege, guarded.target);
+    }
   }
   // A table needing a specific write privilege need not also be listed as "any write".
   for (const [key, value] of needs) {

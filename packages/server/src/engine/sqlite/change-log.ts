@@ -9,10 +9,15 @@ const PRUNE_BATCH = 5000;
 function parseJson(text: unknown): Record<string, unknown> | null {
   if (typeof text !== 'string') return null;
   const value = JSON.parse(text) as Record<string, unknown>;
-  // Blobs are recorded as {"$hex": …}; the wire format carries them as {"$base64": …}.
   for (const [k, v] of Object.entries(value)) {
-    if (v !== null && typeof v === 'object' && typeof (v as { $hex?: unknown }).$hex === 'string') {
+    if (v === null || typeof v !== 'object') continue;
+    // Blobs are recorded as {"$hex": …}; the wire format carries them as {"$base64": …}.
+    if (typeof (v as { $hex?: unknown }).$hex === 'string') {
       value[k] = { $base64: Buffer.from((v as { $hex: string }).$hex, 'hex').toString('base64') };
+    } else {
+      // A column value is never an object; this one was JSON text that json_object embedded because
+      // it still carried SQLite's JSON subtype. Give it back as the text a SELECT would return.
+      value[k] = JSON.stringify(v);
     }
   }
   return value;
@@ -39,6 +44,12 @@ export class SqliteChangeLog implements ChangeLog {
   async floor(): Promise<number> {
     const row = this.#db().prepare(`SELECT value FROM ${META_TABLE} WHERE key = ?`).raw().get([FLOOR_KEY]);
     return Number(row?.[0] ?? 0);
+  }
+
+  async sequenceBefore(ms: number): Promise<number> {
+    const row = this.#db().prepare(`SELECT max(seq) FROM ${CHANGES_TABLE} WHERE ts < ?`).raw().get([ms]);
+    const found = Number(row?.[0] ?? 0);
+    return found > 0 ? found : await this.floor();
   }
 
   async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {

@@ -1,0 +1,111 @@
+/**
+ * Reads another process's CPU time and memory from /proc (Linux only). The server runs as a child
+ * process, so `process.cpuUsage()` cannot see it; /proc/<pid>/stat counts every thread of the process,
+ * including libuv's pool where libsql runs its asynchronous statements.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+
+/** Clock ticks per second, the unit of utime/stime in /proc/<pid>/stat (almost always 100). */
+export const CLOCK_TICKS: number = (() => {
+  try {
+    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isFinite(ticks) && ticks > 0 ? ticks : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU seconds the process has used so far (resolution 1 / CLOCK_TICKS). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 (utime) and 15 (stime) of proc(5), counted from field 3 (state) at index 0.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) / CLOCK_TICKS;
+}
+
+export interface MemoryFacts {
+  /** Resident set size now, bytes. */
+  rss: number;
+  /** Peak resident set size ("high water mark") since start or the last reset, bytes. */
+  hwm: number;
+}
+
+export function memory(pid: number): MemoryFacts {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (!match) throw new Error(`no ${name} in /proc/${pid}/status`);
+    return Number(match[1]) * 1024;
+  };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/**
+ * Resets the process's peak RSS (VmHWM) to its current RSS, so a later reading covers only what
+ * happened since. Needs Linux >= 4.0 and permission over the process; returns false when refused.
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Samples VmRSS on a timer. The sampler runs on the bench's own event loop, so it can miss a short
+ * spike; VmHWM (read at the end) is the kernel's exact peak and is the figure to trust.
+ */
+export class RssSampler {
+  readonly #pid: number;
+  readonly #timer: NodeJS.Timeout;
+  max = 0;
+  samples = 0;
+
+  constructor(pid: number, everyMs: number) {
+    this.#pid = pid;
+    this.#take();
+    this.#timer = setInterval(() => this.#take(), everyMs);
+  }
+
+  #take(): void {
+    try {
+      this.max = Math.max(this.max, memory(this.#pid).rss);
+      this.samples++;
+    } catch {
+      // The process ended; the caller notices through its own channel.
+    }
+  }
+
+  stop(): { maxRss: number; samples: number } {
+    clearInterval(this.#timer);
+    this.#take();
+    return { maxRss: this.max, samples: this.samples };
+  }
+}
+
+/** CPU seconds the whole machine has spent busy (all CPUs), and in steal (time a VM host took away). */
+export function machineCpu(): { busy: number; steal: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return {
+    busy: (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS,
+    steal: steal! / CLOCK_TICKS,
+  };
+}
+
+/**
+ * CPU seconds used by this process plus its children that have exited and been reaped
+ * (utime, stime, cutime, cstime): everything the bench itself made the machine do.
+ */
+export function ownCpuWithChildren(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+}

@@ -1,0 +1,73 @@
+/**
+ * Runs the real server, `node packages/server/bin/rustydb.js serve`, as a child process so that its CPU
+ * time and memory can be read from /proc without the bench's own client work mixed in.
+ */
+import { spawnNode, type Child } from './children.ts';
+
+export const ADMIN_USER = 'admin';
+/** Only ever used against a throw-away data directory on loopback. */
+export const ADMIN_PASSWORD = 'bench-admin-password';
+
+export interface RustyServerOptions {
+  dataDir: string;
+  /** Extra `serve` flags, e.g. ['--statement-timeout', '600']. */
+  flags?: readonly string[];
+  /** Write a V8 CPU profile of the server into this directory (node --cpu-prof). */
+  cpuProfileDir?: string;
+}
+
+export interface RustyServerProcess {
+  child: Child;
+  pid: number;
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** ws://127.0.0.1:PORT/api/v1/stream */
+  streamUrl: string;
+  stop(): Promise<void>;
+}
+
+/** The server's environment: ours minus any RUSTYDB_* setting that would change what is measured. */
+function serverEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('RUSTYDB_')) env[key] = value;
+  }
+  env.RUSTYDB_ADMIN_PASSWORD = ADMIN_PASSWORD;
+  return env;
+}
+
+export async function startRustyServer(options: RustyServerOptions): Promise<RustyServerProcess> {
+  const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
+  const child = spawnNode(
+    nodeArgs,
+    'packages/server/bin/rustydb.js',
+    [
+      'serve',
+      '--host',
+      '127.0.0.1',
+      // Port 0: the OS picks a free port, read back from the start-up line.
+      '--port',
+      '0',
+      '--data-dir',
+      options.dataDir,
+      // The default 100 messages/s per connection would throttle the round-trip benchmark, not measure it.
+      '--no-enable-rate-limiting',
+      ...(options.flags ?? []),
+    ],
+    serverEnv(),
+  );
+  try {
+    const match = await child.waitFor(/RustyDB listening on (http:\/\/\S+)/);
+    const url = match[1]!;
+    return {
+      child,
+      pid: child.pid,
+      url,
+      streamUrl: `${url.replace(/^http/, 'ws')}/api/v1/stream`,
+      stop: () => child.stop(),
+    };
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * (d) Memory under a slow reader: stream 5M rows to a client that reads several times slower than the
+ * server can produce, and watch the server's resident memory. With backpressure working end to end, the server
+ * stops reading rows while the socket is behind, so its memory stays near idle whatever the result
+ * size (target: peak RSS < 256 MB). Without it, the unsent result piles up in the server's heap.
+ */
+import { StreamConnection, collect, login } from './lib/client.ts';
+import { ROWS_TABLE, ROWS_TOTAL } from './lib/dataset.ts';
+import { RssSampler, memory, resetPeakRss } from './lib/proc.ts';
+import { table, type BenchContext, type BenchReport } from './lib/report.ts';
+import { startRustyServer } from './lib/rusty-server.ts';
+import { count, mb, sleep, verdict } from './lib/stats.ts';
+
+/** 5M rows: the 1M-row table read five times over (the outer loop of a CROSS JOIN), ids kept unique. */
+const STREAM_ROWS = 5_000_000;
+const COPIES = STREAM_ROWS / ROWS_TOTAL;
+const SQL =
+  `SELECT b.id + ${ROWS_TOTAL} * (k.column1 - 1) AS id, b.name, b.value ` +
+  `FROM (VALUES ${Array.from({ length: COPIES }, (_, i) => `(${i + 1})`).join(', ')}) AS k ` +
+  `CROSS JOIN ${ROWS_TABLE} AS b`;
+/**
+ * The reader takes at most this many rows per second, a few times slower than the server streams on
+ * this machine (~500k-800k rows/s): 5M rows take ~40 s. Pausing its socket between messages is what
+ * makes it slow (see below); merely pausing on a fixed duty cycle is not enough, because the kernel's
+ * loopback buffers (several MB) refill during every pause and are drained at full speed on resume.
+ */
+const READ_ROWS_PER_S = 125_000;
+/** The server's default query_chunk_size: rows per data message. */
+const CHUNK_ROWS = 1000;
+/** The statement timeout covers the whole stream, so the slow reader needs a long one. */
+const STATEMENT_TIMEOUT_S = 600;
+/** The run is cut short (query cancelled) after this long; the memory figures stay valid. */
+const MAX_STREAM_MS = 75_000;
+const TARGET_PEAK = 256 * 1024 * 1024;
+/** A `data` message that is not the last (see stream-throughput.ts for why this test is safe). */
+const MORE = Buffer.from('"has_more":true');
+
+export async function runSlowReaderMemory(ctx: BenchContext): Promise<BenchReport> {
+  const server = await startRustyServer({
+    dataDir: ctx.dataDir,
+    flags: ['--statement-timeout', String(STATEMENT_TIMEOUT_S)],
+    ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+  });
+  try {
+    const connection = await StreamConnection.open(server.streamUrl, await login(server.url));
+    const ws = connection.ws;
+    // Idle: started, one authenticated connection, a moment to settle.
+    await sleep(1000);
+    const idle = memory(server.pid);
+    // Peak from here on only (start-up, e.g. tsx compiling the server, has its own peak).
+    const hwmReset = resetPeakRss(server.pid);
+    const sampler = new RssSampler(server.pid, 50);
+
+    const id = 'slow-reader';
+    let messages = 0;
+    let bytes = 0;
+    let rowsReported = -1;
+    let cutShort = false;
+    let resumeTimer: NodeJS.Timeout | undefined;
+    const started = performance.now();
+    // The slow reader: after each message, if it is ahead of its pace, it pauses its socket until it
+    // is not. A paused socket stops reading from the kernel, the kernel's buffers fill, and the
+    // server's socket stops draining — what a slow network or a busy client looks like to the server.
+    const pace = (): void => {
+      const due = started + ((messages * CHUNK_ROWS) / READ_ROWS_PER_S) * 1000;
+      const wait = due - performance.now();
+      if (wait > 1 && resumeTimer === undefined) {
+        ws.pause();
+        resumeTimer = setTimeout(() => {
+          resumeTimer = undefined;
+          ws.resume();
+        }, wait);
+      }
+    };
+    // Bounded in time: past MAX_STREAM_MS the query is cancelled; the memory figures stay valid.
+    const deadline = setTimeout(() => {
+      cutShort = true;
+      ws.send(JSON.stringify({ type: 'cancel', payload: { id } }));
+    }, MAX_STREAM_MS);
+    const finished = collect(
+      ws,
+      (data) => {
+        messages++;
+        bytes += data.length;
+        if (data.includes(MORE)) {
+          pace();
+          return false;
+        }
+        const reply = JSON.parse(data.toString()) as {
+          type: string;
+          id?: string;
+          payload: { rows_affected?: number; code?: string; message?: string };
+        };
+        if (reply.id !== id) return false;
+        if (reply.type !== 'data') {
+          // A cancel we sent ourselves ends the run; anything else is a failure.
+          if (cutShort && reply.payload.code === 'QUERY_CANCELLED') return true;
+          throw new Error(`slow-reader stream failed: ${reply.payload.code}: ${reply.payload.message}`);
+        }
+        rowsReported = reply.payload.rows_affected ?? -1;
+        if (rowsReported !== STREAM_ROWS)
+          throw new Error(`expected ${STREAM_ROWS} rows, got ${rowsReported}`);
+        return true;
+      },
+      MAX_STREAM_MS + 30_000,
+    );
+    ws.send(JSON.stringify({ type: 'query', id, payload: { sql: SQL } }));
+    try {
+      await finished;
+    } finally {
+      clearTimeout(deadline);
+      clearTimeout(resumeTimer);
+      ws.resume();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const { maxRss, samples } = sampler.stop();
+    const after = memory(server.pid);
+    await connection.close();
+
+    const rows = cutShort ? `~${count((messages - 1) * CHUNK_ROWS)} (cut short)` : count(rowsReported);
+    const peak = after.hwm;
+    const met = peak < TARGET_PEAK;
+    const markdown = [
+      `\`${SQL}\` (${count(STREAM_ROWS)} rows, default chunk size) to a client that reads at most ` +
+        `${count(READ_ROWS_PER_S)} rows/s, pausing its socket whenever it is ahead; server started with --statement-timeout ` +
+        `${STATEMENT_TIMEOUT_S}. RSS read from /proc/<pid>/status: VmHWM is the kernel's exact peak` +
+        (hwmReset ? ' (reset after the idle reading)' : ' (could not be reset: includes start-up)') +
+        `; VmRSS sampled every 50 ms (${samples} samples).`,
+      '',
+      table(
+        ['', 'value'],
+        [
+          ['rows received', rows],
+          ['stream time', `${seconds.toFixed(1)} s (${count(bytes / seconds / 1024)} KiB/s read)`],
+          ['messages received', count(messages)],
+          ['server RSS idle (1 authenticated socket)', mb(idle.rss)],
+          ['server peak RSS while streaming (VmHWM)', mb(peak)],
+          ['server max sampled VmRSS', mb(maxRss)],
+          ['growth over idle', mb(peak - idle.rss)],
+          ['server RSS after the stream', mb(after.rss)],
+        ],
+      ),
+      '',
+      `**Peak ${mb(peak)}** (target < ${mb(TARGET_PEAK)}: ${verdict(met)}), ${mb(peak - idle.rss)} above idle.`,
+    ].join('\n');
+    return {
+      key: 'd',
+      title: 'Server memory while streaming 5M rows to a slow reader',
+      markdown,
+      targets: [{ name: `peak RSS < ${mb(TARGET_PEAK)}`, measured: mb(peak), met }],
+    };
+  } finally {
+    await server.stop();
+  }
+}

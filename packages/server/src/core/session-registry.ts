@@ -1,0 +1,177 @@
+/**
+ * Every authenticated WebSocket session of the server, whatever its endpoint: who it is, where from,
+ * and how to end it. Logout, a password change, disabling or deleting a user, and an administrator's
+ * kill all end sessions through here, at once (the socket is closed in the same tick).
+ */
+import { randomUUID } from 'node:crypto';
+import type { ErrorCode } from '@rustydb/protocol';
+
+/** What the registry needs from a session to end it: send an error (no id), then close 1008. */
+export type Terminate = (code: ErrorCode, message: string, reason: string) => void;
+
+export interface SessionInfo {
+  id: string;
+  user: string;
+  remote_address: string;
+  endpoint: string;
+  connected_at: string;
+  authenticated_at: string;
+  /** When the session's token expires, ISO 8601; null when authentication is off. */
+  expires_at: string | null;
+}
+
+interface Entry {
+  id: string;
+  endpoint: string;
+  remoteAddress: string;
+  connectedAt: Date;
+  authenticatedAt: Date;
+  user: string;
+  tokenId: string | undefined;
+  expiresAt: number | undefined;
+  terminate: Terminate;
+}
+
+/** A session's place in the registry; it joins on its first successful authentication. */
+export class SessionHandle {
+  readonly id = randomUUID();
+  readonly #registry: SessionRegistry;
+  readonly endpoint: string;
+  readonly remoteAddress: string;
+  readonly connectedAt = new Date();
+  readonly #terminate: Terminate;
+
+  constructor(registry: SessionRegistry, endpoint: string, remoteAddress: string, terminate: Terminate) {
+    this.#registry = registry;
+    this.endpoint = endpoint;
+    this.remoteAddress = remoteAddress;
+    this.#terminate = terminate;
+  }
+
+  /**
+   * Records the session as belonging to `user` (again, after a re-authentication). False when that
+   * would exceed the user's connection limit; the session is then not (or no longer) registered.
+   */
+  authenticated(user: string, tokenId: string | undefined, expiresAt: number | undefined): boolean {
+    return this.#registry.admit(this, this.#terminate, user, tokenId, expiresAt);
+  }
+
+  /** Leaves the registry; safe to call twice. */
+  release(): void {
+    this.#registry.remove(this.id);
+  }
+}
+
+export class SessionRegistry {
+  readonly #maxPerUser: number;
+  readonly #sessions = new Map<string, Entry>();
+  readonly #byUser = new Map<string, Set<string>>();
+
+  /** @param maxPerUser authenticated sessions one user may hold at once; 0 for no limit */
+  constructor(maxPerUser: number) {
+    this.#maxPerUser = maxPerUser;
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  get maxPerUser(): number {
+    return this.#maxPerUser;
+  }
+
+  /** A handle for a new connection; it is listed only once it authenticates. */
+  open(endpoint: string, remoteAddress: string, terminate: Terminate): SessionHandle {
+    return new SessionHandle(this, endpoint, remoteAddress, terminate);
+  }
+
+  /** @internal used by SessionHandle */
+  admit(
+    handle: SessionHandle,
+    terminate: Terminate,
+    user: string,
+    tokenId: string | undefined,
+    expiresAt: number | undefined,
+  ): boolean {
+    const existing = this.#sessions.get(handle.id);
+    const sameUser = existing?.user === user;
+    if (!sameUser && this.#maxPerUser > 0 && this.countFor(user) >= this.#maxPerUser) {
+      this.remove(handle.id);
+      return false;
+    }
+    if (existing && !sameUser) this.remove(handle.id);
+    this.#sessions.set(handle.id, {
+      id: handle.id,
+      endpoint: handle.endpoint,
+      remoteAddress: handle.remoteAddress,
+      connectedAt: handle.connectedAt,
+      authenticatedAt: new Date(),
+      user,
+      tokenId,
+      expiresAt,
+      terminate,
+    });
+    let ids = this.#byUser.get(user);
+    if (!ids) this.#byUser.set(user, (ids = new Set()));
+    ids.add(handle.id);
+    return true;
+  }
+
+  /** @internal used by SessionHandle */
+  remove(id: string): void {
+    const entry = this.#sessions.get(id);
+    if (!entry) return;
+    this.#sessions.delete(id);
+    const ids = this.#byUser.get(entry.user);
+    ids?.delete(id);
+    if (ids?.size === 0) this.#byUser.delete(entry.user);
+  }
+
+  countFor(user: string): number {
+    return this.#byUser.get(user)?.size ?? 0;
+  }
+
+  list(filter: { user?: string } = {}): SessionInfo[] {
+    const entries =
+      filter.user === undefined
+        ? [...this.#sessions.values()]
+        : [...(this.#byUser.get(filter.user) ?? [])].map((id) => this.#sessions.get(id)!);
+    return entries.map((e) => ({
+      id: e.id,
+      user: e.user,
+      remote_address: e.remoteAddress,
+      endpoint: e.endpoint,
+      connected_at: e.connectedAt.toISOString(),
+      authenticated_at: e.authenticatedAt.toISOString(),
+      expires_at: e.expiresAt === undefined ? null : new Date(e.expiresAt).toISOString(),
+    }));
+  }
+
+  get(id: string): SessionInfo | undefined {
+    const entry = this.#sessions.get(id);
+    return entry ? this.list({ user: entry.user }).find((s) => s.id === id) : undefined;
+  }
+
+  /** Ends one session; false when there is no such session. */
+  kill(id: string, code: ErrorCode, message: string, reason: string): boolean {
+    const entry = this.#sessions.get(id);
+    if (!entry) return false;
+    this.remove(id);
+    entry.terminate(code, message, reason);
+    return true;
+  }
+
+  /** Ends every session of a user; returns how many. */
+  killUser(user: string, code: ErrorCode, message: string, reason: string): number {
+    const ids = [...(this.#byUser.get(user) ?? [])];
+    for (const id of ids) this.kill(id, code, message, reason);
+    return ids.length;
+  }
+
+  /** Ends every session authenticated with the token `tokenId`; returns how many. */
+  killToken(tokenId: string, code: ErrorCode, message: string, reason: string): number {
+    const ids = [...this.#sessions.values()].filter((e) => e.tokenId === tokenId).map((e) => e.id);
+    for (const id of ids) this.kill(id, code, message, reason);
+    return ids.length;
+  }
+}

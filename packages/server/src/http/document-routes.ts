@@ -1,0 +1,117 @@
+/**
+ * The document store over REST, under `/api/v1/documents/collections`:
+ * `GET /` list, `POST /` create `{name}`, `GET /:name` info, `DELETE /:name` drop, and per collection
+ * `POST /:name/find|insert|bulk-insert|update|delete|aggregate|count|indexes`.
+ * The change stream of a collection is the WebSocket endpoint `/:name/watch`.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { DocumentService, CallContext } from '../documents/document-service.ts';
+import { bearerPrincipal, parseBody, type RestDeps } from './http-helpers.ts';
+
+const BASE = '/api/v1/documents/collections';
+const nameParams = z.object({ name: z.string().min(1).max(63) });
+const createBody = z.object({ name: z.string().min(1).max(63) });
+const findBody = z
+  .object({ filter: z.unknown(), projection: z.unknown(), sort: z.unknown(), limit: z.unknown(), skip: z.unknown() })
+  .partial()
+  .default({});
+const insertBody = z.object({ document: z.unknown() });
+const bulkBody = z.object({ documents: z.unknown() });
+const updateBody = z.object({
+  filter: z.unknown().optional(),
+  update: z.unknown(),
+  upsert: z.boolean().optional(),
+  multi: z.boolean().optional(),
+});
+const deleteBody = z.object({ filter: z.unknown().optional(), multi: z.boolean().optional() });
+const aggregateBody = z.object({ pipeline: z.unknown() });
+const countBody = z.object({ filter: z.unknown().optional() }).default({});
+const indexBody = z.object({ field: z.string().min(1).max(200) });
+
+export function registerDocumentRoutes(app: FastifyInstance, deps: RestDeps & { documents: DocumentService }): void {
+  const { documents, access, config } = deps;
+  const principalOf = bearerPrincipal(deps);
+  const context = async (request: FastifyRequest): Promise<CallContext> => ({
+    authorize: await access.authorizerFor(await principalOf(request)),
+    timeoutMs: config.statement_timeout * 1000,
+  });
+  const name = (request: FastifyRequest): string => parseBody(nameParams, request.params).name;
+
+  app.get(BASE, async (request) => {
+    await principalOf(request);
+    return { success: true, data: { collections: await documents.listCollections() } };
+  });
+
+  app.post(BASE, async (request, reply) => {
+    const ctx = await context(request);
+    const body = parseBody(createBody, request.body);
+    const created = await documents.createCollection(body.name, ctx);
+    return reply.code(created ? 201 : 200).send({ success: true, data: { name: body.name, created } });
+  });
+
+  app.get(`${BASE}/:name`, async (request) => ({
+    success: true,
+    data: await documents.info(name(request), await context(request)),
+  }));
+
+  app.delete(`${BASE}/:name`, async (request) => {
+    const ctx = await context(request);
+    await documents.dropCollection(name(request), ctx);
+    return { success: true, data: { dropped: name(request) } };
+  });
+
+  app.post(`${BASE}/:name/find`, async (request) => {
+    const ctx = await context(request);
+    const docs = await documents.find(name(request), parseBody(findBody, request.body ?? {}), ctx);
+    return { success: true, data: { documents: docs } };
+  });
+
+  app.post(`${BASE}/:name/insert`, async (request, reply) => {
+    const ctx = await context(request);
+    const id = await documents.insert(name(request), parseBody(insertBody, request.body).document, ctx);
+    return reply.code(201).send({ success: true, data: { inserted_id: id } });
+  });
+
+  app.post(`${BASE}/:name/bulk-insert`, async (request, reply) => {
+    const ctx = await context(request);
+    const ids = await documents.insertMany(name(request), parseBody(bulkBody, request.body).documents, ctx);
+    return reply.code(201).send({ success: true, data: { inserted_ids: ids, inserted_count: ids.length } });
+  });
+
+  app.post(`${BASE}/:name/update`, async (request) => {
+    const ctx = await context(request);
+    const result = await documents.update(name(request), parseBody(updateBody, request.body), ctx);
+    return {
+      success: true,
+      data: {
+        matched_count: result.matched,
+        ...(result.upsertedId !== undefined ? { upserted_id: result.upsertedId } : {}),
+      },
+    };
+  });
+
+  app.post(`${BASE}/:name/delete`, async (request) => {
+    const ctx = await context(request);
+    const deleted = await documents.delete(name(request), parseBody(deleteBody, request.body), ctx);
+    return { success: true, data: { deleted_count: deleted } };
+  });
+
+  app.post(`${BASE}/:name/aggregate`, async (request) => {
+    const ctx = await context(request);
+    const docs = await documents.aggregate(name(request), parseBody(aggregateBody, request.body).pipeline, ctx);
+    return { success: true, data: { documents: docs } };
+  });
+
+  app.post(`${BASE}/:name/count`, async (request) => {
+    const ctx = await context(request);
+    const count = await documents.count(name(request), parseBody(countBody, request.body ?? {}).filter, ctx);
+    return { success: true, data: { count } };
+  });
+
+  app.post(`${BASE}/:name/indexes`, async (request, reply) => {
+    const ctx = await context(request);
+    const index = await documents.createIndex(name(request), parseBody(indexBody, request.body).field, ctx);
+    return reply.code(201).send({ success: true, data: { index } });
+  });
+}
