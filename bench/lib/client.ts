@@ -31,10 +31,11 @@ export function openSocket(url: string, options: SocketOptions = {}): Promise<We
     }, CONNECT_TIMEOUT_MS);
     ws.once('open', () => {
       clearTimeout(timer);
-      ws.off('error', reject);
       resolve(ws);
     });
-    ws.once('error', (err) => {
+    // Kept for the socket's life: without an 'error' listener a reset socket would crash the bench;
+    // the operation waiting on it fails through its own 'close' handling instead.
+    ws.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
     });

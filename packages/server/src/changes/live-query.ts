@@ -82,11 +82,8 @@ export class LiveQuery {
   join(subscriber: LiveQuerySubscriber): void {
     this.subscribers.add(subscriber);
     subscriber.cursor = this.#sequence;
-    subscriber.owner.send(
-      envelope('subscribed', { status: 'success', kind: 'query', sequence: this.#sequence }, subscriber.id),
-    );
-    subscriber.owner.send(
-      envelope(
+    subscriber.owner.deliver('subscribed', { status: 'success', kind: 'query', sequence: this.#sequence }, subscriber.id);
+    subscriber.owner.deliver(
         'data',
         {
           status: 'success',
@@ -97,8 +94,7 @@ export class LiveQuery {
           sequence: this.#sequence,
         },
         subscriber.id,
-      ),
-    );
+      );
     subscriber.delivered++;
   }
 
@@ -145,15 +141,13 @@ export class LiveQuery {
       for (const subscriber of this.subscribers) {
         subscriber.cursor = sequence;
         subscriber.delivered++;
-        subscriber.owner.send(envelope('change', payload, subscriber.id));
+        subscriber.owner.deliver('change', payload, subscriber.id);
       }
     } catch (err) {
       // The statement no longer runs (its table was dropped, say): every subscriber is told.
       const failure = normalizeError(err, (e) => this.#logger.error('live query failed', describeError(e)));
       for (const subscriber of this.subscribers) {
-        subscriber.owner.send(
-          envelope('error', errorPayload(failure.code, failure.message, failure.details), subscriber.id),
-        );
+        subscriber.owner.deliver('error', errorPayload(failure.code, failure.message, failure.details), subscriber.id);
       }
     } finally {
       this.#running = false;

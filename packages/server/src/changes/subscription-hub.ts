@@ -190,8 +190,7 @@ export class SubscriptionHub {
       kind: 'table',
       afterAck: snapshotRows
         ? () =>
-            owner.send(
-              envelope(
+            owner.deliver(
                 'data',
                 {
                   status: 'success',
@@ -202,8 +201,7 @@ export class SubscriptionHub {
                   sequence: cursor,
                 },
                 message.id,
-              ),
-            )
+              )
         : undefined,
     });
   }
@@ -276,13 +274,11 @@ export class SubscriptionHub {
     if (options.resumed) {
       const floor = await this.#engine.changes.floor();
       if (options.cursor < floor) {
-        owner.send(
-          envelope(
+        owner.deliver(
             'reset',
             { reason: 'history_unavailable', oldest_resumable: floor, sequence: this.#feed.head },
             id,
-          ),
-        );
+          );
         return;
       }
     }
@@ -299,8 +295,7 @@ export class SubscriptionHub {
     });
     this.#subscriptions.set(key, subscription);
     this.#tables.add(subscription);
-    owner.send(
-      envelope(
+    owner.deliver(
         'subscribed',
         {
           status: 'success',
@@ -309,8 +304,7 @@ export class SubscriptionHub {
           ...(options.kind === 'collection' ? { resume_token: resumeToken(options.cursor) } : {}),
         },
         id,
-      ),
-    );
+      );
     options.afterAck?.();
     await this.#catchUp(subscription);
   }
@@ -338,9 +332,7 @@ export class SubscriptionHub {
       subscription.catchingUp = false;
     } catch (err) {
       const failure = normalizeError(err, (e) => this.#logger.error('catch-up failed', describeError(e)));
-      subscription.owner.send(
-        envelope('error', errorPayload(failure.code, failure.message), subscription.id),
-      );
+      subscription.owner.deliver('error', errorPayload(failure.code, failure.message), subscription.id);
       subscription.end('closed');
     }
   }
@@ -419,7 +411,7 @@ export class SubscriptionHub {
       }
     }
     if (reason === 'unsubscribed' || reason === 'killed' || reason === 'table_dropped') {
-      subscription.owner.send(envelope('unsubscribed', { status: 'success', reason }, subscription.id));
+      subscription.owner.deliver('unsubscribed', { status: 'success', reason }, subscription.id);
     }
   }
 
@@ -431,9 +423,7 @@ export class SubscriptionHub {
       } catch (err) {
         const failure = normalizeError(err);
         if (this.#subscriptions.get(key) !== subscription) continue;
-        subscription.owner.send(
-          envelope('error', errorPayload(failure.code, failure.message, failure.details), subscription.id),
-        );
+        subscription.owner.deliver('error', errorPayload(failure.code, failure.message, failure.details), subscription.id);
         this.#end(subscription, 'revoked');
       }
     }

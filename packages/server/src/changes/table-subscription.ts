@@ -82,21 +82,19 @@ export class TableSubscription {
     const rendered = this.#render(record);
     if (!rendered) return true;
     if (this.owner.bufferedAmount() > this.#maxBuffer) {
-      this.owner.send(
-        envelope(
+      this.owner.deliver(
           'error',
           errorPayload('SLOW_CONSUMER', 'subscriber fell too far behind; resume from details.resume_from', {
             resume_from: this.#cursor,
           }),
           this.id,
-        ),
-      );
+        );
       this.end('overflow');
       return false;
     }
     for (const message of rendered.messages) {
       this.delivered++;
-      this.owner.send(envelope(message.type, message.payload, this.id));
+      this.owner.deliver(message.type, message.payload, this.id);
     }
     if (rendered.end) {
       this.#cursor = record.seq;

@@ -8,7 +8,7 @@ import type { Principal } from '../auth/authenticator.ts';
 import type { SubscriptionHub } from '../changes/subscription-hub.ts';
 import type { SubscriberOwner } from '../changes/subscriber.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
-import { errorEnvelope } from './envelope.ts';
+import { errorPayload } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 
 export class SessionSubscriptions {
@@ -27,7 +27,7 @@ export class SessionSubscriptions {
       await this.#hub.subscribe(this.#owner, message, principal);
     } catch (err) {
       const failure = normalizeError(err, (e) => this.#logger.error('subscribe failed', describeError(e)));
-      this.#owner.send(errorEnvelope(failure, message.id));
+      this.#owner.deliver('error', errorPayload(failure.code, failure.message, failure.details), message.id);
     }
   }
 
@@ -38,15 +38,13 @@ export class SessionSubscriptions {
       await this.#hub.watch(this.#owner, message, collection, principal);
     } catch (err) {
       const failure = normalizeError(err, (e) => this.#logger.error('watch failed', describeError(e)));
-      this.#owner.send(errorEnvelope(failure, message.id));
+      this.#owner.deliver('error', errorPayload(failure.code, failure.message, failure.details), message.id);
     }
   }
 
   unsubscribe(id: string): void {
     if (!this.#hub.unsubscribe(this.#owner, id)) {
-      this.#owner.send(
-        errorEnvelope(new RustyError('NOT_FOUND', `no subscription '${id}' on this connection`), id),
-      );
+      this.#owner.deliver('error', errorPayload('NOT_FOUND', `no subscription '${id}' on this connection`), id);
     }
   }
 

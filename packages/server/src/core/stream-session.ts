@@ -214,7 +214,7 @@ export class StreamSession {
         {
           sessionId,
           user: principal?.user ?? '',
-          send: (text) => this.#send(text),
+          deliver: (type, payload, id) => this.#send(envelope(type, payload, id)),
           bufferedAmount: () => socket.bufferedAmount(),
         },
         this.#deps.logger,

@@ -34,6 +34,34 @@ export interface GuardedStatement {
   target?: string | null;
   /** How many read-only table-valued functions (json_each, json_tree, pragma_…) the text calls. */
   tableFunctions: number;
+  /** Positional parameters the statement takes (`?` in order, or the highest `?NNN`). */
+  parameterCount: number;
+}
+
+/**
+ * Counts positional parameters. Named ones (`:name`, `@name`, `$name`) are refused: parameters bind by
+ * position, and a name would silently take whichever value sits at its index.
+ */
+function countParameters(tokens: readonly SqlToken[]): number {
+  let plain = 0;
+  let highest = 0;
+  for (const token of tokens) {
+    if (token.kind !== 'param') continue;
+    if (token.text === '?') plain++;
+    else if (/^\?\d+$/.test(token.text)) highest = Math.max(highest, Number(token.text.slice(1)));
+    else throw new RustyError('QUERY_ERROR', `named parameter ${token.text} is not supported; use ? and a params array`);
+  }
+  return Math.max(plain, highest);
+}
+
+/** Throws unless `given` values fit the statement's parameters exactly. */
+export function checkParameterCount(guarded: GuardedStatement, given: number): void {
+  if (given !== guarded.parameterCount) {
+    throw new RustyError(
+      'QUERY_ERROR',
+      `the statement takes ${guarded.parameterCount} parameter${guarded.parameterCount === 1 ? '' : 's'}, ${given} given`,
+    );
+  }
 }
 
 /** Built-in table-valued functions that expose no table data and need no privilege. */
@@ -142,6 +170,7 @@ function denied(message: string): RustyError {
 function checkOne(statement: LexedStatement): GuardedStatement {
   const { tokens } = statement;
   const tableFunctions = tokens.filter((_, i) => isSafeTableFunction(tokens, i)).length;
+  const parameterCount = countParameters(tokens);
   for (const token of tokens) {
     if (token.text.toLowerCase().includes(INTERNAL_PREFIX)) {
       throw denied('internal tables are not accessible');
@@ -171,6 +200,7 @@ function checkOne(statement: LexedStatement): GuardedStatement {
       writeVerbs: new Set(),
       returning: false,
       tableFunctions,
+      parameterCount,
     };
   }
   if (DDL_VERBS.has(verb)) {
@@ -197,12 +227,13 @@ function checkOne(statement: LexedStatement): GuardedStatement {
       returning: false,
       objectType,
       tableFunctions,
+      parameterCount,
       ...(target !== undefined ? { target } : {}),
     };
   }
   const shape = writeShape(tokens);
   const kind = shape.writeVerbs.size > 0 || WRITE_VERBS.has(verb) ? 'write' : 'read';
-  return { text: statement.text, kind, verb, ...shape, tableFunctions };
+  return { text: statement.text, kind, verb, ...shape, tableFunctions, parameterCount };
 }
 
 /** Checks one API statement; more than one statement in the text is refused. */

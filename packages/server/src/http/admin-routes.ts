@@ -106,8 +106,9 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     audit(request, admin, 'user.update', {
       user: name,
       details: {
+        // Which fields changed; the new password itself is never recorded.
+        changed: (['roles', 'password', 'disabled'] as const).filter((field) => body[field] !== undefined),
         ...(body.roles ? { roles: body.roles } : {}),
-        ...(body.password !== undefined ? { password_changed: true } : {}),
         ...(body.disabled !== undefined ? { disabled: body.disabled } : {}),
       },
     });

@@ -71,9 +71,15 @@ export async function startTestServer(
   const clients = new Set<TestClient>();
   let token = '';
   if (config.admin_password !== undefined) {
-    const res = await login(server.url, 'admin', config.admin_password);
-    if (res.status !== 200) throw new Error(`test login failed: ${res.status} ${JSON.stringify(res.body)}`);
-    token = (res.body as { data: { token: string } }).data.token;
+    try {
+      const res = await login(server.url, 'admin', config.admin_password);
+      if (res.status !== 200) throw new Error(`test login failed: ${res.status} ${JSON.stringify(res.body)}`);
+      token = (res.body as { data: { token: string } }).data.token;
+    } catch (err) {
+      await server.close();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   const ts: TestServer = {

@@ -30,7 +30,7 @@ import { StatementStopper } from './statement-stopper.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, syncCapture, userTables } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
-import { guardStatement, type GuardedStatement } from '../statement-guard.ts';
+import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
 
 export interface SqliteEngineOptions {
   dataDir: string;
@@ -156,6 +156,7 @@ export class SqliteEngine implements Engine {
   ): Promise<{ sequence: number; result: StatementResult }> {
     const routed = this.#router.route(statement.sql);
     options.authorize?.(routed.access);
+    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     if (routed.access.kind !== 'read')
       throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
     const conn = await this.#pool.acquire(options.signal);
@@ -188,6 +189,9 @@ export class SqliteEngine implements Engine {
   ): AsyncGenerator<ResultChunk, void, undefined> {
     const routed = this.#router.route(statement.sql);
     options.authorize?.(routed.access);
+    // Inline statements are prepared once and shared: a short params array would leave another
+    // caller's values bound. Exact counts are required on every path.
+    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     const params = toDriverParams(statement.params);
     if (routed.route === 'inline') {
       const result = this.#tryInline(statement.sql, routed, params);
@@ -202,6 +206,7 @@ export class SqliteEngine implements Engine {
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
     const routed = this.#router.route(statement.sql);
     options.authorize?.(routed.access);
+    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     const params = toDriverParams(statement.params);
     if (routed.route === 'inline') {
       const result = this.#tryInline(statement.sql, routed, params);
@@ -241,6 +246,7 @@ export class SqliteEngine implements Engine {
     const plans = statements.map((statement, index) =>
       failingAt(index, () => {
         const guarded = guardStatement(statement.sql);
+        checkParameterCount(guarded, statement.params?.length ?? 0);
         const deferred = afterDdl;
         if (guarded.kind === 'ddl') afterDdl = true;
         if (deferred) return { guarded, routed: undefined };
