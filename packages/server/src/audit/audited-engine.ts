@@ -67,6 +67,17 @@ export function auditedEngine(engine: Engine, audit: AuditLog): Engine {
       }
     },
   };
+  const runInline = engine.runInline;
+  if (typeof runInline === 'function') {
+    overrides.runInline = (statement, authorize) => {
+      try {
+        return runInline.call(engine, statement, authorize);
+      } catch (err) {
+        report(err, authorize);
+        throw err;
+      }
+    };
+  }
   const snapshot = (engine as Partial<Engine>).snapshot;
   if (typeof snapshot === 'function') {
     overrides.snapshot = async (statement, options) => {

@@ -22,6 +22,11 @@ export function principalOfAuthorizer(authorize: Authorize): Principal | undefin
 /** Called when a principal is refused a global privilege (an admin endpoint, metrics). */
 export type DeniedListener = (principal: Principal, privilege: GlobalPrivilege) => void;
 
+/** Local users by name; identity-provider users by their set of roles (they have nothing else here). */
+function cacheKey(principal: Principal): string {
+  return principal.external ? `\u0000external\u0000${principal.roles.join('\u0000')}` : principal.user;
+}
+
 function describeNeed(need: AccessNeed): string {
   if (need.table === undefined) return `permission denied: ${need.privilege} privilege required`;
   const privilege = need.privilege === 'WRITE' ? 'INSERT, UPDATE or DELETE' : need.privilege;
@@ -32,6 +37,8 @@ export class AccessControl {
   readonly #users: UserStore;
   readonly #roles: RoleStore;
   #cache = new Map<string, Promise<PrivilegeSet>>();
+  /** The same privileges once loaded, for callers that must not wait (the inline fast path). */
+  #resolved = new Map<string, PrivilegeSet>();
   /** Rises on every change; listeners re-check what they hold (subscriptions, sessions). */
   #version = 0;
   readonly #listeners = new Set<() => void>();
@@ -50,6 +57,7 @@ export class AccessControl {
   changed(): void {
     this.#version++;
     this.#cache.clear();
+    this.#resolved.clear();
     for (const listener of this.#listeners) listener();
   }
 
@@ -66,19 +74,40 @@ export class AccessControl {
   /** The privileges of a principal; the anonymous principal (authentication off) holds ADMIN. */
   async privilegesOf(principal: Principal): Promise<PrivilegeSet> {
     if (principal.anonymous) return ADMIN_SET;
-    let set = this.#cache.get(principal.user);
+    const key = cacheKey(principal);
+    let set = this.#cache.get(key);
     if (!set) {
-      set = this.#load(principal.user);
-      this.#cache.set(principal.user, set);
+      const version = this.#version;
+      // An identity provider's user exists only in its token: its roles are the token's.
+      const loading = principal.external ? this.#fromRoles(principal.roles) : this.#load(principal.user);
+      set = loading.then((loaded) => {
+        // A change while loading made this answer stale: keep it out of the synchronous cache.
+        if (version === this.#version) this.#resolved.set(key, loaded);
+        return loaded;
+      });
+      this.#cache.set(key, set);
     }
     return set;
+  }
+
+  /** An authorize callback without waiting, when the principal's privileges are already loaded. */
+  cachedAuthorizer(principal: Principal): Authorize | undefined {
+    const privileges = principal.anonymous ? ADMIN_SET : this.#resolved.get(cacheKey(principal));
+    if (!privileges) return undefined;
+    const authorize: Authorize = (access) => AccessControl.check(privileges, access);
+    authorizerOwners.set(authorize, principal);
+    return authorize;
   }
 
   async #load(user: string): Promise<PrivilegeSet> {
     const record = await this.#users.find(user);
     if (!record || record.disabled) return new PrivilegeSet([]);
+    return this.#fromRoles(record.roles);
+  }
+
+  async #fromRoles(roleNames: readonly string[]): Promise<PrivilegeSet> {
     const grants: Grant[] = [];
-    for (const roleName of record.roles) {
+    for (const roleName of roleNames) {
       const role = await this.#roles.get(roleName);
       if (role) grants.push(...role.grants);
     }

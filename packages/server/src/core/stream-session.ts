@@ -48,6 +48,8 @@ export interface SessionDeps {
   audit?: AuditLog;
   /** Table subscriptions and live queries; without it, `subscribe` is refused. */
   subscriptions?: SubscriptionHub;
+  /** Counts messages in and out (queries are counted by the engine the session is given). */
+  metrics?: { messageIn(): void; messageOut(): void };
 }
 
 /** Where a session's client is and which endpoint it reached (for the session list and the audit log). */
@@ -148,6 +150,7 @@ export class StreamSession {
 
   handleText(text: string): void {
     if (this.#closed) return;
+    this.#deps.metrics?.messageIn();
     if (this.#pending) {
       this.#pending.push(text);
       return;
@@ -242,6 +245,7 @@ export class StreamSession {
         this.#send(envelope('pong', {}, message.id));
         return;
       case 'query':
+        if (this.#runInlineQuery(message)) return;
         await this.#tracked(message.id, (signal) => this.#runQuery(message, signal, this.#principal!));
         return;
       case 'batch':
@@ -421,6 +425,36 @@ export class StreamSession {
     }
   }
 
+  /**
+   * The fast path: a keyed lookup or single-row write runs synchronously and is answered at once,
+   * without the tracking, timers and async steps a long statement needs. False when the statement
+   * must take the normal path (not known to be cheap, privileges not loaded yet, id still running).
+   */
+  #runInlineQuery(message: QueryMessage): boolean {
+    const { engine, access } = this.#deps;
+    if (!engine.runInline || (message.id !== undefined && this.#running.has(message.id))) return false;
+    const authorize = access.cachedAuthorizer(this.#principal!);
+    if (!authorize) return false;
+    const { sql, params, chunk_size, streaming } = message.payload;
+    let result;
+    try {
+      result = engine.runInline({ sql, params }, authorize);
+    } catch (err) {
+      this.#sendFailure(err, message.id);
+      return true;
+    }
+    if (!result) return false;
+    const size =
+      streaming === false ? result.rows.length : (chunk_size ?? this.#deps.config.query_chunk_size);
+    const { columns, rows } = result;
+    for (let at = 0; rows.length - at > size; at += size) {
+      this.#sendChunk(message.id, columns, rows.slice(at, at + size), true, undefined, undefined);
+    }
+    const rest = rows.length > size ? rows.slice(rows.length - (rows.length % size || size)) : rows;
+    this.#sendChunk(message.id, columns, rest, false, result.rows_affected, result.last_insert_id);
+    return true;
+  }
+
   async #runQuery(message: QueryMessage, signal: AbortSignal, principal: Principal): Promise<void> {
     const { engine, config, access } = this.#deps;
     const authorize = await access.authorizerFor(principal);
@@ -506,7 +540,9 @@ export class StreamSession {
   }
 
   #send(text: string): void {
-    if (!this.#closed) this.#socket.send(text);
+    if (this.#closed) return;
+    this.#deps.metrics?.messageOut();
+    this.#socket.send(text);
   }
 
   #closeWith(code: number, reason: string): void {

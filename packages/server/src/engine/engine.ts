@@ -91,6 +91,12 @@ export interface Engine {
    * until it asks for the next chunk. Breaking out of the loop stops the statement.
    */
   stream(statement: StatementInput, options: StreamOptions): AsyncGenerator<ResultChunk, void, undefined>;
+  /**
+   * Runs a statement synchronously if the engine knows it to be a cheap keyed lookup or single-row
+   * write; undefined when it must take the asynchronous path. Optional: engines without such a path
+   * leave it out.
+   */
+  runInline?(statement: StatementInput, authorize: Authorize | undefined): StatementResult | undefined;
   /** Runs one statement and returns its whole result. */
   execute(statement: StatementInput, options: RunOptions): Promise<StatementResult>;
   batch(

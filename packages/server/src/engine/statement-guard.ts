@@ -49,7 +49,11 @@ function countParameters(tokens: readonly SqlToken[]): number {
     if (token.kind !== 'param') continue;
     if (token.text === '?') plain++;
     else if (/^\?\d+$/.test(token.text)) highest = Math.max(highest, Number(token.text.slice(1)));
-    else throw new RustyError('QUERY_ERROR', `named parameter ${token.text} is not supported; use ? and a params array`);
+    else
+      throw new RustyError(
+        'QUERY_ERROR',
+        `named parameter ${token.text} is not supported; use ? and a params array`,
+      );
   }
   return Math.max(plain, highest);
 }

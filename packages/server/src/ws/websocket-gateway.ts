@@ -13,6 +13,14 @@ import type { AuditLog } from '../audit/audit-log.ts';
 
 export type EndpointHandler = (ws: WebSocket, request: IncomingMessage, url: URL) => void;
 
+/** A route: the handler, the endpoint's name in connection counts, and who performs the upgrade. */
+interface Route {
+  handler: EndpointHandler;
+  endpoint: string;
+  /** Set for endpoints that speak another protocol (graphql-ws): their own server upgrades the socket. */
+  server?: WebSocketServer;
+}
+
 /** How long a closing socket may take to finish the close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -20,8 +28,10 @@ export class WebSocketGateway {
   readonly #wss: WebSocketServer;
   readonly #config: ServerConfig;
   readonly #logger: Logger;
-  readonly #routes = new Map<string, EndpointHandler>();
-  readonly #patterns: [RegExp, EndpointHandler][] = [];
+  readonly #routes = new Map<string, Route>();
+  readonly #patterns: [RegExp, Route][] = [];
+  /** Open sockets per endpoint, for the metrics. */
+  readonly #perEndpoint = new Map<string, number>();
   /** Open sockets and when each was last heard from. */
   readonly #lastSeen = new Map<WebSocket, number>();
   readonly #lastPing = new Map<WebSocket, number>();
@@ -40,7 +50,13 @@ export class WebSocketGateway {
       maxPayload: config.websocket_max_message_size,
       clientTracking: false,
       // Without context takeover each message compresses alone: far cheaper, and memory per socket stays flat.
-      perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 1024 },
+      // Level 1: most of the size win for a fraction of the CPU of the default level.
+      perMessageDeflate: {
+        serverNoContextTakeover: true,
+        clientNoContextTakeover: true,
+        threshold: 1024,
+        zlibDeflateOptions: { level: 1 },
+      },
     });
     const pingMs = config.websocket_ping_interval * 1000;
     const timeoutMs = config.websocket_timeout * 1000;
@@ -55,29 +71,61 @@ export class WebSocketGateway {
     return this.#lastSeen.size;
   }
 
+  /** Open sockets per endpoint (a pattern route counts under its label). */
+  connectionsByEndpoint(): Record<string, number> {
+    return Object.fromEntries(this.#perEndpoint);
+  }
+
   route(path: string, handler: EndpointHandler): void {
-    this.#routes.set(path, handler);
+    this.#routes.set(path, { handler, endpoint: path });
   }
 
   /** Routes every path matching `pattern` (for paths with a name in them, like a collection's). */
-  routePattern(pattern: RegExp, handler: EndpointHandler): void {
-    this.#patterns.push([pattern, handler]);
+  routePattern(pattern: RegExp, handler: EndpointHandler, label = pattern.source): void {
+    this.#patterns.push([pattern, { handler, endpoint: label }]);
+  }
+
+  /**
+   * Hands the sockets of `path` to a `ws` server of their own (made here with the gateway's limits and
+   * compression settings) whose 'connection' listeners serve them: for libraries that attach to a
+   * WebSocketServer, like graphql-ws. The gateway still counts, limits, heartbeats and shuts them down;
+   * a refused socket is closed without a RustyDB envelope, which that protocol would not understand.
+   */
+  routeServer(path: string): WebSocketServer {
+    const server = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.#config.websocket_max_message_size,
+      perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 1024 },
+    });
+    this.#routes.set(path, {
+      handler: (ws, request) => server.emit('connection', ws, request),
+      endpoint: path,
+      server,
+    });
+    return server;
   }
 
   /** For the HTTP server's `upgrade` event. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const url = new URL(request.url ?? '/', 'http://localhost');
-    const handler =
+    const route =
       this.#routes.get(url.pathname) ?? this.#patterns.find(([pattern]) => pattern.test(url.pathname))?.[1];
-    if (!handler) {
+    if (!route) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#accept(ws, request, url, handler));
+    (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
+      this.#accept(ws, request, url, route),
+    );
   }
 
-  #accept(ws: WebSocket, request: IncomingMessage, url: URL, handler: EndpointHandler): void {
+  #accept(ws: WebSocket, request: IncomingMessage, url: URL, route: Route): void {
+    const { handler, endpoint } = route;
+    // Sockets of another protocol are refused with a close code alone.
+    const refuse = (message: string): void => {
+      if (!route.server) ws.send(envelope('error', errorPayload('CONNECTION_LIMIT', message)));
+    };
     // Errors (bad UTF-8, oversized frames) make `ws` close the socket with the right code itself.
     ws.on('error', (err) => this.#logger.info('websocket error', { error: err.message }));
     if (this.#shuttingDown) {
@@ -85,7 +133,7 @@ export class WebSocketGateway {
       return;
     }
     if (this.#lastSeen.size >= this.#config.websocket_max_connections) {
-      ws.send(envelope('error', errorPayload('CONNECTION_LIMIT', 'too many connections; retry later')));
+      refuse('too many connections; retry later');
       ws.close(1013, 'connection limit reached');
       this.#forceCloseLater(ws);
       return;
@@ -100,20 +148,13 @@ export class WebSocketGateway {
         endpoint: url.pathname,
         details: { limit: 'max_connections_per_ip', max: perIp },
       });
-      ws.send(
-        envelope(
-          'error',
-          errorPayload(
-            'CONNECTION_LIMIT',
-            `too many connections from this address (at most ${perIp}); retry later`,
-          ),
-        ),
-      );
+      refuse(`too many connections from this address (at most ${perIp}); retry later`);
       ws.close(1013, 'connection limit reached');
       this.#forceCloseLater(ws);
       return;
     }
     this.#perAddress.set(address, fromAddress + 1);
+    this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
     let counted = true;
     const now = Date.now();
     this.#lastSeen.set(ws, now);
@@ -129,6 +170,9 @@ export class WebSocketGateway {
         const left = (this.#perAddress.get(address) ?? 1) - 1;
         if (left > 0) this.#perAddress.set(address, left);
         else this.#perAddress.delete(address);
+        const open = (this.#perEndpoint.get(endpoint) ?? 1) - 1;
+        if (open > 0) this.#perEndpoint.set(endpoint, open);
+        else this.#perEndpoint.delete(endpoint);
       }
     });
     try {
@@ -178,6 +222,7 @@ export class WebSocketGateway {
           }),
       ),
     );
-    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    const servers = [this.#wss, ...[...this.#routes.values()].flatMap((r) => (r.server ? [r.server] : []))];
+    await Promise.all(servers.map((wss) => new Promise<void>((resolve) => wss.close(() => resolve()))));
   }
 }

@@ -47,7 +47,10 @@ export class SqliteChangeLog implements ChangeLog {
   }
 
   async sequenceBefore(ms: number): Promise<number> {
-    const row = this.#db().prepare(`SELECT max(seq) FROM ${CHANGES_TABLE} WHERE ts < ?`).raw().get([ms]);
+    const row = this.#db()
+      .prepare(`SELECT seq FROM ${CHANGES_TABLE} WHERE ts < ? ORDER BY ts DESC LIMIT 1`)
+      .raw()
+      .get([ms]);
     const found = Number(row?.[0] ?? 0);
     return found > 0 ? found : await this.floor();
   }
@@ -75,8 +78,12 @@ export class SqliteChangeLog implements ChangeLog {
     const head = this.headNow();
     const byCount = head - limits.maxEntries;
     const cutoff = Date.now() - limits.maxAgeMs;
+    // ORDER BY ts … LIMIT 1 walks the ts index; max(seq) … WHERE ts < ? would scan the whole log.
     const byAge = Number(
-      db.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE} WHERE ts < ?`).raw().get([cutoff])?.[0] ?? 0,
+      db
+        .prepare(`SELECT seq FROM ${CHANGES_TABLE} WHERE ts < ? ORDER BY ts DESC LIMIT 1`)
+        .raw()
+        .get([cutoff])?.[0] ?? 0,
     );
     const floor = await this.floor();
     // Bounded per call: this runs on the event loop; the pruner calls again until nothing is left.

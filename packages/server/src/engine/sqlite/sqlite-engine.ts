@@ -13,6 +13,7 @@ import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import { RustyError, normalizeError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
+  Authorize,
   StatementAccess,
   BatchOptions,
   ChangeLog,
@@ -30,6 +31,7 @@ import { StatementStopper } from './statement-stopper.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, syncCapture, userTables } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
+import { ReadWorkerPool } from './read-workers.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
 
 export interface SqliteEngineOptions {
@@ -62,6 +64,8 @@ export class SqliteEngine implements Engine {
   readonly #pool: ConnectionPool;
   readonly internal: InternalStore;
   readonly changes: ChangeLog;
+  readonly #setup: SyncDatabase;
+  readonly #readers: ReadWorkerPool;
   readonly #changeLog: SqliteChangeLog;
   readonly #commitListeners = new Set<() => void>();
   #closed = false;
@@ -69,14 +73,17 @@ export class SqliteEngine implements Engine {
   constructor(options: SqliteEngineOptions) {
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? 'rustydb.sqlite');
-    const setup = openSync(this.path);
-    setup.exec('PRAGMA journal_mode = WAL');
-    setup.exec(CHANGE_LOG_SCHEMA);
-    setup.close();
+    // Kept open for the engine's life: closing the last connection checkpoints the whole WAL, which
+    // after a bulk load takes seconds, and this runs on the event loop.
+    this.#setup = openSync(this.path);
+    this.#setup.exec('PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0');
+    this.#setup.exec(CHANGE_LOG_SCHEMA);
     this.#router = new StatementRouter(() => {
       // A busy timeout of 0: a connection used on the event loop must never wait there for a lock.
       const db = openSync(this.path, { timeout: 0 });
-      db.exec(CONNECTION_PRAGMAS);
+      // No automatic checkpoints here: they would run on the event loop. Pooled connections (on worker
+      // threads) checkpoint as they commit.
+      db.exec(`${CONNECTION_PRAGMAS} PRAGMA wal_autocheckpoint = 0;`);
       return db;
     });
     this.#pool = new ConnectionPool(options.poolSize, async () => {
@@ -85,6 +92,7 @@ export class SqliteEngine implements Engine {
       return conn;
     });
     this.internal = this.#makeInternalStore();
+    this.#readers = new ReadWorkerPool(this.path, options.poolSize);
     this.#changeLog = new SqliteChangeLog(() => this.#router.inlineConnection);
     this.changes = this.#changeLog;
   }
@@ -203,6 +211,14 @@ export class SqliteEngine implements Engine {
     yield* this.#streamPooled(routed, params, options);
   }
 
+  runInline(statement: StatementInput, authorize: Authorize | undefined): StatementResult | undefined {
+    const routed = this.#router.route(statement.sql);
+    if (routed.route !== 'inline') return undefined;
+    authorize?.(routed.access);
+    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
+    return this.#tryInline(statement.sql, routed, toDriverParams(statement.params));
+  }
+
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
     const routed = this.#router.route(statement.sql);
     options.authorize?.(routed.access);
@@ -300,8 +316,18 @@ export class SqliteEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Fold the WAL into the database off the event loop, so the next start does not have to.
+    try {
+      const conn = await this.#pool.acquire();
+      await conn.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      this.#pool.release(conn);
+    } catch {
+      // Busy or already closing: the next start checkpoints instead.
+    }
     this.#pool.close();
+    await this.#readers.close();
     this.#router.close();
+    this.#setup.close();
   }
 
   /** Runs a keyed statement on the event loop; undefined when it must go to the pool instead. */
@@ -312,6 +338,8 @@ export class SqliteEngine implements Engine {
       if (stmt.reader) {
         const rows = stmt.all(params);
         this.#router.observeInline(sql, performance.now() - started, rows.length);
+        // A write with RETURNING is a reader too: its commit must still wake the change feed.
+        if (routed.access.kind !== 'read') this.#committed();
         return {
           status: 'success',
           columns: stmt.columns().map((c) => c.name),
@@ -351,6 +379,24 @@ export class SqliteEngine implements Engine {
       });
       this.#router.invalidate();
       yield* chunksOf(result, options.chunkSize);
+      return;
+    }
+    if (routed.access.kind === 'read' && !routed.guarded.returning) {
+      // Reads run on a worker thread: libsql fetches rows synchronously after the first, and a sparse
+      // scan between matches would otherwise stall the event loop for its whole length.
+      const controller = new AbortController();
+      const stopper = new StatementStopper(
+        { interrupt: () => controller.abort() },
+        options.timeoutMs,
+        options.signal,
+      );
+      try {
+        yield* this.#readers.stream(routed.guarded.text, params, options.chunkSize, controller.signal, () =>
+          stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
+        );
+      } finally {
+        stopper.dispose();
+      }
       return;
     }
     const conn = await this.#pool.acquire(options.signal);

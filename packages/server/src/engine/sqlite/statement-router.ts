@@ -19,11 +19,15 @@ export interface RoutedStatement {
   route: Route;
   /** Prepared on the inline connection, when the route is inline. */
   inline?: SyncStatement;
+  /** Consecutive inline runs over the time budget. */
+  slowRuns?: number;
 }
 
 /** Inline runs slower than this, or returning more rows than this, move the statement off the loop. */
 export const INLINE_BUDGET_MS = 2;
 export const INLINE_MAX_ROWS = 256;
+/** Consecutive slow inline runs after which a statement moves off the loop. */
+export const INLINE_SLOW_RUNS = 3;
 const CACHE_LIMIT = 512;
 
 /** True when every step of the plan is a lookup by equality (no scan, sort, range or recursion). */
@@ -87,10 +91,19 @@ export class StatementRouter {
 
   /** Records an inline run; a slow or large one sends the statement off the loop from now on. */
   observeInline(sql: string, elapsedMs: number, rows: number): void {
-    if (elapsedMs > INLINE_BUDGET_MS || rows > INLINE_MAX_ROWS) {
-      const entry = this.#cache.get(sql);
-      if (entry) this.#cache.set(sql, { guarded: entry.guarded, access: entry.access, route: 'pooled' });
-    }
+    const entry = this.#cache.get(sql);
+    if (!entry) return;
+    // A large result is a property of the statement: move it at once. A slow run may be the machine
+    // (a GC pause, a busy core): move only after several in a row.
+    if (rows > INLINE_MAX_ROWS) this.#demote(sql, entry);
+    else if (elapsedMs > INLINE_BUDGET_MS) {
+      entry.slowRuns = (entry.slowRuns ?? 0) + 1;
+      if (entry.slowRuns >= INLINE_SLOW_RUNS) this.#demote(sql, entry);
+    } else entry.slowRuns = 0;
+  }
+
+  #demote(sql: string, entry: RoutedStatement): void {
+    this.#cache.set(sql, { guarded: entry.guarded, access: entry.access, route: 'pooled' });
   }
 
   /**

@@ -1,0 +1,213 @@
+/**
+ * The main-thread side of the read workers: a fixed set of worker threads, each running one read
+ * statement at a time and handing its rows over in chunks, one chunk ahead of the consumer. Stopping a
+ * statement (cancel, timeout, consumer gone) answers the caller at once; the worker itself rejoins the
+ * pool only when it reports that the statement is over.
+ */
+import { Worker } from 'node:worker_threads';
+import type { ResultChunk } from '../engine.ts';
+import { RustyError } from '../../errors/rusty-error.ts';
+import type { DriverValue } from './values.ts';
+
+type WorkerMessage = { runId: number } & (
+  | { type: 'columns'; columns: string[] }
+  | { type: 'chunk'; rows: ResultChunk['rows']; done: boolean }
+  | { type: 'error'; code: string; message: string }
+  | { type: 'stopped' }
+);
+
+/** An error from the worker, shaped like the driver's so normalizeError maps it the same way. */
+class WorkerSqlError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+class ReadWorker {
+  readonly thread: Worker;
+  /** Messages not yet taken, and a taker waiting for the next one. */
+  readonly #queue: WorkerMessage[] = [];
+  #taker: ((message: WorkerMessage) => void) | undefined;
+  #pending: Promise<WorkerMessage> | undefined;
+  failed: Error | undefined;
+
+  constructor(path: string) {
+    this.thread = new Worker(new URL('./read-worker.js', import.meta.url), { workerData: { path } });
+    this.thread.on('message', (message: WorkerMessage) => this.#deliver(message));
+    this.thread.on('error', (err) => {
+      this.failed = err;
+      this.#deliver({ type: 'error', runId: this.runId, code: 'WORKER_FAILED', message: err.message });
+    });
+    this.thread.unref();
+  }
+
+  /** The run this worker is on; messages of earlier runs are dropped. */
+  runId = 0;
+
+  beginRun(runId: number): void {
+    this.runId = runId;
+    this.#queue.length = 0;
+  }
+
+  #deliver(message: WorkerMessage): void {
+    if (message.runId !== this.runId) return;
+    const taker = this.#taker;
+    this.#taker = undefined;
+    if (taker) taker(message);
+    else this.#queue.push(message);
+  }
+
+  /**
+   * The next message from the worker, in order. A caller that stops waiting (a race lost to an abort)
+   * leaves its request open; the next caller shares it, so no message is ever dropped.
+   */
+  next(): Promise<WorkerMessage> {
+    if (this.#pending) return this.#pending;
+    const queued = this.#queue.shift();
+    if (queued) return Promise.resolve(queued);
+    this.#pending = new Promise<WorkerMessage>((resolve) => {
+      this.#taker = (message) => {
+        this.#pending = undefined;
+        resolve(message);
+      };
+    });
+    return this.#pending;
+  }
+
+  post(message: unknown): void {
+    this.thread.postMessage(message);
+  }
+}
+
+export class ReadWorkerPool {
+  readonly #path: string;
+  readonly #size: number;
+  readonly #idle: ReadWorker[] = [];
+  readonly #all = new Set<ReadWorker>();
+  readonly #waiters: ((worker: ReadWorker) => void)[] = [];
+  #closed = false;
+
+  constructor(path: string, size: number) {
+    this.#path = path;
+    this.#size = size;
+  }
+
+  async #acquire(signal: AbortSignal): Promise<ReadWorker> {
+    if (this.#closed) throw new RustyError('INTERNAL_ERROR', 'engine is closed');
+    const idle = this.#idle.pop();
+    if (idle) return idle;
+    if (this.#all.size < this.#size) {
+      const worker = new ReadWorker(this.#path);
+      this.#all.add(worker);
+      return worker;
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = (worker: ReadWorker): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(worker);
+      };
+      const onAbort = (): void => {
+        const at = this.#waiters.indexOf(waiter);
+        if (at !== -1) this.#waiters.splice(at, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #release(worker: ReadWorker): void {
+    if (this.#closed || worker.failed) {
+      this.#all.delete(worker);
+      void worker.thread.terminate();
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter(worker);
+    else this.#idle.push(worker);
+  }
+
+  /**
+   * Runs a read statement on a worker and yields its rows in chunks; the worker reads the next chunk
+   * while this one is being consumed. `signal` stops it; the reason given is thrown.
+   */
+  #runs = 0;
+
+  async *stream(
+    sql: string,
+    params: DriverValue[],
+    chunkSize: number,
+    signal: AbortSignal,
+    stoppedError: () => unknown,
+  ): AsyncGenerator<ResultChunk, void, undefined> {
+    let worker: ReadWorker;
+    try {
+      worker = await this.#acquire(signal);
+    } catch {
+      throw stoppedError();
+    }
+    let finished = false;
+    // Answers as soon as the signal fires, whatever the worker is doing.
+    const aborted = new Promise<never>((_, reject) => {
+      const fire = (): void => reject(stoppedError());
+      if (signal.aborted) fire();
+      else signal.addEventListener('abort', fire, { once: true });
+    });
+    aborted.catch(() => undefined);
+    const nextMessage = (): Promise<WorkerMessage> => Promise.race([worker.next(), aborted]);
+    const expectChunk = (message: WorkerMessage): Extract<WorkerMessage, { type: 'chunk' }> => {
+      if (message.type === 'error') throw new WorkerSqlError(message.code, message.message);
+      if (message.type !== 'chunk') throw new RustyError('INTERNAL_ERROR', 'read worker out of step');
+      return message;
+    };
+    const runId = ++this.#runs;
+    worker.beginRun(runId);
+    try {
+      worker.post({ type: 'run', runId, sql, params, chunkSize });
+      const first = await nextMessage();
+      if (first.type === 'error') throw new WorkerSqlError(first.code, first.message);
+      if (first.type !== 'columns') throw new RustyError('INTERNAL_ERROR', 'read worker out of step');
+      const columns = first.columns;
+      let total = 0;
+      for (;;) {
+        const chunk = expectChunk(await nextMessage());
+        total += chunk.rows.length;
+        if (chunk.done) {
+          finished = true;
+          yield { columns, rows: chunk.rows, done: true, rowsAffected: total };
+          return;
+        }
+        // Ask for the next chunk before handing this one over: the worker reads while we send.
+        worker.post({ type: 'more', runId });
+        yield { columns, rows: chunk.rows, done: false };
+      }
+    } finally {
+      if (finished) this.#release(worker);
+      else void this.#stop(worker);
+    }
+  }
+
+  /** Stops whatever the worker runs and returns it to the pool once it says it is free. */
+  async #stop(worker: ReadWorker): Promise<void> {
+    const stopped = (async () => {
+      for (;;) {
+        const message = await worker.next();
+        if (message.type === 'stopped' || message.type === 'error') return;
+        if (message.type === 'chunk' && message.done) return;
+      }
+    })();
+    worker.post({ type: 'stop', runId: worker.runId });
+    await stopped;
+    this.#release(worker);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#all].map((w) => w.thread.terminate()));
+    this.#all.clear();
+    this.#idle.length = 0;
+  }
+}
