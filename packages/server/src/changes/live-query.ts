@@ -45,6 +45,7 @@ export class LiveQuery {
   #lastRun = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #limits: { maxBuffer: number; onOverflow: (subscriber: LiveQuerySubscriber) => void };
   evaluations = 0;
 
   constructor(
@@ -54,7 +55,9 @@ export class LiveQuery {
     engine: Engine,
     logger: Logger,
     timeoutMs: number,
+    limits: { maxBuffer: number; onOverflow: (subscriber: LiveQuerySubscriber) => void },
   ) {
+    this.#limits = limits;
     this.key = key;
     this.statement = statement;
     this.access = access;
@@ -82,19 +85,23 @@ export class LiveQuery {
   join(subscriber: LiveQuerySubscriber): void {
     this.subscribers.add(subscriber);
     subscriber.cursor = this.#sequence;
-    subscriber.owner.deliver('subscribed', { status: 'success', kind: 'query', sequence: this.#sequence }, subscriber.id);
     subscriber.owner.deliver(
-        'data',
-        {
-          status: 'success',
-          columns: this.#columns,
-          rows: this.#rows,
-          has_more: false,
-          rows_affected: this.#rows.length,
-          sequence: this.#sequence,
-        },
-        subscriber.id,
-      );
+      'subscribed',
+      { status: 'success', kind: 'query', sequence: this.#sequence },
+      subscriber.id,
+    );
+    subscriber.owner.deliver(
+      'data',
+      {
+        status: 'success',
+        columns: this.#columns,
+        rows: this.#rows,
+        has_more: false,
+        rows_affected: this.#rows.length,
+        sequence: this.#sequence,
+      },
+      subscriber.id,
+    );
     subscriber.delivered++;
   }
 
@@ -138,7 +145,24 @@ export class LiveQuery {
         removed: removedAll,
         changed: diff.changed,
       };
-      for (const subscriber of this.subscribers) {
+      for (const subscriber of [...this.subscribers]) {
+        // A subscriber that stopped reading is ended rather than queued for without bound; it
+        // re-subscribes and gets the whole current result.
+        if (subscriber.owner.bufferedAmount() > this.#limits.maxBuffer) {
+          subscriber.owner.deliver(
+            'error',
+            errorPayload(
+              'SLOW_CONSUMER',
+              'subscriber fell too far behind; subscribe again for the current result',
+              {
+                resume_from: subscriber.cursor,
+              },
+            ),
+            subscriber.id,
+          );
+          this.#limits.onOverflow(subscriber);
+          continue;
+        }
         subscriber.cursor = sequence;
         subscriber.delivered++;
         subscriber.owner.deliver('change', payload, subscriber.id);
@@ -147,7 +171,11 @@ export class LiveQuery {
       // The statement no longer runs (its table was dropped, say): every subscriber is told.
       const failure = normalizeError(err, (e) => this.#logger.error('live query failed', describeError(e)));
       for (const subscriber of this.subscribers) {
-        subscriber.owner.deliver('error', errorPayload(failure.code, failure.message, failure.details), subscriber.id);
+        subscriber.owner.deliver(
+          'error',
+          errorPayload(failure.code, failure.message, failure.details),
+          subscriber.id,
+        );
       }
     } finally {
       this.#running = false;

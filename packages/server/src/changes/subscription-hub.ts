@@ -38,7 +38,7 @@ type AnySubscription = TableSubscription | LiveQuerySubscriber;
 export interface SubscriptionInfo {
   key: string;
   id: string;
-  kind: 'table' | 'query';
+  kind: 'table' | 'query' | 'collection';
   session: string;
   user: string;
   target: string;
@@ -67,6 +67,8 @@ export class SubscriptionHub {
   readonly #logger: Logger;
   /** `${sessionId}\u0000${id}` → subscription */
   readonly #subscriptions = new Map<string, AnySubscription>();
+  /** The keys of each connection's subscriptions, so a closing connection is cleaned up directly. */
+  readonly #byOwner = new Map<SubscriberOwner, Set<string>>();
   readonly #tables = new Set<TableSubscription>();
   readonly #liveQueries = new Map<string, LiveQuery>();
   readonly #stopListening: () => void;
@@ -110,9 +112,19 @@ export class SubscriptionHub {
 
   /** Ends every subscription of a connection (it closed); nothing is sent. */
   dropOwner(owner: SubscriberOwner): void {
-    for (const subscription of this.#subscriptions.values()) {
-      if (subscription.owner === owner) this.#end(subscription, 'closed');
+    for (const key of [...(this.#byOwner.get(owner) ?? [])]) {
+      const subscription = this.#subscriptions.get(key);
+      if (subscription) this.#end(subscription, 'closed');
     }
+    this.#byOwner.delete(owner);
+  }
+
+  /** Registers a subscription under its key and its owner. */
+  #register(key: string, subscription: AnySubscription): void {
+    this.#subscriptions.set(key, subscription);
+    let keys = this.#byOwner.get(subscription.owner);
+    if (!keys) this.#byOwner.set(subscription.owner, (keys = new Set()));
+    keys.add(key);
   }
 
   list(): SubscriptionInfo[] {
@@ -121,7 +133,7 @@ export class SubscriptionHub {
       return {
         key: Buffer.from(key).toString('base64url'),
         id: s.id,
-        kind: s.kind,
+        kind: s.kind === 'table' ? s.streamKind : s.kind,
         session: s.owner.sessionId,
         user: s.owner.user,
         target: s.kind === 'table' ? s.table : (this.#liveQueryOf(s)?.statement.sql ?? ''),
@@ -149,6 +161,7 @@ export class SubscriptionHub {
     this.#stopWatchingGrants();
     for (const live of this.#liveQueries.values()) live.close();
     this.#subscriptions.clear();
+    this.#byOwner.clear();
     this.#tables.clear();
     this.#liveQueries.clear();
   }
@@ -191,17 +204,17 @@ export class SubscriptionHub {
       afterAck: snapshotRows
         ? () =>
             owner.deliver(
-                'data',
-                {
-                  status: 'success',
-                  columns: snapshotRows.columns,
-                  rows: snapshotRows.rows,
-                  has_more: false,
-                  rows_affected: snapshotRows.rows.length,
-                  sequence: cursor,
-                },
-                message.id,
-              )
+              'data',
+              {
+                status: 'success',
+                columns: snapshotRows.columns,
+                rows: snapshotRows.rows,
+                has_more: false,
+                rows_affected: snapshotRows.rows.length,
+                sequence: cursor,
+              },
+              message.id,
+            )
         : undefined,
     });
   }
@@ -273,12 +286,15 @@ export class SubscriptionHub {
   ): Promise<void> {
     if (options.resumed) {
       const floor = await this.#engine.changes.floor();
-      if (options.cursor < floor) {
+      // A position the log never reached (or no longer holds, after a restore) cannot be served
+      // exactly either: both get the same explicit reset.
+      const head = await this.#engine.changes.head();
+      if (options.cursor < floor || options.cursor > head) {
         owner.deliver(
-            'reset',
-            { reason: 'history_unavailable', oldest_resumable: floor, sequence: this.#feed.head },
-            id,
-          );
+          'reset',
+          { reason: 'history_unavailable', oldest_resumable: floor, sequence: this.#feed.head },
+          id,
+        );
         return;
       }
     }
@@ -289,22 +305,23 @@ export class SubscriptionHub {
       table,
       access,
       render: options.render,
+      streamKind: options.kind,
       cursor: options.cursor,
       maxBuffer: this.#config.subscription_max_buffer,
       onEnd: (s, reason) => this.#forget(key, s, reason),
     });
-    this.#subscriptions.set(key, subscription);
+    this.#register(key, subscription);
     this.#tables.add(subscription);
     owner.deliver(
-        'subscribed',
-        {
-          status: 'success',
-          kind: options.kind,
-          sequence: options.cursor,
-          ...(options.kind === 'collection' ? { resume_token: resumeToken(options.cursor) } : {}),
-        },
-        id,
-      );
+      'subscribed',
+      {
+        status: 'success',
+        kind: options.kind,
+        sequence: options.cursor,
+        ...(options.kind === 'collection' ? { resume_token: resumeToken(options.cursor) } : {}),
+      },
+      id,
+    );
     options.afterAck?.();
     await this.#catchUp(subscription);
   }
@@ -357,6 +374,11 @@ export class SubscriptionHub {
         this.#engine,
         this.#logger,
         this.#config.statement_timeout * 1000,
+        {
+          maxBuffer: this.#config.subscription_max_buffer,
+          onOverflow: (subscriber) =>
+            this.#forget(`${subscriber.owner.sessionId}\u0000${subscriber.id}`, subscriber, 'overflow'),
+        },
       );
       this.#liveQueries.set(liveKey, live);
       try {
@@ -377,7 +399,7 @@ export class SubscriptionHub {
       delivered: 0,
       cursor: 0,
     };
-    this.#subscriptions.set(key, subscriber);
+    this.#register(key, subscriber);
     live.join(subscriber);
   }
 
@@ -399,6 +421,7 @@ export class SubscriptionHub {
   #forget(key: string, subscription: AnySubscription, reason: EndReason): void {
     if (this.#subscriptions.get(key) !== subscription) return;
     this.#subscriptions.delete(key);
+    this.#byOwner.get(subscription.owner)?.delete(key);
     if (subscription.kind === 'table') this.#tables.delete(subscription);
     else {
       const live = this.#liveQueryOf(subscription);
@@ -423,7 +446,11 @@ export class SubscriptionHub {
       } catch (err) {
         const failure = normalizeError(err);
         if (this.#subscriptions.get(key) !== subscription) continue;
-        subscription.owner.deliver('error', errorPayload(failure.code, failure.message, failure.details), subscription.id);
+        subscription.owner.deliver(
+          'error',
+          errorPayload(failure.code, failure.message, failure.details),
+          subscription.id,
+        );
         this.#end(subscription, 'revoked');
       }
     }

@@ -27,6 +27,8 @@ export interface TableSubscriptionOptions {
   table: string;
   access: StatementAccess;
   render: Renderer;
+  /** What the subscriber sees: row events of a table, or change events of a document collection. */
+  streamKind: 'table' | 'collection';
   /** Records up to and including this sequence are not delivered. */
   cursor: number;
   maxBuffer: number;
@@ -40,6 +42,7 @@ export class TableSubscription {
   readonly principal: Principal;
   readonly table: string;
   readonly access: StatementAccess;
+  readonly streamKind: 'table' | 'collection';
   readonly createdAt = new Date();
   readonly #render: Renderer;
   readonly #maxBuffer: number;
@@ -57,6 +60,7 @@ export class TableSubscription {
     this.table = options.table;
     this.access = options.access;
     this.#render = options.render;
+    this.streamKind = options.streamKind;
     this.#cursor = options.cursor;
     this.#maxBuffer = options.maxBuffer;
     this.#onEnd = options.onEnd;
@@ -83,12 +87,12 @@ export class TableSubscription {
     if (!rendered) return true;
     if (this.owner.bufferedAmount() > this.#maxBuffer) {
       this.owner.deliver(
-          'error',
-          errorPayload('SLOW_CONSUMER', 'subscriber fell too far behind; resume from details.resume_from', {
-            resume_from: this.#cursor,
-          }),
-          this.id,
-        );
+        'error',
+        errorPayload('SLOW_CONSUMER', 'subscriber fell too far behind; resume from details.resume_from', {
+          resume_from: this.#cursor,
+        }),
+        this.id,
+      );
       this.end('overflow');
       return false;
     }

@@ -214,6 +214,12 @@ export class DocumentService {
     context: CallContext,
   ): Promise<{ matched: number; upsertedId?: string }> {
     await this.#requireCollection(name);
+    if (isPlainObject(request.update) && Object.keys(request.update).length === 0) {
+      throw new RustyError(
+        'INVALID_MESSAGE',
+        'update is empty: give update operators or a replacement document',
+      );
+    }
     const replace = !isOperatorUpdate(request.update);
     if (replace && request.multi)
       throw new RustyError('INVALID_MESSAGE', 'a replacement updates one document: drop multi');
@@ -266,9 +272,11 @@ export class DocumentService {
   async createIndex(name: string, field: string, context: CallContext): Promise<string> {
     await this.#requireCollection(name);
     const path = jsonPath(parseFieldPath(field, 'index field'));
-    const indexName = `${name}__${field.replaceAll('.', '_')}`;
-    if (!/^[A-Za-z0-9_]{1,120}$/.test(indexName))
+    // Field paths map to index names one to one ('a.b' and 'a_b' must not meet): dots become '$'.
+    const indexName = `${name}__${field.replaceAll('.', '$')}`;
+    if (!/^[A-Za-z0-9_$]{1,120}$/.test(indexName)) {
       throw new RustyError('INVALID_MESSAGE', 'invalid index field');
+    }
     await this.#run(
       { sql: `CREATE INDEX IF NOT EXISTS "${indexName}" ON ${table(name)} (json_extract(doc, '${path}'))` },
       context,

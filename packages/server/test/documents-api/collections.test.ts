@@ -153,6 +153,11 @@ describe('document collections over REST', () => {
     assert.equal(badInc.body.error?.code, 'INVALID_MESSAGE');
     const idChange = await call('/stock/update', { filter: { _id: 'c' }, update: { $set: { _id: 'z' } } });
     assert.equal(idChange.status, 400);
+    const empty = await call('/stock/update', { filter: { _id: 'c' }, update: {} });
+    assert.equal(empty.status, 400);
+    assert.deepEqual((await call('/stock/find', { filter: { _id: 'c' } })).body.data.documents, [
+      { _id: 'c', kind: 'washer' },
+    ]);
 
     const one = await call('/stock/delete', { filter: { kind: 'bolt' } });
     assert.equal(one.body.data.deleted_count, 1);
@@ -200,7 +205,7 @@ describe('document collections over REST', () => {
     await call('', { name: 'indexed' });
     const created = await call('/indexed/indexes', { field: 'address.city' });
     assert.equal(created.status, 201);
-    assert.deepEqual((await call('/indexed')).body.data.indexes, ['indexed__address_city']);
+    assert.deepEqual((await call('/indexed')).body.data.indexes, ['indexed__address$city']);
     const bad = await call('/indexed/indexes', { field: "x'); DROP TABLE indexed; --" });
     assert.equal(bad.status, 400);
     assert.equal((await call('/indexed')).status, 200);

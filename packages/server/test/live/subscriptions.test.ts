@@ -281,6 +281,9 @@ describe('subscription limits and history', () => {
       assert.equal(reset.type, 'reset');
       assert.equal(reset.payload.reason, 'history_unavailable');
       assert.ok((reset.payload.oldest_resumable as number) > since);
+      // A position the log never reached is refused the same way.
+      const ahead = await subscribe(again, 'c3', { table: 'churn', since: 10_000_000 });
+      assert.equal(ahead.type, 'reset');
       // Resuming from within the window still works.
       const fine = await subscribe(again, 'c2', {
         table: 'churn',

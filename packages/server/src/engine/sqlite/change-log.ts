@@ -51,8 +51,11 @@ export class SqliteChangeLog implements ChangeLog {
       .prepare(`SELECT seq FROM ${CHANGES_TABLE} WHERE ts < ? ORDER BY ts DESC LIMIT 1`)
       .raw()
       .get([ms]);
-    const found = Number(row?.[0] ?? 0);
-    return found > 0 ? found : await this.floor();
+    if (row) return Number(row[0]);
+    // Nothing kept is older than `ms`: if anything was pruned, changes from that time may be gone,
+    // so answer a position before the floor, which the caller reports as a reset.
+    const floor = await this.floor();
+    return floor > 0 ? floor - 1 : 0;
   }
 
   async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {
