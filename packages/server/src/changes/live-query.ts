@@ -6,7 +6,7 @@
  */
 import type { SqlValue, QueryDiffPayload } from '@rustydb/protocol';
 import type { ChangeRecord, Engine, StatementAccess, StatementInput } from '../engine/engine.ts';
-import { envelope, errorPayload } from '../core/envelope.ts';
+import { errorPayload } from '../core/envelope.ts';
 import { normalizeError } from '../errors/rusty-error.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import { diffResults, isEmpty } from './result-diff.ts';

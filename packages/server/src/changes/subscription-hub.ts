@@ -9,7 +9,7 @@ import type { Engine, StatementAccess } from '../engine/engine.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import type { Principal } from '../auth/authenticator.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
-import { envelope, errorPayload } from '../core/envelope.ts';
+import { errorPayload } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import { TableSubscription, type EndReason } from './table-subscription.ts';

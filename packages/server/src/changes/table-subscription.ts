@@ -6,7 +6,7 @@
  */
 import type { ChangeRecord, StatementAccess } from '../engine/engine.ts';
 import type { ServerMessageType } from '@rustydb/protocol';
-import { envelope, errorPayload } from '../core/envelope.ts';
+import { errorPayload } from '../core/envelope.ts';
 import type { SubscriberOwner } from './subscriber.ts';
 import type { Principal } from '../auth/authenticator.ts';
 

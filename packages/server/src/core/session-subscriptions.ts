@@ -44,7 +44,11 @@ export class SessionSubscriptions {
 
   unsubscribe(id: string): void {
     if (!this.#hub.unsubscribe(this.#owner, id)) {
-      this.#owner.deliver('error', errorPayload('NOT_FOUND', `no subscription '${id}' on this connection`), id);
+      this.#owner.deliver(
+        'error',
+        errorPayload('NOT_FOUND', `no subscription '${id}' on this connection`),
+        id,
+      );
     }
   }
 

@@ -13,7 +13,13 @@ const BASE = '/api/v1/documents/collections';
 const nameParams = z.object({ name: z.string().min(1).max(63) });
 const createBody = z.object({ name: z.string().min(1).max(63) });
 const findBody = z
-  .object({ filter: z.unknown(), projection: z.unknown(), sort: z.unknown(), limit: z.unknown(), skip: z.unknown() })
+  .object({
+    filter: z.unknown(),
+    projection: z.unknown(),
+    sort: z.unknown(),
+    limit: z.unknown(),
+    skip: z.unknown(),
+  })
   .partial()
   .default({});
 const insertBody = z.object({ document: z.unknown() });
@@ -29,7 +35,10 @@ const aggregateBody = z.object({ pipeline: z.unknown() });
 const countBody = z.object({ filter: z.unknown().optional() }).default({});
 const indexBody = z.object({ field: z.string().min(1).max(200) });
 
-export function registerDocumentRoutes(app: FastifyInstance, deps: RestDeps & { documents: DocumentService }): void {
+export function registerDocumentRoutes(
+  app: FastifyInstance,
+  deps: RestDeps & { documents: DocumentService },
+): void {
   const { documents, access, config } = deps;
   const principalOf = bearerPrincipal(deps);
   const context = async (request: FastifyRequest): Promise<CallContext> => ({
@@ -99,7 +108,11 @@ export function registerDocumentRoutes(app: FastifyInstance, deps: RestDeps & { 
 
   app.post(`${BASE}/:name/aggregate`, async (request) => {
     const ctx = await context(request);
-    const docs = await documents.aggregate(name(request), parseBody(aggregateBody, request.body).pipeline, ctx);
+    const docs = await documents.aggregate(
+      name(request),
+      parseBody(aggregateBody, request.body).pipeline,
+      ctx,
+    );
     return { success: true, data: { documents: docs } };
   });
 
