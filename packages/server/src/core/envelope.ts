@@ -17,3 +17,19 @@ export function errorPayload(code: ErrorCode, message: string, details?: Record<
 export function errorEnvelope(err: RustyError, id?: string, type: 'error' | 'auth_error' = 'error'): string {
   return envelope(type, errorPayload(err.code, err.message, err.details), id);
 }
+
+/** The JSON of payloads sent to many subscribers, serialized once. */
+const payloadJson = new WeakMap<object, string>();
+
+/**
+ * `envelope` for a payload object that may go to many connections (one change fanned out to every
+ * subscriber): the payload is serialized once and only the envelope around it per message.
+ */
+export function sharedPayloadEnvelope(type: string, payload: object, id: string): string {
+  let json = payloadJson.get(payload);
+  if (json === undefined) {
+    json = JSON.stringify(payload);
+    payloadJson.set(payload, json);
+  }
+  return `{"type":${JSON.stringify(type)},"payload":${json},"timestamp":"${new Date().toISOString()}","id":${JSON.stringify(id)}}`;
+}

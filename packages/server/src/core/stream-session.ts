@@ -18,7 +18,7 @@ import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
-import { envelope, errorEnvelope } from './envelope.ts';
+import { envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
@@ -217,7 +217,12 @@ export class StreamSession {
         {
           sessionId,
           user: principal?.user ?? '',
-          deliver: (type, payload, id) => this.#send(envelope(type, payload, id)),
+          deliver: (type, payload, id) =>
+            this.#send(
+              payload !== null && typeof payload === 'object'
+                ? sharedPayloadEnvelope(type, payload, id)
+                : envelope(type, payload, id),
+            ),
           bufferedAmount: () => socket.bufferedAmount(),
         },
         this.#deps.logger,

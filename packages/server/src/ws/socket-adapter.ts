@@ -18,7 +18,10 @@ export function adaptSocket(ws: WebSocket): SessionSocket {
   ws.on('close', wake);
   return {
     send(text) {
-      if (ws.readyState === ws.OPEN) ws.send(text, wake);
+      if (ws.readyState !== ws.OPEN) return;
+      // A write callback costs a microsecond or so per frame; it is only needed on a frame that may
+      // fill the buffer (a producer will wait for it). Three bytes a character bounds UTF-8.
+      ws.send(text, ws.bufferedAmount + text.length * 3 >= HIGH_WATER_MARK ? wake : undefined);
     },
     congested: () => ws.bufferedAmount >= HIGH_WATER_MARK,
     bufferedAmount: () => ws.bufferedAmount,

@@ -21,6 +21,14 @@ interface Route {
   server?: WebSocketServer;
 }
 
+/**
+ * A module-level handler: a closure made inside handleUpgrade would keep the upgrade request (headers
+ * and all) alive for as long as the socket lives.
+ */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 /** How long a closing socket may take to finish the close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -107,7 +115,7 @@ export class WebSocketGateway {
 
   /** For the HTTP server's `upgrade` event. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     const url = new URL(request.url ?? '/', 'http://localhost');
     const route =
       this.#routes.get(url.pathname) ?? this.#patterns.find(([pattern]) => pattern.test(url.pathname))?.[1];
