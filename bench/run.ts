@@ -21,12 +21,16 @@ import { runStreamThroughput } from './stream-throughput.ts';
 import { runRoundTrip } from './round-trip.ts';
 import { runIsolation } from './isolation.ts';
 import { runSlowReaderMemory } from './slow-reader-memory.ts';
+import { runFanOut } from './fan-out.ts';
+import { runGraphQLSubscriptions } from './graphql-subscriptions.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
   b: runRoundTrip,
   c: runIsolation,
   d: runSlowReaderMemory,
+  e: runFanOut,
+  f: runGraphQLSubscriptions,
 };
 /** Hard stop for the whole run: the bench must end even if a server hangs. */
 const DEADLINE_MS = 10 * 60_000;
@@ -37,7 +41,9 @@ const { values } = parseArgs({
 });
 const selected = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(BENCHMARKS);
 for (const key of selected) {
-  if (!BENCHMARKS[key]) throw new Error(`unknown benchmark '${key}'; expected one of a, b, c, d`);
+  if (!BENCHMARKS[key]) {
+    throw new Error(`unknown benchmark '${key}'; expected one of ${Object.keys(BENCHMARKS).join(', ')}`);
+  }
 }
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);

@@ -1,1 +1,78 @@
-export {};
+/**
+ * `@rustydb/client`: the RustyDB SDK for browsers and Node 20. Every module is side-effect free;
+ * import only what you use.
+ */
+export {
+  RustyDBClient,
+  connect,
+  resolveUrls,
+  METRICS_PATH,
+  STREAM_PATH,
+  type ClientOptions,
+} from './client.ts';
+export {
+  Connection,
+  DEFAULT_CONNECTION_OPTIONS,
+  type ConnectionEvents,
+  type ConnectionOptions,
+  type ConnectionState,
+  type InboundMessage,
+  type OutboundMessage,
+  type Route,
+  type SessionInfo,
+} from './connection.ts';
+export { AuthManager, login, type AuthOptions, type RefreshTokenCallback, type TokenInfo } from './auth.ts';
+export { ClientRateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
+export {
+  QueryStream,
+  runQuery,
+  toObjects,
+  type QueryChunk,
+  type QueryOptions,
+  type QueryResult,
+  type SqlValue,
+  type StreamOptions,
+} from './query.ts';
+export { runBatch, type BatchItemResult, type BatchOptions, type BatchStatement } from './batch.ts';
+export {
+  ChangeStream,
+  LiveQuerySubscription,
+  MetricsSubscription,
+  TableSubscription,
+  type ChangeStreamEvent,
+  type ChangeStreamResetEvent,
+  type FilterCondition,
+  type LiveDiffEvent,
+  type LiveQueryEvent,
+  type LiveQueryOptions,
+  type LiveResultEvent,
+  type MetricsOptions,
+  type MetricsSample,
+  type ResetEvent,
+  type ResumeToken,
+  type Row,
+  type RowFilter,
+  type Subscription,
+  type SubscriptionEvents,
+  type SubscriptionOptions,
+  type SubscriptionStatus,
+  type TableChangeEvent,
+  type TableEvent,
+  type TableSnapshotEvent,
+  type TableSubscribeOptions,
+  type WatchEvent,
+  type WatchOptions,
+} from './subscriptions.ts';
+export { LiveTable, type LiveTableOptions } from './live-table.ts';
+export {
+  CLIENT_ERROR_CODES,
+  RustyDBError,
+  closeDisposition,
+  isRetryableCode,
+  isRustyDBError,
+  type ClientErrorCode,
+  type CloseDisposition,
+  type RustyDBErrorCode,
+} from './errors.ts';
+export type { WebSocketConstructor, WebSocketLike } from './transport/socket.ts';
+export type { FetchLike } from './http.ts';

@@ -35,10 +35,19 @@ const WATCH_PATH = /^\/api\/v1\/documents\/collections\/([A-Za-z][A-Za-z0-9_]{0,
 import { AuditLog } from './audit/audit-log.ts';
 import { auditedEngine } from './audit/audited-engine.ts';
 import { TokenRevocations } from './auth/token-revocations.ts';
+import { ExternalIdentityProvider } from './auth/external-idp.ts';
 import { LoginLimiter } from './auth/login-limiter.ts';
 import { SessionRegistry } from './core/session-registry.ts';
 import { registerSessionRoutes } from './http/session-routes.ts';
 import { registerAuditRoutes } from './http/audit-routes.ts';
+import { MetricsSampler } from './metrics/sampler.ts';
+import { meteredEngine } from './metrics/metered-engine.ts';
+import { PrometheusExporter } from './metrics/prometheus.ts';
+import { METRICS_STREAM_PATH, metricsEndpoint } from './metrics/metrics-endpoint.ts';
+import { registerMetricsRoutes } from './http/metrics-routes.ts';
+import { GraphQLService } from './graphql/graphql-service.ts';
+import { registerGraphQLHttp } from './graphql/http-endpoint.ts';
+import { registerGraphQLWs } from './graphql/ws-endpoint.ts';
 
 export interface StartOptions {
   logger?: Logger;
@@ -62,6 +71,8 @@ export interface RustyServer {
   readonly subscriptions: SubscriptionHub;
   readonly sessions: SessionRegistry;
   readonly audit: AuditLog;
+  readonly metrics: MetricsSampler;
+  readonly graphql: GraphQLService;
   close(): Promise<void>;
 }
 
@@ -131,6 +142,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const engine = await SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
+  let sampler: MetricsSampler | undefined;
+  let graphql: GraphQLService | undefined;
   const audit = new AuditLog(config.data_dir, logger, config.audit_log);
   try {
     const users = new UserStore(engine.internal);
@@ -145,7 +158,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     const revocations = new TokenRevocations(engine.internal);
     await revocations.migrate();
     const tokens = new TokenService(loadSigningSecret(config.data_dir, config.jwt_secret), config.token_ttl);
-    const authenticator = new Authenticator(users, tokens, revocations, audit);
+    const idp = config.jwks_url !== undefined ? new ExternalIdentityProvider(config) : undefined;
+    const authenticator = new Authenticator(users, tokens, revocations, audit, idp);
     const sessions = new SessionRegistry(config.max_connections_per_user);
     const loginLimiter = new LoginLimiter({
       maxAttempts: config.login_max_attempts,
@@ -157,8 +171,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxEntries: config.changelog_max_entries,
     });
     const hub = new SubscriptionHub(engine, feed, access, config, logger);
+    const gateway = new WebSocketGateway(config, logger, audit);
+    const changeFeed = feed;
+    sampler = new MetricsSampler({
+      connections: () => gateway.connectionsByEndpoint(),
+      subscriptions: () => hub.count,
+      changeLog: async () => ({ head: await engine.changes.head(), delivered: changeFeed.head }),
+      databaseFiles: [engine.path, `${engine.path}-wal`],
+    });
     const deps = {
-      engine: auditedEngine(engine, audit),
+      engine: meteredEngine(auditedEngine(engine, audit), sampler),
       authenticator,
       access,
       config,
@@ -166,15 +188,20 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       sessions,
       audit,
       subscriptions: hub,
+      metrics: sampler,
     };
     for (const warning of startupWarnings(config)) logger.warn(warning);
 
-    const gateway = new WebSocketGateway(config, logger, audit);
     gateway.route(STREAM_PATH, streamEndpoint(deps));
     gateway.routePattern(
       WATCH_PATH,
       sessionEndpoint(deps, 'documents.watch', (url) => WATCH_PATH.exec(url.pathname)![1]!),
+      '/api/v1/documents/collections/{name}/watch',
     );
+    gateway.route(METRICS_STREAM_PATH, metricsEndpoint({ ...deps, sampler }));
+    graphql = new GraphQLService({ engine: deps.engine, hub, access, sampler, config, logger }, feed);
+    await graphql.start();
+    registerGraphQLWs(gateway, { ...deps, service: graphql, sampler });
 
     app = Fastify({
       logger: false,
@@ -201,6 +228,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     registerSubscriptionRoutes(app, { ...deps, hub });
     registerDocumentRoutes(app, { ...deps, documents: new DocumentService(deps.engine) });
     registerAuditRoutes(app, deps);
+    registerMetricsRoutes(app, { ...deps, sampler, prometheus: new PrometheusExporter() });
+    registerGraphQLHttp(app, { ...deps, service: graphql });
     app.server.on('upgrade', (request, socket, head) => gateway.handleUpgrade(request, socket, head));
     await app.listen({ host: config.host, port: config.port });
 
@@ -224,10 +253,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       audit,
       feed,
       subscriptions: hub,
+      metrics: sampler,
+      graphql,
       close() {
         closing ??= (async () => {
           await gateway.shutdown();
           await running.close();
+          graphql!.close();
+          sampler!.close();
           hub.close();
           feed!.close();
           await engine.close();
@@ -238,6 +271,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     };
   } catch (err) {
     await app?.close();
+    graphql?.close();
+    sampler?.close();
     feed?.close();
     await engine.close();
     await audit.close();

@@ -29,7 +29,6 @@ export const AUDIT_EVENTS = [
   'grant.add',
   'grant.revoke',
   'session.kill',
-  'session.revoked',
   'connection.limit',
   'rate_limit.close',
   'server.start',

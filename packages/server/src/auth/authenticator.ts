@@ -9,6 +9,7 @@ import { decoyPasswordHash, verifyPassword } from './passwords.ts';
 import type { TokenService } from './tokens.ts';
 import type { UserStore } from './user-store.ts';
 import type { TokenRevocations } from './token-revocations.ts';
+import { ExternalIdentityProvider } from './external-idp.ts';
 
 export interface Principal {
   user: string;
@@ -19,6 +20,8 @@ export interface Principal {
   tokenId?: string;
   /** True only when authentication is off: such a caller holds every privilege. */
   anonymous?: boolean;
+  /** Authenticated by an external identity provider: the roles come from the token, not from a user here. */
+  external?: boolean;
 }
 
 /** Where a login or token came from, for the audit log. */
@@ -40,12 +43,20 @@ export class Authenticator {
   readonly #tokens: TokenService;
   readonly #revocations: TokenRevocations | undefined;
   readonly #audit: AuditLog | undefined;
+  readonly #idp: ExternalIdentityProvider | undefined;
 
-  constructor(users: UserStore, tokens: TokenService, revocations?: TokenRevocations, audit?: AuditLog) {
+  constructor(
+    users: UserStore,
+    tokens: TokenService,
+    revocations?: TokenRevocations,
+    audit?: AuditLog,
+    idp?: ExternalIdentityProvider,
+  ) {
     this.#users = users;
     this.#tokens = tokens;
     this.#revocations = revocations;
     this.#audit = audit;
+    this.#idp = idp;
   }
 
   async login(username: string, password: string, context: AuthContext = {}): Promise<IssuedToken> {
@@ -83,6 +94,19 @@ export class Authenticator {
   }
 
   async #check(token: string): Promise<Principal> {
+    if (this.#idp && ExternalIdentityProvider.claims(token)) {
+      const external = await this.#idp.verify(token);
+      if (external.tokenId && (await this.#revocations?.isRevoked(external.tokenId))) {
+        throw new RustyError('AUTH_FAILED', 'token has been revoked; log in again');
+      }
+      return {
+        user: external.user,
+        roles: external.roles,
+        expiresAt: external.expiresAt * 1000,
+        external: true,
+        ...(external.tokenId ? { tokenId: external.tokenId } : {}),
+      };
+    }
     const claims = await this.#tokens.verify(token);
     const user = await this.#users.find(claims.user);
     if (!user || user.disabled) throw new RustyError('AUTH_FAILED', 'invalid token');
@@ -102,6 +126,9 @@ export class Authenticator {
 
   /** A new token for the holder of a valid one (the old one stays valid until it expires or is logged out). */
   async refresh(principal: Principal, context: AuthContext = {}): Promise<IssuedToken> {
+    if (principal.external) {
+      throw new RustyError('INVALID_MESSAGE', 'tokens of the identity provider are refreshed there');
+    }
     const user = await this.#users.find(principal.user);
     if (!user || user.disabled) throw new RustyError('AUTH_FAILED', 'invalid token');
     this.#audit?.record({ event: 'auth.refresh', user: user.username, ...context });
@@ -113,6 +140,12 @@ export class Authenticator {
    * without an id, which cannot be revoked alone).
    */
   async logout(principal: Principal, everywhere: boolean, context: AuthContext = {}): Promise<void> {
+    if (principal.external && (everywhere || !principal.tokenId || !this.#revocations)) {
+      throw new RustyError(
+        'INVALID_MESSAGE',
+        'only a single identity-provider token with a jti can be revoked here; end the others at the provider',
+      );
+    }
     if (everywhere || !principal.tokenId || !this.#revocations) {
       await this.#users.revokeTokens(principal.user);
     } else {

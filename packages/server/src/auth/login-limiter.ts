@@ -83,7 +83,8 @@ export class LoginLimiter {
           entry.lastActivity = at;
           const over = entry.failures - allowance;
           if (over > 0) {
-            entry.blockedUntil = at + Math.min(this.#limits.baseBackoffMs * 2 ** (over - 1), this.#limits.maxBackoffMs);
+            entry.blockedUntil =
+              at + Math.min(this.#limits.baseBackoffMs * 2 ** (over - 1), this.#limits.maxBackoffMs);
           }
         });
       },
@@ -123,7 +124,9 @@ export class LoginLimiter {
   /** A key quiet for twice the longest wait, with nothing in flight, starts afresh. */
   #stale(entry: Entry, now: number): boolean {
     return (
-      entry.inFlight === 0 && now > entry.blockedUntil && now - entry.lastActivity > 2 * this.#limits.maxBackoffMs
+      entry.inFlight === 0 &&
+      now > entry.blockedUntil &&
+      now - entry.lastActivity > 2 * this.#limits.maxBackoffMs
     );
   }
 }

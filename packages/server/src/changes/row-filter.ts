@@ -57,19 +57,33 @@ export function rowMatches(filter: RowFilter | undefined, row: Row | null): bool
   return true;
 }
 
+/**
+ * The filter read once into a predicate: what rowMatches does, for a subscriber that checks every change
+ * of its table (with many subscribers, re-reading each filter per change dominated the fan-out).
+ */
+export function compileRowFilter(filter: RowFilter | undefined): (row: Row | null) => boolean {
+  const conditions = filter ? Object.entries(filter) : [];
+  return (row) => {
+    if (!row) return false;
+    for (const [column, condition] of conditions) if (!conditionHolds(row[column], condition)) return false;
+    return true;
+  };
+}
+
 export type RowEvent = 'insert' | 'update' | 'delete' | 'enter' | 'leave';
 
 /** What a change means to a filtered subscriber, or undefined when it does not concern it. */
 export function classify(
-  filter: RowFilter | undefined,
+  filter: RowFilter | undefined | ((row: Row | null) => boolean),
   op: 'insert' | 'update' | 'delete',
   oldRow: Row | null,
   newRow: Row | null,
 ): RowEvent | undefined {
-  if (op === 'insert') return rowMatches(filter, newRow) ? 'insert' : undefined;
-  if (op === 'delete') return rowMatches(filter, oldRow) ? 'delete' : undefined;
-  const before = rowMatches(filter, oldRow);
-  const after = rowMatches(filter, newRow);
+  const matches = typeof filter === 'function' ? filter : (row: Row | null) => rowMatches(filter, row);
+  if (op === 'insert') return matches(newRow) ? 'insert' : undefined;
+  if (op === 'delete') return matches(oldRow) ? 'delete' : undefined;
+  const before = matches(oldRow);
+  const after = matches(newRow);
   if (before && after) return 'update';
   if (after) return 'enter';
   if (before) return 'leave';

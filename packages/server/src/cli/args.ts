@@ -49,6 +49,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   return result;
 }
 
+/** Command options that are switches rather than taking a value. */
+const BOOLEAN_OPTIONS = new Set(['json']);
+
 function isBoolField(name: string): boolean {
+  if (BOOLEAN_OPTIONS.has(name)) return true;
   return Object.hasOwn(CONFIG_FIELDS, name) && CONFIG_FIELDS[name as ConfigField].kind === 'bool';
 }

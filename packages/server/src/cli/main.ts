@@ -3,6 +3,7 @@ import { describeConfig, loadConfig, CONFIG_FIELDS, envName, flagName } from '..
 import { startServer } from '../server.ts';
 import { parseArgs, type ParsedArgs } from './args.ts';
 import { ADMIN_USAGE, UsageError, runAdminCommand } from './admin-commands.ts';
+import { CLIENT_USAGE, isClientCommand, runClientCommand } from './client-commands.ts';
 
 const USAGE = `usage: rustydb <command> [options]
 
@@ -10,7 +11,12 @@ commands:
   serve     run the server (embedded SQLite in --data-dir)
   user      manage users of a running server (see below)
   role      manage roles and their privileges of a running server
+  shell     interactive SQL shell on a running server
+  query     run one statement on a running server (for scripts)
+  watch     print a table's changes as they happen
   help      show this text
+
+${CLIENT_USAGE}
 
 ${ADMIN_USAGE}
 
@@ -58,6 +64,10 @@ async function serve(args: ParsedArgs): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (isClientCommand(argv[0])) {
+    process.exitCode = await runClientCommand(argv[0]!, argv.slice(1));
+    return;
+  }
   const args = parseArgs(argv);
   switch (args.command) {
     case 'serve':

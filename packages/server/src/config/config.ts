@@ -135,6 +135,32 @@ export const CONFIG_FIELDS = {
     default: true,
     help: 'append security events to <data_dir>/audit.log',
   },
+  jwks_url: {
+    kind: 'string',
+    default: undefined,
+    help: 'JWKS of an external identity provider: its RS256/ES256 tokens are accepted too',
+  },
+  jwks_issuer: {
+    kind: 'string',
+    default: undefined,
+    help: 'required `iss` of external tokens (with jwks_url)',
+  },
+  jwks_audience: {
+    kind: 'string',
+    default: undefined,
+    help: 'required `aud` of external tokens (with jwks_url)',
+  },
+  jwks_user_claim: { kind: 'string', default: 'sub', help: 'claim of an external token naming the user' },
+  jwks_roles_claim: {
+    kind: 'string',
+    default: 'roles',
+    help: 'claim of an external token listing its groups or roles',
+  },
+  jwks_role_map: {
+    kind: 'string',
+    default: undefined,
+    help: 'JSON object mapping values of jwks_roles_claim to RustyDB roles (default: taken as role names)',
+  },
   enable_tls: { kind: 'bool', default: false, help: 'serve https and wss' },
   tls_cert_path: { kind: 'string', default: undefined, help: 'PEM certificate (with enable_tls)' },
   tls_key_path: { kind: 'string', default: undefined, help: 'PEM private key (with enable_tls)' },
@@ -179,6 +205,30 @@ export const CONFIG_FIELDS = {
     min: 64 * 1024,
     max: 1024 * 1024 * 1024,
     help: 'unsent bytes a subscriber may fall behind before its subscription ends with SLOW_CONSUMER',
+  },
+  graphql_max_depth: {
+    kind: 'int',
+    default: 10,
+    min: 1,
+    max: 1000,
+    help: 'deepest nesting of fields a GraphQL operation may have',
+  },
+  graphql_max_complexity: {
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    max: 100_000_000,
+    help: 'largest estimated cost of a GraphQL operation (fields, times list sizes)',
+  },
+  graphql_introspection: {
+    kind: 'bool',
+    default: true,
+    help: 'answer GraphQL introspection (__schema, __type); off: refused',
+  },
+  metrics_public: {
+    kind: 'bool',
+    default: false,
+    help: 'serve Prometheus /metrics without a token; off: a MONITOR token is required',
   },
 } as const satisfies Record<string, FieldSpec>;
 
@@ -303,7 +353,47 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   if (result.enable_tls && (!result.tls_cert_path || !result.tls_key_path)) {
     throw new ConfigError('enable_tls', 'needs both tls_cert_path and tls_key_path');
   }
+  if (result.jwks_url !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(result.jwks_url);
+    } catch {
+      throw new ConfigError('jwks_url', `not a URL: ${result.jwks_url}`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new ConfigError('jwks_url', 'must be an http(s) URL');
+    // Without them, any token the provider ever signed for any application would be accepted.
+    if (!result.jwks_issuer || !result.jwks_audience) {
+      throw new ConfigError('jwks_url', 'needs both jwks_issuer and jwks_audience');
+    }
+  }
+  if (result.jwks_role_map !== undefined) parseRoleMap(result.jwks_role_map);
   return result;
+}
+
+/** `jwks_role_map`: an object whose values are a role name or a list of them. */
+export function parseRoleMap(text: string): Map<string, string[]> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ConfigError('jwks_role_map', 'is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError('jwks_role_map', 'must be a JSON object');
+  }
+  const map = new Map<string, string[]>();
+  for (const [claim, roles] of Object.entries(value)) {
+    const list = typeof roles === 'string' ? [roles] : roles;
+    if (!Array.isArray(list) || !list.every((r) => typeof r === 'string' && r.length > 0)) {
+      throw new ConfigError(
+        'jwks_role_map',
+        `the value for '${claim}' must be a role name or a list of them`,
+      );
+    }
+    map.set(claim, list as string[]);
+  }
+  return map;
 }
 
 /** The configuration as printed at start-up: secrets replaced, unset fields shown as such. */

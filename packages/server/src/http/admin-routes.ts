@@ -96,6 +96,16 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     const body = parseBody(updateUserSchema, request.body);
     const before = await users.find(name);
     if (!before) throw notFound(`user '${name}'`);
+    // An administrator cannot lock themselves (possibly the last administrator) out.
+    if (name === admin.user && !admin.external) {
+      if (body.disabled === true) throw new RustyError('INVALID_MESSAGE', 'you cannot disable yourself');
+      if (body.roles) {
+        const kept = await Promise.all(body.roles.map((role) => roles.get(role)));
+        if (!kept.some((role) => role?.grants.some((grant) => grant.privilege === 'ADMIN'))) {
+          throw new RustyError('INVALID_MESSAGE', 'you cannot take the ADMIN privilege from yourself');
+        }
+      }
+    }
     if (body.roles) {
       await checkRoles(body.roles);
       await users.setRoles(name, body.roles);
@@ -163,8 +173,19 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     const admin = await requireAdmin(request);
     const { name } = parseBody(nameParams, request.params);
     if (!(await roles.remove(name))) throw notFound(`role '${name}'`);
+    // Take the role from its holders too: a role created later under the same name must not hand
+    // its privileges to whoever held the old one.
+    const holders = (await users.list()).filter((user) => user.roles.includes(name));
+    for (const user of holders) {
+      await users.setRoles(
+        user.username,
+        user.roles.filter((role) => role !== name),
+      );
+    }
     access.changed();
-    audit(request, admin, 'role.delete', { details: { role: name } });
+    audit(request, admin, 'role.delete', {
+      details: { role: name, taken_from: holders.map((user) => user.username) },
+    });
     return { success: true, data: { deleted: name } };
   });
 

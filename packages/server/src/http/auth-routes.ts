@@ -95,6 +95,9 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDeps): v
   app.post('/api/v1/auth/password', async (request, reply) => {
     const principal = await principalOf(request);
     if (principal.anonymous) throw new RustyError('AUTH_REQUIRED', 'authentication is off: there is no user');
+    if (principal.external) {
+      throw new RustyError('INVALID_MESSAGE', 'users of the identity provider change their password there');
+    }
     const body = parseBody(passwordSchema, request.body);
     const context = requestContext(request);
     const attempt = loginLimiter.attempt(principal.user, context.ip);

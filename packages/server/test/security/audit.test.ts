@@ -41,12 +41,17 @@ before(async () => {
   await createRole(ts, 'vault_reader', [{ privilege: 'SELECT', table: 'vault' }]);
   await ts.http('/api/v1/users/alice', { method: 'PATCH', body: { roles: ['vault_reader'] } });
   await ts.http('/api/v1/roles/vault_reader/grants', { body: { privilege: 'INSERT', table: 'vault' } });
-  await ts.http('/api/v1/roles/vault_reader/grants', { method: 'DELETE', body: { privilege: 'INSERT', table: 'vault' } });
+  await ts.http('/api/v1/roles/vault_reader/grants', {
+    method: 'DELETE',
+    body: { privilege: 'INSERT', table: 'vault' },
+  });
   await ts.http('/api/v1/users/alice', { method: 'PATCH', body: { password: 'new-password-456' } });
   const fresh = (await login(ts.server.url, 'alice', 'new-password-456')).body as { data: { token: string } };
   secrets.push(fresh.data.token);
   const c = await connectWith(ts, fresh.data.token);
-  const sessions = (await ts.http('/api/v1/sessions?user=alice')).body as { data: { sessions: { id: string }[] } };
+  const sessions = (await ts.http('/api/v1/sessions?user=alice')).body as {
+    data: { sessions: { id: string }[] };
+  };
   await ts.http(`/api/v1/sessions/${sessions.data.sessions[0]!.id}`, { method: 'DELETE' });
   await c.closed();
   const flooder = await ts.connectAuthed();
@@ -87,7 +92,8 @@ test('the file is JSON lines, readable by the owner only', async () => {
 test('never a password or a token, in the file or through the API', async () => {
   await events();
   const text = readFileSync(join(ts.dataDir, 'audit.log'), 'utf8');
-  for (const secret of secrets) assert.ok(!text.includes(secret), `the audit log contains a secret (${secret.slice(0, 12)}…)`);
+  for (const secret of secrets)
+    assert.ok(!text.includes(secret), `the audit log contains a secret (${secret.slice(0, 12)}…)`);
   const api = JSON.stringify(await events('?limit=10000'));
   for (const secret of secrets) assert.ok(!api.includes(secret));
   assert.ok(!/scrypt\$/.test(text), 'a password hash was logged');
@@ -111,8 +117,14 @@ test('a refused token is auth.failure with its code', async () => {
 test('permission denied: statements (privilege and table, or the guard) and admin endpoints', async () => {
   const all = await events('?event=permission.denied');
   const table = all.find((e) => e.user === 'alice' && e.details?.table === 'vault')!;
-  assert.deepEqual(table.details, { reason: 'permission denied: SELECT on table vault', privilege: 'SELECT', table: 'vault' });
-  assert.ok(all.some((e) => e.user === 'alice' && e.details?.reason === 'internal tables are not accessible'));
+  assert.deepEqual(table.details, {
+    reason: 'permission denied: SELECT on table vault',
+    privilege: 'SELECT',
+    table: 'vault',
+  });
+  assert.ok(
+    all.some((e) => e.user === 'alice' && e.details?.reason === 'internal tables are not accessible'),
+  );
   assert.ok(all.some((e) => e.user === 'alice' && e.details?.privilege === 'ADMIN'));
   // The SQL text itself is not recorded.
   assert.ok(!JSON.stringify(all).includes('SELECT * FROM'));
@@ -121,17 +133,36 @@ test('permission denied: statements (privilege and table, or the guard) and admi
 test('user, role and grant changes name the administrator', async () => {
   const all = await events('?event=user,role,grant&limit=1000');
   const names = all.map((e) => `${e.event}:${e.user ?? ''}`);
-  for (const expected of ['user.create:alice', 'user.update:alice', 'grant.add:alice', 'user.create:bob', 'user.delete:bob']) {
+  for (const expected of [
+    'user.create:alice',
+    'user.update:alice',
+    'grant.add:alice',
+    'user.create:bob',
+    'user.delete:bob',
+  ]) {
     assert.ok(names.includes(expected), `${expected} missing from ${names.join(', ')}`);
   }
   assert.ok(all.every((e) => e.actor === 'admin'));
-  const update = all.find((e) => e.event === 'user.update' && (e.details?.changed as string[]).includes('password'))!;
+  const update = all.find(
+    (e) => e.event === 'user.update' && (e.details?.changed as string[]).includes('password'),
+  )!;
   assert.deepEqual(update.details, { changed: ['password'] });
-  const roles = all.find((e) => e.event === 'user.update' && (e.details?.changed as string[]).includes('roles'))!;
+  const roles = all.find(
+    (e) => e.event === 'user.update' && (e.details?.changed as string[]).includes('roles'),
+  )!;
   assert.deepEqual(roles.details, { changed: ['roles'], roles: ['vault_reader'] });
   assert.ok(all.some((e) => e.event === 'role.create' && e.details?.role === 'vault_reader'));
-  assert.ok(all.some((e) => e.event === 'grant.add' && e.details?.role === 'vault_reader' && e.details?.privilege === 'INSERT'));
-  assert.ok(all.some((e) => e.event === 'grant.revoke' && e.details?.role === 'vault_reader' && e.details?.table === 'vault'));
+  assert.ok(
+    all.some(
+      (e) =>
+        e.event === 'grant.add' && e.details?.role === 'vault_reader' && e.details?.privilege === 'INSERT',
+    ),
+  );
+  assert.ok(
+    all.some(
+      (e) => e.event === 'grant.revoke' && e.details?.role === 'vault_reader' && e.details?.table === 'vault',
+    ),
+  );
 });
 
 test('session kill, rate-limit close and logout are recorded', async () => {
@@ -192,13 +223,20 @@ test('with audit_log off nothing is written', async () => {
 test('a large log is read from its end', async () => {
   const big = await startTestServer();
   try {
-    for (let i = 0; i < 3000; i++) big.server.audit.record({ event: 'login.failure', user: `u${i}`, details: { pad: 'x'.repeat(100) } });
+    for (let i = 0; i < 3000; i++)
+      big.server.audit.record({ event: 'login.failure', user: `u${i}`, details: { pad: 'x'.repeat(100) } });
     big.server.audit.record({ event: 'session.kill', user: 'needle' });
     const res = await big.http('/api/v1/audit?limit=2');
     const got = (res.body as { data: { events: Record_[] } }).data.events;
-    assert.deepEqual(got.map((e) => e.user), ['u2999', 'needle']);
+    assert.deepEqual(
+      got.map((e) => e.user),
+      ['u2999', 'needle'],
+    );
     const needle = await big.http('/api/v1/audit?event=session.kill&limit=5');
-    assert.deepEqual((needle.body as { data: { events: Record_[] } }).data.events.map((e) => e.user), ['needle']);
+    assert.deepEqual(
+      (needle.body as { data: { events: Record_[] } }).data.events.map((e) => e.user),
+      ['needle'],
+    );
     const first = await big.http('/api/v1/audit?event=server.start');
     assert.equal((first.body as { data: { events: Record_[] } }).data.events.length, 1);
   } finally {

@@ -91,7 +91,10 @@ async function allowed(user: string, statement: string): Promise<unknown[][]> {
 
 test('control: the reader reads pub, and the readonly role reads secret', async () => {
   assert.deepEqual(await allowed('reader', 'SELECT p FROM pub ORDER BY id'), [['one'], ['two']]);
-  assert.deepEqual(await allowed('everything_reader', 'SELECT s FROM secret ORDER BY id'), [['launch-code'], ['salary']]);
+  assert.deepEqual(await allowed('everything_reader', 'SELECT s FROM secret ORDER BY id'), [
+    ['launch-code'],
+    ['salary'],
+  ]);
 });
 
 test('direct read of an ungranted table', async () => {
@@ -139,13 +142,21 @@ test('an EXISTS subquery used as an oracle', async () => {
 });
 
 test('a subquery that never runs (the row cannot match, LIMIT 0) is refused all the same', async () => {
-  await denied('reader', 'SELECT p FROM pub WHERE id = -1 AND id IN (SELECT id FROM secret)', 'SELECT', 'secret');
+  await denied(
+    'reader',
+    'SELECT p FROM pub WHERE id = -1 AND id IN (SELECT id FROM secret)',
+    'SELECT',
+    'secret',
+  );
   await denied('reader', 'SELECT * FROM (SELECT * FROM secret LIMIT 0)', 'SELECT', 'secret');
 });
 
 test('a subquery the planner removes entirely (WHERE 0) reads nothing and returns nothing', async () => {
   // Not in the compiled program, so nothing of `secret` can be reached: the statement is harmless.
-  assert.deepEqual(await allowed('reader', 'SELECT p FROM pub WHERE 0 AND id IN (SELECT id FROM secret)'), []);
+  assert.deepEqual(
+    await allowed('reader', 'SELECT p FROM pub WHERE 0 AND id IN (SELECT id FROM secret)'),
+    [],
+  );
 });
 
 test('a UNION with the table', async () => {
@@ -162,7 +173,12 @@ test('an aggregate and a window function over the table', async () => {
 });
 
 test('json_each over a column of the table', async () => {
-  await denied('reader', 'SELECT value FROM json_each((SELECT json_group_array(s) FROM secret))', 'SELECT', 'secret');
+  await denied(
+    'reader',
+    'SELECT value FROM json_each((SELECT json_group_array(s) FROM secret))',
+    'SELECT',
+    'secret',
+  );
 });
 
 test('INSERT … SELECT copying the table into a writable one', async () => {
@@ -170,11 +186,21 @@ test('INSERT … SELECT copying the table into a writable one', async () => {
 });
 
 test('UPDATE with a subquery reading the table', async () => {
-  await denied('writer', 'UPDATE pub SET p = (SELECT s FROM secret WHERE id = 1) WHERE id = 1', 'SELECT', 'secret');
+  await denied(
+    'writer',
+    'UPDATE pub SET p = (SELECT s FROM secret WHERE id = 1) WHERE id = 1',
+    'SELECT',
+    'secret',
+  );
 });
 
 test('UPDATE … FROM the table', async () => {
-  await denied('writer', 'UPDATE pub SET p = secret.s FROM secret WHERE secret.id = pub.id', 'SELECT', 'secret');
+  await denied(
+    'writer',
+    'UPDATE pub SET p = secret.s FROM secret WHERE secret.id = pub.id',
+    'SELECT',
+    'secret',
+  );
 });
 
 test('DELETE driven by the table', async () => {
@@ -186,11 +212,21 @@ test('INSERT … RETURNING without SELECT on the target', async () => {
 });
 
 test('INSERT … RETURNING a subquery over another table', async () => {
-  await denied('writer', "INSERT INTO pub (p) VALUES ('x') RETURNING (SELECT s FROM secret LIMIT 1)", 'SELECT', 'secret');
+  await denied(
+    'writer',
+    "INSERT INTO pub (p) VALUES ('x') RETURNING (SELECT s FROM secret LIMIT 1)",
+    'SELECT',
+    'secret',
+  );
 });
 
 test('an upsert (ON CONFLICT DO UPDATE) without UPDATE', async () => {
-  await denied('inserter', "INSERT INTO pub (p) VALUES ('one') ON CONFLICT (p) DO UPDATE SET p = 'hijacked'", 'UPDATE', 'pub');
+  await denied(
+    'inserter',
+    "INSERT INTO pub (p) VALUES ('one') ON CONFLICT (p) DO UPDATE SET p = 'hijacked'",
+    'UPDATE',
+    'pub',
+  );
 });
 
 test('INSERT OR REPLACE without DELETE', async () => {
@@ -264,7 +300,13 @@ test('CREATE INDEX on an ungranted table', async () => {
 });
 
 test('a view created by a user over an ungranted table cannot be read through', async () => {
-  const created = await runAs(ts, 'stream query', tokens.builder!, clients.builder!, 'CREATE VIEW mine AS SELECT * FROM secret');
+  const created = await runAs(
+    ts,
+    'stream query',
+    tokens.builder!,
+    clients.builder!,
+    'CREATE VIEW mine AS SELECT * FROM secret',
+  );
   assert.equal(created.code, 'ok');
   try {
     await denied('builder', 'SELECT * FROM mine', 'SELECT', 'secret');
@@ -384,16 +426,69 @@ test('a user holding CREATE cannot plant a trigger on an ungranted table', async
   }
 });
 
+test('a deleted role re-created later under the same name grants nothing to its former holders', async () => {
+  await createRole(ts, 'temp_auditor', [{ privilege: 'SELECT', table: 'pub' }]);
+  const token = await createUser(ts, 'former', ['temp_auditor']);
+  const c = await connectWith(ts, token);
+  assert.equal((await runAs(ts, 'stream query', token, c, 'SELECT count(*) FROM pub')).code, 'ok');
+  assert.equal((await ts.http('/api/v1/roles/temp_auditor', { method: 'DELETE' })).status, 200);
+  assert.deepEqual(
+    ((await ts.http('/api/v1/users/former')).body as { data: { roles: string[] } }).data.roles,
+    [],
+  );
+  // Someone creates a powerful role that happens to reuse the name.
+  await createRole(ts, 'temp_auditor', [{ privilege: 'SELECT', table: 'secret' }]);
+  for (const route of BOTH) {
+    const out = await runAs(ts, route, token, c, 'SELECT * FROM secret');
+    assert.equal(out.code, 'PERMISSION_DENIED', route);
+  }
+  await ts.http('/api/v1/roles/temp_auditor', { method: 'DELETE' });
+});
+
+test('an administrator cannot disable themselves or drop their own ADMIN privilege', async () => {
+  for (const body of [{ disabled: true }, { roles: ['readwrite'] }, { roles: [] }]) {
+    const res = await ts.http('/api/v1/users/admin', { method: 'PATCH', body });
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.equal((res.body as { error: { code: string } }).error.code, 'INVALID_MESSAGE');
+  }
+  const user = (await ts.http('/api/v1/users/admin')).body as {
+    data: { roles: string[]; disabled: boolean };
+  };
+  assert.deepEqual(user.data, { username: 'admin', roles: ['admin'], disabled: false });
+  // Keeping ADMIN through another role is fine.
+  assert.equal(
+    (await ts.http('/api/v1/users/admin', { method: 'PATCH', body: { roles: ['admin', 'monitor'] } })).status,
+    200,
+  );
+  assert.equal(
+    (await ts.http('/api/v1/users/admin', { method: 'PATCH', body: { roles: ['admin'] } })).status,
+    200,
+  );
+});
+
 test('temporary objects cannot be used to shadow a granted table', async () => {
   for (const route of BOTH) {
-    const out = await runAs(ts, route, tokens.builder!, clients.builder!, 'CREATE TEMP VIEW pub AS SELECT * FROM secret');
+    const out = await runAs(
+      ts,
+      route,
+      tokens.builder!,
+      clients.builder!,
+      'CREATE TEMP VIEW pub AS SELECT * FROM secret',
+    );
     assert.equal(out.code, 'PERMISSION_DENIED', route);
   }
   assert.deepEqual(await allowed('reader', 'SELECT p FROM pub ORDER BY id'), [['one'], ['two']]);
 });
 
 test('a readonly-like role reads exactly the granted table, on every route, and writes nothing', async () => {
-  const routes: Route[] = ['stream query', 'stream batch', 'stream transaction', 'http query', 'http batch'];
+  const routes: Route[] = [
+    'stream query',
+    'stream batch',
+    'stream transaction',
+    'http query',
+    'http batch',
+    'graphql',
+  ];
   for (const route of routes) {
     const ok = await runAs(ts, route, tokens.reader!, clients.reader!, 'SELECT p FROM pub ORDER BY id');
     assert.equal(ok.code, 'ok', route);
@@ -409,7 +504,11 @@ test('a readonly-like role reads exactly the granted table, on every route, and 
       const out = await runAs(ts, route, tokens.reader!, clients.reader!, statement);
       assert.equal(out.code, 'PERMISSION_DENIED', `${route}: ${statement}`);
       // Batch items carry no details; the message names the table and privilege either way.
-      assert.match(out.message!, new RegExp(`permission denied: ${privilege} on table ${table}$`), `${route}: ${statement}`);
+      assert.match(
+        out.message!,
+        new RegExp(`permission denied: ${privilege} on table ${table}$`),
+        `${route}: ${statement}`,
+      );
     }
     const ddl = await runAs(ts, route, tokens.reader!, clients.reader!, 'CREATE TABLE nope (x)');
     assert.equal(ddl.code, 'PERMISSION_DENIED', route);

@@ -55,7 +55,14 @@ export interface Outcome {
 }
 
 /** The routes a statement can take into the engine. */
-export const ROUTES = ['stream query', 'stream batch', 'stream transaction', 'http query', 'http batch'] as const;
+export const ROUTES = [
+  'stream query',
+  'stream batch',
+  'stream transaction',
+  'http query',
+  'http batch',
+  'graphql',
+] as const;
 export type Route = (typeof ROUTES)[number];
 
 /**
@@ -73,7 +80,8 @@ export async function runAs(
   switch (route) {
     case 'stream query': {
       const { error, rows } = await c.query(statement, { params });
-      if (error) return { code: error.payload.code!, message: error.payload.message!, details: error.payload.details };
+      if (error)
+        return { code: error.payload.code!, message: error.payload.message!, details: error.payload.details };
       return { code: 'ok', rows };
     }
     case 'stream batch':
@@ -82,18 +90,45 @@ export async function runAs(
         type: 'batch',
         payload: { queries: [{ sql: statement, params }], transaction: route === 'stream transaction' },
       });
-      if (m.type === 'error') return { code: m.payload.code!, message: m.payload.message!, details: m.payload.details };
+      if (m.type === 'error')
+        return { code: m.payload.code!, message: m.payload.message!, details: m.payload.details };
       const item = m.payload.results![0]!;
       return itemOutcome(item);
     }
     case 'http query': {
       const res = await ts.http('/api/v1/query', { body: { sql: statement, params }, token });
-      const body = res.body as { data?: { rows: unknown[][] }; error?: { code: string; message: string; details?: Record<string, unknown> } };
+      const body = res.body as {
+        data?: { rows: unknown[][] };
+        error?: { code: string; message: string; details?: Record<string, unknown> };
+      };
       if (res.status !== 200) {
         assert.equal(res.status, statusOf(body.error!.code), `HTTP status for ${body.error!.code}`);
         return { code: body.error!.code, message: body.error!.message, details: body.error!.details };
       }
       return { code: 'ok', rows: body.data!.rows };
+    }
+    case 'graphql': {
+      const res = await ts.http('/graphql', {
+        body: {
+          query:
+            'mutation ($sql: String!, $params: [JSON]) { executeSql(sql: $sql, params: $params) { rows } }',
+          variables: { sql: statement, params },
+        },
+        token,
+      });
+      const body = res.body as {
+        data?: { executeSql: { rows: unknown[][] } | null } | null;
+        errors?: { message: string; extensions?: { code?: string; details?: Record<string, unknown> } }[];
+      };
+      const error = body.errors?.[0];
+      if (error) {
+        return {
+          code: error.extensions?.code ?? 'UNKNOWN',
+          message: error.message,
+          ...(error.extensions?.details ? { details: error.extensions.details } : {}),
+        };
+      }
+      return { code: 'ok', rows: body.data!.executeSql!.rows };
     }
     case 'http batch': {
       const res = await ts.http('/api/v1/batch', { body: { queries: [{ sql: statement, params }] }, token });
@@ -127,7 +162,10 @@ export function statusOf(code: string): number {
 }
 
 /** Every row of the given tables, read as admin: compare before and after an attack. */
-export async function snapshot(ts: TestServer, tables: readonly string[]): Promise<Record<string, unknown[][]>> {
+export async function snapshot(
+  ts: TestServer,
+  tables: readonly string[],
+): Promise<Record<string, unknown[][]>> {
   const out: Record<string, unknown[][]> = {};
   for (const table of tables) out[table] = (await sql(ts, `SELECT * FROM ${table} ORDER BY rowid`)).rows;
   return out;

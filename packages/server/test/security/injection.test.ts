@@ -31,7 +31,11 @@ before(async () => {
 
 after(() => ts.close());
 
-async function each(statement: string, params: unknown[], check: (route: Route, out: Awaited<ReturnType<typeof runAs>>) => void) {
+async function each(
+  statement: string,
+  params: unknown[],
+  check: (route: Route, out: Awaited<ReturnType<typeof runAs>>) => void,
+) {
   for (const route of ROUTES) check(route, await runAs(ts, route, token, c, statement, params));
 }
 
@@ -43,16 +47,24 @@ test("a classic ' OR '1'='1 matches nothing", async () => {
 });
 
 test('a stacked statement in a value runs nothing', async () => {
-  await each('SELECT owner FROM accounts WHERE owner = ?', ["alice'; DELETE FROM accounts; --"], (route, out) => {
-    assert.deepEqual(out.rows, [], route);
-  });
+  await each(
+    'SELECT owner FROM accounts WHERE owner = ?',
+    ["alice'; DELETE FROM accounts; --"],
+    (route, out) => {
+      assert.deepEqual(out.rows, [], route);
+    },
+  );
   assert.deepEqual(await snapshot(ts, ['accounts', 'secret']), initial);
 });
 
 test('a UNION in a value reaches no other table', async () => {
-  await each('SELECT owner FROM accounts WHERE owner = ?', ["' UNION SELECT s FROM secret --"], (route, out) => {
-    assert.deepEqual(out.rows, [], route);
-  });
+  await each(
+    'SELECT owner FROM accounts WHERE owner = ?',
+    ["' UNION SELECT s FROM secret --"],
+    (route, out) => {
+      assert.deepEqual(out.rows, [], route);
+    },
+  );
 });
 
 test('an internal table name in a value is just text', async () => {
@@ -64,7 +76,10 @@ test('an internal table name in a value is just text', async () => {
 
 test('a value is stored verbatim and read back identical', async () => {
   const evil = "Robert'); DROP TABLE accounts; -- \\ \" ` [x] /* */ \u2028 ' OR 1=1";
-  const out = await runAs(ts, 'http query', token, c, 'INSERT INTO accounts (owner, balance) VALUES (?, ?)', [evil, 1]);
+  const out = await runAs(ts, 'http query', token, c, 'INSERT INTO accounts (owner, balance) VALUES (?, ?)', [
+    evil,
+    1,
+  ]);
   assert.equal(out.code, 'ok');
   const back = await runAs(ts, 'stream query', token, c, 'SELECT owner FROM accounts WHERE balance = 1');
   assert.deepEqual(back.rows, [[evil]]);
@@ -80,9 +95,13 @@ test('a value in LIMIT cannot extend the statement', async () => {
 });
 
 test('a value where a table-valued function takes a name does not lift privileges', async () => {
-  await each('SELECT count(*) FROM accounts WHERE owner IN (SELECT value FROM json_each(?))', ['["alice","bob"]'], (route, out) => {
-    assert.deepEqual(out.rows, [[2]], route);
-  });
+  await each(
+    'SELECT count(*) FROM accounts WHERE owner IN (SELECT value FROM json_each(?))',
+    ['["alice","bob"]'],
+    (route, out) => {
+      assert.deepEqual(out.rows, [[2]], route);
+    },
+  );
 });
 
 test('a blob parameter is bound as a blob', async () => {

@@ -71,7 +71,13 @@ test('a computed table-function argument reveals column names (schema is visible
   // The name as a blob literal slips past the lexical check; pragma_table_info answers with the
   // table's shape, as sqlite_schema does for every table. No row of the table is reachable this way.
   const hex = Buffer.from('_rustydb_users').toString('hex');
-  const out = await runAs(ts, 'stream query', writerToken, writer, `SELECT name FROM pragma_table_info(x'${hex}')`);
+  const out = await runAs(
+    ts,
+    'stream query',
+    writerToken,
+    writer,
+    `SELECT name FROM pragma_table_info(x'${hex}')`,
+  );
   assert.equal(out.code, 'ok');
   assert.deepEqual(
     out.rows!.map((r) => r[0]),

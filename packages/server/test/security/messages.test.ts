@@ -41,7 +41,9 @@ test('100 000 nested arrays as the whole message: INVALID_MESSAGE, socket open',
 
 test('100 000 nested arrays as a parameter: INVALID_MESSAGE with the id, nothing runs', async () => {
   const c = await ts.connectAuthed();
-  c.sendRaw(`{"type":"query","id":"deep","payload":{"sql":"DELETE FROM kept","params":[${nested(100_000)}]}}`);
+  c.sendRaw(
+    `{"type":"query","id":"deep","payload":{"sql":"DELETE FROM kept","params":[${nested(100_000)}]}}`,
+  );
   const m = await c.reply('deep', 5000);
   assert.equal(m.type, 'error');
   assert.equal(m.payload.code, 'INVALID_MESSAGE');
@@ -90,9 +92,13 @@ test('an id longer than 128 characters is not echoed back', async () => {
 
 test('__proto__ and constructor keys in a message pollute nothing', async () => {
   const c = await ts.connectAuthed();
-  c.sendRaw('{"type":"ping","id":"proto","payload":{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}},"__proto__":{"isAdmin":true}}');
+  c.sendRaw(
+    '{"type":"ping","id":"proto","payload":{"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}},"__proto__":{"isAdmin":true}}',
+  );
   assert.equal((await c.reply('proto')).type, 'pong');
-  c.sendRaw('{"type":"query","id":"proto-q","payload":{"sql":"SELECT 1","__proto__":{"sql":"DELETE FROM kept"}}}');
+  c.sendRaw(
+    '{"type":"query","id":"proto-q","payload":{"sql":"SELECT 1","__proto__":{"sql":"DELETE FROM kept"}}}',
+  );
   const q = await c.reply('proto-q');
   assert.equal(q.type, 'data');
   assert.deepEqual(q.payload.rows, [[1]]);
@@ -118,12 +124,17 @@ test('before authentication, hostile messages get AUTH_REQUIRED or INVALID_MESSA
   c.send({ type: 'query', id: 'unauth', payload: { sql: 'DELETE FROM kept' } });
   assert.equal((await c.reply('unauth')).payload.code, 'AUTH_REQUIRED');
   c.sendRaw(nested(10_000));
-  assert.equal((await c.next((m) => m.type === 'error' && m.id === undefined)).payload.code, 'INVALID_MESSAGE');
+  assert.equal(
+    (await c.next((m) => m.type === 'error' && m.id === undefined)).payload.code,
+    'INVALID_MESSAGE',
+  );
   assert.deepEqual(await snapshot(ts, ['kept']), initial);
 });
 
 test('HTTP: a body over the limit is 413', async () => {
-  const res = await ts.http('/api/v1/query', { rawBody: JSON.stringify({ sql: `SELECT '${'a'.repeat(LIMIT)}'` }) });
+  const res = await ts.http('/api/v1/query', {
+    rawBody: JSON.stringify({ sql: `SELECT '${'a'.repeat(LIMIT)}'` }),
+  });
   assert.equal(res.status, 413);
 });
 
@@ -142,13 +153,19 @@ test('HTTP: 100 000 nested objects inside a body is 400 INVALID_MESSAGE', async 
 });
 
 test('HTTP: a __proto__ key in a body is refused with 400', async () => {
-  const res = await ts.http('/api/v1/query', { rawBody: '{"sql":"SELECT 1","__proto__":{"polluted":"yes"}}' });
+  const res = await ts.http('/api/v1/query', {
+    rawBody: '{"sql":"SELECT 1","__proto__":{"polluted":"yes"}}',
+  });
   assert.equal(res.status, 400);
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });
 
 test('HTTP: a login body that is not JSON, or JSON of the wrong shape, is 400', async () => {
-  for (const rawBody of ['username=admin&password=x', '{"username":["admin"],"password":"x"}', '{"username":"admin"}']) {
+  for (const rawBody of [
+    'username=admin&password=x',
+    '{"username":["admin"],"password":"x"}',
+    '{"username":"admin"}',
+  ]) {
     const res = await ts.http('/api/v1/auth/login', { rawBody, token: null });
     assert.equal(res.status, 400, rawBody);
     assert.equal((res.body as { error: { code: string } }).error.code, 'INVALID_MESSAGE');

@@ -8,7 +8,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { TestClient } from '../helpers/ws-client.ts';
-import { assertAlive, connectWith, createRole, createUser, loginToken, USER_PASSWORD, within } from './helpers.ts';
+import {
+  assertAlive,
+  connectWith,
+  createRole,
+  createUser,
+  loginToken,
+  USER_PASSWORD,
+  within,
+} from './helpers.ts';
 
 let ts: TestServer;
 
@@ -56,7 +64,9 @@ test('GET /api/v1/sessions lists authenticated sessions with who, where, when an
   assert.ok(Date.parse(session.connected_at) <= Date.now());
   assert.ok(Date.parse(session.expires_at!) > Date.now() + 3600_000);
   const all = await ts.http('/api/v1/sessions');
-  assert.ok((all.body as { data: { sessions: SessionView[] } }).data.sessions.some((s) => s.id === session.id));
+  assert.ok(
+    (all.body as { data: { sessions: SessionView[] } }).data.sessions.some((s) => s.id === session.id),
+  );
   c.close();
   await c.closed();
   await within(1000, async () => (await sessionsOf('lister')).length === 0);
@@ -100,7 +110,7 @@ test('DELETE /api/v1/sessions/:id closes that session within a second; others st
   kept.close();
 });
 
-test('DELETE /api/v1/sessions?user= closes all of that user\'s sessions; without ?user it is 400', async () => {
+test("DELETE /api/v1/sessions?user= closes all of that user's sessions; without ?user it is 400", async () => {
   const token = await createUser(ts, 'everywhere', ['readonly']);
   const clients = [await connectWith(ts, token), await connectWith(ts, token), await connectWith(ts, token)];
   const bystander = await ts.connectAuthed();
@@ -124,7 +134,11 @@ test('logout revokes that token: its sockets are cut, HTTP refuses it, other tok
   const started = Date.now();
   const res = await ts.http('/api/v1/auth/logout', { method: 'POST', token: one });
   assert.equal(res.status, 200);
-  assert.deepEqual((res.body as { data: unknown }).data, { logged_out: true, all: false, sessions_closed: 1 });
+  assert.deepEqual((res.body as { data: unknown }).data, {
+    logged_out: true,
+    all: false,
+    sessions_closed: 1,
+  });
   await cut(onOne, 'AUTH_EXPIRED', started);
   assert.equal((await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token: one })).status, 401);
   assert.equal((await ts.http('/api/v1/auth/logout', { method: 'POST', token: one })).status, 401);
@@ -169,7 +183,7 @@ test('refresh returns a new, longer-lived token; the old one keeps working until
   assert.equal((await ts.http('/api/v1/auth/refresh', { method: 'POST', token: null })).status, 401);
 });
 
-test('changing one\'s own password cuts every socket of the user and returns a working token', async () => {
+test("changing one's own password cuts every socket of the user and returns a working token", async () => {
   const token = await createUser(ts, 'changer', ['readonly']);
   const sockets = [await connectWith(ts, token), await connectWith(ts, token)];
   const wrong = await ts.http('/api/v1/auth/password', {
@@ -188,12 +202,23 @@ test('changing one\'s own password cuts every socket of the user and returns a w
   assert.equal(fresh.sessions_closed, 2);
   for (const c of sockets) await cut(c, 'AUTH_EXPIRED', started);
   assert.equal((await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token })).status, 401);
-  assert.equal((await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token: fresh.token })).status, 200);
-  assert.equal((await ts.http('/api/v1/auth/login', { body: { username: 'changer', password: USER_PASSWORD }, token: null })).status, 401);
+  assert.equal(
+    (await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token: fresh.token })).status,
+    200,
+  );
+  assert.equal(
+    (
+      await ts.http('/api/v1/auth/login', {
+        body: { username: 'changer', password: USER_PASSWORD },
+        token: null,
+      })
+    ).status,
+    401,
+  );
   await loginToken(ts, 'changer', 'second-password');
 });
 
-test('an admin changing a user\'s password cuts that user\'s sockets within a second', async () => {
+test("an admin changing a user's password cuts that user's sockets within a second", async () => {
   const token = await createUser(ts, 'reset', ['readonly']);
   const c = await connectWith(ts, token);
   const started = Date.now();
@@ -207,7 +232,10 @@ test('disabling a user cuts their sockets within a second; their token stays dea
   const token = await createUser(ts, 'suspended', ['readonly']);
   const c = await connectWith(ts, token);
   const started = Date.now();
-  assert.equal((await ts.http('/api/v1/users/suspended', { method: 'PATCH', body: { disabled: true } })).status, 200);
+  assert.equal(
+    (await ts.http('/api/v1/users/suspended', { method: 'PATCH', body: { disabled: true } })).status,
+    200,
+  );
   await cut(c, 'AUTH_EXPIRED', started);
   const again = await ts.connect({ token });
   assert.equal((await again.next()).payload.code, 'AUTH_FAILED');
@@ -228,16 +256,28 @@ test('a grant reaches an open connection within a second, and so does a revoke',
   const c = await connectWith(ts, token);
   assert.equal((await c.query('SELECT body FROM docs')).error?.payload.code, 'PERMISSION_DENIED');
   const granted = Date.now();
-  assert.equal((await ts.http('/api/v1/roles/docs_role/grants', { body: { privilege: 'SELECT', table: 'docs' } })).status, 200);
+  assert.equal(
+    (await ts.http('/api/v1/roles/docs_role/grants', { body: { privilege: 'SELECT', table: 'docs' } }))
+      .status,
+    200,
+  );
   const took = await within(1000, async () => (await c.query('SELECT body FROM docs')).error === undefined);
   assert.ok(Date.now() - granted <= 1000, `grant took ${took} ms`);
   assert.deepEqual((await c.query('SELECT body FROM docs')).rows, [['hello']]);
   const revoked = Date.now();
   assert.equal(
-    (await ts.http('/api/v1/roles/docs_role/grants', { method: 'DELETE', body: { privilege: 'SELECT', table: 'docs' } })).status,
+    (
+      await ts.http('/api/v1/roles/docs_role/grants', {
+        method: 'DELETE',
+        body: { privilege: 'SELECT', table: 'docs' },
+      })
+    ).status,
     200,
   );
-  await within(1000, async () => (await c.query('SELECT body FROM docs')).error?.payload.code === 'PERMISSION_DENIED');
+  await within(
+    1000,
+    async () => (await c.query('SELECT body FROM docs')).error?.payload.code === 'PERMISSION_DENIED',
+  );
   assert.ok(Date.now() - revoked <= 1000);
   // The socket itself stays open: only the privilege went.
   assert.equal((await c.request({ type: 'ping' })).type, 'pong');
@@ -248,7 +288,10 @@ test('taking a role away from a user reaches an open connection within a second'
   const c = await connectWith(ts, token);
   assert.equal((await c.query("INSERT INTO docs (body) VALUES ('by-demoted')")).error, undefined);
   const started = Date.now();
-  assert.equal((await ts.http('/api/v1/users/demoted', { method: 'PATCH', body: { roles: ['readonly'] } })).status, 200);
+  assert.equal(
+    (await ts.http('/api/v1/users/demoted', { method: 'PATCH', body: { roles: ['readonly'] } })).status,
+    200,
+  );
   const { error } = await c.query("INSERT INTO docs (body) VALUES ('again')");
   assert.equal(error?.payload.code, 'PERMISSION_DENIED');
   assert.ok(Date.now() - started <= 1000);

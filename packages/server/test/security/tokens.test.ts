@@ -62,7 +62,13 @@ test('alg none with an empty signature appended is refused', async () => {
 });
 
 test('a header saying "NONE" in capitals is refused', async () => {
-  const payload = { sub: 'admin', iss: 'rustydb', aud: 'rustydb', iat: nowSeconds(), exp: nowSeconds() + 600 };
+  const payload = {
+    sub: 'admin',
+    iss: 'rustydb',
+    aud: 'rustydb',
+    iat: nowSeconds(),
+    exp: nowSeconds() + 600,
+  };
   await expectRefused(`${b64url({ alg: 'NONE', typ: 'JWT' })}.${b64url(payload)}.`, 'AUTH_FAILED');
 });
 
@@ -139,7 +145,10 @@ test('a token without a subject is refused', async () => {
 });
 
 test('a token issued an hour in the future is refused', async () => {
-  await expectRefused(await signToken(ts.secret(), { iat: nowSeconds() + 3600, exp: nowSeconds() + 7200 }), 'AUTH_FAILED');
+  await expectRefused(
+    await signToken(ts.secret(), { iat: nowSeconds() + 3600, exp: nowSeconds() + 7200 }),
+    'AUTH_FAILED',
+  );
 });
 
 test('a token that is not valid before an hour from now (nbf) is refused', async () => {
@@ -156,7 +165,10 @@ test('a token that is not valid before an hour from now (nbf) is refused', async
 });
 
 test('an expired token is AUTH_EXPIRED', async () => {
-  await expectRefused(await signToken(ts.secret(), { iat: nowSeconds() - 7200, exp: nowSeconds() - 10 }), 'AUTH_EXPIRED');
+  await expectRefused(
+    await signToken(ts.secret(), { iat: nowSeconds() - 7200, exp: nowSeconds() - 10 }),
+    'AUTH_EXPIRED',
+  );
 });
 
 test('a token whose payload was swapped for the admin (signature of alice) is refused', async () => {
@@ -178,7 +190,13 @@ test('a token with one signature character changed is refused', async () => {
 test('a token with an unknown critical header is refused', async () => {
   // jose will not sign this, so it is signed by hand with the server's real secret.
   const header = b64url({ alg: 'HS256', typ: 'JWT', crit: ['x-must-understand'], 'x-must-understand': true });
-  const payload = b64url({ sub: 'admin', iss: 'rustydb', aud: 'rustydb', iat: nowSeconds(), exp: nowSeconds() + 600 });
+  const payload = b64url({
+    sub: 'admin',
+    iss: 'rustydb',
+    aud: 'rustydb',
+    iat: nowSeconds(),
+    exp: nowSeconds() + 600,
+  });
   const signature = createHmac('sha256', ts.secret()).update(`${header}.${payload}`).digest('base64url');
   await expectRefused(`${header}.${payload}.${signature}`, 'AUTH_FAILED');
   // Control: the same hand signing without `crit` is accepted, so the refusal is about `crit`.
@@ -211,9 +229,15 @@ test('a token of a deleted user is refused, and stays refused when the name is r
 
 test('a token of a disabled user is refused, and re-enabling does not revive it', async () => {
   const token = await createUser(ts, 'dormant', ['readwrite']);
-  assert.equal((await ts.http('/api/v1/users/dormant', { method: 'PATCH', body: { disabled: true } })).status, 200);
+  assert.equal(
+    (await ts.http('/api/v1/users/dormant', { method: 'PATCH', body: { disabled: true } })).status,
+    200,
+  );
   await expectRefused(token, 'AUTH_FAILED');
-  assert.equal((await ts.http('/api/v1/users/dormant', { method: 'PATCH', body: { disabled: false } })).status, 200);
+  assert.equal(
+    (await ts.http('/api/v1/users/dormant', { method: 'PATCH', body: { disabled: false } })).status,
+    200,
+  );
   await expectRefused(token, 'AUTH_FAILED');
   // A new login works again.
   const fresh = await loginToken(ts, 'dormant');
@@ -222,7 +246,10 @@ test('a token of a disabled user is refused, and re-enabling does not revive it'
 
 test('a token issued before a password change is refused; one issued just after works', async () => {
   const token = await createUser(ts, 'rotator', ['readonly']);
-  const res = await ts.http('/api/v1/users/rotator', { method: 'PATCH', body: { password: 'brand-new-password' } });
+  const res = await ts.http('/api/v1/users/rotator', {
+    method: 'PATCH',
+    body: { password: 'brand-new-password' },
+  });
   assert.equal(res.status, 200);
   await expectRefused(token, 'AUTH_FAILED');
   // Within the same second as the change: the new token must be accepted.
@@ -257,7 +284,10 @@ test('roles written into a validly signed token are ignored: privileges come fro
 test('an unsigned token in the Authorization header with another scheme is AUTH_REQUIRED', async () => {
   const res = await fetch(`${ts.server.url}/api/v1/query`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('admin:x').toString('base64')}` },
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Basic ${Buffer.from('admin:x').toString('base64')}`,
+    },
     body: JSON.stringify({ sql: 'DELETE FROM victims' }),
   });
   assert.equal(res.status, 401);

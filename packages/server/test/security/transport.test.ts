@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -32,15 +32,31 @@ function openssl(args: string[]): void {
   try {
     execFileSync('openssl', args, { stdio: 'pipe' });
   } catch (err) {
-    throw new Error(`the openssl CLI is needed to make a test certificate (apt-get install openssl): ${(err as Error).message}`);
+    throw new Error(
+      `the openssl CLI is needed to make a test certificate (apt-get install openssl): ${(err as Error).message}`,
+    );
   }
 }
 
 before(() => {
   openssl([
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
   ]);
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', otherKeyPath]);
   ca = readFileSync(certPath);
@@ -56,19 +72,31 @@ interface Captured {
 
 function capturingLogger(): { logger: Logger; lines: Captured[] } {
   const lines: Captured[] = [];
-  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => void lines.push({ level, message, ...(fields ? { fields } : {}) });
+  const at = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    void lines.push({ level, message, ...(fields ? { fields } : {}) });
   return { logger: { info: at('info'), warn: at('warn'), error: at('error') }, lines };
 }
 
 function httpsGet(url: string, options: { ca?: Buffer; maxVersion?: 'TLSv1.1' | 'TLSv1.2' } = {}) {
-  return new Promise<{ status: number; headers: Record<string, unknown>; protocol: string | null; body: string }>((resolve, reject) => {
-    const req = httpsRequest(url, { ...(options.ca ? { ca: options.ca } : {}), ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}) }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, protocol: (res.socket as import('node:tls').TLSSocket).getProtocol?.() ?? null, body }),
-      );
-    });
+  return new Promise<{
+    status: number;
+    headers: Record<string, unknown>;
+    protocol: string | null;
+    body: string;
+  }>((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        ...(options.ca ? { ca: options.ca } : {}),
+        ...(options.maxVersion ? { maxVersion: options.maxVersion } : {}),
+      },
+      (res) => {
+        let body = '';
+        const protocol = (res.socket as TLSSocket).getProtocol();
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, protocol, body }));
+      },
+    );
     req.setTimeout(5000, () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end();
@@ -79,7 +107,14 @@ function httpsGet(url: string, options: { ca?: Buffer; maxVersion?: 'TLSv1.1' | 
 async function startTls(): Promise<{ server: RustyServer; close(): Promise<void> }> {
   const dataDir = freshDataDir();
   const config = loadConfig({
-    overrides: { port: 0, data_dir: dataDir, admin_password: ADMIN_PASSWORD, enable_tls: true, tls_cert_path: certPath, tls_key_path: keyPath },
+    overrides: {
+      port: 0,
+      data_dir: dataDir,
+      admin_password: ADMIN_PASSWORD,
+      enable_tls: true,
+      tls_cert_path: certPath,
+      tls_key_path: keyPath,
+    },
   });
   const server = await startServer(config, { logger: silentLogger });
   return {
@@ -104,7 +139,10 @@ test('https: TLS 1.2 or later, the certificate served, and an HSTS header', asyn
     assert.equal(missing.status, 404);
     assert.equal(missing.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains');
     // Capped at TLS 1.2 the client still connects.
-    assert.equal((await httpsGet(`${ts.server.url}/api/v1/health/liveness`, { ca, maxVersion: 'TLSv1.2' })).protocol, 'TLSv1.2');
+    assert.equal(
+      (await httpsGet(`${ts.server.url}/api/v1/health/liveness`, { ca, maxVersion: 'TLSv1.2' })).protocol,
+      'TLSv1.2',
+    );
   } finally {
     await ts.close();
   }
@@ -114,10 +152,13 @@ test('TLS 1.1 and older are refused', async () => {
   const ts = await startTls();
   try {
     const error = await new Promise<Error>((resolve) => {
-      const socket = tlsConnect({ host: '127.0.0.1', port: ts.server.port, ca, minVersion: 'TLSv1', maxVersion: 'TLSv1.1' }, () => {
-        socket.destroy();
-        resolve(new Error('handshake succeeded'));
-      });
+      const socket = tlsConnect(
+        { host: '127.0.0.1', port: ts.server.port, ca, minVersion: 'TLSv1', maxVersion: 'TLSv1.1' },
+        () => {
+          socket.destroy();
+          resolve(new Error('handshake succeeded'));
+        },
+      );
       socket.on('error', resolve);
     });
     assert.notEqual(error.message, 'handshake succeeded');
@@ -129,9 +170,14 @@ test('TLS 1.1 and older are refused', async () => {
 test('a client that does not trust the certificate refuses it; plain http gets no HTTP answer', async () => {
   const ts = await startTls();
   try {
-    await assert.rejects(httpsGet(`${ts.server.url}/api/v1/health/liveness`), /self[- ]signed|unable to verify|certificate/i);
+    await assert.rejects(
+      httpsGet(`${ts.server.url}/api/v1/health/liveness`),
+      /self[- ]signed|unable to verify|certificate/i,
+    );
     const plain = await new Promise<string>((resolve) => {
-      const req = httpRequest(`http://127.0.0.1:${ts.server.port}/api/v1/health/liveness`, (res) => resolve(`status ${res.statusCode}`));
+      const req = httpRequest(`http://127.0.0.1:${ts.server.port}/api/v1/health/liveness`, (res) =>
+        resolve(`status ${res.statusCode}`),
+      );
       req.setTimeout(3000, () => req.destroy(new Error('timeout')));
       req.on('error', (err) => resolve(`error ${err.message}`));
       req.end();
@@ -147,11 +193,15 @@ test('wss: log in over https, authenticate over wss, run a query; ws:// is refus
   try {
     assert.match(ts.server.wsUrl, /^wss:\/\//);
     const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpsRequest(`${ts.server.url}/api/v1/auth/login`, { method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (r) => {
-        let body = '';
-        r.on('data', (c: Buffer) => (body += c.toString()));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
-      });
+      const req = httpsRequest(
+        `${ts.server.url}/api/v1/auth/login`,
+        { method: 'POST', ca, headers: { 'content-type': 'application/json' } },
+        (r) => {
+          let body = '';
+          r.on('data', (c: Buffer) => (body += c.toString()));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       req.end(JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }));
     });
@@ -171,7 +221,15 @@ test('wss: log in over https, authenticate over wss, run a query; ws:// is refus
 async function expectStartFailure(overrides: Record<string, unknown>, message: RegExp): Promise<void> {
   const dataDir = freshDataDir();
   try {
-    const config = loadConfig({ overrides: { port: 0, data_dir: dataDir, admin_password: ADMIN_PASSWORD, enable_tls: true, ...overrides } });
+    const config = loadConfig({
+      overrides: {
+        port: 0,
+        data_dir: dataDir,
+        admin_password: ADMIN_PASSWORD,
+        enable_tls: true,
+        ...overrides,
+      },
+    });
     const { logger } = capturingLogger();
     await assert.rejects(startServer(config, { logger }), message);
   } finally {
@@ -180,37 +238,69 @@ async function expectStartFailure(overrides: Record<string, unknown>, message: R
 }
 
 test('a missing certificate stops start-up naming tls_cert_path', async () => {
-  await expectStartFailure({ tls_cert_path: join(dir, 'nope.pem'), tls_key_path: keyPath }, /invalid configuration: tls_cert_path: cannot read .*nope\.pem: ENOENT/);
+  await expectStartFailure(
+    { tls_cert_path: join(dir, 'nope.pem'), tls_key_path: keyPath },
+    /invalid configuration: tls_cert_path: cannot read .*nope\.pem: ENOENT/,
+  );
 });
 
 test('a missing key stops start-up naming tls_key_path', async () => {
-  await expectStartFailure({ tls_cert_path: certPath, tls_key_path: join(dir, 'nope-key.pem') }, /invalid configuration: tls_key_path: cannot read .*: ENOENT/);
+  await expectStartFailure(
+    { tls_cert_path: certPath, tls_key_path: join(dir, 'nope-key.pem') },
+    /invalid configuration: tls_key_path: cannot read .*: ENOENT/,
+  );
 });
 
 test('a directory where the certificate should be stops start-up naming tls_cert_path', async () => {
   const sub = join(dir, 'a-directory');
   mkdirSync(sub, { recursive: true });
-  await expectStartFailure({ tls_cert_path: sub, tls_key_path: keyPath }, /invalid configuration: tls_cert_path: cannot read .*: EISDIR/);
+  await expectStartFailure(
+    { tls_cert_path: sub, tls_key_path: keyPath },
+    /invalid configuration: tls_cert_path: cannot read .*: EISDIR/,
+  );
 });
 
 test('a file that is not a certificate stops start-up naming tls_cert_path', async () => {
   const junk = join(dir, 'junk.pem');
   writeFileSync(junk, 'this is not a certificate\n');
-  await expectStartFailure({ tls_cert_path: junk, tls_key_path: keyPath }, /invalid configuration: tls_cert_path: .*junk\.pem is not a usable PEM certificate/);
+  await expectStartFailure(
+    { tls_cert_path: junk, tls_key_path: keyPath },
+    /invalid configuration: tls_cert_path: .*junk\.pem is not a usable PEM certificate/,
+  );
 });
 
 test('a key that does not belong to the certificate stops start-up naming tls_key_path', async () => {
-  await expectStartFailure({ tls_cert_path: certPath, tls_key_path: otherKeyPath }, /invalid configuration: tls_key_path: .*other-key\.pem is not a usable PEM private key/);
+  await expectStartFailure(
+    { tls_cert_path: certPath, tls_key_path: otherKeyPath },
+    /invalid configuration: tls_key_path: .*other-key\.pem is not a usable PEM private key/,
+  );
 });
 
 test('enable_tls without the paths is a configuration error naming enable_tls', () => {
-  assert.throws(() => loadConfig({ overrides: { enable_tls: true } }), /invalid configuration: enable_tls: needs both tls_cert_path and tls_key_path/);
+  assert.throws(
+    () => loadConfig({ overrides: { enable_tls: true } }),
+    /invalid configuration: enable_tls: needs both tls_cert_path and tls_key_path/,
+  );
   assert.throws(() => loadConfig({ overrides: { enable_tls: true, tls_cert_path: certPath } }), /enable_tls/);
 });
 
 test('the CLI exits 1 with the message when the certificate is missing', { timeout: 30_000 }, async () => {
   const dataDir = freshDataDir();
-  const cli = runCli(['serve', '--port', '0', '--data-dir', dataDir, '--enable-tls', '--tls-cert-path', join(dir, 'gone.pem'), '--tls-key-path', keyPath], cleanEnv({ RUSTYDB_ADMIN_PASSWORD: 'x-password' }));
+  const cli = runCli(
+    [
+      'serve',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--enable-tls',
+      '--tls-cert-path',
+      join(dir, 'gone.pem'),
+      '--tls-key-path',
+      keyPath,
+    ],
+    cleanEnv({ RUSTYDB_ADMIN_PASSWORD: 'x-password' }),
+  );
   try {
     assert.equal((await cli.exited()).code, 1);
     assert.match(cli.stderr(), /invalid configuration: tls_cert_path: cannot read .*gone\.pem/);
@@ -224,7 +314,10 @@ test('the CLI exits 1 with the message when the certificate is missing', { timeo
 async function warningsFor(overrides: Record<string, unknown>): Promise<string[]> {
   const { logger, lines } = capturingLogger();
   const dataDir = freshDataDir();
-  const server = await startServer(loadConfig({ overrides: { port: 0, data_dir: dataDir, admin_password: ADMIN_PASSWORD, ...overrides } }), { logger });
+  const server = await startServer(
+    loadConfig({ overrides: { port: 0, data_dir: dataDir, admin_password: ADMIN_PASSWORD, ...overrides } }),
+    { logger },
+  );
   await server.close();
   rmSync(dataDir, { recursive: true, force: true });
   return lines.filter((l) => l.level === 'warn').map((l) => l.message);
@@ -238,14 +331,27 @@ test('start-up warns when listening beyond loopback without TLS', async () => {
 });
 
 test('start-up warns when authentication is off, louder beyond loopback', async () => {
-  assert.deepEqual(await warningsFor({ require_authentication: false }), ['require_authentication is off: every client acts as admin']);
-  const exposed = await warningsFor({ host: '0.0.0.0', require_authentication: false, enable_tls: true, tls_cert_path: certPath, tls_key_path: keyPath });
-  assert.deepEqual(exposed, ['require_authentication is off while listening on 0.0.0.0: every client on the network acts as admin']);
+  assert.deepEqual(await warningsFor({ require_authentication: false }), [
+    'require_authentication is off: every client acts as admin',
+  ]);
+  const exposed = await warningsFor({
+    host: '0.0.0.0',
+    require_authentication: false,
+    enable_tls: true,
+    tls_cert_path: certPath,
+    tls_key_path: keyPath,
+  });
+  assert.deepEqual(exposed, [
+    'require_authentication is off while listening on 0.0.0.0: every client on the network acts as admin',
+  ]);
 });
 
 test('no warning on loopback with authentication on, nor beyond loopback with TLS', async () => {
   assert.deepEqual(await warningsFor({}), []);
-  assert.deepEqual(await warningsFor({ host: '0.0.0.0', enable_tls: true, tls_cert_path: certPath, tls_key_path: keyPath }), []);
+  assert.deepEqual(
+    await warningsFor({ host: '0.0.0.0', enable_tls: true, tls_cert_path: certPath, tls_key_path: keyPath }),
+    [],
+  );
 });
 
 test('allow_url_token off: a URL token is refused with auth_error and 1008; the auth message works', async () => {
@@ -255,7 +361,10 @@ test('allow_url_token off: a URL token is refused with auth_error and 1008; the 
     const m = await c.next();
     assert.equal(m.type, 'auth_error');
     assert.equal(m.payload.code, 'AUTH_FAILED');
-    assert.equal(m.payload.message, 'tokens in the URL are disabled on this server (allow_url_token is off); send an auth message instead');
+    assert.equal(
+      m.payload.message,
+      'tokens in the URL are disabled on this server (allow_url_token is off); send an auth message instead',
+    );
     assert.deepEqual(await c.closed(), { code: 1008, reason: 'token in URL not allowed' });
     const ok = await ts.connect();
     ok.send({ type: 'auth', id: 'a', payload: { token: ts.token } });

@@ -1,0 +1,490 @@
+/**
+ * (e) Fan-out: one change delivered to 10,000 subscribers. N authenticated `/api/v1/stream` sockets,
+ * spread over several client processes, each subscribe to one table; one INSERT through another
+ * connection must reach all of them. The yardstick is a raw `ws` broadcast server (its own process)
+ * sending a message of the same size to the same number of sockets held by the same client processes,
+ * in one plain loop: the least any WebSocket server on this machine can do. Both are timed from the
+ * send of the trigger (the INSERT, or the message to broadcast) to the last subscriber's receipt, on
+ * the clock all processes share. The same run measures the servers' memory per connection and per
+ * subscription from /proc.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type WebSocket from 'ws';
+import { spawnNode, type Child } from './lib/children.ts';
+import { StreamConnection, login, openSocket } from './lib/client.ts';
+import { cpuSeconds, memory } from './lib/proc.ts';
+import { table, type BenchContext, type BenchReport } from './lib/report.ts';
+import { startRustyServer, type RustyServerProcess } from './lib/rusty-server.ts';
+import { count, max, mb, median, ms, percentile, ratio, sleep, verdict } from './lib/stats.ts';
+import {
+  SubscriberPool,
+  sharedClock,
+  type ConnectResult,
+  type RoundReport,
+  type Side,
+  type SubscribeResult,
+} from './lib/subscriber-pool.ts';
+
+/** Subscribers wanted; fewer if this machine's file-descriptor or port limits cannot hold them. */
+const SUBSCRIBERS = 10_000;
+/** Client processes the sockets are spread over (each holds its share of both targets' sockets). */
+const CLIENT_PROCESSES = 4;
+/** Sockets each client process opens (or subscribes) at the same time. */
+const CONNECT_CONCURRENCY = 50;
+/** Measured changes per target, alternating between the targets, after WARMUP_ROUNDS each. */
+const ROUNDS = 7;
+const WARMUP_ROUNDS = 1;
+/** A round that has not reached every subscriber by then is reported incomplete. */
+const ROUND_TIMEOUT_MS = 20_000;
+/** Quiet time between rounds, and before each memory reading. */
+const PAUSE_MS = 500;
+const SETTLE_MS = 1500;
+/** Bounds of the set-up phases (all N sockets). */
+const PHASE_TIMEOUT_MS = 90_000;
+/** File descriptors and ephemeral ports kept free for everything else. */
+const FD_MARGIN = 500;
+const PORT_MARGIN = 2000;
+const TABLE = 'fan_out';
+/** The row text: makes the change message about as large as a small real row's. */
+const NOTE = 'one change, fanned out to every subscriber of the table';
+const TARGET_RATIO = 1.2;
+const TARGET_MEMORY = 1.5;
+
+/** How many subscribers this machine can hold, and why not more. */
+function subscriberCount(): { n: number; limitedBy?: string } {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  const softFds = Number(/^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1] ?? 1024) || Infinity;
+  const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+  const ports = Number(high) - Number(low) + 1;
+  // Each server holds N sockets; each client process holds 2N/CLIENT_PROCESSES (both targets);
+  // the client side of all 2N connections takes an ephemeral port from the one range.
+  const byFds = Math.min(softFds - FD_MARGIN, ((softFds - FD_MARGIN) * CLIENT_PROCESSES) / 2);
+  const byPorts = (ports - PORT_MARGIN) / 2;
+  const n = Math.floor(Math.min(SUBSCRIBERS, byFds, byPorts) / CLIENT_PROCESSES) * CLIENT_PROCESSES;
+  if (n >= SUBSCRIBERS) return { n };
+  return {
+    n,
+    limitedBy:
+      byFds < byPorts
+        ? `open-file limit ${softFds} (ulimit -n) per process`
+        : `ephemeral port range ${low}-${high}`,
+  };
+}
+
+/** Resolves with the next message on `ws` (text), or rejects after `timeoutMs`. */
+function nextMessage(ws: WebSocket, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.off('message', onMessage);
+      reject(new Error(`no message in ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (data: WebSocket.RawData): void => {
+      clearTimeout(timer);
+      resolve((data as Buffer).toString());
+    };
+    ws.once('message', onMessage);
+  });
+}
+
+/** Waits until the process has used no CPU for `quietMs` (e.g. done closing sockets), at most `maxMs`. */
+async function waitForIdle(pid: number, quietMs: number, maxMs: number): Promise<void> {
+  const deadline = performance.now() + maxMs;
+  try {
+    let last = cpuSeconds(pid);
+    while (performance.now() < deadline) {
+      await sleep(quietMs);
+      const now = cpuSeconds(pid);
+      if (now - last < 0.02) return;
+      last = now;
+    }
+  } catch {
+    // The process is gone.
+  }
+}
+
+interface Round {
+  side: Side;
+  round: number;
+  /** Every subscriber received the change within ROUND_TIMEOUT_MS. */
+  complete: boolean;
+  delivered: number;
+  expected: number;
+  /** Delivery times from the trigger's send, ms. */
+  first: number;
+  p50: number;
+  last: number;
+  /** Server CPU seconds during the round (all threads; /proc resolution 10 ms). */
+  cpu: number;
+  invalid: number;
+  invalidSample?: string;
+  extra: number;
+  bytes: number;
+  sample: string;
+  /** Raw server only: how long its send loop took, by its own clock. */
+  loopMs?: number;
+}
+
+function summarize(
+  side: Side,
+  round: number,
+  sentAt: number,
+  reports: RoundReport[],
+  complete: boolean,
+  cpu: number,
+): Round {
+  const latencies = reports.flatMap((r) => r.receipts.filter((t) => t > 0).map((t) => t - sentAt));
+  const invalidSample = reports.find((r) => r.invalidSample !== undefined)?.invalidSample;
+  const sample = reports.find((r) => r.sample !== '')?.sample ?? '';
+  return {
+    side,
+    round,
+    complete,
+    delivered: latencies.length,
+    expected: reports.reduce((sum, r) => sum + r.expected, 0),
+    first: latencies.reduce((a, b) => Math.min(a, b), Infinity),
+    p50: percentile(latencies, 50),
+    last: complete ? max(latencies) : Infinity,
+    cpu,
+    invalid: reports.reduce((sum, r) => sum + r.invalid, 0),
+    ...(invalidSample !== undefined ? { invalidSample } : {}),
+    extra: reports.reduce((sum, r) => sum + r.extra, 0),
+    bytes: Buffer.byteLength(sample),
+    sample,
+  };
+}
+
+/** The baseline's message: RustyDB's own change message for the round, so both carry the same bytes. */
+function baselineText(rustySample: string, round: number): string {
+  const message = JSON.parse(rustySample) as { timestamp: string; payload: { row: { round: number } } };
+  message.payload.row.round = round;
+  message.timestamp = new Date().toISOString();
+  return JSON.stringify(message);
+}
+
+const kb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
+
+export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
+  const { n, limitedBy } = subscriberCount();
+  if (limitedBy) ctx.log(`fan-out: ${n} subscribers only, limited by the ${limitedBy}`);
+  const perProcess = n / CLIENT_PROCESSES;
+  const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-fan-out-'));
+  let server: RustyServerProcess | undefined;
+  let broadcast: Child | undefined;
+  let pool: SubscriberPool | undefined;
+  try {
+    // A fresh database of its own: the change log holds only this benchmark's changes.
+    server = await startRustyServer({
+      dataDir,
+      flags: ['--websocket-max-connections', String(n + 100)],
+      ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+    });
+    const rusty = server;
+    const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
+    broadcast = spawnNode([...profile, '--import', 'tsx'], 'bench/lib/broadcast-server.ts', [], process.env);
+    const raw = broadcast;
+    const broadcastUrl = (await raw.waitFor(/broadcast listening on (ws:\/\/\S+)/))[1]!;
+    pool = await SubscriberPool.start(CLIENT_PROCESSES);
+    ctx.log(
+      `fan-out: RustyDB server pid ${rusty.pid}, raw ws server pid ${raw.pid}, clients ${pool.pids.join(', ')}`,
+    );
+    const clients = pool;
+
+    const token = await login(rusty.url);
+    const writer = await StreamConnection.open(rusty.streamUrl, token);
+    await writer.query(`CREATE TABLE ${TABLE} (id INTEGER PRIMARY KEY, round INTEGER NOT NULL, note TEXT)`);
+    const trigger = await openSocket(broadcastUrl);
+
+    // Memory: each server idle (one connection: the writer or the trigger), then with N sockets.
+    await sleep(SETTLE_MS);
+    const rawIdle = memory(raw.pid).rss;
+    const rustyIdle = memory(rusty.pid).rss;
+    const connect = async (side: Side, url: string, withToken?: string): Promise<number> => {
+      const results = await clients.all<ConnectResult>(
+        () => ({
+          cmd: 'connect',
+          side,
+          url,
+          count: perProcess,
+          concurrency: CONNECT_CONCURRENCY,
+          ...(withToken !== undefined ? { token: withToken } : {}),
+        }),
+        PHASE_TIMEOUT_MS,
+      );
+      return max(results.map((r) => r.ms));
+    };
+    // Both targets at once: the client processes are the slow part of connecting (they are CPU-bound),
+    // and each server's memory and CPU are its own process's, whatever the other one does meanwhile.
+    ctx.log(`fan-out: opening ${count(n)} sockets to each server (RustyDB ones authenticated)`);
+    const cpuBefore = { raw: cpuSeconds(raw.pid), rusty: cpuSeconds(rusty.pid) };
+    const [rawConnectMs, rustyConnectMs] = await Promise.all([
+      connect('raw', broadcastUrl),
+      connect('rusty', rusty.streamUrl, token),
+    ]);
+    const rawConnectCpu = cpuSeconds(raw.pid) - cpuBefore.raw;
+    const rustyConnectCpu = cpuSeconds(rusty.pid) - cpuBefore.rusty;
+    await sleep(SETTLE_MS);
+    const rawConnected = memory(raw.pid).rss;
+    const rustyConnected = memory(rusty.pid).rss;
+
+    ctx.log(`fan-out: subscribing ${count(n)} sockets to ${TABLE}`);
+    const subscribeCpuBefore = cpuSeconds(rusty.pid);
+    const subscribed = await clients.all<SubscribeResult>(
+      () => ({ cmd: 'subscribe', table: TABLE, concurrency: CONNECT_CONCURRENCY }),
+      PHASE_TIMEOUT_MS,
+    );
+    const subscribeMs = max(subscribed.map((r) => r.ms));
+    const subscribeCpu = cpuSeconds(rusty.pid) - subscribeCpuBefore;
+    await sleep(SETTLE_MS);
+    const rustySubscribed = memory(rusty.pid).rss;
+    const clock = await clients.clockCheck();
+
+    const ask = async (side: Side, round: number): Promise<RoundReport[]> =>
+      clients.all<RoundReport>(() => ({ cmd: 'report', side, round }), PHASE_TIMEOUT_MS);
+    const arm = async (side: Side): Promise<void> => {
+      await clients.all(() => ({ cmd: 'arm', side }), PHASE_TIMEOUT_MS);
+    };
+
+    const rustyRound = async (round: number): Promise<Round> => {
+      await arm('rusty');
+      const cpuAtStart = cpuSeconds(rusty.pid);
+      const sentAt = sharedClock();
+      // Settled into a value, so that a failed insert is reported below rather than left unhandled.
+      const inserted = writer
+        .query(`INSERT INTO ${TABLE} (round, note) VALUES (?, ?)`, [round, NOTE], ROUND_TIMEOUT_MS)
+        .then(
+          () => undefined,
+          (err: Error) => err,
+        );
+      const complete = await clients.waitComplete('rusty', ROUND_TIMEOUT_MS);
+      const cpu = cpuSeconds(rusty.pid) - cpuAtStart;
+      const failed = await inserted;
+      if (failed) throw failed;
+      return summarize('rusty', round, sentAt, await ask('rusty', round), complete, cpu);
+    };
+    let rustySample = '';
+    const rawRound = async (round: number): Promise<Round> => {
+      await arm('raw');
+      const text = baselineText(rustySample, round);
+      const loopReply = nextMessage(trigger, ROUND_TIMEOUT_MS).then(
+        (reply) => (JSON.parse(reply) as { loop_ms: number }).loop_ms,
+        () => NaN,
+      );
+      const cpuAtStart = cpuSeconds(raw.pid);
+      const sentAt = sharedClock();
+      trigger.send(text);
+      const complete = await clients.waitComplete('raw', ROUND_TIMEOUT_MS);
+      const cpu = cpuSeconds(raw.pid) - cpuAtStart;
+      const loopMs = await loopReply;
+      return { ...summarize('raw', round, sentAt, await ask('raw', round), complete, cpu), loopMs };
+    };
+
+    ctx.log(`fan-out: ${WARMUP_ROUNDS} warm-up and ${ROUNDS} measured changes per target`);
+    const warmUps: Round[] = [];
+    for (let round = -WARMUP_ROUNDS; round < 0; round++) {
+      const warm = await rustyRound(round);
+      if (!warm.complete) {
+        throw new Error(`warm-up change reached ${warm.delivered} of ${warm.expected} subscribers`);
+      }
+      rustySample ||= warm.sample;
+      warmUps.push(warm);
+      await sleep(PAUSE_MS);
+      warmUps.push(await rawRound(round));
+      await sleep(PAUSE_MS);
+    }
+    const rounds: Round[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Alternating which target goes first: neither always follows the other's clean-up.
+      const order: Side[] = round % 2 === 1 ? ['rusty', 'raw'] : ['raw', 'rusty'];
+      for (const side of order) {
+        rounds.push(side === 'rusty' ? await rustyRound(round) : await rawRound(round));
+        await sleep(PAUSE_MS);
+      }
+    }
+    await writer.close();
+    trigger.close();
+
+    const of = (side: Side): Round[] => rounds.filter((r) => r.side === side);
+    const r = of('rusty');
+    const e = of('raw');
+    const stat = (list: Round[]) => {
+      const delivered = list.reduce((sum, x) => sum + x.delivered, 0);
+      const cpu = list.reduce((sum, x) => sum + x.cpu, 0);
+      return {
+        last: median(list.map((x) => x.last)),
+        worst: max(list.map((x) => x.last)),
+        p50: median(list.map((x) => x.p50)),
+        first: median(list.map((x) => x.first)),
+        cpuPerDelivery: delivered > 0 ? (cpu / delivered) * 1000 : NaN,
+        cpuPerRound: (cpu / list.length) * 1000,
+        incomplete: list.filter((x) => !x.complete).length,
+        invalid: list.reduce((sum, x) => sum + x.invalid, 0),
+        extra: list.reduce((sum, x) => sum + x.extra, 0),
+        bytes: median(list.map((x) => x.bytes)),
+      };
+    };
+    const rs = stat(r);
+    const es = stat(e);
+    const lastRatio = rs.last / es.last;
+    const worstRatio = rs.worst / es.worst;
+    // The baseline's round-to-round spread: when it exceeds the target's margin, so can noise.
+    const spread = es.worst / Math.min(...e.map((x) => x.last));
+    const noisy = spread > TARGET_RATIO;
+    const fanOutMet = rs.incomplete === 0 && rs.invalid === 0 && lastRatio <= TARGET_RATIO;
+
+    const perConnection = (rustyConnected - rustyIdle) / n;
+    const perSubscription = (rustySubscribed - rustyConnected) / n;
+    const rawPerConnection = (rawConnected - rawIdle) / n;
+    const memoryRatio = perConnection / rawPerConnection;
+    const memoryMet = memoryRatio <= TARGET_MEMORY;
+
+    const invalidNote = [...r, ...e].find((x) => x.invalidSample !== undefined)?.invalidSample;
+    const loopMs = median(e.map((x) => x.loopMs ?? NaN).filter(Number.isFinite));
+    const serverBusy = (rs.cpuPerRound / rs.last) * 100;
+    const rawBusy = (es.cpuPerRound / es.last) * 100;
+    const markdown = [
+      `${count(n)} subscribers${limitedBy ? ` (not ${count(SUBSCRIBERS)}: limited by the ${limitedBy})` : ''}, ` +
+        `${CLIENT_PROCESSES} client processes × ${count(perProcess)} sockets for each target, loopback. ` +
+        `RustyDB: every socket authenticated and subscribed to \`${TABLE}\` (\`subscribe {table}\`); one ` +
+        `\`INSERT\` through another connection; timed from its send to the last subscriber's receipt of the ` +
+        `\`change\` (${rs.bytes} bytes). Baseline: a raw \`ws\` server (\`bench/lib/broadcast-server.ts\`, ` +
+        `its own process) that sends a message of the same size (${es.bytes} bytes) to every connected socket ` +
+        `in one loop when the trigger socket sends it; the same client processes. ` +
+        `${ROUNDS} changes per target, alternating, after ${WARMUP_ROUNDS} warm-up each, ${PAUSE_MS} ms apart. ` +
+        `Receipts are stamped on arrival (the message is parsed and checked afterwards) with ` +
+        `\`performance.timeOrigin + performance.now()\`; the processes' clocks agreed within ` +
+        `${ms(clock.skewMs)} (IPC round trip ${ms(clock.roundTripMs)}).`,
+      '',
+      table(
+        [
+          '',
+          'last delivery (median)',
+          'last delivery (worst)',
+          'median subscriber',
+          'first delivery',
+          'server CPU per round',
+          'server CPU per delivery',
+        ],
+        [
+          [
+            'raw `ws` send loop',
+            ms(es.last),
+            ms(es.worst),
+            ms(es.p50),
+            ms(es.first),
+            ms(es.cpuPerRound),
+            ms(es.cpuPerDelivery),
+          ],
+          [
+            'RustyDB `INSERT` → `change`',
+            ms(rs.last),
+            ms(rs.worst),
+            ms(rs.p50),
+            ms(rs.first),
+            ms(rs.cpuPerRound),
+            ms(rs.cpuPerDelivery),
+          ],
+          [
+            'ratio',
+            ratio(lastRatio),
+            ratio(worstRatio),
+            ratio(rs.p50 / es.p50),
+            ratio(rs.first / es.first),
+            ratio(rs.cpuPerRound / es.cpuPerRound),
+            ratio(rs.cpuPerDelivery / es.cpuPerDelivery),
+          ],
+        ],
+      ),
+      '',
+      `**Time to last delivery: ${ratio(lastRatio)}** the raw send loop (median of ${ROUNDS}; target ≤ ` +
+        `${TARGET_RATIO}: ${verdict(fanOutMet)}); worst round ${ratio(worstRatio)}.` +
+        (rs.incomplete > 0 ? ` **${rs.incomplete} RustyDB round(s) did not reach every subscriber.**` : '') +
+        (es.incomplete > 0 ? ` ${es.incomplete} baseline round(s) did not reach every socket.` : '') +
+        (rs.invalid + es.invalid > 0
+          ? ` ${rs.invalid + es.invalid} unexpected messages, e.g. \`${invalidNote ?? ''}\`.`
+          : '') +
+        (rs.extra + es.extra > 0 ? ` ${rs.extra + es.extra} further messages after the change.` : ''),
+      '',
+      `Each round, last delivery — RustyDB: ${r.map((x) => ms(x.last)).join(', ')}; raw: ` +
+        `${e.map((x) => ms(x.last)).join(', ')}. Warm-up: ${warmUps.map((x) => `${x.side} ${ms(x.last)}`).join(', ')}.` +
+        (noisy
+          ? ` **The baseline's own rounds varied ${ratio(spread)} from fastest to slowest, more than the ` +
+            `${TARGET_RATIO}× margin: the time-to-last-delivery ratio (and its verdict) is within noise in this ` +
+            `run; server CPU per delivery (${ratio(rs.cpuPerDelivery / es.cpuPerDelivery)}) is the steadier figure.**`
+          : ''),
+      '',
+      table(
+        [
+          'server memory (RSS)',
+          'idle',
+          `${count(n)} sockets`,
+          'all subscribed',
+          'per connection',
+          'per subscription',
+        ],
+        [
+          ['raw `ws`', mb(rawIdle), mb(rawConnected), '—', kb(rawPerConnection), '—'],
+          [
+            'RustyDB (authenticated)',
+            mb(rustyIdle),
+            mb(rustyConnected),
+            mb(rustySubscribed),
+            kb(perConnection),
+            kb(perSubscription),
+          ],
+        ],
+      ),
+      '',
+      `**Memory per authenticated connection: ${ratio(memoryRatio)}** a raw \`ws\` connection (target ≤ ` +
+        `${TARGET_MEMORY}: ${verdict(memoryMet)}); each subscription adds ${kb(perSubscription)} on top. ` +
+        `RSS from /proc/<pid>/status, ${SETTLE_MS / 1000} s after each phase; it includes garbage not yet ` +
+        `collected, on both servers alike.`,
+      '',
+      `Set-up (informational; not the connect benchmark): both targets' sockets were opened at the same ` +
+        `time, ${count(n)} raw ones in ${ms(rawConnectMs)} (server CPU ${ms((rawConnectCpu / n) * 1000)} ` +
+        `each) and ${count(n)} RustyDB ones, authenticated, in ${ms(rustyConnectMs)} (server CPU ` +
+        `${ms((rustyConnectCpu / n) * 1000)} each); then subscribed in ${ms(subscribeMs)} (server CPU ` +
+        `${ms((subscribeCpu / n) * 1000)} each).`,
+      '',
+      `What limits it: the raw server spends ${ms(es.cpuPerDelivery)} of CPU per delivery (its send loop ` +
+        `took ${ms(loopMs)} by its own clock) and RustyDB ${ms(rs.cpuPerDelivery)}; the ` +
+        `${ms(rs.cpuPerDelivery - es.cpuPerDelivery)} difference is RustyDB's own work per subscriber ` +
+        `(offering the record to each subscription, rendering it and serializing one envelope per socket), ` +
+        `plus the INSERT and the change-log read once per round. RustyDB's server was busy ` +
+        `${serverBusy.toFixed(0)}% of the time to last delivery, the raw server ${rawBusy.toFixed(0)}%: ` +
+        `the rest of it the server waited for a CPU, shared with the ${CLIENT_PROCESSES} client processes ` +
+        `receiving ${count(n)} messages (and with anything else running here), which both targets pay alike. ` +
+        `Run with \`--cpu-prof DIR\` for both servers' profiles (the PIDs are logged).`,
+    ].join('\n');
+    return {
+      key: 'e',
+      title: `Fan-out: one change to ${count(n)} subscribers`,
+      markdown,
+      targets: [
+        {
+          name: `last delivery ≤ ${TARGET_RATIO}× raw ws loop`,
+          measured:
+            `${ratio(lastRatio)} (server CPU per delivery ${ratio(rs.cpuPerDelivery / es.cpuPerDelivery)}` +
+            `${noisy ? '; within noise' : ''})`,
+          met: fanOutMet,
+        },
+        {
+          name: `memory per connection ≤ ${TARGET_MEMORY}× raw ws`,
+          measured: `${ratio(memoryRatio)} (${kb(perConnection)} vs ${kb(rawPerConnection)})`,
+          met: memoryMet,
+        },
+      ],
+    };
+  } finally {
+    if (pool) {
+      // The server closes N sockets at once when the clients go: let it finish before stopping it,
+      // so that a --cpu-prof profile is written rather than cut off by SIGKILL.
+      await pool.stop();
+      if (server) await waitForIdle(server.pid, 500, 20_000);
+    }
+    await broadcast?.stop();
+    await server?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}

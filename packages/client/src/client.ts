@@ -1,0 +1,170 @@
+/**
+ * `RustyDBClient`: one connection to `/api/v1/stream` and everything that runs over it. A thin
+ * facade: the work is done by the connection (socket lifecycle), auth, query, batch and
+ * subscriptions modules, which can also be used on their own.
+ */
+import type { SqlValue } from '@rustydb/protocol';
+import { AuthManager, type AuthOptions } from './auth.ts';
+import { runBatch, type BatchItemResult, type BatchOptions, type BatchStatement } from './batch.ts';
+import {
+  Connection,
+  type ConnectionEvents,
+  type ConnectionOptions,
+  type ConnectionState,
+  type SessionInfo,
+} from './connection.ts';
+import type { FetchLike } from './http.ts';
+import { QueryStream, runQuery, type QueryOptions, type QueryResult, type StreamOptions } from './query.ts';
+import {
+  ChangeStream,
+  LiveQuerySubscription,
+  MetricsSubscription,
+  TableSubscription,
+  type LiveQueryOptions,
+  type MetricsOptions,
+  type TableSubscribeOptions,
+  type WatchOptions,
+} from './subscriptions.ts';
+
+export const STREAM_PATH = '/api/v1/stream';
+export const METRICS_PATH = '/api/v1/metrics/stream';
+
+export interface ClientOptions extends Partial<ConnectionOptions>, AuthOptions {
+  /**
+   * The server: `http(s)://host:port` (the HTTP API; the WebSocket URL is derived) or
+   * `ws(s)://host:port[/api/v1/stream]`. Default: the page's origin in a browser, else
+   * `http://127.0.0.1:8080`.
+   */
+  url?: string | undefined;
+  /** The fetch used for login and token refresh. Default: the global fetch. */
+  fetch?: FetchLike | undefined;
+}
+
+/** The HTTP base URL and the WebSocket URLs of a server URL given in either form. */
+export function resolveUrls(url: string | undefined): { httpUrl: string; wsUrl: string; metricsUrl: string } {
+  const fallback =
+    (globalThis as { location?: { origin?: string } }).location?.origin ?? 'http://127.0.0.1:8080';
+  const parsed = new URL(url ?? fallback);
+  const secure = parsed.protocol === 'https:' || parsed.protocol === 'wss:';
+  let path = parsed.pathname.replace(/\/+$/, '');
+  if (path.endsWith(STREAM_PATH)) path = path.slice(0, -STREAM_PATH.length);
+  const host = parsed.host;
+  return {
+    httpUrl: `${secure ? 'https' : 'http'}://${host}${path}`,
+    wsUrl: `${secure ? 'wss' : 'ws'}://${host}${path}${STREAM_PATH}`,
+    metricsUrl: `${secure ? 'wss' : 'ws'}://${host}${path}${METRICS_PATH}`,
+  };
+}
+
+export class RustyDBClient {
+  readonly httpUrl: string;
+  readonly wsUrl: string;
+  readonly connection: Connection;
+  readonly auth: AuthManager;
+  readonly #metricsUrl: string;
+  readonly #connectionOptions: Partial<ConnectionOptions>;
+  #metricsConnection: Connection | undefined;
+
+  /** Starts connecting at once; requests made before the connection is open wait in the queue. */
+  constructor(options: ClientOptions = {}) {
+    const { httpUrl, wsUrl, metricsUrl } = resolveUrls(options.url);
+    this.httpUrl = httpUrl;
+    this.wsUrl = wsUrl;
+    this.#metricsUrl = metricsUrl;
+    this.auth = new AuthManager(
+      httpUrl,
+      {
+        token: options.token,
+        username: options.username,
+        password: options.password,
+        refreshToken: options.refreshToken,
+        refreshMargin: options.refreshMargin,
+      },
+      options.requestTimeout ?? 30_000,
+      options.fetch,
+    );
+    const { url: _url, fetch: _fetch, token: _t, username: _u, password: _p, ...rest } = options;
+    const { refreshToken: _r, refreshMargin: _m, ...connectionOptions } = rest;
+    this.#connectionOptions = connectionOptions;
+    this.connection = new Connection(wsUrl, this.auth, connectionOptions);
+  }
+
+  get state(): ConnectionState {
+    return this.connection.state;
+  }
+
+  get session(): SessionInfo | undefined {
+    return this.connection.session;
+  }
+
+  on<K extends keyof ConnectionEvents>(event: K, listener: (value: ConnectionEvents[K]) => void): () => void {
+    return this.connection.on(event, listener);
+  }
+
+  /** Resolves once connected and authenticated; rejects if the client gives up first. */
+  ready(): Promise<SessionInfo> {
+    return this.connection.ready();
+  }
+
+  /** Runs one statement; resolves with the whole result. */
+  query(sql: string, params?: readonly SqlValue[], options?: QueryOptions): Promise<QueryResult> {
+    return runQuery(this.connection, sql, params, options);
+  }
+
+  /** Runs one statement and hands its result over in chunks: `for await (const chunk of …)`. */
+  stream(sql: string, params?: readonly SqlValue[], options?: StreamOptions): QueryStream {
+    return new QueryStream(this.connection, sql, params, options);
+  }
+
+  /** Runs several statements in one message (optionally in one transaction). */
+  batch(statements: readonly BatchStatement[], options?: BatchOptions): Promise<BatchItemResult[]> {
+    return runBatch(this.connection, statements, options);
+  }
+
+  /** Row changes of a table, resumed across reconnects without gap or duplicate. */
+  subscribe(table: string, options?: TableSubscribeOptions): TableSubscription;
+  /** A live query: its whole result, then how it changes. */
+  subscribe(options: LiveQueryOptions): LiveQuerySubscription;
+  subscribe(
+    target: string | LiveQueryOptions,
+    options?: TableSubscribeOptions,
+  ): TableSubscription | LiveQuerySubscription {
+    if (typeof target === 'string') return new TableSubscription(this.connection, target, options);
+    return new LiveQuerySubscription(this.connection, target);
+  }
+
+  /** A MongoDB-like change stream over a document collection, resumed across reconnects. */
+  watch(collection: string, options?: WatchOptions): ChangeStream {
+    return new ChangeStream(this.connection, collection, options);
+  }
+
+  /**
+   * Live server metrics from `ws /api/v1/metrics/stream` (needs MONITOR). The metrics endpoint gets a
+   * connection of its own, opened with the first call and sharing this client's token.
+   */
+  metrics(options?: MetricsOptions): MetricsSubscription {
+    // A closed client opens nothing new: the subscription fails with the client's closing error.
+    const connection =
+      this.connection.state === 'closed'
+        ? this.connection
+        : (this.#metricsConnection ??= new Connection(this.#metricsUrl, this.auth, this.#connectionOptions));
+    return new MetricsSubscription(connection, options);
+  }
+
+  /** Closes the connection (code 1000). Pending requests and subscriptions fail with CLIENT_CLOSED. */
+  async close(): Promise<void> {
+    await Promise.all([this.connection.close(), this.#metricsConnection?.close()]);
+  }
+}
+
+/** Creates a client and waits until it is connected and authenticated. */
+export async function connect(options: ClientOptions = {}): Promise<RustyDBClient> {
+  const client = new RustyDBClient(options);
+  try {
+    await client.ready();
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+  return client;
+}

@@ -1,0 +1,33 @@
+/** What every GraphQL resolver is given: who is asking, on which connection, and how to stop. */
+import type { Principal } from '../auth/authenticator.ts';
+import type { Authorize, Engine } from '../engine/engine.ts';
+import type { ServerConfig } from '../config/config.ts';
+import type { Logger } from '../core/logger.ts';
+import type { AccessControl } from '../auth/access-control.ts';
+import type { SubscriptionHub } from '../changes/subscription-hub.ts';
+import type { MetricsSampler } from '../metrics/sampler.ts';
+
+export interface GraphQLContext {
+  principal: Principal;
+  /** The engine's authorize callback for the principal (AccessControl.authorizerFor), taken per operation. */
+  authorize: Authorize;
+  /** Unique per graphql-ws connection (its session id) or HTTP request. */
+  sessionId: string;
+  /** The graphql-ws operation id (subscriptions are registered in the hub under it). */
+  operationId: string;
+  /** Bytes queued on the connection and not yet sent (0 over HTTP). */
+  bufferedAmount(): number;
+  /** Fires when the request or connection goes away: running statements are interrupted. */
+  signal?: AbortSignal;
+}
+
+/** The server parts resolvers run on. */
+export interface GraphQLDeps {
+  /** The audited, metered engine every surface uses. */
+  engine: Engine;
+  hub: SubscriptionHub;
+  access: AccessControl;
+  sampler: MetricsSampler;
+  config: ServerConfig;
+  logger: Logger;
+}

@@ -1,0 +1,80 @@
+/**
+ * `POST /graphql` and `GET /graphql`: GraphQL over HTTP through graphql-http's fastify handler (which
+ * follows the GraphQL-over-HTTP spec: media types, status codes, no mutations over GET). The caller is
+ * named by `Authorization: Bearer <token>`, checked before graphql-http sees the request; a request
+ * without a valid token gets 401 with `{errors: [{message, extensions: {code}}]}`. With
+ * require_authentication off, a request without a token runs as the anonymous principal.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createHandler } from 'graphql-http/lib/use/fastify';
+import type { Principal } from '../auth/authenticator.ts';
+import { HTTP_STATUS, normalizeError } from '../errors/rusty-error.ts';
+import { describeError } from '../core/logger.ts';
+import { bearerPrincipal, type RestDeps } from '../http/http-helpers.ts';
+import type { GraphQLContext } from './context.ts';
+import { formatGraphQLError } from './errors.ts';
+import type { GraphQLService } from './graphql-service.ts';
+
+export const GRAPHQL_PATH = '/graphql';
+
+export function registerGraphQLHttp(
+  app: FastifyInstance,
+  deps: RestDeps & { service: GraphQLService },
+): void {
+  const { service, logger } = deps;
+  const principalOf = bearerPrincipal(deps);
+  /** Who sent each request, from the preceding bearer check. */
+  const callers = new WeakMap<FastifyRequest, { principal: Principal; signal: AbortSignal }>();
+  const callerOf = (raw: unknown) => {
+    const caller = callers.get(raw as FastifyRequest);
+    if (!caller) throw new Error('graphql request without a checked caller');
+    return caller;
+  };
+
+  const handler = createHandler({
+    schema: (req) => service.schemaFor(callerOf(req.raw).principal),
+    context: (req) => {
+      const { principal, signal } = callerOf(req.raw);
+      // graphql-http types its context as a plain record; resolvers read it as a GraphQLContext.
+      const context: Promise<GraphQLContext> = service.contextFor(principal, {
+        sessionId: `http:${randomUUID()}`,
+        operationId: 'http',
+        signal,
+      });
+      return context as unknown as Promise<Record<string, unknown>>;
+    },
+    validationRules: [...service.validationRules],
+    formatError: (err) => formatGraphQLError(err, logger),
+  });
+
+  app.register(async (scope) => {
+    // graphql-http parses the body itself (and answers 415 to media types it does not take).
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+    scope.all(GRAPHQL_PATH, async (request: FastifyRequest, reply: FastifyReply) => {
+      let principal: Principal;
+      try {
+        principal = await principalOf(request);
+      } catch (err) {
+        const failure = normalizeError(err, (e) =>
+          logger.error('graphql authentication failed', describeError(e)),
+        );
+        return reply
+          .code(HTTP_STATUS[failure.code])
+          .header('content-type', 'application/json; charset=utf-8')
+          .send(
+            JSON.stringify({ errors: [{ message: failure.message, extensions: { code: failure.code } }] }),
+          );
+      }
+      // The statements of a request the client gave up on are interrupted.
+      const controller = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) controller.abort();
+      });
+      callers.set(request, { principal, signal: controller.signal });
+      await handler.call(scope, request, reply);
+      return reply;
+    });
+  });
+}

@@ -1,0 +1,258 @@
+/**
+ * `ws /graphql/ws`: GraphQL over WebSocket with the graphql-ws protocol (subprotocol
+ * `graphql-transport-ws`), served by graphql-ws's own `useServer` on a `ws` server the gateway hands the
+ * upgrades to — so the gateway's connection limits, heartbeats and shutdown apply as to every socket.
+ *
+ * Authentication is the `connection_init` payload: `{authorization: "Bearer <token>"}` or
+ * `{token: "<token>"}`; a missing or rejected token closes the socket with 4403. The protocol's other
+ * close codes are graphql-ws's own (4400, 4401, 4408, 4409, 4429, 4500).
+ *
+ * Extensions (ignored by standard clients, documented in docs/graphql.md):
+ * - token refresh: a client `ping` with payload `{authorization: "Bearer <new>"}` (or `{token}`) is
+ *   answered by a `pong` with `{refreshed: true, expires_at}` (or `{refreshed: false, code, message}`,
+ *   the connection going on under the old token);
+ * - a minute before the token expires the server sends `ping` with `{auth_expiring: true, expires_at}`;
+ *   at expiry, without a refresh, it closes the socket with 4403.
+ */
+import { randomUUID } from 'node:crypto';
+import { validate, specifiedRules, type GraphQLError } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import type { WebSocket } from 'ws';
+import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import type { ServerConfig } from '../config/config.ts';
+import type { Logger } from '../core/logger.ts';
+import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts';
+import { normalizeError } from '../errors/rusty-error.ts';
+import type { MetricsSampler } from '../metrics/sampler.ts';
+import type { WebSocketGateway } from '../ws/websocket-gateway.ts';
+import { formatGraphQLError } from './errors.ts';
+import type { GraphQLService } from './graphql-service.ts';
+
+export const GRAPHQL_WS_PATH = '/graphql/ws';
+
+/** graphql-ws close code for a refused or expired token. */
+export const FORBIDDEN = 4403;
+/** How long before expiry the server pings with `auth_expiring`. */
+const EXPIRY_WARNING_MS = 60_000;
+/** setTimeout's longest delay. */
+const MAX_DELAY = 2_147_483_647;
+
+export interface GraphQLWsDeps {
+  service: GraphQLService;
+  authenticator: Authenticator;
+  config: ServerConfig;
+  logger: Logger;
+  sessions?: SessionRegistry;
+  sampler?: MetricsSampler;
+}
+
+/** The token of a `connection_init` or `ping` payload, if it carries one. */
+export function tokenOf(payload: unknown): string | undefined {
+  if (payload === null || typeof payload !== 'object') return undefined;
+  const fields = payload as { authorization?: unknown; Authorization?: unknown; token?: unknown };
+  const authorization = fields.authorization ?? fields.Authorization;
+  const token = fields.token;
+  if (typeof authorization === 'string') return /^Bearer\s+(\S+)$/i.exec(authorization.trim())?.[1];
+  return typeof token === 'string' && token.length > 0 ? token : undefined;
+}
+
+/** One graphql-ws connection's own state: who it is, its registry entry, its expiry timers. */
+class Connection {
+  principal: Principal | undefined;
+  readonly handle: SessionHandle | undefined;
+  readonly socket: WebSocket;
+  readonly id: string;
+  #expiry: NodeJS.Timeout | undefined;
+  #warning: NodeJS.Timeout | undefined;
+
+  constructor(socket: WebSocket, sessions: SessionRegistry | undefined, remoteAddress: string) {
+    this.socket = socket;
+    this.handle = sessions?.open(GRAPHQL_WS_PATH, remoteAddress, (_code, _message, reason) =>
+      this.close(FORBIDDEN, reason),
+    );
+    this.id = this.handle?.id ?? randomUUID();
+  }
+
+  close(code: number, reason: string): void {
+    this.release();
+    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
+      this.socket.close(code, reason);
+    }
+  }
+
+  /** Closes with 4403 when the token expires, after a warning ping a minute before. */
+  armExpiry(expiresAt: number | undefined): void {
+    clearTimeout(this.#expiry);
+    clearTimeout(this.#warning);
+    if (expiresAt === undefined) return;
+    const remaining = expiresAt - Date.now();
+    if (remaining > EXPIRY_WARNING_MS) {
+      this.#warning = setTimeout(
+        () => {
+          if (this.socket.readyState !== this.socket.OPEN) return;
+          this.socket.send(
+            JSON.stringify({
+              type: 'ping',
+              payload: { auth_expiring: true, expires_at: new Date(expiresAt).toISOString() },
+            }),
+          );
+        },
+        Math.min(remaining - EXPIRY_WARNING_MS, MAX_DELAY),
+      );
+    }
+    this.#expiry = setTimeout(
+      () => {
+        if (Date.now() < expiresAt) this.armExpiry(expiresAt);
+        else this.close(FORBIDDEN, 'token expired');
+      },
+      Math.min(Math.max(remaining, 0), MAX_DELAY),
+    );
+  }
+
+  release(): void {
+    clearTimeout(this.#expiry);
+    clearTimeout(this.#warning);
+    this.handle?.release();
+  }
+}
+
+export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps): void {
+  const { service, authenticator, config, logger, sampler } = deps;
+  const wss = gateway.routeServer(GRAPHQL_WS_PATH);
+  const connections = new WeakMap<WebSocket, Connection>();
+
+  // Registered before graphql-ws's own listener: counts every message in and out.
+  wss.on('connection', (socket: WebSocket, request) => {
+    connections.set(socket, new Connection(socket, deps.sessions, request.socket.remoteAddress ?? ''));
+    if (!sampler) return;
+    socket.on('message', () => sampler.messageIn());
+    const send = socket.send.bind(socket) as (data: unknown, cb?: (err?: Error) => void) => void;
+    socket.send = ((data: unknown, cb?: (err?: Error) => void) => {
+      sampler.messageOut();
+      send(data, cb);
+    }) as WebSocket['send'];
+  });
+
+  const connectionOf = (socket: WebSocket): Connection => {
+    const connection = connections.get(socket);
+    if (!connection) throw new Error('graphql-ws socket without connection state');
+    return connection;
+  };
+  const principalOf = (socket: WebSocket): Principal => {
+    const principal = connectionOf(socket).principal;
+    if (!principal) throw new Error('graphql-ws operation before authentication');
+    return principal;
+  };
+  const authenticate = (token: string, socket: WebSocket, ip: string): Promise<Principal> =>
+    authenticator.authenticate(token, { ip, endpoint: GRAPHQL_WS_PATH, session: connectionOf(socket).id });
+
+  useServer(
+    {
+      isProd: true,
+      connectionInitWaitTimeout: config.websocket_timeout * 1000,
+      onConnect: async (ctx) => {
+        const { socket, request } = ctx.extra;
+        const connection = connectionOf(socket);
+        let principal: Principal = ANONYMOUS;
+        if (config.require_authentication) {
+          const token = tokenOf(ctx.connectionParams);
+          if (!token) {
+            connection.close(
+              FORBIDDEN,
+              'Forbidden: send {"authorization": "Bearer <token>"} in connection_init',
+            );
+            return false;
+          }
+          try {
+            principal = await authenticate(token, socket, request.socket.remoteAddress ?? '');
+          } catch (err) {
+            const failure = normalizeError(err);
+            connection.close(
+              FORBIDDEN,
+              `Forbidden: ${failure.code === 'AUTH_EXPIRED' ? 'token expired' : 'authentication failed'}`,
+            );
+            return false;
+          }
+        }
+        // As on /api/v1/stream, only authenticated sessions are listed (and count toward the per-user limit).
+        if (
+          !principal.anonymous &&
+          connection.handle &&
+          !connection.handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)
+        ) {
+          connection.close(1013, 'connection limit reached');
+          return false;
+        }
+        connection.principal = principal;
+        connection.armExpiry(principal.expiresAt);
+        return {
+          user: principal.user,
+          ...(principal.expiresAt !== undefined
+            ? { expires_at: new Date(principal.expiresAt).toISOString() }
+            : {}),
+        };
+      },
+      onPing: async (ctx, payload) => {
+        const token = tokenOf(payload);
+        if (!token || !payload) return;
+        // The pong echoes this very payload: the token is taken out and the answer put in.
+        const answer = payload as Record<string, unknown>;
+        delete answer.authorization;
+        delete answer.Authorization;
+        delete answer.token;
+        const connection = connectionOf(ctx.extra.socket);
+        const current = connection.principal;
+        if (!ctx.acknowledged || !current || current.anonymous) {
+          Object.assign(answer, { refreshed: false, code: 'AUTH_REQUIRED', message: 'nothing to refresh' });
+          return;
+        }
+        try {
+          const principal = await authenticate(
+            token,
+            ctx.extra.socket,
+            ctx.extra.request.socket.remoteAddress ?? '',
+          );
+          if (principal.user !== current.user) {
+            Object.assign(answer, {
+              refreshed: false,
+              code: 'AUTH_FAILED',
+              message: 'the new token is for another user',
+            });
+            return;
+          }
+          connection.handle?.authenticated(principal.user, principal.tokenId, principal.expiresAt);
+          connection.principal = principal;
+          connection.armExpiry(principal.expiresAt);
+          Object.assign(answer, {
+            refreshed: true,
+            expires_at: new Date(principal.expiresAt!).toISOString(),
+          });
+        } catch (err) {
+          const failure = normalizeError(err);
+          Object.assign(answer, { refreshed: false, code: failure.code, message: failure.message });
+        }
+      },
+      schema: (ctx) => service.schemaFor(principalOf(ctx.extra.socket)),
+      context: (ctx, id) =>
+        service.contextFor(principalOf(ctx.extra.socket), {
+          sessionId: connectionOf(ctx.extra.socket).id,
+          operationId: id,
+          bufferedAmount: () => ctx.extra.socket.bufferedAmount,
+        }),
+      validate: (schema, document) =>
+        validate(schema, document, [...specifiedRules, ...service.validationRules]),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors
+          ? {
+              ...result,
+              errors: result.errors.map((e) => formatGraphQLError(e as GraphQLError, logger).toJSON()),
+            }
+          : undefined,
+      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatGraphQLError(e, logger).toJSON()),
+      onClose: (ctx) => connections.get(ctx.extra.socket)?.release(),
+    },
+    wss,
+    // The gateway pings every socket and drops silent ones; graphql-ws's own keep-alive is not needed.
+    0,
+  );
+}
