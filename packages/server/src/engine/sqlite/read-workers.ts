@@ -35,7 +35,11 @@ class ReadWorker {
   failed: Error | undefined;
 
   constructor(path: string) {
-    this.thread = new Worker(new URL('./read-worker.js', import.meta.url), { workerData: { path } });
+    // Plain JavaScript: no loader hooks (the server's TypeScript loader would cost every start).
+    this.thread = new Worker(new URL('./read-worker.js', import.meta.url), {
+      workerData: { path },
+      execArgv: [],
+    });
     this.thread.on('message', (message: WorkerMessage) => this.#deliver(message));
     this.thread.on('error', (err) => {
       this.failed = err;
@@ -93,6 +97,12 @@ export class ReadWorkerPool {
   constructor(path: string, size: number) {
     this.#path = path;
     this.#size = size;
+    // Started now rather than on first use: a thread's start-up would otherwise land on a query.
+    for (let i = 0; i < size; i++) {
+      const worker = new ReadWorker(path);
+      this.#all.add(worker);
+      this.#idle.push(worker);
+    }
   }
 
   async #acquire(signal: AbortSignal): Promise<ReadWorker> {
