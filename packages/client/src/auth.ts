@@ -15,8 +15,14 @@ export interface TokenInfo {
   expiresAt?: Date | undefined;
 }
 
-/** Returns a fresh token: a string, or the token with its expiry. */
-export type RefreshTokenCallback = (current: TokenInfo | undefined) => Promise<string | TokenInfo>;
+/**
+ * Returns a fresh token: a string, or the token with its expiry. `signal` aborts when the client is
+ * closed meanwhile (pass it on to fetch).
+ */
+export type RefreshTokenCallback = (
+  current: TokenInfo | undefined,
+  context: { signal: AbortSignal },
+) => Promise<string | TokenInfo>;
 
 export interface AuthOptions {
   /** A token from an earlier login. */
@@ -27,9 +33,9 @@ export interface AuthOptions {
   /** Supplies a new token before the current one expires (and after it expired, if it can). */
   refreshToken?: RefreshTokenCallback | undefined;
   /**
-   * Renew this many milliseconds before expiry (default 60 000). A token with less than three margins
-   * of life left is renewed after two thirds of what it has left, so short-lived tokens are renewed
-   * in time too.
+   * Renew this many milliseconds before expiry (default 60 000). A token with less than two margins of
+   * life left is renewed halfway through what it has left, so that short-lived tokens leave the renewal
+   * as much time as they can.
    */
   refreshMargin?: number | undefined;
 }
@@ -44,12 +50,13 @@ export async function login(
   httpUrl: string,
   username: string,
   password: string,
-  options: { timeoutMs?: number; fetch?: FetchLike } = {},
+  options: { timeoutMs?: number; fetch?: FetchLike; signal?: AbortSignal } = {},
 ): Promise<TokenInfo> {
   const data = await httpJson<LoginData>(httpUrl, '/api/v1/auth/login', {
     body: { username, password },
     timeoutMs: options.timeoutMs ?? 30_000,
     fetch: options.fetch,
+    signal: options.signal,
   });
   return { token: data.token, expiresAt: new Date(data.expires_at) };
 }
@@ -61,6 +68,8 @@ export class AuthManager {
   readonly #fetch: FetchLike | undefined;
   #current: TokenInfo | undefined;
   #renewing: Promise<TokenInfo> | undefined;
+  /** Aborts HTTP calls still running when the client closes. */
+  readonly #abort = new AbortController();
 
   constructor(httpUrl: string, options: AuthOptions, timeoutMs: number, fetchImpl?: FetchLike) {
     this.#httpUrl = httpUrl;
@@ -113,7 +122,7 @@ export class AuthManager {
     const { refreshToken, username, password } = this.#options;
     let next: TokenInfo | undefined;
     if (refreshToken) {
-      const result = await refreshToken(this.#current);
+      const result = await refreshToken(this.#current, { signal: this.#abort.signal });
       next = typeof result === 'string' ? { token: result } : result;
     } else {
       if (why === 'refresh' && this.#current) {
@@ -123,10 +132,11 @@ export class AuthManager {
             token: this.#current.token,
             timeoutMs: this.#timeoutMs,
             fetch: this.#fetch,
+            signal: this.#abort.signal,
           });
           next = { token: data.token, expiresAt: new Date(data.expires_at) };
         } catch (err) {
-          if (!this.#hasCredentials) throw err;
+          if (!this.#hasCredentials || this.#abort.signal.aborted) throw err;
         }
       }
       if (!next) {
@@ -138,6 +148,7 @@ export class AuthManager {
         }
         next = await login(this.#httpUrl, username!, password!, {
           timeoutMs: this.#timeoutMs,
+          signal: this.#abort.signal,
           ...(this.#fetch ? { fetch: this.#fetch } : {}),
         });
       }
@@ -147,6 +158,11 @@ export class AuthManager {
     }
     this.#current = next;
     return next;
+  }
+
+  /** Stops renewals in progress (their HTTP calls are aborted). Called when the client closes. */
+  close(): void {
+    this.#abort.abort();
   }
 
   /** Records the expiry the server reported for the current token. */
@@ -160,6 +176,6 @@ export class AuthManager {
    */
   refreshDelay(remainingMs: number): number {
     const margin = this.#options.refreshMargin ?? 60_000;
-    return Math.max(0, remainingMs - margin, remainingMs * (2 / 3));
+    return Math.max(0, remainingMs - margin, remainingMs / 2);
   }
 }

@@ -153,6 +153,7 @@ export class RustyDBClient {
 
   /** Closes the connection (code 1000). Pending requests and subscriptions fail with CLIENT_CLOSED. */
   async close(): Promise<void> {
+    this.auth.close();
     await Promise.all([this.connection.close(), this.#metricsConnection?.close()]);
   }
 }

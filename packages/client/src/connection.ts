@@ -368,7 +368,8 @@ export class Connection {
       this.#scheduleReconnect('reconnect', error);
       return;
     }
-    if (this.#closing) return;
+    // Closed while the login ran.
+    if (this.#closing || this.#closedError) return;
     const WebSocketClass = this.#options.WebSocket ?? defaultWebSocket;
     if (!WebSocketClass) {
       this.#shutdown(
@@ -481,6 +482,8 @@ export class Connection {
       if (this.#socket !== socket || this.#state !== 'open') return;
       this.#sendAuth(socket, next.token, true);
     } catch (err) {
+      // The client closed meanwhile (its renewal was aborted): nothing to report.
+      if (this.#closedError) return;
       const error = toRustyError(err);
       this.#events.emit('error', error);
       // Try again a little later while the token lasts; the server closes the socket at expiry.
@@ -620,7 +623,7 @@ export class Connection {
     route.onFail(
       new RustyDBError(
         'REQUEST_TIMEOUT',
-        `no answer within ${timeoutMs} ms${wasSent ? '' : ' (the request was never sent: the connection was down)'}`,
+        `no answer within ${timeoutMs} ms${wasSent ? '' : ' (it was still waiting in the queue)'}`,
         { details: { sent: wasSent } },
       ),
     );

@@ -12,6 +12,8 @@ export interface HttpCall {
   token?: string | undefined;
   timeoutMs: number;
   fetch?: FetchLike | undefined;
+  /** Aborts the call (the client is closing). */
+  signal?: AbortSignal | undefined;
 }
 
 /** Calls `path` on `baseUrl` and returns the envelope's `data`; throws RustyDBError on failure. */
@@ -24,16 +26,29 @@ export async function httpJson<T>(baseUrl: string, path: string, call: HttpCall)
     body = JSON.stringify(call.body);
   }
   const doFetch = call.fetch ?? (globalThis.fetch as unknown as FetchLike);
-  let res: { status: number; text(): Promise<string> };
+  // One signal for the timeout and the caller's abort (AbortSignal.any is too new for some browsers).
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, call.timeoutMs);
+  const onAbort = (): void => controller.abort();
+  if (call.signal?.aborted) controller.abort();
+  call.signal?.addEventListener('abort', onAbort, { once: true });
+  let status: number;
+  let text: string;
   try {
-    res = await doFetch(`${baseUrl}${path}`, {
+    const res = await doFetch(`${baseUrl}${path}`, {
       method: call.method ?? (body === undefined ? 'GET' : 'POST'),
       headers,
       ...(body !== undefined ? { body } : {}),
-      signal: AbortSignal.timeout(call.timeoutMs),
+      signal: controller.signal,
     });
+    status = res.status;
+    text = await res.text();
   } catch (err) {
-    const timedOut = (err as { name?: string }).name === 'TimeoutError';
+    if (call.signal?.aborted) throw new RustyDBError('CLIENT_CLOSED', `${path}: aborted`, { cause: err });
     throw new RustyDBError(
       timedOut ? 'REQUEST_TIMEOUT' : 'HTTP_ERROR',
       timedOut
@@ -41,20 +56,22 @@ export async function httpJson<T>(baseUrl: string, path: string, call: HttpCall)
         : `cannot reach ${baseUrl}: ${describe(err)}`,
       { cause: err },
     );
+  } finally {
+    clearTimeout(timer);
+    call.signal?.removeEventListener('abort', onAbort);
   }
-  const text = await res.text();
   let parsed: { success?: boolean; data?: unknown; error?: unknown } | undefined;
   try {
     parsed = JSON.parse(text) as typeof parsed;
   } catch {
     parsed = undefined;
   }
-  if (res.status >= 200 && res.status < 300 && parsed?.success === true) return parsed.data as T;
+  if (status >= 200 && status < 300 && parsed?.success === true) return parsed.data as T;
   if (parsed?.error) {
     const error = errorFromPayload(parsed.error);
-    throw new RustyDBError(error.code, error.message, { details: error.details, status: res.status });
+    throw new RustyDBError(error.code, error.message, { details: error.details, status });
   }
-  throw new RustyDBError('HTTP_ERROR', `${path}: HTTP ${res.status}`, { status: res.status });
+  throw new RustyDBError('HTTP_ERROR', `${path}: HTTP ${status}`, { status });
 }
 
 function describe(err: unknown): string {

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { RustyDBClient, login, type InboundMessage, type TableEvent } from '@rustydb/client';
 import { ADMIN_PASSWORD, eventually, sleep, startTestServer, within } from './helpers.ts';
 
-const TTL_SECONDS = 3;
+// Short enough to expire several times in a test, long enough for a login (scrypt) on a busy machine.
+const TTL_SECONDS = 4;
 
 /** Watches a client for everything that would show the token ran out. */
 function watchForExpiry(client: RustyDBClient) {
@@ -58,8 +59,8 @@ describe('token renewal', () => {
       const client = new RustyDBClient({
         url: ts.server.url,
         token: first.token,
-        refreshToken: async () => {
-          const next = await login(ts.server.url, 'admin', ADMIN_PASSWORD);
+        refreshToken: async (_current, { signal }) => {
+          const next = await login(ts.server.url, 'admin', ADMIN_PASSWORD, { signal });
           issued.push(next.token);
           return next;
         },

@@ -142,6 +142,9 @@ describe('rustydb query / shell / watch', { concurrency: false }, () => {
     const badPassword = await start(['query', 'SELECT 1'], { ...env, RUSTYDB_PASSWORD: 'wrong' }).finished();
     assert.equal(badPassword.code, 1);
     assert.match(badPassword.stderr, /cannot connect to .*AUTH_FAILED/);
+    const noCredentials = await start(['query', 'SELECT 1'], { ...env, RUSTYDB_PASSWORD: '' }).finished();
+    assert.equal(noCredentials.code, 1);
+    assert.match(noCredentials.stderr, /requires authentication: give --password \(RUSTYDB_PASSWORD\)/);
     const badFormat = await start(['query', 'SELECT 1', '--format', 'xml'], env).finished();
     assert.equal(badFormat.code, 2);
     assert.match(badFormat.stderr, /--format must be one of table, json, csv/);

@@ -61,9 +61,16 @@ export async function openClient(options: ClientOptions): Promise<RustyDBClient>
   const client = new RustyDBClient(options);
   try {
     await client.ready();
+    // Without credentials the socket opens unauthenticated: fine only if the server does not ask for any.
+    if (!options.token && !options.password) await client.query('SELECT 1');
   } catch (err) {
     await client.close();
     const e = err as { code?: string; message?: string };
+    if (e.code === 'AUTH_REQUIRED') {
+      throw new CommandError(
+        `${options.url} requires authentication: give --password (RUSTYDB_PASSWORD) or --token (RUSTYDB_TOKEN)`,
+      );
+    }
     throw new CommandError(`cannot connect to ${options.url}: ${e.code ? `${e.code}: ` : ''}${e.message}`);
   }
   return client;

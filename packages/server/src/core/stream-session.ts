@@ -143,9 +143,14 @@ export class StreamSession {
       return;
     }
     // A client that never authenticates does not keep its socket.
-    this.#authTimer = setTimeout(() => {
-      if (!this.#principal) this.#closeWith(1008, 'authentication timeout');
-    }, config.websocket_timeout * 1000);
+    // Half the idle timeout, so the idle close (1001) never beats it to a client that is chatty but
+    // never authenticates.
+    this.#authTimer = setTimeout(
+      () => {
+        if (!this.#principal) this.#closeWith(1008, 'authentication timeout');
+      },
+      (config.websocket_timeout * 1000) / 2,
+    );
   }
 
   handleText(text: string): void {

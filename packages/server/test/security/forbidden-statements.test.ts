@@ -200,6 +200,40 @@ test('a trigger in the temp schema on a main table (it would fire for other sess
   await refused('CREATE VIEW TEMP . child AS SELECT 1 AS id', 'PERMISSION_DENIED', /temporary/);
 });
 
+test('virtual tables other than the named table-valued functions need ADMIN', async () => {
+  // An admin's full-text index over data the user was never granted.
+  await sql(ts, 'CREATE VIRTUAL TABLE notes_fts USING fts5(body)');
+  try {
+    for (const statement of [
+      'SELECT body FROM notes_fts',
+      "SELECT body FROM notes_fts WHERE notes_fts MATCH 'launch'",
+      "INSERT INTO notes_fts (body) VALUES ('planted')",
+      'DELETE FROM notes_fts',
+      'SELECT name, pageno FROM dbstat',
+      'SELECT value FROM generate_series(1, 3)',
+    ]) {
+      for (const route of ['stream query', 'http query'] as const) {
+        const out = await runAs(ts, route, writerToken, writer, statement);
+        assert.equal(out.code, 'PERMISSION_DENIED', `${route}: ${statement} → ${JSON.stringify(out)}`);
+        assert.deepEqual(out.details, { privilege: 'ADMIN' }, statement);
+      }
+    }
+    // The table-valued functions the text names stay available to everyone.
+    const json = await runAs(ts, 'stream query', writerToken, writer, "SELECT value FROM json_each('[1,2]')");
+    assert.deepEqual(json.rows, [[1], [2]]);
+    const info = await runAs(
+      ts,
+      'http query',
+      writerToken,
+      writer,
+      "SELECT name FROM pragma_table_info('parent')",
+    );
+    assert.deepEqual(info.rows, [['id']]);
+  } finally {
+    await sql(ts, 'DROP TABLE notes_fts');
+  }
+});
+
 test('fts3_tokenizer', async () => {
   await refused("SELECT fts3_tokenizer('simple')", 'PERMISSION_DENIED', /fts3_tokenizer is not allowed/);
 });

@@ -46,10 +46,14 @@ async function rows(conn: AsyncDatabase, sql: string): Promise<unknown[][]> {
 
 /** User tables and their CREATE statements: what DDL is compared by. */
 export async function userTables(conn: AsyncDatabase): Promise<Map<string, string>> {
+  // pragma_table_list tells ordinary tables from virtual ones and their shadow tables (FTS5's
+  // x_data, x_idx, …): those are written by SQLite itself and must never carry capture triggers.
   const found = await rows(
     conn,
-    `SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-       AND name NOT LIKE '\\_rustydb\\_%' ESCAPE '\\' AND sql NOT LIKE 'CREATE VIRTUAL%'`,
+    `SELECT s.name, s.sql FROM sqlite_schema AS s
+       JOIN pragma_table_list AS t ON t.schema = 'main' AND t.name = s.name AND t.type = 'table'
+      WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+        AND s.name NOT LIKE '\\_rustydb\\_%' ESCAPE '\\'`,
   );
   return new Map(found.map(([name, sql]) => [String(name), String(sql)]));
 }

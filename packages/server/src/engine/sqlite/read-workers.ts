@@ -39,6 +39,9 @@ class ReadWorker {
     this.thread = new Worker(new URL('./read-worker.js', import.meta.url), {
       workerData: { path },
       execArgv: [],
+      // A small heap makes the worker collect often: it allocates every row it hands over, and a
+      // large, lazily collected heap would grow by hundreds of MB over a long stream.
+      resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
     });
     this.thread.on('message', (message: WorkerMessage) => this.#deliver(message));
     this.thread.on('error', (err) => {
@@ -160,14 +163,21 @@ export class ReadWorkerPool {
       throw stoppedError();
     }
     let finished = false;
-    // Answers as soon as the signal fires, whatever the worker is doing.
-    const aborted = new Promise<never>((_, reject) => {
-      const fire = (): void => reject(stoppedError());
-      if (signal.aborted) fire();
-      else signal.addEventListener('abort', fire, { once: true });
-    });
-    aborted.catch(() => undefined);
-    const nextMessage = (): Promise<WorkerMessage> => Promise.race([worker.next(), aborted]);
+    // Answers as soon as the signal fires, whatever the worker is doing. (Not a Promise.race against
+    // one long-lived promise: each race would leave a reaction on it holding that chunk's rows.)
+    const nextMessage = (): Promise<WorkerMessage> =>
+      new Promise<WorkerMessage>((resolve, reject) => {
+        if (signal.aborted) {
+          reject(stoppedError());
+          return;
+        }
+        const onAbort = (): void => reject(stoppedError());
+        signal.addEventListener('abort', onAbort, { once: true });
+        worker.next().then((message) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(message);
+        });
+      });
     const expectChunk = (message: WorkerMessage): Extract<WorkerMessage, { type: 'chunk' }> => {
       if (message.type === 'error') throw new WorkerSqlError(message.code, message.message);
       if (message.type !== 'chunk') throw new RustyError('INTERNAL_ERROR', 'read worker out of step');

@@ -1,5 +1,6 @@
 /** Conversions between JSON-safe wire values and what the SQLite driver binds and returns. */
 import type { SqlValue } from '@rustydb/protocol';
+import { RustyError } from '../../errors/rusty-error.ts';
 
 export type DriverValue = string | number | bigint | null | Buffer;
 
@@ -10,6 +11,13 @@ export function toDriverParams(params: readonly SqlValue[] | undefined): DriverV
     // The driver binds every JS number as REAL; whole numbers must arrive as INTEGER.
     if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
     if (value !== null && typeof value === 'object') return Buffer.from(value.$base64, 'base64');
+    // The driver cuts text at a NUL character: refuse it rather than store a shorter string.
+    if (typeof value === 'string' && value.includes('\0')) {
+      throw new RustyError(
+        'QUERY_ERROR',
+        'text parameters cannot contain NUL characters; send bytes as {"$base64": …}',
+      );
+    }
     return value;
   });
 }
