@@ -21,6 +21,7 @@ import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts
 import type { SessionSocket } from '../core/stream-session.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import type { EndpointHandler } from '../ws/websocket-gateway.ts';
+import { wireSession } from '../ws/session-wiring.ts';
 import { adaptSocket } from '../ws/socket-adapter.ts';
 import { URL_TOKEN_DISABLED } from '../ws/stream-endpoint.ts';
 import { isMetricName, METRIC_NAMES, type MetricName, type MetricsSampler, type Totals } from './sampler.ts';
@@ -334,17 +335,6 @@ export function metricsEndpoint(deps: MetricsSessionDeps): EndpointHandler {
       return;
     }
     const session = new MetricsSession(adaptSocket(ws), deps, request.socket.remoteAddress ?? '');
-    ws.on('message', (data, isBinary) => {
-      if (isBinary) {
-        ws.close(1003, 'binary frames are not supported; send JSON text');
-        return;
-      }
-      session.handleText(data.toString());
-    });
-    ws.on('close', () => session.close());
-    session.open(urlToken).catch((err) => {
-      deps.logger.error('metrics session failed to open', describeError(err));
-      ws.close(1011, 'internal error');
-    });
+    wireSession(ws, session, urlToken, deps.logger);
   };
 }

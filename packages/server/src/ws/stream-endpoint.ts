@@ -1,8 +1,8 @@
 /** `ws /api/v1/stream`: SQL over WebSocket. A thin adapter between `ws` and StreamSession. */
 import { StreamSession, type SessionDeps } from '../core/stream-session.ts';
-import { describeError } from '../core/logger.ts';
 import { envelope, errorPayload } from '../core/envelope.ts';
 import type { EndpointHandler } from './websocket-gateway.ts';
+import { wireSession } from './session-wiring.ts';
 import { adaptSocket } from './socket-adapter.ts';
 
 export const STREAM_PATH = '/api/v1/stream';
@@ -42,17 +42,6 @@ export function sessionEndpoint(
       remoteAddress,
       ...(collectionOf ? { collection: collectionOf(url) } : {}),
     });
-    ws.on('message', (data, isBinary) => {
-      if (isBinary) {
-        ws.close(1003, 'binary frames are not supported; send JSON text');
-        return;
-      }
-      session.handleText(data.toString());
-    });
-    ws.on('close', () => session.close());
-    session.open(urlToken).catch((err) => {
-      deps.logger.error('session failed to open', describeError(err));
-      ws.close(1011, 'internal error');
-    });
+    wireSession(ws, session, urlToken, deps.logger);
   };
 }
