@@ -14,7 +14,7 @@ import {
   type SessionInfo,
 } from './connection.ts';
 import { RustyDBError } from './errors.ts';
-import type { FetchLike } from './http.ts';
+import { httpJson, type FetchLike } from './http.ts';
 import { QueryStream, runQuery, type QueryOptions, type QueryResult, type StreamOptions } from './query.ts';
 import {
   ChangeStream,
@@ -62,6 +62,16 @@ export function resolveUrls(url: string | undefined): { httpUrl: string; wsUrl: 
   };
 }
 
+export interface HttpRequestOptions {
+  /** Default GET, or POST when there is a body. */
+  method?: string | undefined;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** ms; default: the client's requestTimeout. */
+  timeout?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
 export class RustyDBClient {
   readonly httpUrl: string;
   readonly wsUrl: string;
@@ -69,6 +79,7 @@ export class RustyDBClient {
   readonly auth: AuthManager;
   readonly #metricsUrl: string;
   readonly #connectionOptions: Partial<ConnectionOptions>;
+  readonly #fetch: FetchLike | undefined;
   #metricsConnection: Connection | undefined;
 
   /** Starts connecting at once; requests made before the connection is open wait in the queue. */
@@ -77,6 +88,7 @@ export class RustyDBClient {
     this.httpUrl = httpUrl;
     this.wsUrl = wsUrl;
     this.#metricsUrl = metricsUrl;
+    this.#fetch = options.fetch;
     this.auth = new AuthManager(
       httpUrl,
       {
@@ -157,6 +169,39 @@ export class RustyDBClient {
       connection = this.#metricsConnection;
     }
     return new MetricsSubscription(connection, options);
+  }
+
+  /**
+   * Calls the HTTP API (`/api/v1/…`) with this client's token: administration, documents, `auth/me`.
+   * Resolves with the envelope's `data`; a refusal throws RustyDBError with the server's code.
+   */
+  async request<T = unknown>(path: string, options: HttpRequestOptions = {}): Promise<T> {
+    const token = this.auth.enabled ? await this.auth.token() : undefined;
+    return httpJson<T>(this.httpUrl, path, {
+      method: options.method,
+      body: options.body,
+      token,
+      timeoutMs: options.timeout ?? (this.connection.requestTimeout || 30_000),
+      fetch: this.#fetch,
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Signs out: closes this client, then revokes its token on the server (`POST /api/v1/auth/logout`;
+   * with `all`, every token of the user), so the token cannot be used again.
+   */
+  async logout(options: { all?: boolean } = {}): Promise<void> {
+    const token = this.auth.current?.token;
+    await this.close();
+    if (!token) return;
+    await httpJson(this.httpUrl, '/api/v1/auth/logout', {
+      method: 'POST',
+      ...(options.all ? { body: { all: true } } : {}),
+      token,
+      timeoutMs: this.connection.requestTimeout || 30_000,
+      fetch: this.#fetch,
+    });
   }
 
   /**

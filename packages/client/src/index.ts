@@ -9,6 +9,7 @@ export {
   METRICS_PATH,
   STREAM_PATH,
   type ClientOptions,
+  type HttpRequestOptions,
 } from './client.ts';
 export {
   Connection,
