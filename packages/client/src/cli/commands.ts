@@ -1,29 +1,43 @@
 /**
- * The commands that act as a database client over the WebSocket protocol: `shell`, `query`, `watch`.
- * They parse their own flags (node:util parseArgs) and return the process exit code.
+ * The commands of `rustydb` that act as a database client over the WebSocket protocol: `shell`,
+ * `query`, `watch`. They parse their own flags (node:util parseArgs) and return the process exit code.
  */
+import type { CommandSet } from './command-set.ts';
 import { CONNECTION_USAGE, CommandError } from './client-connection.ts';
 import { QUERY_USAGE, queryCommand, type CommandIo } from './query-command.ts';
 import { SHELL_USAGE, shellCommand } from './shell.ts';
 import { WATCH_USAGE, watchCommand } from './watch-command.ts';
 
-export const CLIENT_COMMANDS = ['shell', 'query', 'watch'] as const;
+const SUMMARIES = {
+  shell: 'interactive SQL shell on a running server',
+  query: 'run one statement on a running server (for scripts)',
+  watch: "print a table's changes as they happen",
+} as const;
+
+type ClientCommand = keyof typeof SUMMARIES;
 
 export const CLIENT_USAGE = `client commands (talk to a running server over /api/v1/stream):
+${Object.entries(SUMMARIES)
+  .map(([command, summary]) => `  ${command.padEnd(9)} ${summary}`)
+  .join('\n')}
+
   ${SHELL_USAGE.replaceAll('\n', '\n  ')}
   ${QUERY_USAGE.replaceAll('\n', '\n  ')}
   ${WATCH_USAGE.replaceAll('\n', '\n  ')}
   ${CONNECTION_USAGE.replaceAll('\n', '\n  ')}`;
 
-export function isClientCommand(command: string | undefined): boolean {
-  return (CLIENT_COMMANDS as readonly (string | undefined)[]).includes(command);
-}
+const PROCESS_IO: CommandIo = {
+  stdin: process.stdin,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+};
 
 /** Runs `rustydb <command> …argv`; resolves with the exit code. */
 export async function runClientCommand(
-  command: string,
+  command: ClientCommand,
   argv: string[],
-  io: CommandIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env },
+  io: CommandIo = PROCESS_IO,
 ): Promise<number> {
   try {
     if (command === 'shell') return await shellCommand(argv, io);
@@ -41,3 +55,11 @@ export async function runClientCommand(
     throw err;
   }
 }
+
+/** `@rustydb/client`'s part of `rustydb`. */
+export const commandSet: CommandSet = {
+  packageName: '@rustydb/client',
+  commands: Object.keys(SUMMARIES),
+  usage: () => CLIENT_USAGE,
+  run: (command, argv) => runClientCommand(command as ClientCommand, argv),
+};
