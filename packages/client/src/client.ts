@@ -13,6 +13,7 @@ import {
   type ConnectionState,
   type SessionInfo,
 } from './connection.ts';
+import { RustyDBError } from './errors.ts';
 import { httpJson, type FetchLike } from './http.ts';
 import { QueryStream, runQuery, type QueryOptions, type QueryResult, type StreamOptions } from './query.ts';
 import {
@@ -44,7 +45,12 @@ export interface ClientOptions extends Partial<ConnectionOptions>, AuthOptions {
 export function resolveUrls(url: string | undefined): { httpUrl: string; wsUrl: string; metricsUrl: string } {
   const fallback =
     (globalThis as { location?: { origin?: string } }).location?.origin ?? 'http://127.0.0.1:8080';
-  const parsed = new URL(url ?? fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(url ?? fallback);
+  } catch (err) {
+    throw new RustyDBError('INVALID_USE', `not a URL: ${JSON.stringify(url ?? fallback)}`, { cause: err });
+  }
   const secure = parsed.protocol === 'https:' || parsed.protocol === 'wss:';
   let path = parsed.pathname.replace(/\/+$/, '');
   if (path.endsWith(STREAM_PATH)) path = path.slice(0, -STREAM_PATH.length);
@@ -156,10 +162,12 @@ export class RustyDBClient {
    */
   metrics(options?: MetricsOptions): MetricsSubscription {
     // A closed client opens nothing new: the subscription fails with the client's closing error.
-    const connection =
-      this.connection.state === 'closed'
-        ? this.connection
-        : (this.#metricsConnection ??= new Connection(this.#metricsUrl, this.auth, this.#connectionOptions));
+    let connection = this.connection;
+    if (connection.state !== 'closed') {
+      this.#metricsConnection ??= new Connection(this.#metricsUrl, this.auth, this.#connectionOptions);
+      this.#metricsConnection.open();
+      connection = this.#metricsConnection;
+    }
     return new MetricsSubscription(connection, options);
   }
 
@@ -196,10 +204,21 @@ export class RustyDBClient {
     });
   }
 
-  /** Closes the connection (code 1000). Pending requests and subscriptions fail with CLIENT_CLOSED. */
+  /**
+   * Closes the connection (code 1000). Every subscription and stream ends (its loop finishes);
+   * requests still waiting for an answer fail with CLIENT_CLOSED. `open()` connects again.
+   */
   async close(): Promise<void> {
     this.auth.close();
     await Promise.all([this.connection.close(), this.#metricsConnection?.close()]);
+  }
+
+  /** Opens a closed client again (after close(), or after it gave up). Does nothing otherwise. */
+  open(): void {
+    if (this.connection.state !== 'closed') return;
+    this.auth.reopen();
+    this.connection.open();
+    // The metrics connection is opened again with the next metrics() call.
   }
 }
 

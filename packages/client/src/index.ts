@@ -25,6 +25,14 @@ export {
 export { AuthManager, login, type AuthOptions, type RefreshTokenCallback, type TokenInfo } from './auth.ts';
 export { ClientRateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
 export {
+  BACKOFF_FACTOR,
+  backoffDelay,
+  type RetryContext,
+  type RetryPolicyOptions,
+  type RetryWait,
+  type ShouldRetry,
+} from './retry-policy.ts';
+export {
   QueryStream,
   runQuery,
   toObjects,
