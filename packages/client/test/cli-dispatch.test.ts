@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { commandSet as clientCommands, runRustydb, type Companion } from '@rustydb/client/cli';
+import { runRustydb, type Companion } from '@rustydb/protocol/cli';
+import { commandSet as clientCommands } from '@rustydb/client/cli';
 import { commandSet as serverCommands } from '@rustydb/server/cli';
 
 function capture(): {

@@ -2,7 +2,7 @@
  * The commands of `rustydb` that act as a database client over the WebSocket protocol: `shell`,
  * `query`, `watch`. They parse their own flags (node:util parseArgs) and return the process exit code.
  */
-import type { CommandSet } from './command-set.ts';
+import type { CommandSet } from '@rustydb/protocol/cli';
 import { CONNECTION_USAGE, CommandError } from './client-connection.ts';
 import { QUERY_USAGE, queryCommand, type CommandIo } from './query-command.ts';
 import { SHELL_USAGE, shellCommand } from './shell.ts';
@@ -25,6 +25,13 @@ ${Object.entries(SUMMARIES)
   ${QUERY_USAGE.replaceAll('\n', '\n  ')}
   ${WATCH_USAGE.replaceAll('\n', '\n  ')}
   ${CONNECTION_USAGE.replaceAll('\n', '\n  ')}`;
+
+/** Each command's own usage, for `rustydb COMMAND --help` and `rustydb help COMMAND`. */
+const COMMAND_USAGE: Record<ClientCommand, string> = {
+  shell: `usage: ${SHELL_USAGE}\n${CONNECTION_USAGE}\n`,
+  query: `usage: ${QUERY_USAGE}\n${CONNECTION_USAGE}\n`,
+  watch: `usage: ${WATCH_USAGE}\n${CONNECTION_USAGE}\n`,
+};
 
 const PROCESS_IO: CommandIo = {
   stdin: process.stdin,
@@ -61,5 +68,6 @@ export const commandSet: CommandSet = {
   packageName: '@rustydb/client',
   commands: Object.keys(SUMMARIES),
   usage: () => CLIENT_USAGE,
+  commandUsage: (command) => COMMAND_USAGE[command as ClientCommand],
   run: (command, argv) => runClientCommand(command as ClientCommand, argv),
 };

@@ -1,13 +1,5 @@
 /**
- * `@rustydb/client/cli`: the client's commands of `rustydb`, and the dispatcher that makes one
- * `rustydb` command of every installed package's commands (`@rustydb/server`'s `rustydb` uses it too).
+ * `@rustydb/client/cli`: the client's commands of `rustydb` (`shell`, `query`, `watch`), as the
+ * command set `@rustydb/server`'s `rustydb` runs them through.
  */
 export { commandSet, runClientCommand } from './commands.ts';
-export {
-  importIfInstalled,
-  runRustydb,
-  rustydbUsage,
-  type CommandOutput,
-  type CommandSet,
-  type Companion,
-} from './command-set.ts';

@@ -3,6 +3,7 @@
  * one. Loading this module is cheap (the server itself is imported only by `serve`), so the client's
  * `rustydb` can load it for its help.
  */
+import type { CommandSet } from '@rustydb/protocol/cli';
 import { CONFIG_FIELDS, envName, flagName, type ConfigField } from '../config/config.ts';
 import { ADMIN_USAGE, UsageError, runAdminCommand } from './admin-commands.ts';
 import { parseArgs } from './args.ts';
@@ -15,22 +16,33 @@ const SUMMARIES = {
 
 type ServerCommand = keyof typeof SUMMARIES;
 
-/** The server's part of `rustydb help`. */
-export function serverUsage(): string {
-  const fields = Object.entries(CONFIG_FIELDS).map(
+const CONFIG_USAGE = `configuration (flag / environment variable; flags win over the environment, which wins over --config FILE):
+${Object.entries(CONFIG_FIELDS)
+  .map(
     ([field, spec]) =>
       `  ${flagName(field as ConfigField).padEnd(30)} ${envName(field as ConfigField).padEnd(38)} ${spec.help}`,
-  );
-  return `server commands:
+  )
+  .join('\n')}`;
+
+const SERVER_USAGE = `server commands:
 ${Object.entries(SUMMARIES)
   .map(([command, summary]) => `  ${command.padEnd(9)} ${summary}`)
   .join('\n')}
 
 ${ADMIN_USAGE}
 
-configuration (flag / environment variable; flags win over the environment, which wins over --config FILE):
-${fields.join('\n')}`;
-}
+${CONFIG_USAGE}`;
+
+/** Each command's own usage, for `rustydb COMMAND --help` and `rustydb help COMMAND`. */
+const COMMAND_USAGE: Record<ServerCommand, string> = {
+  serve: `usage: rustydb serve [--config FILE] [--field-name VALUE …]
+  runs the server (embedded SQLite in --data-dir); Ctrl-C or SIGTERM closes every connection with 1001
+
+${CONFIG_USAGE}
+`,
+  user: `${ADMIN_USAGE}\n`,
+  role: `${ADMIN_USAGE}\n`,
+};
 
 /** Runs `rustydb <command> …argv`; resolves with the exit code. */
 export async function runServerCommand(command: ServerCommand, argv: string[]): Promise<number> {
@@ -50,13 +62,11 @@ export async function runServerCommand(command: ServerCommand, argv: string[]): 
   }
 }
 
-/**
- * `@rustydb/server`'s part of `rustydb`, in the shape `@rustydb/client/cli` expects of a command set
- * (declared here, not imported: the server does not depend on the client).
- */
-export const commandSet = {
+/** `@rustydb/server`'s part of `rustydb`. */
+export const commandSet: CommandSet = {
   packageName: '@rustydb/server',
-  commands: Object.keys(SUMMARIES) as readonly string[],
-  usage: serverUsage,
-  run: (command: string, argv: string[]): Promise<number> => runServerCommand(command as ServerCommand, argv),
+  commands: Object.keys(SUMMARIES),
+  usage: () => SERVER_USAGE,
+  commandUsage: (command) => COMMAND_USAGE[command as ServerCommand],
+  run: (command, argv) => runServerCommand(command as ServerCommand, argv),
 };
