@@ -39,7 +39,10 @@ export interface CommandOutput {
  * (any other failure, such as a broken installation, is thrown). `load` does the import, so that the
  * specifier is resolved from the calling package's own location.
  */
-export async function importIfInstalled<T>(packageName: string, load: () => Promise<T>): Promise<T | undefined> {
+export async function importIfInstalled<T>(
+  packageName: string,
+  load: () => Promise<T>,
+): Promise<T | undefined> {
   try {
     return await load();
   } catch (err) {
@@ -92,7 +95,8 @@ export async function runRustydb(
   const first = argv[0]?.startsWith('-') ? undefined : argv[0];
   const help = asksForHelp(argv) || first === undefined || first === 'help';
   const command = first === 'help' ? argv[1] : first;
-  if (!help && command !== undefined && own.commands.includes(command)) return own.run(command, argv.slice(1));
+  if (!help && command !== undefined && own.commands.includes(command))
+    return own.run(command, argv.slice(1));
 
   const other = await companion.load();
   const sets = other ? [own, other] : [own];

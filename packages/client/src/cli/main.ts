@@ -12,6 +12,10 @@ rustydbMain(commandSet, {
   packageName: '@rustydb/server',
   provides: "The server's commands (serve, user, role)",
   load: async () =>
-    (await importIfInstalled('@rustydb/server', () => import(SERVER_CLI) as Promise<{ commandSet: CommandSet }>))
-      ?.commandSet,
+    (
+      await importIfInstalled(
+        '@rustydb/server',
+        () => import(SERVER_CLI) as Promise<{ commandSet: CommandSet }>,
+      )
+    )?.commandSet,
 });

@@ -12,6 +12,10 @@ rustydbMain(commandSet, {
   packageName: '@rustydb/client',
   provides: 'The clients of a running server (shell, query, watch)',
   load: async () =>
-    (await importIfInstalled('@rustydb/client', () => import(CLIENT_CLI) as Promise<{ commandSet: CommandSet }>))
-      ?.commandSet,
+    (
+      await importIfInstalled(
+        '@rustydb/client',
+        () => import(CLIENT_CLI) as Promise<{ commandSet: CommandSet }>,
+      )
+    )?.commandSet,
 });
