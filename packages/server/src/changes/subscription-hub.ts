@@ -362,39 +362,39 @@ export class SubscriptionHub {
   ): Promise<void> {
     const statement = { sql: message.payload.query!, params: message.payload.params ?? [] };
     const access = this.#engine.describe(statement.sql);
-    (await this.#access.authorizerFor(principal))(access);
+    const authorize = await this.#access.authorizerFor(principal);
+    authorize(access);
     if (access.kind !== 'read') throw new RustyError('QUERY_ERROR', 'a live query must be a read statement');
     const liveKey = JSON.stringify([statement.sql, statement.params]);
     let live = this.#liveQueries.get(liveKey);
     if (!live) {
-      live = new LiveQuery(
-        liveKey,
-        statement,
-        access,
-        this.#engine,
-        this.#logger,
-        this.#config.statement_timeout * 1000,
-        {
-          maxBuffer: this.#config.subscription_max_buffer,
-          onOverflow: (subscriber) =>
-            this.#forget(`${subscriber.owner.sessionId}\u0000${subscriber.id}`, subscriber, 'overflow'),
-        },
-      );
+      live = new LiveQuery(liveKey, statement, access, {
+        engine: this.#engine,
+        logger: this.#logger,
+        timeoutMs: this.#config.statement_timeout * 1000,
+        maxBuffer: this.#config.subscription_max_buffer,
+        authorizerFor: (p) => this.#access.authorizerFor(p),
+        onEnd: (subscriber, reason) =>
+          this.#forget(`${subscriber.owner.sessionId}\u0000${subscriber.id}`, subscriber, reason),
+      });
       this.#liveQueries.set(liveKey, live);
       try {
-        await live.start();
+        await live.start(authorize);
       } catch (err) {
         this.#liveQueries.delete(liveKey);
         live.close();
         throw err;
       }
+    } else {
+      // The shared result was computed from what the statement read at its last evaluation, which may
+      // be an older definition of a view than the one just checked: the joiner must be allowed both.
+      authorize(live.access);
     }
     const subscriber: LiveQuerySubscriber = {
       kind: 'query',
       id: message.id,
       owner,
       principal,
-      access,
       createdAt: new Date(),
       delivered: 0,
       cursor: 0,
@@ -438,9 +438,14 @@ export class SubscriptionHub {
     }
   }
 
-  /** After a grant change: a subscription whose owner may no longer read its target ends. */
+  /**
+   * After a grant change: a table subscription whose owner may no longer read its target ends; every
+   * live query is evaluated again, which authorizes each of its subscribers as a fresh statement would.
+   */
   async #recheckPrivileges(): Promise<void> {
+    for (const live of this.#liveQueries.values()) live.reauthorize();
     for (const [key, subscription] of [...this.#subscriptions]) {
+      if (subscription.kind !== 'table') continue;
       try {
         (await this.#access.authorizerFor(subscription.principal))(subscription.access);
       } catch (err) {

@@ -29,7 +29,7 @@ import { openAsync, openSync, type SyncDatabase } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
-import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, syncCapture, userTables } from './change-capture.ts';
+import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
 import { ReadWorkerPool } from './read-workers.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
@@ -285,7 +285,7 @@ export class SqliteEngine implements Engine {
               routed = { guarded: plan.guarded, access, route: 'pooled' };
             }
             // Capture must follow each DDL statement at once: the statements after it write to its tables.
-            const before = routed.guarded.kind === 'ddl' ? await userTables(conn) : undefined;
+            const before = routed.guarded.kind === 'ddl' ? await recordedObjects(conn) : undefined;
             const result = await collect(
               this.#runOn(conn, routed, toDriverParams(statements[i]!.params), stopper!, 10_000),
             );
@@ -372,7 +372,7 @@ export class SqliteEngine implements Engine {
     if (routed.guarded.kind === 'ddl') {
       // DDL runs in a transaction with the change-capture update and the change-log record it causes.
       const result = await this.#inTransaction(options, async (conn, stopper) => {
-        const before = await userTables(conn);
+        const before = await recordedObjects(conn);
         const result = await collect(this.#runOn(conn, routed, params, stopper!, options.chunkSize));
         await syncCapture(conn, before);
         return result;
