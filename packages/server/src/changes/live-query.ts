@@ -11,13 +11,7 @@
  * tables it reads through views are not known from the change records alone.
  */
 import type { SqlValue, QueryDiffPayload } from '@rustydb/protocol';
-import type {
-  Authorize,
-  ChangeRecord,
-  Engine,
-  StatementAccess,
-  StatementInput,
-} from '../engine/engine.ts';
+import type { Authorize, ChangeRecord, Engine, StatementAccess, StatementInput } from '../engine/engine.ts';
 import { errorPayload } from '../core/envelope.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { describeError, type Logger } from '../core/logger.ts';
