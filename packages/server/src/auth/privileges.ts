@@ -40,11 +40,14 @@ export const BUILTIN_ROLES: Record<string, { description: string; grants: Grant[
 /** The privileges one user holds, compiled for quick checks. */
 export class PrivilegeSet {
   readonly admin: boolean;
+  /** The existing roles the grants came from, sorted: who the user is to an engine that uses roles. */
+  readonly roles: readonly string[];
   readonly #global = new Set<string>();
   /** privilege → tables (`*` for all) */
   readonly #tables = new Map<string, Set<string>>();
 
-  constructor(grants: readonly Grant[]) {
+  constructor(grants: readonly Grant[], roles: readonly string[]) {
+    this.roles = [...new Set(roles)].sort();
     for (const grant of grants) {
       if (isGlobalPrivilege(grant.privilege)) this.#global.add(grant.privilege);
       else {
