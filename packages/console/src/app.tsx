@@ -25,6 +25,7 @@ interface PageSpec {
 
 const PAGES: Record<string, PageSpec> = {
   sql: { title: 'SQL editor', load: () => import('./pages/sql-page.tsx') },
+  tables: { title: 'Tables', load: () => import('./pages/tables-page.tsx') },
 };
 
 type Gate =
