@@ -11,7 +11,7 @@
  * tables it reads through views are not known from the change records alone.
  */
 import type { SqlValue, QueryDiffPayload } from '@rustydb/protocol';
-import type { Authorize, ChangeRecord, Engine, StatementAccess, StatementInput } from '../engine/engine.ts';
+import type { Caller, ChangeRecord, Engine, StatementAccess, StatementInput } from '../engine/engine.ts';
 import { errorPayload } from '../core/envelope.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { describeError, type Logger } from '../core/logger.ts';
@@ -39,8 +39,8 @@ export interface LiveQueryOptions {
   timeoutMs: number;
   /** Bytes queued on a subscriber's connection beyond which it is ended as a slow consumer. */
   maxBuffer: number;
-  /** The privileges of a subscriber as they are now. */
-  authorizerFor: (principal: Principal) => Promise<Authorize>;
+  /** A subscriber as a caller, with the privileges they hold now. */
+  callerFor: (principal: Principal) => Promise<Caller>;
   /** The subscriber is gone (overflow, or no longer allowed; it was already told why). */
   onEnd: (subscriber: LiveQuerySubscriber, reason: 'overflow' | 'revoked') => void;
 }
@@ -51,6 +51,8 @@ export class LiveQuery {
   /** What the statement touched at its last evaluation. */
   #access: StatementAccess;
   readonly subscribers = new Set<LiveQuerySubscriber>();
+  /** Whom the statement runs as: the roles every subscriber of this live query shares. */
+  readonly #caller: Caller;
   readonly #options: LiveQueryOptions;
   #tables: Set<string>;
   #columns: string[] = [];
@@ -63,10 +65,17 @@ export class LiveQuery {
   #closed = false;
   evaluations = 0;
 
-  constructor(key: string, statement: StatementInput, access: StatementAccess, options: LiveQueryOptions) {
+  constructor(
+    key: string,
+    statement: StatementInput,
+    access: StatementAccess,
+    caller: Caller,
+    options: LiveQueryOptions,
+  ) {
     this.key = key;
     this.statement = statement;
     this.#access = access;
+    this.#caller = caller;
     this.#options = options;
     this.#tables = new Set(access.tables);
   }
@@ -80,15 +89,20 @@ export class LiveQuery {
   }
 
   /**
-   * The first evaluation, for the subscriber about to join; its errors go to the caller. `authorize`
-   * is that subscriber's: the result is computed only if they may read what it reads.
+   * The first evaluation, as the caller the live query was made for (the subscriber about to join);
+   * its errors go to that subscriber.
    */
-  async start(authorize: Authorize): Promise<void> {
+  async start(): Promise<void> {
+    const caller = this.#caller;
     const { sequence, result } = await this.#options.engine.snapshot(this.statement, {
       timeoutMs: this.#options.timeoutMs,
-      authorize: (access) => {
-        authorize(access);
-        this.#access = access;
+      caller: {
+        user: caller.user,
+        roles: caller.roles,
+        authorize: (access) => {
+          caller.authorize(access);
+          this.#access = access;
+        },
       },
     });
     this.#tables = new Set(this.#access.tables);
@@ -152,28 +166,33 @@ export class LiveQuery {
     let refusedAll = false;
     try {
       const subscribers = [...this.subscribers];
-      const authorizers = await Promise.all(subscribers.map((s) => this.#options.authorizerFor(s.principal)));
+      const callers = await Promise.all(subscribers.map((s) => this.#options.callerFor(s.principal)));
       let refused: { subscriber: LiveQuerySubscriber; failure: RustyError }[] = [];
       let outcome;
       try {
         outcome = await this.#options.engine.snapshot(this.statement, {
           timeoutMs: this.#options.timeoutMs,
-          // Called with what the engine compiled for this very run: each subscriber is checked as if
-          // it sent the statement now. The statement runs only if someone may still see its result.
-          authorize: (access) => {
-            refused = [];
-            subscribers.forEach((subscriber, i) => {
-              try {
-                authorizers[i]!(access);
-              } catch (err) {
-                refused.push({ subscriber, failure: normalizeError(err) });
+          caller: {
+            user: this.#caller.user,
+            roles: this.#caller.roles,
+            // Called with what the engine compiled for this very run: each subscriber is checked, with
+            // the privileges they hold now, as if they sent the statement now. The statement runs only
+            // if someone may still see its result.
+            authorize: (access) => {
+              refused = [];
+              subscribers.forEach((subscriber, i) => {
+                try {
+                  callers[i]!.authorize(access);
+                } catch (err) {
+                  refused.push({ subscriber, failure: normalizeError(err) });
+                }
+              });
+              if (refused.length === subscribers.length) {
+                refusedAll = true;
+                throw refused[0]?.failure ?? new RustyError('PERMISSION_DENIED', 'no subscriber left');
               }
-            });
-            if (refused.length === subscribers.length) {
-              refusedAll = true;
-              throw refused[0]?.failure ?? new RustyError('PERMISSION_DENIED', 'no subscriber left');
-            }
-            this.#access = access;
+              this.#access = access;
+            },
           },
         });
       } finally {

@@ -13,7 +13,7 @@ import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import { RustyError, normalizeError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
-  Authorize,
+  Caller,
   StatementAccess,
   BatchOptions,
   ChangeLog,
@@ -23,6 +23,7 @@ import type {
   RunOptions,
   StatementInput,
   StreamOptions,
+  TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
 import { openAsync, openSync, type AsyncStatement, type SyncDatabase } from './driver.ts';
@@ -32,6 +33,7 @@ import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
 import { ReadWorkerPool, SCHEMA_CHANGED } from './read-workers.ts';
+import { readCatalog, schemaVersion } from './catalog.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
 
 export interface SqliteEngineOptions {
@@ -91,6 +93,7 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
   readonly path: string;
+  readonly dataFiles: readonly string[];
   readonly #router: StatementRouter;
   readonly #pool: ConnectionPool;
   readonly internal: InternalStore;
@@ -110,6 +113,7 @@ export class SqliteEngine implements Engine {
   constructor(options: SqliteEngineOptions) {
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? 'rustydb.sqlite');
+    this.dataFiles = [this.path, `${this.path}-wal`];
     // Kept open for the engine's life: closing the last connection checkpoints the whole WAL, which
     // after a bulk load takes seconds, and this runs on the event loop.
     this.#setup = openSync(this.path);
@@ -146,8 +150,32 @@ export class SqliteEngine implements Engine {
     return engine;
   }
 
-  describe(sql: string): StatementAccess {
+  async describe(sql: string): Promise<StatementAccess> {
     return this.#router.route(sql).access;
+  }
+
+  /** SQLite has no users of its own: privileges are the server's grants, checked need by need. */
+  async holds(caller: Caller, needs: readonly AccessNeed[]): Promise<boolean[]> {
+    return needs.map((need) => {
+      try {
+        caller.authorize({
+          needs: [need],
+          tables: need.table === undefined ? [] : [need.table],
+          kind: 'read',
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  readCatalog(): Promise<TableInfo[]> {
+    return readCatalog(this.internal);
+  }
+
+  schemaVersion(): Promise<number> {
+    return schemaVersion(this.internal);
   }
 
   onCommit(listener: () => void): () => void {
@@ -201,7 +229,7 @@ export class SqliteEngine implements Engine {
   ): Promise<{ sequence: number; result: StatementResult }> {
     return this.#withCurrentSchema(async () => {
       const routed = this.#router.route(statement.sql);
-      options.authorize?.(routed.access);
+      options.caller?.authorize(routed.access);
       checkParameterCount(routed.guarded, statement.params?.length ?? 0);
       if (routed.access.kind !== 'read')
         throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
@@ -238,7 +266,7 @@ export class SqliteEngine implements Engine {
   ): AsyncGenerator<ResultChunk, void, undefined> {
     for (let attempt = 1; ; attempt++) {
       const routed = this.#router.route(statement.sql);
-      options.authorize?.(routed.access);
+      options.caller?.authorize(routed.access);
       // Inline statements are prepared once and shared: a short params array would leave another
       // caller's values bound. Exact counts are required on every path.
       checkParameterCount(routed.guarded, statement.params?.length ?? 0);
@@ -264,10 +292,10 @@ export class SqliteEngine implements Engine {
     }
   }
 
-  runInline(statement: StatementInput, authorize: Authorize | undefined): StatementResult | undefined {
+  runInline(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined {
     const routed = this.#router.route(statement.sql);
     if (routed.route !== 'inline') return undefined;
-    authorize?.(routed.access);
+    caller?.authorize(routed.access);
     checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     return this.#tryInline(statement.sql, routed, toDriverParams(statement.params));
   }
@@ -275,7 +303,7 @@ export class SqliteEngine implements Engine {
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
     return this.#withCurrentSchema(async () => {
       const routed = this.#router.route(statement.sql);
-      options.authorize?.(routed.access);
+      options.caller?.authorize(routed.access);
       checkParameterCount(routed.guarded, statement.params?.length ?? 0);
       const params = toDriverParams(statement.params);
       if (routed.route === 'inline') {
@@ -350,7 +378,7 @@ export class SqliteEngine implements Engine {
         if (guarded.kind === 'ddl') afterDdl = true;
         if (deferred) return { guarded, routed: undefined };
         const routed = this.#router.route(statement.sql);
-        options.authorize?.(routed.access);
+        options.caller?.authorize(routed.access);
         return { guarded, routed };
       }),
     );
@@ -368,7 +396,7 @@ export class SqliteEngine implements Engine {
               let routed = plan.routed;
               if (!routed) {
                 const access = accessAfterDdl(plan.guarded);
-                options.authorize?.(access);
+                options.caller?.authorize(access);
                 // Never compared: the coarse rule does not depend on the schema.
                 routed = { guarded: plan.guarded, access, schemaVersion: -1, route: 'pooled' };
               }
@@ -593,6 +621,7 @@ export class SqliteEngine implements Engine {
       return stmt.all(params as DriverValue[]).map((row) => rowToObject<T>(columns, row));
     };
     return {
+      dialect: 'sqlite',
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       run: async (sql, params = []) => ({
