@@ -4,6 +4,18 @@ import { startServer } from '../server.ts';
 import { parseArgs, type ParsedArgs } from './args.ts';
 import { ADMIN_USAGE, UsageError, runAdminCommand } from './admin-commands.ts';
 import { CLIENT_USAGE, isClientCommand, runClientCommand } from './client-commands.ts';
+import { CONNECTION_USAGE } from './client-connection.ts';
+import { QUERY_USAGE } from './query-command.ts';
+import { SHELL_USAGE } from './shell.ts';
+import { WATCH_USAGE } from './watch-command.ts';
+
+const CONFIG_USAGE = `configuration (flag / environment variable; flags win over the environment, which wins over --config FILE):
+${Object.entries(CONFIG_FIELDS)
+  .map(
+    ([field, spec]) =>
+      `  ${flagName(field as keyof typeof CONFIG_FIELDS).padEnd(30)} ${envName(field as keyof typeof CONFIG_FIELDS).padEnd(38)} ${spec.help}`,
+  )
+  .join('\n')}`;
 
 const USAGE = `usage: rustydb <command> [options]
 
@@ -14,20 +26,55 @@ commands:
   shell     interactive SQL shell on a running server
   query     run one statement on a running server (for scripts)
   watch     print a table's changes as they happen
-  help      show this text
+  help      show this text (\`rustydb help COMMAND\` or \`rustydb COMMAND --help\`: one command's)
 
 ${CLIENT_USAGE}
 
 ${ADMIN_USAGE}
 
-configuration (flag / environment variable; flags win over the environment, which wins over --config FILE):
-${Object.entries(CONFIG_FIELDS)
-  .map(
-    ([field, spec]) =>
-      `  ${flagName(field as keyof typeof CONFIG_FIELDS).padEnd(30)} ${envName(field as keyof typeof CONFIG_FIELDS).padEnd(38)} ${spec.help}`,
-  )
-  .join('\n')}
+${CONFIG_USAGE}
 `;
+
+/** Each command's own usage, for `rustydb COMMAND --help` and `rustydb help COMMAND`. */
+const COMMAND_USAGE: Record<string, string> = {
+  serve: `usage: rustydb serve [--config FILE] [--field-name VALUE …]
+  runs the server (embedded SQLite in --data-dir); Ctrl-C or SIGTERM closes every connection with 1001
+
+${CONFIG_USAGE}
+`,
+  user: `${ADMIN_USAGE}\n`,
+  role: `${ADMIN_USAGE}\n`,
+  shell: `usage: ${SHELL_USAGE}\n${CONNECTION_USAGE}\n`,
+  query: `usage: ${QUERY_USAGE}\n${CONNECTION_USAGE}\n`,
+  watch: `usage: ${WATCH_USAGE}\n${CONNECTION_USAGE}\n`,
+};
+
+/**
+ * `--help` or `-h` among the arguments (before a `--` that ends the options) asks for usage instead
+ * of running the command.
+ */
+function asksForHelp(argv: readonly string[]): boolean {
+  for (const arg of argv) {
+    if (arg === '--') return false;
+    if (arg === '--help' || arg === '-h') return true;
+  }
+  return false;
+}
+
+/** Prints the usage of `command` (all of it when none is named); exit 2 for an unknown command. */
+function printHelp(command: string | undefined): void {
+  if (command === undefined || command === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const usage = COMMAND_USAGE[command];
+  if (usage) {
+    process.stdout.write(usage);
+    return;
+  }
+  process.stderr.write(`unknown command '${command}'\n${USAGE}`);
+  process.exitCode = 2;
+}
 
 async function serve(args: ParsedArgs): Promise<void> {
   const config = loadConfig({
@@ -46,6 +93,7 @@ async function serve(args: ParsedArgs): Promise<void> {
   // Warnings about an exposed configuration (no TLS off loopback, authentication off) come from the
   // server itself, through its logger.
   process.stdout.write(`RustyDB listening on ${server.url} (WebSocket ${server.wsUrl}/api/v1/stream)\n`);
+  if (server.consoleUrl) process.stdout.write(`Web console: ${server.consoleUrl}\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -64,6 +112,15 @@ async function serve(args: ParsedArgs): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  const command = argv[0]?.startsWith('-') ? undefined : argv[0];
+  if (asksForHelp(argv)) {
+    printHelp(command);
+    return;
+  }
+  if (command === 'help') {
+    printHelp(argv[1]);
+    return;
+  }
   if (isClientCommand(argv[0])) {
     process.exitCode = await runClientCommand(argv[0]!, argv.slice(1));
     return;
@@ -84,7 +141,6 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     case undefined:
-    case 'help':
       process.stdout.write(USAGE);
       return;
     default:
