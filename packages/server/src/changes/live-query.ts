@@ -5,7 +5,7 @@
  * while it runs, or within the minimum interval, lead to a single further run.
  */
 import type { SqlValue, QueryDiffPayload } from '@rustydb/protocol';
-import type { ChangeRecord, Engine, StatementAccess, StatementInput } from '../engine/engine.ts';
+import type { Caller, ChangeRecord, Engine, StatementAccess, StatementInput } from '../engine/engine.ts';
 import { errorPayload } from '../core/envelope.ts';
 import { normalizeError } from '../errors/rusty-error.ts';
 import { describeError, type Logger } from '../core/logger.ts';
@@ -33,6 +33,8 @@ export class LiveQuery {
   readonly statement: StatementInput;
   readonly access: StatementAccess;
   readonly subscribers = new Set<LiveQuerySubscriber>();
+  /** Whom the statement runs as: the roles every subscriber of this live query shares. */
+  readonly #caller: Caller;
   readonly #engine: Engine;
   readonly #logger: Logger;
   readonly #timeoutMs: number;
@@ -52,6 +54,7 @@ export class LiveQuery {
     key: string,
     statement: StatementInput,
     access: StatementAccess,
+    caller: Caller,
     engine: Engine,
     logger: Logger,
     timeoutMs: number,
@@ -61,6 +64,7 @@ export class LiveQuery {
     this.key = key;
     this.statement = statement;
     this.access = access;
+    this.#caller = caller;
     this.#engine = engine;
     this.#logger = logger;
     this.#timeoutMs = timeoutMs;
@@ -73,7 +77,10 @@ export class LiveQuery {
 
   /** The first evaluation; its errors go to the caller (the first subscriber). */
   async start(): Promise<void> {
-    const { sequence, result } = await this.#engine.snapshot(this.statement, { timeoutMs: this.#timeoutMs });
+    const { sequence, result } = await this.#engine.snapshot(this.statement, {
+      timeoutMs: this.#timeoutMs,
+      caller: this.#caller,
+    });
     this.#columns = result.columns;
     this.#rows = result.rows;
     this.#sequence = sequence;
@@ -127,6 +134,7 @@ export class LiveQuery {
     try {
       const { sequence, result } = await this.#engine.snapshot(this.statement, {
         timeoutMs: this.#timeoutMs,
+        caller: this.#caller,
       });
       this.evaluations++;
       if (this.#closed || sequence <= this.#sequence) return;

@@ -13,7 +13,7 @@ import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import { RustyError, normalizeError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
-  Authorize,
+  Caller,
   StatementAccess,
   BatchOptions,
   ChangeLog,
@@ -23,6 +23,7 @@ import type {
   RunOptions,
   StatementInput,
   StreamOptions,
+  TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
 import { openAsync, openSync, type SyncDatabase } from './driver.ts';
@@ -32,6 +33,7 @@ import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, syncCapture, userTables } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
 import { ReadWorkerPool } from './read-workers.ts';
+import { readCatalog, schemaVersion } from './catalog.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
 
 export interface SqliteEngineOptions {
@@ -60,6 +62,7 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
   readonly path: string;
+  readonly dataFiles: readonly string[];
   readonly #router: StatementRouter;
   readonly #pool: ConnectionPool;
   readonly internal: InternalStore;
@@ -73,6 +76,7 @@ export class SqliteEngine implements Engine {
   constructor(options: SqliteEngineOptions) {
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? 'rustydb.sqlite');
+    this.dataFiles = [this.path, `${this.path}-wal`];
     // Kept open for the engine's life: closing the last connection checkpoints the whole WAL, which
     // after a bulk load takes seconds, and this runs on the event loop.
     this.#setup = openSync(this.path);
@@ -109,8 +113,32 @@ export class SqliteEngine implements Engine {
     return engine;
   }
 
-  describe(sql: string): StatementAccess {
+  async describe(sql: string): Promise<StatementAccess> {
     return this.#router.route(sql).access;
+  }
+
+  /** SQLite has no users of its own: privileges are the server's grants, checked need by need. */
+  async holds(caller: Caller, needs: readonly AccessNeed[]): Promise<boolean[]> {
+    return needs.map((need) => {
+      try {
+        caller.authorize({
+          needs: [need],
+          tables: need.table === undefined ? [] : [need.table],
+          kind: 'read',
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  readCatalog(): Promise<TableInfo[]> {
+    return readCatalog(this.internal);
+  }
+
+  schemaVersion(): Promise<number> {
+    return schemaVersion(this.internal);
   }
 
   onCommit(listener: () => void): () => void {
@@ -163,7 +191,7 @@ export class SqliteEngine implements Engine {
     options: RunOptions,
   ): Promise<{ sequence: number; result: StatementResult }> {
     const routed = this.#router.route(statement.sql);
-    options.authorize?.(routed.access);
+    options.caller?.authorize(routed.access);
     checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     if (routed.access.kind !== 'read')
       throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
@@ -196,7 +224,7 @@ export class SqliteEngine implements Engine {
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
     const routed = this.#router.route(statement.sql);
-    options.authorize?.(routed.access);
+    options.caller?.authorize(routed.access);
     // Inline statements are prepared once and shared: a short params array would leave another
     // caller's values bound. Exact counts are required on every path.
     checkParameterCount(routed.guarded, statement.params?.length ?? 0);
@@ -211,17 +239,17 @@ export class SqliteEngine implements Engine {
     yield* this.#streamPooled(routed, params, options);
   }
 
-  runInline(statement: StatementInput, authorize: Authorize | undefined): StatementResult | undefined {
+  runInline(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined {
     const routed = this.#router.route(statement.sql);
     if (routed.route !== 'inline') return undefined;
-    authorize?.(routed.access);
+    caller?.authorize(routed.access);
     checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     return this.#tryInline(statement.sql, routed, toDriverParams(statement.params));
   }
 
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
     const routed = this.#router.route(statement.sql);
-    options.authorize?.(routed.access);
+    options.caller?.authorize(routed.access);
     checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     const params = toDriverParams(statement.params);
     if (routed.route === 'inline') {
@@ -267,7 +295,7 @@ export class SqliteEngine implements Engine {
         if (guarded.kind === 'ddl') afterDdl = true;
         if (deferred) return { guarded, routed: undefined };
         const routed = this.#router.route(statement.sql);
-        options.authorize?.(routed.access);
+        options.caller?.authorize(routed.access);
         return { guarded, routed };
       }),
     );
@@ -281,7 +309,7 @@ export class SqliteEngine implements Engine {
             let routed = plan.routed;
             if (!routed) {
               const access = accessAfterDdl(plan.guarded);
-              options.authorize?.(access);
+              options.caller?.authorize(access);
               routed = { guarded: plan.guarded, access, route: 'pooled' };
             }
             // Capture must follow each DDL statement at once: the statements after it write to its tables.
@@ -482,6 +510,7 @@ export class SqliteEngine implements Engine {
       return stmt.all(params as DriverValue[]).map((row) => rowToObject<T>(columns, row));
     };
     return {
+      dialect: 'sqlite',
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       run: async (sql, params = []) => ({
