@@ -183,7 +183,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       connections: () => gateway.connectionsByEndpoint(),
       subscriptions: () => hub.count,
       changeLog: async () => ({ head: await engine.changes.head(), delivered: changeFeed.head }),
-      databaseFiles: [engine.path, `${engine.path}-wal`],
+      databaseFiles: engine.dataFiles,
     });
     const deps = {
       engine: meteredEngine(auditedEngine(engine, audit), sampler),
