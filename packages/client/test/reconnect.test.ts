@@ -151,7 +151,11 @@ describe('reconnecting', () => {
           if (!last) return false;
           const row = last.type === 'result' ? last.rows[0] : last.added[0];
           return row?.n === 51;
-        }, 'the live query to show the count after the restart');
+        }, 'the live query to show the count after the restart').catch(async (err: Error) => {
+          throw new Error(
+            `${err.message}; status ${live.status}, ended with ${String(await Promise.race([counts.done, 'nothing']))}, events ${JSON.stringify(counts.events.slice(-3))}`,
+          );
+        });
         assert.ok(
           counts.events.filter((e) => e.type === 'result').length >= 2,
           'a fresh result after reconnecting',
