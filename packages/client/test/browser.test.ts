@@ -49,6 +49,8 @@ describe('in chromium', () => {
       bundle: true,
       format: 'esm',
       platform: 'browser',
+      // The SDK from its sources, as every test uses it.
+      conditions: ['rustydb-source'],
       target: 'es2022',
       define: { 'process.env.NODE_ENV': '"development"' },
       metafile: true,

@@ -18,6 +18,8 @@ import { consoleLogger, type Logger } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
+import { registerCors } from './http/cors.ts';
+import { OriginPolicy } from './auth/origin-policy.ts';
 import { REVOKED_MESSAGE, registerAuthRoutes } from './http/auth-routes.ts';
 import { registerSqlRoutes } from './http/sql-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
@@ -174,7 +176,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxEntries: config.changelog_max_entries,
     });
     const hub = new SubscriptionHub(engine, feed, access, config, logger);
-    const gateway = new WebSocketGateway(config, logger, audit);
+    const origins = new OriginPolicy({ allowedOrigins: config.allowed_origins, host: config.host });
+    const gateway = new WebSocketGateway(config, logger, origins, audit);
     const changeFeed = feed;
     sampler = new MetricsSampler({
       connections: () => gateway.connectionsByEndpoint(),
@@ -217,6 +220,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       });
     }
     registerErrorHandling(app, logger);
+    registerCors(app, origins, audit);
     registerAuthRoutes(app, { ...deps, users, loginLimiter });
     registerSqlRoutes(app, deps);
     registerHealthRoutes(app, deps);

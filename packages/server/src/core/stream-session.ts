@@ -35,6 +35,11 @@ export interface SessionSocket {
   /** Resolves when the transport has room again (or is closed). */
   drained(): Promise<void>;
   close(code: number, reason: string): void;
+  /**
+   * Tells the transport the client has authenticated (or needs no authentication): it then stops
+   * counting the connection as unauthenticated and no longer closes it for taking too long.
+   */
+  authenticated?(): void;
 }
 
 export interface SessionDeps {
@@ -94,7 +99,6 @@ export class StreamSession {
   readonly #violations: ViolationCounter | undefined;
   /** Messages that arrived while a URL token was being checked; replayed in order once it is. */
   #pending: string[] | undefined;
-  #authTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #warningTimer: NodeJS.Timeout | undefined;
   readonly #origin: SessionOrigin;
@@ -134,8 +138,10 @@ export class StreamSession {
     const { config } = this.#deps;
     if (!config.require_authentication) {
       this.#principal = ANONYMOUS;
+      this.#socket.authenticated?.();
       return;
     }
+    // Until it authenticates, the transport closes the socket when its time to do so is up.
     if (urlToken !== undefined) {
       this.#pending = [];
       try {
@@ -145,17 +151,7 @@ export class StreamSession {
         this.#pending = undefined;
         for (const text of pending) this.handleText(text);
       }
-      return;
     }
-    // A client that never authenticates does not keep its socket.
-    // Half the idle timeout, so the idle close (1001) never beats it to a client that is chatty but
-    // never authenticates.
-    this.#authTimer = setTimeout(
-      () => {
-        if (!this.#principal) this.#closeWith(1008, 'authentication timeout');
-      },
-      (config.websocket_timeout * 1000) / 2,
-    );
   }
 
   handleText(text: string): void {
@@ -206,7 +202,6 @@ export class StreamSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#handle?.release();
-    clearTimeout(this.#authTimer);
     clearTimeout(this.#expiryTimer);
     clearTimeout(this.#warningTimer);
     for (const controller of this.#running.values()) controller.abort();
@@ -343,7 +338,7 @@ export class StreamSession {
       return;
     }
     this.#principal = principal;
-    clearTimeout(this.#authTimer);
+    this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
     this.#send(
       envelope(

@@ -1,11 +1,12 @@
 /** Adapts a `ws` WebSocket to the transport interface the sessions use. */
 import type { WebSocket } from 'ws';
 import type { SessionSocket } from '../core/stream-session.ts';
+import type { Admission } from './connection-admission.ts';
 
 /** Unsent bytes above which a producer should wait before sending more. */
 export const HIGH_WATER_MARK = 1024 * 1024;
 
-export function adaptSocket(ws: WebSocket): SessionSocket {
+export function adaptSocket(ws: WebSocket, admission?: Admission): SessionSocket {
   let waiters: (() => void)[] = [];
   // Runs as each frame is handed to the OS, and on close: wakes producers once the buffer has room.
   const wake = (): void => {
@@ -31,6 +32,9 @@ export function adaptSocket(ws: WebSocket): SessionSocket {
     },
     close(code, reason) {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+    },
+    authenticated() {
+      admission?.authenticated();
     },
   };
 }
