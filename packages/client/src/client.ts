@@ -15,6 +15,7 @@ import {
 } from './connection.ts';
 import { RustyDBError } from './errors.ts';
 import { httpJson, type FetchLike } from './http.ts';
+import { GRAPHQL_WS_PATH, GraphQLSocket, graphqlHttp, type GraphQLResult } from './graphql.ts';
 import { QueryStream, runQuery, type QueryOptions, type QueryResult, type StreamOptions } from './query.ts';
 import type { ArrayRow, ArrayRowsOption, ObjectRow, ObjectRowsOption } from './rows.ts';
 import {
@@ -83,6 +84,7 @@ export class RustyDBClient {
   readonly #metricsUrl: string;
   readonly #connectionOptions: Partial<ConnectionOptions>;
   readonly #fetch: FetchLike | undefined;
+  #graphqlSocket: GraphQLSocket | undefined;
   #metricsConnection: Connection | undefined;
 
   /** Starts connecting at once; requests made before the connection is open wait in the queue. */
@@ -249,10 +251,52 @@ export class RustyDBClient {
   }
 
   /**
+   * A GraphQL query or mutation over `POST /graphql` with this client's token. GraphQL errors come
+   * back in the result's `errors`; a transport failure throws.
+   */
+  async graphql<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    options: { operationName?: string; timeout?: number; signal?: AbortSignal } = {},
+  ): Promise<GraphQLResult<T>> {
+    const token = this.auth.enabled ? await this.auth.token() : undefined;
+    return graphqlHttp<T>(
+      this.httpUrl,
+      { query, variables, operationName: options.operationName },
+      {
+        token,
+        timeoutMs: options.timeout ?? (this.connection.requestTimeout || 30_000),
+        fetch: this.#fetch,
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+    );
+  }
+
+  /**
+   * A GraphQL subscription (or any operation) over `/graphql/ws` (graphql-ws protocol): each result
+   * is one value of the iterator; leaving the loop completes the operation on the server. Every
+   * subscription of this client shares one socket, opened with the first.
+   */
+  graphqlSubscribe<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    operationName?: string,
+  ): AsyncIterableIterator<GraphQLResult<T>> {
+    this.#graphqlSocket ??= new GraphQLSocket(
+      `${this.httpUrl.replace(/^http/, 'ws')}${GRAPHQL_WS_PATH}`,
+      this.auth,
+      this.#connectionOptions.WebSocket,
+    );
+    return this.#graphqlSocket.subscribe<T>({ query, variables, operationName });
+  }
+
+  /**
    * Closes the connection (code 1000). Every subscription and stream ends (its loop finishes);
    * requests still waiting for an answer fail with CLIENT_CLOSED. `open()` connects again.
    */
   async close(): Promise<void> {
+    this.#graphqlSocket?.close();
+    this.#graphqlSocket = undefined;
     this.auth.close();
     await Promise.all([this.connection.close(), this.#metricsConnection?.close()]);
   }

@@ -101,3 +101,10 @@ export {
 } from './errors.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport/socket.ts';
 export type { FetchLike } from './http.ts';
+export {
+  GRAPHQL_PATH,
+  GRAPHQL_WS_PATH,
+  type GraphQLError,
+  type GraphQLRequest,
+  type GraphQLResult,
+} from './graphql.ts';
