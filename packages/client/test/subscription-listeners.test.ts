@@ -6,8 +6,8 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { RustyDBError } from '@rustydb/client';
 import {
-  RustyDBError,
   type ChangeStreamEvent,
   type LiveDiffEvent,
   type LiveResultEvent,
