@@ -20,7 +20,7 @@ import { startServer, type RustyServer } from '../../src/server.ts';
 import { ADMIN_PASSWORD, freshDataDir, login, startTestServer } from '../helpers/test-server.ts';
 import { TestClient } from '../helpers/ws-client.ts';
 import { cleanEnv, runCli } from '../helpers/cli.ts';
-import { signToken } from '../helpers/tokens.ts';
+import { identityOf, signToken } from '../helpers/tokens.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rustydb-tls-'));
 const certPath = join(dir, 'cert.pem');
@@ -382,7 +382,7 @@ test('no token or password ever reaches the log or the audit log', async () => {
     const wrongPassword = 'guess-me-not-1';
     await login(ts.server.url, 'admin', wrongPassword);
     const forged = await signToken(new TextEncoder().encode('z'.repeat(40)));
-    const expired = await signToken(ts.secret(), { iat: 1, exp: 2 });
+    const expired = await signToken(ts.secret(), { claims: identityOf(ts.token), iat: 1, exp: 2 });
     for (const token of [ts.token, forged, expired, 'garbage.token.value']) {
       const c = await ts.connect({ token });
       await c.next();
