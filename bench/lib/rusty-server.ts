@@ -54,6 +54,13 @@ export async function startRustyServer(options: RustyServerOptions): Promise<Rus
       options.dataDir,
       // The default 100 messages/s per connection would throttle the round-trip benchmark, not measure it.
       ...(options.rateLimiting ? [] : ['--no-enable-rate-limiting']),
+      // Every benchmark client connects from loopback: per-address limits would count them all as one client.
+      '--max-connections-per-ip',
+      '0',
+      '--max-unauthenticated-connections-per-ip',
+      '0',
+      '--max-unauthenticated-connections',
+      '0',
       ...(options.flags ?? []),
     ],
     serverEnv(),

@@ -9,6 +9,7 @@ export {
   METRICS_PATH,
   STREAM_PATH,
   type ClientOptions,
+  type HttpRequestOptions,
 } from './client.ts';
 export {
   Connection,
@@ -23,6 +24,14 @@ export {
 } from './connection.ts';
 export { AuthManager, login, type AuthOptions, type RefreshTokenCallback, type TokenInfo } from './auth.ts';
 export { ClientRateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
+export {
+  BACKOFF_FACTOR,
+  backoffDelay,
+  type RetryContext,
+  type RetryPolicyOptions,
+  type RetryWait,
+  type ShouldRetry,
+} from './retry-policy.ts';
 export {
   QueryStream,
   runQuery,
@@ -76,3 +85,10 @@ export {
 } from './errors.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport/socket.ts';
 export type { FetchLike } from './http.ts';
+export {
+  GRAPHQL_PATH,
+  GRAPHQL_WS_PATH,
+  type GraphQLError,
+  type GraphQLRequest,
+  type GraphQLResult,
+} from './graphql.ts';

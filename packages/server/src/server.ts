@@ -18,6 +18,8 @@ import { consoleLogger, type Logger } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
+import { registerCors } from './http/cors.ts';
+import { OriginPolicy } from './auth/origin-policy.ts';
 import { REVOKED_MESSAGE, registerAuthRoutes } from './http/auth-routes.ts';
 import { registerSqlRoutes } from './http/sql-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
@@ -48,6 +50,7 @@ import { registerMetricsRoutes } from './http/metrics-routes.ts';
 import { GraphQLService } from './graphql/graphql-service.ts';
 import { registerGraphQLHttp } from './graphql/http-endpoint.ts';
 import { registerGraphQLWs } from './graphql/ws-endpoint.ts';
+import { registerConsoleRoutes } from './http/console-routes.ts';
 
 export interface StartOptions {
   logger?: Logger;
@@ -60,6 +63,8 @@ export interface RustyServer {
   readonly port: number;
   /** `http://host:port` (or https). */
   readonly url: string;
+  /** Where the web console is (`url` + `/`), or undefined when `enable_console` is off. */
+  readonly consoleUrl: string | undefined;
   /** `ws://host:port` (or wss). */
   readonly wsUrl: string;
   readonly engine: Engine;
@@ -171,13 +176,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxEntries: config.changelog_max_entries,
     });
     const hub = new SubscriptionHub(engine, feed, access, config, logger);
-    const gateway = new WebSocketGateway(config, logger, audit);
+    const origins = new OriginPolicy({ allowedOrigins: config.allowed_origins, host: config.host });
+    const gateway = new WebSocketGateway(config, logger, origins, audit);
     const changeFeed = feed;
     sampler = new MetricsSampler({
       connections: () => gateway.connectionsByEndpoint(),
       subscriptions: () => hub.count,
       changeLog: async () => ({ head: await engine.changes.head(), delivered: changeFeed.head }),
-      databaseFiles: [engine.path, `${engine.path}-wal`],
+      databaseFiles: engine.dataFiles,
     });
     const deps = {
       engine: meteredEngine(auditedEngine(engine, audit), sampler),
@@ -214,6 +220,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       });
     }
     registerErrorHandling(app, logger);
+    registerCors(app, origins, audit);
     registerAuthRoutes(app, { ...deps, users, loginLimiter });
     registerSqlRoutes(app, deps);
     registerHealthRoutes(app, deps);
@@ -230,6 +237,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     registerAuditRoutes(app, deps);
     registerMetricsRoutes(app, { ...deps, sampler, prometheus: new PrometheusExporter() });
     registerGraphQLHttp(app, { ...deps, service: graphql });
+    if (config.enable_console) registerConsoleRoutes(app, { logger, tls: config.enable_tls });
     app.server.on('upgrade', (request, socket, head) => gateway.handleUpgrade(request, socket, head));
     await app.listen({ host: config.host, port: config.port });
 
@@ -243,6 +251,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       config,
       port,
       url: `${scheme}://${host}:${port}`,
+      consoleUrl: config.enable_console ? `${scheme}://${host}:${port}/` : undefined,
       wsUrl: `${https ? 'wss' : 'ws'}://${host}:${port}`,
       engine,
       users,

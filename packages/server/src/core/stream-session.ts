@@ -42,6 +42,11 @@ export interface SessionSocket {
   /** Resolves when the transport has room again (or is closed). */
   drained(): Promise<void>;
   close(code: number, reason: string): void;
+  /**
+   * Tells the transport the client has authenticated (or needs no authentication): it then stops
+   * counting the connection as unauthenticated and no longer closes it for taking too long.
+   */
+  authenticated?(): void;
 }
 
 export interface SessionDeps {
@@ -96,7 +101,6 @@ export class StreamSession {
   readonly #violations: ViolationCounter | undefined;
   /** Messages that arrived while a URL token was being checked; replayed in order once it is. */
   #pending: string[] | undefined;
-  #authTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #warningTimer: NodeJS.Timeout | undefined;
   readonly #origin: SessionOrigin;
@@ -139,8 +143,10 @@ export class StreamSession {
     const { config } = this.#deps;
     if (!config.require_authentication) {
       this.#principal = ANONYMOUS;
+      this.#socket.authenticated?.();
       return;
     }
+    // Until it authenticates, the transport closes the socket when its time to do so is up.
     if (urlToken !== undefined) {
       this.#pending = [];
       try {
@@ -150,17 +156,7 @@ export class StreamSession {
         this.#pending = undefined;
         for (const text of pending) this.handleText(text);
       }
-      return;
     }
-    // A client that never authenticates does not keep its socket.
-    // Half the idle timeout, so the idle close (1001) never beats it to a client that is chatty but
-    // never authenticates.
-    this.#authTimer = setTimeout(
-      () => {
-        if (!this.#principal) this.#closeWith(1008, 'authentication timeout');
-      },
-      (config.websocket_timeout * 1000) / 2,
-    );
   }
 
   handleText(text: string): void {
@@ -211,7 +207,6 @@ export class StreamSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#handle?.release();
-    clearTimeout(this.#authTimer);
     clearTimeout(this.#expiryTimer);
     clearTimeout(this.#warningTimer);
     for (const controller of this.#running.values()) controller.abort();
@@ -340,7 +335,7 @@ export class StreamSession {
       return;
     }
     this.#principal = principal;
-    clearTimeout(this.#authTimer);
+    this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
     this.#send(
       envelope(
@@ -453,12 +448,12 @@ export class StreamSession {
   #runInlineQuery(message: QueryMessage): boolean {
     const { engine, access } = this.#deps;
     if (!engine.runInline || (message.id !== undefined && this.#running.has(message.id))) return false;
-    const authorize = access.cachedAuthorizer(this.#principal!);
-    if (!authorize) return false;
+    const caller = access.cachedCaller(this.#principal!);
+    if (!caller) return false;
     const { sql, params, chunk_size, streaming } = message.payload;
     let result;
     try {
-      result = engine.runInline({ sql, params }, authorize);
+      result = engine.runInline({ sql, params }, caller);
     } catch (err) {
       this.#sendFailure(err, message.id);
       return true;
@@ -487,13 +482,13 @@ export class StreamSession {
 
   async #runQuery(message: QueryMessage, signal: AbortSignal, principal: Principal): Promise<void> {
     const { engine, config, access } = this.#deps;
-    const authorize = await access.authorizerFor(principal);
+    const caller = await access.callerFor(principal);
     const { sql, params, streaming, chunk_size } = message.payload;
     const timeoutMs = config.statement_timeout * 1000;
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
-        { signal, timeoutMs, authorize, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
+        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
       );
       for await (const chunk of chunks) {
         if (!chunk.done) {
@@ -509,7 +504,7 @@ export class StreamSession {
       return;
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
-    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, authorize, chunkSize })) {
+    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, caller, chunkSize })) {
       if (this.#closed) return;
       await this.#answer(
         chunkText(message.id, chunk.columns, chunk.rows, !chunk.done, chunk.rowsAffected, chunk.lastInsertId),
@@ -545,7 +540,7 @@ export class StreamSession {
     const { engine, config, access } = this.#deps;
     const results = await engine.batch(message.payload.queries, {
       signal,
-      authorize: await access.authorizerFor(principal),
+      caller: await access.callerFor(principal),
       timeoutMs: config.statement_timeout * 1000,
       transaction: message.payload.transaction ?? false,
     });

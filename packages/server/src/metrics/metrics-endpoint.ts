@@ -93,7 +93,6 @@ export class MetricsSession {
   #principal: Principal | undefined;
   /** Messages that arrived while a URL token was being checked; handled in order once it is. */
   #pending: string[] | undefined;
-  #authTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -112,6 +111,7 @@ export class MetricsSession {
   async open(urlToken: string | undefined): Promise<void> {
     if (!this.#deps.config.require_authentication) {
       this.#principal = ANONYMOUS;
+      this.#socket.authenticated?.();
       return;
     }
     if (urlToken !== undefined) {
@@ -123,11 +123,7 @@ export class MetricsSession {
         this.#pending = undefined;
         for (const text of pending) this.handleText(text);
       }
-      return;
     }
-    this.#authTimer = setTimeout(() => {
-      if (!this.#principal) this.#closeWith(1008, 'authentication timeout');
-    }, this.#deps.config.websocket_timeout * 1000);
   }
 
   handleText(text: string): void {
@@ -167,7 +163,6 @@ export class MetricsSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#handle?.release();
-    clearTimeout(this.#authTimer);
     clearTimeout(this.#expiryTimer);
     for (const id of [...this.#subscriptions.keys()]) this.#end(id);
   }
@@ -294,7 +289,7 @@ export class MetricsSession {
       return;
     }
     this.#principal = principal;
-    clearTimeout(this.#authTimer);
+    this.#socket.authenticated?.();
     clearTimeout(this.#expiryTimer);
     const expiresAt = principal.expiresAt!;
     this.#expiryTimer = setTimeout(
@@ -336,14 +331,14 @@ export class MetricsSession {
 
 /** The endpoint: a thin adapter between `ws` and MetricsSession. */
 export function metricsEndpoint(deps: MetricsSessionDeps): EndpointHandler {
-  return (ws, request, url) => {
+  return (ws, request, url, admission) => {
     const urlToken = url.searchParams.get('token') ?? undefined;
     if (urlToken !== undefined && !deps.config.allow_url_token) {
       ws.send(envelope('auth_error', { status: 'error', code: 'AUTH_FAILED', message: URL_TOKEN_DISABLED }));
       ws.close(1008, 'token in URL not allowed');
       return;
     }
-    const session = new MetricsSession(adaptSocket(ws), deps, request.socket.remoteAddress ?? '');
+    const session = new MetricsSession(adaptSocket(ws, admission), deps, request.socket.remoteAddress ?? '');
     wireSession(ws, session, urlToken, deps.logger);
   };
 }

@@ -1,9 +1,10 @@
 /** Adapts a flow-controlled `ws` WebSocket to the transport interface the sessions use. */
 import type { WebSocket } from 'ws';
 import type { SessionSocket } from '../core/stream-session.ts';
+import type { Admission } from './connection-admission.ts';
 import type { FlowControlledWebSocket } from './flow-controlled-socket.ts';
 
-export function adaptSocket(socket: WebSocket): SessionSocket {
+export function adaptSocket(socket: WebSocket, admission?: Admission): SessionSocket {
   // The gateway creates every socket as a FlowControlledWebSocket.
   const ws = socket as FlowControlledWebSocket;
   return {
@@ -18,6 +19,9 @@ export function adaptSocket(socket: WebSocket): SessionSocket {
     drained: () => ws.drained(),
     close(code, reason) {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+    },
+    authenticated() {
+      admission?.authenticated();
     },
   };
 }

@@ -11,8 +11,32 @@ import { envelope, errorPayload } from '../core/envelope.ts';
 import type { Logger } from '../core/logger.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { FlowControlledWebSocket } from './flow-controlled-socket.ts';
+import { authTimeoutMs } from '../config/config.ts';
+import type { OriginPolicy } from '../auth/origin-policy.ts';
+import {
+  ConnectionAdmission,
+  isRefusal,
+  type Admission,
+  type AdmissionTicket,
+} from './connection-admission.ts';
 
-export type EndpointHandler = (ws: WebSocket, request: IncomingMessage, url: URL) => void;
+/**
+ * Serves one admitted socket. The endpoint calls `admission.authenticated()` once the client has
+ * authenticated (at once when authentication is off); until then the socket counts against the
+ * unauthenticated limits and is closed when its time to authenticate is up.
+ */
+export type EndpointHandler = (
+  ws: WebSocket,
+  request: IncomingMessage,
+  url: URL,
+  admission: Admission,
+) => void;
+
+/** A close code and reason. */
+type Close = readonly [code: number, reason: string];
+
+/** How a RustyDB endpoint closes a socket that did not authenticate in time. */
+const AUTH_TIMEOUT_CLOSE: Close = [1008, 'authentication timeout'];
 
 /** A route: the handler, the endpoint's name in connection counts, and who performs the upgrade. */
 interface Route {
@@ -20,6 +44,8 @@ interface Route {
   endpoint: string;
   /** Set for endpoints that speak another protocol (graphql-ws): their own server upgrades the socket. */
   server?: WebSocketServer;
+  /** How the endpoint's protocol closes a socket that did not authenticate in time. */
+  authTimeoutClose: Close;
 }
 
 /**
@@ -59,16 +85,26 @@ export class WebSocketGateway {
   /** Open sockets and when each was last heard from. */
   readonly #lastSeen = new Map<WebSocket, number>();
   readonly #lastPing = new Map<WebSocket, number>();
-  /** Open sockets per client address, for max_connections_per_ip. */
-  readonly #perAddress = new Map<string, number>();
+  /** Per-address and unauthenticated counts, and the deadline to authenticate. */
+  readonly #admission: ConnectionAdmission;
+  /** Each open socket's place in those counts. */
+  readonly #tickets = new Map<WebSocket, AdmissionTicket>();
   readonly #audit: AuditLog | undefined;
+  readonly #origins: OriginPolicy;
   readonly #heartbeat: NodeJS.Timeout;
   #shuttingDown = false;
 
-  constructor(config: ServerConfig, logger: Logger, audit?: AuditLog) {
+  constructor(config: ServerConfig, logger: Logger, origins: OriginPolicy, audit?: AuditLog) {
     this.#config = config;
     this.#logger = logger;
+    this.#origins = origins;
     this.#audit = audit;
+    this.#admission = new ConnectionAdmission({
+      perAddress: config.max_connections_per_ip,
+      unauthenticated: config.max_unauthenticated_connections,
+      unauthenticatedPerAddress: config.max_unauthenticated_connections_per_ip,
+      authTimeoutMs: authTimeoutMs(config),
+    });
     this.#wss = new WebSocketServer({
       ...serverOptions(config),
       clientTracking: false,
@@ -94,18 +130,28 @@ export class WebSocketGateway {
     return this.#lastSeen.size;
   }
 
+  /** Open sockets that have not authenticated yet. */
+  get unauthenticatedCount(): number {
+    return this.#admission.unauthenticatedCount;
+  }
+
+  /** For endpoints served by their own `ws` server (routeServer): the socket has authenticated. */
+  authenticated(ws: WebSocket): void {
+    this.#tickets.get(ws)?.authenticated();
+  }
+
   /** Open sockets per endpoint (a pattern route counts under its label). */
   connectionsByEndpoint(): Record<string, number> {
     return Object.fromEntries(this.#perEndpoint);
   }
 
   route(path: string, handler: EndpointHandler): void {
-    this.#routes.set(path, { handler, endpoint: path });
+    this.#routes.set(path, { handler, endpoint: path, authTimeoutClose: AUTH_TIMEOUT_CLOSE });
   }
 
   /** Routes every path matching `pattern` (for paths with a name in them, like a collection's). */
   routePattern(pattern: RegExp, handler: EndpointHandler, label = pattern.source): void {
-    this.#patterns.push([pattern, { handler, endpoint: label }]);
+    this.#patterns.push([pattern, { handler, endpoint: label, authTimeoutClose: AUTH_TIMEOUT_CLOSE }]);
   }
 
   /**
@@ -113,8 +159,10 @@ export class WebSocketGateway {
    * compression settings) whose 'connection' listeners serve them: for libraries that attach to a
    * WebSocketServer, like graphql-ws. The gateway still counts, limits, heartbeats and shuts them down;
    * a refused socket is closed without a RustyDB envelope, which that protocol would not understand.
+   * The endpoint reports authentication with `authenticated(ws)`; `authTimeoutClose` is how its protocol
+   * closes a socket that did not authenticate in time.
    */
-  routeServer(path: string): WebSocketServer {
+  routeServer(path: string, authTimeoutClose: Close): WebSocketServer {
     const server = new WebSocketServer({
       ...serverOptions(this.#config),
       perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 1024 },
@@ -123,6 +171,7 @@ export class WebSocketGateway {
       handler: (ws, request) => server.emit('connection', ws, request),
       endpoint: path,
       server,
+      authTimeoutClose,
     });
     return server;
   }
@@ -135,6 +184,21 @@ export class WebSocketGateway {
       this.#routes.get(url.pathname) ?? this.#patterns.find(([pattern]) => pattern.test(url.pathname))?.[1];
     if (!route) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    // A page of a foreign site, driving a visitor's browser: refused before the upgrade.
+    const origin = request.headers.origin;
+    if (!this.#origins.allows(origin, request.headers.host)) {
+      this.#audit?.record({
+        event: 'origin.denied',
+        ip: request.socket.remoteAddress ?? '',
+        endpoint: url.pathname,
+        details: { origin: origin?.slice(0, 200) },
+      });
+      const body = 'origin not allowed; list it in allowed_origins';
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
       return;
     }
     (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
@@ -161,16 +225,19 @@ export class WebSocketGateway {
       return;
     }
     const address = request.socket.remoteAddress ?? '';
-    const fromAddress = this.#perAddress.get(address) ?? 0;
-    const perIp = this.#config.max_connections_per_ip;
-    if (perIp > 0 && fromAddress >= perIp) {
+    const admitted = this.#admission.admit(address, () => {
+      if (ws.readyState !== ws.OPEN) return;
+      ws.close(...route.authTimeoutClose);
+      this.#forceCloseLater(ws);
+    });
+    if (isRefusal(admitted)) {
       this.#audit?.record({
         event: 'connection.limit',
         ip: address,
         endpoint: url.pathname,
-        details: { limit: 'max_connections_per_ip', max: perIp },
+        details: { limit: admitted.limit, max: admitted.max },
       });
-      refuse(`too many connections from this address (at most ${perIp}); retry later`);
+      refuse(admitted.message);
       ws.close(1013, 'connection limit reached');
       this.#forceCloseLater(ws);
       return;
@@ -179,7 +246,7 @@ export class WebSocketGateway {
       maxBuffered: this.#config.websocket_max_send_buffer,
       onOverflow: (socket) => this.#closeOverflowing(socket, address, endpoint),
     });
-    this.#perAddress.set(address, fromAddress + 1);
+    this.#tickets.set(ws, admitted);
     this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
     let counted = true;
     const now = Date.now();
@@ -191,18 +258,17 @@ export class WebSocketGateway {
     ws.on('close', () => {
       this.#lastSeen.delete(ws);
       this.#lastPing.delete(ws);
+      this.#tickets.delete(ws);
+      admitted.release();
       if (counted) {
         counted = false;
-        const left = (this.#perAddress.get(address) ?? 1) - 1;
-        if (left > 0) this.#perAddress.set(address, left);
-        else this.#perAddress.delete(address);
         const open = (this.#perEndpoint.get(endpoint) ?? 1) - 1;
         if (open > 0) this.#perEndpoint.set(endpoint, open);
         else this.#perEndpoint.delete(endpoint);
       }
     });
     try {
-      handler(ws, request, url);
+      handler(ws, request, url, admitted);
     } catch (err) {
       this.#logger.error('endpoint failed to start', { error: (err as Error).message });
       ws.close(1011, 'internal error');
