@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ErrorCode } from '@rustydb/protocol';
+import type { Principal } from '../auth/authenticator.ts';
 
 /** What the registry needs from a session to end it: send an error (no id), then close 1008. */
 export type Terminate = (code: ErrorCode, message: string, reason: string) => void;
@@ -32,7 +33,11 @@ interface Entry {
   connectedAt: Date;
   authenticatedAt: Date;
   user: string;
-  tokenId: string | undefined;
+  /**
+   * Every token and every login the session has presented (it may re-authenticate with refreshed
+   * tokens): revoking any of them ends it.
+   */
+  credentials: Set<string>;
   expiresAt: number | undefined;
   terminate: Terminate;
   queued: QueuedBytes;
@@ -63,11 +68,12 @@ export class SessionHandle {
   }
 
   /**
-   * Records the session as belonging to `user` (again, after a re-authentication). False when that
-   * would exceed the user's connection limit; the session is then not (or no longer) registered.
+   * Records the session as belonging to `principal` (again, after a re-authentication with a new token
+   * of the same user: the endpoints refuse another user). False when that would exceed the user's
+   * connection limit; the session is then not registered.
    */
-  authenticated(user: string, tokenId: string | undefined, expiresAt: number | undefined): boolean {
-    return this.#registry.admit(this, this.#terminate, user, tokenId, expiresAt);
+  authenticated(principal: Principal): boolean {
+    return this.#registry.admit(this, this.#terminate, principal);
   }
 
   /** Leaves the registry; safe to call twice. */
@@ -105,13 +111,8 @@ export class SessionRegistry {
   }
 
   /** @internal used by SessionHandle */
-  admit(
-    handle: SessionHandle,
-    terminate: Terminate,
-    user: string,
-    tokenId: string | undefined,
-    expiresAt: number | undefined,
-  ): boolean {
+  admit(handle: SessionHandle, terminate: Terminate, principal: Principal): boolean {
+    const { user } = principal;
     const existing = this.#sessions.get(handle.id);
     const sameUser = existing?.user === user;
     if (!sameUser && this.#maxPerUser > 0 && this.countFor(user) >= this.#maxPerUser) {
@@ -119,6 +120,9 @@ export class SessionRegistry {
       return false;
     }
     if (existing && !sameUser) this.remove(handle.id);
+    const credentials = sameUser ? existing.credentials : new Set<string>();
+    if (principal.tokenId) credentials.add(principal.tokenId);
+    if (principal.loginId) credentials.add(principal.loginId);
     this.#sessions.set(handle.id, {
       id: handle.id,
       endpoint: handle.endpoint,
@@ -126,8 +130,8 @@ export class SessionRegistry {
       connectedAt: handle.connectedAt,
       authenticatedAt: new Date(),
       user,
-      tokenId,
-      expiresAt,
+      credentials,
+      expiresAt: principal.expiresAt,
       terminate,
       queued: handle.queued,
     });
@@ -189,10 +193,13 @@ export class SessionRegistry {
     return ids.length;
   }
 
-  /** Ends every session authenticated with the token `tokenId`; returns how many. */
-  killToken(tokenId: string, code: ErrorCode, message: string, reason: string): number {
-    const ids = [...this.#sessions.values()].filter((e) => e.tokenId === tokenId).map((e) => e.id);
-    for (const id of ids) this.kill(id, code, message, reason);
+  /**
+   * Ends every session that ever presented the token or a token of the login `id` (a token id or a
+   * login id); returns how many.
+   */
+  killCredential(id: string, code: ErrorCode, message: string, reason: string): number {
+    const ids = [...this.#sessions.values()].filter((e) => e.credentials.has(id)).map((e) => e.id);
+    for (const sessionId of ids) this.kill(sessionId, code, message, reason);
     return ids.length;
   }
 }

@@ -16,7 +16,7 @@ import {
 import type { ServerConfig } from '../config/config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
-import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import { envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
@@ -88,6 +88,11 @@ export function rateLimits(config: ServerConfig): { burst: number; maxViolations
     maxViolations: config.rate_limit_max_violations ?? config.rate_limit_rps * DEFAULT_VIOLATIONS_PER_RPS,
     windowMs: config.rate_limit_violation_window * 1000,
   };
+}
+
+/** Why an `auth` with another user's token is refused on an authenticated connection. */
+export function switchRefused(current: Principal): string {
+  return `this connection is authenticated as '${current.user}'; a token of another user needs a connection of its own`;
 }
 
 export class StreamSession {
@@ -320,7 +325,15 @@ export class StreamSession {
       return;
     }
     if (this.#closed) return;
-    if (this.#handle && !this.#handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)) {
+    // A connection is one user's for its whole life: what it opened (subscriptions, running queries)
+    // was authorized for that user and ends with that user's revocation, never another's.
+    const current = this.#principal;
+    if (current && !current.anonymous && !sameIdentity(current, principal)) {
+      this.#send(errorEnvelope(new RustyError('AUTH_FAILED', switchRefused(current)), id, 'auth_error'));
+      this.#closeWith(1008, 'authentication failed');
+      return;
+    }
+    if (this.#handle && !this.#handle.authenticated(principal)) {
       this.#audit('connection.limit', { user: principal.user, limit: 'max_connections_per_user' });
       this.#send(
         errorEnvelope(

@@ -12,13 +12,13 @@
  */
 import { z } from 'zod';
 import type { ErrorCode } from '@rustydb/protocol';
-import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorEnvelope } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts';
-import type { SessionSocket } from '../core/stream-session.ts';
+import { switchRefused, type SessionSocket } from '../core/stream-session.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import type { EndpointHandler } from '../ws/websocket-gateway.ts';
 import { wireSession } from '../ws/session-wiring.ts';
@@ -278,7 +278,16 @@ export class MetricsSession {
       return;
     }
     if (this.#closed) return;
-    if (this.#handle && !this.#handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)) {
+    // As on /api/v1/stream: a connection is one user's for its whole life.
+    const current = this.#principal;
+    if (current && !current.anonymous && !sameIdentity(current, principal)) {
+      this.#send(
+        errorEnvelope(new RustyError('AUTH_FAILED', switchRefused(current)), requestId, 'auth_error'),
+      );
+      this.#closeWith(1008, 'authentication failed');
+      return;
+    }
+    if (this.#handle && !this.#handle.authenticated(principal)) {
       this.#send(
         errorEnvelope(
           new RustyError('CONNECTION_LIMIT', `user '${principal.user}' has too many connections open`),
