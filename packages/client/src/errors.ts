@@ -158,7 +158,8 @@ export type CloseDisposition =
  * The one decision about close codes. `lastError` is the error message the server sent just before
  * closing (the server always explains a 1008).
  *
- * - codes in the protocol's RETRYABLE_CLOSE_CODES (1001 shutdown / idle, 1006 dropped, 1011, 1012, 1013)
+ * - codes in the protocol's RETRYABLE_CLOSE_CODES (1001 shutdown / idle, 1006 dropped, 1011, 1012, 1013,
+ *   4013 fell behind)
  *   reconnect with the same credentials;
  * - 1008 after AUTH_EXPIRED (token expired or revoked) reauthenticates when the client has a way to get
  *   a new token; every other 1008 (rate limit flood, refused token) is fatal, as are 1002/1003/1007/1009;

@@ -93,9 +93,13 @@ export const CLOSE_CODES = {
   MESSAGE_TOO_BIG: { code: 1009, description: 'A message exceeded websocket_max_message_size' },
   INTERNAL_ERROR: { code: 1011, description: 'The server failed unexpectedly' },
   TRY_AGAIN_LATER: { code: 1013, description: 'The server is at websocket_max_connections' },
+  SEND_BUFFER_FULL: {
+    code: 4013,
+    description: 'The client fell more than websocket_max_send_buffer bytes behind in reading',
+  },
 } as const;
 
 export type CloseCodeName = keyof typeof CLOSE_CODES;
 
 /** Close codes after which a client may reconnect with the same credentials and expect success. */
-export const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1006, 1011, 1012, 1013]);
+export const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1006, 1011, 1012, 1013, 4013]);
