@@ -30,7 +30,7 @@ export class TokenRevocations {
   /** @param expiresAt the token's own expiry, seconds since the epoch */
   async revoke(jti: string, username: string, expiresAt: number): Promise<void> {
     await this.#store.run(
-      `INSERT OR IGNORE INTO ${REVOKED_TOKENS_TABLE} (jti, username, expires_at) VALUES (?, ?, ?)`,
+      `INSERT INTO ${REVOKED_TOKENS_TABLE} (jti, username, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
       [jti, username, expiresAt],
     );
     if (Date.now() - this.#lastPurge > PURGE_INTERVAL_MS) await this.purge();

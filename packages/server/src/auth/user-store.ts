@@ -41,6 +41,17 @@ export class UserStore {
   }
 
   async migrate(): Promise<void> {
+    if (this.#store.dialect === 'postgres') {
+      await this.#store.exec(`CREATE TABLE IF NOT EXISTS ${USERS_TABLE} (
+        username TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        roles TEXT NOT NULL DEFAULT '[]',
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL DEFAULT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        tokens_valid_after BIGINT NOT NULL DEFAULT 0
+      )`);
+      return;
+    }
     await this.#store.exec(`CREATE TABLE IF NOT EXISTS ${USERS_TABLE} (
       username TEXT PRIMARY KEY,
       password_hash TEXT NOT NULL,

@@ -61,6 +61,7 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
+  readonly changeCapture = true;
   readonly path: string;
   readonly dataFiles: readonly string[];
   readonly #router: StatementRouter;

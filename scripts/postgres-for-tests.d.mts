@@ -1,0 +1,10 @@
+export interface TestPostgres {
+  url: string;
+  port: number;
+  dataDir: string;
+  binDir: string;
+  stop(): void;
+  restart(): void;
+}
+export function findPostgresBin(): string | undefined;
+export function startTestPostgres(binDir?: string): Promise<TestPostgres>;
