@@ -4,7 +4,8 @@ export interface TestPostgres {
   dataDir: string;
   binDir: string;
   stop(): void;
-  restart(): void;
+  pause(): void;
+  resume(): void;
 }
 export function findPostgresBin(): string | undefined;
 export function startTestPostgres(binDir?: string): Promise<TestPostgres>;

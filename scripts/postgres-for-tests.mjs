@@ -100,18 +100,13 @@ export async function startTestPostgres(binDir = findPostgresBin()) {
     dataDir: data,
     binDir,
     stop,
-    /** Stops and starts the same server (what a database restart looks like to the nodes). */
-    restart() {
-      asPostgresUser(join(binDir, 'pg_ctl'), [
-        '-D',
-        data,
-        '-l',
-        join(dir, 'log'),
-        '-m',
-        'fast',
-        '-w',
-        'restart',
-      ]);
+    /** Stops the server, keeping its data (what a database outage looks like to the nodes). */
+    pause() {
+      asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+    },
+    /** Starts it again after pause(). */
+    resume() {
+      asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', 'start']);
     },
   };
 }

@@ -22,7 +22,8 @@ const pg = require('pg') as {
 
 let superuserUrl: Promise<string> | undefined;
 
-function postgresUrl(): Promise<string> {
+/** The superuser URL of the tests' PostgreSQL server (started on first use when the runner did not). */
+export function postgresUrl(): Promise<string> {
   superuserUrl ??= (async () => {
     if (process.env.RUSTYDB_TEST_POSTGRES_URL) return process.env.RUSTYDB_TEST_POSTGRES_URL;
     const server = await startTestPostgres();
@@ -36,20 +37,38 @@ function postgresUrl(): Promise<string> {
 export const ENGINES: readonly EngineName[] =
   process.env.RUSTYDB_TEST_POSTGRES_URL || findPostgresBin() ? ['sqlite', 'postgres'] : ['sqlite'];
 
-/** A fresh database and login role for one test server; the SQLite engine needs nothing. */
-export async function engineConfig(engine: EngineName): Promise<Partial<ServerConfig>> {
+/** Runs statements as the tests' PostgreSQL superuser. */
+export async function asSuperuser(statements: readonly string[], database = 'postgres'): Promise<unknown[]> {
+  const url = new URL(await postgresUrl());
+  url.pathname = `/${database}`;
+  const admin = new pg.Client({ connectionString: url.toString() });
+  await admin.connect();
+  try {
+    const results: unknown[] = [];
+    for (const statement of statements) results.push(await admin.query(statement));
+    return results;
+  } finally {
+    await admin.end();
+  }
+}
+
+/**
+ * A fresh database and login role; `attributes` are the role's (by default what a deployment gives
+ * RustyDB). The SQLite engine needs nothing.
+ */
+export async function engineConfig(
+  engine: EngineName,
+  attributes = 'LOGIN CREATEROLE REPLICATION',
+  owner = true,
+): Promise<Partial<ServerConfig>> {
   if (engine === 'sqlite') return {};
   const url = new URL(await postgresUrl());
   const name = `rt_${randomBytes(6).toString('hex')}`;
   const password = randomBytes(12).toString('hex');
-  const admin = new pg.Client({ connectionString: url.toString() });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE ROLE ${name} LOGIN CREATEROLE REPLICATION PASSWORD '${password}'`);
-    await admin.query(`CREATE DATABASE ${name} OWNER ${name}`);
-  } finally {
-    await admin.end();
-  }
+  await asSuperuser([
+    `CREATE ROLE ${name} ${attributes} PASSWORD '${password}'`,
+    `CREATE DATABASE ${name}${owner ? ` OWNER ${name}` : ''}`,
+  ]);
   url.username = name;
   url.password = password;
   url.pathname = `/${name}`;
