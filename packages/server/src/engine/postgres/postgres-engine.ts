@@ -13,7 +13,7 @@
  */
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { RustyError, normalizeError } from '../../errors/rusty-error.ts';
+import { RustyError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
   BatchOptions,
@@ -37,6 +37,7 @@ import { checkParameterCount, parseStatement, type PgStatement } from './sql-tex
 import { toDriverParams, type DriverValue } from './values.ts';
 import { setupSql } from './database-setup.ts';
 import { readPgCatalog, pgSchemaVersion } from './catalog.ts';
+import { collect, failingAt, runEach } from '../statement-results.ts';
 
 export interface PostgresEngineOptions {
   databaseUrl: string;
@@ -44,8 +45,6 @@ export interface PostgresEngineOptions {
   poolSize: number;
 }
 
-/** Rows a statement may return when its result is gathered whole (execute, batch, snapshot). */
-const MAX_COLLECTED_ROWS = 100_000;
 const APPLICATION_NAME = 'rustydb';
 /** Serializes schema set-up and migrations of nodes starting at once (pg_advisory_xact_lock key). */
 const SETUP_LOCK = 0x7275_7374;
@@ -312,33 +311,19 @@ export class PostgresEngine implements Engine {
     statements: readonly StatementInput[],
     options: BatchOptions,
   ): Promise<(StatementResult | StatementFailure)[]> {
-    if (!options.transaction) {
-      const results: (StatementResult | StatementFailure)[] = [];
-      for (const statement of statements) {
-        if (options.signal?.aborted) {
-          results.push({
-            status: 'error',
-            code: 'QUERY_CANCELLED',
-            message: 'batch cancelled before this statement',
-          });
-          continue;
-        }
-        try {
-          results.push(await this.execute(statement, options));
-        } catch (err) {
-          const failure = normalizeError(err);
-          results.push({ status: 'error', code: failure.code, message: failure.message });
-        }
-      }
-      return results;
-    }
+    if (!options.transaction)
+      return runEach(statements, options, (statement) => this.execute(statement, options));
     // Every statement is read before any runs: a malformed one must not leave half a transaction.
     const parsed = statements.map((statement, index) =>
-      failingAt(index, () => {
-        const p = parseStatement(statement.sql);
-        checkParameterCount(p, statement.params?.length ?? 0);
-        return p;
-      }),
+      failingAt(
+        index,
+        () => {
+          const p = parseStatement(statement.sql);
+          checkParameterCount(p, statement.params?.length ?? 0);
+          return p;
+        },
+        translatePgError,
+      ),
     );
     const caller = this.#requireCaller(options.caller);
     const changesSchema = parsed.some((p) => p.kind === 'ddl');
@@ -577,39 +562,4 @@ class NoChangeLog implements ChangeLog {
   async prune(): Promise<number> {
     return 0;
   }
-}
-
-/** Runs `work` for the statement at `index` of a batch; its error names that statement. */
-function failingAt<T>(index: number, work: () => T): T {
-  const wrap = (err: unknown): never => {
-    const failure = normalizeError(translatePgError(err));
-    throw new RustyError(failure.code, `statement ${index + 1} failed: ${failure.message}`, {
-      ...failure.details,
-      index,
-    });
-  };
-  try {
-    const result = work();
-    return result instanceof Promise ? (result.catch(wrap) as T) : result;
-  } catch (err) {
-    return wrap(err);
-  }
-}
-
-async function collect(chunks: AsyncIterable<ResultChunk>): Promise<StatementResult> {
-  let columns: string[] = [];
-  const rows: StatementResult['rows'] = [];
-  let rowsAffected = 0;
-  for await (const chunk of chunks) {
-    columns = chunk.columns;
-    if (rows.length + chunk.rows.length > MAX_COLLECTED_ROWS) {
-      throw new RustyError(
-        'QUERY_ERROR',
-        `result has more than ${MAX_COLLECTED_ROWS} rows; stream it with a query over /api/v1/stream`,
-      );
-    }
-    for (const row of chunk.rows) rows.push(row);
-    if (chunk.done) rowsAffected = chunk.rowsAffected ?? rows.length;
-  }
-  return { status: 'success', columns, rows, rows_affected: rowsAffected };
 }
