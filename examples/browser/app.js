@@ -1,7 +1,7 @@
 /* global document, location, URLSearchParams */
 // RustyDB from a web page, in plain JavaScript: log in, query, stream, subscribe, and resume a
 // subscription from a saved sequence. The SDK comes from the client's browser build.
-import { RustyDBClient } from '../../packages/client/dist/index.js';
+import { RustyDBClient } from '../../packages/client/dist/browser/index.js';
 
 const log = (line) => {
   document.getElementById('log').textContent += `${line}\n`;
@@ -30,7 +30,7 @@ async function demo(username, password) {
       'CREATE TABLE IF NOT EXISTS example_notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)',
     );
     const answer = await client.query('SELECT 6 * 7 AS answer, ? AS greeting', ['hello']);
-    log(`query: answer=${answer.rows[0][0]} greeting=${answer.rows[0][1]}`);
+    log(`query: answer=${answer.rows[0].answer} greeting=${answer.rows[0].greeting}`);
 
     let rows = 0;
     let chunks = 0;

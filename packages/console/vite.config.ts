@@ -4,13 +4,15 @@
  * and the charts are the large ones). Everything is served by the RustyDB server itself.
  */
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/',
   logLevel: 'warn',
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  // The workspace's packages (@rustydb/client) from their TypeScript sources, not their builds.
+  resolve: { conditions: ['rustydb-source', ...defaultClientConditions] },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

@@ -49,6 +49,8 @@ describe('in chromium', () => {
       bundle: true,
       format: 'esm',
       platform: 'browser',
+      // The SDK from its sources, as every test uses it.
+      conditions: ['rustydb-source'],
       target: 'es2022',
       define: { 'process.env.NODE_ENV': '"development"' },
       metafile: true,
@@ -139,7 +141,7 @@ describe('in chromium', () => {
         }, ADMIN_PASSWORD);
         assert.deepEqual(outcome, {
           user: 'admin',
-          answer: [[42, 'browser']],
+          answer: [{ x: 42, s: 'browser' }],
           cancelled: true,
           error: { isRustyDBError: true, code: 'TABLE_NOT_FOUND', retryable: false },
           batch: [true, true],

@@ -159,6 +159,19 @@ export async function signIn(page: Page, url: string, username: string, password
   await page.getByTestId('user').waitFor({ timeout: 15_000 });
 }
 
+/** Polls `check` until it is truthy; fails after `timeoutMs` naming `what`. */
+export async function eventually(
+  check: () => Promise<unknown>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Creates a user with the given roles over the admin API. */
 export async function createUser(
   ts: TestServer,

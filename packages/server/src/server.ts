@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
+import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config/config.ts';
@@ -18,6 +19,8 @@ import { consoleLogger, type Logger } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
+import { registerCors } from './http/cors.ts';
+import { OriginPolicy } from './auth/origin-policy.ts';
 import { REVOKED_MESSAGE, registerAuthRoutes } from './http/auth-routes.ts';
 import { registerSqlRoutes } from './http/sql-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
@@ -49,6 +52,7 @@ import { GraphQLService } from './graphql/graphql-service.ts';
 import { registerGraphQLHttp } from './graphql/http-endpoint.ts';
 import { registerGraphQLWs } from './graphql/ws-endpoint.ts';
 import { registerConsoleRoutes } from './http/console-routes.ts';
+import { answerPlainHttpOnTlsPort } from './http/plain-http-on-tls.ts';
 
 export interface StartOptions {
   logger?: Logger;
@@ -184,7 +188,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxEntries: config.changelog_max_entries,
     });
     const hub = new SubscriptionHub(engine, feed, access, config, logger);
-    const gateway = new WebSocketGateway(config, logger, audit);
+    const origins = new OriginPolicy({ allowedOrigins: config.allowed_origins, host: config.host });
+    const gateway = new WebSocketGateway(config, logger, origins, audit);
     const changeFeed = feed;
     sampler = new MetricsSampler({
       connections: () => gateway.connectionsByEndpoint(),
@@ -222,11 +227,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       ...(https ? { https } : {}),
     }) as unknown as FastifyInstance;
     if (https) {
+      answerPlainHttpOnTlsPort(app.server as HttpsServer);
       app.addHook('onSend', async (_request, reply) => {
         reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
       });
     }
     registerErrorHandling(app, logger);
+    registerCors(app, origins, audit);
     registerAuthRoutes(app, { ...deps, users, loginLimiter });
     registerSqlRoutes(app, deps);
     registerHealthRoutes(app, deps);

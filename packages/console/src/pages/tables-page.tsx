@@ -339,6 +339,7 @@ function RowsView({ session, table }: { session: Session; table: TableInfo }) {
         <label>
           Column
           <select
+            aria-label="Column"
             value={filter.column}
             onChange={(e) => setFilter({ ...filter, column: (e.target as HTMLSelectElement).value })}
           >
@@ -350,6 +351,7 @@ function RowsView({ session, table }: { session: Session; table: TableInfo }) {
         <label>
           Condition
           <select
+            aria-label="Condition"
             value={filter.operator}
             onChange={(e) =>
               setFilter({ ...filter, operator: (e.target as HTMLSelectElement).value as Operator })
@@ -484,6 +486,7 @@ function RowsView({ session, table }: { session: Session; table: TableInfo }) {
         <label>
           Rows per page
           <select
+            aria-label="Rows per page"
             value={pageSize}
             onChange={(e) => {
               setPageSize(Number((e.target as HTMLSelectElement).value));

@@ -381,20 +381,15 @@ export class SubscriptionHub {
     const liveKey = JSON.stringify([statement.sql, statement.params, caller.roles]);
     let live = this.#liveQueries.get(liveKey);
     if (!live) {
-      live = new LiveQuery(
-        liveKey,
-        statement,
-        access,
-        caller,
-        this.#engine,
-        this.#logger,
-        this.#config.statement_timeout * 1000,
-        {
-          maxBuffer: this.#config.subscription_max_buffer,
-          onOverflow: (subscriber) =>
-            this.#forget(`${subscriber.owner.sessionId}\u0000${subscriber.id}`, subscriber, 'overflow'),
-        },
-      );
+      live = new LiveQuery(liveKey, statement, access, caller, {
+        engine: this.#engine,
+        logger: this.#logger,
+        timeoutMs: this.#config.statement_timeout * 1000,
+        maxBuffer: this.#config.subscription_max_buffer,
+        callerFor: (p) => this.#access.callerFor(p),
+        onEnd: (subscriber, reason) =>
+          this.#forget(`${subscriber.owner.sessionId}\u0000${subscriber.id}`, subscriber, reason),
+      });
       this.#liveQueries.set(liveKey, live);
       try {
         await live.start();
@@ -403,13 +398,16 @@ export class SubscriptionHub {
         live.close();
         throw err;
       }
+    } else {
+      // The shared result was computed from what the statement read at its last evaluation, which may
+      // be an older definition of a view than the one just checked: the joiner must be allowed both.
+      await requireAccess(this.#engine, caller, live.access);
     }
     const subscriber: LiveQuerySubscriber = {
       kind: 'query',
       id: message.id,
       owner,
       principal,
-      access,
       createdAt: new Date(),
       delivered: 0,
       cursor: 0,
@@ -453,9 +451,14 @@ export class SubscriptionHub {
     }
   }
 
-  /** After a grant change: a subscription whose owner may no longer read its target ends. */
+  /**
+   * After a grant change: a table subscription whose owner may no longer read its target ends; every
+   * live query is evaluated again, which authorizes each of its subscribers as a fresh statement would.
+   */
   async #recheckPrivileges(): Promise<void> {
+    for (const live of this.#liveQueries.values()) live.reauthorize();
     for (const [key, subscription] of [...this.#subscriptions]) {
+      if (subscription.kind !== 'table') continue;
       try {
         const caller = await this.#access.callerFor(subscription.principal);
         await requireAccess(this.#engine, caller, subscription.access);

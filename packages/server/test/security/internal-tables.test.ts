@@ -81,7 +81,7 @@ test('a computed table-function argument reveals column names (schema is visible
   assert.equal(out.code, 'ok');
   assert.deepEqual(
     out.rows!.map((r) => r[0]),
-    ['username', 'password_hash', 'roles', 'disabled', 'created_at', 'tokens_valid_after'],
+    ['username', 'user_id', 'password_hash', 'roles', 'disabled', 'token_generation', 'created_at'],
   );
 });
 

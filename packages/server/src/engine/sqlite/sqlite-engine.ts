@@ -26,13 +26,13 @@ import type {
   TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { openAsync, openSync, type SyncDatabase } from './driver.ts';
+import { openAsync, openSync, type AsyncStatement, type SyncDatabase } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
-import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, syncCapture, userTables } from './change-capture.ts';
+import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
-import { ReadWorkerPool } from './read-workers.ts';
+import { ReadWorkerPool, SCHEMA_CHANGED } from './read-workers.ts';
 import { readCatalog, schemaVersion } from './catalog.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
 import { collect, failingAt, runEach } from '../statement-results.ts';
@@ -54,6 +54,37 @@ function isBusy(err: unknown): boolean {
   return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
 
+/** How often a statement is routed and authorized again when the schema changed before it ran. */
+const SCHEMA_ATTEMPTS = 3;
+
+/**
+ * The schema changed between a statement's authorization and its run: it must be compiled and
+ * authorized again. Thrown before the statement has done anything; a client sees it only when the
+ * schema kept changing over every attempt.
+ */
+class SchemaChangedError extends RustyError {
+  constructor() {
+    super('QUERY_ERROR', 'the schema changed while the statement waited to run; send it again');
+  }
+}
+
+/** `PRAGMA schema_version`, prepared once per pooled connection. */
+const versionStatements = new WeakMap<PooledConnection, AsyncStatement>();
+
+/**
+ * Fails unless the connection's current transaction sees the schema `routed` was authorized against.
+ * Inside the transaction the statement then runs in, the answer holds until it ends.
+ */
+async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Promise<void> {
+  let stmt = versionStatements.get(conn);
+  if (!stmt) {
+    stmt = (await conn.prepare('PRAGMA schema_version')).raw();
+    versionStatements.set(conn, stmt);
+  }
+  const version = Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
+  if (version !== routed.schemaVersion) throw new SchemaChangedError();
+}
+
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
   const object: Record<string, unknown> = {};
   columns.forEach((name, i) => (object[name] = row[i]));
@@ -73,6 +104,12 @@ export class SqliteEngine implements Engine {
   readonly #readers: ReadWorkerPool;
   readonly #changeLog: SqliteChangeLog;
   readonly #commitListeners = new Set<() => void>();
+  /**
+   * DDL transactions under way. While one may commit, statements do not run inline: a DDL commit is
+   * visible to the inline connection before the router has forgotten the programs it compiled, and
+   * an inline statement has no transaction to check the schema version in.
+   */
+  #schemaChanging = 0;
   #closed = false;
 
   constructor(options: SqliteEngineOptions) {
@@ -192,53 +229,69 @@ export class SqliteEngine implements Engine {
     statement: StatementInput,
     options: RunOptions,
   ): Promise<{ sequence: number; result: StatementResult }> {
-    const routed = this.#router.route(statement.sql);
-    options.caller?.authorize(routed.access);
-    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
-    if (routed.access.kind !== 'read')
-      throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
-    const conn = await this.#pool.acquire(options.signal);
-    const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
-    let clean = false;
-    try {
-      // A read transaction: the head and the rows come from the same snapshot.
-      await conn.exec('BEGIN');
-      const head = drain(
-        await (await conn.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`)).raw().iterate([]),
-      );
-      const result = await collect(
-        this.#runOn(conn, routed, toDriverParams(statement.params), stopper, 10_000),
-      );
-      await conn.exec('COMMIT');
-      clean = true;
-      return { sequence: Number(head[0]?.[0] ?? 0), result };
-    } catch (err) {
-      throw stopper.translate(err);
-    } finally {
-      stopper.dispose();
-      if (clean) this.#pool.release(conn);
-      else this.#pool.discard(conn);
-    }
+    return this.#withCurrentSchema(async () => {
+      const routed = this.#router.route(statement.sql);
+      options.caller?.authorize(routed.access);
+      checkParameterCount(routed.guarded, statement.params?.length ?? 0);
+      if (routed.access.kind !== 'read')
+        throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
+      const conn = await this.#pool.acquire(options.signal);
+      const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
+      let clean = false;
+      try {
+        // A read transaction: the head and the rows come from the same snapshot, which is also the
+        // schema the statement was authorized against.
+        await conn.exec('BEGIN');
+        await assertSchema(conn, routed);
+        const head = drain(
+          await (await conn.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`)).raw().iterate([]),
+        );
+        const result = await collect(
+          this.#runOn(conn, routed, toDriverParams(statement.params), stopper, 10_000),
+        );
+        await conn.exec('COMMIT');
+        clean = true;
+        return { sequence: Number(head[0]?.[0] ?? 0), result };
+      } catch (err) {
+        throw stopper.translate(err);
+      } finally {
+        stopper.dispose();
+        if (clean) this.#pool.release(conn);
+        else this.#pool.discard(conn);
+      }
+    });
   }
 
   async *stream(
     statement: StatementInput,
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
-    const routed = this.#router.route(statement.sql);
-    options.caller?.authorize(routed.access);
-    // Inline statements are prepared once and shared: a short params array would leave another
-    // caller's values bound. Exact counts are required on every path.
-    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
-    const params = toDriverParams(statement.params);
-    if (routed.route === 'inline') {
-      const result = this.#tryInline(statement.sql, routed, params);
-      if (result) {
-        yield* chunksOf(result, options.chunkSize);
+    for (let attempt = 1; ; attempt++) {
+      const routed = this.#router.route(statement.sql);
+      options.caller?.authorize(routed.access);
+      // Inline statements are prepared once and shared: a short params array would leave another
+      // caller's values bound. Exact counts are required on every path.
+      checkParameterCount(routed.guarded, statement.params?.length ?? 0);
+      const params = toDriverParams(statement.params);
+      if (routed.route === 'inline') {
+        const result = this.#tryInline(statement.sql, routed, params);
+        if (result) {
+          yield* chunksOf(result, options.chunkSize);
+          return;
+        }
+      }
+      // The schema check comes before the first chunk: nothing was sent when it fails.
+      let started = false;
+      try {
+        for await (const chunk of this.#streamPooled(routed, params, options)) {
+          started = true;
+          yield chunk;
+        }
         return;
+      } catch (err) {
+        if (started || !this.#retryAfter(err, attempt)) throw err;
       }
     }
-    yield* this.#streamPooled(routed, params, options);
   }
 
   runInline(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined {
@@ -250,15 +303,38 @@ export class SqliteEngine implements Engine {
   }
 
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
-    const routed = this.#router.route(statement.sql);
-    options.caller?.authorize(routed.access);
-    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
-    const params = toDriverParams(statement.params);
-    if (routed.route === 'inline') {
-      const result = this.#tryInline(statement.sql, routed, params);
-      if (result) return result;
+    return this.#withCurrentSchema(async () => {
+      const routed = this.#router.route(statement.sql);
+      options.caller?.authorize(routed.access);
+      checkParameterCount(routed.guarded, statement.params?.length ?? 0);
+      const params = toDriverParams(statement.params);
+      if (routed.route === 'inline') {
+        const result = this.#tryInline(statement.sql, routed, params);
+        if (result) return result;
+      }
+      return collect(this.#streamPooled(routed, params, { ...options, chunkSize: 10_000 }));
+    });
+  }
+
+  /**
+   * Runs `attempt` (which routes, authorizes and runs a statement) again, from the routing on, when
+   * the schema changed between its authorization and its run.
+   */
+  async #withCurrentSchema<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!this.#retryAfter(err, n)) throw err;
+      }
     }
-    return collect(this.#streamPooled(routed, params, { ...options, chunkSize: 10_000 }));
+  }
+
+  /** True when a run refused for a changed schema may be tried again; the router then starts afresh. */
+  #retryAfter(err: unknown, attempt: number): boolean {
+    if (!(err instanceof SchemaChangedError) || attempt >= SCHEMA_ATTEMPTS) return false;
+    this.#router.invalidate();
+    return true;
   }
 
   async batch(
@@ -267,6 +343,13 @@ export class SqliteEngine implements Engine {
   ): Promise<(StatementResult | StatementFailure)[]> {
     if (!options.transaction)
       return runEach(statements, options, (statement) => this.execute(statement, options));
+    return this.#withCurrentSchema(() => this.#transactionalBatch(statements, options));
+  }
+
+  async #transactionalBatch(
+    statements: readonly StatementInput[],
+    options: BatchOptions,
+  ): Promise<StatementResult[]> {
     // Check every statement before any of them runs: a refused one must not leave a partial transaction.
     // A statement after DDL in the same batch may name what that DDL creates, which the planner cannot
     // see yet; such statements are held to a coarser rule (see accessAfterDdl).
@@ -284,35 +367,44 @@ export class SqliteEngine implements Engine {
       }),
     );
     const changesSchema = afterDdl;
-    const results = await this.#inTransaction(options, async (conn, stopper) => {
-      const results: StatementResult[] = [];
-      for (let i = 0; i < statements.length; i++) {
-        const plan = plans[i]!;
-        const result = await failingAt(i, async () => {
-          try {
-            let routed = plan.routed;
-            if (!routed) {
-              const access = accessAfterDdl(plan.guarded);
-              options.caller?.authorize(access);
-              routed = { guarded: plan.guarded, access, route: 'pooled' };
+    if (changesSchema) this.#schemaChanging++;
+    try {
+      return await this.#inTransaction(options, async (conn, stopper) => {
+        // Every statement checked above was compiled against the schema this transaction sees.
+        for (const plan of plans) if (plan.routed) await assertSchema(conn, plan.routed);
+        const results: StatementResult[] = [];
+        for (let i = 0; i < statements.length; i++) {
+          const plan = plans[i]!;
+          const result = await failingAt(i, async () => {
+            try {
+              let routed = plan.routed;
+              if (!routed) {
+                const access = accessAfterDdl(plan.guarded);
+                options.caller?.authorize(access);
+                // Never compared: the coarse rule does not depend on the schema.
+                routed = { guarded: plan.guarded, access, schemaVersion: -1, route: 'pooled' };
+              }
+              // Capture must follow each DDL statement at once: the statements after it write to its tables.
+              const before = routed.guarded.kind === 'ddl' ? await recordedObjects(conn) : undefined;
+              const result = await collect(
+                this.#runOn(conn, routed, toDriverParams(statements[i]!.params), stopper!, 10_000),
+              );
+              if (before) await syncCapture(conn, before);
+              return result;
+            } catch (err) {
+              throw stopper!.translate(err);
             }
-            // Capture must follow each DDL statement at once: the statements after it write to its tables.
-            const before = routed.guarded.kind === 'ddl' ? await userTables(conn) : undefined;
-            const result = await collect(
-              this.#runOn(conn, routed, toDriverParams(statements[i]!.params), stopper!, 10_000),
-            );
-            if (before) await syncCapture(conn, before);
-            return result;
-          } catch (err) {
-            throw stopper!.translate(err);
-          }
-        });
-        results.push(result);
+          });
+          results.push(result);
+        }
+        return results;
+      });
+    } finally {
+      if (changesSchema) {
+        this.#router.invalidate();
+        this.#schemaChanging--;
       }
-      return results;
-    });
-    if (changesSchema) this.#router.invalidate();
-    return results;
+    }
   }
 
   async healthCheck(): Promise<void> {
@@ -344,6 +436,7 @@ export class SqliteEngine implements Engine {
 
   /** Runs a keyed statement on the event loop; undefined when it must go to the pool instead. */
   #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
+    if (this.#schemaChanging > 0) return undefined;
     const stmt = routed.inline!;
     const started = performance.now();
     try {
@@ -383,13 +476,20 @@ export class SqliteEngine implements Engine {
   ): AsyncGenerator<ResultChunk, void, undefined> {
     if (routed.guarded.kind === 'ddl') {
       // DDL runs in a transaction with the change-capture update and the change-log record it causes.
-      const result = await this.#inTransaction(options, async (conn, stopper) => {
-        const before = await userTables(conn);
-        const result = await collect(this.#runOn(conn, routed, params, stopper!, options.chunkSize));
-        await syncCapture(conn, before);
-        return result;
-      });
-      this.#router.invalidate();
+      this.#schemaChanging++;
+      let result: StatementResult;
+      try {
+        result = await this.#inTransaction(options, async (conn, stopper) => {
+          await assertSchema(conn, routed);
+          const before = await recordedObjects(conn);
+          const result = await collect(this.#runOn(conn, routed, params, stopper!, options.chunkSize));
+          await syncCapture(conn, before);
+          return result;
+        });
+      } finally {
+        this.#router.invalidate();
+        this.#schemaChanging--;
+      }
       yield* chunksOf(result, options.chunkSize);
       return;
     }
@@ -403,9 +503,15 @@ export class SqliteEngine implements Engine {
         options.signal,
       );
       try {
-        yield* this.#readers.stream(routed.guarded.text, params, options.chunkSize, controller.signal, () =>
-          stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
+        yield* this.#readers.stream(
+          { sql: routed.guarded.text, params, schemaVersion: routed.schemaVersion },
+          options.chunkSize,
+          controller.signal,
+          () => stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
         );
+      } catch (err) {
+        if ((err as { code?: unknown }).code === SCHEMA_CHANGED) throw new SchemaChangedError();
+        throw err;
       } finally {
         stopper.dispose();
       }
@@ -415,7 +521,11 @@ export class SqliteEngine implements Engine {
     const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
     let finished = false;
     try {
+      // A transaction of its own, so that the schema it runs against is the one it was authorized for.
+      await conn.exec('BEGIN IMMEDIATE');
+      await assertSchema(conn, routed);
       yield* this.#runOn(conn, routed, params, stopper, options.chunkSize);
+      await conn.exec('COMMIT');
       finished = true;
       if (routed.access.kind !== 'read') this.#committed();
     } catch (err) {
@@ -425,6 +535,7 @@ export class SqliteEngine implements Engine {
       if (finished) this.#pool.release(conn);
       else {
         // Stopped early (error, cancel, or the consumer broke off): make sure the engine stops too.
+        // Closing the connection also rolls its transaction back.
         conn.interrupt();
         this.#pool.discard(conn);
       }
