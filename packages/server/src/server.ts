@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config/config.ts';
 import { SqliteEngine } from './engine/sqlite/sqlite-engine.ts';
+import { catalogScopedEngine } from './engine/sqlite/catalog-scope.ts';
 import type { Engine } from './engine/engine.ts';
 import { UserStore } from './auth/user-store.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -186,7 +187,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       databaseFiles: engine.dataFiles,
     });
     const deps = {
-      engine: meteredEngine(auditedEngine(engine, audit), sampler),
+      // SQLite's catalog names every table: callers without ADMIN are served the part they may see.
+      engine: catalogScopedEngine(meteredEngine(auditedEngine(engine, audit), sampler)),
       authenticator,
       access,
       config,
