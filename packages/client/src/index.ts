@@ -33,9 +33,19 @@ export {
   type ShouldRetry,
 } from './retry-policy.ts';
 export {
+  toArray,
+  toObject,
+  toObjects,
+  type ArrayRow,
+  type ArrayRowsOption,
+  type ObjectRow,
+  type ObjectRowsOption,
+  type RowMode,
+  type RowModeOption,
+} from './rows.ts';
+export {
   QueryStream,
   runQuery,
-  toObjects,
   type QueryChunk,
   type QueryOptions,
   type QueryResult,
@@ -50,6 +60,8 @@ export {
   TableSubscription,
   type ChangeStreamEvent,
   type ChangeStreamResetEvent,
+  type Document,
+  type DocumentId,
   type FilterCondition,
   type LiveDiffEvent,
   type LiveQueryEvent,
@@ -79,9 +91,20 @@ export {
   closeDisposition,
   isRetryableCode,
   isRustyDBError,
+  type AnyErrorDetails,
+  type AnyRustyDBError,
   type ClientErrorCode,
+  type ClientErrorDetailsByCode,
   type CloseDisposition,
   type RustyDBErrorCode,
+  type RustyDBErrorDetails,
 } from './errors.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport/socket.ts';
 export type { FetchLike } from './http.ts';
+export {
+  GRAPHQL_PATH,
+  GRAPHQL_WS_PATH,
+  type GraphQLError,
+  type GraphQLRequest,
+  type GraphQLResult,
+} from './graphql.ts';

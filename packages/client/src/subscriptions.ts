@@ -22,11 +22,12 @@ import { Channel } from './channel.ts';
 import type { Connection, InboundMessage, OutboundMessage, Route } from './connection.ts';
 import { Emitter } from './emitter.ts';
 import { RustyDBError, errorFromPayload } from './errors.ts';
-import { toObjects } from './query.ts';
+import { shapeRow, shapeRows, toArray, type ObjectRow, type RowMode, type RowModeOption } from './rows.ts';
 
 export type { FilterCondition, RowFilter };
 
-export type Row = Record<string, unknown>;
+/** A row as an object: the default row type of subscriptions. */
+export type Row = ObjectRow;
 
 /** Where a subscription stands; `on('status', …)` reports every change. */
 export type SubscriptionStatus = 'subscribing' | 'active' | 'disconnected' | 'ended';
@@ -195,7 +196,7 @@ abstract class LiveSubscription<E> implements Subscription<E> {
 
 // ---- table subscriptions ------------------------------------------------------------------------
 
-export interface TableSubscribeOptions extends SubscriptionOptions {
+export interface TableSubscribeOptions extends SubscriptionOptions, RowModeOption {
   /** Only changes to rows matching every condition (a bare value means equality). */
   filter?: RowFilter | undefined;
   /** Only these kinds of change. Default: all. */
@@ -206,26 +207,34 @@ export interface TableSubscribeOptions extends SubscriptionOptions {
   since?: number | undefined;
 }
 
-/** One row change. `enter` / `leave`: an update made the row start / stop matching the filter. */
-export interface TableChangeEvent {
+/**
+ * One row change. `enter` / `leave`: an update made the row start / stop matching the filter. `R`: the
+ * row type (objects by default; arrays in the order of `columns` with `rowMode: 'array'`).
+ */
+export interface TableChangeEvent<R = Row> {
   type: 'change';
   sequence: number;
   table: string;
   op: RowChangePayload['op'];
-  key: Row | null;
-  row: Row | null;
-  oldRow: Row | null;
+  /** The changed row's primary key columns (always an object). */
+  key: ObjectRow | null;
+  /** The row after the change (insert, update, enter). */
+  row: R | null;
+  /** The row before the change (update, delete, leave). */
+  oldRow: R | null;
+  /** The row's columns, in table order: the order of an array row's values. */
+  columns: string[];
   timestamp: string;
   /** op `schema`: the table was created, altered or dropped. */
   schema?: RowChangePayload['schema'];
 }
 
 /** The table's rows as of `sequence`: first with `snapshot: true`, and after every reset. */
-export interface TableSnapshotEvent {
+export interface TableSnapshotEvent<R = Row> {
   type: 'snapshot';
   sequence: number;
   columns: string[];
-  rows: Row[];
+  rows: R[];
 }
 
 /** The server no longer holds the changes after the last delivered sequence: some were missed. */
@@ -240,11 +249,12 @@ export interface ResetEvent {
   lastSequence: number | undefined;
 }
 
-export type TableEvent = TableChangeEvent | TableSnapshotEvent | ResetEvent;
+export type TableEvent<R = Row> = TableChangeEvent<R> | TableSnapshotEvent<R> | ResetEvent;
 
-export class TableSubscription extends LiveSubscription<TableEvent> {
+export class TableSubscription<R = Row> extends LiveSubscription<TableEvent<R>> {
   readonly table: string;
   readonly #options: TableSubscribeOptions;
+  readonly #mode: RowMode;
   #lastSequence: number | undefined;
   #wantSnapshot: boolean;
 
@@ -252,6 +262,7 @@ export class TableSubscription extends LiveSubscription<TableEvent> {
     super(connection, 'sub-', options);
     this.table = table;
     this.#options = options;
+    this.#mode = options.rowMode ?? 'object';
     this.#lastSequence = options.since;
     this.#wantSnapshot = options.since === undefined && options.snapshot === true;
     this.start();
@@ -294,7 +305,7 @@ export class TableSubscription extends LiveSubscription<TableEvent> {
           type: 'snapshot',
           sequence: p.sequence,
           columns: p.columns,
-          rows: toObjects(p.columns, p.rows),
+          rows: shapeRows(this.#mode, p.columns, p.rows) as R[],
         });
         return false;
       }
@@ -303,14 +314,19 @@ export class TableSubscription extends LiveSubscription<TableEvent> {
         // Already delivered before a reconnect: never twice.
         if (this.#lastSequence !== undefined && p.sequence <= this.#lastSequence) return false;
         this.#lastSequence = p.sequence;
+        // The server sends changed rows as objects whose keys follow the table's column order.
+        const columns = Object.keys(p.row ?? p.old_row ?? {});
+        const shape = (row: Record<string, unknown> | null): R | null =>
+          row === null ? null : ((this.#mode === 'array' ? toArray(columns, row) : row) as R);
         this.channel.push({
           type: 'change',
           sequence: p.sequence,
           table: p.table,
           op: p.op,
-          key: p.key,
-          row: p.row,
-          oldRow: p.old_row,
+          key: p.key as ObjectRow | null,
+          row: shape(p.row),
+          oldRow: shape(p.old_row),
+          columns,
           timestamp: p.timestamp,
           ...(p.schema ? { schema: p.schema } : {}),
         });
@@ -339,40 +355,42 @@ export class TableSubscription extends LiveSubscription<TableEvent> {
 
 // ---- live queries -------------------------------------------------------------------------------
 
-export interface LiveQueryOptions extends SubscriptionOptions {
+export interface LiveQueryOptions extends SubscriptionOptions, RowModeOption {
   query: string;
   params?: readonly SqlValue[] | undefined;
 }
 
-/** The whole result: first, and again after every reconnect. */
-export interface LiveResultEvent {
+/** The whole result: first, and again after every reconnect. `R`: the row type, as for table events. */
+export interface LiveResultEvent<R = Row> {
   type: 'result';
   sequence: number;
   columns: string[];
-  rows: SqlValue[][];
+  rows: R[];
 }
 
 /** How the result moved. `changed` rows kept their key (`id` or `_id`) but not their other values. */
-export interface LiveDiffEvent {
+export interface LiveDiffEvent<R = Row> {
   type: 'diff';
   sequence: number;
   columns: string[];
-  added: SqlValue[][];
-  removed: SqlValue[][];
-  changed: { old: SqlValue[]; new: SqlValue[] }[];
+  added: R[];
+  removed: R[];
+  changed: { old: R; new: R }[];
 }
 
-export type LiveQueryEvent = LiveResultEvent | LiveDiffEvent;
+export type LiveQueryEvent<R = Row> = LiveResultEvent<R> | LiveDiffEvent<R>;
 
-export class LiveQuerySubscription extends LiveSubscription<LiveQueryEvent> {
+export class LiveQuerySubscription<R = Row> extends LiveSubscription<LiveQueryEvent<R>> {
   readonly query: string;
   readonly params: readonly SqlValue[];
+  readonly #mode: RowMode;
   #lastSequence: number | undefined;
 
   constructor(connection: Connection, options: LiveQueryOptions) {
     super(connection, 'live-', options);
     this.query = options.query;
     this.params = options.params ?? [];
+    this.#mode = options.rowMode ?? 'object';
     this.start();
   }
 
@@ -393,18 +411,24 @@ export class LiveQuerySubscription extends LiveSubscription<LiveQueryEvent> {
     if (message.type === 'data') {
       const p = message.payload as { columns: string[]; rows: SqlValue[][]; sequence: number };
       this.#lastSequence = p.sequence;
-      this.channel.push({ type: 'result', sequence: p.sequence, columns: p.columns, rows: p.rows });
+      this.channel.push({
+        type: 'result',
+        sequence: p.sequence,
+        columns: p.columns,
+        rows: shapeRows(this.#mode, p.columns, p.rows) as R[],
+      });
     } else if (message.type === 'change') {
       const p = message.payload as QueryDiffPayload;
       if (this.#lastSequence !== undefined && p.sequence <= this.#lastSequence) return false;
       this.#lastSequence = p.sequence;
+      const row = (values: SqlValue[]): R => shapeRow(this.#mode, p.columns, values) as R;
       this.channel.push({
         type: 'diff',
         sequence: p.sequence,
         columns: p.columns,
-        added: p.added,
-        removed: p.removed,
-        changed: p.changed,
+        added: p.added.map(row),
+        removed: p.removed.map(row),
+        changed: p.changed.map((c) => ({ old: row(c.old), new: row(c.new) })),
       });
     }
     return false;
@@ -426,12 +450,20 @@ export interface WatchOptions extends SubscriptionOptions {
   startAtOperationTime?: number | undefined;
 }
 
-/** A MongoDB-like change event; `_id` is its resume token. */
-export interface ChangeStreamEvent {
+/** A document of a collection: what documents are unless a document type says more. */
+export type Document = Record<string, unknown>;
+
+/** A document's `_id`, as the document type declares it. */
+export type DocumentId<D> = D extends { _id: infer I } ? I : unknown;
+
+/** A MongoDB-like change event; `_id` is its resume token. `D`: the collection's document type. */
+export interface ChangeStreamEvent<D = Document> {
   _id: ResumeToken;
   operationType: 'insert' | 'update' | 'replace' | 'delete' | 'drop' | 'invalidate';
-  documentKey?: { _id: unknown };
-  fullDocument?: Record<string, unknown>;
+  documentKey?: { _id: DocumentId<D> };
+  /** The document after the change: inserts and replaces, and updates with `fullDocument` set. */
+  fullDocument?: D;
+  /** Updates: the fields set (by path, such as `a.b`) and the paths removed. */
   updateDescription?: { updatedFields: Record<string, unknown>; removedFields: string[] };
   ns?: { db: string; coll: string };
   clusterTime?: number;
@@ -447,7 +479,7 @@ export interface ChangeStreamResetEvent {
   lastToken: ResumeToken | undefined;
 }
 
-export type WatchEvent = ChangeStreamEvent | ChangeStreamResetEvent;
+export type WatchEvent<D = Document> = ChangeStreamEvent<D> | ChangeStreamResetEvent;
 
 /** Resume tokens are opaque, but this server's are fixed-width hex: compare them when they look so. */
 function tokenAtOrBefore(token: ResumeToken, last: ResumeToken): boolean {
@@ -457,7 +489,7 @@ function tokenAtOrBefore(token: ResumeToken, last: ResumeToken): boolean {
   return a <= b;
 }
 
-export class ChangeStream extends LiveSubscription<WatchEvent> {
+export class ChangeStream<D = Document> extends LiveSubscription<WatchEvent<D>> {
   readonly collection: string;
   readonly #options: WatchOptions;
   #lastToken: ResumeToken | undefined;
@@ -497,7 +529,7 @@ export class ChangeStream extends LiveSubscription<WatchEvent> {
 
   protected handle(message: InboundMessage): boolean {
     if (message.type === 'change') {
-      const event = message.payload as ChangeStreamEvent;
+      const event = message.payload as ChangeStreamEvent<D>;
       if (this.#lastToken && event._id && tokenAtOrBefore(event._id, this.#lastToken)) return false;
       if (event._id) this.#lastToken = event._id;
       this.channel.push(event);

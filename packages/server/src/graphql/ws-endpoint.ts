@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { GraphQLError, parse, specifiedRules, validate, type DocumentNode } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket } from 'ws';
-import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
 import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts';
@@ -69,8 +69,11 @@ class Connection {
 
   constructor(socket: WebSocket, sessions: SessionRegistry | undefined, remoteAddress: string) {
     this.socket = socket;
-    this.handle = sessions?.open(GRAPHQL_WS_PATH, remoteAddress, (_code, _message, reason) =>
-      this.close(FORBIDDEN, reason),
+    this.handle = sessions?.open(
+      GRAPHQL_WS_PATH,
+      remoteAddress,
+      (_code, _message, reason) => this.close(FORBIDDEN, reason),
+      () => socket.bufferedAmount,
     );
     this.id = this.handle?.id ?? randomUUID();
   }
@@ -178,11 +181,7 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
           }
         }
         // As on /api/v1/stream, only authenticated sessions are listed (and count toward the per-user limit).
-        if (
-          !principal.anonymous &&
-          connection.handle &&
-          !connection.handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)
-        ) {
+        if (!principal.anonymous && connection.handle && !connection.handle.authenticated(principal)) {
           connection.close(1013, 'connection limit reached');
           return false;
         }
@@ -216,7 +215,7 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
             ctx.extra.socket,
             ctx.extra.request.socket.remoteAddress ?? '',
           );
-          if (principal.user !== current.user) {
+          if (!sameIdentity(principal, current)) {
             Object.assign(answer, {
               refreshed: false,
               code: 'AUTH_FAILED',
@@ -224,7 +223,7 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
             });
             return;
           }
-          connection.handle?.authenticated(principal.user, principal.tokenId, principal.expiresAt);
+          connection.handle?.authenticated(principal);
           connection.principal = principal;
           connection.armExpiry(principal.expiresAt);
           Object.assign(answer, {

@@ -12,13 +12,13 @@
  */
 import { z } from 'zod';
 import type { ErrorCode } from '@rustydb/protocol';
-import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorEnvelope } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts';
-import type { SessionSocket } from '../core/stream-session.ts';
+import { switchRefused, type SessionSocket } from '../core/stream-session.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import type { EndpointHandler } from '../ws/websocket-gateway.ts';
 import { wireSession } from '../ws/session-wiring.ts';
@@ -100,8 +100,11 @@ export class MetricsSession {
     this.#socket = socket;
     this.#deps = deps;
     this.#remoteAddress = remoteAddress;
-    this.#handle = deps.sessions?.open(METRICS_STREAM_PATH, remoteAddress, (code, message, reason) =>
-      this.#terminate(code, message, reason),
+    this.#handle = deps.sessions?.open(
+      METRICS_STREAM_PATH,
+      remoteAddress,
+      (code, message, reason) => this.#terminate(code, message, reason),
+      () => socket.bufferedAmount(),
     );
   }
 
@@ -226,6 +229,12 @@ export class MetricsSession {
   async #tick(id: string, subscription: Subscription): Promise<void> {
     try {
       await this.#deps.access.requireGlobal(this.#principal!, 'MONITOR');
+      if (this.#socket.congested()) {
+        // The client is behind: this reading is skipped rather than queued. The next one's rates cover
+        // the whole time since the last reading sent.
+        subscription.timer = setTimeout(() => void this.#tick(id, subscription), subscription.intervalMs);
+        return;
+      }
       const { values, totals } = await this.#deps.sampler.read(subscription.previous);
       if (this.#subscriptions.get(id) !== subscription) return;
       subscription.previous = totals;
@@ -269,7 +278,16 @@ export class MetricsSession {
       return;
     }
     if (this.#closed) return;
-    if (this.#handle && !this.#handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)) {
+    // As on /api/v1/stream: a connection is one user's for its whole life.
+    const current = this.#principal;
+    if (current && !current.anonymous && !sameIdentity(current, principal)) {
+      this.#send(
+        errorEnvelope(new RustyError('AUTH_FAILED', switchRefused(current)), requestId, 'auth_error'),
+      );
+      this.#closeWith(1008, 'authentication failed');
+      return;
+    }
+    if (this.#handle && !this.#handle.authenticated(principal)) {
       this.#send(
         errorEnvelope(
           new RustyError('CONNECTION_LIMIT', `user '${principal.user}' has too many connections open`),
