@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config/config.ts';
 import { openEngine } from './engine/open-engine.ts';
+import { catalogScopedEngine } from './engine/sqlite/catalog-scope.ts';
 import type { Engine } from './engine/engine.ts';
 import { UserStore } from './auth/user-store.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -198,7 +199,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       databaseFiles: engine.dataFiles,
     });
     const deps = {
-      engine: meteredEngine(auditedEngine(engine, audit), sampler),
+      // SQLite's catalog names every table: callers without ADMIN are served the part they may see.
+      // SQLite's catalog is cut to what each caller may see by the server; PostgreSQL's by PostgreSQL.
+      engine:
+        engine.name === 'sqlite'
+          ? catalogScopedEngine(meteredEngine(auditedEngine(engine, audit), sampler))
+          : meteredEngine(auditedEngine(engine, audit), sampler),
       authenticator,
       access,
       config,

@@ -24,6 +24,10 @@ function makeCaller(principal: Principal, privileges: PrivilegeSet): Caller {
   return { user: principal.user, roles: privileges.roles, authorize };
 }
 
+/** Why a statement that reads the catalog itself is refused to a user without ADMIN. */
+export const CATALOG_DENIED =
+  'permission denied: reading the schema this way requires ADMIN (through a view or a trigger, or a schema PRAGMA function given a column); name sqlite_schema, or pragma_table_info() with a value, in the statement itself';
+
 /** Called when a principal is refused a global privilege (an admin endpoint, metrics). */
 export type DeniedListener = (principal: Principal, privilege: GlobalPrivilege) => void;
 
@@ -162,6 +166,9 @@ export class AccessControl {
   /** Throws PERMISSION_DENIED naming the first missing privilege. */
   static check(privileges: PrivilegeSet, access: StatementAccess): void {
     if (privileges.admin) return;
+    // Users without ADMIN read the catalog through what they may see (catalog-rewrite.ts); a statement
+    // still reading it itself would show them every table.
+    if (access.catalog) throw new RustyError('PERMISSION_DENIED', CATALOG_DENIED, { privilege: 'ADMIN' });
     for (const need of access.needs) {
       const ok =
         need.table === undefined

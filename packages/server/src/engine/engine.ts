@@ -23,6 +23,11 @@ export interface StatementAccess {
   /** Tables the statement reads, writes or changes the shape of (for change tracking). */
   tables: readonly string[];
   kind: 'read' | 'write' | 'ddl';
+  /**
+   * The statement reads the engine's catalogue itself (SQLite's schema table, a schema PRAGMA): it would
+   * see every table, so only ADMIN may run it as it is.
+   */
+  catalog?: boolean;
 }
 
 /** Throws PERMISSION_DENIED when the caller may not do what `access` describes. */
