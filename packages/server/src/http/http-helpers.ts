@@ -56,11 +56,12 @@ export function registerErrorHandling(app: FastifyInstance, logger: Logger): voi
 }
 
 /**
- * A signal that fires when the client goes away before its answer is sent, so that the statements it
- * asked for are interrupted; that is no failure, and is logged at debug level only. (The request's own
- * 'close' does not say so: Node emits it as soon as the body has been read.)
+ * Aborted when the client goes away before its answer is sent: the statements the request started are
+ * interrupted rather than left to run (and hold locks) for statement_timeout. That is no failure of the
+ * server, and is logged at debug level only. (The request's own 'close' does not say so: Node emits it
+ * as soon as the body has been read.)
  */
-export function abortOnDisconnect(request: FastifyRequest, reply: FastifyReply, logger: Logger): AbortSignal {
+export function clientGoneSignal(request: FastifyRequest, reply: FastifyReply, logger: Logger): AbortSignal {
   const controller = new AbortController();
   reply.raw.once('close', () => {
     if (reply.raw.writableFinished) return;

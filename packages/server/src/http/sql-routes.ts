@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { batchMessageSchema, queryMessageSchema } from '@rustydb/protocol';
 import { RustyError } from '../errors/rusty-error.ts';
 import { MAX_UNSTREAMED_ROWS } from '../core/stream-session.ts';
-import { abortOnDisconnect, bearerPrincipal, parseBody, type RestDeps } from './http-helpers.ts';
+import { bearerPrincipal, clientGoneSignal, parseBody, type RestDeps } from './http-helpers.ts';
 
 const queryBodySchema = queryMessageSchema.shape.payload;
 const batchBodySchema = batchMessageSchema.shape.payload;
@@ -18,7 +18,7 @@ export function registerSqlRoutes(app: FastifyInstance, deps: RestDeps): void {
     const options = {
       timeoutMs: config.statement_timeout * 1000,
       caller,
-      signal: abortOnDisconnect(request, reply, deps.logger),
+      signal: clientGoneSignal(request, reply, deps.logger),
       chunkSize: MAX_UNSTREAMED_ROWS + 1,
     };
     let result;
@@ -44,7 +44,7 @@ export function registerSqlRoutes(app: FastifyInstance, deps: RestDeps): void {
     const { queries, transaction } = parseBody(batchBodySchema, request.body);
     const results = await engine.batch(queries, {
       caller,
-      signal: abortOnDisconnect(request, reply, deps.logger),
+      signal: clientGoneSignal(request, reply, deps.logger),
       timeoutMs: config.statement_timeout * 1000,
       transaction: transaction ?? false,
     });
