@@ -299,7 +299,7 @@ describe('the packed packages, installed in a new project', { concurrency: false
       userEnv({ RUSTYDB_URL: server!.url, RUSTYDB_PASSWORD: ADMIN_PASSWORD }),
     );
     assert.match(out, /^change: insert \{"id":1,"body":"from node"\}$/m);
-    assert.match(out, /^query: \[\[1\]\]$/m);
+    assert.match(out, /^query: \[\{"n":1\}\]$/m);
   });
 
   test("the project's rustydb runs the client's commands and the server's", async () => {
