@@ -32,11 +32,22 @@ export type Row = ObjectRow;
 /** Where a subscription stands; `on('status', …)` reports every change. */
 export type SubscriptionStatus = 'subscribing' | 'active' | 'disconnected' | 'ended';
 
-export interface SubscriptionEvents extends Record<string, unknown> {
+/**
+ * What `subscription.on(event, listener)` reports. Every subscription has these; each kind adds its
+ * own (`change`, `snapshot`, `reset`).
+ */
+export interface SubscriptionEvents<E = unknown> extends Record<string, unknown> {
   status: SubscriptionStatus;
   /** The server acknowledged (again): `resumed` is true when it attached from a remembered position. */
   subscribed: { sequence: number; resumed: boolean };
+  /** Every event the loop gets, in order. */
+  event: E;
+  /** The subscription failed for good (refused, privilege revoked, the client gave up); not a normal end. */
+  error: RustyDBError;
 }
+
+/** The listeners that take the subscription's data (they make the iterator optional). */
+const DATA_EVENTS = ['event', 'change', 'snapshot', 'reset'] as const;
 
 export interface SubscriptionOptions {
   /** Events buffered for a slow consumer before reading from the socket may pause (Node). Default 1000. */
@@ -44,24 +55,34 @@ export interface SubscriptionOptions {
 }
 
 /** What every subscription offers besides being an async iterator. */
-export interface Subscription<E> extends AsyncIterableIterator<E> {
+export interface Subscription<
+  E,
+  Events extends SubscriptionEvents<E> = SubscriptionEvents<E>,
+> extends AsyncIterableIterator<E> {
   readonly id: string;
   readonly status: SubscriptionStatus;
   /** Resolves once the server has acknowledged the subscription the first time. */
   ready(): Promise<void>;
   /** Ends the subscription (the server is told); the loop reading it ends. Safe to call twice. */
   unsubscribe(): Promise<void>;
-  on<K extends keyof SubscriptionEvents>(
-    event: K,
-    listener: (value: SubscriptionEvents[K]) => void,
-  ): () => void;
+  /**
+   * Calls `listener` for every `event` (several listeners may listen); returns the function that
+   * removes it. Listening to the data (`change`, `snapshot`, `reset`, `event`) instead of looping is
+   * fine: while no loop reads the subscription, nothing is kept for one.
+   */
+  on<K extends keyof Events & string>(event: K, listener: (value: Events[K]) => void): () => void;
 }
 
-abstract class LiveSubscription<E> implements Subscription<E> {
+abstract class LiveSubscription<
+  E,
+  Events extends SubscriptionEvents<E> = SubscriptionEvents<E>,
+> implements Subscription<E, Events> {
   readonly id: string;
   protected readonly connection: Connection;
   protected readonly channel: Channel<E>;
-  readonly #events = new Emitter<SubscriptionEvents>();
+  readonly #events = new Emitter<Events>();
+  /** A loop has started reading: from then on every event is kept for it. */
+  #iterating = false;
   readonly #highWaterMark: number;
   #status: SubscriptionStatus = 'subscribing';
   #ready: Promise<void>;
@@ -109,17 +130,28 @@ abstract class LiveSubscription<E> implements Subscription<E> {
     return this.#ready;
   }
 
-  on<K extends keyof SubscriptionEvents>(
-    event: K,
-    listener: (value: SubscriptionEvents[K]) => void,
-  ): () => void {
+  on<K extends keyof Events & string>(event: K, listener: (value: Events[K]) => void): () => void {
     return this.#events.on(event, listener);
   }
 
   protected setStatus(status: SubscriptionStatus): void {
     if (this.#status === status || this.#status === 'ended') return;
     this.#status = status;
-    this.#events.emit('status', status);
+    this.#emit('status', status);
+  }
+
+  #emit<K extends keyof SubscriptionEvents<E>>(event: K, value: SubscriptionEvents<E>[K]): void {
+    (this.#events as unknown as Emitter<SubscriptionEvents<E>>).emit(event, value);
+  }
+
+  /**
+   * Hands one event over: to the listeners of its kind and of `event`, and to the loop. Kept for a
+   * loop that has not started only when nobody listens to the data (else it would pile up unread).
+   */
+  protected deliver(value: E, kind: 'change' | 'snapshot' | 'reset' | undefined): void {
+    if (kind) (this.#events as unknown as Emitter<Record<string, unknown>>).emit(kind, value);
+    this.#emit('event', value);
+    if (this.#iterating || !DATA_EVENTS.some((name) => this.#events.has(name))) this.channel.push(value);
   }
 
   /** The `subscribe` / `watch` message for the current position. */
@@ -133,7 +165,7 @@ abstract class LiveSubscription<E> implements Subscription<E> {
       const payload = message.payload as SubscribedPayload;
       const resumed = this.acknowledged(payload);
       this.setStatus('active');
-      this.#events.emit('subscribed', { sequence: payload.sequence ?? -1, resumed });
+      this.#emit('subscribed', { sequence: payload.sequence ?? -1, resumed });
       if (!this.#acknowledged) {
         this.#acknowledged = true;
         this.#readyResolve();
@@ -167,7 +199,10 @@ abstract class LiveSubscription<E> implements Subscription<E> {
   protected fail(error: RustyDBError): void {
     this.setStatus('ended');
     if (error.code === 'CLIENT_CLOSED') this.channel.end();
-    else this.channel.fail(error);
+    else {
+      this.#emit('error', error);
+      this.channel.fail(error);
+    }
     this.#readyReject(error);
   }
 
@@ -178,6 +213,7 @@ abstract class LiveSubscription<E> implements Subscription<E> {
   }
 
   next(): Promise<IteratorResult<E>> {
+    this.#iterating = true;
     return this.channel.next();
   }
 
@@ -190,6 +226,7 @@ abstract class LiveSubscription<E> implements Subscription<E> {
   }
 
   [Symbol.asyncIterator](): this {
+    this.#iterating = true;
     return this;
   }
 }
@@ -251,7 +288,13 @@ export interface ResetEvent {
 
 export type TableEvent<R = Row> = TableChangeEvent<R> | TableSnapshotEvent<R> | ResetEvent;
 
-export class TableSubscription<R = Row> extends LiveSubscription<TableEvent<R>> {
+export interface TableSubscriptionEvents<R = Row> extends SubscriptionEvents<TableEvent<R>> {
+  change: TableChangeEvent<R>;
+  snapshot: TableSnapshotEvent<R>;
+  reset: ResetEvent;
+}
+
+export class TableSubscription<R = Row> extends LiveSubscription<TableEvent<R>, TableSubscriptionEvents<R>> {
   readonly table: string;
   readonly #options: TableSubscribeOptions;
   readonly #mode: RowMode;
@@ -301,12 +344,15 @@ export class TableSubscription<R = Row> extends LiveSubscription<TableEvent<R>> 
         const p = message.payload as { columns: string[]; rows: SqlValue[][]; sequence: number };
         this.#wantSnapshot = false;
         this.#lastSequence = p.sequence;
-        this.channel.push({
-          type: 'snapshot',
-          sequence: p.sequence,
-          columns: p.columns,
-          rows: shapeRows(this.#mode, p.columns, p.rows) as R[],
-        });
+        this.deliver(
+          {
+            type: 'snapshot',
+            sequence: p.sequence,
+            columns: p.columns,
+            rows: shapeRows(this.#mode, p.columns, p.rows) as R[],
+          },
+          'snapshot',
+        );
         return false;
       }
       case 'change': {
@@ -318,29 +364,35 @@ export class TableSubscription<R = Row> extends LiveSubscription<TableEvent<R>> 
         const columns = Object.keys(p.row ?? p.old_row ?? {});
         const shape = (row: Record<string, unknown> | null): R | null =>
           row === null ? null : ((this.#mode === 'array' ? toArray(columns, row) : row) as R);
-        this.channel.push({
-          type: 'change',
-          sequence: p.sequence,
-          table: p.table,
-          op: p.op,
-          key: p.key as ObjectRow | null,
-          row: shape(p.row),
-          oldRow: shape(p.old_row),
-          columns,
-          timestamp: p.timestamp,
-          ...(p.schema ? { schema: p.schema } : {}),
-        });
+        this.deliver(
+          {
+            type: 'change',
+            sequence: p.sequence,
+            table: p.table,
+            op: p.op,
+            key: p.key as ObjectRow | null,
+            row: shape(p.row),
+            oldRow: shape(p.old_row),
+            columns,
+            timestamp: p.timestamp,
+            ...(p.schema ? { schema: p.schema } : {}),
+          },
+          'change',
+        );
         return false;
       }
       case 'reset': {
         const p = message.payload as ResetPayload;
-        this.channel.push({
-          type: 'reset',
-          reason: p.reason,
-          oldestResumable: p.oldest_resumable,
-          sequence: p.sequence,
-          lastSequence: this.#lastSequence,
-        });
+        this.deliver(
+          {
+            type: 'reset',
+            reason: p.reason,
+            oldestResumable: p.oldest_resumable,
+            sequence: p.sequence,
+            lastSequence: this.#lastSequence,
+          },
+          'reset',
+        );
         // Start over from the table as it is now.
         this.#wantSnapshot = true;
         this.setStatus('subscribing');
@@ -380,7 +432,17 @@ export interface LiveDiffEvent<R = Row> {
 
 export type LiveQueryEvent<R = Row> = LiveResultEvent<R> | LiveDiffEvent<R>;
 
-export class LiveQuerySubscription<R = Row> extends LiveSubscription<LiveQueryEvent<R>> {
+export interface LiveQuerySubscriptionEvents<R = Row> extends SubscriptionEvents<LiveQueryEvent<R>> {
+  /** The whole result (`type: 'result'`): first, and after every reconnect. */
+  snapshot: LiveResultEvent<R>;
+  /** How the result moved (`type: 'diff'`). */
+  change: LiveDiffEvent<R>;
+}
+
+export class LiveQuerySubscription<R = Row> extends LiveSubscription<
+  LiveQueryEvent<R>,
+  LiveQuerySubscriptionEvents<R>
+> {
   readonly query: string;
   readonly params: readonly SqlValue[];
   readonly #mode: RowMode;
@@ -411,25 +473,31 @@ export class LiveQuerySubscription<R = Row> extends LiveSubscription<LiveQueryEv
     if (message.type === 'data') {
       const p = message.payload as { columns: string[]; rows: SqlValue[][]; sequence: number };
       this.#lastSequence = p.sequence;
-      this.channel.push({
-        type: 'result',
-        sequence: p.sequence,
-        columns: p.columns,
-        rows: shapeRows(this.#mode, p.columns, p.rows) as R[],
-      });
+      this.deliver(
+        {
+          type: 'result',
+          sequence: p.sequence,
+          columns: p.columns,
+          rows: shapeRows(this.#mode, p.columns, p.rows) as R[],
+        },
+        'snapshot',
+      );
     } else if (message.type === 'change') {
       const p = message.payload as QueryDiffPayload;
       if (this.#lastSequence !== undefined && p.sequence <= this.#lastSequence) return false;
       this.#lastSequence = p.sequence;
       const row = (values: SqlValue[]): R => shapeRow(this.#mode, p.columns, values) as R;
-      this.channel.push({
-        type: 'diff',
-        sequence: p.sequence,
-        columns: p.columns,
-        added: p.added.map(row),
-        removed: p.removed.map(row),
-        changed: p.changed.map((c) => ({ old: row(c.old), new: row(c.new) })),
-      });
+      this.deliver(
+        {
+          type: 'diff',
+          sequence: p.sequence,
+          columns: p.columns,
+          added: p.added.map(row),
+          removed: p.removed.map(row),
+          changed: p.changed.map((c) => ({ old: row(c.old), new: row(c.new) })),
+        },
+        'change',
+      );
     }
     return false;
   }
@@ -481,6 +549,11 @@ export interface ChangeStreamResetEvent {
 
 export type WatchEvent<D = Document> = ChangeStreamEvent<D> | ChangeStreamResetEvent;
 
+export interface ChangeStreamEvents<D = Document> extends SubscriptionEvents<WatchEvent<D>> {
+  change: ChangeStreamEvent<D>;
+  reset: ChangeStreamResetEvent;
+}
+
 /** Resume tokens are opaque, but this server's are fixed-width hex: compare them when they look so. */
 function tokenAtOrBefore(token: ResumeToken, last: ResumeToken): boolean {
   const a = token._data;
@@ -489,7 +562,7 @@ function tokenAtOrBefore(token: ResumeToken, last: ResumeToken): boolean {
   return a <= b;
 }
 
-export class ChangeStream<D = Document> extends LiveSubscription<WatchEvent<D>> {
+export class ChangeStream<D = Document> extends LiveSubscription<WatchEvent<D>, ChangeStreamEvents<D>> {
   readonly collection: string;
   readonly #options: WatchOptions;
   #lastToken: ResumeToken | undefined;
@@ -532,16 +605,19 @@ export class ChangeStream<D = Document> extends LiveSubscription<WatchEvent<D>> 
       const event = message.payload as ChangeStreamEvent<D>;
       if (this.#lastToken && event._id && tokenAtOrBefore(event._id, this.#lastToken)) return false;
       if (event._id) this.#lastToken = event._id;
-      this.channel.push(event);
+      this.deliver(event, 'change');
     } else if (message.type === 'reset') {
       const p = message.payload as ResetPayload;
-      this.channel.push({
-        operationType: 'reset',
-        reason: p.reason,
-        oldestResumable: p.oldest_resumable,
-        sequence: p.sequence,
-        lastToken: this.#lastToken,
-      });
+      this.deliver(
+        {
+          operationType: 'reset',
+          reason: p.reason,
+          oldestResumable: p.oldest_resumable,
+          sequence: p.sequence,
+          lastToken: this.#lastToken,
+        },
+        'reset',
+      );
       this.#lastToken = undefined;
       this.#fromNow = true;
       this.setStatus('subscribing');
@@ -600,11 +676,10 @@ export class MetricsSubscription extends LiveSubscription<MetricsSample> {
   protected handle(message: InboundMessage): boolean {
     if (message.type === 'data') {
       const p = message.payload as { metrics: MetricsSample['metrics']; interval_ms: number };
-      this.channel.push({
-        timestamp: message.timestamp ?? '',
-        intervalMs: p.interval_ms,
-        metrics: p.metrics,
-      });
+      this.deliver(
+        { timestamp: message.timestamp ?? '', intervalMs: p.interval_ms, metrics: p.metrics },
+        undefined,
+      );
     }
     return false;
   }
