@@ -2,8 +2,8 @@
 // Runs every *.test.ts under packages/*/test with node's test runner (Node 20's --test takes no globs).
 // The tests run the TypeScript sources (tsx, and the `rustydb-source` export condition so that
 // `@rustydb/*` imports resolve to the packages' sources). The processes they spawn (`rustydb serve`, the
-// CLI) run the compiled JavaScript, as users do: the workspace is built first (incremental, about a
-// second when nothing changed), so that what the tests spawn is what the sources say.
+// CLI) run the compiled JavaScript, as users do: the workspace is built first (incremental, a few
+// seconds when little changed), so that what the tests spawn is what the sources say.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
