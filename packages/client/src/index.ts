@@ -111,6 +111,7 @@ export {
   type RustyDBErrorCode,
   type RustyDBErrorDetails,
 } from './errors.ts';
+export type { DatabaseSchema, SchemaColumn, SchemaTable } from './schema.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport/socket.ts';
 export type { FetchLike } from './http.ts';
 export {

@@ -472,7 +472,10 @@ describe('the packed packages, installed in a new project', { concurrency: false
       const rustydb = join(prefix, 'bin/rustydb');
       const help = await succeed(rustydb, ['help'], work);
       assert.match(help, /server commands/);
-      assert.match(help, /\(shell, query, watch\) come with @rustydb\/client, which is not installed here/);
+      assert.match(
+        help,
+        /\(shell, query, watch, gen\) come with @rustydb\/client, which is not installed here/,
+      );
       const shell = await runProcess(rustydb, ['shell'], { cwd: work, env: userEnv() });
       assert.equal(shell.code, 2);
       assert.match(shell.stderr, /unknown command 'shell'[^]*npm install @rustydb\/client/);
