@@ -17,7 +17,12 @@ export const ERROR_CODES = {
   NOT_FOUND: { description: 'The user, role, session or collection named does not exist', retryable: false },
   QUERY_CANCELLED: { description: 'The query was stopped by a cancel message', retryable: false },
   QUERY_TIMEOUT: {
-    description: 'The query ran longer than the statement timeout and was stopped',
+    description:
+      'The query ran longer than the statement timeout, or waited that long for its turn to write, and was stopped',
+    retryable: true,
+  },
+  BUSY: {
+    description: 'Another process held the database lock too long; wait retry_after_ms and send again',
     retryable: true,
   },
   SLOW_CONSUMER: {

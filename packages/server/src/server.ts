@@ -14,7 +14,7 @@ import { TokenService } from './auth/tokens.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { loadSigningSecret } from './auth/signing-secret.ts';
 import { generatePassword } from './auth/passwords.ts';
-import { consoleLogger, type Logger } from './core/logger.ts';
+import { consoleLogger, describeError, type Logger } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
@@ -139,7 +139,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? consoleLogger;
   const https = config.enable_tls ? loadTls(config) : undefined;
 
-  const engine = await SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
+  const engine = await SqliteEngine.open({
+    dataDir: config.data_dir,
+    poolSize: config.engine_pool_size,
+    onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
+  });
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;

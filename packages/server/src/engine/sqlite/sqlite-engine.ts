@@ -28,6 +28,8 @@ import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
 import { openAsync, openSync, type SyncDatabase } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
+import { WriteGate } from './write-gate.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, syncCapture, userTables } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
@@ -39,17 +41,50 @@ export interface SqliteEngineOptions {
   poolSize: number;
   /** File name inside dataDir. */
   fileName?: string;
+  /** Told of failures of background work (checkpoints), for the server log. */
+  onBackgroundError?: (what: string, err: unknown) => void;
 }
 
-/** How long a pooled connection waits for a write lock held by another connection, seconds. */
-const BUSY_TIMEOUT_S = 5;
+/**
+ * How long a pooled connection lets SQLite wait for a lock held by another process, milliseconds.
+ * Writers of this server never meet each other's locks: they take turns at the write gate.
+ */
+const BUSY_TIMEOUT_MS = 5000;
 
-const CONNECTION_PRAGMAS = 'PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;';
+/** The WAL size past which a checkpoint runs. */
+const WAL_CHECKPOINT_BYTES = 1024 * 1024;
+/** The size a WAL file is cut back to when it starts over, so that its size tells how much it holds. */
+const WAL_KEEP_BYTES = 64 * 1024;
+
+/**
+ * Every connection: no automatic checkpoints (they would run inside a commit, on the event loop for
+ * the inline connection; the Checkpointer runs them instead), and a restarted WAL is cut back to size.
+ */
+const CONNECTION_PRAGMAS = `PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = ${WAL_KEEP_BYTES};`;
+
+/** SQLite's result code behind an error, also once it is wrapped in a RustyError. */
+function sqliteCode(err: unknown): string | undefined {
+  const e = (err ?? {}) as { code?: unknown; details?: { sqlite_code?: unknown } };
+  if (typeof e.code === 'string' && e.code.startsWith('SQLITE_')) return e.code;
+  return typeof e.details?.sqlite_code === 'string' ? e.details.sqlite_code : undefined;
+}
 
 function isBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+  return /^SQLITE_(BUSY|LOCKED)/.test(sqliteCode(err) ?? '');
 }
+
+/**
+ * True when the statement that failed with `err` is over. SQLite halts a statement on an error, except
+ * on SQLITE_BUSY, where it stays in progress so it can be retried; libsql never resets it then, and a
+ * statement in progress keeps its snapshot and makes every later COMMIT on the connection fail.
+ */
+function haltedBy(err: unknown): boolean {
+  const code = sqliteCode(err);
+  return code !== undefined && !/^SQLITE_(BUSY|LOCKED|INTERRUPT)/.test(code);
+}
+
+/** What a transaction may do: a read-only one takes no write lock and never blocks a writer. */
+type TransactionMode = 'write' | 'read';
 
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
   const object: Record<string, unknown> = {};
@@ -68,6 +103,9 @@ export class SqliteEngine implements Engine {
   readonly #readers: ReadWorkerPool;
   readonly #changeLog: SqliteChangeLog;
   readonly #commitListeners = new Set<() => void>();
+  /** Every write of this process takes its turn here (see WriteGate). */
+  readonly #gate = new WriteGate();
+  readonly #checkpointer: Checkpointer;
   #closed = false;
 
   constructor(options: SqliteEngineOptions) {
@@ -81,27 +119,48 @@ export class SqliteEngine implements Engine {
     this.#router = new StatementRouter(() => {
       // A busy timeout of 0: a connection used on the event loop must never wait there for a lock.
       const db = openSync(this.path, { timeout: 0 });
-      // No automatic checkpoints here: they would run on the event loop. Pooled connections (on worker
-      // threads) checkpoint as they commit.
-      db.exec(`${CONNECTION_PRAGMAS} PRAGMA wal_autocheckpoint = 0;`);
+      db.exec(CONNECTION_PRAGMAS);
       return db;
     });
     this.#pool = new ConnectionPool(options.poolSize, async () => {
-      const conn = openAsync(this.path, { timeout: BUSY_TIMEOUT_S });
+      const conn = openAsync(this.path, { timeout: BUSY_TIMEOUT_MS });
       await conn.exec(CONNECTION_PRAGMAS);
       return conn;
     });
     this.internal = this.#makeInternalStore();
     this.#readers = new ReadWorkerPool(this.path, options.poolSize);
-    this.#changeLog = new SqliteChangeLog(() => this.#router.inlineConnection);
+    this.#changeLog = new SqliteChangeLog(
+      () => this.#router.inlineConnection,
+      (work) => this.#gate.hold(work),
+    );
     this.changes = this.#changeLog;
+    this.#checkpointer = new Checkpointer(
+      `${this.path}-wal`,
+      WAL_CHECKPOINT_BYTES,
+      () => this.#checkpoint('PASSIVE'),
+      (err) => options.onBackgroundError?.('checkpoint', err),
+    );
+  }
+
+  /**
+   * Copies the WAL into the database file, off the event loop. A first pass runs beside the writers
+   * and does the bulk of the work; a second, while no write of this server runs, copies the little
+   * written meanwhile. So the checkpoint reaches the WAL's end (unless a reader still needs it) and the
+   * next write starts the WAL over instead of growing it, while writers wait only for that second pass.
+   * PASSIVE never waits for anyone; TRUNCATE (at close) also empties the file.
+   */
+  async #checkpoint(mode: 'PASSIVE' | 'TRUNCATE'): Promise<void> {
+    const checkpoint = (): Promise<void> =>
+      this.#onPooled(undefined, (conn) => conn.exec(`PRAGMA wal_checkpoint(${mode})`));
+    if (mode === 'PASSIVE') await checkpoint();
+    await this.#gate.hold(checkpoint);
   }
 
   /** Opens the engine and brings change capture in line with the tables already in the file. */
   static async open(options: SqliteEngineOptions): Promise<SqliteEngine> {
     const engine = new SqliteEngine(options);
     try {
-      await engine.#inTransaction(undefined, (conn) => syncCapture(conn, undefined));
+      await engine.#inTransaction(undefined, 'write', (conn) => syncCapture(conn, undefined));
     } catch (err) {
       await engine.close();
       throw err;
@@ -118,42 +177,93 @@ export class SqliteEngine implements Engine {
     return () => this.#commitListeners.delete(listener);
   }
 
-  #committed(): void {
+  /** After every commit. `large`: it may have written many pages (a pooled write or transaction). */
+  #committed(large: boolean): void {
+    this.#checkpointer.committed(large);
     for (const listener of this.#commitListeners) listener();
   }
 
   /**
-   * Runs `work` in a write transaction on a pooled connection: commits and tells the commit listeners,
-   * or rolls back on error. With `options`, the transaction is bound to a deadline and a signal.
+   * Runs `work` in a transaction on a pooled connection: commits (and tells the commit listeners after
+   * a write) or rolls back on error. A write transaction first waits for its turn at the write gate.
+   * With `options`, every wait and the work itself are bound to its deadline and signal.
    */
   async #inTransaction<T>(
     options: RunOptions | undefined,
+    mode: TransactionMode,
     work: (conn: PooledConnection, stopper: StatementStopper | undefined) => Promise<T>,
   ): Promise<T> {
-    const conn = await this.#pool.acquire(options?.signal);
-    const stopper = options ? new StatementStopper(conn, options.timeoutMs, options.signal) : undefined;
-    let clean = false;
+    const stopper = options ? new StatementStopper(options.timeoutMs, options.signal) : undefined;
     try {
-      await conn.exec('BEGIN IMMEDIATE');
-      let result: T;
+      if (mode === 'write')
+        await this.#waitFor(stopper, 'the write lock', (signal) => this.#gate.enter(signal));
       try {
-        result = await work(conn, stopper);
-        await conn.exec('COMMIT');
-      } catch (err) {
-        try {
-          await conn.exec('ROLLBACK');
-          clean = true;
-        } catch {
-          // SQLite may already have rolled back (an interrupt does); the connection is replaced below.
-        }
-        throw stopper ? stopper.translate(err) : err;
+        const result = await this.#onPooled(stopper, async (conn, lease) => {
+          // BEGIN IMMEDIATE takes the write lock now, so no statement of the transaction can meet it
+          // taken; a plain BEGIN reads one snapshot and takes no lock that a writer would wait for.
+          await conn.exec(mode === 'write' ? 'BEGIN IMMEDIATE' : 'BEGIN');
+          try {
+            const result = await work(conn, stopper);
+            await conn.exec('COMMIT');
+            return result;
+          } catch (err) {
+            try {
+              await conn.exec('ROLLBACK');
+              // Rolled back by this connection itself: nothing of the transaction is left on it,
+              // unless a statement failed busy and so is still in progress.
+              lease.reusable = !stopper?.stopped && !isBusy(err);
+            } catch {
+              // SQLite may already have rolled back (an interrupt does): the connection is replaced.
+            }
+            throw err;
+          }
+        });
+        if (mode === 'write') this.#committed(true);
+        return result;
+      } finally {
+        if (mode === 'write') this.#gate.leave();
       }
-      clean = true;
-      this.#committed();
-      return result;
     } finally {
       stopper?.dispose();
-      if (clean) this.#pool.release(conn);
+    }
+  }
+
+  /** Runs a wait that the request's deadline and signal may end. */
+  #waitFor<T>(
+    stopper: StatementStopper | undefined,
+    what: string,
+    wait: (signal: AbortSignal | undefined) => Promise<T>,
+  ): Promise<T> {
+    return stopper ? stopper.waitFor(what, wait) : wait(undefined);
+  }
+
+  /**
+   * Runs `work` on a pooled connection bound to the stopper. The connection goes back to the pool when
+   * the work succeeded, or when it failed but says the connection is clean (`lease.reusable`); any
+   * other failure may have left a statement in progress on it (libsql does not reset a statement that
+   * failed with SQLITE_BUSY, and such a statement keeps its snapshot and blocks COMMIT), so it is
+   * closed and replaced.
+   */
+  async #onPooled<T>(
+    stopper: StatementStopper | undefined,
+    work: (conn: PooledConnection, lease: { reusable: boolean }) => Promise<T>,
+  ): Promise<T> {
+    const conn = await this.#waitFor(stopper, 'a database connection', (signal) =>
+      this.#pool.acquire(signal),
+    );
+    stopper?.attach(conn);
+    const lease = { reusable: false };
+    try {
+      const result = await work(conn, lease);
+      lease.reusable = true;
+      return result;
+    } catch (err) {
+      throw stopper ? stopper.translate(err) : err;
+    } finally {
+      stopper?.detach();
+      // Whatever was still running on it must stop before the connection is dropped.
+      if (!lease.reusable) conn.interrupt();
+      if (lease.reusable) this.#pool.release(conn);
       else this.#pool.discard(conn);
     }
   }
@@ -167,28 +277,16 @@ export class SqliteEngine implements Engine {
     checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     if (routed.access.kind !== 'read')
       throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
-    const conn = await this.#pool.acquire(options.signal);
-    const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
-    let clean = false;
-    try {
-      // A read transaction: the head and the rows come from the same snapshot.
-      await conn.exec('BEGIN');
+    // A read transaction: the head and the rows come from the same snapshot.
+    return this.#inTransaction(options, 'read', async (conn, stopper) => {
       const head = drain(
         await (await conn.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`)).raw().iterate([]),
       );
       const result = await collect(
-        this.#runOn(conn, routed, toDriverParams(statement.params), stopper, 10_000),
+        this.#runOn(conn, routed, toDriverParams(statement.params), stopper!, 10_000),
       );
-      await conn.exec('COMMIT');
-      clean = true;
       return { sequence: Number(head[0]?.[0] ?? 0), result };
-    } catch (err) {
-      throw stopper.translate(err);
-    } finally {
-      stopper.dispose();
-      if (clean) this.#pool.release(conn);
-      else this.#pool.discard(conn);
-    }
+    });
   }
 
   async *stream(
@@ -208,7 +306,7 @@ export class SqliteEngine implements Engine {
         return;
       }
     }
-    yield* this.#streamPooled(routed, params, options);
+    yield* this.#streamPooled(statement.sql, routed, params, options);
   }
 
   runInline(statement: StatementInput, authorize: Authorize | undefined): StatementResult | undefined {
@@ -228,7 +326,7 @@ export class SqliteEngine implements Engine {
       const result = this.#tryInline(statement.sql, routed, params);
       if (result) return result;
     }
-    return collect(this.#streamPooled(routed, params, { ...options, chunkSize: 10_000 }));
+    return collect(this.#streamPooled(statement.sql, routed, params, { ...options, chunkSize: 10_000 }));
   }
 
   async batch(
@@ -272,7 +370,10 @@ export class SqliteEngine implements Engine {
       }),
     );
     const changesSchema = afterDdl;
-    const results = await this.#inTransaction(options, async (conn, stopper) => {
+    // A batch of reads only needs one snapshot: it must not take the write lock from the writers.
+    const mode: TransactionMode =
+      !afterDdl && plans.every((plan) => plan.routed?.access.kind === 'read') ? 'read' : 'write';
+    const results = await this.#inTransaction(options, mode, async (conn, stopper) => {
       const results: StatementResult[] = [];
       for (let i = 0; i < statements.length; i++) {
         const plan = plans[i]!;
@@ -316,11 +417,10 @@ export class SqliteEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#checkpointer.close();
     // Fold the WAL into the database off the event loop, so the next start does not have to.
     try {
-      const conn = await this.#pool.acquire();
-      await conn.exec('PRAGMA wal_checkpoint(TRUNCATE)');
-      this.#pool.release(conn);
+      await this.#checkpoint('TRUNCATE');
     } catch {
       // Busy or already closing: the next start checkpoints instead.
     }
@@ -330,48 +430,120 @@ export class SqliteEngine implements Engine {
     this.#setup.close();
   }
 
-  /** Runs a keyed statement on the event loop; undefined when it must go to the pool instead. */
+  /**
+   * Runs a keyed statement on the event loop if it can run now; undefined when it must wait its turn
+   * (a write while another runs) or go to the pool.
+   */
   #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
+    const writes = routed.access.kind !== 'read';
+    // A write runs inline only when no other write of this server is running or waiting: it would
+    // meet a held lock (or jump the queue) otherwise.
+    if (writes && !this.#gate.tryEnter()) return undefined;
+    try {
+      return this.#runInlineOrYield(sql, routed, params);
+    } finally {
+      if (writes) this.#gate.leave();
+    }
+  }
+
+  /**
+   * Runs an inline statement; undefined if another process holds a lock (the inline connection never
+   * waits for one: it would wait on the event loop).
+   */
+  #runInlineOrYield(
+    sql: string,
+    routed: RoutedStatement,
+    params: DriverValue[],
+  ): StatementResult | undefined {
+    try {
+      return this.#runInline(sql, routed, params);
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      // libsql leaves the failed statement in progress on the inline connection (it never resets
+      // after SQLITE_BUSY): open fresh connections, and let the pool wait for the lock instead.
+      this.#router.invalidate();
+      return undefined;
+    }
+  }
+
+  #runInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult {
     const stmt = routed.inline!;
     const started = performance.now();
-    try {
-      if (stmt.reader) {
-        const rows = stmt.all(params);
-        this.#router.observeInline(sql, performance.now() - started, rows.length);
-        // A write with RETURNING is a reader too: its commit must still wake the change feed.
-        if (routed.access.kind !== 'read') this.#committed();
-        return {
-          status: 'success',
-          columns: stmt.columns().map((c) => c.name),
-          rows: rows.map(toWireRow),
-          rows_affected: rows.length,
-        };
-      }
-      const info = stmt.run(params);
-      this.#router.observeInline(sql, performance.now() - started, 0);
-      this.#committed();
+    if (stmt.reader) {
+      const rows = stmt.all(params);
+      this.#router.observeInline(sql, performance.now() - started, rows.length);
+      // A write with RETURNING is a reader too: its commit must still wake the change feed.
+      if (routed.access.kind !== 'read') this.#committed(false);
       return {
         status: 'success',
-        columns: [],
-        rows: [],
-        rows_affected: info.changes,
-        ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+        columns: stmt.columns().map((c) => c.name),
+        rows: rows.map(toWireRow),
+        rows_affected: rows.length,
       };
-    } catch (err) {
-      // Another connection holds the write lock: wait for it off the loop instead of failing.
-      if (isBusy(err)) return undefined;
-      throw err;
+    }
+    const info = stmt.run(params);
+    this.#router.observeInline(sql, performance.now() - started, 0);
+    this.#committed(false);
+    return {
+      status: 'success',
+      columns: [],
+      rows: [],
+      rows_affected: info.changes,
+      ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+    };
+  }
+
+  /**
+   * Runs a write in its turn: waits at the write gate (off the loop, bound to the deadline), then runs
+   * it inline if it is a keyed write (microseconds: the queue keeps moving) or on a pooled connection.
+   * It runs to its end before its rows (RETURNING) go out, so a slow reader never holds the write lock.
+   */
+  async #write(
+    sql: string,
+    routed: RoutedStatement,
+    params: DriverValue[],
+    options: StreamOptions,
+  ): Promise<StatementResult> {
+    const stopper = new StatementStopper(options.timeoutMs, options.signal);
+    try {
+      await stopper.waitFor('the write lock', (signal) => this.#gate.enter(signal));
+      try {
+        if (routed.route === 'inline') {
+          // DDL may have replaced the inline connection while this write waited: route it again.
+          const current = this.#router.route(sql);
+          options.authorize?.(current.access);
+          if (current.route === 'inline') {
+            const result = this.#runInlineOrYield(sql, current, params);
+            if (result) return result;
+          }
+        }
+        const result = await this.#onPooled(stopper, async (conn, lease) => {
+          try {
+            return await collect(this.#runOn(conn, routed, params, stopper, options.chunkSize));
+          } catch (err) {
+            lease.reusable = !stopper.stopped && haltedBy(err);
+            throw err;
+          }
+        });
+        this.#committed(true);
+        return result;
+      } finally {
+        this.#gate.leave();
+      }
+    } finally {
+      stopper.dispose();
     }
   }
 
   async *#streamPooled(
+    sql: string,
     routed: RoutedStatement,
     params: DriverValue[],
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
     if (routed.guarded.kind === 'ddl') {
       // DDL runs in a transaction with the change-capture update and the change-log record it causes.
-      const result = await this.#inTransaction(options, async (conn, stopper) => {
+      const result = await this.#inTransaction(options, 'write', async (conn, stopper) => {
         const before = await userTables(conn);
         const result = await collect(this.#runOn(conn, routed, params, stopper!, options.chunkSize));
         await syncCapture(conn, before);
@@ -381,41 +553,19 @@ export class SqliteEngine implements Engine {
       yield* chunksOf(result, options.chunkSize);
       return;
     }
-    if (routed.access.kind === 'read' && !routed.guarded.returning) {
-      // Reads run on a worker thread: libsql fetches rows synchronously after the first, and a sparse
-      // scan between matches would otherwise stall the event loop for its whole length.
-      const controller = new AbortController();
-      const stopper = new StatementStopper(
-        { interrupt: () => controller.abort() },
-        options.timeoutMs,
-        options.signal,
-      );
-      try {
-        yield* this.#readers.stream(routed.guarded.text, params, options.chunkSize, controller.signal, () =>
-          stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
-        );
-      } finally {
-        stopper.dispose();
-      }
+    if (routed.access.kind !== 'read' || routed.guarded.returning) {
+      yield* chunksOf(await this.#write(sql, routed, params, options), options.chunkSize);
       return;
     }
-    const conn = await this.#pool.acquire(options.signal);
-    const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
-    let finished = false;
+    // Reads run on a worker thread: libsql fetches rows synchronously after the first, and a sparse
+    // scan between matches would otherwise stall the event loop for its whole length.
+    const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
-      yield* this.#runOn(conn, routed, params, stopper, options.chunkSize);
-      finished = true;
-      if (routed.access.kind !== 'read') this.#committed();
-    } catch (err) {
-      throw stopper.translate(err);
+      yield* this.#readers.stream(routed.guarded.text, params, options.chunkSize, stopper.signal, () =>
+        stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
+      );
     } finally {
       stopper.dispose();
-      if (finished) this.#pool.release(conn);
-      else {
-        // Stopped early (error, cancel, or the consumer broke off): make sure the engine stops too.
-        conn.interrupt();
-        this.#pool.discard(conn);
-      }
     }
   }
 
@@ -484,12 +634,15 @@ export class SqliteEngine implements Engine {
     return {
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
-      run: async (sql, params = []) => ({
-        changes: db()
-          .prepare(sql)
-          .run(params as DriverValue[]).changes,
-      }),
-      exec: async (sql) => db().exec(sql),
+      // The server's own writes take their turn with every other write (they run on the inline
+      // connection, which must never meet a lock: it would fail at once rather than wait).
+      run: (sql, params = []) =>
+        this.#gate.hold(() => ({
+          changes: db()
+            .prepare(sql)
+            .run(params as DriverValue[]).changes,
+        })),
+      exec: (sql) => this.#gate.hold(() => db().exec(sql)),
     };
   }
 }

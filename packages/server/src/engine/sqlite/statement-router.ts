@@ -55,14 +55,15 @@ export class StatementRouter {
 
   /**
    * @param open opens a synchronous connection. The router keeps two: one that inline statements are
-   *   prepared on, and one used only for EXPLAIN, so that planning never holds anything open on the
-   *   connection that writes.
+   *   prepared on, and one used only for EXPLAIN. libsql never resets a finished EXPLAIN statement,
+   *   and SQLite counts it as running until then: any real read on that connection would keep its
+   *   snapshot, and with it the whole WAL, until the garbage collector frees the EXPLAIN.
    */
   constructor(open: () => SyncDatabase) {
     this.#open = open;
     this.#db = open();
     this.#planner = open();
-    this.#analyzer = new AccessAnalyzer(this.#planner);
+    this.#analyzer = new AccessAnalyzer(this.#planner, this.#db);
   }
 
   /** The connection inline statements run on. */
@@ -116,7 +117,7 @@ export class StatementRouter {
     const [db, planner] = [this.#db, this.#planner];
     this.#db = this.#open();
     this.#planner = this.#open();
-    this.#analyzer = new AccessAnalyzer(this.#planner);
+    this.#analyzer = new AccessAnalyzer(this.#planner, this.#db);
     db.close();
     planner.close();
   }
