@@ -1,7 +1,7 @@
 /* global document, location, URLSearchParams */
 // RustyDB from a web page, in plain JavaScript: log in, query, stream, subscribe, and resume a
 // subscription from a saved sequence. The SDK comes from the client's browser build.
-import { RustyDBClient } from '../../packages/client/dist/index.js';
+import { RustyDBClient } from '../../packages/client/dist/browser/index.js';
 
 const log = (line) => {
   document.getElementById('log').textContent += `${line}\n`;

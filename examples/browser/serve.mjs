@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Serves the repository's files (so examples/browser/index.html can load packages/client/dist/) and
+ * Serves the repository's files (so examples/browser/index.html can load packages/client/dist/browser/) and
  * forwards /api/ — HTTP and WebSocket upgrades — to a RustyDB server: the page and the API then share
  * one origin, as they would behind any reverse proxy. No dependencies.
  *

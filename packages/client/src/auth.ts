@@ -69,7 +69,7 @@ export class AuthManager {
   #current: TokenInfo | undefined;
   #renewing: Promise<TokenInfo> | undefined;
   /** Aborts HTTP calls still running when the client closes. */
-  readonly #abort = new AbortController();
+  #abort = new AbortController();
 
   constructor(httpUrl: string, options: AuthOptions, timeoutMs: number, fetchImpl?: FetchLike) {
     this.#httpUrl = httpUrl;
@@ -163,6 +163,11 @@ export class AuthManager {
   /** Stops renewals in progress (their HTTP calls are aborted). Called when the client closes. */
   close(): void {
     this.#abort.abort();
+  }
+
+  /** Usable again after close(): the client was opened again. */
+  reopen(): void {
+    if (this.#abort.signal.aborted) this.#abort = new AbortController();
   }
 
   /** Records the expiry the server reported for the current token. */

@@ -3,6 +3,8 @@
  * It ends normally (`end`) or with an error (`fail`); `return()` from the consumer (a `break`) runs
  * the owner's `onReturn` once. Used by streams and subscriptions.
  */
+import { RustyDBError } from './errors.ts';
+
 export class Channel<T> implements AsyncIterableIterator<T> {
   readonly #buffer: T[] = [];
   #waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
@@ -83,7 +85,14 @@ export class Channel<T> implements AsyncIterableIterator<T> {
       return Promise.reject(error);
     }
     if (this.#done) return Promise.resolve({ value: undefined, done: true });
-    if (this.#waiter) return Promise.reject(new Error('next() called while a previous next() is pending'));
+    if (this.#waiter) {
+      return Promise.reject(
+        new RustyDBError(
+          'INVALID_USE',
+          'next() was called while a previous next() is pending: an iterator has one reader at a time',
+        ),
+      );
+    }
     const pending = new Promise<IteratorResult<T>>((resolve, reject) => {
       this.#waiter = { resolve, reject };
     });

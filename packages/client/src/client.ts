@@ -13,7 +13,8 @@ import {
   type ConnectionState,
   type SessionInfo,
 } from './connection.ts';
-import type { FetchLike } from './http.ts';
+import { RustyDBError } from './errors.ts';
+import { httpJson, type FetchLike } from './http.ts';
 import { QueryStream, runQuery, type QueryOptions, type QueryResult, type StreamOptions } from './query.ts';
 import {
   ChangeStream,
@@ -44,7 +45,12 @@ export interface ClientOptions extends Partial<ConnectionOptions>, AuthOptions {
 export function resolveUrls(url: string | undefined): { httpUrl: string; wsUrl: string; metricsUrl: string } {
   const fallback =
     (globalThis as { location?: { origin?: string } }).location?.origin ?? 'http://127.0.0.1:8080';
-  const parsed = new URL(url ?? fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(url ?? fallback);
+  } catch (err) {
+    throw new RustyDBError('INVALID_USE', `not a URL: ${JSON.stringify(url ?? fallback)}`, { cause: err });
+  }
   const secure = parsed.protocol === 'https:' || parsed.protocol === 'wss:';
   let path = parsed.pathname.replace(/\/+$/, '');
   if (path.endsWith(STREAM_PATH)) path = path.slice(0, -STREAM_PATH.length);
@@ -56,6 +62,16 @@ export function resolveUrls(url: string | undefined): { httpUrl: string; wsUrl: 
   };
 }
 
+export interface HttpRequestOptions {
+  /** Default GET, or POST when there is a body. */
+  method?: string | undefined;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** ms; default: the client's requestTimeout. */
+  timeout?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
 export class RustyDBClient {
   readonly httpUrl: string;
   readonly wsUrl: string;
@@ -63,6 +79,7 @@ export class RustyDBClient {
   readonly auth: AuthManager;
   readonly #metricsUrl: string;
   readonly #connectionOptions: Partial<ConnectionOptions>;
+  readonly #fetch: FetchLike | undefined;
   #metricsConnection: Connection | undefined;
 
   /** Starts connecting at once; requests made before the connection is open wait in the queue. */
@@ -71,6 +88,7 @@ export class RustyDBClient {
     this.httpUrl = httpUrl;
     this.wsUrl = wsUrl;
     this.#metricsUrl = metricsUrl;
+    this.#fetch = options.fetch;
     this.auth = new AuthManager(
       httpUrl,
       {
@@ -144,17 +162,63 @@ export class RustyDBClient {
    */
   metrics(options?: MetricsOptions): MetricsSubscription {
     // A closed client opens nothing new: the subscription fails with the client's closing error.
-    const connection =
-      this.connection.state === 'closed'
-        ? this.connection
-        : (this.#metricsConnection ??= new Connection(this.#metricsUrl, this.auth, this.#connectionOptions));
+    let connection = this.connection;
+    if (connection.state !== 'closed') {
+      this.#metricsConnection ??= new Connection(this.#metricsUrl, this.auth, this.#connectionOptions);
+      this.#metricsConnection.open();
+      connection = this.#metricsConnection;
+    }
     return new MetricsSubscription(connection, options);
   }
 
-  /** Closes the connection (code 1000). Pending requests and subscriptions fail with CLIENT_CLOSED. */
+  /**
+   * Calls the HTTP API (`/api/v1/…`) with this client's token: administration, documents, `auth/me`.
+   * Resolves with the envelope's `data`; a refusal throws RustyDBError with the server's code.
+   */
+  async request<T = unknown>(path: string, options: HttpRequestOptions = {}): Promise<T> {
+    const token = this.auth.enabled ? await this.auth.token() : undefined;
+    return httpJson<T>(this.httpUrl, path, {
+      method: options.method,
+      body: options.body,
+      token,
+      timeoutMs: options.timeout ?? (this.connection.requestTimeout || 30_000),
+      fetch: this.#fetch,
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Signs out: closes this client, then revokes its token on the server (`POST /api/v1/auth/logout`;
+   * with `all`, every token of the user), so the token cannot be used again.
+   */
+  async logout(options: { all?: boolean } = {}): Promise<void> {
+    const token = this.auth.current?.token;
+    await this.close();
+    if (!token) return;
+    await httpJson(this.httpUrl, '/api/v1/auth/logout', {
+      method: 'POST',
+      ...(options.all ? { body: { all: true } } : {}),
+      token,
+      timeoutMs: this.connection.requestTimeout || 30_000,
+      fetch: this.#fetch,
+    });
+  }
+
+  /**
+   * Closes the connection (code 1000). Every subscription and stream ends (its loop finishes);
+   * requests still waiting for an answer fail with CLIENT_CLOSED. `open()` connects again.
+   */
   async close(): Promise<void> {
     this.auth.close();
     await Promise.all([this.connection.close(), this.#metricsConnection?.close()]);
+  }
+
+  /** Opens a closed client again (after close(), or after it gave up). Does nothing otherwise. */
+  open(): void {
+    if (this.connection.state !== 'closed') return;
+    this.auth.reopen();
+    this.connection.open();
+    // The metrics connection is opened again with the next metrics() call.
   }
 }
 

@@ -4,7 +4,9 @@
  * exponential backoff and jitter, and hold outgoing messages in a bounded queue while offline or
  * while the rate limiter says wait. Knows nothing about queries or subscriptions: those are routes.
  *
- * States: connecting → authenticating → open ⇄ reconnecting → closed. `closed` is final.
+ * States: connecting → authenticating → open ⇄ reconnecting → closed; `open()` starts over from closed.
+ * When to try again is the retry policy's decision (retry-policy.ts); the browser's wake events skip a
+ * pending wait (wake-events.ts).
  */
 import type { AuthSuccessPayload, ClientMessage, ServerLimits } from '@rustydb/protocol';
 import { defaultWebSocket } from '#websocket';
@@ -18,7 +20,9 @@ import {
   type CloseDisposition,
 } from './errors.ts';
 import { ClientRateLimiter } from './rate-limiter.ts';
+import { RetryTimer, allowsRetry, type RetryContext, type RetryPolicyOptions } from './retry-policy.ts';
 import { OPEN, type WebSocketConstructor, type WebSocketLike } from './transport/socket.ts';
+import { listenForWake, type WakeReason } from './wake-events.ts';
 
 export type ConnectionState = 'connecting' | 'authenticating' | 'open' | 'reconnecting' | 'closed';
 
@@ -73,23 +77,20 @@ export interface ConnectionEvents extends Record<string, unknown> {
   rateLimited: { id: string; retryAfterMs: number };
 }
 
-export interface ConnectionOptions {
-  /** Reconnect after a retryable close. Default true. */
-  reconnect: boolean;
-  /** Consecutive failed attempts before giving up. Default 5. */
-  maxReconnectAttempts: number;
-  /** Delay before the first reconnect attempt, doubled for each further one, ms. Default 3000. */
-  reconnectDelay: number;
-  /** Upper bound of the delay, ms. Default 60 000. */
-  maxReconnectDelay: number;
-  /** Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]. Default 0.2. */
-  reconnectJitter: number;
+export interface ConnectionOptions extends RetryPolicyOptions {
+  /**
+   * How long the first connection may take, retries included, before the client closes with
+   * CONNECTION_FAILED, ms (also after `open()`). Default 5000. 0: no limit (the retry policy decides).
+   */
+  initialConnectTimeout: number;
+  /** Skip a pending retry wait when the browser reports `online` or the page becomes visible. Default true. */
+  retryOnWake: boolean;
   /** Send a `ping` every `heartbeatInterval` ms and drop the socket when no answer comes. Default true. */
   heartbeat: boolean;
   heartbeatInterval: number;
   /** How long to wait for any message after a heartbeat ping, ms. Default 10 000. */
   heartbeatTimeout: number;
-  /** From starting a connection attempt to `auth_success`, ms. Default 10 000. */
+  /** From opening a socket to `auth_success`, ms. Default 10 000. */
   connectionTimeout: number;
   /** Default time a request may wait for its first answer, queueing included, ms. Default 30 000. 0: none. */
   requestTimeout: number;
@@ -105,10 +106,14 @@ export interface ConnectionOptions {
 
 export const DEFAULT_CONNECTION_OPTIONS: ConnectionOptions = {
   reconnect: true,
-  maxReconnectAttempts: 5,
-  reconnectDelay: 3000,
-  maxReconnectDelay: 60_000,
-  reconnectJitter: 0.2,
+  maxReconnectAttempts: Infinity,
+  reconnectDelay: 1000,
+  maxReconnectDelay: 5000,
+  reconnectJitter: 0.25,
+  shouldRetry: undefined,
+  retryWait: undefined,
+  initialConnectTimeout: 5000,
+  retryOnWake: true,
   heartbeat: true,
   heartbeatInterval: 30_000,
   heartbeatTimeout: 10_000,
@@ -147,32 +152,39 @@ export class Connection {
   /** Sent messages still waiting for their first answer (resent if refused for the rate). */
   readonly #unanswered = new Map<string, Outgoing>();
   readonly #requestTimers = new Map<string, Timer>();
+  readonly #retry = new RetryTimer();
   #state: ConnectionState = 'connecting';
   #socket: WebSocketLike | undefined;
   #seq = 0;
+  /** Failed attempts in a row (since the last successful authentication). */
   #attempt = 0;
   #everOpen = false;
+  /** Bumped by every open() and shutdown: work begun in an earlier life of the client stops. */
+  #life = 0;
   #lastError: RustyDBError | undefined;
+  /** Why the last attempt failed: what the first connection's give-up reports. */
+  #lastFailure: RustyDBError | undefined;
   #authId: string | undefined;
+  /** The token the pending `auth` carries; undefined when the socket is probed without one. */
   #authToken: string | undefined;
   #sentSinceOpen = 0;
   #paused = false;
   #closing = false;
   #closedError: RustyDBError | undefined;
   #session: SessionInfo | undefined;
+  #initialTimer: Timer | undefined;
   #connectTimer: Timer | undefined;
-  #reconnectTimer: Timer | undefined;
   #flushTimer: Timer | undefined;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #pongTimer: Timer | undefined;
   #refreshTimer: Timer | undefined;
-  #closeWaiters: (() => void)[] = [];
+  #stopWakeListening: (() => void) | undefined;
 
   constructor(url: string, auth: AuthManager, options: Partial<ConnectionOptions> = {}) {
     this.url = url;
     this.#auth = auth;
     this.#options = { ...DEFAULT_CONNECTION_OPTIONS, ...stripUndefined(options) };
-    void this.#connect();
+    this.#begin();
   }
 
   get state(): ConnectionState {
@@ -324,31 +336,86 @@ export class Connection {
     } else socket.resume();
   }
 
-  /** Closes for good: code 1000, every pending request and subscription fails with CLIENT_CLOSED. */
+  /**
+   * Closes: code 1000; requests still waiting fail with CLIENT_CLOSED and every subscription and stream
+   * ends (their loops finish). Resolves when the socket has closed (at most 2 s). Safe to call twice;
+   * `open()` connects again.
+   */
   close(): Promise<void> {
     if (this.#state === 'closed') return Promise.resolve();
     this.#closing = true;
     const socket = this.#socket;
+    this.#socket = undefined;
     const done = new Promise<void>((resolve) => {
       if (!socket || socket.readyState > OPEN) return resolve();
-      this.#closeWaiters.push(resolve);
+      socket.onopen = socket.onmessage = socket.onerror = null;
+      socket.onclose = () => resolve();
       // A peer that never finishes the close handshake does not hold us up.
       setTimeout(resolve, 2000);
-    });
-    if (socket && socket.readyState <= OPEN) {
       try {
         socket.close(1000, 'client closed');
       } catch {
         // Already closing.
+        resolve();
       }
-    }
+    });
     this.#shutdown(clientClosed());
     return done;
   }
 
+  /**
+   * Opens a closed client again: a new connection, with the first connection's time limit. Requests
+   * and subscriptions made from now on use it. Does nothing unless the client is closed.
+   */
+  open(): void {
+    if (this.#state !== 'closed') return;
+    this.#begin();
+  }
+
   // ---- connecting ------------------------------------------------------------------------------
 
+  /** Starts a life of the client: the first connection, bounded by initialConnectTimeout. */
+  #begin(): void {
+    this.#life++;
+    this.#closing = false;
+    this.#closedError = undefined;
+    this.#everOpen = false;
+    this.#attempt = 0;
+    this.#lastFailure = undefined;
+    this.#setState('connecting');
+    const limit = this.#options.initialConnectTimeout;
+    if (limit > 0 && Number.isFinite(limit)) {
+      this.#initialTimer = setTimeout(() => this.#giveUpFirstConnection(limit), limit);
+    }
+    if (this.#options.retryOnWake) this.#stopWakeListening = listenForWake((reason) => this.#wake(reason));
+    void this.#connect();
+  }
+
+  #giveUpFirstConnection(limitMs: number): void {
+    this.#initialTimer = undefined;
+    if (this.#everOpen || this.#state === 'closed') return;
+    const cause = this.#lastFailure ?? this.#lastError;
+    this.#shutdown(
+      new RustyDBError(
+        'CONNECTION_FAILED',
+        `cannot connect to ${this.url} within ${limitMs} ms${cause ? `: ${cause.message}` : ''}`,
+        { cause, closeCode: cause?.closeCode },
+      ),
+    );
+  }
+
+  /** A hint from the browser that now is a good time: skip the wait, or check that the socket lives. */
+  #wake(_reason: WakeReason): void {
+    if (this.#state === 'reconnecting' && this.#retry.pending) {
+      this.#retry.fireNow();
+      return;
+    }
+    const socket = this.#socket;
+    if (this.#state === 'open' && socket) this.#checkAlive(socket);
+  }
+
   async #connect(): Promise<void> {
+    const life = this.#life;
     if (this.#closing) return;
     this.#setState(this.#everOpen || this.#attempt > 0 ? 'reconnecting' : 'connecting');
     this.#lastError = undefined;
@@ -357,7 +424,7 @@ export class Connection {
       // A login has its own timeout (requestTimeout).
       token = this.#auth.enabled ? await this.#auth.token() : undefined;
     } catch (err) {
-      if (this.#closing) return;
+      if (this.#closing || life !== this.#life) return;
       const error = toRustyError(err);
       // A refused login will be refused again; a server that cannot be reached may come back.
       if (error.code === 'AUTH_FAILED' || error.code === 'INVALID_MESSAGE' || error.code === 'AUTH_EXPIRED') {
@@ -365,11 +432,11 @@ export class Connection {
         return;
       }
       this.#lastError = error;
-      this.#scheduleReconnect('reconnect', error);
+      this.#retryOrGiveUp('reconnect', error);
       return;
     }
-    // Closed while the login ran.
-    if (this.#closing || this.#closedError) return;
+    // Closed (or closed and opened again) while the login ran.
+    if (this.#closing || this.#closedError || life !== this.#life) return;
     const WebSocketClass = this.#options.WebSocket ?? defaultWebSocket;
     if (!WebSocketClass) {
       this.#shutdown(
@@ -392,12 +459,9 @@ export class Connection {
     this.#sentSinceOpen = 0;
     socket.onopen = () => {
       if (this.#socket !== socket) return;
-      if (token === undefined) {
-        this.#ready(socket, undefined, undefined);
-        return;
-      }
       this.#setState('authenticating');
-      this.#sendAuth(socket, token, false);
+      if (token === undefined) this.#probe(socket);
+      else this.#sendAuth(socket, token, false);
     };
     socket.onmessage = (event) => {
       if (this.#socket !== socket) return;
@@ -410,6 +474,17 @@ export class Connection {
     socket.onerror = () => {
       // The close event follows with the details the browser is willing to give (1006).
     };
+  }
+
+  /**
+   * Without a token: a `ping` tells whether the server lets this socket in. A server that requires
+   * authentication answers AUTH_REQUIRED, which no retry can change; one that does not answers `pong`.
+   */
+  #probe(socket: WebSocketLike): void {
+    const id = this.nextId('probe-');
+    this.#authId = id;
+    this.#authToken = undefined;
+    this.#sendNow(socket, { type: 'ping', id });
   }
 
   #sendAuth(socket: WebSocketLike, token: string, priority: boolean): void {
@@ -430,7 +505,8 @@ export class Connection {
     serverTime: string | undefined,
   ): void {
     clearTimeout(this.#connectTimer);
-    this.#connectTimer = undefined;
+    clearTimeout(this.#initialTimer);
+    this.#connectTimer = this.#initialTimer = undefined;
     const reconnected = this.#everOpen;
     this.#everOpen = true;
     this.#attempt = 0;
@@ -545,6 +621,11 @@ export class Connection {
   }
 
   #onAuthAnswer(socket: WebSocketLike, message: InboundMessage): void {
+    if (this.#authToken === undefined && this.#state === 'authenticating') {
+      if (message.type === 'pong') this.#ready(socket, undefined, message.timestamp);
+      else if (message.type === 'error') this.#shutdown(errorFromPayload(message.payload));
+      return;
+    }
     if (message.type === 'auth_success') {
       const payload = message.payload as AuthSuccessPayload;
       if (this.#state === 'open') {
@@ -691,20 +772,22 @@ export class Connection {
   #startHeartbeat(socket: WebSocketLike): void {
     clearInterval(this.#heartbeatTimer);
     if (!this.#options.heartbeat) return;
-    this.#heartbeatTimer = setInterval(() => {
-      if (this.#socket !== socket || this.#state !== 'open' || this.#paused) return;
-      // Behind a long offline queue the ping would wait its turn; the socket is busy anyway.
-      this.#enqueueInternal({ type: 'ping', id: this.nextId('hb-') }, true);
-      if (this.#pongTimer === undefined) {
-        this.#pongTimer = setTimeout(() => {
-          this.#pongTimer = undefined;
-          if (this.#socket === socket && !this.#paused) {
-            this.#lastError = new RustyDBError('CONNECTION_LOST', 'no answer to the heartbeat');
-            this.#abandon(socket, 1006, 'heartbeat timeout');
-          }
-        }, this.#options.heartbeatTimeout);
+    this.#heartbeatTimer = setInterval(() => this.#checkAlive(socket), this.#options.heartbeatInterval);
+  }
+
+  /** Sends a `ping`; the socket is given up when nothing at all arrives within heartbeatTimeout. */
+  #checkAlive(socket: WebSocketLike): void {
+    if (this.#socket !== socket || this.#state !== 'open' || this.#paused) return;
+    // Behind a long offline queue the ping would wait its turn; the socket is busy anyway.
+    this.#enqueueInternal({ type: 'ping', id: this.nextId('hb-') }, true);
+    if (this.#pongTimer !== undefined) return;
+    this.#pongTimer = setTimeout(() => {
+      this.#pongTimer = undefined;
+      if (this.#socket === socket && !this.#paused) {
+        this.#lastError = new RustyDBError('CONNECTION_LOST', 'no answer to the heartbeat');
+        this.#abandon(socket, 1006, 'heartbeat timeout');
       }
-    }, this.#options.heartbeatInterval);
+    }, this.#options.heartbeatTimeout);
   }
 
   // ---- closing ---------------------------------------------------------------------------------
@@ -738,15 +821,14 @@ export class Connection {
       this.#refreshTimer =
         undefined;
     this.#limiter.reset();
-    for (const resolve of this.#closeWaiters.splice(0)) resolve();
     if (this.#closing || this.#state === 'closed') return;
     const lastError = this.#lastError;
-    let disposition: CloseDisposition = closeDisposition(code, lastError, this.#auth.canReauthenticate);
-    if (!this.#options.reconnect && disposition !== 'fatal') disposition = 'fatal';
+    const disposition: CloseDisposition = closeDisposition(code, lastError, this.#auth.canReauthenticate);
     const error = closeError(code, reason, lastError);
-    this.#events.emit('close', { code, reason, willReconnect: disposition !== 'fatal', error: lastError });
-    if (disposition === 'fatal') {
-      this.#shutdown(error);
+    const retry = disposition !== 'fatal' && this.#mayRetry(error);
+    this.#events.emit('close', { code, reason, willReconnect: retry, error: lastError });
+    if (!retry) {
+      this.#shutdown(disposition === 'fatal' ? error : this.#gaveUp(error));
       return;
     }
     // Requests sent on the lost socket may or may not have run: they fail, and the caller decides.
@@ -768,45 +850,78 @@ export class Connection {
     // Internal messages belonged to the old socket (pings, cancels, resubscribes); requests stay queued.
     for (let i = this.#queue.length - 1; i >= 0; i--) if (this.#queue[i]!.internal) this.#queue.splice(i, 1);
     for (const route of this.#routes.values()) route.onDisconnect?.(lost);
-    this.#scheduleReconnect(disposition, error);
+    this.#scheduleRetry(disposition, error);
   }
 
-  #scheduleReconnect(disposition: CloseDisposition, error: RustyDBError): void {
+  /** Counts the attempt about to be made and asks the retry policy whether to make it. */
+  #mayRetry(error: RustyDBError): boolean {
     this.#attempt++;
-    if (!this.#options.reconnect || this.#attempt > this.#options.maxReconnectAttempts) {
-      this.#shutdown(
-        new RustyDBError(
-          'CONNECTION_FAILED',
-          `gave up after ${this.#attempt - 1} reconnect attempts: ${error.message}`,
-          { cause: error, closeCode: error.closeCode },
-        ),
-      );
+    this.#lastFailure = error;
+    let allowed: boolean;
+    try {
+      allowed = allowsRetry(this.#options, this.#retryContext(error));
+    } catch (err) {
+      // A shouldRetry that throws says no, and the application hears why.
+      this.#events.emit('error', toRustyError(err));
+      allowed = false;
+    }
+    return allowed;
+  }
+
+  #retryContext(error: RustyDBError): RetryContext {
+    return { attempt: this.#attempt, error, everConnected: this.#everOpen };
+  }
+
+  /** The error the client closes with when the retry policy says stop. */
+  #gaveUp(error: RustyDBError): RustyDBError {
+    return new RustyDBError(
+      'CONNECTION_FAILED',
+      `gave up connecting to ${this.url} after ${this.#attempt - 1} retries: ${error.message}`,
+      { cause: error, closeCode: error.closeCode },
+    );
+  }
+
+  /** A failed attempt: another one after the policy's wait, or closed if the policy says stop. */
+  #retryOrGiveUp(disposition: CloseDisposition, error: RustyDBError): void {
+    if (!this.#mayRetry(error)) {
+      this.#shutdown(this.#gaveUp(error));
       return;
     }
+    this.#scheduleRetry(disposition, error);
+  }
+
+  #scheduleRetry(disposition: CloseDisposition, error: RustyDBError): void {
+    const life = this.#life;
     this.#setState('reconnecting');
-    const { reconnectDelay, maxReconnectDelay, reconnectJitter } = this.#options;
-    const base = Math.min(maxReconnectDelay, reconnectDelay * 2 ** (this.#attempt - 1));
-    const delay = Math.max(0, base * (1 - reconnectJitter + 2 * reconnectJitter * Math.random()));
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined;
-      if (disposition === 'reauthenticate') {
-        this.#auth.renew('expired').then(
-          () => void this.#connect(),
-          (err: unknown) => {
-            const failure = toRustyError(err);
-            if (failure.code === 'AUTH_FAILED' || failure.code === 'AUTH_EXPIRED') this.#shutdown(failure);
-            else this.#scheduleReconnect('reauthenticate', failure);
-          },
-        );
-      } else void this.#connect();
-    }, delay);
+    this.#retry.start(this.#options, this.#retryContext(error), () => {
+      if (life !== this.#life || this.#closing) return;
+      if (disposition !== 'reauthenticate') {
+        void this.#connect();
+        return;
+      }
+      this.#auth.renew('expired').then(
+        () => {
+          if (life === this.#life && !this.#closing) void this.#connect();
+        },
+        (err: unknown) => {
+          if (life !== this.#life || this.#closing) return;
+          const failure = toRustyError(err);
+          if (failure.code === 'AUTH_FAILED' || failure.code === 'AUTH_EXPIRED') this.#shutdown(failure);
+          else this.#retryOrGiveUp('reauthenticate', failure);
+        },
+      );
+    });
   }
 
   /** Final: fails everything still pending and enters `closed`. */
   #shutdown(error: RustyDBError): void {
     if (this.#state === 'closed') return;
+    this.#life++;
     this.#closedError = error;
-    clearTimeout(this.#reconnectTimer);
+    this.#retry.cancel();
+    this.#stopWakeListening?.();
+    this.#stopWakeListening = undefined;
+    clearTimeout(this.#initialTimer);
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#flushTimer);
     clearInterval(this.#heartbeatTimer);
@@ -815,10 +930,13 @@ export class Connection {
     for (const timer of this.#requestTimers.values()) clearTimeout(timer);
     this.#requestTimers.clear();
     const socket = this.#socket;
-    if (socket && socket.readyState <= OPEN && !this.#closing) {
-      socket.onopen = socket.onmessage = socket.onerror = null;
+    this.#socket = undefined;
+    this.#authId = undefined;
+    this.#paused = false;
+    if (socket) {
+      socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
       try {
-        socket.close(1000, 'client giving up');
+        if (socket.readyState <= OPEN) socket.close(1000, 'client giving up');
       } catch {
         // Nothing to close.
       }

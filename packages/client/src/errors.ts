@@ -19,6 +19,11 @@ export const CLIENT_ERROR_CODES = {
   REQUEST_TIMEOUT: { description: 'No answer within the request timeout', retryable: true },
   QUEUE_FULL: { description: 'The offline queue is full', retryable: true },
   CLIENT_CLOSED: { description: 'The client was closed', retryable: false },
+  INVALID_USE: {
+    description:
+      'The SDK was used in a way it does not support: a second reader of one iterator, a URL that is not one',
+    retryable: false,
+  },
   HTTP_ERROR: { description: 'An HTTP request failed without a RustyDB error body', retryable: true },
 } as const satisfies Record<string, { description: string; retryable: boolean }>;
 

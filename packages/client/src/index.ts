@@ -9,6 +9,7 @@ export {
   METRICS_PATH,
   STREAM_PATH,
   type ClientOptions,
+  type HttpRequestOptions,
 } from './client.ts';
 export {
   Connection,
@@ -23,6 +24,14 @@ export {
 } from './connection.ts';
 export { AuthManager, login, type AuthOptions, type RefreshTokenCallback, type TokenInfo } from './auth.ts';
 export { ClientRateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
+export {
+  BACKOFF_FACTOR,
+  backoffDelay,
+  type RetryContext,
+  type RetryPolicyOptions,
+  type RetryWait,
+  type ShouldRetry,
+} from './retry-policy.ts';
 export {
   QueryStream,
   runQuery,

@@ -167,6 +167,11 @@ export class QueryStream implements AsyncIterableIterator<QueryChunk> {
       onMessage: (message) => this.#onMessage(message),
       onFail: (error) => {
         this.#finished = true;
+        // The application closed the client: the loop finishes (the last chunk seen has hasMore true).
+        if (error.code === 'CLIENT_CLOSED') {
+          this.#channel.end();
+          return;
+        }
         this.#channel.fail(
           new RustyDBError(error.code, error.message, {
             details: { ...error.details, rows_received: this.#rowsReceived },

@@ -162,9 +162,11 @@ abstract class LiveSubscription<E> implements Subscription<E> {
   /** Records the acknowledged position; returns whether the subscription resumed from a remembered one. */
   protected abstract acknowledged(payload: SubscribedPayload): boolean;
 
+  /** Ends the subscription with `error`; closing the client is a normal end (the loop finishes). */
   protected fail(error: RustyDBError): void {
     this.setStatus('ended');
-    this.channel.fail(error);
+    if (error.code === 'CLIENT_CLOSED') this.channel.end();
+    else this.channel.fail(error);
     this.#readyReject(error);
   }
 

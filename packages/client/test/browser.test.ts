@@ -49,6 +49,8 @@ describe('in chromium', () => {
       bundle: true,
       format: 'esm',
       platform: 'browser',
+      // The SDK from its sources, as every test uses it.
+      conditions: ['rustydb-source'],
       target: 'es2022',
       define: { 'process.env.NODE_ENV': '"development"' },
       metafile: true,
@@ -146,6 +148,58 @@ describe('in chromium', () => {
           state: 'closed',
           transport: 'function',
         });
+      } finally {
+        await page.close();
+      }
+    },
+  );
+
+  test(
+    "the browser's online event and a page becoming visible again end the wait: the client reconnects at once",
+    { timeout: 60_000 },
+    async () => {
+      const page = await context.newPage();
+      try {
+        await page.goto(`${web.url}/page/index.html?mode=sdk`);
+        await page.evaluate(async (password) => {
+          const { RustyDBClient } = (globalThis as unknown as { RustyDB: typeof SDK }).RustyDB;
+          // A retry wait far longer than the test: only a wake event can bring the client back in time.
+          const client = new RustyDBClient({
+            username: 'admin',
+            password,
+            reconnectDelay: 120_000,
+            maxReconnectDelay: 120_000,
+            reconnectJitter: 0,
+          });
+          (globalThis as unknown as { client: SDK.RustyDBClient }).client = client;
+          await client.ready();
+        }, ADMIN_PASSWORD);
+        const state = (): Promise<string> =>
+          page.evaluate(() => (globalThis as unknown as { client: SDK.RustyDBClient }).client.state);
+
+        const loseServer = async (): Promise<void> => {
+          web.refuse = true;
+          await server.restart();
+          await eventually(async () => (await state()) === 'reconnecting', 'the page to notice the restart');
+          web.refuse = false;
+          // Well past the server's return, the client is still waiting out its retry delay.
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          assert.equal(await state(), 'reconnecting');
+        };
+
+        await loseServer();
+        await context.setOffline(true);
+        await context.setOffline(false);
+        await eventually(async () => (await state()) === 'open', 'open after the online event', 5000);
+
+        await loseServer();
+        await page.evaluate(() => {
+          const doc = (globalThis as unknown as { document: { dispatchEvent(e: unknown): boolean } })
+            .document;
+          doc.dispatchEvent(new Event('visibilitychange'));
+        });
+        await eventually(async () => (await state()) === 'open', 'open after visibilitychange', 5000);
+        await page.evaluate(() => (globalThis as unknown as { client: SDK.RustyDBClient }).client.close());
       } finally {
         await page.close();
       }

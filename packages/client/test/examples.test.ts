@@ -65,12 +65,16 @@ describe('examples against a live server', () => {
   });
 
   test('examples/node-client.ts', { timeout: 90_000 }, async () => {
-    const result = await run(process.execPath, ['--import', 'tsx', 'examples/node-client.ts'], {
-      ...process.env,
-      RUSTYDB_URL: ts.server.url,
-      RUSTYDB_USER: 'admin',
-      RUSTYDB_PASSWORD: ADMIN_PASSWORD,
-    });
+    const result = await run(
+      process.execPath,
+      ['--conditions=rustydb-source', '--import', 'tsx', 'examples/node-client.ts'],
+      {
+        ...process.env,
+        RUSTYDB_URL: ts.server.url,
+        RUSTYDB_USER: 'admin',
+        RUSTYDB_PASSWORD: ADMIN_PASSWORD,
+      },
+    );
     assert.equal(result.code, 0, result.stderr);
     assertTranscript(result.stdout);
   });

@@ -171,9 +171,12 @@ export class TcpRelay {
   port = 0;
   /** While true, new connections are dropped at once (the server looks unreachable). */
   refuse = false;
+  /** When each connection attempt arrived (performance.now()), refused ones included. */
+  readonly attempts: number[] = [];
 
   private constructor(targetPort: number) {
     this.#server = createServer((inbound) => {
+      this.attempts.push(performance.now());
       if (this.refuse) {
         inbound.destroy();
         return;
@@ -212,6 +215,15 @@ export class TcpRelay {
       inbound.pause();
       outbound.pause();
     }
+  }
+
+  /** Every open connection is cut (both sides see the TCP connection reset). */
+  dropAll(): void {
+    for (const [inbound, outbound] of this.#pairs) {
+      inbound.destroy();
+      outbound.destroy();
+    }
+    this.#pairs.clear();
   }
 
   get connections(): number {

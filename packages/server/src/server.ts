@@ -48,6 +48,7 @@ import { registerMetricsRoutes } from './http/metrics-routes.ts';
 import { GraphQLService } from './graphql/graphql-service.ts';
 import { registerGraphQLHttp } from './graphql/http-endpoint.ts';
 import { registerGraphQLWs } from './graphql/ws-endpoint.ts';
+import { registerConsoleRoutes } from './http/console-routes.ts';
 
 export interface StartOptions {
   logger?: Logger;
@@ -60,6 +61,8 @@ export interface RustyServer {
   readonly port: number;
   /** `http://host:port` (or https). */
   readonly url: string;
+  /** Where the web console is (`url` + `/`), or undefined when `enable_console` is off. */
+  readonly consoleUrl: string | undefined;
   /** `ws://host:port` (or wss). */
   readonly wsUrl: string;
   readonly engine: Engine;
@@ -181,7 +184,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       connections: () => gateway.connectionsByEndpoint(),
       subscriptions: () => hub.count,
       changeLog: async () => ({ head: await engine.changes.head(), delivered: changeFeed.head }),
-      databaseFiles: [engine.path, `${engine.path}-wal`],
+      databaseFiles: engine.dataFiles,
     });
     const deps = {
       engine: meteredEngine(auditedEngine(engine, audit), sampler),
@@ -234,6 +237,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     registerAuditRoutes(app, deps);
     registerMetricsRoutes(app, { ...deps, sampler, prometheus: new PrometheusExporter() });
     registerGraphQLHttp(app, { ...deps, service: graphql });
+    if (config.enable_console) registerConsoleRoutes(app, { logger, tls: config.enable_tls });
     app.server.on('upgrade', (request, socket, head) => gateway.handleUpgrade(request, socket, head));
     await app.listen({ host: config.host, port: config.port });
 
@@ -247,6 +251,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       config,
       port,
       url: `${scheme}://${host}:${port}`,
+      consoleUrl: config.enable_console ? `${scheme}://${host}:${port}/` : undefined,
       wsUrl: `${https ? 'wss' : 'ws'}://${host}:${port}`,
       engine,
       users,

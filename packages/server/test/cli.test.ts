@@ -104,4 +104,53 @@ describe('rustydb CLI', { concurrency: true }, () => {
       cli.kill();
     }
   });
+
+  test(
+    '--help, -h and help COMMAND print usage and exit 0, for the CLI and each command',
+    { timeout: 60_000 },
+    async () => {
+      const cases: [string[], RegExp][] = [
+        [['--help'], /^usage: rustydb <command>/],
+        [['-h'], /^usage: rustydb <command>/],
+        [['help'], /^usage: rustydb <command>/],
+        [['serve', '--help'], /^usage: rustydb serve[\s\S]*--rate-limit-rps/],
+        [['help', 'serve'], /^usage: rustydb serve/],
+        [['user', '--help'], /rustydb user add NAME/],
+        [['role', '-h'], /rustydb role grant ROLE PRIVILEGE/],
+        [['shell', '--help'], /^usage: rustydb shell[\s\S]*--url URL/],
+        [['query', '--help'], /^usage: rustydb query "SQL"/],
+        [['query', 'SELECT 1', '--help'], /^usage: rustydb query "SQL"/],
+        [['watch', '--help'], /^usage: rustydb watch TABLE/],
+      ];
+      await Promise.all(
+        cases.map(async ([args, usage]) => {
+          // No server runs: a command that tried to connect instead of printing help would fail.
+          const cli = runCli(args, cleanEnv({ RUSTYDB_URL: 'http://127.0.0.1:9' }));
+          try {
+            const exit = await cli.exited();
+            assert.deepEqual(exit, { code: 0, signal: null }, `rustydb ${args.join(' ')}: ${cli.stderr()}`);
+            assert.match(cli.stdout(), usage, `rustydb ${args.join(' ')}`);
+            assert.equal(cli.stderr(), '', `rustydb ${args.join(' ')}`);
+          } finally {
+            cli.kill();
+          }
+        }),
+      );
+    },
+  );
+
+  test('help for an unknown command exits 2', { timeout: 30_000 }, async () => {
+    for (const args of [
+      ['help', 'frobnicate'],
+      ['frobnicate', '--help'],
+    ]) {
+      const cli = runCli(args);
+      try {
+        assert.equal((await cli.exited()).code, 2);
+        assert.match(cli.stderr(), /unknown command 'frobnicate'/);
+      } finally {
+        cli.kill();
+      }
+    }
+  });
 });

@@ -21,7 +21,7 @@ export interface Chromium {
   close(): Promise<void>;
 }
 
-export async function launchChromium(): Promise<Chromium> {
+export async function launchChromium(options: { ignoreHTTPSErrors?: boolean } = {}): Promise<Chromium> {
   const profile = mkdtempSync(join(tmpdir(), 'rustydb-chromium-'));
   try {
     const context = await chromium.launchPersistentContext(profile, {
@@ -29,6 +29,7 @@ export async function launchChromium(): Promise<Chromium> {
       headless: true,
       args: CHROMIUM_ARGS,
       timeout: 30_000,
+      ...options,
     });
     return {
       context,

@@ -5,9 +5,8 @@
  * (internal tables, ATTACH, …) and the privilege check, and both surface through these calls.
  */
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
-import type { Authorize, Engine, StatementInput } from '../engine/engine.ts';
+import type { Caller, Engine, StatementInput } from '../engine/engine.ts';
 import { RustyError } from '../errors/rusty-error.ts';
-import { principalOfAuthorizer } from '../auth/access-control.ts';
 import type { AuditLog } from './audit-log.ts';
 
 function refusalDetails(err: { message: string; details?: Record<string, unknown> | undefined }) {
@@ -18,23 +17,23 @@ function refusalDetails(err: { message: string; details?: Record<string, unknown
 }
 
 export function auditedEngine(engine: Engine, audit: AuditLog): Engine {
-  const report = (err: unknown, authorize: Authorize | undefined): void => {
+  const report = (err: unknown, caller: Caller | undefined): void => {
     if (!(err instanceof RustyError) || err.code !== 'PERMISSION_DENIED') return;
-    // Statements the server runs for itself (no authorize) are not client requests.
-    if (!authorize) return;
+    // Statements the server runs for itself (no caller) are not client requests.
+    if (!caller) return;
     audit.record({
       event: 'permission.denied',
-      user: principalOfAuthorizer(authorize)?.user,
+      user: caller.user,
       details: refusalDetails(err),
     });
   };
   const reportResults = (
     results: readonly (StatementResult | StatementFailure)[],
-    authorize: Authorize | undefined,
+    caller: Caller | undefined,
   ): void => {
     for (const result of results) {
       if (result.status === 'error' && result.code === 'PERMISSION_DENIED') {
-        report(new RustyError('PERMISSION_DENIED', result.message), authorize);
+        report(new RustyError('PERMISSION_DENIED', result.message), caller);
       }
     }
   };
@@ -44,7 +43,7 @@ export function auditedEngine(engine: Engine, audit: AuditLog): Engine {
       try {
         yield* engine.stream(statement, options);
       } catch (err) {
-        report(err, options.authorize);
+        report(err, options.caller);
         throw err;
       }
     },
@@ -52,28 +51,28 @@ export function auditedEngine(engine: Engine, audit: AuditLog): Engine {
       try {
         return await engine.execute(statement, options);
       } catch (err) {
-        report(err, options.authorize);
+        report(err, options.caller);
         throw err;
       }
     },
     async batch(statements, options) {
       try {
         const results = await engine.batch(statements, options);
-        reportResults(results, options.authorize);
+        reportResults(results, options.caller);
         return results;
       } catch (err) {
-        report(err, options.authorize);
+        report(err, options.caller);
         throw err;
       }
     },
   };
   const runInline = engine.runInline;
   if (typeof runInline === 'function') {
-    overrides.runInline = (statement, authorize) => {
+    overrides.runInline = (statement, caller) => {
       try {
-        return runInline.call(engine, statement, authorize);
+        return runInline.call(engine, statement, caller);
       } catch (err) {
-        report(err, authorize);
+        report(err, caller);
         throw err;
       }
     };
@@ -84,7 +83,7 @@ export function auditedEngine(engine: Engine, audit: AuditLog): Engine {
       try {
         return await snapshot.call(engine, statement, options);
       } catch (err) {
-        report(err, options.authorize);
+        report(err, options.caller);
         throw err;
       }
     };

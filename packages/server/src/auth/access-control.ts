@@ -3,20 +3,25 @@
  * every statement (from a cache rebuilt whenever users, roles or grants change), so a grant or a
  * revoke applies to open connections at once, not at the next login.
  */
-import type { AccessNeed, Authorize, GlobalPrivilege, StatementAccess } from '../engine/engine.ts';
+import type {
+  AccessNeed,
+  Authorize,
+  Caller,
+  Engine,
+  GlobalPrivilege,
+  StatementAccess,
+} from '../engine/engine.ts';
 import { RustyError } from '../errors/rusty-error.ts';
 import { PrivilegeSet, type Grant } from './privileges.ts';
 import type { RoleStore } from './role-store.ts';
 import type { UserStore } from './user-store.ts';
 import type { Principal } from './authenticator.ts';
 
-const ADMIN_SET = new PrivilegeSet([{ privilege: 'ADMIN' }]);
+const ADMIN_SET = new PrivilegeSet([{ privilege: 'ADMIN' }], ['admin']);
 
-/** Who each authorize callback was made for: lets the audit log name the user a refusal was for. */
-const authorizerOwners = new WeakMap<Authorize, Principal>();
-
-export function principalOfAuthorizer(authorize: Authorize): Principal | undefined {
-  return authorizerOwners.get(authorize);
+function makeCaller(principal: Principal, privileges: PrivilegeSet): Caller {
+  const authorize: Authorize = (access) => AccessControl.check(privileges, access);
+  return { user: principal.user, roles: privileges.roles, authorize };
 }
 
 /** Called when a principal is refused a global privilege (an admin endpoint, metrics). */
@@ -31,6 +36,27 @@ function describeNeed(need: AccessNeed): string {
   if (need.table === undefined) return `permission denied: ${need.privilege} privilege required`;
   const privilege = need.privilege === 'WRITE' ? 'INSERT, UPDATE or DELETE' : need.privilege;
   return `permission denied: ${privilege} on table ${need.table}`;
+}
+
+/** The refusal for a missing privilege, naming it. */
+export function permissionDenied(need: AccessNeed): RustyError {
+  return new RustyError(
+    'PERMISSION_DENIED',
+    describeNeed(need),
+    need.table === undefined
+      ? { privilege: need.privilege }
+      : { privilege: need.privilege, table: need.table },
+  );
+}
+
+/**
+ * Throws PERMISSION_DENIED naming the first privilege in `access` the caller lacks, as the engine
+ * enforces privileges (the server's grants on SQLite, the database's on PostgreSQL).
+ */
+export async function requireAccess(engine: Engine, caller: Caller, access: StatementAccess): Promise<void> {
+  const held = await engine.holds(caller, access.needs);
+  const missing = access.needs.find((_, i) => !held[i]);
+  if (missing) throw permissionDenied(missing);
 }
 
 export class AccessControl {
@@ -90,28 +116,30 @@ export class AccessControl {
     return set;
   }
 
-  /** An authorize callback without waiting, when the principal's privileges are already loaded. */
-  cachedAuthorizer(principal: Principal): Authorize | undefined {
+  /** The caller for a principal without waiting, when its privileges are already loaded. */
+  cachedCaller(principal: Principal): Caller | undefined {
     const privileges = principal.anonymous ? ADMIN_SET : this.#resolved.get(cacheKey(principal));
     if (!privileges) return undefined;
-    const authorize: Authorize = (access) => AccessControl.check(privileges, access);
-    authorizerOwners.set(authorize, principal);
-    return authorize;
+    return makeCaller(principal, privileges);
   }
 
   async #load(user: string): Promise<PrivilegeSet> {
     const record = await this.#users.find(user);
-    if (!record || record.disabled) return new PrivilegeSet([]);
+    if (!record || record.disabled) return new PrivilegeSet([], []);
     return this.#fromRoles(record.roles);
   }
 
   async #fromRoles(roleNames: readonly string[]): Promise<PrivilegeSet> {
     const grants: Grant[] = [];
+    const held: string[] = [];
     for (const roleName of roleNames) {
       const role = await this.#roles.get(roleName);
-      if (role) grants.push(...role.grants);
+      if (role) {
+        grants.push(...role.grants);
+        held.push(roleName);
+      }
     }
-    return new PrivilegeSet(grants);
+    return new PrivilegeSet(grants, held);
   }
 
   /** Throws PERMISSION_DENIED naming the first missing privilege. */
@@ -122,24 +150,13 @@ export class AccessControl {
         need.table === undefined
           ? privileges.hasGlobal(need.privilege)
           : privileges.hasOnTable(need.privilege, need.table);
-      if (!ok) {
-        throw new RustyError(
-          'PERMISSION_DENIED',
-          describeNeed(need),
-          need.table === undefined
-            ? { privilege: need.privilege }
-            : { privilege: need.privilege, table: need.table },
-        );
-      }
+      if (!ok) throw permissionDenied(need);
     }
   }
 
-  /** An engine authorize callback bound to a principal's current privileges. */
-  async authorizerFor(principal: Principal): Promise<Authorize> {
-    const privileges = await this.privilegesOf(principal);
-    const authorize: Authorize = (access) => AccessControl.check(privileges, access);
-    authorizerOwners.set(authorize, principal);
-    return authorize;
+  /** The caller a principal's statements run as, bound to its current privileges. */
+  async callerFor(principal: Principal): Promise<Caller> {
+    return makeCaller(principal, await this.privilegesOf(principal));
   }
 
   async requireGlobal(principal: Principal, privilege: GlobalPrivilege): Promise<void> {

@@ -40,11 +40,23 @@ export const BUILTIN_ROLES: Record<string, { description: string; grants: Grant[
 /** The privileges one user holds, compiled for quick checks. */
 export class PrivilegeSet {
   readonly admin: boolean;
+  /** The existing roles the grants came from, sorted: who the user is to an engine that uses roles. */
+  readonly roles: readonly string[];
+  /** The grants this set was made from, each once. */
+  readonly grants: readonly Grant[];
   readonly #global = new Set<string>();
   /** privilege → tables (`*` for all) */
   readonly #tables = new Map<string, Set<string>>();
 
-  constructor(grants: readonly Grant[]) {
+  constructor(grants: readonly Grant[], roles: readonly string[]) {
+    this.roles = [...new Set(roles)].sort();
+    const seen = new Set<string>();
+    this.grants = grants.filter((grant) => {
+      const key = `${grant.privilege}\u0000${grant.table ?? ''}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
     for (const grant of grants) {
       if (isGlobalPrivilege(grant.privilege)) this.#global.add(grant.privilege);
       else {

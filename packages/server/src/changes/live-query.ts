@@ -1,13 +1,19 @@
 /**
  * A live query: a read statement whose result is kept current. One LiveQuery serves every subscriber
- * of the same statement and parameters (each was authorized for it on its own), so the statement is
- * evaluated once per change however many watch it. Re-evaluation is coalesced: changes that arrive
- * while it runs, or within the minimum interval, lead to a single further run.
+ * of the same statement and parameters, so the statement is evaluated once per change however many
+ * watch it. Re-evaluation is coalesced: changes that arrive while it runs, or within the minimum
+ * interval, lead to a single further run.
+ *
+ * Every evaluation is authorized like a fresh statement, for every subscriber, against what the engine
+ * compiled for it at that moment: a view redefined since the subscription (or a table replaced by a
+ * view) may read tables a subscriber may not, and that subscriber is then ended with PERMISSION_DENIED
+ * before anything of the new result is sent. A schema change anywhere re-evaluates the query, since the
+ * tables it reads through views are not known from the change records alone.
  */
 import type { SqlValue, QueryDiffPayload } from '@rustydb/protocol';
-import type { ChangeRecord, Engine, StatementAccess, StatementInput } from '../engine/engine.ts';
+import type { Caller, ChangeRecord, Engine, StatementAccess, StatementInput } from '../engine/engine.ts';
 import { errorPayload } from '../core/envelope.ts';
-import { normalizeError } from '../errors/rusty-error.ts';
+import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import { diffResults, isEmpty } from './result-diff.ts';
 import type { SubscriberOwner } from './subscriber.ts';
@@ -21,22 +27,34 @@ export interface LiveQuerySubscriber {
   readonly id: string;
   readonly owner: SubscriberOwner;
   readonly principal: Principal;
-  readonly access: StatementAccess;
   readonly createdAt: Date;
   delivered: number;
   /** The sequence of the last result this subscriber was sent. */
   cursor: number;
 }
 
+export interface LiveQueryOptions {
+  engine: Engine;
+  logger: Logger;
+  timeoutMs: number;
+  /** Bytes queued on a subscriber's connection beyond which it is ended as a slow consumer. */
+  maxBuffer: number;
+  /** A subscriber as a caller, with the privileges they hold now. */
+  callerFor: (principal: Principal) => Promise<Caller>;
+  /** The subscriber is gone (overflow, or no longer allowed; it was already told why). */
+  onEnd: (subscriber: LiveQuerySubscriber, reason: 'overflow' | 'revoked') => void;
+}
+
 export class LiveQuery {
   readonly key: string;
   readonly statement: StatementInput;
-  readonly access: StatementAccess;
+  /** What the statement touched at its last evaluation. */
+  #access: StatementAccess;
   readonly subscribers = new Set<LiveQuerySubscriber>();
-  readonly #engine: Engine;
-  readonly #logger: Logger;
-  readonly #timeoutMs: number;
-  readonly #tables: Set<string>;
+  /** Whom the statement runs as: the roles every subscriber of this live query shares. */
+  readonly #caller: Caller;
+  readonly #options: LiveQueryOptions;
+  #tables: Set<string>;
   #columns: string[] = [];
   #rows: SqlValue[][] = [];
   #sequence = -1;
@@ -45,25 +63,20 @@ export class LiveQuery {
   #lastRun = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
-  readonly #limits: { maxBuffer: number; onOverflow: (subscriber: LiveQuerySubscriber) => void };
   evaluations = 0;
 
   constructor(
     key: string,
     statement: StatementInput,
     access: StatementAccess,
-    engine: Engine,
-    logger: Logger,
-    timeoutMs: number,
-    limits: { maxBuffer: number; onOverflow: (subscriber: LiveQuerySubscriber) => void },
+    caller: Caller,
+    options: LiveQueryOptions,
   ) {
-    this.#limits = limits;
     this.key = key;
     this.statement = statement;
-    this.access = access;
-    this.#engine = engine;
-    this.#logger = logger;
-    this.#timeoutMs = timeoutMs;
+    this.#access = access;
+    this.#caller = caller;
+    this.#options = options;
     this.#tables = new Set(access.tables);
   }
 
@@ -71,9 +84,28 @@ export class LiveQuery {
     return this.#sequence;
   }
 
-  /** The first evaluation; its errors go to the caller (the first subscriber). */
+  get access(): StatementAccess {
+    return this.#access;
+  }
+
+  /**
+   * The first evaluation, as the caller the live query was made for (the subscriber about to join);
+   * its errors go to that subscriber.
+   */
   async start(): Promise<void> {
-    const { sequence, result } = await this.#engine.snapshot(this.statement, { timeoutMs: this.#timeoutMs });
+    const caller = this.#caller;
+    const { sequence, result } = await this.#options.engine.snapshot(this.statement, {
+      timeoutMs: this.#options.timeoutMs,
+      caller: {
+        user: caller.user,
+        roles: caller.roles,
+        authorize: (access) => {
+          caller.authorize(access);
+          this.#access = access;
+        },
+      },
+    });
+    this.#tables = new Set(this.#access.tables);
     this.#columns = result.columns;
     this.#rows = result.rows;
     this.#sequence = sequence;
@@ -107,7 +139,14 @@ export class LiveQuery {
 
   offer(records: readonly ChangeRecord[]): void {
     if (this.#closed) return;
-    if (records.some((r) => r.seq > this.#sequence && this.#tables.has(r.table))) this.#markDirty();
+    if (records.some((r) => r.seq > this.#sequence && (r.op === 'ddl' || this.#tables.has(r.table)))) {
+      this.#markDirty();
+    }
+  }
+
+  /** Evaluates again (and so re-authorizes every subscriber) even if no data changed: grants did. */
+  reauthorize(): void {
+    if (!this.#closed) this.#markDirty();
   }
 
   #markDirty(): void {
@@ -124,10 +163,43 @@ export class LiveQuery {
     if (this.#closed || !this.#dirty) return;
     this.#dirty = false;
     this.#running = true;
+    let refusedAll = false;
     try {
-      const { sequence, result } = await this.#engine.snapshot(this.statement, {
-        timeoutMs: this.#timeoutMs,
-      });
+      const subscribers = [...this.subscribers];
+      const callers = await Promise.all(subscribers.map((s) => this.#options.callerFor(s.principal)));
+      let refused: { subscriber: LiveQuerySubscriber; failure: RustyError }[] = [];
+      let outcome;
+      try {
+        outcome = await this.#options.engine.snapshot(this.statement, {
+          timeoutMs: this.#options.timeoutMs,
+          caller: {
+            user: this.#caller.user,
+            roles: this.#caller.roles,
+            // Called with what the engine compiled for this very run: each subscriber is checked, with
+            // the privileges they hold now, as if they sent the statement now. The statement runs only
+            // if someone may still see its result.
+            authorize: (access) => {
+              refused = [];
+              subscribers.forEach((subscriber, i) => {
+                try {
+                  callers[i]!.authorize(access);
+                } catch (err) {
+                  refused.push({ subscriber, failure: normalizeError(err) });
+                }
+              });
+              if (refused.length === subscribers.length) {
+                refusedAll = true;
+                throw refused[0]?.failure ?? new RustyError('PERMISSION_DENIED', 'no subscriber left');
+              }
+              this.#access = access;
+            },
+          },
+        });
+      } finally {
+        for (const { subscriber, failure } of refused) this.#refuse(subscriber, failure);
+      }
+      const { sequence, result } = outcome;
+      this.#tables = new Set(this.#access.tables);
       this.evaluations++;
       if (this.#closed || sequence <= this.#sequence) return;
       const columnsChanged = JSON.stringify(result.columns) !== JSON.stringify(this.#columns);
@@ -145,10 +217,13 @@ export class LiveQuery {
         removed: removedAll,
         changed: diff.changed,
       };
-      for (const subscriber of [...this.subscribers]) {
+      // Only those authorized for this very run: a subscriber that joined meanwhile was checked against
+      // the previous result, and gets this one at the next run.
+      for (const subscriber of subscribers) {
+        if (!this.subscribers.has(subscriber)) continue;
         // A subscriber that stopped reading is ended rather than queued for without bound; it
         // re-subscribes and gets the whole current result.
-        if (subscriber.owner.bufferedAmount() > this.#limits.maxBuffer) {
+        if (subscriber.owner.bufferedAmount() > this.#options.maxBuffer) {
           subscriber.owner.deliver(
             'error',
             errorPayload(
@@ -160,7 +235,7 @@ export class LiveQuery {
             ),
             subscriber.id,
           );
-          this.#limits.onOverflow(subscriber);
+          this.#options.onEnd(subscriber, 'overflow');
           continue;
         }
         subscriber.cursor = sequence;
@@ -168,8 +243,17 @@ export class LiveQuery {
         subscriber.owner.deliver('change', payload, subscriber.id);
       }
     } catch (err) {
+      // Everyone was refused: each was already told why.
+      if (refusedAll) return;
+      const failure = normalizeError(err, (e) =>
+        this.#options.logger.error('live query failed', describeError(e)),
+      );
+      // The statement itself is refused now: nobody may keep it.
+      if (failure.code === 'PERMISSION_DENIED') {
+        for (const subscriber of [...this.subscribers]) this.#refuse(subscriber, failure);
+        return;
+      }
       // The statement no longer runs (its table was dropped, say): every subscriber is told.
-      const failure = normalizeError(err, (e) => this.#logger.error('live query failed', describeError(e)));
       for (const subscriber of this.subscribers) {
         subscriber.owner.deliver(
           'error',
@@ -182,6 +266,17 @@ export class LiveQuery {
       this.#lastRun = performance.now();
       if (this.#dirty) this.#markDirty();
     }
+  }
+
+  /** Ends a subscriber that may no longer read what the query reads. */
+  #refuse(subscriber: LiveQuerySubscriber, failure: RustyError): void {
+    if (!this.subscribers.has(subscriber)) return;
+    subscriber.owner.deliver(
+      'error',
+      errorPayload(failure.code, failure.message, failure.details),
+      subscriber.id,
+    );
+    this.#options.onEnd(subscriber, 'revoked');
   }
 
   close(): void {

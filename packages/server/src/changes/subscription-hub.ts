@@ -6,7 +6,7 @@
 import type { SubscribeMessage, WatchMessage } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
 import type { Engine, StatementAccess } from '../engine/engine.ts';
-import type { AccessControl } from '../auth/access-control.ts';
+import { requireAccess, type AccessControl } from '../auth/access-control.ts';
 import type { Principal } from '../auth/authenticator.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { errorPayload } from '../core/envelope.ts';
@@ -175,9 +175,9 @@ export class SubscriptionHub {
     const { table, events, filter, since, snapshot } = message.payload;
     // Compiling a read of the table checks that it exists and what reading it needs.
     const probe = `SELECT * FROM ${quoteIdent(table!)}`;
-    const access = this.#engine.describe(probe);
-    const authorize = await this.#access.authorizerFor(principal);
-    authorize(access);
+    const caller = await this.#access.callerFor(principal);
+    const access = await this.#engine.describe(probe, caller);
+    await requireAccess(this.#engine, caller, access);
 
     let cursor = this.#feed.head;
     let snapshotRows: { columns: string[]; rows: unknown[][] } | undefined;
@@ -185,7 +185,7 @@ export class SubscriptionHub {
       const { where, params } = filterToSql(filter, quoteIdent);
       const taken = await this.#engine.snapshot(
         { sql: `${probe} WHERE ${where} LIMIT ${MAX_SNAPSHOT_ROWS + 1}`, params },
-        { timeoutMs: this.#config.statement_timeout * 1000, authorize },
+        { timeoutMs: this.#config.statement_timeout * 1000, caller },
       );
       if (taken.result.rows.length > MAX_SNAPSHOT_ROWS) {
         throw new RustyError(
@@ -235,9 +235,10 @@ export class SubscriptionHub {
     }
     if (!isValidCollectionName(collection))
       throw new RustyError('NOT_FOUND', `collection '${collection}' not found`);
+    const caller = await this.#access.callerFor(principal);
     let access: StatementAccess;
     try {
-      access = this.#engine.describe(`SELECT _id, doc FROM ${quoteIdent(collection)}`);
+      access = await this.#engine.describe(`SELECT _id, doc FROM ${quoteIdent(collection)}`, caller);
     } catch (err) {
       const failure = normalizeError(err);
       if (failure.code === 'TABLE_NOT_FOUND' || failure.code === 'QUERY_ERROR') {
@@ -245,7 +246,7 @@ export class SubscriptionHub {
       }
       throw failure;
     }
-    (await this.#access.authorizerFor(principal))(access);
+    await requireAccess(this.#engine, caller, access);
     const options = message.payload;
     const token = options.startAfter ?? options.resumeAfter;
     let since: number | undefined;
@@ -361,25 +362,23 @@ export class SubscriptionHub {
     principal: Principal,
   ): Promise<void> {
     const statement = { sql: message.payload.query!, params: message.payload.params ?? [] };
-    const access = this.#engine.describe(statement.sql);
-    (await this.#access.authorizerFor(principal))(access);
+    const caller = await this.#access.callerFor(principal);
+    const access = await this.#engine.describe(statement.sql, caller);
+    await requireAccess(this.#engine, caller, access);
     if (access.kind !== 'read') throw new RustyError('QUERY_ERROR', 'a live query must be a read statement');
-    const liveKey = JSON.stringify([statement.sql, statement.params]);
+    // Shared by callers of the same roles: the statement runs as them (on PostgreSQL, under their roles).
+    const liveKey = JSON.stringify([statement.sql, statement.params, caller.roles]);
     let live = this.#liveQueries.get(liveKey);
     if (!live) {
-      live = new LiveQuery(
-        liveKey,
-        statement,
-        access,
-        this.#engine,
-        this.#logger,
-        this.#config.statement_timeout * 1000,
-        {
-          maxBuffer: this.#config.subscription_max_buffer,
-          onOverflow: (subscriber) =>
-            this.#forget(`${subscriber.owner.sessionId}\u0000${subscriber.id}`, subscriber, 'overflow'),
-        },
-      );
+      live = new LiveQuery(liveKey, statement, access, caller, {
+        engine: this.#engine,
+        logger: this.#logger,
+        timeoutMs: this.#config.statement_timeout * 1000,
+        maxBuffer: this.#config.subscription_max_buffer,
+        callerFor: (p) => this.#access.callerFor(p),
+        onEnd: (subscriber, reason) =>
+          this.#forget(`${subscriber.owner.sessionId}\u0000${subscriber.id}`, subscriber, reason),
+      });
       this.#liveQueries.set(liveKey, live);
       try {
         await live.start();
@@ -388,13 +387,16 @@ export class SubscriptionHub {
         live.close();
         throw err;
       }
+    } else {
+      // The shared result was computed from what the statement read at its last evaluation, which may
+      // be an older definition of a view than the one just checked: the joiner must be allowed both.
+      await requireAccess(this.#engine, caller, live.access);
     }
     const subscriber: LiveQuerySubscriber = {
       kind: 'query',
       id: message.id,
       owner,
       principal,
-      access,
       createdAt: new Date(),
       delivered: 0,
       cursor: 0,
@@ -438,11 +440,17 @@ export class SubscriptionHub {
     }
   }
 
-  /** After a grant change: a subscription whose owner may no longer read its target ends. */
+  /**
+   * After a grant change: a table subscription whose owner may no longer read its target ends; every
+   * live query is evaluated again, which authorizes each of its subscribers as a fresh statement would.
+   */
   async #recheckPrivileges(): Promise<void> {
+    for (const live of this.#liveQueries.values()) live.reauthorize();
     for (const [key, subscription] of [...this.#subscriptions]) {
+      if (subscription.kind !== 'table') continue;
       try {
-        (await this.#access.authorizerFor(subscription.principal))(subscription.access);
+        const caller = await this.#access.callerFor(subscription.principal);
+        await requireAccess(this.#engine, caller, subscription.access);
       } catch (err) {
         const failure = normalizeError(err);
         if (this.#subscriptions.get(key) !== subscription) continue;

@@ -164,6 +164,7 @@ export const CONFIG_FIELDS = {
   enable_tls: { kind: 'bool', default: false, help: 'serve https and wss' },
   tls_cert_path: { kind: 'string', default: undefined, help: 'PEM certificate (with enable_tls)' },
   tls_key_path: { kind: 'string', default: undefined, help: 'PEM private key (with enable_tls)' },
+  enable_console: { kind: 'bool', default: true, help: 'serve the web console at /' },
   statement_timeout: {
     kind: 'number',
     default: 30,

@@ -443,12 +443,12 @@ export class StreamSession {
   #runInlineQuery(message: QueryMessage): boolean {
     const { engine, access } = this.#deps;
     if (!engine.runInline || (message.id !== undefined && this.#running.has(message.id))) return false;
-    const authorize = access.cachedAuthorizer(this.#principal!);
-    if (!authorize) return false;
+    const caller = access.cachedCaller(this.#principal!);
+    if (!caller) return false;
     const { sql, params, chunk_size, streaming } = message.payload;
     let result;
     try {
-      result = engine.runInline({ sql, params }, authorize);
+      result = engine.runInline({ sql, params }, caller);
     } catch (err) {
       this.#sendFailure(err, message.id);
       return true;
@@ -467,13 +467,13 @@ export class StreamSession {
 
   async #runQuery(message: QueryMessage, signal: AbortSignal, principal: Principal): Promise<void> {
     const { engine, config, access } = this.#deps;
-    const authorize = await access.authorizerFor(principal);
+    const caller = await access.callerFor(principal);
     const { sql, params, streaming, chunk_size } = message.payload;
     const timeoutMs = config.statement_timeout * 1000;
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
-        { signal, timeoutMs, authorize, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
+        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
       );
       for await (const chunk of chunks) {
         if (!chunk.done) {
@@ -487,7 +487,7 @@ export class StreamSession {
       return;
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
-    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, authorize, chunkSize })) {
+    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, caller, chunkSize })) {
       if (this.#closed) return;
       this.#sendChunk(
         message.id,
@@ -521,7 +521,7 @@ export class StreamSession {
     const { engine, config, access } = this.#deps;
     const results = await engine.batch(message.payload.queries, {
       signal,
-      authorize: await access.authorizerFor(principal),
+      caller: await access.callerFor(principal),
       timeoutMs: config.statement_timeout * 1000,
       transaction: message.payload.transaction ?? false,
     });

@@ -6,7 +6,7 @@
  * change streams read. `_op` records whether the last write replaced the document, for change events.
  */
 import { randomBytes } from 'node:crypto';
-import type { Authorize, Engine, StatementInput } from '../engine/engine.ts';
+import type { Caller, Engine, StatementInput } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { collectionTable, isValidCollectionName } from './collection-name.ts';
 import { compileFind, compileCount, type FindOptions } from './find-compiler.ts';
@@ -18,7 +18,7 @@ import { isPlainObject, type JsonObject } from './json-values.ts';
 import { parseFieldPath, jsonPath } from './field-path.ts';
 
 export interface CallContext {
-  authorize: Authorize;
+  caller: Caller;
   timeoutMs: number;
 }
 
@@ -66,7 +66,7 @@ export class DocumentService {
   async #run(statement: StatementInput, context: CallContext) {
     try {
       return await this.#engine.execute(statement, {
-        authorize: context.authorize,
+        caller: context.caller,
         timeoutMs: context.timeoutMs,
       });
     } catch (err) {

@@ -28,9 +28,24 @@ export interface StatementAccess {
 /** Throws PERMISSION_DENIED when the caller may not do what `access` describes. */
 export type Authorize = (access: StatementAccess) => void;
 
+/**
+ * Who runs a statement. Engines differ in who enforces privileges: SQLite's engine checks what the
+ * compiled statement touches against the server's record of the caller's grants (`authorize`), while
+ * PostgreSQL's runs the statement under database roles made from the caller's `roles` and lets the
+ * database refuse it. A caller carries what either needs.
+ */
+export interface Caller {
+  /** The user, as the audit log names them. */
+  readonly user: string;
+  /** The caller's RustyDB roles (the anonymous caller of a server without authentication: admin). */
+  readonly roles: readonly string[];
+  /** The server's own check of an access description against the caller's current grants. */
+  readonly authorize: Authorize;
+}
+
 export interface RunOptions {
-  /** Checked before the statement runs; omitted only for the server's own statements. */
-  authorize?: Authorize;
+  /** The caller the statement runs for; omitted only for the server's own statements. */
+  caller?: Caller;
   /** Aborting stops the engine's work (the statement is interrupted, not merely abandoned). */
   signal?: AbortSignal;
   /** Milliseconds before the statement is interrupted with QUERY_TIMEOUT. */
@@ -83,8 +98,35 @@ export interface ChangeLog {
   prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number>;
 }
 
+/** A column of a user table, as the engine's catalog describes it. */
+export interface ColumnInfo {
+  /** The column's name in SQL. */
+  name: string;
+  /** The declared type, as written in CREATE TABLE ('' when untyped). */
+  declaredType: string;
+  notNull: boolean;
+  hasDefault: boolean;
+  /** 1-based position in the primary key; 0 when not part of it. */
+  primaryKey: number;
+  /** A generated column: readable, never written. */
+  generated: boolean;
+}
+
+/** A user table, as the engine's catalog describes it. */
+export interface TableInfo {
+  /** The table's name in SQL. */
+  name: string;
+  columns: ColumnInfo[];
+  /** Primary key columns in key order (empty when the table has none). */
+  primaryKey: string[];
+  /** Rows have no `rowid` to key them by (SQLite's WITHOUT ROWID; every table on PostgreSQL). */
+  withoutRowid: boolean;
+}
+
 export interface Engine {
   readonly name: string;
+  /** Files the engine keeps its data in, for the metrics of their size; none for a database server. */
+  readonly dataFiles: readonly string[];
   readonly internal: InternalStore;
   /**
    * Runs one statement and yields its rows in chunks. The consumer pulls: no further rows are read
@@ -96,7 +138,7 @@ export interface Engine {
    * write; undefined when it must take the asynchronous path. Optional: engines without such a path
    * leave it out.
    */
-  runInline?(statement: StatementInput, authorize: Authorize | undefined): StatementResult | undefined;
+  runInline?(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined;
   /** Runs one statement and returns its whole result. */
   execute(statement: StatementInput, options: RunOptions): Promise<StatementResult>;
   batch(
@@ -112,8 +154,21 @@ export interface Engine {
     options: RunOptions,
   ): Promise<{ sequence: number; result: StatementResult }>;
   readonly changes: ChangeLog;
-  /** What a statement would touch (throws for a refused or invalid statement), without running it. */
-  describe(sql: string): StatementAccess;
+  /**
+   * What a statement would touch (throws for a refused or invalid statement), without running it. With
+   * a caller, engines that enforce privileges in the database compile it as that caller, so a statement
+   * the caller may not run is refused here already.
+   */
+  describe(sql: string, caller?: Caller): Promise<StatementAccess>;
+  /**
+   * Whether the caller holds each of `needs` now, as this engine enforces privileges (the server's grants
+   * on SQLite, the database's own on PostgreSQL): one answer per need, in order.
+   */
+  holds(caller: Caller, needs: readonly AccessNeed[]): Promise<boolean[]>;
+  /** The user tables and their columns, from the database's own catalog (the introspector). */
+  readCatalog(): Promise<TableInfo[]>;
+  /** A number that moves whenever the schema may have changed; cheap to read. */
+  schemaVersion(): Promise<number>;
   /** Called after every commit that may have changed data or schema. */
   onCommit(listener: () => void): () => void;
   /** Resolves when the engine answers a trivial statement; used by readiness. */
@@ -126,6 +181,8 @@ export interface Engine {
  * Kept small so the auth store does not depend on one engine's driver.
  */
 export interface InternalStore {
+  /** The SQL dialect the statements are written in; `?` placeholders work in both. */
+  readonly dialect: 'sqlite' | 'postgres';
   get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
   all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }>;

@@ -1,6 +1,6 @@
 /** What every GraphQL resolver is given: who is asking, on which connection, and how to stop. */
 import type { Principal } from '../auth/authenticator.ts';
-import type { Authorize, Engine } from '../engine/engine.ts';
+import type { Caller, Engine } from '../engine/engine.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
 import type { AccessControl } from '../auth/access-control.ts';
@@ -9,8 +9,8 @@ import type { MetricsSampler } from '../metrics/sampler.ts';
 
 export interface GraphQLContext {
   principal: Principal;
-  /** The engine's authorize callback for the principal (AccessControl.authorizerFor), taken per operation. */
-  authorize: Authorize;
+  /** Who the engine runs the operation's statements as (AccessControl.callerFor), taken per operation. */
+  caller: Caller;
   /** Unique per graphql-ws connection (its session id) or HTTP request. */
   sessionId: string;
   /** The graphql-ws operation id (subscriptions are registered in the hub under it). */

@@ -9,9 +9,8 @@
 import { NoSchemaIntrospectionCustomRule, type GraphQLSchema, type ValidationRule } from 'graphql';
 import type { ChangeFeed } from '../changes/change-feed.ts';
 import type { Principal } from '../auth/authenticator.ts';
-import type { Authorize, StatementAccess, TablePrivilege } from '../engine/engine.ts';
+import type { AccessNeed } from '../engine/engine.ts';
 import { describeError } from '../core/logger.ts';
-import { readCatalog, schemaVersion } from './catalog.ts';
 import type { GraphQLContext, GraphQLDeps } from './context.ts';
 import { operationLimitsRule } from './limits.ts';
 import { buildSchema, type TableAccess } from './schema-builder.ts';
@@ -73,19 +72,18 @@ export class GraphQLService {
   /** The schema of what `principal` may see, built from the current catalog. */
   async schemaFor(principal: Principal): Promise<GraphQLSchema> {
     await this.#current();
-    const authorize = await this.#deps.access.authorizerFor(principal);
-    const view = this.#models.flatMap((table): TableAccess[] => {
-      const may = (privilege: TablePrivilege, kind: StatementAccess['kind']): boolean =>
-        allows(authorize, privilege, table, kind);
-      if (!may('SELECT', 'read')) return [];
-      return [
-        {
-          table,
-          insert: may('INSERT', 'write'),
-          update: may('UPDATE', 'write'),
-          delete: may('DELETE', 'write'),
-        },
-      ];
+    const caller = await this.#deps.access.callerFor(principal);
+    // One question to the engine for every table and privilege: what the caller holds, as enforced.
+    const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
+    const needs = this.#models.flatMap((table) =>
+      privileges.map((privilege): AccessNeed => ({ privilege, table: table.sql })),
+    );
+    const held = await this.#deps.engine.holds(caller, needs);
+    const view = this.#models.flatMap((table, t): TableAccess[] => {
+      const may = (privilege: (typeof privileges)[number]): boolean =>
+        held[t * privileges.length + privileges.indexOf(privilege)] === true;
+      if (!may('SELECT')) return [];
+      return [{ table, insert: may('INSERT'), update: may('UPDATE'), delete: may('DELETE') }];
     });
     const key = `${this.#generation}:${view.map((v) => `${v.table.sql}\u0000${+v.insert}${+v.update}${+v.delete}`).join('\u0001')}`;
     let schema = this.#schemas.get(key);
@@ -111,7 +109,7 @@ export class GraphQLService {
   ): Promise<GraphQLContext> {
     return {
       principal,
-      authorize: await this.#deps.access.authorizerFor(principal),
+      caller: await this.#deps.access.callerFor(principal),
       sessionId: connection.sessionId,
       operationId: connection.operationId,
       bufferedAmount: connection.bufferedAmount ?? (() => 0),
@@ -123,7 +121,7 @@ export class GraphQLService {
   async #current(): Promise<void> {
     if (!this.#stale) {
       try {
-        if ((await schemaVersion(this.#deps.engine.internal)) !== this.#schemaVersion) this.#stale = true;
+        if ((await this.#deps.engine.schemaVersion()) !== this.#schemaVersion) this.#stale = true;
       } catch (err) {
         this.#deps.logger.warn('reading the schema version failed', describeError(err));
       }
@@ -136,9 +134,8 @@ export class GraphQLService {
       try {
         while (this.#stale) {
           this.#stale = false;
-          const store = this.#deps.engine.internal;
-          const version = await schemaVersion(store);
-          const catalog = await readCatalog(store);
+          const version = await this.#deps.engine.schemaVersion();
+          const catalog = await this.#deps.engine.readCatalog();
           this.#schemaVersion = version;
           const key = JSON.stringify(catalog);
           if (key !== this.#catalogKey) {
@@ -156,20 +153,5 @@ export class GraphQLService {
       }
     })();
     return this.#refreshing;
-  }
-}
-
-/** Whether the caller holds `privilege` on the table: the engine's own check, on the access it would report. */
-function allows(
-  authorize: Authorize,
-  privilege: TablePrivilege,
-  table: TableModel,
-  kind: StatementAccess['kind'],
-): boolean {
-  try {
-    authorize({ needs: [{ privilege, table: table.sql }], tables: [table.sql], kind });
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * What the generated query and mutation fields do: build the SQL (sql-builder), run it through the
- * same engine call as `/api/v1/stream` with the caller's authorize callback, and shape the rows. The
+ * same engine call as `/api/v1/stream` as the same caller, and shape the rows. The
  * engine refuses what the caller may not do (PERMISSION_DENIED), whatever the schema showed.
  */
 import { sqlValueSchema, type SqlValue, type StatementResult } from '@rustydb/protocol';
@@ -29,7 +29,7 @@ export async function run(
   statement: Statement,
 ): Promise<StatementResult> {
   return deps.engine.execute(statement, {
-    authorize: ctx.authorize,
+    caller: ctx.caller,
     timeoutMs: deps.config.statement_timeout * 1000,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
@@ -116,7 +116,7 @@ export async function insertRows(
   }
   // Several shapes of object: one transaction, all or nothing.
   const results = await deps.engine.batch(statements, {
-    authorize: ctx.authorize,
+    caller: ctx.caller,
     timeoutMs: deps.config.statement_timeout * 1000,
     transaction: true,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
@@ -194,7 +194,7 @@ export async function executeSql(
   args: { sql: string; params?: unknown[] | null },
   readOnly: boolean,
 ) {
-  if (readOnly && deps.engine.describe(args.sql).kind !== 'read') {
+  if (readOnly && (await deps.engine.describe(args.sql, ctx.caller)).kind !== 'read') {
     throw new RustyError(
       'INVALID_MESSAGE',
       'Query.executeSql runs read statements only; use Mutation.executeSql to change data',

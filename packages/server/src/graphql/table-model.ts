@@ -3,7 +3,7 @@
  * SQL text is built from) beside its GraphQL name, its kind, and the key that orders rows for cursor
  * pagination and picks "one" row for the *One mutations.
  */
-import type { ColumnInfo, TableInfo } from './catalog.ts';
+import type { ColumnInfo, TableInfo } from '../engine/engine.ts';
 import { columnName, graphQLName, quoteIdent, uniqueName } from './names.ts';
 import { columnKind, type ColumnKind } from './type-mapping.ts';
 

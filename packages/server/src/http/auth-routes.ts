@@ -1,6 +1,6 @@
 /**
  * The token lifecycle: `POST /api/v1/auth/login` (rate limited per username and address),
- * `/refresh`, `/logout` and `/password`.
+ * `/refresh`, `/logout`, `/password` and `GET /me`.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
@@ -89,6 +89,24 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDeps): v
         ? sessions.killUser(principal.user, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'logged out')
         : sessions.killToken(principal.tokenId, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'logged out');
     return { success: true, data: { logged_out: true, all: everywhere, sessions_closed: closed } };
+  });
+
+  /**
+   * Who the caller is and what it may do: its current roles and the grants they add up to. Lets a
+   * client offer only what the server would allow (the server still checks every statement).
+   */
+  app.get('/api/v1/auth/me', async (request) => {
+    const principal = await principalOf(request);
+    const privileges = await access.privilegesOf(principal);
+    const roles =
+      principal.anonymous || principal.external
+        ? principal.roles
+        : ((await users.find(principal.user))?.roles ?? []);
+    const expiresAt = principal.expiresAt === undefined ? null : new Date(principal.expiresAt).toISOString();
+    return {
+      success: true,
+      data: { user: principal.user, roles, grants: privileges.grants, expires_at: expiresAt },
+    };
   });
 
   /** A user changes their own password; every earlier token of theirs stops working, and a new one is returned. */

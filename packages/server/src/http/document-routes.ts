@@ -42,7 +42,7 @@ export function registerDocumentRoutes(
   const { documents, access, config } = deps;
   const principalOf = bearerPrincipal(deps);
   const context = async (request: FastifyRequest): Promise<CallContext> => ({
-    authorize: await access.authorizerFor(await principalOf(request)),
+    caller: await access.callerFor(await principalOf(request)),
     timeoutMs: config.statement_timeout * 1000,
   });
   const name = (request: FastifyRequest): string => parseBody(nameParams, request.params).name;

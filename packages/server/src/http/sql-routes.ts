@@ -13,13 +13,13 @@ export function registerSqlRoutes(app: FastifyInstance, deps: RestDeps): void {
   const principalOf = bearerPrincipal(deps);
 
   app.post('/api/v1/query', async (request) => {
-    const authorize = await access.authorizerFor(await principalOf(request));
+    const caller = await access.callerFor(await principalOf(request));
     const { sql, params } = parseBody(queryBodySchema, request.body);
     const controller = new AbortController();
     request.raw.once('close', () => controller.abort());
     const options = {
       timeoutMs: config.statement_timeout * 1000,
-      authorize,
+      caller,
       signal: controller.signal,
       chunkSize: MAX_UNSTREAMED_ROWS + 1,
     };
@@ -42,10 +42,10 @@ export function registerSqlRoutes(app: FastifyInstance, deps: RestDeps): void {
   });
 
   app.post('/api/v1/batch', async (request) => {
-    const authorize = await access.authorizerFor(await principalOf(request));
+    const caller = await access.callerFor(await principalOf(request));
     const { queries, transaction } = parseBody(batchBodySchema, request.body);
     const results = await engine.batch(queries, {
-      authorize,
+      caller,
       timeoutMs: config.statement_timeout * 1000,
       transaction: transaction ?? false,
     });

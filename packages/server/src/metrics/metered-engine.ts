@@ -66,10 +66,10 @@ export function meteredEngine(engine: Engine, metrics: MetricsSampler): Engine {
   };
   const runInline = engine.runInline;
   if (typeof runInline === 'function') {
-    overrides.runInline = (statement, authorize) => {
+    overrides.runInline = (statement, caller) => {
       const started = performance.now();
       try {
-        const result = runInline.call(engine, statement, authorize);
+        const result = runInline.call(engine, statement, caller);
         // Undefined: the statement was not run here; it goes down the asynchronous path and counts there.
         if (result) metrics.queryDone(performance.now() - started, result.rows.length);
         return result;

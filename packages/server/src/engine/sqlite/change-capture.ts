@@ -58,6 +58,22 @@ export async function userTables(conn: AsyncDatabase): Promise<Map<string, strin
   return new Map(found.map(([name, sql]) => [String(name), String(sql)]));
 }
 
+/**
+ * Tables and views by name, with their CREATE statements: what DDL records are made from. Views carry
+ * no rows of their own, but redefining one changes what every statement reading it reads, and live
+ * queries re-evaluate (and re-authorize) on any schema change they learn of from the log.
+ */
+export async function recordedObjects(conn: AsyncDatabase): Promise<Map<string, string>> {
+  const views = await rows(
+    conn,
+    `SELECT name, sql FROM sqlite_schema WHERE type = 'view' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+        AND name NOT LIKE '\\_rustydb\\_%' ESCAPE '\\'`,
+  );
+  const objects = await userTables(conn);
+  for (const [name, sql] of views) objects.set(String(name), String(sql));
+  return objects;
+}
+
 /** A JSON object of the given columns of `new` or `old`; blobs become `{"$hex": …}`. */
 function rowJson(alias: 'new' | 'old', columns: readonly string[]): string {
   const parts = columns.map((c) => {
@@ -104,14 +120,15 @@ async function triggersFor(conn: AsyncDatabase, table: string): Promise<Map<stri
 }
 
 /**
- * Brings the capture triggers in line with the current tables and, given the tables as they were
- * before a DDL statement, records what it did. Runs inside the caller's transaction.
+ * Brings the capture triggers in line with the current tables and, given the tables and views as they
+ * were before a DDL statement (`recordedObjects`), records what it did. Runs inside the caller's
+ * transaction.
  */
 export async function syncCapture(
   conn: AsyncDatabase,
   before: Map<string, string> | undefined,
 ): Promise<void> {
-  const after = await userTables(conn);
+  const tables = await userTables(conn);
   const existing = new Map(
     (
       await rows(
@@ -121,7 +138,7 @@ export async function syncCapture(
     ).map(([name, sql]) => [String(name), String(sql)]),
   );
   const wanted = new Map<string, string>();
-  for (const table of after.keys())
+  for (const table of tables.keys())
     for (const [name, sql] of await triggersFor(conn, table)) wanted.set(name, sql);
   for (const name of existing.keys()) {
     if (wanted.get(name) !== existing.get(name))
@@ -129,6 +146,7 @@ export async function syncCapture(
   }
   for (const [name, sql] of wanted) if (existing.get(name) !== sql) await conn.exec(sql);
   if (!before) return;
+  const after = await recordedObjects(conn);
   const changed: [string, string, string | null][] = [];
   for (const [table, sql] of after) {
     if (!before.has(table)) changed.push([table, 'create', sql]);

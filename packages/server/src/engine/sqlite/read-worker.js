@@ -2,12 +2,13 @@
 // sparse scan ever runs on the main event loop (libsql fetches rows after the first in synchronous
 // batches, which on the main thread would stall every other client).
 //
-// Messages in:  { type: 'run', runId, sql, params, chunkSize }   start a statement
+// Messages in:  { type: 'run', runId, sql, params, schemaVersion, chunkSize }   start a statement
 //               { type: 'more', runId }                          send the next chunk
 //               { type: 'stop', runId }                          cancel / timeout / consumer gone
 // Messages out: { type: 'columns', runId, columns }
 //               { type: 'chunk', runId, rows, done }             at most chunkSize rows; then waits for 'more'
-//               { type: 'error', runId, code, message }
+//               { type: 'error', runId, code, message }       code SCHEMA_CHANGED: the database's schema
+//                                                              version is not `schemaVersion` (nothing ran)
 //               { type: 'stopped', runId }                       after a stop: the worker is free again
 // Every message names its run, so a late message of an earlier run is never taken for the current one.
 // Plain JavaScript: workers do not inherit the TypeScript loader the server runs under.
@@ -19,6 +20,8 @@ const Database = require('libsql/promise');
 
 const BUSY_TIMEOUT_S = 5;
 let db = open();
+/** BEGIN, PRAGMA schema_version and ROLLBACK, prepared once per connection (run synchronously). */
+let control = null;
 let stopRequested = false;
 let running = false;
 let wake = null;
@@ -29,6 +32,15 @@ let interrupter = null;
 function open() {
   const conn = new Database(workerData.path, { timeout: BUSY_TIMEOUT_S });
   return conn;
+}
+
+async function controlStatements() {
+  control ??= {
+    begin: await db.prepare('BEGIN'),
+    version: (await db.prepare('PRAGMA schema_version')).raw(),
+    rollback: await db.prepare('ROLLBACK'),
+  };
+  return control;
 }
 
 function toWireRow(row) {
@@ -52,7 +64,22 @@ async function run(message) {
   running = true;
   currentRun = message.runId;
   const runId = message.runId;
+  let transaction = null;
   try {
+    // The statement was authorized against one version of the schema: it runs in a read transaction
+    // that sees exactly that version, or not at all (a view may have been redefined meanwhile).
+    transaction = await controlStatements();
+    transaction.begin.run();
+    const version = Number(transaction.version.get()?.[0] ?? -1);
+    if (version !== message.schemaVersion) {
+      parentPort.postMessage({
+        type: 'error',
+        runId,
+        code: 'SCHEMA_CHANGED',
+        message: 'the schema changed after the statement was authorized',
+      });
+      return;
+    }
     const stmt = await db.prepare(message.sql);
     stmt.raw();
     parentPort.postMessage({ type: 'columns', runId, columns: stmt.columns().map((c) => c.name) });
@@ -82,6 +109,8 @@ async function run(message) {
         // already broken
       }
       db = open();
+      control = null;
+      transaction = null;
       parentPort.postMessage({ type: 'stopped', runId });
       return;
     }
@@ -92,6 +121,12 @@ async function run(message) {
       message: String(err?.message ?? err),
     });
   } finally {
+    // A read-only transaction: ending it changes nothing but its snapshot.
+    try {
+      transaction?.rollback.run();
+    } catch {
+      // Not open (BEGIN failed) or the connection is gone.
+    }
     running = false;
     clearInterval(interrupter);
     interrupter = null;

@@ -16,6 +16,16 @@ type WorkerMessage = { runId: number } & (
   | { type: 'stopped' }
 );
 
+/** The worker's error code when the schema is no longer the one the statement was authorized for. */
+export const SCHEMA_CHANGED = 'SCHEMA_CHANGED';
+
+/** A read for a worker: it runs only against the schema version its authorization was decided on. */
+export interface WorkerRead {
+  sql: string;
+  params: DriverValue[];
+  schemaVersion: number;
+}
+
 /** An error from the worker, shaped like the driver's so normalizeError maps it the same way. */
 class WorkerSqlError extends Error {
   constructor(
@@ -150,8 +160,7 @@ export class ReadWorkerPool {
   #runs = 0;
 
   async *stream(
-    sql: string,
-    params: DriverValue[],
+    read: WorkerRead,
     chunkSize: number,
     signal: AbortSignal,
     stoppedError: () => unknown,
@@ -186,7 +195,7 @@ export class ReadWorkerPool {
     const runId = ++this.#runs;
     worker.beginRun(runId);
     try {
-      worker.post({ type: 'run', runId, sql, params, chunkSize });
+      worker.post({ type: 'run', runId, ...read, chunkSize });
       const first = await nextMessage();
       if (first.type === 'error') throw new WorkerSqlError(first.code, first.message);
       if (first.type !== 'columns') throw new RustyError('INTERNAL_ERROR', 'read worker out of step');

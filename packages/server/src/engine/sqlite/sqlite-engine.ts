@@ -13,7 +13,7 @@ import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import { RustyError, normalizeError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
-  Authorize,
+  Caller,
   StatementAccess,
   BatchOptions,
   ChangeLog,
@@ -23,17 +23,19 @@ import type {
   RunOptions,
   StatementInput,
   StreamOptions,
+  TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { openAsync, openSync, type SyncDatabase } from './driver.ts';
+import { openAsync, openSync, type AsyncStatement, type SyncDatabase } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { WriteGate } from './write-gate.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
-import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, syncCapture, userTables } from './change-capture.ts';
+import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
-import { ReadWorkerPool } from './read-workers.ts';
+import { ReadWorkerPool, SCHEMA_CHANGED } from './read-workers.ts';
+import { readCatalog, schemaVersion } from './catalog.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
 
 export interface SqliteEngineOptions {
@@ -86,6 +88,37 @@ function haltedBy(err: unknown): boolean {
 /** What a transaction may do: a read-only one takes no write lock and never blocks a writer. */
 type TransactionMode = 'write' | 'read';
 
+/** How often a statement is routed and authorized again when the schema changed before it ran. */
+const SCHEMA_ATTEMPTS = 3;
+
+/**
+ * The schema changed between a statement's authorization and its run: it must be compiled and
+ * authorized again. Thrown before the statement has done anything; a client sees it only when the
+ * schema kept changing over every attempt.
+ */
+class SchemaChangedError extends RustyError {
+  constructor() {
+    super('QUERY_ERROR', 'the schema changed while the statement waited to run; send it again');
+  }
+}
+
+/** `PRAGMA schema_version`, prepared once per pooled connection. */
+const versionStatements = new WeakMap<PooledConnection, AsyncStatement>();
+
+/**
+ * Fails unless the connection's current transaction sees the schema `routed` was authorized against.
+ * Inside the transaction the statement then runs in, the answer holds until it ends.
+ */
+async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Promise<void> {
+  let stmt = versionStatements.get(conn);
+  if (!stmt) {
+    stmt = (await conn.prepare('PRAGMA schema_version')).raw();
+    versionStatements.set(conn, stmt);
+  }
+  const version = Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
+  if (version !== routed.schemaVersion) throw new SchemaChangedError();
+}
+
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
   const object: Record<string, unknown> = {};
   columns.forEach((name, i) => (object[name] = row[i]));
@@ -95,6 +128,7 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
   readonly path: string;
+  readonly dataFiles: readonly string[];
   readonly #router: StatementRouter;
   readonly #pool: ConnectionPool;
   readonly internal: InternalStore;
@@ -103,6 +137,12 @@ export class SqliteEngine implements Engine {
   readonly #readers: ReadWorkerPool;
   readonly #changeLog: SqliteChangeLog;
   readonly #commitListeners = new Set<() => void>();
+  /**
+   * DDL transactions under way. While one may commit, statements do not run inline: a DDL commit is
+   * visible to the inline connection before the router has forgotten the programs it compiled, and
+   * an inline statement has no transaction to check the schema version in.
+   */
+  #schemaChanging = 0;
   /** Every write of this process takes its turn here (see WriteGate). */
   readonly #gate = new WriteGate();
   readonly #checkpointer: Checkpointer;
@@ -111,6 +151,7 @@ export class SqliteEngine implements Engine {
   constructor(options: SqliteEngineOptions) {
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? 'rustydb.sqlite');
+    this.dataFiles = [this.path, `${this.path}-wal`];
     // Kept open for the engine's life: closing the last connection checkpoints the whole WAL, which
     // after a bulk load takes seconds, and this runs on the event loop.
     this.#setup = openSync(this.path);
@@ -168,8 +209,32 @@ export class SqliteEngine implements Engine {
     return engine;
   }
 
-  describe(sql: string): StatementAccess {
+  async describe(sql: string): Promise<StatementAccess> {
     return this.#router.route(sql).access;
+  }
+
+  /** SQLite has no users of its own: privileges are the server's grants, checked need by need. */
+  async holds(caller: Caller, needs: readonly AccessNeed[]): Promise<boolean[]> {
+    return needs.map((need) => {
+      try {
+        caller.authorize({
+          needs: [need],
+          tables: need.table === undefined ? [] : [need.table],
+          kind: 'read',
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  readCatalog(): Promise<TableInfo[]> {
+    return readCatalog(this.internal);
+  }
+
+  schemaVersion(): Promise<number> {
+    return schemaVersion(this.internal);
   }
 
   onCommit(listener: () => void): () => void {
@@ -195,37 +260,48 @@ export class SqliteEngine implements Engine {
   ): Promise<T> {
     const stopper = options ? new StatementStopper(options.timeoutMs, options.signal) : undefined;
     try {
-      if (mode === 'write')
-        await this.#waitFor(stopper, 'the write lock', (signal) => this.#gate.enter(signal));
+      if (mode === 'read') return await this.#transactionOn(stopper, 'read', work);
+      await this.#waitFor(stopper, 'the write lock', (signal) => this.#gate.enter(signal));
       try {
-        const result = await this.#onPooled(stopper, async (conn, lease) => {
-          // BEGIN IMMEDIATE takes the write lock now, so no statement of the transaction can meet it
-          // taken; a plain BEGIN reads one snapshot and takes no lock that a writer would wait for.
-          await conn.exec(mode === 'write' ? 'BEGIN IMMEDIATE' : 'BEGIN');
-          try {
-            const result = await work(conn, stopper);
-            await conn.exec('COMMIT');
-            return result;
-          } catch (err) {
-            try {
-              await conn.exec('ROLLBACK');
-              // Rolled back by this connection itself: nothing of the transaction is left on it,
-              // unless a statement failed busy and so is still in progress.
-              lease.reusable = !stopper?.stopped && !isBusy(err);
-            } catch {
-              // SQLite may already have rolled back (an interrupt does): the connection is replaced.
-            }
-            throw err;
-          }
-        });
-        if (mode === 'write') this.#committed(true);
+        const result = await this.#transactionOn(stopper, 'write', work);
+        this.#committed(true);
         return result;
       } finally {
-        if (mode === 'write') this.#gate.leave();
+        this.#gate.leave();
       }
     } finally {
       stopper?.dispose();
     }
+  }
+
+  /**
+   * The transaction itself, on a pooled connection; a write transaction's caller holds the write gate.
+   * BEGIN IMMEDIATE takes the write lock at once, so no statement of the transaction can meet it taken;
+   * a plain BEGIN reads one snapshot and takes no lock that a writer would wait for.
+   */
+  #transactionOn<T>(
+    stopper: StatementStopper | undefined,
+    mode: TransactionMode,
+    work: (conn: PooledConnection, stopper: StatementStopper | undefined) => Promise<T>,
+  ): Promise<T> {
+    return this.#onPooled(stopper, async (conn, lease) => {
+      await conn.exec(mode === 'write' ? 'BEGIN IMMEDIATE' : 'BEGIN');
+      try {
+        const result = await work(conn, stopper);
+        await conn.exec('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await conn.exec('ROLLBACK');
+          // Rolled back by this connection itself: nothing of the transaction is left on it, unless a
+          // statement failed busy and so is still in progress.
+          lease.reusable = !stopper?.stopped && !isBusy(err);
+        } catch {
+          // SQLite may already have rolled back (an interrupt does): the connection is replaced.
+        }
+        throw err;
+      }
+    });
   }
 
   /** Runs a wait that the request's deadline and signal may end. */
@@ -272,20 +348,24 @@ export class SqliteEngine implements Engine {
     statement: StatementInput,
     options: RunOptions,
   ): Promise<{ sequence: number; result: StatementResult }> {
-    const routed = this.#router.route(statement.sql);
-    options.authorize?.(routed.access);
-    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
-    if (routed.access.kind !== 'read')
-      throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
-    // A read transaction: the head and the rows come from the same snapshot.
-    return this.#inTransaction(options, 'read', async (conn, stopper) => {
-      const head = drain(
-        await (await conn.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`)).raw().iterate([]),
-      );
-      const result = await collect(
-        this.#runOn(conn, routed, toDriverParams(statement.params), stopper!, 10_000),
-      );
-      return { sequence: Number(head[0]?.[0] ?? 0), result };
+    return this.#withCurrentSchema(async () => {
+      const routed = this.#router.route(statement.sql);
+      options.caller?.authorize(routed.access);
+      checkParameterCount(routed.guarded, statement.params?.length ?? 0);
+      if (routed.access.kind !== 'read')
+        throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
+      // A read transaction: the head and the rows come from the same snapshot, which is also the
+      // schema the statement was authorized against.
+      return this.#inTransaction(options, 'read', async (conn, stopper) => {
+        await assertSchema(conn, routed);
+        const head = drain(
+          await (await conn.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`)).raw().iterate([]),
+        );
+        const result = await collect(
+          this.#runOn(conn, routed, toDriverParams(statement.params), stopper!, 10_000),
+        );
+        return { sequence: Number(head[0]?.[0] ?? 0), result };
+      });
     });
   }
 
@@ -293,40 +373,75 @@ export class SqliteEngine implements Engine {
     statement: StatementInput,
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
-    const routed = this.#router.route(statement.sql);
-    options.authorize?.(routed.access);
-    // Inline statements are prepared once and shared: a short params array would leave another
-    // caller's values bound. Exact counts are required on every path.
-    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
-    const params = toDriverParams(statement.params);
-    if (routed.route === 'inline') {
-      const result = this.#tryInline(statement.sql, routed, params);
-      if (result) {
-        yield* chunksOf(result, options.chunkSize);
+    for (let attempt = 1; ; attempt++) {
+      const routed = this.#router.route(statement.sql);
+      options.caller?.authorize(routed.access);
+      // Inline statements are prepared once and shared: a short params array would leave another
+      // caller's values bound. Exact counts are required on every path.
+      checkParameterCount(routed.guarded, statement.params?.length ?? 0);
+      const params = toDriverParams(statement.params);
+      if (routed.route === 'inline') {
+        const result = this.#tryInline(statement.sql, routed, params);
+        if (result) {
+          yield* chunksOf(result, options.chunkSize);
+          return;
+        }
+      }
+      // The schema check comes before the first chunk: nothing was sent when it fails.
+      let started = false;
+      try {
+        for await (const chunk of this.#streamPooled(statement.sql, routed, params, options)) {
+          started = true;
+          yield chunk;
+        }
         return;
+      } catch (err) {
+        if (started || !this.#retryAfter(err, attempt)) throw err;
       }
     }
-    yield* this.#streamPooled(statement.sql, routed, params, options);
   }
 
-  runInline(statement: StatementInput, authorize: Authorize | undefined): StatementResult | undefined {
+  runInline(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined {
     const routed = this.#router.route(statement.sql);
     if (routed.route !== 'inline') return undefined;
-    authorize?.(routed.access);
+    caller?.authorize(routed.access);
     checkParameterCount(routed.guarded, statement.params?.length ?? 0);
     return this.#tryInline(statement.sql, routed, toDriverParams(statement.params));
   }
 
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
-    const routed = this.#router.route(statement.sql);
-    options.authorize?.(routed.access);
-    checkParameterCount(routed.guarded, statement.params?.length ?? 0);
-    const params = toDriverParams(statement.params);
-    if (routed.route === 'inline') {
-      const result = this.#tryInline(statement.sql, routed, params);
-      if (result) return result;
+    return this.#withCurrentSchema(async () => {
+      const routed = this.#router.route(statement.sql);
+      options.caller?.authorize(routed.access);
+      checkParameterCount(routed.guarded, statement.params?.length ?? 0);
+      const params = toDriverParams(statement.params);
+      if (routed.route === 'inline') {
+        const result = this.#tryInline(statement.sql, routed, params);
+        if (result) return result;
+      }
+      return collect(this.#streamPooled(statement.sql, routed, params, { ...options, chunkSize: 10_000 }));
+    });
+  }
+
+  /**
+   * Runs `attempt` (which routes, authorizes and runs a statement) again, from the routing on, when
+   * the schema changed between its authorization and its run.
+   */
+  async #withCurrentSchema<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!this.#retryAfter(err, n)) throw err;
+      }
     }
-    return collect(this.#streamPooled(statement.sql, routed, params, { ...options, chunkSize: 10_000 }));
+  }
+
+  /** True when a run refused for a changed schema may be tried again; the router then starts afresh. */
+  #retryAfter(err: unknown, attempt: number): boolean {
+    if (!(err instanceof SchemaChangedError) || attempt >= SCHEMA_ATTEMPTS) return false;
+    this.#router.invalidate();
+    return true;
   }
 
   async batch(
@@ -353,6 +468,13 @@ export class SqliteEngine implements Engine {
       }
       return results;
     }
+    return this.#withCurrentSchema(() => this.#transactionalBatch(statements, options));
+  }
+
+  async #transactionalBatch(
+    statements: readonly StatementInput[],
+    options: BatchOptions,
+  ): Promise<StatementResult[]> {
     // Check every statement before any of them runs: a refused one must not leave a partial transaction.
     // A statement after DDL in the same batch may name what that DDL creates, which the planner cannot
     // see yet; such statements are held to a coarser rule (see accessAfterDdl).
@@ -365,43 +487,52 @@ export class SqliteEngine implements Engine {
         if (guarded.kind === 'ddl') afterDdl = true;
         if (deferred) return { guarded, routed: undefined };
         const routed = this.#router.route(statement.sql);
-        options.authorize?.(routed.access);
+        options.caller?.authorize(routed.access);
         return { guarded, routed };
       }),
     );
     const changesSchema = afterDdl;
     // A batch of reads only needs one snapshot: it must not take the write lock from the writers.
     const mode: TransactionMode =
-      !afterDdl && plans.every((plan) => plan.routed?.access.kind === 'read') ? 'read' : 'write';
-    const results = await this.#inTransaction(options, mode, async (conn, stopper) => {
-      const results: StatementResult[] = [];
-      for (let i = 0; i < statements.length; i++) {
-        const plan = plans[i]!;
-        const result = await failingAt(i, async () => {
-          try {
-            let routed = plan.routed;
-            if (!routed) {
-              const access = accessAfterDdl(plan.guarded);
-              options.authorize?.(access);
-              routed = { guarded: plan.guarded, access, route: 'pooled' };
+      !changesSchema && plans.every((plan) => plan.routed?.access.kind === 'read') ? 'read' : 'write';
+    if (changesSchema) this.#schemaChanging++;
+    try {
+      return await this.#inTransaction(options, mode, async (conn, stopper) => {
+        // Every statement checked above was compiled against the schema this transaction sees.
+        for (const plan of plans) if (plan.routed) await assertSchema(conn, plan.routed);
+        const results: StatementResult[] = [];
+        for (let i = 0; i < statements.length; i++) {
+          const plan = plans[i]!;
+          const result = await failingAt(i, async () => {
+            try {
+              let routed = plan.routed;
+              if (!routed) {
+                const access = accessAfterDdl(plan.guarded);
+                options.caller?.authorize(access);
+                // Never compared: the coarse rule does not depend on the schema.
+                routed = { guarded: plan.guarded, access, schemaVersion: -1, route: 'pooled' };
+              }
+              // Capture must follow each DDL statement at once: the statements after it write to its tables.
+              const before = routed.guarded.kind === 'ddl' ? await recordedObjects(conn) : undefined;
+              const result = await collect(
+                this.#runOn(conn, routed, toDriverParams(statements[i]!.params), stopper!, 10_000),
+              );
+              if (before) await syncCapture(conn, before);
+              return result;
+            } catch (err) {
+              throw stopper!.translate(err);
             }
-            // Capture must follow each DDL statement at once: the statements after it write to its tables.
-            const before = routed.guarded.kind === 'ddl' ? await userTables(conn) : undefined;
-            const result = await collect(
-              this.#runOn(conn, routed, toDriverParams(statements[i]!.params), stopper!, 10_000),
-            );
-            if (before) await syncCapture(conn, before);
-            return result;
-          } catch (err) {
-            throw stopper!.translate(err);
-          }
-        });
-        results.push(result);
+          });
+          results.push(result);
+        }
+        return results;
+      });
+    } finally {
+      if (changesSchema) {
+        this.#router.invalidate();
+        this.#schemaChanging--;
       }
-      return results;
-    });
-    if (changesSchema) this.#router.invalidate();
-    return results;
+    }
   }
 
   async healthCheck(): Promise<void> {
@@ -435,6 +566,7 @@ export class SqliteEngine implements Engine {
    * (a write while another runs) or go to the pool.
    */
   #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
+    if (this.#schemaChanging > 0) return undefined;
     const writes = routed.access.kind !== 'read';
     // A write runs inline only when no other write of this server is running or waiting: it would
     // meet a held lock (or jump the queue) otherwise.
@@ -508,22 +640,20 @@ export class SqliteEngine implements Engine {
     try {
       await stopper.waitFor('the write lock', (signal) => this.#gate.enter(signal));
       try {
-        if (routed.route === 'inline') {
-          // DDL may have replaced the inline connection while this write waited: route it again.
+        if (routed.route === 'inline' && this.#schemaChanging === 0) {
+          // DDL may have committed while this write waited: route it again (the router forgot its
+          // programs then, and this one is compiled and authorized afresh).
           const current = this.#router.route(sql);
-          options.authorize?.(current.access);
+          options.caller?.authorize(current.access);
           if (current.route === 'inline') {
             const result = this.#runInlineOrYield(sql, current, params);
             if (result) return result;
           }
         }
-        const result = await this.#onPooled(stopper, async (conn, lease) => {
-          try {
-            return await collect(this.#runOn(conn, routed, params, stopper, options.chunkSize));
-          } catch (err) {
-            lease.reusable = !stopper.stopped && haltedBy(err);
-            throw err;
-          }
+        // A transaction of its own, so that the schema it runs against is the one it was authorized for.
+        const result = await this.#transactionOn(stopper, 'write', async (conn) => {
+          await assertSchema(conn, routed);
+          return collect(this.#runOn(conn, routed, params, stopper, options.chunkSize));
         });
         this.#committed(true);
         return result;
@@ -543,13 +673,20 @@ export class SqliteEngine implements Engine {
   ): AsyncGenerator<ResultChunk, void, undefined> {
     if (routed.guarded.kind === 'ddl') {
       // DDL runs in a transaction with the change-capture update and the change-log record it causes.
-      const result = await this.#inTransaction(options, 'write', async (conn, stopper) => {
-        const before = await userTables(conn);
-        const result = await collect(this.#runOn(conn, routed, params, stopper!, options.chunkSize));
-        await syncCapture(conn, before);
-        return result;
-      });
-      this.#router.invalidate();
+      this.#schemaChanging++;
+      let result: StatementResult;
+      try {
+        result = await this.#inTransaction(options, 'write', async (conn, stopper) => {
+          await assertSchema(conn, routed);
+          const before = await recordedObjects(conn);
+          const result = await collect(this.#runOn(conn, routed, params, stopper!, options.chunkSize));
+          await syncCapture(conn, before);
+          return result;
+        });
+      } finally {
+        this.#router.invalidate();
+        this.#schemaChanging--;
+      }
       yield* chunksOf(result, options.chunkSize);
       return;
     }
@@ -561,9 +698,15 @@ export class SqliteEngine implements Engine {
     // scan between matches would otherwise stall the event loop for its whole length.
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
-      yield* this.#readers.stream(routed.guarded.text, params, options.chunkSize, stopper.signal, () =>
-        stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
+      yield* this.#readers.stream(
+        { sql: routed.guarded.text, params, schemaVersion: routed.schemaVersion },
+        options.chunkSize,
+        stopper.signal,
+        () => stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
       );
+    } catch (err) {
+      if ((err as { code?: unknown }).code === SCHEMA_CHANGED) throw new SchemaChangedError();
+      throw err;
     } finally {
       stopper.dispose();
     }
@@ -632,6 +775,7 @@ export class SqliteEngine implements Engine {
       return stmt.all(params as DriverValue[]).map((row) => rowToObject<T>(columns, row));
     };
     return {
+      dialect: 'sqlite',
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       // The server's own writes take their turn with every other write (they run on the inline

@@ -16,6 +16,12 @@ export interface RoutedStatement {
   guarded: GuardedStatement;
   /** What the statement touches, from its compiled program. */
   access: StatementAccess;
+  /**
+   * The database's schema version (`PRAGMA schema_version`) the program was compiled against. The
+   * statement may run only against this version: a view or table redefined in between could read
+   * what the authorization never saw, so the engine compares it inside the transaction that runs it.
+   */
+  schemaVersion: number;
   route: Route;
   /** Prepared on the inline connection, when the route is inline. */
   inline?: SyncStatement;
@@ -104,7 +110,12 @@ export class StatementRouter {
   }
 
   #demote(sql: string, entry: RoutedStatement): void {
-    this.#cache.set(sql, { guarded: entry.guarded, access: entry.access, route: 'pooled' });
+    this.#cache.set(sql, {
+      guarded: entry.guarded,
+      access: entry.access,
+      schemaVersion: entry.schemaVersion,
+      route: 'pooled',
+    });
   }
 
   /**
@@ -129,10 +140,14 @@ export class StatementRouter {
   }
 
   #classify(sql: string, guarded: GuardedStatement): RoutedStatement {
+    // Read before compiling: a change committed in between makes the recorded version older than the
+    // program, which the engine then refuses to run (never the other way round). Read on the inline
+    // connection: on the planner's, among its EXPLAINs, the read would keep its snapshot (see above).
+    const schemaVersion = Number(this.#db.prepare('PRAGMA schema_version').raw().get([])?.[0] ?? 0);
     // Throws for a statement that does not compile (syntax error, missing table): reported as such.
     const access = this.#analyzer.analyze(guarded);
     if (guarded.kind === 'ddl' || guarded.verb === 'ANALYZE' || guarded.verb === 'REINDEX') {
-      return { guarded, access, route: 'pooled' };
+      return { guarded, access, schemaVersion, route: 'pooled' };
     }
     let details: string[];
     try {
@@ -143,15 +158,15 @@ export class StatementRouter {
         .map((row) => String(row[3]));
     } catch {
       // Let the pooled path report the real error with the real statement.
-      return { guarded, access, route: 'pooled' };
+      return { guarded, access, schemaVersion, route: 'pooled' };
     }
-    if (!planIsKeyed(details)) return { guarded, access, route: 'pooled' };
+    if (!planIsKeyed(details)) return { guarded, access, schemaVersion, route: 'pooled' };
     try {
       const inline = this.#db.prepare(sql);
       if (inline.reader) inline.raw();
-      return { guarded, access, route: 'inline', inline };
+      return { guarded, access, schemaVersion, route: 'inline', inline };
     } catch {
-      return { guarded, access, route: 'pooled' };
+      return { guarded, access, schemaVersion, route: 'pooled' };
     }
   }
 }

@@ -3,7 +3,7 @@
  * http://127.0.0.1:8080), then `--token` (RUSTYDB_TOKEN) or `--user`/`--password` (RUSTYDB_USER,
  * default admin / RUSTYDB_PASSWORD). They talk the WebSocket protocol through the client SDK.
  */
-import { RustyDBClient, type ClientOptions } from '@rustydb/client';
+import { RustyDBClient, type ClientOptions } from '../index.ts';
 
 export interface ConnectionFlags {
   url?: string | undefined;

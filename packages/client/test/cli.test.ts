@@ -9,8 +9,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, sleep, sql, startTestServer, type TestServer } from './helpers/test-server.ts';
-import { CLI, REPO_ROOT, cleanEnv } from './helpers/cli.ts';
+import { fileURLToPath } from 'node:url';
+import { ADMIN_PASSWORD, sleep, sql, startTestServer, type TestServer } from './helpers.ts';
+import { REPO_ROOT, cleanEnv } from '../../server/test/helpers/cli.ts';
+
+/** The client package's `rustydb` (its own commands; the server's through @rustydb/server). */
+const CLI = fileURLToPath(new URL('../bin/rustydb.js', import.meta.url));
 
 interface Finished {
   code: number | null;
@@ -295,4 +299,60 @@ describe('rustydb query / shell / watch', { concurrency: false }, () => {
       }
     },
   );
+});
+
+describe('one rustydb command from either package', { concurrency: false }, () => {
+  const SERVER_CLI = fileURLToPath(new URL('../../server/bin/rustydb.js', import.meta.url));
+
+  test("the server's rustydb runs the client's commands (query)", async () => {
+    const ts = await startTestServer({ enable_rate_limiting: false });
+    try {
+      const env = cleanEnv({ RUSTYDB_URL: ts.server.url, RUSTYDB_PASSWORD: ADMIN_PASSWORD });
+      const child = spawn(
+        process.execPath,
+        [SERVER_CLI, 'query', 'SELECT 6 * 7 AS answer', '--format', 'json'],
+        {
+          cwd: REPO_ROOT,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(JSON.parse(stdout), [{ answer: 42 }]);
+    } finally {
+      await ts.close();
+    }
+  });
+
+  test("the client's rustydb runs the server's commands (serve), and help lists both", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-client-serve-'));
+    const server = start(
+      ['serve', '--port', '0', '--data-dir', dataDir, '--admin-password', 'via-client-bin'],
+      cleanEnv(),
+    );
+    try {
+      await server.waitFor(/RustyDB listening on http:\/\/127\.0\.0\.1:\d+/);
+      const url = /RustyDB listening on (\S+)/.exec(server.stdout())![1]!;
+      const answer = await start(
+        ['query', 'SELECT 1 AS one', '--url', url, '--password', 'via-client-bin', '--format', 'csv'],
+        cleanEnv(),
+      ).finished();
+      assert.equal(answer.code, 0, answer.stderr);
+      assert.equal(answer.stdout, 'one\r\n1\r\n');
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.finished().catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    const help = await start(['help'], cleanEnv()).finished();
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /client commands[^]*\n {2}shell /);
+    assert.match(help.stdout, /server commands[^]*\n {2}serve /);
+    assert.doesNotMatch(help.stdout, /not installed/);
+  });
 });

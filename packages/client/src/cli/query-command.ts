@@ -4,7 +4,7 @@
  * goes to stderr (a status line on a terminal), unless --quiet.
  */
 import { parseArgs } from 'node:util';
-import type { SqlValue } from '@rustydb/client';
+import type { SqlValue } from '../index.ts';
 import { CONNECTION_OPTIONS, CommandError, clientOptions, openClient } from './client-connection.ts';
 import { OUTPUT_FORMATS, type OutputFormat } from './sql-output.ts';
 import { StatementRun } from './statement-runner.ts';

@@ -1,31 +1,9 @@
 /**
- * What the GraphQL schema is generated from: the user tables of the database and their columns, read
- * from SQLite's own catalog (`sqlite_schema`, `pragma_table_xinfo`). Internal tables (`_rustydb_*`),
- * SQLite's own and virtual tables are left out, exactly the tables change capture covers.
+ * The user tables and their columns, read from SQLite's own catalog (`sqlite_schema`,
+ * `pragma_table_xinfo`): what the GraphQL schema and the document store are built on. Internal tables
+ * (`_rustydb_*`), SQLite's own and virtual tables are left out, exactly the tables change capture covers.
  */
-import type { InternalStore } from '../engine/engine.ts';
-
-export interface ColumnInfo {
-  /** The column's name in SQL. */
-  name: string;
-  /** The declared type, as written in CREATE TABLE ('' when untyped). */
-  declaredType: string;
-  notNull: boolean;
-  hasDefault: boolean;
-  /** 1-based position in the primary key; 0 when not part of it. */
-  primaryKey: number;
-  /** A generated column: readable, never written. */
-  generated: boolean;
-}
-
-export interface TableInfo {
-  /** The table's name in SQL. */
-  name: string;
-  columns: ColumnInfo[];
-  /** Primary key columns in key order (empty when the table has none). */
-  primaryKey: string[];
-  withoutRowid: boolean;
-}
+import type { InternalStore, TableInfo } from '../engine.ts';
 
 interface SchemaRow {
   name: string;

@@ -4,7 +4,7 @@
  * `--collection NAME` watches a document collection's change stream instead.
  */
 import { parseArgs } from 'node:util';
-import type { RowFilter, TableEvent, WatchEvent } from '@rustydb/client';
+import type { RowFilter, TableEvent, WatchEvent } from '../index.ts';
 import { CONNECTION_OPTIONS, CommandError, clientOptions, openClient } from './client-connection.ts';
 import { parseInteger, type CommandIo } from './query-command.ts';
 

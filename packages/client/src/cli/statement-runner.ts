@@ -2,7 +2,7 @@
  * Runs one statement for the shell or `rustydb query`: streams the result into a printer while it
  * arrives, reports progress on long results, and can be cancelled (Ctrl-C) through `cancel()`.
  */
-import type { QueryStream, RustyDBClient, SqlValue } from '@rustydb/client';
+import type { QueryStream, RustyDBClient, SqlValue } from '../index.ts';
 import { Progress, printerFor, type OutputFormat, type Write } from './sql-output.ts';
 
 export interface RunOptions {

@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import type { RustyDBClient, SqlValue } from '@rustydb/client';
+import type { RustyDBClient, SqlValue } from '../index.ts';
 import { CONNECTION_OPTIONS, CommandError, clientOptions, openClient } from './client-connection.ts';
 import { parseFormat, parseInteger, type CommandIo } from './query-command.ts';
 import { TablePrinter, type OutputFormat } from './sql-output.ts';

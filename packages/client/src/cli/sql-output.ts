@@ -3,7 +3,7 @@
  * streams (column widths from the first chunk), CSV (RFC 4180), JSON, and a progress report of the rows
  * received so far on stderr.
  */
-import type { SqlValue } from '@rustydb/client';
+import type { SqlValue } from '../index.ts';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'json', 'csv'];
