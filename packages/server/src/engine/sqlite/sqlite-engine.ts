@@ -75,16 +75,6 @@ function isBusy(err: unknown): boolean {
   return /^SQLITE_(BUSY|LOCKED)/.test(sqliteCode(err) ?? '');
 }
 
-/**
- * True when the statement that failed with `err` is over. SQLite halts a statement on an error, except
- * on SQLITE_BUSY, where it stays in progress so it can be retried; libsql never resets it then, and a
- * statement in progress keeps its snapshot and makes every later COMMIT on the connection fail.
- */
-function haltedBy(err: unknown): boolean {
-  const code = sqliteCode(err);
-  return code !== undefined && !/^SQLITE_(BUSY|LOCKED|INTERRUPT)/.test(code);
-}
-
 /** What a transaction may do: a read-only one takes no write lock and never blocks a writer. */
 type TransactionMode = 'write' | 'read';
 
@@ -146,6 +136,8 @@ export class SqliteEngine implements Engine {
   /** Every write of this process takes its turn here (see WriteGate). */
   readonly #gate = new WriteGate();
   readonly #checkpointer: Checkpointer;
+  /** Pooled connections in use, and the work on them: close interrupts the one and waits for the other. */
+  readonly #leased = new Map<PooledConnection, Promise<unknown>>();
   #closed = false;
 
   constructor(options: SqliteEngineOptions) {
@@ -329,16 +321,17 @@ export class SqliteEngine implements Engine {
     );
     stopper?.attach(conn);
     const lease = { reusable: false };
+    const running = work(conn, lease);
+    this.#leased.set(conn, running);
     try {
-      const result = await work(conn, lease);
+      const result = await running;
       lease.reusable = true;
       return result;
     } catch (err) {
       throw stopper ? stopper.translate(err) : err;
     } finally {
+      this.#leased.delete(conn);
       stopper?.detach();
-      // Whatever was still running on it must stop before the connection is dropped.
-      if (!lease.reusable) conn.interrupt();
       if (lease.reusable) this.#pool.release(conn);
       else this.#pool.discard(conn);
     }
@@ -348,6 +341,7 @@ export class SqliteEngine implements Engine {
     statement: StatementInput,
     options: RunOptions,
   ): Promise<{ sequence: number; result: StatementResult }> {
+    this.#assertOpen();
     return this.#withCurrentSchema(async () => {
       const routed = this.#router.route(statement.sql);
       options.caller?.authorize(routed.access);
@@ -369,10 +363,16 @@ export class SqliteEngine implements Engine {
     });
   }
 
+  /** New work is refused once the engine is closing. */
+  #assertOpen(): void {
+    if (this.#closed) throw new RustyError('INTERNAL_ERROR', 'engine is closed');
+  }
+
   async *stream(
     statement: StatementInput,
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
+    this.#assertOpen();
     for (let attempt = 1; ; attempt++) {
       const routed = this.#router.route(statement.sql);
       options.caller?.authorize(routed.access);
@@ -402,6 +402,7 @@ export class SqliteEngine implements Engine {
   }
 
   runInline(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined {
+    this.#assertOpen();
     const routed = this.#router.route(statement.sql);
     if (routed.route !== 'inline') return undefined;
     caller?.authorize(routed.access);
@@ -410,6 +411,7 @@ export class SqliteEngine implements Engine {
   }
 
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
+    this.#assertOpen();
     return this.#withCurrentSchema(async () => {
       const routed = this.#router.route(statement.sql);
       options.caller?.authorize(routed.access);
@@ -448,6 +450,7 @@ export class SqliteEngine implements Engine {
     statements: readonly StatementInput[],
     options: BatchOptions,
   ): Promise<(StatementResult | StatementFailure)[]> {
+    this.#assertOpen();
     if (!options.transaction) {
       const results: (StatementResult | StatementFailure)[] = [];
       for (const statement of statements) {
@@ -537,17 +540,23 @@ export class SqliteEngine implements Engine {
 
   async healthCheck(): Promise<void> {
     await this.execute({ sql: 'SELECT 1' }, { timeoutMs: 2000 });
-    const conn = await this.#pool.acquire();
-    try {
-      await (await conn.prepare('SELECT 1')).iterate([]);
-    } finally {
-      this.#pool.release(conn);
-    }
+    // Read to its end: a statement left with a row pending keeps the connection's snapshot open.
+    await this.#onPooled(undefined, async (conn) =>
+      drain(await (await conn.prepare('SELECT 1')).iterate([])),
+    );
   }
 
+  /**
+   * Stops what runs and closes every connection, waiting for each native call to return first: the
+   * process may exit right after, and libsql aborts it if a call completes while it tears down.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const readers = this.#readers.close();
+    for (const conn of this.#leased.keys()) conn.interrupt();
+    await readers;
+    await Promise.allSettled(this.#leased.values());
     await this.#checkpointer.close();
     // Fold the WAL into the database off the event loop, so the next start does not have to.
     try {
@@ -743,26 +752,34 @@ export class SqliteEngine implements Engine {
     const columns = stmt.columns().map((c) => c.name);
     const it = await stmt.iterate(params);
     let total = 0;
-    for (;;) {
-      const rows: ResultChunk['rows'] = [];
-      let done = false;
-      while (rows.length < chunkSize) {
-        const next = it.next();
-        if (next.done) {
-          done = true;
-          break;
+    let done = false;
+    /** Between rows: the last step gave a row. (After a failed step, stepping again would restart it.) */
+    let betweenRows = true;
+    try {
+      for (;;) {
+        const rows: ResultChunk['rows'] = [];
+        while (rows.length < chunkSize) {
+          betweenRows = false;
+          const next = it.next();
+          betweenRows = true;
+          if (next.done) {
+            done = true;
+            break;
+          }
+          rows.push(toWireRow(next.value));
         }
-        rows.push(toWireRow(next.value));
+        total += rows.length;
+        if (done) {
+          yield { columns, rows, done: true, rowsAffected: total };
+          return;
+        }
+        yield { columns, rows, done: false };
+        // Let other sockets' work run between chunks, however fast the consumer is.
+        await yieldToLoop();
+        stopper.throwIfStopped();
       }
-      total += rows.length;
-      if (done) {
-        yield { columns, rows, done: true, rowsAffected: total };
-        return;
-      }
-      yield { columns, rows, done: false };
-      // Let other sockets' work run between chunks, however fast the consumer is.
-      await yieldToLoop();
-      stopper.throwIfStopped();
+    } finally {
+      if (!done && betweenRows) halt(conn, it);
     }
   }
 
@@ -823,6 +840,22 @@ function failingAt<T>(index: number, work: () => T): T {
     return result instanceof Promise ? (result.catch(wrap) as T) : result;
   } catch (err) {
     return wrap(err);
+  }
+}
+
+/**
+ * Ends a statement left between rows (stopped, or its consumer gone): after the interrupt its next
+ * step fails and SQLite ends it there. Dropped unfinished, libsql would keep it running, with its
+ * snapshot, until the garbage collector frees it. Never for a statement whose last step failed: SQLite
+ * resets such a statement, a further step would run it again from the start, and the interrupt does
+ * not reach a statement that is not running.
+ */
+function halt(conn: PooledConnection, it: Iterator<unknown[]>): void {
+  conn.interrupt();
+  try {
+    while (!it.next().done);
+  } catch {
+    // SQLITE_INTERRUPT (or the error that stopped it already): the statement is over.
   }
 }
 
