@@ -26,6 +26,9 @@ interface PageSpec {
 const PAGES: Record<string, PageSpec> = {
   sql: { title: 'SQL editor', load: () => import('./pages/sql-page.tsx') },
   tables: { title: 'Tables', load: () => import('./pages/tables-page.tsx') },
+  realtime: { title: 'Realtime', load: () => import('./pages/realtime-page.tsx') },
+  documents: { title: 'Documents', load: () => import('./pages/documents-page.tsx') },
+  graphql: { title: 'GraphQL', load: () => import('./pages/graphql-page.tsx') },
   metrics: {
     title: 'Metrics',
     load: () => import('./pages/metrics-page.tsx'),

@@ -4,20 +4,24 @@
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
+import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config/config.ts';
-import { SqliteEngine } from './engine/sqlite/sqlite-engine.ts';
+import { openEngine } from './engine/open-engine.ts';
+import { catalogScopedEngine } from './engine/sqlite/catalog-scope.ts';
 import type { Engine } from './engine/engine.ts';
 import { UserStore } from './auth/user-store.ts';
 import { TokenService } from './auth/tokens.ts';
 import { Authenticator } from './auth/authenticator.ts';
-import { loadSigningSecret } from './auth/signing-secret.ts';
+import { loadSharedSigningSecret, loadSigningSecret } from './auth/signing-secret.ts';
 import { generatePassword } from './auth/passwords.ts';
 import { consoleLogger, describeError, type Logger } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
+import { registerCors } from './http/cors.ts';
+import { OriginPolicy } from './auth/origin-policy.ts';
 import { REVOKED_MESSAGE, registerAuthRoutes } from './http/auth-routes.ts';
 import { registerSqlRoutes } from './http/sql-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
@@ -49,6 +53,7 @@ import { GraphQLService } from './graphql/graphql-service.ts';
 import { registerGraphQLHttp } from './graphql/http-endpoint.ts';
 import { registerGraphQLWs } from './graphql/ws-endpoint.ts';
 import { registerConsoleRoutes } from './http/console-routes.ts';
+import { answerPlainHttpOnTlsPort } from './http/plain-http-on-tls.ts';
 
 export interface StartOptions {
   logger?: Logger;
@@ -142,9 +147,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? consoleLogger;
   const https = config.enable_tls ? loadTls(config) : undefined;
 
-  const engine = await SqliteEngine.open({
-    dataDir: config.data_dir,
-    poolSize: config.engine_pool_size,
+  const engine = await openEngine(config, {
     onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
   });
   let app: FastifyInstance | undefined;
@@ -159,12 +162,22 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await roles.migrate();
     await bootstrapAdmin(users, config, options);
     const access = new AccessControl(users, roles);
+    const syncPrivileges = engine.syncPrivileges?.bind(engine);
+    if (syncPrivileges) {
+      access.syncWith(syncPrivileges);
+      await syncPrivileges();
+    }
     access.onDenied((principal, privilege) =>
       audit.record({ event: 'permission.denied', user: principal.user, details: { privilege } }),
     );
     const revocations = new TokenRevocations(engine.internal);
     await revocations.migrate();
-    const tokens = new TokenService(loadSigningSecret(config.data_dir, config.jwt_secret), config.token_ttl);
+    // Nodes sharing a database share the secret through it, unless one is configured.
+    const secret =
+      engine.name === 'postgres'
+        ? await loadSharedSigningSecret(engine.internal, config.jwt_secret)
+        : loadSigningSecret(config.data_dir, config.jwt_secret);
+    const tokens = new TokenService(secret, config.token_ttl);
     const idp = config.jwks_url !== undefined ? new ExternalIdentityProvider(config) : undefined;
     const authenticator = new Authenticator(users, tokens, revocations, audit, idp);
     const sessions = new SessionRegistry(config.max_connections_per_user);
@@ -178,7 +191,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxEntries: config.changelog_max_entries,
     });
     const hub = new SubscriptionHub(engine, feed, access, config, logger);
-    const gateway = new WebSocketGateway(config, logger, audit);
+    const origins = new OriginPolicy({ allowedOrigins: config.allowed_origins, host: config.host });
+    const gateway = new WebSocketGateway(config, logger, origins, audit);
     const changeFeed = feed;
     sampler = new MetricsSampler({
       connections: () => gateway.connectionsByEndpoint(),
@@ -187,7 +201,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       databaseFiles: engine.dataFiles,
     });
     const deps = {
-      engine: meteredEngine(auditedEngine(engine, audit), sampler),
+      // SQLite's catalog names every table: callers without ADMIN are served the part they may see.
+      // SQLite's catalog is cut to what each caller may see by the server; PostgreSQL's by PostgreSQL.
+      engine:
+        engine.name === 'sqlite'
+          ? catalogScopedEngine(meteredEngine(auditedEngine(engine, audit), sampler))
+          : meteredEngine(auditedEngine(engine, audit), sampler),
       authenticator,
       access,
       config,
@@ -216,11 +235,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       ...(https ? { https } : {}),
     }) as unknown as FastifyInstance;
     if (https) {
+      answerPlainHttpOnTlsPort(app.server as HttpsServer);
       app.addHook('onSend', async (_request, reply) => {
         reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
       });
     }
     registerErrorHandling(app, logger);
+    registerCors(app, origins, audit);
     registerAuthRoutes(app, { ...deps, users, loginLimiter });
     registerSqlRoutes(app, deps);
     registerHealthRoutes(app, deps);

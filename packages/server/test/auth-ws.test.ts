@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { sleep, sql, startTestServer, type TestServer } from './helpers/test-server.ts';
 import { ISO_TIMESTAMP, TestClient } from './helpers/ws-client.ts';
-import { nowSeconds, signToken, unsignedToken } from './helpers/tokens.ts';
+import { nowSeconds, identityOf, signToken, unsignedToken } from './helpers/tokens.ts';
 
 let ts: TestServer;
 before(async () => {
@@ -152,21 +152,33 @@ test('an unsigned token (alg none): AUTH_FAILED, close 1008', async () => {
 test('a token with the wrong issuer, audience or algorithm, or for an unknown user: AUTH_FAILED', async () => {
   const secret = ts.secret();
   await expectRejected(
-    await signToken(secret, { iss: 'someone-else' }),
+    await signToken(secret, { claims: identityOf(ts.token), iss: 'someone-else' }),
     'AUTH_FAILED',
     'authentication failed',
   );
   await expectRejected(
-    await signToken(secret, { aud: 'someone-else' }),
+    await signToken(secret, { claims: identityOf(ts.token), aud: 'someone-else' }),
     'AUTH_FAILED',
     'authentication failed',
   );
-  await expectRejected(await signToken(secret, { alg: 'HS512' }), 'AUTH_FAILED', 'authentication failed');
-  await expectRejected(await signToken(secret, { sub: 'ghost' }), 'AUTH_FAILED', 'authentication failed');
+  await expectRejected(
+    await signToken(secret, { claims: identityOf(ts.token), alg: 'HS512' }),
+    'AUTH_FAILED',
+    'authentication failed',
+  );
+  await expectRejected(
+    await signToken(secret, { claims: identityOf(ts.token), sub: 'ghost' }),
+    'AUTH_FAILED',
+    'authentication failed',
+  );
 });
 
 test('an expired token: auth_error AUTH_EXPIRED, then close 1008', async () => {
-  const expired = await signToken(ts.secret(), { iat: nowSeconds() - 120, exp: nowSeconds() - 60 });
+  const expired = await signToken(ts.secret(), {
+    claims: identityOf(ts.token),
+    iat: nowSeconds() - 120,
+    exp: nowSeconds() - 60,
+  });
   await expectRejected(expired, 'AUTH_EXPIRED', 'token expired');
 });
 
@@ -175,7 +187,7 @@ test(
   { timeout: 10_000 },
   async () => {
     const exp = nowSeconds() + 2;
-    const shortLived = await signToken(ts.secret(), { exp });
+    const shortLived = await signToken(ts.secret(), { claims: identityOf(ts.token), exp });
     const c = await ts.connect({ token: shortLived });
     const ok = await c.next();
     assert.equal(ok.type, 'auth_success');
@@ -194,7 +206,7 @@ test(
   're-sending auth with a fresh token before expiry keeps the socket open',
   { timeout: 10_000 },
   async () => {
-    const shortLived = await signToken(ts.secret(), { exp: nowSeconds() + 2 });
+    const shortLived = await signToken(ts.secret(), { claims: identityOf(ts.token), exp: nowSeconds() + 2 });
     const c = await ts.connect({ token: shortLived });
     assert.equal((await c.next()).type, 'auth_success');
     c.send({ type: 'auth', id: 'refresh', payload: { token: ts.token } });

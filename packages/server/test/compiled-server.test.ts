@@ -30,6 +30,8 @@ test(
     let client: TestClient | undefined;
     try {
       const [, baseUrl, wsUrl] = await cli.waitForOutput(/RustyDB listening on (\S+) \(WebSocket (\S+)\)/);
+      // The start-up lines end with where the web console is (the console package is built with the rest).
+      await cli.waitForOutput(/^Web console: http:\/\/127\.0\.0\.1:\d+\/$/m);
       const res = await login(baseUrl!, 'admin', 'compiled-secret');
       assert.equal(res.status, 200);
       client = await TestClient.connect(

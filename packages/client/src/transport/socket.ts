@@ -18,6 +18,7 @@ export interface WebSocketLike {
   terminate?: () => void;
 }
 
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+/** `protocols`: the subprotocols to offer (graphql-ws needs `graphql-transport-ws`). */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export const OPEN = 1;

@@ -30,6 +30,7 @@ export const AUDIT_EVENTS = [
   'grant.revoke',
   'session.kill',
   'connection.limit',
+  'origin.denied',
   'rate_limit.close',
   'server.start',
 ] as const;

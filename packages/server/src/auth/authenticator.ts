@@ -6,18 +6,22 @@
 import { RustyError } from '../errors/rusty-error.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { decoyPasswordHash, verifyPassword } from './passwords.ts';
-import type { TokenService } from './tokens.ts';
+import { CLOCK_TOLERANCE_S, type TokenService } from './tokens.ts';
 import type { UserStore } from './user-store.ts';
 import type { TokenRevocations } from './token-revocations.ts';
 import { ExternalIdentityProvider } from './external-idp.ts';
 
 export interface Principal {
   user: string;
+  /** The user's id (see UserRecord); absent for the anonymous caller and identity-provider users. */
+  userId?: string;
   roles: string[];
   /** Milliseconds since the epoch; undefined when authentication is off. */
   expiresAt?: number;
   /** The token's id (`jti`), when it has one. */
   tokenId?: string;
+  /** The login the token belongs to (`sid`): shared by a login's first token and its refreshes. */
+  loginId?: string;
   /** True only when authentication is off: such a caller holds every privilege. */
   anonymous?: boolean;
   /** Authenticated by an external identity provider: the roles come from the token, not from a user here. */
@@ -32,6 +36,16 @@ export interface AuthContext {
 }
 
 export const ANONYMOUS: Principal = Object.freeze({ user: 'anonymous', roles: ['admin'], anonymous: true });
+
+/**
+ * Whether two principals are the same identity: the same user (the same account, not only the same
+ * name), from the same source. A connection keeps one identity for its whole life.
+ */
+export function sameIdentity(a: Principal, b: Principal): boolean {
+  return (
+    a.user === b.user && a.userId === b.userId && !a.external === !b.external && !a.anonymous === !b.anonymous
+  );
+}
 
 export interface IssuedToken {
   token: string;
@@ -74,7 +88,7 @@ export class Authenticator {
       throw new RustyError('AUTH_FAILED', 'invalid username or password');
     }
     this.#audit?.record({ event: 'login.success', user: user.username, ...context });
-    return this.#tokens.issue(user.username, user.tokensValidAfter);
+    return this.#tokens.issue(user);
   }
 
   /** Resolves a bearer token to the user it names, who must still exist and be enabled. */
@@ -109,35 +123,46 @@ export class Authenticator {
     }
     const claims = await this.#tokens.verify(token);
     const user = await this.#users.find(claims.user);
-    if (!user || user.disabled) throw new RustyError('AUTH_FAILED', 'invalid token');
-    if (claims.issuedAt < user.tokensValidAfter) {
+    // Another account of the same name (the one it was issued to was deleted) is another user.
+    if (!user || user.disabled || user.id !== claims.userId) {
+      throw new RustyError('AUTH_FAILED', 'invalid token');
+    }
+    if (claims.generation !== user.tokenGeneration) {
       throw new RustyError('AUTH_FAILED', 'token has been revoked; log in again');
     }
-    if (claims.tokenId && (await this.#revocations?.isRevoked(claims.tokenId))) {
+    if (await this.#revocations?.isRevoked(claims.loginId, claims.tokenId)) {
       throw new RustyError('AUTH_FAILED', 'token has been revoked; log in again');
     }
     return {
       user: user.username,
+      userId: user.id,
       roles: user.roles,
       expiresAt: claims.expiresAt * 1000,
-      ...(claims.tokenId ? { tokenId: claims.tokenId } : {}),
+      tokenId: claims.tokenId,
+      loginId: claims.loginId,
     };
   }
 
-  /** A new token for the holder of a valid one (the old one stays valid until it expires or is logged out). */
+  /**
+   * A new token for the holder of a valid one, continuing the same login: the old token stays valid
+   * until it expires, and logging out either ends both.
+   */
   async refresh(principal: Principal, context: AuthContext = {}): Promise<IssuedToken> {
     if (principal.external) {
       throw new RustyError('INVALID_MESSAGE', 'tokens of the identity provider are refreshed there');
     }
     const user = await this.#users.find(principal.user);
-    if (!user || user.disabled) throw new RustyError('AUTH_FAILED', 'invalid token');
+    if (!user || user.disabled || user.id !== principal.userId) {
+      throw new RustyError('AUTH_FAILED', 'invalid token');
+    }
     this.#audit?.record({ event: 'auth.refresh', user: user.username, ...context });
-    return this.#tokens.issue(user.username, user.tokensValidAfter);
+    return this.#tokens.issue(user, principal.loginId);
   }
 
   /**
-   * Revokes the principal's token, or every token of the user with `everywhere` (also used for a token
-   * without an id, which cannot be revoked alone).
+   * Revokes the principal's login (its token and every token refreshed from it or it was refreshed
+   * from), or every token of the user with `everywhere` (also used for a token without an id, which
+   * cannot be revoked alone).
    */
   async logout(principal: Principal, everywhere: boolean, context: AuthContext = {}): Promise<void> {
     if (principal.external && (everywhere || !principal.tokenId || !this.#revocations)) {
@@ -148,6 +173,11 @@ export class Authenticator {
     }
     if (everywhere || !principal.tokenId || !this.#revocations) {
       await this.#users.revokeTokens(principal.user);
+    } else if (principal.loginId) {
+      // A token refreshed from this login just now expires a full lifetime from now: the revocation
+      // is kept until then.
+      const lastExpiry = Math.floor(Date.now() / 1000) + this.#tokens.ttlSeconds + CLOCK_TOLERANCE_S;
+      await this.#revocations.revoke(principal.loginId, principal.user, lastExpiry);
     } else {
       await this.#revocations.revoke(
         principal.tokenId,

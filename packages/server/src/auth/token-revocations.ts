@@ -1,6 +1,8 @@
 /**
- * Tokens revoked before their expiry (logout), by token id (`jti`), kept in an internal table until
- * the token would have expired anyway: after that the signature check refuses it on its own.
+ * Logins and tokens revoked before their expiry (logout), kept in an internal table until every token
+ * they cover would have expired anyway: after that the signature check refuses them on its own. A
+ * login (`sid`) covers its first token and every token refreshed from it; a single token (`jti`) is
+ * revoked alone only when it belongs to no login of this server (an identity provider's token).
  */
 import type { InternalStore } from '../engine/engine.ts';
 import { INTERNAL_PREFIX } from '../engine/statement-guard.ts';
@@ -20,27 +22,37 @@ export class TokenRevocations {
 
   async migrate(): Promise<void> {
     await this.#store.exec(`CREATE TABLE IF NOT EXISTS ${REVOKED_TOKENS_TABLE} (
-      jti TEXT PRIMARY KEY,
+      jti TEXT PRIMARY KEY, -- a login id (sid) or a token id (jti): both are random UUIDs
       username TEXT NOT NULL,
       expires_at INTEGER NOT NULL
     )`);
     await this.purge();
   }
 
-  /** @param expiresAt the token's own expiry, seconds since the epoch */
-  async revoke(jti: string, username: string, expiresAt: number): Promise<void> {
+  /**
+   * @param id a login id or a token id
+   * @param expiresAt when the last token it covers expires, seconds since the epoch
+   */
+  async revoke(id: string, username: string, expiresAt: number): Promise<void> {
     await this.#store.run(
-      `INSERT OR IGNORE INTO ${REVOKED_TOKENS_TABLE} (jti, username, expires_at) VALUES (?, ?, ?)`,
-      [jti, username, expiresAt],
+      // A CASE rather than max(): the same statement runs on SQLite and PostgreSQL.
+      `INSERT INTO ${REVOKED_TOKENS_TABLE} (jti, username, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (jti) DO UPDATE SET expires_at = CASE WHEN excluded.expires_at > ${REVOKED_TOKENS_TABLE}.expires_at
+         THEN excluded.expires_at ELSE ${REVOKED_TOKENS_TABLE}.expires_at END`,
+      [id, username, expiresAt],
     );
     if (Date.now() - this.#lastPurge > PURGE_INTERVAL_MS) await this.purge();
   }
 
-  async isRevoked(jti: string): Promise<boolean> {
-    const row = await this.#store.get(`SELECT 1 AS revoked FROM ${REVOKED_TOKENS_TABLE} WHERE jti = ?`, [
-      jti,
-    ]);
-    return row !== undefined;
+  /** True when any of the ids (a token's own, its login's) was revoked. */
+  async isRevoked(...ids: string[]): Promise<boolean> {
+    for (const id of ids) {
+      const row = await this.#store.get(`SELECT 1 AS revoked FROM ${REVOKED_TOKENS_TABLE} WHERE jti = ?`, [
+        id,
+      ]);
+      if (row !== undefined) return true;
+    }
+    return false;
   }
 
   /** Forgets revocations of tokens that have expired by now. */

@@ -9,13 +9,29 @@ export const TOKEN_AUDIENCE = 'rustydb';
 /** How far a token's issue time may lie in the future (clock differences between machines), seconds. */
 export const CLOCK_TOLERANCE_S = 30;
 
+/** Whom a token is issued to: a user as they are now (see UserRecord). */
+export interface TokenSubject {
+  username: string;
+  id: string;
+  tokenGeneration: number;
+}
+
 export interface TokenClaims {
   user: string;
+  /** `uid`: the id of the user the token was issued to. */
+  userId: string;
+  /** `gen`: the user's token generation when it was issued. */
+  generation: number;
+  /**
+   * `sid`: the login the token belongs to. A login's first token and every token refreshed from it
+   * share it, so that logging out ends them all.
+   */
+  loginId: string;
   /** Seconds since the epoch. */
   expiresAt: number;
   /** Seconds since the epoch. */
   issuedAt: number;
-  /** The token's `jti`; empty when it has none (the server's own tokens always have one). */
+  /** The token's own id, `jti`. */
   tokenId: string;
 }
 
@@ -29,24 +45,31 @@ export class TokenService {
     this.#ttlSeconds = ttlSeconds;
   }
 
+  get ttlSeconds(): number {
+    return this.#ttlSeconds;
+  }
+
   /**
-   * @param notBefore the user's `tokensValidAfter`: a token is never dated earlier, so one issued in
-   *   the second after a password change is not mistaken for one from before it.
+   * A token bound to the user's id and current token generation.
+   * @param loginId the login a refreshed token continues; a new login when omitted
    */
-  async issue(user: string, notBefore = 0): Promise<{ token: string; expiresAt: Date; tokenId: string }> {
-    const now = Math.max(Math.floor(Date.now() / 1000), notBefore);
-    const exp = Math.floor(Date.now() / 1000) + this.#ttlSeconds;
+  async issue(
+    user: TokenSubject,
+    loginId: string = randomUUID(),
+  ): Promise<{ token: string; expiresAt: Date; tokenId: string; loginId: string }> {
+    const now = Math.floor(Date.now() / 1000);
+    const exp = now + this.#ttlSeconds;
     const tokenId = randomUUID();
-    const token = await new SignJWT({})
+    const token = await new SignJWT({ uid: user.id, gen: user.tokenGeneration, sid: loginId })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(user)
+      .setSubject(user.username)
       .setIssuer(TOKEN_ISSUER)
       .setAudience(TOKEN_AUDIENCE)
       .setIssuedAt(now)
       .setExpirationTime(exp)
       .setJti(tokenId)
       .sign(this.#secret);
-    return { token, expiresAt: new Date(exp * 1000), tokenId };
+    return { token, expiresAt: new Date(exp * 1000), tokenId, loginId };
   }
 
   /**
@@ -60,14 +83,22 @@ export class TokenService {
         algorithms: ['HS256'],
         issuer: TOKEN_ISSUER,
         audience: TOKEN_AUDIENCE,
-        requiredClaims: ['sub', 'exp', 'iat'],
+        requiredClaims: ['sub', 'exp', 'iat', 'jti', 'uid', 'gen', 'sid'],
       });
-      if (typeof payload.jti !== 'undefined' && typeof payload.jti !== 'string') throw new Error('bad jti');
+      const { uid, gen, sid, jti } = payload;
+      // Tokens of older versions carry no user id or generation: their holders log in again.
+      if (typeof uid !== 'string' || typeof sid !== 'string' || typeof jti !== 'string') {
+        throw new Error('missing identity');
+      }
+      if (typeof gen !== 'number' || !Number.isSafeInteger(gen)) throw new Error('bad generation');
       claims = {
         user: payload.sub!,
+        userId: uid,
+        generation: gen,
+        loginId: sid,
         expiresAt: payload.exp!,
         issuedAt: payload.iat!,
-        tokenId: payload.jti ?? '',
+        tokenId: jti,
       };
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw new RustyError('AUTH_EXPIRED', 'token has expired');

@@ -1,4 +1,5 @@
 /** Users, kept in an internal table of the database itself. */
+import { randomUUID } from 'node:crypto';
 import type { InternalStore } from '../engine/engine.ts';
 import { INTERNAL_PREFIX } from '../engine/statement-guard.ts';
 import { hashPassword } from './passwords.ts';
@@ -7,31 +8,42 @@ export const USERS_TABLE = `${INTERNAL_PREFIX}users`;
 
 export interface UserRecord {
   username: string;
+  /**
+   * Random, given when the user is created and never reused: a user deleted and created again under
+   * the same name is another user, and tokens of the first never open the second's account.
+   */
+  id: string;
   passwordHash: string;
   roles: string[];
   disabled: boolean;
   /**
-   * Seconds since the epoch: tokens issued (`iat`) before this are no longer accepted. Set when the
-   * user is created, changes password or is disabled, so that older tokens die with the old state.
+   * Tokens carry the generation they were issued at and are accepted only while it is current. A
+   * password change, disabling and "log out everywhere" move it on, which ends every token issued so
+   * far at once — not at the next second of a clock.
    */
-  tokensValidAfter: number;
+  tokenGeneration: number;
 }
 
 interface UserRow {
   username: string;
+  user_id: string;
   password_hash: string;
   roles: string;
   disabled: number;
-  tokens_valid_after: number;
+  token_generation: number;
 }
-
-const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 const USERNAME_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
 
 export function isValidUsername(name: string): boolean {
   return USERNAME_PATTERN.test(name);
 }
+
+/** The current time as ISO 8601 text, in each engine's SQL. */
+const NOW_ISO = {
+  sqlite: "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+  postgres: `(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`,
+};
 
 export class UserStore {
   readonly #store: InternalStore;
@@ -43,33 +55,56 @@ export class UserStore {
   async migrate(): Promise<void> {
     await this.#store.exec(`CREATE TABLE IF NOT EXISTS ${USERS_TABLE} (
       username TEXT PRIMARY KEY,
+      user_id TEXT NOT NULL UNIQUE,
       password_hash TEXT NOT NULL,
       roles TEXT NOT NULL DEFAULT '[]',
       disabled INTEGER NOT NULL DEFAULT 0,
-      created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+      token_generation INTEGER NOT NULL DEFAULT 0,
+      created_at TEXT NOT NULL DEFAULT ${NOW_ISO[this.#store.dialect]}
     )`);
-    const columns = await this.#store.all<{ name: string }>(
-      `SELECT name FROM pragma_table_info('${USERS_TABLE}')`,
+    // PostgreSQL databases start with the current columns; SQLite files may be older.
+    if (this.#store.dialect === 'postgres') return;
+    // Databases from before tokens were bound to a user id: every user gets one (their old tokens,
+    // which carry none, are refused: users log in again once).
+    const columns = new Set(
+      (await this.#store.all<{ name: string }>(`SELECT name FROM pragma_table_info('${USERS_TABLE}')`)).map(
+        (c) => c.name,
+      ),
     );
-    if (!columns.some((c) => c.name === 'tokens_valid_after')) {
+    if (!columns.has('user_id')) {
+      await this.#store.exec(`ALTER TABLE ${USERS_TABLE} ADD COLUMN user_id TEXT`);
+      for (const { username } of await this.#store.all<{ username: string }>(
+        `SELECT username FROM ${USERS_TABLE}`,
+      )) {
+        await this.#store.run(`UPDATE ${USERS_TABLE} SET user_id = ? WHERE username = ?`, [
+          randomUUID(),
+          username,
+        ]);
+      }
+    }
+    if (!columns.has('token_generation')) {
       await this.#store.exec(
-        `ALTER TABLE ${USERS_TABLE} ADD COLUMN tokens_valid_after INTEGER NOT NULL DEFAULT 0`,
+        `ALTER TABLE ${USERS_TABLE} ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0`,
       );
+    }
+    if (columns.has('tokens_valid_after')) {
+      await this.#store.exec(`ALTER TABLE ${USERS_TABLE} DROP COLUMN tokens_valid_after`);
     }
   }
 
   async find(username: string): Promise<UserRecord | undefined> {
     const row = await this.#store.get<UserRow>(
-      `SELECT username, password_hash, roles, disabled, tokens_valid_after FROM ${USERS_TABLE} WHERE username = ?`,
+      `SELECT username, user_id, password_hash, roles, disabled, token_generation FROM ${USERS_TABLE} WHERE username = ?`,
       [username],
     );
     if (!row) return undefined;
     return {
       username: row.username,
+      id: row.user_id,
       passwordHash: row.password_hash,
       roles: JSON.parse(row.roles) as string[],
       disabled: row.disabled !== 0,
-      tokensValidAfter: row.tokens_valid_after,
+      tokenGeneration: row.token_generation,
     };
   }
 
@@ -80,14 +115,14 @@ export class UserStore {
 
   async create(username: string, password: string, roles: string[]): Promise<void> {
     if (!isValidUsername(username)) throw new Error(`invalid username '${username}'`);
-    // Tokens issued to an earlier user of the same name (deleted since) must not work for this one.
+    // A new id: tokens issued to an earlier user of the same name (deleted since) name another id.
     await this.#store.run(
-      `INSERT INTO ${USERS_TABLE} (username, password_hash, roles, tokens_valid_after) VALUES (?, ?, ?, ?)`,
-      [username, await hashPassword(password), JSON.stringify(roles), nowSeconds()],
+      `INSERT INTO ${USERS_TABLE} (username, user_id, password_hash, roles) VALUES (?, ?, ?, ?)`,
+      [username, randomUUID(), await hashPassword(password), JSON.stringify(roles)],
     );
   }
 
-  async list(): Promise<Omit<UserRecord, 'passwordHash' | 'tokensValidAfter'>[]> {
+  async list(): Promise<Omit<UserRecord, 'id' | 'passwordHash' | 'tokenGeneration'>[]> {
     const rows = await this.#store.all<UserRow>(
       `SELECT username, roles, disabled FROM ${USERS_TABLE} ORDER BY username`,
     );
@@ -110,8 +145,8 @@ export class UserStore {
   async setDisabled(username: string, disabled: boolean): Promise<boolean> {
     if (disabled) {
       const { changes } = await this.#store.run(
-        `UPDATE ${USERS_TABLE} SET disabled = 1, tokens_valid_after = ? WHERE username = ?`,
-        [nowSeconds() + 1, username],
+        `UPDATE ${USERS_TABLE} SET disabled = 1, token_generation = token_generation + 1 WHERE username = ?`,
+        [username],
       );
       return changes > 0;
     }
@@ -121,14 +156,11 @@ export class UserStore {
     return changes > 0;
   }
 
-  /**
-   * Ends every token issued to the user so far. Tokens carry their issue time in whole seconds, so the
-   * cut-off is the start of the next second; tokens issued from now on are dated at it (see TokenService).
-   */
+  /** Ends every token issued to the user so far; tokens issued from now on work. */
   async revokeTokens(username: string): Promise<boolean> {
     const { changes } = await this.#store.run(
-      `UPDATE ${USERS_TABLE} SET tokens_valid_after = ? WHERE username = ?`,
-      [nowSeconds() + 1, username],
+      `UPDATE ${USERS_TABLE} SET token_generation = token_generation + 1 WHERE username = ?`,
+      [username],
     );
     return changes > 0;
   }
@@ -140,8 +172,8 @@ export class UserStore {
   /** Changing the password ends every token issued before the change. */
   async setPassword(username: string, password: string): Promise<boolean> {
     const { changes } = await this.#store.run(
-      `UPDATE ${USERS_TABLE} SET password_hash = ?, tokens_valid_after = ? WHERE username = ?`,
-      [await hashPassword(password), nowSeconds() + 1, username],
+      `UPDATE ${USERS_TABLE} SET password_hash = ?, token_generation = token_generation + 1 WHERE username = ?`,
+      [await hashPassword(password), username],
     );
     return changes > 0;
   }

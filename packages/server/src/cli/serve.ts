@@ -20,6 +20,7 @@ export async function serve(args: ParsedArgs): Promise<void> {
   // Warnings about an exposed configuration (no TLS off loopback, authentication off) come from the
   // server itself, through its logger.
   process.stdout.write(`RustyDB listening on ${server.url} (WebSocket ${server.wsUrl}/api/v1/stream)\n`);
+  if (server.consoleUrl) process.stdout.write(`Web console: ${server.consoleUrl}\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -19,6 +19,17 @@ export const CONFIG_FIELDS = {
   host: { kind: 'string', default: '127.0.0.1', help: 'address to listen on' },
   port: { kind: 'int', default: 8080, min: 0, max: 65535, help: 'TCP port (0 picks a free one)' },
   data_dir: { kind: 'string', default: './data', help: 'directory holding the database and secrets' },
+  engine: {
+    kind: 'string',
+    default: 'sqlite',
+    help: 'storage engine: sqlite (embedded, one node) or postgres (database_url; several nodes)',
+  },
+  database_url: {
+    kind: 'string',
+    default: undefined,
+    secret: true,
+    help: 'PostgreSQL connection URL (with engine postgres), e.g. postgres://rustydb:PASSWORD@db:5432/rustydb',
+  },
   admin_password: {
     kind: 'string',
     default: undefined,
@@ -45,6 +56,13 @@ export const CONFIG_FIELDS = {
     min: 64,
     max: 256 * 1024 * 1024,
     help: 'largest client message, bytes (after decompression)',
+  },
+  websocket_max_send_buffer: {
+    kind: 'int',
+    default: 16 * 1024 * 1024,
+    min: 2 * 1024 * 1024,
+    max: 1024 * 1024 * 1024,
+    help: 'bytes that may wait to be sent on one socket; a client further behind is closed with 4013',
   },
   websocket_ping_interval: {
     kind: 'number',
@@ -90,12 +108,33 @@ export const CONFIG_FIELDS = {
     max: 86_400,
     help: 'seconds over which refused messages are counted',
   },
+  websocket_auth_timeout: {
+    kind: 'number',
+    default: 10,
+    min: 0.05,
+    max: 3600,
+    help: 'seconds a new WebSocket has to authenticate (at most half of websocket_timeout)',
+  },
   max_connections_per_ip: {
     kind: 'int',
-    default: 0,
+    default: 100,
     min: 0,
     max: 1_000_000,
-    help: 'WebSocket connections from one address at once (0: no limit beyond websocket_max_connections)',
+    help: 'WebSocket connections from one address (IPv6: one /64) at once (0: no limit beyond websocket_max_connections)',
+  },
+  max_unauthenticated_connections: {
+    kind: 'int',
+    default: 256,
+    min: 0,
+    max: 1_000_000,
+    help: 'WebSocket connections not yet authenticated, all addresses together (0: no limit of its own)',
+  },
+  max_unauthenticated_connections_per_ip: {
+    kind: 'int',
+    default: 16,
+    min: 0,
+    max: 1_000_000,
+    help: 'WebSocket connections not yet authenticated from one address (IPv6: one /64) (0: no limit of its own)',
   },
   max_connections_per_user: {
     kind: 'int',
@@ -160,6 +199,11 @@ export const CONFIG_FIELDS = {
     kind: 'string',
     default: undefined,
     help: 'JSON object mapping values of jwks_roles_claim to RustyDB roles (default: taken as role names)',
+  },
+  allowed_origins: {
+    kind: 'string',
+    default: undefined,
+    help: "browser origins allowed besides the server's own and loopback ones, comma-separated (*: any)",
   },
   enable_tls: { kind: 'bool', default: false, help: 'serve https and wss' },
   tls_cert_path: { kind: 'string', default: undefined, help: 'PEM certificate (with enable_tls)' },
@@ -351,6 +395,24 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   }
 
   const result = config as ServerConfig;
+  if (result.engine !== 'sqlite' && result.engine !== 'postgres') {
+    throw new ConfigError('engine', `must be sqlite or postgres, got ${JSON.stringify(result.engine)}`);
+  }
+  if (result.engine === 'postgres') {
+    if (result.database_url === undefined)
+      throw new ConfigError('database_url', 'is required with engine postgres');
+    let url: URL;
+    try {
+      url = new URL(result.database_url);
+    } catch {
+      throw new ConfigError('database_url', 'not a URL (postgres://user:password@host:port/database)');
+    }
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+      throw new ConfigError('database_url', 'must be a postgres:// or postgresql:// URL');
+    }
+  } else if (result.database_url !== undefined) {
+    throw new ConfigError('database_url', 'is only used with engine postgres');
+  }
   if (result.enable_tls && (!result.tls_cert_path || !result.tls_key_path)) {
     throw new ConfigError('enable_tls', 'needs both tls_cert_path and tls_key_path');
   }
@@ -369,7 +431,66 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
     }
   }
   if (result.jwks_role_map !== undefined) parseRoleMap(result.jwks_role_map);
+  if (result.allowed_origins !== undefined) parseAllowedOrigins(result.allowed_origins);
+  // A subscriber must be told SLOW_CONSUMER (and can resume) before its socket reaches the hard limit.
+  if (result.subscription_max_buffer >= result.websocket_max_send_buffer) {
+    throw new ConfigError(
+      'subscription_max_buffer',
+      `must be below websocket_max_send_buffer (${result.websocket_max_send_buffer})`,
+    );
+  }
   return result;
+}
+
+/**
+ * How long a new WebSocket has to authenticate: websocket_auth_timeout, but never more than half of
+ * websocket_timeout, so that the idle close (1001) never beats it to a client that is chatty but never
+ * authenticates.
+ */
+export function authTimeoutMs(config: ServerConfig): number {
+  return Math.min(config.websocket_auth_timeout, config.websocket_timeout / 2) * 1000;
+}
+
+/** `allowed_origins`: `*`, `null` (sandboxed pages, files) or `scheme://host[:port]`, comma-separated. */
+export function parseAllowedOrigins(text: string): { any: boolean; origins: Set<string> } {
+  const origins = new Set<string>();
+  let any = false;
+  for (const raw of text.split(',')) {
+    const entry = raw.trim();
+    if (entry === '') continue;
+    if (entry === '*') {
+      any = true;
+      continue;
+    }
+    if (entry === 'null') {
+      origins.add('null');
+      continue;
+    }
+    const origin = normalizeOrigin(entry);
+    if (origin === undefined || !/^https?:\/\/[^/]+\/?$/i.test(entry)) {
+      throw new ConfigError(
+        'allowed_origins',
+        `'${entry}' is not an origin: write scheme://host[:port] (http or https, no path), null, or *`,
+      );
+    }
+    origins.add(origin);
+  }
+  return { any, origins };
+}
+
+/** `scheme://host[:port]` with the default port left out and the host lower-cased; undefined if not http(s). */
+export function normalizeOrigin(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.username || url.password) return undefined;
+  // A name, an IPv4 address or a bracketed IPv6 one: no wildcards, which would match nothing.
+  if (!/^(?:[a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/.test(url.hostname)) return undefined;
+  return url.origin;
 }
 
 /** `jwks_role_map`: an object whose values are a role name or a list of them. */

@@ -5,9 +5,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ErrorCode } from '@rustydb/protocol';
+import type { Principal } from '../auth/authenticator.ts';
 
 /** What the registry needs from a session to end it: send an error (no id), then close 1008. */
 export type Terminate = (code: ErrorCode, message: string, reason: string) => void;
+
+/** Bytes waiting to be sent on the session's socket (how far behind its client is). */
+export type QueuedBytes = () => number;
 
 export interface SessionInfo {
   id: string;
@@ -18,6 +22,8 @@ export interface SessionInfo {
   authenticated_at: string;
   /** When the session's token expires, ISO 8601; null when authentication is off. */
   expires_at: string | null;
+  /** Bytes waiting to be sent to the client now. */
+  queued_bytes: number;
 }
 
 interface Entry {
@@ -27,9 +33,14 @@ interface Entry {
   connectedAt: Date;
   authenticatedAt: Date;
   user: string;
-  tokenId: string | undefined;
+  /**
+   * Every token and every login the session has presented (it may re-authenticate with refreshed
+   * tokens): revoking any of them ends it.
+   */
+  credentials: Set<string>;
   expiresAt: number | undefined;
   terminate: Terminate;
+  queued: QueuedBytes;
 }
 
 /** A session's place in the registry; it joins on its first successful authentication. */
@@ -40,20 +51,29 @@ export class SessionHandle {
   readonly remoteAddress: string;
   readonly connectedAt = new Date();
   readonly #terminate: Terminate;
+  readonly queued: QueuedBytes;
 
-  constructor(registry: SessionRegistry, endpoint: string, remoteAddress: string, terminate: Terminate) {
+  constructor(
+    registry: SessionRegistry,
+    endpoint: string,
+    remoteAddress: string,
+    terminate: Terminate,
+    queued: QueuedBytes,
+  ) {
     this.#registry = registry;
     this.endpoint = endpoint;
     this.remoteAddress = remoteAddress;
     this.#terminate = terminate;
+    this.queued = queued;
   }
 
   /**
-   * Records the session as belonging to `user` (again, after a re-authentication). False when that
-   * would exceed the user's connection limit; the session is then not (or no longer) registered.
+   * Records the session as belonging to `principal` (again, after a re-authentication with a new token
+   * of the same user: the endpoints refuse another user). False when that would exceed the user's
+   * connection limit; the session is then not registered.
    */
-  authenticated(user: string, tokenId: string | undefined, expiresAt: number | undefined): boolean {
-    return this.#registry.admit(this, this.#terminate, user, tokenId, expiresAt);
+  authenticated(principal: Principal): boolean {
+    return this.#registry.admit(this, this.#terminate, principal);
   }
 
   /** Leaves the registry; safe to call twice. */
@@ -81,18 +101,18 @@ export class SessionRegistry {
   }
 
   /** A handle for a new connection; it is listed only once it authenticates. */
-  open(endpoint: string, remoteAddress: string, terminate: Terminate): SessionHandle {
-    return new SessionHandle(this, endpoint, remoteAddress, terminate);
+  open(
+    endpoint: string,
+    remoteAddress: string,
+    terminate: Terminate,
+    queued: QueuedBytes = () => 0,
+  ): SessionHandle {
+    return new SessionHandle(this, endpoint, remoteAddress, terminate, queued);
   }
 
   /** @internal used by SessionHandle */
-  admit(
-    handle: SessionHandle,
-    terminate: Terminate,
-    user: string,
-    tokenId: string | undefined,
-    expiresAt: number | undefined,
-  ): boolean {
+  admit(handle: SessionHandle, terminate: Terminate, principal: Principal): boolean {
+    const { user } = principal;
     const existing = this.#sessions.get(handle.id);
     const sameUser = existing?.user === user;
     if (!sameUser && this.#maxPerUser > 0 && this.countFor(user) >= this.#maxPerUser) {
@@ -100,6 +120,9 @@ export class SessionRegistry {
       return false;
     }
     if (existing && !sameUser) this.remove(handle.id);
+    const credentials = sameUser ? existing.credentials : new Set<string>();
+    if (principal.tokenId) credentials.add(principal.tokenId);
+    if (principal.loginId) credentials.add(principal.loginId);
     this.#sessions.set(handle.id, {
       id: handle.id,
       endpoint: handle.endpoint,
@@ -107,9 +130,10 @@ export class SessionRegistry {
       connectedAt: handle.connectedAt,
       authenticatedAt: new Date(),
       user,
-      tokenId,
-      expiresAt,
+      credentials,
+      expiresAt: principal.expiresAt,
       terminate,
+      queued: handle.queued,
     });
     let ids = this.#byUser.get(user);
     if (!ids) this.#byUser.set(user, (ids = new Set()));
@@ -144,6 +168,7 @@ export class SessionRegistry {
       connected_at: e.connectedAt.toISOString(),
       authenticated_at: e.authenticatedAt.toISOString(),
       expires_at: e.expiresAt === undefined ? null : new Date(e.expiresAt).toISOString(),
+      queued_bytes: e.queued(),
     }));
   }
 
@@ -168,10 +193,13 @@ export class SessionRegistry {
     return ids.length;
   }
 
-  /** Ends every session authenticated with the token `tokenId`; returns how many. */
-  killToken(tokenId: string, code: ErrorCode, message: string, reason: string): number {
-    const ids = [...this.#sessions.values()].filter((e) => e.tokenId === tokenId).map((e) => e.id);
-    for (const id of ids) this.kill(id, code, message, reason);
+  /**
+   * Ends every session that ever presented the token or a token of the login `id` (a token id or a
+   * login id); returns how many.
+   */
+  killCredential(id: string, code: ErrorCode, message: string, reason: string): number {
+    const ids = [...this.#sessions.values()].filter((e) => e.credentials.has(id)).map((e) => e.id);
+    for (const sessionId of ids) this.kill(sessionId, code, message, reason);
     return ids.length;
   }
 }

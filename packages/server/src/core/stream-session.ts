@@ -16,7 +16,7 @@ import {
 import type { ServerConfig } from '../config/config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
-import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import { envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
@@ -27,14 +27,26 @@ import type { SubscriptionHub } from '../changes/subscription-hub.ts';
 import { SessionSubscriptions } from './session-subscriptions.ts';
 
 export interface SessionSocket {
+  /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
   send(text: string): void;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
   bufferedAmount(): number;
+  /** Bytes that may be queued at most (websocket_max_send_buffer): no message can be larger. */
+  readonly maxBuffered: number;
+  /** Whether `bytes` more can be queued now. */
+  fits(bytes: number): boolean;
+  /** Resolves once `bytes` more can be queued (or the transport is closed). */
+  room(bytes: number): Promise<void>;
   /** Resolves when the transport has room again (or is closed). */
   drained(): Promise<void>;
   close(code: number, reason: string): void;
+  /**
+   * Tells the transport the client has authenticated (or needs no authentication): it then stops
+   * counting the connection as unauthenticated and no longer closes it for taking too long.
+   */
+  authenticated?(): void;
 }
 
 export interface SessionDeps {
@@ -78,6 +90,11 @@ export function rateLimits(config: ServerConfig): { burst: number; maxViolations
   };
 }
 
+/** Why an `auth` with another user's token is refused on an authenticated connection. */
+export function switchRefused(current: Principal): string {
+  return `this connection is authenticated as '${current.user}'; a token of another user needs a connection of its own`;
+}
+
 export class StreamSession {
   readonly #socket: SessionSocket;
   readonly #deps: SessionDeps;
@@ -89,7 +106,6 @@ export class StreamSession {
   readonly #violations: ViolationCounter | undefined;
   /** Messages that arrived while a URL token was being checked; replayed in order once it is. */
   #pending: string[] | undefined;
-  #authTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #warningTimer: NodeJS.Timeout | undefined;
   readonly #origin: SessionOrigin;
@@ -104,8 +120,11 @@ export class StreamSession {
     this.#socket = socket;
     this.#deps = deps;
     this.#origin = origin;
-    this.#handle = deps.sessions?.open(origin.endpoint, origin.remoteAddress, (code, message, reason) =>
-      this.terminate(code, message, reason),
+    this.#handle = deps.sessions?.open(
+      origin.endpoint,
+      origin.remoteAddress,
+      (code, message, reason) => this.terminate(code, message, reason),
+      () => socket.bufferedAmount(),
     );
     const { config } = deps;
     if (config.enable_rate_limiting) {
@@ -129,8 +148,10 @@ export class StreamSession {
     const { config } = this.#deps;
     if (!config.require_authentication) {
       this.#principal = ANONYMOUS;
+      this.#socket.authenticated?.();
       return;
     }
+    // Until it authenticates, the transport closes the socket when its time to do so is up.
     if (urlToken !== undefined) {
       this.#pending = [];
       try {
@@ -140,17 +161,7 @@ export class StreamSession {
         this.#pending = undefined;
         for (const text of pending) this.handleText(text);
       }
-      return;
     }
-    // A client that never authenticates does not keep its socket.
-    // Half the idle timeout, so the idle close (1001) never beats it to a client that is chatty but
-    // never authenticates.
-    this.#authTimer = setTimeout(
-      () => {
-        if (!this.#principal) this.#closeWith(1008, 'authentication timeout');
-      },
-      (config.websocket_timeout * 1000) / 2,
-    );
   }
 
   handleText(text: string): void {
@@ -201,7 +212,6 @@ export class StreamSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#handle?.release();
-    clearTimeout(this.#authTimer);
     clearTimeout(this.#expiryTimer);
     clearTimeout(this.#warningTimer);
     for (const controller of this.#running.values()) controller.abort();
@@ -315,7 +325,15 @@ export class StreamSession {
       return;
     }
     if (this.#closed) return;
-    if (this.#handle && !this.#handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)) {
+    // A connection is one user's for its whole life: what it opened (subscriptions, running queries)
+    // was authorized for that user and ends with that user's revocation, never another's.
+    const current = this.#principal;
+    if (current && !current.anonymous && !sameIdentity(current, principal)) {
+      this.#send(errorEnvelope(new RustyError('AUTH_FAILED', switchRefused(current)), id, 'auth_error'));
+      this.#closeWith(1008, 'authentication failed');
+      return;
+    }
+    if (this.#handle && !this.#handle.authenticated(principal)) {
       this.#audit('connection.limit', { user: principal.user, limit: 'max_connections_per_user' });
       this.#send(
         errorEnvelope(
@@ -330,7 +348,7 @@ export class StreamSession {
       return;
     }
     this.#principal = principal;
-    clearTimeout(this.#authTimer);
+    this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
     this.#send(
       envelope(
@@ -457,11 +475,21 @@ export class StreamSession {
     const size =
       streaming === false ? result.rows.length : (chunk_size ?? this.#deps.config.query_chunk_size);
     const { columns, rows } = result;
+    const texts: string[] = [];
     for (let at = 0; rows.length - at > size; at += size) {
-      this.#sendChunk(message.id, columns, rows.slice(at, at + size), true, undefined, undefined);
+      texts.push(chunkText(message.id, columns, rows.slice(at, at + size), true, undefined, undefined));
     }
     const rest = rows.length > size ? rows.slice(rows.length - (rows.length % size || size)) : rows;
-    this.#sendChunk(message.id, columns, rest, false, result.rows_affected, result.last_insert_id);
+    texts.push(chunkText(message.id, columns, rest, false, result.rows_affected, result.last_insert_id));
+    // Almost always sent at once; an answer that does not fit yet waits for the client to read.
+    let next = 0;
+    while (next < texts.length && this.#socket.fits(texts[next]!.length * 3)) this.#send(texts[next++]!);
+    if (next < texts.length) {
+      const later = texts.slice(next);
+      void (async () => {
+        for (const text of later) await this.#answer(text);
+      })().catch((err) => this.#sendFailure(err, message.id));
+    }
     return true;
   }
 
@@ -482,20 +510,17 @@ export class StreamSession {
             `result has more than ${MAX_UNSTREAMED_ROWS} rows; send the query with streaming enabled`,
           );
         }
-        this.#sendChunk(message.id, chunk.columns, chunk.rows, false, chunk.rowsAffected, chunk.lastInsertId);
+        await this.#answer(
+          chunkText(message.id, chunk.columns, chunk.rows, false, chunk.rowsAffected, chunk.lastInsertId),
+        );
       }
       return;
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
     for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, caller, chunkSize })) {
       if (this.#closed) return;
-      this.#sendChunk(
-        message.id,
-        chunk.columns,
-        chunk.rows,
-        !chunk.done,
-        chunk.rowsAffected,
-        chunk.lastInsertId,
+      await this.#answer(
+        chunkText(message.id, chunk.columns, chunk.rows, !chunk.done, chunk.rowsAffected, chunk.lastInsertId),
       );
       // Backpressure: read no further rows while the client is behind.
       if (!chunk.done && this.#socket.congested()) await this.#socket.drained();
@@ -503,18 +528,25 @@ export class StreamSession {
     }
   }
 
-  #sendChunk(
-    id: string | undefined,
-    columns: string[],
-    rows: unknown[],
-    hasMore: boolean,
-    rowsAffected: number | undefined,
-    lastInsertId: number | undefined,
-  ): void {
-    const payload: Record<string, unknown> = { status: 'success', columns, rows, has_more: hasMore };
-    if (!hasMore) payload.rows_affected = rowsAffected ?? rows.length;
-    if (!hasMore && lastInsertId !== undefined) payload.last_insert_id = lastInsertId;
-    this.#send(envelope('data', payload, id));
+  /**
+   * Queues the answer to a request, first waiting (holding the client's further messages) while the
+   * connection has no room for it; an answer larger than the connection may ever hold fails the request.
+   */
+  async #answer(text: string): Promise<void> {
+    const socket = this.#socket;
+    if (!socket.fits(text.length * 3)) {
+      const bytes = Buffer.byteLength(text);
+      if (bytes > socket.maxBuffered) {
+        throw new RustyError(
+          'QUERY_ERROR',
+          `the answer is ${bytes} bytes, more than one connection may hold (websocket_max_send_buffer, ` +
+            `${socket.maxBuffered}); stream it with a smaller chunk_size, or ask for less`,
+          { bytes, websocket_max_send_buffer: socket.maxBuffered },
+        );
+      }
+      await socket.room(bytes);
+    }
+    this.#send(text);
   }
 
   async #runBatch(message: BatchMessage, signal: AbortSignal, principal: Principal): Promise<void> {
@@ -525,7 +557,7 @@ export class StreamSession {
       timeoutMs: config.statement_timeout * 1000,
       transaction: message.payload.transaction ?? false,
     });
-    this.#send(envelope('data', { status: 'success', results }, message.id));
+    await this.#answer(envelope('data', { status: 'success', results }, message.id));
   }
 
   #cancel(message: CancelMessage): void {
@@ -560,4 +592,19 @@ export class StreamSession {
     this.close();
     this.#socket.close(code, reason);
   }
+}
+
+/** The text of one `data` message of a query result. */
+function chunkText(
+  id: string | undefined,
+  columns: string[],
+  rows: unknown[],
+  hasMore: boolean,
+  rowsAffected: number | undefined,
+  lastInsertId: number | undefined,
+): string {
+  const payload: Record<string, unknown> = { status: 'success', columns, rows, has_more: hasMore };
+  if (!hasMore) payload.rows_affected = rowsAffected ?? rows.length;
+  if (!hasMore && lastInsertId !== undefined) payload.last_insert_id = lastInsertId;
+  return envelope('data', payload, id);
 }

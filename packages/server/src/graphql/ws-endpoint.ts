@@ -15,10 +15,10 @@
  *   at expiry, without a refresh, it closes the socket with 4403.
  */
 import { randomUUID } from 'node:crypto';
-import { validate, specifiedRules, type GraphQLError } from 'graphql';
+import { GraphQLError, parse, specifiedRules, validate, type DocumentNode } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket } from 'ws';
-import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
 import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts';
@@ -32,6 +32,8 @@ export const GRAPHQL_WS_PATH = '/graphql/ws';
 
 /** graphql-ws close code for a refused or expired token. */
 export const FORBIDDEN = 4403;
+/** graphql-ws's close for a connection that sent no (accepted) connection_init in time. */
+const INIT_TIMEOUT_CLOSE = [4408, 'Connection initialisation timeout'] as const;
 /** How long before expiry the server pings with `auth_expiring`. */
 const EXPIRY_WARNING_MS = 60_000;
 /** setTimeout's longest delay. */
@@ -67,8 +69,11 @@ class Connection {
 
   constructor(socket: WebSocket, sessions: SessionRegistry | undefined, remoteAddress: string) {
     this.socket = socket;
-    this.handle = sessions?.open(GRAPHQL_WS_PATH, remoteAddress, (_code, _message, reason) =>
-      this.close(FORBIDDEN, reason),
+    this.handle = sessions?.open(
+      GRAPHQL_WS_PATH,
+      remoteAddress,
+      (_code, _message, reason) => this.close(FORBIDDEN, reason),
+      () => socket.bufferedAmount,
     );
     this.id = this.handle?.id ?? randomUUID();
   }
@@ -118,7 +123,7 @@ class Connection {
 
 export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps): void {
   const { service, authenticator, config, logger, sampler } = deps;
-  const wss = gateway.routeServer(GRAPHQL_WS_PATH);
+  const wss = gateway.routeServer(GRAPHQL_WS_PATH, INIT_TIMEOUT_CLOSE);
   const connections = new WeakMap<WebSocket, Connection>();
 
   // Registered before graphql-ws's own listener: counts every message in and out.
@@ -149,7 +154,8 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
   useServer(
     {
       isProd: true,
-      connectionInitWaitTimeout: config.websocket_timeout * 1000,
+      // The gateway closes a socket that has not authenticated in time (with INIT_TIMEOUT_CLOSE).
+      connectionInitWaitTimeout: Infinity,
       onConnect: async (ctx) => {
         const { socket, request } = ctx.extra;
         const connection = connectionOf(socket);
@@ -175,16 +181,13 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
           }
         }
         // As on /api/v1/stream, only authenticated sessions are listed (and count toward the per-user limit).
-        if (
-          !principal.anonymous &&
-          connection.handle &&
-          !connection.handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)
-        ) {
+        if (!principal.anonymous && connection.handle && !connection.handle.authenticated(principal)) {
           connection.close(1013, 'connection limit reached');
           return false;
         }
         connection.principal = principal;
         connection.armExpiry(principal.expiresAt);
+        gateway.authenticated(socket);
         return {
           user: principal.user,
           ...(principal.expiresAt !== undefined
@@ -212,7 +215,7 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
             ctx.extra.socket,
             ctx.extra.request.socket.remoteAddress ?? '',
           );
-          if (principal.user !== current.user) {
+          if (!sameIdentity(principal, current)) {
             Object.assign(answer, {
               refreshed: false,
               code: 'AUTH_FAILED',
@@ -220,7 +223,7 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
             });
             return;
           }
-          connection.handle?.authenticated(principal.user, principal.tokenId, principal.expiresAt);
+          connection.handle?.authenticated(principal);
           connection.principal = principal;
           connection.armExpiry(principal.expiresAt);
           Object.assign(answer, {
@@ -232,15 +235,33 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
           Object.assign(answer, { refreshed: false, code: failure.code, message: failure.message });
         }
       },
-      schema: (ctx) => service.schemaFor(principalOf(ctx.extra.socket)),
+      // Parsing, the schema and validation happen here rather than inside graphql-ws, where a document
+      // that does not parse throws and closes the whole connection (4500): here every failure is the
+      // `error` message of that one operation.
+      onSubscribe: async (ctx, _id, payload) => {
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (err) {
+          if (err instanceof GraphQLError) return [err];
+          throw err;
+        }
+        const schema = await service.schemaFor(principalOf(ctx.extra.socket));
+        const errors = validate(schema, document, [...specifiedRules, ...service.validationRules]);
+        if (errors.length > 0) return errors;
+        return {
+          schema,
+          document,
+          operationName: payload.operationName ?? null,
+          variableValues: payload.variables ?? null,
+        };
+      },
       context: (ctx, id) =>
         service.contextFor(principalOf(ctx.extra.socket), {
           sessionId: connectionOf(ctx.extra.socket).id,
           operationId: id,
           bufferedAmount: () => ctx.extra.socket.bufferedAmount,
         }),
-      validate: (schema, document) =>
-        validate(schema, document, [...specifiedRules, ...service.validationRules]),
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors
           ? {

@@ -84,10 +84,12 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDeps): v
       throw new RustyError('AUTH_REQUIRED', 'authentication is off: there is no token to revoke');
     const everywhere = parseBody(logoutSchema, request.body)?.all ?? false;
     await authenticator.logout(principal, everywhere, requestContext(request));
+    // Every socket that ever presented a token of this login (or this token), whichever it holds now.
+    const credential = principal.loginId ?? principal.tokenId;
     const closed =
-      everywhere || !principal.tokenId
+      everywhere || !credential
         ? sessions.killUser(principal.user, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'logged out')
-        : sessions.killToken(principal.tokenId, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'logged out');
+        : sessions.killCredential(credential, 'AUTH_EXPIRED', REVOKED_MESSAGE, 'logged out');
     return { success: true, data: { logged_out: true, all: everywhere, sessions_closed: closed } };
   });
 
@@ -138,7 +140,7 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDeps): v
       throw new RustyError('AUTH_FAILED', 'the current password is wrong');
     }
     await users.setPassword(principal.user, body.new_password);
-    access.changed();
+    await access.changed();
     deps.audit?.record({
       event: 'auth.password_change',
       user: principal.user,

@@ -12,13 +12,13 @@
  */
 import { z } from 'zod';
 import type { ErrorCode } from '@rustydb/protocol';
-import { ANONYMOUS, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorEnvelope } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts';
-import type { SessionSocket } from '../core/stream-session.ts';
+import { switchRefused, type SessionSocket } from '../core/stream-session.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import type { EndpointHandler } from '../ws/websocket-gateway.ts';
 import { wireSession } from '../ws/session-wiring.ts';
@@ -93,7 +93,6 @@ export class MetricsSession {
   #principal: Principal | undefined;
   /** Messages that arrived while a URL token was being checked; handled in order once it is. */
   #pending: string[] | undefined;
-  #authTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -101,14 +100,18 @@ export class MetricsSession {
     this.#socket = socket;
     this.#deps = deps;
     this.#remoteAddress = remoteAddress;
-    this.#handle = deps.sessions?.open(METRICS_STREAM_PATH, remoteAddress, (code, message, reason) =>
-      this.#terminate(code, message, reason),
+    this.#handle = deps.sessions?.open(
+      METRICS_STREAM_PATH,
+      remoteAddress,
+      (code, message, reason) => this.#terminate(code, message, reason),
+      () => socket.bufferedAmount(),
     );
   }
 
   async open(urlToken: string | undefined): Promise<void> {
     if (!this.#deps.config.require_authentication) {
       this.#principal = ANONYMOUS;
+      this.#socket.authenticated?.();
       return;
     }
     if (urlToken !== undefined) {
@@ -120,11 +123,7 @@ export class MetricsSession {
         this.#pending = undefined;
         for (const text of pending) this.handleText(text);
       }
-      return;
     }
-    this.#authTimer = setTimeout(() => {
-      if (!this.#principal) this.#closeWith(1008, 'authentication timeout');
-    }, this.#deps.config.websocket_timeout * 1000);
   }
 
   handleText(text: string): void {
@@ -164,7 +163,6 @@ export class MetricsSession {
     if (this.#closed) return;
     this.#closed = true;
     this.#handle?.release();
-    clearTimeout(this.#authTimer);
     clearTimeout(this.#expiryTimer);
     for (const id of [...this.#subscriptions.keys()]) this.#end(id);
   }
@@ -231,6 +229,12 @@ export class MetricsSession {
   async #tick(id: string, subscription: Subscription): Promise<void> {
     try {
       await this.#deps.access.requireGlobal(this.#principal!, 'MONITOR');
+      if (this.#socket.congested()) {
+        // The client is behind: this reading is skipped rather than queued. The next one's rates cover
+        // the whole time since the last reading sent.
+        subscription.timer = setTimeout(() => void this.#tick(id, subscription), subscription.intervalMs);
+        return;
+      }
       const { values, totals } = await this.#deps.sampler.read(subscription.previous);
       if (this.#subscriptions.get(id) !== subscription) return;
       subscription.previous = totals;
@@ -274,7 +278,16 @@ export class MetricsSession {
       return;
     }
     if (this.#closed) return;
-    if (this.#handle && !this.#handle.authenticated(principal.user, principal.tokenId, principal.expiresAt)) {
+    // As on /api/v1/stream: a connection is one user's for its whole life.
+    const current = this.#principal;
+    if (current && !current.anonymous && !sameIdentity(current, principal)) {
+      this.#send(
+        errorEnvelope(new RustyError('AUTH_FAILED', switchRefused(current)), requestId, 'auth_error'),
+      );
+      this.#closeWith(1008, 'authentication failed');
+      return;
+    }
+    if (this.#handle && !this.#handle.authenticated(principal)) {
       this.#send(
         errorEnvelope(
           new RustyError('CONNECTION_LIMIT', `user '${principal.user}' has too many connections open`),
@@ -285,7 +298,7 @@ export class MetricsSession {
       return;
     }
     this.#principal = principal;
-    clearTimeout(this.#authTimer);
+    this.#socket.authenticated?.();
     clearTimeout(this.#expiryTimer);
     const expiresAt = principal.expiresAt!;
     this.#expiryTimer = setTimeout(
@@ -327,14 +340,14 @@ export class MetricsSession {
 
 /** The endpoint: a thin adapter between `ws` and MetricsSession. */
 export function metricsEndpoint(deps: MetricsSessionDeps): EndpointHandler {
-  return (ws, request, url) => {
+  return (ws, request, url, admission) => {
     const urlToken = url.searchParams.get('token') ?? undefined;
     if (urlToken !== undefined && !deps.config.allow_url_token) {
       ws.send(envelope('auth_error', { status: 'error', code: 'AUTH_FAILED', message: URL_TOKEN_DISABLED }));
       ws.close(1008, 'token in URL not allowed');
       return;
     }
-    const session = new MetricsSession(adaptSocket(ws), deps, request.socket.remoteAddress ?? '');
+    const session = new MetricsSession(adaptSocket(ws, admission), deps, request.socket.remoteAddress ?? '');
     wireSession(ws, session, urlToken, deps.logger);
   };
 }

@@ -23,7 +23,7 @@ export function sessionEndpoint(
   endpoint: string,
   collectionOf?: (url: URL) => string,
 ): EndpointHandler {
-  return (ws, request, url) => {
+  return (ws, request, url, admission) => {
     const urlToken = url.searchParams.get('token') ?? undefined;
     const remoteAddress = request.socket.remoteAddress ?? '';
     if (urlToken !== undefined && !deps.config.allow_url_token) {
@@ -37,7 +37,7 @@ export function sessionEndpoint(
       ws.close(1008, 'token in URL not allowed');
       return;
     }
-    const session = new StreamSession(adaptSocket(ws), deps, {
+    const session = new StreamSession(adaptSocket(ws, admission), deps, {
       endpoint,
       remoteAddress,
       ...(collectionOf ? { collection: collectionOf(url) } : {}),

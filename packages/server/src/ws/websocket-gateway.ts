@@ -10,8 +10,33 @@ import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorPayload } from '../core/envelope.ts';
 import type { Logger } from '../core/logger.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { FlowControlledWebSocket } from './flow-controlled-socket.ts';
+import { authTimeoutMs } from '../config/config.ts';
+import type { OriginPolicy } from '../auth/origin-policy.ts';
+import {
+  ConnectionAdmission,
+  isRefusal,
+  type Admission,
+  type AdmissionTicket,
+} from './connection-admission.ts';
 
-export type EndpointHandler = (ws: WebSocket, request: IncomingMessage, url: URL) => void;
+/**
+ * Serves one admitted socket. The endpoint calls `admission.authenticated()` once the client has
+ * authenticated (at once when authentication is off); until then the socket counts against the
+ * unauthenticated limits and is closed when its time to authenticate is up.
+ */
+export type EndpointHandler = (
+  ws: WebSocket,
+  request: IncomingMessage,
+  url: URL,
+  admission: Admission,
+) => void;
+
+/** A close code and reason. */
+type Close = readonly [code: number, reason: string];
+
+/** How a RustyDB endpoint closes a socket that did not authenticate in time. */
+const AUTH_TIMEOUT_CLOSE: Close = [1008, 'authentication timeout'];
 
 /** A route: the handler, the endpoint's name in connection counts, and who performs the upgrade. */
 interface Route {
@@ -19,6 +44,8 @@ interface Route {
   endpoint: string;
   /** Set for endpoints that speak another protocol (graphql-ws): their own server upgrades the socket. */
   server?: WebSocketServer;
+  /** How the endpoint's protocol closes a socket that did not authenticate in time. */
+  authTimeoutClose: Close;
 }
 
 /**
@@ -31,6 +58,21 @@ function destroySocket(this: Duplex): void {
 
 /** How long a closing socket may take to finish the close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
+/** The close code for a client that fell more than websocket_max_send_buffer bytes behind. */
+const SEND_BUFFER_FULL = 4013;
+
+/** `ws` server options every endpoint shares. */
+function serverOptions(config: ServerConfig) {
+  return {
+    noServer: true,
+    maxPayload: config.websocket_max_message_size,
+    // Every socket bounds what waits to be sent on it (see flow-controlled-socket.ts).
+    WebSocket: FlowControlledWebSocket,
+    // ws drops a socket without a close frame when 60 pongs are pending (a burst of pings); the pongs are
+    // bounded instead by no longer reading a client that is behind, like its messages.
+    maxPendingAutoPongs: 0,
+  } as const;
+}
 
 export class WebSocketGateway {
   readonly #wss: WebSocketServer;
@@ -43,19 +85,28 @@ export class WebSocketGateway {
   /** Open sockets and when each was last heard from. */
   readonly #lastSeen = new Map<WebSocket, number>();
   readonly #lastPing = new Map<WebSocket, number>();
-  /** Open sockets per client address, for max_connections_per_ip. */
-  readonly #perAddress = new Map<string, number>();
+  /** Per-address and unauthenticated counts, and the deadline to authenticate. */
+  readonly #admission: ConnectionAdmission;
+  /** Each open socket's place in those counts. */
+  readonly #tickets = new Map<WebSocket, AdmissionTicket>();
   readonly #audit: AuditLog | undefined;
+  readonly #origins: OriginPolicy;
   readonly #heartbeat: NodeJS.Timeout;
   #shuttingDown = false;
 
-  constructor(config: ServerConfig, logger: Logger, audit?: AuditLog) {
+  constructor(config: ServerConfig, logger: Logger, origins: OriginPolicy, audit?: AuditLog) {
     this.#config = config;
     this.#logger = logger;
+    this.#origins = origins;
     this.#audit = audit;
+    this.#admission = new ConnectionAdmission({
+      perAddress: config.max_connections_per_ip,
+      unauthenticated: config.max_unauthenticated_connections,
+      unauthenticatedPerAddress: config.max_unauthenticated_connections_per_ip,
+      authTimeoutMs: authTimeoutMs(config),
+    });
     this.#wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: config.websocket_max_message_size,
+      ...serverOptions(config),
       clientTracking: false,
       // Without context takeover each message compresses alone: far cheaper, and memory per socket stays flat.
       // Level 1: most of the size win for a fraction of the CPU of the default level.
@@ -79,18 +130,28 @@ export class WebSocketGateway {
     return this.#lastSeen.size;
   }
 
+  /** Open sockets that have not authenticated yet. */
+  get unauthenticatedCount(): number {
+    return this.#admission.unauthenticatedCount;
+  }
+
+  /** For endpoints served by their own `ws` server (routeServer): the socket has authenticated. */
+  authenticated(ws: WebSocket): void {
+    this.#tickets.get(ws)?.authenticated();
+  }
+
   /** Open sockets per endpoint (a pattern route counts under its label). */
   connectionsByEndpoint(): Record<string, number> {
     return Object.fromEntries(this.#perEndpoint);
   }
 
   route(path: string, handler: EndpointHandler): void {
-    this.#routes.set(path, { handler, endpoint: path });
+    this.#routes.set(path, { handler, endpoint: path, authTimeoutClose: AUTH_TIMEOUT_CLOSE });
   }
 
   /** Routes every path matching `pattern` (for paths with a name in them, like a collection's). */
   routePattern(pattern: RegExp, handler: EndpointHandler, label = pattern.source): void {
-    this.#patterns.push([pattern, { handler, endpoint: label }]);
+    this.#patterns.push([pattern, { handler, endpoint: label, authTimeoutClose: AUTH_TIMEOUT_CLOSE }]);
   }
 
   /**
@@ -98,17 +159,19 @@ export class WebSocketGateway {
    * compression settings) whose 'connection' listeners serve them: for libraries that attach to a
    * WebSocketServer, like graphql-ws. The gateway still counts, limits, heartbeats and shuts them down;
    * a refused socket is closed without a RustyDB envelope, which that protocol would not understand.
+   * The endpoint reports authentication with `authenticated(ws)`; `authTimeoutClose` is how its protocol
+   * closes a socket that did not authenticate in time.
    */
-  routeServer(path: string): WebSocketServer {
+  routeServer(path: string, authTimeoutClose: Close): WebSocketServer {
     const server = new WebSocketServer({
-      noServer: true,
-      maxPayload: this.#config.websocket_max_message_size,
+      ...serverOptions(this.#config),
       perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 1024 },
     });
     this.#routes.set(path, {
       handler: (ws, request) => server.emit('connection', ws, request),
       endpoint: path,
       server,
+      authTimeoutClose,
     });
     return server;
   }
@@ -121,6 +184,21 @@ export class WebSocketGateway {
       this.#routes.get(url.pathname) ?? this.#patterns.find(([pattern]) => pattern.test(url.pathname))?.[1];
     if (!route) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    // A page of a foreign site, driving a visitor's browser: refused before the upgrade.
+    const origin = request.headers.origin;
+    if (!this.#origins.allows(origin, request.headers.host)) {
+      this.#audit?.record({
+        event: 'origin.denied',
+        ip: request.socket.remoteAddress ?? '',
+        endpoint: url.pathname,
+        details: { origin: origin?.slice(0, 200) },
+      });
+      const body = 'origin not allowed; list it in allowed_origins';
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
       return;
     }
     (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
@@ -147,21 +225,28 @@ export class WebSocketGateway {
       return;
     }
     const address = request.socket.remoteAddress ?? '';
-    const fromAddress = this.#perAddress.get(address) ?? 0;
-    const perIp = this.#config.max_connections_per_ip;
-    if (perIp > 0 && fromAddress >= perIp) {
+    const admitted = this.#admission.admit(address, () => {
+      if (ws.readyState !== ws.OPEN) return;
+      ws.close(...route.authTimeoutClose);
+      this.#forceCloseLater(ws);
+    });
+    if (isRefusal(admitted)) {
       this.#audit?.record({
         event: 'connection.limit',
         ip: address,
         endpoint: url.pathname,
-        details: { limit: 'max_connections_per_ip', max: perIp },
+        details: { limit: admitted.limit, max: admitted.max },
       });
-      refuse(`too many connections from this address (at most ${perIp}); retry later`);
+      refuse(admitted.message);
       ws.close(1013, 'connection limit reached');
       this.#forceCloseLater(ws);
       return;
     }
-    this.#perAddress.set(address, fromAddress + 1);
+    (ws as FlowControlledWebSocket).control(request.socket, {
+      maxBuffered: this.#config.websocket_max_send_buffer,
+      onOverflow: (socket) => this.#closeOverflowing(socket, address, endpoint),
+    });
+    this.#tickets.set(ws, admitted);
     this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
     let counted = true;
     const now = Date.now();
@@ -173,18 +258,17 @@ export class WebSocketGateway {
     ws.on('close', () => {
       this.#lastSeen.delete(ws);
       this.#lastPing.delete(ws);
+      this.#tickets.delete(ws);
+      admitted.release();
       if (counted) {
         counted = false;
-        const left = (this.#perAddress.get(address) ?? 1) - 1;
-        if (left > 0) this.#perAddress.set(address, left);
-        else this.#perAddress.delete(address);
         const open = (this.#perEndpoint.get(endpoint) ?? 1) - 1;
         if (open > 0) this.#perEndpoint.set(endpoint, open);
         else this.#perEndpoint.delete(endpoint);
       }
     });
     try {
-      handler(ws, request, url);
+      handler(ws, request, url, admitted);
     } catch (err) {
       this.#logger.error('endpoint failed to start', { error: (err as Error).message });
       ws.close(1011, 'internal error');
@@ -205,6 +289,17 @@ export class WebSocketGateway {
         ws.ping();
       }
     }
+  }
+
+  /** A client too far behind: it is not reading, so it is not waited for either. */
+  #closeOverflowing(ws: WebSocket, address: string, endpoint: string): void {
+    this.#logger.info('closing a connection that fell too far behind', {
+      ip: address,
+      endpoint,
+      limit: this.#config.websocket_max_send_buffer,
+    });
+    ws.close(SEND_BUFFER_FULL, 'send buffer limit exceeded');
+    this.#forceCloseLater(ws);
   }
 
   #forceCloseLater(ws: WebSocket): void {

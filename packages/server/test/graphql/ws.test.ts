@@ -6,7 +6,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { nowSeconds, signToken } from '../helpers/tokens.ts';
+import { nowSeconds, identityOf, signToken } from '../helpers/tokens.ts';
 import type { TestClient } from '../helpers/ws-client.ts';
 import { Events, disposeClients, errorCode, rawSocket, wsClient, wsRequest } from './helpers.ts';
 
@@ -98,7 +98,11 @@ describe('connection and authentication', () => {
   });
 
   test('an expired token closes with 4403', async () => {
-    const token = await signToken(ts.secret(), { exp: nowSeconds() - 10, iat: nowSeconds() - 100 });
+    const token = await signToken(ts.secret(), {
+      claims: identityOf(ts.token),
+      exp: nowSeconds() - 10,
+      iat: nowSeconds() - 100,
+    });
     const socket = await openRaw();
     socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
     assert.equal((await socket.closed()).code, 4403);
@@ -417,14 +421,16 @@ describe('token refresh extension', () => {
 
   test('without a refresh the connection closes with 4403 when the token expires; a refresh keeps it open', async () => {
     const soon = nowSeconds() + 2;
-    const expiring = await signToken(ts.secret(), { exp: soon });
+    const expiring = await signToken(ts.secret(), { claims: identityOf(ts.token), exp: soon });
     const lapsing = await initialised({ authorization: `Bearer ${expiring}` });
     const kept = await initialised({
-      authorization: `Bearer ${await signToken(ts.secret(), { exp: soon })}`,
+      authorization: `Bearer ${await signToken(ts.secret(), { claims: identityOf(ts.token), exp: soon })}`,
     });
     kept.send({
       type: 'ping',
-      payload: { authorization: `Bearer ${await signToken(ts.secret(), { exp: soon + 60 })}` },
+      payload: {
+        authorization: `Bearer ${await signToken(ts.secret(), { claims: identityOf(ts.token), exp: soon + 60 })}`,
+      },
     });
     assert.equal((await kept.next((m) => m.type === 'pong')).payload.refreshed, true);
     const closed = await lapsing.closed(5000);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { nowSeconds, signToken, unsignedToken } from '../helpers/tokens.ts';
+import { nowSeconds, identityOf, signToken, unsignedToken } from '../helpers/tokens.ts';
 import { assertAlive, createUser, loginToken, snapshot } from './helpers.ts';
 
 let ts: TestServer;
@@ -77,16 +77,22 @@ test('a token signed with another secret is refused', async () => {
 });
 
 test('a token signed with the right secret but HS512 is refused', async () => {
-  await expectRefused(await signToken(ts.secret(), { alg: 'HS512' }), 'AUTH_FAILED');
+  await expectRefused(
+    await signToken(ts.secret(), { claims: identityOf(ts.token), alg: 'HS512' }),
+    'AUTH_FAILED',
+  );
 });
 
 test('a token signed with HS384 is refused', async () => {
-  await expectRefused(await signToken(ts.secret(), { alg: 'HS384' }), 'AUTH_FAILED');
+  await expectRefused(
+    await signToken(ts.secret(), { claims: identityOf(ts.token), alg: 'HS384' }),
+    'AUTH_FAILED',
+  );
 });
 
 test('an RS256 token from a key the server never heard of is refused', async () => {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const token = await new SignJWT({})
+  const token = await new SignJWT({ ...identityOf(ts.token) })
     .setProtectedHeader({ alg: 'RS256' })
     .setSubject('admin')
     .setIssuer('rustydb')
@@ -98,21 +104,27 @@ test('an RS256 token from a key the server never heard of is refused', async () 
 });
 
 test('algorithm confusion: header RS256 over an HMAC signature with the server secret is refused', async () => {
-  const real = await signToken(ts.secret());
+  const real = await signToken(ts.secret(), { claims: identityOf(ts.token) });
   const [, payload, signature] = real.split('.');
   await expectRefused(`${b64url({ alg: 'RS256', typ: 'JWT' })}.${payload}.${signature}`, 'AUTH_FAILED');
 });
 
 test('the wrong issuer is refused', async () => {
-  await expectRefused(await signToken(ts.secret(), { iss: 'evil-idp' }), 'AUTH_FAILED');
+  await expectRefused(
+    await signToken(ts.secret(), { claims: identityOf(ts.token), iss: 'evil-idp' }),
+    'AUTH_FAILED',
+  );
 });
 
 test('the wrong audience is refused', async () => {
-  await expectRefused(await signToken(ts.secret(), { aud: 'another-service' }), 'AUTH_FAILED');
+  await expectRefused(
+    await signToken(ts.secret(), { claims: identityOf(ts.token), aud: 'another-service' }),
+    'AUTH_FAILED',
+  );
 });
 
 test('a token without an audience is refused', async () => {
-  const token = await new SignJWT({})
+  const token = await new SignJWT({ ...identityOf(ts.token) })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject('admin')
     .setIssuer('rustydb')
@@ -123,7 +135,7 @@ test('a token without an audience is refused', async () => {
 });
 
 test('a token without an expiry is refused', async () => {
-  const token = await new SignJWT({})
+  const token = await new SignJWT({ ...identityOf(ts.token) })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject('admin')
     .setIssuer('rustydb')
@@ -134,7 +146,7 @@ test('a token without an expiry is refused', async () => {
 });
 
 test('a token without a subject is refused', async () => {
-  const token = await new SignJWT({})
+  const token = await new SignJWT({ ...identityOf(ts.token) })
     .setProtectedHeader({ alg: 'HS256' })
     .setIssuer('rustydb')
     .setAudience('rustydb')
@@ -146,13 +158,17 @@ test('a token without a subject is refused', async () => {
 
 test('a token issued an hour in the future is refused', async () => {
   await expectRefused(
-    await signToken(ts.secret(), { iat: nowSeconds() + 3600, exp: nowSeconds() + 7200 }),
+    await signToken(ts.secret(), {
+      claims: identityOf(ts.token),
+      iat: nowSeconds() + 3600,
+      exp: nowSeconds() + 7200,
+    }),
     'AUTH_FAILED',
   );
 });
 
 test('a token that is not valid before an hour from now (nbf) is refused', async () => {
-  const token = await new SignJWT({})
+  const token = await new SignJWT({ ...identityOf(ts.token) })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject('admin')
     .setIssuer('rustydb')
@@ -166,7 +182,11 @@ test('a token that is not valid before an hour from now (nbf) is refused', async
 
 test('an expired token is AUTH_EXPIRED', async () => {
   await expectRefused(
-    await signToken(ts.secret(), { iat: nowSeconds() - 7200, exp: nowSeconds() - 10 }),
+    await signToken(ts.secret(), {
+      claims: identityOf(ts.token),
+      iat: nowSeconds() - 7200,
+      exp: nowSeconds() - 10,
+    }),
     'AUTH_EXPIRED',
   );
 });
@@ -191,6 +211,7 @@ test('a token with an unknown critical header is refused', async () => {
   // jose will not sign this, so it is signed by hand with the server's real secret.
   const header = b64url({ alg: 'HS256', typ: 'JWT', crit: ['x-must-understand'], 'x-must-understand': true });
   const payload = b64url({
+    ...identityOf(ts.token),
     sub: 'admin',
     iss: 'rustydb',
     aud: 'rustydb',
@@ -212,7 +233,10 @@ test('garbage, a five-part (JWE-shaped) token and an empty-looking token are ref
 });
 
 test('a token naming a user who does not exist is refused', async () => {
-  await expectRefused(await signToken(ts.secret(), { sub: 'mallory' }), 'AUTH_FAILED');
+  await expectRefused(
+    await signToken(ts.secret(), { claims: identityOf(ts.token), sub: 'mallory' }),
+    'AUTH_FAILED',
+  );
 });
 
 test('a token of a deleted user is refused, and stays refused when the name is reused', async () => {
@@ -265,7 +289,7 @@ test('a logged-out token is refused on every route', async () => {
 });
 
 test('roles written into a validly signed token are ignored: privileges come from the server', async () => {
-  const token = await new SignJWT({ roles: ['admin'], role: 'admin', admin: true })
+  const token = await new SignJWT({ ...identityOf(aliceToken), roles: ['admin'], role: 'admin', admin: true })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject('alice')
     .setIssuer('rustydb')
@@ -296,7 +320,7 @@ test('an unsigned token in the Authorization header with another scheme is AUTH_
 });
 
 test('an UnsecuredJWT for an existing non-admin user is refused too', async () => {
-  const token = new UnsecuredJWT({})
+  const token = new UnsecuredJWT({ ...identityOf(aliceToken) })
     .setSubject('alice')
     .setIssuer('rustydb')
     .setAudience('rustydb')
