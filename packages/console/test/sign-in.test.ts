@@ -94,3 +94,43 @@ describe('console sign-in', () => {
     await page.close();
   });
 });
+
+describe('console token renewal', () => {
+  let h: ConsoleHarness;
+
+  before(async () => {
+    // Tokens that live 4 seconds: the console must renew them on its own, several times.
+    h = await startConsole({ token_ttl: 4 });
+  });
+  after(() => h?.close());
+
+  test('the token is renewed before it expires and kept for the tab; the session goes on', async () => {
+    const page = await h.newPage();
+    await signIn(page, h.url, 'admin', ADMIN_PASSWORD);
+    const savedToken = async (): Promise<string> =>
+      (
+        JSON.parse(await page.evaluate<string>("sessionStorage.getItem('rustydb.console.token')")) as {
+          token: string;
+        }
+      ).token;
+    const first = await savedToken();
+    await page.waitForTimeout(9000);
+    assert.notEqual(await savedToken(), first, 'a renewed token replaced the first in the tab');
+    assert.match((await page.locator('header').textContent()) ?? '', /connected/);
+    const editor = page.getByRole('textbox', { name: /SQL statement/ });
+    await editor.click();
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.press('Delete');
+    await page.keyboard.insertText("SELECT 'still signed in' AS state");
+    await page.keyboard.press('ControlOrMeta+Enter');
+    await page.getByRole('gridcell', { name: 'still signed in' }).waitFor();
+    // A reload picks up the renewed token, not the expired first one.
+    await page.reload();
+    await page.getByTestId('user').waitFor();
+    assert.deepEqual(
+      h.problems.filter((p) => !/status of 40\d/.test(p)),
+      [],
+    );
+    await page.close();
+  });
+});
