@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_PASSWORD, screenshot, signIn, startConsole, type ConsoleHarness } from './helpers.ts';
+import { ADMIN_PASSWORD, runSql, screenshot, signIn, startConsole, type ConsoleHarness } from './helpers.ts';
 
 describe('console sign-in', () => {
   let h: ConsoleHarness;
@@ -117,12 +117,7 @@ describe('console token renewal', () => {
     await page.waitForTimeout(9000);
     assert.notEqual(await savedToken(), first, 'a renewed token replaced the first in the tab');
     assert.match((await page.locator('header').textContent()) ?? '', /connected/);
-    const editor = page.getByRole('textbox', { name: /SQL statement/ });
-    await editor.click();
-    await page.keyboard.press('ControlOrMeta+a');
-    await page.keyboard.press('Delete');
-    await page.keyboard.insertText("SELECT 'still signed in' AS state");
-    await page.keyboard.press('ControlOrMeta+Enter');
+    await runSql(page, "SELECT 'still signed in' AS state");
     await page.getByRole('gridcell', { name: 'still signed in' }).waitFor();
     // A reload picks up the renewed token, not the expired first one.
     await page.reload();
