@@ -2,7 +2,6 @@
 import type { ServerConfig } from '../config/config.ts';
 import type { Engine } from './engine.ts';
 import { SqliteEngine } from './sqlite/sqlite-engine.ts';
-import { PostgresEngine } from './postgres/postgres-engine.ts';
 
 export interface OpenEngineOptions {
   /** Told of failures of the engine's background work (checkpoints), for the server log. */
@@ -11,6 +10,8 @@ export interface OpenEngineOptions {
 
 export async function openEngine(config: ServerConfig, options: OpenEngineOptions = {}): Promise<Engine> {
   if (config.engine === 'postgres') {
+    // Loaded only when chosen: node-postgres costs every other start (and every CLI command) its load time.
+    const { PostgresEngine } = await import('./postgres/postgres-engine.ts');
     return PostgresEngine.open({ databaseUrl: config.database_url!, poolSize: config.engine_pool_size });
   }
   return SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size, ...options });

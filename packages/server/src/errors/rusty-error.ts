@@ -57,6 +57,10 @@ interface SqliteLikeError {
  */
 export function normalizeError(err: unknown, onInternal?: (err: unknown) => void): RustyError {
   if (err instanceof RustyError) return err;
+  // An AbortSignal fired (the client went away, or cancelled) while the request waited: no failure.
+  if ((err as { name?: unknown } | null)?.name === 'AbortError') {
+    return new RustyError('QUERY_CANCELLED', 'the request was cancelled');
+  }
   const e = (err ?? {}) as SqliteLikeError;
   const code = typeof e.code === 'string' ? e.code : '';
   const message = typeof e.message === 'string' ? e.message : '';

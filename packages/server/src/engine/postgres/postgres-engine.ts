@@ -177,9 +177,13 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  /** Makes PostgreSQL's roles and privileges match RustyDB's roles and grants (after any change to them). */
+  /**
+   * Makes PostgreSQL's roles and privileges match RustyDB's roles and grants (at start and after any
+   * change to them). Tables made outside RustyDB (before it started, by the login role) are adopted
+   * like those made through it.
+   */
   async syncPrivileges(): Promise<void> {
-    await this.#onOwner((client) => client.query('SELECT rustydb_api.sync_privileges()'));
+    await this.#onOwner((client) => client.query('SELECT rustydb_api.after_ddl()'));
     // Session roles hold memberships granted when they were made; roles made since need granting.
     this.#sessionRoles.clear();
   }
