@@ -151,6 +151,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   const engine = await openEngine(config, {
     onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
+    onStorageChange: (full) =>
+      full
+        ? logger.error('engine: the disk is full; writes are refused with STORAGE_FULL until space is freed')
+        : logger.info('engine: the disk has room again; writes are accepted'),
   });
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
