@@ -24,6 +24,7 @@ import { runSlowReaderMemory } from './slow-reader-memory.ts';
 import { runFanOut } from './fan-out.ts';
 import { runGraphQLSubscriptions } from './graphql-subscriptions.ts';
 import { runSoak } from './soak.ts';
+import { runPostgresStream } from './postgres-stream.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
@@ -33,6 +34,7 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   e: runFanOut,
   f: runGraphQLSubscriptions,
   g: runSoak,
+  h: runPostgresStream,
 };
 /** The benchmarks that read the shared dataset (the others make their own data). */
 const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);
