@@ -85,6 +85,36 @@ function toExplainRow(r: unknown[]): ExplainRow {
   };
 }
 
+function needKey(need: AccessNeed): string {
+  return need.table === undefined ? need.privilege : `${need.privilege} ${need.table}`;
+}
+
+/**
+ * What a DDL statement needs beyond the tables its program reads: the schema privilege of its verb,
+ * ADMIN for stored code and virtual tables, and every right on a table it renames.
+ */
+export function ddlNeeds(guarded: GuardedStatement): AccessNeed[] {
+  // Triggers are stored code that runs with the privileges of whoever fires it: only administrators
+  // create or drop them (docs/security.md, "Stored code"). Virtual tables reach data no grant covers.
+  const global =
+    guarded.objectType === 'VIRTUAL' || guarded.objectType === 'TRIGGER'
+      ? 'ADMIN'
+      : guarded.verb === 'CREATE'
+        ? 'CREATE'
+        : guarded.verb === 'DROP'
+          ? 'DROP'
+          : 'ALTER';
+  const needs: AccessNeed[] = [{ privilege: global }];
+  // Renaming a table (or its columns) compiles to schema edits only, yet it redirects every grant by
+  // name: it needs every right on the table.
+  if (guarded.target === null) needs.push({ privilege: 'ADMIN' });
+  else if (guarded.target !== undefined) {
+    for (const privilege of ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const)
+      needs.push({ privilege, table: guarded.target });
+  }
+  return needs;
+}
+
 function accessOf(
   guarded: GuardedStatement,
   program: ExplainRow[],
@@ -92,7 +122,7 @@ function accessOf(
 ): StatementAccess {
   const needs = new Map<string, AccessNeed>();
   const need = (privilege: TablePrivilege, table: string): void => {
-    needs.set(`${privilege} ${table}`, { privilege, table });
+    needs.set(needKey({ privilege, table }), { privilege, table });
   };
   const tables = new Set<string>();
   const mainWrites = new Set<string>();
@@ -150,24 +180,7 @@ function accessOf(
     if (guarded.writeVerbs.size === 0) need('WRITE', table);
     if (guarded.returning) need('SELECT', table);
   }
-  if (guarded.kind === 'ddl') {
-    const global =
-      guarded.objectType === 'VIRTUAL'
-        ? 'ADMIN'
-        : guarded.verb === 'CREATE'
-          ? 'CREATE'
-          : guarded.verb === 'DROP'
-            ? 'DROP'
-            : 'ALTER';
-    needs.set(global, { privilege: global });
-    // Renaming a table (or its columns) or hanging a trigger on it compiles to schema edits only, yet
-    // it redirects every grant by name and sees every row written: it needs every right on the table.
-    if (guarded.target === null) needs.set('ADMIN', { privilege: 'ADMIN' });
-    else if (guarded.target !== undefined) {
-      for (const privilege of ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const)
-        need(privilege, guarded.target);
-    }
-  }
+  if (guarded.kind === 'ddl') for (const ddlNeed of ddlNeeds(guarded)) needs.set(needKey(ddlNeed), ddlNeed);
   // A table needing a specific write privilege need not also be listed as "any write".
   for (const [key, value] of needs) {
     if (

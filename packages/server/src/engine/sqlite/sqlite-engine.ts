@@ -33,6 +33,7 @@ import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
 import { ReadWorkerPool, SCHEMA_CHANGED } from './read-workers.ts';
+import { ddlNeeds } from './access-analyzer.ts';
 import { readCatalog, schemaVersion } from './catalog.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
 
@@ -645,10 +646,9 @@ function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
   if (guarded.kind === 'write') {
     for (const privilege of ['INSERT', 'UPDATE', 'DELETE'] as const) needs.push({ privilege, table: '*' });
   }
-  if (guarded.kind === 'ddl')
-    needs.push({
-      privilege: guarded.verb === 'CREATE' ? 'CREATE' : guarded.verb === 'DROP' ? 'DROP' : 'ALTER',
-    });
+  // The same schema rules as for a statement compiled on its own (ADMIN for triggers and virtual
+  // tables, every right on a renamed table).
+  if (guarded.kind === 'ddl') needs.push(...ddlNeeds(guarded));
   return { needs, tables: [], kind: guarded.kind };
 }
 
