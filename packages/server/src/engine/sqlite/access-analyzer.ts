@@ -5,6 +5,7 @@
  * table names through sqlite_schema.
  */
 import type { AccessNeed, StatementAccess, TablePrivilege } from '../engine.ts';
+import { RustyError } from '../../errors/rusty-error.ts';
 import { INTERNAL_PREFIX, type GuardedStatement } from '../statement-guard.ts';
 import type { AsyncDatabase, SyncDatabase } from './driver.ts';
 
@@ -18,8 +19,16 @@ interface ExplainRow {
   p1: number;
   p2: number;
   p3: number;
+  p4: string;
   p5: number;
 }
+
+/**
+ * Functions that read the connection's own state: the last inserted rowid and the rows changed by
+ * the last statement, or by all of them. Connections are shared by every session, so their answer
+ * would be another session's activity (issue 14). The program names them as `name(argc)`.
+ */
+const SESSION_STATE_FUNCTION = /^(last_insert_rowid|changes|total_changes)\(/;
 
 export class AccessAnalyzer {
   readonly #db: SyncDatabase;
@@ -81,6 +90,7 @@ function toExplainRow(r: unknown[]): ExplainRow {
     p1: Number(r[2]),
     p2: Number(r[3]),
     p3: Number(r[4]),
+    p4: String(r[5] ?? ''),
     p5: Number(r[6]),
   };
 }
@@ -135,6 +145,13 @@ function accessOf(
     // Sub-programs (trigger bodies) follow the main program, their addresses starting again at 0.
     if (row.addr <= lastAddr) inTrigger = true;
     lastAddr = row.addr;
+    if ((row.opcode === 'Function' || row.opcode === 'PureFunc') && SESSION_STATE_FUNCTION.test(row.p4)) {
+      const name = row.p4.slice(0, row.p4.indexOf('('));
+      throw new RustyError(
+        'PERMISSION_DENIED',
+        `${name}() is not available: connections are shared by all sessions, so it would tell another session's activity; a statement's own result carries last_insert_id and rows_affected`,
+      );
+    }
     if (row.opcode === 'VOpen') virtualOpens++;
     else if (row.opcode === 'VUpdate') virtualWrite = true;
     const isRead = row.opcode === 'OpenRead' || row.opcode === 'ReopenIdx';

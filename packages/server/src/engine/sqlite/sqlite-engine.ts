@@ -26,7 +26,7 @@ import type {
   TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { openAsync, openSync, type AsyncStatement, type SyncDatabase } from './driver.ts';
+import { openAsync, openSync, type AsyncStatement, type SyncDatabase, type SyncStatement } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
@@ -83,6 +83,52 @@ async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Pr
   }
   const version = Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
   if (version !== routed.schemaVersion) throw new SchemaChangedError();
+}
+
+/** The connection's own counters: the rows changed by its last statement and its last inserted rowid. */
+const COUNTERS_SQL = 'SELECT changes(), last_insert_rowid()';
+const pooledCounterStatements = new WeakMap<PooledConnection, AsyncStatement>();
+const inlineCounterStatements = new WeakMap<SyncDatabase, SyncStatement>();
+
+interface Counters {
+  changes: number;
+  lastRowid: number;
+}
+
+function countersOf(row: unknown[] | undefined): Counters {
+  const [changes, lastRowid] = (row ?? [0, 0]) as [number | bigint, number | bigint];
+  return { changes: Number(changes), lastRowid: Number(lastRowid) };
+}
+
+/** Read to the end: a statement left active on a connection blocks its COMMIT (see drain). */
+async function pooledCounters(conn: PooledConnection): Promise<Counters> {
+  let stmt = pooledCounterStatements.get(conn);
+  if (!stmt) pooledCounterStatements.set(conn, (stmt = (await conn.prepare(COUNTERS_SQL)).raw()));
+  return countersOf(drain(await stmt.iterate([]))[0]);
+}
+
+function inlineCounters(db: SyncDatabase): Counters {
+  let stmt = inlineCounterStatements.get(db);
+  if (!stmt) inlineCounterStatements.set(db, (stmt = db.prepare(COUNTERS_SQL).raw()));
+  return countersOf(stmt.all([])[0]);
+}
+
+/**
+ * What a statement reports of its own data change. Connections are shared by every session and keep
+ * their counters from whatever ran last, so a count is reported only for a data change (never for
+ * DDL, ANALYZE or REINDEX), and an inserted rowid only when the statement inserted a row: the rowid
+ * moved, and rows changed. An upsert that updated, an INSERT OR IGNORE that ignored, an insert of no
+ * rows report none.
+ */
+function ownTotals(
+  guarded: GuardedStatement,
+  before: Counters,
+  after: Counters,
+): { rowsAffected: number; lastInsertId?: number } {
+  const rowsAffected = guarded.writeVerbs.size > 0 ? after.changes : 0;
+  const inserted =
+    guarded.writeVerbs.has('INSERT') && rowsAffected > 0 && after.lastRowid !== before.lastRowid;
+  return inserted ? { rowsAffected, lastInsertId: after.lastRowid } : { rowsAffected };
 }
 
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
@@ -255,6 +301,7 @@ export class SqliteEngine implements Engine {
         throw stopper.translate(err);
       } finally {
         stopper.dispose();
+        if (!clean) clean = await rolledBack(conn);
         if (clean) this.#pool.release(conn);
         else this.#pool.discard(conn);
       }
@@ -469,15 +516,18 @@ export class SqliteEngine implements Engine {
           rows_affected: rows.length,
         };
       }
-      const info = stmt.run(params);
+      const db = this.#router.inlineConnection;
+      const before = inlineCounters(db);
+      stmt.run(params);
       this.#router.observeInline(sql, performance.now() - started, 0);
       this.#committed();
+      const totals = ownTotals(routed.guarded, before, inlineCounters(db));
       return {
         status: 'success',
         columns: [],
         rows: [],
-        rows_affected: info.changes,
-        ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+        rows_affected: totals.rowsAffected,
+        ...(totals.lastInsertId !== undefined ? { last_insert_id: totals.lastInsertId } : {}),
       };
     } catch (err) {
       // Another connection holds the write lock: wait for it off the loop instead of failing.
@@ -536,23 +586,24 @@ export class SqliteEngine implements Engine {
     }
     const conn = await this.#pool.acquire(options.signal);
     const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
-    let finished = false;
+    let clean = false;
     try {
       // A transaction of its own, so that the schema it runs against is the one it was authorized for.
       await conn.exec('BEGIN IMMEDIATE');
       await assertSchema(conn, routed);
       yield* this.#runOn(conn, routed, params, stopper, options.chunkSize);
       await conn.exec('COMMIT');
-      finished = true;
+      clean = true;
       if (routed.access.kind !== 'read') this.#committed();
     } catch (err) {
       throw stopper.translate(err);
     } finally {
       stopper.dispose();
-      if (finished) this.#pool.release(conn);
+      // Stopped early (error, cancel, schema changed, or the consumer broke off): roll back here, so the
+      // write lock is free at once; a connection that cannot is closed (which also rolls back).
+      if (!clean) clean = await rolledBack(conn);
+      if (clean) this.#pool.release(conn);
       else {
-        // Stopped early (error, cancel, or the consumer broke off): make sure the engine stops too.
-        // Closing the connection also rolls its transaction back.
         conn.interrupt();
         this.#pool.discard(conn);
       }
@@ -570,20 +621,10 @@ export class SqliteEngine implements Engine {
     const stmt = await conn.prepare(routed.guarded.text);
     stopper.throwIfStopped();
     if (!stmt.reader) {
+      const before = await pooledCounters(conn);
       drain(await stmt.iterate(params));
-      const totals = drain(
-        await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]),
-      );
-      const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
-      // changes() and last_insert_rowid() keep their values from earlier statements: report only
-      // what this statement can have set.
-      yield {
-        columns: [],
-        rows: [],
-        done: true,
-        rowsAffected: routed.guarded.kind === 'ddl' ? 0 : changes,
-        ...(routed.guarded.writeVerbs.has('INSERT') ? { lastInsertId: Number(lastId) } : {}),
-      };
+      const totals = ownTotals(routed.guarded, before, await pooledCounters(conn));
+      yield { columns: [], rows: [], done: true, ...totals };
       return;
     }
     stmt.raw();
@@ -666,6 +707,20 @@ function failingAt<T>(index: number, work: () => T): T {
     return result instanceof Promise ? (result.catch(wrap) as T) : result;
   } catch (err) {
     return wrap(err);
+  }
+}
+
+/**
+ * Ends the connection's transaction, if it has one, after a failure; false when the connection cannot
+ * be trusted any more (SQLite refused the ROLLBACK: a statement is still running on it).
+ */
+async function rolledBack(conn: PooledConnection): Promise<boolean> {
+  try {
+    await conn.exec('ROLLBACK');
+    return true;
+  } catch (err) {
+    // No transaction to roll back (BEGIN failed, or an interrupt already rolled it back): clean.
+    return /no transaction is active/.test(String((err as Error).message));
   }
 }
 
