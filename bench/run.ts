@@ -2,7 +2,7 @@
  * `npm run bench`: the performance yardsticks of DESIGN.md, each measured as a ratio against a
  * baseline taken in the same run on the same machine. Prints the results and writes bench/RESULTS.md.
  *
- *   node --import tsx bench/run.ts [--only a,b,c,d] [--cpu-prof DIR]
+ *   node --import tsx bench/run.ts [--only a,b,g] [--cpu-prof DIR]
  *
  * --only      run some of the benchmarks (RESULTS.md is then left alone)
  * --cpu-prof  start every server with `node --cpu-prof`, profiles written to DIR
@@ -23,6 +23,7 @@ import { runIsolation } from './isolation.ts';
 import { runSlowReaderMemory } from './slow-reader-memory.ts';
 import { runFanOut } from './fan-out.ts';
 import { runGraphQLSubscriptions } from './graphql-subscriptions.ts';
+import { runSoak } from './soak.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
@@ -31,6 +32,7 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   d: runSlowReaderMemory,
   e: runFanOut,
   f: runGraphQLSubscriptions,
+  g: runSoak,
 };
 /** Hard stop for the whole run: the bench must end even if a server hangs. */
 const DEADLINE_MS = 10 * 60_000;

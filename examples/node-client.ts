@@ -33,8 +33,11 @@ try {
 
   // A query: the whole result at once.
   await client.query('CREATE TABLE IF NOT EXISTS example_notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
-  const answer = await client.query('SELECT 6 * 7 AS answer, ? AS greeting', ['hello']);
-  console.log(`query: answer=${answer.rows[0]?.[0]} greeting=${answer.rows[0]?.[1]}`);
+  const answer = await client.query<{ answer: number; greeting: string }>(
+    'SELECT 6 * 7 AS answer, ? AS greeting',
+    ['hello'],
+  );
+  console.log(`query: answer=${answer.rows[0]?.answer} greeting=${answer.rows[0]?.greeting}`);
 
   // A stream: chunks as they come; breaking out early would cancel the query on the server.
   let rows = 0;

@@ -14,6 +14,8 @@ export interface RustyServerOptions {
   flags?: readonly string[];
   /** Write a V8 CPU profile of the server into this directory (node --cpu-prof). */
   cpuProfileDir?: string;
+  /** Keep the server's default rate limits (off unless asked: they would throttle most benchmarks). */
+  rateLimiting?: boolean;
 }
 
 export interface RustyServerProcess {
@@ -51,7 +53,7 @@ export async function startRustyServer(options: RustyServerOptions): Promise<Rus
       '--data-dir',
       options.dataDir,
       // The default 100 messages/s per connection would throttle the round-trip benchmark, not measure it.
-      '--no-enable-rate-limiting',
+      ...(options.rateLimiting ? [] : ['--no-enable-rate-limiting']),
       // Every benchmark client connects from loopback: per-address limits would count them all as one client.
       '--max-connections-per-ip',
       '0',

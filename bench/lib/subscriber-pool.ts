@@ -5,9 +5,8 @@
  * subscribe, arm for one message per socket, report receipt times. Receipts are stamped with
  * `performance.timeOrigin + performance.now()`, a clock every process on the machine shares.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { Child, REPO_ROOT } from './children.ts';
+import { startIpcProcesses, type IpcProcess } from './ipc-process.ts';
 
 /** Which server a socket belongs to. */
 export type Side = 'rusty' | 'raw';
@@ -24,13 +23,11 @@ export type Command =
   | { cmd: 'clock' }
   | { cmd: 'close' };
 
-export type Request = Command & { seq: number };
-
-export type Reply =
-  | { seq: number; ok: true; result: unknown }
-  | { seq: number; ok: false; error: string }
-  /** Every socket of `side` has received its message since the last `arm`. */
-  | { event: 'complete'; side: Side };
+/** Every socket of `side` has received its message since the last `arm`. */
+export interface CompleteEvent {
+  event: 'complete';
+  side: Side;
+}
 
 export interface ConnectResult {
   count: number;
@@ -61,88 +58,32 @@ export interface RoundReport {
 /** The clock every process stamps with, ms. */
 export const sharedClock = (): number => performance.timeOrigin + performance.now();
 
-const READY_PATTERN = /subscriber process ready/;
+const SCRIPT = 'bench/lib/subscriber-process.ts';
 
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-class SubscriberProcess {
-  readonly child: Child;
-  readonly #proc: ChildProcess;
-  readonly #pending = new Map<number, Pending>();
-  readonly #events: EventEmitter;
-  #seq = 0;
-  readonly complete: Record<Side, boolean> = { rusty: false, raw: false };
-
-  constructor(events: EventEmitter) {
-    this.#events = events;
-    this.#proc = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/subscriber-process.ts'], {
-      cwd: REPO_ROOT,
-      env: process.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
-    // Tracked by PID with the bench's other children: stopped on the way out, whatever happens.
-    this.child = new Child(this.#proc);
-    this.#proc.on('message', (raw) => this.#receive(raw as Reply));
-    void this.child.exited.then(() => {
-      for (const pending of this.#pending.values()) {
-        clearTimeout(pending.timer);
-        pending.reject(new Error(`subscriber process ${this.child.pid} exited:\n${this.child.output}`));
-      }
-      this.#pending.clear();
-    });
-  }
-
-  #receive(reply: Reply): void {
-    if ('event' in reply) {
-      this.complete[reply.side] = true;
-      this.#events.emit('complete');
-      return;
-    }
-    const pending = this.#pending.get(reply.seq);
-    if (!pending) return;
-    this.#pending.delete(reply.seq);
-    clearTimeout(pending.timer);
-    if (reply.ok) pending.resolve(reply.result);
-    else pending.reject(new Error(`subscriber process ${this.child.pid}: ${reply.error}`));
-  }
-
-  ask<T>(command: Command, timeoutMs: number): Promise<T> {
-    const seq = ++this.#seq;
-    if (command.cmd === 'arm') this.complete[command.side] = false;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(seq);
-        reject(
-          new Error(`subscriber process ${this.child.pid}: no answer to '${command.cmd}' in ${timeoutMs} ms`),
-        );
-      }, timeoutMs);
-      this.#pending.set(seq, { resolve: resolve as (value: unknown) => void, reject, timer });
-      this.#proc.send({ ...command, seq } satisfies Request);
-    });
-  }
+/** One client process, and which sides it has reported complete since their last `arm`. */
+interface Member {
+  process: IpcProcess<Command, CompleteEvent>;
+  complete: Record<Side, boolean>;
 }
 
 export class SubscriberPool {
-  readonly #processes: SubscriberProcess[];
-  readonly #events = new EventEmitter();
+  readonly #processes: Member[];
+  readonly #events: EventEmitter;
 
-  private constructor(size: number) {
-    this.#processes = Array.from({ length: size }, () => new SubscriberProcess(this.#events));
+  private constructor(processes: Member[], events: EventEmitter) {
+    this.#processes = processes;
+    this.#events = events;
   }
 
   static async start(size: number): Promise<SubscriberPool> {
-    const pool = new SubscriberPool(size);
-    try {
-      await Promise.all(pool.#processes.map((p) => p.child.waitFor(READY_PATTERN)));
-    } catch (err) {
-      await pool.stop();
-      throw err;
-    }
-    return pool;
+    const events = new EventEmitter();
+    const members: Member[] = [];
+    const processes = await startIpcProcesses<Command, CompleteEvent>(SCRIPT, size, (event, index) => {
+      members[index]!.complete[event.side] = true;
+      events.emit('complete');
+    });
+    for (const process of processes) members.push({ process, complete: { rusty: false, raw: false } });
+    return new SubscriberPool(members, events);
   }
 
   get size(): number {
@@ -150,12 +91,18 @@ export class SubscriberPool {
   }
 
   get pids(): number[] {
-    return this.#processes.map((p) => p.child.pid);
+    return this.#processes.map((p) => p.process.child.pid);
   }
 
   /** Sends each process its own command and waits for every answer. */
   all<T>(commandFor: (index: number) => Command, timeoutMs: number): Promise<T[]> {
-    return Promise.all(this.#processes.map((p, i) => p.ask<T>(commandFor(i), timeoutMs)));
+    return Promise.all(
+      this.#processes.map((p, i) => {
+        const command = commandFor(i);
+        if (command.cmd === 'arm') p.complete[command.side] = false;
+        return p.process.ask<T>(command, timeoutMs);
+      }),
+    );
   }
 
   /** Resolves true once every process has reported `side` complete, false after `timeoutMs`. */
@@ -187,7 +134,7 @@ export class SubscriberPool {
       let best = Infinity;
       for (let i = 0; i < probes; i++) {
         const before = sharedClock();
-        const theirs = await p.ask<number>({ cmd: 'clock' }, 5_000);
+        const theirs = await p.process.ask<number>({ cmd: 'clock' }, 5_000);
         const after = sharedClock();
         roundTripMs = Math.min(roundTripMs, after - before);
         best = Math.min(best, Math.max(0, before - theirs, theirs - after));
@@ -199,6 +146,6 @@ export class SubscriberPool {
 
   /** Stops every process (their sockets close with them). */
   async stop(): Promise<void> {
-    await Promise.all(this.#processes.map((p) => p.child.stop()));
+    await Promise.all(this.#processes.map((p) => p.process.stop()));
   }
 }

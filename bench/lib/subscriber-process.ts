@@ -7,7 +7,14 @@
  */
 import type WebSocket from 'ws';
 import { StreamConnection, openSocket } from './client.ts';
-import { sharedClock, type Reply, type Request, type RoundReport, type Side } from './subscriber-pool.ts';
+import { sendEvent, serveCommands } from './ipc-process.ts';
+import {
+  sharedClock,
+  type Command,
+  type CompleteEvent,
+  type RoundReport,
+  type Side,
+} from './subscriber-pool.ts';
 
 class Group {
   readonly side: Side;
@@ -35,7 +42,8 @@ class Group {
       }
       this.receivedAt[index] = at;
       this.messages[index] = data as Buffer;
-      if (++this.count === this.sockets.length) send({ event: 'complete', side: this.side });
+      if (++this.count === this.sockets.length)
+        sendEvent({ event: 'complete', side: this.side } satisfies CompleteEvent);
     });
   }
 
@@ -88,10 +96,6 @@ class Group {
 
 const groups: Record<Side, Group> = { rusty: new Group('rusty'), raw: new Group('raw') };
 
-function send(reply: Reply): void {
-  process.send?.(reply);
-}
-
 /** Runs work(0..count-1) with at most `concurrency` in flight. */
 async function inPool(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -101,7 +105,7 @@ async function inPool(count: number, concurrency: number, work: (i: number) => P
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
 }
 
-async function handle(request: Request): Promise<unknown> {
+async function handle(request: Command): Promise<unknown> {
   switch (request.cmd) {
     case 'connect': {
       const group = groups[request.side];
@@ -144,13 +148,4 @@ async function handle(request: Request): Promise<unknown> {
   }
 }
 
-process.on('message', (raw) => {
-  const request = raw as Request;
-  handle(request).then(
-    (result) => send({ seq: request.seq, ok: true, result }),
-    (err: Error) => send({ seq: request.seq, ok: false, error: err.stack ?? String(err) }),
-  );
-});
-// The bench went away: nothing left to do here.
-process.on('disconnect', () => process.exit(0));
-process.stdout.write('subscriber process ready\n');
+serveCommands(handle);

@@ -30,7 +30,7 @@ async function demo(username, password) {
       'CREATE TABLE IF NOT EXISTS example_notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)',
     );
     const answer = await client.query('SELECT 6 * 7 AS answer, ? AS greeting', ['hello']);
-    log(`query: answer=${answer.rows[0][0]} greeting=${answer.rows[0][1]}`);
+    log(`query: answer=${answer.rows[0].answer} greeting=${answer.rows[0].greeting}`);
 
     let rows = 0;
     let chunks = 0;

@@ -7,6 +7,7 @@ import type { BatchPayload, SqlValue } from '@rustydb/protocol';
 import type { Connection, Route } from './connection.ts';
 import { RustyDBError, errorFromPayload } from './errors.ts';
 import type { QueryOptions, QueryResult } from './query.ts';
+import { shapeRows, type ObjectRow } from './rows.ts';
 
 export type BatchStatement = string | { sql: string; params?: readonly SqlValue[] | undefined };
 
@@ -15,13 +16,16 @@ export interface BatchOptions extends QueryOptions {
   transaction?: boolean | undefined;
 }
 
-export type BatchItemResult = ({ ok: true } & QueryResult) | { ok: false; error: RustyDBError };
+/** One statement's outcome. `R`: the row type (objects by default; arrays with `rowMode: 'array'`). */
+export type BatchItemResult<R = ObjectRow> =
+  ({ ok: true } & QueryResult<R>) | { ok: false; error: RustyDBError };
 
-export function runBatch(
+export function runBatch<R>(
   connection: Connection,
   statements: readonly BatchStatement[],
   options: BatchOptions = {},
-): Promise<BatchItemResult[]> {
+): Promise<BatchItemResult<R>[]> {
+  const mode = options.rowMode ?? 'object';
   const queries = statements.map((s) =>
     typeof s === 'string' ? { sql: s, params: [] } : { sql: s.sql, params: [...(s.params ?? [])] },
   );
@@ -29,7 +33,7 @@ export function runBatch(
   if (signal?.aborted) {
     return Promise.reject(new RustyDBError('QUERY_CANCELLED', 'batch aborted', { cause: signal.reason }));
   }
-  return new Promise<BatchItemResult[]>((resolve, reject) => {
+  return new Promise<BatchItemResult<R>[]>((resolve, reject) => {
     const id = connection.nextId('b-');
     let settled = false;
     const onAbort = (): void => {
@@ -61,7 +65,7 @@ export function runBatch(
                 ? {
                     ok: true,
                     columns: r.columns,
-                    rows: r.rows,
+                    rows: shapeRows(mode, r.columns, r.rows) as R[],
                     rowsAffected: r.rows_affected,
                     lastInsertId: r.last_insert_id,
                   }

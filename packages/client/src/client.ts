@@ -17,13 +17,16 @@ import { RustyDBError } from './errors.ts';
 import { httpJson, type FetchLike } from './http.ts';
 import { GRAPHQL_WS_PATH, GraphQLSocket, graphqlHttp, type GraphQLResult } from './graphql.ts';
 import { QueryStream, runQuery, type QueryOptions, type QueryResult, type StreamOptions } from './query.ts';
+import type { ArrayRow, ArrayRowsOption, ObjectRow, ObjectRowsOption } from './rows.ts';
 import {
   ChangeStream,
   LiveQuerySubscription,
   MetricsSubscription,
   TableSubscription,
+  type Document,
   type LiveQueryOptions,
   type MetricsOptions,
+  type Row,
   type TableSubscribeOptions,
   type WatchOptions,
 } from './subscriptions.ts';
@@ -126,36 +129,77 @@ export class RustyDBClient {
     return this.connection.ready();
   }
 
-  /** Runs one statement; resolves with the whole result. */
-  query(sql: string, params?: readonly SqlValue[], options?: QueryOptions): Promise<QueryResult> {
+  /**
+   * Runs one statement; resolves with the whole result. Rows are objects keyed by column name, typed
+   * `R` (`db.query<Item>(…)`); with `{ rowMode: 'array' }` they are arrays in column order.
+   */
+  query<R extends object = ObjectRow>(
+    sql: string,
+    params?: readonly SqlValue[],
+    options?: QueryOptions & ObjectRowsOption,
+  ): Promise<QueryResult<R>>;
+  query<R extends readonly unknown[] = ArrayRow>(
+    sql: string,
+    params: readonly SqlValue[] | undefined,
+    options: QueryOptions & ArrayRowsOption,
+  ): Promise<QueryResult<R>>;
+  query(sql: string, params?: readonly SqlValue[], options?: QueryOptions): Promise<QueryResult<unknown>> {
     return runQuery(this.connection, sql, params, options);
   }
 
   /** Runs one statement and hands its result over in chunks: `for await (const chunk of …)`. */
-  stream(sql: string, params?: readonly SqlValue[], options?: StreamOptions): QueryStream {
+  stream<R extends object = ObjectRow>(
+    sql: string,
+    params?: readonly SqlValue[],
+    options?: StreamOptions & ObjectRowsOption,
+  ): QueryStream<R>;
+  stream<R extends readonly unknown[] = ArrayRow>(
+    sql: string,
+    params: readonly SqlValue[] | undefined,
+    options: StreamOptions & ArrayRowsOption,
+  ): QueryStream<R>;
+  stream(sql: string, params?: readonly SqlValue[], options?: StreamOptions): QueryStream<unknown> {
     return new QueryStream(this.connection, sql, params, options);
   }
 
   /** Runs several statements in one message (optionally in one transaction). */
-  batch(statements: readonly BatchStatement[], options?: BatchOptions): Promise<BatchItemResult[]> {
+  batch<R extends object = ObjectRow>(
+    statements: readonly BatchStatement[],
+    options?: BatchOptions & ObjectRowsOption,
+  ): Promise<BatchItemResult<R>[]>;
+  batch<R extends readonly unknown[] = ArrayRow>(
+    statements: readonly BatchStatement[],
+    options: BatchOptions & ArrayRowsOption,
+  ): Promise<BatchItemResult<R>[]>;
+  batch(statements: readonly BatchStatement[], options?: BatchOptions): Promise<BatchItemResult<unknown>[]> {
     return runBatch(this.connection, statements, options);
   }
 
-  /** Row changes of a table, resumed across reconnects without gap or duplicate. */
-  subscribe(table: string, options?: TableSubscribeOptions): TableSubscription;
-  /** A live query: its whole result, then how it changes. */
-  subscribe(options: LiveQueryOptions): LiveQuerySubscription;
+  /** Row changes of a table, typed `R`, resumed across reconnects without gap or duplicate. */
+  subscribe<R extends object = Row>(
+    table: string,
+    options?: TableSubscribeOptions & ObjectRowsOption,
+  ): TableSubscription<R>;
+  subscribe<R extends readonly unknown[] = ArrayRow>(
+    table: string,
+    options: TableSubscribeOptions & ArrayRowsOption,
+  ): TableSubscription<R>;
+  /** A live query: its whole result, then how it changes; rows typed `R`. */
+  subscribe<R extends object = Row>(options: LiveQueryOptions & ObjectRowsOption): LiveQuerySubscription<R>;
+  subscribe<R extends readonly unknown[] = ArrayRow>(
+    options: LiveQueryOptions & ArrayRowsOption,
+  ): LiveQuerySubscription<R>;
   subscribe(
     target: string | LiveQueryOptions,
     options?: TableSubscribeOptions,
-  ): TableSubscription | LiveQuerySubscription {
+  ): TableSubscription<unknown> | LiveQuerySubscription<unknown> {
     if (typeof target === 'string') return new TableSubscription(this.connection, target, options);
     return new LiveQuerySubscription(this.connection, target);
   }
 
-  /** A MongoDB-like change stream over a document collection, resumed across reconnects. */
-  watch(collection: string, options?: WatchOptions): ChangeStream {
-    return new ChangeStream(this.connection, collection, options);
+  /** A MongoDB-like change stream over a document collection, typed `D`, resumed across reconnects. */
+  watch<D extends object = Document>(collection: string, options?: WatchOptions): ChangeStream<D> {
+    return new ChangeStream<D>(this.connection, collection, options);
   }
 
   /**

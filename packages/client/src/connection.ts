@@ -832,10 +832,7 @@ export class Connection {
       return;
     }
     // Requests sent on the lost socket may or may not have run: they fail, and the caller decides.
-    const lost = new RustyDBError('CONNECTION_LOST', error.message, {
-      closeCode: code,
-      details: error.details,
-    });
+    const lost = new RustyDBError('CONNECTION_LOST', error.message, { closeCode: code, cause: error });
     for (const id of [...this.#inFlight]) {
       const route = this.#routes.get(id);
       this.#forgetRequest(id);

@@ -9,6 +9,11 @@ export class Emitter<Events extends Record<string, unknown>> {
     return () => void set.delete(listener as (value: never) => void);
   }
 
+  /** Whether anyone listens to `event`. */
+  has(event: keyof Events): boolean {
+    return (this.#listeners.get(event)?.size ?? 0) > 0;
+  }
+
   emit<K extends keyof Events>(event: K, value: Events[K]): void {
     const set = this.#listeners.get(event);
     if (!set) return;

@@ -5,7 +5,14 @@
  * Failures that happen on the client side (a timeout, a lost connection, a full offline queue) have
  * codes of their own, listed in CLIENT_ERROR_CODES with the same shape.
  */
-import { ERROR_CODES, RETRYABLE_CLOSE_CODES, isErrorCode, type ErrorCode } from '@rustydb/protocol';
+import {
+  ERROR_CODES,
+  RETRYABLE_CLOSE_CODES,
+  isErrorCode,
+  type CommonErrorDetails,
+  type ErrorCode,
+  type ErrorDetailsByCode,
+} from '@rustydb/protocol';
 
 export const CLIENT_ERROR_CODES = {
   CONNECTION_LOST: {
@@ -30,8 +37,49 @@ export const CLIENT_ERROR_CODES = {
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;
 export type RustyDBErrorCode = ErrorCode | ClientErrorCode;
 
-export interface RustyDBErrorOptions {
-  details?: Record<string, unknown> | undefined;
+type NoDetails = Record<never, never>;
+
+/** What `details` may carry for the client's own codes. */
+export interface ClientErrorDetailsByCode {
+  /** A stream that lost its connection: the rows it had received. */
+  CONNECTION_LOST: { rows_received?: number };
+  CONNECTION_FAILED: NoDetails;
+  /** Whether the request had left the queue (was sent) when it timed out. */
+  REQUEST_TIMEOUT: { sent?: boolean };
+  QUEUE_FULL: NoDetails;
+  CLIENT_CLOSED: NoDetails;
+  HTTP_ERROR: NoDetails;
+  INVALID_USE: NoDetails;
+}
+
+/** Fields any error's details may carry: a batch statement's `index`, a stream's `rows_received`. */
+export interface AnyCodeDetails extends CommonErrorDetails {
+  /** Set on every error a stream ends with: the rows it had delivered. */
+  rows_received?: number;
+}
+
+type DetailsTable = ErrorDetailsByCode & ClientErrorDetailsByCode;
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void
+  ? I
+  : never;
+/** Every field any code's details may carry, all optional. */
+export type AnyErrorDetails = Partial<UnionToIntersection<DetailsTable[RustyDBErrorCode]>> & AnyCodeDetails;
+
+/**
+ * The details of an error with code `C`: that code's fields, and the other codes' fields typed as
+ * absent. So once the code is known (`isRustyDBError(err, 'TABLE_NOT_FOUND')`, or a check of
+ * `err.code` after `isRustyDBError(err)`), `details` says exactly what it may hold; before, every
+ * known field can be read.
+ */
+export type RustyDBErrorDetails<C extends RustyDBErrorCode = RustyDBErrorCode> = C extends RustyDBErrorCode
+  ? DetailsTable[C] &
+      AnyCodeDetails & {
+        [K in Exclude<keyof AnyErrorDetails, keyof DetailsTable[C] | keyof AnyCodeDetails>]?: undefined;
+      }
+  : never;
+
+export interface RustyDBErrorOptions<C extends RustyDBErrorCode = RustyDBErrorCode> {
+  details?: RustyDBErrorDetails<C> | undefined;
   /** The WebSocket close code, for errors caused by a close. */
   closeCode?: number | undefined;
   /** The HTTP status, for errors of HTTP calls. */
@@ -39,15 +87,19 @@ export interface RustyDBErrorOptions {
   cause?: unknown;
 }
 
-export class RustyDBError extends Error {
-  readonly code: RustyDBErrorCode;
+/**
+ * Every failure the SDK reports. `code` is a server code (ERROR_CODES) or one of the client's
+ * (CLIENT_ERROR_CODES); `details` is typed per code.
+ */
+export class RustyDBError<C extends RustyDBErrorCode = RustyDBErrorCode> extends Error {
+  readonly code: C;
   /** Sending the same request again later, unchanged, can succeed. */
   readonly retryable: boolean;
-  readonly details: Record<string, unknown> | undefined;
+  readonly details: RustyDBErrorDetails<C> | undefined;
   readonly closeCode: number | undefined;
   readonly status: number | undefined;
 
-  constructor(code: RustyDBErrorCode, message: string, options: RustyDBErrorOptions = {}) {
+  constructor(code: C, message: string, options: RustyDBErrorOptions<C> = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RustyDBError';
     this.code = code;
@@ -64,9 +116,23 @@ export function isRetryableCode(code: string): boolean {
   return false;
 }
 
-/** Narrows an unknown failure to a RustyDBError with the given code. */
-export function isRustyDBError(err: unknown, code?: RustyDBErrorCode): err is RustyDBError {
-  return err instanceof RustyDBError && (code === undefined || err.code === code);
+/**
+ * A RustyDBError of any one code: checking `err.code` narrows `details` too. What
+ * `isRustyDBError(err)` narrows to.
+ */
+export type AnyRustyDBError = { [C in RustyDBErrorCode]: RustyDBError<C> }[RustyDBErrorCode];
+
+/** Narrows an unknown failure to a RustyDBError with the given code (one, or any of several). */
+export function isRustyDBError<C extends RustyDBErrorCode>(
+  err: unknown,
+  code: C | readonly C[],
+): err is RustyDBError<C>;
+/** Narrows an unknown failure to a RustyDBError; `switch (err.code)` then narrows its details. */
+export function isRustyDBError(err: unknown): err is AnyRustyDBError;
+export function isRustyDBError(err: unknown, code?: RustyDBErrorCode | readonly RustyDBErrorCode[]): boolean {
+  if (!(err instanceof RustyDBError)) return false;
+  if (code === undefined) return true;
+  return typeof code === 'string' ? err.code === code : code.includes(err.code);
 }
 
 /** Builds the error of a server `error` / `auth_error` payload. */
@@ -75,8 +141,8 @@ export function errorFromPayload(payload: unknown): RustyDBError {
   const code = isErrorCode(p.code) ? p.code : 'INTERNAL_ERROR';
   const message = typeof p.message === 'string' ? p.message : 'server error';
   const details =
-    p.details !== null && typeof p.details === 'object' ? (p.details as Record<string, unknown>) : undefined;
-  return new RustyDBError(code, message, { details });
+    p.details !== null && typeof p.details === 'object' ? (p.details as RustyDBErrorDetails) : undefined;
+  return new RustyDBError<RustyDBErrorCode>(code, message, { details });
 }
 
 /** What the client does after the socket closed. */
@@ -92,7 +158,8 @@ export type CloseDisposition =
  * The one decision about close codes. `lastError` is the error message the server sent just before
  * closing (the server always explains a 1008).
  *
- * - codes in the protocol's RETRYABLE_CLOSE_CODES (1001 shutdown / idle, 1006 dropped, 1011, 1012, 1013)
+ * - codes in the protocol's RETRYABLE_CLOSE_CODES (1001 shutdown / idle, 1006 dropped, 1011, 1012, 1013,
+ *   4013 fell behind)
  *   reconnect with the same credentials;
  * - 1008 after AUTH_EXPIRED (token expired or revoked) reauthenticates when the client has a way to get
  *   a new token; every other 1008 (rate limit flood, refused token) is fatal, as are 1002/1003/1007/1009;
@@ -111,7 +178,7 @@ export function closeDisposition(
 /** The error a request or subscription fails with when the socket closes under it. */
 export function closeError(code: number, reason: string, lastError: RustyDBError | undefined): RustyDBError {
   if (lastError) {
-    return new RustyDBError(lastError.code, lastError.message, {
+    return new RustyDBError<RustyDBErrorCode>(lastError.code, lastError.message, {
       details: lastError.details,
       closeCode: code,
     });

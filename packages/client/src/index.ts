@@ -33,9 +33,19 @@ export {
   type ShouldRetry,
 } from './retry-policy.ts';
 export {
+  toArray,
+  toObject,
+  toObjects,
+  type ArrayRow,
+  type ArrayRowsOption,
+  type ObjectRow,
+  type ObjectRowsOption,
+  type RowMode,
+  type RowModeOption,
+} from './rows.ts';
+export {
   QueryStream,
   runQuery,
-  toObjects,
   type QueryChunk,
   type QueryOptions,
   type QueryResult,
@@ -49,10 +59,14 @@ export {
   MetricsSubscription,
   TableSubscription,
   type ChangeStreamEvent,
+  type ChangeStreamEvents,
   type ChangeStreamResetEvent,
+  type Document,
+  type DocumentId,
   type FilterCondition,
   type LiveDiffEvent,
   type LiveQueryEvent,
+  type LiveQuerySubscriptionEvents,
   type LiveQueryOptions,
   type LiveResultEvent,
   type MetricsOptions,
@@ -68,6 +82,7 @@ export {
   type TableChangeEvent,
   type TableEvent,
   type TableSnapshotEvent,
+  type TableSubscriptionEvents,
   type TableSubscribeOptions,
   type WatchEvent,
   type WatchOptions,
@@ -79,9 +94,13 @@ export {
   closeDisposition,
   isRetryableCode,
   isRustyDBError,
+  type AnyErrorDetails,
+  type AnyRustyDBError,
   type ClientErrorCode,
+  type ClientErrorDetailsByCode,
   type CloseDisposition,
   type RustyDBErrorCode,
+  type RustyDBErrorDetails,
 } from './errors.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport/socket.ts';
 export type { FetchLike } from './http.ts';

@@ -7,22 +7,24 @@ import type { QueryChunkPayload, SqlValue } from '@rustydb/protocol';
 import { Channel } from './channel.ts';
 import type { Connection, InboundMessage, Route } from './connection.ts';
 import { RustyDBError, errorFromPayload } from './errors.ts';
+import { shapeRows, type ObjectRow, type RowMode, type RowModeOption } from './rows.ts';
 
 export type { SqlValue };
 
-export interface QueryResult {
+/** A whole result. `R`: the row type (objects by default; arrays with `rowMode: 'array'`). */
+export interface QueryResult<R = ObjectRow> {
   columns: string[];
-  /** One array per row, values in the order of `columns`. */
-  rows: SqlValue[][];
+  /** The rows, as objects keyed by column name or (`rowMode: 'array'`) arrays in column order. */
+  rows: R[];
   /** Rows returned (reads) or changed (writes). */
   rowsAffected: number;
   /** After an INSERT: the rowid of the last inserted row. */
   lastInsertId: number | undefined;
 }
 
-export interface QueryChunk {
+export interface QueryChunk<R = ObjectRow> {
   columns: string[];
-  rows: SqlValue[][];
+  rows: R[];
   /** False on the last chunk. */
   hasMore: boolean;
   /** Last chunk only. */
@@ -30,7 +32,7 @@ export interface QueryChunk {
   lastInsertId?: number | undefined;
 }
 
-export interface QueryOptions {
+export interface QueryOptions extends RowModeOption {
   /** Time allowed until the first answer, ms (queueing included). Default: the client's requestTimeout. */
   timeout?: number | undefined;
   /** Aborting cancels the query (a `cancel` is sent if it is already running). */
@@ -44,24 +46,10 @@ export interface StreamOptions extends QueryOptions {
   highWaterMark?: number | undefined;
 }
 
-/** Rows as objects keyed by column name (a later duplicate column name wins). */
-export function toObjects(
-  columns: readonly string[],
-  rows: readonly SqlValue[][],
-): Record<string, SqlValue>[] {
-  return rows.map((row) => {
-    const object: Record<string, SqlValue> = {};
-    columns.forEach((column, i) => {
-      object[column] = row[i] ?? null;
-    });
-    return object;
-  });
-}
-
-function chunkOf(payload: QueryChunkPayload): QueryChunk {
+function chunkOf<R>(payload: QueryChunkPayload, mode: RowMode): QueryChunk<R> {
   return {
     columns: payload.columns,
-    rows: payload.rows,
+    rows: shapeRows(mode, payload.columns, payload.rows) as R[],
     hasMore: payload.has_more,
     ...(payload.has_more
       ? {}
@@ -74,15 +62,16 @@ function abortError(signal: AbortSignal): RustyDBError {
 }
 
 /** Runs one statement and resolves with its whole result (all chunks). */
-export function runQuery(
+export function runQuery<R>(
   connection: Connection,
   sql: string,
   params: readonly SqlValue[] = [],
   options: QueryOptions = {},
-): Promise<QueryResult> {
+): Promise<QueryResult<R>> {
   const { signal } = options;
+  const mode = options.rowMode ?? 'object';
   if (signal?.aborted) return Promise.reject(abortError(signal));
-  return new Promise<QueryResult>((resolve, reject) => {
+  return new Promise<QueryResult<R>>((resolve, reject) => {
     const id = connection.nextId('q-');
     const rows: SqlValue[][] = [];
     let settled = false;
@@ -113,7 +102,7 @@ export function runQuery(
         finish();
         resolve({
           columns: payload.columns,
-          rows,
+          rows: shapeRows(mode, payload.columns, rows) as R[],
           rowsAffected: payload.rows_affected ?? rows.length,
           lastInsertId: payload.last_insert_id,
         });
@@ -134,11 +123,12 @@ export function runQuery(
  * stops the query on the server. A lost connection ends the stream with a CONNECTION_LOST error;
  * the rows received so far are in `rowsReceived`.
  */
-export class QueryStream implements AsyncIterableIterator<QueryChunk> {
+export class QueryStream<R = ObjectRow> implements AsyncIterableIterator<QueryChunk<R>> {
   readonly id: string;
   readonly #connection: Connection;
-  readonly #channel: Channel<QueryChunk>;
+  readonly #channel: Channel<QueryChunk<R>>;
   readonly #highWaterMark: number;
+  readonly #mode: RowMode;
   #finished = false;
   #rowsReceived = 0;
   #columns: string[] | undefined;
@@ -152,7 +142,8 @@ export class QueryStream implements AsyncIterableIterator<QueryChunk> {
     this.#connection = connection;
     this.id = connection.nextId('s-');
     this.#highWaterMark = Math.max(1, options.highWaterMark ?? 4);
-    this.#channel = new Channel<QueryChunk>(
+    this.#mode = options.rowMode ?? 'object';
+    this.#channel = new Channel<QueryChunk<R>>(
       () => this.#stop(),
       () => connection.flowChanged(),
     );
@@ -218,7 +209,7 @@ export class QueryStream implements AsyncIterableIterator<QueryChunk> {
       return true;
     }
     if (message.type !== 'data') return false;
-    const chunk = chunkOf(message.payload as QueryChunkPayload);
+    const chunk = chunkOf<R>(message.payload as QueryChunkPayload, this.#mode);
     this.#columns ??= chunk.columns;
     this.#rowsReceived += chunk.rows.length;
     if (!chunk.hasMore) this.#finished = true;
@@ -234,11 +225,11 @@ export class QueryStream implements AsyncIterableIterator<QueryChunk> {
     this.#connection.detach(this.id, false);
   }
 
-  next(): Promise<IteratorResult<QueryChunk>> {
+  next(): Promise<IteratorResult<QueryChunk<R>>> {
     return this.#channel.next();
   }
 
-  return(): Promise<IteratorResult<QueryChunk>> {
+  return(): Promise<IteratorResult<QueryChunk<R>>> {
     return this.#channel.return();
   }
 
@@ -247,9 +238,9 @@ export class QueryStream implements AsyncIterableIterator<QueryChunk> {
     await this.#channel.return();
   }
 
-  /** The rows one by one, as objects keyed by column name. */
-  async *objects(): AsyncGenerator<Record<string, SqlValue>, void, undefined> {
-    for await (const chunk of this) yield* toObjects(chunk.columns, chunk.rows);
+  /** The rows one by one, in the stream's row mode. Leaving the loop early cancels the query. */
+  async *rows(): AsyncGenerator<R, void, undefined> {
+    for await (const chunk of this) yield* chunk.rows;
   }
 
   [Symbol.asyncIterator](): this {

@@ -22,20 +22,32 @@ import { Channel } from './channel.ts';
 import type { Connection, InboundMessage, OutboundMessage, Route } from './connection.ts';
 import { Emitter } from './emitter.ts';
 import { RustyDBError, errorFromPayload } from './errors.ts';
-import { toObjects } from './query.ts';
+import { shapeRow, shapeRows, toArray, type ObjectRow, type RowMode, type RowModeOption } from './rows.ts';
 
 export type { FilterCondition, RowFilter };
 
-export type Row = Record<string, unknown>;
+/** A row as an object: the default row type of subscriptions. */
+export type Row = ObjectRow;
 
 /** Where a subscription stands; `on('status', …)` reports every change. */
 export type SubscriptionStatus = 'subscribing' | 'active' | 'disconnected' | 'ended';
 
-export interface SubscriptionEvents extends Record<string, unknown> {
+/**
+ * What `subscription.on(event, listener)` reports. Every subscription has these; each kind adds its
+ * own (`change`, `snapshot`, `reset`).
+ */
+export interface SubscriptionEvents<E = unknown> extends Record<string, unknown> {
   status: SubscriptionStatus;
   /** The server acknowledged (again): `resumed` is true when it attached from a remembered position. */
   subscribed: { sequence: number; resumed: boolean };
+  /** Every event the loop gets, in order. */
+  event: E;
+  /** The subscription failed for good (refused, privilege revoked, the client gave up); not a normal end. */
+  error: RustyDBError;
 }
+
+/** The listeners that take the subscription's data (they make the iterator optional). */
+const DATA_EVENTS = ['event', 'change', 'snapshot', 'reset'] as const;
 
 export interface SubscriptionOptions {
   /** Events buffered for a slow consumer before reading from the socket may pause (Node). Default 1000. */
@@ -43,24 +55,34 @@ export interface SubscriptionOptions {
 }
 
 /** What every subscription offers besides being an async iterator. */
-export interface Subscription<E> extends AsyncIterableIterator<E> {
+export interface Subscription<
+  E,
+  Events extends SubscriptionEvents<E> = SubscriptionEvents<E>,
+> extends AsyncIterableIterator<E> {
   readonly id: string;
   readonly status: SubscriptionStatus;
   /** Resolves once the server has acknowledged the subscription the first time. */
   ready(): Promise<void>;
   /** Ends the subscription (the server is told); the loop reading it ends. Safe to call twice. */
   unsubscribe(): Promise<void>;
-  on<K extends keyof SubscriptionEvents>(
-    event: K,
-    listener: (value: SubscriptionEvents[K]) => void,
-  ): () => void;
+  /**
+   * Calls `listener` for every `event` (several listeners may listen); returns the function that
+   * removes it. Listening to the data (`change`, `snapshot`, `reset`, `event`) instead of looping is
+   * fine: while no loop reads the subscription, nothing is kept for one.
+   */
+  on<K extends keyof Events & string>(event: K, listener: (value: Events[K]) => void): () => void;
 }
 
-abstract class LiveSubscription<E> implements Subscription<E> {
+abstract class LiveSubscription<
+  E,
+  Events extends SubscriptionEvents<E> = SubscriptionEvents<E>,
+> implements Subscription<E, Events> {
   readonly id: string;
   protected readonly connection: Connection;
   protected readonly channel: Channel<E>;
-  readonly #events = new Emitter<SubscriptionEvents>();
+  readonly #events = new Emitter<Events>();
+  /** A loop has started reading: from then on every event is kept for it. */
+  #iterating = false;
   readonly #highWaterMark: number;
   #status: SubscriptionStatus = 'subscribing';
   #ready: Promise<void>;
@@ -108,17 +130,28 @@ abstract class LiveSubscription<E> implements Subscription<E> {
     return this.#ready;
   }
 
-  on<K extends keyof SubscriptionEvents>(
-    event: K,
-    listener: (value: SubscriptionEvents[K]) => void,
-  ): () => void {
+  on<K extends keyof Events & string>(event: K, listener: (value: Events[K]) => void): () => void {
     return this.#events.on(event, listener);
   }
 
   protected setStatus(status: SubscriptionStatus): void {
     if (this.#status === status || this.#status === 'ended') return;
     this.#status = status;
-    this.#events.emit('status', status);
+    this.#emit('status', status);
+  }
+
+  #emit<K extends keyof SubscriptionEvents<E>>(event: K, value: SubscriptionEvents<E>[K]): void {
+    (this.#events as unknown as Emitter<SubscriptionEvents<E>>).emit(event, value);
+  }
+
+  /**
+   * Hands one event over: to the listeners of its kind and of `event`, and to the loop. Kept for a
+   * loop that has not started only when nobody listens to the data (else it would pile up unread).
+   */
+  protected deliver(value: E, kind: 'change' | 'snapshot' | 'reset' | undefined): void {
+    if (kind) (this.#events as unknown as Emitter<Record<string, unknown>>).emit(kind, value);
+    this.#emit('event', value);
+    if (this.#iterating || !DATA_EVENTS.some((name) => this.#events.has(name))) this.channel.push(value);
   }
 
   /** The `subscribe` / `watch` message for the current position. */
@@ -132,7 +165,7 @@ abstract class LiveSubscription<E> implements Subscription<E> {
       const payload = message.payload as SubscribedPayload;
       const resumed = this.acknowledged(payload);
       this.setStatus('active');
-      this.#events.emit('subscribed', { sequence: payload.sequence ?? -1, resumed });
+      this.#emit('subscribed', { sequence: payload.sequence ?? -1, resumed });
       if (!this.#acknowledged) {
         this.#acknowledged = true;
         this.#readyResolve();
@@ -166,7 +199,10 @@ abstract class LiveSubscription<E> implements Subscription<E> {
   protected fail(error: RustyDBError): void {
     this.setStatus('ended');
     if (error.code === 'CLIENT_CLOSED') this.channel.end();
-    else this.channel.fail(error);
+    else {
+      this.#emit('error', error);
+      this.channel.fail(error);
+    }
     this.#readyReject(error);
   }
 
@@ -177,6 +213,7 @@ abstract class LiveSubscription<E> implements Subscription<E> {
   }
 
   next(): Promise<IteratorResult<E>> {
+    this.#iterating = true;
     return this.channel.next();
   }
 
@@ -189,13 +226,14 @@ abstract class LiveSubscription<E> implements Subscription<E> {
   }
 
   [Symbol.asyncIterator](): this {
+    this.#iterating = true;
     return this;
   }
 }
 
 // ---- table subscriptions ------------------------------------------------------------------------
 
-export interface TableSubscribeOptions extends SubscriptionOptions {
+export interface TableSubscribeOptions extends SubscriptionOptions, RowModeOption {
   /** Only changes to rows matching every condition (a bare value means equality). */
   filter?: RowFilter | undefined;
   /** Only these kinds of change. Default: all. */
@@ -206,26 +244,34 @@ export interface TableSubscribeOptions extends SubscriptionOptions {
   since?: number | undefined;
 }
 
-/** One row change. `enter` / `leave`: an update made the row start / stop matching the filter. */
-export interface TableChangeEvent {
+/**
+ * One row change. `enter` / `leave`: an update made the row start / stop matching the filter. `R`: the
+ * row type (objects by default; arrays in the order of `columns` with `rowMode: 'array'`).
+ */
+export interface TableChangeEvent<R = Row> {
   type: 'change';
   sequence: number;
   table: string;
   op: RowChangePayload['op'];
-  key: Row | null;
-  row: Row | null;
-  oldRow: Row | null;
+  /** The changed row's primary key columns (always an object). */
+  key: ObjectRow | null;
+  /** The row after the change (insert, update, enter). */
+  row: R | null;
+  /** The row before the change (update, delete, leave). */
+  oldRow: R | null;
+  /** The row's columns, in table order: the order of an array row's values. */
+  columns: string[];
   timestamp: string;
   /** op `schema`: the table was created, altered or dropped. */
   schema?: RowChangePayload['schema'];
 }
 
 /** The table's rows as of `sequence`: first with `snapshot: true`, and after every reset. */
-export interface TableSnapshotEvent {
+export interface TableSnapshotEvent<R = Row> {
   type: 'snapshot';
   sequence: number;
   columns: string[];
-  rows: Row[];
+  rows: R[];
 }
 
 /** The server no longer holds the changes after the last delivered sequence: some were missed. */
@@ -240,11 +286,18 @@ export interface ResetEvent {
   lastSequence: number | undefined;
 }
 
-export type TableEvent = TableChangeEvent | TableSnapshotEvent | ResetEvent;
+export type TableEvent<R = Row> = TableChangeEvent<R> | TableSnapshotEvent<R> | ResetEvent;
 
-export class TableSubscription extends LiveSubscription<TableEvent> {
+export interface TableSubscriptionEvents<R = Row> extends SubscriptionEvents<TableEvent<R>> {
+  change: TableChangeEvent<R>;
+  snapshot: TableSnapshotEvent<R>;
+  reset: ResetEvent;
+}
+
+export class TableSubscription<R = Row> extends LiveSubscription<TableEvent<R>, TableSubscriptionEvents<R>> {
   readonly table: string;
   readonly #options: TableSubscribeOptions;
+  readonly #mode: RowMode;
   #lastSequence: number | undefined;
   #wantSnapshot: boolean;
 
@@ -252,6 +305,7 @@ export class TableSubscription extends LiveSubscription<TableEvent> {
     super(connection, 'sub-', options);
     this.table = table;
     this.#options = options;
+    this.#mode = options.rowMode ?? 'object';
     this.#lastSequence = options.since;
     this.#wantSnapshot = options.since === undefined && options.snapshot === true;
     this.start();
@@ -290,12 +344,15 @@ export class TableSubscription extends LiveSubscription<TableEvent> {
         const p = message.payload as { columns: string[]; rows: SqlValue[][]; sequence: number };
         this.#wantSnapshot = false;
         this.#lastSequence = p.sequence;
-        this.channel.push({
-          type: 'snapshot',
-          sequence: p.sequence,
-          columns: p.columns,
-          rows: toObjects(p.columns, p.rows),
-        });
+        this.deliver(
+          {
+            type: 'snapshot',
+            sequence: p.sequence,
+            columns: p.columns,
+            rows: shapeRows(this.#mode, p.columns, p.rows) as R[],
+          },
+          'snapshot',
+        );
         return false;
       }
       case 'change': {
@@ -303,28 +360,39 @@ export class TableSubscription extends LiveSubscription<TableEvent> {
         // Already delivered before a reconnect: never twice.
         if (this.#lastSequence !== undefined && p.sequence <= this.#lastSequence) return false;
         this.#lastSequence = p.sequence;
-        this.channel.push({
-          type: 'change',
-          sequence: p.sequence,
-          table: p.table,
-          op: p.op,
-          key: p.key,
-          row: p.row,
-          oldRow: p.old_row,
-          timestamp: p.timestamp,
-          ...(p.schema ? { schema: p.schema } : {}),
-        });
+        // The server sends changed rows as objects whose keys follow the table's column order.
+        const columns = Object.keys(p.row ?? p.old_row ?? {});
+        const shape = (row: Record<string, unknown> | null): R | null =>
+          row === null ? null : ((this.#mode === 'array' ? toArray(columns, row) : row) as R);
+        this.deliver(
+          {
+            type: 'change',
+            sequence: p.sequence,
+            table: p.table,
+            op: p.op,
+            key: p.key as ObjectRow | null,
+            row: shape(p.row),
+            oldRow: shape(p.old_row),
+            columns,
+            timestamp: p.timestamp,
+            ...(p.schema ? { schema: p.schema } : {}),
+          },
+          'change',
+        );
         return false;
       }
       case 'reset': {
         const p = message.payload as ResetPayload;
-        this.channel.push({
-          type: 'reset',
-          reason: p.reason,
-          oldestResumable: p.oldest_resumable,
-          sequence: p.sequence,
-          lastSequence: this.#lastSequence,
-        });
+        this.deliver(
+          {
+            type: 'reset',
+            reason: p.reason,
+            oldestResumable: p.oldest_resumable,
+            sequence: p.sequence,
+            lastSequence: this.#lastSequence,
+          },
+          'reset',
+        );
         // Start over from the table as it is now.
         this.#wantSnapshot = true;
         this.setStatus('subscribing');
@@ -339,40 +407,52 @@ export class TableSubscription extends LiveSubscription<TableEvent> {
 
 // ---- live queries -------------------------------------------------------------------------------
 
-export interface LiveQueryOptions extends SubscriptionOptions {
+export interface LiveQueryOptions extends SubscriptionOptions, RowModeOption {
   query: string;
   params?: readonly SqlValue[] | undefined;
 }
 
-/** The whole result: first, and again after every reconnect. */
-export interface LiveResultEvent {
+/** The whole result: first, and again after every reconnect. `R`: the row type, as for table events. */
+export interface LiveResultEvent<R = Row> {
   type: 'result';
   sequence: number;
   columns: string[];
-  rows: SqlValue[][];
+  rows: R[];
 }
 
 /** How the result moved. `changed` rows kept their key (`id` or `_id`) but not their other values. */
-export interface LiveDiffEvent {
+export interface LiveDiffEvent<R = Row> {
   type: 'diff';
   sequence: number;
   columns: string[];
-  added: SqlValue[][];
-  removed: SqlValue[][];
-  changed: { old: SqlValue[]; new: SqlValue[] }[];
+  added: R[];
+  removed: R[];
+  changed: { old: R; new: R }[];
 }
 
-export type LiveQueryEvent = LiveResultEvent | LiveDiffEvent;
+export type LiveQueryEvent<R = Row> = LiveResultEvent<R> | LiveDiffEvent<R>;
 
-export class LiveQuerySubscription extends LiveSubscription<LiveQueryEvent> {
+export interface LiveQuerySubscriptionEvents<R = Row> extends SubscriptionEvents<LiveQueryEvent<R>> {
+  /** The whole result (`type: 'result'`): first, and after every reconnect. */
+  snapshot: LiveResultEvent<R>;
+  /** How the result moved (`type: 'diff'`). */
+  change: LiveDiffEvent<R>;
+}
+
+export class LiveQuerySubscription<R = Row> extends LiveSubscription<
+  LiveQueryEvent<R>,
+  LiveQuerySubscriptionEvents<R>
+> {
   readonly query: string;
   readonly params: readonly SqlValue[];
+  readonly #mode: RowMode;
   #lastSequence: number | undefined;
 
   constructor(connection: Connection, options: LiveQueryOptions) {
     super(connection, 'live-', options);
     this.query = options.query;
     this.params = options.params ?? [];
+    this.#mode = options.rowMode ?? 'object';
     this.start();
   }
 
@@ -393,19 +473,31 @@ export class LiveQuerySubscription extends LiveSubscription<LiveQueryEvent> {
     if (message.type === 'data') {
       const p = message.payload as { columns: string[]; rows: SqlValue[][]; sequence: number };
       this.#lastSequence = p.sequence;
-      this.channel.push({ type: 'result', sequence: p.sequence, columns: p.columns, rows: p.rows });
+      this.deliver(
+        {
+          type: 'result',
+          sequence: p.sequence,
+          columns: p.columns,
+          rows: shapeRows(this.#mode, p.columns, p.rows) as R[],
+        },
+        'snapshot',
+      );
     } else if (message.type === 'change') {
       const p = message.payload as QueryDiffPayload;
       if (this.#lastSequence !== undefined && p.sequence <= this.#lastSequence) return false;
       this.#lastSequence = p.sequence;
-      this.channel.push({
-        type: 'diff',
-        sequence: p.sequence,
-        columns: p.columns,
-        added: p.added,
-        removed: p.removed,
-        changed: p.changed,
-      });
+      const row = (values: SqlValue[]): R => shapeRow(this.#mode, p.columns, values) as R;
+      this.deliver(
+        {
+          type: 'diff',
+          sequence: p.sequence,
+          columns: p.columns,
+          added: p.added.map(row),
+          removed: p.removed.map(row),
+          changed: p.changed.map((c) => ({ old: row(c.old), new: row(c.new) })),
+        },
+        'change',
+      );
     }
     return false;
   }
@@ -426,12 +518,20 @@ export interface WatchOptions extends SubscriptionOptions {
   startAtOperationTime?: number | undefined;
 }
 
-/** A MongoDB-like change event; `_id` is its resume token. */
-export interface ChangeStreamEvent {
+/** A document of a collection: what documents are unless a document type says more. */
+export type Document = Record<string, unknown>;
+
+/** A document's `_id`, as the document type declares it. */
+export type DocumentId<D> = D extends { _id: infer I } ? I : unknown;
+
+/** A MongoDB-like change event; `_id` is its resume token. `D`: the collection's document type. */
+export interface ChangeStreamEvent<D = Document> {
   _id: ResumeToken;
   operationType: 'insert' | 'update' | 'replace' | 'delete' | 'drop' | 'invalidate';
-  documentKey?: { _id: unknown };
-  fullDocument?: Record<string, unknown>;
+  documentKey?: { _id: DocumentId<D> };
+  /** The document after the change: inserts and replaces, and updates with `fullDocument` set. */
+  fullDocument?: D;
+  /** Updates: the fields set (by path, such as `a.b`) and the paths removed. */
   updateDescription?: { updatedFields: Record<string, unknown>; removedFields: string[] };
   ns?: { db: string; coll: string };
   clusterTime?: number;
@@ -447,7 +547,12 @@ export interface ChangeStreamResetEvent {
   lastToken: ResumeToken | undefined;
 }
 
-export type WatchEvent = ChangeStreamEvent | ChangeStreamResetEvent;
+export type WatchEvent<D = Document> = ChangeStreamEvent<D> | ChangeStreamResetEvent;
+
+export interface ChangeStreamEvents<D = Document> extends SubscriptionEvents<WatchEvent<D>> {
+  change: ChangeStreamEvent<D>;
+  reset: ChangeStreamResetEvent;
+}
 
 /** Resume tokens are opaque, but this server's are fixed-width hex: compare them when they look so. */
 function tokenAtOrBefore(token: ResumeToken, last: ResumeToken): boolean {
@@ -457,7 +562,7 @@ function tokenAtOrBefore(token: ResumeToken, last: ResumeToken): boolean {
   return a <= b;
 }
 
-export class ChangeStream extends LiveSubscription<WatchEvent> {
+export class ChangeStream<D = Document> extends LiveSubscription<WatchEvent<D>, ChangeStreamEvents<D>> {
   readonly collection: string;
   readonly #options: WatchOptions;
   #lastToken: ResumeToken | undefined;
@@ -497,19 +602,22 @@ export class ChangeStream extends LiveSubscription<WatchEvent> {
 
   protected handle(message: InboundMessage): boolean {
     if (message.type === 'change') {
-      const event = message.payload as ChangeStreamEvent;
+      const event = message.payload as ChangeStreamEvent<D>;
       if (this.#lastToken && event._id && tokenAtOrBefore(event._id, this.#lastToken)) return false;
       if (event._id) this.#lastToken = event._id;
-      this.channel.push(event);
+      this.deliver(event, 'change');
     } else if (message.type === 'reset') {
       const p = message.payload as ResetPayload;
-      this.channel.push({
-        operationType: 'reset',
-        reason: p.reason,
-        oldestResumable: p.oldest_resumable,
-        sequence: p.sequence,
-        lastToken: this.#lastToken,
-      });
+      this.deliver(
+        {
+          operationType: 'reset',
+          reason: p.reason,
+          oldestResumable: p.oldest_resumable,
+          sequence: p.sequence,
+          lastToken: this.#lastToken,
+        },
+        'reset',
+      );
       this.#lastToken = undefined;
       this.#fromNow = true;
       this.setStatus('subscribing');
@@ -568,11 +676,10 @@ export class MetricsSubscription extends LiveSubscription<MetricsSample> {
   protected handle(message: InboundMessage): boolean {
     if (message.type === 'data') {
       const p = message.payload as { metrics: MetricsSample['metrics']; interval_ms: number };
-      this.channel.push({
-        timestamp: message.timestamp ?? '',
-        intervalMs: p.interval_ms,
-        metrics: p.metrics,
-      });
+      this.deliver(
+        { timestamp: message.timestamp ?? '', intervalMs: p.interval_ms, metrics: p.metrics },
+        undefined,
+      );
     }
     return false;
   }

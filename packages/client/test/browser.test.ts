@@ -141,7 +141,7 @@ describe('in chromium', () => {
         }, ADMIN_PASSWORD);
         assert.deepEqual(outcome, {
           user: 'admin',
-          answer: [[42, 'browser']],
+          answer: [{ x: 42, s: 'browser' }],
           cancelled: true,
           error: { isRustyDBError: true, code: 'TABLE_NOT_FOUND', retryable: false },
           batch: [true, true],

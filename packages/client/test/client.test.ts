@@ -12,7 +12,6 @@ import {
   closeDisposition,
   connect,
   resolveUrls,
-  toObjects,
   type InboundMessage,
 } from '@rustydb/client';
 import {
@@ -59,16 +58,12 @@ describe('client over a real server', () => {
     const result = await client.query('SELECT id, name FROM items WHERE price > ? ORDER BY id', [1]);
     assert.deepEqual(result.columns, ['id', 'name']);
     assert.deepEqual(result.rows, [
-      [1, 'pen'],
-      [2, 'book'],
-    ]);
-    assert.equal(result.rowsAffected, 2);
-    assert.deepEqual(toObjects(result.columns, result.rows), [
       { id: 1, name: 'pen' },
       { id: 2, name: 'book' },
     ]);
-    const sneaky = await client.query('SELECT count(*) FROM items WHERE name = ?', ["x' OR '1'='1"]);
-    assert.deepEqual(sneaky.rows, [[0]]);
+    assert.equal(result.rowsAffected, 2);
+    const sneaky = await client.query('SELECT count(*) AS n FROM items WHERE name = ?', ["x' OR '1'='1"]);
+    assert.deepEqual(sneaky.rows, [{ n: 0 }]);
     const write = await client.query('INSERT INTO items (name) VALUES (?)', ['lamp']);
     assert.equal(write.rowsAffected, 1);
     assert.equal(write.lastInsertId, 4);
@@ -81,7 +76,7 @@ describe('client over a real server', () => {
     );
     assert.equal(result.rows.length, 25_000);
     assert.equal(result.rowsAffected, 25_000);
-    assert.deepEqual(result.rows[24_999], [25_000]);
+    assert.deepEqual(result.rows[24_999], { x: 25_000 });
   });
 
   test('stream() yields chunks of chunkSize; the last has hasMore false and rowsAffected', async () => {
@@ -100,13 +95,12 @@ describe('client over a real server', () => {
     assert.equal(last?.hasMore, false);
     assert.equal(last?.rowsAffected, 2500);
     assert.equal(stream.rowsReceived, 2500);
-    const objects = [];
-    for await (const row of client.stream('SELECT id, name FROM items ORDER BY id').objects())
-      objects.push(row);
-    assert.deepEqual(
-      objects.map((o) => o.name),
-      ['pen', 'book', 'cup'],
-    );
+    const names = [];
+    for await (const row of client
+      .stream<{ id: number; name: string }>('SELECT id, name FROM items ORDER BY id')
+      .rows())
+      names.push(row.name);
+    assert.deepEqual(names, ['pen', 'book', 'cup']);
   });
 
   test('breaking out of a stream sends cancel: the server stops the query', async () => {
@@ -133,7 +127,7 @@ describe('client over a real server', () => {
     );
     assert.ok(ack, 'the server acknowledged the cancel with cancelled: true');
     // The connection is free for more work.
-    assert.deepEqual((await client.query('SELECT 1')).rows, [[1]]);
+    assert.deepEqual((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
   });
 
   test('a slow reader pauses the socket: rows stay on the server until they are read (backpressure)', async () => {
@@ -164,7 +158,7 @@ describe('client over a real server', () => {
       running,
       (err: unknown) => err instanceof RustyDBError && err.code === 'QUERY_CANCELLED',
     );
-    assert.deepEqual((await client.query('SELECT 2')).rows, [[2]]);
+    assert.deepEqual((await client.query('SELECT 2 AS two')).rows, [{ two: 2 }]);
   });
 
   test('a request timeout fails the request with REQUEST_TIMEOUT and cancels it on the server', async () => {
@@ -190,7 +184,7 @@ describe('client over a real server', () => {
     ]);
     assert.equal(results.length, 3);
     assert.ok(results[0]!.ok && results[1]!.ok);
-    if (results[1]!.ok) assert.deepEqual(results[1]!.rows, [['book']]);
+    if (results[1]!.ok) assert.deepEqual(results[1]!.rows, [{ name: 'book' }]);
     const failed = results[2]!;
     assert.equal(failed.ok, false);
     if (!failed.ok) assert.equal(failed.error.code, 'TABLE_NOT_FOUND');
@@ -205,8 +199,8 @@ describe('client over a real server', () => {
       ),
       (err: unknown) => err instanceof RustyDBError && err.code === 'QUERY_ERROR' && err.details?.index === 1,
     );
-    const count = await client.query("SELECT count(*) FROM items WHERE name = 'tx-1'");
-    assert.deepEqual(count.rows, [[0]], 'nothing of the failed transaction remains');
+    const count = await client.query("SELECT count(*) AS n FROM items WHERE name = 'tx-1'");
+    assert.deepEqual(count.rows, [{ n: 0 }], 'nothing of the failed transaction remains');
   });
 
   test('errors are RustyDBError with the server code and retryable from the protocol table', async () => {

@@ -91,7 +91,7 @@ describe('the first connection', () => {
       const anonymous = await connect({ url: open.server.url });
       try {
         assert.equal(anonymous.state, 'open');
-        assert.deepEqual((await anonymous.query('SELECT 1 AS one')).rows, [[1]]);
+        assert.deepEqual((await anonymous.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
       } finally {
         await anonymous.close();
       }
@@ -240,7 +240,7 @@ describe('losing an open connection', () => {
       client.open(); // a second call while connecting changes nothing
       const session = await within(client.ready(), 10_000, 'ready() after open()');
       assert.equal(session.user, 'admin');
-      assert.deepEqual((await client.query('SELECT 2 AS two')).rows, [[2]]);
+      assert.deepEqual((await client.query('SELECT 2 AS two')).rows, [{ two: 2 }]);
       await client.close();
       assert.equal(client.state, 'closed');
     } finally {

@@ -6,10 +6,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BrowserContext } from 'playwright-core';
-import { ADMIN_PASSWORD, startTestServer, within, type TestServer } from './helpers.ts';
+import { ADMIN_PASSWORD, runProcess, startTestServer, type TestServer } from './helpers.ts';
 import { launchChromium, type Chromium } from './browser/chromium.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -22,25 +22,6 @@ const EXPECTED = [
   /^subscribe: #\d+ insert \{"id": ?\d+, ?"body": ?"first"\}$/m,
   /^resume: after #\d+ got \["second", ?"third"\], in order, nothing missed$/m,
 ];
-
-function run(
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs = 60_000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once('exit', (code) => resolve({ code, stdout, stderr })),
-  );
-  return within(exited, timeoutMs, `${command} ${args.join(' ')}`).finally(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-}
 
 /** A python3 that has the websockets package: the one on PATH, or Debian's. */
 function pythonWithWebsockets(): string {
@@ -65,14 +46,17 @@ describe('examples against a live server', () => {
   });
 
   test('examples/node-client.ts', { timeout: 90_000 }, async () => {
-    const result = await run(
+    const result = await runProcess(
       process.execPath,
       ['--conditions=rustydb-source', '--import', 'tsx', 'examples/node-client.ts'],
       {
-        ...process.env,
-        RUSTYDB_URL: ts.server.url,
-        RUSTYDB_USER: 'admin',
-        RUSTYDB_PASSWORD: ADMIN_PASSWORD,
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          RUSTYDB_URL: ts.server.url,
+          RUSTYDB_USER: 'admin',
+          RUSTYDB_PASSWORD: ADMIN_PASSWORD,
+        },
       },
     );
     assert.equal(result.code, 0, result.stderr);
@@ -80,12 +64,10 @@ describe('examples against a live server', () => {
   });
 
   test('examples/python/client.py', { timeout: 90_000 }, async () => {
-    const result = await run(
+    const result = await runProcess(
       pythonWithWebsockets(),
       ['examples/python/client.py', ts.server.url, 'admin', ADMIN_PASSWORD],
-      {
-        ...process.env,
-      },
+      { cwd: REPO_ROOT },
     );
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
     assertTranscript(result.stdout);

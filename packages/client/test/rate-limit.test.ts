@@ -39,11 +39,11 @@ describe('client-side rate limiting', () => {
         const counter = countRefusals(client);
         const started = Date.now();
         const results = await Promise.all(
-          Array.from({ length: BURST }, (_, i) => client.query('SELECT ?', [i])),
+          Array.from({ length: BURST }, (_, i) => client.query('SELECT ? AS n', [i])),
         );
         const elapsed = Date.now() - started;
         assert.deepEqual(
-          results.map((r) => r.rows[0]![0]),
+          results.map((r) => r.rows[0]!.n),
           Array.from({ length: BURST }, (_, i) => i),
         );
         assert.equal(counter.refused, 0);
@@ -63,7 +63,7 @@ describe('client-side rate limiting', () => {
       try {
         const counter = countRefusals(client);
         const outcomes = await Promise.allSettled(
-          Array.from({ length: BURST }, (_, i) => client.query('SELECT ?', [i])),
+          Array.from({ length: BURST }, (_, i) => client.query('SELECT ? AS n', [i])),
         );
         const refused = outcomes.filter(
           (o) =>
@@ -88,10 +88,10 @@ describe('client-side rate limiting', () => {
       try {
         const counter = countRefusals(client);
         const results = await Promise.all(
-          Array.from({ length: 40 }, (_, i) => client.query('SELECT ?', [i])),
+          Array.from({ length: 40 }, (_, i) => client.query('SELECT ? AS n', [i])),
         );
         assert.deepEqual(
-          results.map((r) => r.rows[0]![0]),
+          results.map((r) => r.rows[0]!.n),
           Array.from({ length: 40 }, (_, i) => i),
         );
         assert.ok(counter.refused > 0, 'the server did refuse some at first');

@@ -150,8 +150,12 @@ describe('reconnecting', () => {
           const last = counts.events.at(-1);
           if (!last) return false;
           const row = last.type === 'result' ? last.rows[0] : last.added[0];
-          return row?.[0] === 51;
-        }, 'the live query to show the count after the restart');
+          return row?.n === 51;
+        }, 'the live query to show the count after the restart').catch(async (err: Error) => {
+          throw new Error(
+            `${err.message}; status ${live.status}, ended with ${String(await Promise.race([counts.done, 'nothing']))}, events ${JSON.stringify(counts.events.slice(-3))}`,
+          );
+        });
         assert.ok(
           counts.events.filter((e) => e.type === 'result').length >= 2,
           'a fresh result after reconnecting',
@@ -179,7 +183,7 @@ describe('reconnecting', () => {
       const pending = Array.from({ length: 40 }, (_, i) => client.query('INSERT INTO q (n) VALUES (?)', [i]));
       assert.equal(client.connection.queued, 40);
 
-      const kept = [1, 2, 3].map((i) => bounded.query('SELECT ?', [i]));
+      const kept = [1, 2, 3].map((i) => bounded.query('SELECT ? AS n', [i]));
       await assert.rejects(
         bounded.query('SELECT 4'),
         (err: unknown) => err instanceof RustyDBError && err.code === 'QUEUE_FULL' && err.retryable,
@@ -190,11 +194,11 @@ describe('reconnecting', () => {
       assert.ok(results.every((r) => r.rowsAffected === 1));
       const stored = await client.query('SELECT n FROM q ORDER BY id');
       assert.deepEqual(
-        stored.rows.map(([n]) => n),
+        stored.rows.map(({ n }) => n),
         Array.from({ length: 40 }, (_, i) => i),
       );
       assert.deepEqual(
-        (await Promise.all(kept)).map((r) => r.rows[0]![0]),
+        (await Promise.all(kept)).map((r) => r.rows[0]!.n),
         [1, 2, 3],
       );
     } finally {

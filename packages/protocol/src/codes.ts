@@ -34,6 +34,48 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+type NoDetails = Record<never, never>;
+
+/**
+ * What an error's `details` may carry, per code (docs/protocol.md says when each is set). Every field
+ * may be missing. Whatever the code, a failed statement of a transactional batch adds `index`.
+ */
+export interface ErrorDetailsByCode {
+  AUTH_REQUIRED: NoDetails;
+  AUTH_FAILED: NoDetails;
+  AUTH_EXPIRED: NoDetails;
+  /** The privilege that is missing, and the table it is missing on (for a table privilege). */
+  PERMISSION_DENIED: { privilege?: string; table?: string };
+  /** For an unknown metric name: the names there are. */
+  INVALID_MESSAGE: { known?: string[] };
+  /** SQLite's result code name, such as `SQLITE_CONSTRAINT_UNIQUE` or `SQLITE_BUSY`. */
+  QUERY_ERROR: { sqlite_code?: string };
+  TABLE_NOT_FOUND: { table?: string };
+  NOT_FOUND: NoDetails;
+  QUERY_CANCELLED: NoDetails;
+  QUERY_TIMEOUT: NoDetails;
+  /** The sequence to resume the subscription from. */
+  SLOW_CONSUMER: { resume_from?: number };
+  CONNECTION_LIMIT: NoDetails;
+  /** How long to wait before sending again. */
+  RATE_LIMIT_EXCEEDED: { retry_after_ms?: number };
+  /** The failure ended the connection. */
+  INTERNAL_ERROR: { fatal?: boolean };
+}
+
+/** Fields any error's details may carry. */
+export interface CommonErrorDetails {
+  /** The position (from 0) of the batch statement that failed. */
+  index?: number;
+}
+
+// Compile-time check: every code has an entry in ErrorDetailsByCode, and every entry is a code.
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
+  ? true
+  : false;
+type Expect<T extends true> = T;
+type _DetailsCoverEveryCode = Expect<SameKeys<ErrorDetailsByCode, typeof ERROR_CODES>>;
+
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
 }
@@ -51,9 +93,13 @@ export const CLOSE_CODES = {
   MESSAGE_TOO_BIG: { code: 1009, description: 'A message exceeded websocket_max_message_size' },
   INTERNAL_ERROR: { code: 1011, description: 'The server failed unexpectedly' },
   TRY_AGAIN_LATER: { code: 1013, description: 'The server is at websocket_max_connections' },
+  SEND_BUFFER_FULL: {
+    code: 4013,
+    description: 'The client fell more than websocket_max_send_buffer bytes behind in reading',
+  },
 } as const;
 
 export type CloseCodeName = keyof typeof CLOSE_CODES;
 
 /** Close codes after which a client may reconnect with the same credentials and expect success. */
-export const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1006, 1011, 1012, 1013]);
+export const RETRYABLE_CLOSE_CODES: ReadonlySet<number> = new Set([1001, 1006, 1011, 1012, 1013, 4013]);

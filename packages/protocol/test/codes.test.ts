@@ -26,7 +26,7 @@ test('every error code of the guide is in the table', () => {
   assert.equal(isErrorCode(undefined), false);
 });
 
-test('close codes have the RFC 6455 numbers the guide lists, plus 1013', () => {
+test('close codes have the RFC 6455 numbers the guide lists, plus 1013 and the private 4013', () => {
   assert.deepEqual(Object.fromEntries(Object.entries(CLOSE_CODES).map(([name, { code }]) => [name, code])), {
     NORMAL: 1000,
     GOING_AWAY: 1001,
@@ -37,9 +37,12 @@ test('close codes have the RFC 6455 numbers the guide lists, plus 1013', () => {
     MESSAGE_TOO_BIG: 1009,
     INTERNAL_ERROR: 1011,
     TRY_AGAIN_LATER: 1013,
+    SEND_BUFFER_FULL: 4013,
   });
   assert.equal(RETRYABLE_CLOSE_CODES.has(1001), true);
   assert.equal(RETRYABLE_CLOSE_CODES.has(1013), true);
+  // A client that fell behind may reconnect and resume at once.
+  assert.equal(RETRYABLE_CLOSE_CODES.has(4013), true);
   assert.equal(RETRYABLE_CLOSE_CODES.has(1008), false);
   assert.equal(RETRYABLE_CLOSE_CODES.has(1000), false);
 });

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
+import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config/config.ts';
@@ -51,6 +52,7 @@ import { GraphQLService } from './graphql/graphql-service.ts';
 import { registerGraphQLHttp } from './graphql/http-endpoint.ts';
 import { registerGraphQLWs } from './graphql/ws-endpoint.ts';
 import { registerConsoleRoutes } from './http/console-routes.ts';
+import { answerPlainHttpOnTlsPort } from './http/plain-http-on-tls.ts';
 
 export interface StartOptions {
   logger?: Logger;
@@ -215,6 +217,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       ...(https ? { https } : {}),
     }) as unknown as FastifyInstance;
     if (https) {
+      answerPlainHttpOnTlsPort(app.server as HttpsServer);
       app.addHook('onSend', async (_request, reply) => {
         reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
       });

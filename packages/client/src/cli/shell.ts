@@ -141,6 +141,8 @@ class Shell {
     try {
       const result = await this.#client.query(
         "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') ORDER BY name",
+        [],
+        { rowMode: 'array' },
       );
       // The server's own tables and SQLite's are not the user's business.
       const rows = result.rows.filter(([name]) => {
@@ -156,7 +158,9 @@ class Shell {
 
   async #describe(table: string): Promise<void> {
     try {
-      const result = await this.#client.query(`PRAGMA table_info(${quoteIdent(table)})`);
+      const result = await this.#client.query(`PRAGMA table_info(${quoteIdent(table)})`, [], {
+        rowMode: 'array',
+      });
       if (result.rows.length === 0) {
         this.failures++;
         this.#io.stderr.write(`Did not find any table named "${table}".\n`);

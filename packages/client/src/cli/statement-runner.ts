@@ -2,7 +2,7 @@
  * Runs one statement for the shell or `rustydb query`: streams the result into a printer while it
  * arrives, reports progress on long results, and can be cancelled (Ctrl-C) through `cancel()`.
  */
-import type { QueryStream, RustyDBClient, SqlValue } from '../index.ts';
+import type { ArrayRow, QueryStream, RustyDBClient, SqlValue } from '../index.ts';
 import { Progress, printerFor, type OutputFormat, type Write } from './sql-output.ts';
 
 export interface RunOptions {
@@ -21,7 +21,7 @@ export interface RunOutcome {
 }
 
 export class StatementRun {
-  readonly #stream: QueryStream;
+  readonly #stream: QueryStream<ArrayRow>;
   readonly #options: RunOptions;
   #cancelled = false;
 
@@ -33,6 +33,8 @@ export class StatementRun {
       highWaterMark: 2,
       // A long statement may take a while to produce its first rows.
       timeout: 0,
+      // Printed column by column: arrays keep two columns of the same name apart.
+      rowMode: 'array',
     });
   }
 

@@ -7,7 +7,8 @@ import type { RustyDBClient } from '../client.ts';
 import type { ConnectionState } from '../connection.ts';
 import type { RustyDBError } from '../errors.ts';
 import { LiveTable } from '../live-table.ts';
-import { toObjects, type QueryResult, type SqlValue } from '../query.ts';
+import type { QueryResult, SqlValue } from '../query.ts';
+import type { ObjectRow } from '../rows.ts';
 import type {
   ResetEvent,
   Row,
@@ -41,11 +42,11 @@ export interface UseQueryOptions {
   timeout?: number | undefined;
 }
 
-export interface UseQueryResult {
+export interface UseQueryResult<R = ObjectRow> {
   /** The whole result, once there is one (kept while a refetch runs). */
-  data: QueryResult | undefined;
-  /** `data.rows` as objects keyed by column. Empty until there is data. */
-  rows: Record<string, SqlValue>[];
+  data: QueryResult<R> | undefined;
+  /** `data.rows`: objects keyed by column, typed `R`. Empty until there is data. */
+  rows: R[];
   error: RustyDBError | undefined;
   loading: boolean;
   /** Runs the query again. */
@@ -56,17 +57,17 @@ export interface UseQueryResult {
  * Runs a query when the component mounts and again whenever `sql` or `params` change (compared by
  * value). A running query is cancelled when they change or the component unmounts.
  */
-export function useQuery(
+export function useQuery<R extends object = ObjectRow>(
   sql: string,
   params: readonly SqlValue[] = [],
   options: UseQueryOptions = {},
-): UseQueryResult {
+): UseQueryResult<R> {
   const client = useRustyDB();
   const enabled = options.enabled ?? true;
   const paramsKey = JSON.stringify(params);
   const [generation, setGeneration] = useState(0);
   const [state, setState] = useState<{
-    data: QueryResult | undefined;
+    data: QueryResult<R> | undefined;
     error: RustyDBError | undefined;
     loading: boolean;
   }>({ data: undefined, error: undefined, loading: enabled });
@@ -79,7 +80,7 @@ export function useQuery(
     const abort = new AbortController();
     setState((s) => ({ ...s, loading: true }));
     client
-      .query(sql, JSON.parse(paramsKey) as SqlValue[], { signal: abort.signal, timeout: options.timeout })
+      .query<R>(sql, JSON.parse(paramsKey) as SqlValue[], { signal: abort.signal, timeout: options.timeout })
       .then(
         (data) => {
           if (!abort.signal.aborted) setState({ data, error: undefined, loading: false });
@@ -93,7 +94,7 @@ export function useQuery(
 
   const refetch = useCallback(() => setGeneration((g) => g + 1), []);
   const { data } = state;
-  const rows = useMemo(() => (data ? toObjects(data.columns, data.rows) : []), [data]);
+  const rows = useMemo(() => data?.rows ?? [], [data]);
   return { ...state, rows, refetch };
 }
 

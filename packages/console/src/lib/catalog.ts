@@ -61,9 +61,9 @@ const text = (value: SqlValue | undefined): string =>
 
 export async function loadCatalog(client: RustyDBClient): Promise<TableInfo[]> {
   const [columns, indexes, foreignKeys] = await Promise.all([
-    client.query(COLUMNS_SQL),
-    client.query(INDEXES_SQL),
-    client.query(FOREIGN_KEYS_SQL),
+    client.query(COLUMNS_SQL, [], { rowMode: 'array' }),
+    client.query(INDEXES_SQL, [], { rowMode: 'array' }),
+    client.query(FOREIGN_KEYS_SQL, [], { rowMode: 'array' }),
   ]);
   const tables = new Map<string, TableInfo>();
   for (const [table, kind, name, type, notNull, dflt, pk] of columns.rows) {

@@ -6,7 +6,7 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { SQLite, sql } from '@codemirror/lang-sql';
-import type { QueryStream, SqlValue } from '@rustydb/client';
+import type { ArrayRow, QueryStream, SqlValue } from '@rustydb/client';
 import type { PageProps } from '../app.tsx';
 import { DataGrid } from '../components/data-grid.tsx';
 import { createCodeEditor, type CodeEditor } from '../lib/code-editor.ts';
@@ -44,7 +44,7 @@ export default function SqlPage({ session }: PageProps) {
   const { client } = session;
   const editorHost = useRef<HTMLDivElement>(null);
   const editor = useRef<CodeEditor>();
-  const stream = useRef<QueryStream>();
+  const stream = useRef<QueryStream<ArrayRow>>();
   const [run, setRun] = useState<Run>();
   const [, setFrame] = useState(0);
   const [history, setHistory] = useState<HistoryEntry[]>(loadHistory);
@@ -83,7 +83,7 @@ export default function SqlPage({ session }: PageProps) {
       elapsedMs: 0,
     };
     setRun(current);
-    const query = client.stream(text, [], { chunkSize: CHUNK_SIZE, timeout: 0 });
+    const query = client.stream(text, [], { chunkSize: CHUNK_SIZE, timeout: 0, rowMode: 'array' });
     stream.current = query;
     // Repaint at most once a frame however fast the chunks come.
     let frame = 0;

@@ -228,17 +228,16 @@ function RowsView({ session, table }: { session: Session; table: TableInfo }) {
     const order = sort ? ` ORDER BY ${quoteIdent(sort.column)} ${sort.descending ? 'DESC' : 'ASC'}` : '';
     const select = `SELECT ${usesRowid ? 'rowid, ' : ''}* FROM ${quoteIdent(table.name)}${condition.sql}${order} LIMIT ? OFFSET ?`;
     Promise.all([
-      client.query(select, [...condition.params, pageSize, offset]),
-      client.query(`SELECT count(*) FROM ${quoteIdent(table.name)}${condition.sql}`, condition.params),
+      client.query<Row>(select, [...condition.params, pageSize, offset]),
+      client.query<{ n: number }>(
+        `SELECT count(*) AS n FROM ${quoteIdent(table.name)}${condition.sql}`,
+        condition.params,
+      ),
     ]).then(
       ([page, count]) => {
         if (!current) return;
-        setRows(
-          page.rows.map((values) => ({
-            row: Object.fromEntries(page.columns.map((c, i) => [c, values[i] ?? null])),
-          })),
-        );
-        setTotal(Number(count.rows[0]?.[0] ?? 0));
+        setRows(page.rows.map((row) => ({ row })));
+        setTotal(Number(count.rows[0]?.n ?? 0));
         setError(undefined);
       },
       (err: unknown) => current && setError(err),

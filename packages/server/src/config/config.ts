@@ -46,6 +46,13 @@ export const CONFIG_FIELDS = {
     max: 256 * 1024 * 1024,
     help: 'largest client message, bytes (after decompression)',
   },
+  websocket_max_send_buffer: {
+    kind: 'int',
+    default: 16 * 1024 * 1024,
+    min: 2 * 1024 * 1024,
+    max: 1024 * 1024 * 1024,
+    help: 'bytes that may wait to be sent on one socket; a client further behind is closed with 4013',
+  },
   websocket_ping_interval: {
     kind: 'number',
     default: 30,
@@ -396,6 +403,13 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   }
   if (result.jwks_role_map !== undefined) parseRoleMap(result.jwks_role_map);
   if (result.allowed_origins !== undefined) parseAllowedOrigins(result.allowed_origins);
+  // A subscriber must be told SLOW_CONSUMER (and can resume) before its socket reaches the hard limit.
+  if (result.subscription_max_buffer >= result.websocket_max_send_buffer) {
+    throw new ConfigError(
+      'subscription_max_buffer',
+      `must be below websocket_max_send_buffer (${result.websocket_max_send_buffer})`,
+    );
+  }
   return result;
 }
 

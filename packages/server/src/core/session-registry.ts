@@ -10,6 +10,9 @@ import type { Principal } from '../auth/authenticator.ts';
 /** What the registry needs from a session to end it: send an error (no id), then close 1008. */
 export type Terminate = (code: ErrorCode, message: string, reason: string) => void;
 
+/** Bytes waiting to be sent on the session's socket (how far behind its client is). */
+export type QueuedBytes = () => number;
+
 export interface SessionInfo {
   id: string;
   user: string;
@@ -19,6 +22,8 @@ export interface SessionInfo {
   authenticated_at: string;
   /** When the session's token expires, ISO 8601; null when authentication is off. */
   expires_at: string | null;
+  /** Bytes waiting to be sent to the client now. */
+  queued_bytes: number;
 }
 
 interface Entry {
@@ -35,6 +40,7 @@ interface Entry {
   credentials: Set<string>;
   expiresAt: number | undefined;
   terminate: Terminate;
+  queued: QueuedBytes;
 }
 
 /** A session's place in the registry; it joins on its first successful authentication. */
@@ -45,12 +51,20 @@ export class SessionHandle {
   readonly remoteAddress: string;
   readonly connectedAt = new Date();
   readonly #terminate: Terminate;
+  readonly queued: QueuedBytes;
 
-  constructor(registry: SessionRegistry, endpoint: string, remoteAddress: string, terminate: Terminate) {
+  constructor(
+    registry: SessionRegistry,
+    endpoint: string,
+    remoteAddress: string,
+    terminate: Terminate,
+    queued: QueuedBytes,
+  ) {
     this.#registry = registry;
     this.endpoint = endpoint;
     this.remoteAddress = remoteAddress;
     this.#terminate = terminate;
+    this.queued = queued;
   }
 
   /**
@@ -87,8 +101,13 @@ export class SessionRegistry {
   }
 
   /** A handle for a new connection; it is listed only once it authenticates. */
-  open(endpoint: string, remoteAddress: string, terminate: Terminate): SessionHandle {
-    return new SessionHandle(this, endpoint, remoteAddress, terminate);
+  open(
+    endpoint: string,
+    remoteAddress: string,
+    terminate: Terminate,
+    queued: QueuedBytes = () => 0,
+  ): SessionHandle {
+    return new SessionHandle(this, endpoint, remoteAddress, terminate, queued);
   }
 
   /** @internal used by SessionHandle */
@@ -114,6 +133,7 @@ export class SessionRegistry {
       credentials,
       expiresAt: principal.expiresAt,
       terminate,
+      queued: handle.queued,
     });
     let ids = this.#byUser.get(user);
     if (!ids) this.#byUser.set(user, (ids = new Set()));
@@ -148,6 +168,7 @@ export class SessionRegistry {
       connected_at: e.connectedAt.toISOString(),
       authenticated_at: e.authenticatedAt.toISOString(),
       expires_at: e.expiresAt === undefined ? null : new Date(e.expiresAt).toISOString(),
+      queued_bytes: e.queued(),
     }));
   }
 

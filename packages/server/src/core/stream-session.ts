@@ -27,11 +27,18 @@ import type { SubscriptionHub } from '../changes/subscription-hub.ts';
 import { SessionSubscriptions } from './session-subscriptions.ts';
 
 export interface SessionSocket {
+  /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
   send(text: string): void;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
   bufferedAmount(): number;
+  /** Bytes that may be queued at most (websocket_max_send_buffer): no message can be larger. */
+  readonly maxBuffered: number;
+  /** Whether `bytes` more can be queued now. */
+  fits(bytes: number): boolean;
+  /** Resolves once `bytes` more can be queued (or the transport is closed). */
+  room(bytes: number): Promise<void>;
   /** Resolves when the transport has room again (or is closed). */
   drained(): Promise<void>;
   close(code: number, reason: string): void;
@@ -113,8 +120,11 @@ export class StreamSession {
     this.#socket = socket;
     this.#deps = deps;
     this.#origin = origin;
-    this.#handle = deps.sessions?.open(origin.endpoint, origin.remoteAddress, (code, message, reason) =>
-      this.terminate(code, message, reason),
+    this.#handle = deps.sessions?.open(
+      origin.endpoint,
+      origin.remoteAddress,
+      (code, message, reason) => this.terminate(code, message, reason),
+      () => socket.bufferedAmount(),
     );
     const { config } = deps;
     if (config.enable_rate_limiting) {
@@ -465,11 +475,21 @@ export class StreamSession {
     const size =
       streaming === false ? result.rows.length : (chunk_size ?? this.#deps.config.query_chunk_size);
     const { columns, rows } = result;
+    const texts: string[] = [];
     for (let at = 0; rows.length - at > size; at += size) {
-      this.#sendChunk(message.id, columns, rows.slice(at, at + size), true, undefined, undefined);
+      texts.push(chunkText(message.id, columns, rows.slice(at, at + size), true, undefined, undefined));
     }
     const rest = rows.length > size ? rows.slice(rows.length - (rows.length % size || size)) : rows;
-    this.#sendChunk(message.id, columns, rest, false, result.rows_affected, result.last_insert_id);
+    texts.push(chunkText(message.id, columns, rest, false, result.rows_affected, result.last_insert_id));
+    // Almost always sent at once; an answer that does not fit yet waits for the client to read.
+    let next = 0;
+    while (next < texts.length && this.#socket.fits(texts[next]!.length * 3)) this.#send(texts[next++]!);
+    if (next < texts.length) {
+      const later = texts.slice(next);
+      void (async () => {
+        for (const text of later) await this.#answer(text);
+      })().catch((err) => this.#sendFailure(err, message.id));
+    }
     return true;
   }
 
@@ -490,20 +510,17 @@ export class StreamSession {
             `result has more than ${MAX_UNSTREAMED_ROWS} rows; send the query with streaming enabled`,
           );
         }
-        this.#sendChunk(message.id, chunk.columns, chunk.rows, false, chunk.rowsAffected, chunk.lastInsertId);
+        await this.#answer(
+          chunkText(message.id, chunk.columns, chunk.rows, false, chunk.rowsAffected, chunk.lastInsertId),
+        );
       }
       return;
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
     for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, caller, chunkSize })) {
       if (this.#closed) return;
-      this.#sendChunk(
-        message.id,
-        chunk.columns,
-        chunk.rows,
-        !chunk.done,
-        chunk.rowsAffected,
-        chunk.lastInsertId,
+      await this.#answer(
+        chunkText(message.id, chunk.columns, chunk.rows, !chunk.done, chunk.rowsAffected, chunk.lastInsertId),
       );
       // Backpressure: read no further rows while the client is behind.
       if (!chunk.done && this.#socket.congested()) await this.#socket.drained();
@@ -511,18 +528,25 @@ export class StreamSession {
     }
   }
 
-  #sendChunk(
-    id: string | undefined,
-    columns: string[],
-    rows: unknown[],
-    hasMore: boolean,
-    rowsAffected: number | undefined,
-    lastInsertId: number | undefined,
-  ): void {
-    const payload: Record<string, unknown> = { status: 'success', columns, rows, has_more: hasMore };
-    if (!hasMore) payload.rows_affected = rowsAffected ?? rows.length;
-    if (!hasMore && lastInsertId !== undefined) payload.last_insert_id = lastInsertId;
-    this.#send(envelope('data', payload, id));
+  /**
+   * Queues the answer to a request, first waiting (holding the client's further messages) while the
+   * connection has no room for it; an answer larger than the connection may ever hold fails the request.
+   */
+  async #answer(text: string): Promise<void> {
+    const socket = this.#socket;
+    if (!socket.fits(text.length * 3)) {
+      const bytes = Buffer.byteLength(text);
+      if (bytes > socket.maxBuffered) {
+        throw new RustyError(
+          'QUERY_ERROR',
+          `the answer is ${bytes} bytes, more than one connection may hold (websocket_max_send_buffer, ` +
+            `${socket.maxBuffered}); stream it with a smaller chunk_size, or ask for less`,
+          { bytes, websocket_max_send_buffer: socket.maxBuffered },
+        );
+      }
+      await socket.room(bytes);
+    }
+    this.#send(text);
   }
 
   async #runBatch(message: BatchMessage, signal: AbortSignal, principal: Principal): Promise<void> {
@@ -533,7 +557,7 @@ export class StreamSession {
       timeoutMs: config.statement_timeout * 1000,
       transaction: message.payload.transaction ?? false,
     });
-    this.#send(envelope('data', { status: 'success', results }, message.id));
+    await this.#answer(envelope('data', { status: 'success', results }, message.id));
   }
 
   #cancel(message: CancelMessage): void {
@@ -568,4 +592,19 @@ export class StreamSession {
     this.close();
     this.#socket.close(code, reason);
   }
+}
+
+/** The text of one `data` message of a query result. */
+function chunkText(
+  id: string | undefined,
+  columns: string[],
+  rows: unknown[],
+  hasMore: boolean,
+  rowsAffected: number | undefined,
+  lastInsertId: number | undefined,
+): string {
+  const payload: Record<string, unknown> = { status: 'success', columns, rows, has_more: hasMore };
+  if (!hasMore) payload.rows_affected = rowsAffected ?? rows.length;
+  if (!hasMore && lastInsertId !== undefined) payload.last_insert_id = lastInsertId;
+  return envelope('data', payload, id);
 }

@@ -100,8 +100,11 @@ export class MetricsSession {
     this.#socket = socket;
     this.#deps = deps;
     this.#remoteAddress = remoteAddress;
-    this.#handle = deps.sessions?.open(METRICS_STREAM_PATH, remoteAddress, (code, message, reason) =>
-      this.#terminate(code, message, reason),
+    this.#handle = deps.sessions?.open(
+      METRICS_STREAM_PATH,
+      remoteAddress,
+      (code, message, reason) => this.#terminate(code, message, reason),
+      () => socket.bufferedAmount(),
     );
   }
 
@@ -226,6 +229,12 @@ export class MetricsSession {
   async #tick(id: string, subscription: Subscription): Promise<void> {
     try {
       await this.#deps.access.requireGlobal(this.#principal!, 'MONITOR');
+      if (this.#socket.congested()) {
+        // The client is behind: this reading is skipped rather than queued. The next one's rates cover
+        // the whole time since the last reading sent.
+        subscription.timer = setTimeout(() => void this.#tick(id, subscription), subscription.intervalMs);
+        return;
+      }
       const { values, totals } = await this.#deps.sampler.read(subscription.previous);
       if (this.#subscriptions.get(id) !== subscription) return;
       subscription.previous = totals;

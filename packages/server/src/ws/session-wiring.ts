@@ -17,6 +17,8 @@ export function wireSession(
   logger: Logger,
 ): void {
   ws.on('message', (data, isBinary) => {
+    // A socket being closed (idle, shutdown, overflow) takes no new requests.
+    if (ws.readyState !== ws.OPEN) return;
     if (isBinary) {
       ws.close(1003, 'binary frames are not supported; send JSON text');
       return;

@@ -10,6 +10,7 @@ import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorPayload } from '../core/envelope.ts';
 import type { Logger } from '../core/logger.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { FlowControlledWebSocket } from './flow-controlled-socket.ts';
 import { authTimeoutMs } from '../config/config.ts';
 import type { OriginPolicy } from '../auth/origin-policy.ts';
 import {
@@ -57,6 +58,21 @@ function destroySocket(this: Duplex): void {
 
 /** How long a closing socket may take to finish the close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
+/** The close code for a client that fell more than websocket_max_send_buffer bytes behind. */
+const SEND_BUFFER_FULL = 4013;
+
+/** `ws` server options every endpoint shares. */
+function serverOptions(config: ServerConfig) {
+  return {
+    noServer: true,
+    maxPayload: config.websocket_max_message_size,
+    // Every socket bounds what waits to be sent on it (see flow-controlled-socket.ts).
+    WebSocket: FlowControlledWebSocket,
+    // ws drops a socket without a close frame when 60 pongs are pending (a burst of pings); the pongs are
+    // bounded instead by no longer reading a client that is behind, like its messages.
+    maxPendingAutoPongs: 0,
+  } as const;
+}
 
 export class WebSocketGateway {
   readonly #wss: WebSocketServer;
@@ -90,8 +106,7 @@ export class WebSocketGateway {
       authTimeoutMs: authTimeoutMs(config),
     });
     this.#wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: config.websocket_max_message_size,
+      ...serverOptions(config),
       clientTracking: false,
       // Without context takeover each message compresses alone: far cheaper, and memory per socket stays flat.
       // Level 1: most of the size win for a fraction of the CPU of the default level.
@@ -149,8 +164,7 @@ export class WebSocketGateway {
    */
   routeServer(path: string, authTimeoutClose: Close): WebSocketServer {
     const server = new WebSocketServer({
-      noServer: true,
-      maxPayload: this.#config.websocket_max_message_size,
+      ...serverOptions(this.#config),
       perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 1024 },
     });
     this.#routes.set(path, {
@@ -228,6 +242,10 @@ export class WebSocketGateway {
       this.#forceCloseLater(ws);
       return;
     }
+    (ws as FlowControlledWebSocket).control(request.socket, {
+      maxBuffered: this.#config.websocket_max_send_buffer,
+      onOverflow: (socket) => this.#closeOverflowing(socket, address, endpoint),
+    });
     this.#tickets.set(ws, admitted);
     this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
     let counted = true;
@@ -271,6 +289,17 @@ export class WebSocketGateway {
         ws.ping();
       }
     }
+  }
+
+  /** A client too far behind: it is not reading, so it is not waited for either. */
+  #closeOverflowing(ws: WebSocket, address: string, endpoint: string): void {
+    this.#logger.info('closing a connection that fell too far behind', {
+      ip: address,
+      endpoint,
+      limit: this.#config.websocket_max_send_buffer,
+    });
+    ws.close(SEND_BUFFER_FULL, 'send buffer limit exceeded');
+    this.#forceCloseLater(ws);
   }
 
   #forceCloseLater(ws: WebSocket): void {

@@ -167,22 +167,42 @@ test('TLS 1.1 and older are refused', async () => {
   }
 });
 
-test('a client that does not trust the certificate refuses it; plain http gets no HTTP answer', async () => {
+test('a client that does not trust the certificate refuses it; plain http gets only a notice to use https', async () => {
   const ts = await startTls();
   try {
     await assert.rejects(
       httpsGet(`${ts.server.url}/api/v1/health/liveness`),
       /self[- ]signed|unable to verify|certificate/i,
     );
-    const plain = await new Promise<string>((resolve) => {
-      const req = httpRequest(`http://127.0.0.1:${ts.server.port}/api/v1/health/liveness`, (res) =>
-        resolve(`status ${res.statusCode}`),
-      );
-      req.setTimeout(3000, () => req.destroy(new Error('timeout')));
-      req.on('error', (err) => resolve(`error ${err.message}`));
-      req.end();
+    const plain = (path: string, accept: string) =>
+      new Promise<{ status: number; body: string; headers: Record<string, unknown> }>((resolve, reject) => {
+        const req = httpRequest(
+          `http://127.0.0.1:${ts.server.port}${path}`,
+          { headers: { accept } },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+          },
+        );
+        req.setTimeout(3000, () => req.destroy(new Error('timeout')));
+        req.on('error', reject);
+        req.end();
+      });
+    // A browser gets a page that says so, with the https:// address; nothing of the API is served.
+    const page = await plain('/', 'text/html,application/xhtml+xml');
+    assert.equal(page.status, 400);
+    assert.match(page.body, /requires HTTPS/);
+    assert.ok(page.body.includes(`https://127.0.0.1:${ts.server.port}/`), page.body);
+    const api = await plain('/api/v1/health/liveness', 'application/json');
+    assert.equal(api.status, 400);
+    assert.deepEqual(JSON.parse(api.body), {
+      success: false,
+      error: { code: 'INVALID_MESSAGE', message: 'this server requires TLS: use https:// and wss://' },
     });
-    assert.match(plain, /^error /);
+    // And TLS on the same port still works after those.
+    const secure = await httpsGet(`${ts.server.url}/api/v1/health/liveness`, { ca });
+    assert.equal(secure.status, 200);
   } finally {
     await ts.close();
   }

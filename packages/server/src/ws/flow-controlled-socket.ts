@@ -1,0 +1,223 @@
+/**
+ * The one place that decides how much may wait to be sent on a WebSocket, whatever the endpoint: the
+ * gateway's `ws` servers create every socket as a FlowControlledWebSocket.
+ *
+ * - Frames sent in one tick leave in one system call: the TCP socket is corked on the first send of a
+ *   tick and uncorked when the tick's work is done, so a fan-out that sends a socket several messages
+ *   costs it one `writev`, not one per frame.
+ * - While HIGH_WATER_MARK bytes or more wait (or an answer waits for room), the client's next messages are
+ *   held unread and the TCP socket is paused: a client that stops reading stops being read, and the
+ *   kernel's buffers push back on it (TCP backpressure). Held messages are handled, in order, once the
+ *   client has caught up.
+ * - Nothing is queued past `maxBuffered` bytes: a message that would take the queue past it is dropped
+ *   and the socket handed to `onOverflow` (the gateway closes it with 4013). Producers that can wait ask
+ *   for `room()` first; producers of pushed data keep below it on their own (slow-consumer limits).
+ */
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+
+/** Unsent bytes from which producers wait and the client's messages are no longer read. */
+export const HIGH_WATER_MARK = 1024 * 1024;
+/** Answers that may wait for room on one socket; one more means the client is not reading at all. */
+export const MAX_WAITING_ANSWERS = 32;
+
+export interface FlowLimits {
+  /** Bytes that may wait to be sent at most (websocket_max_send_buffer). */
+  maxBuffered: number;
+  /** Called once when a message would have taken the queue past `maxBuffered`. */
+  onOverflow: (socket: FlowControlledWebSocket) => void;
+}
+
+type Listener = Parameters<WebSocket['on']>[1];
+
+interface Waiter {
+  /** True once the waiter may go on. */
+  ready: () => boolean;
+  resolve: () => void;
+}
+
+/** Bytes `data` occupies once encoded, and a cheap upper bound of it for strings. */
+function upperBound(data: unknown): number {
+  if (typeof data === 'string') return data.length * 3;
+  return (data as { byteLength?: number }).byteLength ?? 0;
+}
+
+function exactSize(data: unknown): number {
+  return typeof data === 'string' ? Buffer.byteLength(data) : upperBound(data);
+}
+
+function uncork(socket: FlowControlledWebSocket): void {
+  socket.uncorkTick();
+}
+
+export class FlowControlledWebSocket extends WebSocket {
+  #raw: Duplex | undefined;
+  #limits: FlowLimits | undefined;
+  #corked = false;
+  #overflowed = false;
+  /** 'message' events held while the client is behind, in arrival order. */
+  #held: unknown[][] = [];
+  #holding = false;
+  readonly #waiters: Waiter[] = [];
+  #answersWaiting = 0;
+
+  /**
+   * Applies the limits; called by the gateway as it accepts the socket, with the TCP socket the
+   * upgrade came on (the one `ws` writes to).
+   */
+  control(raw: Duplex, limits: FlowLimits): void {
+    this.#raw = raw;
+    this.#limits = limits;
+    const wake = (): void => this.#wake();
+    raw.on('drain', wake);
+    this.on('close', () => {
+      this.#held = [];
+      wake();
+    });
+  }
+
+  get maxBuffered(): number {
+    return this.#limits?.maxBuffered ?? Infinity;
+  }
+
+  /** True while producers should wait and the client's messages are not read. */
+  congested(): boolean {
+    return this.bufferedAmount >= HIGH_WATER_MARK || this.#answersWaiting > 0;
+  }
+
+  /** Whether `bytes` more can be queued now without passing `maxBuffered`. */
+  fits(bytes: number): boolean {
+    return this.bufferedAmount + bytes <= this.maxBuffered;
+  }
+
+  /** Resolves once fewer than HIGH_WATER_MARK bytes wait (or the socket is closed). */
+  drained(): Promise<void> {
+    return this.#until(() => this.bufferedAmount < HIGH_WATER_MARK);
+  }
+
+  /**
+   * Resolves once `bytes` more fit under `maxBuffered` (or the socket is closed). While it waits, the
+   * client's messages are held. Past MAX_WAITING_ANSWERS waiting answers the socket overflows instead.
+   */
+  async room(bytes: number): Promise<void> {
+    if (this.fits(bytes) || this.readyState !== WebSocket.OPEN) return;
+    if (this.#answersWaiting >= MAX_WAITING_ANSWERS) {
+      this.#overflow();
+      return;
+    }
+    this.#answersWaiting++;
+    try {
+      await this.#until(() => this.fits(bytes));
+    } finally {
+      this.#answersWaiting--;
+      // Held messages may have been waiting for this answer only.
+      queueMicrotask(() => this.#wake());
+    }
+  }
+
+  // One implementation for both of ws's overloads: send(data, cb?) and send(data, options, cb?).
+  override send(data: unknown, options?: unknown, cb?: unknown): void {
+    const callback = (typeof options === 'function' ? options : cb) as ((err?: Error) => void) | undefined;
+    const sendOptions = typeof options === 'function' ? {} : (options ?? {});
+    if (this.readyState !== WebSocket.OPEN || !this.#limits) {
+      super.send(data as string, sendOptions, callback);
+      return;
+    }
+    const buffered = this.bufferedAmount;
+    const bound = upperBound(data);
+    if (
+      buffered + bound > this.#limits.maxBuffered &&
+      buffered + exactSize(data) > this.#limits.maxBuffered
+    ) {
+      this.#overflow();
+      callback?.(new Error('send buffer limit exceeded'));
+      return;
+    }
+    this.#cork();
+    // A write callback costs a little per frame: it is only needed where someone may wait for this frame
+    // to leave (a producer or a held message waiting for the queue to shrink).
+    const watch = buffered + bound >= HIGH_WATER_MARK || this.#waiters.length > 0;
+    const done = watch
+      ? (err?: Error): void => {
+          callback?.(err);
+          this.#wake();
+        }
+      : callback;
+    super.send(data as string, sendOptions, done);
+  }
+
+  // Holds the client's messages while it is behind; see the module comment.
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'message' && this.#limits && (this.#held.length > 0 || this.congested())) {
+      this.#held.push(args);
+      this.#holdReading();
+      return true;
+    }
+    // Pongs to a flood of pings queue up like any answer: stop reading pings too while behind.
+    if (event === 'ping' && this.#limits && this.congested()) this.#holdReading();
+    return super.emit(event, ...(args as Parameters<Listener>));
+  }
+
+  /** Ends the tick's cork: everything sent during the tick goes to the kernel in one write. */
+  uncorkTick(): void {
+    this.#corked = false;
+    this.#raw?.uncork();
+  }
+
+  #cork(): void {
+    if (this.#corked || !this.#raw) return;
+    this.#corked = true;
+    this.#raw.cork();
+    process.nextTick(uncork, this);
+  }
+
+  #holdReading(): void {
+    if (this.#holding) return;
+    this.#holding = true;
+    this.pause();
+    void this.#until(() => !this.congested()).then(() => this.#release());
+  }
+
+  /** The client caught up: handles the held messages in order, stopping again if they fill the queue. */
+  #release(): void {
+    this.#holding = false;
+    if (this.readyState !== WebSocket.OPEN) {
+      this.#held = [];
+      return;
+    }
+    while (this.#held.length > 0) {
+      if (this.congested()) {
+        this.#holdReading();
+        return;
+      }
+      super.emit('message', ...(this.#held.shift() as Parameters<Listener>));
+    }
+    this.resume();
+  }
+
+  #overflow(): void {
+    if (this.#overflowed) return;
+    this.#overflowed = true;
+    this.#limits?.onOverflow(this);
+  }
+
+  #until(ready: () => boolean): Promise<void> {
+    if (ready() || this.readyState !== WebSocket.OPEN) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ ready, resolve }));
+  }
+
+  /** Runs as frames reach the kernel, on the TCP socket's drain and on close: lets waiters go on. */
+  #wake(): void {
+    if (this.#waiters.length === 0) return;
+    const open = this.readyState === WebSocket.OPEN;
+    for (let i = 0; i < this.#waiters.length;) {
+      const waiter = this.#waiters[i]!;
+      if (open && !waiter.ready()) {
+        i++;
+        continue;
+      }
+      this.#waiters.splice(i, 1);
+      waiter.resolve();
+    }
+  }
+}

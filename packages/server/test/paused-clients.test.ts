@@ -1,0 +1,282 @@
+/**
+ * A client that stops reading must not grow the server: on every surface, whatever the client keeps
+ * sending, the server queues a bounded number of bytes for its socket and stops reading its requests
+ * (TCP backpressure) or closes it with 4013. The server runs as a process of its own, so that its RSS
+ * (from /proc) is the server's alone; each client pauses its socket (stops reading from the kernel) and
+ * sends at 90 messages a second, under the default rate limit, as the client of issue 13 did. Rows are
+ * random text and the clients do not offer compression: what is queued is what goes over the wire.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { sleep } from './helpers/test-server.ts';
+import { TestClient } from './helpers/ws-client.ts';
+import { peakDuring, settleBelow, startServerProcess, type ServerProcess } from './helpers/server-process.ts';
+
+const MB = 1024 * 1024;
+/** A row of this size answers every keyed read below. */
+const WIDE_ROW = 512 * 1024;
+/** Random text (incompressible) of WIDE_ROW characters. */
+const wideValue = (): string => randomBytes((WIDE_ROW * 3) / 4).toString('base64');
+/** The client's request rate: under the default 100 messages a second. */
+const RATE = 90;
+const PAUSED_MS = 8000;
+const MAX_GROWTH = 50 * MB;
+/** websocket_max_send_buffer and subscription_max_buffer by default. */
+const DEFAULT_SEND_BUFFER = 16 * MB;
+const DEFAULT_SUBSCRIPTION_BUFFER = 8 * MB;
+/** A change of the wide row: the row before and after it. */
+const WIDE_CHANGE = 2 * WIDE_ROW + 4096;
+
+/** Opens `path` with the token in the URL and waits for `auth_success`. */
+async function authed(server: ServerProcess, path = '/api/v1/stream'): Promise<TestClient> {
+  const client = await TestClient.connect(
+    `${server.wsUrl}${path}?token=${encodeURIComponent(server.token)}`,
+    {
+      perMessageDeflate: false,
+    },
+  );
+  await client.next((m) => m.type === 'auth_success', 10_000);
+  return client;
+}
+
+/** Sends `message(i)` RATE times a second for `ms`. */
+async function sendAtRate(ws: WebSocket, ms: number, message: (i: number) => unknown): Promise<number> {
+  const started = Date.now();
+  let sent = 0;
+  while (Date.now() - started < ms && ws.readyState === WebSocket.OPEN) {
+    const due = Math.floor(((Date.now() - started) * RATE) / 1000) + 1;
+    for (; sent < due; sent++) ws.send(JSON.stringify(message(sent)));
+    await sleep(10);
+  }
+  return sent;
+}
+
+/** GET `path` of the server's HTTP API as admin; the answer's `data`. */
+async function adminGet(server: ServerProcess, path: string): Promise<unknown> {
+  const res = await fetch(`${server.url}${path}`, {
+    headers: { authorization: `Bearer ${server.token}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  return ((await res.json()) as { data: unknown }).data;
+}
+
+/** The most bytes any session of the server has waiting to be sent now. */
+async function mostQueued(server: ServerProcess): Promise<number> {
+  const { sessions } = (await adminGet(server, '/api/v1/sessions')) as {
+    sessions: { queued_bytes: number }[];
+  };
+  return Math.max(0, ...sessions.map((s) => s.queued_bytes));
+}
+
+/**
+ * Runs `work` (which pauses a client and loads the server) and checks what it costs the server: the
+ * bytes queued for any socket stay within `maxQueued`, and RSS within MAX_GROWTH of what it was before,
+ * during the work and once `cleanUp` has closed the sockets (V8 keeps collected garbage's pages for a
+ * while, so "back to baseline" is within the same margin), with nothing of them left behind.
+ */
+async function assertBounded(
+  server: ServerProcess,
+  maxQueued: number,
+  work: () => Promise<void>,
+  cleanUp: () => void,
+): Promise<void> {
+  const baseline = server.rss();
+  let queued = 0;
+  let working = true;
+  const watching = (async () => {
+    while (working) {
+      queued = Math.max(queued, await mostQueued(server));
+      await sleep(200);
+    }
+  })();
+  let peak: number;
+  try {
+    peak = await peakDuring(() => server.rss(), work);
+  } finally {
+    working = false;
+    await watching;
+  }
+  cleanUp();
+  const settled = await settleBelow(() => server.rss(), baseline + MAX_GROWTH / 2, 10_000);
+  assert.ok(
+    peak - baseline <= MAX_GROWTH,
+    `server RSS grew from ${(baseline / MB).toFixed(0)} MB to ${(peak / MB).toFixed(0)} MB`,
+  );
+  assert.ok(
+    settled - baseline <= MAX_GROWTH,
+    `server RSS was ${(settled / MB).toFixed(0)} MB after the sockets closed (${(baseline / MB).toFixed(0)} MB before)`,
+  );
+  assert.ok(queued <= maxQueued, `${queued} bytes were queued for one socket (at most ${maxQueued} allowed)`);
+  assert.deepEqual(await adminGet(server, '/api/v1/sessions'), { sessions: [] });
+  const { subscriptions } = (await adminGet(server, '/api/v1/subscriptions')) as { subscriptions: unknown[] };
+  assert.deepEqual(subscriptions, []);
+}
+
+/** Wide rows in the table `wide`: the keyed reads below read one, the scans all of them. */
+const WIDE_ROWS = 4;
+
+/**
+ * Starts a server of its own for one surface (so that one test's memory cannot hide or blame
+ * another's), fills `wide`, warms the paths up, then runs `pausedClient`: it opens its client, pauses
+ * it and loads the server; the sockets it returns are closed afterwards.
+ */
+async function checkSurface(
+  pausedClient: (server: ServerProcess) => Promise<{ terminate(): void }[]>,
+  maxQueued = DEFAULT_SEND_BUFFER,
+) {
+  const server = await startServerProcess();
+  try {
+    await server.sql('CREATE TABLE wide (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    for (let id = 1; id <= WIDE_ROWS; id++) {
+      await server.sql('INSERT INTO wide (id, v) VALUES (?, ?)', [id, wideValue()]);
+    }
+    // Warm up, so that the baseline includes what the first use of each path allocates.
+    const warm = await authed(server);
+    const { rows } = await warm.query('SELECT id, v FROM wide WHERE id = ?', { params: [1] });
+    assert.equal((rows[0]![1] as string).length, WIDE_ROW);
+    warm.terminate();
+    await sleep(500);
+    let sockets: { terminate(): void }[] = [];
+    await assertBounded(
+      server,
+      maxQueued,
+      async () => {
+        sockets = await pausedClient(server);
+      },
+      () => sockets.forEach((s) => s.terminate()),
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+/** A paused `/api/v1/stream` client sending `message(i)` at RATE for PAUSED_MS. */
+function pausedStreamClient(message: (i: number) => unknown) {
+  return async (server: ServerProcess) => {
+    const client = await authed(server);
+    client.record = false;
+    client.ws.pause();
+    await sendAtRate(client.ws, PAUSED_MS, message);
+    return [client];
+  };
+}
+
+describe('paused clients: the server stays within +50 MB', () => {
+  test('keyed reads of a 512 KB row (the fast path)', { timeout: 90_000 }, () =>
+    checkSurface(
+      pausedStreamClient((i) => ({
+        type: 'query',
+        id: `k${i}`,
+        payload: { sql: 'SELECT id, v FROM wide WHERE id = ?', params: [1] },
+      })),
+    ),
+  );
+
+  test('batches', { timeout: 90_000 }, () =>
+    checkSurface(
+      pausedStreamClient((i) => ({
+        type: 'batch',
+        id: `b${i}`,
+        payload: { queries: [{ sql: 'SELECT id, v FROM wide WHERE id = ?', params: [1] }] },
+      })),
+    ),
+  );
+
+  test('streamed queries (a scan answering one 512 KB row)', { timeout: 90_000 }, () =>
+    checkSurface(
+      pausedStreamClient((i) => ({
+        type: 'query',
+        id: `s${i}`,
+        payload: { sql: "SELECT id, v FROM wide WHERE v <> '' LIMIT 1" },
+      })),
+    ),
+  );
+
+  test('GraphQL queries over graphql-ws', { timeout: 90_000 }, () =>
+    checkSurface(async (server) => {
+      const ws = new WebSocket(`${server.wsUrl}/graphql/ws`, 'graphql-transport-ws', {
+        perMessageDeflate: false,
+      });
+      ws.on('error', () => {});
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      const acknowledged = new Promise<void>((resolve) =>
+        ws.on('message', (data) => {
+          if ((JSON.parse(String(data)) as { type: string }).type === 'connection_ack') resolve();
+        }),
+      );
+      ws.send(
+        JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${server.token}` } }),
+      );
+      await acknowledged;
+      ws.pause();
+      await sendAtRate(ws, PAUSED_MS, (i) => ({
+        id: `g${i}`,
+        type: 'subscribe',
+        payload: { query: '{ wide(where: { id: { eq: 1 } }) { id v } }' },
+      }));
+      return [ws];
+    }),
+  );
+
+  test('a table subscription while a 512 KB row changes 3 times a second', { timeout: 90_000 }, () =>
+    checkSurface(async (server) => {
+      const subscriber = await authed(server);
+      subscriber.record = false;
+      subscriber.send({ type: 'subscribe', id: 'wide', payload: { table: 'wide' } });
+      await subscriber.next((m) => m.type === 'subscribed', 10_000);
+      subscriber.ws.pause();
+      const writer = await authed(server);
+      writer.record = false;
+      const started = Date.now();
+      for (let i = 0; Date.now() - started < PAUSED_MS; i++) {
+        writer.send({
+          type: 'query',
+          id: `u${i}`,
+          payload: { sql: 'UPDATE wide SET v = ? WHERE id = 1', params: [wideValue()] },
+        });
+        await sleep(333);
+      }
+      // The subscription, not the socket, gave way: it ended with SLOW_CONSUMER, which the client finds
+      // once it reads again, after what was already on its way.
+      subscriber.ws.resume();
+      const ended = await subscriber.next((m) => m.type === 'error', 20_000);
+      assert.equal(ended.payload.code, 'SLOW_CONSUMER');
+      return [subscriber, writer];
+    }, DEFAULT_SUBSCRIPTION_BUFFER + WIDE_CHANGE),
+  );
+
+  test(
+    'a document change stream while 512 KB documents are inserted 4 times a second',
+    { timeout: 90_000 },
+    () =>
+      checkSurface(async (server) => {
+        const collections = `${server.url}/api/v1/documents/collections`;
+        const post = (path: string, body: unknown) =>
+          fetch(`${collections}${path}`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(30_000),
+          }).then((res) => res.arrayBuffer());
+        await post('', { name: 'notes' });
+        const watcher = await authed(server, '/api/v1/documents/collections/notes/watch');
+        watcher.record = false;
+        watcher.send({ type: 'watch', id: 'notes' });
+        await watcher.next((m) => m.type === 'subscribed', 10_000);
+        watcher.ws.pause();
+        const started = Date.now();
+        for (let i = 0; Date.now() - started < PAUSED_MS; i++) {
+          await Promise.all([post('/notes/insert', { document: { i, text: wideValue() } }), sleep(250)]);
+        }
+        watcher.ws.resume();
+        const ended = await watcher.next((m) => m.type === 'error', 20_000);
+        assert.equal(ended.payload.code, 'SLOW_CONSUMER');
+        return [watcher];
+      }, DEFAULT_SUBSCRIPTION_BUFFER + WIDE_CHANGE),
+  );
+});
