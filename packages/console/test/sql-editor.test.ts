@@ -67,6 +67,18 @@ describe('console SQL editor', () => {
     await grid.getByRole('gridcell', { name: 'row 1', exact: true }).waitFor({ state: 'detached' });
   });
 
+  test('dark mode: the same page is readable (axe colour contrast) and the choice is kept', async () => {
+    await page.getByRole('button', { name: 'Switch to dark mode' }).click();
+    assert.equal(await page.evaluate('document.documentElement.dataset.theme'), 'dark');
+    await h.checkAccessibility(page, 'SQL editor in dark mode');
+    await screenshot(page, 'sql-editor-dark');
+    await page.reload();
+    await page.getByTestId('user').waitFor();
+    assert.equal(await page.evaluate('document.documentElement.dataset.theme'), 'dark');
+    await page.getByRole('button', { name: 'Switch to light mode' }).click();
+    await page.getByRole('heading', { name: 'SQL editor' }).waitFor();
+  });
+
   test('Cancel stops a long query on the server, and the next query runs', async () => {
     await runSql(
       page,

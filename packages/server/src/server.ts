@@ -8,12 +8,13 @@ import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config/config.ts';
-import { SqliteEngine } from './engine/sqlite/sqlite-engine.ts';
+import { openEngine } from './engine/open-engine.ts';
+import { catalogScopedEngine } from './engine/sqlite/catalog-scope.ts';
 import type { Engine } from './engine/engine.ts';
 import { UserStore } from './auth/user-store.ts';
 import { TokenService } from './auth/tokens.ts';
 import { Authenticator } from './auth/authenticator.ts';
-import { loadSigningSecret } from './auth/signing-secret.ts';
+import { loadSharedSigningSecret, loadSigningSecret } from './auth/signing-secret.ts';
 import { generatePassword } from './auth/passwords.ts';
 import { consoleLogger, type Logger } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
@@ -146,7 +147,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? consoleLogger;
   const https = config.enable_tls ? loadTls(config) : undefined;
 
-  const engine = await SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
+  const engine = await openEngine(config);
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;
@@ -159,12 +160,22 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await roles.migrate();
     await bootstrapAdmin(users, config, options);
     const access = new AccessControl(users, roles);
+    const syncPrivileges = engine.syncPrivileges?.bind(engine);
+    if (syncPrivileges) {
+      access.syncWith(syncPrivileges);
+      await syncPrivileges();
+    }
     access.onDenied((principal, privilege) =>
       audit.record({ event: 'permission.denied', user: principal.user, details: { privilege } }),
     );
     const revocations = new TokenRevocations(engine.internal);
     await revocations.migrate();
-    const tokens = new TokenService(loadSigningSecret(config.data_dir, config.jwt_secret), config.token_ttl);
+    // Nodes sharing a database share the secret through it, unless one is configured.
+    const secret =
+      engine.name === 'postgres'
+        ? await loadSharedSigningSecret(engine.internal, config.jwt_secret)
+        : loadSigningSecret(config.data_dir, config.jwt_secret);
+    const tokens = new TokenService(secret, config.token_ttl);
     const idp = config.jwks_url !== undefined ? new ExternalIdentityProvider(config) : undefined;
     const authenticator = new Authenticator(users, tokens, revocations, audit, idp);
     const sessions = new SessionRegistry(config.max_connections_per_user);
@@ -188,7 +199,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       databaseFiles: engine.dataFiles,
     });
     const deps = {
-      engine: meteredEngine(auditedEngine(engine, audit), sampler),
+      // SQLite's catalog names every table: callers without ADMIN are served the part they may see.
+      // SQLite's catalog is cut to what each caller may see by the server; PostgreSQL's by PostgreSQL.
+      engine:
+        engine.name === 'sqlite'
+          ? catalogScopedEngine(meteredEngine(auditedEngine(engine, audit), sampler))
+          : meteredEngine(auditedEngine(engine, audit), sampler),
       authenticator,
       access,
       config,

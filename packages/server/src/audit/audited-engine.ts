@@ -8,6 +8,7 @@ import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import type { Caller, Engine, StatementInput } from '../engine/engine.ts';
 import { RustyError } from '../errors/rusty-error.ts';
 import type { AuditLog } from './audit-log.ts';
+import { overrideEngine } from '../engine/engine-view.ts';
 
 function refusalDetails(err: { message: string; details?: Record<string, unknown> | undefined }) {
   const details: Record<string, unknown> = { reason: err.message };
@@ -88,14 +89,5 @@ export function auditedEngine(engine: Engine, audit: AuditLog): Engine {
       }
     };
   }
-  // Everything else (change log, commit listeners, health, close) is the engine's own.
-  return new Proxy(engine, {
-    get(target, property) {
-      if (typeof property === 'string' && Object.hasOwn(overrides, property)) {
-        return overrides[property as keyof Engine];
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  return overrideEngine(engine, overrides);
 }

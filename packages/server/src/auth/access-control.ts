@@ -24,6 +24,10 @@ function makeCaller(principal: Principal, privileges: PrivilegeSet): Caller {
   return { user: principal.user, roles: privileges.roles, authorize };
 }
 
+/** Why a statement that reads the catalog itself is refused to a user without ADMIN. */
+export const CATALOG_DENIED =
+  'permission denied: reading the schema this way requires ADMIN (through a view or a trigger, or a schema PRAGMA function given a column); name sqlite_schema, or pragma_table_info() with a value, in the statement itself';
+
 /** Called when a principal is refused a global privilege (an admin endpoint, metrics). */
 export type DeniedListener = (principal: Principal, privilege: GlobalPrivilege) => void;
 
@@ -69,6 +73,7 @@ export class AccessControl {
   #version = 0;
   readonly #listeners = new Set<() => void>();
   readonly #deniedListeners = new Set<DeniedListener>();
+  #sync: (() => Promise<void>) | undefined;
 
   constructor(users: UserStore, roles: RoleStore) {
     this.#users = users;
@@ -80,11 +85,27 @@ export class AccessControl {
   }
 
   /** Call after any change to users, roles or grants. */
-  changed(): void {
+  changed(): Promise<void> {
     this.#version++;
     this.#cache.clear();
     this.#resolved.clear();
-    for (const listener of this.#listeners) listener();
+    const notify = (): void => {
+      for (const listener of this.#listeners) listener();
+    };
+    if (!this.#sync) {
+      notify();
+      return Promise.resolve();
+    }
+    // The engine's own privileges follow first, so re-checks and the next statement see the change.
+    return this.#sync().then(notify);
+  }
+
+  /**
+   * Called on every change before listeners are told: an engine that enforces privileges in the database
+   * (PostgreSQL) brings them in line with the server's roles and grants there.
+   */
+  syncWith(sync: () => Promise<void>): void {
+    this.#sync = sync;
   }
 
   onChange(listener: () => void): () => void {
@@ -145,6 +166,9 @@ export class AccessControl {
   /** Throws PERMISSION_DENIED naming the first missing privilege. */
   static check(privileges: PrivilegeSet, access: StatementAccess): void {
     if (privileges.admin) return;
+    // Users without ADMIN read the catalog through what they may see (catalog-rewrite.ts); a statement
+    // still reading it itself would show them every table.
+    if (access.catalog) throw new RustyError('PERMISSION_DENIED', CATALOG_DENIED, { privilege: 'ADMIN' });
     for (const need of access.needs) {
       const ok =
         need.table === undefined

@@ -19,6 +19,17 @@ export const CONFIG_FIELDS = {
   host: { kind: 'string', default: '127.0.0.1', help: 'address to listen on' },
   port: { kind: 'int', default: 8080, min: 0, max: 65535, help: 'TCP port (0 picks a free one)' },
   data_dir: { kind: 'string', default: './data', help: 'directory holding the database and secrets' },
+  engine: {
+    kind: 'string',
+    default: 'sqlite',
+    help: 'storage engine: sqlite (embedded, one node) or postgres (database_url; several nodes)',
+  },
+  database_url: {
+    kind: 'string',
+    default: undefined,
+    secret: true,
+    help: 'PostgreSQL connection URL (with engine postgres), e.g. postgres://rustydb:PASSWORD@db:5432/rustydb',
+  },
   admin_password: {
     kind: 'string',
     default: undefined,
@@ -384,6 +395,24 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   }
 
   const result = config as ServerConfig;
+  if (result.engine !== 'sqlite' && result.engine !== 'postgres') {
+    throw new ConfigError('engine', `must be sqlite or postgres, got ${JSON.stringify(result.engine)}`);
+  }
+  if (result.engine === 'postgres') {
+    if (result.database_url === undefined)
+      throw new ConfigError('database_url', 'is required with engine postgres');
+    let url: URL;
+    try {
+      url = new URL(result.database_url);
+    } catch {
+      throw new ConfigError('database_url', 'not a URL (postgres://user:password@host:port/database)');
+    }
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+      throw new ConfigError('database_url', 'must be a postgres:// or postgresql:// URL');
+    }
+  } else if (result.database_url !== undefined) {
+    throw new ConfigError('database_url', 'is only used with engine postgres');
+  }
   if (result.enable_tls && (!result.tls_cert_path || !result.tls_key_path)) {
     throw new ConfigError('enable_tls', 'needs both tls_cert_path and tls_key_path');
   }

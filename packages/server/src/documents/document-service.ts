@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Caller, Engine, StatementInput } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
+import { TABLE_PRIVILEGES } from '../auth/privileges.ts';
 import { collectionTable, isValidCollectionName } from './collection-name.ts';
 import { compileFind, compileCount, type FindOptions } from './find-compiler.ts';
 import { compileAggregate } from './aggregate-compiler.ts';
@@ -20,6 +21,8 @@ import { parseFieldPath, jsonPath } from './field-path.ts';
 export interface CallContext {
   caller: Caller;
   timeoutMs: number;
+  /** Aborting interrupts the call's statements (the client went away). */
+  signal?: AbortSignal;
 }
 
 /** Documents a single call may insert, and a find may return. */
@@ -68,6 +71,7 @@ export class DocumentService {
       return await this.#engine.execute(statement, {
         caller: context.caller,
         timeoutMs: context.timeoutMs,
+        ...(context.signal ? { signal: context.signal } : {}),
       });
     } catch (err) {
       throw this.#translate(err);
@@ -109,14 +113,21 @@ export class DocumentService {
     return true;
   }
 
-  async listCollections(): Promise<string[]> {
+  /** The collections the caller holds a privilege on (the catalog is shown to nobody whole but ADMIN). */
+  async listCollections(caller: Caller): Promise<string[]> {
     const tables = await this.#engine.internal.all<{ name: string }>(
       `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
          AND name NOT LIKE '\\_rustydb\\_%' ESCAPE '\\' ORDER BY name`,
     );
     const out: string[] = [];
-    for (const { name } of tables)
-      if (isValidCollectionName(name) && (await this.#isCollection(name))) out.push(name);
+    for (const { name } of tables) {
+      if (!isValidCollectionName(name) || !(await this.#isCollection(name))) continue;
+      const held = await this.#engine.holds(
+        caller,
+        TABLE_PRIVILEGES.map((privilege) => ({ privilege, table: name })),
+      );
+      if (held.some(Boolean)) out.push(name);
+    }
     return out;
   }
 

@@ -7,6 +7,10 @@ export interface SqlToken {
   /** Upper-cased word, or the punctuation character. Quoted identifiers keep their (unquoted) text. */
   text: string;
   kind: 'word' | 'quoted' | 'string' | 'punct' | 'number' | 'param';
+  /** Where the token starts in the text given to the lexer (quotes included). */
+  start: number;
+  /** Where it ends (exclusive). */
+  end: number;
 }
 
 export interface LexedStatement {
@@ -69,7 +73,7 @@ export function lexStatements(sql: string): LexedStatement[] {
         text += sql[j];
         j++;
       }
-      tokens.push({ text, kind: c === "'" ? 'string' : 'quoted' });
+      tokens.push({ text, kind: c === "'" ? 'string' : 'quoted', start: i, end: Math.min(j + 1, n) });
       i = j + 1;
       continue;
     }
@@ -79,7 +83,7 @@ export function lexStatements(sql: string): LexedStatement[] {
     }
     if (c === ';') {
       if (blockDepth > 0) {
-        tokens.push({ text: ';', kind: 'punct' });
+        tokens.push({ text: ';', kind: 'punct', start: i, end: i + 1 });
         i++;
         continue;
       }
@@ -90,14 +94,14 @@ export function lexStatements(sql: string): LexedStatement[] {
     if (c === '?' || ((c === ':' || c === '@' || c === '$') && isWordChar(sql[i + 1] ?? ''))) {
       let j = i + 1;
       while (j < n && isWordChar(sql[j]!)) j++;
-      tokens.push({ text: sql.slice(i, j), kind: 'param' });
+      tokens.push({ text: sql.slice(i, j), kind: 'param', start: i, end: j });
       i = j;
       continue;
     }
     if (/[0-9]/.test(c)) {
       let j = i + 1;
       while (j < n && /[0-9A-Za-z_.]/.test(sql[j]!)) j++;
-      tokens.push({ text: sql.slice(i, j), kind: 'number' });
+      tokens.push({ text: sql.slice(i, j), kind: 'number', start: i, end: j });
       i = j;
       continue;
     }
@@ -105,14 +109,14 @@ export function lexStatements(sql: string): LexedStatement[] {
       let j = i + 1;
       while (j < n && isWordChar(sql[j]!)) j++;
       const word = sql.slice(i, j).toUpperCase();
-      tokens.push({ text: word, kind: 'word' });
+      tokens.push({ text: word, kind: 'word', start: i, end: j });
       if (word === 'CASE') blockDepth++;
       else if (word === 'BEGIN' && isTrigger()) blockDepth++;
       else if (word === 'END' && blockDepth > 0) blockDepth--;
       i = j;
       continue;
     }
-    tokens.push({ text: c, kind: 'punct' });
+    tokens.push({ text: c, kind: 'punct', start: i, end: i + 1 });
     i++;
   }
   finish(n);

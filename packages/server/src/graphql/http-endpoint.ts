@@ -11,7 +11,7 @@ import { createHandler } from 'graphql-http/lib/use/fastify';
 import type { Principal } from '../auth/authenticator.ts';
 import { HTTP_STATUS, normalizeError } from '../errors/rusty-error.ts';
 import { describeError } from '../core/logger.ts';
-import { bearerPrincipal, type RestDeps } from '../http/http-helpers.ts';
+import { bearerPrincipal, clientGoneSignal, type RestDeps } from '../http/http-helpers.ts';
 import type { GraphQLContext } from './context.ts';
 import { formatGraphQLError } from './errors.ts';
 import type { GraphQLService } from './graphql-service.ts';
@@ -68,11 +68,7 @@ export function registerGraphQLHttp(
           );
       }
       // The statements of a request the client gave up on are interrupted.
-      const controller = new AbortController();
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) controller.abort();
-      });
-      callers.set(request, { principal, signal: controller.signal });
+      callers.set(request, { principal, signal: clientGoneSignal(reply) });
       await handler.call(scope, request, reply);
       return reply;
     });

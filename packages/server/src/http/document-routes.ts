@@ -4,10 +4,10 @@
  * `POST /:name/find|insert|bulk-insert|update|delete|aggregate|count|indexes`.
  * The change stream of a collection is the WebSocket endpoint `/:name/watch`.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { DocumentService, CallContext } from '../documents/document-service.ts';
-import { bearerPrincipal, parseBody, type RestDeps } from './http-helpers.ts';
+import { bearerPrincipal, clientGoneSignal, parseBody, type RestDeps } from './http-helpers.ts';
 
 const BASE = '/api/v1/documents/collections';
 const nameParams = z.object({ name: z.string().min(1).max(63) });
@@ -41,55 +41,56 @@ export function registerDocumentRoutes(
 ): void {
   const { documents, access, config } = deps;
   const principalOf = bearerPrincipal(deps);
-  const context = async (request: FastifyRequest): Promise<CallContext> => ({
+  const context = async (request: FastifyRequest, reply: FastifyReply): Promise<CallContext> => ({
     caller: await access.callerFor(await principalOf(request)),
     timeoutMs: config.statement_timeout * 1000,
+    signal: clientGoneSignal(reply),
   });
   const name = (request: FastifyRequest): string => parseBody(nameParams, request.params).name;
 
-  app.get(BASE, async (request) => {
-    await principalOf(request);
-    return { success: true, data: { collections: await documents.listCollections() } };
+  app.get(BASE, async (request, reply) => {
+    const { caller } = await context(request, reply);
+    return { success: true, data: { collections: await documents.listCollections(caller) } };
   });
 
   app.post(BASE, async (request, reply) => {
-    const ctx = await context(request);
+    const ctx = await context(request, reply);
     const body = parseBody(createBody, request.body);
     const created = await documents.createCollection(body.name, ctx);
     return reply.code(created ? 201 : 200).send({ success: true, data: { name: body.name, created } });
   });
 
-  app.get(`${BASE}/:name`, async (request) => ({
+  app.get(`${BASE}/:name`, async (request, reply) => ({
     success: true,
-    data: await documents.info(name(request), await context(request)),
+    data: await documents.info(name(request), await context(request, reply)),
   }));
 
-  app.delete(`${BASE}/:name`, async (request) => {
-    const ctx = await context(request);
+  app.delete(`${BASE}/:name`, async (request, reply) => {
+    const ctx = await context(request, reply);
     await documents.dropCollection(name(request), ctx);
     return { success: true, data: { dropped: name(request) } };
   });
 
-  app.post(`${BASE}/:name/find`, async (request) => {
-    const ctx = await context(request);
+  app.post(`${BASE}/:name/find`, async (request, reply) => {
+    const ctx = await context(request, reply);
     const docs = await documents.find(name(request), parseBody(findBody, request.body ?? {}), ctx);
     return { success: true, data: { documents: docs } };
   });
 
   app.post(`${BASE}/:name/insert`, async (request, reply) => {
-    const ctx = await context(request);
+    const ctx = await context(request, reply);
     const id = await documents.insert(name(request), parseBody(insertBody, request.body).document, ctx);
     return reply.code(201).send({ success: true, data: { inserted_id: id } });
   });
 
   app.post(`${BASE}/:name/bulk-insert`, async (request, reply) => {
-    const ctx = await context(request);
+    const ctx = await context(request, reply);
     const ids = await documents.insertMany(name(request), parseBody(bulkBody, request.body).documents, ctx);
     return reply.code(201).send({ success: true, data: { inserted_ids: ids, inserted_count: ids.length } });
   });
 
-  app.post(`${BASE}/:name/update`, async (request) => {
-    const ctx = await context(request);
+  app.post(`${BASE}/:name/update`, async (request, reply) => {
+    const ctx = await context(request, reply);
     const result = await documents.update(name(request), parseBody(updateBody, request.body), ctx);
     return {
       success: true,
@@ -100,14 +101,14 @@ export function registerDocumentRoutes(
     };
   });
 
-  app.post(`${BASE}/:name/delete`, async (request) => {
-    const ctx = await context(request);
+  app.post(`${BASE}/:name/delete`, async (request, reply) => {
+    const ctx = await context(request, reply);
     const deleted = await documents.delete(name(request), parseBody(deleteBody, request.body), ctx);
     return { success: true, data: { deleted_count: deleted } };
   });
 
-  app.post(`${BASE}/:name/aggregate`, async (request) => {
-    const ctx = await context(request);
+  app.post(`${BASE}/:name/aggregate`, async (request, reply) => {
+    const ctx = await context(request, reply);
     const docs = await documents.aggregate(
       name(request),
       parseBody(aggregateBody, request.body).pipeline,
@@ -116,14 +117,14 @@ export function registerDocumentRoutes(
     return { success: true, data: { documents: docs } };
   });
 
-  app.post(`${BASE}/:name/count`, async (request) => {
-    const ctx = await context(request);
+  app.post(`${BASE}/:name/count`, async (request, reply) => {
+    const ctx = await context(request, reply);
     const count = await documents.count(name(request), parseBody(countBody, request.body ?? {}).filter, ctx);
     return { success: true, data: { count } };
   });
 
   app.post(`${BASE}/:name/indexes`, async (request, reply) => {
-    const ctx = await context(request);
+    const ctx = await context(request, reply);
     const index = await documents.createIndex(name(request), parseBody(indexBody, request.body).field, ctx);
     return reply.code(201).send({ success: true, data: { index } });
   });

@@ -55,6 +55,18 @@ export function registerErrorHandling(app: FastifyInstance, logger: Logger): voi
   );
 }
 
+/**
+ * Aborted when the client goes away before its answer is sent: the statements the request started are
+ * interrupted rather than left to run (and hold locks) for statement_timeout.
+ */
+export function clientGoneSignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
 /** Where a request came from, for the audit log: the client address and the path without its query. */
 export function requestContext(request: FastifyRequest): { ip: string; endpoint: string } {
   return { ip: request.ip, endpoint: `${request.method} ${request.url.split('?')[0]}` };

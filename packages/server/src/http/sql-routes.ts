@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { batchMessageSchema, queryMessageSchema } from '@rustydb/protocol';
 import { RustyError } from '../errors/rusty-error.ts';
 import { MAX_UNSTREAMED_ROWS } from '../core/stream-session.ts';
-import { bearerPrincipal, parseBody, type RestDeps } from './http-helpers.ts';
+import { bearerPrincipal, clientGoneSignal, parseBody, type RestDeps } from './http-helpers.ts';
 
 const queryBodySchema = queryMessageSchema.shape.payload;
 const batchBodySchema = batchMessageSchema.shape.payload;
@@ -12,15 +12,13 @@ export function registerSqlRoutes(app: FastifyInstance, deps: RestDeps): void {
   const { engine, config, access } = deps;
   const principalOf = bearerPrincipal(deps);
 
-  app.post('/api/v1/query', async (request) => {
+  app.post('/api/v1/query', async (request, reply) => {
     const caller = await access.callerFor(await principalOf(request));
     const { sql, params } = parseBody(queryBodySchema, request.body);
-    const controller = new AbortController();
-    request.raw.once('close', () => controller.abort());
     const options = {
       timeoutMs: config.statement_timeout * 1000,
       caller,
-      signal: controller.signal,
+      signal: clientGoneSignal(reply),
       chunkSize: MAX_UNSTREAMED_ROWS + 1,
     };
     let result;
@@ -41,11 +39,12 @@ export function registerSqlRoutes(app: FastifyInstance, deps: RestDeps): void {
     return { success: true, data: result };
   });
 
-  app.post('/api/v1/batch', async (request) => {
+  app.post('/api/v1/batch', async (request, reply) => {
     const caller = await access.callerFor(await principalOf(request));
     const { queries, transaction } = parseBody(batchBodySchema, request.body);
     const results = await engine.batch(queries, {
       caller,
+      signal: clientGoneSignal(reply),
       timeoutMs: config.statement_timeout * 1000,
       transaction: transaction ?? false,
     });

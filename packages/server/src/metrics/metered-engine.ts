@@ -5,6 +5,7 @@
  */
 import type { Engine } from '../engine/engine.ts';
 import type { MetricsSampler } from './sampler.ts';
+import { overrideEngine } from '../engine/engine-view.ts';
 
 export function meteredEngine(engine: Engine, metrics: MetricsSampler): Engine {
   const overrides: Partial<Engine> = {
@@ -79,13 +80,5 @@ export function meteredEngine(engine: Engine, metrics: MetricsSampler): Engine {
       }
     };
   }
-  return new Proxy(engine, {
-    get(target, property) {
-      if (typeof property === 'string' && Object.hasOwn(overrides, property)) {
-        return overrides[property as keyof Engine];
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  return overrideEngine(engine, overrides);
 }

@@ -2,7 +2,8 @@
  * Works out what a statement touches from SQLite's own compiled program (EXPLAIN), not from its text:
  * every table the VDBE opens for reading or writing, including through views (inlined into the
  * program) and triggers (listed as sub-programs after the main one). Root pages are mapped back to
- * table names through sqlite_schema.
+ * table names through sqlite_schema; virtual tables a program opens are told apart by the object the
+ * program names (`vtab:…`), which is the same for every use of a table-valued function on a connection.
  */
 import type { AccessNeed, StatementAccess, TablePrivilege } from '../engine.ts';
 import { RustyError } from '../../errors/rusty-error.ts';
@@ -30,10 +31,60 @@ interface ExplainRow {
  */
 const SESSION_STATE_FUNCTION = /^(last_insert_rowid|changes|total_changes)\(/;
 
+/** Table-valued functions that read nothing but their arguments: open to everyone. */
+const FREE_FUNCTIONS = ['json_each', 'json_tree'] as const;
+/**
+ * The schema PRAGMA functions: they describe tables by name, so users without ADMIN are served them from
+ * what they may see (catalogue-rewrite.ts) and never reach them directly.
+ */
+const CATALOGUE_FUNCTIONS = [
+  'pragma_table_info',
+  'pragma_table_xinfo',
+  'pragma_index_list',
+  'pragma_index_info',
+  'pragma_index_xinfo',
+  'pragma_foreign_key_list',
+  'pragma_table_list',
+] as const;
+/** How each is compiled to learn which virtual table object it is on a connection. */
+const PROBES = [...FREE_FUNCTIONS, ...CATALOGUE_FUNCTIONS].map(
+  (name) => [name, `EXPLAIN SELECT * FROM ${name}${name.startsWith('json_') ? "('[]')" : ''}`] as const,
+);
+/** Scalar functions that describe how the server was built: ADMIN only. */
+const SERVER_FUNCTIONS = /^sqlite_compileoption_(get|used)\(/;
+
+/** `vtab:…` of a VOpen → the table-valued function it is. */
+type VtabNames = Map<string, string>;
+
+/**
+ * A probe's program, or none when the function's name is taken by a table or view of the database
+ * ("'json_each' is not a function"): the function then cannot be called, and any virtual table a
+ * statement opens is one it does not name, so it needs ADMIN. One shadowed name must not make every
+ * other statement fail to compile.
+ */
+function unlessShadowed(explain: () => ExplainRow[]): ExplainRow[] {
+  try {
+    return explain();
+  } catch {
+    return [];
+  }
+}
+
+function vtabNamesFrom(programs: readonly (readonly ExplainRow[])[]): VtabNames {
+  const names: VtabNames = new Map();
+  programs.forEach((program, i) => {
+    const open = program.find((row) => row.opcode === 'VOpen');
+    if (open) names.set(open.p4, PROBES[i]![0]);
+  });
+  return names;
+}
+
 export class AccessAnalyzer {
   readonly #db: SyncDatabase;
   /** Root page → the table it belongs to (tables and their indexes). */
   #rootPages = new Map<number, string>();
+  /** Learnt once per connection: its table-valued functions' objects live as long as it does. */
+  #vtabNames: VtabNames | undefined;
 
   /** @param db a connection used only for planning (see StatementRouter) */
   constructor(db: SyncDatabase) {
@@ -46,8 +97,22 @@ export class AccessAnalyzer {
   }
 
   analyze(guarded: GuardedStatement): StatementAccess {
-    const program = this.#db.prepare(`EXPLAIN ${guarded.text}`).raw().all([]).map(toExplainRow);
-    return accessOf(guarded, program, (page) => this.#tableAt(page));
+    const program = this.#explain(`EXPLAIN ${guarded.text}`);
+    return accessOf(
+      guarded,
+      program,
+      (page) => this.#tableAt(page),
+      (vtab) => this.#vtabAt(vtab),
+    );
+  }
+
+  #explain(sql: string): ExplainRow[] {
+    return this.#db.prepare(sql).raw().all([]).map(toExplainRow);
+  }
+
+  #vtabAt(vtab: string): string | undefined {
+    this.#vtabNames ??= vtabNamesFrom(PROBES.map(([, probe]) => unlessShadowed(() => this.#explain(probe))));
+    return this.#vtabNames.get(vtab);
   }
 
   #tableAt(page: number): string | undefined {
@@ -76,7 +141,19 @@ export class AccessAnalyzer {
     };
     const program = (await all(`EXPLAIN ${guarded.text}`)).map(toExplainRow);
     const pages = new Map((await all(ROOT_PAGES_SQL)).map(([page, table]) => [Number(page), String(table)]));
-    return accessOf(guarded, program, (page) => pages.get(page));
+    const vtabs = program.some((row) => row.opcode === 'VOpen')
+      ? vtabNamesFrom(
+          await Promise.all(
+            PROBES.map(async ([, probe]) => (await all(probe).catch(() => [])).map(toExplainRow)),
+          ),
+        )
+      : new Map<string, string>();
+    return accessOf(
+      guarded,
+      program,
+      (page) => pages.get(page),
+      (vtab) => vtabs.get(vtab),
+    );
   }
 }
 
@@ -129,6 +206,7 @@ function accessOf(
   guarded: GuardedStatement,
   program: ExplainRow[],
   tableAt: (page: number) => string | undefined,
+  vtabAt: (vtab: string) => string | undefined,
 ): StatementAccess {
   const needs = new Map<string, AccessNeed>();
   const need = (privilege: TablePrivilege, table: string): void => {
@@ -139,8 +217,11 @@ function accessOf(
   const namesSequence = guarded.text.toLowerCase().includes('sqlite_sequence');
   let inTrigger = false;
   let lastAddr = -1;
-  let virtualOpens = 0;
-  let virtualWrite = false;
+  /** The statement reads SQLite's catalogue itself: the schema table or a schema PRAGMA. */
+  let catalog = guarded.verb === 'PRAGMA';
+  // CREATE … compiles schema edits that never read the schema table (DROP and ALTER do read it):
+  // a CREATE that reads it is copying the catalogue (CREATE TABLE … AS SELECT … FROM sqlite_master).
+  const readsSchemaItself = guarded.kind === 'ddl' && guarded.verb !== 'CREATE';
   for (const row of program) {
     // Sub-programs (trigger bodies) follow the main program, their addresses starting again at 0.
     if (row.addr <= lastAddr) inTrigger = true;
@@ -152,8 +233,24 @@ function accessOf(
         `${name}() is not available: connections are shared by all sessions, so it would tell another session's activity; a statement's own result carries last_insert_id and rows_affected`,
       );
     }
-    if (row.opcode === 'VOpen') virtualOpens++;
-    else if (row.opcode === 'VUpdate') virtualWrite = true;
+    if (row.opcode === 'VOpen') {
+      // A virtual table's data never shows as an opened b-tree: beyond json_each and json_tree (and the
+      // schema PRAGMA functions, served separately), a virtual table — FTS, R-tree, dbstat,
+      // generate_series, the PRAGMA functions about the server — is read only with ADMIN.
+      const name = vtabAt(row.p4);
+      if ((CATALOGUE_FUNCTIONS as readonly (string | undefined)[]).includes(name)) catalog = true;
+      else if (!(FREE_FUNCTIONS as readonly (string | undefined)[]).includes(name)) {
+        needs.set('ADMIN', { privilege: 'ADMIN' });
+      }
+      continue;
+    }
+    if (
+      row.opcode === 'VUpdate' ||
+      ((row.opcode === 'Function' || row.opcode === 'PureFunc') && SERVER_FUNCTIONS.test(row.p4))
+    ) {
+      needs.set('ADMIN', { privilege: 'ADMIN' });
+      continue;
+    }
     const isRead = row.opcode === 'OpenRead' || row.opcode === 'ReopenIdx';
     const isWrite = row.opcode === 'OpenWrite' || row.opcode === 'Clear' || row.opcode === 'Destroy';
     if (!isRead && !isWrite) continue;
@@ -162,8 +259,9 @@ function accessOf(
     // Database 1 is the temp schema: sorters and ephemeral tables; no user tables live there.
     if (row.opcode !== 'Clear' && row.opcode !== 'Destroy' && row.p3 !== 0) continue;
     if (page === SCHEMA_ROOT_PAGE) {
-      // Reading the schema is allowed to all; writing it is what DDL does and is authorized as DDL.
+      // Writing the schema is what DDL does and is authorized as DDL.
       if (isWrite && guarded.kind !== 'ddl') needs.set('ADMIN', { privilege: 'ADMIN' });
+      if (isRead && !readsSchemaItself) catalog = true;
       continue;
     }
     const table = tableAt(page);
@@ -188,10 +286,6 @@ function accessOf(
     else if (inTrigger) need('WRITE', table);
     else mainWrites.add(table);
   }
-  // A virtual table's data never shows as an opened b-tree: beyond the table-valued functions the text
-  // names (json_each, json_tree, pragma_…), a virtual table (FTS, R-tree, dbstat, generate_series, …)
-  // is read or written only with ADMIN.
-  if (virtualWrite || virtualOpens > guarded.tableFunctions) needs.set('ADMIN', { privilege: 'ADMIN' });
   for (const table of mainWrites) {
     for (const verb of guarded.writeVerbs) need(verb, table);
     if (guarded.writeVerbs.size === 0) need('WRITE', table);
@@ -207,5 +301,10 @@ function accessOf(
       needs.delete(key);
     }
   }
-  return { needs: [...needs.values()], tables: [...tables], kind: guarded.kind };
+  return {
+    needs: [...needs.values()],
+    tables: [...tables],
+    kind: guarded.kind,
+    ...(catalog ? { catalog } : {}),
+  };
 }
