@@ -575,10 +575,16 @@ export class SqliteEngine implements Engine {
       // A transaction of its own, so that the schema it runs against is the one it was authorized for.
       await conn.exec('BEGIN IMMEDIATE');
       await assertSchema(conn, routed);
-      yield* this.#runOn(conn, routed, params, stopper, options.chunkSize);
+      // The last chunk (success, rows affected) goes out only once the change is committed.
+      let last: ResultChunk | undefined;
+      for await (const chunk of this.#runOn(conn, routed, params, stopper, options.chunkSize)) {
+        if (last) yield last;
+        last = chunk;
+      }
       await conn.exec('COMMIT');
       clean = true;
       if (routed.access.kind !== 'read') this.#committed();
+      if (last) yield last;
     } catch (err) {
       throw stopper.translate(err);
     } finally {
