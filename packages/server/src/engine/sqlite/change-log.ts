@@ -76,6 +76,17 @@ export class SqliteChangeLog implements ChangeLog {
     }));
   }
 
+  async incarnation(table: string): Promise<number> {
+    // The partial index on DDL records makes this a look at the few schema changes, not at the log.
+    const row = this.#db()
+      .prepare(
+        `SELECT max(seq) FROM ${CHANGES_TABLE} WHERE op = 'ddl' AND lower(tbl) = lower(?) AND json_extract(new_row, '$.action') = 'create'`,
+      )
+      .raw()
+      .get([table]);
+    return Number(row?.[0] ?? 0);
+  }
+
   async prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number> {
     const db = this.#db();
     const head = this.headNow();

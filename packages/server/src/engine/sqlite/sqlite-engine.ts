@@ -654,6 +654,7 @@ export class SqliteEngine implements Engine {
     };
     return {
       dialect: 'sqlite',
+      changeHead: `(SELECT coalesce(max(seq), 0) FROM ${CHANGES_TABLE})`,
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       run: async (sql, params = []) => ({
