@@ -16,7 +16,7 @@ import { TokenService } from './auth/tokens.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { loadSharedSigningSecret, loadSigningSecret } from './auth/signing-secret.ts';
 import { generatePassword } from './auth/passwords.ts';
-import { consoleLogger, type Logger } from './core/logger.ts';
+import { consoleLogger, describeError, type Logger, type LogLevel } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { PrivilegeHistory } from './auth/privilege-history.ts';
@@ -145,10 +145,13 @@ async function bootstrapAdmin(users: UserStore, config: ServerConfig, options: S
 }
 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RustyServer> {
-  const logger = options.logger ?? consoleLogger;
+  // log_level was checked when the configuration was loaded.
+  const logger = options.logger ?? consoleLogger(config.log_level as LogLevel);
   const https = config.enable_tls ? loadTls(config) : undefined;
 
-  const engine = await openEngine(config);
+  const engine = await openEngine(config, {
+    onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
+  });
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;

@@ -2,7 +2,7 @@
  * The commands of `rustydb` that act as a database client over the WebSocket protocol: `shell`,
  * `query`, `watch`. They parse their own flags (node:util parseArgs) and return the process exit code.
  */
-import type { CommandSet } from '@rustydb/protocol/cli';
+import { commandSummaries, type CommandSet } from '@rustydb/protocol/cli';
 import { CONNECTION_USAGE, CommandError } from './client-connection.ts';
 import { QUERY_USAGE, queryCommand, type CommandIo } from './query-command.ts';
 import { SHELL_USAGE, shellCommand } from './shell.ts';
@@ -16,10 +16,7 @@ const SUMMARIES = {
 
 type ClientCommand = keyof typeof SUMMARIES;
 
-export const CLIENT_USAGE = `client commands (talk to a running server over /api/v1/stream):
-${Object.entries(SUMMARIES)
-  .map(([command, summary]) => `  ${command.padEnd(9)} ${summary}`)
-  .join('\n')}
+export const CLIENT_USAGE = `${commandSummaries('client commands (talk to a running server over /api/v1/stream):', SUMMARIES)}
 
   ${SHELL_USAGE.replaceAll('\n', '\n  ')}
   ${QUERY_USAGE.replaceAll('\n', '\n  ')}

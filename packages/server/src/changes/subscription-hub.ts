@@ -13,6 +13,7 @@ import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { errorPayload } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import type { ChangeFeed } from './change-feed.ts';
+import { DeliveryScheduler, type DeliveryTarget } from './delivery-scheduler.ts';
 import { TableSubscription, type EndReason } from './table-subscription.ts';
 import { LiveQuery, type LiveQuerySubscriber } from './live-query.ts';
 import type { SubscriberOwner } from './subscriber.ts';
@@ -76,12 +77,13 @@ export class SubscriptionHub {
   readonly #stopListening: () => void;
   readonly #stopWatchingGrants: () => void;
   /**
-   * Re-checks of privileges under way. Meanwhile change records are held back from table
-   * subscriptions: one whose owner just lost the privilege must not receive what was committed after
-   * the revoke while the check was still loading the new grants.
+   * Re-checks of privileges under way. Meanwhile new change records are held back from delivery: a
+   * subscription whose owner just lost the privilege must not receive what was committed after the
+   * revoke while the check was still loading the new grants.
    */
   #rechecks = 0;
   #held: (readonly ChangeRecord[])[] = [];
+  readonly #delivery: DeliveryScheduler;
 
   constructor(
     engine: Engine,
@@ -97,20 +99,26 @@ export class SubscriptionHub {
     this.#history = history;
     this.#config = config;
     this.#logger = logger;
+    this.#delivery = new DeliveryScheduler(() => this.#liveTargets());
     this.#stopListening = feed.listen((records) => {
-      if (this.#rechecks > 0) this.#held.push(records);
-      else this.#offerToTables(records);
-      for (const live of this.#liveQueries.values()) live.offer(records);
+      if (this.#rechecks === 0) return this.#delivery.push(records);
+      this.#held.push(records);
+      return undefined;
     });
     this.#stopWatchingGrants = access.onChange(() => void this.#recheckPrivileges());
   }
 
-  #offerToTables(records: readonly ChangeRecord[]): void {
-    for (const subscription of this.#tables) if (!subscription.catchingUp) subscription.offer(records);
-  }
-
   get count(): number {
     return this.#subscriptions.size;
+  }
+
+  /**
+   * Who receives the feed's records: live queries, and table subscriptions done catching up (one still
+   * replaying history reads the records from the log itself, up to the feed's head).
+   */
+  *#liveTargets(): Iterable<DeliveryTarget> {
+    for (const subscription of this.#tables) if (!subscription.catchingUp) yield subscription;
+    yield* this.#liveQueries.values();
   }
 
   async subscribe(owner: SubscriberOwner, message: SubscribeMessage, principal: Principal): Promise<void> {
@@ -190,6 +198,7 @@ export class SubscriptionHub {
 
   close(): void {
     this.#stopListening();
+    this.#delivery.close();
     this.#stopWatchingGrants();
     for (const live of this.#liveQueries.values()) live.close();
     this.#subscriptions.clear();
@@ -519,7 +528,7 @@ export class SubscriptionHub {
       if (this.#rechecks === 0) {
         const held = this.#held;
         this.#held = [];
-        for (const records of held) this.#offerToTables(records);
+        for (const records of held) void this.#delivery.push(records);
       }
     }
   }
