@@ -28,6 +28,7 @@ import { registerSqlRoutes } from './http/sql-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
 import { registerAdminRoutes } from './http/admin-routes.ts';
 import { registerSubscriptionRoutes } from './http/subscription-routes.ts';
+import { registerSchemaRoutes } from './http/schema-routes.ts';
 import { registerDocumentRoutes } from './http/document-routes.ts';
 import { DocumentService } from './documents/document-service.ts';
 import { ChangeFeed } from './changes/change-feed.ts';
@@ -256,6 +257,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     });
     registerSessionRoutes(app, deps);
     registerSubscriptionRoutes(app, { ...deps, hub });
+    registerSchemaRoutes(app, deps);
     registerDocumentRoutes(app, { ...deps, documents: new DocumentService(deps.engine) });
     registerAuditRoutes(app, deps);
     registerMetricsRoutes(app, { ...deps, sampler, prometheus: new PrometheusExporter() });
