@@ -89,6 +89,8 @@ type TransactionMode = 'write' | 'read';
 
 /** How often a statement is routed and authorized again when the schema changed before it ran. */
 const SCHEMA_ATTEMPTS = 3;
+/** How long a client is told to wait before sending such a statement again. */
+const SCHEMA_RETRY_AFTER_MS = 100;
 
 /**
  * The schema changed between a statement's authorization and its run: it must be compiled and
@@ -97,7 +99,10 @@ const SCHEMA_ATTEMPTS = 3;
  */
 class SchemaChangedError extends RustyError {
   constructor() {
-    super('QUERY_ERROR', 'the schema changed while the statement waited to run; send it again');
+    // Retryable, and said so by its code: QUERY_ERROR is documented as never worth sending again.
+    super('BUSY', 'the schema kept changing while the statement waited to run; try again', {
+      retry_after_ms: SCHEMA_RETRY_AFTER_MS,
+    });
   }
 }
 
