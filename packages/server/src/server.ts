@@ -148,7 +148,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? consoleLogger(config.log_level as LogLevel);
   const https = config.enable_tls ? loadTls(config) : undefined;
 
-  const engine = await openEngine(config);
+  const engine = await openEngine(config, logger);
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;

@@ -46,6 +46,8 @@ export interface ConnectionSettings {
   applicationName: string;
   /** Schemas unqualified names resolve in (default: public). */
   searchPath?: string;
+  /** A logical replication connection (walsender) instead of an ordinary one. */
+  replication?: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -86,6 +88,7 @@ export async function openClient(settings: ConnectionSettings): Promise<PgClient
       .map(([name, value]) => `-c ${name}=${value.replaceAll(' ', '\\ ')}`)
       .join(' '),
     types: resultTypes,
+    ...(settings.replication ? { replication: 'database' } : {}),
   });
   await client.connect();
   return client;
