@@ -16,7 +16,7 @@ import { TokenService } from './auth/tokens.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { loadSharedSigningSecret, loadSigningSecret } from './auth/signing-secret.ts';
 import { generatePassword } from './auth/passwords.ts';
-import { consoleLogger, type Logger, type LogLevel } from './core/logger.ts';
+import { consoleLogger, describeError, type Logger, type LogLevel } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
@@ -27,6 +27,7 @@ import { registerSqlRoutes } from './http/sql-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
 import { registerAdminRoutes } from './http/admin-routes.ts';
 import { registerSubscriptionRoutes } from './http/subscription-routes.ts';
+import { registerSchemaRoutes } from './http/schema-routes.ts';
 import { registerDocumentRoutes } from './http/document-routes.ts';
 import { DocumentService } from './documents/document-service.ts';
 import { ChangeFeed } from './changes/change-feed.ts';
@@ -148,7 +149,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? consoleLogger(config.log_level as LogLevel);
   const https = config.enable_tls ? loadTls(config) : undefined;
 
-  const engine = await openEngine(config, logger);
+  const engine = await openEngine(config, {
+    logger,
+    onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
+  });
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;
@@ -253,6 +257,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     });
     registerSessionRoutes(app, deps);
     registerSubscriptionRoutes(app, { ...deps, hub });
+    registerSchemaRoutes(app, deps);
     registerDocumentRoutes(app, { ...deps, documents: new DocumentService(deps.engine) });
     registerAuditRoutes(app, deps);
     registerMetricsRoutes(app, { ...deps, sampler, prometheus: new PrometheusExporter() });

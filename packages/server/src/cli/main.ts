@@ -12,7 +12,7 @@ rustydbMain(
   commandSet,
   companion(
     '@rustydb/client',
-    'The clients of a running server (shell, query, watch)',
+    'The clients of a running server (shell, query, watch, gen)',
     () => import(CLIENT_CLI),
   ),
 );

@@ -402,11 +402,8 @@ export class PostgresEngine implements Engine {
     const caller = this.#requireCaller(options.caller);
     const pool = await this.#poolFor(caller);
     const client = await pool.acquire(options.signal);
-    const stopper = new StatementStopper(
-      { interrupt: () => void cancelBackend(client) },
-      options.timeoutMs,
-      options.signal,
-    );
+    const stopper = new StatementStopper(options.timeoutMs, options.signal);
+    stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
       await client.query(beginSql(parsed.kind === 'read' ? 'read' : 'write', options.timeoutMs));
@@ -594,7 +591,8 @@ export class PostgresEngine implements Engine {
   ): Promise<T> {
     const pool = await this.#poolFor(caller);
     const client = await pool.acquire(signal);
-    const stopper = new StatementStopper({ interrupt: () => void cancelBackend(client) }, timeoutMs, signal);
+    const stopper = new StatementStopper(timeoutMs, signal);
+    stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
       await client.query(beginSql(mode, timeoutMs));
