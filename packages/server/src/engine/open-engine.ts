@@ -22,5 +22,9 @@ export async function openEngine(config: ServerConfig, options: OpenEngineOption
     });
   }
   const { onBackgroundError } = options;
-  return SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size, onBackgroundError });
+  return SqliteEngine.open({
+    dataDir: config.data_dir,
+    poolSize: config.engine_pool_size,
+    onBackgroundError,
+  });
 }

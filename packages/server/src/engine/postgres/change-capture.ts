@@ -15,8 +15,9 @@
  *   the slot, so PostgreSQL never drops WAL that was not applied.
  * - The same transaction sends NOTIFY rustydb_changes: every node's change feed reads the new records
  *   from the log by sequence, as on SQLite, so every node delivers each change with the same sequence.
- * - A snapshot that must name the sequence it reflects emits a non-transactional logical message; its
- *   arrival moves `applied_lsn` past it even on an idle database (see PgChangeLog.sequenceOfSnapshot).
+ * - A reader that must know the sequence of everything committed so far (a snapshot, a new subscription)
+ *   emits a logical message in a transaction of its own; its arrival moves `applied_lsn` past it even
+ *   on an idle database (see PgChangeLog.head).
  */
 import { describeError, type Logger } from '../../core/logger.ts';
 import type { ConnectionSettings, PgClient } from './driver.ts';
@@ -69,7 +70,11 @@ export interface ChangeCaptureOptions {
   logger: Logger;
 }
 
-function rowOf(relation: Relation, tuple: TupleValue[], fallback: TupleValue[] | null): Record<string, unknown> {
+function rowOf(
+  relation: Relation,
+  tuple: TupleValue[],
+  fallback: TupleValue[] | null,
+): Record<string, unknown> {
   const row: Record<string, unknown> = {};
   relation.columns.forEach((column, i) => {
     let value = tuple[i];
@@ -158,7 +163,7 @@ export class ChangeCapture {
   /** Reads the stream until it fails or the capture closes, applying transactions as they commit. */
   async #follow(stream: ReplicationStream, client: PgClient): Promise<void> {
     const relations = new Map<number, Relation>();
-    let open: (Transaction & { skip: boolean }) | undefined;
+    let open: Transaction | undefined;
     let queued: Transaction[] = [];
     let queuedRecords = 0;
     /** The stream position everything before which has been applied (or carried nothing). */
@@ -185,61 +190,56 @@ export class ChangeCapture {
     for (;;) {
       const event = await stream.next();
       if (event.kind === 'keepalive') {
-        // Everything before walEnd has been sent; with nothing half-read, it is all applied.
-        if (!open && queued.length === 0 && event.walEnd > through) through = event.walEnd;
-        if (event.replyRequested || Date.now() - lastConfirm > CONFIRM_EVERY_MS) {
-          await apply();
-          stream.confirm(through);
-          confirmed = through;
-          lastConfirm = Date.now();
-        }
-        continue;
-      }
-      const message = event.message;
-      switch (message.tag) {
-        case 'relation':
-          relations.set(message.relationOid, await this.#describe(client, message));
-          break;
-        case 'begin':
-          open = {
-            xid: message.xid,
-            endLsn: 0n,
-            ts: message.commitTimeMs,
-            records: [],
-            schemaEvents: [],
-            skip: false,
-          };
-          break;
-        case 'insert':
-        case 'update':
-        case 'delete':
-        case 'truncate':
-          if (open) this.#record(open, relations, message);
-          break;
-        case 'commit':
-          if (open) {
-            open.endLsn = message.endLsn;
-            open.ts = message.commitTimeMs;
-            if (open.records.length > 0 || open.schemaEvents.length > 0) {
-              queued.push(open);
-              queuedRecords += open.records.length;
+        // Everything before walEnd has been sent; with nothing half-read, it is all received.
+        if (!open && event.walEnd > through) through = event.walEnd;
+        if (event.replyRequested) lastConfirm = 0;
+      } else {
+        const message = event.message;
+        switch (message.tag) {
+          case 'relation':
+            relations.set(message.relationOid, await this.#describe(client, message));
+            break;
+          case 'begin':
+            open = {
+              xid: message.xid,
+              endLsn: 0n,
+              ts: message.commitTimeMs,
+              records: [],
+              schemaEvents: [],
+            };
+            break;
+          case 'insert':
+          case 'update':
+          case 'delete':
+          case 'truncate':
+            if (open) this.#record(open, relations, message);
+            break;
+          case 'commit':
+            if (open) {
+              open.endLsn = message.endLsn;
+              open.ts = message.commitTimeMs;
+              if (open.records.length > 0) {
+                queued.push(open);
+                queuedRecords += open.records.length;
+              }
             }
-          }
-          open = undefined;
-          if (message.endLsn > through) through = message.endLsn;
-          // Transactions that queued up meanwhile share one apply; a lone one is applied at once.
-          if (stream.pending === 0 || queuedRecords >= APPLY_BATCH) await apply();
-          break;
-        case 'message':
-          if (!message.transactional && message.prefix === TICK_PREFIX) {
-            if (!open && message.lsn > through) through = message.lsn;
-            tick = true;
-            if (stream.pending === 0) await apply();
-          }
-          break;
-        default:
-          break;
+            open = undefined;
+            if (message.endLsn > through) through = message.endLsn;
+            break;
+          case 'message':
+            // A tick makes the position be written even when no record comes with it.
+            if (message.prefix === TICK_PREFIX) {
+              tick = true;
+              if (!open && message.lsn > through) through = message.lsn;
+            }
+            break;
+          default:
+            break;
+        }
       }
+      // Between transactions: what queued up while this one was read is applied together, once the
+      // stream has nothing more waiting (or the batch is full); a lone transaction is applied at once.
+      if (!open && (stream.pending === 0 || queuedRecords >= APPLY_BATCH)) await apply();
     }
   }
 

@@ -15,6 +15,17 @@ import { TICK_PREFIX } from './change-capture.ts';
 import { parseLsn } from './pgoutput.ts';
 
 const PRUNE_BATCH = 5000;
+/** How long head() waits for the capture before it reports that none runs. */
+const HEAD_WAIT_MS = 10_000;
+/**
+ * Makes the capture apply everything before it even when nothing else is written: a logical message in
+ * a transaction of its own, committed with a WAL flush (the walsender sends only flushed WAL, and
+ * with synchronous_commit off a commit waits for the WAL writer).
+ */
+const TICK_SQL = `DO $tick$ BEGIN
+  PERFORM set_config('synchronous_commit', 'on', true);
+  PERFORM pg_logical_emit_message(true, '${TICK_PREFIX}', '');
+END $tick$`;
 
 /** Runs a statement as the login role and returns its rows as arrays. */
 export type OwnerQuery = (text: string, values?: unknown[]) => Promise<unknown[][]>;
@@ -43,7 +54,14 @@ export class PgChangeLog implements ChangeLog {
     this.#nextApply = nextApply;
   }
 
+  /** Waits until the capture has numbered every commit before the call (see ChangeLog.head). */
   async head(): Promise<number> {
+    const [position] = await this.#query('SELECT pg_current_wal_insert_lsn()::text');
+    await this.#waitForApplied(parseLsn(String(position![0])), HEAD_WAIT_MS);
+    return this.#recordedHead();
+  }
+
+  async #recordedHead(): Promise<number> {
     const rows = await this.#query('SELECT head FROM rustydb.capture WHERE id = 1');
     return Number(rows[0]?.[0] ?? 0);
   }
@@ -109,7 +127,11 @@ export class PgChangeLog implements ChangeLog {
    * `pg_current_snapshot()` and `pg_current_wal_insert_lsn()`); undefined when the transactions it sees
    * are not a prefix of the sequence, and it must be taken again.
    */
-  async sequenceOfSnapshot(snapshotText: string, lsnText: string, timeoutMs: number): Promise<number | undefined> {
+  async sequenceOfSnapshot(
+    snapshotText: string,
+    lsnText: string,
+    timeoutMs: number,
+  ): Promise<number | undefined> {
     await this.#waitForApplied(parseLsn(lsnText), timeoutMs);
     const { xmin, xmax, running } = parseSnapshot(snapshotText);
     const visible = (xid: bigint): boolean => xid < xmin || (xid < xmax && !running.has(xid));
@@ -145,10 +167,13 @@ export class PgChangeLog implements ChangeLog {
       const [row] = await this.#query('SELECT applied_lsn::text FROM rustydb.capture WHERE id = 1');
       if (parseLsn(String(row![0])) >= lsn) return;
       if (Date.now() > deadline) {
-        throw new RustyError('INTERNAL_ERROR', 'change capture is not running: no node reads the change stream');
+        throw new RustyError(
+          'INTERNAL_ERROR',
+          'change capture is not running: no node reads the change stream',
+        );
       }
       if (!ticked) {
-        await this.#query(`SELECT pg_logical_emit_message(false, '${TICK_PREFIX}', '')`);
+        await this.#query(TICK_SQL);
         ticked = true;
       }
       await this.#nextApply(100);

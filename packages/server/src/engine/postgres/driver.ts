@@ -21,6 +21,8 @@ export interface PgClient {
     values?: unknown[];
     rowMode?: 'array';
     types?: unknown;
+    /** 'extended' refuses several statements in one text, even without parameters. */
+    queryMode?: 'extended';
   }): Promise<QueryResultLike>;
   query(text: string): Promise<QueryResultLike>;
   query<C extends CursorLike>(cursor: C): C;

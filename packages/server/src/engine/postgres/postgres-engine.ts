@@ -116,7 +116,9 @@ export class PostgresEngine implements Engine {
     this.internal = this.#makeInternalStore();
     this.#changeLog = new PgChangeLog(
       (text, values) =>
-        this.#onOwner(async (client) => (await client.query({ text, values: values ?? [], rowMode: 'array' })).rows),
+        this.#onOwner(
+          async (client) => (await client.query({ text, values: values ?? [], rowMode: 'array' })).rows,
+        ),
       (ms) => this.#nextApply(ms),
     );
     this.changes = this.#changeLog;
@@ -320,13 +322,22 @@ export class PostgresEngine implements Engine {
     if (statement.kind === 'ddl' || !caller) return { needs: [], tables: [], kind: statement.kind };
     // The plan names every table the statement reads or writes (views expanded); compiling it as the
     // caller refuses what the caller may not touch.
+    // The generic plan of a prepared statement: one planned with the parameters' values (NULL here)
+    // folds `col > NULL` to nothing and names no table. The connection is discarded if this fails.
     const plan = await this.#inSession(caller, 'read', 5000, undefined, async (client) => {
-      const nulls = new Array<null>(statement.parameterCount).fill(null);
-      return client.query({
-        text: `EXPLAIN (FORMAT JSON) ${statement.text}`,
-        values: nulls,
+      // The extended protocol takes one statement only, as the caller's own statements do.
+      await client.query({
+        text: `PREPARE rustydb_describe AS ${statement.text}`,
+        queryMode: 'extended' as const,
+      });
+      await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
+      const nulls = new Array<string>(statement.parameterCount).fill('NULL').join(', ');
+      const explained = await client.query({
+        text: `EXPLAIN (FORMAT JSON) EXECUTE rustydb_describe${nulls ? `(${nulls})` : ''}`,
         rowMode: 'array',
       });
+      await client.query('DEALLOCATE rustydb_describe');
+      return explained;
     });
     const tables = new Set<string>();
     const walk = (node: unknown): void => {
@@ -454,33 +465,27 @@ export class PostgresEngine implements Engine {
       ),
     );
     const caller = this.#requireCaller(options.caller);
-    return this.#inSession(
-      caller,
-      'write',
-      options.timeoutMs,
-      options.signal,
-      async (client, stopper) => {
-        const results: StatementResult[] = [];
-        for (let i = 0; i < statements.length; i++) {
-          results.push(
-            await failingAt(i, async () => {
-              try {
-                const result = await collect(
-                  this.#runOn(client, parsed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000),
-                );
-                // At once, not at the end: the statements after it write to the tables it made, and those
-                // must be published (for change capture) before they do.
-                if (parsed[i]!.kind === 'ddl') await client.query('SELECT rustydb_api.after_ddl()');
-                return result;
-              } catch (err) {
-                throw stopper.translate(translatePgError(err));
-              }
-            }),
-          );
-        }
-        return results;
-      },
-    );
+    return this.#inSession(caller, 'write', options.timeoutMs, options.signal, async (client, stopper) => {
+      const results: StatementResult[] = [];
+      for (let i = 0; i < statements.length; i++) {
+        results.push(
+          await failingAt(i, async () => {
+            try {
+              const result = await collect(
+                this.#runOn(client, parsed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000),
+              );
+              // At once, not at the end: the statements after it write to the tables it made, and those
+              // must be published (for change capture) before they do.
+              if (parsed[i]!.kind === 'ddl') await client.query('SELECT rustydb_api.after_ddl()');
+              return result;
+            } catch (err) {
+              throw stopper.translate(translatePgError(err));
+            }
+          }),
+        );
+      }
+      return results;
+    });
   }
 
   async snapshot(
