@@ -7,6 +7,8 @@ import { SqliteEngine } from './sqlite/sqlite-engine.ts';
 export interface OpenEngineOptions {
   /** Told of failures of the engine's background work (checkpoints), for the server log. */
   onBackgroundError?: (what: string, err: unknown) => void;
+  /** Told when the disk becomes full (writes refused) and when it has room again. */
+  onStorageChange?: (full: boolean) => void;
   /** The server log, for the engine's own background work (PostgreSQL's change capture). */
   logger?: Logger;
 }
@@ -21,10 +23,11 @@ export async function openEngine(config: ServerConfig, options: OpenEngineOption
       logger: options.logger ?? silentLogger,
     });
   }
-  const { onBackgroundError } = options;
+  const { logger: _logger, ...sqliteOptions } = options;
   return SqliteEngine.open({
     dataDir: config.data_dir,
     poolSize: config.engine_pool_size,
-    onBackgroundError,
+    storageReserveBytes: config.storage_reserve,
+    ...sqliteOptions,
   });
 }

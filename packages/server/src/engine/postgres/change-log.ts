@@ -99,6 +99,15 @@ export class PgChangeLog implements ChangeLog {
     }));
   }
 
+  async incarnation(table: string): Promise<number> {
+    const rows = await this.#query(
+      `SELECT max(seq) FROM rustydb.changes
+        WHERE op = 'ddl' AND tbl = $1 AND new_row::jsonb ->> 'action' = 'create'`,
+      [table],
+    );
+    return Number(rows[0]?.[0] ?? 0);
+  }
+
   async prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number> {
     const [state] = await this.#query('SELECT head, floor FROM rustydb.capture WHERE id = 1');
     const head = Number(state?.[0] ?? 0);

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS rustydb.changes (
 );
 CREATE INDEX IF NOT EXISTS changes_ts ON rustydb.changes (ts);
 CREATE INDEX IF NOT EXISTS changes_xid ON rustydb.changes (xid);
+-- Schema changes by table (incarnation(): where a table's latest creation is).
+CREATE INDEX IF NOT EXISTS changes_ddl ON rustydb.changes (tbl, seq) WHERE op = 'ddl';
 CREATE TABLE IF NOT EXISTS rustydb.capture (
   id int PRIMARY KEY CHECK (id = 1),
   head bigint NOT NULL,

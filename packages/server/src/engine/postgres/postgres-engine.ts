@@ -672,6 +672,8 @@ export class PostgresEngine implements Engine {
       });
     return {
       dialect: 'postgres',
+      // No change log on PostgreSQL yet (NoChangeLog): every position is 0.
+      changeHead: '0',
       get: async <T>(sql: string, params?: readonly unknown[]) => (await query<T>(sql, params))[0],
       all: query,
       run: (sql, params = []) =>
