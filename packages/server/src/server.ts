@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config/config.ts';
 import { SqliteEngine } from './engine/sqlite/sqlite-engine.ts';
+import { prepareDataDir, tightenDataFiles } from './config/data-dir.ts';
 import { catalogScopedEngine } from './engine/sqlite/catalog-scope.ts';
 import type { Engine } from './engine/engine.ts';
 import { UserStore } from './auth/user-store.ts';
@@ -147,7 +148,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? consoleLogger;
   const https = config.enable_tls ? loadTls(config) : undefined;
 
+  prepareDataDir(config.data_dir, config.allow_insecure_data_dir, logger);
   const engine = await SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
+  // The database files were just created (or opened): readable by the server's user only from now on.
+  tightenDataFiles(config.data_dir, logger);
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;
