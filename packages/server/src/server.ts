@@ -7,7 +7,7 @@ import { createSecureContext } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import type { ServerConfig } from './config/config.ts';
+import { authTimeoutMs, type ServerConfig } from './config/config.ts';
 import { SqliteEngine } from './engine/sqlite/sqlite-engine.ts';
 import { prepareDataDir, tightenDataFiles } from './config/data-dir.ts';
 import { catalogScopedEngine } from './engine/sqlite/catalog-scope.ts';
@@ -183,7 +183,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxEntries: config.changelog_max_entries,
     });
     const hub = new SubscriptionHub(engine, feed, access, config, logger);
-    const origins = new OriginPolicy({ allowedOrigins: config.allowed_origins, host: config.host });
+    const origins = new OriginPolicy({
+      allowedOrigins: config.allowed_origins,
+      host: config.host,
+      requireAuthentication: config.require_authentication,
+    });
     const gateway = new WebSocketGateway(config, logger, origins, audit);
     const changeFeed = feed;
     sampler = new MetricsSampler({
@@ -217,10 +221,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await graphql.start();
     registerGraphQLWs(gateway, { ...deps, service: graphql, sampler });
 
+    // A connection has as long to send its request headers (its token among them, or a WebSocket
+    // upgrade) as a WebSocket has to authenticate: a client trickling headers (slowloris) holds a socket
+    // no longer than one that never authenticates. Node checks the deadline every checking interval.
+    const headersTimeout = authTimeoutMs(config);
+    const timeouts = { headersTimeout, connectionsCheckingInterval: Math.min(1000, headersTimeout) };
     app = Fastify({
       logger: false,
       bodyLimit: config.websocket_max_message_size,
-      ...(https ? { https } : {}),
+      http: timeouts,
+      ...(https ? { https: { ...https, ...timeouts } } : {}),
     }) as unknown as FastifyInstance;
     if (https) {
       answerPlainHttpOnTlsPort(app.server as HttpsServer);
