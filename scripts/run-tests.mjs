@@ -7,6 +7,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { findPostgresBin, startTestPostgres } from './postgres-for-tests.mjs';
 
 function findTests(dir) {
   const found = [];
@@ -34,6 +35,24 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+// The suites that run on both engines share one PostgreSQL server, started here (each test server gets
+// a database of its own on it). Without PostgreSQL 15+ on this machine those cases run on SQLite only,
+// and say so; CI installs PostgreSQL and sets RUSTYDB_TEST_REQUIRE_POSTGRES so that they must run.
+const env = { ...process.env };
+let postgres;
+if (!env.RUSTYDB_TEST_POSTGRES_URL) {
+  if (findPostgresBin()) {
+    postgres = await startTestPostgres();
+    env.RUSTYDB_TEST_POSTGRES_URL = postgres.url;
+  } else if (env.RUSTYDB_TEST_REQUIRE_POSTGRES) {
+    console.error('RUSTYDB_TEST_REQUIRE_POSTGRES is set but PostgreSQL 15+ was not found');
+    process.exit(1);
+  } else {
+    console.warn(
+      'PostgreSQL 15+ not found (install postgresql or set RUSTYDB_PG_BIN): the PostgreSQL cases of the engine suites are not run',
+    );
+  }
+}
 // One file at a time (timing-sensitive tests must not share the 2 cores) and every test bounded. No
 // --test-force-exit: it ended a file's process while generated tests in a describe were still to run,
 // so they silently did not run.
@@ -56,6 +75,8 @@ const result = spawnSync(
   ],
   {
     stdio: 'inherit',
+    env,
   },
 );
+postgres?.stop();
 process.exit(result.status ?? 1);

@@ -8,14 +8,14 @@ import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { authTimeoutMs, type ServerConfig } from './config/config.ts';
-import { SqliteEngine } from './engine/sqlite/sqlite-engine.ts';
+import { openEngine } from './engine/open-engine.ts';
 import { prepareDataDir, tightenDataFiles } from './config/data-dir.ts';
 import { catalogScopedEngine } from './engine/sqlite/catalog-scope.ts';
 import type { Engine } from './engine/engine.ts';
 import { UserStore } from './auth/user-store.ts';
 import { TokenService } from './auth/tokens.ts';
 import { Authenticator } from './auth/authenticator.ts';
-import { loadSigningSecret } from './auth/signing-secret.ts';
+import { loadSharedSigningSecret, loadSigningSecret } from './auth/signing-secret.ts';
 import { generatePassword } from './auth/passwords.ts';
 import { consoleLogger, type Logger } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
@@ -148,8 +148,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? consoleLogger;
   const https = config.enable_tls ? loadTls(config) : undefined;
 
+  // The data directory holds the token signing key and the audit log whatever the engine, and the
+  // database itself with SQLite.
   prepareDataDir(config.data_dir, config.allow_insecure_data_dir, logger);
-  const engine = await SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
+  const engine = await openEngine(config);
   // The database files were just created (or opened): readable by the server's user only from now on.
   tightenDataFiles(config.data_dir, logger);
   let app: FastifyInstance | undefined;
@@ -164,12 +166,22 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await roles.migrate();
     await bootstrapAdmin(users, config, options);
     const access = new AccessControl(users, roles);
+    const syncPrivileges = engine.syncPrivileges?.bind(engine);
+    if (syncPrivileges) {
+      access.syncWith(syncPrivileges);
+      await syncPrivileges();
+    }
     access.onDenied((principal, privilege) =>
       audit.record({ event: 'permission.denied', user: principal.user, details: { privilege } }),
     );
     const revocations = new TokenRevocations(engine.internal);
     await revocations.migrate();
-    const tokens = new TokenService(loadSigningSecret(config.data_dir, config.jwt_secret), config.token_ttl);
+    // Nodes sharing a database share the secret through it, unless one is configured.
+    const secret =
+      engine.name === 'postgres'
+        ? await loadSharedSigningSecret(engine.internal, config.jwt_secret)
+        : loadSigningSecret(config.data_dir, config.jwt_secret);
+    const tokens = new TokenService(secret, config.token_ttl);
     const idp = config.jwks_url !== undefined ? new ExternalIdentityProvider(config) : undefined;
     const authenticator = new Authenticator(users, tokens, revocations, audit, idp);
     const sessions = new SessionRegistry(config.max_connections_per_user);
@@ -198,7 +210,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     });
     const deps = {
       // SQLite's catalog names every table: callers without ADMIN are served the part they may see.
-      engine: catalogScopedEngine(meteredEngine(auditedEngine(engine, audit), sampler)),
+      // SQLite's catalog is cut to what each caller may see by the server; PostgreSQL's by PostgreSQL.
+      engine:
+        engine.name === 'sqlite'
+          ? catalogScopedEngine(meteredEngine(auditedEngine(engine, audit), sampler))
+          : meteredEngine(auditedEngine(engine, audit), sampler),
       authenticator,
       access,
       config,

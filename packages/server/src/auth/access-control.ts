@@ -73,6 +73,7 @@ export class AccessControl {
   #version = 0;
   readonly #listeners = new Set<() => void>();
   readonly #deniedListeners = new Set<DeniedListener>();
+  #sync: (() => Promise<void>) | undefined;
 
   constructor(users: UserStore, roles: RoleStore) {
     this.#users = users;
@@ -84,11 +85,27 @@ export class AccessControl {
   }
 
   /** Call after any change to users, roles or grants. */
-  changed(): void {
+  changed(): Promise<void> {
     this.#version++;
     this.#cache.clear();
     this.#resolved.clear();
-    for (const listener of this.#listeners) listener();
+    const notify = (): void => {
+      for (const listener of this.#listeners) listener();
+    };
+    if (!this.#sync) {
+      notify();
+      return Promise.resolve();
+    }
+    // The engine's own privileges follow first, so re-checks and the next statement see the change.
+    return this.#sync().then(notify);
+  }
+
+  /**
+   * Called on every change before listeners are told: an engine that enforces privileges in the database
+   * (PostgreSQL) brings them in line with the server's roles and grants there.
+   */
+  syncWith(sync: () => Promise<void>): void {
+    this.#sync = sync;
   }
 
   onChange(listener: () => void): () => void {

@@ -61,12 +61,12 @@ export class RoleStore {
     )`);
     for (const [name, role] of Object.entries(BUILTIN_ROLES)) {
       await this.#store.run(
-        `INSERT OR IGNORE INTO ${ROLES_TABLE} (name, description, builtin) VALUES (?, ?, 1)`,
+        `INSERT INTO ${ROLES_TABLE} (name, description, builtin) VALUES (?, ?, 1) ON CONFLICT DO NOTHING`,
         [name, role.description],
       );
       for (const grant of role.grants) {
         await this.#store.run(
-          `INSERT OR IGNORE INTO ${GRANTS_TABLE} (role, privilege, table_name) VALUES (?, ?, ?)`,
+          `INSERT INTO ${GRANTS_TABLE} (role, privilege, table_name) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
           [name, grant.privilege, grant.table ?? ''],
         );
       }
@@ -116,7 +116,7 @@ export class RoleStore {
 
   async grant(role: string, grant: Grant): Promise<void> {
     await this.#store.run(
-      `INSERT OR IGNORE INTO ${GRANTS_TABLE} (role, privilege, table_name) VALUES (?, ?, ?)`,
+      `INSERT INTO ${GRANTS_TABLE} (role, privilege, table_name) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
       [role, grant.privilege, grant.table ?? ''],
     );
   }

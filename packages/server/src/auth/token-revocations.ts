@@ -35,8 +35,10 @@ export class TokenRevocations {
    */
   async revoke(id: string, username: string, expiresAt: number): Promise<void> {
     await this.#store.run(
+      // A CASE rather than max(): the same statement runs on SQLite and PostgreSQL.
       `INSERT INTO ${REVOKED_TOKENS_TABLE} (jti, username, expires_at) VALUES (?, ?, ?)
-       ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
+       ON CONFLICT (jti) DO UPDATE SET expires_at = CASE WHEN excluded.expires_at > ${REVOKED_TOKENS_TABLE}.expires_at
+         THEN excluded.expires_at ELSE ${REVOKED_TOKENS_TABLE}.expires_at END`,
       [id, username, expiresAt],
     );
     if (Date.now() - this.#lastPurge > PURGE_INTERVAL_MS) await this.purge();

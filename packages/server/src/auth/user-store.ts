@@ -39,6 +39,12 @@ export function isValidUsername(name: string): boolean {
   return USERNAME_PATTERN.test(name);
 }
 
+/** The current time as ISO 8601 text, in each engine's SQL. */
+const NOW_ISO = {
+  sqlite: "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+  postgres: `(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`,
+};
+
 export class UserStore {
   readonly #store: InternalStore;
 
@@ -54,8 +60,10 @@ export class UserStore {
       roles TEXT NOT NULL DEFAULT '[]',
       disabled INTEGER NOT NULL DEFAULT 0,
       token_generation INTEGER NOT NULL DEFAULT 0,
-      created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+      created_at TEXT NOT NULL DEFAULT ${NOW_ISO[this.#store.dialect]}
     )`);
+    // PostgreSQL databases start with the current columns; SQLite files may be older.
+    if (this.#store.dialect === 'postgres') return;
     // Databases from before tokens were bound to a user id: every user gets one (their old tokens,
     // which carry none, are refused: users log in again once).
     const columns = new Set(

@@ -92,6 +92,7 @@ export class SubscriptionHub {
   }
 
   async subscribe(owner: SubscriberOwner, message: SubscribeMessage, principal: Principal): Promise<void> {
+    this.#requireCapture();
     const key = `${owner.sessionId}\u0000${message.id}`;
     if (this.#subscriptions.has(key)) {
       throw new RustyError(
@@ -117,6 +118,15 @@ export class SubscriptionHub {
       if (subscription) this.#end(subscription, 'closed');
     }
     this.#byOwner.delete(owner);
+  }
+
+  #requireCapture(): void {
+    if (!this.#engine.changeCapture) {
+      throw new RustyError(
+        'QUERY_ERROR',
+        `subscriptions, live queries and change streams are not available on the ${this.#engine.name} engine yet`,
+      );
+    }
   }
 
   /** Registers a subscription under its key and its owner. */
@@ -226,6 +236,7 @@ export class SubscriptionHub {
     collection: string,
     principal: Principal,
   ): Promise<void> {
+    this.#requireCapture();
     const key = `${owner.sessionId}\u0000${message.id}`;
     if (this.#subscriptions.has(key)) {
       throw new RustyError(

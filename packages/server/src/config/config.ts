@@ -24,6 +24,17 @@ export const CONFIG_FIELDS = {
     default: false,
     help: 'start even when other users can read or enter data_dir (its files are still made 0600)',
   },
+  engine: {
+    kind: 'string',
+    default: 'sqlite',
+    help: 'storage engine: sqlite (embedded, one node) or postgres (database_url; several nodes)',
+  },
+  database_url: {
+    kind: 'string',
+    default: undefined,
+    secret: true,
+    help: 'PostgreSQL connection URL (with engine postgres), e.g. postgres://rustydb:PASSWORD@db:5432/rustydb',
+  },
   admin_password: {
     kind: 'string',
     default: undefined,
@@ -389,6 +400,24 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   }
 
   const result = config as ServerConfig;
+  if (result.engine !== 'sqlite' && result.engine !== 'postgres') {
+    throw new ConfigError('engine', `must be sqlite or postgres, got ${JSON.stringify(result.engine)}`);
+  }
+  if (result.engine === 'postgres') {
+    if (result.database_url === undefined)
+      throw new ConfigError('database_url', 'is required with engine postgres');
+    let url: URL;
+    try {
+      url = new URL(result.database_url);
+    } catch {
+      throw new ConfigError('database_url', 'not a URL (postgres://user:password@host:port/database)');
+    }
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+      throw new ConfigError('database_url', 'must be a postgres:// or postgresql:// URL');
+    }
+  } else if (result.database_url !== undefined) {
+    throw new ConfigError('database_url', 'is only used with engine postgres');
+  }
   if (result.enable_tls && (!result.tls_cert_path || !result.tls_key_path)) {
     throw new ConfigError('enable_tls', 'needs both tls_cert_path and tls_key_path');
   }

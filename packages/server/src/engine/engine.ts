@@ -160,6 +160,11 @@ export interface Engine {
   ): Promise<{ sequence: number; result: StatementResult }>;
   readonly changes: ChangeLog;
   /**
+   * Whether `changes` records every committed change. Subscriptions, live queries and change streams
+   * are refused on an engine without capture rather than left silent.
+   */
+  readonly changeCapture: boolean;
+  /**
    * What a statement would touch (throws for a refused or invalid statement), without running it. With
    * a caller, engines that enforce privileges in the database compile it as that caller, so a statement
    * the caller may not run is refused here already.
@@ -174,6 +179,11 @@ export interface Engine {
   readCatalog(): Promise<TableInfo[]>;
   /** A number that moves whenever the schema may have changed; cheap to read. */
   schemaVersion(): Promise<number>;
+  /**
+   * Engines that enforce privileges in the database itself bring them in line with the server's roles
+   * and grants; called at start and after every change to users, roles or grants.
+   */
+  syncPrivileges?(): Promise<void>;
   /** Called after every commit that may have changed data or schema. */
   onCommit(listener: () => void): () => void;
   /** Resolves when the engine answers a trivial statement; used by readiness. */

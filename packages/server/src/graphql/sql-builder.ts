@@ -37,18 +37,18 @@ function compileComparison(column: ColumnModel, condition: unknown, params: SqlV
   const col = column.ident;
   if (!isObject(condition) || '$base64' in condition) {
     params.push(toSqlValue(condition));
-    return [`${col} IS ?`];
+    return [`${col} IS NOT DISTINCT FROM ?`];
   }
   const parts: string[] = [];
   for (const [op, operand] of Object.entries(condition)) {
     if (operand === undefined) continue;
     switch (op) {
       case 'eq':
-        parts.push(`${col} IS ?`);
+        parts.push(`${col} IS NOT DISTINCT FROM ?`);
         params.push(toSqlValue(operand));
         break;
       case 'neq':
-        parts.push(`${col} IS NOT ?`);
+        parts.push(`${col} IS DISTINCT FROM ?`);
         params.push(toSqlValue(operand));
         break;
       case 'lt':
@@ -62,7 +62,7 @@ function compileComparison(column: ColumnModel, condition: unknown, params: SqlV
         if (!Array.isArray(operand)) throw invalid(`where.${column.gql}.in: expected a list`);
         if (operand.length > MAX_IN_VALUES)
           throw invalid(`where.${column.gql}.in: at most ${MAX_IN_VALUES} values`);
-        if (operand.length === 0) parts.push('0');
+        if (operand.length === 0) parts.push('FALSE');
         else {
           parts.push(`${col} IN (${operand.map(() => '?').join(', ')})`);
           for (const value of operand) params.push(toSqlValue(value));
@@ -85,13 +85,13 @@ function compileComparison(column: ColumnModel, condition: unknown, params: SqlV
   return parts;
 }
 
-/** A `where` input as a SQL condition ('1' when empty). */
+/** A `where` input as a SQL condition (TRUE when empty; TRUE/FALSE are understood by both engines). */
 export function compileWhere(table: TableModel, where: WhereInput | null | undefined): Statement {
   const params: SqlValue[] = [];
   let conditions = 0;
   const walk = (input: unknown, depth: number): string => {
     if (depth > MAX_NESTING) throw invalid(`where: and/or/not nest deeper than ${MAX_NESTING}`);
-    if (input === null || input === undefined) return '1';
+    if (input === null || input === undefined) return 'TRUE';
     if (!isObject(input)) throw invalid('where: expected an object of column conditions');
     const parts: string[] = [];
     for (const [key, value] of Object.entries(input)) {
@@ -100,7 +100,7 @@ export function compileWhere(table: TableModel, where: WhereInput | null | undef
       if (key === 'and' || key === 'or') {
         if (!Array.isArray(value)) throw invalid(`where.${key}: expected a list`);
         if (value.length === 0) {
-          parts.push(key === 'and' ? '1' : '0');
+          parts.push(key === 'and' ? 'TRUE' : 'FALSE');
           continue;
         }
         const joined = value.map((v) => `(${walk(v, depth + 1)})`).join(key === 'and' ? ' AND ' : ' OR ');
@@ -113,7 +113,7 @@ export function compileWhere(table: TableModel, where: WhereInput | null | undef
         parts.push(...compileComparison(column, value, params));
       }
     }
-    return parts.length === 0 ? '1' : parts.join(' AND ');
+    return parts.length === 0 ? 'TRUE' : parts.join(' AND ');
   };
   return { sql: walk(where, 0), params };
 }
@@ -252,7 +252,7 @@ function afterCondition(
   for (let i = 0; i < terms.length; i++) {
     const parts: string[] = [];
     for (let j = 0; j < i; j++) {
-      parts.push(`${terms[j]!.expr} IS ?`);
+      parts.push(`${terms[j]!.expr} IS NOT DISTINCT FROM ?`);
       params.push(values[j]!);
     }
     const { expr, desc } = terms[i]!;
@@ -269,7 +269,7 @@ function afterCondition(
     }
     alternatives.push(`(${parts.join(' AND ')})`);
   }
-  return alternatives.length === 0 ? '0' : `(${alternatives.join(' OR ')})`;
+  return alternatives.length === 0 ? 'FALSE' : `(${alternatives.join(' OR ')})`;
 }
 
 /** The first page size when `first` is not given, and the largest one may ask for. */

@@ -77,7 +77,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
       throw new RustyError('INVALID_MESSAGE', `user '${body.username}' already exists`);
     await checkRoles(body.roles);
     await users.create(body.username, body.password, body.roles);
-    access.changed();
+    await access.changed();
     audit(request, admin, 'user.create', { user: body.username, details: { roles: body.roles } });
     return reply.code(201).send({ success: true, data: { username: body.username, roles: body.roles } });
   });
@@ -112,7 +112,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     }
     if (body.password !== undefined) await users.setPassword(name, body.password);
     if (body.disabled !== undefined) await users.setDisabled(name, body.disabled);
-    access.changed();
+    await access.changed();
     audit(request, admin, 'user.update', {
       user: name,
       details: {
@@ -140,7 +140,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     const { name } = parseBody(nameParams, request.params);
     if (name === principal.user) throw new RustyError('INVALID_MESSAGE', 'you cannot delete yourself');
     if (!(await users.remove(name))) throw notFound(`user '${name}'`);
-    access.changed();
+    await access.changed();
     audit(request, principal, 'user.delete', { user: name });
     deps.onUserInvalidated?.(name);
     return { success: true, data: { deleted: name } };
@@ -156,7 +156,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     const body = parseBody(createRoleSchema, request.body);
     const grants = body.grants.map(normalizeGrant);
     await roles.create(body.name, body.description, grants);
-    access.changed();
+    await access.changed();
     audit(request, admin, 'role.create', { details: { role: body.name, grants } });
     return reply.code(201).send({ success: true, data: await roles.get(body.name) });
   });
@@ -182,7 +182,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
         user.roles.filter((role) => role !== name),
       );
     }
-    access.changed();
+    await access.changed();
     audit(request, admin, 'role.delete', {
       details: { role: name, taken_from: holders.map((user) => user.username) },
     });
@@ -195,7 +195,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     if (!(await roles.get(name))) throw notFound(`role '${name}'`);
     const grant = normalizeGrant(parseBody(grantSchema, request.body));
     await roles.grant(name, grant);
-    access.changed();
+    await access.changed();
     audit(request, admin, 'grant.add', { details: { role: name, ...grant } });
     return { success: true, data: await roles.get(name) };
   });
@@ -205,7 +205,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     const { name } = parseBody(nameParams, request.params);
     const grant = normalizeGrant(parseBody(grantSchema, request.body));
     if (!(await roles.revoke(name, grant))) throw notFound('grant');
-    access.changed();
+    await access.changed();
     audit(request, admin, 'grant.revoke', { details: { role: name, ...grant } });
     return { success: true, data: await roles.get(name) };
   });

@@ -140,7 +140,7 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDeps): v
       throw new RustyError('AUTH_FAILED', 'the current password is wrong');
     }
     await users.setPassword(principal.user, body.new_password);
-    access.changed();
+    await access.changed();
     deps.audit?.record({
       event: 'auth.password_change',
       user: principal.user,

@@ -9,6 +9,7 @@ import { loadConfig, type ServerConfig } from '../../src/config/config.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { startServer, type RustyServer, type StartOptions } from '../../src/server.ts';
 import { TestClient, type ConnectOptions } from './ws-client.ts';
+import { engineConfig, type EngineName } from './engines.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password';
 export const STREAM_PATH = '/api/v1/stream';
@@ -55,11 +56,12 @@ export async function login(
 
 export async function startTestServer(
   overrides: Partial<ServerConfig> = {},
-  options: StartOptions & { dataDir?: string } = {},
+  options: StartOptions & { dataDir?: string; engine?: EngineName } = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? freshDataDir();
+  const engine = options.engine && !overrides.engine ? await engineConfig(options.engine) : {};
   const config = loadConfig({
-    overrides: { port: 0, data_dir: dataDir, admin_password: ADMIN_PASSWORD, ...overrides },
+    overrides: { port: 0, data_dir: dataDir, admin_password: ADMIN_PASSWORD, ...engine, ...overrides },
   });
   let server: RustyServer;
   try {

@@ -165,9 +165,11 @@ export function statusOf(code: string): number {
 export async function snapshot(
   ts: TestServer,
   tables: readonly string[],
+  /** What orders the rows: SQLite's rowid, or a key column on engines without one. */
+  orderBy = 'rowid',
 ): Promise<Record<string, unknown[][]>> {
   const out: Record<string, unknown[][]> = {};
-  for (const table of tables) out[table] = (await sql(ts, `SELECT * FROM ${table} ORDER BY rowid`)).rows;
+  for (const table of tables) out[table] = (await sql(ts, `SELECT * FROM ${table} ORDER BY ${orderBy}`)).rows;
   return out;
 }
 

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
-import { RustyError, normalizeError } from '../../errors/rusty-error.ts';
+import { RustyError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
   Caller,
@@ -35,6 +35,7 @@ import { SqliteChangeLog } from './change-log.ts';
 import { ReadWorkerPool, SCHEMA_CHANGED } from './read-workers.ts';
 import { readCatalog, schemaVersion } from './catalog.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
+import { collect, failingAt, runEach } from '../statement-results.ts';
 
 export interface SqliteEngineOptions {
   dataDir: string;
@@ -92,6 +93,7 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
+  readonly changeCapture = true;
   readonly path: string;
   readonly dataFiles: readonly string[];
   readonly #router: StatementRouter;
@@ -339,26 +341,8 @@ export class SqliteEngine implements Engine {
     statements: readonly StatementInput[],
     options: BatchOptions,
   ): Promise<(StatementResult | StatementFailure)[]> {
-    if (!options.transaction) {
-      const results: (StatementResult | StatementFailure)[] = [];
-      for (const statement of statements) {
-        if (options.signal?.aborted) {
-          results.push({
-            status: 'error',
-            code: 'QUERY_CANCELLED',
-            message: 'batch cancelled before this statement',
-          });
-          continue;
-        }
-        try {
-          results.push(await this.execute(statement, options));
-        } catch (err) {
-          const failure = normalizeError(err);
-          results.push({ status: 'error', code: failure.code, message: failure.message });
-        }
-      }
-      return results;
-    }
+    if (!options.transaction)
+      return runEach(statements, options, (statement) => this.execute(statement, options));
     return this.#withCurrentSchema(() => this.#transactionalBatch(statements, options));
   }
 
@@ -652,23 +636,6 @@ function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
   return { needs, tables: [], kind: guarded.kind };
 }
 
-/** Runs `work` for the statement at `index` of a batch; its error names that statement. */
-function failingAt<T>(index: number, work: () => T): T {
-  const wrap = (err: unknown): never => {
-    const failure = normalizeError(err);
-    throw new RustyError(failure.code, `statement ${index + 1} failed: ${failure.message}`, {
-      ...failure.details,
-      index,
-    });
-  };
-  try {
-    const result = work();
-    return result instanceof Promise ? (result.catch(wrap) as T) : result;
-  } catch (err) {
-    return wrap(err);
-  }
-}
-
 /**
  * Reads an iterator to its end. A statement left unfinished stays active on its connection, and while
  * any statement is active SQLite cannot autocommit that connection's writes.
@@ -691,36 +658,5 @@ function* chunksOf(result: StatementResult, chunkSize: number): Generator<Result
     done: true,
     rowsAffected: result.rows_affected,
     ...(result.last_insert_id !== undefined ? { lastInsertId: result.last_insert_id } : {}),
-  };
-}
-
-/** Rows a statement may return when its result is gathered whole (execute, batch, snapshot). */
-export const MAX_COLLECTED_ROWS = 100_000;
-
-async function collect(chunks: AsyncIterable<ResultChunk>): Promise<StatementResult> {
-  let columns: string[] = [];
-  const rows: StatementResult['rows'] = [];
-  let rowsAffected = 0;
-  let lastInsertId: number | undefined;
-  for await (const chunk of chunks) {
-    columns = chunk.columns;
-    if (rows.length + chunk.rows.length > MAX_COLLECTED_ROWS) {
-      throw new RustyError(
-        'QUERY_ERROR',
-        `result has more than ${MAX_COLLECTED_ROWS} rows; stream it with a query over /api/v1/stream`,
-      );
-    }
-    for (const row of chunk.rows) rows.push(row);
-    if (chunk.done) {
-      rowsAffected = chunk.rowsAffected ?? rows.length;
-      lastInsertId = chunk.lastInsertId;
-    }
-  }
-  return {
-    status: 'success',
-    columns,
-    rows,
-    rows_affected: rowsAffected,
-    ...(lastInsertId !== undefined ? { last_insert_id: lastInsertId } : {}),
   };
 }

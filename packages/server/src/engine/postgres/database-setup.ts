@@ -1,0 +1,172 @@
+/**
+ * What RustyDB keeps in the PostgreSQL database besides the users' tables, created on start (safely
+ * when several nodes start at once: one transaction under a lock does it):
+ *
+ * - schema `rustydb`: the server's own tables. Nobody but the login role has USAGE on it, so no
+ *   statement a client sends can read or even name its contents, whatever role it runs under;
+ * - schema `rustydb_api`: the functions statements of clients may call (`after_ddl`), SECURITY DEFINER
+ *   with a fixed search_path;
+ * - roles (all NOLOGIN unless said, names prefixed `rdb<database oid>_` so two databases in one cluster
+ *   never share one): one per RustyDB role (`…_r_<name>`) holding its grants; `…_tables`, which owns
+ *   every user table (ALTER and DROP are table ownership in PostgreSQL); `…_user`, the group of every
+ *   session role; and session roles (`…_s_<hash>`, LOGIN) for each set of RustyDB roles a user holds,
+ *   members of exactly those roles: statements of clients run on connections logged in as them;
+ * - the public schema's CREATE and the database's TEMPORARY privileges are taken from PUBLIC: a
+ *   temporary object on a shared connection would reach the next statement of another user.
+ */
+
+/** Everything the server's own tables need in place; run as the login role, in one transaction. */
+export function setupSql(prefix: string): string {
+  const role = (suffix: string): string => `"${prefix}${suffix}"`;
+  return `
+CREATE SCHEMA IF NOT EXISTS rustydb;
+REVOKE ALL ON SCHEMA rustydb FROM PUBLIC;
+CREATE SCHEMA IF NOT EXISTS rustydb_api;
+REVOKE ALL ON SCHEMA rustydb_api FROM PUBLIC;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+DO $setup$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${prefix}tables') THEN
+    CREATE ROLE ${role('tables')} NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${prefix}user') THEN
+    CREATE ROLE ${role('user')} NOLOGIN;
+  END IF;
+  EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+END
+$setup$;
+GRANT ${role('tables')} TO CURRENT_USER;
+GRANT CREATE, USAGE ON SCHEMA public TO ${role('tables')};
+GRANT USAGE ON SCHEMA rustydb_api TO ${role('user')};
+CREATE TABLE IF NOT EXISTS rustydb.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+-- The PostgreSQL role of a RustyDB role.
+CREATE OR REPLACE FUNCTION rustydb_api.role_name(name text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT '${prefix}r_' || CASE WHEN length(name) <= 40 THEN name
+    ELSE left(name, 24) || '_' || left(encode(sha256(convert_to(name, 'UTF8')), 'hex'), 12) END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.role_name(text) FROM PUBLIC;
+
+-- Makes PostgreSQL's privileges what RustyDB's roles and grants say: a role per RustyDB role, table
+-- privileges by name ('*' for every table), CREATE on the public schema, ALTER/DROP as membership in
+-- the role that owns every table. Grants made in SQL by a table owner to anyone else are taken back.
+CREATE OR REPLACE FUNCTION rustydb_api.sync_privileges() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  r record;
+  t record;
+  g record;
+  rn text;
+  want text[];
+  have text[];
+  owner_oid oid := (SELECT oid FROM pg_roles WHERE rolname = '${prefix}tables');
+BEGIN
+  -- One sync at a time, across every node.
+  LOCK TABLE rustydb._rustydb_grants IN SHARE ROW EXCLUSIVE MODE;
+  FOR r IN SELECT name, rustydb_api.role_name(name) AS pg FROM rustydb._rustydb_roles LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r.pg) THEN
+      EXECUTE format('CREATE ROLE %I NOLOGIN', r.pg);
+      EXECUTE format('GRANT %I TO CURRENT_USER', r.pg);
+    END IF;
+  END LOOP;
+  -- Roles of RustyDB roles that no longer exist.
+  FOR r IN SELECT rolname FROM pg_roles
+      WHERE rolname LIKE '${prefix.replaceAll('_', '\\_')}r\\_%'
+        AND rolname NOT IN (SELECT rustydb_api.role_name(name) FROM rustydb._rustydb_roles) LOOP
+    EXECUTE format('DROP OWNED BY %I', r.rolname);
+    EXECUTE format('DROP ROLE %I', r.rolname);
+  END LOOP;
+  FOR r IN SELECT name, rustydb_api.role_name(name) AS pg,
+      EXISTS (SELECT FROM rustydb._rustydb_grants x WHERE x.role = name AND x.privilege IN ('ADMIN', 'CREATE')) AS creates,
+      EXISTS (SELECT FROM rustydb._rustydb_grants x WHERE x.role = name AND x.privilege IN ('ADMIN', 'ALTER', 'DROP')) AS owns,
+      EXISTS (SELECT FROM rustydb._rustydb_grants x WHERE x.role = name AND x.privilege IN ('ADMIN', 'INSERT')) AS inserts
+    FROM rustydb._rustydb_roles LOOP
+    IF r.creates <> has_schema_privilege(r.pg, 'public', 'CREATE') THEN
+      EXECUTE format(CASE WHEN r.creates THEN 'GRANT CREATE ON SCHEMA public TO %I' ELSE 'REVOKE CREATE ON SCHEMA public FROM %I' END, r.pg);
+    END IF;
+    IF r.owns <> EXISTS (SELECT FROM pg_auth_members WHERE roleid = owner_oid AND member = (SELECT oid FROM pg_roles WHERE rolname = r.pg)) THEN
+      EXECUTE format(CASE WHEN r.owns THEN 'GRANT %I TO %I' ELSE 'REVOKE %I FROM %I' END, '${prefix}tables', r.pg);
+    END IF;
+    FOR t IN SELECT c.relname, c.relacl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind = 'S' LOOP
+      IF r.inserts <> EXISTS (SELECT FROM aclexplode(t.relacl) a WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = r.pg)) THEN
+        EXECUTE format(CASE WHEN r.inserts THEN 'GRANT USAGE ON SEQUENCE public.%I TO %I' ELSE 'REVOKE ALL ON SEQUENCE public.%I FROM %I' END, t.relname, r.pg);
+      END IF;
+    END LOOP;
+  END LOOP;
+  FOR t IN SELECT c.relname, c.relacl, c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') LOOP
+    -- Anyone the owner granted something to in SQL who is not a RustyDB role: taken back.
+    FOR g IN SELECT DISTINCT a.grantee FROM aclexplode(t.relacl) a
+        WHERE a.grantee <> t.relowner
+          AND NOT EXISTS (SELECT FROM rustydb._rustydb_roles x WHERE (SELECT oid FROM pg_roles WHERE rolname = rustydb_api.role_name(x.name)) = a.grantee) LOOP
+      EXECUTE format('REVOKE ALL ON TABLE public.%I FROM %s', t.relname,
+        CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident((SELECT rolname FROM pg_roles WHERE oid = g.grantee)) END);
+    END LOOP;
+    FOR r IN SELECT name, rustydb_api.role_name(name) AS pg FROM rustydb._rustydb_roles LOOP
+      want := ARRAY(SELECT DISTINCT gr.privilege FROM rustydb._rustydb_grants gr
+        WHERE gr.role = r.name AND gr.privilege IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+          AND (gr.table_name = '*' OR gr.table_name = lower(t.relname)) ORDER BY 1);
+      have := ARRAY(SELECT DISTINCT a.privilege_type FROM aclexplode(t.relacl) a
+        WHERE a.grantee = (SELECT oid FROM pg_roles WHERE rolname = r.pg) ORDER BY 1);
+      IF want IS DISTINCT FROM have THEN
+        EXECUTE format('REVOKE ALL ON TABLE public.%I FROM %I', t.relname, r.pg);
+        IF cardinality(want) > 0 THEN
+          EXECUTE format('GRANT %s ON TABLE public.%I TO %I', array_to_string(want, ', '), t.relname, r.pg);
+        END IF;
+      END IF;
+    END LOOP;
+  END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.sync_privileges() FROM PUBLIC;
+
+-- Run in the transaction of every statement that may have changed the schema: tables, views and
+-- sequences a client created are handed to the role that owns every table (ALTER and DROP are
+-- ownership in PostgreSQL), views check the caller's privileges rather than their owner's, and the
+-- privileges of the new objects are set from RustyDB's grants. Functions stay with their creator.
+CREATE OR REPLACE FUNCTION rustydb_api.after_ddl() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  t record;
+BEGIN
+  FOR t IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = '${prefix}tables') LOOP
+    EXECUTE format('ALTER TABLE public.%I OWNER TO %I', t.relname, '${prefix}tables');
+    IF t.relkind = 'v' THEN
+      EXECUTE format('ALTER VIEW public.%I SET (security_invoker = true)', t.relname);
+    END IF;
+  END LOOP;
+  PERFORM rustydb_api.sync_privileges();
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.after_ddl() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rustydb_api.after_ddl() TO ${role('user')};
+
+-- The login role for one set of RustyDB roles, created on first use: a member of exactly those roles.
+CREATE OR REPLACE FUNCTION rustydb_api.session_role(roles text[], password text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  sorted text[] := ARRAY(SELECT DISTINCT x FROM unnest(roles) AS x ORDER BY 1);
+  name text := '${prefix}s_' || left(encode(sha256(convert_to(array_to_string(sorted, E'\\n'), 'UTF8')), 'hex'), 24);
+  role_name text;
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = name) THEN
+    EXECUTE format('CREATE ROLE %I LOGIN INHERIT PASSWORD %L IN ROLE %I', name, password, '${prefix}user');
+    EXECUTE format('GRANT %I TO CURRENT_USER', name);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC', name);
+  END IF;
+  FOREACH role_name IN ARRAY sorted LOOP
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = rustydb_api.role_name(role_name))
+       AND NOT pg_has_role(name, rustydb_api.role_name(role_name), 'MEMBER') THEN
+      EXECUTE format('GRANT %I TO %I', rustydb_api.role_name(role_name), name);
+    END IF;
+  END LOOP;
+  RETURN name;
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.session_role(text[], text) FROM PUBLIC;
+`;
+}

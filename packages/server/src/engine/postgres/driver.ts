@@ -1,0 +1,127 @@
+/**
+ * The smallest view of node-postgres (`pg`) and `pg-cursor` that the engine relies on, spelled out
+ * once, and the one place that opens connections. Every connection is opened with the settings the
+ * value mapping depends on; statements set them again per transaction (see SESSION_SETTINGS), since a
+ * user's own `SET` would otherwise outlive its statement on a pooled connection.
+ */
+import { createRequire } from 'node:module';
+import { resultTypes } from './values.ts';
+
+export interface QueryResultLike {
+  rows: unknown[][];
+  fields: { name: string; dataTypeID: number }[];
+  rowCount: number | null;
+  command: string;
+}
+
+export interface PgClient {
+  readonly processID: number | null;
+  query(config: {
+    text: string;
+    values?: unknown[];
+    rowMode?: 'array';
+    types?: unknown;
+  }): Promise<QueryResultLike>;
+  query(text: string): Promise<QueryResultLike>;
+  query<C extends CursorLike>(cursor: C): C;
+  connect(): Promise<void>;
+  end(): Promise<void>;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): this;
+  on(event: 'end', listener: () => void): this;
+}
+
+export interface CursorLike {
+  read(rows: number): Promise<unknown[][]>;
+  close(): Promise<void>;
+  /** Set by pg-cursor once the row description arrived. */
+  _result?: { fields: { name: string; dataTypeID: number }[]; rowCount: number | null; command: string };
+}
+
+export interface ConnectionSettings {
+  connectionString: string;
+  /** Overrides the user and password of the connection string (sessions under RustyDB's roles). */
+  user?: string;
+  password?: string;
+  applicationName: string;
+  /** Schemas unqualified names resolve in (default: public). */
+  searchPath?: string;
+}
+
+const require = createRequire(import.meta.url);
+const pg = require('pg') as {
+  Client: new (config: Record<string, unknown>) => PgClient;
+};
+const Cursor = require('pg-cursor') as new (
+  text: string,
+  values: unknown[],
+  config: { rowMode: 'array'; types: unknown },
+) => CursorLike;
+
+/**
+ * Settings every transaction starts with, so that values read back the same whatever a statement before
+ * it on the same connection did: ISO dates in UTC, hex bytea, standard strings, the public schema.
+ */
+export const SESSION_SETTINGS: Record<string, string> = {
+  DateStyle: 'ISO, YMD',
+  IntervalStyle: 'postgres',
+  TimeZone: 'UTC',
+  bytea_output: 'hex',
+  standard_conforming_strings: 'on',
+  extra_float_digits: '1',
+  search_path: 'public',
+};
+
+export async function openClient(settings: ConnectionSettings): Promise<PgClient> {
+  // node-postgres lets the URL's credentials win over separate ones: put a session role's in the URL.
+  const url = new URL(settings.connectionString);
+  if (settings.user !== undefined) {
+    url.username = encodeURIComponent(settings.user);
+    url.password = encodeURIComponent(settings.password ?? '');
+  }
+  const client = new pg.Client({
+    connectionString: url.toString(),
+    application_name: settings.applicationName,
+    options: Object.entries({ ...SESSION_SETTINGS, search_path: settings.searchPath ?? 'public' })
+      .map(([name, value]) => `-c ${name}=${value.replaceAll(' ', '\\ ')}`)
+      .join(' '),
+    types: resultTypes,
+  });
+  await client.connect();
+  return client;
+}
+
+export function openCursor(text: string, values: unknown[]): CursorLike {
+  return new Cursor(text, values, { rowMode: 'array', types: resultTypes });
+}
+
+/**
+ * Asks PostgreSQL to cancel what `processID` is running, over a separate connection with the protocol's
+ * cancel request (no login needed: the key is the connection's own secret).
+ */
+export async function cancelBackend(client: PgClient): Promise<void> {
+  const internal = client as unknown as { host: string; port: number; processID: number; secretKey: number };
+  const Connection = require('pg/lib/connection') as new () => {
+    connect(port: unknown, host: unknown): void;
+    on(event: string, listener: (...args: unknown[]) => void): void;
+    cancel(processID: number, secretKey: number): void;
+    end(): void;
+  };
+  await new Promise<void>((resolve) => {
+    const con = new Connection();
+    // PostgreSQL closes the connection once it has the request; never wait on it for long.
+    const giveUp = setTimeout(() => {
+      con.end();
+      resolve();
+    }, 2000);
+    const done = (): void => {
+      clearTimeout(giveUp);
+      resolve();
+    };
+    con.on('connect', () => con.cancel(internal.processID, internal.secretKey));
+    con.on('end', done);
+    con.on('error', done);
+    if (internal.host.startsWith('/')) con.connect(`${internal.host}/.s.PGSQL.${internal.port}`, undefined);
+    else con.connect(internal.port, internal.host);
+  });
+}

@@ -1,0 +1,565 @@
+/**
+ * The PostgreSQL engine: RustyDB's protocol over a PostgreSQL 15+ database reached with node-postgres.
+ *
+ * - The login role of `database_url` (not a superuser: LOGIN, CREATEROLE, owner of the database) runs
+ *   only the server's own statements, on a small pool of its own.
+ * - A client's statement runs on a connection logged in as the session role of the caller's set of
+ *   RustyDB roles (see database-setup.ts), in a transaction of its own: PostgreSQL itself decides what
+ *   it may do. A session role can switch to nothing but roles it already holds, so `SET ROLE`,
+ *   `RESET ROLE` or `SET SESSION AUTHORIZATION` in a statement reach no further privilege.
+ * - Results stream from a portal (pg-cursor): rows are fetched one chunk at a time, when the consumer
+ *   asks for the next, so a slow reader leaves the rest in PostgreSQL. Cancel and timeout send
+ *   PostgreSQL's cancel request for the connection; statement_timeout is set in every transaction too.
+ */
+import type { StatementFailure, StatementResult } from '@rustydb/protocol';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { RustyError } from '../../errors/rusty-error.ts';
+import type {
+  AccessNeed,
+  BatchOptions,
+  Caller,
+  ChangeLog,
+  ChangeRecord,
+  Engine,
+  InternalStore,
+  ResultChunk,
+  RunOptions,
+  StatementAccess,
+  StatementInput,
+  StreamOptions,
+  TableInfo,
+} from '../engine.ts';
+import { StatementStopper } from '../sqlite/statement-stopper.ts';
+import { PgConnectionPool } from './connection-pool.ts';
+import { cancelBackend, openClient, openCursor, SESSION_SETTINGS, type PgClient } from './driver.ts';
+import { translatePgError } from './errors.ts';
+import { checkParameterCount, parseStatement, type PgStatement } from './sql-text.ts';
+import { toDriverParams, type DriverValue } from './values.ts';
+import { setupSql } from './database-setup.ts';
+import { readPgCatalog, pgSchemaVersion } from './catalog.ts';
+import { collect, failingAt, runEach } from '../statement-results.ts';
+
+export interface PostgresEngineOptions {
+  databaseUrl: string;
+  /** Connections per session role, and for the server's own statements. */
+  poolSize: number;
+}
+
+const APPLICATION_NAME = 'rustydb';
+/** Serializes schema set-up and migrations of nodes starting at once (pg_advisory_xact_lock key). */
+const SETUP_LOCK = 0x7275_7374;
+
+function quoteLiteral(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/** BEGIN and the settings the value mapping relies on, in one round trip. */
+function beginSql(mode: 'read' | 'write' | 'snapshot', timeoutMs: number): string {
+  const begin =
+    mode === 'read'
+      ? 'BEGIN READ ONLY'
+      : mode === 'snapshot'
+        ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'
+        : 'BEGIN';
+  const settings = Object.entries({ ...SESSION_SETTINGS, statement_timeout: `${Math.ceil(timeoutMs)}` })
+    .map(([name, value]) => `SET LOCAL ${name} = ${quoteLiteral(value)}`)
+    .join('; ');
+  return `${begin}; ${settings}`;
+}
+
+export class PostgresEngine implements Engine {
+  readonly name = 'postgres';
+  /** Not yet on PostgreSQL: see docs/postgres.md for the design and what is missing. */
+  readonly changeCapture = false;
+  readonly dataFiles: readonly string[] = [];
+  readonly internal: InternalStore;
+  readonly changes: ChangeLog;
+  readonly #url: string;
+  readonly #poolSize: number;
+  readonly #owner: PgConnectionPool;
+  /** Session role name → its pool. */
+  readonly #sessions = new Map<string, PgConnectionPool>();
+  /** Sorted role list (joined) → session role name, once it exists. */
+  readonly #sessionRoles = new Map<string, Promise<string>>();
+  readonly #commitListeners = new Set<() => void>();
+  #prefix = '';
+  #secret = '';
+  #closed = false;
+
+  private constructor(options: PostgresEngineOptions) {
+    this.#url = options.databaseUrl;
+    this.#poolSize = options.poolSize;
+    this.#owner = new PgConnectionPool(options.poolSize, () =>
+      openClient({
+        connectionString: this.#url,
+        applicationName: `${APPLICATION_NAME} (server)`,
+        // The internal store names its tables without a schema.
+        searchPath: 'rustydb',
+      }),
+    );
+    this.internal = this.#makeInternalStore();
+    this.changes = new NoChangeLog();
+  }
+
+  /**
+   * Connects, checks what RustyDB needs of the database and its login role, and sets up the server's
+   * schema and roles. Fails with a message that says what is missing.
+   */
+  static async open(options: PostgresEngineOptions): Promise<PostgresEngine> {
+    const engine = new PostgresEngine(options);
+    try {
+      await engine.#setUp();
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    return engine;
+  }
+
+  async #setUp(): Promise<void> {
+    let client: PgClient;
+    try {
+      client = await this.#owner.acquire();
+    } catch (err) {
+      throw new Error(
+        `invalid configuration: database_url: cannot connect to PostgreSQL (${(err as Error).message})`,
+      );
+    }
+    try {
+      const facts = (
+        await client.query({
+          text: `SELECT current_setting('server_version_num')::int AS version, r.rolsuper, r.rolcreaterole,
+                   d.oid::text AS db_oid, pg_has_role(d.datdba, 'USAGE') AS owns_db
+                 FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()`,
+          rowMode: 'array',
+        })
+      ).rows[0] as [number, boolean, boolean, string, boolean];
+      const [version, superuser, createRole, dbOid, ownsDb] = facts;
+      if (version < 150000) {
+        throw new Error(
+          `invalid configuration: database_url: PostgreSQL 15 or later is required (found ${version})`,
+        );
+      }
+      if (superuser) {
+        throw new Error(
+          'invalid configuration: database_url: the login role is a superuser; use a role with LOGIN and CREATEROLE that owns the database (see docs/postgres.md)',
+        );
+      }
+      if (!createRole) {
+        throw new Error(
+          'invalid configuration: database_url: the login role needs CREATEROLE (see docs/postgres.md)',
+        );
+      }
+      if (!ownsDb) {
+        throw new Error(
+          'invalid configuration: database_url: the login role must own the database (see docs/postgres.md)',
+        );
+      }
+      this.#prefix = `rdb${dbOid}_`;
+      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
+      await client.query(setupSql(this.#prefix));
+      await client.query({
+        text: `INSERT INTO rustydb.meta (key, value) VALUES ('session_role_secret', $1) ON CONFLICT (key) DO NOTHING`,
+        values: [randomBytes(32).toString('hex')],
+      });
+      const secret = await client.query({
+        text: `SELECT value FROM rustydb.meta WHERE key = 'session_role_secret'`,
+        rowMode: 'array',
+      });
+      await client.query('COMMIT');
+      this.#secret = String(secret.rows[0]![0]);
+      this.#owner.release(client);
+    } catch (err) {
+      this.#owner.discard(client);
+      throw err instanceof Error && err.message.startsWith('invalid configuration')
+        ? err
+        : translatePgError(err);
+    }
+  }
+
+  /** Makes PostgreSQL's roles and privileges match RustyDB's roles and grants (after any change to them). */
+  async syncPrivileges(): Promise<void> {
+    await this.#onOwner((client) => client.query('SELECT rustydb_api.sync_privileges()'));
+    // Session roles hold memberships granted when they were made; roles made since need granting.
+    this.#sessionRoles.clear();
+  }
+
+  async describe(sql: string, caller?: Caller): Promise<StatementAccess> {
+    const statement = parseStatement(sql);
+    if (statement.kind === 'ddl' || !caller) return { needs: [], tables: [], kind: statement.kind };
+    // The plan names every table the statement reads or writes (views expanded); compiling it as the
+    // caller refuses what the caller may not touch.
+    const plan = await this.#inSession(caller, 'read', 5000, undefined, async (client) => {
+      const nulls = new Array<null>(statement.parameterCount).fill(null);
+      return client.query({
+        text: `EXPLAIN (FORMAT JSON) ${statement.text}`,
+        values: nulls,
+        rowMode: 'array',
+      });
+    });
+    const tables = new Set<string>();
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(walk);
+      else if (node !== null && typeof node === 'object') {
+        const record = node as Record<string, unknown>;
+        if (typeof record['Relation Name'] === 'string') tables.add(record['Relation Name']);
+        Object.values(record).forEach(walk);
+      }
+    };
+    walk(plan.rows[0]?.[0]);
+    const needs: AccessNeed[] = [...tables].map((table) => ({ privilege: 'SELECT', table }));
+    return { needs, tables: [...tables], kind: statement.kind };
+  }
+
+  async holds(caller: Caller, needs: readonly AccessNeed[]): Promise<boolean[]> {
+    if (needs.length === 0) return [];
+    const role = await this.#sessionRole(caller);
+    const tablesRole = `${this.#prefix}tables`;
+    const answers = await this.#onOwner((client) =>
+      client.query({
+        text: `SELECT CASE
+                 WHEN n.tbl IS NULL THEN CASE n.priv
+                   WHEN 'CREATE' THEN has_schema_privilege($1, 'public', 'CREATE')
+                   WHEN 'ALTER' THEN pg_has_role($1, $2, 'USAGE')
+                   WHEN 'DROP' THEN pg_has_role($1, $2, 'USAGE') END
+                 WHEN to_regclass(format('public.%I', n.tbl)) IS NULL THEN false
+                 WHEN n.priv = 'WRITE' THEN has_table_privilege($1, format('public.%I', n.tbl), 'INSERT,UPDATE,DELETE')
+                 ELSE has_table_privilege($1, format('public.%I', n.tbl), n.priv) END
+               FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS n(priv, tbl, i) ORDER BY n.i`,
+        values: [role, tablesRole, needs.map((n) => n.privilege), needs.map((n) => n.table ?? null)],
+        rowMode: 'array',
+      }),
+    );
+    // ADMIN and MONITOR are the server's own privileges, not PostgreSQL's.
+    return needs.map((need, i) => {
+      if (need.privilege === 'ADMIN' || need.privilege === 'MONITOR') {
+        try {
+          caller.authorize({ needs: [need], tables: [], kind: 'read' });
+          return true;
+        } catch {
+          return false;
+        }
+      }
+      return answers.rows[i]?.[0] === true;
+    });
+  }
+
+  readCatalog(): Promise<TableInfo[]> {
+    return this.#onOwner((client) => readPgCatalog(client));
+  }
+
+  schemaVersion(): Promise<number> {
+    return this.#onOwner((client) => pgSchemaVersion(client));
+  }
+
+  onCommit(listener: () => void): () => void {
+    this.#commitListeners.add(listener);
+    return () => this.#commitListeners.delete(listener);
+  }
+
+  #committed(): void {
+    for (const listener of this.#commitListeners) listener();
+  }
+
+  async *stream(
+    statement: StatementInput,
+    options: StreamOptions,
+  ): AsyncGenerator<ResultChunk, void, undefined> {
+    const parsed = parseStatement(statement.sql);
+    checkParameterCount(parsed, statement.params?.length ?? 0);
+    const params = toDriverParams(statement.params);
+    const caller = this.#requireCaller(options.caller);
+    const pool = await this.#poolFor(caller);
+    const client = await pool.acquire(options.signal);
+    const stopper = new StatementStopper(
+      { interrupt: () => void cancelBackend(client) },
+      options.timeoutMs,
+      options.signal,
+    );
+    let clean = false;
+    try {
+      await client.query(beginSql(parsed.kind === 'read' ? 'read' : 'write', options.timeoutMs));
+      stopper.throwIfStopped();
+      // The last chunk goes out only once the transaction has committed: a client that sends its next
+      // statement on seeing it must find this one's effects.
+      let last: ResultChunk | undefined;
+      for await (const chunk of this.#runOn(client, parsed, params, stopper, options.chunkSize)) {
+        if (chunk.done) last = chunk;
+        else yield chunk;
+      }
+      if (parsed.kind === 'ddl') await client.query('SELECT rustydb_api.after_ddl()');
+      await commit(client);
+      clean = true;
+      if (parsed.kind !== 'read') this.#committed();
+      if (last) yield last;
+    } catch (err) {
+      throw stopper.translate(translatePgError(err));
+    } finally {
+      stopper.dispose();
+      // Stopped, failed or abandoned by the consumer: the connection's state is unknown (a cancel may
+      // still be on its way), so it is closed, which also rolls the transaction back.
+      if (clean) pool.release(client);
+      else pool.discard(client);
+    }
+  }
+
+  async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
+    return collect(this.stream(statement, { ...options, chunkSize: 10_000 }));
+  }
+
+  async batch(
+    statements: readonly StatementInput[],
+    options: BatchOptions,
+  ): Promise<(StatementResult | StatementFailure)[]> {
+    if (!options.transaction)
+      return runEach(statements, options, (statement) => this.execute(statement, options));
+    // Every statement is read before any runs: a malformed one must not leave half a transaction.
+    const parsed = statements.map((statement, index) =>
+      failingAt(
+        index,
+        () => {
+          const p = parseStatement(statement.sql);
+          checkParameterCount(p, statement.params?.length ?? 0);
+          return p;
+        },
+        translatePgError,
+      ),
+    );
+    const caller = this.#requireCaller(options.caller);
+    const changesSchema = parsed.some((p) => p.kind === 'ddl');
+    const results = await this.#inSession(
+      caller,
+      'write',
+      options.timeoutMs,
+      options.signal,
+      async (client, stopper) => {
+        const results: StatementResult[] = [];
+        for (let i = 0; i < statements.length; i++) {
+          results.push(
+            await failingAt(i, async () => {
+              try {
+                return await collect(
+                  this.#runOn(client, parsed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000),
+                );
+              } catch (err) {
+                throw stopper.translate(translatePgError(err));
+              }
+            }),
+          );
+        }
+        if (changesSchema) await client.query('SELECT rustydb_api.after_ddl()');
+        return results;
+      },
+    );
+    this.#committed();
+    return results;
+  }
+
+  async snapshot(
+    statement: StatementInput,
+    options: RunOptions,
+  ): Promise<{ sequence: number; result: StatementResult }> {
+    const parsed = parseStatement(statement.sql);
+    checkParameterCount(parsed, statement.params?.length ?? 0);
+    if (parsed.kind !== 'read') throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
+    const caller = this.#requireCaller(options.caller);
+    const result = await this.#inSession(
+      caller,
+      'snapshot',
+      options.timeoutMs,
+      options.signal,
+      (client, stopper) =>
+        collect(this.#runOn(client, parsed, toDriverParams(statement.params), stopper, 10_000)),
+    );
+    return { sequence: await this.changes.head(), result };
+  }
+
+  async healthCheck(): Promise<void> {
+    await this.#onOwner((client) => client.query('SELECT 1'));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([this.#owner.close(), ...[...this.#sessions.values()].map((pool) => pool.close())]);
+  }
+
+  #requireCaller(caller: Caller | undefined): Caller {
+    // Every statement of a client runs under a session role; the server's own go through `internal`.
+    if (!caller) throw new RustyError('INTERNAL_ERROR', 'a statement without a caller');
+    return caller;
+  }
+
+  /** The session role of the caller's set of roles, created the first time the set is seen. */
+  #sessionRole(caller: Caller): Promise<string> {
+    const key = caller.roles.join('\u0000');
+    let role = this.#sessionRoles.get(key);
+    if (!role) {
+      role = this.#onOwner(async (client) => {
+        const sorted = [...caller.roles].sort();
+        const name = `${this.#prefix}s_${sha256Hex(sorted.join('\n')).slice(0, 24)}`;
+        const result = await client.query({
+          text: 'SELECT rustydb_api.session_role($1::text[], $2)',
+          values: [sorted, this.#passwordOf(name)],
+          rowMode: 'array',
+        });
+        return String(result.rows[0]![0]);
+      });
+      role.catch(() => this.#sessionRoles.delete(key));
+      this.#sessionRoles.set(key, role);
+    }
+    return role;
+  }
+
+  #passwordOf(role: string): string {
+    return createHmac('sha256', this.#secret).update(role).digest('base64url');
+  }
+
+  async #poolFor(caller: Caller): Promise<PgConnectionPool> {
+    const role = await this.#sessionRole(caller);
+    let pool = this.#sessions.get(role);
+    if (!pool) {
+      pool = new PgConnectionPool(this.#poolSize, () =>
+        openClient({
+          connectionString: this.#url,
+          user: role,
+          password: this.#passwordOf(role),
+          applicationName: APPLICATION_NAME,
+        }),
+      );
+      this.#sessions.set(role, pool);
+    }
+    return pool;
+  }
+
+  /** Runs `work` in a transaction on a session connection of the caller; commits or rolls back. */
+  async #inSession<T>(
+    caller: Caller,
+    mode: 'read' | 'write' | 'snapshot',
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    work: (client: PgClient, stopper: StatementStopper) => Promise<T>,
+  ): Promise<T> {
+    const pool = await this.#poolFor(caller);
+    const client = await pool.acquire(signal);
+    const stopper = new StatementStopper({ interrupt: () => void cancelBackend(client) }, timeoutMs, signal);
+    let clean = false;
+    try {
+      await client.query(beginSql(mode, timeoutMs));
+      const result = await work(client, stopper);
+      await commit(client);
+      clean = true;
+      return result;
+    } catch (err) {
+      throw stopper.translate(translatePgError(err));
+    } finally {
+      stopper.dispose();
+      if (clean) pool.release(client);
+      else pool.discard(client);
+    }
+  }
+
+  /** Runs one statement on a connection inside the caller's transaction, yielding its rows in chunks. */
+  async *#runOn(
+    client: PgClient,
+    statement: PgStatement,
+    params: DriverValue[],
+    stopper: StatementStopper,
+    chunkSize: number,
+  ): AsyncGenerator<ResultChunk, void, undefined> {
+    const cursor = client.query(openCursor(statement.text, params));
+    try {
+      let total = 0;
+      for (;;) {
+        const rows = (await cursor.read(chunkSize)) as ResultChunk['rows'];
+        stopper.throwIfStopped();
+        const result = cursor._result;
+        const columns = (result?.fields ?? []).map((f) => f.name);
+        total += rows.length;
+        if (rows.length < chunkSize) {
+          const returnsRows = (result?.fields.length ?? 0) > 0;
+          yield {
+            columns,
+            rows,
+            done: true,
+            rowsAffected: returnsRows && statement.kind === 'read' ? total : (result?.rowCount ?? total),
+          };
+          return;
+        }
+        yield { columns, rows, done: false };
+      }
+    } finally {
+      await cursor.close().catch(() => undefined);
+    }
+  }
+
+  async #onOwner<T>(work: (client: PgClient) => Promise<T>): Promise<T> {
+    const client = await this.#owner.acquire();
+    let clean = false;
+    try {
+      const result = await work(client);
+      clean = true;
+      return result;
+    } catch (err) {
+      throw translatePgError(err);
+    } finally {
+      if (clean) this.#owner.release(client);
+      else this.#owner.discard(client);
+    }
+  }
+
+  /** The server's own tables live in schema `rustydb`, which no client statement can reach. */
+  #makeInternalStore(): InternalStore {
+    const query = <T>(sql: string, params: readonly unknown[] = []): Promise<T[]> =>
+      this.#onOwner(async (client) => {
+        const result = await client.query({ text: parseStatement(sql).text, values: params as unknown[] });
+        return result.rows as T[];
+      });
+    return {
+      dialect: 'postgres',
+      get: async <T>(sql: string, params?: readonly unknown[]) => (await query<T>(sql, params))[0],
+      all: query,
+      run: (sql, params = []) =>
+        this.#onOwner(async (client) => {
+          const result = await client.query({ text: parseStatement(sql).text, values: params as unknown[] });
+          return { changes: result.rowCount ?? 0 };
+        }),
+      exec: (sql) =>
+        this.#onOwner(async (client) => {
+          // Migrations: one node at a time, all or nothing.
+          await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${SETUP_LOCK}); ${sql}; COMMIT`);
+        }),
+    };
+  }
+}
+
+/** COMMIT of a transaction that failed silently answers ROLLBACK: that is an error, not a success. */
+async function commit(client: PgClient): Promise<void> {
+  const result = await client.query('COMMIT');
+  if (result.command === 'ROLLBACK') {
+    throw new RustyError('QUERY_ERROR', 'the transaction failed and was rolled back');
+  }
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Change capture on PostgreSQL is not built yet: subscriptions are refused (see docs/postgres.md). */
+class NoChangeLog implements ChangeLog {
+  async head(): Promise<number> {
+    return 0;
+  }
+  async floor(): Promise<number> {
+    return 0;
+  }
+  async sequenceBefore(): Promise<number> {
+    return 0;
+  }
+  async read(): Promise<ChangeRecord[]> {
+    return [];
+  }
+  async prune(): Promise<number> {
+    return 0;
+  }
+}

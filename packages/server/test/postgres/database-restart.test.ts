@@ -1,0 +1,65 @@
+/**
+ * A node outlives its database: while PostgreSQL is down, readiness says so (503) and statements fail
+ * with INTERNAL_ERROR rather than hanging; once it is back, the node serves again on fresh connections,
+ * without a restart of its own. Runs on a PostgreSQL server of its own, since it stops it.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { ENGINES } from '../helpers/engines.ts';
+import { startTestPostgres, type TestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+if (!ENGINES.includes('postgres')) {
+  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
+    assert.ok(!ENGINES.includes('postgres'));
+  });
+} else {
+  let pg: TestPostgres;
+  let ts: TestServer;
+
+  before(async () => {
+    pg = await startTestPostgres();
+    const url = new URL(pg.url);
+    const admin = (statement: string): void => {
+      execFileSync(join(pg.binDir, 'psql'), ['-q', '-v', 'ON_ERROR_STOP=1', url.toString(), '-c', statement]);
+    };
+    admin("CREATE ROLE node LOGIN CREATEROLE REPLICATION PASSWORD 'node-password'");
+    admin('CREATE DATABASE node OWNER node');
+    url.username = 'node';
+    url.password = 'node-password';
+    url.pathname = '/node';
+    ts = await startTestServer({ engine: 'postgres', database_url: url.toString() });
+    await sql(ts, 'CREATE TABLE kept (id int PRIMARY KEY)');
+    await sql(ts, 'INSERT INTO kept VALUES (1)');
+  });
+  after(async () => {
+    await ts?.close();
+    pg?.stop();
+  });
+
+  const ready = async (): Promise<number> =>
+    (await ts.http('/api/v1/health/readiness', { token: null })).status;
+
+  test('readiness is false while PostgreSQL is down, and the node serves again once it is back', async () => {
+    assert.equal(await ready(), 200);
+    const c = await ts.connectAuthed();
+    assert.deepEqual((await c.query('SELECT count(*) FROM kept')).rows, [[1]]);
+
+    pg.pause();
+    assert.equal(await ready(), 503);
+    const failed = await c.query('SELECT count(*) FROM kept');
+    assert.equal(failed.error?.payload.code, 'INTERNAL_ERROR');
+    assert.doesNotMatch(failed.error!.payload.message!, /ECONN|127\.0\.0\.1/);
+
+    pg.resume();
+    assert.equal(await ready(), 200);
+    assert.deepEqual((await c.query('SELECT count(*) FROM kept')).rows, [[1]]);
+    const login = await ts.http('/api/v1/auth/login', {
+      body: { username: 'admin', password: 'test-admin-password' },
+      token: null,
+    });
+    assert.equal(login.status, 200);
+  });
+}

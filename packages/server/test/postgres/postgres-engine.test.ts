@@ -1,0 +1,312 @@
+/**
+ * What only the PostgreSQL engine has: its configuration and start-up checks, how `?` and `$n`
+ * placeholders are read, how PostgreSQL's values and errors reach the wire, and that cancel and
+ * timeout stop the statement inside PostgreSQL itself.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig, ConfigError } from '../../src/config/config.ts';
+import { parseStatement } from '../../src/engine/postgres/sql-text.ts';
+import { parseArray, parserFor } from '../../src/engine/postgres/values.ts';
+import { startServer } from '../../src/server.ts';
+import { silentLogger } from '../../src/core/logger.ts';
+import { freshDataDir, sleep, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import type { TestClient } from '../helpers/ws-client.ts';
+import { asSuperuser, engineConfig, ENGINES, postgresUrl } from '../helpers/engines.ts';
+
+describe('configuration', () => {
+  test('engine postgres needs a postgres:// database_url; sqlite takes none; other engines are refused', () => {
+    assert.throws(() => loadConfig({ overrides: { engine: 'postgres' } }), /database_url: is required/);
+    assert.throws(
+      () => loadConfig({ overrides: { engine: 'postgres', database_url: 'mysql://x@y/z' } }),
+      /database_url: must be a postgres/,
+    );
+    assert.throws(
+      () => loadConfig({ overrides: { engine: 'postgres', database_url: 'not a url' } }),
+      /database_url: not a URL/,
+    );
+    assert.throws(() => loadConfig({ overrides: { database_url: 'postgres://a@b/c' } }), ConfigError);
+    assert.throws(
+      () => loadConfig({ overrides: { engine: 'oracle' } }),
+      /engine: must be sqlite or postgres/,
+    );
+    const fromEnv = loadConfig({
+      env: { RUSTYDB_ENGINE: 'postgres', RUSTYDB_DATABASE_URL: 'postgresql://u:p@h:5432/d' },
+    });
+    assert.equal(fromEnv.engine, 'postgres');
+    assert.equal(fromEnv.database_url, 'postgresql://u:p@h:5432/d');
+    const fromFlags = loadConfig({ flags: { engine: 'postgres', database_url: 'postgres://u@h/d' } });
+    assert.equal(fromFlags.database_url, 'postgres://u@h/d');
+  });
+});
+
+describe('placeholders', () => {
+  test('? becomes $n outside constants, comments and dollar-quoted bodies', () => {
+    const s = parseStatement(
+      "SELECT ?, '?', E'it\\'s ?', \"col?\", $$ ? $$, $tag$ ? $$ ? $tag$ /* ? /* ? */ ? */ -- ?\n, ?",
+    );
+    assert.equal(s.parameterCount, 2);
+    assert.match(s.text, /^SELECT \$1, '\?'/);
+    assert.match(s.text, /, \$2$/);
+  });
+
+  test("PostgreSQL's own $1 placeholders are accepted; with them ? is jsonb's operator", () => {
+    const s = parseStatement("SELECT doc ? 'a', $2::int + $1::int FROM t");
+    assert.equal(s.parameterCount, 2);
+    assert.equal(s.text, "SELECT doc ? 'a', $2::int + $1::int FROM t");
+    assert.equal(parseStatement("SELECT doc ?| array['a'], ?").parameterCount, 1);
+  });
+
+  test('several statements, transaction control and unterminated constants are refused', () => {
+    assert.throws(() => parseStatement('SELECT 1; SELECT 2'), /one statement per query/);
+    assert.doesNotThrow(() => parseStatement('SELECT 1; -- trailing\n'));
+    for (const verb of ['BEGIN', 'COMMIT', 'ROLLBACK', 'SAVEPOINT a', 'START TRANSACTION']) {
+      assert.throws(() => parseStatement(verb), /transaction control/);
+    }
+    assert.throws(() => parseStatement("SELECT 'open"), /unterminated/);
+    assert.throws(() => parseStatement('SELECT $x$ open'), /unterminated/);
+  });
+
+  test('statement kinds: reads run read-only; writes and everything else do not', () => {
+    assert.equal(parseStatement('SELECT 1').kind, 'read');
+    assert.equal(parseStatement('WITH a AS (SELECT 1) SELECT * FROM a').kind, 'read');
+    assert.equal(parseStatement('WITH a AS (DELETE FROM t RETURNING *) SELECT * FROM a').kind, 'write');
+    assert.equal(parseStatement('SELECT * FROM t FOR UPDATE').kind, 'write');
+    assert.equal(parseStatement('EXPLAIN ANALYZE DELETE FROM t').kind, 'write');
+    assert.equal(parseStatement('INSERT INTO t VALUES (1)').kind, 'write');
+    assert.equal(parseStatement('CREATE TABLE t (x int)').kind, 'ddl');
+    assert.equal(parseStatement('DO $$ BEGIN END $$').kind, 'ddl');
+  });
+});
+
+describe('value parsing', () => {
+  test('text-format values by type', () => {
+    assert.equal(parserFor(20)('9007199254740993'), '9007199254740993');
+    assert.equal(parserFor(20)('42'), 42);
+    assert.equal(parserFor(1700)('0.1000000000000000000001'), '0.1000000000000000000001');
+    assert.equal(parserFor(701)('NaN'), 'NaN');
+    assert.equal(parserFor(1184)('2024-05-01 12:00:00.5+00'), '2024-05-01T12:00:00.5Z');
+    assert.equal(parserFor(1114)('2024-05-01 12:00:00'), '2024-05-01T12:00:00');
+    assert.deepEqual(parserFor(17)('\\x00ff'), { $base64: 'AP8=' });
+    assert.deepEqual(parseArray('{{1,2},{3,NULL}}', Number), [
+      [1, 2],
+      [3, null],
+    ]);
+    assert.deepEqual(
+      parseArray('{"a,b","c\\"d",NULL,"NULL"}', (t) => t),
+      ['a,b', 'c"d', null, 'NULL'],
+    );
+    assert.deepEqual(parseArray('[0:1]={7,8}', Number), [7, 8]);
+  });
+});
+
+if (!ENGINES.includes('postgres')) {
+  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
+    assert.ok(!ENGINES.includes('postgres'));
+  });
+} else {
+  describe('start-up checks', () => {
+    const start = async (overrides: Record<string, unknown>): Promise<unknown> => {
+      const dataDir = freshDataDir();
+      const config = loadConfig({
+        overrides: { port: 0, data_dir: dataDir, admin_password: 'x', ...overrides },
+      });
+      try {
+        const server = await startServer(config, { logger: silentLogger });
+        await server.close();
+        return undefined;
+      } catch (err) {
+        return err;
+      }
+    };
+
+    test('an unreachable database stops the start with a message naming database_url', async () => {
+      const err = await start({ engine: 'postgres', database_url: 'postgres://u:p@127.0.0.1:1/none' });
+      assert.match(String(err), /database_url: cannot connect to PostgreSQL/);
+    });
+
+    test('a superuser login role is refused', async () => {
+      const err = await start({ engine: 'postgres', database_url: await postgresUrl() });
+      assert.match(String(err), /is a superuser/);
+    });
+
+    test('a login role without CREATEROLE, or not owning the database, is refused', async () => {
+      const noCreateRole = await engineConfig('postgres', 'LOGIN');
+      assert.match(String(await start(noCreateRole)), /needs CREATEROLE/);
+      const notOwner = await engineConfig('postgres', 'LOGIN CREATEROLE', false);
+      assert.match(String(await start(notOwner)), /must own the database/);
+    });
+  });
+
+  describe('values, placeholders and errors end to end', () => {
+    let ts: TestServer;
+    let c: TestClient;
+    before(async () => {
+      ts = await startTestServer({}, { engine: 'postgres' });
+      c = await ts.connectAuthed();
+    });
+    after(() => ts.close());
+
+    test('bigint, numeric, json, timestamps, bytea, arrays and NULL reach the wire as documented', async () => {
+      const { rows, error } = await c.query(
+        `SELECT 9007199254740993::bigint, 42::bigint, 12345678901234567890.0123456789::numeric,
+                '{"a":[1,{"b":null}]}'::jsonb, '[1,"x"]'::json, '2024-05-01 12:34:56.789+02'::timestamptz,
+                '2024-05-01 12:34:56'::timestamp, '2024-05-01'::date, '\\x00ff10'::bytea,
+                ARRAY[1,2,NULL]::int[], ARRAY['a,b','c"d'], ARRAY[[1.5,2],[3,4]]::numeric[],
+                NULL::text, true, 1.5::float8, 'NaN'::float8`,
+      );
+      assert.equal(error, undefined, JSON.stringify(error));
+      assert.deepEqual(rows, [
+        [
+          '9007199254740993',
+          42,
+          '12345678901234567890.0123456789',
+          { a: [1, { b: null }] },
+          [1, 'x'],
+          '2024-05-01T10:34:56.789Z',
+          '2024-05-01T12:34:56',
+          '2024-05-01',
+          { $base64: 'AP8Q' },
+          [1, 2, null],
+          ['a,b', 'c"d'],
+          [
+            ['1.5', '2'],
+            ['3', '4'],
+          ],
+          null,
+          true,
+          1.5,
+          'NaN',
+        ],
+      ]);
+    });
+
+    test('parameters: bytes as {"$base64"}, big integers as strings, with ? or $1', async () => {
+      await c.query('CREATE TABLE vals (id bigint PRIMARY KEY, b bytea, n numeric, j jsonb)');
+      const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff, 0, 10]).toString('base64');
+      const ins = await c.query('INSERT INTO vals VALUES (?, ?, ?, ?)', {
+        params: ['9007199254740993', { $base64: bytes }, '0.30000000000000000001', '{"k": [true]}'],
+      });
+      assert.equal(ins.error, undefined, JSON.stringify(ins.error));
+      assert.equal(ins.chunks[0]!.payload.rows_affected, 1);
+      const back = await c.query('SELECT id, b, n, j FROM vals WHERE id = $1', {
+        params: ['9007199254740993'],
+      });
+      assert.deepEqual(back.rows, [
+        ['9007199254740993', { $base64: bytes }, '0.30000000000000000001', { k: [true] }],
+      ]);
+      const literal = await c.query("SELECT '?' AS q, ? AS p, $x$ ? $x$ AS d", { params: ['v'] });
+      assert.deepEqual(literal.rows, [['?', 'v', ' ? ']]);
+    });
+
+    test('exact parameter counts, for ? and for $n', async () => {
+      assert.equal((await c.query('SELECT ?::int', { params: [] })).error?.payload.code, 'QUERY_ERROR');
+      assert.equal((await c.query('SELECT $2::int', { params: [1] })).error?.payload.code, 'QUERY_ERROR');
+      assert.deepEqual((await c.query('SELECT $2::int - $1::int', { params: [1, 5] })).rows, [[4]]);
+    });
+
+    test('errors carry the SQLSTATE: missing table, syntax, constraint, several statements', async () => {
+      const missing = await c.query('SELECT * FROM nowhere');
+      assert.equal(missing.error?.payload.code, 'TABLE_NOT_FOUND');
+      assert.equal(missing.error?.payload.details?.sqlstate, '42P01');
+      assert.equal(missing.error?.payload.details?.table, 'nowhere');
+      const syntax = await c.query('SELEC 1');
+      assert.equal(syntax.error?.payload.code, 'QUERY_ERROR');
+      assert.equal(syntax.error?.payload.details?.sqlstate, '42601');
+      await c.query('CREATE TABLE uniq (k text PRIMARY KEY)');
+      await c.query("INSERT INTO uniq VALUES ('a')");
+      const dup = await c.query("INSERT INTO uniq VALUES ('a')");
+      assert.equal(dup.error?.payload.code, 'QUERY_ERROR');
+      assert.equal(dup.error?.payload.details?.sqlstate, '23505');
+      const two = await c.query('SELECT 1; SELECT 2');
+      assert.match(two.error!.payload.message!, /one statement per query/);
+      const stack = JSON.stringify([missing, syntax, dup, two]);
+      assert.doesNotMatch(stack, /\bat [A-Za-z.]+ \(/, 'no stack trace reaches the client');
+    });
+
+    test('a read statement cannot write, even through a function (READ ONLY transaction)', async () => {
+      await c.query('CREATE TABLE sink (x int)');
+      await c.query(
+        'CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS $$ INSERT INTO sink VALUES (1) RETURNING x $$',
+      );
+      const out = await c.query('SELECT sneaky()');
+      assert.equal(out.error?.payload.code, 'QUERY_ERROR');
+      assert.equal(out.error?.payload.details?.sqlstate, '25006');
+      assert.deepEqual((await c.query('SELECT count(*) FROM sink')).rows, [[0]]);
+    });
+
+    /** Statements of the test server's session roles PostgreSQL is running now, matching `text`. */
+    async function running(text: string): Promise<number> {
+      const [result] = (await asSuperuser([
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%${text}%' AND pid <> pg_backend_pid()`,
+      ])) as { rows: { n: number }[] }[];
+      return result!.rows[0]!.n;
+    }
+
+    test('cancel stops the statement inside PostgreSQL', async () => {
+      c.send({ type: 'query', id: 'sleepy', payload: { sql: 'SELECT pg_sleep(30), 1 AS cancel_me' } });
+      await sleep(300);
+      assert.equal(await running('cancel_me'), 1);
+      c.send({ type: 'cancel', id: 'stop-sleepy', payload: { id: 'sleepy' } });
+      assert.equal((await c.reply('sleepy', 3000)).payload.code, 'QUERY_CANCELLED');
+      await sleep(200);
+      assert.equal(await running('cancel_me'), 0);
+    });
+
+    test('statement_timeout stops the statement inside PostgreSQL', async () => {
+      const short = await startTestServer({ statement_timeout: 0.3 }, { engine: 'postgres' });
+      try {
+        const sc = await short.connectAuthed();
+        const { error } = await sc.query('SELECT pg_sleep(30), 1 AS time_me_out', {}, 5000);
+        assert.equal(error?.payload.code, 'QUERY_TIMEOUT');
+        await sleep(200);
+        assert.equal(await running('time_me_out'), 0);
+      } finally {
+        await short.close();
+      }
+    });
+
+    test('GraphQL queries and mutations over a PostgreSQL table', async () => {
+      await c.query('CREATE TABLE books (id int PRIMARY KEY, title text NOT NULL, note text)');
+      await c.query("INSERT INTO books VALUES (1, 'a', NULL), (2, 'b', 'x')");
+      const gql = async (query: string): Promise<unknown> =>
+        (await ts.http('/graphql', { body: { query } })).body;
+      assert.deepEqual(await gql('{ books(orderBy: {id: DESC}) { id title } }'), {
+        data: {
+          books: [
+            { id: 2, title: 'b' },
+            { id: 1, title: 'a' },
+          ],
+        },
+      });
+      assert.deepEqual(await gql('{ books(where: {note: {eq: null}}) { id } }'), {
+        data: { books: [{ id: 1 }] },
+      });
+      assert.deepEqual(await gql('{ books(where: {or: [], title: {in: []}}) { id } }'), {
+        data: { books: [] },
+      });
+      assert.deepEqual(await gql('mutation { booksInsertOne(object: {id: 3, title: "c"}) { id title } }'), {
+        data: { booksInsertOne: { id: 3, title: 'c' } },
+      });
+      assert.deepEqual(
+        await gql('mutation { booksUpdateMany(where: {id: {eq: 3}}, set: {title: "cc"}) { affectedRows } }'),
+        { data: { booksUpdateMany: { affectedRows: 1 } } },
+      );
+      assert.deepEqual(await gql('mutation { booksDeleteMany(where: {id: {neq: 1}}) { affectedRows } }'), {
+        data: { booksDeleteMany: { affectedRows: 2 } },
+      });
+      const readOnly = (await gql('{ executeSql(sql: "DELETE FROM books") { rows } }')) as {
+        errors: { extensions: { code: string } }[];
+      };
+      assert.equal(readOnly.errors[0]!.extensions.code, 'INVALID_MESSAGE');
+    });
+
+    test('subscriptions are refused with a clear error until change capture exists on PostgreSQL', async () => {
+      await c.query('CREATE TABLE watched (id int PRIMARY KEY)');
+      c.send({ type: 'subscribe', id: 'sub-1', payload: { table: 'watched' } });
+      const m = await c.reply('sub-1');
+      assert.equal(m.type, 'error');
+      assert.match(m.payload.message!, /not available on the postgres engine/);
+    });
+  });
+}

@@ -1,0 +1,112 @@
+// A throwaway PostgreSQL server for the tests (and `npm run cluster`): initdb in a temporary directory,
+// listening on a free port on 127.0.0.1 only, with the settings RustyDB's PostgreSQL engine needs.
+// PostgreSQL refuses to run as root: as root, the server runs as the `postgres` system user.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The bin directory of PostgreSQL 15 or later: $RUSTYDB_PG_BIN, or Debian's /usr/lib/postgresql/N/bin. */
+export function findPostgresBin() {
+  if (process.env.RUSTYDB_PG_BIN) return process.env.RUSTYDB_PG_BIN;
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .map(Number)
+    .filter((v) => v >= 15 && existsSync(join(root, String(v), 'bin', 'postgres')))
+    .sort((a, b) => b - a);
+  return versions.length > 0 ? join(root, String(versions[0]), 'bin') : undefined;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+function asPostgresUser(bin, args) {
+  const asRoot = process.getuid?.() === 0;
+  const command = asRoot ? 'runuser' : bin;
+  const argv = asRoot ? ['-u', 'postgres', '--', bin, ...args] : args;
+  const result = spawnSync(command, argv, { encoding: 'utf8' });
+  if (result.status !== 0) {
+    throw new Error(`${bin} ${args.join(' ')} failed: ${result.stderr || result.stdout || result.error}`);
+  }
+}
+
+/**
+ * Starts a server; returns its superuser URL and stop(). Settings: wal_level logical (change capture),
+ * fsync off (a test server; durability is not what is tested), scram-sha-256 for every TCP login.
+ */
+export async function startTestPostgres(binDir = findPostgresBin()) {
+  if (!binDir) throw new Error('PostgreSQL 15+ not found (set RUSTYDB_PG_BIN or install postgresql)');
+  const dir = mkdtempSync(join(tmpdir(), 'rustydb-pg-'));
+  const data = join(dir, 'data');
+  const password = 'test-superuser-password';
+  const pwfile = join(dir, 'pwfile');
+  writeFileSync(pwfile, `${password}\n`);
+  if (process.getuid?.() === 0) {
+    execFileSync('chown', ['-R', 'postgres', dir]);
+    chmodSync(dir, 0o700);
+    chownSync(pwfile, Number(execFileSync('id', ['-u', 'postgres']).toString().trim()), 0);
+  }
+  asPostgresUser(join(binDir, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--auth-local=trust',
+    '--auth-host=scram-sha-256',
+    `--pwfile=${pwfile}`,
+    '-E',
+    'UTF8',
+    '--no-sync',
+  ]);
+  const port = await freePort();
+  const settings = [
+    `port = ${port}`,
+    "listen_addresses = '127.0.0.1'",
+    `unix_socket_directories = '${dir}'`,
+    'wal_level = logical',
+    'max_replication_slots = 20',
+    'max_wal_senders = 20',
+    'max_connections = 400',
+    'fsync = off',
+    'synchronous_commit = off',
+    'full_page_writes = off',
+    "log_min_messages = 'fatal'",
+    'shared_buffers = 32MB',
+  ];
+  writeFileSync(join(data, 'postgresql.auto.conf'), `${settings.join('\n')}\n`);
+  if (process.getuid?.() === 0) execFileSync('chown', ['postgres', join(data, 'postgresql.auto.conf')]);
+  asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', 'start']);
+  const stop = () => {
+    try {
+      asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+    } catch {
+      // Already stopped.
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir: data,
+    binDir,
+    stop,
+    /** Stops the server, keeping its data (what a database outage looks like to the nodes). */
+    pause() {
+      asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+    },
+    /** Starts it again after pause(). */
+    resume() {
+      asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', 'start']);
+    },
+  };
+}
