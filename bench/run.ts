@@ -24,6 +24,7 @@ import { runSlowReaderMemory } from './slow-reader-memory.ts';
 import { runFanOut } from './fan-out.ts';
 import { runGraphQLSubscriptions } from './graphql-subscriptions.ts';
 import { runSoak } from './soak.ts';
+import { runPostgresStream } from './postgres-stream.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
@@ -33,7 +34,10 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   e: runFanOut,
   f: runGraphQLSubscriptions,
   g: runSoak,
+  h: runPostgresStream,
 };
+/** The benchmarks that read the shared dataset (the others make their own data). */
+const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);
 /** Hard stop for the whole run: the bench must end even if a server hangs. */
 const DEADLINE_MS = 10 * 60_000;
 const COMMAND = 'npm run bench  (node --import tsx bench/run.ts)';
@@ -135,7 +139,7 @@ try {
     log,
     ...(values['cpu-prof'] ? { cpuProfileDir: resolve(values['cpu-prof']) } : {}),
   };
-  await createDataset(dataDir, log);
+  if (selected.some((key) => NEEDS_DATASET.has(key))) await createDataset(dataDir, log);
   const reports: BenchReport[] = [];
   for (const key of selected) {
     log(`running (${key})`);

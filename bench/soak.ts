@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { StreamConnection, login } from './lib/client.ts';
 import { startIpcProcesses, type IpcProcess } from './lib/ipc-process.ts';
-import { cpuSeconds, memory } from './lib/proc.ts';
+import { cpuSeconds, memory, writeSyscalls } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer } from './lib/rusty-server.ts';
 import {
@@ -111,8 +111,11 @@ interface PhaseFigures {
   read: { p50: number; p99: number; max: number };
   scan: { p50: number; p99: number };
   write: { p50: number; p99: number };
-  /** Server CPU, % of one core, over the phase. */
+  /** Server CPU, % of one core, over the phase, and in all (seconds). */
   serverCpu: number;
+  cpuSeconds: number;
+  /** Write system calls the server made during the phase. */
+  writes: number;
   /** The server's own event-loop lag readings (p99 of each second), from /api/v1/metrics/stream. */
   lagP99: number[];
   lagMax: number[];
@@ -123,6 +126,7 @@ function figures(
   seconds: number,
   load: LoadReport,
   cpu: number,
+  writes: number,
   lag: { p99: number[]; max: number[] },
   load1: number,
 ): PhaseFigures {
@@ -141,11 +145,20 @@ function figures(
     scan: { p50: p(load.latencies.scan, 50), p99: p(load.latencies.scan, 99) },
     write: { p50: p(load.latencies.write, 50), p99: p(load.latencies.write, 99) },
     serverCpu: (cpu / seconds) * 100,
+    cpuSeconds: cpu,
+    writes,
     lagP99: lag.p99,
     lagMax: lag.max,
     load1,
   };
 }
+
+/** Requests answered successfully in a phase, all kinds. */
+function answeredOf(f: PhaseFigures): number {
+  return f.load.answered.read + f.load.answered.scan + f.load.answered.write;
+}
+
+const us = (micros: number): string => `${micros.toFixed(1)} µs`;
 
 /** Follows the server's event-loop lag through its own metrics stream, one reading a second. */
 async function watchLag(
@@ -258,6 +271,7 @@ export async function runSoak(ctx: BenchContext): Promise<BenchReport> {
 
     const runPhase = async (seconds: number): Promise<PhaseFigures> => {
       const cpuBefore = cpuSeconds(server.pid);
+      const writesBefore = writeSyscalls(server.pid);
       lagWatch.take();
       const reports = await Promise.all(
         loadProcesses.map((p) =>
@@ -276,7 +290,8 @@ export async function runSoak(ctx: BenchContext): Promise<BenchReport> {
         ),
       );
       const cpu = cpuSeconds(server.pid) - cpuBefore;
-      return figures(seconds, merge(reports), cpu, lagWatch.take(), loadavg()[0]!);
+      const writes = writeSyscalls(server.pid) - writesBefore;
+      return figures(seconds, merge(reports), cpu, writes, lagWatch.take(), loadavg()[0]!);
     };
 
     ctx.log(`soak: reference phase, ${REFERENCE_SECONDS} s without subscriptions`);
@@ -409,6 +424,13 @@ export async function runSoak(ctx: BenchContext): Promise<BenchReport> {
         (soak.load.lateSends > 0
           ? ` ${count(soak.load.lateSends)} requests left the client processes late (they could not keep their schedule).`
           : ''),
+      '',
+      `Server work, which the machine's other load does not change much: in the reference phase ` +
+        `${us((reference.cpuSeconds / answeredOf(reference)) * 1e6)} of CPU per answered request and ` +
+        `${(reference.writes / answeredOf(reference)).toFixed(2)} write system calls per answer; in the soak ` +
+        `${us((soak.cpuSeconds / (answeredOf(soak) + delivered)) * 1e6)} of CPU per message sent (answers and ` +
+        `changes together) and ${(soak.writes / (answeredOf(soak) + delivered)).toFixed(3)} write system calls per ` +
+        `message (${count(soak.writes / SOAK_SECONDS)}/s).`,
       '',
       `Server memory (RSS): ${mb(rssBaseline)} before the soak, peak ${mb(rssPeak)}, slope ` +
         `**${rssSlope.toFixed(1)} MB/min** over the run (least squares over ${rssPoints.length} samples, ` +

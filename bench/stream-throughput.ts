@@ -16,8 +16,8 @@ import { count, mb, median, ratio, verdict } from './lib/stats.ts';
 /** The whole table: 1M rows. */
 const ROWS = ROWS_TOTAL;
 /** The server's default query_chunk_size; the baseline uses the same. */
-const CHUNK_SIZE = 1000;
-const SQL = `SELECT id, name, value FROM ${ROWS_TABLE} WHERE id <= ?`;
+export const CHUNK_SIZE = 1000;
+export const SQL = `SELECT id, name, value FROM ${ROWS_TABLE} WHERE id <= ?`;
 /** Alternating repetitions of baseline and server; the median of each is reported. */
 const REPETITIONS = 5;
 /** No new repetition starts after this long (a slow server must not stretch the whole bench). */
@@ -32,7 +32,7 @@ const TARGET_RATIO = 0.7;
  */
 const MORE = Buffer.from('"has_more":true');
 
-interface Run {
+export interface Run {
   rows: number;
   seconds: number;
   /** CPU seconds: the server process's for the ws runs, this process's for the baseline. */
@@ -41,7 +41,7 @@ interface Run {
   messages: number;
 }
 
-const rate = (run: Run): number => run.rows / run.seconds;
+export const rate = (run: Run): number => run.rows / run.seconds;
 
 /** The in-process limit: the engine's driver path (libsql/promise, raw rows) plus JSON envelopes. */
 async function inProcessLimit(dbPath: string, rows: number): Promise<Run> {
@@ -83,7 +83,7 @@ async function inProcessLimit(dbPath: string, rows: number): Promise<Run> {
 }
 
 /** Streams the query over `ws` and counts what arrives; server CPU is read from /proc. */
-async function overWebSocket(ws: WebSocket, pid: number, rows: number): Promise<Run> {
+export async function overWebSocket(ws: WebSocket, pid: number, rows: number): Promise<Run> {
   let total = -1;
   let bytes = 0;
   let messages = 0;
@@ -121,7 +121,7 @@ async function overWebSocket(ws: WebSocket, pid: number, rows: number): Promise<
 }
 
 /** The run whose rate is the median of the repetitions. */
-function medianRun(runs: readonly Run[]): Run {
+export function medianRun(runs: readonly Run[]): Run {
   const mid = median(runs.map(rate));
   return runs.find((r) => rate(r) === mid)!;
 }

@@ -10,10 +10,12 @@
  *
  * The command gets its port and data directory from RUSTYDB_PORT and RUSTYDB_DATA_DIR, so any command
  * that ends up in `rustydb serve` can be measured. `--fresh` measures first starts instead (a new data
- * directory each run). Prints every run and the median, min and max in milliseconds.
+ * directory each run). Prints every run and the median, min and max in milliseconds, of the wall-clock
+ * time and of the CPU time the command's processes used until ready (on Linux, from /proc: the figure
+ * that stays meaningful on a busy machine).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +53,28 @@ function freePort() {
   });
 }
 
+const CLOCK_TICKS_PER_S = existsSync('/proc/self/stat')
+  ? Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+  : undefined;
+
+/** CPU milliseconds (user + system) used so far by the live processes of process group `group`. */
+function groupCpuMs(group) {
+  if (CLOCK_TICKS_PER_S === undefined) return undefined;
+  let ticks = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // Fields after the command name (which may contain spaces) start at field 3 (state).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === group) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks / CLOCK_TICKS_PER_S) * 1000;
+}
+
 async function ready(port) {
   try {
     const response = await globalThis.fetch(`http://127.0.0.1:${port}/api/v1/health/readiness`);
@@ -61,7 +85,7 @@ async function ready(port) {
   }
 }
 
-/** One start: milliseconds from spawn to readiness; the process group is stopped afterwards. */
+/** One start: wall-clock and CPU milliseconds from spawn to readiness; the process group is stopped afterwards. */
 async function measureOnce(command, dataDir) {
   const port = await freePort();
   const env = {
@@ -88,7 +112,7 @@ async function measureOnce(command, dataDir) {
       if (performance.now() - started > START_TIMEOUT_MS) throw new Error('not ready within 60 s');
       await sleep(POLL_MS);
     }
-    return performance.now() - started;
+    return { wallMs: performance.now() - started, cpuMs: groupCpuMs(child.pid) };
   } finally {
     if (!exited) process.kill(-child.pid, 'SIGTERM');
     await exit;
@@ -100,17 +124,24 @@ const base = mkdtempSync(join(tmpdir(), 'rustydb-startup-'));
 try {
   const shared = join(base, 'data');
   if (!fresh) await measureOnce(command, shared);
-  const times = [];
+  const runsMeasured = [];
   for (let run = 0; run < runs; run++) {
-    const ms = await measureOnce(command, fresh ? join(base, `data-${run}`) : shared);
-    times.push(ms);
-    console.log(`run ${run + 1}: ${ms.toFixed(0)} ms`);
+    const measured = await measureOnce(command, fresh ? join(base, `data-${run}`) : shared);
+    runsMeasured.push(measured);
+    const cpu = measured.cpuMs === undefined ? '' : `, ${measured.cpuMs.toFixed(0)} ms CPU`;
+    console.log(`run ${run + 1}: ${measured.wallMs.toFixed(0)} ms${cpu}`);
   }
-  times.sort((a, b) => a - b);
-  const median = times[Math.floor(times.length / 2)];
+  const summary = (values) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
+    return `median ${median.toFixed(0)} ms (min ${sorted[0].toFixed(0)}, max ${sorted.at(-1).toFixed(0)})`;
+  };
+  const cpu = runsMeasured.every((m) => m.cpuMs !== undefined)
+    ? `; CPU ${summary(runsMeasured.map((m) => m.cpuMs))}`
+    : '';
   console.log(
-    `${command.join(' ')}: median ${median.toFixed(0)} ms, min ${times[0].toFixed(0)} ms, ` +
-      `max ${times.at(-1).toFixed(0)} ms over ${runs} ${fresh ? 'first starts' : 'starts'}`,
+    `${command.join(' ')}: ${summary(runsMeasured.map((m) => m.wallMs))}${cpu} over ${runs} ` +
+      `${fresh ? 'first starts' : 'starts'}`,
   );
 } finally {
   rmSync(base, { recursive: true, force: true });

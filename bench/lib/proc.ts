@@ -27,6 +27,15 @@ export function cpuSeconds(pid: number): number {
   return (utime + stime) / CLOCK_TICKS;
 }
 
+/**
+ * Write system calls the process has made so far (`syscw` of /proc/<pid>/io: write, writev, send…):
+ * what batching frames into one write saves shows here, whatever else the machine is doing.
+ */
+export function writeSyscalls(pid: number): number {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  return Number(/^syscw:\s+(\d+)/m.exec(io)?.[1] ?? NaN);
+}
+
 export interface MemoryFacts {
   /** Resident set size now, bytes. */
   rss: number;

@@ -18,6 +18,7 @@ import { httpJson, type FetchLike } from './http.ts';
 import { GRAPHQL_WS_PATH, GraphQLSocket, graphqlHttp, type GraphQLResult } from './graphql.ts';
 import { QueryStream, runQuery, type QueryOptions, type QueryResult, type StreamOptions } from './query.ts';
 import type { ArrayRow, ArrayRowsOption, ObjectRow, ObjectRowsOption } from './rows.ts';
+import { SCHEMA_PATH, schemaFromPayload, type DatabaseSchema, type SchemaPayload } from './schema.ts';
 import {
   ChangeStream,
   LiveQuerySubscription,
@@ -231,6 +232,11 @@ export class RustyDBClient {
       fetch: this.#fetch,
       signal: options.signal,
     });
+  }
+
+  /** The tables and collections this client's user may read, with their columns (`GET /api/v1/schema`). */
+  async schema(options: Omit<HttpRequestOptions, 'method' | 'body'> = {}): Promise<DatabaseSchema> {
+    return schemaFromPayload(await this.request<SchemaPayload>(SCHEMA_PATH, options));
   }
 
   /**

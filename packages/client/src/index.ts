@@ -26,6 +26,7 @@ export { AuthManager, login, type AuthOptions, type RefreshTokenCallback, type T
 export { ClientRateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
 export {
   BACKOFF_FACTOR,
+  STEADY_RETRIES,
   backoffDelay,
   type RetryContext,
   type RetryPolicyOptions,
@@ -88,6 +89,14 @@ export {
   type WatchOptions,
 } from './subscriptions.ts';
 export { LiveTable, type LiveTableOptions } from './live-table.ts';
+export { LiveResult, type LiveResultOptions } from './live-result.ts';
+export {
+  LiveCollection,
+  type DocumentFilter,
+  type LiveCollectionEvents,
+  type LiveCollectionStatus,
+} from './live-collection.ts';
+export { RowSet, compareValues, type OrderBy, type RowSetOptions } from './row-set.ts';
 export {
   CLIENT_ERROR_CODES,
   RustyDBError,
@@ -102,6 +111,7 @@ export {
   type RustyDBErrorCode,
   type RustyDBErrorDetails,
 } from './errors.ts';
+export type { DatabaseSchema, SchemaColumn, SchemaTable } from './schema.ts';
 export type { WebSocketConstructor, WebSocketLike } from './transport/socket.ts';
 export type { FetchLike } from './http.ts';
 export {

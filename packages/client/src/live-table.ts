@@ -2,29 +2,48 @@
  * The rows of a table kept current by applying a TableSubscription's events: a snapshot replaces
  * them, inserts add, updates replace, deletes remove, `enter` / `leave` add and remove rows that
  * start or stop matching the filter. Rows are matched by key: the table's primary key columns
- * (learnt from the first change, or given as `keyColumns`), or `rowid` for tables without one.
+ * (given as `keyColumns`, or learnt from the first change), or `rowid` for tables without one.
+ *
+ * One change costs O(1) (O(log n) comparisons with an `order`): the rows are kept in a RowSet, and
+ * the array of rows is built only when read, once per change of the table.
  */
-import type { Row, TableEvent } from './subscriptions.ts';
+import { RowSet, arrayField, objectField, type FieldReader, type OrderBy } from './row-set.ts';
+import type { Row, TableChangeEvent, TableEvent } from './subscriptions.ts';
 
 export interface LiveTableOptions {
   /** Columns that identify a row. Default: the key columns the server reports with each change. */
   keyColumns?: readonly string[] | undefined;
+  /** Keep the rows sorted by these columns (`{ created_at: 'desc' }`); default: in arrival order. */
+  order?: OrderBy | undefined;
+  /** List only the first `limit` rows (in order). All matching rows are still kept. */
+  limit?: number | undefined;
 }
 
-export class LiveTable {
-  #rows: Row[] = [];
+export class LiveTable<R = Row> {
   #keyColumns: readonly string[] | undefined;
-  #index: Map<string, number> | undefined;
-  #sequence: number | undefined;
   #columns: string[] = [];
+  #sequence: number | undefined;
+  readonly #field: FieldReader<R>;
+  readonly #set: RowSet<R>;
+  /**
+   * Rows of a snapshot taken before the key columns were known: listed under stand-in keys until the
+   * first change tells the key columns.
+   */
+  #unkeyed: R[] | undefined;
+  #version = 0;
 
   constructor(options: LiveTableOptions = {}) {
     this.#keyColumns = options.keyColumns;
+    const arrays = arrayField(() => this.#columns) as FieldReader<unknown>;
+    // Rows are arrays or objects as the subscription delivers them; the shape is told by the rows.
+    this.#field = ((row: unknown, column: string) =>
+      Array.isArray(row) ? arrays(row, column) : objectField(row, column)) as FieldReader<R>;
+    this.#set = new RowSet<R>(this.#field, { order: options.order, limit: options.limit });
   }
 
-  /** The current rows. A new array after every change that altered it (safe for React state). */
-  get rows(): readonly Row[] {
-    return this.#rows;
+  /** The current rows (the first `limit`, in order): a new array after each change, else the same. */
+  get rows(): readonly R[] {
+    return this.#set.rows;
   }
 
   get columns(): readonly string[] {
@@ -36,89 +55,98 @@ export class LiveTable {
     return this.#sequence;
   }
 
+  /** Every matching row, `limit` or not. */
+  get size(): number {
+    return this.#set.size;
+  }
+
+  /** Bumped by every change of the rows. */
+  get version(): number {
+    return this.#version;
+  }
+
   /** Applies one event; returns true when the rows changed. */
-  apply(event: TableEvent): boolean {
+  apply(event: TableEvent<R>): boolean {
+    const changed = this.#apply(event);
+    if (changed) this.#version++;
+    return changed;
+  }
+
+  #apply(event: TableEvent<R>): boolean {
     switch (event.type) {
       case 'snapshot':
-        this.#rows = event.rows;
         this.#columns = event.columns;
-        this.#index = undefined;
         this.#sequence = event.sequence;
+        if (this.#keyColumns) {
+          this.#unkeyed = undefined;
+          this.#set.replace(event.rows.map((row) => [this.#keyOf(row), row]));
+        } else {
+          this.#unkeyed = event.rows;
+          this.#set.replace(event.rows.map((row, i) => [`#${i}`, row]));
+        }
         return true;
       case 'reset':
         // A snapshot follows; until then the rows are what they were.
         return false;
       case 'change':
         this.#sequence = event.sequence;
+        // Kept as they are unless they changed (an ALTER TABLE): a UI compares them by identity.
+        if (event.columns.length > 0 && event.columns.join('\u0000') !== this.#columns.join('\u0000')) {
+          this.#columns = event.columns;
+        }
         return this.#applyChange(event);
     }
   }
 
-  #applyChange(event: Extract<TableEvent, { type: 'change' }>): boolean {
+  #applyChange(event: TableChangeEvent<R>): boolean {
     if (event.op === 'schema') {
-      if (event.schema?.action === 'drop') {
-        this.#rows = [];
-        this.#index = undefined;
-        return true;
-      }
-      return false;
+      if (event.schema?.action !== 'drop') return false;
+      this.#unkeyed = undefined;
+      this.#set.clear();
+      return true;
     }
-    if (event.key && !this.#keyColumns) {
+    if (!this.#keyColumns) {
+      if (!event.key) return false;
       this.#keyColumns = Object.keys(event.key);
-      this.#index = undefined;
     }
-    const next = [...this.#rows];
-    const at = (row: Row | null, key: Row | null): number => {
-      const id = this.#keyOf(row, key);
-      return id === undefined ? -1 : (this.#indexOf(next).get(id) ?? -1);
-    };
+    if (this.#unkeyed) {
+      // The first change told the key columns: key the snapshot's rows now, once.
+      const rows = this.#unkeyed;
+      this.#unkeyed = undefined;
+      this.#set.replace(rows.map((row) => [this.#keyOf(row), row]));
+    }
+    const key = event.key ? this.#keyOfKey(event.key) : undefined;
     switch (event.op) {
       case 'insert':
-      case 'enter': {
+      case 'enter':
         if (!event.row) return false;
-        const found = at(event.row, event.key);
-        if (found === -1) next.push(event.row);
-        else next[found] = event.row;
-        break;
-      }
+        this.#set.set(key ?? this.#keyOf(event.row), event.row);
+        return true;
       case 'update': {
         if (!event.row) return false;
-        // The key itself may have changed: find the row by its old key.
-        const found = at(event.oldRow, event.oldRow ? null : event.key);
-        if (found === -1) next.push(event.row);
-        else next[found] = event.row;
-        break;
+        // The key itself may have changed: the row goes from its old key to its new one.
+        const oldKey = event.oldRow ? this.#keyOf(event.oldRow) : key;
+        const newKey = this.#keyOf(event.row);
+        if (oldKey !== undefined && oldKey !== newKey) this.#set.delete(oldKey);
+        this.#set.set(newKey, event.row);
+        return true;
       }
       case 'delete':
       case 'leave': {
-        const found = at(event.oldRow, event.key);
-        if (found === -1) return false;
-        next.splice(found, 1);
-        break;
+        const oldKey = key ?? (event.oldRow ? this.#keyOf(event.oldRow) : undefined);
+        return oldKey !== undefined && this.#set.delete(oldKey);
       }
     }
-    this.#rows = next;
-    this.#index = undefined;
-    return true;
   }
 
   /** The identity of a row: its key columns' values. */
-  #keyOf(row: Row | null, key: Row | null): string | undefined {
-    const columns = this.#keyColumns;
-    if (!columns || columns.length === 0) return undefined;
-    const source = key && columns.every((c) => c in key) ? key : row;
-    if (!source || !columns.every((c) => c in source)) return undefined;
-    return JSON.stringify(columns.map((c) => source[c]));
+  #keyOf(row: R): string {
+    return JSON.stringify(this.#keyColumns!.map((column) => this.#field(row, column) ?? null));
   }
 
-  #indexOf(rows: Row[]): Map<string, number> {
-    if (this.#index) return this.#index;
-    const index = new Map<string, number>();
-    rows.forEach((row, i) => {
-      const id = this.#keyOf(row, null);
-      if (id !== undefined) index.set(id, i);
-    });
-    this.#index = index;
-    return index;
+  #keyOfKey(key: Readonly<Record<string, unknown>>): string | undefined {
+    const columns = this.#keyColumns!;
+    if (!columns.every((column) => column in key)) return undefined;
+    return JSON.stringify(columns.map((column) => key[column] ?? null));
   }
 }

@@ -1,10 +1,10 @@
 /**
  * When and how soon the client tries again after a failed connection attempt or a lost connection.
  *
- * The default: the first retry after about a second, each later wait 1.5 times the one before, capped
- * (5 s by default), each with jitter so that many clients do not come back in step; and no limit on the
- * number of attempts once the client has been open (the first connection has `initialConnectTimeout`
- * instead). The application may decide instead, as with graphql-ws: `shouldRetry` says whether to try
+ * The default: a retry about every second for the first five (a restarted server is back within about
+ * a second of returning), then each wait 1.5 times the one before, capped (5 s by default); every wait
+ * with jitter so that many clients do not come back in step; and no limit on the number of attempts
+ * once the client has been open (the first connection has `initialConnectTimeout` instead). The application may decide instead, as with graphql-ws: `shouldRetry` says whether to try
  * again at all, `retryWait` how long to wait before an attempt.
  */
 import type { RustyDBError } from './errors.ts';
@@ -42,17 +42,26 @@ export interface RetryPolicyOptions {
   retryWait: RetryWait | undefined;
 }
 
-/** How much longer each wait is than the one before. */
+/** Retries made `reconnectDelay` apart before the waits start to grow. */
+export const STEADY_RETRIES = 5;
+
+/** How much longer each wait after the steady ones is than the one before. */
 export const BACKOFF_FACTOR = 1.5;
 
-/** The default wait before retry `attempt` (from 1): `reconnectDelay × 1.5^(attempt − 1)`, capped, ± jitter. */
+/**
+ * The default wait before retry `attempt` (from 1): `reconnectDelay` for the first STEADY_RETRIES, then
+ * `reconnectDelay × 1.5^(attempt − STEADY_RETRIES)`, capped at `maxReconnectDelay`, ± jitter.
+ */
 export function backoffDelay(
   attempt: number,
   options: Pick<RetryPolicyOptions, 'reconnectDelay' | 'maxReconnectDelay' | 'reconnectJitter'>,
   random: () => number = Math.random,
 ): number {
   const { reconnectDelay, maxReconnectDelay, reconnectJitter } = options;
-  const base = Math.min(maxReconnectDelay, reconnectDelay * BACKOFF_FACTOR ** Math.max(0, attempt - 1));
+  const base = Math.min(
+    maxReconnectDelay,
+    reconnectDelay * BACKOFF_FACTOR ** Math.max(0, attempt - STEADY_RETRIES),
+  );
   return Math.max(0, base * (1 - reconnectJitter + 2 * reconnectJitter * random()));
 }
 

@@ -6,15 +6,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import type { BrowserContext, Page } from 'playwright-core';
 import type * as SDK from '@rustydb/client';
 import { ADMIN_PASSWORD, RestartableServer, eventually, fixture } from './helpers.ts';
 import { WebServer } from './browser/web-server.ts';
+import { bundlePage, type PageBundle } from './browser/page-bundle.ts';
 import { launchChromium, type Chromium } from './browser/chromium.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -38,38 +36,16 @@ describe('in chromium', () => {
   let web: WebServer;
   let browser: Chromium;
   let context: BrowserContext;
-  let pageDir: string;
+  let bundle: PageBundle | undefined;
   let bundleInputs: string[] = [];
 
   before(async () => {
-    pageDir = mkdtempSync(join(tmpdir(), 'rustydb-page-'));
-    const result = await build({
-      entryPoints: [join(here, 'browser/app.ts')],
-      outfile: join(pageDir, 'app.js'),
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      // The SDK from its sources, as every test uses it.
-      conditions: ['rustydb-source'],
-      target: 'es2022',
-      define: { 'process.env.NODE_ENV': '"development"' },
-      metafile: true,
-      logLevel: 'warning',
-    });
-    // What contributed code to the bundle (tree-shaken modules are parsed but contribute nothing).
-    bundleInputs = Object.values(result.metafile.outputs).flatMap((output) =>
-      Object.entries(output.inputs)
-        .filter(([, input]) => input.bytesInOutput > 0)
-        .map(([path]) => path),
-    );
-    writeFileSync(
-      join(pageDir, 'index.html'),
-      '<!doctype html><meta charset="utf-8"><title>RustyDB test</title><div id="root"></div><script type="module" src="/page/app.js"></script>',
-    );
+    bundle = await bundlePage(join(here, 'browser/app.ts'));
+    bundleInputs = bundle.inputs;
     server = await RestartableServer.start({ enable_rate_limiting: false });
     await fixture(server, 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)');
     await fixture(server, "INSERT INTO items (name) VALUES ('pen'), ('book'), ('cup')");
-    web = await WebServer.start({ '/page/': pageDir }, server.port);
+    web = await WebServer.start({ '/page/': bundle.dir }, server.port);
     browser = await launchChromium();
     context = browser.context;
   });
@@ -78,7 +54,7 @@ describe('in chromium', () => {
     await browser?.close();
     await web?.close();
     await server?.close();
-    if (pageDir) rmSync(pageDir, { recursive: true, force: true });
+    bundle?.remove();
   });
 
   test('the browser bundle uses the native WebSocket: no ws, no zod', () => {

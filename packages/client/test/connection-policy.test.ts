@@ -104,7 +104,7 @@ describe('the first connection', () => {
 
 describe('losing an open connection', () => {
   test(
-    'the first retry comes after about a second and no wait is longer than the cap (the defaults)',
+    'the first retries come about a second apart, and the client is back within about a second (the defaults)',
     { timeout: 60_000 },
     async () => {
       const ts = await startTestServer({ enable_rate_limiting: false });
@@ -125,10 +125,9 @@ describe('losing an open connection', () => {
           30_000,
         );
         const times = [cut, ...relay.attempts.filter((t) => t > cut)];
-        const waits = times.slice(1).map((t, i) => Math.round(t - times[i]!));
-        assert.ok(waits[0]! <= 1600, `first retry after ${waits[0]} ms (${waits.join(', ')})`);
-        for (const wait of waits)
-          assert.ok(wait <= 5000 * 1.25 + 500, `a wait of ${wait} ms (${waits.join(', ')})`);
+        const waits = times.slice(1, 6).map((t, i) => Math.round(t - times[i]!));
+        // About a second each for the first five: a server back after a few seconds is found within one.
+        for (const wait of waits) assert.ok(wait <= 1600, `a wait of ${wait} ms (${waits.join(', ')})`);
         assert.equal(client.state, 'reconnecting');
 
         await fixture(ts, 'INSERT INTO t (n) VALUES (1)');
@@ -136,10 +135,7 @@ describe('losing an open connection', () => {
         relay.refuse = false;
         await eventually(() => reading.events.length === 1, 'the change made while away', 10_000);
         const recovered = performance.now() - back;
-        assert.ok(
-          recovered <= 5000 * 1.25 + 1000,
-          `recovered ${Math.round(recovered)} ms after the server was back`,
-        );
+        assert.ok(recovered <= 2500, `recovered ${Math.round(recovered)} ms after the server was back`);
         assert.equal((reading.events[0] as TableChangeEvent).row?.n, 1);
       } finally {
         await client.close();

@@ -8,10 +8,14 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 
 const PACKAGES_DIR = fileURLToPath(new URL('../../', import.meta.url));
-/** Specifiers in `import … from`, `export … from`, `import()` and `require()` (and `require.resolve()`). */
-const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire(?:\.resolve)?\s*\(\s*)['"]([^'"]+)['"]/g;
+/** The modules a source file imports: `import`, `export … from`, `import()` and `require()`. */
+function importsOf(file: string): string[] {
+  const found = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+  return found.importedFiles.map((entry) => entry.fileName);
+}
 
 interface Manifest {
   name: string;
@@ -47,9 +51,9 @@ for (const dir of RUNTIME_PACKAGES) {
     ]);
     const undeclared = new Set<string>();
     for (const file of sourceFiles(join(PACKAGES_DIR, dir, 'src'))) {
-      for (const [, specifier] of readFileSync(file, 'utf8').matchAll(SPECIFIER)) {
-        if (/^(\.|node:|#)/.test(specifier!)) continue;
-        const name = packageOf(specifier!);
+      for (const specifier of importsOf(file)) {
+        if (/^(\.|node:|#)/.test(specifier)) continue;
+        const name = packageOf(specifier);
         if (!declared.has(name)) undeclared.add(`${name} (${file.slice(PACKAGES_DIR.length)})`);
       }
     }

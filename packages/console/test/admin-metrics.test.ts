@@ -12,20 +12,16 @@ import {
   ADMIN_PASSWORD,
   adminSql,
   eventually,
+  runSql,
   screenshot,
   signIn,
   startConsole,
   type ConsoleHarness,
 } from './helpers.ts';
 
-async function runSql(page: Page, sql: string): Promise<void> {
+async function runSqlPage(page: Page, sql: string): Promise<void> {
   await page.goto(page.url().replace(/#.*$/, '#/sql'));
-  const editor = page.getByRole('textbox', { name: /SQL statement/ });
-  await editor.click();
-  await page.keyboard.press('ControlOrMeta+a');
-  await page.keyboard.press('Delete');
-  await page.keyboard.insertText(sql);
-  await page.keyboard.press('ControlOrMeta+Enter');
+  await runSql(page, sql);
 }
 
 describe('console administration and metrics', () => {
@@ -62,7 +58,7 @@ describe('console administration and metrics', () => {
     await signIn(ann, h.url, 'ann', 'ann-password');
     assert.equal(await ann.getByRole('link', { name: 'Administration' }).count(), 0);
     assert.equal(await ann.getByRole('link', { name: 'Metrics' }).count(), 0);
-    await runSql(ann, 'SELECT title FROM plans');
+    await runSqlPage(ann, 'SELECT title FROM plans');
     await ann.getByRole('alert').filter({ hasText: 'PERMISSION_DENIED' }).waitFor();
 
     await admin.goto(`${h.url}#/admin/roles`);

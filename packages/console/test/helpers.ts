@@ -172,6 +172,20 @@ export async function eventually(
   }
 }
 
+/** Replaces the text of a CodeMirror editor (found by its accessible name) as one input. */
+export async function typeInEditor(page: Page, name: RegExp, text: string): Promise<void> {
+  await page.getByRole('textbox', { name }).click();
+  await page.keyboard.press('ControlOrMeta+a');
+  await page.keyboard.press('Delete');
+  await page.keyboard.insertText(text);
+}
+
+/** Puts a statement in the SQL editor of the page and runs it with Ctrl/Cmd-Enter. */
+export async function runSql(page: Page, sql: string): Promise<void> {
+  await typeInEditor(page, /SQL statement/, sql);
+  await page.keyboard.press('ControlOrMeta+Enter');
+}
+
 /** Creates a user with the given roles over the admin API. */
 export async function createUser(
   ts: TestServer,

@@ -15,6 +15,7 @@ import {
   screenshot,
   signIn,
   startConsole,
+  typeInEditor,
   type ConsoleHarness,
 } from './helpers.ts';
 
@@ -149,18 +150,13 @@ describe('console live pages', () => {
       .getByText(/^tableChanges\(table: TableName/)
       .waitFor();
 
-    const editor = page.getByRole('textbox', { name: /GraphQL operation/ });
-    await editor.click();
-    await page.keyboard.press('ControlOrMeta+a');
-    await page.keyboard.press('Delete');
-    await page.keyboard.insertText('{ orders(orderBy: [{ id: ASC }]) { customer total } }');
+    await typeInEditor(page, /GraphQL operation/, '{ orders(orderBy: [{ id: ASC }]) { customer total } }');
     await page.keyboard.press('ControlOrMeta+Enter');
     await page.getByTestId('graphql-result').getByText('Okafor').waitFor();
 
-    await editor.click();
-    await page.keyboard.press('ControlOrMeta+a');
-    await page.keyboard.press('Delete');
-    await page.keyboard.insertText(
+    await typeInEditor(
+      page,
+      /GraphQL operation/,
       'subscription { tableChanges(table: orders) { changeType row sequence } }',
     );
     await page.getByRole('button', { name: 'Run (Ctrl+Enter)' }).click();

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_PASSWORD, screenshot, signIn, startConsole, type ConsoleHarness } from './helpers.ts';
+import { ADMIN_PASSWORD, runSql, screenshot, signIn, startConsole, type ConsoleHarness } from './helpers.ts';
 
 describe('console sign-in', () => {
   let h: ConsoleHarness;
@@ -91,6 +91,41 @@ describe('console sign-in', () => {
     // The browser logs the 401 and 429 answers themselves as console errors; nothing else may appear.
     const unexpected = h.problems.filter((p) => !/status of (401|429)/.test(p));
     assert.deepEqual(unexpected, []);
+    await page.close();
+  });
+});
+
+describe('console token renewal', () => {
+  let h: ConsoleHarness;
+
+  before(async () => {
+    // Tokens that live 4 seconds: the console must renew them on its own, several times.
+    h = await startConsole({ token_ttl: 4 });
+  });
+  after(() => h?.close());
+
+  test('the token is renewed before it expires and kept for the tab; the session goes on', async () => {
+    const page = await h.newPage();
+    await signIn(page, h.url, 'admin', ADMIN_PASSWORD);
+    const savedToken = async (): Promise<string> =>
+      (
+        JSON.parse(await page.evaluate<string>("sessionStorage.getItem('rustydb.console.token')")) as {
+          token: string;
+        }
+      ).token;
+    const first = await savedToken();
+    await page.waitForTimeout(9000);
+    assert.notEqual(await savedToken(), first, 'a renewed token replaced the first in the tab');
+    assert.match((await page.locator('header').textContent()) ?? '', /connected/);
+    await runSql(page, "SELECT 'still signed in' AS state");
+    await page.getByRole('gridcell', { name: 'still signed in' }).waitFor();
+    // A reload picks up the renewed token, not the expired first one.
+    await page.reload();
+    await page.getByTestId('user').waitFor();
+    assert.deepEqual(
+      h.problems.filter((p) => !/status of 40\d/.test(p)),
+      [],
+    );
     await page.close();
   });
 });

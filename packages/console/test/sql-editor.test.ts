@@ -10,24 +10,13 @@ import type { Page } from 'playwright-core';
 import {
   ADMIN_PASSWORD,
   adminSql,
+  runSql,
   screenshot,
   signIn,
   startConsole,
+  typeInEditor,
   type ConsoleHarness,
 } from './helpers.ts';
-
-async function typeSql(page: Page, sql: string): Promise<void> {
-  const editor = page.getByRole('textbox', { name: /SQL statement/ });
-  await editor.click();
-  await page.keyboard.press('ControlOrMeta+a');
-  await page.keyboard.press('Delete');
-  await page.keyboard.insertText(sql);
-}
-
-async function runSql(page: Page, sql: string): Promise<void> {
-  await typeSql(page, sql);
-  await page.keyboard.press('ControlOrMeta+Enter');
-}
 
 describe('console SQL editor', () => {
   let h: ConsoleHarness;
@@ -97,7 +86,7 @@ describe('console SQL editor', () => {
     await alert.waitFor();
     assert.match((await alert.textContent()) ?? '', /TABLE_NOT_FOUND|QUERY_ERROR/);
 
-    await typeSql(page, 'SELECT * FROM inven');
+    await typeInEditor(page, /SQL statement/, 'SELECT * FROM inven');
     await page.keyboard.press('Control+Space');
     await page
       .getByRole('option', { name: /inventory/ })

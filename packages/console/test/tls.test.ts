@@ -14,7 +14,14 @@ import { loadConfig } from '../../server/src/config/config.ts';
 import { silentLogger } from '../../server/src/core/logger.ts';
 import { startServer, type RustyServer } from '../../server/src/server.ts';
 import { freshDataDir } from '../../server/test/helpers/test-server.ts';
-import { ADMIN_PASSWORD, assertAccessible, ensureConsoleBuilt, screenshot, signIn } from './helpers.ts';
+import {
+  ADMIN_PASSWORD,
+  assertAccessible,
+  ensureConsoleBuilt,
+  runSql,
+  screenshot,
+  signIn,
+} from './helpers.ts';
 
 describe('console over TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rustydb-console-tls-'));
@@ -76,12 +83,7 @@ describe('console over TLS', () => {
   test('signs in over https and runs a query over wss', async () => {
     assert.match(server.url, /^https:/);
     await signIn(page, `${server.url}/`, 'admin', ADMIN_PASSWORD);
-    const editor = page.getByRole('textbox', { name: /SQL statement/ });
-    await editor.click();
-    await page.keyboard.press('ControlOrMeta+a');
-    await page.keyboard.press('Delete');
-    await page.keyboard.insertText("SELECT 'over wss' AS transport");
-    await page.keyboard.press('ControlOrMeta+Enter');
+    await runSql(page, "SELECT 'over wss' AS transport");
     await page.getByRole('gridcell', { name: 'over wss' }).waitFor();
     assert.equal(await page.evaluate('location.protocol'), 'https:');
     assert.deepEqual(problems, []);

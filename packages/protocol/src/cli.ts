@@ -35,21 +35,30 @@ export interface CommandOutput {
 }
 
 /**
- * Imports another package's `cli` module, or returns undefined when that package is not installed
- * (any other failure, such as a broken installation, is thrown). `load` does the import, so that the
- * specifier is resolved from the calling package's own location.
+ * The other package as a companion: `load` imports its `cli` module (the caller does the import, so
+ * that the specifier is resolved from the calling package's location). A package that is not installed
+ * loads as undefined; any other failure, such as a broken installation, is thrown.
  */
-export async function importIfInstalled<T>(
-  packageName: string,
-  load: () => Promise<T>,
-): Promise<T | undefined> {
-  try {
-    return await load();
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message?.includes(`'${packageName}'`)) return undefined;
-    throw err;
-  }
+export function companion(packageName: string, provides: string, load: () => Promise<unknown>): Companion {
+  return {
+    packageName,
+    provides,
+    async load() {
+      try {
+        return ((await load()) as { commandSet: CommandSet }).commandSet;
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message?.includes(`'${packageName}'`)) return undefined;
+        throw err;
+      }
+    },
+  };
+}
+
+/** The list of commands that opens a package's part of the help: one line each, aligned. */
+export function commandSummaries(title: string, summaries: Readonly<Record<string, string>>): string {
+  const lines = Object.entries(summaries).map(([command, summary]) => `  ${command.padEnd(9)} ${summary}`);
+  return `${title}\n${lines.join('\n')}`;
 }
 
 /**

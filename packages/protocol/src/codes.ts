@@ -17,7 +17,12 @@ export const ERROR_CODES = {
   NOT_FOUND: { description: 'The user, role, session or collection named does not exist', retryable: false },
   QUERY_CANCELLED: { description: 'The query was stopped by a cancel message', retryable: false },
   QUERY_TIMEOUT: {
-    description: 'The query ran longer than the statement timeout and was stopped',
+    description:
+      'The query ran longer than the statement timeout, or waited that long for its turn to write, and was stopped',
+    retryable: true,
+  },
+  BUSY: {
+    description: 'Another process held the database lock too long; wait retry_after_ms and send again',
     retryable: true,
   },
   SLOW_CONSUMER: {
@@ -48,12 +53,15 @@ export interface ErrorDetailsByCode {
   PERMISSION_DENIED: { privilege?: string; table?: string };
   /** For an unknown metric name: the names there are. */
   INVALID_MESSAGE: { known?: string[] };
-  /** SQLite's result code name, such as `SQLITE_CONSTRAINT_UNIQUE` or `SQLITE_BUSY`. */
+  /** SQLite's result code name, such as `SQLITE_CONSTRAINT_UNIQUE`. */
   QUERY_ERROR: { sqlite_code?: string };
   TABLE_NOT_FOUND: { table?: string };
   NOT_FOUND: NoDetails;
   QUERY_CANCELLED: NoDetails;
-  QUERY_TIMEOUT: NoDetails;
+  /** When the request timed out waiting: what for (`the write lock`, `a database connection`). */
+  QUERY_TIMEOUT: { waiting_for?: string };
+  /** How long to wait before sending again, and SQLite's result code (`SQLITE_BUSY`). */
+  BUSY: { retry_after_ms?: number; sqlite_code?: string };
   /** The sequence to resume the subscription from. */
   SLOW_CONSUMER: { resume_from?: number };
   CONNECTION_LIMIT: NoDetails;

@@ -17,7 +17,7 @@ import { TokenService } from './auth/tokens.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { loadSharedSigningSecret, loadSigningSecret } from './auth/signing-secret.ts';
 import { generatePassword } from './auth/passwords.ts';
-import { consoleLogger, type Logger } from './core/logger.ts';
+import { consoleLogger, describeError, type Logger, type LogLevel } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
@@ -28,6 +28,7 @@ import { registerSqlRoutes } from './http/sql-routes.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
 import { registerAdminRoutes } from './http/admin-routes.ts';
 import { registerSubscriptionRoutes } from './http/subscription-routes.ts';
+import { registerSchemaRoutes } from './http/schema-routes.ts';
 import { registerDocumentRoutes } from './http/document-routes.ts';
 import { DocumentService } from './documents/document-service.ts';
 import { ChangeFeed } from './changes/change-feed.ts';
@@ -145,13 +146,16 @@ async function bootstrapAdmin(users: UserStore, config: ServerConfig, options: S
 }
 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RustyServer> {
-  const logger = options.logger ?? consoleLogger;
+  // log_level was checked when the configuration was loaded.
+  const logger = options.logger ?? consoleLogger(config.log_level as LogLevel);
   const https = config.enable_tls ? loadTls(config) : undefined;
 
   // The data directory holds the token signing key and the audit log whatever the engine, and the
   // database itself with SQLite.
   prepareDataDir(config.data_dir, config.allow_insecure_data_dir, logger);
-  const engine = await openEngine(config);
+  const engine = await openEngine(config, {
+    onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
+  });
   // The database files were just created (or opened): readable by the server's user only from now on.
   tightenDataFiles(config.data_dir, logger);
   let app: FastifyInstance | undefined;
@@ -268,6 +272,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     });
     registerSessionRoutes(app, deps);
     registerSubscriptionRoutes(app, { ...deps, hub });
+    registerSchemaRoutes(app, deps);
     registerDocumentRoutes(app, { ...deps, documents: new DocumentService(deps.engine) });
     registerAuditRoutes(app, deps);
     registerMetricsRoutes(app, { ...deps, sampler, prometheus: new PrometheusExporter() });

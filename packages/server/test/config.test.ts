@@ -147,6 +147,27 @@ test('enable_tls needs both tls_cert_path and tls_key_path', () => {
   assert.equal(ok.enable_tls, true);
 });
 
+test('log_level is one of debug, info, warn, error', () => {
+  assert.equal(loadConfig({ flags: { log_level: 'debug' } }).log_level, 'debug');
+  assert.throws(
+    () => loadConfig({ env: { RUSTYDB_LOG_LEVEL: 'verbose' } }),
+    (err: unknown) =>
+      err instanceof ConfigError && err.field === 'log_level' && /debug, info, warn, error/.test(err.message),
+  );
+});
+
+test('subscription_max_buffer must be below websocket_max_send_buffer', () => {
+  const mib = 1024 * 1024;
+  assert.throws(
+    () => loadConfig({ overrides: { subscription_max_buffer: 4 * mib, websocket_max_send_buffer: 4 * mib } }),
+    (err: unknown) => err instanceof ConfigError && err.field === 'subscription_max_buffer',
+  );
+  const config = loadConfig({
+    overrides: { subscription_max_buffer: 2 * mib, websocket_max_send_buffer: 4 * mib },
+  });
+  assert.equal(config.websocket_max_send_buffer, 4 * mib);
+});
+
 test('describeConfig redacts admin_password and jwt_secret and shows every field', () => {
   const config = loadConfig({
     overrides: {

@@ -1,9 +1,10 @@
 /**
- * The commands of `rustydb` that act as a database client over the WebSocket protocol: `shell`,
- * `query`, `watch`. They parse their own flags (node:util parseArgs) and return the process exit code.
+ * The commands of `rustydb` that act as a database client: `shell`, `query`, `watch` over the WebSocket
+ * protocol, and `gen types` from the schema endpoint. They parse their own flags (node:util parseArgs) and return the process exit code.
  */
-import type { CommandSet } from '@rustydb/protocol/cli';
+import { commandSummaries, type CommandSet } from '@rustydb/protocol/cli';
 import { CONNECTION_USAGE, CommandError } from './client-connection.ts';
+import { GEN_USAGE, genCommand } from './gen-types-command.ts';
 import { QUERY_USAGE, queryCommand, type CommandIo } from './query-command.ts';
 import { SHELL_USAGE, shellCommand } from './shell.ts';
 import { WATCH_USAGE, watchCommand } from './watch-command.ts';
@@ -12,18 +13,17 @@ const SUMMARIES = {
   shell: 'interactive SQL shell on a running server',
   query: 'run one statement on a running server (for scripts)',
   watch: "print a table's changes as they happen",
+  gen: 'write TypeScript types of the tables and collections you may read (gen types)',
 } as const;
 
 type ClientCommand = keyof typeof SUMMARIES;
 
-export const CLIENT_USAGE = `client commands (talk to a running server over /api/v1/stream):
-${Object.entries(SUMMARIES)
-  .map(([command, summary]) => `  ${command.padEnd(9)} ${summary}`)
-  .join('\n')}
+export const CLIENT_USAGE = `${commandSummaries('client commands (talk to a running server over /api/v1/stream):', SUMMARIES)}
 
   ${SHELL_USAGE.replaceAll('\n', '\n  ')}
   ${QUERY_USAGE.replaceAll('\n', '\n  ')}
   ${WATCH_USAGE.replaceAll('\n', '\n  ')}
+  ${GEN_USAGE.replaceAll('\n', '\n  ')}
   ${CONNECTION_USAGE.replaceAll('\n', '\n  ')}`;
 
 /** Each command's own usage, for `rustydb COMMAND --help` and `rustydb help COMMAND`. */
@@ -31,6 +31,7 @@ const COMMAND_USAGE: Record<ClientCommand, string> = {
   shell: `usage: ${SHELL_USAGE}\n${CONNECTION_USAGE}\n`,
   query: `usage: ${QUERY_USAGE}\n${CONNECTION_USAGE}\n`,
   watch: `usage: ${WATCH_USAGE}\n${CONNECTION_USAGE}\n`,
+  gen: `usage: ${GEN_USAGE}\n${CONNECTION_USAGE}\n`,
 };
 
 const PROCESS_IO: CommandIo = {
@@ -49,6 +50,7 @@ export async function runClientCommand(
   try {
     if (command === 'shell') return await shellCommand(argv, io);
     if (command === 'query') return await queryCommand(argv, io);
+    if (command === 'gen') return await genCommand(argv, io);
     return await watchCommand(argv, io);
   } catch (err) {
     if (err instanceof CommandError) {

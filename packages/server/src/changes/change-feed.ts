@@ -7,7 +7,8 @@
 import type { ChangeLog, ChangeRecord, Engine } from '../engine/engine.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 
-export type ChangeListener = (records: readonly ChangeRecord[]) => void;
+/** Receives each page of new records; a promise it returns makes the feed wait before reading more. */
+export type ChangeListener = (records: readonly ChangeRecord[]) => void | Promise<void>;
 
 const PAGE = 1000;
 const POLL_MS = 1000;
@@ -98,13 +99,17 @@ export class ChangeFeed {
           const records = await this.#log.read(this.#head, PAGE);
           if (records.length === 0 || this.#closed) break;
           this.#head = records[records.length - 1]!.seq;
+          const waits: Promise<void>[] = [];
           for (const listener of this.#listeners) {
             try {
-              listener(records);
+              const wait = listener(records);
+              if (wait) waits.push(wait);
             } catch (err) {
               this.#logger.error('change listener failed', describeError(err));
             }
           }
+          // A listener behind on delivery holds the feed: the records wait in the log, not in memory.
+          if (waits.length > 0) await Promise.all(waits);
           if (records.length < PAGE) break;
         }
       } while (this.#again && !this.#closed);

@@ -12,6 +12,7 @@ import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { errorPayload } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import type { ChangeFeed } from './change-feed.ts';
+import { DeliveryScheduler, type DeliveryTarget } from './delivery-scheduler.ts';
 import { TableSubscription, type EndReason } from './table-subscription.ts';
 import { LiveQuery, type LiveQuerySubscriber } from './live-query.ts';
 import type { SubscriberOwner } from './subscriber.ts';
@@ -73,6 +74,7 @@ export class SubscriptionHub {
   readonly #liveQueries = new Map<string, LiveQuery>();
   readonly #stopListening: () => void;
   readonly #stopWatchingGrants: () => void;
+  readonly #delivery: DeliveryScheduler;
 
   constructor(engine: Engine, feed: ChangeFeed, access: AccessControl, config: ServerConfig, logger: Logger) {
     this.#engine = engine;
@@ -80,15 +82,22 @@ export class SubscriptionHub {
     this.#access = access;
     this.#config = config;
     this.#logger = logger;
-    this.#stopListening = feed.listen((records) => {
-      for (const subscription of this.#tables) if (!subscription.catchingUp) subscription.offer(records);
-      for (const live of this.#liveQueries.values()) live.offer(records);
-    });
+    this.#delivery = new DeliveryScheduler(() => this.#liveTargets());
+    this.#stopListening = feed.listen((records) => this.#delivery.push(records));
     this.#stopWatchingGrants = access.onChange(() => void this.#recheckPrivileges());
   }
 
   get count(): number {
     return this.#subscriptions.size;
+  }
+
+  /**
+   * Who receives the feed's records: live queries, and table subscriptions done catching up (one still
+   * replaying history reads the records from the log itself, up to the feed's head).
+   */
+  *#liveTargets(): Iterable<DeliveryTarget> {
+    for (const subscription of this.#tables) if (!subscription.catchingUp) yield subscription;
+    yield* this.#liveQueries.values();
   }
 
   async subscribe(owner: SubscriberOwner, message: SubscribeMessage, principal: Principal): Promise<void> {
@@ -168,6 +177,7 @@ export class SubscriptionHub {
 
   close(): void {
     this.#stopListening();
+    this.#delivery.close();
     this.#stopWatchingGrants();
     for (const live of this.#liveQueries.values()) live.close();
     this.#subscriptions.clear();

@@ -3,7 +3,7 @@
  * one. Loading this module is cheap (the server itself is imported only by `serve`), so the client's
  * `rustydb` can load it for its help.
  */
-import type { CommandSet } from '@rustydb/protocol/cli';
+import { commandSummaries, type CommandSet } from '@rustydb/protocol/cli';
 import { CONFIG_FIELDS, envName, flagName, type ConfigField } from '../config/config.ts';
 import { ADMIN_USAGE, UsageError, runAdminCommand } from './admin-commands.ts';
 import { parseArgs } from './args.ts';
@@ -24,10 +24,7 @@ ${Object.entries(CONFIG_FIELDS)
   )
   .join('\n')}`;
 
-const SERVER_USAGE = `server commands:
-${Object.entries(SUMMARIES)
-  .map(([command, summary]) => `  ${command.padEnd(9)} ${summary}`)
-  .join('\n')}
+const SERVER_USAGE = `${commandSummaries('server commands:', SUMMARIES)}
 
 ${ADMIN_USAGE}
 

@@ -3,6 +3,7 @@
  * (`--field-name`). Every field is validated; an invalid value stops start-up naming the field.
  */
 import { readFileSync } from 'node:fs';
+import { LOG_LEVELS, isLogLevel } from '../core/logger.ts';
 
 type FieldKind = 'string' | 'int' | 'bool' | 'number';
 
@@ -275,6 +276,11 @@ export const CONFIG_FIELDS = {
     default: true,
     help: 'answer GraphQL introspection (__schema, __type); off: refused',
   },
+  log_level: {
+    kind: 'string',
+    default: 'info',
+    help: 'least severe log lines written: debug, info, warn or error',
+  },
   metrics_public: {
     kind: 'bool',
     default: false,
@@ -437,6 +443,9 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
   }
   if (result.jwks_role_map !== undefined) parseRoleMap(result.jwks_role_map);
   if (result.allowed_origins !== undefined) parseAllowedOrigins(result.allowed_origins);
+  if (!isLogLevel(result.log_level)) {
+    throw new ConfigError('log_level', `expected one of ${LOG_LEVELS.join(', ')}, got ${result.log_level}`);
+  }
   // A subscriber must be told SLOW_CONSUMER (and can resume) before its socket reaches the hard limit.
   if (result.subscription_max_buffer >= result.websocket_max_send_buffer) {
     throw new ConfigError(

@@ -445,7 +445,8 @@ export class StreamSession {
     try {
       await work(controller.signal);
     } catch (err) {
-      this.#sendFailure(err, id);
+      if (this.#closed) this.#leftBehind(err, id);
+      else this.#sendFailure(err, id);
     } finally {
       if (id !== undefined) {
         if (this.#running.get(id) === controller) this.#running.delete(id);
@@ -572,6 +573,17 @@ export class StreamSession {
     const failure = normalizeError(err, (e) => this.#deps.logger.error('request failed', describeError(e)));
     this.#send(errorEnvelope(failure, id));
     if (failure.fatal) this.#closeWith(1011, 'internal error');
+  }
+
+  /** A request that ended because its client went away: nobody to tell, nothing wrong. */
+  #leftBehind(err: unknown, id: string | undefined): void {
+    const { logger } = this.#deps;
+    const failure = normalizeError(err, (e) => logger.error('request failed', describeError(e)));
+    logger.debug('request ended: the client went away', {
+      id,
+      endpoint: this.#origin.endpoint,
+      code: failure.code,
+    });
   }
 
   /** A failure outside any request: a bug. The client is told and the socket closed with 1011. */

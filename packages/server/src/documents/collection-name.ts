@@ -15,6 +15,11 @@ export function isValidCollectionName(name: unknown): name is string {
   return !lower.startsWith('sqlite_') && !lower.startsWith('_rustydb');
 }
 
+/** Whether a table with these columns (in order) is a collection's. */
+export function hasCollectionColumns(columns: readonly string[]): boolean {
+  return columns.join(',') === '_id,doc,_op';
+}
+
 /** The collection's table as a quoted SQL identifier; throws for an invalid name. */
 export function collectionTable(name: unknown): SqlFragment {
   if (!isValidCollectionName(name)) {

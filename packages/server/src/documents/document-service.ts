@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Caller, Engine, StatementInput } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { TABLE_PRIVILEGES } from '../auth/privileges.ts';
-import { collectionTable, isValidCollectionName } from './collection-name.ts';
+import { collectionTable, hasCollectionColumns, isValidCollectionName } from './collection-name.ts';
 import { compileFind, compileCount, type FindOptions } from './find-compiler.ts';
 import { compileAggregate } from './aggregate-compiler.ts';
 import { compileReplacement, compileUpdate } from './update-compiler.ts';
@@ -98,7 +98,7 @@ export class DocumentService {
       'SELECT name FROM pragma_table_info(?) ORDER BY cid',
       [name],
     );
-    return columns.map((c) => c.name).join(',') === '_id,doc,_op';
+    return hasCollectionColumns(columns.map((c) => c.name));
   }
 
   async createCollection(name: string, context: CallContext): Promise<boolean> {

@@ -2,11 +2,17 @@
 import type { ServerConfig } from '../config/config.ts';
 import type { Engine } from './engine.ts';
 import { SqliteEngine } from './sqlite/sqlite-engine.ts';
-import { PostgresEngine } from './postgres/postgres-engine.ts';
 
-export async function openEngine(config: ServerConfig): Promise<Engine> {
+export interface OpenEngineOptions {
+  /** Told of failures of the engine's background work (checkpoints), for the server log. */
+  onBackgroundError?: (what: string, err: unknown) => void;
+}
+
+export async function openEngine(config: ServerConfig, options: OpenEngineOptions = {}): Promise<Engine> {
   if (config.engine === 'postgres') {
+    // Loaded only when chosen: node-postgres costs every other start (and every CLI command) its load time.
+    const { PostgresEngine } = await import('./postgres/postgres-engine.ts');
     return PostgresEngine.open({ databaseUrl: config.database_url!, poolSize: config.engine_pool_size });
   }
-  return SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size });
+  return SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size, ...options });
 }

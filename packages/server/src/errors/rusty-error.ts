@@ -20,6 +20,9 @@ export class RustyError extends Error {
   }
 }
 
+/** How long a client told BUSY should wait before trying again. */
+const BUSY_RETRY_AFTER_MS = 1000;
+
 /** SQLite result codes that mean the database itself is broken, not the statement. */
 const STORAGE_FAILURES = /^SQLITE_(CORRUPT|NOTADB|IOERR|CANTOPEN|FULL|NOMEM)/;
 
@@ -35,6 +38,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   QUERY_CANCELLED: 409,
   QUERY_TIMEOUT: 408,
+  BUSY: 503,
   SLOW_CONSUMER: 429,
   CONNECTION_LIMIT: 503,
   RATE_LIMIT_EXCEEDED: 429,
@@ -53,6 +57,10 @@ interface SqliteLikeError {
  */
 export function normalizeError(err: unknown, onInternal?: (err: unknown) => void): RustyError {
   if (err instanceof RustyError) return err;
+  // An AbortSignal fired (the client went away, or cancelled) while the request waited: no failure.
+  if ((err as { name?: unknown } | null)?.name === 'AbortError') {
+    return new RustyError('QUERY_CANCELLED', 'the request was cancelled');
+  }
   const e = (err ?? {}) as SqliteLikeError;
   const code = typeof e.code === 'string' ? e.code : '';
   const message = typeof e.message === 'string' ? e.message : '';
@@ -66,8 +74,13 @@ export function normalizeError(err: unknown, onInternal?: (err: unknown) => void
     const missing = /^no such table: (.+)$/.exec(message);
     if (missing)
       return new RustyError('TABLE_NOT_FOUND', `Table '${missing[1]}' not found`, { table: missing[1] });
-    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-      return new RustyError('QUERY_ERROR', 'database is busy; try again', { sqlite_code: code });
+    if (/^SQLITE_(BUSY|LOCKED)/.test(code)) {
+      // The server's own writers take turns and never meet each other's locks: this lock is held by
+      // another process (a backup tool, an operator's sqlite3 shell) for longer than the busy timeout.
+      return new RustyError('BUSY', 'the database is locked by another process; try again', {
+        sqlite_code: code,
+        retry_after_ms: BUSY_RETRY_AFTER_MS,
+      });
     }
     return new RustyError('QUERY_ERROR', message || 'SQL error', { sqlite_code: code });
   }

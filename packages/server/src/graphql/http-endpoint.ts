@@ -68,7 +68,7 @@ export function registerGraphQLHttp(
           );
       }
       // The statements of a request the client gave up on are interrupted.
-      callers.set(request, { principal, signal: clientGoneSignal(reply) });
+      callers.set(request, { principal, signal: clientGoneSignal(request, reply, logger) });
       await handler.call(scope, request, reply);
       return reply;
     });

@@ -44,7 +44,7 @@ export function registerDocumentRoutes(
   const context = async (request: FastifyRequest, reply: FastifyReply): Promise<CallContext> => ({
     caller: await access.callerFor(await principalOf(request)),
     timeoutMs: config.statement_timeout * 1000,
-    signal: clientGoneSignal(reply),
+    signal: clientGoneSignal(request, reply, deps.logger),
   });
   const name = (request: FastifyRequest): string => parseBody(nameParams, request.params).name;
 

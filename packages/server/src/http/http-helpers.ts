@@ -57,12 +57,16 @@ export function registerErrorHandling(app: FastifyInstance, logger: Logger): voi
 
 /**
  * Aborted when the client goes away before its answer is sent: the statements the request started are
- * interrupted rather than left to run (and hold locks) for statement_timeout.
+ * interrupted rather than left to run (and hold locks) for statement_timeout. That is no failure of the
+ * server, and is logged at debug level only. (The request's own 'close' does not say so: Node emits it
+ * as soon as the body has been read.)
  */
-export function clientGoneSignal(reply: FastifyReply): AbortSignal {
+export function clientGoneSignal(request: FastifyRequest, reply: FastifyReply, logger: Logger): AbortSignal {
   const controller = new AbortController();
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort();
+    if (reply.raw.writableFinished) return;
+    logger.debug('request ended: the client went away', { endpoint: requestContext(request).endpoint });
+    controller.abort();
   });
   return controller.signal;
 }

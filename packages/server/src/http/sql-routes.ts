@@ -18,7 +18,7 @@ export function registerSqlRoutes(app: FastifyInstance, deps: RestDeps): void {
     const options = {
       timeoutMs: config.statement_timeout * 1000,
       caller,
-      signal: clientGoneSignal(reply),
+      signal: clientGoneSignal(request, reply, deps.logger),
       chunkSize: MAX_UNSTREAMED_ROWS + 1,
     };
     let result;
@@ -44,7 +44,7 @@ export function registerSqlRoutes(app: FastifyInstance, deps: RestDeps): void {
     const { queries, transaction } = parseBody(batchBodySchema, request.body);
     const results = await engine.batch(queries, {
       caller,
-      signal: clientGoneSignal(reply),
+      signal: clientGoneSignal(request, reply, deps.logger),
       timeoutMs: config.statement_timeout * 1000,
       transaction: transaction ?? false,
     });

@@ -70,6 +70,15 @@ export async function startTestServer(
     if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
+  // Nodes on PostgreSQL keep a generated secret in the database, not in the data directory.
+  const sharedSecret =
+    config.engine === 'postgres' && !config.jwt_secret
+      ? (
+          await server.engine.internal.get<{ value: string }>(
+            "SELECT value FROM meta WHERE key = 'jwt_secret'",
+          )
+        )?.value
+      : undefined;
   const clients = new Set<TestClient>();
   let token = '';
   if (config.admin_password !== undefined) {
@@ -124,6 +133,7 @@ export async function startTestServer(
       return { status: res.status, body: parsed };
     },
     secret() {
+      if (sharedSecret !== undefined) return Buffer.from(sharedSecret, 'base64');
       return Buffer.from(readFileSync(join(dataDir, 'jwt-secret'), 'utf8').trim(), 'base64');
     },
     async close() {

@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestServer, sql, type TestServer } from '../helpers/test-server.ts';
-import type { Logger } from '../../src/core/logger.ts';
+import { silentLogger, type Logger } from '../../src/core/logger.ts';
 
 const parents: string[] = [];
 after(() => {
@@ -33,8 +33,11 @@ function modes(dir: string): Record<string, string> {
 
 function recordingLogger(): Logger & { warnings: string[] } {
   const warnings: string[] = [];
-  const ignore = (): void => {};
-  return { info: ignore, error: ignore, warn: (message: string) => void warnings.push(message), warnings };
+  return {
+    ...silentLogger,
+    warn: (message: string) => void warnings.push(message),
+    warnings,
+  };
 }
 
 async function withServer(

@@ -74,7 +74,7 @@ function capturingLogger(): { logger: Logger; lines: Captured[] } {
   const lines: Captured[] = [];
   const at = (level: string) => (message: string, fields?: Record<string, unknown>) =>
     void lines.push({ level, message, ...(fields ? { fields } : {}) });
-  return { logger: { info: at('info'), warn: at('warn'), error: at('error') }, lines };
+  return { logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, lines };
 }
 
 function httpsGet(url: string, options: { ca?: Buffer; maxVersion?: 'TLSv1.1' | 'TLSv1.2' } = {}) {

@@ -15,8 +15,8 @@ interface PgErrorLike {
   severity?: unknown;
 }
 
-/** SQLSTATE classes that are about the server or the connection, not the statement. */
-const SERVER_CLASSES = new Set(['08', '53', '57', '58', 'XX', 'F0', 'P0']);
+/** SQLSTATE classes about the server or the connection (28: a session role could not log in), not the statement. */
+const SERVER_CLASSES = new Set(['08', '28', '53', '57', '58', 'XX', 'F0', 'P0']);
 
 function isPgError(err: unknown): err is PgErrorLike & { code: string } {
   const e = err as PgErrorLike | null;

@@ -177,9 +177,13 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  /** Makes PostgreSQL's roles and privileges match RustyDB's roles and grants (after any change to them). */
+  /**
+   * Makes PostgreSQL's roles and privileges match RustyDB's roles and grants (at start and after any
+   * change to them). Tables made outside RustyDB (before it started, by the login role) are adopted
+   * like those made through it.
+   */
   async syncPrivileges(): Promise<void> {
-    await this.#onOwner((client) => client.query('SELECT rustydb_api.sync_privileges()'));
+    await this.#onOwner((client) => client.query('SELECT rustydb_api.after_ddl()'));
     // Session roles hold memberships granted when they were made; roles made since need granting.
     this.#sessionRoles.clear();
   }
@@ -271,11 +275,8 @@ export class PostgresEngine implements Engine {
     const caller = this.#requireCaller(options.caller);
     const pool = await this.#poolFor(caller);
     const client = await pool.acquire(options.signal);
-    const stopper = new StatementStopper(
-      { interrupt: () => void cancelBackend(client) },
-      options.timeoutMs,
-      options.signal,
-    );
+    const stopper = new StatementStopper(options.timeoutMs, options.signal);
+    stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
       await client.query(beginSql(parsed.kind === 'read' ? 'read' : 'write', options.timeoutMs));
@@ -442,7 +443,8 @@ export class PostgresEngine implements Engine {
   ): Promise<T> {
     const pool = await this.#poolFor(caller);
     const client = await pool.acquire(signal);
-    const stopper = new StatementStopper({ interrupt: () => void cancelBackend(client) }, timeoutMs, signal);
+    const stopper = new StatementStopper(timeoutMs, signal);
+    stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
       await client.query(beginSql(mode, timeoutMs));

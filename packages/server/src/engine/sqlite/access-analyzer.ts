@@ -59,14 +59,21 @@ function vtabNamesFrom(programs: readonly (readonly ExplainRow[])[]): VtabNames 
 
 export class AccessAnalyzer {
   readonly #db: SyncDatabase;
+  readonly #schemaDb: SyncDatabase;
   /** Root page → the table it belongs to (tables and their indexes). */
   #rootPages = new Map<number, string>();
   /** Learnt once per connection: its table-valued functions' objects live as long as it does. */
   #vtabNames: VtabNames | undefined;
 
-  /** @param db a connection used only for planning (see StatementRouter) */
-  constructor(db: SyncDatabase) {
+  /**
+   * @param db a connection used only for EXPLAIN (see StatementRouter)
+   * @param schemaDb where the schema is read. Not `db`: libsql never resets a finished EXPLAIN, which
+   *   SQLite then counts as still running, so a read on the same connection would keep its snapshot
+   *   open and stop every checkpoint.
+   */
+  constructor(db: SyncDatabase, schemaDb: SyncDatabase) {
     this.#db = db;
+    this.#schemaDb = schemaDb;
   }
 
   /** Forget the root-page map; called after DDL. */
@@ -100,7 +107,7 @@ export class AccessAnalyzer {
 
   #loadRootPages(): void {
     this.#rootPages.clear();
-    const rows = this.#db.prepare(ROOT_PAGES_SQL).raw().all([]);
+    const rows = this.#schemaDb.prepare(ROOT_PAGES_SQL).raw().all([]);
     for (const [page, table] of rows) this.#rootPages.set(Number(page), String(table));
   }
 

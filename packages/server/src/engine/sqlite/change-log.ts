@@ -23,12 +23,20 @@ function parseJson(text: unknown): Record<string, unknown> | null {
   return value;
 }
 
+/** Runs a write of the server's own in its turn among the engine's writers. */
+export type InTurn = <T>(work: () => T) => Promise<T>;
+
 export class SqliteChangeLog implements ChangeLog {
   readonly #db: () => SyncDatabase;
+  readonly #inTurn: InTurn;
 
-  /** @param db the connection to read on (the engine's inline connection, which may be reopened) */
-  constructor(db: () => SyncDatabase) {
+  /**
+   * @param db the connection to read on (the engine's inline connection, which may be reopened)
+   * @param inTurn runs pruning, which writes, in its turn among the engine's writers
+   */
+  constructor(db: () => SyncDatabase, inTurn: InTurn) {
     this.#db = db;
+    this.#inTurn = inTurn;
   }
 
   async head(): Promise<number> {
@@ -42,6 +50,10 @@ export class SqliteChangeLog implements ChangeLog {
   }
 
   async floor(): Promise<number> {
+    return this.floorNow();
+  }
+
+  floorNow(): number {
     const row = this.#db().prepare(`SELECT value FROM ${META_TABLE} WHERE key = ?`).raw().get([FLOOR_KEY]);
     return Number(row?.[0] ?? 0);
   }
@@ -76,7 +88,11 @@ export class SqliteChangeLog implements ChangeLog {
     }));
   }
 
-  async prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number> {
+  prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number> {
+    return this.#inTurn(() => this.#pruneNow(limits));
+  }
+
+  #pruneNow(limits: { maxAgeMs: number; maxEntries: number }): number {
     const db = this.#db();
     const head = this.headNow();
     const byCount = head - limits.maxEntries;
@@ -88,7 +104,7 @@ export class SqliteChangeLog implements ChangeLog {
         .raw()
         .get([cutoff])?.[0] ?? 0,
     );
-    const floor = await this.floor();
+    const floor = this.floorNow();
     // Bounded per call: this runs on the event loop; the pruner calls again until nothing is left.
     const through = Math.min(Math.max(byCount, byAge), floor + PRUNE_BATCH);
     if (through <= floor) return 0;

@@ -8,6 +8,12 @@ import { RustyError } from '../../errors/rusty-error.ts';
 
 export type PooledConnection = AsyncDatabase;
 
+/**
+ * A connection holding more statements and cursors than this is replaced when it comes back: it keeps
+ * them until it closes (see openAsync), and that must not grow without end.
+ */
+const MAX_RETAINED = 256;
+
 interface Waiter {
   resolve(conn: PooledConnection): void;
   reject(err: unknown): void;
@@ -59,6 +65,10 @@ export class ConnectionPool {
   release(conn: PooledConnection): void {
     if (this.#closed) {
       conn.close();
+      return;
+    }
+    if (conn.retained > MAX_RETAINED) {
+      this.discard(conn);
       return;
     }
     const waiter = this.#waiters.shift();

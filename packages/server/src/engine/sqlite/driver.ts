@@ -19,7 +19,6 @@ export interface SyncDatabase {
   prepare(sql: string): SyncStatement;
   exec(sql: string): void;
   close(): void;
-  readonly inTransaction: boolean;
 }
 
 export interface AsyncStatement {
@@ -35,10 +34,12 @@ export interface AsyncDatabase {
   exec(sql: string): Promise<void>;
   interrupt(): void;
   close(): void;
+  /** Statements and result cursors held until the connection closes (see openAsync). */
+  readonly retained: number;
 }
 
 interface DriverOptions {
-  /** Busy timeout, seconds. */
+  /** Busy timeout, milliseconds (libsql passes it to SQLite as is). */
   timeout?: number;
 }
 
@@ -46,10 +47,57 @@ const require = createRequire(import.meta.url);
 const SyncCtor = require('libsql') as new (path: string, options?: DriverOptions) => SyncDatabase;
 const AsyncCtor = require('libsql/promise') as new (path: string, options?: DriverOptions) => AsyncDatabase;
 
-export function openSync(path: string, options?: DriverOptions): SyncDatabase {
-  return new SyncCtor(path, options);
+/**
+ * Makes `close` safe to call twice and `interrupt` a no-op once closed. libsql's native `interrupt` on
+ * a closed connection unwraps an empty value, a Rust panic, and the binding is built with
+ * `panic = "abort"`: it would end the whole process.
+ */
+function closeSafely<T extends { close(): void; interrupt?(): void }>(db: T): T {
+  let closed = false;
+  const close = db.close.bind(db);
+  const interrupt = db.interrupt?.bind(db);
+  db.close = () => {
+    if (closed) return;
+    closed = true;
+    close();
+  };
+  if (interrupt) db.interrupt = () => void (closed || interrupt());
+  return db;
 }
 
+export function openSync(path: string, options?: DriverOptions): SyncDatabase {
+  return closeSafely(new SyncCtor(path, options));
+}
+
+/**
+ * An asynchronous connection that keeps every statement and result cursor it hands out until it is
+ * closed. Its statements run on libsql's own threads, and SQLite holds the connection's mutex while one
+ * runs. A statement or cursor the garbage collector frees is finalized on the event loop, and
+ * finalizing takes that mutex: were it freed while a long statement of the same connection runs, the
+ * event loop would wait for that statement, and the timer that should interrupt it could never fire.
+ * Held until close, they are only ever finalized once the connection is idle for good. `retained`
+ * says how many there are, so that the owner can close and replace a connection that has many.
+ */
 export function openAsync(path: string, options?: DriverOptions): AsyncDatabase {
-  return new AsyncCtor(path, options);
+  const db = closeSafely(new AsyncCtor(path, options)) as AsyncDatabase & { retained: number };
+  let kept: unknown[] = [];
+  const prepare = db.prepare.bind(db);
+  const close = db.close.bind(db);
+  db.prepare = async (sql) => {
+    const stmt = await prepare(sql);
+    kept.push(stmt);
+    const iterate = stmt.iterate.bind(stmt);
+    stmt.iterate = async (params) => {
+      const rows = await iterate(params);
+      kept.push(rows);
+      return rows;
+    };
+    return stmt;
+  };
+  db.close = () => {
+    close();
+    kept = [];
+  };
+  Object.defineProperty(db, 'retained', { get: () => kept.length });
+  return db;
 }

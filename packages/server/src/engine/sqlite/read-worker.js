@@ -5,6 +5,7 @@
 // Messages in:  { type: 'run', runId, sql, params, schemaVersion, chunkSize }   start a statement
 //               { type: 'more', runId }                          send the next chunk
 //               { type: 'stop', runId }                          cancel / timeout / consumer gone
+//               { type: 'close' }                                stop what runs, close, and let the thread end
 // Messages out: { type: 'columns', runId, columns }
 //               { type: 'chunk', runId, rows, done }             at most chunkSize rows; then waits for 'more'
 //               { type: 'error', runId, code, message }       code SCHEMA_CHANGED: the database's schema
@@ -12,17 +13,32 @@
 //               { type: 'stopped', runId }                       after a stop: the worker is free again
 // Every message names its run, so a late message of an earlier run is never taken for the current one.
 // Plain JavaScript: workers do not inherit the TypeScript loader the server runs under.
+//
+// This thread is never terminated from outside: libsql's native binding aborts the whole process
+// when its thread is torn down during a native call. A statement is stopped with SQLite's interrupt,
+// and the thread ends by itself, after its last statement, when told to close.
 import { parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const Database = require('libsql/promise');
 
-const BUSY_TIMEOUT_S = 5;
+/** libsql's busy timeout is in milliseconds. */
+const BUSY_TIMEOUT_MS = 5000;
+/**
+ * Statements and cursors of the connection, kept until it is replaced. The garbage collector finalizes
+ * what it frees on this thread, and finalizing takes the connection's mutex, which SQLite holds while a
+ * statement runs (on libsql's own threads): freed during a long statement, a finalizer would block this
+ * thread, and with it the interrupt that should stop that statement. So nothing is freed while the
+ * connection can still run anything; past RETAINED_AT_MOST, the connection is replaced between runs.
+ */
+const RETAINED_AT_MOST = 256;
+let kept = [];
 let db = open();
 /** BEGIN, PRAGMA schema_version and ROLLBACK, prepared once per connection (run synchronously). */
 let control = null;
 let stopRequested = false;
+let closing = false;
 let running = false;
 let wake = null;
 let currentRun = 0;
@@ -30,7 +46,7 @@ let currentRun = 0;
 let interrupter = null;
 
 function open() {
-  const conn = new Database(workerData.path, { timeout: BUSY_TIMEOUT_S });
+  const conn = new Database(workerData.path, { timeout: BUSY_TIMEOUT_MS });
   return conn;
 }
 
@@ -51,6 +67,25 @@ function toWireRow(row) {
     else if (typeof value === 'bigint') row[i] = Number(value);
   }
   return row;
+}
+
+/**
+ * Stops a statement that is between rows (its last step gave a row): after the interrupt its next step
+ * fails, and SQLite ends it there. (Dropped unfinished, libsql would keep it running, with its
+ * snapshot, until collected.) Never after a failed step: SQLite resets such a statement, and stepping
+ * it again would run it from the start, beyond the interrupt's reach.
+ */
+function halt(it) {
+  db.interrupt();
+  try {
+    while (!it.next().done);
+  } catch {
+    // SQLITE_INTERRUPT: the statement is over.
+  }
+}
+
+function stoppedError() {
+  return Object.assign(new Error('stopped'), { code: 'STOPPED' });
 }
 
 function waitForMore() {
@@ -81,11 +116,17 @@ async function run(message) {
       return;
     }
     const stmt = await db.prepare(message.sql);
+    kept.push(stmt);
+    if (stopRequested) throw stoppedError();
     stmt.raw();
     parentPort.postMessage({ type: 'columns', runId, columns: stmt.columns().map((c) => c.name) });
     const it = await stmt.iterate(message.params);
+    kept.push(it);
     for (;;) {
-      if (stopRequested) throw Object.assign(new Error('stopped'), { code: 'STOPPED' });
+      if (stopRequested) {
+        halt(it);
+        throw stoppedError();
+      }
       const rows = [];
       let done = false;
       while (rows.length < message.chunkSize) {
@@ -102,15 +143,6 @@ async function run(message) {
     }
   } catch (err) {
     if (stopRequested) {
-      // The statement may have been left mid-way: a fresh connection holds no old snapshot.
-      try {
-        db.close();
-      } catch {
-        // already broken
-      }
-      db = open();
-      control = null;
-      transaction = null;
       parentPort.postMessage({ type: 'stopped', runId });
       return;
     }
@@ -130,11 +162,40 @@ async function run(message) {
     running = false;
     clearInterval(interrupter);
     interrupter = null;
+    if (closing) shutDown();
+    else if (kept.length > RETAINED_AT_MOST) replaceConnection();
   }
 }
 
+/** A fresh connection; the old one's statements can now be freed, as nothing runs on it any more. */
+function replaceConnection() {
+  db.close();
+  db = open();
+  control = null;
+  kept = [];
+}
+
+function requestStop() {
+  stopRequested = true;
+  db.interrupt();
+  interrupter ??= setInterval(() => db.interrupt(), 25);
+  const resolve = wake;
+  wake = null;
+  resolve?.();
+}
+
+/** Closes the connection and the port: with nothing left to do, the thread ends by itself. */
+function shutDown() {
+  db.close();
+  parentPort.close();
+}
+
 parentPort.on('message', (message) => {
-  if (message.type === 'run') void run(message);
+  if (message.type === 'close') {
+    closing = true;
+    if (running) requestStop();
+    else shutDown();
+  } else if (message.type === 'run') void run(message);
   else if (message.runId !== currentRun || !running) {
     // A 'more' or 'stop' for a run that is already over.
     if (message.type === 'stop') parentPort.postMessage({ type: 'stopped', runId: message.runId });
@@ -142,12 +203,5 @@ parentPort.on('message', (message) => {
     const resolve = wake;
     wake = null;
     resolve?.();
-  } else if (message.type === 'stop') {
-    stopRequested = true;
-    db.interrupt();
-    interrupter ??= setInterval(() => db.interrupt(), 25);
-    const resolve = wake;
-    wake = null;
-    resolve?.();
-  }
+  } else if (message.type === 'stop') requestStop();
 });

@@ -3,6 +3,10 @@
  * statement at a time and handing its rows over in chunks, one chunk ahead of the consumer. Stopping a
  * statement (cancel, timeout, consumer gone) answers the caller at once; the worker itself rejoins the
  * pool only when it reports that the statement is over.
+ *
+ * A worker is never terminated: terminating a thread while libsql is inside a native call aborts the
+ * whole process (neon's external.rs assertion). Its statement is interrupted instead, and at close each
+ * worker ends its statement, closes its connection and exits by itself.
  */
 import { Worker } from 'node:worker_threads';
 import type { ResultChunk } from '../engine.ts';
@@ -43,6 +47,8 @@ class ReadWorker {
   #taker: ((message: WorkerMessage) => void) | undefined;
   #pending: Promise<WorkerMessage> | undefined;
   failed: Error | undefined;
+  /** Resolves when the thread has ended. */
+  readonly exited: Promise<void>;
 
   constructor(path: string) {
     // Plain JavaScript: no loader hooks (the server's TypeScript loader would cost every start).
@@ -58,6 +64,18 @@ class ReadWorker {
       this.failed = err;
       this.#deliver({ type: 'error', runId: this.runId, code: 'WORKER_FAILED', message: err.message });
     });
+    this.exited = new Promise((resolve) =>
+      this.thread.once('exit', () => {
+        // Whoever still waits for this thread learns that it is gone.
+        this.#deliver({
+          type: 'error',
+          runId: this.runId,
+          code: 'WORKER_CLOSED',
+          message: 'engine is closed',
+        });
+        resolve();
+      }),
+    );
     this.thread.unref();
   }
 
@@ -104,7 +122,7 @@ export class ReadWorkerPool {
   readonly #size: number;
   readonly #idle: ReadWorker[] = [];
   readonly #all = new Set<ReadWorker>();
-  readonly #waiters: ((worker: ReadWorker) => void)[] = [];
+  readonly #waiters: { resolve(worker: ReadWorker): void; reject(err: unknown): void }[] = [];
   #closed = false;
 
   constructor(path: string, size: number) {
@@ -128,9 +146,12 @@ export class ReadWorkerPool {
       return worker;
     }
     return new Promise((resolve, reject) => {
-      const waiter = (worker: ReadWorker): void => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(worker);
+      const waiter = {
+        resolve: (worker: ReadWorker): void => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(worker);
+        },
+        reject,
       };
       const onAbort = (): void => {
         const at = this.#waiters.indexOf(waiter);
@@ -143,13 +164,15 @@ export class ReadWorkerPool {
   }
 
   #release(worker: ReadWorker): void {
-    if (this.#closed || worker.failed) {
+    if (worker.failed) {
+      // The thread has already ended (an uncaught error ends it): only its place is freed.
       this.#all.delete(worker);
-      void worker.thread.terminate();
       return;
     }
+    // Once closed, the worker has been told to end; it is no longer handed out.
+    if (this.#closed) return;
     const waiter = this.#waiters.shift();
-    if (waiter) waiter(worker);
+    if (waiter) waiter.resolve(worker);
     else this.#idle.push(worker);
   }
 
@@ -233,10 +256,24 @@ export class ReadWorkerPool {
     this.#release(worker);
   }
 
+  /**
+   * Asks every worker to stop its statement, close its connection and end; resolves when all have
+   * ended.
+   */
   async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all([...this.#all].map((w) => w.thread.terminate()));
+    if (!this.#closed) {
+      this.#closed = true;
+      // Busy ones too: a consumer may never come back for the rest of its rows. Referenced from
+      // now on: the process must not end (and tear the threads down) before they have.
+      for (const worker of this.#all) {
+        worker.thread.ref();
+        worker.post({ type: 'close' });
+      }
+      this.#idle.length = 0;
+      for (const waiter of this.#waiters.splice(0))
+        waiter.reject(new RustyError('INTERNAL_ERROR', 'engine is closed'));
+    }
+    await Promise.all([...this.#all].map((worker) => worker.exited));
     this.#all.clear();
-    this.#idle.length = 0;
   }
 }

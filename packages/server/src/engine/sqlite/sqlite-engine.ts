@@ -29,6 +29,8 @@ import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
 import { openAsync, openSync, type AsyncStatement, type SyncDatabase } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
+import { WriteGate } from './write-gate.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
@@ -42,17 +44,40 @@ export interface SqliteEngineOptions {
   poolSize: number;
   /** File name inside dataDir. */
   fileName?: string;
+  /** Told of failures of background work (checkpoints), for the server log. */
+  onBackgroundError?: (what: string, err: unknown) => void;
 }
 
-/** How long a pooled connection waits for a write lock held by another connection, seconds. */
-const BUSY_TIMEOUT_S = 5;
+/**
+ * How long a pooled connection lets SQLite wait for a lock held by another process, milliseconds.
+ * Writers of this server never meet each other's locks: they take turns at the write gate.
+ */
+const BUSY_TIMEOUT_MS = 5000;
 
-const CONNECTION_PRAGMAS = 'PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;';
+/** The WAL size past which a checkpoint runs. */
+const WAL_CHECKPOINT_BYTES = 1024 * 1024;
+/** The size a WAL file is cut back to when it starts over, so that its size tells how much it holds. */
+const WAL_KEEP_BYTES = 64 * 1024;
+
+/**
+ * Every connection: no automatic checkpoints (they would run inside a commit, on the event loop for
+ * the inline connection; the Checkpointer runs them instead), and a restarted WAL is cut back to size.
+ */
+const CONNECTION_PRAGMAS = `PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = ${WAL_KEEP_BYTES};`;
+
+/** SQLite's result code behind an error, also once it is wrapped in a RustyError. */
+function sqliteCode(err: unknown): string | undefined {
+  const e = (err ?? {}) as { code?: unknown; details?: { sqlite_code?: unknown } };
+  if (typeof e.code === 'string' && e.code.startsWith('SQLITE_')) return e.code;
+  return typeof e.details?.sqlite_code === 'string' ? e.details.sqlite_code : undefined;
+}
 
 function isBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+  return /^SQLITE_(BUSY|LOCKED)/.test(sqliteCode(err) ?? '');
 }
+
+/** What a transaction may do: a read-only one takes no write lock and never blocks a writer. */
+type TransactionMode = 'write' | 'read';
 
 /** How often a statement is routed and authorized again when the schema changed before it ran. */
 const SCHEMA_ATTEMPTS = 3;
@@ -110,6 +135,11 @@ export class SqliteEngine implements Engine {
    * an inline statement has no transaction to check the schema version in.
    */
   #schemaChanging = 0;
+  /** Every write of this process takes its turn here (see WriteGate). */
+  readonly #gate = new WriteGate();
+  readonly #checkpointer: Checkpointer;
+  /** Pooled connections in use, and the work on them: close interrupts the one and waits for the other. */
+  readonly #leased = new Map<PooledConnection, Promise<unknown>>();
   #closed = false;
 
   constructor(options: SqliteEngineOptions) {
@@ -124,27 +154,48 @@ export class SqliteEngine implements Engine {
     this.#router = new StatementRouter(() => {
       // A busy timeout of 0: a connection used on the event loop must never wait there for a lock.
       const db = openSync(this.path, { timeout: 0 });
-      // No automatic checkpoints here: they would run on the event loop. Pooled connections (on worker
-      // threads) checkpoint as they commit.
-      db.exec(`${CONNECTION_PRAGMAS} PRAGMA wal_autocheckpoint = 0;`);
+      db.exec(CONNECTION_PRAGMAS);
       return db;
     });
     this.#pool = new ConnectionPool(options.poolSize, async () => {
-      const conn = openAsync(this.path, { timeout: BUSY_TIMEOUT_S });
+      const conn = openAsync(this.path, { timeout: BUSY_TIMEOUT_MS });
       await conn.exec(CONNECTION_PRAGMAS);
       return conn;
     });
     this.internal = this.#makeInternalStore();
     this.#readers = new ReadWorkerPool(this.path, options.poolSize);
-    this.#changeLog = new SqliteChangeLog(() => this.#router.inlineConnection);
+    this.#changeLog = new SqliteChangeLog(
+      () => this.#router.inlineConnection,
+      (work) => this.#gate.hold(work),
+    );
     this.changes = this.#changeLog;
+    this.#checkpointer = new Checkpointer(
+      `${this.path}-wal`,
+      WAL_CHECKPOINT_BYTES,
+      () => this.#checkpoint('PASSIVE'),
+      (err) => options.onBackgroundError?.('checkpoint', err),
+    );
+  }
+
+  /**
+   * Copies the WAL into the database file, off the event loop. A first pass runs beside the writers
+   * and does the bulk of the work; a second, while no write of this server runs, copies the little
+   * written meanwhile. So the checkpoint reaches the WAL's end (unless a reader still needs it) and the
+   * next write starts the WAL over instead of growing it, while writers wait only for that second pass.
+   * PASSIVE never waits for anyone; TRUNCATE (at close) also empties the file.
+   */
+  async #checkpoint(mode: 'PASSIVE' | 'TRUNCATE'): Promise<void> {
+    const checkpoint = (): Promise<void> =>
+      this.#onPooled(undefined, (conn) => conn.exec(`PRAGMA wal_checkpoint(${mode})`));
+    if (mode === 'PASSIVE') await checkpoint();
+    await this.#gate.hold(checkpoint);
   }
 
   /** Opens the engine and brings change capture in line with the tables already in the file. */
   static async open(options: SqliteEngineOptions): Promise<SqliteEngine> {
     const engine = new SqliteEngine(options);
     try {
-      await engine.#inTransaction(undefined, (conn) => syncCapture(conn, undefined));
+      await engine.#inTransaction(undefined, 'write', (conn) => syncCapture(conn, undefined));
     } catch (err) {
       await engine.close();
       throw err;
@@ -185,42 +236,105 @@ export class SqliteEngine implements Engine {
     return () => this.#commitListeners.delete(listener);
   }
 
-  #committed(): void {
+  /** After every commit. `large`: it may have written many pages (a pooled write or transaction). */
+  #committed(large: boolean): void {
+    this.#checkpointer.committed(large);
     for (const listener of this.#commitListeners) listener();
   }
 
   /**
-   * Runs `work` in a write transaction on a pooled connection: commits and tells the commit listeners,
-   * or rolls back on error. With `options`, the transaction is bound to a deadline and a signal.
+   * Runs `work` in a transaction on a pooled connection: commits (and tells the commit listeners after
+   * a write) or rolls back on error. A write transaction first waits for its turn at the write gate.
+   * With `options`, every wait and the work itself are bound to its deadline and signal.
    */
   async #inTransaction<T>(
     options: RunOptions | undefined,
+    mode: TransactionMode,
     work: (conn: PooledConnection, stopper: StatementStopper | undefined) => Promise<T>,
   ): Promise<T> {
-    const conn = await this.#pool.acquire(options?.signal);
-    const stopper = options ? new StatementStopper(conn, options.timeoutMs, options.signal) : undefined;
-    let clean = false;
+    const stopper = options ? new StatementStopper(options.timeoutMs, options.signal) : undefined;
     try {
-      await conn.exec('BEGIN IMMEDIATE');
-      let result: T;
+      if (mode === 'read') return await this.#transactionOn(stopper, 'read', work);
+      await this.#waitFor(stopper, 'the write lock', (signal) => this.#gate.enter(signal));
       try {
-        result = await work(conn, stopper);
+        const result = await this.#transactionOn(stopper, 'write', work);
+        this.#committed(true);
+        return result;
+      } finally {
+        this.#gate.leave();
+      }
+    } finally {
+      stopper?.dispose();
+    }
+  }
+
+  /**
+   * The transaction itself, on a pooled connection; a write transaction's caller holds the write gate.
+   * BEGIN IMMEDIATE takes the write lock at once, so no statement of the transaction can meet it taken;
+   * a plain BEGIN reads one snapshot and takes no lock that a writer would wait for.
+   */
+  #transactionOn<T>(
+    stopper: StatementStopper | undefined,
+    mode: TransactionMode,
+    work: (conn: PooledConnection, stopper: StatementStopper | undefined) => Promise<T>,
+  ): Promise<T> {
+    return this.#onPooled(stopper, async (conn, lease) => {
+      await conn.exec(mode === 'write' ? 'BEGIN IMMEDIATE' : 'BEGIN');
+      try {
+        const result = await work(conn, stopper);
         await conn.exec('COMMIT');
+        return result;
       } catch (err) {
         try {
           await conn.exec('ROLLBACK');
-          clean = true;
+          // Rolled back by this connection itself: nothing of the transaction is left on it, unless a
+          // statement failed busy and so is still in progress.
+          lease.reusable = !stopper?.stopped && !isBusy(err);
         } catch {
-          // SQLite may already have rolled back (an interrupt does); the connection is replaced below.
+          // SQLite may already have rolled back (an interrupt does): the connection is replaced.
         }
-        throw stopper ? stopper.translate(err) : err;
+        throw err;
       }
-      clean = true;
-      this.#committed();
+    });
+  }
+
+  /** Runs a wait that the request's deadline and signal may end. */
+  #waitFor<T>(
+    stopper: StatementStopper | undefined,
+    what: string,
+    wait: (signal: AbortSignal | undefined) => Promise<T>,
+  ): Promise<T> {
+    return stopper ? stopper.waitFor(what, wait) : wait(undefined);
+  }
+
+  /**
+   * Runs `work` on a pooled connection bound to the stopper. The connection goes back to the pool when
+   * the work succeeded, or when it failed but says the connection is clean (`lease.reusable`); any
+   * other failure may have left a statement in progress on it (libsql does not reset a statement that
+   * failed with SQLITE_BUSY, and such a statement keeps its snapshot and blocks COMMIT), so it is
+   * closed and replaced.
+   */
+  async #onPooled<T>(
+    stopper: StatementStopper | undefined,
+    work: (conn: PooledConnection, lease: { reusable: boolean }) => Promise<T>,
+  ): Promise<T> {
+    const conn = await this.#waitFor(stopper, 'a database connection', (signal) =>
+      this.#pool.acquire(signal),
+    );
+    stopper?.attach(conn);
+    const lease = { reusable: false };
+    const running = work(conn, lease);
+    this.#leased.set(conn, running);
+    try {
+      const result = await running;
+      lease.reusable = true;
       return result;
+    } catch (err) {
+      throw stopper ? stopper.translate(err) : err;
     } finally {
-      stopper?.dispose();
-      if (clean) this.#pool.release(conn);
+      this.#leased.delete(conn);
+      stopper?.detach();
+      if (lease.reusable) this.#pool.release(conn);
       else this.#pool.discard(conn);
     }
   }
@@ -229,43 +343,38 @@ export class SqliteEngine implements Engine {
     statement: StatementInput,
     options: RunOptions,
   ): Promise<{ sequence: number; result: StatementResult }> {
+    this.#assertOpen();
     return this.#withCurrentSchema(async () => {
       const routed = this.#router.route(statement.sql);
       options.caller?.authorize(routed.access);
       checkParameterCount(routed.guarded, statement.params?.length ?? 0);
       if (routed.access.kind !== 'read')
         throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
-      const conn = await this.#pool.acquire(options.signal);
-      const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
-      let clean = false;
-      try {
-        // A read transaction: the head and the rows come from the same snapshot, which is also the
-        // schema the statement was authorized against.
-        await conn.exec('BEGIN');
+      // A read transaction: the head and the rows come from the same snapshot, which is also the
+      // schema the statement was authorized against.
+      return this.#inTransaction(options, 'read', async (conn, stopper) => {
         await assertSchema(conn, routed);
         const head = drain(
           await (await conn.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`)).raw().iterate([]),
         );
         const result = await collect(
-          this.#runOn(conn, routed, toDriverParams(statement.params), stopper, 10_000),
+          this.#runOn(conn, routed, toDriverParams(statement.params), stopper!, 10_000),
         );
-        await conn.exec('COMMIT');
-        clean = true;
         return { sequence: Number(head[0]?.[0] ?? 0), result };
-      } catch (err) {
-        throw stopper.translate(err);
-      } finally {
-        stopper.dispose();
-        if (clean) this.#pool.release(conn);
-        else this.#pool.discard(conn);
-      }
+      });
     });
+  }
+
+  /** New work is refused once the engine is closing. */
+  #assertOpen(): void {
+    if (this.#closed) throw new RustyError('INTERNAL_ERROR', 'engine is closed');
   }
 
   async *stream(
     statement: StatementInput,
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
+    this.#assertOpen();
     for (let attempt = 1; ; attempt++) {
       const routed = this.#router.route(statement.sql);
       options.caller?.authorize(routed.access);
@@ -283,7 +392,7 @@ export class SqliteEngine implements Engine {
       // The schema check comes before the first chunk: nothing was sent when it fails.
       let started = false;
       try {
-        for await (const chunk of this.#streamPooled(routed, params, options)) {
+        for await (const chunk of this.#streamPooled(statement.sql, routed, params, options)) {
           started = true;
           yield chunk;
         }
@@ -295,6 +404,7 @@ export class SqliteEngine implements Engine {
   }
 
   runInline(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined {
+    this.#assertOpen();
     const routed = this.#router.route(statement.sql);
     if (routed.route !== 'inline') return undefined;
     caller?.authorize(routed.access);
@@ -303,6 +413,7 @@ export class SqliteEngine implements Engine {
   }
 
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
+    this.#assertOpen();
     return this.#withCurrentSchema(async () => {
       const routed = this.#router.route(statement.sql);
       options.caller?.authorize(routed.access);
@@ -312,7 +423,7 @@ export class SqliteEngine implements Engine {
         const result = this.#tryInline(statement.sql, routed, params);
         if (result) return result;
       }
-      return collect(this.#streamPooled(routed, params, { ...options, chunkSize: 10_000 }));
+      return collect(this.#streamPooled(statement.sql, routed, params, { ...options, chunkSize: 10_000 }));
     });
   }
 
@@ -341,6 +452,7 @@ export class SqliteEngine implements Engine {
     statements: readonly StatementInput[],
     options: BatchOptions,
   ): Promise<(StatementResult | StatementFailure)[]> {
+    this.#assertOpen();
     if (!options.transaction)
       return runEach(statements, options, (statement) => this.execute(statement, options));
     return this.#withCurrentSchema(() => this.#transactionalBatch(statements, options));
@@ -367,9 +479,12 @@ export class SqliteEngine implements Engine {
       }),
     );
     const changesSchema = afterDdl;
+    // A batch of reads only needs one snapshot: it must not take the write lock from the writers.
+    const mode: TransactionMode =
+      !changesSchema && plans.every((plan) => plan.routed?.access.kind === 'read') ? 'read' : 'write';
     if (changesSchema) this.#schemaChanging++;
     try {
-      return await this.#inTransaction(options, async (conn, stopper) => {
+      return await this.#inTransaction(options, mode, async (conn, stopper) => {
         // Every statement checked above was compiled against the schema this transaction sees.
         for (const plan of plans) if (plan.routed) await assertSchema(conn, plan.routed);
         const results: StatementResult[] = [];
@@ -409,22 +524,27 @@ export class SqliteEngine implements Engine {
 
   async healthCheck(): Promise<void> {
     await this.execute({ sql: 'SELECT 1' }, { timeoutMs: 2000 });
-    const conn = await this.#pool.acquire();
-    try {
-      await (await conn.prepare('SELECT 1')).iterate([]);
-    } finally {
-      this.#pool.release(conn);
-    }
+    // Read to its end: a statement left with a row pending keeps the connection's snapshot open.
+    await this.#onPooled(undefined, async (conn) =>
+      drain(await (await conn.prepare('SELECT 1')).iterate([])),
+    );
   }
 
+  /**
+   * Stops what runs and closes every connection, waiting for each native call to return first: the
+   * process may exit right after, and libsql aborts it if a call completes while it tears down.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const readers = this.#readers.close();
+    for (const conn of this.#leased.keys()) conn.interrupt();
+    await readers;
+    await Promise.allSettled(this.#leased.values());
+    await this.#checkpointer.close();
     // Fold the WAL into the database off the event loop, so the next start does not have to.
     try {
-      const conn = await this.#pool.acquire();
-      await conn.exec('PRAGMA wal_checkpoint(TRUNCATE)');
-      this.#pool.release(conn);
+      await this.#checkpoint('TRUNCATE');
     } catch {
       // Busy or already closing: the next start checkpoints instead.
     }
@@ -434,42 +554,112 @@ export class SqliteEngine implements Engine {
     this.#setup.close();
   }
 
-  /** Runs a keyed statement on the event loop; undefined when it must go to the pool instead. */
+  /**
+   * Runs a keyed statement on the event loop if it can run now; undefined when it must wait its turn
+   * (a write while another runs) or go to the pool.
+   */
   #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
     if (this.#schemaChanging > 0) return undefined;
+    const writes = routed.access.kind !== 'read';
+    // A write runs inline only when no other write of this server is running or waiting: it would
+    // meet a held lock (or jump the queue) otherwise.
+    if (writes && !this.#gate.tryEnter()) return undefined;
+    try {
+      return this.#runInlineOrYield(sql, routed, params);
+    } finally {
+      if (writes) this.#gate.leave();
+    }
+  }
+
+  /**
+   * Runs an inline statement; undefined if another process holds a lock (the inline connection never
+   * waits for one: it would wait on the event loop).
+   */
+  #runInlineOrYield(
+    sql: string,
+    routed: RoutedStatement,
+    params: DriverValue[],
+  ): StatementResult | undefined {
+    try {
+      return this.#runInline(sql, routed, params);
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      // libsql leaves the failed statement in progress on the inline connection (it never resets
+      // after SQLITE_BUSY): open fresh connections, and let the pool wait for the lock instead.
+      this.#router.invalidate();
+      return undefined;
+    }
+  }
+
+  #runInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult {
     const stmt = routed.inline!;
     const started = performance.now();
-    try {
-      if (stmt.reader) {
-        const rows = stmt.all(params);
-        this.#router.observeInline(sql, performance.now() - started, rows.length);
-        // A write with RETURNING is a reader too: its commit must still wake the change feed.
-        if (routed.access.kind !== 'read') this.#committed();
-        return {
-          status: 'success',
-          columns: stmt.columns().map((c) => c.name),
-          rows: rows.map(toWireRow),
-          rows_affected: rows.length,
-        };
-      }
-      const info = stmt.run(params);
-      this.#router.observeInline(sql, performance.now() - started, 0);
-      this.#committed();
+    if (stmt.reader) {
+      const rows = stmt.all(params);
+      this.#router.observeInline(sql, performance.now() - started, rows.length);
+      // A write with RETURNING is a reader too: its commit must still wake the change feed.
+      if (routed.access.kind !== 'read') this.#committed(false);
       return {
         status: 'success',
-        columns: [],
-        rows: [],
-        rows_affected: info.changes,
-        ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+        columns: stmt.columns().map((c) => c.name),
+        rows: rows.map(toWireRow),
+        rows_affected: rows.length,
       };
-    } catch (err) {
-      // Another connection holds the write lock: wait for it off the loop instead of failing.
-      if (isBusy(err)) return undefined;
-      throw err;
+    }
+    const info = stmt.run(params);
+    this.#router.observeInline(sql, performance.now() - started, 0);
+    this.#committed(false);
+    return {
+      status: 'success',
+      columns: [],
+      rows: [],
+      rows_affected: info.changes,
+      ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+    };
+  }
+
+  /**
+   * Runs a write in its turn: waits at the write gate (off the loop, bound to the deadline), then runs
+   * it inline if it is a keyed write (microseconds: the queue keeps moving) or on a pooled connection.
+   * It runs to its end before its rows (RETURNING) go out, so a slow reader never holds the write lock.
+   */
+  async #write(
+    sql: string,
+    routed: RoutedStatement,
+    params: DriverValue[],
+    options: StreamOptions,
+  ): Promise<StatementResult> {
+    const stopper = new StatementStopper(options.timeoutMs, options.signal);
+    try {
+      await stopper.waitFor('the write lock', (signal) => this.#gate.enter(signal));
+      try {
+        if (routed.route === 'inline' && this.#schemaChanging === 0) {
+          // DDL may have committed while this write waited: route it again (the router forgot its
+          // programs then, and this one is compiled and authorized afresh).
+          const current = this.#router.route(sql);
+          options.caller?.authorize(current.access);
+          if (current.route === 'inline') {
+            const result = this.#runInlineOrYield(sql, current, params);
+            if (result) return result;
+          }
+        }
+        // A transaction of its own, so that the schema it runs against is the one it was authorized for.
+        const result = await this.#transactionOn(stopper, 'write', async (conn) => {
+          await assertSchema(conn, routed);
+          return collect(this.#runOn(conn, routed, params, stopper, options.chunkSize));
+        });
+        this.#committed(true);
+        return result;
+      } finally {
+        this.#gate.leave();
+      }
+    } finally {
+      stopper.dispose();
     }
   }
 
   async *#streamPooled(
+    sql: string,
     routed: RoutedStatement,
     params: DriverValue[],
     options: StreamOptions,
@@ -479,7 +669,7 @@ export class SqliteEngine implements Engine {
       this.#schemaChanging++;
       let result: StatementResult;
       try {
-        result = await this.#inTransaction(options, async (conn, stopper) => {
+        result = await this.#inTransaction(options, 'write', async (conn, stopper) => {
           await assertSchema(conn, routed);
           const before = await recordedObjects(conn);
           const result = await collect(this.#runOn(conn, routed, params, stopper!, options.chunkSize));
@@ -493,52 +683,25 @@ export class SqliteEngine implements Engine {
       yield* chunksOf(result, options.chunkSize);
       return;
     }
-    if (routed.access.kind === 'read' && !routed.guarded.returning) {
-      // Reads run on a worker thread: libsql fetches rows synchronously after the first, and a sparse
-      // scan between matches would otherwise stall the event loop for its whole length.
-      const controller = new AbortController();
-      const stopper = new StatementStopper(
-        { interrupt: () => controller.abort() },
-        options.timeoutMs,
-        options.signal,
-      );
-      try {
-        yield* this.#readers.stream(
-          { sql: routed.guarded.text, params, schemaVersion: routed.schemaVersion },
-          options.chunkSize,
-          controller.signal,
-          () => stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
-        );
-      } catch (err) {
-        if ((err as { code?: unknown }).code === SCHEMA_CHANGED) throw new SchemaChangedError();
-        throw err;
-      } finally {
-        stopper.dispose();
-      }
+    if (routed.access.kind !== 'read' || routed.guarded.returning) {
+      yield* chunksOf(await this.#write(sql, routed, params, options), options.chunkSize);
       return;
     }
-    const conn = await this.#pool.acquire(options.signal);
-    const stopper = new StatementStopper(conn, options.timeoutMs, options.signal);
-    let finished = false;
+    // Reads run on a worker thread: libsql fetches rows synchronously after the first, and a sparse
+    // scan between matches would otherwise stall the event loop for its whole length.
+    const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
-      // A transaction of its own, so that the schema it runs against is the one it was authorized for.
-      await conn.exec('BEGIN IMMEDIATE');
-      await assertSchema(conn, routed);
-      yield* this.#runOn(conn, routed, params, stopper, options.chunkSize);
-      await conn.exec('COMMIT');
-      finished = true;
-      if (routed.access.kind !== 'read') this.#committed();
+      yield* this.#readers.stream(
+        { sql: routed.guarded.text, params, schemaVersion: routed.schemaVersion },
+        options.chunkSize,
+        stopper.signal,
+        () => stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
+      );
     } catch (err) {
-      throw stopper.translate(err);
+      if ((err as { code?: unknown }).code === SCHEMA_CHANGED) throw new SchemaChangedError();
+      throw err;
     } finally {
       stopper.dispose();
-      if (finished) this.#pool.release(conn);
-      else {
-        // Stopped early (error, cancel, or the consumer broke off): make sure the engine stops too.
-        // Closing the connection also rolls its transaction back.
-        conn.interrupt();
-        this.#pool.discard(conn);
-      }
     }
   }
 
@@ -573,26 +736,34 @@ export class SqliteEngine implements Engine {
     const columns = stmt.columns().map((c) => c.name);
     const it = await stmt.iterate(params);
     let total = 0;
-    for (;;) {
-      const rows: ResultChunk['rows'] = [];
-      let done = false;
-      while (rows.length < chunkSize) {
-        const next = it.next();
-        if (next.done) {
-          done = true;
-          break;
+    let done = false;
+    /** Between rows: the last step gave a row. (After a failed step, stepping again would restart it.) */
+    let betweenRows = true;
+    try {
+      for (;;) {
+        const rows: ResultChunk['rows'] = [];
+        while (rows.length < chunkSize) {
+          betweenRows = false;
+          const next = it.next();
+          betweenRows = true;
+          if (next.done) {
+            done = true;
+            break;
+          }
+          rows.push(toWireRow(next.value));
         }
-        rows.push(toWireRow(next.value));
+        total += rows.length;
+        if (done) {
+          yield { columns, rows, done: true, rowsAffected: total };
+          return;
+        }
+        yield { columns, rows, done: false };
+        // Let other sockets' work run between chunks, however fast the consumer is.
+        await yieldToLoop();
+        stopper.throwIfStopped();
       }
-      total += rows.length;
-      if (done) {
-        yield { columns, rows, done: true, rowsAffected: total };
-        return;
-      }
-      yield { columns, rows, done: false };
-      // Let other sockets' work run between chunks, however fast the consumer is.
-      await yieldToLoop();
-      stopper.throwIfStopped();
+    } finally {
+      if (!done && betweenRows) halt(conn, it);
     }
   }
 
@@ -608,12 +779,15 @@ export class SqliteEngine implements Engine {
       dialect: 'sqlite',
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
-      run: async (sql, params = []) => ({
-        changes: db()
-          .prepare(sql)
-          .run(params as DriverValue[]).changes,
-      }),
-      exec: async (sql) => db().exec(sql),
+      // The server's own writes take their turn with every other write (they run on the inline
+      // connection, which must never meet a lock: it would fail at once rather than wait).
+      run: (sql, params = []) =>
+        this.#gate.hold(() => ({
+          changes: db()
+            .prepare(sql)
+            .run(params as DriverValue[]).changes,
+        })),
+      exec: (sql) => this.#gate.hold(() => db().exec(sql)),
     };
   }
 }
@@ -634,6 +808,22 @@ function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
       privilege: guarded.verb === 'CREATE' ? 'CREATE' : guarded.verb === 'DROP' ? 'DROP' : 'ALTER',
     });
   return { needs, tables: [], kind: guarded.kind };
+}
+
+/**
+ * Ends a statement left between rows (stopped, or its consumer gone): after the interrupt its next
+ * step fails and SQLite ends it there. Dropped unfinished, libsql would keep it running, with its
+ * snapshot, until the garbage collector frees it. Never for a statement whose last step failed: SQLite
+ * resets such a statement, a further step would run it again from the start, and the interrupt does
+ * not reach a statement that is not running.
+ */
+function halt(conn: PooledConnection, it: Iterator<unknown[]>): void {
+  conn.interrupt();
+  try {
+    while (!it.next().done);
+  } catch {
+    // SQLITE_INTERRUPT (or the error that stopped it already): the statement is over.
+  }
 }
 
 /**

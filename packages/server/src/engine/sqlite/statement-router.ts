@@ -61,14 +61,15 @@ export class StatementRouter {
 
   /**
    * @param open opens a synchronous connection. The router keeps two: one that inline statements are
-   *   prepared on, and one used only for EXPLAIN, so that planning never holds anything open on the
-   *   connection that writes.
+   *   prepared on, and one used only for EXPLAIN. libsql never resets a finished EXPLAIN statement,
+   *   and SQLite counts it as running until then: any real read on that connection would keep its
+   *   snapshot, and with it the whole WAL, until the garbage collector frees the EXPLAIN.
    */
   constructor(open: () => SyncDatabase) {
     this.#open = open;
     this.#db = open();
     this.#planner = open();
-    this.#analyzer = new AccessAnalyzer(this.#planner);
+    this.#analyzer = new AccessAnalyzer(this.#planner, this.#db);
   }
 
   /** The connection inline statements run on. */
@@ -127,7 +128,7 @@ export class StatementRouter {
     const [db, planner] = [this.#db, this.#planner];
     this.#db = this.#open();
     this.#planner = this.#open();
-    this.#analyzer = new AccessAnalyzer(this.#planner);
+    this.#analyzer = new AccessAnalyzer(this.#planner, this.#db);
     db.close();
     planner.close();
   }
@@ -140,8 +141,9 @@ export class StatementRouter {
 
   #classify(sql: string, guarded: GuardedStatement): RoutedStatement {
     // Read before compiling: a change committed in between makes the recorded version older than the
-    // program, which the engine then refuses to run (never the other way round).
-    const schemaVersion = Number(this.#planner.prepare('PRAGMA schema_version').raw().get([])?.[0] ?? 0);
+    // program, which the engine then refuses to run (never the other way round). Read on the inline
+    // connection: on the planner's, among its EXPLAINs, the read would keep its snapshot (see above).
+    const schemaVersion = Number(this.#db.prepare('PRAGMA schema_version').raw().get([])?.[0] ?? 0);
     // Throws for a statement that does not compile (syntax error, missing table): reported as such.
     const access = this.#analyzer.analyze(guarded);
     if (guarded.kind === 'ddl' || guarded.verb === 'ANALYZE' || guarded.verb === 'REINDEX') {

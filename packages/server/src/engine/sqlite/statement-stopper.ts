@@ -1,7 +1,9 @@
 /**
- * Ties a running statement to its deadline and its caller's AbortSignal. Either one interrupts the
- * connection, so the engine really stops; the error that follows is reported as a timeout or a
- * cancellation rather than as a generic SQLite interrupt.
+ * Ties a request to its deadline and its caller's AbortSignal. The clock starts when the request
+ * does, so time spent waiting for a connection or for its turn to write counts too. When either fires,
+ * `signal` aborts (ending any wait) and the attached connection is interrupted, so the engine really
+ * stops; the error that follows is reported as a timeout or a cancellation rather than as a generic
+ * SQLite interrupt.
  */
 import { RustyError } from '../../errors/rusty-error.ts';
 
@@ -14,28 +16,70 @@ const REPEAT_INTERRUPT_MS = 25;
 export class StatementStopper {
   #reason: 'timeout' | 'cancelled' | undefined;
   #repeat: NodeJS.Timeout | undefined;
+  #target: Interruptible | undefined;
+  /** What the request was doing, for the timeout message. */
+  #waitingFor: string | undefined;
   readonly #timer: NodeJS.Timeout;
-  readonly #signal: AbortSignal | undefined;
+  readonly #callerSignal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.#stop('cancelled');
-  readonly #target: Interruptible;
+  readonly #controller = new AbortController();
   readonly #timeoutMs: number;
 
-  constructor(target: Interruptible, timeoutMs: number, signal?: AbortSignal) {
-    this.#target = target;
+  constructor(timeoutMs: number, signal?: AbortSignal) {
     this.#timeoutMs = timeoutMs;
     this.#timer = setTimeout(() => this.#stop('timeout'), timeoutMs);
-    this.#signal = signal;
-    if (signal?.aborted) this.#reason = 'cancelled';
+    this.#callerSignal = signal;
+    if (signal?.aborted) this.#stop('cancelled');
     else signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** Aborts when the request is stopped; waits (for a connection, for the write lock) listen to it. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Runs `wait`, naming what is awaited in the timeout message should the deadline pass meanwhile. */
+  async waitFor<T>(what: string, wait: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    this.throwIfStopped();
+    this.#waitingFor = what;
+    try {
+      return await wait(this.signal);
+    } catch (err) {
+      throw this.translate(err);
+    } finally {
+      this.#waitingFor = undefined;
+    }
+  }
+
+  /** The connection the request now runs on: a stop from here on interrupts it. */
+  attach(target: Interruptible): void {
+    this.#target = target;
+    if (this.#reason) this.#interruptRepeatedly();
+  }
+
+  /** Forgets the connection (before it is closed or handed to someone else). */
+  detach(): void {
+    this.#target = undefined;
+    clearInterval(this.#repeat);
+    this.#repeat = undefined;
   }
 
   #stop(reason: 'timeout' | 'cancelled'): void {
     if (this.#reason) return;
     this.#reason = reason;
-    this.#target.interrupt();
+    this.#controller.abort(this.#stoppedError());
+    if (this.#target) this.#interruptRepeatedly();
+  }
+
+  #interruptRepeatedly(): void {
+    this.#target!.interrupt();
     // SQLite drops an interrupt that arrives before the statement has started on its worker thread,
-    // so keep interrupting until the statement is over and this stopper is disposed.
-    this.#repeat = setInterval(() => this.#target.interrupt(), REPEAT_INTERRUPT_MS);
+    // so keep interrupting until the statement is over and the connection detached.
+    this.#repeat ??= setInterval(() => this.#target?.interrupt(), REPEAT_INTERRUPT_MS);
+  }
+
+  get stopped(): boolean {
+    return this.#reason !== undefined;
   }
 
   /** Throws if the statement was stopped, for checks between chunks. */
@@ -50,17 +94,22 @@ export class StatementStopper {
   }
 
   #stoppedError(): RustyError {
-    return this.#reason === 'timeout'
+    if (this.#reason === 'cancelled') return new RustyError('QUERY_CANCELLED', 'query cancelled');
+    return this.#waitingFor
       ? new RustyError(
           'QUERY_TIMEOUT',
-          `statement exceeded the ${this.#timeoutMs} ms timeout and was stopped`,
+          `waited ${this.#timeoutMs} ms for ${this.#waitingFor} without getting it; try again`,
+          { waiting_for: this.#waitingFor },
         )
-      : new RustyError('QUERY_CANCELLED', 'query cancelled');
+      : new RustyError(
+          'QUERY_TIMEOUT',
+          `statement exceeded the ${this.#timeoutMs} ms timeout and was stopped`,
+        );
   }
 
   dispose(): void {
     clearTimeout(this.#timer);
-    clearInterval(this.#repeat);
-    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.detach();
+    this.#callerSignal?.removeEventListener('abort', this.#onAbort);
   }
 }

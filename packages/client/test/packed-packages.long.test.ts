@@ -159,6 +159,16 @@ import {
 } from '@rustydb/client';
 import { ERROR_CODES, type ErrorCode } from '@rustydb/protocol';
 
+interface Item {
+  id: number;
+  name: string;
+}
+
+interface Note {
+  _id: string;
+  title: string;
+}
+
 export async function run(url: string, token: string | undefined): Promise<string[]> {
   const options: ClientOptions = token === undefined ? { url } : { url, token };
   const db = await connect(options);
@@ -179,7 +189,27 @@ export async function run(url: string, token: string | undefined): Promise<strin
       lines.push(event.operationType);
       break;
     }
+    // Typed rows, documents and errors.
+    const typed = await db.query<Item>('SELECT id, name FROM items');
+    const names: string[] = typed.rows.map((row) => row.name);
+    const tuples = await db.query<[number, string]>('SELECT id, name FROM items', [], { rowMode: 'array' });
+    const ids: number[] = tuples.rows.map(([id]) => id);
+    lines.push(names.join(','), ids.join(','));
+    const items = db.subscribe<Item>('items');
+    items.on('change', (event) => {
+      const name: string | undefined = event.row?.name;
+      lines.push(name ?? '');
+    });
+    await items.unsubscribe();
+    for await (const event of db.watch<Note>('notes')) {
+      if (event.operationType !== 'reset') lines.push(event.fullDocument?.title ?? '');
+      break;
+    }
   } catch (err) {
+    if (isRustyDBError(err, 'TABLE_NOT_FOUND')) {
+      const table: string | undefined = err.details?.table;
+      lines.push(table ?? '');
+    }
     if (isRustyDBError(err)) lines.push(err.code, String(err.retryable));
     if (err instanceof RustyDBError) lines.push(err.message);
     const code: ErrorCode = 'QUERY_ERROR';
@@ -193,11 +223,24 @@ export async function run(url: string, token: string | undefined): Promise<strin
 
 const COMPONENT_TSX = `// A React component on the published SDK's React bindings: a live table.
 import type { ReactNode } from 'react';
-import { RustyDBProvider, useConnectionState, useSubscription } from '@rustydb/client/react';
+import { RustyDBProvider, useConnectionState, useLiveQuery, useSubscription, useWatch } from '@rustydb/client/react';
+
+interface Item {
+  id: number;
+  name: string;
+}
 
 function Items(): ReactNode {
   const state = useConnectionState();
-  const items = useSubscription('items');
+  const items = useSubscription<Item>('items');
+  const count = useLiveQuery<{ n: number }>('SELECT count(*) AS n FROM items');
+  const notes = useWatch<{ _id: string; title: string }>('notes', { title: { $ne: '' } }, { enabled: false });
+  const total: number | undefined = count.rows[0]?.n;
+  const titles: string[] = notes.documents.map((note) => note.title);
+  const names: string[] = items.rows.map((row) => row.name);
+  void total;
+  void titles;
+  void names;
   return (
     <section>
       <p id="state">{state}</p>
@@ -299,7 +342,7 @@ describe('the packed packages, installed in a new project', { concurrency: false
       userEnv({ RUSTYDB_URL: server!.url, RUSTYDB_PASSWORD: ADMIN_PASSWORD }),
     );
     assert.match(out, /^change: insert \{"id":1,"body":"from node"\}$/m);
-    assert.match(out, /^query: \[\[1\]\]$/m);
+    assert.match(out, /^query: \[\{"n":1\}\]$/m);
   });
 
   test("the project's rustydb runs the client's commands and the server's", async () => {
@@ -311,25 +354,33 @@ describe('the packed packages, installed in a new project', { concurrency: false
     assert.match(users, /admin/);
   });
 
-  test('an app and a React component type-check under strict NodeNext (and Bundler) with zero errors', async () => {
-    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify(STRICT_TSCONFIG, null, 2));
-    writeFileSync(join(project, 'src/app.ts'), APP_TS);
-    writeFileSync(join(project, 'src/component.tsx'), COMPONENT_TSX);
-    // As a Node application (NodeNext), and as a bundled one (Preserve + Bundler, as Vite projects are).
-    const configurations = [[], ['--module', 'preserve', '--moduleResolution', 'bundler']];
-    const results = await Promise.all(
-      configurations.map((flags) =>
-        runProcess(process.execPath, [TSC, '-p', 'tsconfig.json', ...flags], {
-          cwd: project,
-          env: userEnv(),
-        }),
-      ),
-    );
-    results.forEach((result, i) => {
-      assert.equal(`${result.stdout}${result.stderr}`, '', `tsc ${configurations[i]!.join(' ')}`);
-      assert.equal(result.code, 0);
-    });
-  });
+  test(
+    'an app and a React component type-check under strict NodeNext (and Bundler) with zero errors',
+    {
+      timeout: INSTALL_TIMEOUT_MS + 60_000,
+    },
+    async () => {
+      writeFileSync(join(project, 'tsconfig.json'), JSON.stringify(STRICT_TSCONFIG, null, 2));
+      writeFileSync(join(project, 'src/app.ts'), APP_TS);
+      writeFileSync(join(project, 'src/component.tsx'), COMPONENT_TSX);
+      // As a Node application (NodeNext), and as a bundled one (Preserve + Bundler, as Vite projects are).
+      const configurations = [[], ['--module', 'preserve', '--moduleResolution', 'bundler']];
+      const results = await Promise.all(
+        configurations.map((flags) =>
+          runProcess(process.execPath, [TSC, '-p', 'tsconfig.json', ...flags], {
+            cwd: project,
+            env: userEnv(),
+            // It checks every declaration file it loads (zod's are large): minutes on a busy machine.
+            timeoutMs: INSTALL_TIMEOUT_MS,
+          }),
+        ),
+      );
+      results.forEach((result, i) => {
+        assert.equal(`${result.stdout}${result.stderr}`, '', `tsc ${configurations[i]!.join(' ')}`);
+        assert.equal(result.code, 0);
+      });
+    },
+  );
 
   test(
     'a browser entry bundled with esbuild runs in chromium: a live table, no ws',
@@ -421,7 +472,10 @@ describe('the packed packages, installed in a new project', { concurrency: false
       const rustydb = join(prefix, 'bin/rustydb');
       const help = await succeed(rustydb, ['help'], work);
       assert.match(help, /server commands/);
-      assert.match(help, /\(shell, query, watch\) come with @rustydb\/client, which is not installed here/);
+      assert.match(
+        help,
+        /\(shell, query, watch, gen\) come with @rustydb\/client, which is not installed here/,
+      );
       const shell = await runProcess(rustydb, ['shell'], { cwd: work, env: userEnv() });
       assert.equal(shell.code, 2);
       assert.match(shell.stderr, /unknown command 'shell'[^]*npm install @rustydb\/client/);

@@ -1,0 +1,117 @@
+/**
+ * Hands change records to their subscribers without letting delivery starve everything else the
+ * server does on its one event loop.
+ *
+ * - Records are delivered in passes: a pass offers every record that arrived since the last one to
+ *   every target, in order, so each target sees every record once and in sequence.
+ * - A pass works in slices of at most SLICE_MS and yields between them (setImmediate), so requests and
+ *   other sockets' I/O are served between slices however many subscribers there are.
+ * - Under sustained load passes are spaced: after a pass that took W ms of work, the next one starts no
+ *   sooner than GAP_FACTOR × W later (at most MAX_GAP_MS). The records of that interval then go out
+ *   together, so each subscriber's socket gets them in one write rather than one write per record; a
+ *   single change on a quiet server goes out at once.
+ * - Records waiting for a pass are bounded: past MAX_PENDING the feed is told to wait (the records stay
+ *   in the durable change log until delivery catches up).
+ */
+import type { ChangeRecord } from '../engine/engine.ts';
+
+/** Longest run of delivery work before other work gets a turn. */
+const SLICE_MS = 5;
+/** Spacing between passes, as a multiple of the last pass's work. */
+const GAP_FACTOR = 3;
+const MAX_GAP_MS = 25;
+/** Targets looked at between two reads of the clock. */
+const CLOCK_EVERY = 16;
+/** Records waiting for a pass beyond which the feed waits. */
+const MAX_PENDING = 10_000;
+
+/** Something that receives records in log order: a table subscription, a live query. */
+export interface DeliveryTarget {
+  offer(records: readonly ChangeRecord[]): unknown;
+}
+
+export class DeliveryScheduler {
+  readonly #targets: () => Iterable<DeliveryTarget>;
+  #pending: ChangeRecord[][] = [];
+  #pendingCount = 0;
+  #scheduled = false;
+  #running = false;
+  /** When the next pass may start (performance.now()). */
+  #notBefore = 0;
+  #waiters: (() => void)[] = [];
+  #closed = false;
+
+  /** @param targets who to deliver to; read at the start of each pass */
+  constructor(targets: () => Iterable<DeliveryTarget>) {
+    this.#targets = targets;
+  }
+
+  /** Records waiting for a pass. */
+  get pending(): number {
+    return this.#pendingCount;
+  }
+
+  /** Queues records for delivery; resolves once the queue has room for more (the feed waits on it). */
+  push(records: readonly ChangeRecord[]): Promise<void> | undefined {
+    if (this.#closed || records.length === 0) return undefined;
+    this.#pending.push(records as ChangeRecord[]);
+    this.#pendingCount += records.length;
+    this.#schedule();
+    if (this.#pendingCount < MAX_PENDING) return undefined;
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#pending = [];
+    this.#pendingCount = 0;
+    this.#release();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running || this.#closed) return;
+    this.#scheduled = true;
+    const wait = this.#notBefore - performance.now();
+    const start = (): void => {
+      this.#scheduled = false;
+      void this.#pass();
+    };
+    if (wait > 1) setTimeout(start, wait);
+    else setImmediate(start);
+  }
+
+  async #pass(): Promise<void> {
+    if (this.#closed || this.#pendingCount === 0) return;
+    this.#running = true;
+    const batches = this.#pending;
+    this.#pending = [];
+    this.#pendingCount = 0;
+    this.#release();
+    const records = batches.length === 1 ? batches[0]! : batches.flat();
+    const targets = [...this.#targets()];
+    let work = 0;
+    let sliceStart = performance.now();
+    for (let i = 0; i < targets.length; i++) {
+      targets[i]!.offer(records);
+      if ((i + 1) % CLOCK_EVERY !== 0 || i + 1 === targets.length) continue;
+      const now = performance.now();
+      if (now - sliceStart < SLICE_MS) continue;
+      work += now - sliceStart;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.#closed) return;
+      sliceStart = performance.now();
+    }
+    const end = performance.now();
+    work += end - sliceStart;
+    this.#notBefore = end + Math.min(MAX_GAP_MS, work * GAP_FACTOR);
+    this.#running = false;
+    if (this.#pendingCount > 0) this.#schedule();
+  }
+
+  /** Lets the feed go on. */
+  #release(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
