@@ -19,6 +19,7 @@ import {
 import {
   ADMIN_PASSWORD,
   TcpRelay,
+  collect,
   eventually,
   fixture,
   freePort,
@@ -27,16 +28,6 @@ import {
   startTestServer,
   within,
 } from './helpers.ts';
-
-/** Reads an iterable in the background; `done` resolves with the error it threw, or 'finished'. */
-function collect<E>(iterable: AsyncIterable<E>): { events: E[]; done: Promise<unknown> } {
-  const events: E[] = [];
-  const done = (async () => {
-    for await (const event of iterable) events.push(event);
-    return 'finished';
-  })().catch((err: unknown) => err);
-  return { events, done };
-}
 
 /** The admin's credentials and nothing else: the SDK's own defaults for everything else. */
 const credentials = { username: 'admin', password: ADMIN_PASSWORD };

@@ -20,6 +20,7 @@ import { generatePassword } from './auth/passwords.ts';
 import { consoleLogger, describeError, type Logger, type LogLevel } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
+import { PrivilegeHistory } from './auth/privilege-history.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
 import { registerCors } from './http/cors.ts';
 import { OriginPolicy } from './auth/origin-policy.ts';
@@ -198,7 +199,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxAgeMs: config.changelog_retention * 1000,
       maxEntries: config.changelog_max_entries,
     });
-    const hub = new SubscriptionHub(engine, feed, access, config, logger);
+    const hub = new SubscriptionHub(engine, feed, access, new PrivilegeHistory(users, roles), config, logger);
     const origins = new OriginPolicy({
       allowedOrigins: config.allowed_origins,
       host: config.host,

@@ -26,8 +26,9 @@ import type {
   TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { openAsync, openSync, type AsyncStatement, type SyncDatabase } from './driver.ts';
+import { openAsync, openSync, type AsyncStatement, type SyncDatabase, type SyncStatement } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
+import { ddlNeeds } from './access-analyzer.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { WriteGate } from './write-gate.ts';
 import { Checkpointer } from './checkpointer.ts';
@@ -108,6 +109,52 @@ async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Pr
   }
   const version = Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
   if (version !== routed.schemaVersion) throw new SchemaChangedError();
+}
+
+/** The connection's own counters: the rows changed by its last statement and its last inserted rowid. */
+const COUNTERS_SQL = 'SELECT changes(), last_insert_rowid()';
+const pooledCounterStatements = new WeakMap<PooledConnection, AsyncStatement>();
+const inlineCounterStatements = new WeakMap<SyncDatabase, SyncStatement>();
+
+interface Counters {
+  changes: number;
+  lastRowid: number;
+}
+
+function countersOf(row: unknown[] | undefined): Counters {
+  const [changes, lastRowid] = (row ?? [0, 0]) as [number | bigint, number | bigint];
+  return { changes: Number(changes), lastRowid: Number(lastRowid) };
+}
+
+/** Read to the end: a statement left active on a connection blocks its COMMIT (see drain). */
+async function pooledCounters(conn: PooledConnection): Promise<Counters> {
+  let stmt = pooledCounterStatements.get(conn);
+  if (!stmt) pooledCounterStatements.set(conn, (stmt = (await conn.prepare(COUNTERS_SQL)).raw()));
+  return countersOf(drain(await stmt.iterate([]))[0]);
+}
+
+function inlineCounters(db: SyncDatabase): Counters {
+  let stmt = inlineCounterStatements.get(db);
+  if (!stmt) inlineCounterStatements.set(db, (stmt = db.prepare(COUNTERS_SQL).raw()));
+  return countersOf(stmt.all([])[0]);
+}
+
+/**
+ * What a statement reports of its own data change. Connections are shared by every session and keep
+ * their counters from whatever ran last, so a count is reported only for a data change (never for
+ * DDL, ANALYZE or REINDEX), and an inserted rowid only when the statement inserted a row: the rowid
+ * moved, and rows changed. An upsert that updated, an INSERT OR IGNORE that ignored, an insert of no
+ * rows report none.
+ */
+function ownTotals(
+  guarded: GuardedStatement,
+  before: Counters,
+  after: Counters,
+): { rowsAffected: number; lastInsertId?: number } {
+  const rowsAffected = guarded.writeVerbs.size > 0 ? after.changes : 0;
+  const inserted =
+    guarded.writeVerbs.has('INSERT') && rowsAffected > 0 && after.lastRowid !== before.lastRowid;
+  return inserted ? { rowsAffected, lastInsertId: after.lastRowid } : { rowsAffected };
 }
 
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
@@ -606,15 +653,18 @@ export class SqliteEngine implements Engine {
         rows_affected: rows.length,
       };
     }
-    const info = stmt.run(params);
+    const db = this.#router.inlineConnection;
+    const before = inlineCounters(db);
+    stmt.run(params);
     this.#router.observeInline(sql, performance.now() - started, 0);
     this.#committed(false);
+    const totals = ownTotals(routed.guarded, before, inlineCounters(db));
     return {
       status: 'success',
       columns: [],
       rows: [],
-      rows_affected: info.changes,
-      ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+      rows_affected: totals.rowsAffected,
+      ...(totals.lastInsertId !== undefined ? { last_insert_id: totals.lastInsertId } : {}),
     };
   }
 
@@ -716,20 +766,10 @@ export class SqliteEngine implements Engine {
     const stmt = await conn.prepare(routed.guarded.text);
     stopper.throwIfStopped();
     if (!stmt.reader) {
+      const before = await pooledCounters(conn);
       drain(await stmt.iterate(params));
-      const totals = drain(
-        await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]),
-      );
-      const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
-      // changes() and last_insert_rowid() keep their values from earlier statements: report only
-      // what this statement can have set.
-      yield {
-        columns: [],
-        rows: [],
-        done: true,
-        rowsAffected: routed.guarded.kind === 'ddl' ? 0 : changes,
-        ...(routed.guarded.writeVerbs.has('INSERT') ? { lastInsertId: Number(lastId) } : {}),
-      };
+      const totals = ownTotals(routed.guarded, before, await pooledCounters(conn));
+      yield { columns: [], rows: [], done: true, ...totals };
       return;
     }
     stmt.raw();
@@ -777,6 +817,7 @@ export class SqliteEngine implements Engine {
     };
     return {
       dialect: 'sqlite',
+      changeHead: `(SELECT coalesce(max(seq), 0) FROM ${CHANGES_TABLE})`,
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       // The server's own writes take their turn with every other write (they run on the inline
@@ -803,10 +844,9 @@ function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
   if (guarded.kind === 'write') {
     for (const privilege of ['INSERT', 'UPDATE', 'DELETE'] as const) needs.push({ privilege, table: '*' });
   }
-  if (guarded.kind === 'ddl')
-    needs.push({
-      privilege: guarded.verb === 'CREATE' ? 'CREATE' : guarded.verb === 'DROP' ? 'DROP' : 'ALTER',
-    });
+  // The same schema rules as for a statement compiled on its own (ADMIN for triggers and virtual
+  // tables, every right on a renamed table).
+  if (guarded.kind === 'ddl') needs.push(...ddlNeeds(guarded));
   return { needs, tables: [], kind: guarded.kind };
 }
 
