@@ -156,6 +156,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   prepareDataDir(config.data_dir, config.allow_insecure_data_dir, logger);
   const engine = await openEngine(config, {
     onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
+    onStorageChange: (full) =>
+      full
+        ? logger.error('engine: the disk is full; writes are refused with STORAGE_FULL until space is freed')
+        : logger.info('engine: the disk has room again; writes are accepted'),
   });
   // The database files were just created (or opened): readable by the server's user only from now on.
   tightenDataFiles(config.data_dir, logger);

@@ -236,6 +236,13 @@ export const CONFIG_FIELDS = {
     max: 64,
     help: 'database connections for long statements and transactions',
   },
+  storage_reserve: {
+    kind: 'int',
+    default: 16 * 1024 * 1024,
+    min: 0,
+    max: 1024 * 1024 * 1024,
+    help: 'bytes of disk kept in reserve (SQLite) so that deletes can still commit when the disk is full; 0: none',
+  },
   changelog_retention: {
     kind: 'number',
     default: 604_800,
