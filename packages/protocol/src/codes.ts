@@ -25,6 +25,11 @@ export const ERROR_CODES = {
     description: 'Another process held the database lock too long; wait retry_after_ms and send again',
     retryable: true,
   },
+  STORAGE_FULL: {
+    description:
+      'The disk holding the database is full: the write was not applied; reads and deletes still work',
+    retryable: true,
+  },
   SLOW_CONSUMER: {
     description: 'The client fell too far behind a subscription; resume from details.resume_from',
     retryable: true,
@@ -62,6 +67,7 @@ export interface ErrorDetailsByCode {
   QUERY_TIMEOUT: { waiting_for?: string };
   /** How long to wait before sending again, and SQLite's result code (`SQLITE_BUSY`). */
   BUSY: { retry_after_ms?: number; sqlite_code?: string };
+  STORAGE_FULL: NoDetails;
   /** The sequence to resume the subscription from. */
   SLOW_CONSUMER: { resume_from?: number };
   CONNECTION_LIMIT: NoDetails;

@@ -6,6 +6,8 @@ import { SqliteEngine } from './sqlite/sqlite-engine.ts';
 export interface OpenEngineOptions {
   /** Told of failures of the engine's background work (checkpoints), for the server log. */
   onBackgroundError?: (what: string, err: unknown) => void;
+  /** Told when the disk becomes full (writes refused) and when it has room again. */
+  onStorageChange?: (full: boolean) => void;
 }
 
 export async function openEngine(config: ServerConfig, options: OpenEngineOptions = {}): Promise<Engine> {
@@ -14,5 +16,10 @@ export async function openEngine(config: ServerConfig, options: OpenEngineOption
     const { PostgresEngine } = await import('./postgres/postgres-engine.ts');
     return PostgresEngine.open({ databaseUrl: config.database_url!, poolSize: config.engine_pool_size });
   }
-  return SqliteEngine.open({ dataDir: config.data_dir, poolSize: config.engine_pool_size, ...options });
+  return SqliteEngine.open({
+    dataDir: config.data_dir,
+    poolSize: config.engine_pool_size,
+    storageReserveBytes: config.storage_reserve,
+    ...options,
+  });
 }

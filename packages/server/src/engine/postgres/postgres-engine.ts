@@ -519,6 +519,8 @@ export class PostgresEngine implements Engine {
       });
     return {
       dialect: 'postgres',
+      // No change log on PostgreSQL yet (NoChangeLog): every position is 0.
+      changeHead: '0',
       get: async <T>(sql: string, params?: readonly unknown[]) => (await query<T>(sql, params))[0],
       all: query,
       run: (sql, params = []) =>
@@ -562,6 +564,9 @@ class NoChangeLog implements ChangeLog {
     return [];
   }
   async prune(): Promise<number> {
+    return 0;
+  }
+  async incarnation(): Promise<number> {
     return 0;
   }
 }

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
-import { RustyError } from '../../errors/rusty-error.ts';
+import { RustyError, storageFullError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
   Caller,
@@ -26,11 +26,13 @@ import type {
   TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { openAsync, openSync, type AsyncStatement, type SyncDatabase } from './driver.ts';
+import { openAsync, openSync, type AsyncStatement, type SyncDatabase, type SyncStatement } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
+import { ddlNeeds } from './access-analyzer.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { WriteGate } from './write-gate.ts';
 import { Checkpointer } from './checkpointer.ts';
+import { DiskSpace } from './disk-space.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
@@ -46,7 +48,13 @@ export interface SqliteEngineOptions {
   fileName?: string;
   /** Told of failures of background work (checkpoints), for the server log. */
   onBackgroundError?: (what: string, err: unknown) => void;
+  /** Bytes kept in reserve for a full disk (see DiskSpace); default 16 MiB, 0 for none. */
+  storageReserveBytes?: number;
+  /** Told when the disk becomes full (writes refused) and when it has room again. */
+  onStorageChange?: (full: boolean) => void;
 }
+
+const DEFAULT_STORAGE_RESERVE_BYTES = 16 * 1024 * 1024;
 
 /**
  * How long a pooled connection lets SQLite wait for a lock held by another process, milliseconds.
@@ -110,6 +118,52 @@ async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Pr
   if (version !== routed.schemaVersion) throw new SchemaChangedError();
 }
 
+/** The connection's own counters: the rows changed by its last statement and its last inserted rowid. */
+const COUNTERS_SQL = 'SELECT changes(), last_insert_rowid()';
+const pooledCounterStatements = new WeakMap<PooledConnection, AsyncStatement>();
+const inlineCounterStatements = new WeakMap<SyncDatabase, SyncStatement>();
+
+interface Counters {
+  changes: number;
+  lastRowid: number;
+}
+
+function countersOf(row: unknown[] | undefined): Counters {
+  const [changes, lastRowid] = (row ?? [0, 0]) as [number | bigint, number | bigint];
+  return { changes: Number(changes), lastRowid: Number(lastRowid) };
+}
+
+/** Read to the end: a statement left active on a connection blocks its COMMIT (see drain). */
+async function pooledCounters(conn: PooledConnection): Promise<Counters> {
+  let stmt = pooledCounterStatements.get(conn);
+  if (!stmt) pooledCounterStatements.set(conn, (stmt = (await conn.prepare(COUNTERS_SQL)).raw()));
+  return countersOf(drain(await stmt.iterate([]))[0]);
+}
+
+function inlineCounters(db: SyncDatabase): Counters {
+  let stmt = inlineCounterStatements.get(db);
+  if (!stmt) inlineCounterStatements.set(db, (stmt = db.prepare(COUNTERS_SQL).raw()));
+  return countersOf(stmt.all([])[0]);
+}
+
+/**
+ * What a statement reports of its own data change. Connections are shared by every session and keep
+ * their counters from whatever ran last, so a count is reported only for a data change (never for
+ * DDL, ANALYZE or REINDEX), and an inserted rowid only when the statement inserted a row: the rowid
+ * moved, and rows changed. An upsert that updated, an INSERT OR IGNORE that ignored, an insert of no
+ * rows report none.
+ */
+function ownTotals(
+  guarded: GuardedStatement,
+  before: Counters,
+  after: Counters,
+): { rowsAffected: number; lastInsertId?: number } {
+  const rowsAffected = guarded.writeVerbs.size > 0 ? after.changes : 0;
+  const inserted =
+    guarded.writeVerbs.has('INSERT') && rowsAffected > 0 && after.lastRowid !== before.lastRowid;
+  return inserted ? { rowsAffected, lastInsertId: after.lastRowid } : { rowsAffected };
+}
+
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
   const object: Record<string, unknown> = {};
   columns.forEach((name, i) => (object[name] = row[i]));
@@ -138,6 +192,7 @@ export class SqliteEngine implements Engine {
   /** Every write of this process takes its turn here (see WriteGate). */
   readonly #gate = new WriteGate();
   readonly #checkpointer: Checkpointer;
+  readonly #space: DiskSpace;
   /** Pooled connections in use, and the work on them: close interrupts the one and waits for the other. */
   readonly #leased = new Map<PooledConnection, Promise<unknown>>();
   #closed = false;
@@ -173,7 +228,20 @@ export class SqliteEngine implements Engine {
       `${this.path}-wal`,
       WAL_CHECKPOINT_BYTES,
       () => this.#checkpoint('PASSIVE'),
-      (err) => options.onBackgroundError?.('checkpoint', err),
+      (err) => {
+        this.#space.noteFailure(err);
+        options.onBackgroundError?.('checkpoint', err);
+      },
+    );
+    this.#space = new DiskSpace(
+      options.dataDir,
+      `${this.path}-reserve`,
+      options.storageReserveBytes ?? DEFAULT_STORAGE_RESERVE_BYTES,
+      (full) => {
+        // With the reserve given back, a checkpoint lets the WAL start over in the room it makes.
+        if (full) void this.#checkpointer.run();
+        options.onStorageChange?.(full);
+      },
     );
   }
 
@@ -260,6 +328,9 @@ export class SqliteEngine implements Engine {
         const result = await this.#transactionOn(stopper, 'write', work);
         this.#committed(true);
         return result;
+      } catch (err) {
+        this.#space.noteFailure(err);
+        throw err;
       } finally {
         this.#gate.leave();
       }
@@ -482,6 +553,7 @@ export class SqliteEngine implements Engine {
     // A batch of reads only needs one snapshot: it must not take the write lock from the writers.
     const mode: TransactionMode =
       !changesSchema && plans.every((plan) => plan.routed?.access.kind === 'read') ? 'read' : 'write';
+    if (mode === 'write') for (const plan of plans) this.#space.check(plan.guarded);
     if (changesSchema) this.#schemaChanging++;
     try {
       return await this.#inTransaction(options, mode, async (conn, stopper) => {
@@ -523,6 +595,8 @@ export class SqliteEngine implements Engine {
   }
 
   async healthCheck(): Promise<void> {
+    // Not ready while writes cannot commit.
+    if (this.#space.full) throw storageFullError();
     await this.execute({ sql: 'SELECT 1' }, { timeoutMs: 2000 });
     // Read to its end: a statement left with a row pending keeps the connection's snapshot open.
     await this.#onPooled(undefined, async (conn) =>
@@ -548,6 +622,7 @@ export class SqliteEngine implements Engine {
     } catch {
       // Busy or already closing: the next start checkpoints instead.
     }
+    this.#space.close();
     this.#pool.close();
     await this.#readers.close();
     this.#router.close();
@@ -561,6 +636,7 @@ export class SqliteEngine implements Engine {
   #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
     if (this.#schemaChanging > 0) return undefined;
     const writes = routed.access.kind !== 'read';
+    if (writes) this.#space.check(routed.guarded);
     // A write runs inline only when no other write of this server is running or waiting: it would
     // meet a held lock (or jump the queue) otherwise.
     if (writes && !this.#gate.tryEnter()) return undefined;
@@ -583,6 +659,7 @@ export class SqliteEngine implements Engine {
     try {
       return this.#runInline(sql, routed, params);
     } catch (err) {
+      this.#space.noteFailure(err);
       if (!isBusy(err)) throw err;
       // libsql leaves the failed statement in progress on the inline connection (it never resets
       // after SQLITE_BUSY): open fresh connections, and let the pool wait for the lock instead.
@@ -606,15 +683,18 @@ export class SqliteEngine implements Engine {
         rows_affected: rows.length,
       };
     }
-    const info = stmt.run(params);
+    const db = this.#router.inlineConnection;
+    const before = inlineCounters(db);
+    stmt.run(params);
     this.#router.observeInline(sql, performance.now() - started, 0);
     this.#committed(false);
+    const totals = ownTotals(routed.guarded, before, inlineCounters(db));
     return {
       status: 'success',
       columns: [],
       rows: [],
-      rows_affected: info.changes,
-      ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+      rows_affected: totals.rowsAffected,
+      ...(totals.lastInsertId !== undefined ? { last_insert_id: totals.lastInsertId } : {}),
     };
   }
 
@@ -629,6 +709,7 @@ export class SqliteEngine implements Engine {
     params: DriverValue[],
     options: StreamOptions,
   ): Promise<StatementResult> {
+    this.#space.check(routed.guarded);
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
       await stopper.waitFor('the write lock', (signal) => this.#gate.enter(signal));
@@ -650,6 +731,9 @@ export class SqliteEngine implements Engine {
         });
         this.#committed(true);
         return result;
+      } catch (err) {
+        this.#space.noteFailure(err);
+        throw err;
       } finally {
         this.#gate.leave();
       }
@@ -665,6 +749,7 @@ export class SqliteEngine implements Engine {
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
     if (routed.guarded.kind === 'ddl') {
+      this.#space.check(routed.guarded);
       // DDL runs in a transaction with the change-capture update and the change-log record it causes.
       this.#schemaChanging++;
       let result: StatementResult;
@@ -716,20 +801,10 @@ export class SqliteEngine implements Engine {
     const stmt = await conn.prepare(routed.guarded.text);
     stopper.throwIfStopped();
     if (!stmt.reader) {
+      const before = await pooledCounters(conn);
       drain(await stmt.iterate(params));
-      const totals = drain(
-        await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]),
-      );
-      const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
-      // changes() and last_insert_rowid() keep their values from earlier statements: report only
-      // what this statement can have set.
-      yield {
-        columns: [],
-        rows: [],
-        done: true,
-        rowsAffected: routed.guarded.kind === 'ddl' ? 0 : changes,
-        ...(routed.guarded.writeVerbs.has('INSERT') ? { lastInsertId: Number(lastId) } : {}),
-      };
+      const totals = ownTotals(routed.guarded, before, await pooledCounters(conn));
+      yield { columns: [], rows: [], done: true, ...totals };
       return;
     }
     stmt.raw();
@@ -767,6 +842,16 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  /** Runs a write of the server's own, noting a full disk should it fail for want of space. */
+  #noting<T>(write: () => T): T {
+    try {
+      return write();
+    } catch (err) {
+      this.#space.noteFailure(err);
+      throw err;
+    }
+  }
+
   #makeInternalStore(): InternalStore {
     const db = (): SyncDatabase => this.#router.inlineConnection;
     const query = <T>(sql: string, params: readonly unknown[] = []): T[] => {
@@ -777,17 +862,20 @@ export class SqliteEngine implements Engine {
     };
     return {
       dialect: 'sqlite',
+      changeHead: `(SELECT coalesce(max(seq), 0) FROM ${CHANGES_TABLE})`,
       get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       // The server's own writes take their turn with every other write (they run on the inline
       // connection, which must never meet a lock: it would fail at once rather than wait).
       run: (sql, params = []) =>
-        this.#gate.hold(() => ({
-          changes: db()
-            .prepare(sql)
-            .run(params as DriverValue[]).changes,
-        })),
-      exec: (sql) => this.#gate.hold(() => db().exec(sql)),
+        this.#gate.hold(() =>
+          this.#noting(() => ({
+            changes: db()
+              .prepare(sql)
+              .run(params as DriverValue[]).changes,
+          })),
+        ),
+      exec: (sql) => this.#gate.hold(() => this.#noting(() => db().exec(sql))),
     };
   }
 }
@@ -803,10 +891,9 @@ function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
   if (guarded.kind === 'write') {
     for (const privilege of ['INSERT', 'UPDATE', 'DELETE'] as const) needs.push({ privilege, table: '*' });
   }
-  if (guarded.kind === 'ddl')
-    needs.push({
-      privilege: guarded.verb === 'CREATE' ? 'CREATE' : guarded.verb === 'DROP' ? 'DROP' : 'ALTER',
-    });
+  // The same schema rules as for a statement compiled on its own (ADMIN for triggers and virtual
+  // tables, every right on a renamed table).
+  if (guarded.kind === 'ddl') needs.push(...ddlNeeds(guarded));
   return { needs, tables: [], kind: guarded.kind };
 }
 
