@@ -58,6 +58,17 @@ export interface SoakFigures {
   readP99: number;
   /** Errors of every kind: refused, wrong or unanswered requests, lost, extra or reordered changes. */
   errors: number;
+  /** Requests refused, by error code. */
+  refused: Record<string, number>;
+  /** Answers with a wrong value, messages nobody asked for, requests never answered. */
+  wrong: number;
+  unexpected: number;
+  unanswered: number;
+  /** Changes not delivered, delivered twice or more than inserted, out of order; subscriptions ended. */
+  missing: number;
+  extra: number;
+  disorder: number;
+  subscriptionErrors: number;
   /** The errors' first examples. */
   samples: string[];
   /** Changes each subscriber had to receive, and how many subscribers reported. */
@@ -476,6 +487,14 @@ export async function measureSoak(
       achieved,
       readP99: soak.read.p99,
       errors: allErrors,
+      refused: soak.load.errors,
+      wrong: soak.load.wrong,
+      unexpected: soak.load.unexpected,
+      unanswered: soak.load.unanswered,
+      missing,
+      extra,
+      disorder,
+      subscriptionErrors,
       samples: sample,
       expectedPerSubscriber: expected,
       subscribers: subscriberReports.length,
