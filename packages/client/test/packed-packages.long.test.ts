@@ -13,7 +13,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -28,7 +27,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { ADMIN_PASSWORD, eventually, login, runProcess, within } from './helpers.ts';
+import {
+  ADMIN_PASSWORD,
+  eventually,
+  login,
+  runProcess,
+  startServeProcess,
+  userEnv,
+  type ServeProcess,
+} from './helpers.ts';
 import { WebServer } from './browser/web-server.ts';
 import { launchChromium, type Chromium } from './browser/chromium.ts';
 
@@ -44,15 +51,6 @@ function workspaceVersion(name: string): string {
     .version;
 }
 
-/** The environment of a user's shell: none of the test runner's loader options, no RUSTYDB_* setting. */
-function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('RUSTYDB_') && key !== 'NODE_OPTIONS') env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
 async function succeed(command: string, args: string[], cwd: string, env = userEnv()): Promise<string> {
   const result = await runProcess(command, args, { cwd, env, timeoutMs: INSTALL_TIMEOUT_MS });
   assert.equal(result.code, 0, `${command} ${args.join(' ')}\n${result.stdout}\n${result.stderr}`);
@@ -60,38 +58,12 @@ async function succeed(command: string, args: string[], cwd: string, env = userE
 }
 
 /** `rustydb serve` from an installation, on a free port; resolves once it is listening. */
-async function serve(
-  bin: string,
-  dataDir: string,
-  cwd: string,
-): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
-  const child = spawn(
+function serve(bin: string, dataDir: string, cwd: string): Promise<ServeProcess> {
+  return startServeProcess(
     process.execPath,
     [bin, 'serve', '--port', '0', '--data-dir', dataDir, '--admin-password', ADMIN_PASSWORD],
-    { cwd, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd, env: userEnv() },
   );
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await within(exited, 15_000, 'the server stopping').catch(() => child.kill('SIGKILL'));
-  };
-  try {
-    const url = await eventually(
-      () => {
-        if (child.exitCode !== null) throw new Error(`rustydb serve exited:\n${output}`);
-        return /RustyDB listening on (http:\/\/\S+)/.exec(output)?.[1] ?? '';
-      },
-      'rustydb serve listening',
-      60_000,
-    );
-    return { child, url, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
 }
 
 async function token(url: string): Promise<string> {
@@ -274,7 +246,7 @@ describe('the packed packages, installed in a new project', { concurrency: false
   let work: string;
   let tarballs: string[];
   let project: string;
-  let server: Awaited<ReturnType<typeof serve>> | undefined;
+  let server: ServeProcess | undefined;
 
   before(
     async () => {
