@@ -288,26 +288,45 @@ createRoot(document.getElementById('root')!).render(
     const listed = (tab: Page): Promise<string> =>
       tab.$$eval('li', (items) => items.map((li) => li.textContent).join('|'));
 
-    test('the web page signs in, shows the table and follows a change', { timeout: 90_000 }, async () => {
+    /**
+     * Opens `page` (`signIn` answers the prompts or fills the form), waits for the table, inserts `title`
+     * with the CLI and waits for the list to show it (`where`: contain it, or end with it).
+     */
+    async function followsAChange(
+      page: string,
+      signIn: { beforeLoad?(tab: Page): void; afterLoad?(tab: Page): Promise<void> },
+      title: string,
+      where: 'includes' | 'endsWith',
+    ): Promise<Page> {
       const tab = await browser.context.newPage();
       const errors: string[] = [];
       tab.on('pageerror', (err) => errors.push(err.message));
-      const answers = ['app', 'app-password-42'];
-      tab.on('dialog', (dialog) => void dialog.accept(answers.shift() ?? ''));
-      await tab.goto(`${web.url}/page/page.html`);
+      signIn.beforeLoad?.(tab);
+      await tab.goto(`${web.url}/page/${page}`);
+      await signIn.afterLoad?.(tab);
       await eventually(
         async () => (await listed(tab)).includes('try RustyDB'),
-        'the table in the page',
+        `the table in ${page}`,
         30_000,
       );
-      await sh(`npx rustydb query "INSERT INTO todos (title) VALUES ('from the page test')"`);
-      await eventually(
-        async () => (await listed(tab)).includes('from the page test'),
-        'the change in the page',
-        30_000,
+      await sh(`npx rustydb query "INSERT INTO todos (title) VALUES ('${title}')"`);
+      await eventually(async () => (await listed(tab))[where](title), `the change in ${page}`, 30_000);
+      assert.deepEqual(errors, []);
+      return tab;
+    }
+
+    test('the web page signs in, shows the table and follows a change', { timeout: 90_000 }, async () => {
+      const answers = ['app', 'app-password-42'];
+      const tab = await followsAChange(
+        'page.html',
+        {
+          // The page asks with prompt() as it loads.
+          beforeLoad: (page) => page.on('dialog', (dialog) => void dialog.accept(answers.shift() ?? '')),
+        },
+        'from the page test',
+        'includes',
       );
       assert.deepEqual(answers, [], 'both prompts answered');
-      assert.deepEqual(errors, []);
       await tab.close();
     });
 
@@ -315,27 +334,19 @@ createRoot(document.getElementById('root')!).render(
       'the React component signs in, shows the table and follows a change',
       { timeout: 90_000 },
       async () => {
-        const tab = await browser.context.newPage();
-        const errors: string[] = [];
-        tab.on('pageerror', (err) => errors.push(err.message));
-        await tab.goto(`${web.url}/page/react.html`);
-        await tab.fill('input[name=user]', 'app');
-        await tab.fill('input[name=password]', 'app-password-42');
-        await tab.click('button');
-        await eventually(
-          async () => (await listed(tab)).includes('try RustyDB'),
-          'the table in React',
-          30_000,
+        const tab = await followsAChange(
+          'react.html',
+          {
+            afterLoad: async (page) => {
+              await page.fill('input[name=user]', 'app');
+              await page.fill('input[name=password]', 'app-password-42');
+              await page.click('button');
+            },
+          },
+          'from the React test',
+          'endsWith', // ordered by id: the new row comes last
         );
-        await sh(`npx rustydb query "INSERT INTO todos (title) VALUES ('from the React test')"`);
-        await eventually(
-          async () => (await listed(tab)).endsWith('from the React test'),
-          'the change in React, last by id',
-          30_000,
-        );
-        const count = await tab.textContent('p');
-        assert.match(count ?? '', /^\d+ todos$/);
-        assert.deepEqual(errors, []);
+        assert.match((await tab.textContent('p')) ?? '', /^\d+ todos$/);
         await tab.close();
       },
     );

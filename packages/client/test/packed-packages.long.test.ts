@@ -4,6 +4,7 @@
  * the registry; ours only from the tarballs, all in one `npm install`). Then, from that project:
  *   - the installed server runs (`rustydb serve`, compiled JavaScript: no TypeScript in the install),
  *     and a Node ESM script with @rustydb/client logs in, queries and receives a change;
+ *   - `rustydb gen types` writes the types of the user's tables, which the application uses;
  *   - an application and a React component type-check under TypeScript's stock strict `NodeNext`
  *     configuration plus exactOptionalPropertyTypes and noPropertyAccessFromIndexSignature, with
  *     skipLibCheck off, with no @types/ws and no @types/node installed: zero errors;
@@ -130,6 +131,7 @@ import {
   type TableEvent,
 } from '@rustydb/client';
 import { ERROR_CODES, type ErrorCode } from '@rustydb/protocol';
+import type { Notes } from './db-types.js';
 
 interface Item {
   id: number;
@@ -167,6 +169,9 @@ export async function run(url: string, token: string | undefined): Promise<strin
     const tuples = await db.query<[number, string]>('SELECT id, name FROM items', [], { rowMode: 'array' });
     const ids: number[] = tuples.rows.map(([id]) => id);
     lines.push(names.join(','), ids.join(','));
+    const notes = await db.query<Notes>('SELECT id, body FROM notes');
+    const bodies: string[] = notes.rows.map((note) => note.body);
+    lines.push(bodies.join(','));
     const items = db.subscribe<Item>('items');
     items.on('change', (event) => {
       const name: string | undefined = event.row?.name;
@@ -324,6 +329,12 @@ describe('the packed packages, installed in a new project', { concurrency: false
     assert.equal(out, 'body\r\nfrom node\r\n');
     const users = await succeed(bin, ['user', 'list'], project, env);
     assert.match(users, /admin/);
+    // The types of the user's tables, with one command (the app below imports them).
+    await succeed(bin, ['gen', 'types', '--out', 'src/db-types.ts'], project, env);
+    assert.match(
+      readFileSync(join(project, 'src/db-types.ts'), 'utf8'),
+      /export interface Notes \{\n {2}id: number;\n {2}body: string;\n\}/,
+    );
   });
 
   test(
