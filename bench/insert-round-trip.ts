@@ -1,0 +1,187 @@
+/**
+ * (j) Single-row INSERT round trips: one socket keeps 64 `INSERT INTO ins (id, v) VALUES (?, ?)` in
+ * flight (a new one goes out as each answer comes back), against the in-process limit — libsql's
+ * prepared INSERT in a loop in this process, each row its own transaction, on a database with the
+ * server's journal and durability settings (WAL, `synchronous = NORMAL`). Every server answer is
+ * checked (`rows_affected` 1, in the order sent) and the table is counted at the end, so no row may be
+ * lost or doubled. The server also records each row in its change log, in the same transaction: that
+ * is part of what it guarantees, and part of what this measures.
+ */
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import type WebSocket from 'ws';
+import { openSync } from '../packages/server/src/engine/sqlite/driver.ts';
+import { StreamConnection, login } from './lib/client.ts';
+import { cpuSeconds } from './lib/proc.ts';
+import { table, type BenchContext, type BenchReport } from './lib/report.ts';
+import { startRustyServer } from './lib/rusty-server.ts';
+import { count, median, ms, ratio, verdict } from './lib/stats.ts';
+
+const TABLE = 'ins';
+const SQL = `INSERT INTO ${TABLE} (id, v) VALUES (?, ?)`;
+const IN_FLIGHT = 64;
+const ROWS_PER_RUN = 20_000;
+const REPETITIONS = 5;
+/** No run may take longer than this; a stuck server fails the benchmark. */
+const RUN_TIMEOUT_MS = 60_000;
+const TARGET_RATIO = 0.7;
+/** The server's durability settings (CONNECTION_PRAGMAS in sqlite-engine.ts), for the baseline. */
+const DURABILITY = 'synchronous = NORMAL';
+
+interface Run {
+  rows: number;
+  seconds: number;
+  cpu: number;
+}
+
+const rate = (run: Run): number => run.rows / run.seconds;
+
+const value = (id: number): string => `value-${id}`;
+
+/** The in-process limit: a prepared INSERT, one autocommit transaction per row. */
+function inProcessLimit(dbPath: string, firstId: number): Run {
+  const db = openSync(dbPath);
+  try {
+    db.exec(`PRAGMA journal_mode = WAL; PRAGMA ${DURABILITY};`);
+    db.exec(`CREATE TABLE IF NOT EXISTS ${TABLE} (id INTEGER PRIMARY KEY, v TEXT)`);
+    const insert = db.prepare(SQL);
+    const cpuBefore = process.cpuUsage();
+    const started = performance.now();
+    for (let id = firstId; id < firstId + ROWS_PER_RUN; id++) insert.run([id, value(id)]);
+    const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    return { rows: ROWS_PER_RUN, seconds, cpu: (cpu.user + cpu.system) / 1e6 };
+  } finally {
+    db.close();
+  }
+}
+
+/** Keeps IN_FLIGHT inserts outstanding on one socket until ROWS_PER_RUN are answered. */
+function overWebSocket(ws: WebSocket, pid: number, firstId: number): Promise<Run> {
+  const cpuBefore = cpuSeconds(pid);
+  const started = performance.now();
+  let sent = 0;
+  let answered = 0;
+  return new Promise((resolve, reject) => {
+    const finish = (err?: Error): void => {
+      clearTimeout(timer);
+      ws.off('message', onMessage);
+      if (err) return reject(err);
+      resolve({
+        rows: answered,
+        seconds: (performance.now() - started) / 1000,
+        cpu: cpuSeconds(pid) - cpuBefore,
+      });
+    };
+    const timer = setTimeout(() => finish(new Error(`not done in ${RUN_TIMEOUT_MS} ms`)), RUN_TIMEOUT_MS);
+    const sendNext = (): void => {
+      const id = firstId + sent++;
+      ws.send(
+        JSON.stringify({ type: 'query', id: `i${id}`, payload: { sql: SQL, params: [id, value(id)] } }),
+      );
+    };
+    const onMessage = (data: WebSocket.RawData): void => {
+      const reply = JSON.parse(String(data)) as {
+        type: string;
+        id?: string;
+        payload?: { rows_affected?: number };
+      };
+      const expected = `i${firstId + answered}`;
+      if (reply.type !== 'data' || reply.id !== expected || reply.payload?.rows_affected !== 1) {
+        finish(new Error(`expected the answer to ${expected}, got ${String(data).slice(0, 300)}`));
+        return;
+      }
+      answered++;
+      if (answered === ROWS_PER_RUN) finish();
+      else if (sent < ROWS_PER_RUN) sendNext();
+    };
+    ws.on('message', onMessage);
+    while (sent < Math.min(IN_FLIGHT, ROWS_PER_RUN)) sendNext();
+  });
+}
+
+export async function runInsertRoundTrip(ctx: BenchContext): Promise<BenchReport> {
+  const baselineDir = mkdtempSync(join(ctx.dataDir, 'inserts-baseline-'));
+  const server = await startRustyServer({
+    dataDir: mkdtempSync(join(ctx.dataDir, 'inserts-')),
+    ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+  });
+  try {
+    const conn = await StreamConnection.open(server.streamUrl, await login(server.url));
+    await conn.query(`CREATE TABLE ${TABLE} (id INTEGER PRIMARY KEY, v TEXT)`);
+    const baselinePath = join(baselineDir, 'baseline.sqlite');
+    // Warm-up: a run of each, not measured.
+    let nextId = 1;
+    inProcessLimit(baselinePath, nextId);
+    await overWebSocket(conn.ws, server.pid, nextId);
+    nextId += ROWS_PER_RUN;
+    const baseline: Run[] = [];
+    const served: Run[] = [];
+    for (let i = 0; i < REPETITIONS; i++) {
+      baseline.push(inProcessLimit(baselinePath, nextId));
+      served.push(await overWebSocket(conn.ws, server.pid, nextId));
+      nextId += ROWS_PER_RUN;
+      ctx.log(
+        `  (j) rep ${i + 1}: in-process ${count(rate(baseline[i]!))} rows/s, ws ${count(rate(served[i]!))} rows/s`,
+      );
+    }
+    const stored = await conn.query(`SELECT count(*) AS n, count(DISTINCT id) AS d FROM ${TABLE}`);
+    const [n, distinct] = stored.rows[0] as [number, number];
+    const expected = nextId - 1;
+    if (n !== expected || distinct !== expected) {
+      throw new Error(`the server holds ${n} rows (${distinct} distinct) after ${expected} inserts`);
+    }
+    await conn.close();
+    const base = median(baseline.map(rate));
+    const ws = median(served.map(rate));
+    const r = ws / base;
+    const perRow = (runs: Run[]): number => median(runs.map((run) => (run.cpu / run.rows) * 1000));
+    const ratios = baseline.map((b, i) => rate(served[i]!) / rate(b));
+    const spread = Math.max(...baseline.map(rate)) / Math.min(...baseline.map(rate));
+    const markdown = [
+      `\`${SQL}\`, ${count(ROWS_PER_RUN)} rows per run, ${IN_FLIGHT} in flight on one authenticated socket; ` +
+        `${REPETITIONS} alternating runs after one warm-up each, medians reported. Both databases in WAL ` +
+        `mode with \`${DURABILITY}\` (the server's setting); each row is its own transaction. The server ` +
+        `side also writes each row's change-log record in the same transaction. Every answer was checked ` +
+        `in order and the table counted afterwards (${count(n)} rows, none lost or doubled).`,
+      '',
+      table(
+        ['', 'rows/s', 'CPU per row', 'each run, rows/s'],
+        [
+          [
+            'in-process limit (libsql prepared INSERT loop)',
+            count(base),
+            `${ms(perRow(baseline))} (this process)`,
+            baseline.map((run) => count(rate(run))).join(', '),
+          ],
+          [
+            '`ws /api/v1/stream`, 64 in flight',
+            count(ws),
+            `${ms(perRow(served))} (server process)`,
+            served.map((run) => count(rate(run))).join(', '),
+          ],
+        ],
+      ),
+      '',
+      `**Ratio ws / in-process: ${ratio(r)}** (target ≥ ${TARGET_RATIO}: ${verdict(r >= TARGET_RATIO)}); ` +
+        `per pair: ${ratios.map(ratio).join(', ')}.` +
+        (spread > 1 / TARGET_RATIO
+          ? ` **The baseline varied ${ratio(spread)} between runs: the ratio is within noise.**`
+          : ''),
+    ].join('\n');
+    return {
+      key: 'j',
+      title: 'Single-row INSERT round trips, 64 in flight (issue 10 (h))',
+      markdown,
+      targets: [
+        {
+          name: `rows/s ≥ ${TARGET_RATIO}× in-process INSERT loop`,
+          measured: ratio(r),
+          met: r >= TARGET_RATIO,
+        },
+      ],
+    };
+  } finally {
+    await server.stop();
+  }
+}
