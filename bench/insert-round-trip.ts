@@ -3,7 +3,7 @@
  * flight (a new one goes out as each answer comes back), against the in-process limit — libsql's
  * prepared INSERT in a loop in this process, each row its own transaction, on a database with the
  * server's journal and durability settings (WAL, `synchronous = NORMAL`). Every server answer is
- * checked (`rows_affected` 1, in the order sent) and the table is counted at the end, so no row may be
+ * checked (`rows_affected` 1, each id answered once) and the table is counted at the end, so no row may be
  * lost or doubled. The server also records each row in its change log, in the same transaction: that
  * is part of what it guarantees, and part of what this measures.
  */
@@ -32,6 +32,8 @@ interface Run {
   rows: number;
   seconds: number;
   cpu: number;
+  /** Requests the server refused for its limit of running requests (sent again). */
+  refused?: number;
 }
 
 const rate = (run: Run): number => run.rows / run.seconds;
@@ -56,41 +58,69 @@ function inProcessLimit(dbPath: string, firstId: number): Run {
   }
 }
 
-/** Keeps IN_FLIGHT inserts outstanding on one socket until ROWS_PER_RUN are answered. */
+/**
+ * Keeps IN_FLIGHT inserts outstanding on one socket until ROWS_PER_RUN are answered. A request the
+ * server refuses for its per-connection limit of running requests (RATE_LIMIT_EXCEEDED, with
+ * `retry_after_ms`) is sent again after that delay, as the client SDK does; the refusals are counted.
+ * Each id must be answered exactly once, with one row inserted; any other error fails the run.
+ */
 function overWebSocket(ws: WebSocket, pid: number, firstId: number): Promise<Run> {
   const cpuBefore = cpuSeconds(pid);
   const started = performance.now();
   let sent = 0;
   let answered = 0;
+  let refused = 0;
+  const outstanding = new Set<number>();
+  const retries = new Set<NodeJS.Timeout>();
   return new Promise((resolve, reject) => {
     const finish = (err?: Error): void => {
       clearTimeout(timer);
+      for (const retry of retries) clearTimeout(retry);
       ws.off('message', onMessage);
       if (err) return reject(err);
       resolve({
         rows: answered,
         seconds: (performance.now() - started) / 1000,
         cpu: cpuSeconds(pid) - cpuBefore,
+        refused,
       });
     };
     const timer = setTimeout(() => finish(new Error(`not done in ${RUN_TIMEOUT_MS} ms`)), RUN_TIMEOUT_MS);
-    const sendNext = (): void => {
-      const id = firstId + sent++;
+    const send = (id: number): void => {
       ws.send(
         JSON.stringify({ type: 'query', id: `i${id}`, payload: { sql: SQL, params: [id, value(id)] } }),
       );
+    };
+    const sendNext = (): void => {
+      const id = firstId + sent++;
+      outstanding.add(id);
+      send(id);
     };
     const onMessage = (data: WebSocket.RawData): void => {
       const reply = JSON.parse(String(data)) as {
         type: string;
         id?: string;
-        payload?: { rows_affected?: number };
+        payload?: { rows_affected?: number; code?: string; details?: { retry_after_ms?: number } };
       };
-      const expected = `i${firstId + answered}`;
-      if (reply.type !== 'data' || reply.id !== expected || reply.payload?.rows_affected !== 1) {
-        finish(new Error(`expected the answer to ${expected}, got ${String(data).slice(0, 300)}`));
+      const id = Number(reply.id?.slice(1));
+      if (!outstanding.has(id)) {
+        finish(new Error(`an answer to no outstanding request: ${String(data).slice(0, 300)}`));
         return;
       }
+      if (reply.type === 'error' && reply.payload?.code === 'RATE_LIMIT_EXCEEDED') {
+        refused++;
+        const retry = setTimeout(() => {
+          retries.delete(retry);
+          send(id);
+        }, reply.payload.details?.retry_after_ms ?? 100);
+        retries.add(retry);
+        return;
+      }
+      if (reply.type !== 'data' || reply.payload?.rows_affected !== 1) {
+        finish(new Error(`insert ${id} failed: ${String(data).slice(0, 300)}`));
+        return;
+      }
+      outstanding.delete(id);
       answered++;
       if (answered === ROWS_PER_RUN) finish();
       else if (sent < ROWS_PER_RUN) sendNext();
@@ -143,7 +173,10 @@ export async function runInsertRoundTrip(ctx: BenchContext): Promise<BenchReport
         `${REPETITIONS} alternating runs after one warm-up each, medians reported. Both databases in WAL ` +
         `mode with \`${DURABILITY}\` (the server's setting); each row is its own transaction. The server ` +
         `side also writes each row's change-log record in the same transaction. Every answer was checked ` +
-        `in order and the table counted afterwards (${count(n)} rows, none lost or doubled).`,
+        `and the table counted afterwards (${count(n)} rows, none lost or doubled). Requests refused for ` +
+        `the per-connection limit of running requests (\`max_running_queries\`), sent again after ` +
+        `\`retry_after_ms\` as the client SDK does: ${served.map((run) => count(run.refused ?? 0)).join(', ')} ` +
+        `per run.`,
       '',
       table(
         ['', 'rows/s', 'CPU per row', 'each run, rows/s'],
