@@ -164,6 +164,16 @@ export class RestartableServer {
   }
 }
 
+/** Reads an iterable in the background; `done` resolves with the error it threw, or 'finished'. */
+export function collect<E>(iterable: AsyncIterable<E>): { events: E[]; done: Promise<unknown> } {
+  const events: E[] = [];
+  const done = (async () => {
+    for await (const event of iterable) events.push(event);
+    return 'finished';
+  })().catch((err: unknown) => err);
+  return { events, done };
+}
+
 /** Client options for tests: the admin login, and reconnects fast enough for a test's time budget. */
 export function testClientOptions(url: string, extra: Partial<ClientOptions> = {}): ClientOptions {
   return {

@@ -70,6 +70,8 @@ export interface SessionOrigin {
   remoteAddress: string;
   /** On a collection's watch endpoint: the collection every `watch` is about. */
   collection?: string;
+  /** A message (text) the session handles as soon as it is authenticated: the stream its URL asked for. */
+  startWith?: string;
 }
 
 /** Rows a `streaming: false` query may return; larger results must be streamed. */
@@ -109,6 +111,7 @@ export class StreamSession {
   #expiryTimer: NodeJS.Timeout | undefined;
   #warningTimer: NodeJS.Timeout | undefined;
   readonly #origin: SessionOrigin;
+  #startWith: string | undefined;
   readonly #handle: SessionHandle | undefined;
   #subscriptions: SessionSubscriptions | undefined;
 
@@ -120,6 +123,7 @@ export class StreamSession {
     this.#socket = socket;
     this.#deps = deps;
     this.#origin = origin;
+    this.#startWith = origin.startWith;
     this.#handle = deps.sessions?.open(
       origin.endpoint,
       origin.remoteAddress,
@@ -149,6 +153,7 @@ export class StreamSession {
     if (!config.require_authentication) {
       this.#principal = ANONYMOUS;
       this.#socket.authenticated?.();
+      this.#begin();
       return;
     }
     // Until it authenticates, the transport closes the socket when its time to do so is up.
@@ -363,6 +368,20 @@ export class StreamSession {
         id,
       ),
     );
+    this.#begin();
+  }
+
+  /** Starts what the URL asked for, once, after the first authentication. */
+  #begin(): void {
+    const text = this.#startWith;
+    this.#startWith = undefined;
+    if (text === undefined) return;
+    const parsed = parseClientMessage(text);
+    if (!parsed.ok) {
+      this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', parsed.error), parsed.id));
+      return;
+    }
+    this.#dispatch(parsed.message).catch((err) => this.#fail(err));
   }
 
   /** Warns shortly before the token expires, and ends the session when it does unless re-authenticated. */

@@ -24,6 +24,7 @@ import type { EndpointHandler } from '../ws/websocket-gateway.ts';
 import { wireSession } from '../ws/session-wiring.ts';
 import { adaptSocket } from '../ws/socket-adapter.ts';
 import { URL_TOKEN_DISABLED } from '../ws/stream-endpoint.ts';
+import { listParameter, numberParameter, streamFromUrl } from '../ws/url-stream.ts';
 import { isMetricName, METRIC_NAMES, type MetricName, type MetricsSampler, type Totals } from './sampler.ts';
 
 export const METRICS_STREAM_PATH = '/api/v1/metrics/stream';
@@ -95,11 +96,14 @@ export class MetricsSession {
   #pending: string[] | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The subscription the URL asked for, started once authenticated. */
+  #startWith: string | undefined;
 
-  constructor(socket: SessionSocket, deps: MetricsSessionDeps, remoteAddress: string) {
+  constructor(socket: SessionSocket, deps: MetricsSessionDeps, remoteAddress: string, startWith?: string) {
     this.#socket = socket;
     this.#deps = deps;
     this.#remoteAddress = remoteAddress;
+    this.#startWith = startWith;
     this.#handle = deps.sessions?.open(
       METRICS_STREAM_PATH,
       remoteAddress,
@@ -112,6 +116,7 @@ export class MetricsSession {
     if (!this.#deps.config.require_authentication) {
       this.#principal = ANONYMOUS;
       this.#socket.authenticated?.();
+      this.#begin();
       return;
     }
     if (urlToken !== undefined) {
@@ -133,6 +138,17 @@ export class MetricsSession {
       return;
     }
     this.#deps.sampler.messageIn();
+    this.#parseAndRun(text);
+  }
+
+  /** Starts what the URL asked for, once, after the first authentication. */
+  #begin(): void {
+    const text = this.#startWith;
+    this.#startWith = undefined;
+    if (text !== undefined) this.#parseAndRun(text);
+  }
+
+  #parseAndRun(text: string): void {
     let message: Message;
     let requestId: string | undefined;
     try {
@@ -317,6 +333,7 @@ export class MetricsSession {
         requestId,
       ),
     );
+    this.#begin();
   }
 
   #terminate(code: ErrorCode, message: string, reason: string): void {
@@ -347,7 +364,16 @@ export function metricsEndpoint(deps: MetricsSessionDeps): EndpointHandler {
       ws.close(1008, 'token in URL not allowed');
       return;
     }
-    const session = new MetricsSession(adaptSocket(ws, admission), deps, request.socket.remoteAddress ?? '');
+    const startWith = streamFromUrl(url, 'subscribe', 'metrics', {
+      metrics: listParameter,
+      interval_ms: numberParameter,
+    });
+    const session = new MetricsSession(
+      adaptSocket(ws, admission),
+      deps,
+      request.socket.remoteAddress ?? '',
+      startWith,
+    );
     wireSession(ws, session, urlToken, deps.logger);
   };
 }

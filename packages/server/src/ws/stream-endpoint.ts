@@ -4,6 +4,7 @@ import { envelope, errorPayload } from '../core/envelope.ts';
 import type { EndpointHandler } from './websocket-gateway.ts';
 import { wireSession } from './session-wiring.ts';
 import { adaptSocket } from './socket-adapter.ts';
+import { jsonParameter, numberParameter, streamFromUrl } from './url-stream.ts';
 
 export const STREAM_PATH = '/api/v1/stream';
 
@@ -13,6 +14,18 @@ export const URL_TOKEN_DISABLED =
 export function streamEndpoint(deps: SessionDeps): EndpointHandler {
   return sessionEndpoint(deps, STREAM_PATH);
 }
+
+/** A resume token's `_data`, as the query string carries it. */
+const resumeToken = (value: string): unknown => ({ _data: value });
+
+/** The `watch` a collection's endpoint starts with: the payload's fields, as query parameters. */
+const WATCH_PARAMETERS = {
+  resumeAfter: resumeToken,
+  startAfter: resumeToken,
+  startAtOperationTime: numberParameter,
+  fullDocument: (value: string) => value,
+  pipeline: jsonParameter,
+};
 
 /**
  * A WebSocket endpoint served by a StreamSession: `/api/v1/stream`, and each collection's watch
@@ -37,10 +50,14 @@ export function sessionEndpoint(
       ws.close(1008, 'token in URL not allowed');
       return;
     }
+    const collection = collectionOf?.(url);
+    const startWith =
+      collection === undefined ? undefined : streamFromUrl(url, 'watch', collection, WATCH_PARAMETERS);
     const session = new StreamSession(adaptSocket(ws, admission), deps, {
       endpoint,
       remoteAddress,
-      ...(collectionOf ? { collection: collectionOf(url) } : {}),
+      ...(collection !== undefined ? { collection } : {}),
+      ...(startWith !== undefined ? { startWith } : {}),
     });
     wireSession(ws, session, urlToken, deps.logger);
   };

@@ -141,6 +141,24 @@ describe('SQLite schema table', () => {
     c.close();
   });
 
+  test('a live query over the catalogue never delivers what eve cannot see', async () => {
+    for (const query of ['SELECT name FROM sqlite_schema', "SELECT name FROM pragma_table_info('secret')"]) {
+      const id = eveSocket.newId('live');
+      eveSocket.send({ type: 'subscribe', id, payload: { query } });
+      const first = await eveSocket.next((m) => m.id === id, 3000);
+      if (first.type === 'error') {
+        assert.equal(first.payload.code, 'PERMISSION_DENIED', JSON.stringify(first.payload));
+      } else {
+        assert.doesNotMatch(JSON.stringify(first.payload), HIDDEN, query);
+        eveSocket.send({ type: 'unsubscribe', id });
+      }
+    }
+    // A table created afterwards reaches eve's live queries no more than her statements.
+    await sql(ts, 'CREATE TABLE secret_later (x INTEGER)');
+    const after = eveSocket.received.filter((m) => m.id?.startsWith('live'));
+    assert.doesNotMatch(JSON.stringify(after), HIDDEN);
+  });
+
   test('an administrator sees everything', async () => {
     const { rows } = await adminSocket.query(
       "SELECT name FROM sqlite_schema WHERE name IN ('secret', 'sv', 'secret_code')",

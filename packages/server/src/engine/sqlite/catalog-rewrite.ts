@@ -71,7 +71,7 @@ function quoteString(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
-function quoteIdentifier(text: string): string {
+export function quoteIdentifier(text: string): string {
   return `"${text.replaceAll('"', '""')}"`;
 }
 

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
-import { RustyError } from '../../errors/rusty-error.ts';
+import { RustyError, storageFullError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
   Caller,
@@ -28,9 +28,11 @@ import type {
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
 import { openAsync, openSync, type AsyncStatement, type SyncDatabase, type SyncStatement } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
+import { ddlNeeds } from './access-analyzer.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { WriteGate } from './write-gate.ts';
 import { Checkpointer } from './checkpointer.ts';
+import { DiskSpace } from './disk-space.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
@@ -46,7 +48,13 @@ export interface SqliteEngineOptions {
   fileName?: string;
   /** Told of failures of background work (checkpoints), for the server log. */
   onBackgroundError?: (what: string, err: unknown) => void;
+  /** Bytes kept in reserve for a full disk (see DiskSpace); default 16 MiB, 0 for none. */
+  storageReserveBytes?: number;
+  /** Told when the disk becomes full (writes refused) and when it has room again. */
+  onStorageChange?: (full: boolean) => void;
 }
+
+const DEFAULT_STORAGE_RESERVE_BYTES = 16 * 1024 * 1024;
 
 /**
  * How long a pooled connection lets SQLite wait for a lock held by another process, milliseconds.
@@ -81,6 +89,8 @@ type TransactionMode = 'write' | 'read';
 
 /** How often a statement is routed and authorized again when the schema changed before it ran. */
 const SCHEMA_ATTEMPTS = 3;
+/** How long a client is told to wait before sending such a statement again. */
+const SCHEMA_RETRY_AFTER_MS = 100;
 
 /**
  * The schema changed between a statement's authorization and its run: it must be compiled and
@@ -89,7 +99,10 @@ const SCHEMA_ATTEMPTS = 3;
  */
 class SchemaChangedError extends RustyError {
   constructor() {
-    super('QUERY_ERROR', 'the schema changed while the statement waited to run; send it again');
+    // Retryable, and said so by its code: QUERY_ERROR is documented as never worth sending again.
+    super('BUSY', 'the schema kept changing while the statement waited to run; try again', {
+      retry_after_ms: SCHEMA_RETRY_AFTER_MS,
+    });
   }
 }
 
@@ -108,6 +121,52 @@ async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Pr
   }
   const version = Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
   if (version !== routed.schemaVersion) throw new SchemaChangedError();
+}
+
+/** The connection's own counters: the rows changed by its last statement and its last inserted rowid. */
+const COUNTERS_SQL = 'SELECT changes(), last_insert_rowid()';
+const pooledCounterStatements = new WeakMap<PooledConnection, AsyncStatement>();
+const inlineCounterStatements = new WeakMap<SyncDatabase, SyncStatement>();
+
+interface Counters {
+  changes: number;
+  lastRowid: number;
+}
+
+function countersOf(row: unknown[] | undefined): Counters {
+  const [changes, lastRowid] = (row ?? [0, 0]) as [number | bigint, number | bigint];
+  return { changes: Number(changes), lastRowid: Number(lastRowid) };
+}
+
+/** Read to the end: a statement left active on a connection blocks its COMMIT (see drain). */
+async function pooledCounters(conn: PooledConnection): Promise<Counters> {
+  let stmt = pooledCounterStatements.get(conn);
+  if (!stmt) pooledCounterStatements.set(conn, (stmt = (await conn.prepare(COUNTERS_SQL)).raw()));
+  return countersOf(drain(await stmt.iterate([]))[0]);
+}
+
+function inlineCounters(db: SyncDatabase): Counters {
+  let stmt = inlineCounterStatements.get(db);
+  if (!stmt) inlineCounterStatements.set(db, (stmt = db.prepare(COUNTERS_SQL).raw()));
+  return countersOf(stmt.all([])[0]);
+}
+
+/**
+ * What a statement reports of its own data change. Connections are shared by every session and keep
+ * their counters from whatever ran last, so a count is reported only for a data change (never for
+ * DDL, ANALYZE or REINDEX), and an inserted rowid only when the statement inserted a row: the rowid
+ * moved, and rows changed. An upsert that updated, an INSERT OR IGNORE that ignored, an insert of no
+ * rows report none.
+ */
+function ownTotals(
+  guarded: GuardedStatement,
+  before: Counters,
+  after: Counters,
+): { rowsAffected: number; lastInsertId?: number } {
+  const rowsAffected = guarded.writeVerbs.size > 0 ? after.changes : 0;
+  const inserted =
+    guarded.writeVerbs.has('INSERT') && rowsAffected > 0 && after.lastRowid !== before.lastRowid;
+  return inserted ? { rowsAffected, lastInsertId: after.lastRowid } : { rowsAffected };
 }
 
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
@@ -138,6 +197,7 @@ export class SqliteEngine implements Engine {
   /** Every write of this process takes its turn here (see WriteGate). */
   readonly #gate = new WriteGate();
   readonly #checkpointer: Checkpointer;
+  readonly #space: DiskSpace;
   /** Pooled connections in use, and the work on them: close interrupts the one and waits for the other. */
   readonly #leased = new Map<PooledConnection, Promise<unknown>>();
   #closed = false;
@@ -173,7 +233,20 @@ export class SqliteEngine implements Engine {
       `${this.path}-wal`,
       WAL_CHECKPOINT_BYTES,
       () => this.#checkpoint('PASSIVE'),
-      (err) => options.onBackgroundError?.('checkpoint', err),
+      (err) => {
+        this.#space.noteFailure(err);
+        options.onBackgroundError?.('checkpoint', err);
+      },
+    );
+    this.#space = new DiskSpace(
+      options.dataDir,
+      `${this.path}-reserve`,
+      options.storageReserveBytes ?? DEFAULT_STORAGE_RESERVE_BYTES,
+      (full) => {
+        // With the reserve given back, a checkpoint lets the WAL start over in the room it makes.
+        if (full) void this.#checkpointer.run();
+        options.onStorageChange?.(full);
+      },
     );
   }
 
@@ -260,6 +333,9 @@ export class SqliteEngine implements Engine {
         const result = await this.#transactionOn(stopper, 'write', work);
         this.#committed(true);
         return result;
+      } catch (err) {
+        this.#space.noteFailure(err);
+        throw err;
       } finally {
         this.#gate.leave();
       }
@@ -482,6 +558,7 @@ export class SqliteEngine implements Engine {
     // A batch of reads only needs one snapshot: it must not take the write lock from the writers.
     const mode: TransactionMode =
       !changesSchema && plans.every((plan) => plan.routed?.access.kind === 'read') ? 'read' : 'write';
+    if (mode === 'write') for (const plan of plans) this.#space.check(plan.guarded);
     if (changesSchema) this.#schemaChanging++;
     try {
       return await this.#inTransaction(options, mode, async (conn, stopper) => {
@@ -523,6 +600,8 @@ export class SqliteEngine implements Engine {
   }
 
   async healthCheck(): Promise<void> {
+    // Not ready while writes cannot commit.
+    if (this.#space.full) throw storageFullError();
     await this.execute({ sql: 'SELECT 1' }, { timeoutMs: 2000 });
     // Read to its end: a statement left with a row pending keeps the connection's snapshot open.
     await this.#onPooled(undefined, async (conn) =>
@@ -548,6 +627,7 @@ export class SqliteEngine implements Engine {
     } catch {
       // Busy or already closing: the next start checkpoints instead.
     }
+    this.#space.close();
     this.#pool.close();
     await this.#readers.close();
     this.#router.close();
@@ -561,6 +641,7 @@ export class SqliteEngine implements Engine {
   #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
     if (this.#schemaChanging > 0) return undefined;
     const writes = routed.access.kind !== 'read';
+    if (writes) this.#space.check(routed.guarded);
     // A write runs inline only when no other write of this server is running or waiting: it would
     // meet a held lock (or jump the queue) otherwise.
     if (writes && !this.#gate.tryEnter()) return undefined;
@@ -583,6 +664,7 @@ export class SqliteEngine implements Engine {
     try {
       return this.#runInline(sql, routed, params);
     } catch (err) {
+      this.#space.noteFailure(err);
       if (!isBusy(err)) throw err;
       // libsql leaves the failed statement in progress on the inline connection (it never resets
       // after SQLITE_BUSY): open fresh connections, and let the pool wait for the lock instead.
@@ -606,15 +688,18 @@ export class SqliteEngine implements Engine {
         rows_affected: rows.length,
       };
     }
-    const info = stmt.run(params);
+    const db = this.#router.inlineConnection;
+    const before = inlineCounters(db);
+    stmt.run(params);
     this.#router.observeInline(sql, performance.now() - started, 0);
     this.#committed(false);
+    const totals = ownTotals(routed.guarded, before, inlineCounters(db));
     return {
       status: 'success',
       columns: [],
       rows: [],
-      rows_affected: info.changes,
-      ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+      rows_affected: totals.rowsAffected,
+      ...(totals.lastInsertId !== undefined ? { last_insert_id: totals.lastInsertId } : {}),
     };
   }
 
@@ -629,6 +714,7 @@ export class SqliteEngine implements Engine {
     params: DriverValue[],
     options: StreamOptions,
   ): Promise<StatementResult> {
+    this.#space.check(routed.guarded);
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
       await stopper.waitFor('the write lock', (signal) => this.#gate.enter(signal));
@@ -650,6 +736,9 @@ export class SqliteEngine implements Engine {
         });
         this.#committed(true);
         return result;
+      } catch (err) {
+        this.#space.noteFailure(err);
+        throw err;
       } finally {
         this.#gate.leave();
       }
@@ -665,6 +754,7 @@ export class SqliteEngine implements Engine {
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
     if (routed.guarded.kind === 'ddl') {
+      this.#space.check(routed.guarded);
       // DDL runs in a transaction with the change-capture update and the change-log record it causes.
       this.#schemaChanging++;
       let result: StatementResult;
@@ -716,20 +806,10 @@ export class SqliteEngine implements Engine {
     const stmt = await conn.prepare(routed.guarded.text);
     stopper.throwIfStopped();
     if (!stmt.reader) {
+      const before = await pooledCounters(conn);
       drain(await stmt.iterate(params));
-      const totals = drain(
-        await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]),
-      );
-      const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
-      // changes() and last_insert_rowid() keep their values from earlier statements: report only
-      // what this statement can have set.
-      yield {
-        columns: [],
-        rows: [],
-        done: true,
-        rowsAffected: routed.guarded.kind === 'ddl' ? 0 : changes,
-        ...(routed.guarded.writeVerbs.has('INSERT') ? { lastInsertId: Number(lastId) } : {}),
-      };
+      const totals = ownTotals(routed.guarded, before, await pooledCounters(conn));
+      yield { columns: [], rows: [], done: true, ...totals };
       return;
     }
     stmt.raw();
@@ -767,6 +847,16 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  /** Runs a write of the server's own, noting a full disk should it fail for want of space. */
+  #noting<T>(write: () => T): T {
+    try {
+      return write();
+    } catch (err) {
+      this.#space.noteFailure(err);
+      throw err;
+    }
+  }
+
   #makeInternalStore(): InternalStore {
     const statements = new InternalStatements(() => this.#router.inlineConnection);
     const query = <T>(sql: string, params: readonly unknown[] = []): T[] => {
@@ -776,6 +866,7 @@ export class SqliteEngine implements Engine {
     };
     return {
       dialect: 'sqlite',
+      changeHead: `(SELECT coalesce(max(seq), 0) FROM ${CHANGES_TABLE})`,
       // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
       get: async <T>(sql: string, params: readonly unknown[] = []) => {
         const { stmt, columns } = statements.reader(sql);
@@ -786,11 +877,13 @@ export class SqliteEngine implements Engine {
       // The server's own writes take their turn with every other write (they run on the inline
       // connection, which must never meet a lock: it would fail at once rather than wait).
       run: (sql, params = []) =>
-        this.#gate.hold(() => {
-          const stmt = statements.writer(sql);
-          return { changes: statements.using(sql, () => stmt.run(params as DriverValue[])).changes };
-        }),
-      exec: (sql) => this.#gate.hold(() => this.#router.inlineConnection.exec(sql)),
+        this.#gate.hold(() =>
+          this.#noting(() => {
+            const stmt = statements.writer(sql);
+            return { changes: statements.using(sql, () => stmt.run(params as DriverValue[])).changes };
+          }),
+        ),
+      exec: (sql) => this.#gate.hold(() => this.#noting(() => this.#router.inlineConnection.exec(sql))),
     };
   }
 }
@@ -874,10 +967,9 @@ function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
   if (guarded.kind === 'write') {
     for (const privilege of ['INSERT', 'UPDATE', 'DELETE'] as const) needs.push({ privilege, table: '*' });
   }
-  if (guarded.kind === 'ddl')
-    needs.push({
-      privilege: guarded.verb === 'CREATE' ? 'CREATE' : guarded.verb === 'DROP' ? 'DROP' : 'ALTER',
-    });
+  // The same schema rules as for a statement compiled on its own (ADMIN for triggers and virtual
+  // tables, every right on a renamed table).
+  if (guarded.kind === 'ddl') needs.push(...ddlNeeds(guarded));
   return { needs, tables: [], kind: guarded.kind };
 }
 
