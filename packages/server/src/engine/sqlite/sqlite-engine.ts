@@ -871,30 +871,101 @@ export class SqliteEngine implements Engine {
   }
 
   #makeInternalStore(): InternalStore {
-    const db = (): SyncDatabase => this.#router.inlineConnection;
+    const statements = new InternalStatements(() => this.#router.inlineConnection);
     const query = <T>(sql: string, params: readonly unknown[] = []): T[] => {
-      const stmt = db().prepare(sql);
-      stmt.raw();
-      const columns = stmt.columns().map((c) => c.name);
-      return stmt.all(params as DriverValue[]).map((row) => rowToObject<T>(columns, row));
+      const { stmt, columns } = statements.reader(sql);
+      const rows = statements.using(sql, () => stmt.all(params as DriverValue[]));
+      return rows.map((row) => rowToObject<T>(columns, row));
     };
     return {
       dialect: 'sqlite',
       changeHead: `(SELECT coalesce(max(seq), 0) FROM ${CHANGES_TABLE})`,
-      get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
+      // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
+      get: async <T>(sql: string, params: readonly unknown[] = []) => {
+        const { stmt, columns } = statements.reader(sql);
+        const row = statements.using(sql, () => stmt.get(params as DriverValue[]));
+        return row === undefined ? undefined : rowToObject<T>(columns, row as unknown[]);
+      },
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       // The server's own writes take their turn with every other write (they run on the inline
       // connection, which must never meet a lock: it would fail at once rather than wait).
       run: (sql, params = []) =>
         this.#gate.hold(() =>
-          this.#noting(() => ({
-            changes: db()
-              .prepare(sql)
-              .run(params as DriverValue[]).changes,
-          })),
+          this.#noting(() => {
+            const stmt = statements.writer(sql);
+            return { changes: statements.using(sql, () => stmt.run(params as DriverValue[])).changes };
+          }),
         ),
-      exec: (sql) => this.#gate.hold(() => this.#noting(() => db().exec(sql))),
+      exec: (sql) => this.#gate.hold(() => this.#noting(() => this.#router.inlineConnection.exec(sql))),
     };
+  }
+}
+
+/** Internal statements kept prepared at most; the server's own SQL is a small fixed set. */
+const INTERNAL_STATEMENTS_KEPT = 128;
+
+/**
+ * The server's own statements (users, revocations, roles: several per connect), prepared once per
+ * inline connection instead of on every call. Forgotten when the router opens a new connection; SQLite
+ * prepares a kept statement again by itself when the schema changes under it.
+ */
+class InternalStatements {
+  readonly #connection: () => SyncDatabase;
+  #owner: SyncDatabase | undefined;
+  readonly #readers = new Map<string, { stmt: SyncStatement; columns: string[] }>();
+  readonly #writers = new Map<string, SyncStatement>();
+
+  constructor(connection: () => SyncDatabase) {
+    this.#connection = connection;
+  }
+
+  /** A raw-mode statement returning rows, with its column names. */
+  reader(sql: string): { stmt: SyncStatement; columns: string[] } {
+    const db = this.#current();
+    let entry = this.#readers.get(sql);
+    if (!entry) {
+      const stmt = db.prepare(sql);
+      stmt.raw();
+      entry = { stmt, columns: stmt.columns().map((c) => c.name) };
+      this.#keep(this.#readers, sql, entry);
+    }
+    return entry;
+  }
+
+  writer(sql: string): SyncStatement {
+    const db = this.#current();
+    let stmt = this.#writers.get(sql);
+    if (!stmt) {
+      stmt = db.prepare(sql);
+      this.#keep(this.#writers, sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** Runs a kept statement; one that failed is not kept (libsql may leave it mid-step). */
+  using<T>(sql: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      this.#readers.delete(sql);
+      this.#writers.delete(sql);
+      throw err;
+    }
+  }
+
+  #current(): SyncDatabase {
+    const db = this.#connection();
+    if (db !== this.#owner) {
+      this.#owner = db;
+      this.#readers.clear();
+      this.#writers.clear();
+    }
+    return db;
+  }
+
+  #keep<T>(map: Map<string, T>, sql: string, value: T): void {
+    if (map.size >= INTERNAL_STATEMENTS_KEPT) map.delete(map.keys().next().value!);
+    map.set(sql, value);
   }
 }
 
