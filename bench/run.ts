@@ -26,6 +26,8 @@ import { runFanOut } from './fan-out.ts';
 import { runGraphQLSubscriptions } from './graphql-subscriptions.ts';
 import { runSoak } from './soak.ts';
 import { runPostgresStream } from './postgres-stream.ts';
+import { runConnects } from './connects.ts';
+import { runInsertRoundTrip } from './insert-round-trip.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
@@ -36,6 +38,8 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   f: runGraphQLSubscriptions,
   g: runSoak,
   h: runPostgresStream,
+  i: runConnects,
+  j: runInsertRoundTrip,
 };
 /** The benchmarks that read the shared dataset (the others make their own data). */
 const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);

@@ -291,6 +291,7 @@ export class RustyDBClient {
     this.#graphqlSocket ??= new GraphQLSocket(
       `${this.httpUrl.replace(/^http/, 'ws')}${GRAPHQL_WS_PATH}`,
       this.auth,
+      this.connection.options,
       this.#connectionOptions.WebSocket,
     );
     return this.#graphqlSocket.subscribe<T>({ query, variables, operationName });

@@ -196,6 +196,11 @@ export class Connection {
     return this.#session;
   }
 
+  /** The options in force: the defaults with the application's choices over them. */
+  get options(): Readonly<ConnectionOptions> {
+    return this.#options;
+  }
+
   /** Messages waiting in the offline / rate-limit queue. */
   get queued(): number {
     return this.#queue.length;

@@ -5,15 +5,19 @@
  * the first one, authenticated in `connection_init`, kept alive by answering the server's pings, and
  * given the client's renewed token when the server says the current one is about to expire.
  *
- * Subscriptions are not resumed after the socket drops: each fails with CONNECTION_LOST, and the
- * caller subscribes again (table subscriptions take `since` for a gapless resume).
+ * When the socket is lost, the client's retry policy (the one its main connection follows) opens a
+ * new one and every running operation is subscribed again, so a loop carries on. An operation that
+ * declares a `$since` variable is resumed: it is sent again with `since` set to the last `sequence`
+ * it delivered, and the server replays what was committed meanwhile (nothing missed, nothing twice).
  */
 import { defaultWebSocket } from '#websocket';
 import type { AuthManager } from './auth.ts';
 import { Channel } from './channel.ts';
 import { RustyDBError } from './errors.ts';
 import type { FetchLike } from './http.ts';
+import { RetryTimer, allowsRetry, type RetryPolicyOptions } from './retry-policy.ts';
 import { OPEN, type WebSocketConstructor, type WebSocketLike } from './transport/socket.ts';
+import { listenForWake } from './wake-events.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const GRAPHQL_WS_PATH = '/graphql/ws';
@@ -101,6 +105,33 @@ export async function graphqlHttp<T>(
 interface Operation {
   channel: Channel<GraphQLResult>;
   request: GraphQLRequest;
+  /** The operation declares `$since`: it is resumed after the last sequence it delivered. */
+  resumable: boolean;
+}
+
+/** graphql-ws closes that a new socket cannot mend: a malformed message, a protocol misuse. */
+const FINAL_CLOSE_CODES = new Set([4400, 4406, 4409, 4429]);
+/** graphql-ws closes for a token that is missing, refused or expired. */
+const AUTH_CLOSE_CODES = new Set([4401, 4403]);
+
+/** Whether the operation text declares a `$since` variable (`query ($since: BigInt) { … }`). */
+function declaresSince(query: string): boolean {
+  return /\$since\s*:/.test(query);
+}
+
+/** The `sequence` of a result's first field that has one (`{ tableChanges: { sequence } }`). */
+function sequenceOf(result: GraphQLResult): unknown {
+  if (!result.data || typeof result.data !== 'object') return undefined;
+  for (const field of Object.values(result.data)) {
+    const sequence = (field as { sequence?: unknown } | null)?.sequence;
+    if (typeof sequence === 'number' || typeof sequence === 'string') return sequence;
+  }
+  return undefined;
+}
+
+/** The retry policy and wake handling the GraphQL socket shares with the client's main connection. */
+export interface GraphQLReconnectOptions extends RetryPolicyOptions {
+  retryOnWake: boolean;
 }
 
 /** The graphql-ws socket of one client, shared by its subscriptions. */
@@ -108,16 +139,31 @@ export class GraphQLSocket {
   readonly #url: string;
   readonly #auth: AuthManager;
   readonly #WebSocket: WebSocketConstructor | undefined;
+  readonly #policy: GraphQLReconnectOptions;
   readonly #operations = new Map<string, Operation>();
+  readonly #retry = new RetryTimer();
   #socket: WebSocketLike | undefined;
   #acknowledged = false;
   #seq = 0;
   #closed = false;
+  /** Failed attempts in a row since the last acknowledged socket. */
+  #attempt = 0;
+  #everAcknowledged = false;
+  /** A refused token was renewed once since the last acknowledged socket (a second refusal is final). */
+  #renewedAfterRefusal = false;
+  #stopWakeListening: (() => void) | undefined;
 
-  constructor(url: string, auth: AuthManager, WebSocketClass?: WebSocketConstructor) {
+  constructor(
+    url: string,
+    auth: AuthManager,
+    policy: GraphQLReconnectOptions,
+    WebSocketClass?: WebSocketConstructor,
+  ) {
     this.#url = url;
     this.#auth = auth;
+    this.#policy = policy;
     this.#WebSocket = WebSocketClass ?? defaultWebSocket;
+    if (policy.retryOnWake) this.#stopWakeListening = listenForWake(() => this.#retry.fireNow());
   }
 
   /** Runs an operation (usually a subscription); each result arrives as one value of the iterator. */
@@ -128,17 +174,17 @@ export class GraphQLSocket {
       if (this.#operations.delete(id) && this.#acknowledged) this.#send({ type: 'complete', id });
     });
     if (this.#closed) {
-      channel.fail(new RustyDBError('CLIENT_CLOSED', 'the client was closed'));
+      channel.end();
       return channel as unknown as AsyncIterableIterator<GraphQLResult<T>>;
     }
-    this.#operations.set(id, { channel, request });
+    this.#operations.set(id, { channel, request, resumable: declaresSince(request.query) });
     if (this.#acknowledged) this.#send({ type: 'subscribe', id, payload: request });
-    else void this.#open();
+    else if (!this.#retry.pending) void this.#open();
     return channel as unknown as AsyncIterableIterator<GraphQLResult<T>>;
   }
 
   async #open(): Promise<void> {
-    if (this.#socket) return;
+    if (this.#socket || this.#closed) return;
     const WebSocketClass = this.#WebSocket;
     if (!WebSocketClass) {
       this.#failAll(new RustyDBError('CONNECTION_FAILED', 'no WebSocket implementation'));
@@ -148,7 +194,9 @@ export class GraphQLSocket {
     try {
       token = this.#auth.enabled ? await this.#auth.token() : undefined;
     } catch (err) {
-      this.#failAll(err instanceof RustyDBError ? err : new RustyDBError('AUTH_FAILED', String(err)));
+      const error = err instanceof RustyDBError ? err : new RustyDBError('AUTH_FAILED', String(err));
+      if (error.retryable) this.#retryLater(error);
+      else this.#failAll(error);
       return;
     }
     if (this.#closed || this.#socket) return;
@@ -163,20 +211,58 @@ export class GraphQLSocket {
       if (this.#socket !== socket) return;
       this.#socket = undefined;
       this.#acknowledged = false;
-      const code = event.code === 4403 || event.code === 4401 ? 'AUTH_FAILED' : 'CONNECTION_LOST';
-      this.#failAll(
-        new RustyDBError(
-          code,
-          `${GRAPHQL_WS_PATH} closed (${event.code}${event.reason ? `: ${event.reason}` : ''})`,
-          {
-            closeCode: event.code,
-          },
-        ),
-      );
+      this.#onLost(event.code, event.reason);
     };
     socket.onerror = () => {
       // The close event follows.
     };
+  }
+
+  /** The socket closed without close(): open another one, or fail the operations if that cannot help. */
+  #onLost(code: number, reason: string): void {
+    const why = `${GRAPHQL_WS_PATH} closed (${code}${reason ? `: ${reason}` : ''})`;
+    if (this.#operations.size === 0) return; // The next subscribe() opens a socket.
+    if (AUTH_CLOSE_CODES.has(code)) {
+      if (!this.#auth.canReauthenticate || this.#renewedAfterRefusal) {
+        this.#failAll(new RustyDBError('AUTH_FAILED', why, { closeCode: code }));
+        return;
+      }
+      // The token expired or was revoked: get another, then connect again.
+      this.#renewedAfterRefusal = true;
+      this.#auth.renew('expired').then(
+        () => void this.#open(),
+        (err: unknown) =>
+          this.#failAll(err instanceof RustyDBError ? err : new RustyDBError('AUTH_FAILED', String(err))),
+      );
+      return;
+    }
+    if (FINAL_CLOSE_CODES.has(code)) {
+      this.#failAll(new RustyDBError('CONNECTION_FAILED', why, { closeCode: code }));
+      return;
+    }
+    this.#retryLater(new RustyDBError('CONNECTION_LOST', why, { closeCode: code }));
+  }
+
+  /** Another attempt after the retry policy's wait, or every operation fails if the policy says stop. */
+  #retryLater(error: RustyDBError): void {
+    this.#attempt++;
+    const context = { attempt: this.#attempt, error, everConnected: this.#everAcknowledged };
+    let allowed: boolean;
+    try {
+      allowed = allowsRetry(this.#policy, context);
+    } catch {
+      allowed = false;
+    }
+    if (!allowed) {
+      this.#failAll(
+        new RustyDBError('CONNECTION_FAILED', `gave up on ${GRAPHQL_WS_PATH}: ${error.message}`, {
+          cause: error,
+          closeCode: error.closeCode,
+        }),
+      );
+      return;
+    }
+    this.#retry.start(this.#policy, context, () => void this.#open());
   }
 
   #onMessage(text: string): void {
@@ -189,6 +275,9 @@ export class GraphQLSocket {
     switch (message.type) {
       case 'connection_ack':
         this.#acknowledged = true;
+        this.#everAcknowledged = true;
+        this.#attempt = 0;
+        this.#renewedAfterRefusal = false;
         for (const [id, operation] of this.#operations)
           this.#send({ type: 'subscribe', id, payload: operation.request });
         return;
@@ -200,9 +289,21 @@ export class GraphQLSocket {
         if (payload?.auth_expiring && current) this.#send({ type: 'ping', payload: { token: current } });
         return;
       }
-      case 'next':
-        this.#operations.get(message.id ?? '')?.channel.push(message.payload as GraphQLResult);
+      case 'next': {
+        const operation = this.#operations.get(message.id ?? '');
+        if (!operation) return;
+        const result = message.payload as GraphQLResult;
+        const sequence = operation.resumable ? sequenceOf(result) : undefined;
+        if (sequence !== undefined) {
+          // Sent again after a reconnect, it resumes right after this result.
+          operation.request = {
+            ...operation.request,
+            variables: { ...operation.request.variables, since: sequence },
+          };
+        }
+        operation.channel.push(result);
         return;
+      }
       case 'error': {
         const operation = this.#operations.get(message.id ?? '');
         if (!operation) return;
@@ -231,9 +332,15 @@ export class GraphQLSocket {
     for (const operation of operations) operation.channel.fail(error);
   }
 
+  /** Ends every operation (its loop just finishes) and closes the socket for good. */
   close(): void {
     this.#closed = true;
-    this.#failAll(new RustyDBError('CLIENT_CLOSED', 'the client was closed'));
+    this.#retry.cancel();
+    this.#stopWakeListening?.();
+    this.#stopWakeListening = undefined;
+    const operations = [...this.#operations.values()];
+    this.#operations.clear();
+    for (const operation of operations) operation.channel.end();
     const socket = this.#socket;
     this.#socket = undefined;
     if (socket && socket.readyState <= OPEN) socket.close(1000, 'client closed');

@@ -1,8 +1,8 @@
 /**
  * When and how soon the client tries again after a failed connection attempt or a lost connection.
  *
- * The default: a retry about every second for the first five (a restarted server is back within about
- * a second of returning), then each wait 1.5 times the one before, capped (5 s by default); every wait
+ * The default: a retry about every second for the first ten, about ten seconds (a server restarted or
+ * briefly unreachable is found within about a second of returning), then each wait 1.5 times the one before, capped (5 s by default); every wait
  * with jitter so that many clients do not come back in step; and no limit on the number of attempts
  * once the client has been open (the first connection has `initialConnectTimeout` instead). The application may decide instead, as with graphql-ws: `shouldRetry` says whether to try
  * again at all, `retryWait` how long to wait before an attempt.
@@ -43,7 +43,7 @@ export interface RetryPolicyOptions {
 }
 
 /** Retries made `reconnectDelay` apart before the waits start to grow. */
-export const STEADY_RETRIES = 5;
+export const STEADY_RETRIES = 10;
 
 /** How much longer each wait after the steady ones is than the one before. */
 export const BACKOFF_FACTOR = 1.5;

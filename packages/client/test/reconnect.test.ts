@@ -17,6 +17,7 @@ import {
 import {
   RestartableServer,
   TcpRelay,
+  collect,
   eventually,
   fixture,
   openClient,
@@ -25,15 +26,6 @@ import {
 } from './helpers.ts';
 
 const ENDLESS_ROWS = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c';
-
-/** Reads a subscription in the background into `events`; `done` settles when it ends. */
-function collect<E>(iterable: AsyncIterable<E>): { events: E[]; done: Promise<unknown> } {
-  const events: E[] = [];
-  const done = (async () => {
-    for await (const event of iterable) events.push(event);
-  })().catch((err: unknown) => err);
-  return { events, done };
-}
 
 function insertBatch(server: RestartableServer, from: number, to: number) {
   return server.ts.http('/api/v1/batch', {

@@ -3,7 +3,7 @@
  * Each page is its own chunk, loaded when it is first opened, so the first page stays small.
  */
 import type { ComponentType } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ConnectionState } from '@rustydb/client';
 import { forgetToken, openSession, savedToken, signOut, type Session } from './lib/session.ts';
 import { href, useRoute, type Route } from './lib/router.ts';
@@ -95,12 +95,17 @@ function Shell({ session, onSignedOut }: { session: Session; onSignedOut: (reaso
   const route = useRoute();
   const [connection, setConnection] = useState<ConnectionState>(session.client.state);
   const [theme, setThemeState] = useState<Theme>(savedTheme());
+  // Signing out closes the client before it revokes the token: that close is not the server ending
+  // the session, and the sign-in page waits until the revocation is done.
+  const signingOut = useRef(false);
 
   useEffect(() => {
     const off = session.client.on('state', (state) => {
       setConnection(state);
       // The server ended the session (token revoked, user disabled, expired): back to sign-in.
-      if (state === 'closed') session.client.ready().catch((reason: unknown) => onSignedOut(reason));
+      if (state === 'closed' && !signingOut.current) {
+        session.client.ready().catch((reason: unknown) => onSignedOut(reason));
+      }
     });
     return off;
   }, [session]);
@@ -143,7 +148,9 @@ function Shell({ session, onSignedOut }: { session: Session; onSignedOut: (reaso
         </button>
         <button
           type="button"
+          disabled={signingOut.current}
           onClick={async () => {
+            signingOut.current = true;
             await signOut(session);
             onSignedOut();
           }}

@@ -11,7 +11,8 @@ describe('console sign-in', () => {
   let h: ConsoleHarness;
 
   before(async () => {
-    h = await startConsole({ login_max_attempts: 3 });
+    // The first lock-out lasts a minute: long enough to read its countdown on a busy machine.
+    h = await startConsole({ login_max_attempts: 3, login_backoff_base: 60 });
   });
   after(() => h?.close());
 
@@ -57,6 +58,11 @@ describe('console sign-in', () => {
     await page.getByTestId('user').waitFor();
     assert.equal(await page.getByTestId('user').textContent(), 'admin');
 
+    // A slow network: the sign-in page must not come back before the server has revoked the token.
+    await page.route('**/api/v1/auth/logout', async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await route.continue();
+    });
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in to RustyDB' }).waitFor();
     assert.equal(await page.evaluate("sessionStorage.getItem('rustydb.console.token')"), null);

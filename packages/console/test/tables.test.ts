@@ -40,6 +40,7 @@ describe('console tables', () => {
     );
     await adminSql(h.ts, 'CREATE TABLE makers (id INTEGER PRIMARY KEY, name TEXT)');
     await adminSql(h.ts, 'CREATE INDEX parts_weight ON parts (weight)');
+    await adminSql(h.ts, 'CREATE VIEW heavy_parts AS SELECT id, name FROM parts WHERE weight > 50');
     await adminSql(
       h.ts,
       "INSERT INTO parts (name, weight) SELECT 'part ' || value, value * 1.5 FROM generate_series(1, 60)",
@@ -135,6 +136,11 @@ describe('console tables', () => {
     assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 0);
     await h.checkAccessibility(page, 'read-only table');
     await screenshot(page, 'tables-read-only');
+    // The schema as this user may see it: indexes and foreign keys too, and the views it may read.
+    await page.getByRole('tab', { name: 'Schema' }).click();
+    await page.getByRole('cell', { name: 'parts_weight' }).waitFor();
+    await page.getByRole('link', { name: 'makers' }).first().waitFor();
+    await page.getByRole('navigation', { name: 'Tables and views' }).getByText('heavy_parts').waitFor();
     await page.close();
   });
 

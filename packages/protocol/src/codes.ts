@@ -22,7 +22,13 @@ export const ERROR_CODES = {
     retryable: true,
   },
   BUSY: {
-    description: 'Another process held the database lock too long; wait retry_after_ms and send again',
+    description:
+      'Another process held the database lock too long, or the schema kept changing under the statement; wait retry_after_ms and send again',
+    retryable: true,
+  },
+  STORAGE_FULL: {
+    description:
+      'The disk holding the database is full: the write was not applied; reads and deletes still work',
     retryable: true,
   },
   SLOW_CONSUMER: {
@@ -62,6 +68,7 @@ export interface ErrorDetailsByCode {
   QUERY_TIMEOUT: { waiting_for?: string };
   /** How long to wait before sending again, and SQLite's result code (`SQLITE_BUSY`). */
   BUSY: { retry_after_ms?: number; sqlite_code?: string };
+  STORAGE_FULL: NoDetails;
   /** The sequence to resume the subscription from. */
   SLOW_CONSUMER: { resume_from?: number };
   CONNECTION_LIMIT: NoDetails;

@@ -7,8 +7,9 @@ import { createSecureContext } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import type { ServerConfig } from './config/config.ts';
+import { authTimeoutMs, type ServerConfig } from './config/config.ts';
 import { openEngine } from './engine/open-engine.ts';
+import { prepareDataDir, tightenDataFiles } from './config/data-dir.ts';
 import { catalogScopedEngine } from './engine/sqlite/catalog-scope.ts';
 import type { Engine } from './engine/engine.ts';
 import { UserStore } from './auth/user-store.ts';
@@ -19,6 +20,7 @@ import { generatePassword } from './auth/passwords.ts';
 import { consoleLogger, describeError, type Logger, type LogLevel } from './core/logger.ts';
 import { RoleStore } from './auth/role-store.ts';
 import { AccessControl } from './auth/access-control.ts';
+import { PrivilegeHistory } from './auth/privilege-history.ts';
 import { registerErrorHandling } from './http/http-helpers.ts';
 import { registerCors } from './http/cors.ts';
 import { OriginPolicy } from './auth/origin-policy.ts';
@@ -149,9 +151,19 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? consoleLogger(config.log_level as LogLevel);
   const https = config.enable_tls ? loadTls(config) : undefined;
 
+  // The data directory holds the token signing key and the audit log whatever the engine, and the
+  // database itself with SQLite.
+  prepareDataDir(config.data_dir, config.allow_insecure_data_dir, logger);
   const engine = await openEngine(config, {
+    logger,
     onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
+    onStorageChange: (full) =>
+      full
+        ? logger.error('engine: the disk is full; writes are refused with STORAGE_FULL until space is freed')
+        : logger.info('engine: the disk has room again; writes are accepted'),
   });
+  // The database files were just created (or opened): readable by the server's user only from now on.
+  tightenDataFiles(config.data_dir, logger);
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;
@@ -192,8 +204,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       maxAgeMs: config.changelog_retention * 1000,
       maxEntries: config.changelog_max_entries,
     });
-    const hub = new SubscriptionHub(engine, feed, access, config, logger);
-    const origins = new OriginPolicy({ allowedOrigins: config.allowed_origins, host: config.host });
+    const hub = new SubscriptionHub(engine, feed, access, new PrivilegeHistory(users, roles), config, logger);
+    const origins = new OriginPolicy({
+      allowedOrigins: config.allowed_origins,
+      host: config.host,
+      requireAuthentication: config.require_authentication,
+    });
     const gateway = new WebSocketGateway(config, logger, origins, audit);
     const changeFeed = feed;
     sampler = new MetricsSampler({
@@ -231,10 +247,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await graphql.start();
     registerGraphQLWs(gateway, { ...deps, service: graphql, sampler });
 
+    // A connection has as long to send its request headers (its token among them, or a WebSocket
+    // upgrade) as a WebSocket has to authenticate: a client trickling headers (slowloris) holds a socket
+    // no longer than one that never authenticates. Node checks the deadline every checking interval.
+    const headersTimeout = authTimeoutMs(config);
+    const timeouts = { headersTimeout, connectionsCheckingInterval: Math.min(1000, headersTimeout) };
     app = Fastify({
       logger: false,
       bodyLimit: config.websocket_max_message_size,
-      ...(https ? { https } : {}),
+      http: timeouts,
+      ...(https ? { https: { ...https, ...timeouts } } : {}),
     }) as unknown as FastifyInstance;
     if (https) {
       answerPlainHttpOnTlsPort(app.server as HttpsServer);

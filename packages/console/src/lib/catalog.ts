@@ -1,14 +1,21 @@
 /**
  * The schema as the signed-in user can see it: tables and views, their columns, keys, indexes and
- * foreign keys, read with SQL through the client (sqlite_schema and the table-info functions). Shared
- * by the SQL editor's completion and the table browser; refreshed after statements that change it.
+ * foreign keys. Shared by the SQL editor's completion and the table browser; refreshed after statements
+ * that change it.
+ *
+ * The tables and columns come from the server's schema endpoint (`client.schema()`), which lists what
+ * the user may read on either engine. On SQLite the views, column defaults, indexes and foreign keys are
+ * added from the schema PRAGMA functions, each given a table or index name as a literal: that is the
+ * form the server answers from the part of the catalog the user may see. (Joining `sqlite_schema` to
+ * `pragma_table_info(m.name)` passes a column instead, which only ADMIN may do.)
  */
-import type { RustyDBClient, SqlValue } from '@rustydb/client';
+import type { DatabaseSchema, RustyDBClient, SqlValue } from '@rustydb/client';
 
 export interface ColumnInfo {
   name: string;
   type: string;
   notNull: boolean;
+  /** The default's SQL text where the engine reports it; null when there is none or it is not known. */
   defaultValue: string | null;
   /** Position in the primary key, 1-based; 0 when not part of it. */
   pk: number;
@@ -38,81 +45,118 @@ export interface TableInfo {
   primaryKey: string[];
 }
 
-/** The server's own tables and SQLite's are not the user's business. */
-function isUserTable(name: string): boolean {
-  const lower = name.toLowerCase();
-  return !lower.startsWith('sqlite_') && !lower.startsWith('_rustydb');
-}
-
-const COLUMNS_SQL = `SELECT m.name, m.type, c.name, c.type, c."notnull", c.dflt_value, c.pk
-FROM sqlite_schema AS m JOIN pragma_table_info(m.name) AS c
-WHERE m.type IN ('table', 'view') ORDER BY m.name, c.cid`;
-
-const INDEXES_SQL = `SELECT m.name, l.name, l."unique", l.origin, i.name
-FROM sqlite_schema AS m JOIN pragma_index_list(m.name) AS l JOIN pragma_index_info(l.name) AS i
-WHERE m.type = 'table' ORDER BY m.name, l.name, i.seqno`;
-
-const FOREIGN_KEYS_SQL = `SELECT m.name, f."from", f."table", f."to"
-FROM sqlite_schema AS m JOIN pragma_foreign_key_list(m.name) AS f
-WHERE m.type = 'table' ORDER BY m.name, f.id, f.seq`;
-
 const text = (value: SqlValue | undefined): string =>
   value === null || value === undefined ? '' : String(value);
 
-export async function loadCatalog(client: RustyDBClient): Promise<TableInfo[]> {
-  const [columns, indexes, foreignKeys] = await Promise.all([
-    client.query(COLUMNS_SQL, [], { rowMode: 'array' }),
-    client.query(INDEXES_SQL, [], { rowMode: 'array' }),
-    client.query(FOREIGN_KEYS_SQL, [], { rowMode: 'array' }),
-  ]);
-  const tables = new Map<string, TableInfo>();
-  for (const [table, kind, name, type, notNull, dflt, pk] of columns.rows) {
-    const tableName = text(table);
-    if (!isUserTable(tableName)) continue;
-    let info = tables.get(tableName);
-    if (!info) {
-      info = {
-        name: tableName,
-        kind: kind === 'view' ? 'view' : 'table',
-        columns: [],
-        indexes: [],
-        foreignKeys: [],
-        primaryKey: [],
-      };
-      tables.set(tableName, info);
-    }
-    info.columns.push({
+function quoteString(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+/** Names per statement when asking a PRAGMA function about many objects, to bound a statement's size. */
+const NAMES_PER_STATEMENT = 100;
+
+/**
+ * `SELECT <position>, <columns> FROM pragma_<name>('<object>') UNION ALL …` for every object, run in
+ * statements of at most NAMES_PER_STATEMENT objects; each row starts with its object's position in
+ * `objects`.
+ */
+async function describeEach(
+  client: RustyDBClient,
+  pragma: string,
+  columns: string,
+  objects: readonly string[],
+): Promise<SqlValue[][]> {
+  const rows: SqlValue[][] = [];
+  for (let from = 0; from < objects.length; from += NAMES_PER_STATEMENT) {
+    const sql = objects
+      .slice(from, from + NAMES_PER_STATEMENT)
+      .map((name, i) => `SELECT ${from + i} AS k, ${columns} FROM pragma_${pragma}(${quoteString(name)})`)
+      .join(' UNION ALL ');
+    rows.push(...(await client.query(sql, [], { rowMode: 'array' })).rows);
+  }
+  return rows;
+}
+
+function fromSchema(schema: DatabaseSchema): TableInfo[] {
+  return schema.tables.map((table) => ({
+    name: table.name,
+    kind: 'table',
+    columns: table.columns.map((c) => ({
+      name: c.name,
+      type: c.type,
+      notNull: c.notNull,
+      defaultValue: null,
+      pk: c.primaryKey,
+    })),
+    indexes: [],
+    foreignKeys: [],
+    primaryKey: table.primaryKey,
+  }));
+}
+
+/** SQLite only: the readable views with their columns, and every object's defaults, indexes and foreign keys. */
+async function addSqliteDetails(client: RustyDBClient, tables: TableInfo[]): Promise<void> {
+  const views = await client.query("SELECT name FROM sqlite_schema WHERE type = 'view' ORDER BY name", [], {
+    rowMode: 'array',
+  });
+  for (const [name] of views.rows) {
+    tables.push({
       name: text(name),
-      type: text(type),
-      notNull: Number(notNull) === 1,
-      defaultValue: dflt === null || dflt === undefined ? null : String(dflt),
-      pk: Number(pk ?? 0),
+      kind: 'view',
+      columns: [],
+      indexes: [],
+      foreignKeys: [],
+      primaryKey: [],
     });
   }
-  for (const info of tables.values()) {
-    info.primaryKey = info.columns
-      .filter((c) => c.pk > 0)
-      .sort((a, b) => a.pk - b.pk)
-      .map((c) => c.name);
-  }
-  for (const [table, name, unique, origin, column] of indexes.rows) {
-    const info = tables.get(text(table));
-    if (!info) continue;
-    let index = info.indexes.find((i) => i.name === text(name));
-    if (!index) {
-      index = { name: text(name), unique: Number(unique) === 1, origin: text(origin), columns: [] };
-      info.indexes.push(index);
+  const names = tables.map((t) => t.name);
+  const [columns, indexes, foreignKeys] = await Promise.all([
+    describeEach(client, 'table_info', 'name, type, "notnull", dflt_value', names),
+    describeEach(client, 'index_list', 'name, "unique", origin', names),
+    describeEach(client, 'foreign_key_list', '"from", "table", "to"', names),
+  ]);
+  for (const [k, name, type, notNull, dflt] of columns) {
+    const table = tables[Number(k)]!;
+    const defaultValue = dflt === null || dflt === undefined ? null : String(dflt);
+    const known = table.columns.find((c) => c.name === text(name));
+    if (known) known.defaultValue = defaultValue;
+    else if (table.kind === 'view') {
+      table.columns.push({
+        name: text(name),
+        type: text(type),
+        notNull: Number(notNull) === 1,
+        defaultValue,
+        pk: 0,
+      });
     }
-    index.columns.push(text(column));
   }
-  for (const [table, from, target, to] of foreignKeys.rows) {
-    tables.get(text(table))?.foreignKeys.push({
+  for (const [k, name, unique, origin] of indexes) {
+    tables[Number(k)]!.indexes.push({
+      name: text(name),
+      unique: Number(unique) === 1,
+      origin: text(origin),
+      columns: [],
+    });
+  }
+  const allIndexes = tables.flatMap((t) => t.indexes);
+  const indexNames = allIndexes.map((i) => i.name);
+  for (const [k, column] of await describeEach(client, 'index_info', 'name', indexNames)) {
+    allIndexes[Number(k)]!.columns.push(text(column));
+  }
+  for (const [k, from, target, to] of foreignKeys) {
+    tables[Number(k)]!.foreignKeys.push({
       from: text(from),
       table: text(target),
       to: to === null ? null : text(to),
     });
   }
-  return [...tables.values()];
+}
+
+export async function loadCatalog(client: RustyDBClient): Promise<TableInfo[]> {
+  const schema = await client.schema();
+  const tables = fromSchema(schema);
+  if (schema.engine === 'sqlite') await addSqliteDetails(client, tables);
+  return tables.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** One catalog per client, loaded once and refreshed on demand; pages subscribe to it. */

@@ -8,7 +8,12 @@
  * the origins listed in `allowed_origins` (`*`: any). A server listening on a loopback address counts
  * only loopback origins as its own: a page under another name that reaches it has had that name pointed
  * at 127.0.0.1 (DNS rebinding).
+ *
+ * A rebinding page's own requests need no Origin (a same-origin GET carries none), and where no token is
+ * needed that is enough to read data: a server on a loopback address with authentication off therefore
+ * also refuses requests that name it (Host) by anything but a loopback name or an IP address.
  */
+import { isIP } from 'node:net';
 import { normalizeOrigin, parseAllowedOrigins } from '../config/config.ts';
 
 /** localhost (and its subdomains, which browsers resolve to loopback), 127.0.0.0/8 and ::1. */
@@ -28,12 +33,15 @@ export class OriginPolicy {
   readonly #listed: ReadonlySet<string>;
   /** Listening on a loopback address: only loopback origins are its own. */
   readonly #loopbackBound: boolean;
+  /** Loopback and without authentication: requests must name the server by a loopback name or address. */
+  readonly #checkHost: boolean;
 
-  constructor(options: { allowedOrigins: string | undefined; host: string }) {
+  constructor(options: { allowedOrigins: string | undefined; host: string; requireAuthentication: boolean }) {
     const parsed = parseAllowedOrigins(options.allowedOrigins ?? '');
     this.#any = parsed.any;
     this.#listed = parsed.origins;
     this.#loopbackBound = isLoopbackHost(options.host);
+    this.#checkHost = this.#loopbackBound && !options.requireAuthentication;
   }
 
   /**
@@ -41,6 +49,7 @@ export class OriginPolicy {
    * Host header) may proceed.
    */
   allows(origin: string | undefined, host: string | undefined): boolean {
+    if (this.#checkHost && !namesLoopback(host)) return false;
     if (origin === undefined) return true;
     if (this.#any) return true;
     if (origin === 'null') return this.#listed.has('null');
@@ -61,4 +70,12 @@ function hostAs(protocol: string, host: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A Host header naming a loopback name or any IP address (what a rebound name cannot be). */
+function namesLoopback(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const hostname = hostAs('http:', host) === undefined ? undefined : new URL(`http://${host}`).hostname;
+  if (hostname === undefined) return false;
+  return isLoopbackHost(hostname) || isIP(hostname.replace(/^\[|\]$/g, '')) !== 0;
 }

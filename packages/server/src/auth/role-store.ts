@@ -57,8 +57,21 @@ export class RoleStore {
       role TEXT NOT NULL REFERENCES ${ROLES_TABLE}(name) ON DELETE CASCADE,
       privilege TEXT NOT NULL,
       table_name TEXT NOT NULL DEFAULT '',
+      granted_at BIGINT NOT NULL DEFAULT 0,
       PRIMARY KEY (role, privilege, table_name)
     )`);
+    // Databases from before grants recorded their position: their grants count from now on (a resume
+    // from before the upgrade is answered with a reset once).
+    const columns =
+      this.#store.dialect === 'postgres'
+        ? await this.#store.all<{ name: string }>(
+            `SELECT column_name AS name FROM information_schema.columns WHERE table_name = '${GRANTS_TABLE}'`,
+          )
+        : await this.#store.all<{ name: string }>(`SELECT name FROM pragma_table_info('${GRANTS_TABLE}')`);
+    if (!columns.some((c) => c.name === 'granted_at')) {
+      await this.#store.exec(`ALTER TABLE ${GRANTS_TABLE} ADD COLUMN granted_at BIGINT NOT NULL DEFAULT 0`);
+      await this.#store.run(`UPDATE ${GRANTS_TABLE} SET granted_at = ${this.#store.changeHead}`);
+    }
     for (const [name, role] of Object.entries(BUILTIN_ROLES)) {
       await this.#store.run(
         `INSERT INTO ${ROLES_TABLE} (name, description, builtin) VALUES (?, ?, 1) ON CONFLICT DO NOTHING`,
@@ -114,11 +127,36 @@ export class RoleStore {
     return (await this.#store.run(`DELETE FROM ${ROLES_TABLE} WHERE name = ?`, [name])).changes > 0;
   }
 
+  /**
+   * Records the change-log position it is made at: a subscriber holding a privilege only through this
+   * grant receives no change committed before it. Granting what the role already holds changes nothing
+   * (the holding goes on unbroken).
+   */
   async grant(role: string, grant: Grant): Promise<void> {
     await this.#store.run(
-      `INSERT INTO ${GRANTS_TABLE} (role, privilege, table_name) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+      `INSERT INTO ${GRANTS_TABLE} (role, privilege, table_name, granted_at) VALUES (?, ?, ?, ${this.#store.changeHead}) ON CONFLICT DO NOTHING`,
       [role, grant.privilege, grant.table ?? ''],
     );
+  }
+
+  /** The grants of `roles` with the change-log position each was made at. */
+  async grantsSince(roles: readonly string[]): Promise<(Grant & { role: string; since: number })[]> {
+    if (roles.length === 0) return [];
+    const rows = await this.#store.all<{
+      role: string;
+      privilege: string;
+      table_name: string;
+      granted_at: number | string;
+    }>(
+      `SELECT role, privilege, table_name, granted_at FROM ${GRANTS_TABLE} WHERE role IN (${roles.map(() => '?').join(', ')})`,
+      [...roles],
+    );
+    return rows.map((g) => ({
+      role: g.role,
+      privilege: g.privilege as GrantablePrivilege,
+      ...(g.table_name ? { table: g.table_name } : {}),
+      since: Number(g.granted_at),
+    }));
   }
 
   async revoke(role: string, grant: Grant): Promise<boolean> {

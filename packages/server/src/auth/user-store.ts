@@ -5,6 +5,8 @@ import { INTERNAL_PREFIX } from '../engine/statement-guard.ts';
 import { hashPassword } from './passwords.ts';
 
 export const USERS_TABLE = `${INTERNAL_PREFIX}users`;
+/** Since when (a change-log position) each user has held each of their roles. */
+export const MEMBERS_TABLE = `${INTERNAL_PREFIX}role_members`;
 
 export interface UserRecord {
   username: string;
@@ -63,7 +65,10 @@ export class UserStore {
       created_at TEXT NOT NULL DEFAULT ${NOW_ISO[this.#store.dialect]}
     )`);
     // PostgreSQL databases start with the current columns; SQLite files may be older.
-    if (this.#store.dialect === 'postgres') return;
+    if (this.#store.dialect === 'postgres') {
+      await this.#migrateMembers();
+      return;
+    }
     // Databases from before tokens were bound to a user id: every user gets one (their old tokens,
     // which carry none, are refused: users log in again once).
     const columns = new Set(
@@ -90,6 +95,47 @@ export class UserStore {
     if (columns.has('tokens_valid_after')) {
       await this.#store.exec(`ALTER TABLE ${USERS_TABLE} DROP COLUMN tokens_valid_after`);
     }
+    await this.#migrateMembers();
+  }
+
+  async #migrateMembers(): Promise<void> {
+    await this.#store.exec(`CREATE TABLE IF NOT EXISTS ${MEMBERS_TABLE} (
+      user_id TEXT NOT NULL,
+      role TEXT NOT NULL,
+      since BIGINT NOT NULL,
+      PRIMARY KEY (user_id, role)
+    )`);
+    // Roles held before memberships were recorded count from now on. (`WHERE true`: SQLite needs a
+    // WHERE before ON CONFLICT in an INSERT … SELECT.)
+    const pairs =
+      this.#store.dialect === 'postgres'
+        ? `SELECT u.user_id, r.value FROM ${USERS_TABLE} AS u, jsonb_array_elements_text(u.roles::jsonb) AS r(value) WHERE u.user_id IS NOT NULL`
+        : `SELECT u.user_id, r.value FROM ${USERS_TABLE} AS u, json_each(u.roles) AS r WHERE u.user_id IS NOT NULL`;
+    await this.#store.run(
+      `INSERT INTO ${MEMBERS_TABLE} (user_id, role, since) SELECT p.*, ${this.#store.changeHead} FROM (${pairs}) AS p WHERE true ON CONFLICT DO NOTHING`,
+    );
+  }
+
+  /** Records that the user holds `roles` from now on (those already held keep their position). */
+  async #join(userId: string, roles: readonly string[]): Promise<void> {
+    for (const role of roles) {
+      await this.#store.run(
+        `INSERT INTO ${MEMBERS_TABLE} (user_id, role, since) VALUES (?, ?, ${this.#store.changeHead}) ON CONFLICT DO NOTHING`,
+        [userId, role],
+      );
+    }
+  }
+
+  /**
+   * Since when (a change-log position) the user has held each role, without a break. A role taken away
+   * and given back counts from when it was given back.
+   */
+  async membershipsOf(userId: string): Promise<Map<string, number>> {
+    const rows = await this.#store.all<{ role: string; since: number | string }>(
+      `SELECT role, since FROM ${MEMBERS_TABLE} WHERE user_id = ?`,
+      [userId],
+    );
+    return new Map(rows.map((r) => [r.role, Number(r.since)]));
   }
 
   async find(username: string): Promise<UserRecord | undefined> {
@@ -116,10 +162,12 @@ export class UserStore {
   async create(username: string, password: string, roles: string[]): Promise<void> {
     if (!isValidUsername(username)) throw new Error(`invalid username '${username}'`);
     // A new id: tokens issued to an earlier user of the same name (deleted since) name another id.
+    const id = randomUUID();
     await this.#store.run(
       `INSERT INTO ${USERS_TABLE} (username, user_id, password_hash, roles) VALUES (?, ?, ?, ?)`,
-      [username, randomUUID(), await hashPassword(password), JSON.stringify(roles)],
+      [username, id, await hashPassword(password), JSON.stringify(roles)],
     );
+    await this.#join(id, roles);
   }
 
   async list(): Promise<Omit<UserRecord, 'id' | 'passwordHash' | 'tokenGeneration'>[]> {
@@ -134,11 +182,17 @@ export class UserStore {
   }
 
   async setRoles(username: string, roles: string[]): Promise<boolean> {
-    const { changes } = await this.#store.run(`UPDATE ${USERS_TABLE} SET roles = ? WHERE username = ?`, [
+    const user = await this.find(username);
+    if (!user) return false;
+    await this.#store.run(`UPDATE ${USERS_TABLE} SET roles = ? WHERE username = ?`, [
       JSON.stringify(roles),
       username,
     ]);
-    return changes > 0;
+    for (const role of user.roles.filter((r) => !roles.includes(r))) {
+      await this.#store.run(`DELETE FROM ${MEMBERS_TABLE} WHERE user_id = ? AND role = ?`, [user.id, role]);
+    }
+    await this.#join(user.id, roles);
+    return true;
   }
 
   /** Disabling also ends every token issued so far: enabling the user again does not revive them. */
@@ -166,6 +220,9 @@ export class UserStore {
   }
 
   async remove(username: string): Promise<boolean> {
+    const user = await this.find(username);
+    if (!user) return false;
+    await this.#store.run(`DELETE FROM ${MEMBERS_TABLE} WHERE user_id = ?`, [user.id]);
     return (await this.#store.run(`DELETE FROM ${USERS_TABLE} WHERE username = ?`, [username])).changes > 0;
   }
 

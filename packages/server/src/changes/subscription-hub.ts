@@ -5,9 +5,10 @@
  */
 import type { SubscribeMessage, WatchMessage } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
-import type { Engine, StatementAccess } from '../engine/engine.ts';
+import type { ChangeRecord, Engine, StatementAccess } from '../engine/engine.ts';
 import { requireAccess, type AccessControl } from '../auth/access-control.ts';
 import type { Principal } from '../auth/authenticator.ts';
+import type { PrivilegeHistory } from '../auth/privilege-history.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { errorPayload } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
@@ -72,18 +73,38 @@ export class SubscriptionHub {
   readonly #byOwner = new Map<SubscriberOwner, Set<string>>();
   readonly #tables = new Set<TableSubscription>();
   readonly #liveQueries = new Map<string, LiveQuery>();
+  readonly #history: PrivilegeHistory;
   readonly #stopListening: () => void;
   readonly #stopWatchingGrants: () => void;
+  /**
+   * Re-checks of privileges under way. Meanwhile new change records are held back from delivery: a
+   * subscription whose owner just lost the privilege must not receive what was committed after the
+   * revoke while the check was still loading the new grants.
+   */
+  #rechecks = 0;
+  #held: (readonly ChangeRecord[])[] = [];
   readonly #delivery: DeliveryScheduler;
 
-  constructor(engine: Engine, feed: ChangeFeed, access: AccessControl, config: ServerConfig, logger: Logger) {
+  constructor(
+    engine: Engine,
+    feed: ChangeFeed,
+    access: AccessControl,
+    history: PrivilegeHistory,
+    config: ServerConfig,
+    logger: Logger,
+  ) {
     this.#engine = engine;
     this.#feed = feed;
     this.#access = access;
+    this.#history = history;
     this.#config = config;
     this.#logger = logger;
     this.#delivery = new DeliveryScheduler(() => this.#liveTargets());
-    this.#stopListening = feed.listen((records) => this.#delivery.push(records));
+    this.#stopListening = feed.listen((records) => {
+      if (this.#rechecks === 0) return this.#delivery.push(records);
+      this.#held.push(records);
+      return undefined;
+    });
     this.#stopWatchingGrants = access.onChange(() => void this.#recheckPrivileges());
   }
 
@@ -199,6 +220,7 @@ export class SubscriptionHub {
     const access = await this.#engine.describe(probe, caller);
     await requireAccess(this.#engine, caller, access);
 
+    if (since === undefined && !snapshot) await this.#feed.settle();
     let cursor = this.#feed.head;
     let snapshotRows: { columns: string[]; rows: unknown[][] } | undefined;
     if (since === undefined && snapshot) {
@@ -274,7 +296,7 @@ export class SubscriptionHub {
     if (token) since = sequenceOfToken(token);
     else if (options.startAtOperationTime !== undefined) {
       since = await this.#engine.changes.sequenceBefore(options.startAtOperationTime);
-    }
+    } else await this.#feed.settle();
     await this.#attach(key, owner, message.id, principal, collection, access, {
       cursor: since ?? this.#feed.head,
       resumed: since !== undefined,
@@ -307,7 +329,14 @@ export class SubscriptionHub {
     },
   ): Promise<void> {
     if (options.resumed) {
-      const floor = await this.#engine.changes.floor();
+      // History is served from the latest of: what the log still holds, the creation of this table
+      // (an earlier table of the same name is another table), and the moment the subscriber began to
+      // hold the right to read it (changes from before are not theirs to see).
+      const floor = Math.max(
+        await this.#engine.changes.floor(),
+        await this.#engine.changes.incarnation(table),
+        await this.#history.selectHeldSince(principal, table),
+      );
       // A position the log never reached (or no longer holds, after a restore) cannot be served
       // exactly either: both get the same explicit reset.
       const head = await this.#engine.changes.head();
@@ -462,25 +491,45 @@ export class SubscriptionHub {
   }
 
   /**
-   * After a grant change: a table subscription whose owner may no longer read its target ends; every
-   * live query is evaluated again, which authorizes each of its subscribers as a fresh statement would.
+   * After a grant change: a table subscription whose owner may no longer read its target, or has not
+   * held the right without a break since the subscription began (revoked and granted again), ends;
+   * every live query is evaluated again, which authorizes each of its subscribers as a fresh statement
+   * would. Table changes are held back until the check is done.
    */
   async #recheckPrivileges(): Promise<void> {
-    for (const live of this.#liveQueries.values()) live.reauthorize();
-    for (const [key, subscription] of [...this.#subscriptions]) {
-      if (subscription.kind !== 'table') continue;
-      try {
-        const caller = await this.#access.callerFor(subscription.principal);
-        await requireAccess(this.#engine, caller, subscription.access);
-      } catch (err) {
-        const failure = normalizeError(err);
-        if (this.#subscriptions.get(key) !== subscription) continue;
-        subscription.owner.deliver(
-          'error',
-          errorPayload(failure.code, failure.message, failure.details),
-          subscription.id,
-        );
-        this.#end(subscription, 'revoked');
+    this.#rechecks++;
+    try {
+      for (const live of this.#liveQueries.values()) live.reauthorize();
+      for (const [key, subscription] of [...this.#subscriptions]) {
+        if (subscription.kind !== 'table') continue;
+        try {
+          const caller = await this.#access.callerFor(subscription.principal);
+          await requireAccess(this.#engine, caller, subscription.access);
+          const since = await this.#history.selectHeldSince(subscription.principal, subscription.table);
+          if (since > subscription.startedAt) {
+            throw new RustyError(
+              'PERMISSION_DENIED',
+              `permission denied: SELECT on table ${subscription.table} was revoked while subscribed`,
+              { privilege: 'SELECT', table: subscription.table },
+            );
+          }
+        } catch (err) {
+          const failure = normalizeError(err);
+          if (this.#subscriptions.get(key) !== subscription) continue;
+          subscription.owner.deliver(
+            'error',
+            errorPayload(failure.code, failure.message, failure.details),
+            subscription.id,
+          );
+          this.#end(subscription, 'revoked');
+        }
+      }
+    } finally {
+      this.#rechecks--;
+      if (this.#rechecks === 0) {
+        const held = this.#held;
+        this.#held = [];
+        for (const records of held) void this.#delivery.push(records);
       }
     }
   }

@@ -44,6 +44,8 @@ export class TableSubscription {
   readonly access: StatementAccess;
   readonly streamKind: 'table' | 'collection';
   readonly createdAt = new Date();
+  /** The position the subscription began after: its owner must have held the privilege since. */
+  readonly startedAt: number;
   readonly #render: Renderer;
   readonly #maxBuffer: number;
   readonly #onEnd: TableSubscriptionOptions['onEnd'];
@@ -62,6 +64,7 @@ export class TableSubscription {
     this.#render = options.render;
     this.streamKind = options.streamKind;
     this.#cursor = options.cursor;
+    this.startedAt = options.cursor;
     this.#maxBuffer = options.maxBuffer;
     this.#onEnd = options.onEnd;
   }

@@ -20,6 +20,11 @@ export const CONFIG_FIELDS = {
   host: { kind: 'string', default: '127.0.0.1', help: 'address to listen on' },
   port: { kind: 'int', default: 8080, min: 0, max: 65535, help: 'TCP port (0 picks a free one)' },
   data_dir: { kind: 'string', default: './data', help: 'directory holding the database and secrets' },
+  allow_insecure_data_dir: {
+    kind: 'bool',
+    default: false,
+    help: 'start even when other users can read or enter data_dir (its files are still made 0600)',
+  },
   engine: {
     kind: 'string',
     default: 'sqlite',
@@ -230,6 +235,13 @@ export const CONFIG_FIELDS = {
     min: 1,
     max: 64,
     help: 'database connections for long statements and transactions',
+  },
+  storage_reserve: {
+    kind: 'int',
+    default: 16 * 1024 * 1024,
+    min: 0,
+    max: 1024 * 1024 * 1024,
+    help: 'bytes of disk kept in reserve (SQLite) so that deletes can still commit when the disk is full; 0: none',
   },
   changelog_retention: {
     kind: 'number',

@@ -91,7 +91,10 @@ export interface ChangeRecord {
 }
 
 export interface ChangeLog {
-  /** The highest sequence recorded so far (0 when none). */
+  /**
+   * The highest sequence recorded (0 when none), covering every change committed before the call: an
+   * engine whose capture runs behind its commits waits for it.
+   */
   head(): Promise<number>;
   /** Sequences at or below this have been pruned: a resume from before it cannot be served. */
   floor(): Promise<number>;
@@ -101,6 +104,12 @@ export interface ChangeLog {
   read(afterSeq: number, limit: number): Promise<ChangeRecord[]>;
   /** Drops records older than maxAgeMs or beyond the newest maxEntries; returns how many went. */
   prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number>;
+  /**
+   * Where the table's current incarnation begins: the sequence of the record of its latest creation
+   * still in the log (a table dropped and created again under the same name is another table), 0 when
+   * the log holds none.
+   */
+  incarnation(table: string): Promise<number>;
 }
 
 /** A column of a user table, as the engine's catalog describes it. */
@@ -198,6 +207,12 @@ export interface Engine {
 export interface InternalStore {
   /** The SQL dialect the statements are written in; `?` placeholders work in both. */
   readonly dialect: 'sqlite' | 'postgres';
+  /**
+   * An SQL expression for the change log's head, evaluated inside the statement it appears in: the
+   * server's own writes that must record where in the log they happened (when a privilege was given)
+   * use it, so the position and the write are one atomic step.
+   */
+  readonly changeHead: string;
   get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
   all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }>;

@@ -28,8 +28,8 @@ export interface GuardedStatement {
   /** For DDL: the kind of object (TABLE, INDEX, VIEW, TRIGGER, VIRTUAL). */
   objectType?: string;
   /**
-   * For `ALTER TABLE t …` and `CREATE TRIGGER … ON t`: `t`, lower-cased, without its schema; null when
-   * the statement is one of those but the name could not be read (the caller must then refuse).
+   * For `ALTER TABLE t …`: `t`, lower-cased, without its schema; null when the name could not be read
+   * (the caller must then refuse).
    */
   target?: string | null;
   /** How many read-only table-valued functions (json_each, json_tree, pragma_…) the text calls. */
@@ -151,8 +151,8 @@ function nameAt(tokens: readonly SqlToken[], i: number): string | null {
 }
 
 /**
- * The existing table a DDL statement changes the behaviour of: renaming it or its columns, or hanging
- * a trigger on it. Neither shows up in the compiled program as an access to that table.
+ * The existing table a DDL statement renames (or renames the columns of), which does not show up in
+ * the compiled program as an access to that table.
  */
 function ddlTarget(
   tokens: readonly SqlToken[],
@@ -160,10 +160,6 @@ function ddlTarget(
   objectType: string | undefined,
 ): string | null | undefined {
   if (verb === 'ALTER' && objectType === 'TABLE') return nameAt(tokens, 2);
-  if (verb === 'CREATE' && objectType === 'TRIGGER') {
-    const on = tokens.findIndex((t, i) => i > 2 && t.kind === 'word' && t.text === 'ON');
-    return on === -1 ? null : nameAt(tokens, on + 1);
-  }
   return undefined;
 }
 

@@ -24,7 +24,7 @@ export class RustyError extends Error {
 const BUSY_RETRY_AFTER_MS = 1000;
 
 /** SQLite result codes that mean the database itself is broken, not the statement. */
-const STORAGE_FAILURES = /^SQLITE_(CORRUPT|NOTADB|IOERR|CANTOPEN|FULL|NOMEM)/;
+const STORAGE_FAILURES = /^SQLITE_(CORRUPT|NOTADB|IOERR|CANTOPEN|NOMEM)/;
 
 /** HTTP status for each error code, used by the REST routes. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -39,11 +39,20 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   QUERY_CANCELLED: 409,
   QUERY_TIMEOUT: 408,
   BUSY: 503,
+  STORAGE_FULL: 507,
   SLOW_CONSUMER: 429,
   CONNECTION_LIMIT: 503,
   RATE_LIMIT_EXCEEDED: 429,
   INTERNAL_ERROR: 500,
 };
+
+/** A write refused or failed because the disk holding the database is full. */
+export function storageFullError(): RustyError {
+  return new RustyError(
+    'STORAGE_FULL',
+    'the disk holding the database is full: reads and deletes still work; writes are accepted again once space is freed',
+  );
+}
 
 interface SqliteLikeError {
   code?: unknown;
@@ -65,6 +74,9 @@ export function normalizeError(err: unknown, onInternal?: (err: unknown) => void
   const code = typeof e.code === 'string' ? e.code : '';
   const message = typeof e.message === 'string' ? e.message : '';
   if (code.startsWith('SQLITE_')) {
+    // The disk is full: this write failed, but the database is sound and the connection can go on
+    // (reads and deletes work; see the engine's DiskSpace).
+    if (code.startsWith('SQLITE_FULL')) return storageFullError();
     if (STORAGE_FAILURES.test(code)) {
       onInternal?.(err);
       return new RustyError('INTERNAL_ERROR', 'database storage failure', undefined, { fatal: true });

@@ -71,6 +71,8 @@ class Connection {
   principal: Principal | undefined;
   readonly handle: SessionHandle | undefined;
   readonly socket: WebSocket;
+  /** Each running operation's controller: aborted when the connection ends. */
+  readonly #operations = new Map<string, AbortController>();
   readonly id: string;
   #expiry: NodeJS.Timeout | undefined;
   #warning: NodeJS.Timeout | undefined;
@@ -122,10 +124,27 @@ class Connection {
     );
   }
 
+  /**
+   * A signal for one operation, aborted if the connection ends first: its statements are then interrupted
+   * rather than left to run. One per operation, so that nothing listens on it after the operation is over.
+   */
+  operationSignal(id: string): AbortSignal {
+    const controller = new AbortController();
+    this.#operations.get(id)?.abort();
+    this.#operations.set(id, controller);
+    return controller.signal;
+  }
+
+  operationDone(id: string): void {
+    this.#operations.delete(id);
+  }
+
   release(): void {
     clearTimeout(this.#expiry);
     clearTimeout(this.#warning);
     this.handle?.release();
+    for (const controller of this.#operations.values()) controller.abort();
+    this.#operations.clear();
   }
 }
 
@@ -277,6 +296,7 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
           sessionId: connectionOf(ctx.extra.socket).id,
           operationId: id,
           bufferedAmount: () => ctx.extra.socket.bufferedAmount,
+          signal: connectionOf(ctx.extra.socket).operationSignal(id),
         }),
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors
@@ -285,7 +305,11 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
               errors: result.errors.map((e) => formatGraphQLError(e as GraphQLError, logger).toJSON()),
             }
           : undefined,
-      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatGraphQLError(e, logger).toJSON()),
+      onError: (ctx, id, _payload, errors) => {
+        connections.get(ctx.extra.socket)?.operationDone(id);
+        return errors.map((e) => formatGraphQLError(e, logger).toJSON());
+      },
+      onComplete: (ctx, id) => connections.get(ctx.extra.socket)?.operationDone(id),
       onClose: (ctx) => connections.get(ctx.extra.socket)?.release(),
     },
     wss,

@@ -20,21 +20,25 @@ export function registerCors(app: FastifyInstance, origins: OriginPolicy, audit?
     // Answers differ by Origin: caches must keep them apart.
     reply.header('vary', 'Origin');
     const origin = request.headers.origin;
-    if (origin === undefined) return;
-    if (!origins.allows(origin, request.headers.host)) {
+    const host = request.headers.host;
+    if (!origins.allows(origin, host)) {
       audit?.record({
         event: 'origin.denied',
         ...requestContext(request),
-        details: { origin: origin.slice(0, 200) },
+        details: { origin: origin?.slice(0, 200), host: host?.slice(0, 200) },
       });
       return reply.code(403).send({
         success: false,
         error: {
           code: 'PERMISSION_DENIED',
-          message: 'requests from this origin are not allowed; list it in allowed_origins',
+          message:
+            origin === undefined
+              ? 'this server answers only to a loopback name or address while authentication is off'
+              : 'requests from this origin are not allowed; list it in allowed_origins',
         },
       });
     }
+    if (origin === undefined) return;
     reply.header('access-control-allow-origin', origin);
     if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) {
       reply.header('access-control-allow-methods', ALLOWED_METHODS);

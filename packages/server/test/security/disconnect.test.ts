@@ -2,13 +2,14 @@
  * A client that gives up on an HTTP request must not leave its statements running: otherwise one
  * client can hold the write lock (or a core) for statement_timeout with requests it abandons at once.
  * Each route that runs SQL over HTTP — /api/v1/query, /api/v1/batch (plain and transactional),
- * GraphQL's executeSql — is sent a statement that holds the write lock until it is interrupted; the
- * client disconnects, and another writer must get through well before the timeout.
+ * GraphQL's executeSql — and GraphQL over graphql-ws are sent a statement that holds the write lock until
+ * it is interrupted; the client disconnects, and another writer must get through well before the timeout.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { rawSocket } from '../graphql/helpers.ts';
 
 let ts: TestServer;
 before(async () => {
@@ -95,3 +96,21 @@ for (const [path, name, body] of ROUTES) {
     assert.deepEqual((await sql(ts, 'SELECT v FROM counters')).rows, [[0]]);
   });
 }
+
+test('graphql-ws: a connection that goes away stops its operations', async () => {
+  const socket = await rawSocket(ts);
+  socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${ts.token}` } });
+  await socket.next(() => true, 3000);
+  socket.send({
+    type: 'subscribe',
+    id: 'endless',
+    payload: {
+      query: 'mutation ($sql: String!) { executeSql(sql: $sql) { rowsAffected } }',
+      variables: { sql: ENDLESS_WRITE },
+    },
+  });
+  await sleep(400);
+  socket.terminate();
+  const waited = await otherWriter('graphql-ws');
+  assert.ok(waited < 3000, `the other writer waited ${waited} ms`);
+});

@@ -135,6 +135,13 @@ test('a server on a loopback address does not take a page under another name for
   assert.equal(await upgradeStatus(ts, '/api/v1/stream', rebound), 403);
   const answer = await httpCall(ts, 'POST', '/api/v1/query', rebound, { sql: 'SELECT 1' });
   assert.equal(answer.status, 403);
+  // A same-origin GET carries no Origin: without authentication, the rebound name itself is refused.
+  const read = await httpCall(ts, 'GET', '/api/v1/users', { host: `rebind.example:${port}` });
+  assert.equal(read.status, 403);
+  assert.doesNotMatch(read.body, /admin/);
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+    assert.equal((await httpCall(ts, 'GET', '/api/v1/users', { host })).status, 200, host);
+  }
 });
 
 test('a server on a public address allows its own origin, and only that', async () => {

@@ -7,6 +7,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/config.ts';
 import { addressKey } from '../../src/core/client-address.ts';
@@ -176,4 +177,37 @@ test('per-address limits count an IPv6 client by its /64 and a mapped IPv4 addre
   assert.equal(addressKey('203.0.113.7'), '203.0.113.7');
   assert.notEqual(addressKey('::1'), addressKey('::2:0:0:0:1'));
   assert.equal(addressKey('::'), addressKey('0:0:0:0:1:2:3:4'));
+});
+
+/** A raw TCP connection that sends `text` and then nothing: how long until the server drops it. */
+function heldFor(ts: TestServer, text: string, limitMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = tcpConnect(ts.server.port, '127.0.0.1', () => socket.write(text));
+    socket.resume();
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`still open after ${limitMs} ms`));
+    }, limitMs);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - started);
+    });
+  });
+}
+
+test('HTTP (and WebSocket upgrades) must send their headers within websocket_auth_timeout', async () => {
+  const ts = await server({ websocket_auth_timeout: 1, websocket_timeout: 60 });
+  // Slowloris: a request (plain or an upgrade) whose headers never end.
+  const partialRequest = `GET /api/v1/health/liveness HTTP/1.1\r\nHost: 127.0.0.1:${ts.server.port}\r\nX-Slow: 1\r\n`;
+  const partialUpgrade = `GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`;
+  // …and a connection that never sends a byte.
+  for (const text of [partialRequest, partialUpgrade, '']) {
+    const held = await heldFor(ts, text, 8000);
+    assert.ok(held >= 900, `dropped after only ${held} ms`);
+  }
+  // A complete request on a kept-alive connection is answered as usual.
+  const res = await ts.http('/api/v1/health/liveness', { token: null });
+  assert.equal(res.status, 200);
 });

@@ -6,6 +6,7 @@
  * program names (`vtab:…`), which is the same for every use of a table-valued function on a connection.
  */
 import type { AccessNeed, StatementAccess, TablePrivilege } from '../engine.ts';
+import { RustyError } from '../../errors/rusty-error.ts';
 import { INTERNAL_PREFIX, type GuardedStatement } from '../statement-guard.ts';
 import type { AsyncDatabase, SyncDatabase } from './driver.ts';
 
@@ -22,6 +23,13 @@ interface ExplainRow {
   p4: string;
   p5: number;
 }
+
+/**
+ * Functions that read the connection's own state: the last inserted rowid and the rows changed by
+ * the last statement, or by all of them. Connections are shared by every session, so their answer
+ * would be another session's activity (issue 14). The program names them as `name(argc)`.
+ */
+const SESSION_STATE_FUNCTION = /^(last_insert_rowid|changes|total_changes)\(/;
 
 /** Table-valued functions that read nothing but their arguments: open to everyone. */
 const FREE_FUNCTIONS = ['json_each', 'json_tree'] as const;
@@ -47,6 +55,20 @@ const SERVER_FUNCTIONS = /^sqlite_compileoption_(get|used)\(/;
 
 /** `vtab:…` of a VOpen → the table-valued function it is. */
 type VtabNames = Map<string, string>;
+
+/**
+ * A probe's program, or none when the function's name is taken by a table or view of the database
+ * ("'json_each' is not a function"): the function then cannot be called, and any virtual table a
+ * statement opens is one it does not name, so it needs ADMIN. One shadowed name must not make every
+ * other statement fail to compile.
+ */
+function unlessShadowed(explain: () => ExplainRow[]): ExplainRow[] {
+  try {
+    return explain();
+  } catch {
+    return [];
+  }
+}
 
 function vtabNamesFrom(programs: readonly (readonly ExplainRow[])[]): VtabNames {
   const names: VtabNames = new Map();
@@ -96,7 +118,7 @@ export class AccessAnalyzer {
   }
 
   #vtabAt(vtab: string): string | undefined {
-    this.#vtabNames ??= vtabNamesFrom(PROBES.map(([, probe]) => this.#explain(probe)));
+    this.#vtabNames ??= vtabNamesFrom(PROBES.map(([, probe]) => unlessShadowed(() => this.#explain(probe))));
     return this.#vtabNames.get(vtab);
   }
 
@@ -128,7 +150,9 @@ export class AccessAnalyzer {
     const pages = new Map((await all(ROOT_PAGES_SQL)).map(([page, table]) => [Number(page), String(table)]));
     const vtabs = program.some((row) => row.opcode === 'VOpen')
       ? vtabNamesFrom(
-          await Promise.all(PROBES.map(async ([, probe]) => (await all(probe)).map(toExplainRow))),
+          await Promise.all(
+            PROBES.map(async ([, probe]) => (await all(probe).catch(() => [])).map(toExplainRow)),
+          ),
         )
       : new Map<string, string>();
     return accessOf(
@@ -155,6 +179,36 @@ function toExplainRow(r: unknown[]): ExplainRow {
   };
 }
 
+function needKey(need: AccessNeed): string {
+  return need.table === undefined ? need.privilege : `${need.privilege} ${need.table}`;
+}
+
+/**
+ * What a DDL statement needs beyond the tables its program reads: the schema privilege of its verb,
+ * ADMIN for stored code and virtual tables, and every right on a table it renames.
+ */
+export function ddlNeeds(guarded: GuardedStatement): AccessNeed[] {
+  // Triggers are stored code that runs with the privileges of whoever fires it: only administrators
+  // create or drop them (docs/security.md, "Stored code"). Virtual tables reach data no grant covers.
+  const global =
+    guarded.objectType === 'VIRTUAL' || guarded.objectType === 'TRIGGER'
+      ? 'ADMIN'
+      : guarded.verb === 'CREATE'
+        ? 'CREATE'
+        : guarded.verb === 'DROP'
+          ? 'DROP'
+          : 'ALTER';
+  const needs: AccessNeed[] = [{ privilege: global }];
+  // Renaming a table (or its columns) compiles to schema edits only, yet it redirects every grant by
+  // name: it needs every right on the table.
+  if (guarded.target === null) needs.push({ privilege: 'ADMIN' });
+  else if (guarded.target !== undefined) {
+    for (const privilege of ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const)
+      needs.push({ privilege, table: guarded.target });
+  }
+  return needs;
+}
+
 function accessOf(
   guarded: GuardedStatement,
   program: ExplainRow[],
@@ -163,7 +217,7 @@ function accessOf(
 ): StatementAccess {
   const needs = new Map<string, AccessNeed>();
   const need = (privilege: TablePrivilege, table: string): void => {
-    needs.set(`${privilege} ${table}`, { privilege, table });
+    needs.set(needKey({ privilege, table }), { privilege, table });
   };
   const tables = new Set<string>();
   const mainWrites = new Set<string>();
@@ -179,6 +233,13 @@ function accessOf(
     // Sub-programs (trigger bodies) follow the main program, their addresses starting again at 0.
     if (row.addr <= lastAddr) inTrigger = true;
     lastAddr = row.addr;
+    if ((row.opcode === 'Function' || row.opcode === 'PureFunc') && SESSION_STATE_FUNCTION.test(row.p4)) {
+      const name = row.p4.slice(0, row.p4.indexOf('('));
+      throw new RustyError(
+        'PERMISSION_DENIED',
+        `${name}() is not available: connections are shared by all sessions, so it would tell another session's activity; a statement's own result carries last_insert_id and rows_affected`,
+      );
+    }
     if (row.opcode === 'VOpen') {
       // A virtual table's data never shows as an opened b-tree: beyond json_each and json_tree (and the
       // schema PRAGMA functions, served separately), a virtual table — FTS, R-tree, dbstat,
@@ -237,24 +298,7 @@ function accessOf(
     if (guarded.writeVerbs.size === 0) need('WRITE', table);
     if (guarded.returning) need('SELECT', table);
   }
-  if (guarded.kind === 'ddl') {
-    const global =
-      guarded.objectType === 'VIRTUAL'
-        ? 'ADMIN'
-        : guarded.verb === 'CREATE'
-          ? 'CREATE'
-          : guarded.verb === 'DROP'
-            ? 'DROP'
-            : 'ALTER';
-    needs.set(global, { privilege: global });
-    // Renaming a table (or its columns) or hanging a trigger on it compiles to schema edits only, yet
-    // it redirects every grant by name and sees every row written: it needs every right on the table.
-    if (guarded.target === null) needs.set('ADMIN', { privilege: 'ADMIN' });
-    else if (guarded.target !== undefined) {
-      for (const privilege of ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const)
-        need(privilege, guarded.target);
-    }
-  }
+  if (guarded.kind === 'ddl') for (const ddlNeed of ddlNeeds(guarded)) needs.set(needKey(ddlNeed), ddlNeed);
   // A table needing a specific write privilege need not also be listed as "any write".
   for (const [key, value] of needs) {
     if (

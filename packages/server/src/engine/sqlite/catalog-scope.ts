@@ -8,22 +8,9 @@
 import type { AccessNeed, Caller, Engine, StatementInput } from '../engine.ts';
 import { overrideEngine } from '../engine-view.ts';
 import { readWholeCatalog, visiblePart, type Catalog } from './visible-catalog.ts';
-import { mayNameCatalog, rewriteCatalogReads } from './catalog-rewrite.ts';
+import { mayNameCatalog, quoteIdentifier, rewriteCatalogReads } from './catalog-rewrite.ts';
 
 const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
-
-function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-function holds(caller: Caller, need: AccessNeed): boolean {
-  try {
-    caller.authorize({ needs: [need], tables: need.table === undefined ? [] : [need.table], kind: 'read' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The whole catalog of the current schema version, read once per version. */
 class CatalogCache {
@@ -63,11 +50,16 @@ async function visibleTo(engine: Engine, cache: CatalogCache, caller: Caller): P
       // Not readable by this caller (or no longer compiling): not shown.
     }
   }
+  // Every table privilege on every table, asked of the engine at once.
+  const tables = [...new Set(catalog.schema.map((row) => String(row.tbl_name)))];
+  const needs: AccessNeed[] = tables.flatMap((table) =>
+    TABLE_PRIVILEGES.map((privilege) => ({ privilege, table })),
+  );
+  const answers = await engine.holds(caller, needs);
+  const held = new Set(needs.flatMap((need, i) => (answers[i] ? [`${need.privilege} ${need.table}`] : [])));
   return visiblePart(catalog, {
     holds: (table, privilege) =>
-      privilege
-        ? holds(caller, { privilege, table })
-        : TABLE_PRIVILEGES.some((p) => holds(caller, { privilege: p, table })),
+      (privilege ? [privilege] : TABLE_PRIVILEGES).some((p) => held.has(`${p} ${table}`)),
     readableViews,
   });
 }
@@ -75,11 +67,10 @@ async function visibleTo(engine: Engine, cache: CatalogCache, caller: Caller): P
 /** The engine as callers without ADMIN see SQLite's catalog through it. */
 export function catalogScopedEngine(engine: Engine): Engine {
   const cache = new CatalogCache(engine);
-  /** Whether the statement names the catalog and its caller may not read it whole. */
-  const needsScope = (sql: string, caller: Caller | undefined): caller is Caller =>
-    caller !== undefined && mayNameCatalog(sql) && !holds(caller, { privilege: 'ADMIN' });
   const scoped = async (statement: StatementInput, caller: Caller | undefined): Promise<StatementInput> => {
-    if (!needsScope(statement.sql, caller)) return statement;
+    if (caller === undefined || !mayNameCatalog(statement.sql)) return statement;
+    const [admin] = await engine.holds(caller, [{ privilege: 'ADMIN' }]);
+    if (admin) return statement;
     const sql = rewriteCatalogReads(statement.sql, await visibleTo(engine, cache, caller));
     return sql === statement.sql ? statement : { ...statement, sql };
   };
@@ -99,11 +90,14 @@ export function catalogScopedEngine(engine: Engine): Engine {
     async snapshot(statement, options) {
       return engine.snapshot(await scoped(statement, options.caller), options);
     },
-    // The catalog is read asynchronously: such statements take the asynchronous path.
+    // Whether the caller may read the catalog whole, and the part it may see, are known asynchronously:
+    // statements that name the catalog take the asynchronous path.
     ...(typeof runInline === 'function'
       ? {
           runInline: (statement: StatementInput, caller: Caller | undefined) =>
-            needsScope(statement.sql, caller) ? undefined : runInline.call(engine, statement, caller),
+            caller !== undefined && mayNameCatalog(statement.sql)
+              ? undefined
+              : runInline.call(engine, statement, caller),
         }
       : {}),
   });

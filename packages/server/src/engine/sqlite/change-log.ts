@@ -88,6 +88,17 @@ export class SqliteChangeLog implements ChangeLog {
     }));
   }
 
+  async incarnation(table: string): Promise<number> {
+    // The partial index on DDL records makes this a look at the few schema changes, not at the log.
+    const row = this.#db()
+      .prepare(
+        `SELECT max(seq) FROM ${CHANGES_TABLE} WHERE op = 'ddl' AND lower(tbl) = lower(?) AND json_extract(new_row, '$.action') = 'create'`,
+      )
+      .raw()
+      .get([table]);
+    return Number(row?.[0] ?? 0);
+  }
+
   prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number> {
     return this.#inTurn(() => this.#pruneNow(limits));
   }

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
-import { RustyError } from '../../errors/rusty-error.ts';
+import { RustyError, storageFullError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
   Caller,
@@ -26,11 +26,13 @@ import type {
   TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { openAsync, openSync, type AsyncStatement, type SyncDatabase } from './driver.ts';
+import { openAsync, openSync, type AsyncStatement, type SyncDatabase, type SyncStatement } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
+import { SchemaReplica, copySchema } from './schema-replica.ts';
 import { WriteGate } from './write-gate.ts';
 import { Checkpointer } from './checkpointer.ts';
+import { DiskSpace } from './disk-space.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
 import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
 import { SqliteChangeLog } from './change-log.ts';
@@ -46,7 +48,13 @@ export interface SqliteEngineOptions {
   fileName?: string;
   /** Told of failures of background work (checkpoints), for the server log. */
   onBackgroundError?: (what: string, err: unknown) => void;
+  /** Bytes kept in reserve for a full disk (see DiskSpace); default 16 MiB, 0 for none. */
+  storageReserveBytes?: number;
+  /** Told when the disk becomes full (writes refused) and when it has room again. */
+  onStorageChange?: (full: boolean) => void;
 }
+
+const DEFAULT_STORAGE_RESERVE_BYTES = 16 * 1024 * 1024;
 
 /**
  * How long a pooled connection lets SQLite wait for a lock held by another process, milliseconds.
@@ -81,6 +89,8 @@ type TransactionMode = 'write' | 'read';
 
 /** How often a statement is routed and authorized again when the schema changed before it ran. */
 const SCHEMA_ATTEMPTS = 3;
+/** How long a client is told to wait before sending such a statement again. */
+const SCHEMA_RETRY_AFTER_MS = 100;
 
 /**
  * The schema changed between a statement's authorization and its run: it must be compiled and
@@ -89,7 +99,10 @@ const SCHEMA_ATTEMPTS = 3;
  */
 class SchemaChangedError extends RustyError {
   constructor() {
-    super('QUERY_ERROR', 'the schema changed while the statement waited to run; send it again');
+    // Retryable, and said so by its code: QUERY_ERROR is documented as never worth sending again.
+    super('BUSY', 'the schema kept changing while the statement waited to run; try again', {
+      retry_after_ms: SCHEMA_RETRY_AFTER_MS,
+    });
   }
 }
 
@@ -100,7 +113,10 @@ const versionStatements = new WeakMap<PooledConnection, AsyncStatement>();
  * Fails unless the connection's current transaction sees the schema `routed` was authorized against.
  * Inside the transaction the statement then runs in, the answer holds until it ends.
  */
-async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Promise<void> {
+async function assertSchema(
+  conn: PooledConnection,
+  routed: Pick<RoutedStatement, 'schemaVersion'>,
+): Promise<void> {
   let stmt = versionStatements.get(conn);
   if (!stmt) {
     stmt = (await conn.prepare('PRAGMA schema_version')).raw();
@@ -108,6 +124,52 @@ async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Pr
   }
   const version = Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
   if (version !== routed.schemaVersion) throw new SchemaChangedError();
+}
+
+/** The connection's own counters: the rows changed by its last statement and its last inserted rowid. */
+const COUNTERS_SQL = 'SELECT changes(), last_insert_rowid()';
+const pooledCounterStatements = new WeakMap<PooledConnection, AsyncStatement>();
+const inlineCounterStatements = new WeakMap<SyncDatabase, SyncStatement>();
+
+interface Counters {
+  changes: number;
+  lastRowid: number;
+}
+
+function countersOf(row: unknown[] | undefined): Counters {
+  const [changes, lastRowid] = (row ?? [0, 0]) as [number | bigint, number | bigint];
+  return { changes: Number(changes), lastRowid: Number(lastRowid) };
+}
+
+/** Read to the end: a statement left active on a connection blocks its COMMIT (see drain). */
+async function pooledCounters(conn: PooledConnection): Promise<Counters> {
+  let stmt = pooledCounterStatements.get(conn);
+  if (!stmt) pooledCounterStatements.set(conn, (stmt = (await conn.prepare(COUNTERS_SQL)).raw()));
+  return countersOf(drain(await stmt.iterate([]))[0]);
+}
+
+function inlineCounters(db: SyncDatabase): Counters {
+  let stmt = inlineCounterStatements.get(db);
+  if (!stmt) inlineCounterStatements.set(db, (stmt = db.prepare(COUNTERS_SQL).raw()));
+  return countersOf(stmt.all([])[0]);
+}
+
+/**
+ * What a statement reports of its own data change. Connections are shared by every session and keep
+ * their counters from whatever ran last, so a count is reported only for a data change (never for
+ * DDL, ANALYZE or REINDEX), and an inserted rowid only when the statement inserted a row: the rowid
+ * moved, and rows changed. An upsert that updated, an INSERT OR IGNORE that ignored, an insert of no
+ * rows report none.
+ */
+function ownTotals(
+  guarded: GuardedStatement,
+  before: Counters,
+  after: Counters,
+): { rowsAffected: number; lastInsertId?: number } {
+  const rowsAffected = guarded.writeVerbs.size > 0 ? after.changes : 0;
+  const inserted =
+    guarded.writeVerbs.has('INSERT') && rowsAffected > 0 && after.lastRowid !== before.lastRowid;
+  return inserted ? { rowsAffected, lastInsertId: after.lastRowid } : { rowsAffected };
 }
 
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
@@ -138,6 +200,7 @@ export class SqliteEngine implements Engine {
   /** Every write of this process takes its turn here (see WriteGate). */
   readonly #gate = new WriteGate();
   readonly #checkpointer: Checkpointer;
+  readonly #space: DiskSpace;
   /** Pooled connections in use, and the work on them: close interrupts the one and waits for the other. */
   readonly #leased = new Map<PooledConnection, Promise<unknown>>();
   #closed = false;
@@ -173,7 +236,20 @@ export class SqliteEngine implements Engine {
       `${this.path}-wal`,
       WAL_CHECKPOINT_BYTES,
       () => this.#checkpoint('PASSIVE'),
-      (err) => options.onBackgroundError?.('checkpoint', err),
+      (err) => {
+        this.#space.noteFailure(err);
+        options.onBackgroundError?.('checkpoint', err);
+      },
+    );
+    this.#space = new DiskSpace(
+      options.dataDir,
+      `${this.path}-reserve`,
+      options.storageReserveBytes ?? DEFAULT_STORAGE_RESERVE_BYTES,
+      (full) => {
+        // With the reserve given back, a checkpoint lets the WAL start over in the room it makes.
+        if (full) void this.#checkpointer.run();
+        options.onStorageChange?.(full);
+      },
     );
   }
 
@@ -260,6 +336,9 @@ export class SqliteEngine implements Engine {
         const result = await this.#transactionOn(stopper, 'write', work);
         this.#committed(true);
         return result;
+      } catch (err) {
+        this.#space.noteFailure(err);
+        throw err;
       } finally {
         this.#gate.leave();
       }
@@ -464,41 +543,52 @@ export class SqliteEngine implements Engine {
   ): Promise<StatementResult[]> {
     // Check every statement before any of them runs: a refused one must not leave a partial transaction.
     // A statement after DDL in the same batch may name what that DDL creates, which the planner cannot
-    // see yet; such statements are held to a coarser rule (see accessAfterDdl).
-    let afterDdl = false;
-    const plans = statements.map((statement, index) =>
-      failingAt(index, () => {
-        const guarded = guardStatement(statement.sql);
-        checkParameterCount(guarded, statement.params?.length ?? 0);
-        const deferred = afterDdl;
-        if (guarded.kind === 'ddl') afterDdl = true;
-        if (deferred) return { guarded, routed: undefined };
-        const routed = this.#router.route(statement.sql);
-        options.caller?.authorize(routed.access);
-        return { guarded, routed };
-      }),
-    );
-    const changesSchema = afterDdl;
+    // see yet: it is compiled on a replica of the schema to which the batch's DDL is applied (see
+    // accessAfterDdl).
+    let replica: SchemaReplica | undefined;
+    let plans: { guarded: GuardedStatement; routed: RoutedStatement | undefined; access: StatementAccess }[];
+    try {
+      plans = statements.map((statement, index) =>
+        failingAt(index, () => {
+          const guarded = guardStatement(statement.sql);
+          checkParameterCount(guarded, statement.params?.length ?? 0);
+          const routed = replica ? undefined : this.#router.route(statement.sql);
+          const access = routed?.access ?? accessAfterDdl(guarded, replica!);
+          options.caller?.authorize(access);
+          if (guarded.kind === 'ddl') {
+            replica ??= new SchemaReplica(copySchema(this.#router.inlineConnection));
+            replica.apply(guarded);
+          }
+          return { guarded, routed, access };
+        }),
+      );
+    } finally {
+      replica?.close();
+    }
+    const changesSchema = replica !== undefined;
     // A batch of reads only needs one snapshot: it must not take the write lock from the writers.
     const mode: TransactionMode =
       !changesSchema && plans.every((plan) => plan.routed?.access.kind === 'read') ? 'read' : 'write';
+    if (mode === 'write') for (const plan of plans) this.#space.check(plan.guarded);
     if (changesSchema) this.#schemaChanging++;
     try {
       return await this.#inTransaction(options, mode, async (conn, stopper) => {
         // Every statement checked above was compiled against the schema this transaction sees.
         for (const plan of plans) if (plan.routed) await assertSchema(conn, plan.routed);
+        // The replica later statements were compiled on was copied from this schema too.
+        if (replica) await assertSchema(conn, { schemaVersion: replica.version });
         const results: StatementResult[] = [];
         for (let i = 0; i < statements.length; i++) {
           const plan = plans[i]!;
           const result = await failingAt(i, async () => {
             try {
-              let routed = plan.routed;
-              if (!routed) {
-                const access = accessAfterDdl(plan.guarded);
-                options.caller?.authorize(access);
-                // Never compared: the coarse rule does not depend on the schema.
-                routed = { guarded: plan.guarded, access, schemaVersion: -1, route: 'pooled' };
-              }
+              // Authorized above; compiled on the replica, whose version was compared above.
+              const routed = plan.routed ?? {
+                guarded: plan.guarded,
+                access: plan.access,
+                schemaVersion: -1,
+                route: 'pooled',
+              };
               // Capture must follow each DDL statement at once: the statements after it write to its tables.
               const before = routed.guarded.kind === 'ddl' ? await recordedObjects(conn) : undefined;
               const result = await collect(
@@ -523,6 +613,8 @@ export class SqliteEngine implements Engine {
   }
 
   async healthCheck(): Promise<void> {
+    // Not ready while writes cannot commit.
+    if (this.#space.full) throw storageFullError();
     await this.execute({ sql: 'SELECT 1' }, { timeoutMs: 2000 });
     // Read to its end: a statement left with a row pending keeps the connection's snapshot open.
     await this.#onPooled(undefined, async (conn) =>
@@ -548,6 +640,7 @@ export class SqliteEngine implements Engine {
     } catch {
       // Busy or already closing: the next start checkpoints instead.
     }
+    this.#space.close();
     this.#pool.close();
     await this.#readers.close();
     this.#router.close();
@@ -561,6 +654,7 @@ export class SqliteEngine implements Engine {
   #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
     if (this.#schemaChanging > 0) return undefined;
     const writes = routed.access.kind !== 'read';
+    if (writes) this.#space.check(routed.guarded);
     // A write runs inline only when no other write of this server is running or waiting: it would
     // meet a held lock (or jump the queue) otherwise.
     if (writes && !this.#gate.tryEnter()) return undefined;
@@ -583,6 +677,7 @@ export class SqliteEngine implements Engine {
     try {
       return this.#runInline(sql, routed, params);
     } catch (err) {
+      this.#space.noteFailure(err);
       if (!isBusy(err)) throw err;
       // libsql leaves the failed statement in progress on the inline connection (it never resets
       // after SQLITE_BUSY): open fresh connections, and let the pool wait for the lock instead.
@@ -606,15 +701,18 @@ export class SqliteEngine implements Engine {
         rows_affected: rows.length,
       };
     }
-    const info = stmt.run(params);
+    const db = this.#router.inlineConnection;
+    const before = inlineCounters(db);
+    stmt.run(params);
     this.#router.observeInline(sql, performance.now() - started, 0);
     this.#committed(false);
+    const totals = ownTotals(routed.guarded, before, inlineCounters(db));
     return {
       status: 'success',
       columns: [],
       rows: [],
-      rows_affected: info.changes,
-      ...(routed.guarded.writeVerbs.has('INSERT') ? { last_insert_id: Number(info.lastInsertRowid) } : {}),
+      rows_affected: totals.rowsAffected,
+      ...(totals.lastInsertId !== undefined ? { last_insert_id: totals.lastInsertId } : {}),
     };
   }
 
@@ -629,6 +727,7 @@ export class SqliteEngine implements Engine {
     params: DriverValue[],
     options: StreamOptions,
   ): Promise<StatementResult> {
+    this.#space.check(routed.guarded);
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
       await stopper.waitFor('the write lock', (signal) => this.#gate.enter(signal));
@@ -650,6 +749,9 @@ export class SqliteEngine implements Engine {
         });
         this.#committed(true);
         return result;
+      } catch (err) {
+        this.#space.noteFailure(err);
+        throw err;
       } finally {
         this.#gate.leave();
       }
@@ -665,6 +767,7 @@ export class SqliteEngine implements Engine {
     options: StreamOptions,
   ): AsyncGenerator<ResultChunk, void, undefined> {
     if (routed.guarded.kind === 'ddl') {
+      this.#space.check(routed.guarded);
       // DDL runs in a transaction with the change-capture update and the change-log record it causes.
       this.#schemaChanging++;
       let result: StatementResult;
@@ -716,20 +819,10 @@ export class SqliteEngine implements Engine {
     const stmt = await conn.prepare(routed.guarded.text);
     stopper.throwIfStopped();
     if (!stmt.reader) {
+      const before = await pooledCounters(conn);
       drain(await stmt.iterate(params));
-      const totals = drain(
-        await (await conn.prepare('SELECT changes(), last_insert_rowid()')).raw().iterate([]),
-      );
-      const [changes, lastId] = (totals[0] ?? [0, 0]) as [number, number];
-      // changes() and last_insert_rowid() keep their values from earlier statements: report only
-      // what this statement can have set.
-      yield {
-        columns: [],
-        rows: [],
-        done: true,
-        rowsAffected: routed.guarded.kind === 'ddl' ? 0 : changes,
-        ...(routed.guarded.writeVerbs.has('INSERT') ? { lastInsertId: Number(lastId) } : {}),
-      };
+      const totals = ownTotals(routed.guarded, before, await pooledCounters(conn));
+      yield { columns: [], rows: [], done: true, ...totals };
       return;
     }
     stmt.raw();
@@ -767,47 +860,142 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  /** Runs a write of the server's own, noting a full disk should it fail for want of space. */
+  #noting<T>(write: () => T): T {
+    try {
+      return write();
+    } catch (err) {
+      this.#space.noteFailure(err);
+      throw err;
+    }
+  }
+
   #makeInternalStore(): InternalStore {
-    const db = (): SyncDatabase => this.#router.inlineConnection;
+    const statements = new InternalStatements(() => this.#router.inlineConnection);
     const query = <T>(sql: string, params: readonly unknown[] = []): T[] => {
-      const stmt = db().prepare(sql);
-      stmt.raw();
-      const columns = stmt.columns().map((c) => c.name);
-      return stmt.all(params as DriverValue[]).map((row) => rowToObject<T>(columns, row));
+      const { stmt, columns } = statements.reader(sql);
+      const rows = statements.using(sql, () => stmt.all(params as DriverValue[]));
+      return rows.map((row) => rowToObject<T>(columns, row));
     };
     return {
       dialect: 'sqlite',
-      get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
+      changeHead: `(SELECT coalesce(max(seq), 0) FROM ${CHANGES_TABLE})`,
+      // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
+      get: async <T>(sql: string, params: readonly unknown[] = []) => {
+        const { stmt, columns } = statements.reader(sql);
+        const row = statements.using(sql, () => stmt.get(params as DriverValue[]));
+        return row === undefined ? undefined : rowToObject<T>(columns, row as unknown[]);
+      },
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       // The server's own writes take their turn with every other write (they run on the inline
       // connection, which must never meet a lock: it would fail at once rather than wait).
       run: (sql, params = []) =>
-        this.#gate.hold(() => ({
-          changes: db()
-            .prepare(sql)
-            .run(params as DriverValue[]).changes,
-        })),
-      exec: (sql) => this.#gate.hold(() => db().exec(sql)),
+        this.#gate.hold(() =>
+          this.#noting(() => {
+            const stmt = statements.writer(sql);
+            return { changes: statements.using(sql, () => stmt.run(params as DriverValue[])).changes };
+          }),
+        ),
+      exec: (sql) => this.#gate.hold(() => this.#noting(() => this.#router.inlineConnection.exec(sql))),
     };
   }
 }
 
+/** Internal statements kept prepared at most; the server's own SQL is a small fixed set. */
+const INTERNAL_STATEMENTS_KEPT = 128;
+
 /**
- * The access a statement is held to when it follows DDL in the same transactional batch: it cannot be
- * compiled before that DDL runs, and compiling it (EXPLAIN) inside the transaction would leave libsql
- * with a statement in progress that blocks the COMMIT. So it needs its kind of privilege on every
- * table (`*`), which leaves nothing for a per-table analysis to find.
+ * The server's own statements (users, revocations, roles: several per connect), prepared once per
+ * inline connection instead of on every call. Forgotten when the router opens a new connection; SQLite
+ * prepares a kept statement again by itself when the schema changes under it.
  */
-function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
+class InternalStatements {
+  readonly #connection: () => SyncDatabase;
+  #owner: SyncDatabase | undefined;
+  readonly #readers = new Map<string, { stmt: SyncStatement; columns: string[] }>();
+  readonly #writers = new Map<string, SyncStatement>();
+
+  constructor(connection: () => SyncDatabase) {
+    this.#connection = connection;
+  }
+
+  /** A raw-mode statement returning rows, with its column names. */
+  reader(sql: string): { stmt: SyncStatement; columns: string[] } {
+    const db = this.#current();
+    let entry = this.#readers.get(sql);
+    if (!entry) {
+      const stmt = db.prepare(sql);
+      stmt.raw();
+      entry = { stmt, columns: stmt.columns().map((c) => c.name) };
+      this.#keep(this.#readers, sql, entry);
+    }
+    return entry;
+  }
+
+  writer(sql: string): SyncStatement {
+    const db = this.#current();
+    let stmt = this.#writers.get(sql);
+    if (!stmt) {
+      stmt = db.prepare(sql);
+      this.#keep(this.#writers, sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** Runs a kept statement; one that failed is not kept (libsql may leave it mid-step). */
+  using<T>(sql: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      this.#readers.delete(sql);
+      this.#writers.delete(sql);
+      throw err;
+    }
+  }
+
+  #current(): SyncDatabase {
+    const db = this.#connection();
+    if (db !== this.#owner) {
+      this.#owner = db;
+      this.#readers.clear();
+      this.#writers.clear();
+    }
+    return db;
+  }
+
+  #keep<T>(map: Map<string, T>, sql: string, value: T): void {
+    if (map.size >= INTERNAL_STATEMENTS_KEPT) map.delete(map.keys().next().value!);
+    map.set(sql, value);
+  }
+}
+
+/**
+ * The access a statement is held to when it follows DDL in the same transactional batch. It cannot be
+ * compiled before that DDL runs, and compiling it (EXPLAIN) inside the transaction would leave libsql
+ * with a statement in progress that blocks the COMMIT. So it needs its kind of privilege on every table
+ * (`*`), and it is compiled on a replica of the schema the batch will have made by then: what no table
+ * privilege covers — a virtual table, the connection's state, the catalogue read through a view — is
+ * found in that program as in any other. A statement that does not compile there does not in the batch
+ * either: its error is reported as such.
+ */
+function accessAfterDdl(guarded: GuardedStatement, replica: SchemaReplica): StatementAccess {
   const needs: AccessNeed[] = [{ privilege: 'SELECT', table: '*' }];
   if (guarded.kind === 'write') {
     for (const privilege of ['INSERT', 'UPDATE', 'DELETE'] as const) needs.push({ privilege, table: '*' });
   }
-  if (guarded.kind === 'ddl')
-    needs.push({
-      privilege: guarded.verb === 'CREATE' ? 'CREATE' : guarded.verb === 'DROP' ? 'DROP' : 'ALTER',
-    });
-  return { needs, tables: [], kind: guarded.kind };
+  const compiled = replica.analyze(guarded);
+  const seen = new Set(needs.map((need) => `${need.privilege} ${need.table ?? ''}`));
+  for (const need of compiled.needs) {
+    const key = `${need.privilege} ${need.table ?? ''}`;
+    if (!seen.has(key)) needs.push(need);
+    seen.add(key);
+  }
+  return {
+    needs,
+    tables: compiled.tables,
+    kind: guarded.kind,
+    ...(compiled.catalog ? { catalog: true } : {}),
+  };
 }
 
 /**
