@@ -10,6 +10,9 @@ import { createRequire } from 'node:module';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
 import { dropCaptureSlot, engineConfig, ENGINES, postgresUrl } from '../helpers/engines.ts';
+import type { PostgresEngine } from '../../src/engine/postgres/postgres-engine.ts';
+
+const reading = (ts: TestServer): boolean => (ts.server.engine as PostgresEngine).capturing;
 
 const require = createRequire(import.meta.url);
 const pg = require('pg') as {
@@ -156,6 +159,7 @@ if (!ENGINES.includes('postgres')) {
       let firstOpen = true;
       try {
         await sql(second, 'CREATE TABLE ticks (n int PRIMARY KEY)');
+        assert.deepEqual([reading(first), reading(second)], [true, false], 'the first node reads the slot');
         const watcher = await second.connectAuthed();
         const ack = await subscribe(watcher, 't', { table: 'ticks' });
         const writer = await second.connectAuthed();
@@ -173,6 +177,7 @@ if (!ENGINES.includes('postgres')) {
           assert.equal(r.type, 'data');
         }
         const seen = await changes(watcher, 't', total, 10_000);
+        assert.ok(reading(second), 'the second node took the slot over');
         assert.deepEqual(
           seen.map((change) => change.row!.n),
           Array.from({ length: total }, (_, i) => i + 1),
