@@ -25,6 +25,7 @@ import { runFanOut } from './fan-out.ts';
 import { runGraphQLSubscriptions } from './graphql-subscriptions.ts';
 import { runSoak } from './soak.ts';
 import { runPostgresStream } from './postgres-stream.ts';
+import { runConsoleGrid } from './console-grid.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
@@ -35,6 +36,7 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   f: runGraphQLSubscriptions,
   g: runSoak,
   h: runPostgresStream,
+  i: runConsoleGrid,
 };
 /** The benchmarks that read the shared dataset (the others make their own data). */
 const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);
