@@ -91,15 +91,15 @@ export default function GraphQLPage({ session }: PageProps) {
       onRun: () => runRef.current(),
       onChange: (doc) => localStorage.setItem(DRAFT_KEY, doc),
     });
-    client.graphql<IntrospectionQuery>(getIntrospectionQuery()).then((r) => {
-      if (!r.data) {
-        setError(new Error(r.errors?.[0]?.message ?? 'no schema'));
-        return;
-      }
-      setSchema(r.data.__schema as unknown as Schema);
-      // Completion and checking against the schema this user was given.
-      editor.current?.setLanguage(graphqlLanguage(buildClientSchema(r.data)));
-    }, setError);
+    client
+      .graphql<IntrospectionQuery>(getIntrospectionQuery())
+      .then((r) => {
+        if (!r.data) throw new Error(r.errors?.[0]?.message ?? 'no schema');
+        setSchema(r.data.__schema as unknown as Schema);
+        // Completion and checking against the schema this user was given.
+        editor.current?.setLanguage(graphqlLanguage(buildClientSchema(r.data)));
+      })
+      .catch(setError);
     return () => editor.current?.destroy();
   }, [client]);
 
