@@ -1,5 +1,5 @@
 /**
- * (i) The web console's SQL result grid at 1,000,000 rows, in Debian's chromium (headless, through
+ * (k) The web console's SQL result grid at 1,000,000 rows, in Debian's chromium (headless, through
  * playwright-core) against the real server: the frame intervals the page achieves while a 1M-row
  * SELECT streams into the grid, and while the grid is then scrolled to a new place every frame.
  *
@@ -161,17 +161,17 @@ export async function runConsoleGrid(ctx: BenchContext): Promise<BenchReport> {
     await page.getByRole('textbox', { name: /SQL statement/ }).waitFor({ timeout: 30_000 });
     await page.evaluate(IN_PAGE);
 
-    ctx.log('  (i) idle page');
+    ctx.log('  (k) idle page');
     await waitFrames(page, 30);
     const stopIdle = await recordFrames(page);
     await waitFrames(page, FRAMES);
     const idle = await stopIdle();
 
-    ctx.log(`  (i) scrolling ${count(SMALL)} rows`);
+    ctx.log(`  (k) scrolling ${count(SMALL)} rows`);
     await runInEditor(page, rowsSql(SMALL));
     const scrollSmallBefore = await measureScrolling(page);
 
-    ctx.log(`  (i) streaming ${count(BIG)} rows`);
+    ctx.log(`  (k) streaming ${count(BIG)} rows`);
     const stopStream = await recordFrames(page);
     const started = performance.now();
     await runInEditor(page, rowsSql(BIG));
@@ -180,13 +180,13 @@ export async function runConsoleGrid(ctx: BenchContext): Promise<BenchReport> {
     const shown = await page.getByTestId('row-count').textContent();
     if (shown !== `${count(BIG)} rows`) throw new Error(`the grid shows ${shown}, not ${count(BIG)} rows`);
 
-    ctx.log(`  (i) scrolling ${count(BIG)} rows`);
+    ctx.log(`  (k) scrolling ${count(BIG)} rows`);
     const scrollBig = await measureScrolling(page);
     const heap = (await page.evaluate('performance.memory?.usedJSHeapSize ?? 0')) as number;
 
     // The small result once more: the baseline is taken before and after, so that a burst of load from
     // elsewhere on the machine during one pass weighs on both sides.
-    ctx.log(`  (i) scrolling ${count(SMALL)} rows again`);
+    ctx.log(`  (k) scrolling ${count(SMALL)} rows again`);
     await runInEditor(page, rowsSql(SMALL));
     const scrollSmallAfter = await measureScrolling(page);
     const scrollSmall: FrameWindow = {
@@ -220,7 +220,7 @@ export async function runConsoleGrid(ctx: BenchContext): Promise<BenchReport> {
         `Streaming p95 over idle p95: ${ratio(streamP95 / percentile(idle.intervals, 95))}.`,
     ].join('\n');
     return {
-      key: 'i',
+      key: 'k',
       title: 'Console result grid at 1,000,000 rows (chromium)',
       markdown,
       targets: [

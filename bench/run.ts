@@ -25,6 +25,8 @@ import { runFanOut } from './fan-out.ts';
 import { runGraphQLSubscriptions } from './graphql-subscriptions.ts';
 import { runSoak } from './soak.ts';
 import { runPostgresStream } from './postgres-stream.ts';
+import { runConnects } from './connects.ts';
+import { runInsertRoundTrip } from './insert-round-trip.ts';
 import { runConsoleGrid } from './console-grid.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
@@ -36,7 +38,9 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   f: runGraphQLSubscriptions,
   g: runSoak,
   h: runPostgresStream,
-  i: runConsoleGrid,
+  i: runConnects,
+  j: runInsertRoundTrip,
+  k: runConsoleGrid,
 };
 /** The benchmarks that read the shared dataset (the others make their own data). */
 const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);

@@ -43,6 +43,8 @@ function asPostgresUser(bin, args) {
 /**
  * Starts a server; returns its superuser URL and stop(). Settings: wal_level logical (change capture),
  * fsync off (a test server; durability is not what is tested), scram-sha-256 for every TCP login.
+ * synchronous_commit stays on: the walsender sends only flushed WAL, so with it off every change would
+ * reach subscribers up to wal_writer_delay late.
  */
 export async function startTestPostgres(binDir = findPostgresBin()) {
   if (!binDir) throw new Error('PostgreSQL 15+ not found (set RUSTYDB_PG_BIN or install postgresql)');
@@ -74,11 +76,10 @@ export async function startTestPostgres(binDir = findPostgresBin()) {
     "listen_addresses = '127.0.0.1'",
     `unix_socket_directories = '${dir}'`,
     'wal_level = logical',
-    'max_replication_slots = 20',
-    'max_wal_senders = 20',
+    'max_replication_slots = 100',
+    'max_wal_senders = 100',
     'max_connections = 400',
     'fsync = off',
-    'synchronous_commit = off',
     'full_page_writes = off',
     "log_min_messages = 'fatal'",
     'shared_buffers = 32MB',

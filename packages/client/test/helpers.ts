@@ -3,7 +3,7 @@
  * be stopped and started again on the same port and data, a TCP relay that can freeze a connection
  * (a network fault, not a fake server), and bounded waits.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { RustyDBClient, type ClientOptions } from '@rustydb/client';
@@ -99,6 +99,64 @@ export function runProcess(
   return within(exited, options.timeoutMs ?? 60_000, `${command} ${args.join(' ')}`).finally(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
+}
+
+/** The environment of a user's shell: none of the test runner's loader options, no RUSTYDB_* setting. */
+export function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('RUSTYDB_') && key !== 'NODE_OPTIONS') env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/** A `rustydb serve` started as its own process (group), as a user starts it. */
+export interface ServeProcess {
+  child: ChildProcess;
+  /** From its "RustyDB listening on URL" line. */
+  url: string;
+  /** Everything it printed so far. */
+  output(): string;
+  /** SIGTERM to its process group (a shell and the server it started), SIGKILL if it lingers. */
+  stop(): Promise<void>;
+}
+
+/** Runs `command args` (which starts `rustydb serve`) and resolves once the server is listening. */
+export async function startServeProcess(
+  command: string,
+  args: readonly string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Promise<ServeProcess> {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const signal = (name: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, name);
+    } catch {
+      // The group is gone already.
+    }
+  };
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) signal('SIGTERM');
+    await within(exited, 15_000, 'the server stopping').catch(() => signal('SIGKILL'));
+  };
+  try {
+    const url = await eventually(
+      () => {
+        if (child.exitCode !== null) throw new Error(`rustydb serve exited:\n${output}`);
+        return /RustyDB listening on (http:\/\/\S+)/.exec(output)?.[1] ?? '';
+      },
+      'rustydb serve listening',
+      60_000,
+    );
+    return { child, url, output: () => output, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
 
 /**

@@ -4,6 +4,7 @@
  * the registry; ours only from the tarballs, all in one `npm install`). Then, from that project:
  *   - the installed server runs (`rustydb serve`, compiled JavaScript: no TypeScript in the install),
  *     and a Node ESM script with @rustydb/client logs in, queries and receives a change;
+ *   - `rustydb gen types` writes the types of the user's tables, which the application uses;
  *   - an application and a React component type-check under TypeScript's stock strict `NodeNext`
  *     configuration plus exactOptionalPropertyTypes and noPropertyAccessFromIndexSignature, with
  *     skipLibCheck off, with no @types/ws and no @types/node installed: zero errors;
@@ -13,7 +14,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -28,7 +28,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { ADMIN_PASSWORD, eventually, login, runProcess, within } from './helpers.ts';
+import {
+  ADMIN_PASSWORD,
+  eventually,
+  login,
+  runProcess,
+  startServeProcess,
+  userEnv,
+  type ServeProcess,
+} from './helpers.ts';
 import { WebServer } from './browser/web-server.ts';
 import { launchChromium, type Chromium } from './browser/chromium.ts';
 
@@ -44,15 +52,6 @@ function workspaceVersion(name: string): string {
     .version;
 }
 
-/** The environment of a user's shell: none of the test runner's loader options, no RUSTYDB_* setting. */
-function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('RUSTYDB_') && key !== 'NODE_OPTIONS') env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
 async function succeed(command: string, args: string[], cwd: string, env = userEnv()): Promise<string> {
   const result = await runProcess(command, args, { cwd, env, timeoutMs: INSTALL_TIMEOUT_MS });
   assert.equal(result.code, 0, `${command} ${args.join(' ')}\n${result.stdout}\n${result.stderr}`);
@@ -60,38 +59,12 @@ async function succeed(command: string, args: string[], cwd: string, env = userE
 }
 
 /** `rustydb serve` from an installation, on a free port; resolves once it is listening. */
-async function serve(
-  bin: string,
-  dataDir: string,
-  cwd: string,
-): Promise<{ child: ChildProcess; url: string; stop(): Promise<void> }> {
-  const child = spawn(
+function serve(bin: string, dataDir: string, cwd: string): Promise<ServeProcess> {
+  return startServeProcess(
     process.execPath,
     [bin, 'serve', '--port', '0', '--data-dir', dataDir, '--admin-password', ADMIN_PASSWORD],
-    { cwd, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd, env: userEnv() },
   );
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await within(exited, 15_000, 'the server stopping').catch(() => child.kill('SIGKILL'));
-  };
-  try {
-    const url = await eventually(
-      () => {
-        if (child.exitCode !== null) throw new Error(`rustydb serve exited:\n${output}`);
-        return /RustyDB listening on (http:\/\/\S+)/.exec(output)?.[1] ?? '';
-      },
-      'rustydb serve listening',
-      60_000,
-    );
-    return { child, url, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
 }
 
 async function token(url: string): Promise<string> {
@@ -158,6 +131,7 @@ import {
   type TableEvent,
 } from '@rustydb/client';
 import { ERROR_CODES, type ErrorCode } from '@rustydb/protocol';
+import type { Notes } from './db-types.js';
 
 interface Item {
   id: number;
@@ -195,6 +169,9 @@ export async function run(url: string, token: string | undefined): Promise<strin
     const tuples = await db.query<[number, string]>('SELECT id, name FROM items', [], { rowMode: 'array' });
     const ids: number[] = tuples.rows.map(([id]) => id);
     lines.push(names.join(','), ids.join(','));
+    const notes = await db.query<Notes>('SELECT id, body FROM notes');
+    const bodies: string[] = notes.rows.map((note) => note.body);
+    lines.push(bodies.join(','));
     const items = db.subscribe<Item>('items');
     items.on('change', (event) => {
       const name: string | undefined = event.row?.name;
@@ -274,7 +251,7 @@ describe('the packed packages, installed in a new project', { concurrency: false
   let work: string;
   let tarballs: string[];
   let project: string;
-  let server: Awaited<ReturnType<typeof serve>> | undefined;
+  let server: ServeProcess | undefined;
 
   before(
     async () => {
@@ -352,6 +329,12 @@ describe('the packed packages, installed in a new project', { concurrency: false
     assert.equal(out, 'body\r\nfrom node\r\n');
     const users = await succeed(bin, ['user', 'list'], project, env);
     assert.match(users, /admin/);
+    // The types of the user's tables, with one command (the app below imports them).
+    await succeed(bin, ['gen', 'types', '--out', 'src/db-types.ts'], project, env);
+    assert.match(
+      readFileSync(join(project, 'src/db-types.ts'), 'utf8'),
+      /export interface Notes \{\n {2}id: number;\n {2}body: string;\n\}/,
+    );
   });
 
   test(

@@ -22,7 +22,8 @@ export const ERROR_CODES = {
     retryable: true,
   },
   BUSY: {
-    description: 'Another process held the database lock too long; wait retry_after_ms and send again',
+    description:
+      'Another process held the database lock too long, or the schema kept changing under the statement; wait retry_after_ms and send again',
     retryable: true,
   },
   STORAGE_FULL: {

@@ -155,6 +155,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // database itself with SQLite.
   prepareDataDir(config.data_dir, config.allow_insecure_data_dir, logger);
   const engine = await openEngine(config, {
+    logger,
     onBackgroundError: (what, err) => logger.warn(`engine: ${what} failed`, describeError(err)),
     onStorageChange: (full) =>
       full

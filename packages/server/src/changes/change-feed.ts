@@ -25,7 +25,8 @@ export class ChangeFeed {
   readonly #retention: RetentionLimits;
   readonly #listeners = new Set<ChangeListener>();
   #head = 0;
-  #pumping = false;
+  /** The read of the log under way, if any. */
+  #pumping: Promise<void> | undefined;
   #again = false;
   #scheduled = false;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -69,6 +70,20 @@ export class ChangeFeed {
     await this.#pump();
   }
 
+  /**
+   * Returns once the feed has handed on every change committed before the call. A subscription that
+   * starts at the feed's head after this misses nothing and repeats nothing the client already saw
+   * acknowledged (on PostgreSQL the log is written a moment after the commit, by the capture).
+   */
+  async settle(): Promise<void> {
+    const target = await this.#log.head();
+    while (this.#head < target && !this.#closed) {
+      const before = this.#head;
+      await this.#pump();
+      if (this.#head === before) break; // the read failed (logged): the subscription starts where it is
+    }
+  }
+
   close(): void {
     this.#closed = true;
     this.#unsubscribeCommits();
@@ -86,12 +101,16 @@ export class ChangeFeed {
     });
   }
 
-  async #pump(): Promise<void> {
+  #pump(): Promise<void> {
     if (this.#pumping) {
       this.#again = true;
-      return;
+      return this.#pumping;
     }
-    this.#pumping = true;
+    this.#pumping = this.#readAll();
+    return this.#pumping;
+  }
+
+  async #readAll(): Promise<void> {
     try {
       do {
         this.#again = false;
@@ -116,7 +135,7 @@ export class ChangeFeed {
     } catch (err) {
       this.#logger.error('reading the change log failed', describeError(err));
     } finally {
-      this.#pumping = false;
+      this.#pumping = undefined;
     }
   }
 

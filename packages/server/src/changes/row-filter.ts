@@ -95,14 +95,23 @@ export function filterToSql(
   filter: RowFilter | undefined,
   quote: (name: string) => string,
 ): { where: string; params: SqlValue[] } {
-  if (!filter || Object.keys(filter).length === 0) return { where: '1', params: [] };
+  if (!filter || Object.keys(filter).length === 0) return { where: 'TRUE', params: [] };
   const parts: string[] = [];
   const params: SqlValue[] = [];
-  const ops: Record<string, string> = { eq: '=', neq: 'IS NOT', lt: '<', lte: '<=', gt: '>', gte: '>=' };
+  // IS [NOT] DISTINCT FROM: the NULL-safe comparison both engines know (PostgreSQL's IS takes only NULL,
+  // TRUE and FALSE, unlike SQLite's).
+  const ops: Record<string, string> = {
+    eq: '=',
+    neq: 'IS DISTINCT FROM',
+    lt: '<',
+    lte: '<=',
+    gt: '>',
+    gte: '>=',
+  };
   for (const [column, condition] of Object.entries(filter)) {
     const col = quote(column);
     if (condition === null || typeof condition !== 'object' || '$base64' in condition) {
-      parts.push(`${col} IS ?`);
+      parts.push(`${col} IS NOT DISTINCT FROM ?`);
       params.push(condition as SqlValue);
       continue;
     }
@@ -110,13 +119,13 @@ export function filterToSql(
       if (operand === undefined) continue;
       if (op === 'in') {
         const list = operand as SqlValue[];
-        if (list.length === 0) parts.push('0');
+        if (list.length === 0) parts.push('FALSE');
         else {
           parts.push(`${col} IN (${list.map(() => '?').join(', ')})`);
           params.push(...list);
         }
       } else if (op === 'eq') {
-        parts.push(`${col} IS ?`);
+        parts.push(`${col} IS NOT DISTINCT FROM ?`);
         params.push(operand as SqlValue);
       } else {
         parts.push(`${col} ${ops[op]} ?`);

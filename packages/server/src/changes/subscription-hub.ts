@@ -220,6 +220,7 @@ export class SubscriptionHub {
     const access = await this.#engine.describe(probe, caller);
     await requireAccess(this.#engine, caller, access);
 
+    if (since === undefined && !snapshot) await this.#feed.settle();
     let cursor = this.#feed.head;
     let snapshotRows: { columns: string[]; rows: unknown[][] } | undefined;
     if (since === undefined && snapshot) {
@@ -295,7 +296,7 @@ export class SubscriptionHub {
     if (token) since = sequenceOfToken(token);
     else if (options.startAtOperationTime !== undefined) {
       since = await this.#engine.changes.sequenceBefore(options.startAtOperationTime);
-    }
+    } else await this.#feed.settle();
     await this.#attach(key, owner, message.id, principal, collection, access, {
       cursor: since ?? this.#feed.head,
       resumed: since !== undefined,

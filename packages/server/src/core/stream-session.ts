@@ -108,8 +108,8 @@ export class StreamSession {
   readonly #violations: ViolationCounter | undefined;
   /** Messages that arrived while a URL token was being checked; replayed in order once it is. */
   #pending: string[] | undefined;
+  /** Fires for the expiry warning, then for the expiry itself. */
   #expiryTimer: NodeJS.Timeout | undefined;
-  #warningTimer: NodeJS.Timeout | undefined;
   readonly #origin: SessionOrigin;
   #startWith: string | undefined;
   readonly #handle: SessionHandle | undefined;
@@ -218,7 +218,6 @@ export class StreamSession {
     this.#closed = true;
     this.#handle?.release();
     clearTimeout(this.#expiryTimer);
-    clearTimeout(this.#warningTimer);
     for (const controller of this.#running.values()) controller.abort();
     this.#running.clear();
     this.#subscriptions?.close();
@@ -384,23 +383,34 @@ export class StreamSession {
     this.#dispatch(parsed.message).catch((err) => this.#fail(err));
   }
 
-  /** Warns shortly before the token expires, and ends the session when it does unless re-authenticated. */
-  #armExpiry(expiresAt: number): void {
+  /**
+   * Warns shortly before the token expires, and ends the session when it does unless re-authenticated.
+   * One timer per session, armed first for the warning and then for the expiry.
+   */
+  #armExpiry(expiresAt: number, warned = false): void {
     clearTimeout(this.#expiryTimer);
-    clearTimeout(this.#warningTimer);
-    const remaining = expiresAt - Date.now();
-    // setTimeout holds at most 2^31-1 ms; longer-lived tokens are re-armed when the first timer fires.
+    // setTimeout holds at most 2^31-1 ms; longer-lived tokens are re-armed when the timer fires.
     const MAX_DELAY = 2_147_483_647;
-    if (remaining - EXPIRY_WARNING_MS > 0) {
-      this.#warningTimer = setTimeout(
-        () => this.#send(envelope('auth_expiring', { expires_at: new Date(expiresAt).toISOString() })),
-        Math.min(remaining - EXPIRY_WARNING_MS, MAX_DELAY),
+    const remaining = expiresAt - Date.now();
+    const untilWarning = remaining - EXPIRY_WARNING_MS;
+    if (!warned && untilWarning > 0) {
+      this.#expiryTimer = setTimeout(
+        () => {
+          if (Date.now() < expiresAt - EXPIRY_WARNING_MS) {
+            this.#armExpiry(expiresAt);
+            return;
+          }
+          this.#send(envelope('auth_expiring', { expires_at: new Date(expiresAt).toISOString() }));
+          this.#armExpiry(expiresAt, true);
+        },
+        Math.min(untilWarning, MAX_DELAY),
       );
+      return;
     }
     this.#expiryTimer = setTimeout(
       () => {
         if (Date.now() < expiresAt) {
-          this.#armExpiry(expiresAt);
+          this.#armExpiry(expiresAt, true);
           return;
         }
         this.#send(errorEnvelope(new RustyError('AUTH_EXPIRED', 'token has expired; authenticate again')));

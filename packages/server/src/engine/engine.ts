@@ -91,7 +91,10 @@ export interface ChangeRecord {
 }
 
 export interface ChangeLog {
-  /** The highest sequence recorded so far (0 when none). */
+  /**
+   * The highest sequence recorded (0 when none), covering every change committed before the call: an
+   * engine whose capture runs behind its commits waits for it.
+   */
   head(): Promise<number>;
   /** Sequences at or below this have been pruned: a resume from before it cannot be served. */
   floor(): Promise<number>;

@@ -4,24 +4,59 @@ import type { SessionSocket } from '../core/stream-session.ts';
 import type { Admission } from './connection-admission.ts';
 import type { FlowControlledWebSocket } from './flow-controlled-socket.ts';
 
+/**
+ * One small object per connection with its methods on the prototype: an object literal of arrow
+ * functions cost a closure per method per connection, most of the adapter's memory on idle sockets.
+ */
+class SocketAdapter implements SessionSocket {
+  readonly #ws: FlowControlledWebSocket;
+  readonly #admission: Admission | undefined;
+
+  constructor(ws: FlowControlledWebSocket, admission: Admission | undefined) {
+    this.#ws = ws;
+    this.#admission = admission;
+  }
+
+  get maxBuffered(): number {
+    return this.#ws.maxBuffered;
+  }
+
+  send(text: string): void {
+    const ws = this.#ws;
+    if (ws.readyState === ws.OPEN) ws.send(text);
+  }
+
+  congested(): boolean {
+    return this.#ws.congested();
+  }
+
+  bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  fits(bytes: number): boolean {
+    return this.#ws.fits(bytes);
+  }
+
+  room(bytes: number): Promise<void> {
+    return this.#ws.room(bytes);
+  }
+
+  drained(): Promise<void> {
+    return this.#ws.drained();
+  }
+
+  close(code: number, reason: string): void {
+    const ws = this.#ws;
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+  }
+
+  authenticated(): void {
+    this.#admission?.authenticated();
+  }
+}
+
 export function adaptSocket(socket: WebSocket, admission?: Admission): SessionSocket {
   // The gateway creates every socket as a FlowControlledWebSocket.
-  const ws = socket as FlowControlledWebSocket;
-  return {
-    send(text) {
-      if (ws.readyState === ws.OPEN) ws.send(text);
-    },
-    congested: () => ws.congested(),
-    bufferedAmount: () => ws.bufferedAmount,
-    maxBuffered: ws.maxBuffered,
-    fits: (bytes) => ws.fits(bytes),
-    room: (bytes) => ws.room(bytes),
-    drained: () => ws.drained(),
-    close(code, reason) {
-      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
-    },
-    authenticated() {
-      admission?.authenticated();
-    },
-  };
+  return new SocketAdapter(socket as FlowControlledWebSocket, admission);
 }

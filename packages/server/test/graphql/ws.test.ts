@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { nowSeconds, identityOf, signToken } from '../helpers/tokens.ts';
 import type { TestClient } from '../helpers/ws-client.ts';
+import { dialectOf, ENGINES, type EngineName } from '../helpers/engines.ts';
 import { Events, disposeClients, errorCode, rawSocket, wsClient, wsRequest } from './helpers.ts';
 
 let ts: TestServer;
@@ -177,186 +178,201 @@ describe('connection and authentication', () => {
   });
 });
 
-describe('table change subscriptions', () => {
-  test('tableChanges delivers inserts, updates and deletes in order, with sequences', async () => {
-    const client = wsClient(ts, ts.token);
-    const events = new Events<{ tableChanges: Change }>(
-      client,
-      'subscription { tableChanges(table: notes) { table changeType row oldRow sequence timestamp } }',
-    );
-    // Attached once the first write is seen: write until then.
-    await sleep(200);
-    await sql(ts, "INSERT INTO notes (body) VALUES ('a')");
-    await sql(ts, "UPDATE notes SET body = 'b' WHERE body = 'a'");
-    await sql(ts, "DELETE FROM notes WHERE body = 'b'");
-    const got = [
-      (await events.data()).tableChanges,
-      (await events.data()).tableChanges,
-      (await events.data()).tableChanges,
-    ];
-    assert.deepEqual(
-      got.map((c) => c.changeType),
-      ['INSERT', 'UPDATE', 'DELETE'],
-    );
-    assert.equal(got[0]!.table, 'notes');
-    assert.equal(got[0]!.row?.body, 'a');
-    assert.equal(got[1]!.oldRow?.body, 'a');
-    assert.equal(got[1]!.row?.body, 'b');
-    assert.equal(got[2]!.row, null);
-    assert.ok(got[0]!.sequence < got[1]!.sequence && got[1]!.sequence < got[2]!.sequence);
-    assert.ok(!Number.isNaN(Date.parse(got[0]!.timestamp)));
-  });
-
-  test('where filters rows (with enter/leave), rowInserted only inserts', async () => {
-    const client = wsClient(ts, ts.token);
-    const urgent = new Events<{ tableChanges: Change }>(
-      client,
-      'subscription($w: JSON) { tableChanges(table: notes, where: $w) { changeType row } }',
-      { w: { prio: { gte: 5 } } },
-    );
-    const inserts = new Events<{ rowInserted: Change }>(
-      client,
-      'subscription { rowInserted(table: notes) { changeType row } }',
-    );
-    await sleep(200);
-    await sql(ts, "INSERT INTO notes (body, prio) VALUES ('low', 1)");
-    await sql(ts, "INSERT INTO notes (body, prio) VALUES ('high', 9)");
-    await sql(ts, "UPDATE notes SET prio = 7 WHERE body = 'low'");
-    await sql(ts, "UPDATE notes SET prio = 0 WHERE body = 'high'");
-    const seen = [];
-    for (let i = 0; i < 3; i++) seen.push((await urgent.data()).tableChanges);
-    assert.deepEqual(
-      seen.map((c) => [c.changeType, c.row?.body]),
-      [
-        ['INSERT', 'high'],
-        ['ENTER', 'low'],
-        ['LEAVE', 'high'],
-      ],
-    );
-    const a = (await inserts.data()).rowInserted;
-    const b = (await inserts.data()).rowInserted;
-    assert.deepEqual([a.row?.body, b.row?.body], ['low', 'high']);
-    await sleep(200);
-    assert.equal(inserts.pending, 0, 'updates are not inserts');
-  });
-
-  test('resume with since: exactly the changes missed while away, then live', async () => {
-    const query =
-      'subscription($since: BigInt) { rowInserted(table: notes, since: $since) { row sequence } }';
-    const first = new Events<{ rowInserted: Change }>(wsClient(ts, ts.token), query);
-    await sleep(200);
-    await sql(ts, "INSERT INTO notes (body) VALUES ('r1')");
-    const last = (await first.data()).rowInserted.sequence;
-    first.dispose();
-    await disposeClients();
-
-    await sql(ts, "INSERT INTO notes (body) VALUES ('r2')");
-    await sql(ts, "INSERT INTO notes (body) VALUES ('r3')");
-
-    const again = new Events<{ rowInserted: Change }>(wsClient(ts, ts.token), query, { since: last });
-    const r2 = (await again.data()).rowInserted;
-    const r3 = (await again.data()).rowInserted;
-    assert.deepEqual([r2.row?.body, r3.row?.body], ['r2', 'r3']);
-    await sql(ts, "INSERT INTO notes (body) VALUES ('r4')");
-    const r4 = (await again.data()).rowInserted;
-    assert.equal(r4.row?.body, 'r4');
-    assert.ok(last < r2.sequence && r2.sequence < r3.sequence && r3.sequence < r4.sequence);
-    await sleep(200);
-    assert.equal(again.pending, 0, 'nothing twice');
-  });
-
-  test('since older than the log: one RESET event naming the oldest resumable sequence, then the end', async () => {
-    const pruned = await startTestServer({ changelog_max_entries: 100 });
-    try {
-      await sql(pruned, 'CREATE TABLE t (id INTEGER PRIMARY KEY)');
-      for (let i = 0; i < 15; i++) {
-        await sql(
-          pruned,
-          `INSERT INTO t (id) VALUES ${Array.from({ length: 10 }, (_, j) => `(${i * 10 + j + 1})`).join(', ')}`,
-        );
-      }
-      await pruned.server.feed.prune();
-      const events = new Events<{ tableChanges: Change & { oldestResumable: number } }>(
-        wsClient(pruned, pruned.token),
-        'subscription { tableChanges(table: t, since: 1) { changeType sequence oldestResumable } }',
-      );
-      const reset = (await events.data()).tableChanges;
-      assert.equal(reset.changeType, 'RESET');
-      assert.ok(reset.oldestResumable > 1);
-      assert.deepEqual(await events.ended(), {});
-    } finally {
-      await disposeClients();
-      await pruned.close();
-    }
-  });
-
-  test('a subscription to a table that is not in the schema fails validation (INVALID_MESSAGE)', async () => {
-    const events = new Events(
-      wsClient(ts, ts.token),
-      'subscription { tableChanges(table: nowhere) { sequence } }',
-    );
-    const { error } = await events.ended();
-    assert.equal(errorCode(error), 'INVALID_MESSAGE');
-  });
-});
-
-describe('live queries', () => {
+/** Subscriptions and live queries, run once per engine, each on a server of its own. */
+function changeSuites(engine: EngineName): void {
+  const { autoId } = dialectOf(engine);
+  let ts: TestServer;
   before(async () => {
-    await sql(ts, 'CREATE TABLE scores (id INTEGER PRIMARY KEY, player TEXT, points INTEGER)');
-    await sql(ts, "INSERT INTO scores (player, points) VALUES ('a', 10), ('b', 30), ('c', 20)");
+    ts = await startTestServer({}, { engine });
+    await sql(ts, `CREATE TABLE notes (id ${autoId}, body TEXT NOT NULL, prio INTEGER NOT NULL DEFAULT 0)`);
+  });
+  after(async () => {
+    await ts.close();
   });
 
-  test('<table>Live keeps an ordered, limited result current, with its sequence', async () => {
-    const events = new Events<{
-      scoresLive: { sequence: number; rows: { player: string; points: number }[] };
-    }>(
-      wsClient(ts, ts.token),
-      'subscription { scoresLive(orderBy: [{points: DESC}], limit: 2) { sequence rows { player points } } }',
-    );
-    const first = (await events.data()).scoresLive;
-    assert.deepEqual(
-      first.rows.map((r) => r.player),
-      ['b', 'c'],
-    );
-    await sql(ts, "INSERT INTO scores (player, points) VALUES ('d', 25)");
-    const second = (await events.data()).scoresLive;
-    assert.deepEqual(
-      second.rows.map((r) => [r.player, r.points]),
-      [
-        ['b', 30],
-        ['d', 25],
-      ],
-    );
-    assert.ok(second.sequence > first.sequence);
-    await sql(ts, "UPDATE scores SET points = 50 WHERE player = 'a'");
-    const third = (await events.data()).scoresLive;
-    assert.deepEqual(
-      third.rows.map((r) => r.player),
-      ['a', 'b'],
-    );
+  describe('table change subscriptions', () => {
+    test('tableChanges delivers inserts, updates and deletes in order, with sequences', async () => {
+      const client = wsClient(ts, ts.token);
+      const events = new Events<{ tableChanges: Change }>(
+        client,
+        'subscription { tableChanges(table: notes) { table changeType row oldRow sequence timestamp } }',
+      );
+      // Attached once the first write is seen: write until then.
+      await sleep(200);
+      await sql(ts, "INSERT INTO notes (body) VALUES ('a')");
+      await sql(ts, "UPDATE notes SET body = 'b' WHERE body = 'a'");
+      await sql(ts, "DELETE FROM notes WHERE body = 'b'");
+      const got = [
+        (await events.data()).tableChanges,
+        (await events.data()).tableChanges,
+        (await events.data()).tableChanges,
+      ];
+      assert.deepEqual(
+        got.map((c) => c.changeType),
+        ['INSERT', 'UPDATE', 'DELETE'],
+      );
+      assert.equal(got[0]!.table, 'notes');
+      assert.equal(got[0]!.row?.body, 'a');
+      assert.equal(got[1]!.oldRow?.body, 'a');
+      assert.equal(got[1]!.row?.body, 'b');
+      assert.equal(got[2]!.row, null);
+      assert.ok(got[0]!.sequence < got[1]!.sequence && got[1]!.sequence < got[2]!.sequence);
+      assert.ok(!Number.isNaN(Date.parse(got[0]!.timestamp)));
+    });
+
+    test('where filters rows (with enter/leave), rowInserted only inserts', async () => {
+      const client = wsClient(ts, ts.token);
+      const urgent = new Events<{ tableChanges: Change }>(
+        client,
+        'subscription($w: JSON) { tableChanges(table: notes, where: $w) { changeType row } }',
+        { w: { prio: { gte: 5 } } },
+      );
+      const inserts = new Events<{ rowInserted: Change }>(
+        client,
+        'subscription { rowInserted(table: notes) { changeType row } }',
+      );
+      await sleep(200);
+      await sql(ts, "INSERT INTO notes (body, prio) VALUES ('low', 1)");
+      await sql(ts, "INSERT INTO notes (body, prio) VALUES ('high', 9)");
+      await sql(ts, "UPDATE notes SET prio = 7 WHERE body = 'low'");
+      await sql(ts, "UPDATE notes SET prio = 0 WHERE body = 'high'");
+      const seen = [];
+      for (let i = 0; i < 3; i++) seen.push((await urgent.data()).tableChanges);
+      assert.deepEqual(
+        seen.map((c) => [c.changeType, c.row?.body]),
+        [
+          ['INSERT', 'high'],
+          ['ENTER', 'low'],
+          ['LEAVE', 'high'],
+        ],
+      );
+      const a = (await inserts.data()).rowInserted;
+      const b = (await inserts.data()).rowInserted;
+      assert.deepEqual([a.row?.body, b.row?.body], ['low', 'high']);
+      await sleep(200);
+      assert.equal(inserts.pending, 0, 'updates are not inserts');
+    });
+
+    test('resume with since: exactly the changes missed while away, then live', async () => {
+      const query =
+        'subscription($since: BigInt) { rowInserted(table: notes, since: $since) { row sequence } }';
+      const first = new Events<{ rowInserted: Change }>(wsClient(ts, ts.token), query);
+      await sleep(200);
+      await sql(ts, "INSERT INTO notes (body) VALUES ('r1')");
+      const last = (await first.data()).rowInserted.sequence;
+      first.dispose();
+      await disposeClients();
+
+      await sql(ts, "INSERT INTO notes (body) VALUES ('r2')");
+      await sql(ts, "INSERT INTO notes (body) VALUES ('r3')");
+
+      const again = new Events<{ rowInserted: Change }>(wsClient(ts, ts.token), query, { since: last });
+      const r2 = (await again.data()).rowInserted;
+      const r3 = (await again.data()).rowInserted;
+      assert.deepEqual([r2.row?.body, r3.row?.body], ['r2', 'r3']);
+      await sql(ts, "INSERT INTO notes (body) VALUES ('r4')");
+      const r4 = (await again.data()).rowInserted;
+      assert.equal(r4.row?.body, 'r4');
+      assert.ok(last < r2.sequence && r2.sequence < r3.sequence && r3.sequence < r4.sequence);
+      await sleep(200);
+      assert.equal(again.pending, 0, 'nothing twice');
+    });
+
+    test('since older than the log: one RESET event naming the oldest resumable sequence, then the end', async () => {
+      const pruned = await startTestServer({ changelog_max_entries: 100 }, { engine });
+      try {
+        await sql(pruned, `CREATE TABLE t (id ${autoId})`);
+        for (let i = 0; i < 15; i++) {
+          await sql(
+            pruned,
+            `INSERT INTO t (id) VALUES ${Array.from({ length: 10 }, (_, j) => `(${i * 10 + j + 1})`).join(', ')}`,
+          );
+        }
+        await pruned.server.feed.prune();
+        const events = new Events<{ tableChanges: Change & { oldestResumable: number } }>(
+          wsClient(pruned, pruned.token),
+          'subscription { tableChanges(table: t, since: 1) { changeType sequence oldestResumable } }',
+        );
+        const reset = (await events.data()).tableChanges;
+        assert.equal(reset.changeType, 'RESET');
+        assert.ok(reset.oldestResumable > 1);
+        assert.deepEqual(await events.ended(), {});
+      } finally {
+        await disposeClients();
+        await pruned.close();
+      }
+    });
+
+    test('a subscription to a table that is not in the schema fails validation (INVALID_MESSAGE)', async () => {
+      const events = new Events(
+        wsClient(ts, ts.token),
+        'subscription { tableChanges(table: nowhere) { sequence } }',
+      );
+      const { error } = await events.ended();
+      assert.equal(errorCode(error), 'INVALID_MESSAGE');
+    });
   });
 
-  test('liveQuery(table, where, orderBy, limit) returns JSON rows keyed by column', async () => {
-    const events = new Events<{
-      liveQuery: { table: string; columns: string[]; rows: Record<string, unknown>[] };
-    }>(
-      wsClient(ts, ts.token),
-      'subscription { liveQuery(table: scores, where: {points: {lt: 26}}, orderBy: [{player: "ASC"}]) { table columns rows } }',
-    );
-    const first = (await events.data()).liveQuery;
-    assert.equal(first.table, 'scores');
-    assert.deepEqual(first.columns, ['id', 'player', 'points']);
-    assert.deepEqual(
-      first.rows.map((r) => r.player),
-      ['c', 'd'],
-    );
-    await sql(ts, "INSERT INTO scores (player, points) VALUES ('aa', 1)");
-    assert.deepEqual(
-      (await events.data()).liveQuery.rows.map((r) => r.player),
-      ['aa', 'c', 'd'],
-    );
+  describe('live queries', () => {
+    before(async () => {
+      await sql(ts, `CREATE TABLE scores (id ${autoId}, player TEXT, points INTEGER)`);
+      await sql(ts, "INSERT INTO scores (player, points) VALUES ('a', 10), ('b', 30), ('c', 20)");
+    });
+
+    test('<table>Live keeps an ordered, limited result current, with its sequence', async () => {
+      const events = new Events<{
+        scoresLive: { sequence: number; rows: { player: string; points: number }[] };
+      }>(
+        wsClient(ts, ts.token),
+        'subscription { scoresLive(orderBy: [{points: DESC}], limit: 2) { sequence rows { player points } } }',
+      );
+      const first = (await events.data()).scoresLive;
+      assert.deepEqual(
+        first.rows.map((r) => r.player),
+        ['b', 'c'],
+      );
+      await sql(ts, "INSERT INTO scores (player, points) VALUES ('d', 25)");
+      const second = (await events.data()).scoresLive;
+      assert.deepEqual(
+        second.rows.map((r) => [r.player, r.points]),
+        [
+          ['b', 30],
+          ['d', 25],
+        ],
+      );
+      assert.ok(second.sequence > first.sequence);
+      await sql(ts, "UPDATE scores SET points = 50 WHERE player = 'a'");
+      const third = (await events.data()).scoresLive;
+      assert.deepEqual(
+        third.rows.map((r) => r.player),
+        ['a', 'b'],
+      );
+    });
+
+    test('liveQuery(table, where, orderBy, limit) returns JSON rows keyed by column', async () => {
+      const events = new Events<{
+        liveQuery: { table: string; columns: string[]; rows: Record<string, unknown>[] };
+      }>(
+        wsClient(ts, ts.token),
+        'subscription { liveQuery(table: scores, where: {points: {lt: 26}}, orderBy: [{player: "ASC"}]) { table columns rows } }',
+      );
+      const first = (await events.data()).liveQuery;
+      assert.equal(first.table, 'scores');
+      assert.deepEqual(first.columns, ['id', 'player', 'points']);
+      assert.deepEqual(
+        first.rows.map((r) => r.player),
+        ['c', 'd'],
+      );
+      await sql(ts, "INSERT INTO scores (player, points) VALUES ('aa', 1)");
+      assert.deepEqual(
+        (await events.data()).liveQuery.rows.map((r) => r.player),
+        ['aa', 'c', 'd'],
+      );
+    });
   });
-});
+}
+
+for (const engine of ENGINES) describe(engine, () => changeSuites(engine));
 
 describe('document change streams', () => {
   test('documentChanges follows a collection and resumes with since', async () => {

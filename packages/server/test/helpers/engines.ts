@@ -75,6 +75,23 @@ export async function engineConfig(
   return { engine: 'postgres', database_url: url.toString() };
 }
 
+/**
+ * Drops the replication slot of a test server's database once the server has closed (it lets go of the
+ * slot a moment after). A deployment keeps its slot across restarts; a test run makes a database per
+ * server and would otherwise run out of slots and keep every abandoned slot's WAL.
+ */
+export async function dropCaptureSlot(databaseUrl: string): Promise<void> {
+  const database = `'${new URL(databaseUrl).pathname.slice(1).replaceAll("'", "''")}'`;
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const [, left] = (await asSuperuser([
+      `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = ${database} AND NOT active`,
+      `SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = ${database}`,
+    ])) as { rows: { n: number }[] }[];
+    if (left!.rows[0]!.n === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** SQL that differs between the engines, for the fixtures of suites that run on both. */
 export function dialectOf(engine: EngineName): {
   /** A column type whose value the engine assigns when an insert leaves it out. */

@@ -9,7 +9,7 @@ import { loadConfig, type ServerConfig } from '../../src/config/config.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { startServer, type RustyServer, type StartOptions } from '../../src/server.ts';
 import { TestClient, type ConnectOptions } from './ws-client.ts';
-import { engineConfig, type EngineName } from './engines.ts';
+import { dropCaptureSlot, engineConfig, type EngineName } from './engines.ts';
 
 export const ADMIN_PASSWORD = 'test-admin-password';
 export const STREAM_PATH = '/api/v1/stream';
@@ -140,6 +140,8 @@ export async function startTestServer(
       for (const client of clients) client.terminate();
       clients.clear();
       await server.close();
+      // Only a database made for this server alone: others may share it (and take the slot over).
+      if (engine.database_url) await dropCaptureSlot(engine.database_url);
       if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

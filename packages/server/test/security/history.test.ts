@@ -152,3 +152,40 @@ test('a privilege revoked and granted again at once still ends the running subsc
   assert.ok(!JSON.stringify(c.received).includes('after-regrant'), 'the ended subscription went on');
   c.close();
 });
+
+test('a change stream and GraphQL documentChanges resumed from before the grant get a reset, not the old documents', async () => {
+  const api = (path: string, body: unknown) =>
+    ts.http(`/api/v1/documents/collections${path}`, { body, method: 'POST' });
+  assert.ok([200, 201].includes((await api('', { name: 'dossiers' })).status));
+  // A position after the collection was made: only the grant stands between it and the old documents.
+  const afterCreation = await head();
+  await api('/dossiers/insert', { document: { _id: 'd1', note: 'before-the-grant-secret' } });
+  await api('/dossiers/delete', { filter: { _id: 'd1' } });
+  await createRole(ts, 'dossier_reader', [{ privilege: 'SELECT', table: 'dossiers' }]);
+  const token = await createUser(ts, 'clerk', ['dossier_reader']);
+  // A change stream resumed from there.
+  const c = await connectWith(ts, token);
+  c.send({
+    type: 'watch',
+    id: 'w',
+    payload: {
+      collection: 'dossiers',
+      resumeAfter: { _data: afterCreation.toString(16).padStart(16, '0') },
+    },
+  });
+  const answer = await c.next((m) => m.id === 'w');
+  assert.equal(answer.type, 'reset', JSON.stringify(answer));
+  assert.ok(!JSON.stringify(c.received).includes('before-the-grant'), JSON.stringify(c.received));
+  c.close();
+  // GraphQL: the operation ends with the reset, carrying nothing of the old documents.
+  const events = new Events(
+    wsClient(ts, token),
+    'subscription ($s: BigInt) { documentChanges(collection: "dossiers", since: $s) { fullDocument } }',
+    { s: afterCreation },
+  );
+  const { error } = await events.ended();
+  const errors = error as { extensions?: { code?: string; reason?: string } }[];
+  assert.equal(errors[0]?.extensions?.reason, 'history_unavailable', JSON.stringify(error));
+  assert.equal(events.pending, 0, 'a document was delivered before the reset');
+  assert.ok(!JSON.stringify(error).includes('before-the-grant'), JSON.stringify(error));
+});

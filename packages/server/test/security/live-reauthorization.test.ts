@@ -204,3 +204,130 @@ test('a GraphQL live query of a table replaced by a view over a secret table end
   assert.equal(errorCode(outcome.error), 'PERMISSION_DENIED', JSON.stringify(outcome));
   await sql(ts, 'DROP VIEW swapped');
 });
+
+/** Writes (a few times at most) until `events` delivers one result. */
+async function untilDelivered<T>(events: Events<T>, write: (n: number) => Promise<unknown>): Promise<void> {
+  for (let n = 0; ; n++) {
+    await write(n);
+    try {
+      const result = await events.next(1000);
+      assert.equal(result.errors, undefined, JSON.stringify(result.errors));
+      return;
+    } catch (err) {
+      if (n >= 9) throw err;
+    }
+  }
+}
+
+/** Ends of every kind of subscription one user holds, as the server reports them. */
+async function endOf(c: TestClient, id: string): Promise<ServerMsg> {
+  return c.next((m) => m.id === id && m.type === 'error', 3000);
+}
+
+test('taking a role away ends every kind of subscription at once, and nothing after reaches them', async () => {
+  await sql(ts, 'CREATE TABLE role_t (id INTEGER PRIMARY KEY, v TEXT)');
+  await sql(ts, 'CREATE VIEW role_v AS SELECT id, v FROM role_t');
+  const made = await ts.http('/api/v1/documents/collections', { body: { name: 'role_docs' } });
+  assert.ok([200, 201].includes(made.status), JSON.stringify(made.body));
+  await createRole(ts, 'role_t_reader', [
+    { privilege: 'SELECT', table: 'role_t' },
+    { privilege: 'SELECT', table: 'role_docs' },
+  ]);
+  const token = await createUser(ts, 'role_loser', ['role_t_reader']);
+  const c = await connectWith(ts, token);
+  await subscribeLive(c, 'live', 'SELECT * FROM role_v');
+  c.send({ type: 'subscribe', id: 'table', payload: { table: 'role_t' } });
+  assert.equal((await c.next((m) => m.id === 'table')).type, 'subscribed');
+  c.send({ type: 'watch', id: 'stream', payload: { collection: 'role_docs' } });
+  assert.equal((await c.next((m) => m.id === 'stream')).type, 'subscribed');
+  const client = wsClient(ts, token);
+  const tableChanges = new Events<{ tableChanges: { row: { v: string } } }>(
+    client,
+    'subscription { tableChanges(table: role_t) { row } }',
+  );
+  const documentChanges = new Events(
+    client,
+    'subscription { documentChanges(collection: "role_docs") { sequence } }',
+  );
+  // graphql-ws acknowledges no subscription: write until a change reaches each, which shows it runs.
+  await untilDelivered(tableChanges, (n) => sql(ts, 'INSERT INTO role_t (v) VALUES (?)', [`before-${n}`]));
+  await untilDelivered(documentChanges, (n) =>
+    ts.http('/api/v1/documents/collections/role_docs/insert', { body: { document: { n } } }),
+  );
+
+  const res = await ts.http('/api/v1/users/role_loser', { method: 'PATCH', body: { roles: [] } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  for (const id of ['live', 'table', 'stream']) {
+    const end = await endOf(c, id);
+    assert.equal(end.payload.code, 'PERMISSION_DENIED', `${id}: ${JSON.stringify(end)}`);
+  }
+  // Ended: nothing written after can reach them.
+  for (const events of [tableChanges, documentChanges]) {
+    const { error } = await events.ended();
+    assert.equal(errorCode(error), 'PERMISSION_DENIED', JSON.stringify(error));
+  }
+  await sql(ts, "INSERT INTO role_t (v) VALUES ('after-role-removed')");
+  await ts.http('/api/v1/documents/collections/role_docs/insert', {
+    body: { document: { n: 'after-role-removed' } },
+  });
+  assert.equal((await c.request({ type: 'ping' })).type, 'pong');
+  assert.ok(!JSON.stringify(c.received).includes('after-role-removed'), JSON.stringify(c.received));
+  c.close();
+});
+
+test('a change stream ends when SELECT on its collection is revoked, even when granted again at once', async () => {
+  const made = await ts.http('/api/v1/documents/collections', { body: { name: 'flicker_docs' } });
+  assert.ok([200, 201].includes(made.status), JSON.stringify(made.body));
+  await createRole(ts, 'flicker_docs_reader', [{ privilege: 'SELECT', table: 'flicker_docs' }]);
+  const token = await createUser(ts, 'doc_flicker', ['flicker_docs_reader']);
+  const c = await ts.connect({ path: '/api/v1/documents/collections/flicker_docs/watch', token });
+  await c.next((m) => m.type === 'auth_success');
+  c.send({ type: 'watch', id: 'w', payload: {} });
+  assert.equal((await c.next((m) => m.id === 'w')).type, 'subscribed');
+  const grant = { privilege: 'SELECT', table: 'flicker_docs' };
+  await Promise.all([
+    ts.http('/api/v1/roles/flicker_docs_reader/grants', { method: 'DELETE', body: grant }),
+    ts.http('/api/v1/documents/collections/flicker_docs/insert', {
+      body: { document: { note: 'while-revoked' } },
+    }),
+  ]);
+  await ts.http('/api/v1/roles/flicker_docs_reader/grants', { body: grant });
+  const end = await endOf(c, 'w');
+  assert.equal(end.payload.code, 'PERMISSION_DENIED', JSON.stringify(end));
+  await ts.http('/api/v1/documents/collections/flicker_docs/insert', {
+    body: { document: { note: 'after-regrant' } },
+  });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const text = JSON.stringify(c.received);
+  assert.ok(!text.includes('while-revoked') && !text.includes('after-regrant'), text);
+  c.close();
+});
+
+test('a live query over a view ends when a table under the view is revoked', async () => {
+  await sql(ts, 'CREATE TABLE base_a (id INTEGER PRIMARY KEY, v TEXT)');
+  await sql(ts, 'CREATE TABLE base_b (id INTEGER PRIMARY KEY, w TEXT)');
+  await sql(ts, "INSERT INTO base_a VALUES (1, 'a')");
+  await sql(ts, "INSERT INTO base_b VALUES (1, 'b')");
+  await sql(ts, 'CREATE VIEW joined AS SELECT a.id, a.v, b.w FROM base_a AS a JOIN base_b AS b USING (id)');
+  await createRole(ts, 'join_reader', [
+    { privilege: 'SELECT', table: 'base_a' },
+    { privilege: 'SELECT', table: 'base_b' },
+  ]);
+  const token = await createUser(ts, 'joiner', ['join_reader']);
+  const c = await connectWith(ts, token);
+  await subscribeLive(c, 'j', 'SELECT * FROM joined');
+  const res = await ts.http('/api/v1/roles/join_reader/grants', {
+    method: 'DELETE',
+    body: { privilege: 'SELECT', table: 'base_b' },
+  });
+  assert.equal(res.status, 200);
+  const end = await nextOf(c, 'j');
+  assert.equal(end.type, 'error', JSON.stringify(end));
+  assert.equal(end.payload.code, 'PERMISSION_DENIED');
+  assert.deepEqual(end.payload.details, { privilege: 'SELECT', table: 'base_b' });
+  await sql(ts, "INSERT INTO base_b VALUES (2, 'hidden-after-revoke')");
+  await sql(ts, "INSERT INTO base_a VALUES (2, 'x')");
+  assert.equal((await c.request({ type: 'ping' })).type, 'pong');
+  assert.ok(!JSON.stringify(c.received).includes('hidden-after-revoke'));
+  c.close();
+});

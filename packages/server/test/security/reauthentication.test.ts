@@ -105,3 +105,56 @@ test('a metrics socket cannot switch users either', async () => {
   assert.equal(answer.payload.code, 'AUTH_FAILED');
   assert.equal((await c.closed()).code, 1008);
 });
+
+test('a change-stream socket is held to the same: a URL token counts as presented, and it cannot switch users', async () => {
+  const made = await ts.http('/api/v1/documents/collections', { body: { name: 'notes' } });
+  assert.ok([200, 201].includes(made.status), JSON.stringify(made.body));
+  const path = '/api/v1/documents/collections/notes/watch';
+  // Opened with a token in the URL, extended with a refreshed one: the first still ends it.
+  const first = await loginToken(ts, 'watcher');
+  const c = await ts.connect({ path, token: first });
+  await c.next((m) => m.type === 'auth_success');
+  const refreshed = await ts.http('/api/v1/auth/refresh', { method: 'POST', token: first });
+  const second = (refreshed.body as { data: { token: string } }).data.token;
+  c.send({ type: 'auth', id: 're', payload: { token: second } });
+  assert.equal((await c.reply('re')).type, 'auth_success');
+  const out = await ts.http('/api/v1/auth/logout', { method: 'POST', token: first });
+  assert.equal((out.body as { data: { sessions_closed: number } }).data.sessions_closed, 1);
+  assert.equal((await c.closed()).code, 1008);
+  // Another user's token is refused, and the socket closed.
+  const d = await ts.connect({ path });
+  d.send({ type: 'auth', id: 'a', payload: { token: await loginToken(ts, 'watcher') } });
+  assert.equal((await d.reply('a')).type, 'auth_success');
+  d.send({ type: 'auth', id: 'b', payload: { token: eve } });
+  const answer = await d.reply('b');
+  assert.equal(answer.type, 'auth_error', JSON.stringify(answer));
+  assert.equal(answer.payload.code, 'AUTH_FAILED');
+  assert.equal((await d.closed()).code, 1008);
+});
+
+test('every revocation of the user ends a socket that re-authenticated: log out everywhere, password change', async () => {
+  for (const revoke of ['logout all', 'password'] as const) {
+    const name = `reauth_${revoke.replace(' ', '_')}`;
+    const first = await createUser(ts, name, ['readonly']);
+    const c = await connectWith(ts, first);
+    await subscribeSecret(c);
+    const refreshed = await ts.http('/api/v1/auth/refresh', { method: 'POST', token: first });
+    const second = (refreshed.body as { data: { token: string } }).data.token;
+    c.send({ type: 'auth', id: 're', payload: { token: second } });
+    assert.equal((await c.reply('re')).type, 'auth_success');
+    const out =
+      revoke === 'logout all'
+        ? await ts.http('/api/v1/auth/logout', { method: 'POST', token: first, body: { all: true } })
+        : await ts.http('/api/v1/auth/password', {
+            method: 'POST',
+            token: first,
+            body: { current_password: 'user-password-1', new_password: 'another-password-2' },
+          });
+    assert.equal(out.status, 200, `${revoke}: ${JSON.stringify(out.body)}`);
+    assert.equal((out.body as { data: { sessions_closed: number } }).data.sessions_closed, 1, revoke);
+    assert.equal((await c.closed()).code, 1008, revoke);
+    await sql(ts, 'INSERT INTO secret (s) VALUES (?)', [`after-${revoke}`]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(secretEvents(c), 0, revoke);
+  }
+});

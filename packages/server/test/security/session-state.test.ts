@@ -122,3 +122,97 @@ test("statements that change no rows report rows_affected 0, not the previous st
     assert.equal((out.body as { data: { rows_affected: number } }).data.rows_affected, 0, statement);
   }
 });
+
+test('nor through what a write computes: RETURNING, SET, a default, a trigger, a live query', async () => {
+  await adminInserts(818181);
+  // What the statement itself computes from the connection's state.
+  for (const statement of [
+    "INSERT INTO public_t (v) VALUES ('r1') RETURNING last_insert_rowid()",
+    "INSERT INTO public_t (v) VALUES ('r2') RETURNING id, changes() AS n",
+    "UPDATE public_t SET v = 'u' || total_changes() WHERE id = 1",
+    "INSERT INTO public_t (v) SELECT 'c' || changes() WHERE 1",
+  ]) {
+    for (const route of ['stream query', 'http query', 'stream transaction', 'graphql'] as const) {
+      const out = await runAs(ts, route, eve, eveSocket, statement);
+      assert.equal(out.code, 'PERMISSION_DENIED', `${route}: ${statement} → ${JSON.stringify(out)}`);
+      assert.ok(!JSON.stringify(out).includes('8181'), `${route}: ${JSON.stringify(out)}`);
+    }
+  }
+  // A column default is compiled into every insert that leaves the column out.
+  const made = await runAs(
+    ts,
+    'stream query',
+    eve,
+    eveSocket,
+    'CREATE TABLE eve_log (id INTEGER PRIMARY KEY, seen INTEGER DEFAULT (last_insert_rowid()))',
+  );
+  // Creating it is allowed (a default reads no table); every insert that uses the default is not.
+  assert.equal(made.code, 'ok', JSON.stringify(made));
+  await createRole(ts, 'eve_log_writer', [
+    { privilege: 'SELECT', table: 'eve_log' },
+    { privilege: 'INSERT', table: 'eve_log' },
+  ]);
+  const res = await ts.http('/api/v1/users/eve', {
+    method: 'PATCH',
+    body: { roles: ['eve_role', 'eve_log_writer'] },
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  await adminInserts(828282);
+  const insert = await runAs(ts, 'stream query', eve, eveSocket, 'INSERT INTO eve_log DEFAULT VALUES');
+  assert.equal(insert.code, 'PERMISSION_DENIED', JSON.stringify(insert));
+  assert.deepEqual((await sql(ts, 'SELECT seen FROM eve_log')).rows, []);
+  await sql(ts, 'DROP TABLE eve_log');
+  // An administrator's trigger that records the connection's state, fired by the user's write.
+  await sql(
+    ts,
+    "CREATE TRIGGER stamp AFTER UPDATE ON public_t BEGIN UPDATE public_t SET v = 'n' || changes() WHERE id = new.id; END",
+  );
+  try {
+    await adminInserts(838383);
+    const fired = await runAs(
+      ts,
+      'stream query',
+      eve,
+      eveSocket,
+      "UPDATE public_t SET v = 'taken' WHERE id = 1",
+    );
+    assert.equal(fired.code, 'PERMISSION_DENIED', JSON.stringify(fired));
+  } finally {
+    await sql(ts, 'DROP TRIGGER stamp');
+  }
+  // A live query is a statement run again and again: refused at subscribe.
+  eveSocket.send({ type: 'subscribe', id: 'state', payload: { query: 'SELECT changes(), total_changes()' } });
+  const live = await eveSocket.next((m) => m.id === 'state');
+  assert.equal(live.type, 'error', JSON.stringify(live));
+  assert.equal(live.payload.code, 'PERMISSION_DENIED');
+  const written = await sql(
+    ts,
+    "SELECT count(*) FROM public_t WHERE v GLOB '[rcun][0-9]*' OR v GLOB 'r[12]'",
+  );
+  assert.deepEqual(written.rows, [[0]], 'a refused write left a row');
+});
+
+test('batch items report only their own statement: no last_insert_id of an insert that inserted nothing', async () => {
+  await adminInserts(919191);
+  const res = await eveSocket.request({
+    type: 'batch',
+    payload: {
+      transaction: false,
+      queries: [
+        { sql: 'INSERT OR IGNORE INTO public_t (v) VALUES (?)', params: ['taken'] },
+        { sql: 'UPDATE public_t SET v = v WHERE 0' },
+      ],
+    },
+  });
+  assert.equal(res.type, 'data', JSON.stringify(res));
+  for (const item of res.payload.results!) {
+    assert.equal(item.status, 'success', JSON.stringify(item));
+    assert.equal(item.rows_affected, 0, JSON.stringify(item));
+    assert.equal(item.last_insert_id, undefined, JSON.stringify(item));
+  }
+  const http = await ts.http('/api/v1/batch', {
+    body: { queries: [{ sql: 'INSERT OR IGNORE INTO public_t (v) VALUES (?)', params: ['taken'] }] },
+    token: eve,
+  });
+  assert.ok(!JSON.stringify(http.body).includes('9191'), JSON.stringify(http.body));
+});

@@ -40,6 +40,104 @@ GRANT CREATE, USAGE ON SCHEMA public TO ${role('tables')};
 GRANT USAGE ON SCHEMA rustydb_api TO ${role('user')};
 CREATE TABLE IF NOT EXISTS rustydb.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
+-- Change capture (see change-capture.ts): the numbered log, the reader's position, and the schema
+-- changes after_ddl() records (published, so they arrive in commit order with the rows).
+CREATE TABLE IF NOT EXISTS rustydb.changes (
+  seq bigint PRIMARY KEY,
+  xid bigint NOT NULL,
+  tbl text NOT NULL,
+  op text NOT NULL,
+  pk text,
+  old_row text,
+  new_row text,
+  ts bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_ts ON rustydb.changes (ts);
+CREATE INDEX IF NOT EXISTS changes_xid ON rustydb.changes (xid);
+-- Schema changes by table (incarnation(): where a table's latest creation is).
+CREATE INDEX IF NOT EXISTS changes_ddl ON rustydb.changes (tbl, seq) WHERE op = 'ddl';
+CREATE TABLE IF NOT EXISTS rustydb.capture (
+  id int PRIMARY KEY CHECK (id = 1),
+  head bigint NOT NULL,
+  floor bigint NOT NULL,
+  applied_lsn pg_lsn NOT NULL
+);
+INSERT INTO rustydb.capture VALUES (1, 0, 0, '0/0') ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS rustydb.schema_events (
+  id bigserial PRIMARY KEY,
+  tbl text NOT NULL,
+  action text NOT NULL,
+  sql text
+);
+-- The tables and views of the public schema as after_ddl() last saw them.
+CREATE TABLE IF NOT EXISTS rustydb.objects (name text PRIMARY KEY, oid oid NOT NULL, definition text NOT NULL);
+DO $setup$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = 'rustydb_capture') THEN
+    CREATE PUBLICATION rustydb_capture;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_publication_tables WHERE pubname = 'rustydb_capture'
+                   AND schemaname = 'rustydb' AND tablename = 'schema_events') THEN
+    ALTER PUBLICATION rustydb_capture ADD TABLE rustydb.schema_events;
+  END IF;
+END
+$setup$;
+
+-- Publishes every user table (with whole old rows: REPLICA IDENTITY FULL) and records what changed in
+-- the schema since the last call as rows of rustydb.schema_events. A table whose oid changed was
+-- dropped and made again: both are recorded, so subscribers of the old one are ended.
+CREATE OR REPLACE FUNCTION rustydb_api.capture_schema() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  t record;
+BEGIN
+  LOCK TABLE rustydb.objects IN EXCLUSIVE MODE;
+  FOR t IN SELECT c.relname, c.relreplident, c.relkind, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relpersistence = 'p'
+        AND (c.relreplident <> 'f' OR NOT EXISTS (SELECT FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+                         WHERE p.pubname = 'rustydb_capture' AND pr.prrelid = c.oid)) LOOP
+    IF t.relreplident <> 'f' THEN
+      EXECUTE format('ALTER TABLE public.%I REPLICA IDENTITY FULL', t.relname);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+                    WHERE p.pubname = 'rustydb_capture' AND pr.prrelid = t.oid) THEN
+      EXECUTE format('ALTER PUBLICATION rustydb_capture ADD TABLE public.%I', t.relname);
+    END IF;
+  END LOOP;
+  FOR t IN
+    WITH now_defined AS (
+      SELECT c.relname AS name, c.oid, CASE WHEN c.relkind IN ('v', 'm')
+          THEN format('CREATE VIEW %I AS %s', c.relname, pg_get_viewdef(c.oid))
+          ELSE format('CREATE TABLE %I (%s)', c.relname, concat_ws(', ',
+            (SELECT string_agg(format('%I %s%s', a.attname, format_type(a.atttypid, a.atttypmod),
+                      CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END), ', ' ORDER BY a.attnum)
+               FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+            (SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p')))
+        END AS definition
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f'))
+    SELECT coalesce(d.name, o.name) AS name, d.oid, d.definition,
+           CASE WHEN o.name IS NULL THEN 'create' WHEN d.name IS NULL THEN 'drop'
+                WHEN o.oid <> d.oid THEN 'replace' ELSE 'alter' END AS action
+      FROM now_defined d FULL JOIN rustydb.objects o ON o.name = d.name
+     WHERE d.definition IS DISTINCT FROM o.definition OR d.oid IS DISTINCT FROM o.oid
+     ORDER BY 1
+  LOOP
+    IF t.action IN ('drop', 'replace') THEN
+      INSERT INTO rustydb.schema_events (tbl, action, sql) VALUES (t.name, 'drop', NULL);
+      DELETE FROM rustydb.objects WHERE name = t.name;
+    END IF;
+    IF t.action <> 'drop' THEN
+      INSERT INTO rustydb.schema_events (tbl, action, sql)
+        VALUES (t.name, CASE t.action WHEN 'alter' THEN 'alter' ELSE 'create' END, t.definition);
+      INSERT INTO rustydb.objects (name, oid, definition) VALUES (t.name, t.oid, t.definition)
+        ON CONFLICT (name) DO UPDATE SET oid = excluded.oid, definition = excluded.definition;
+    END IF;
+  END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.capture_schema() FROM PUBLIC;
+
 -- The PostgreSQL role of a RustyDB role.
 CREATE OR REPLACE FUNCTION rustydb_api.role_name(name text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -140,6 +238,7 @@ BEGIN
     END IF;
   END LOOP;
   PERFORM rustydb_api.sync_privileges();
+  PERFORM rustydb_api.capture_schema();
 END
 $fn$;
 REVOKE ALL ON FUNCTION rustydb_api.after_ddl() FROM PUBLIC;

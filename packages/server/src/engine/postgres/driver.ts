@@ -21,6 +21,8 @@ export interface PgClient {
     values?: unknown[];
     rowMode?: 'array';
     types?: unknown;
+    /** 'extended' refuses several statements in one text, even without parameters. */
+    queryMode?: 'extended';
   }): Promise<QueryResultLike>;
   query(text: string): Promise<QueryResultLike>;
   query<C extends CursorLike>(cursor: C): C;
@@ -46,6 +48,8 @@ export interface ConnectionSettings {
   applicationName: string;
   /** Schemas unqualified names resolve in (default: public). */
   searchPath?: string;
+  /** A logical replication connection (walsender) instead of an ordinary one. */
+  replication?: boolean;
 }
 
 const require = createRequire(import.meta.url);
@@ -86,6 +90,7 @@ export async function openClient(settings: ConnectionSettings): Promise<PgClient
       .map(([name, value]) => `-c ${name}=${value.replaceAll(' ', '\\ ')}`)
       .join(' '),
     types: resultTypes,
+    ...(settings.replication ? { replication: 'database' } : {}),
   });
   await client.connect();
   return client;

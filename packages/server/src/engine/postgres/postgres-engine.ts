@@ -19,7 +19,6 @@ import type {
   BatchOptions,
   Caller,
   ChangeLog,
-  ChangeRecord,
   Engine,
   InternalStore,
   ResultChunk,
@@ -31,23 +30,39 @@ import type {
 } from '../engine.ts';
 import { StatementStopper } from '../sqlite/statement-stopper.ts';
 import { PgConnectionPool } from './connection-pool.ts';
-import { cancelBackend, openClient, openCursor, SESSION_SETTINGS, type PgClient } from './driver.ts';
+import {
+  cancelBackend,
+  openClient,
+  openCursor,
+  SESSION_SETTINGS,
+  type ConnectionSettings,
+  type PgClient,
+} from './driver.ts';
 import { translatePgError } from './errors.ts';
 import { checkParameterCount, parseStatement, type PgStatement } from './sql-text.ts';
 import { toDriverParams, type DriverValue } from './values.ts';
 import { setupSql } from './database-setup.ts';
 import { readPgCatalog, pgSchemaVersion } from './catalog.ts';
 import { collect, failingAt, runEach } from '../statement-results.ts';
+import type { Logger } from '../../core/logger.ts';
+import { describeError } from '../../core/logger.ts';
+import { ChangeCapture, CHANGES_CHANNEL } from './change-capture.ts';
+import { PgChangeLog } from './change-log.ts';
 
 export interface PostgresEngineOptions {
   databaseUrl: string;
   /** Connections per session role, and for the server's own statements. */
   poolSize: number;
+  logger: Logger;
 }
 
 const APPLICATION_NAME = 'rustydb';
 /** Serializes schema set-up and migrations of nodes starting at once (pg_advisory_xact_lock key). */
 const SETUP_LOCK = 0x7275_7374;
+/** How often a snapshot whose transactions were not a prefix of the sequence is taken again. */
+const SNAPSHOT_ATTEMPTS = 5;
+/** How long the listening connection waits before connecting again after it broke. */
+const LISTEN_RETRY_MS = 500;
 
 function quoteLiteral(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
@@ -69,14 +84,21 @@ function beginSql(mode: 'read' | 'write' | 'snapshot', timeoutMs: number): strin
 
 export class PostgresEngine implements Engine {
   readonly name = 'postgres';
-  /** Not yet on PostgreSQL: see docs/postgres.md for the design and what is missing. */
-  readonly changeCapture = false;
+  readonly changeCapture = true;
   readonly dataFiles: readonly string[] = [];
   readonly internal: InternalStore;
   readonly changes: ChangeLog;
+  readonly #changeLog: PgChangeLog;
   readonly #url: string;
   readonly #poolSize: number;
+  readonly #logger: Logger;
   readonly #owner: PgConnectionPool;
+  #capture: ChangeCapture | undefined;
+  /** The connection that LISTENs for the capture's NOTIFY (reopened when it breaks). */
+  #listener: PgClient | undefined;
+  #listenRetry: NodeJS.Timeout | undefined;
+  /** Called at the next NOTIFY of the capture. */
+  readonly #applyWaiters = new Set<() => void>();
   /** Session role name → its pool. */
   readonly #sessions = new Map<string, PgConnectionPool>();
   /** Sorted role list (joined) → session role name, once it exists. */
@@ -89,16 +111,26 @@ export class PostgresEngine implements Engine {
   private constructor(options: PostgresEngineOptions) {
     this.#url = options.databaseUrl;
     this.#poolSize = options.poolSize;
-    this.#owner = new PgConnectionPool(options.poolSize, () =>
-      openClient({
-        connectionString: this.#url,
-        applicationName: `${APPLICATION_NAME} (server)`,
-        // The internal store names its tables without a schema.
-        searchPath: 'rustydb',
-      }),
-    );
+    this.#logger = options.logger;
+    this.#owner = new PgConnectionPool(options.poolSize, () => openClient(this.#ownerSettings()));
     this.internal = this.#makeInternalStore();
-    this.changes = new NoChangeLog();
+    this.#changeLog = new PgChangeLog(
+      (text, values) =>
+        this.#onOwner(
+          async (client) => (await client.query({ text, values: values ?? [], rowMode: 'array' })).rows,
+        ),
+      (ms) => this.#nextApply(ms),
+    );
+    this.changes = this.#changeLog;
+  }
+
+  #ownerSettings(): ConnectionSettings {
+    return {
+      connectionString: this.#url,
+      applicationName: `${APPLICATION_NAME} (server)`,
+      // The internal store names its tables without a schema.
+      searchPath: 'rustydb',
+    };
   }
 
   /**
@@ -109,6 +141,7 @@ export class PostgresEngine implements Engine {
     const engine = new PostgresEngine(options);
     try {
       await engine.#setUp();
+      engine.#startCapture();
     } catch (err) {
       await engine.close();
       throw err;
@@ -129,12 +162,13 @@ export class PostgresEngine implements Engine {
       const facts = (
         await client.query({
           text: `SELECT current_setting('server_version_num')::int AS version, r.rolsuper, r.rolcreaterole,
-                   d.oid::text AS db_oid, pg_has_role(d.datdba, 'USAGE') AS owns_db
+                   d.oid::text AS db_oid, pg_has_role(d.datdba, 'USAGE') AS owns_db, r.rolreplication,
+                   current_setting('wal_level') AS wal_level
                  FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()`,
           rowMode: 'array',
         })
-      ).rows[0] as [number, boolean, boolean, string, boolean];
-      const [version, superuser, createRole, dbOid, ownsDb] = facts;
+      ).rows[0] as [number, boolean, boolean, string, boolean, boolean, string];
+      const [version, superuser, createRole, dbOid, ownsDb, replication, walLevel] = facts;
       if (version < 150000) {
         throw new Error(
           `invalid configuration: database_url: PostgreSQL 15 or later is required (found ${version})`,
@@ -155,6 +189,16 @@ export class PostgresEngine implements Engine {
           'invalid configuration: database_url: the login role must own the database (see docs/postgres.md)',
         );
       }
+      if (!replication) {
+        throw new Error(
+          'invalid configuration: database_url: the login role needs REPLICATION for change capture (see docs/postgres.md)',
+        );
+      }
+      if (walLevel !== 'logical') {
+        throw new Error(
+          `invalid configuration: database_url: PostgreSQL's wal_level is '${walLevel}'; change capture needs wal_level = logical (see docs/postgres.md)`,
+        );
+      }
       this.#prefix = `rdb${dbOid}_`;
       await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
       await client.query(setupSql(this.#prefix));
@@ -168,6 +212,9 @@ export class PostgresEngine implements Engine {
       });
       await client.query('COMMIT');
       this.#secret = String(secret.rows[0]![0]);
+      // After the publication exists (a slot that predates it could not decode with it), and outside any
+      // transaction that wrote (PostgreSQL refuses to create a logical slot in one).
+      await this.#createSlot(client);
       this.#owner.release(client);
     } catch (err) {
       this.#owner.discard(client);
@@ -175,6 +222,88 @@ export class PostgresEngine implements Engine {
         ? err
         : translatePgError(err);
     }
+  }
+
+  get #slot(): string {
+    return `${this.#prefix}capture`;
+  }
+
+  async #createSlot(client: PgClient): Promise<void> {
+    try {
+      await client.query({
+        text: `SELECT pg_create_logical_replication_slot($1, 'pgoutput')
+                WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1)`,
+        values: [this.#slot],
+      });
+    } catch (err) {
+      // Another node made it at the same moment.
+      if ((err as { code?: unknown }).code !== '42710') throw err;
+    }
+  }
+
+  /** Starts reading changes (this node takes the slot when no other holds it) and listening for them. */
+  #startCapture(): void {
+    this.#capture = new ChangeCapture({
+      settings: this.#ownerSettings(),
+      slot: this.#slot,
+      connect: () => openClient(this.#ownerSettings()),
+      logger: this.#logger,
+    });
+    this.#capture.start();
+    void this.#listen();
+  }
+
+  /** Whether this node reads the replication slot now (one node of those sharing the database does). */
+  get capturing(): boolean {
+    return this.#capture?.leader ?? false;
+  }
+
+  async #listen(): Promise<void> {
+    if (this.#closed) return;
+    let client: PgClient | undefined;
+    try {
+      client = await openClient(this.#ownerSettings());
+      const retry = (): void => {
+        if (this.#listener !== client) return;
+        this.#listener = undefined;
+        void client!.end().catch(() => undefined);
+        this.#listenRetry = setTimeout(() => void this.#listen(), LISTEN_RETRY_MS);
+      };
+      client.on('error', retry);
+      client.on('end', retry);
+      client.on('notification', () => this.#applied());
+      await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+      if (this.#closed) {
+        await client.end();
+        return;
+      }
+      this.#listener = client;
+      // Anything applied while this node was not listening is read now.
+      this.#applied();
+    } catch (err) {
+      await client?.end().catch(() => undefined);
+      if (this.#closed) return;
+      this.#logger.debug('listening for changes failed; trying again', describeError(err));
+      this.#listenRetry = setTimeout(() => void this.#listen(), LISTEN_RETRY_MS);
+    }
+  }
+
+  /** The capture applied records (on this node or another): the change feeds read them. */
+  #applied(): void {
+    for (const waiter of [...this.#applyWaiters]) waiter();
+    this.#committed();
+  }
+
+  #nextApply(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#applyWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#applyWaiters.add(done);
+    });
   }
 
   /**
@@ -193,13 +322,22 @@ export class PostgresEngine implements Engine {
     if (statement.kind === 'ddl' || !caller) return { needs: [], tables: [], kind: statement.kind };
     // The plan names every table the statement reads or writes (views expanded); compiling it as the
     // caller refuses what the caller may not touch.
+    // The generic plan of a prepared statement: one planned with the parameters' values (NULL here)
+    // folds `col > NULL` to nothing and names no table. The connection is discarded if this fails.
     const plan = await this.#inSession(caller, 'read', 5000, undefined, async (client) => {
-      const nulls = new Array<null>(statement.parameterCount).fill(null);
-      return client.query({
-        text: `EXPLAIN (FORMAT JSON) ${statement.text}`,
-        values: nulls,
+      // The extended protocol takes one statement only, as the caller's own statements do.
+      await client.query({
+        text: `PREPARE rustydb_describe AS ${statement.text}`,
+        queryMode: 'extended' as const,
+      });
+      await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
+      const nulls = new Array<string>(statement.parameterCount).fill('NULL').join(', ');
+      const explained = await client.query({
+        text: `EXPLAIN (FORMAT JSON) EXECUTE rustydb_describe${nulls ? `(${nulls})` : ''}`,
         rowMode: 'array',
       });
+      await client.query('DEALLOCATE rustydb_describe');
+      return explained;
     });
     const tables = new Set<string>();
     const walk = (node: unknown): void => {
@@ -291,7 +429,7 @@ export class PostgresEngine implements Engine {
       if (parsed.kind === 'ddl') await client.query('SELECT rustydb_api.after_ddl()');
       await commit(client);
       clean = true;
-      if (parsed.kind !== 'read') this.#committed();
+      // Change feeds wake when the capture has numbered this commit (NOTIFY), not now.
       if (last) yield last;
     } catch (err) {
       throw stopper.translate(translatePgError(err));
@@ -327,33 +465,27 @@ export class PostgresEngine implements Engine {
       ),
     );
     const caller = this.#requireCaller(options.caller);
-    const changesSchema = parsed.some((p) => p.kind === 'ddl');
-    const results = await this.#inSession(
-      caller,
-      'write',
-      options.timeoutMs,
-      options.signal,
-      async (client, stopper) => {
-        const results: StatementResult[] = [];
-        for (let i = 0; i < statements.length; i++) {
-          results.push(
-            await failingAt(i, async () => {
-              try {
-                return await collect(
-                  this.#runOn(client, parsed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000),
-                );
-              } catch (err) {
-                throw stopper.translate(translatePgError(err));
-              }
-            }),
-          );
-        }
-        if (changesSchema) await client.query('SELECT rustydb_api.after_ddl()');
-        return results;
-      },
-    );
-    this.#committed();
-    return results;
+    return this.#inSession(caller, 'write', options.timeoutMs, options.signal, async (client, stopper) => {
+      const results: StatementResult[] = [];
+      for (let i = 0; i < statements.length; i++) {
+        results.push(
+          await failingAt(i, async () => {
+            try {
+              const result = await collect(
+                this.#runOn(client, parsed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000),
+              );
+              // At once, not at the end: the statements after it write to the tables it made, and those
+              // must be published (for change capture) before they do.
+              if (parsed[i]!.kind === 'ddl') await client.query('SELECT rustydb_api.after_ddl()');
+              return result;
+            } catch (err) {
+              throw stopper.translate(translatePgError(err));
+            }
+          }),
+        );
+      }
+      return results;
+    });
   }
 
   async snapshot(
@@ -364,15 +496,32 @@ export class PostgresEngine implements Engine {
     checkParameterCount(parsed, statement.params?.length ?? 0);
     if (parsed.kind !== 'read') throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
     const caller = this.#requireCaller(options.caller);
-    const result = await this.#inSession(
-      caller,
-      'snapshot',
-      options.timeoutMs,
-      options.signal,
-      (client, stopper) =>
-        collect(this.#runOn(client, parsed, toDriverParams(statement.params), stopper, 10_000)),
-    );
-    return { sequence: await this.changes.head(), result };
+    for (let attempt = 1; ; attempt++) {
+      const taken = await this.#inSession(
+        caller,
+        'snapshot',
+        options.timeoutMs,
+        options.signal,
+        async (client, stopper) => {
+          // The first statement fixes the transaction's snapshot: what it sees, and a WAL position that
+          // every commit it sees lies before.
+          const position = await client.query({
+            text: 'SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text',
+            rowMode: 'array',
+          });
+          const result = await collect(
+            this.#runOn(client, parsed, toDriverParams(statement.params), stopper, 10_000),
+          );
+          const [snapshot, lsn] = position.rows[0] as [string, string];
+          return { result, snapshot, lsn };
+        },
+      );
+      const sequence = await this.#changeLog.sequenceOfSnapshot(taken.snapshot, taken.lsn, options.timeoutMs);
+      if (sequence !== undefined) return { sequence, result: taken.result };
+      if (attempt >= SNAPSHOT_ATTEMPTS) {
+        throw new RustyError('QUERY_ERROR', 'the snapshot could not be matched to the change log; try again');
+      }
+    }
   }
 
   async healthCheck(): Promise<void> {
@@ -382,6 +531,10 @@ export class PostgresEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#listenRetry);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await Promise.all([this.#capture?.close(), listener?.end().catch(() => undefined)]);
     await Promise.all([this.#owner.close(), ...[...this.#sessions.values()].map((pool) => pool.close())]);
   }
 
@@ -547,26 +700,4 @@ async function commit(client: PgClient): Promise<void> {
 
 function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
-}
-
-/** Change capture on PostgreSQL is not built yet: subscriptions are refused (see docs/postgres.md). */
-class NoChangeLog implements ChangeLog {
-  async head(): Promise<number> {
-    return 0;
-  }
-  async floor(): Promise<number> {
-    return 0;
-  }
-  async sequenceBefore(): Promise<number> {
-    return 0;
-  }
-  async read(): Promise<ChangeRecord[]> {
-    return [];
-  }
-  async prune(): Promise<number> {
-    return 0;
-  }
-  async incarnation(): Promise<number> {
-    return 0;
-  }
 }

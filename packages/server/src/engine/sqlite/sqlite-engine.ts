@@ -28,8 +28,8 @@ import type {
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
 import { openAsync, openSync, type AsyncStatement, type SyncDatabase, type SyncStatement } from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
-import { ddlNeeds } from './access-analyzer.ts';
 import { StatementStopper } from './statement-stopper.ts';
+import { SchemaReplica, copySchema } from './schema-replica.ts';
 import { WriteGate } from './write-gate.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { DiskSpace } from './disk-space.ts';
@@ -89,6 +89,8 @@ type TransactionMode = 'write' | 'read';
 
 /** How often a statement is routed and authorized again when the schema changed before it ran. */
 const SCHEMA_ATTEMPTS = 3;
+/** How long a client is told to wait before sending such a statement again. */
+const SCHEMA_RETRY_AFTER_MS = 100;
 
 /**
  * The schema changed between a statement's authorization and its run: it must be compiled and
@@ -97,7 +99,10 @@ const SCHEMA_ATTEMPTS = 3;
  */
 class SchemaChangedError extends RustyError {
   constructor() {
-    super('QUERY_ERROR', 'the schema changed while the statement waited to run; send it again');
+    // Retryable, and said so by its code: QUERY_ERROR is documented as never worth sending again.
+    super('BUSY', 'the schema kept changing while the statement waited to run; try again', {
+      retry_after_ms: SCHEMA_RETRY_AFTER_MS,
+    });
   }
 }
 
@@ -108,7 +113,10 @@ const versionStatements = new WeakMap<PooledConnection, AsyncStatement>();
  * Fails unless the connection's current transaction sees the schema `routed` was authorized against.
  * Inside the transaction the statement then runs in, the answer holds until it ends.
  */
-async function assertSchema(conn: PooledConnection, routed: RoutedStatement): Promise<void> {
+async function assertSchema(
+  conn: PooledConnection,
+  routed: Pick<RoutedStatement, 'schemaVersion'>,
+): Promise<void> {
   let stmt = versionStatements.get(conn);
   if (!stmt) {
     stmt = (await conn.prepare('PRAGMA schema_version')).raw();
@@ -535,21 +543,29 @@ export class SqliteEngine implements Engine {
   ): Promise<StatementResult[]> {
     // Check every statement before any of them runs: a refused one must not leave a partial transaction.
     // A statement after DDL in the same batch may name what that DDL creates, which the planner cannot
-    // see yet; such statements are held to a coarser rule (see accessAfterDdl).
-    let afterDdl = false;
-    const plans = statements.map((statement, index) =>
-      failingAt(index, () => {
-        const guarded = guardStatement(statement.sql);
-        checkParameterCount(guarded, statement.params?.length ?? 0);
-        const deferred = afterDdl;
-        if (guarded.kind === 'ddl') afterDdl = true;
-        if (deferred) return { guarded, routed: undefined };
-        const routed = this.#router.route(statement.sql);
-        options.caller?.authorize(routed.access);
-        return { guarded, routed };
-      }),
-    );
-    const changesSchema = afterDdl;
+    // see yet: it is compiled on a replica of the schema to which the batch's DDL is applied (see
+    // accessAfterDdl).
+    let replica: SchemaReplica | undefined;
+    let plans: { guarded: GuardedStatement; routed: RoutedStatement | undefined; access: StatementAccess }[];
+    try {
+      plans = statements.map((statement, index) =>
+        failingAt(index, () => {
+          const guarded = guardStatement(statement.sql);
+          checkParameterCount(guarded, statement.params?.length ?? 0);
+          const routed = replica ? undefined : this.#router.route(statement.sql);
+          const access = routed?.access ?? accessAfterDdl(guarded, replica!);
+          options.caller?.authorize(access);
+          if (guarded.kind === 'ddl') {
+            replica ??= new SchemaReplica(copySchema(this.#router.inlineConnection));
+            replica.apply(guarded);
+          }
+          return { guarded, routed, access };
+        }),
+      );
+    } finally {
+      replica?.close();
+    }
+    const changesSchema = replica !== undefined;
     // A batch of reads only needs one snapshot: it must not take the write lock from the writers.
     const mode: TransactionMode =
       !changesSchema && plans.every((plan) => plan.routed?.access.kind === 'read') ? 'read' : 'write';
@@ -559,18 +575,20 @@ export class SqliteEngine implements Engine {
       return await this.#inTransaction(options, mode, async (conn, stopper) => {
         // Every statement checked above was compiled against the schema this transaction sees.
         for (const plan of plans) if (plan.routed) await assertSchema(conn, plan.routed);
+        // The replica later statements were compiled on was copied from this schema too.
+        if (replica) await assertSchema(conn, { schemaVersion: replica.version });
         const results: StatementResult[] = [];
         for (let i = 0; i < statements.length; i++) {
           const plan = plans[i]!;
           const result = await failingAt(i, async () => {
             try {
-              let routed = plan.routed;
-              if (!routed) {
-                const access = accessAfterDdl(plan.guarded);
-                options.caller?.authorize(access);
-                // Never compared: the coarse rule does not depend on the schema.
-                routed = { guarded: plan.guarded, access, schemaVersion: -1, route: 'pooled' };
-              }
+              // Authorized above; compiled on the replica, whose version was compared above.
+              const routed = plan.routed ?? {
+                guarded: plan.guarded,
+                access: plan.access,
+                schemaVersion: -1,
+                route: 'pooled',
+              };
               // Capture must follow each DDL statement at once: the statements after it write to its tables.
               const before = routed.guarded.kind === 'ddl' ? await recordedObjects(conn) : undefined;
               const result = await collect(
@@ -853,48 +871,131 @@ export class SqliteEngine implements Engine {
   }
 
   #makeInternalStore(): InternalStore {
-    const db = (): SyncDatabase => this.#router.inlineConnection;
+    const statements = new InternalStatements(() => this.#router.inlineConnection);
     const query = <T>(sql: string, params: readonly unknown[] = []): T[] => {
-      const stmt = db().prepare(sql);
-      stmt.raw();
-      const columns = stmt.columns().map((c) => c.name);
-      return stmt.all(params as DriverValue[]).map((row) => rowToObject<T>(columns, row));
+      const { stmt, columns } = statements.reader(sql);
+      const rows = statements.using(sql, () => stmt.all(params as DriverValue[]));
+      return rows.map((row) => rowToObject<T>(columns, row));
     };
     return {
       dialect: 'sqlite',
       changeHead: `(SELECT coalesce(max(seq), 0) FROM ${CHANGES_TABLE})`,
-      get: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params)[0],
+      // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
+      get: async <T>(sql: string, params: readonly unknown[] = []) => {
+        const { stmt, columns } = statements.reader(sql);
+        const row = statements.using(sql, () => stmt.get(params as DriverValue[]));
+        return row === undefined ? undefined : rowToObject<T>(columns, row as unknown[]);
+      },
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       // The server's own writes take their turn with every other write (they run on the inline
       // connection, which must never meet a lock: it would fail at once rather than wait).
       run: (sql, params = []) =>
         this.#gate.hold(() =>
-          this.#noting(() => ({
-            changes: db()
-              .prepare(sql)
-              .run(params as DriverValue[]).changes,
-          })),
+          this.#noting(() => {
+            const stmt = statements.writer(sql);
+            return { changes: statements.using(sql, () => stmt.run(params as DriverValue[])).changes };
+          }),
         ),
-      exec: (sql) => this.#gate.hold(() => this.#noting(() => db().exec(sql))),
+      exec: (sql) => this.#gate.hold(() => this.#noting(() => this.#router.inlineConnection.exec(sql))),
     };
   }
 }
 
+/** Internal statements kept prepared at most; the server's own SQL is a small fixed set. */
+const INTERNAL_STATEMENTS_KEPT = 128;
+
 /**
- * The access a statement is held to when it follows DDL in the same transactional batch: it cannot be
- * compiled before that DDL runs, and compiling it (EXPLAIN) inside the transaction would leave libsql
- * with a statement in progress that blocks the COMMIT. So it needs its kind of privilege on every
- * table (`*`), which leaves nothing for a per-table analysis to find.
+ * The server's own statements (users, revocations, roles: several per connect), prepared once per
+ * inline connection instead of on every call. Forgotten when the router opens a new connection; SQLite
+ * prepares a kept statement again by itself when the schema changes under it.
  */
-function accessAfterDdl(guarded: GuardedStatement): StatementAccess {
+class InternalStatements {
+  readonly #connection: () => SyncDatabase;
+  #owner: SyncDatabase | undefined;
+  readonly #readers = new Map<string, { stmt: SyncStatement; columns: string[] }>();
+  readonly #writers = new Map<string, SyncStatement>();
+
+  constructor(connection: () => SyncDatabase) {
+    this.#connection = connection;
+  }
+
+  /** A raw-mode statement returning rows, with its column names. */
+  reader(sql: string): { stmt: SyncStatement; columns: string[] } {
+    const db = this.#current();
+    let entry = this.#readers.get(sql);
+    if (!entry) {
+      const stmt = db.prepare(sql);
+      stmt.raw();
+      entry = { stmt, columns: stmt.columns().map((c) => c.name) };
+      this.#keep(this.#readers, sql, entry);
+    }
+    return entry;
+  }
+
+  writer(sql: string): SyncStatement {
+    const db = this.#current();
+    let stmt = this.#writers.get(sql);
+    if (!stmt) {
+      stmt = db.prepare(sql);
+      this.#keep(this.#writers, sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** Runs a kept statement; one that failed is not kept (libsql may leave it mid-step). */
+  using<T>(sql: string, run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      this.#readers.delete(sql);
+      this.#writers.delete(sql);
+      throw err;
+    }
+  }
+
+  #current(): SyncDatabase {
+    const db = this.#connection();
+    if (db !== this.#owner) {
+      this.#owner = db;
+      this.#readers.clear();
+      this.#writers.clear();
+    }
+    return db;
+  }
+
+  #keep<T>(map: Map<string, T>, sql: string, value: T): void {
+    if (map.size >= INTERNAL_STATEMENTS_KEPT) map.delete(map.keys().next().value!);
+    map.set(sql, value);
+  }
+}
+
+/**
+ * The access a statement is held to when it follows DDL in the same transactional batch. It cannot be
+ * compiled before that DDL runs, and compiling it (EXPLAIN) inside the transaction would leave libsql
+ * with a statement in progress that blocks the COMMIT. So it needs its kind of privilege on every table
+ * (`*`), and it is compiled on a replica of the schema the batch will have made by then: what no table
+ * privilege covers — a virtual table, the connection's state, the catalogue read through a view — is
+ * found in that program as in any other. A statement that does not compile there does not in the batch
+ * either: its error is reported as such.
+ */
+function accessAfterDdl(guarded: GuardedStatement, replica: SchemaReplica): StatementAccess {
   const needs: AccessNeed[] = [{ privilege: 'SELECT', table: '*' }];
   if (guarded.kind === 'write') {
     for (const privilege of ['INSERT', 'UPDATE', 'DELETE'] as const) needs.push({ privilege, table: '*' });
   }
-  // The same schema rules as for a statement compiled on its own (ADMIN for triggers and virtual
-  // tables, every right on a renamed table).
-  if (guarded.kind === 'ddl') needs.push(...ddlNeeds(guarded));
-  return { needs, tables: [], kind: guarded.kind };
+  const compiled = replica.analyze(guarded);
+  const seen = new Set(needs.map((need) => `${need.privilege} ${need.table ?? ''}`));
+  for (const need of compiled.needs) {
+    const key = `${need.privilege} ${need.table ?? ''}`;
+    if (!seen.has(key)) needs.push(need);
+    seen.add(key);
+  }
+  return {
+    needs,
+    tables: compiled.tables,
+    kind: guarded.kind,
+    ...(compiled.catalog ? { catalog: true } : {}),
+  };
 }
 
 /**

@@ -1,0 +1,166 @@
+/**
+ * (i) Authenticated connects: 1,000 sockets that each open `/api/v1/stream?token=<JWT>` and wait for
+ * `auth_success` (the connection is then usable), against 1,000 bare `ws` upgrades to the echo server
+ * (`bench/lib/echo-server.ts`, its own process) that wait only for the socket to open. Both sides open
+ * the same number at once from this process. The yardstick is server CPU per connect (read from /proc),
+ * which the 2-core machine's shared clients do not blur; connects/s of wall time is reported beside it.
+ */
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { spawnNode } from './lib/children.ts';
+import { login } from './lib/client.ts';
+import { cpuSeconds } from './lib/proc.ts';
+import { table, type BenchContext, type BenchReport } from './lib/report.ts';
+import { startRustyServer } from './lib/rusty-server.ts';
+import { count, median, ms, ratio, sleep, verdict } from './lib/stats.ts';
+
+const SOCKETS = 1000;
+/** Connects in flight at once: enough to keep the server busy, few enough not to queue in the kernel. */
+const IN_FLIGHT = 32;
+const REPETITIONS = 5;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Closes (and the server's clean-up of them) finish before the next measured phase starts. */
+const SETTLE_MS = 300;
+const TARGET_RATIO = 0.6;
+
+interface Phase {
+  seconds: number;
+  /** Server CPU seconds over the phase. */
+  cpu: number;
+}
+
+/** Opens one socket; resolves once it is usable (open, and authenticated when `authenticated`). */
+function connect(url: string, authenticated: boolean): Promise<WebSocket> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`not connected after ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(ws);
+    };
+    ws.on('error', (err) => done(err));
+    ws.once('close', (code) => done(new Error(`closed (${code}) while connecting`)));
+    if (!authenticated) {
+      ws.once('open', () => done());
+      return;
+    }
+    ws.once('message', (data) => {
+      const reply = JSON.parse(String(data)) as { type: string };
+      if (reply.type === 'auth_success') done();
+      else done(new Error(`expected auth_success, got ${String(data).slice(0, 200)}`));
+    });
+  });
+}
+
+/** Opens SOCKETS sockets, IN_FLIGHT at a time, measuring wall time and the server's CPU; then closes them. */
+async function phase(url: string, authenticated: boolean, pid: number): Promise<Phase> {
+  const sockets: WebSocket[] = [];
+  let next = 0;
+  const cpuBefore = cpuSeconds(pid);
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < SOCKETS) {
+        next++;
+        sockets.push(await connect(url, authenticated));
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuSeconds(pid) - cpuBefore;
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise<void>((resolve) => {
+          ws.removeAllListeners('close');
+          ws.once('close', () => resolve());
+          ws.close();
+        }),
+    ),
+  );
+  await sleep(SETTLE_MS);
+  return { seconds, cpu };
+}
+
+export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
+  const server = await startRustyServer({
+    dataDir: mkdtempSync(join(ctx.dataDir, 'connects-')),
+    ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+  });
+  const echo = spawnNode(['--import', 'tsx'], 'bench/lib/echo-server.ts', [], process.env);
+  try {
+    const echoUrl = (await echo.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!;
+    const rustyUrl = `${server.streamUrl}?token=${encodeURIComponent(await login(server.url))}`;
+    // Warm-up: JIT on both servers and here.
+    await phase(rustyUrl, true, server.pid);
+    await phase(echoUrl, false, echo.pid);
+    const rusty: Phase[] = [];
+    const raw: Phase[] = [];
+    for (let i = 0; i < REPETITIONS; i++) {
+      rusty.push(await phase(rustyUrl, true, server.pid));
+      raw.push(await phase(echoUrl, false, echo.pid));
+      ctx.log(
+        `  (i) rep ${i + 1}: RustyDB ${ms((rusty[i]!.cpu / SOCKETS) * 1000)} CPU/connect, ` +
+          `bare ws ${ms((raw[i]!.cpu / SOCKETS) * 1000)}`,
+      );
+    }
+    const cpuPer = (phases: Phase[]): number => median(phases.map((p) => p.cpu / SOCKETS));
+    const perSecond = (phases: Phase[]): number => median(phases.map((p) => SOCKETS / p.seconds));
+    const cpuRatio = cpuPer(raw) / cpuPer(rusty);
+    const wallRatio = perSecond(rusty) / perSecond(raw);
+    const rawCpus = raw.map((p) => p.cpu / SOCKETS);
+    const spread = Math.max(...rawCpus) / Math.min(...rawCpus);
+    const markdown = [
+      `${count(SOCKETS)} sockets per phase, ${IN_FLIGHT} connecting at once from one client process; ` +
+        `${REPETITIONS} alternating phases per target after one warm-up each, median reported. RustyDB: ` +
+        `\`/api/v1/stream?token=<JWT>\`, done at \`auth_success\` (token verified, user and revocations ` +
+        `checked, session registered). Bare \`ws\`: the echo server's upgrade, done at \`open\`. Server CPU ` +
+        `from /proc at 10 ms resolution over each phase.`,
+      '',
+      table(
+        ['', 'server CPU per connect', 'connects/s (wall)', 'CPU per connect, each phase'],
+        [
+          [
+            'bare `ws` upgrade',
+            ms(cpuPer(raw) * 1000),
+            count(perSecond(raw)),
+            rawCpus.map((c) => ms(c * 1000)).join(', '),
+          ],
+          [
+            'RustyDB, JWT in the URL',
+            ms(cpuPer(rusty) * 1000),
+            count(perSecond(rusty)),
+            rusty.map((p) => ms((p.cpu / SOCKETS) * 1000)).join(', '),
+          ],
+        ],
+      ),
+      '',
+      `**Authenticated connects per server CPU-second: ${ratio(cpuRatio)}** those of bare upgrades ` +
+        `(target ≥ ${TARGET_RATIO}: ${verdict(cpuRatio >= TARGET_RATIO)}); wall-clock connects/s ` +
+        `${ratio(wallRatio)} (client and servers share 2 cores).` +
+        (spread > 1 / TARGET_RATIO
+          ? ` **The baseline's CPU per connect varied ${ratio(spread)} between phases: within noise.**`
+          : ''),
+    ].join('\n');
+    return {
+      key: 'i',
+      title: 'Authenticated connects (issue 10 (g))',
+      markdown,
+      targets: [
+        {
+          name: `connects per CPU-s ≥ ${TARGET_RATIO}× bare ws`,
+          measured: `${ratio(cpuRatio)} (wall ${ratio(wallRatio)})`,
+          met: cpuRatio >= TARGET_RATIO,
+        },
+      ],
+    };
+  } finally {
+    await echo.stop();
+    await server.stop();
+  }
+}

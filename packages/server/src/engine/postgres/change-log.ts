@@ -1,0 +1,191 @@
+/**
+ * Reading and pruning PostgreSQL's change log (`rustydb.changes`, written by change-capture.ts), and
+ * naming the sequence a snapshot reflects.
+ *
+ * A snapshot's sequence: the records are numbered in commit-record order, but a transaction becomes
+ * visible to other snapshots a moment after its commit record is written, so a snapshot taken in that
+ * moment can see a later transaction and not an earlier one. The snapshot is therefore checked against
+ * the log: the transactions it sees must be exactly those of a prefix of the sequence, and that prefix's
+ * last sequence is the answer. A snapshot that fails the check (rare: it needs two commits within
+ * microseconds) is taken again.
+ */
+import type { ChangeLog, ChangeRecord } from '../engine.ts';
+import { RustyError } from '../../errors/rusty-error.ts';
+import { TICK_PREFIX } from './change-capture.ts';
+import { parseLsn } from './pgoutput.ts';
+
+const PRUNE_BATCH = 5000;
+/** How long head() waits for the capture before it reports that none runs. */
+const HEAD_WAIT_MS = 10_000;
+/**
+ * Makes the capture apply everything before it even when nothing else is written: a logical message in
+ * a transaction of its own, committed with a WAL flush (the walsender sends only flushed WAL, and
+ * with synchronous_commit off a commit waits for the WAL writer).
+ */
+const TICK_SQL = `DO $tick$ BEGIN
+  PERFORM set_config('synchronous_commit', 'on', true);
+  PERFORM pg_logical_emit_message(true, '${TICK_PREFIX}', '');
+END $tick$`;
+
+/** Runs a statement as the login role and returns its rows as arrays. */
+export type OwnerQuery = (text: string, values?: unknown[]) => Promise<unknown[][]>;
+
+function parseJson(text: unknown): Record<string, unknown> | null {
+  return typeof text === 'string' ? (JSON.parse(text) as Record<string, unknown>) : null;
+}
+
+/** `xmin:xmax:xip,…` (pg_snapshot's text form), as 64-bit transaction ids. */
+function parseSnapshot(text: string): { xmin: bigint; xmax: bigint; running: Set<bigint> } {
+  const [xmin, xmax, xip] = text.split(':') as [string, string, string];
+  return {
+    xmin: BigInt(xmin),
+    xmax: BigInt(xmax),
+    running: new Set(xip === '' ? [] : xip.split(',').map(BigInt)),
+  };
+}
+
+export class PgChangeLog implements ChangeLog {
+  readonly #query: OwnerQuery;
+  /** Resolves at the next NOTIFY of the capture (or after `ms`). */
+  readonly #nextApply: (ms: number) => Promise<void>;
+
+  constructor(query: OwnerQuery, nextApply: (ms: number) => Promise<void>) {
+    this.#query = query;
+    this.#nextApply = nextApply;
+  }
+
+  /** Waits until the capture has numbered every commit before the call (see ChangeLog.head). */
+  async head(): Promise<number> {
+    const [position] = await this.#query('SELECT pg_current_wal_insert_lsn()::text');
+    await this.#waitForApplied(parseLsn(String(position![0])), HEAD_WAIT_MS);
+    return this.#recordedHead();
+  }
+
+  async #recordedHead(): Promise<number> {
+    const rows = await this.#query('SELECT head FROM rustydb.capture WHERE id = 1');
+    return Number(rows[0]?.[0] ?? 0);
+  }
+
+  async floor(): Promise<number> {
+    const rows = await this.#query('SELECT floor FROM rustydb.capture WHERE id = 1');
+    return Number(rows[0]?.[0] ?? 0);
+  }
+
+  async sequenceBefore(ms: number): Promise<number> {
+    const rows = await this.#query(
+      'SELECT seq FROM rustydb.changes WHERE ts < $1 ORDER BY ts DESC, seq DESC LIMIT 1',
+      [ms],
+    );
+    if (rows[0]) return Number(rows[0][0]);
+    // Nothing kept is older than `ms`: if anything was pruned, changes from that time may be gone.
+    const floor = await this.floor();
+    return floor > 0 ? floor - 1 : 0;
+  }
+
+  async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {
+    const rows = await this.#query(
+      `SELECT seq, tbl, op, pk, old_row, new_row, ts FROM rustydb.changes
+        WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      [afterSeq, limit],
+    );
+    return rows.map(([seq, table, op, pk, oldRow, newRow, ts]) => ({
+      seq: Number(seq),
+      table: String(table),
+      op: op as ChangeRecord['op'],
+      key: parseJson(pk),
+      old: parseJson(oldRow),
+      new: parseJson(newRow),
+      ts: Number(ts),
+    }));
+  }
+
+  async incarnation(table: string): Promise<number> {
+    const rows = await this.#query(
+      `SELECT max(seq) FROM rustydb.changes
+        WHERE op = 'ddl' AND tbl = $1 AND new_row::jsonb ->> 'action' = 'create'`,
+      [table],
+    );
+    return Number(rows[0]?.[0] ?? 0);
+  }
+
+  async prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number> {
+    const [state] = await this.#query('SELECT head, floor FROM rustydb.capture WHERE id = 1');
+    const head = Number(state?.[0] ?? 0);
+    const floor = Number(state?.[1] ?? 0);
+    const byAge = Number(
+      (
+        await this.#query('SELECT seq FROM rustydb.changes WHERE ts < $1 ORDER BY ts DESC LIMIT 1', [
+          Date.now() - limits.maxAgeMs,
+        ])
+      )[0]?.[0] ?? 0,
+    );
+    const through = Math.min(Math.max(head - limits.maxEntries, byAge), floor + PRUNE_BATCH);
+    if (through <= floor) return 0;
+    // Several nodes may prune at once: the floor only moves up.
+    const [deleted] = await this.#query(
+      `WITH gone AS (DELETE FROM rustydb.changes WHERE seq <= $1 RETURNING 1),
+            moved AS (UPDATE rustydb.capture SET floor = greatest(floor, $1) WHERE id = 1)
+       SELECT count(*) FROM gone`,
+      [through],
+    );
+    return Number(deleted?.[0] ?? 0);
+  }
+
+  /**
+   * The sequence a snapshot reflects, given what it recorded as its first statement (its
+   * `pg_current_snapshot()` and `pg_current_wal_insert_lsn()`); undefined when the transactions it sees
+   * are not a prefix of the sequence, and it must be taken again.
+   */
+  async sequenceOfSnapshot(
+    snapshotText: string,
+    lsnText: string,
+    timeoutMs: number,
+  ): Promise<number | undefined> {
+    await this.#waitForApplied(parseLsn(lsnText), timeoutMs);
+    const { xmin, xmax, running } = parseSnapshot(snapshotText);
+    const visible = (xid: bigint): boolean => xid < xmin || (xid < xmax && !running.has(xid));
+    // Records of transactions that had finished before the snapshot (xid < xmin) are visible to it; only
+    // the others need a look.
+    const [row] = await this.#query(
+      `SELECT head, ARRAY(SELECT seq FROM rustydb.changes WHERE xid >= $1 AND seq <= c.head ORDER BY seq)::text[],
+              ARRAY(SELECT xid FROM rustydb.changes WHERE xid >= $1 AND seq <= c.head ORDER BY seq)::text[]
+         FROM rustydb.capture c WHERE id = 1`,
+      [xmin.toString()],
+    );
+    const head = Number(row![0]);
+    const seqs = (row![1] as string[]).map(Number);
+    const xids = (row![2] as string[]).map(BigInt);
+    const firstUnseen = seqs.find((_, i) => !visible(xids[i]!));
+    if (firstUnseen === undefined) return head;
+    if (seqs.some((seq, i) => seq > firstUnseen && visible(xids[i]!))) return undefined;
+    const [later] = await this.#query(
+      'SELECT EXISTS (SELECT 1 FROM rustydb.changes WHERE seq > $1 AND seq <= $2 AND xid < $3)',
+      [firstUnseen, head, xmin.toString()],
+    );
+    return later?.[0] === true ? undefined : firstUnseen - 1;
+  }
+
+  /**
+   * Waits until the capture has applied everything up to `lsn`. A logical message written now moves the
+   * capture past `lsn` even when no transaction follows.
+   */
+  async #waitForApplied(lsn: bigint, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let ticked = false;
+    for (;;) {
+      const [row] = await this.#query('SELECT applied_lsn::text FROM rustydb.capture WHERE id = 1');
+      if (parseLsn(String(row![0])) >= lsn) return;
+      if (Date.now() > deadline) {
+        throw new RustyError(
+          'INTERNAL_ERROR',
+          'change capture is not running: no node reads the change stream',
+        );
+      }
+      if (!ticked) {
+        await this.#query(TICK_SQL);
+        ticked = true;
+      }
+      await this.#nextApply(100);
+    }
+  }
+}

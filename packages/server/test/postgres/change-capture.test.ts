@@ -1,0 +1,193 @@
+/**
+ * Change capture on PostgreSQL (logical decoding, see docs/postgres.md): changes reach subscribers in
+ * commit order, not in the order transactions began or wrote, each exactly once and with dense
+ * sequences; snapshots name the sequence they reflect; and when the node reading the replication slot
+ * goes away, another takes it over without losing or repeating a change.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
+import { dropCaptureSlot, engineConfig, ENGINES, postgresUrl } from '../helpers/engines.ts';
+import type { PostgresEngine } from '../../src/engine/postgres/postgres-engine.ts';
+
+const reading = (ts: TestServer): boolean => (ts.server.engine as PostgresEngine).capturing;
+
+const require = createRequire(import.meta.url);
+const pg = require('pg') as {
+  Client: new (config: { connectionString: string }) => {
+    connect(): Promise<void>;
+    query(text: string, values?: unknown[]): Promise<unknown>;
+    end(): Promise<void>;
+  };
+};
+
+type Change = { sequence: number; op: string; row: Record<string, unknown> | null };
+
+/** A superuser connection to the test server's database, for transactions the test interleaves. */
+async function directClient(databaseUrl: string): Promise<InstanceType<typeof pg.Client>> {
+  const url = new URL(await postgresUrl());
+  url.pathname = new URL(databaseUrl).pathname;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  return client;
+}
+
+async function subscribe(
+  client: TestClient,
+  id: string,
+  payload: Record<string, unknown>,
+): Promise<ServerMsg> {
+  client.send({ type: 'subscribe', id, payload });
+  return client.next((m) => m.id === id && (m.type === 'subscribed' || m.type === 'error'));
+}
+
+async function changes(client: TestClient, id: string, n: number, timeoutMs = 5000): Promise<Change[]> {
+  const out: Change[] = [];
+  for (let i = 0; i < n; i++) {
+    const m = await client.next((m) => m.id === id && m.type === 'change', timeoutMs);
+    out.push(m.payload as unknown as Change);
+  }
+  return out;
+}
+
+if (!ENGINES.includes('postgres')) {
+  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
+    assert.ok(!ENGINES.includes('postgres'));
+  });
+} else {
+  describe('commit order', () => {
+    let ts: TestServer;
+    let databaseUrl: string;
+    before(async () => {
+      const engine = await engineConfig('postgres');
+      databaseUrl = engine.database_url!;
+      ts = await startTestServer({ enable_rate_limiting: false, ...engine });
+    });
+    after(async () => {
+      await ts.close();
+      await dropCaptureSlot(databaseUrl);
+    });
+
+    test('transactions that write in one order and commit in another arrive in commit order, once each', async () => {
+      await sql(ts, 'CREATE TABLE ledger (id int PRIMARY KEY, note text)');
+      const watcher = await ts.connectAuthed();
+      const ack = await subscribe(watcher, 'all', { table: 'ledger' });
+      const start = ack.payload.sequence as number;
+      const [a, b, c] = [
+        await directClient(databaseUrl),
+        await directClient(databaseUrl),
+        await directClient(databaseUrl),
+      ];
+      try {
+        // A begins and writes first (a trigger-filled sequence column would number it first)...
+        await a.query('BEGIN');
+        await a.query("INSERT INTO ledger VALUES (1, 'a: first write')");
+        await c.query('BEGIN');
+        await c.query("INSERT INTO ledger VALUES (3, 'c')");
+        // ...B writes later and commits before both.
+        await b.query("INSERT INTO ledger VALUES (2, 'b')");
+        // A snapshot now sees B only; what it does not see must all follow its sequence.
+        const snapWatcher = await ts.connectAuthed();
+        snapWatcher.send({ type: 'subscribe', id: 'snap', payload: { table: 'ledger', snapshot: true } });
+        const snapAck = await snapWatcher.next((m) => m.id === 'snap' && m.type === 'subscribed');
+        const snapshot = await snapWatcher.next((m) => m.id === 'snap' && m.type === 'data');
+        assert.deepEqual(snapshot.payload.rows, [[2, 'b']]);
+        await a.query("INSERT INTO ledger VALUES (4, 'a: second write')");
+        await a.query('COMMIT');
+        await c.query('COMMIT');
+
+        const seen = await changes(watcher, 'all', 4);
+        assert.deepEqual(
+          seen.map((change) => change.row!.id),
+          [2, 1, 4, 3],
+          'commit order: B, then A (both its rows), then C',
+        );
+        assert.deepEqual(
+          seen.map((change) => change.sequence),
+          [start + 1, start + 2, start + 3, start + 4],
+        );
+        assert.equal(snapAck.payload.sequence, start + 1);
+        const afterSnapshot = await changes(snapWatcher, 'snap', 3);
+        assert.deepEqual(
+          afterSnapshot.map((change) => [change.sequence, change.row!.id]),
+          [
+            [start + 2, 1],
+            [start + 3, 4],
+            [start + 4, 3],
+          ],
+        );
+        // Resuming from any point gives exactly the rest.
+        const resumer = await ts.connectAuthed();
+        await subscribe(resumer, 'resume', { table: 'ledger', since: start + 2 });
+        assert.deepEqual(
+          (await changes(resumer, 'resume', 2)).map((change) => change.row!.id),
+          [4, 3],
+        );
+        await assert.rejects(
+          watcher.next((m) => m.id === 'all' && m.type === 'change', 300),
+          /no matching message/,
+        );
+      } finally {
+        await Promise.all([a, b, c].map((client) => client.end()));
+      }
+    });
+
+    test('a table created through the API is subscribable on the very next request', async () => {
+      const client = await ts.connectAuthed();
+      const made = await client.request({
+        type: 'query',
+        payload: { sql: 'CREATE TABLE fresh (id int PRIMARY KEY)' },
+      });
+      assert.equal(made.type, 'data');
+      const ack = await subscribe(client, 'fresh', { table: 'fresh' });
+      assert.equal(ack.type, 'subscribed');
+      const wrote = await client.request({ type: 'query', payload: { sql: 'INSERT INTO fresh VALUES (7)' } });
+      assert.equal(wrote.type, 'data');
+      const [change] = await changes(client, 'fresh', 1);
+      assert.deepEqual(change!.row, { id: 7 });
+      assert.equal(change!.sequence, (ack.payload.sequence as number) + 1);
+    });
+  });
+
+  describe('two nodes on one database', () => {
+    test('when the node reading the slot goes away, the other takes over: no change lost or repeated', async () => {
+      const engine = await engineConfig('postgres');
+      const first = await startTestServer({ enable_rate_limiting: false, ...engine });
+      const second = await startTestServer({ enable_rate_limiting: false, ...engine });
+      let firstOpen = true;
+      try {
+        await sql(second, 'CREATE TABLE ticks (n int PRIMARY KEY)');
+        assert.deepEqual([reading(first), reading(second)], [true, false], 'the first node reads the slot');
+        const watcher = await second.connectAuthed();
+        const ack = await subscribe(watcher, 't', { table: 'ticks' });
+        const writer = await second.connectAuthed();
+        const total = 120;
+        for (let n = 1; n <= total; n++) {
+          // The first node holds the slot (it started first); it goes away a third of the way in.
+          if (n === total / 3) {
+            await first.close();
+            firstOpen = false;
+          }
+          const r = await writer.request({
+            type: 'query',
+            payload: { sql: 'INSERT INTO ticks VALUES (?)', params: [n] },
+          });
+          assert.equal(r.type, 'data');
+        }
+        const seen = await changes(watcher, 't', total, 10_000);
+        assert.ok(reading(second), 'the second node took the slot over');
+        assert.deepEqual(
+          seen.map((change) => change.row!.n),
+          Array.from({ length: total }, (_, i) => i + 1),
+        );
+        seen.forEach((change, i) => assert.equal(change.sequence, (ack.payload.sequence as number) + 1 + i));
+      } finally {
+        if (firstOpen) await first.close();
+        await second.close();
+        await dropCaptureSlot(engine.database_url!);
+      }
+    });
+  });
+}
