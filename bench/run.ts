@@ -4,10 +4,11 @@
  *
  *   node --import tsx bench/run.ts [--only a,b,g] [--cpu-prof DIR]
  *
- * --only      run some of the benchmarks (RESULTS.md is then left alone)
+ * --only      run some of the benchmarks: their sections and summary rows in RESULTS.md are replaced
+ *             (or added), each saying when, at which commit and on how busy a machine it was measured
  * --cpu-prof  start every server with `node --cpu-prof`, profiles written to DIR
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +28,7 @@ import { runSoak } from './soak.ts';
 import { runPostgresStream } from './postgres-stream.ts';
 import { runConnects } from './connects.ts';
 import { runInsertRoundTrip } from './insert-round-trip.ts';
+import { runConsoleGrid } from './console-grid.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
@@ -39,6 +41,7 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   h: runPostgresStream,
   i: runConnects,
   j: runInsertRoundTrip,
+  k: runConsoleGrid,
 };
 /** The benchmarks that read the shared dataset (the others make their own data). */
 const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);
@@ -97,10 +100,7 @@ function render(
   reports: BenchReport[],
   interference: Interference,
 ): string {
-  const summary = table(
-    ['', 'target', 'measured', 'verdict'],
-    reports.flatMap((r) => r.targets.map((t) => [`(${r.key})`, t.name, t.measured, verdict(t.met)])),
-  );
+  const summary = table(['', 'target', 'measured', 'verdict'], summaryRows(reports));
   return [
     '# RustyDB benchmark results',
     '',
@@ -132,6 +132,56 @@ function render(
   ].join('\n');
 }
 
+/** The summary rows of `reports`, as `render` writes them. */
+function summaryRows(reports: BenchReport[]): string[][] {
+  return reports.flatMap((r) => r.targets.map((t) => [`(${r.key})`, t.name, t.measured, verdict(t.met)]));
+}
+
+/**
+ * RESULTS.md with the sections and summary rows of the benchmarks just run (a subset) replaced or added,
+ * the others kept as they were. Each replaced section says where its figures come from, since the
+ * facts at the top describe the last full run.
+ */
+function mergeResults(
+  existing: string,
+  facts: ReturnType<typeof machineFacts>,
+  reports: BenchReport[],
+  interference: Interference,
+): string {
+  let text = existing;
+  for (const report of reports) {
+    const section = [
+      `## (${report.key}) ${report.title}`,
+      '',
+      `Measured in a run of its own (\`node --import tsx bench/run.ts --only ${report.key}\`): ${facts.date}, ` +
+        `commit ${facts.commit}, load average ${facts.load.toFixed(2)} at start, other processes ` +
+        `${describeInterference(interference)}.`,
+      '',
+      report.markdown,
+      '',
+    ].join('\n');
+    const start = text.indexOf(`\n## (${report.key}) `);
+    if (start === -1) {
+      text = `${text.trimEnd()}\n\n${section}`;
+    } else {
+      const next = text.indexOf('\n## ', start + 1);
+      text = `${text.slice(0, start + 1)}${section}${next === -1 ? '' : text.slice(next)}`;
+    }
+    // The summary table: this benchmark's rows replaced by the new ones, after the others.
+    const lines = text.split('\n');
+    const kept = lines.filter((line) => !line.startsWith(`| (${report.key}) |`));
+    const header = kept.findIndex((line) => line.startsWith('|  | target |'));
+    if (header !== -1) {
+      let end = header + 2;
+      while (kept[end]?.startsWith('| (')) end++;
+      const rows = summaryRows([report]).map((cells) => `| ${cells.join(' | ')} |`);
+      kept.splice(end, 0, ...rows);
+    }
+    text = kept.join('\n');
+  }
+  return `${text.trimEnd()}\n`;
+}
+
 try {
   const started = performance.now();
   const cpuAtStart = machineCpu();
@@ -160,11 +210,13 @@ try {
   };
   const markdown = render(facts, reports, interference);
   process.stdout.write(`${markdown}\n`);
-  if (selected.length === Object.keys(BENCHMARKS).length) {
-    writeFileSync(join(REPO_ROOT, 'bench', 'RESULTS.md'), `${markdown}\n`);
+  const results = join(REPO_ROOT, 'bench', 'RESULTS.md');
+  if (selected.length === Object.keys(BENCHMARKS).length || !existsSync(results)) {
+    writeFileSync(results, `${markdown}\n`);
     log('written to bench/RESULTS.md');
   } else {
-    log('a subset was run: bench/RESULTS.md left unchanged');
+    writeFileSync(results, mergeResults(readFileSync(results, 'utf8'), facts, reports, interference));
+    log(`bench/RESULTS.md: the sections of ${selected.join(', ')} replaced, the others kept`);
   }
 } catch (err) {
   log(`bench failed: ${(err as Error).stack ?? String(err)}`);

@@ -43,6 +43,43 @@ const LOAD_PROCESSES = 2;
 /** Load phases; overridable (seconds) with RUSTYDB_SOAK_SECONDS for a longer soak by hand. */
 const SOAK_SECONDS = Number(process.env.RUSTYDB_SOAK_SECONDS) || 60;
 const REFERENCE_SECONDS = 15;
+
+/** How long each phase lasts: the bench's by default, shorter for the test that runs the same soak. */
+export interface SoakOptions {
+  soakSeconds: number;
+  referenceSeconds: number;
+}
+
+/** What the soak found, for the test that runs a shorter one (the bench renders it as markdown). */
+export interface SoakFigures {
+  offered: number;
+  achieved: number;
+  /** Keyed reads' latency p99 during the soak, milliseconds. */
+  readP99: number;
+  /** Errors of every kind: refused, wrong or unanswered requests, lost, extra or reordered changes. */
+  errors: number;
+  /** Requests refused, by error code. */
+  refused: Record<string, number>;
+  /** Answers with a wrong value, messages nobody asked for, requests never answered. */
+  wrong: number;
+  unexpected: number;
+  unanswered: number;
+  /** Changes not delivered, delivered twice or more than inserted, out of order; subscriptions ended. */
+  missing: number;
+  extra: number;
+  disorder: number;
+  subscriptionErrors: number;
+  /** The errors' first examples. */
+  samples: string[];
+  /** Changes each subscriber had to receive, and how many subscribers reported. */
+  expectedPerSubscriber: number;
+  subscribers: number;
+  rssBaseline: number;
+  rssPeak: number;
+  rssAfter: number;
+  /** MB a minute, least squares. */
+  rssSlope: number;
+}
 /** How long answers and deliveries may trail the end of the load before they count as missing. */
 const DRAIN_MS = 30_000;
 const PHASE_TIMEOUT_MS = 120_000;
@@ -165,8 +202,14 @@ async function watchLag(
   server: { url: string },
   token: string,
 ): Promise<{ take(): { p99: number[]; max: number[] }; close(): void }> {
-  // The token in the URL: messages sent before it is checked are held, not refused.
-  const url = `${server.url.replace(/^http/, 'ws')}/api/v1/metrics/stream?token=${encodeURIComponent(token)}`;
+  // With the token in the URL the endpoint starts the readings asked for in it at once.
+  const query = new URLSearchParams({
+    token,
+    id: 'lag',
+    metrics: 'event_loop_lag_p99_ms,event_loop_lag_max_ms',
+    interval_ms: '1000',
+  });
+  const url = `${server.url.replace(/^http/, 'ws')}/api/v1/metrics/stream?${query}`;
   const ws = new WebSocket(url, { perMessageDeflate: false });
   let readings = { p99: [] as number[], max: [] as number[] };
   await new Promise<void>((resolve, reject) => {
@@ -183,13 +226,6 @@ async function watchLag(
     if (metrics?.event_loop_lag_p99_ms !== undefined) readings.p99.push(metrics.event_loop_lag_p99_ms);
     if (metrics?.event_loop_lag_max_ms !== undefined) readings.max.push(metrics.event_loop_lag_max_ms);
   });
-  ws.send(
-    JSON.stringify({
-      type: 'subscribe',
-      id: 'lag',
-      payload: { metrics: ['event_loop_lag_p99_ms', 'event_loop_lag_max_ms'], interval_ms: 1000 },
-    }),
-  );
   return {
     take() {
       const taken = readings;
@@ -201,6 +237,15 @@ async function watchLag(
 }
 
 export async function runSoak(ctx: BenchContext): Promise<BenchReport> {
+  return (await measureSoak(ctx)).report;
+}
+
+/** Runs the soak: the bench's report, and its figures. */
+export async function measureSoak(
+  ctx: BenchContext,
+  options: SoakOptions = { soakSeconds: SOAK_SECONDS, referenceSeconds: REFERENCE_SECONDS },
+): Promise<{ report: BenchReport; figures: SoakFigures }> {
+  const { soakSeconds: SOAK_SECONDS, referenceSeconds: REFERENCE_SECONDS } = options;
   const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-soak-'));
   const server = await startRustyServer({
     dataDir,
@@ -437,7 +482,28 @@ export async function runSoak(ctx: BenchContext): Promise<BenchReport> {
         `one a second); ${mb(rssAfter)} ${(SETTLE_MS * 2) / 1000} s after every client closed.`,
       ...(sample.length > 0 ? ['', `First problem of each kind: ${sample.join('; ')}.`] : []),
     ].join('\n');
-    return {
+    const soakFigures: SoakFigures = {
+      offered: soak.offered,
+      achieved,
+      readP99: soak.read.p99,
+      errors: allErrors,
+      refused: soak.load.errors,
+      wrong: soak.load.wrong,
+      unexpected: soak.load.unexpected,
+      unanswered: soak.load.unanswered,
+      missing,
+      extra,
+      disorder,
+      subscriptionErrors,
+      samples: sample,
+      expectedPerSubscriber: expected,
+      subscribers: subscriberReports.length,
+      rssBaseline,
+      rssPeak,
+      rssAfter,
+      rssSlope,
+    };
+    const report: BenchReport = {
       key: 'g',
       title: `Soak: ${SUBSCRIBERS} subscribers, ${QUERY_CONNECTIONS} query connections, ${WRITERS} writers`,
       markdown,
@@ -455,6 +521,7 @@ export async function runSoak(ctx: BenchContext): Promise<BenchReport> {
         },
       ],
     };
+    return { report, figures: soakFigures };
   } finally {
     lag?.close();
     await Promise.all(processes.map((p) => p.stop()));

@@ -331,9 +331,9 @@ createRoot(document.getElementById('root')!).render(
     });
 
     test(
-      'the React component signs in, shows the table and follows a change',
-      { timeout: 90_000 },
-      async () => {
+      'the React component signs in, shows the table, follows a change and is current again after a server restart',
+      { timeout: 120_000 },
+      async (t) => {
         const tab = await followsAChange(
           'react.html',
           {
@@ -346,7 +346,27 @@ createRoot(document.getElementById('root')!).render(
           'from the React test',
           'endsWith', // ordered by id: the new row comes last
         );
-        assert.match((await tab.textContent('p')) ?? '', /^\d+ todos$/);
+        const heading = async (): Promise<string> => (await tab.textContent('p')) ?? '';
+        assert.match(await heading(), /^\d+ todos$/);
+
+        // "While the server restarts it dims, and it is current again about a second after the server
+        // is back": with the client's default retry policy.
+        await server!.stop();
+        await eventually(async () => /^reconnecting…$/.test(await heading()), 'the page to say reconnecting');
+        server = await serve(port);
+        const back = performance.now();
+        await eventually(
+          async () => /^\d+ todos$/.test(await heading()),
+          'the page to be open again',
+          20_000,
+        );
+        t.diagnostic(`open again ${Math.round(performance.now() - back)} ms after the server was back`);
+        await sh(`npx rustydb query "INSERT INTO todos (title) VALUES ('after the React restart')"`);
+        await eventually(
+          async () => (await listed(tab)).endsWith('after the React restart'),
+          'a change after the restart in React',
+          30_000,
+        );
         await tab.close();
       },
     );

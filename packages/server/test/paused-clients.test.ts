@@ -114,17 +114,73 @@ async function assertBounded(
   assert.deepEqual(subscriptions, []);
 }
 
+/** The GraphQL query of the keyed read above. */
+const WIDE_QUERY = '{ wide(where: { id: { eq: 1 } }) { id v } }';
+
+/** A graphql-ws connection, acknowledged. */
+async function graphqlWs(server: ServerProcess): Promise<WebSocket> {
+  const ws = new WebSocket(`${server.wsUrl}/graphql/ws`, 'graphql-transport-ws', {
+    perMessageDeflate: false,
+  });
+  ws.on('error', () => {});
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const acknowledged = new Promise<void>((resolve) =>
+    ws.on('message', (data) => {
+      if ((JSON.parse(String(data)) as { type: string }).type === 'connection_ack') resolve();
+    }),
+  );
+  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${server.token}` } }));
+  await acknowledged;
+  return ws;
+}
+
+/** Warms the fan-out of a wide row's changes: a subscriber that reads receives two of them. */
+async function warmTableSubscription(server: ServerProcess): Promise<void> {
+  const subscriber = await authed(server);
+  subscriber.send({ type: 'subscribe', id: 'warm', payload: { table: 'wide' } });
+  await subscriber.next((m) => m.type === 'subscribed', 10_000);
+  for (let i = 0; i < 2; i++) {
+    await server.sql('UPDATE wide SET v = ? WHERE id = 2', [wideValue()]);
+    await subscriber.next((m) => m.type === 'change' && m.id === 'warm', 10_000);
+  }
+  subscriber.terminate();
+}
+
 /** Wide rows in the table `wide`: the keyed reads below read one, the scans all of them. */
 const WIDE_ROWS = 4;
 
+/** POSTs `body` as admin to the document collections' `path`; resolves once answered. */
+function postDocuments(server: ServerProcess, path: string, body: unknown): Promise<ArrayBuffer> {
+  return fetch(`${server.url}/api/v1/documents/collections${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  }).then((res) => res.arrayBuffer());
+}
+
+/** Creates the collection `notes` and inserts `count` documents of WIDE_ROW characters into it. */
+async function insertWideDocuments(server: ServerProcess, count: number, create = false): Promise<void> {
+  if (create) await postDocuments(server, '', { name: 'notes' });
+  for (let i = 0; i < count; i++) {
+    await postDocuments(server, '/notes/insert', { document: { i, text: wideValue() } });
+  }
+}
+
 /**
  * Starts a server of its own for one surface (so that one test's memory cannot hide or blame
- * another's), fills `wide`, warms the paths up, then runs `pausedClient`: it opens its client, pauses
- * it and loads the server; the sockets it returns are closed afterwards.
+ * another's), fills `wide`, warms the paths up (a keyed read, and `warmUp`: the load the test applies,
+ * so that the baseline holds what that load's first use allocates, not only the paused client's cost
+ * in the growth), then runs `pausedClient`: it opens its client, pauses it and loads the server; the
+ * sockets it returns are closed afterwards.
  */
 async function checkSurface(
   pausedClient: (server: ServerProcess) => Promise<{ terminate(): void }[]>,
   maxQueued = DEFAULT_SEND_BUFFER,
+  warmUp?: (server: ServerProcess) => Promise<void>,
 ) {
   const server = await startServerProcess();
   try {
@@ -137,6 +193,7 @@ async function checkSurface(
     const { rows } = await warm.query('SELECT id, v FROM wide WHERE id = ?', { params: [1] });
     assert.equal((rows[0]![1] as string).length, WIDE_ROW);
     warm.terminate();
+    await warmUp?.(server);
     await sleep(500);
     let sockets: { terminate(): void }[] = [];
     await assertBounded(
@@ -195,88 +252,111 @@ describe('paused clients: the server stays within +50 MB', () => {
   );
 
   test('GraphQL queries over graphql-ws', { timeout: 90_000 }, () =>
-    checkSurface(async (server) => {
-      const ws = new WebSocket(`${server.wsUrl}/graphql/ws`, 'graphql-transport-ws', {
-        perMessageDeflate: false,
-      });
-      ws.on('error', () => {});
-      await new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-      });
-      const acknowledged = new Promise<void>((resolve) =>
-        ws.on('message', (data) => {
-          if ((JSON.parse(String(data)) as { type: string }).type === 'connection_ack') resolve();
-        }),
-      );
-      ws.send(
-        JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${server.token}` } }),
-      );
-      await acknowledged;
-      ws.pause();
-      await sendAtRate(ws, PAUSED_MS, (i) => ({
-        id: `g${i}`,
-        type: 'subscribe',
-        payload: { query: '{ wide(where: { id: { eq: 1 } }) { id v } }' },
-      }));
-      return [ws];
-    }),
+    checkSurface(
+      async (server) => {
+        const ws = await graphqlWs(server);
+        ws.pause();
+        await sendAtRate(ws, PAUSED_MS, (i) => ({
+          id: `g${i}`,
+          type: 'subscribe',
+          payload: { query: WIDE_QUERY },
+        }));
+        return [ws];
+      },
+      DEFAULT_SEND_BUFFER,
+      // The first GraphQL query builds the schema: the baseline includes it.
+      async (server) => {
+        const ws = await graphqlWs(server);
+        const answered = new Promise<void>((resolve) =>
+          ws.on('message', (data) => {
+            if ((JSON.parse(String(data)) as { type: string }).type === 'complete') resolve();
+          }),
+        );
+        ws.send(JSON.stringify({ id: 'warm', type: 'subscribe', payload: { query: WIDE_QUERY } }));
+        await answered;
+        ws.terminate();
+      },
+    ),
   );
 
   test('a table subscription while a 512 KB row changes 3 times a second', { timeout: 90_000 }, () =>
-    checkSurface(async (server) => {
-      const subscriber = await authed(server);
-      subscriber.record = false;
-      subscriber.send({ type: 'subscribe', id: 'wide', payload: { table: 'wide' } });
-      await subscriber.next((m) => m.type === 'subscribed', 10_000);
-      subscriber.ws.pause();
-      const writer = await authed(server);
-      writer.record = false;
-      const started = Date.now();
-      for (let i = 0; Date.now() - started < PAUSED_MS; i++) {
-        writer.send({
-          type: 'query',
-          id: `u${i}`,
-          payload: { sql: 'UPDATE wide SET v = ? WHERE id = 1', params: [wideValue()] },
-        });
-        await sleep(333);
-      }
-      // The subscription, not the socket, gave way: it ended with SLOW_CONSUMER, which the client finds
-      // once it reads again, after what was already on its way.
-      subscriber.ws.resume();
-      const ended = await subscriber.next((m) => m.type === 'error', 20_000);
-      assert.equal(ended.payload.code, 'SLOW_CONSUMER');
-      return [subscriber, writer];
-    }, DEFAULT_SUBSCRIPTION_BUFFER + WIDE_CHANGE),
+    checkSurface(
+      async (server) => {
+        const subscriber = await authed(server);
+        subscriber.record = false;
+        subscriber.send({ type: 'subscribe', id: 'wide', payload: { table: 'wide' } });
+        await subscriber.next((m) => m.type === 'subscribed', 10_000);
+        subscriber.ws.pause();
+        const writer = await authed(server);
+        writer.record = false;
+        const started = Date.now();
+        for (let i = 0; Date.now() - started < PAUSED_MS; i++) {
+          writer.send({
+            type: 'query',
+            id: `u${i}`,
+            payload: { sql: 'UPDATE wide SET v = ? WHERE id = 1', params: [wideValue()] },
+          });
+          await sleep(333);
+        }
+        // The subscription, not the socket, gave way: it ended with SLOW_CONSUMER, which the client finds
+        // once it reads again, after what was already on its way.
+        subscriber.ws.resume();
+        const ended = await subscriber.next((m) => m.type === 'error', 20_000);
+        assert.equal(ended.payload.code, 'SLOW_CONSUMER');
+        return [subscriber, writer];
+      },
+      DEFAULT_SUBSCRIPTION_BUFFER + WIDE_CHANGE,
+      warmTableSubscription,
+    ),
   );
 
   test(
     'a document change stream while 512 KB documents are inserted 4 times a second',
     { timeout: 90_000 },
     () =>
-      checkSurface(async (server) => {
-        const collections = `${server.url}/api/v1/documents/collections`;
-        const post = (path: string, body: unknown) =>
-          fetch(`${collections}${path}`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
-            body: JSON.stringify(body),
-            signal: AbortSignal.timeout(30_000),
-          }).then((res) => res.arrayBuffer());
-        await post('', { name: 'notes' });
-        const watcher = await authed(server, '/api/v1/documents/collections/notes/watch');
-        watcher.record = false;
-        watcher.send({ type: 'watch', id: 'notes' });
-        await watcher.next((m) => m.type === 'subscribed', 10_000);
-        watcher.ws.pause();
-        const started = Date.now();
-        for (let i = 0; Date.now() - started < PAUSED_MS; i++) {
-          await Promise.all([post('/notes/insert', { document: { i, text: wideValue() } }), sleep(250)]);
-        }
-        watcher.ws.resume();
-        const ended = await watcher.next((m) => m.type === 'error', 20_000);
-        assert.equal(ended.payload.code, 'SLOW_CONSUMER');
-        return [watcher];
-      }, DEFAULT_SUBSCRIPTION_BUFFER + WIDE_CHANGE),
+      checkSurface(
+        async (server) => {
+          // With the token in the URL the watch endpoint starts the collection's change stream by itself.
+          const watcher = await authed(server, '/api/v1/documents/collections/notes/watch');
+          watcher.record = false;
+          await watcher.next((m) => m.type === 'subscribed' && m.id === 'notes', 10_000);
+          watcher.ws.pause();
+          const started = Date.now();
+          for (let i = 0; i < 1000 && Date.now() - started < PAUSED_MS; i++) {
+            await Promise.all([
+              postDocuments(server, '/notes/insert', { document: { i, text: wideValue() } }),
+              sleep(250),
+            ]);
+          }
+          watcher.ws.resume();
+          const ended = await watcher.next((m) => m.type === 'error', 20_000);
+          assert.equal(ended.payload.code, 'SLOW_CONSUMER');
+          return [watcher];
+        },
+        DEFAULT_SUBSCRIPTION_BUFFER + WIDE_CHANGE,
+        (server) => insertWideDocuments(server, WARM_DOCUMENTS, true),
+      ),
+  );
+});
+
+/** Documents inserted before the baseline, and then while it is watched. */
+const WARM_DOCUMENTS = 16;
+const LOADED_DOCUMENTS = 160;
+
+describe('large writes: the server stays within +50 MB', () => {
+  // Every insert runs on a pooled connection, which keeps the statements it ran until it closes: each
+  // held a copy of its 512 KB document, and 160 of them took the server from 150 MB to 260 MB.
+  test(
+    `${LOADED_DOCUMENTS} documents of 512 KB inserted back to back, with nobody watching`,
+    { timeout: 120_000 },
+    () =>
+      checkSurface(
+        async (server) => {
+          await insertWideDocuments(server, LOADED_DOCUMENTS);
+          return [];
+        },
+        0,
+        (server) => insertWideDocuments(server, WARM_DOCUMENTS, true),
+      ),
   );
 });

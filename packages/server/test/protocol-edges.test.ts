@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
 import { ENDLESS, sleep, sql, startTestServer, type TestServer } from './helpers/test-server.ts';
 import type { Logger } from '../src/core/logger.ts';
 
@@ -160,4 +161,74 @@ describe('requests cut short by the client going away', () => {
         await answer;
       }));
   }
+});
+
+describe('requests a paused client left unread when its connection drops', () => {
+  let ts: TestServer;
+  const { logger, lines } = recordingLogger();
+  before(async () => {
+    // Room for every answer below: the server falls behind without closing the socket for it.
+    ts = await startTestServer(
+      { enable_rate_limiting: false, websocket_max_send_buffer: 64 * 1024 * 1024 },
+      { logger },
+    );
+    await sql(ts, 'CREATE TABLE wide (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+    await sql(ts, 'INSERT INTO wide (id, v) VALUES (1, ?)', [randomBytes(384 * 1024).toString('base64')]);
+    await sql(ts, 'CREATE TABLE marks (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)');
+  });
+  after(() => ts.close());
+
+  test('are not run, and the answers cut short are no error: over graphql-ws, inserts behind unread answers leave no row', async () => {
+    const ws = new WebSocket(`${ts.server.url.replace(/^http/, 'ws')}/graphql/ws`, 'graphql-transport-ws', {
+      perMessageDeflate: false,
+    });
+    ws.on('error', () => {});
+    const acknowledged = new Promise<void>((resolve) =>
+      ws.on('message', (data) => {
+        if ((JSON.parse(String(data)) as { type: string }).type === 'connection_ack') resolve();
+      }),
+    );
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${ts.token}` } }));
+    await acknowledged;
+    ws.pause();
+    // Answers of 512 KB it does not read, more than the kernel's buffers take: the server falls behind
+    // and stops reading this client.
+    for (let i = 0; i < 40; i++) {
+      ws.send(JSON.stringify({ id: `r${i}`, type: 'subscribe', payload: { query: '{ wide { id v } }' } }));
+    }
+    await sleep(1000);
+    for (let n = 0; n < 1000; n++) {
+      ws.send(
+        JSON.stringify({
+          id: `m${n}`,
+          type: 'subscribe',
+          payload: { query: `mutation { marksInsertOne(object: { n: ${n} }) { id } }` },
+        }),
+      );
+    }
+    await sleep(1000);
+    // graphql-ws reports a failed write with console.error: the answers in flight when the client goes
+    // away must not be reported as failures.
+    const reported: unknown[][] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]) => void reported.push(args);
+    try {
+      lines.length = 0;
+      ws.terminate();
+      await sleep(1000);
+    } finally {
+      console.error = consoleError;
+    }
+    assert.deepEqual((await sql(ts, 'SELECT count(*) FROM marks')).rows, [[0]]);
+    assert.deepEqual(reported, []);
+    assert.deepEqual(
+      lines.filter((l) => l.level === 'error' || l.level === 'warn'),
+      [],
+    );
+    assert.ok(
+      lines.some((l) => l.level === 'debug' && l.message === 'request ended: the client went away'),
+      JSON.stringify(lines),
+    );
+  });
 });

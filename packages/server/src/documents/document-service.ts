@@ -93,7 +93,18 @@ export class DocumentService {
     }
   }
 
+  /** The compilers write SQLite's JSON1 SQL: on another engine every call is refused plainly. */
+  #requireSqlite(): void {
+    if (this.#engine.internal.dialect !== 'sqlite') {
+      throw new RustyError(
+        'QUERY_ERROR',
+        `document collections are not available on the ${this.#engine.name} engine yet (see docs/postgres.md)`,
+      );
+    }
+  }
+
   async #isCollection(name: string): Promise<boolean> {
+    this.#requireSqlite();
     const columns = await this.#engine.internal.all<{ name: string }>(
       'SELECT name FROM pragma_table_info(?) ORDER BY cid',
       [name],
@@ -115,6 +126,7 @@ export class DocumentService {
 
   /** The collections the caller holds a privilege on (the catalog is shown to nobody whole but ADMIN). */
   async listCollections(caller: Caller): Promise<string[]> {
+    this.#requireSqlite();
     const tables = await this.#engine.internal.all<{ name: string }>(
       `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
          AND name NOT LIKE '\\_rustydb\\_%' ESCAPE '\\' ORDER BY name`,

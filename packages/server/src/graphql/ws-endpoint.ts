@@ -58,6 +58,14 @@ export function tokenOf(payload: unknown): string | undefined {
   return typeof token === 'string' && token.length > 0 ? token : undefined;
 }
 
+/** Write errors that mean the peer closed or reset the connection. */
+const DISCONNECTED = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
+/** True when a failed write only says that the client is gone. */
+function wentAway(socket: WebSocket, err: Error): boolean {
+  return socket.readyState !== socket.OPEN || DISCONNECTED.has((err as { code?: string }).code ?? '');
+}
+
 /** One graphql-ws connection's own state: who it is, its registry entry, its expiry timers. */
 class Connection {
   principal: Principal | undefined;
@@ -148,12 +156,20 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
   // Registered before graphql-ws's own listener: counts every message in and out.
   wss.on('connection', (socket: WebSocket, request) => {
     connections.set(socket, new Connection(socket, deps.sessions, request.socket.remoteAddress ?? ''));
-    if (!sampler) return;
-    socket.on('message', () => sampler.messageIn());
+    if (sampler) socket.on('message', () => sampler.messageIn());
     const send = socket.send.bind(socket) as (data: unknown, cb?: (err?: Error) => void) => void;
     socket.send = ((data: unknown, cb?: (err?: Error) => void) => {
-      sampler.messageOut();
-      send(data, cb);
+      sampler?.messageOut();
+      send(data, (err) => {
+        // An answer that cannot be written because the client went away is no server failure; passed
+        // on, graphql-ws would log it at error level with a stack trace, once per operation in flight.
+        if (err && wentAway(socket, err)) {
+          logger.debug('request ended: the client went away', { endpoint: GRAPHQL_WS_PATH });
+          cb?.();
+          return;
+        }
+        cb?.(err);
+      });
     }) as WebSocket['send'];
   });
 

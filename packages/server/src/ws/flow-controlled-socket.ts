@@ -9,6 +9,8 @@
  *   held unread and the TCP socket is paused: a client that stops reading stops being read, and the
  *   kernel's buffers push back on it (TCP backpressure). Held messages are handled, in order, once the
  *   client has caught up.
+ * - Messages still unread when the connection closes (held, or left in the paused TCP socket's buffer)
+ *   are dropped: their answers could not be sent.
  * - Nothing is queued past `maxBuffered` bytes: a message that would take the queue past it is dropped
  *   and the socket handed to `onOverflow` (the gateway closes it with 4013). Producers that can wait ask
  *   for `room()` first; producers of pushed data keep below it on their own (slow-consumer limits).
@@ -148,6 +150,11 @@ export class FlowControlledWebSocket extends WebSocket {
 
   // Holds the client's messages while it is behind; see the module comment.
   override emit(event: string | symbol, ...args: unknown[]): boolean {
+    // When the connection of a client that was not being read drops, `ws` parses what the paused TCP
+    // socket still buffered (tens of KB of requests) and emits it as the socket closes. None of those
+    // requests could be answered; run, they cost the server their whole work at once (hundreds of
+    // reads of large rows). They are dropped, as the held ones are.
+    if (event === 'message' && this.#limits && this.readyState !== WebSocket.OPEN) return false;
     if (event === 'message' && this.#limits && (this.#held.length > 0 || this.congested())) {
       this.#held.push(args);
       this.#holdReading();

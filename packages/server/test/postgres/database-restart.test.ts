@@ -62,4 +62,24 @@ if (!ENGINES.includes('postgres')) {
     });
     assert.equal(login.status, 200);
   });
+
+  test('after PostgreSQL restarts, change capture reconnects and a subscription goes on without loss', async () => {
+    const c = await ts.connectAuthed();
+    c.send({ type: 'subscribe', id: 'kept', payload: { table: 'kept' } });
+    const ack = await c.next((m) => m.id === 'kept' && m.type === 'subscribed');
+    pg.pause();
+    pg.resume();
+    await sql(ts, 'INSERT INTO kept VALUES (2)');
+    await sql(ts, 'INSERT INTO kept VALUES (3)');
+    const seen = [];
+    for (let i = 0; i < 2; i++)
+      seen.push(await c.next((m) => m.id === 'kept' && m.type === 'change', 10_000));
+    assert.deepEqual(
+      seen.map((m) => [m.payload.sequence, (m.payload.row as { id: number }).id]),
+      [
+        [(ack.payload.sequence as number) + 1, 2],
+        [(ack.payload.sequence as number) + 2, 3],
+      ],
+    );
+  });
 }

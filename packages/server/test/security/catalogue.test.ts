@@ -12,7 +12,15 @@ import { spawn } from 'node:child_process';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { CLI, REPO_ROOT, cleanEnv } from '../helpers/cli.ts';
 import type { TestClient } from '../helpers/ws-client.ts';
-import { connectWith, createRole, createUser, ROUTES, runAs, type Outcome } from './helpers.ts';
+import {
+  assertLiveQueryHides,
+  connectWith,
+  createRole,
+  createUser,
+  ROUTES,
+  runAs,
+  type Outcome,
+} from './helpers.ts';
 
 let ts: TestServer;
 let eve: string;
@@ -143,15 +151,7 @@ describe('SQLite schema table', () => {
 
   test('a live query over the catalogue never delivers what eve cannot see', async () => {
     for (const query of ['SELECT name FROM sqlite_schema', "SELECT name FROM pragma_table_info('secret')"]) {
-      const id = eveSocket.newId('live');
-      eveSocket.send({ type: 'subscribe', id, payload: { query } });
-      const first = await eveSocket.next((m) => m.id === id, 3000);
-      if (first.type === 'error') {
-        assert.equal(first.payload.code, 'PERMISSION_DENIED', JSON.stringify(first.payload));
-      } else {
-        assert.doesNotMatch(JSON.stringify(first.payload), HIDDEN, query);
-        eveSocket.send({ type: 'unsubscribe', id });
-      }
+      await assertLiveQueryHides(eveSocket, query, HIDDEN);
     }
     // A table created afterwards reaches eve's live queries no more than her statements.
     await sql(ts, 'CREATE TABLE secret_later (x INTEGER)');
@@ -292,6 +292,34 @@ describe('outside SQL', () => {
       'public_docs',
       'secret_docs',
     ]);
+  });
+
+  test('GET /api/v1/schema describes only what eve may read', async () => {
+    const res = await ts.http('/api/v1/schema', { token: eve });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.doesNotMatch(JSON.stringify(res.body), HIDDEN);
+    const data = (res.body as { data: { tables: { name: string }[]; collections: { name: string }[] } }).data;
+    // Tables only: views are not described here.
+    assert.deepEqual(data.tables.map((t) => t.name).sort(), ['public_t']);
+    assert.deepEqual(
+      data.collections.map((c) => c.name),
+      ['public_docs'],
+    );
+    const admin = await ts.http('/api/v1/schema');
+    assert.match(JSON.stringify(admin.body), /"secret"/);
+  });
+
+  test('a collection eve holds nothing on is not described to her by name', async () => {
+    for (const [path, body] of [
+      ['/api/v1/documents/collections/secret_docs', undefined],
+      ['/api/v1/documents/collections/secret_docs/count', {}],
+      ['/api/v1/documents/collections/secret_docs/find', {}],
+    ] as const) {
+      const res = await ts.http(path, body === undefined ? { token: eve } : { token: eve, body });
+      assert.equal(res.status, 403, `${path}: ${JSON.stringify(res.body)}`);
+      // The refusal names the collection she asked for, and nothing about it (its indexes, its count).
+      assert.doesNotMatch(JSON.stringify(res.body), /index|"count"|documents"/i, path);
+    }
   });
 
   test("the CLI's \\dt and \\d show eve only her tables", async () => {

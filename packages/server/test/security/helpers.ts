@@ -207,3 +207,19 @@ export async function within(timeoutMs: number, check: () => Promise<boolean> | 
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/**
+ * Subscribes `c` to the live query `query`: it must be refused with PERMISSION_DENIED, or its first
+ * answer must show nothing that matches `hidden` (then the subscription is ended).
+ */
+export async function assertLiveQueryHides(c: TestClient, query: string, hidden: RegExp): Promise<void> {
+  const id = c.newId('live');
+  c.send({ type: 'subscribe', id, payload: { query } });
+  const first = await c.next((m) => m.id === id, 3000);
+  if (first.type === 'error') {
+    assert.equal(first.payload.code, 'PERMISSION_DENIED', `${query}: ${JSON.stringify(first.payload)}`);
+    return;
+  }
+  assert.doesNotMatch(JSON.stringify(first.payload), hidden, query);
+  c.send({ type: 'unsubscribe', id });
+}

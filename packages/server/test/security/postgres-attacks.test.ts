@@ -75,11 +75,12 @@ if (ENGINES.includes('postgres')) {
 
     test("SET ROLE to any role the reader is not a member of (the admin's, the login role) is refused", async () => {
       // Roles the reader holds already (its own, its RustyDB role, the group of session roles) grant
-      // nothing new; every other role of this database must be out of reach.
+      // nothing new; every other role of this database must be out of reach. (Only this database's: the
+      // tests' PostgreSQL server holds the roles of every test server of the run.)
       const others = (
         await run(
           'reader',
-          "SELECT rolname FROM pg_roles WHERE (rolname LIKE 'rdb%' OR rolname = current_database()) AND NOT pg_has_role(session_user, oid, 'MEMBER') ORDER BY 1",
+          "SELECT rolname FROM pg_roles WHERE (starts_with(rolname, (SELECT 'rdb' || oid || '_' FROM pg_database WHERE datname = current_database())) OR rolname = current_database()) AND NOT pg_has_role(session_user, oid, 'MEMBER') ORDER BY 1",
         )
       ).rows!.map((r) => r[0] as string);
       for (const expected of ['r_admin', 'r_readwrite', 'tables']) {

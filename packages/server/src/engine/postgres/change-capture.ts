@@ -127,6 +127,8 @@ export class ChangeCapture {
       let client: PgClient | undefined;
       try {
         client = await this.#options.connect();
+        // A broken connection (PostgreSQL stopping, say) ends this turn as a failed stream does.
+        client.on('error', () => void this.#stream?.close());
         const applied = await client.query({
           text: 'SELECT applied_lsn::text FROM rustydb.capture WHERE id = 1',
           rowMode: 'array',

@@ -75,13 +75,22 @@ export function quoteIdentifier(text: string): string {
   return `"${text.replaceAll('"', '""')}"`;
 }
 
-/** A subquery yielding `rows` with the columns of `source`. */
-function rowsSubquery(source: CatalogSource, rows: readonly Record<string, unknown>[], where = ''): string {
+/**
+ * A subquery yielding `rows` with the columns of `source`, and with `withArg` also the object each row
+ * describes (as `arg`, the name of SQLite's own hidden column), for a join on it.
+ */
+function rowsSubquery(
+  source: CatalogSource,
+  rows: readonly Record<string, unknown>[],
+  where = '',
+  withArg = false,
+): string {
   const columns = SOURCE_COLUMNS[source];
   const json = JSON.stringify(
     rows.map((row) => ({ ...Object.fromEntries(columns.map((c) => [c, row[c]])), arg: row.arg })),
   );
-  const select = columns.map((c) => `value ->> ${quoteString(c)} AS ${quoteIdentifier(c)}`).join(', ');
+  const selected = withArg ? [...columns, 'arg'] : columns;
+  const select = selected.map((c) => `value ->> ${quoteString(c)} AS ${quoteIdentifier(c)}`).join(', ');
   return `(SELECT ${select} FROM json_each(${quoteString(json)})${where})`;
 }
 
@@ -123,6 +132,66 @@ function argumentTexts(sql: string, tokens: readonly SqlToken[], open: number, c
   }
   args.push(sql.slice(start, tokens[close]!.start));
   return args.filter((a, i) => !(i === 0 && args.length === 1 && a.trim() === ''));
+}
+
+/** Words that may appear in an argument made of values only (`'a' || 'b'`, `CAST(? AS TEXT)`, `NULL`). */
+const VALUE_WORDS = new Set(['NULL', 'AND', 'OR', 'NOT', 'IS', 'CAST', 'AS', 'TEXT', 'COLLATE', 'NOCASE']);
+
+/**
+ * Whether the arguments between `open` and `close` may name a column or read a table (`m.name`,
+ * `(SELECT …)`): a name that is not a function being called nor one of VALUE_WORDS. The subquery this
+ * rewrite puts in the function's place cannot see the statement's other tables; such a call is served as
+ * a join when it has the usual form (see joinedCall), and is otherwise left as it is, so that the
+ * statement is refused for reading the catalog itself rather than failing with a "no such column" that
+ * says nothing of why.
+ */
+function argumentsNameColumns(tokens: readonly SqlToken[], open: number, close: number): boolean {
+  for (let i = open + 1; i < close; i++) {
+    const t = tokens[i]!;
+    if (t.kind === 'quoted') return true;
+    if (t.kind === 'word' && tokens[i + 1]?.text !== '(' && !VALUE_WORDS.has(t.text)) return true;
+  }
+  return false;
+}
+
+/**
+ * `… JOIN pragma_table_info(m.name) [AS] c` or `…, pragma_table_info(m.name) c` not followed by ON or
+ * USING — how tools list every column of every table: the call at `name` (its `(` at `open`, `)` at
+ * `close`), whose one argument is a column, can be served as the visible rows joined ON their `arg`.
+ * Returns the alias (undefined: none, one is added) and the index of the token the ON clause goes after;
+ * undefined for any other form.
+ */
+function joinedCall(
+  tokens: readonly SqlToken[],
+  name: number,
+  open: number,
+  close: number,
+): { alias: SqlToken | undefined; last: number } | undefined {
+  const argument = tokens.slice(open + 1, close);
+  const isColumn =
+    (argument.length === 1 && isName(argument[0])) ||
+    (argument.length === 3 && isName(argument[0]) && argument[1]!.text === '.' && isName(argument[2]));
+  if (!isColumn) return undefined;
+  const qualified = tokens[name - 1]?.text === '.';
+  const before = tokens[qualified ? name - 3 : name - 1];
+  if (before?.text !== 'JOIN' && before?.text !== ',') return undefined;
+  let alias: SqlToken | undefined;
+  let last = close;
+  if (tokens[close + 1]?.text === 'AS' && isName(tokens[close + 2])) {
+    alias = tokens[close + 2];
+    last = close + 2;
+  } else if (aliasFollows(tokens, close + 1)) {
+    alias = tokens[close + 1];
+    last = close + 1;
+  }
+  const next = tokens[last + 1]?.text;
+  if (next === 'ON' || next === 'USING') return undefined;
+  return { alias, last };
+}
+
+/** pragma_table_list's rows, each with the name it answers to as `arg`, like the describing PRAGMAs'. */
+function tableListRows(catalog: Catalog): Record<string, unknown>[] {
+  return catalog.table_list.map((r) => ({ ...r, arg: String(r.name).toLowerCase() }));
 }
 
 /** `PRAGMA [main.]name(arg)`: the whole statement as a SELECT over the visible rows, or undefined. */
@@ -186,14 +255,30 @@ export function rewriteCatalogReads(sql: string, catalog: Catalog): string {
     } else if (tokens[i + 1]?.text === '(') {
       const close = closingParen(tokens, i + 1);
       if (close === -1) continue;
+      const source = pragma as DescribingPragma | 'table_list';
+      if (argumentsNameColumns(tokens, i + 1, close)) {
+        const joined = joinedCall(tokens, i, i + 1, close);
+        if (joined === undefined) continue;
+        const rows = source === 'table_list' ? tableListRows(catalog) : catalog[source];
+        const alias = joined.alias?.text ?? token.text;
+        const argument = sql.slice(tokens[i + 2]!.start, tokens[close - 1]!.end);
+        edits.push({
+          start,
+          end: tokens[close]!.end,
+          text: `${rowsSubquery(source, rows, '', true)}${joined.alias ? '' : ` AS ${quoteIdentifier(alias)}`}`,
+        });
+        const on = tokens[joined.last]!.end;
+        edits.push({ start: on, end: on, text: ` ON ${quoteIdentifier(alias)}.arg = lower(${argument})` });
+        i = joined.last;
+        continue;
+      }
       const args = argumentTexts(sql, tokens, i + 1, close);
       end = tokens[close]!.end;
       after = close + 1;
-      const source = pragma as DescribingPragma | 'table_list';
       const onMain = args[1] === undefined ? '' : ` AND lower(coalesce((${args[1]}), 'main')) = 'main'`;
       if (source === 'table_list') {
         if (args.length > 2) continue;
-        const rows = catalog.table_list.map((r) => ({ ...r, arg: String(r.name).toLowerCase() }));
+        const rows = tableListRows(catalog);
         const where = args[0] === undefined ? '' : ` WHERE value ->> 'arg' = lower((${args[0]}))${onMain}`;
         replacement = rowsSubquery('table_list', rows, where);
       } else {
