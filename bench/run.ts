@@ -28,6 +28,7 @@ import { runSoak } from './soak.ts';
 import { runPostgresStream } from './postgres-stream.ts';
 import { runConnects } from './connects.ts';
 import { runInsertRoundTrip } from './insert-round-trip.ts';
+import { runConsoleGrid } from './console-grid.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
@@ -40,6 +41,7 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   h: runPostgresStream,
   i: runConnects,
   j: runInsertRoundTrip,
+  k: runConsoleGrid,
 };
 /** The benchmarks that read the shared dataset (the others make their own data). */
 const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);

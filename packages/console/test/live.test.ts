@@ -141,6 +141,25 @@ describe('console live pages', () => {
     await page.getByRole('switch', { name: 'Watch live' }).uncheck();
   });
 
+  test('the GraphQL editor highlights, completes and checks operations against the user’s schema', async () => {
+    await page.goto(`${h.url}#/graphql`);
+    await page.getByRole('paragraph').getByRole('button', { name: 'Query', exact: true }).waitFor();
+    const editor = page.locator('.cm-content').first();
+    await typeInEditor(page, /GraphQL operation/, 'query Recent { ord');
+    await page.keyboard.press('Control+Space');
+    // The schema's query fields are offered; choosing one puts it in the operation.
+    await page.getByRole('option', { name: /^orders\[/ }).click();
+    await editor.filter({ hasText: /query Recent \{ orders/ }).waitFor({ timeout: 5000 });
+    // Keywords are styled tokens (a span of their own), not plain text.
+    await editor
+      .locator('span', { hasText: /^query$/ })
+      .first()
+      .waitFor();
+    // A field the schema does not have is marked as an error before anything is sent.
+    await typeInEditor(page, /GraphQL operation/, '{ orders { no_such_column } }');
+    await page.locator('.cm-lintRange-error').first().waitFor();
+  });
+
   test('the GraphQL explorer runs a query, documents the schema and shows a subscription event', async () => {
     await page.goto(`${h.url}#/graphql`);
     await page.getByRole('heading', { name: 'Schema' }).waitFor();

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
+import { RustyDBClient } from '@rustydb/client';
 import {
   ADMIN_PASSWORD,
   adminSql,
@@ -129,5 +130,28 @@ describe('console SQL editor', () => {
       h.problems.filter((p) => !/status of 40\d/.test(p)),
       [],
     );
+  });
+
+  test('a table created in the editor is in the table browser at once, and its rows arrive live', async () => {
+    await page.goto(`${h.url}#/sql`);
+    await runSql(page, 'CREATE TABLE sensors (id INTEGER PRIMARY KEY, place TEXT, reading REAL)');
+    await page.getByTestId('run-status').filter({ hasText: /^done/ }).waitFor();
+    await page.getByRole('link', { name: 'Tables' }).click();
+    await page
+      .getByRole('navigation', { name: 'Tables and views' })
+      .getByRole('link', { name: 'sensors' })
+      .click();
+    await page.getByRole('heading', { name: 'sensors', exact: true }).waitFor();
+    await page.getByRole('tab', { name: 'Rows' }).click();
+    await page.getByRole('switch', { name: 'Live' }).check();
+    await page.waitForTimeout(300);
+    const other = new RustyDBClient({ url: h.ts.server.url, username: 'admin', password: ADMIN_PASSWORD });
+    try {
+      await other.query("INSERT INTO sensors (place, reading) VALUES ('boiler room', 71.5)");
+      await page.locator('tr[data-change="inserted"]', { hasText: 'boiler room' }).waitFor({ timeout: 5000 });
+    } finally {
+      await other.close();
+    }
+    await page.getByRole('switch', { name: 'Live' }).uncheck();
   });
 });

@@ -2,9 +2,12 @@
  * The GraphQL explorer: an editor for operations and their variables, queries and mutations over
  * `POST /graphql`, subscriptions over `/graphql/ws` (graphql-ws) shown as an event log, and the
  * generated schema's documentation from introspection (the schema is per user: it lists what the
- * signed-in user may do).
+ * signed-in user may do). The editor highlights GraphQL and, once the schema is in, completes fields,
+ * arguments and types from it and marks what it would refuse (cm6-graphql).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { graphql as graphqlLanguage } from 'cm6-graphql';
+import { buildClientSchema, getIntrospectionQuery, type IntrospectionQuery } from 'graphql';
 import type { GraphQLResult } from '@rustydb/client';
 import type { PageProps } from '../app.tsx';
 import { createCodeEditor, type CodeEditor } from '../lib/code-editor.ts';
@@ -12,19 +15,6 @@ import { ErrorBox } from '../lib/errors.tsx';
 
 const DRAFT_KEY = 'rustydb.console.graphql';
 const MAX_EVENTS = 500;
-
-const INTROSPECTION = `query ConsoleIntrospection {
-  __schema {
-    queryType { name } mutationType { name } subscriptionType { name }
-    types {
-      kind name description
-      fields { name description args { name description type { ...T } defaultValue } type { ...T } }
-      inputFields { name description type { ...T } defaultValue }
-      enumValues { name description }
-    }
-  }
-}
-fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } }`;
 
 interface TypeRef {
   kind: string;
@@ -97,17 +87,19 @@ export default function GraphQLPage({ session }: PageProps) {
       parent: host.current!,
       doc: localStorage.getItem(DRAFT_KEY) ?? '{\n  __typename\n}',
       label: 'GraphQL operation (Ctrl+Enter or Cmd+Enter runs it)',
-      language: [],
+      language: graphqlLanguage(),
       onRun: () => runRef.current(),
       onChange: (doc) => localStorage.setItem(DRAFT_KEY, doc),
     });
     client
-      .graphql<{ __schema: Schema }>(INTROSPECTION)
-      .then(
-        (r) =>
-          r.data ? setSchema(r.data.__schema) : setError(new Error(r.errors?.[0]?.message ?? 'no schema')),
-        setError,
-      );
+      .graphql<IntrospectionQuery>(getIntrospectionQuery())
+      .then((r) => {
+        if (!r.data) throw new Error(r.errors?.[0]?.message ?? 'no schema');
+        setSchema(r.data.__schema as unknown as Schema);
+        // Completion and checking against the schema this user was given.
+        editor.current?.setLanguage(graphqlLanguage(buildClientSchema(r.data)));
+      })
+      .catch(setError);
     return () => editor.current?.destroy();
   }, [client]);
 
