@@ -23,7 +23,7 @@ export const ERROR_CODES = {
   },
   BUSY: {
     description:
-      'Another process held the database lock too long, or the schema kept changing under the statement; wait retry_after_ms and send again',
+      'Another process held the database lock too long, or a transient conflict persisted; wait retry_after_ms and send again',
     retryable: true,
   },
   STORAGE_FULL: {

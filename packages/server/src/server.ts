@@ -47,6 +47,7 @@ import { LoginLimiter } from './auth/login-limiter.ts';
 import { SessionRegistry } from './core/session-registry.ts';
 import { registerSessionRoutes } from './http/session-routes.ts';
 import { registerAuditRoutes } from './http/audit-routes.ts';
+import { registerBackupRoutes } from './http/backup-routes.ts';
 import { MetricsSampler } from './metrics/sampler.ts';
 import { meteredEngine } from './metrics/metered-engine.ts';
 import { PrometheusExporter } from './metrics/prometheus.ts';
@@ -281,6 +282,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     registerSchemaRoutes(app, deps);
     registerDocumentRoutes(app, { ...deps, documents: new DocumentService(deps.engine) });
     registerAuditRoutes(app, deps);
+    registerBackupRoutes(app, deps);
     registerMetricsRoutes(app, { ...deps, sampler, prometheus: new PrometheusExporter() });
     registerGraphQLHttp(app, { ...deps, service: graphql });
     if (config.enable_console) registerConsoleRoutes(app, { logger, tls: config.enable_tls });

@@ -29,6 +29,7 @@ export const AUDIT_EVENTS = [
   'grant.add',
   'grant.revoke',
   'session.kill',
+  'backup.create',
   'connection.limit',
   'origin.denied',
   'rate_limit.close',

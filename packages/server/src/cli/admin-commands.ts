@@ -26,7 +26,7 @@ export const ADMIN_USAGE = `user and role administration (talks to a running ser
 
 export class UsageError extends Error {}
 
-interface Connection {
+export interface Connection {
   url: string;
   token: string;
 }
@@ -36,7 +36,7 @@ interface ApiAnswer {
   body: { success?: boolean; data?: unknown; error?: { code?: string; message?: string } };
 }
 
-function option(args: ParsedArgs, name: string, env: string | undefined): string | undefined {
+export function option(args: ParsedArgs, name: string, env: string | undefined): string | undefined {
   const value = args.options[name];
   if (typeof value === 'string') return value;
   if (value === true) throw new UsageError(`--${name.replaceAll('_', '-')} needs a value`);
@@ -75,7 +75,7 @@ function unwrap(answer: ApiAnswer): unknown {
   throw new Error(`${error?.code ?? `HTTP ${answer.status}`}: ${error?.message ?? 'request failed'}`);
 }
 
-async function connect(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<Connection> {
+export async function connect(args: ParsedArgs, env: NodeJS.ProcessEnv): Promise<Connection> {
   const url = (option(args, 'url', env.RUSTYDB_URL) ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
   const token = option(args, 'token', env.RUSTYDB_TOKEN);
   if (token) return { url, token };

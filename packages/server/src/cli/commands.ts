@@ -7,11 +7,14 @@ import { commandSummaries, type CommandSet } from '@rustydb/protocol/cli';
 import { CONFIG_FIELDS, envName, flagName, type ConfigField } from '../config/config.ts';
 import { ADMIN_USAGE, UsageError, runAdminCommand } from './admin-commands.ts';
 import { parseArgs } from './args.ts';
+import { BACKUP_USAGE, runBackup, runRestore } from './backup-commands.ts';
 
 const SUMMARIES = {
   serve: 'run the server (embedded SQLite in --data-dir)',
   user: 'manage users of a running server (see below)',
   role: 'manage roles and their privileges of a running server',
+  backup: "save a consistent copy of a running server's database (--to FILE)",
+  restore: 'put a backup in place of the database in --data-dir, the server stopped (--from FILE)',
 } as const;
 
 type ServerCommand = keyof typeof SUMMARIES;
@@ -28,6 +31,8 @@ const SERVER_USAGE = `${commandSummaries('server commands:', SUMMARIES)}
 
 ${ADMIN_USAGE}
 
+${BACKUP_USAGE}
+
 ${CONFIG_USAGE}`;
 
 /** Each command's own usage, for `rustydb COMMAND --help` and `rustydb help COMMAND`. */
@@ -39,6 +44,8 @@ ${CONFIG_USAGE}
 `,
   user: `${ADMIN_USAGE}\n`,
   role: `${ADMIN_USAGE}\n`,
+  backup: `${BACKUP_USAGE}\n`,
+  restore: `${BACKUP_USAGE}\n`,
 };
 
 /** Runs `rustydb <command> …argv`; resolves with the exit code. */
@@ -49,12 +56,14 @@ export async function runServerCommand(command: ServerCommand, argv: string[]): 
     await serve(args);
     return 0;
   }
+  const backups = command === 'backup' || command === 'restore';
   try {
-    process.stdout.write(`${await runAdminCommand(args)}\n`);
+    const run = command === 'backup' ? runBackup : command === 'restore' ? runRestore : runAdminCommand;
+    process.stdout.write(`${await run(args)}\n`);
     return 0;
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`rustydb: ${err.message}\n\n${ADMIN_USAGE}\n`);
+    process.stderr.write(`rustydb: ${err.message}\n\n${backups ? BACKUP_USAGE : ADMIN_USAGE}\n`);
     return 2;
   }
 }

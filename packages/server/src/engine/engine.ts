@@ -195,6 +195,12 @@ export interface Engine {
   syncPrivileges?(): Promise<void>;
   /** Called after every commit that may have changed data or schema. */
   onCommit(listener: () => void): () => void;
+  /**
+   * Writes a consistent copy of the whole database (the server's own tables and the change log
+   * included) to `toFile`, a new file, while writers go on; answers the change-log position the copy
+   * holds. Engines whose database has its own backup tools (PostgreSQL: pg_dump) leave it out.
+   */
+  backup?(toFile: string): Promise<{ sequence: number }>;
   /** Resolves when the engine answers a trivial statement; used by readiness. */
   healthCheck(): Promise<void>;
   close(): Promise<void>;

@@ -19,7 +19,7 @@ import { stopAllChildren } from '../../../../bench/lib/children.ts';
 const SOAK_SECONDS = 15;
 
 test(
-  `the soak, ${SOAK_SECONDS} s: no errors, every change delivered once and in order`,
+  `the soak, ${SOAK_SECONDS} s: every change delivered once and in order, every request answered, only retryable refusals`,
   { timeout: 600_000 },
   async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-soak-test-'));

@@ -61,6 +61,8 @@ const APPLICATION_NAME = 'rustydb';
 const SETUP_LOCK = 0x7275_7374;
 /** How often a snapshot whose transactions were not a prefix of the sequence is taken again. */
 const SNAPSHOT_ATTEMPTS = 5;
+/** How long a client is told to wait before watching again when no attempt matched. */
+const SNAPSHOT_RETRY_AFTER_MS = 100;
 /** How long the listening connection waits before connecting again after it broke. */
 const LISTEN_RETRY_MS = 500;
 
@@ -519,7 +521,10 @@ export class PostgresEngine implements Engine {
       const sequence = await this.#changeLog.sequenceOfSnapshot(taken.snapshot, taken.lsn, options.timeoutMs);
       if (sequence !== undefined) return { sequence, result: taken.result };
       if (attempt >= SNAPSHOT_ATTEMPTS) {
-        throw new RustyError('QUERY_ERROR', 'the snapshot could not be matched to the change log; try again');
+        // Retryable, and said so by its code (QUERY_ERROR is documented as never worth sending again).
+        throw new RustyError('BUSY', 'the snapshot could not be matched to the change log; try again', {
+          retry_after_ms: SNAPSHOT_RETRY_AFTER_MS,
+        });
       }
     }
   }

@@ -3,7 +3,14 @@ import type { ChangeLog, ChangeRecord } from '../engine.ts';
 import { CHANGES_TABLE, META_TABLE } from './change-capture.ts';
 import type { SyncDatabase } from './driver.ts';
 
-const FLOOR_KEY = 'changes_pruned_through';
+export const FLOOR_KEY = 'changes_pruned_through';
+
+/**
+ * The change-log head, in SQL: the newest recorded change, or the floor when that is higher. The floor
+ * is above every record only after a restore (see backup.ts), which moves it past every position the
+ * server ever handed out, so that the positions of the history the restore undid are answered `reset`.
+ */
+export const CHANGE_HEAD_SQL = `max(coalesce((SELECT max(seq) FROM ${CHANGES_TABLE}), 0), coalesce((SELECT CAST(value AS INTEGER) FROM ${META_TABLE} WHERE key = '${FLOOR_KEY}'), 0))`;
 const PRUNE_BATCH = 5000;
 
 function parseJson(text: unknown): Record<string, unknown> | null {
@@ -45,7 +52,7 @@ export class SqliteChangeLog implements ChangeLog {
 
   /** Synchronous form for the engine's own use. */
   headNow(): number {
-    const row = this.#db().prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`).raw().get([]);
+    const row = this.#db().prepare(`SELECT ${CHANGE_HEAD_SQL}`).raw().get([]);
     return Number(row?.[0] ?? 0);
   }
 

@@ -34,8 +34,9 @@ import { WriteGate } from './write-gate.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { DiskSpace } from './disk-space.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
-import { CHANGE_LOG_SCHEMA, CHANGES_TABLE, recordedObjects, syncCapture } from './change-capture.ts';
-import { SqliteChangeLog } from './change-log.ts';
+import { CHANGE_LOG_SCHEMA, recordedObjects, syncCapture } from './change-capture.ts';
+import { CHANGE_HEAD_SQL, SqliteChangeLog } from './change-log.ts';
+import { changeHead } from './backup.ts';
 import { ReadWorkerPool, SCHEMA_CHANGED } from './read-workers.ts';
 import { readCatalog, schemaVersion } from './catalog.ts';
 import { checkParameterCount, guardStatement, type GuardedStatement } from '../statement-guard.ts';
@@ -53,6 +54,9 @@ export interface SqliteEngineOptions {
   /** Told when the disk becomes full (writes refused) and when it has room again. */
   onStorageChange?: (full: boolean) => void;
 }
+
+/** The database's file name in the data directory. */
+export const DATABASE_FILE = 'rustydb.sqlite';
 
 const DEFAULT_STORAGE_RESERVE_BYTES = 16 * 1024 * 1024;
 
@@ -207,7 +211,7 @@ export class SqliteEngine implements Engine {
 
   constructor(options: SqliteEngineOptions) {
     mkdirSync(options.dataDir, { recursive: true });
-    this.path = join(options.dataDir, options.fileName ?? 'rustydb.sqlite');
+    this.path = join(options.dataDir, options.fileName ?? DATABASE_FILE);
     this.dataFiles = [this.path, `${this.path}-wal`];
     // Kept open for the engine's life: closing the last connection checkpoints the whole WAL, which
     // after a bulk load takes seconds, and this runs on the event loop.
@@ -433,9 +437,7 @@ export class SqliteEngine implements Engine {
       // schema the statement was authorized against.
       return this.#inTransaction(options, 'read', async (conn, stopper) => {
         await assertSchema(conn, routed);
-        const head = drain(
-          await (await conn.prepare(`SELECT max(seq) FROM ${CHANGES_TABLE}`)).raw().iterate([]),
-        );
+        const head = drain(await (await conn.prepare(`SELECT ${CHANGE_HEAD_SQL}`)).raw().iterate([]));
         const result = await collect(
           this.#runOn(conn, routed, toDriverParams(statement.params), stopper!, 10_000),
         );
@@ -609,6 +611,21 @@ export class SqliteEngine implements Engine {
         this.#router.invalidate();
         this.#schemaChanging--;
       }
+    }
+  }
+
+  async backup(toFile: string): Promise<{ sequence: number }> {
+    this.#assertOpen();
+    // VACUUM INTO reads one snapshot, as any reader does, on a pooled connection off the event loop:
+    // it takes no write lock, and the copy holds exactly what had committed when it began.
+    await this.#onPooled(undefined, async (conn) => {
+      drain(await (await conn.prepare('VACUUM INTO ?')).iterate([toFile]));
+    });
+    const copy = openSync(toFile, { timeout: 0 });
+    try {
+      return { sequence: changeHead(copy) };
+    } finally {
+      copy.close();
     }
   }
 
@@ -879,7 +896,7 @@ export class SqliteEngine implements Engine {
     };
     return {
       dialect: 'sqlite',
-      changeHead: `(SELECT coalesce(max(seq), 0) FROM ${CHANGES_TABLE})`,
+      changeHead: `(SELECT ${CHANGE_HEAD_SQL})`,
       // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
       get: async <T>(sql: string, params: readonly unknown[] = []) => {
         const { stmt, columns } = statements.reader(sql);
