@@ -71,17 +71,13 @@ export class ChangeFeed {
   }
 
   /**
-   * Returns once the feed has handed on every change committed before the call. A subscription that
-   * starts at the feed's head after this misses nothing and repeats nothing the client already saw
-   * acknowledged (on PostgreSQL the log is written a moment after the commit, by the capture).
+   * Where a new subscription starts: after every change committed before the call (on PostgreSQL the log
+   * is written a moment after the commit, by the capture), so a client misses nothing and is not sent
+   * again what it saw acknowledged. It may lie ahead of `head`: subscriptions skip what the feed then
+   * hands them up to it. Never waits for the feed's delivery to other subscribers.
    */
-  async settle(): Promise<void> {
-    const target = await this.#log.head();
-    while (this.#head < target && !this.#closed) {
-      const before = this.#head;
-      await this.#pump();
-      if (this.#head === before) break; // the read failed (logged): the subscription starts where it is
-    }
+  async startingPoint(): Promise<number> {
+    return Math.max(this.#head, await this.#log.head());
   }
 
   close(): void {

@@ -220,8 +220,7 @@ export class SubscriptionHub {
     const access = await this.#engine.describe(probe, caller);
     await requireAccess(this.#engine, caller, access);
 
-    if (since === undefined && !snapshot) await this.#feed.settle();
-    let cursor = this.#feed.head;
+    let cursor = since === undefined && !snapshot ? await this.#feed.startingPoint() : this.#feed.head;
     let snapshotRows: { columns: string[]; rows: unknown[][] } | undefined;
     if (since === undefined && snapshot) {
       const { where, params } = filterToSql(filter, quoteIdent);
@@ -296,9 +295,9 @@ export class SubscriptionHub {
     if (token) since = sequenceOfToken(token);
     else if (options.startAtOperationTime !== undefined) {
       since = await this.#engine.changes.sequenceBefore(options.startAtOperationTime);
-    } else await this.#feed.settle();
+    }
     await this.#attach(key, owner, message.id, principal, collection, access, {
-      cursor: since ?? this.#feed.head,
+      cursor: since ?? (await this.#feed.startingPoint()),
       resumed: since !== undefined,
       render: changeStreamRenderer(
         collection,

@@ -24,8 +24,12 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServerProcess(flags: string[] = []): Promise<ServerProcess> {
-  const dataDir = freshDataDir();
+/** @param options.dataDir a data directory to serve, kept at stop (default: a fresh one, removed at stop) */
+export async function startServerProcess(
+  flags: string[] = [],
+  options: { dataDir?: string } = {},
+): Promise<ServerProcess> {
+  const dataDir = options.dataDir ?? freshDataDir();
   const cli: CliRun = runCli([
     'serve',
     '--port',
@@ -41,7 +45,7 @@ export async function startServerProcess(flags: string[] = []): Promise<ServerPr
       cli.child.kill('SIGTERM');
       await cli.exited(15_000).catch(() => cli.kill());
     }
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
   try {
     const url = (await cli.waitForOutput(LISTENING, 30_000))[1]!;

@@ -14,8 +14,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSync } from '../../src/engine/sqlite/driver.ts';
-import { runCli, type CliRun } from '../helpers/cli.ts';
-import { freshDataDir, login, sleep } from '../helpers/test-server.ts';
+import { runCli } from '../helpers/cli.ts';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { freshDataDir, sleep } from '../helpers/test-server.ts';
 import { TestClient, type ServerMsg } from '../helpers/ws-client.ts';
 
 const WRITERS = 4;
@@ -73,58 +74,25 @@ async function subscribe(
   return client.next((m) => m.id === id && ['subscribed', 'error', 'reset'].includes(m.type), 5000);
 }
 
-const PASSWORD = 'backup-test-secret';
-const LISTENING = /RustyDB listening on (http:\/\/\S+) \(WebSocket (ws:\/\/\S+)\)/;
-
-interface Served {
-  cli: CliRun;
-  url: string;
-  token: string;
+interface Served extends ServerProcess {
   connect(): Promise<TestClient>;
-  sql(text: string): Promise<unknown[][]>;
-  stop(): Promise<void>;
 }
 
 /** `rustydb serve` on the data directory, in a process of its own. */
 async function serve(dataDir: string): Promise<Served> {
-  const cli = runCli([
-    'serve',
-    '--port',
-    '0',
-    '--data-dir',
-    dataDir,
-    '--admin-password',
-    PASSWORD,
-    '--enable-rate-limiting',
-    'false',
-  ]);
-  const [, url, wsUrl] = await cli.waitForOutput(LISTENING, 30_000);
-  const token = ((await login(url!, 'admin', PASSWORD)).body as { data: { token: string } }).data.token;
+  const server = await startServerProcess(['--enable-rate-limiting', 'false'], { dataDir });
   const clients: TestClient[] = [];
   return {
-    cli,
-    url: url!,
-    token,
+    ...server,
     async connect() {
-      const client = await TestClient.connect(`${wsUrl}?token=${token}`);
+      const client = await TestClient.connect(`${server.wsUrl}/api/v1/stream?token=${server.token}`);
       assert.equal((await client.next()).type, 'auth_success');
       clients.push(client);
       return client;
     },
-    async sql(text) {
-      const res = await fetch(`${url}/api/v1/query`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ sql: text }),
-      });
-      const body = (await res.json()) as { data: { rows: unknown[][] } };
-      assert.equal(res.status, 200, JSON.stringify(body));
-      return body.data.rows;
-    },
     async stop() {
       for (const client of clients) client.terminate();
-      cli.child.kill('SIGTERM');
-      assert.deepEqual(await cli.exited(20_000), { code: 0, signal: null });
+      await server.stop();
     },
   };
 }
@@ -250,7 +218,7 @@ test(
       const replayed = await client.next((m) => m.id === 'again' && m.type !== 'subscribed', 5000);
       assert.equal(replayed.payload.sequence, change.payload.sequence);
     } finally {
-      await server?.stop().catch(() => server?.cli.kill());
+      await server?.stop();
       rmSync(work, { recursive: true, force: true });
       rmSync(dataDir, { recursive: true, force: true });
       assert.ok(!existsSync(dataDir));

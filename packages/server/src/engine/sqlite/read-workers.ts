@@ -13,6 +13,13 @@ import type { ResultChunk } from '../engine.ts';
 import { RustyError } from '../../errors/rusty-error.ts';
 import type { DriverValue } from './values.ts';
 
+/** A read waiting for a worker, and whom it runs for. */
+interface Waiter {
+  user: string;
+  resolve(worker: ReadWorker): void;
+  reject(err: unknown): void;
+}
+
 type WorkerMessage = { runId: number } & (
   | { type: 'columns'; columns: string[] }
   | { type: 'chunk'; rows: ResultChunk['rows']; done: boolean }
@@ -122,12 +129,18 @@ export class ReadWorkerPool {
   readonly #size: number;
   readonly #idle: ReadWorker[] = [];
   readonly #all = new Set<ReadWorker>();
-  readonly #waiters: { resolve(worker: ReadWorker): void; reject(err: unknown): void }[] = [];
+  /** Reads waiting for a worker, in arrival order; handed out fairly between users (see #next). */
+  readonly #waiters: Waiter[] = [];
+  /** Workers each user holds now. */
+  readonly #held = new Map<string, number>();
+  /** Workers one user may hold at once: one always stays for everyone else. */
+  readonly #perUser: number;
   #closed = false;
 
   constructor(path: string, size: number) {
     this.#path = path;
     this.#size = size;
+    this.#perUser = Math.max(1, size - 1);
     // Started now rather than on first use: a thread's start-up would otherwise land on a query.
     for (let i = 0; i < size; i++) {
       const worker = new ReadWorker(path);
@@ -136,17 +149,15 @@ export class ReadWorkerPool {
     }
   }
 
-  async #acquire(signal: AbortSignal): Promise<ReadWorker> {
+  async #acquire(user: string, signal: AbortSignal): Promise<ReadWorker> {
     if (this.#closed) throw new RustyError('INTERNAL_ERROR', 'engine is closed');
-    const idle = this.#idle.pop();
-    if (idle) return idle;
-    if (this.#all.size < this.#size) {
-      const worker = new ReadWorker(this.#path);
-      this.#all.add(worker);
-      return worker;
+    if (this.#mayTake(user)) {
+      const worker = this.#idle.pop() ?? this.#spawn();
+      if (worker) return this.#take(user, worker);
     }
     return new Promise((resolve, reject) => {
-      const waiter = {
+      const waiter: Waiter = {
+        user,
         resolve: (worker: ReadWorker): void => {
           signal.removeEventListener('abort', onAbort);
           resolve(worker);
@@ -163,26 +174,70 @@ export class ReadWorkerPool {
     });
   }
 
-  #release(worker: ReadWorker): void {
+  #spawn(): ReadWorker | undefined {
+    if (this.#all.size >= this.#size) return undefined;
+    const worker = new ReadWorker(this.#path);
+    this.#all.add(worker);
+    return worker;
+  }
+
+  #mayTake(user: string): boolean {
+    return (this.#held.get(user) ?? 0) < this.#perUser;
+  }
+
+  #take(user: string, worker: ReadWorker): ReadWorker {
+    this.#held.set(user, (this.#held.get(user) ?? 0) + 1);
+    return worker;
+  }
+
+  #give(user: string): void {
+    const held = (this.#held.get(user) ?? 0) - 1;
+    if (held > 0) this.#held.set(user, held);
+    else this.#held.delete(user);
+  }
+
+  /**
+   * The waiter a free worker goes to: of the users under their limit, the one holding fewest workers
+   * now (ties to the longest waiting), so that users take turns however many reads each one sends.
+   */
+  #next(): Waiter | undefined {
+    let best = -1;
+    for (let i = 0; i < this.#waiters.length; i++) {
+      const user = this.#waiters[i]!.user;
+      if (!this.#mayTake(user)) continue;
+      if (best === -1 || (this.#held.get(user) ?? 0) < (this.#held.get(this.#waiters[best]!.user) ?? 0))
+        best = i;
+    }
+    return best === -1 ? undefined : this.#waiters.splice(best, 1)[0];
+  }
+
+  #release(user: string, worker: ReadWorker): void {
+    this.#give(user);
     if (worker.failed) {
       // The thread has already ended (an uncaught error ends it): only its place is freed.
       this.#all.delete(worker);
+      const waiter = this.#next();
+      const fresh = waiter && !this.#closed ? this.#spawn() : undefined;
+      if (waiter && fresh) waiter.resolve(this.#take(waiter.user, fresh));
+      else if (waiter) this.#waiters.unshift(waiter);
       return;
     }
     // Once closed, the worker has been told to end; it is no longer handed out.
     if (this.#closed) return;
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(worker);
+    const waiter = this.#next();
+    if (waiter) waiter.resolve(this.#take(waiter.user, worker));
     else this.#idle.push(worker);
   }
 
   /**
    * Runs a read statement on a worker and yields its rows in chunks; the worker reads the next chunk
-   * while this one is being consumed. `signal` stops it; the reason given is thrown.
+   * while this one is being consumed. `signal` stops it; the reason given is thrown. `user` is whom the
+   * read runs for: workers are shared fairly between users (see #next).
    */
   #runs = 0;
 
   async *stream(
+    user: string,
     read: WorkerRead,
     chunkSize: number,
     signal: AbortSignal,
@@ -190,7 +245,7 @@ export class ReadWorkerPool {
   ): AsyncGenerator<ResultChunk, void, undefined> {
     let worker: ReadWorker;
     try {
-      worker = await this.#acquire(signal);
+      worker = await this.#acquire(user, signal);
     } catch {
       throw stoppedError();
     }
@@ -237,13 +292,13 @@ export class ReadWorkerPool {
         yield { columns, rows: chunk.rows, done: false };
       }
     } finally {
-      if (finished) this.#release(worker);
-      else void this.#stop(worker);
+      if (finished) this.#release(user, worker);
+      else void this.#stop(user, worker);
     }
   }
 
   /** Stops whatever the worker runs and returns it to the pool once it says it is free. */
-  async #stop(worker: ReadWorker): Promise<void> {
+  async #stop(user: string, worker: ReadWorker): Promise<void> {
     const stopped = (async () => {
       for (;;) {
         const message = await worker.next();
@@ -253,7 +308,7 @@ export class ReadWorkerPool {
     })();
     worker.post({ type: 'stop', runId: worker.runId });
     await stopped;
-    this.#release(worker);
+    this.#release(user, worker);
   }
 
   /**

@@ -812,6 +812,8 @@ export class SqliteEngine implements Engine {
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
       yield* this.#readers.stream(
+        // The server's own reads (no caller) share the workers as one more user.
+        options.caller?.user ?? '',
         { sql: routed.guarded.text, params, schemaVersion: routed.schemaVersion },
         options.chunkSize,
         stopper.signal,
