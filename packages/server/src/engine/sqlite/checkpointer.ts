@@ -2,57 +2,87 @@
  * Keeps the WAL small whichever path wrote. SQLite's automatic checkpoint runs inside the committing
  * call, which for the inline connection is the event loop, so every connection has it off and this
  * watches the WAL instead: after commits it looks at the file's size (a few microseconds, and only every
- * few commits) and, past the threshold, has the engine run a checkpoint off the loop. One at a time.
+ * few commits) and, past the threshold, has a checkpoint run off the loop. One at a time.
+ *
+ * A checkpoint has two passes. The first runs beside the writers and copies the bulk of the WAL; the
+ * second runs while no write of this server runs (holding the write gate) and copies the little written
+ * meanwhile, so that it reaches the WAL's end and the next write starts the WAL over instead of growing
+ * it. The first pass syncs the files and can take a few hundred milliseconds on a busy disk, while inline
+ * writes can append tens of MB in that time; so once the WAL passes the brake size during a checkpoint,
+ * the second pass takes the gate at once: writers then wait for the checkpoint (they never fail for it)
+ * and the WAL stays bounded during sustained writes, not only once they stop.
  */
 import { statSync } from 'node:fs';
 
-/** Inline commits between two looks at the WAL's size (each commit adds a few pages at most). */
+/** Inline commits between two looks at the WAL's size while no checkpoint runs (each adds a few pages). */
 const LOOK_EVERY = 16;
 
+export interface CheckpointerOptions {
+  walPath: string;
+  /** The WAL size past which a checkpoint starts. */
+  thresholdBytes: number;
+  /** The WAL size past which writers wait for the running checkpoint instead of growing the WAL. */
+  brakeBytes: number;
+  /** Runs one checkpoint pass off the event loop. */
+  pass: () => Promise<void>;
+  /** Runs `work` while no write of this server runs (writers queue meanwhile). */
+  exclusive: (work: () => Promise<void>) => Promise<void>;
+  /** Told of a failed checkpoint (the next commit past the threshold tries again). */
+  onError: (err: unknown) => void;
+}
+
 export class Checkpointer {
-  readonly #walPath: string;
-  readonly #thresholdBytes: number;
-  readonly #checkpoint: () => Promise<void>;
-  readonly #onError: (err: unknown) => void;
+  readonly #options: CheckpointerOptions;
   #sinceLook = 0;
   #running: Promise<void> | undefined;
+  /** Set while a checkpoint's first pass runs: ends it early by taking the write gate at once. */
+  #brake: (() => void) | undefined;
   #closed = false;
 
-  /**
-   * @param checkpoint runs one checkpoint off the event loop
-   * @param onError told of a failed checkpoint (the next commit past the threshold tries again)
-   */
-  constructor(
-    walPath: string,
-    thresholdBytes: number,
-    checkpoint: () => Promise<void>,
-    onError: (err: unknown) => void,
-  ) {
-    this.#walPath = walPath;
-    this.#thresholdBytes = thresholdBytes;
-    this.#checkpoint = checkpoint;
-    this.#onError = onError;
+  constructor(options: CheckpointerOptions) {
+    this.#options = options;
   }
 
   /** Called after every commit. `large`: the commit may have written many pages (look at once). */
   committed(large: boolean): void {
-    if (this.#running || this.#closed) return;
+    if (this.#closed) return;
+    if (this.#running) {
+      // Look after every commit here: the brake is what bounds the WAL while the first pass runs.
+      if (this.#brake && this.walBytes() >= this.#options.brakeBytes) this.#brake();
+      return;
+    }
     if (!large && ++this.#sinceLook < LOOK_EVERY) return;
     this.#sinceLook = 0;
-    if (this.walBytes() >= this.#thresholdBytes) this.run();
+    if (this.walBytes() >= this.#options.thresholdBytes) void this.run();
   }
 
   /** The WAL's size now, in bytes (0 when there is none). */
   walBytes(): number {
-    return statSync(this.#walPath, { throwIfNoEntry: false })?.size ?? 0;
+    return statSync(this.#options.walPath, { throwIfNoEntry: false })?.size ?? 0;
   }
 
   /** Starts a checkpoint unless one is running; resolves when the running one ends. */
   run(): Promise<void> {
-    this.#running ??= this.#checkpoint()
-      .catch((err: unknown) => this.#onError(err))
+    this.#running ??= this.#twoPasses()
+      .catch((err: unknown) => this.#options.onError(err))
       .finally(() => (this.#running = undefined));
     return this.#running;
+  }
+
+  async #twoPasses(): Promise<void> {
+    const first = this.#options.pass();
+    // Handled below, inside the gate; marked handled now in case the brake takes the gate first.
+    first.catch(() => {});
+    const braked = new Promise<void>((resolve) => (this.#brake = resolve));
+    try {
+      await Promise.race([first, braked]);
+    } finally {
+      this.#brake = undefined;
+    }
+    await this.#options.exclusive(async () => {
+      await first;
+      await this.#options.pass();
+    });
   }
 
   /** Waits for a running checkpoint; starts no more. */

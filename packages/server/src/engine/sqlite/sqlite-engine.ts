@@ -68,6 +68,11 @@ const BUSY_TIMEOUT_MS = 5000;
 
 /** The WAL size past which a checkpoint runs. */
 const WAL_CHECKPOINT_BYTES = 1024 * 1024;
+/**
+ * The WAL size past which writers wait for the running checkpoint (see Checkpointer): the WAL's peak
+ * during sustained writes is about this plus what the writers already queued at the gate commit.
+ */
+const WAL_BRAKE_BYTES = 3 * 1024 * 1024;
 /** The size a WAL file is cut back to when it starts over, so that its size tells how much it holds. */
 const WAL_KEEP_BYTES = 64 * 1024;
 
@@ -236,15 +241,17 @@ export class SqliteEngine implements Engine {
       (work) => this.#gate.hold(work),
     );
     this.changes = this.#changeLog;
-    this.#checkpointer = new Checkpointer(
-      `${this.path}-wal`,
-      WAL_CHECKPOINT_BYTES,
-      () => this.#checkpoint('PASSIVE'),
-      (err) => {
+    this.#checkpointer = new Checkpointer({
+      walPath: `${this.path}-wal`,
+      thresholdBytes: WAL_CHECKPOINT_BYTES,
+      brakeBytes: WAL_BRAKE_BYTES,
+      pass: () => this.#checkpointPass('PASSIVE'),
+      exclusive: (work) => this.#gate.hold(work),
+      onError: (err) => {
         this.#space.noteFailure(err);
         options.onBackgroundError?.('checkpoint', err);
       },
-    );
+    });
     this.#space = new DiskSpace(
       options.dataDir,
       `${this.path}-reserve`,
@@ -257,18 +264,9 @@ export class SqliteEngine implements Engine {
     );
   }
 
-  /**
-   * Copies the WAL into the database file, off the event loop. A first pass runs beside the writers
-   * and does the bulk of the work; a second, while no write of this server runs, copies the little
-   * written meanwhile. So the checkpoint reaches the WAL's end (unless a reader still needs it) and the
-   * next write starts the WAL over instead of growing it, while writers wait only for that second pass.
-   * PASSIVE never waits for anyone; TRUNCATE (at close) also empties the file.
-   */
-  async #checkpoint(mode: 'PASSIVE' | 'TRUNCATE'): Promise<void> {
-    const checkpoint = (): Promise<void> =>
-      this.#onPooled(undefined, (conn) => conn.exec(`PRAGMA wal_checkpoint(${mode})`));
-    if (mode === 'PASSIVE') await checkpoint();
-    await this.#gate.hold(checkpoint);
+  /** One checkpoint pass on a pooled connection, off the event loop (see Checkpointer for the passes). */
+  #checkpointPass(mode: 'PASSIVE' | 'TRUNCATE'): Promise<void> {
+    return this.#onPooled(undefined, (conn) => conn.exec(`PRAGMA wal_checkpoint(${mode})`));
   }
 
   /** Opens the engine and brings change capture in line with the tables already in the file. */
@@ -653,7 +651,7 @@ export class SqliteEngine implements Engine {
     await this.#checkpointer.close();
     // Fold the WAL into the database off the event loop, so the next start does not have to.
     try {
-      await this.#checkpoint('TRUNCATE');
+      await this.#gate.hold(() => this.#checkpointPass('TRUNCATE'));
     } catch {
       // Busy or already closing: the next start checkpoints instead.
     }
