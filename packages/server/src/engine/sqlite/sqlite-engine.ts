@@ -26,7 +26,14 @@ import type {
   TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { openAsync, openSync, type AsyncStatement, type SyncDatabase, type SyncStatement } from './driver.ts';
+import {
+  openAsync,
+  openSync,
+  reserveNativeThreads,
+  type AsyncStatement,
+  type SyncDatabase,
+  type SyncStatement,
+} from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { SchemaReplica, copySchema } from './schema-replica.ts';
@@ -216,6 +223,8 @@ export class SqliteEngine implements Engine {
   #closed = false;
 
   constructor(options: SqliteEngineOptions) {
+    // Before this process's first libsql connection: the pool's statements each need a native thread.
+    reserveNativeThreads(options.poolSize);
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? DATABASE_FILE);
     this.dataFiles = [this.path, `${this.path}-wal`];
