@@ -123,6 +123,13 @@ describe('console tables', () => {
     await admin.getByRole('switch', { name: 'Live' }).uncheck();
   });
 
+  test('a table created elsewhere after the schema was loaded opens by its address', async () => {
+    // The admin's page loaded its catalog in the tests above; the table comes from another client.
+    await adminSql(h.ts, 'CREATE TABLE gadgets (id INTEGER PRIMARY KEY, label TEXT)');
+    await openTable(admin, h.url, 'gadgets');
+    await admin.getByRole('navigation', { name: 'Tables and views' }).getByText('gadgets').waitFor();
+  });
+
   test('a read-only user has no edit controls and is told why', async () => {
     await createUser(h.ts, 'reader', 'reader-password', ['readonly']);
     const page = await h.newPage();

@@ -179,6 +179,11 @@ export class Catalog {
     return this.#error;
   }
 
+  /** A load or reload is under way. */
+  get loading(): boolean {
+    return this.#loading !== undefined;
+  }
+
   table(name: string): TableInfo | undefined {
     return this.#tables?.find((t) => t.name === name);
   }

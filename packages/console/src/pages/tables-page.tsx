@@ -31,6 +31,16 @@ export default function TablesPage({ session, route }: PageProps) {
   const catalog = useCatalog(session.client);
   const tables = catalog.tables;
   const selected = route.arg ? catalog.table(route.arg) : undefined;
+  // A table named by the address but not in the catalog may have been created since the catalog was
+  // loaded (by another client, another tab, a migration): reload it once for that name before saying
+  // there is no such table.
+  const missing = route.arg && tables && !selected ? route.arg : undefined;
+  const [reloadedFor, setReloadedFor] = useState<string | undefined>(undefined);
+  useEffect(() => {
+    if (!missing || missing === reloadedFor) return;
+    setReloadedFor(missing);
+    void catalog.refresh();
+  }, [missing, reloadedFor, catalog]);
 
   useEffect(() => {
     if (!route.arg && tables && tables[0]) navigate('tables', tables[0].name);
@@ -66,7 +76,9 @@ export default function TablesPage({ session, route }: PageProps) {
         </nav>
         <section aria-label={selected ? `Table ${selected.name}` : 'Table'} class="page-fill">
           {selected ? <TableView key={selected.name} session={session} table={selected} /> : null}
-          {route.arg && tables && !selected ? <p>There is no table {route.arg}.</p> : null}
+          {missing && missing === reloadedFor && !catalog.loading ? (
+            <p>There is no table {missing}.</p>
+          ) : null}
         </section>
       </div>
     </div>

@@ -23,8 +23,8 @@ export interface CheckpointerOptions {
   thresholdBytes: number;
   /** The WAL size past which writers wait for the running checkpoint instead of growing the WAL. */
   brakeBytes: number;
-  /** Runs one checkpoint pass off the event loop. */
-  pass: () => Promise<void>;
+  /** Runs one checkpoint pass off the event loop; `urgent` when it holds the write gate. */
+  pass: (urgent: boolean) => Promise<void>;
   /** Runs `work` while no write of this server runs (writers queue meanwhile). */
   exclusive: (work: () => Promise<void>) => Promise<void>;
   /** Told of a failed checkpoint (the next commit past the threshold tries again). */
@@ -70,7 +70,7 @@ export class Checkpointer {
   }
 
   async #twoPasses(): Promise<void> {
-    const first = this.#options.pass();
+    const first = this.#options.pass(false);
     // Handled below, inside the gate; marked handled now in case the brake takes the gate first.
     first.catch(() => {});
     const braked = new Promise<void>((resolve) => (this.#brake = resolve));
@@ -81,7 +81,7 @@ export class Checkpointer {
     }
     await this.#options.exclusive(async () => {
       await first;
-      await this.#options.pass();
+      await this.#options.pass(true);
     });
   }
 

@@ -5,6 +5,7 @@
  */
 import type { AsyncDatabase } from './driver.ts';
 import { RustyError } from '../../errors/rusty-error.ts';
+import { FairShare } from './fair-share.ts';
 
 export type PooledConnection = AsyncDatabase;
 
@@ -14,14 +15,10 @@ export type PooledConnection = AsyncDatabase;
  */
 const MAX_RETAINED = 256;
 
-interface Waiter {
-  resolve(conn: PooledConnection): void;
-  reject(err: unknown): void;
-}
-
 export class ConnectionPool {
   #idle: PooledConnection[] = [];
-  #waiters: Waiter[] = [];
+  /** Who gets a connection next: connections are shared fairly between users (see FairShare). */
+  readonly #share: FairShare<PooledConnection>;
   #size: number;
   #open: number = 0;
   #closed = false;
@@ -29,50 +26,55 @@ export class ConnectionPool {
 
   constructor(size: number, openConnection: () => Promise<PooledConnection>) {
     this.#size = size;
+    this.#share = new FairShare(size);
     this.#openConnection = openConnection;
   }
 
-  async acquire(signal?: AbortSignal): Promise<PooledConnection> {
+  /**
+   * A connection for `user`, who gives it back with release or discard. `urgent`: the caller holds the
+   * write gate, which every writer waits for; it is served first and may take the last free connection.
+   */
+  async acquire(user: string, signal?: AbortSignal, urgent = false): Promise<PooledConnection> {
     if (this.#closed) throw new RustyError('INTERNAL_ERROR', 'engine is closed');
-    const idle = this.#idle.pop();
-    if (idle) return idle;
-    if (this.#open < this.#size) {
-      this.#open++;
-      try {
-        return await this.#openConnection();
-      } catch (err) {
-        this.#open--;
-        throw err;
+    if (this.#share.mayTake(user, urgent)) {
+      const idle = this.#idle.pop();
+      if (idle) {
+        this.#share.take(user);
+        return idle;
+      }
+      if (this.#open < this.#size) {
+        this.#share.take(user);
+        return this.#openFor(user);
       }
     }
-    return new Promise<PooledConnection>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject };
-      this.#waiters.push(waiter);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const at = this.#waiters.indexOf(waiter);
-          if (at !== -1) {
-            this.#waiters.splice(at, 1);
-            reject(signal.reason);
-          }
-        },
-        { once: true },
-      );
-    });
+    return this.#share.wait(user, signal, urgent);
   }
 
-  release(conn: PooledConnection): void {
+  /** Opens a new connection in a free place, counted as held by `user`. */
+  async #openFor(user: string): Promise<PooledConnection> {
+    this.#open++;
+    try {
+      return await this.#openConnection();
+    } catch (err) {
+      this.#open--;
+      this.#share.give(user);
+      throw err;
+    }
+  }
+
+  release(user: string, conn: PooledConnection): void {
     if (this.#closed) {
+      this.#share.give(user);
       conn.close();
       return;
     }
     if (conn.retained > MAX_RETAINED) {
-      this.discard(conn);
+      this.discard(user, conn);
       return;
     }
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(conn);
+    this.#share.give(user);
+    const waiter = this.#share.next();
+    if (waiter) this.#share.grant(waiter, conn);
     else this.#idle.push(conn);
   }
 
@@ -80,24 +82,31 @@ export class ConnectionPool {
    * Drops a connection whose state is no longer trusted (a statement left unfinished holds a read
    * snapshot until the driver frees it), and frees its place for a fresh one.
    */
-  discard(conn: PooledConnection): void {
+  discard(user: string, conn: PooledConnection): void {
     try {
       conn.close();
     } catch {
       // Closing an already broken connection may throw; its place is freed either way.
     }
     this.#open--;
-    const waiter = this.#waiters.shift();
-    if (waiter) {
-      this.acquire().then(waiter.resolve, waiter.reject);
+    this.#share.give(user);
+    if (this.#closed) return;
+    const waiter = this.#share.next();
+    if (!waiter) return;
+    // Its user may be the one that just gave a connection back, while another one is idle.
+    const idle = this.#idle.pop();
+    if (idle) {
+      this.#share.grant(waiter, idle);
+      return;
     }
+    this.#share.take(waiter.user);
+    this.#openFor(waiter.user).then(waiter.resolve, waiter.reject);
   }
 
   close(): void {
     this.#closed = true;
     for (const conn of this.#idle) conn.close();
     this.#idle = [];
-    for (const waiter of this.#waiters) waiter.reject(new RustyError('INTERNAL_ERROR', 'engine is closed'));
-    this.#waiters = [];
+    this.#share.close();
   }
 }

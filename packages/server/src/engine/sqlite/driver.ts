@@ -73,6 +73,18 @@ export function openSync(path: string, options?: DriverOptions): SyncDatabase {
 const REUSED_WRITES = 32;
 
 /**
+ * libsql runs every call of its connections, asynchronous ones included, on one native runtime whose
+ * threads default to one per core, and a statement holds its thread for as long as it runs: on two
+ * cores, two long statements made every other pooled connection wait for one of them to end, whatever
+ * the pool's size and however it is shared. The runtime is built at the process's first libsql call
+ * and reads TOKIO_WORKER_THREADS then; so, before that, this asks for one thread per pooled connection
+ * and one more. A value set by the operator is kept; once the runtime is built nothing changes it.
+ */
+export function reserveNativeThreads(pooledConnections: number): void {
+  process.env.TOKIO_WORKER_THREADS ??= String(pooledConnections + 1);
+}
+
+/**
  * An asynchronous connection that keeps every statement and result cursor it hands out until it is
  * closed. Its statements run on libsql's own threads, and SQLite holds the connection's mutex while one
  * runs. A statement or cursor the garbage collector frees is finalized on the event loop, and

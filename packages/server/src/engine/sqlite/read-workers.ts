@@ -12,13 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { ResultChunk } from '../engine.ts';
 import { RustyError } from '../../errors/rusty-error.ts';
 import type { DriverValue } from './values.ts';
-
-/** A read waiting for a worker, and whom it runs for. */
-interface Waiter {
-  user: string;
-  resolve(worker: ReadWorker): void;
-  reject(err: unknown): void;
-}
+import { FairShare } from './fair-share.ts';
 
 type WorkerMessage = { runId: number } & (
   | { type: 'columns'; columns: string[] }
@@ -129,18 +123,14 @@ export class ReadWorkerPool {
   readonly #size: number;
   readonly #idle: ReadWorker[] = [];
   readonly #all = new Set<ReadWorker>();
-  /** Reads waiting for a worker, in arrival order; handed out fairly between users (see #next). */
-  readonly #waiters: Waiter[] = [];
-  /** Workers each user holds now. */
-  readonly #held = new Map<string, number>();
-  /** Workers one user may hold at once: one always stays for everyone else. */
-  readonly #perUser: number;
+  /** Who gets a worker next: workers are shared fairly between users (see FairShare). */
+  readonly #share: FairShare<ReadWorker>;
   #closed = false;
 
   constructor(path: string, size: number) {
     this.#path = path;
     this.#size = size;
-    this.#perUser = Math.max(1, size - 1);
+    this.#share = new FairShare(size);
     // Started now rather than on first use: a thread's start-up would otherwise land on a query.
     for (let i = 0; i < size; i++) {
       const worker = new ReadWorker(path);
@@ -151,27 +141,14 @@ export class ReadWorkerPool {
 
   async #acquire(user: string, signal: AbortSignal): Promise<ReadWorker> {
     if (this.#closed) throw new RustyError('INTERNAL_ERROR', 'engine is closed');
-    if (this.#mayTake(user)) {
+    if (this.#share.mayTake(user)) {
       const worker = this.#idle.pop() ?? this.#spawn();
-      if (worker) return this.#take(user, worker);
+      if (worker) {
+        this.#share.take(user);
+        return worker;
+      }
     }
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        user,
-        resolve: (worker: ReadWorker): void => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(worker);
-        },
-        reject,
-      };
-      const onAbort = (): void => {
-        const at = this.#waiters.indexOf(waiter);
-        if (at !== -1) this.#waiters.splice(at, 1);
-        reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.push(waiter);
-    });
+    return this.#share.wait(user, signal);
   }
 
   #spawn(): ReadWorker | undefined {
@@ -181,58 +158,28 @@ export class ReadWorkerPool {
     return worker;
   }
 
-  #mayTake(user: string): boolean {
-    return (this.#held.get(user) ?? 0) < this.#perUser;
-  }
-
-  #take(user: string, worker: ReadWorker): ReadWorker {
-    this.#held.set(user, (this.#held.get(user) ?? 0) + 1);
-    return worker;
-  }
-
-  #give(user: string): void {
-    const held = (this.#held.get(user) ?? 0) - 1;
-    if (held > 0) this.#held.set(user, held);
-    else this.#held.delete(user);
-  }
-
-  /**
-   * The waiter a free worker goes to: of the users under their limit, the one holding fewest workers
-   * now (ties to the longest waiting), so that users take turns however many reads each one sends.
-   */
-  #next(): Waiter | undefined {
-    let best = -1;
-    for (let i = 0; i < this.#waiters.length; i++) {
-      const user = this.#waiters[i]!.user;
-      if (!this.#mayTake(user)) continue;
-      if (best === -1 || (this.#held.get(user) ?? 0) < (this.#held.get(this.#waiters[best]!.user) ?? 0))
-        best = i;
-    }
-    return best === -1 ? undefined : this.#waiters.splice(best, 1)[0];
-  }
-
   #release(user: string, worker: ReadWorker): void {
-    this.#give(user);
+    this.#share.give(user);
     if (worker.failed) {
       // The thread has already ended (an uncaught error ends it): only its place is freed.
       this.#all.delete(worker);
-      const waiter = this.#next();
+      const waiter = this.#share.next();
       const fresh = waiter && !this.#closed ? this.#spawn() : undefined;
-      if (waiter && fresh) waiter.resolve(this.#take(waiter.user, fresh));
-      else if (waiter) this.#waiters.unshift(waiter);
+      if (waiter && fresh) this.#share.grant(waiter, fresh);
+      else if (waiter) this.#share.putBack(waiter);
       return;
     }
     // Once closed, the worker has been told to end; it is no longer handed out.
     if (this.#closed) return;
-    const waiter = this.#next();
-    if (waiter) waiter.resolve(this.#take(waiter.user, worker));
+    const waiter = this.#share.next();
+    if (waiter) this.#share.grant(waiter, worker);
     else this.#idle.push(worker);
   }
 
   /**
    * Runs a read statement on a worker and yields its rows in chunks; the worker reads the next chunk
    * while this one is being consumed. `signal` stops it; the reason given is thrown. `user` is whom the
-   * read runs for: workers are shared fairly between users (see #next).
+   * read runs for: workers are shared fairly between users (see FairShare).
    */
   #runs = 0;
 
@@ -325,8 +272,7 @@ export class ReadWorkerPool {
         worker.post({ type: 'close' });
       }
       this.#idle.length = 0;
-      for (const waiter of this.#waiters.splice(0))
-        waiter.reject(new RustyError('INTERNAL_ERROR', 'engine is closed'));
+      this.#share.close();
     }
     await Promise.all([...this.#all].map((worker) => worker.exited));
     this.#all.clear();

@@ -26,7 +26,14 @@ import type {
   TableInfo,
 } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
-import { openAsync, openSync, type AsyncStatement, type SyncDatabase, type SyncStatement } from './driver.ts';
+import {
+  openAsync,
+  openSync,
+  reserveNativeThreads,
+  type AsyncStatement,
+  type SyncDatabase,
+  type SyncStatement,
+} from './driver.ts';
 import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { SchemaReplica, copySchema } from './schema-replica.ts';
@@ -140,6 +147,12 @@ const COUNTERS_SQL = 'SELECT changes(), last_insert_rowid()';
 const pooledCounterStatements = new WeakMap<PooledConnection, AsyncStatement>();
 const inlineCounterStatements = new WeakMap<SyncDatabase, SyncStatement>();
 
+/**
+ * Whom the server's own work (no caller: capture, checkpoints, backups, health checks) counts as when
+ * read workers and pooled connections are shared between users: one more user.
+ */
+const SERVER_USER = '';
+
 interface Counters {
   changes: number;
   lastRowid: number;
@@ -215,6 +228,8 @@ export class SqliteEngine implements Engine {
   #closed = false;
 
   constructor(options: SqliteEngineOptions) {
+    // Before this process's first libsql connection: the pool's statements each need a native thread.
+    reserveNativeThreads(options.poolSize);
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? DATABASE_FILE);
     this.dataFiles = [this.path, `${this.path}-wal`];
@@ -245,7 +260,7 @@ export class SqliteEngine implements Engine {
       walPath: `${this.path}-wal`,
       thresholdBytes: WAL_CHECKPOINT_BYTES,
       brakeBytes: WAL_BRAKE_BYTES,
-      pass: () => this.#checkpointPass('PASSIVE'),
+      pass: (urgent) => this.#checkpointPass('PASSIVE', urgent),
       exclusive: (work) => this.#gate.hold(work),
       onError: (err) => {
         this.#space.noteFailure(err);
@@ -264,9 +279,14 @@ export class SqliteEngine implements Engine {
     );
   }
 
-  /** One checkpoint pass on a pooled connection, off the event loop (see Checkpointer for the passes). */
-  #checkpointPass(mode: 'PASSIVE' | 'TRUNCATE'): Promise<void> {
-    return this.#onPooled(undefined, (conn) => conn.exec(`PRAGMA wal_checkpoint(${mode})`));
+  /**
+   * One checkpoint pass on a pooled connection, off the event loop (see Checkpointer for the passes).
+   * `urgent`: the pass holds the write gate, so it goes first for a connection.
+   */
+  #checkpointPass(mode: 'PASSIVE' | 'TRUNCATE', urgent: boolean): Promise<void> {
+    return this.#onPooled(undefined, { user: SERVER_USER, urgent }, (conn) =>
+      conn.exec(`PRAGMA wal_checkpoint(${mode})`),
+    );
   }
 
   /** Opens the engine and brings change capture in line with the tables already in the file. */
@@ -332,10 +352,11 @@ export class SqliteEngine implements Engine {
   ): Promise<T> {
     const stopper = options ? new StatementStopper(options.timeoutMs, options.signal) : undefined;
     try {
-      if (mode === 'read') return await this.#transactionOn(stopper, 'read', work);
+      const user = options?.caller?.user ?? SERVER_USER;
+      if (mode === 'read') return await this.#transactionOn(stopper, user, 'read', work);
       await this.#waitFor(stopper, 'the write lock', (signal) => this.#gate.enter(signal));
       try {
-        const result = await this.#transactionOn(stopper, 'write', work);
+        const result = await this.#transactionOn(stopper, user, 'write', work);
         this.#committed(true);
         return result;
       } catch (err) {
@@ -352,14 +373,16 @@ export class SqliteEngine implements Engine {
   /**
    * The transaction itself, on a pooled connection; a write transaction's caller holds the write gate.
    * BEGIN IMMEDIATE takes the write lock at once, so no statement of the transaction can meet it taken;
-   * a plain BEGIN reads one snapshot and takes no lock that a writer would wait for.
+   * a plain BEGIN reads one snapshot and takes no lock that a writer would wait for. `user` is whom it
+   * runs for: pooled connections are shared fairly between users, and the gate holder goes first.
    */
   #transactionOn<T>(
     stopper: StatementStopper | undefined,
+    user: string,
     mode: TransactionMode,
     work: (conn: PooledConnection, stopper: StatementStopper | undefined) => Promise<T>,
   ): Promise<T> {
-    return this.#onPooled(stopper, async (conn, lease) => {
+    return this.#onPooled(stopper, { user, urgent: mode === 'write' }, async (conn, lease) => {
       await conn.exec(mode === 'write' ? 'BEGIN IMMEDIATE' : 'BEGIN');
       try {
         const result = await work(conn, stopper);
@@ -393,14 +416,16 @@ export class SqliteEngine implements Engine {
    * the work succeeded, or when it failed but says the connection is clean (`lease.reusable`); any
    * other failure may have left a statement in progress on it (libsql does not reset a statement that
    * failed with SQLITE_BUSY, and such a statement keeps its snapshot and blocks COMMIT), so it is
-   * closed and replaced.
+   * closed and replaced. `turn` says whom the work runs for and whether it holds the write gate (see
+   * ConnectionPool.acquire).
    */
   async #onPooled<T>(
     stopper: StatementStopper | undefined,
+    turn: { user: string; urgent: boolean },
     work: (conn: PooledConnection, lease: { reusable: boolean }) => Promise<T>,
   ): Promise<T> {
     const conn = await this.#waitFor(stopper, 'a database connection', (signal) =>
-      this.#pool.acquire(signal),
+      this.#pool.acquire(turn.user, signal, turn.urgent),
     );
     stopper?.attach(conn);
     const lease = { reusable: false };
@@ -415,8 +440,8 @@ export class SqliteEngine implements Engine {
     } finally {
       this.#leased.delete(conn);
       stopper?.detach();
-      if (lease.reusable) this.#pool.release(conn);
-      else this.#pool.discard(conn);
+      if (lease.reusable) this.#pool.release(turn.user, conn);
+      else this.#pool.discard(turn.user, conn);
     }
   }
 
@@ -616,7 +641,7 @@ export class SqliteEngine implements Engine {
     this.#assertOpen();
     // VACUUM INTO reads one snapshot, as any reader does, on a pooled connection off the event loop:
     // it takes no write lock, and the copy holds exactly what had committed when it began.
-    await this.#onPooled(undefined, async (conn) => {
+    await this.#onPooled(undefined, { user: SERVER_USER, urgent: false }, async (conn) => {
       drain(await (await conn.prepare('VACUUM INTO ?')).iterate([toFile]));
     });
     const copy = openSync(toFile, { timeout: 0 });
@@ -632,7 +657,7 @@ export class SqliteEngine implements Engine {
     if (this.#space.full) throw storageFullError();
     await this.execute({ sql: 'SELECT 1' }, { timeoutMs: 2000 });
     // Read to its end: a statement left with a row pending keeps the connection's snapshot open.
-    await this.#onPooled(undefined, async (conn) =>
+    await this.#onPooled(undefined, { user: SERVER_USER, urgent: false }, async (conn) =>
       drain(await (await conn.prepare('SELECT 1')).iterate([])),
     );
   }
@@ -651,7 +676,7 @@ export class SqliteEngine implements Engine {
     await this.#checkpointer.close();
     // Fold the WAL into the database off the event loop, so the next start does not have to.
     try {
-      await this.#gate.hold(() => this.#checkpointPass('TRUNCATE'));
+      await this.#gate.hold(() => this.#checkpointPass('TRUNCATE', true));
     } catch {
       // Busy or already closing: the next start checkpoints instead.
     }
@@ -758,10 +783,15 @@ export class SqliteEngine implements Engine {
           }
         }
         // A transaction of its own, so that the schema it runs against is the one it was authorized for.
-        const result = await this.#transactionOn(stopper, 'write', async (conn) => {
-          await assertSchema(conn, routed);
-          return collect(this.#runOn(conn, routed, params, stopper, options.chunkSize));
-        });
+        const result = await this.#transactionOn(
+          stopper,
+          options.caller?.user ?? SERVER_USER,
+          'write',
+          async (conn) => {
+            await assertSchema(conn, routed);
+            return collect(this.#runOn(conn, routed, params, stopper, options.chunkSize));
+          },
+        );
         this.#committed(true);
         return result;
       } catch (err) {
@@ -810,8 +840,7 @@ export class SqliteEngine implements Engine {
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
       yield* this.#readers.stream(
-        // The server's own reads (no caller) share the workers as one more user.
-        options.caller?.user ?? '',
+        options.caller?.user ?? SERVER_USER,
         { sql: routed.guarded.text, params, schemaVersion: routed.schemaVersion },
         options.chunkSize,
         stopper.signal,
