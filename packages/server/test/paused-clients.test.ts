@@ -146,16 +146,46 @@ async function graphqlWs(server: ServerProcess): Promise<WebSocket> {
   return ws;
 }
 
-/** Warms the fan-out of a wide row's changes: a subscriber that reads receives two of them. */
+/** The rate at which the table subscription surface changes the wide row: one change every 333 ms. */
+const CHANGE_EVERY_MS = 333;
+
+/** Updates wide row `id` over `writer` every CHANGE_EVERY_MS for `ms`; returns how many it sent. */
+async function changeWideRow(writer: TestClient, id: number, ms: number): Promise<number> {
+  const started = Date.now();
+  let sent = 0;
+  for (; Date.now() - started < ms; sent++) {
+    writer.send({
+      type: 'query',
+      id: `u${sent}`,
+      payload: { sql: 'UPDATE wide SET v = ? WHERE id = ?', params: [wideValue(), id] },
+    });
+    await sleep(CHANGE_EVERY_MS);
+  }
+  return sent;
+}
+
+/** Changes of the wide row the warm-up delivers: as many as the paused subscriber takes before it ends. */
+const WARM_CHANGES_MS = 3000;
+
+/**
+ * Warms the fan-out of a wide row's changes under the load the test applies: a subscriber that reads
+ * receives WARM_CHANGES_MS of them. Each 512 KB change leaves a few MB of garbage (the log's row images,
+ * their JSON, the frame) and the server's heap and native allocator settle at the size that load needs
+ * within a few seconds: with only two changes warmed, that settling (the same with a subscriber that
+ * reads as with a paused one) was most of the growth measured, 60 MB under CI load.
+ */
 async function warmTableSubscription(server: ServerProcess): Promise<void> {
   const subscriber = await authed(server);
   subscriber.send({ type: 'subscribe', id: 'warm', payload: { table: 'wide' } });
   await subscriber.next((m) => m.type === 'subscribed', 10_000);
-  for (let i = 0; i < 2; i++) {
-    await server.sql('UPDATE wide SET v = ? WHERE id = 2', [wideValue()]);
+  const writer = await authed(server);
+  writer.record = false;
+  const sent = await changeWideRow(writer, 2, WARM_CHANGES_MS);
+  for (let i = 0; i < sent; i++) {
     await subscriber.next((m) => m.type === 'change' && m.id === 'warm', 10_000);
   }
   subscriber.terminate();
+  writer.terminate();
 }
 
 /** Wide rows in the table `wide`: the keyed reads below read one, the scans all of them. */
@@ -298,15 +328,7 @@ describe('paused clients: the server stays within +50 MB', () => {
         subscriber.ws.pause();
         const writer = await authed(server);
         writer.record = false;
-        const started = Date.now();
-        for (let i = 0; Date.now() - started < PAUSED_MS; i++) {
-          writer.send({
-            type: 'query',
-            id: `u${i}`,
-            payload: { sql: 'UPDATE wide SET v = ? WHERE id = 1', params: [wideValue()] },
-          });
-          await sleep(333);
-        }
+        await changeWideRow(writer, 1, PAUSED_MS);
         // The subscription, not the socket, gave way: it ended with SLOW_CONSUMER, which the client finds
         // once it reads again, after what was already on its way.
         subscriber.ws.resume();
