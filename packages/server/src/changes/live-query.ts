@@ -63,6 +63,14 @@ export class LiveQuery {
   #lastRun = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** No evaluation runs before the first one has set the result it would be compared with. */
+  #started = false;
+  /**
+   * Subscribers that joined while an evaluation ran. That run may already have read a newer result
+   * than the one kept, and they were not authorized for it: the next run authorizes them and sends
+   * them its whole result, so none is left with a result older than the others'.
+   */
+  readonly #joining = new Set<LiveQuerySubscriber>();
   evaluations = 0;
 
   constructor(
@@ -111,11 +119,25 @@ export class LiveQuery {
     this.#sequence = sequence;
     this.evaluations++;
     this.#lastRun = performance.now();
+    this.#started = true;
+    // Changes written while it ran were offered but could not be evaluated yet.
+    if (this.#dirty) this.#markDirty();
   }
 
-  /** Adds a subscriber and sends it the current result and its acknowledgement. */
+  /**
+   * Adds a subscriber and sends it the current result and its acknowledgement — at once, or after the
+   * next evaluation when one is running (see #joining).
+   */
   join(subscriber: LiveQuerySubscriber): void {
     this.subscribers.add(subscriber);
+    if (this.#running) {
+      this.#joining.add(subscriber);
+      return;
+    }
+    this.#welcome(subscriber);
+  }
+
+  #welcome(subscriber: LiveQuerySubscriber): void {
     subscriber.cursor = this.#sequence;
     subscriber.owner.deliver(
       'subscribed',
@@ -151,7 +173,7 @@ export class LiveQuery {
 
   #markDirty(): void {
     this.#dirty = true;
-    if (this.#running || this.#timer) return;
+    if (!this.#started || this.#running || this.#timer) return;
     const wait = Math.max(0, MIN_INTERVAL_MS - (performance.now() - this.#lastRun));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -164,6 +186,9 @@ export class LiveQuery {
     this.#dirty = false;
     this.#running = true;
     let refusedAll = false;
+    // Those who joined during the previous run are authorized by this one, then sent its whole result.
+    const welcoming = new Set(this.#joining);
+    this.#joining.clear();
     try {
       const subscribers = [...this.subscribers];
       const callers = await Promise.all(subscribers.map((s) => this.#options.callerFor(s.principal)));
@@ -201,47 +226,9 @@ export class LiveQuery {
       const { sequence, result } = outcome;
       this.#tables = new Set(this.#access.tables);
       this.evaluations++;
-      if (this.#closed || sequence <= this.#sequence) return;
-      const columnsChanged = JSON.stringify(result.columns) !== JSON.stringify(this.#columns);
-      const diff = diffResults(result.columns, columnsChanged ? [] : this.#rows, result.rows);
-      const removedAll = columnsChanged ? this.#rows : diff.removed;
-      this.#columns = result.columns;
-      this.#rows = result.rows;
-      this.#sequence = sequence;
-      if (!columnsChanged && isEmpty(diff)) return;
-      const payload: QueryDiffPayload = {
-        sequence,
-        op: 'diff',
-        columns: result.columns,
-        added: diff.added,
-        removed: removedAll,
-        changed: diff.changed,
-      };
-      // Only those authorized for this very run: a subscriber that joined meanwhile was checked against
-      // the previous result, and gets this one at the next run.
-      for (const subscriber of subscribers) {
-        if (!this.subscribers.has(subscriber)) continue;
-        // A subscriber that stopped reading is ended rather than queued for without bound; it
-        // re-subscribes and gets the whole current result.
-        if (subscriber.owner.bufferedAmount() > this.#options.maxBuffer) {
-          subscriber.owner.deliver(
-            'error',
-            errorPayload(
-              'SLOW_CONSUMER',
-              'subscriber fell too far behind; subscribe again for the current result',
-              {
-                resume_from: subscriber.cursor,
-              },
-            ),
-            subscriber.id,
-          );
-          this.#options.onEnd(subscriber, 'overflow');
-          continue;
-        }
-        subscriber.cursor = sequence;
-        subscriber.delivered++;
-        subscriber.owner.deliver('change', payload, subscriber.id);
-      }
+      if (this.#closed) return;
+      if (sequence > this.#sequence) this.#publish(sequence, result, subscribers, welcoming);
+      for (const subscriber of welcoming) if (this.subscribers.has(subscriber)) this.#welcome(subscriber);
     } catch (err) {
       // Everyone was refused: each was already told why.
       if (refusedAll) return;
@@ -264,7 +251,57 @@ export class LiveQuery {
     } finally {
       this.#running = false;
       this.#lastRun = performance.now();
+      if (this.#joining.size > 0) this.#dirty = true;
       if (this.#dirty) this.#markDirty();
+    }
+  }
+
+  /** Keeps a newer result and sends its difference from the last to those it was computed for. */
+  #publish(
+    sequence: number,
+    result: { columns: string[]; rows: SqlValue[][] },
+    subscribers: readonly LiveQuerySubscriber[],
+    welcoming: ReadonlySet<LiveQuerySubscriber>,
+  ): void {
+    const columnsChanged = JSON.stringify(result.columns) !== JSON.stringify(this.#columns);
+    const diff = diffResults(result.columns, columnsChanged ? [] : this.#rows, result.rows);
+    const removedAll = columnsChanged ? this.#rows : diff.removed;
+    this.#columns = result.columns;
+    this.#rows = result.rows;
+    this.#sequence = sequence;
+    if (!columnsChanged && isEmpty(diff)) return;
+    const payload: QueryDiffPayload = {
+      sequence,
+      op: 'diff',
+      columns: result.columns,
+      added: diff.added,
+      removed: removedAll,
+      changed: diff.changed,
+    };
+    // Only those authorized for this very run and sent the result before it (a subscriber that joined
+    // meanwhile gets the whole result after the next run; those welcomed now get it whole below).
+    for (const subscriber of subscribers) {
+      if (!this.subscribers.has(subscriber) || welcoming.has(subscriber)) continue;
+      // A subscriber that stopped reading is ended rather than queued for without bound; it
+      // re-subscribes and gets the whole current result.
+      if (subscriber.owner.bufferedAmount() > this.#options.maxBuffer) {
+        subscriber.owner.deliver(
+          'error',
+          errorPayload(
+            'SLOW_CONSUMER',
+            'subscriber fell too far behind; subscribe again for the current result',
+            {
+              resume_from: subscriber.cursor,
+            },
+          ),
+          subscriber.id,
+        );
+        this.#options.onEnd(subscriber, 'overflow');
+        continue;
+      }
+      subscriber.cursor = sequence;
+      subscriber.delivered++;
+      subscriber.owner.deliver('change', payload, subscriber.id);
     }
   }
 
