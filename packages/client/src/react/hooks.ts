@@ -21,6 +21,7 @@ import type {
   ResetEvent,
   Row,
   RowFilter,
+  Subscription,
   SubscriptionStatus,
   TableSubscribeOptions,
 } from '../subscriptions.ts';
@@ -137,30 +138,53 @@ export function useSubscription<R extends object = Row>(
           });
           status = subscription.status;
           error = undefined;
-          const offs = [
-            subscription.on('event', (event) => {
+          return follow(subscription, {
+            event: (event) => {
               if (event.type === 'reset') lastReset = event;
               live.apply(event);
-              publish();
-            }),
-            subscription.on('status', (next) => {
-              status = next;
-              publish();
-            }),
-            subscription.on('error', (failure) => {
-              error = failure;
-              publish();
-            }),
-          ];
-          return () => {
-            for (const off of offs) off();
-            void subscription.unsubscribe();
-          };
+            },
+            status: (next) => (status = next),
+            error: (failure) => (error = failure),
+            publish,
+          });
         });
       },
       QUIET,
     );
   }, key);
+}
+
+/**
+ * Follows one subscription for a hook: each event, status and error is handed to its callback and then
+ * published to React. Returns the teardown that stops listening and ends the subscription.
+ */
+function follow<E>(
+  subscription: Subscription<E>,
+  on: {
+    event(event: E): void;
+    status(next: SubscriptionStatus): void;
+    error(failure: RustyDBError): void;
+    publish(): void;
+  },
+): () => void {
+  const offs = [
+    subscription.on('event', (event) => {
+      on.event(event);
+      on.publish();
+    }),
+    subscription.on('status', (next) => {
+      on.status(next);
+      on.publish();
+    }),
+    subscription.on('error', (failure) => {
+      on.error(failure);
+      on.publish();
+    }),
+  ];
+  return () => {
+    for (const off of offs) off();
+    void subscription.unsubscribe();
+  };
 }
 
 // ---- useLiveQuery -------------------------------------------------------------------------------
@@ -238,25 +262,15 @@ function useLiveQueryFrom<R extends object>(
           const subscription = client.subscribe<R>({ query: sql, params });
           status = subscription.status;
           error = undefined;
-          const offs = [
-            subscription.on('event', (event) => {
+          return follow(subscription, {
+            event: (event) => {
               loaded = true;
               live.apply(event);
-              publish();
-            }),
-            subscription.on('status', (next) => {
-              status = next;
-              publish();
-            }),
-            subscription.on('error', (failure) => {
-              error = failure;
-              publish();
-            }),
-          ];
-          return () => {
-            for (const off of offs) off();
-            void subscription.unsubscribe();
-          };
+            },
+            status: (next) => (status = next),
+            error: (failure) => (error = failure),
+            publish,
+          });
         });
       },
       QUIET,
