@@ -354,17 +354,11 @@ export class SqliteEngine implements Engine {
     try {
       const user = options?.caller?.user ?? SERVER_USER;
       if (mode === 'read') return await this.#transactionOn(stopper, user, 'read', work);
-      await this.#waitFor(stopper, 'the write lock', (signal) => this.#gate.enter(signal));
-      try {
+      return await this.#holdingWriteLock(stopper, async () => {
         const result = await this.#transactionOn(stopper, user, 'write', work);
         this.#committed(true);
         return result;
-      } catch (err) {
-        this.#space.noteFailure(err);
-        throw err;
-      } finally {
-        this.#gate.leave();
-      }
+      });
     } finally {
       stopper?.dispose();
     }
@@ -400,6 +394,22 @@ export class SqliteEngine implements Engine {
         throw err;
       }
     });
+  }
+
+  /**
+   * Runs `work` holding the write lock, taken in its turn (bound to the stopper's deadline): a failure
+   * is shown to the disk-space watch, and the lock is left however the work ends.
+   */
+  async #holdingWriteLock<T>(stopper: StatementStopper | undefined, work: () => Promise<T>): Promise<T> {
+    await this.#waitFor(stopper, 'the write lock', (signal) => this.#gate.enter(signal));
+    try {
+      return await work();
+    } catch (err) {
+      this.#space.noteFailure(err);
+      throw err;
+    } finally {
+      this.#gate.leave();
+    }
   }
 
   /** Runs a wait that the request's deadline and signal may end. */
@@ -770,8 +780,7 @@ export class SqliteEngine implements Engine {
     this.#space.check(routed.guarded);
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
-      await stopper.waitFor('the write lock', (signal) => this.#gate.enter(signal));
-      try {
+      return await this.#holdingWriteLock(stopper, async () => {
         if (routed.route === 'inline' && this.#schemaChanging === 0) {
           // DDL may have committed while this write waited: route it again (the router forgot its
           // programs then, and this one is compiled and authorized afresh).
@@ -794,12 +803,7 @@ export class SqliteEngine implements Engine {
         );
         this.#committed(true);
         return result;
-      } catch (err) {
-        this.#space.noteFailure(err);
-        throw err;
-      } finally {
-        this.#gate.leave();
-      }
+      });
     } finally {
       stopper.dispose();
     }
