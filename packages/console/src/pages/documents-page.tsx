@@ -89,6 +89,8 @@ function CollectionView({ session, collection }: { session: Session; collection:
   const [error, setError] = useState<unknown>();
   const [editing, setEditing] = useState<{ doc?: Doc; text: string } | undefined>();
   const [watching, setWatching] = useState(false);
+  // The server acknowledged the watch: only changes committed after this are sure to be shown.
+  const [watchStarted, setWatchStarted] = useState(false);
   const [changes, setChanges] = useState<string[]>([]);
   const [reloads, setReloads] = useState(0);
   const canWrite = session.access.onTable('INSERT', collection);
@@ -131,6 +133,11 @@ function CollectionView({ session, collection }: { session: Session; collection:
   useEffect(() => {
     if (!watching) return;
     const stream: ChangeStream = session.client.watch(collection, { fullDocument: 'updateLookup' });
+    setWatchStarted(false);
+    stream.ready().then(
+      () => setWatchStarted(true),
+      () => {}, // the loop below reports the error
+    );
     void (async () => {
       try {
         for await (const e of stream) {
@@ -288,7 +295,11 @@ function CollectionView({ session, collection }: { session: Session; collection:
       {watching ? (
         <section aria-label="Changes" class="notice">
           <h3>Changes</h3>
-          {changes.length === 0 ? <p class="muted">Watching; no change yet.</p> : null}
+          {changes.length === 0 ? (
+            <p class="muted" role="status">
+              {watchStarted ? 'Watching; no change yet.' : 'Starting the watch…'}
+            </p>
+          ) : null}
           <ul class="mono" data-testid="doc-changes">
             {changes.map((c, i) => (
               <li key={`${i}-${c}`}>{c}</li>
