@@ -35,10 +35,19 @@ export interface TokenClaims {
   tokenId: string;
 }
 
+/** Tokens whose signature was checked, kept: a client reconnecting with its token is not checked again. */
+const VERIFIED_KEPT = 256;
+
 export class TokenService {
   /** Imported once: jose imports a raw secret again on every call, which costs more than the HMAC. */
   readonly #secret: KeyObject;
   readonly #ttlSeconds: number;
+  /**
+   * The claims of tokens whose signature and header were checked, by token, oldest first. Only that
+   * part is kept: a token signed with this server's secret stays signed with it, while its lifetime and
+   * claims are checked again on every use (and the user and revocations by the authenticator).
+   */
+  readonly #verified = new Map<string, Readonly<Record<string, unknown>>>();
 
   constructor(secret: Uint8Array, ttlSeconds: number) {
     this.#secret = createSecretKey(secret);
@@ -79,7 +88,7 @@ export class TokenService {
    * asynchronous job (what jose's verify uses) cost several times the HMAC itself.
    */
   async verify(token: string): Promise<TokenClaims> {
-    const payload = this.#verifiedPayload(token);
+    const payload = this.#signedPayload(token);
     const now = Math.floor(Date.now() / 1000);
     const { sub, exp, iat, nbf, jti, uid, gen, sid } = payload;
     if (
@@ -111,6 +120,17 @@ export class TokenService {
       issuedAt: iat,
       tokenId: jti,
     };
+  }
+
+  /** `#verifiedPayload`, remembered for the last VERIFIED_KEPT tokens that passed it. */
+  #signedPayload(token: string): Readonly<Record<string, unknown>> {
+    let payload = this.#verified.get(token);
+    if (payload === undefined) {
+      payload = Object.freeze(this.#verifiedPayload(token));
+      if (this.#verified.size >= VERIFIED_KEPT) this.#verified.delete(this.#verified.keys().next().value!);
+      this.#verified.set(token, payload);
+    }
+    return payload;
   }
 
   /** The claims of a compact HS256 JWS signed with this server's secret; nothing else gets through. */

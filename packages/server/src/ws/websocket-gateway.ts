@@ -93,6 +93,12 @@ export class WebSocketGateway {
   readonly #origins: OriginPolicy;
   readonly #heartbeat: NodeJS.Timeout;
   #shuttingDown = false;
+  /**
+   * Listeners every socket shares (`ws` calls them with the socket as `this`): one function per
+   * socket would cost each connection a closure.
+   */
+  readonly #onSocketError: (err: Error) => void;
+  readonly #onSocketHeard: (this: WebSocket) => void;
 
   constructor(config: ServerConfig, logger: Logger, origins: OriginPolicy, audit?: AuditLog) {
     this.#config = config;
@@ -124,6 +130,11 @@ export class WebSocketGateway {
       Math.max(25, Math.min(pingMs, timeoutMs) / 4),
     );
     this.#heartbeat.unref();
+    this.#onSocketError = (err) => this.#logger.info('websocket error', { error: err.message });
+    const lastSeen = this.#lastSeen;
+    this.#onSocketHeard = function (this: WebSocket) {
+      if (lastSeen.has(this)) lastSeen.set(this, Date.now());
+    };
   }
 
   get connectionCount(): number {
@@ -213,7 +224,7 @@ export class WebSocketGateway {
       if (!route.server) ws.send(envelope('error', errorPayload('CONNECTION_LIMIT', message)));
     };
     // Errors (bad UTF-8, oversized frames) make `ws` close the socket with the right code itself.
-    ws.on('error', (err) => this.#logger.info('websocket error', { error: err.message }));
+    ws.on('error', this.#onSocketError);
     if (this.#shuttingDown) {
       ws.close(1001, 'server shutting down');
       return;
@@ -252,9 +263,8 @@ export class WebSocketGateway {
     const now = Date.now();
     this.#lastSeen.set(ws, now);
     this.#lastPing.set(ws, now);
-    const seen = (): void => void this.#lastSeen.set(ws, Date.now());
-    ws.on('message', seen);
-    ws.on('pong', seen);
+    ws.on('message', this.#onSocketHeard);
+    ws.on('pong', this.#onSocketHeard);
     ws.on('close', () => {
       this.#lastSeen.delete(ws);
       this.#lastPing.delete(ws);

@@ -115,4 +115,28 @@ describe('TokenService.verify', () => {
     await refusedWith(sign(HEADER, { ...validClaims(), iat: now() - 600, exp: now() }), 'AUTH_EXPIRED');
     await refusedWith(sign(HEADER, { ...validClaims(), exp: now() - 1 }, randomBytes(32)), 'AUTH_FAILED');
   });
+
+  // A checked signature is remembered (reconnects do not pay for the HMAC again): the lifetime is not.
+  test('a token verified once is refused once it has expired', { timeout: 10_000 }, async () => {
+    const expiring = sign(HEADER, { ...validClaims(), exp: now() + 1 });
+    assert.equal((await service.verify(expiring)).user, 'alice');
+    await new Promise((resolve) => setTimeout(resolve, (now() + 1) * 1000 - Date.now() + 20));
+    await refusedWith(expiring, 'AUTH_EXPIRED');
+  });
+
+  test('a verified token does not vouch for another signature over the same claims', async () => {
+    const token = sign(HEADER, validClaims());
+    assert.equal((await service.verify(token)).user, 'alice');
+    const [header, body] = token.split('.');
+    const forged = `${header}.${body}.${createHmac('sha256', randomBytes(32)).update(`${header}.${body}`).digest('base64url')}`;
+    await refusedWith(forged, 'AUTH_FAILED');
+    await refusedWith(`${token}x`, 'AUTH_FAILED');
+  });
+
+  test('the claims of a remembered token cannot be changed by a caller', async () => {
+    const token = sign(HEADER, validClaims());
+    const first = await service.verify(token);
+    (first as { user: string }).user = 'mallory';
+    assert.equal((await service.verify(token)).user, 'alice');
+  });
 });
