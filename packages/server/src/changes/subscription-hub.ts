@@ -69,8 +69,11 @@ export class SubscriptionHub {
   readonly #logger: Logger;
   /** `${sessionId}\u0000${id}` → subscription */
   readonly #subscriptions = new Map<string, AnySubscription>();
-  /** The keys of each connection's subscriptions, so a closing connection is cleaned up directly. */
-  readonly #byOwner = new Map<SubscriberOwner, Set<string>>();
+  /**
+   * The keys of each connection's subscriptions, so a closing connection is cleaned up directly. Most
+   * connections hold one: its key alone, a Set only from the second (an empty Set costs ~200 bytes).
+   */
+  readonly #byOwner = new Map<SubscriberOwner, string | Set<string>>();
   readonly #tables = new Set<TableSubscription>();
   readonly #liveQueries = new Map<string, LiveQuery>();
   readonly #history: PrivilegeHistory;
@@ -143,7 +146,8 @@ export class SubscriptionHub {
 
   /** Ends every subscription of a connection (it closed); nothing is sent. */
   dropOwner(owner: SubscriberOwner): void {
-    for (const key of [...(this.#byOwner.get(owner) ?? [])]) {
+    const keys = this.#byOwner.get(owner);
+    for (const key of typeof keys === 'string' ? [keys] : [...(keys ?? [])]) {
       const subscription = this.#subscriptions.get(key);
       if (subscription) this.#end(subscription, 'closed');
     }
@@ -162,9 +166,11 @@ export class SubscriptionHub {
   /** Registers a subscription under its key and its owner. */
   #register(key: string, subscription: AnySubscription): void {
     this.#subscriptions.set(key, subscription);
-    let keys = this.#byOwner.get(subscription.owner);
-    if (!keys) this.#byOwner.set(subscription.owner, (keys = new Set()));
-    keys.add(key);
+    const { owner } = subscription;
+    const keys = this.#byOwner.get(owner);
+    if (keys === undefined) this.#byOwner.set(owner, key);
+    else if (typeof keys === 'string') this.#byOwner.set(owner, new Set([keys, key]));
+    else keys.add(key);
   }
 
   list(): SubscriptionInfo[] {
@@ -472,7 +478,9 @@ export class SubscriptionHub {
   #forget(key: string, subscription: AnySubscription, reason: EndReason): void {
     if (this.#subscriptions.get(key) !== subscription) return;
     this.#subscriptions.delete(key);
-    this.#byOwner.get(subscription.owner)?.delete(key);
+    const keys = this.#byOwner.get(subscription.owner);
+    if (keys === key) this.#byOwner.delete(subscription.owner);
+    else if (typeof keys === 'object') keys.delete(key);
     if (subscription.kind === 'table') this.#tables.delete(subscription);
     else {
       const live = this.#liveQueryOf(subscription);

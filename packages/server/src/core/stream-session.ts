@@ -12,6 +12,7 @@ import {
   type ClientMessage,
   type QueryMessage,
   type ServerLimits,
+  type ServerMessageType,
 } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -25,6 +26,7 @@ import type { SessionHandle, SessionRegistry } from './session-registry.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { SubscriptionHub } from '../changes/subscription-hub.ts';
 import { SessionSubscriptions } from './session-subscriptions.ts';
+import type { SubscriberOwner } from '../changes/subscriber.ts';
 
 export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
@@ -97,7 +99,7 @@ export function switchRefused(current: Principal): string {
   return `this connection is authenticated as '${current.user}'; a token of another user needs a connection of its own`;
 }
 
-export class StreamSession {
+export class StreamSession implements SubscriberOwner {
   readonly #socket: SessionSocket;
   readonly #deps: SessionDeps;
   #principal: Principal | undefined;
@@ -115,6 +117,7 @@ export class StreamSession {
   #startWith: string | undefined;
   readonly #handle: SessionHandle | undefined;
   #subscriptions: SessionSubscriptions | undefined;
+  #ownerId: string | undefined;
 
   constructor(
     socket: SessionSocket,
@@ -228,27 +231,34 @@ export class StreamSession {
   #subscriptionsFor(): SessionSubscriptions | undefined {
     const hub = this.#deps.subscriptions;
     if (!hub) return undefined;
-    if (!this.#subscriptions) {
-      const socket = this.#socket;
-      const sessionId = this.id ?? randomUUID();
-      const principal = this.#principal;
-      this.#subscriptions = new SessionSubscriptions(
-        hub,
-        {
-          sessionId,
-          user: principal?.user ?? '',
-          deliver: (type, payload, id) =>
-            this.#send(
-              payload !== null && typeof payload === 'object'
-                ? sharedPayloadEnvelope(type, payload, id)
-                : envelope(type, payload, id),
-            ),
-          bufferedAmount: () => socket.bufferedAmount(),
-        },
-        this.#deps.logger,
-      );
-    }
+    // The session is its subscriptions' owner itself: an owner object of closures cost every
+    // subscribed connection a few hundred bytes.
+    this.#subscriptions ??= new SessionSubscriptions(hub, this, this.#deps.logger);
     return this.#subscriptions;
+  }
+
+  /** As the owner of subscriptions: unique per connection (the registry's id when it has one). */
+  get sessionId(): string {
+    return (this.#ownerId ??= this.id ?? randomUUID());
+  }
+
+  /** As the owner of subscriptions: the connection's user (one user's for its whole life). */
+  get user(): string {
+    return this.#principal?.user ?? '';
+  }
+
+  /** As the owner of subscriptions: sends one of their messages. */
+  deliver(type: ServerMessageType, payload: unknown, id: string): void {
+    this.#send(
+      payload !== null && typeof payload === 'object'
+        ? sharedPayloadEnvelope(type, payload, id)
+        : envelope(type, payload, id),
+    );
+  }
+
+  /** As the owner of subscriptions: bytes queued on the connection. */
+  bufferedAmount(): number {
+    return this.#socket.bufferedAmount();
   }
 
   async #dispatch(message: ClientMessage): Promise<void> {
