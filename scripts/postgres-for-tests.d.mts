@@ -4,8 +4,9 @@ export interface TestPostgres {
   dataDir: string;
   binDir: string;
   stop(): void;
-  pause(): void;
-  resume(): void;
+  /** A fast stop that keeps the data; does not block this process (a server in it keeps running). */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
 }
 export function findPostgresBin(): string | undefined;
 export function startTestPostgres(binDir?: string): Promise<TestPostgres>;
