@@ -31,5 +31,14 @@ export function sharedPayloadEnvelope(type: string, payload: object, id: string)
     json = JSON.stringify(payload);
     payloadJson.set(payload, json);
   }
-  return `{"type":${JSON.stringify(type)},"payload":${json},"timestamp":"${new Date().toISOString()}","id":${JSON.stringify(id)}}`;
+  return envelopeAround(type, json, id);
+}
+
+/**
+ * `envelope` for a payload already serialized: the same text JSON.stringify would make of the whole
+ * message, with the payload's JSON put in as it is.
+ */
+export function envelopeAround(type: string, payloadJson: string, id?: string): string {
+  const head = `{"type":${JSON.stringify(type)},"payload":${payloadJson},"timestamp":"${new Date().toISOString()}"`;
+  return id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(id)}}`;
 }

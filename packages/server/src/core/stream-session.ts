@@ -14,11 +14,11 @@ import {
   type ServerLimits,
 } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
-import type { Engine } from '../engine/engine.ts';
+import type { Engine, JsonRows } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
-import { envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
+import { envelope, envelopeAround, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
@@ -531,7 +531,7 @@ export class StreamSession {
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
-        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
+        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1, asJson: true },
       );
       for await (const chunk of chunks) {
         if (!chunk.done) {
@@ -541,16 +541,32 @@ export class StreamSession {
           );
         }
         await this.#answer(
-          chunkText(message.id, chunk.columns, chunk.rows, false, chunk.rowsAffected, chunk.lastInsertId),
+          chunkText(
+            message.id,
+            chunk.columns,
+            chunk.json ?? chunk.rows,
+            false,
+            chunk.rowsAffected,
+            chunk.lastInsertId,
+          ),
         );
       }
       return;
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
-    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, caller, chunkSize })) {
+    // The rows are only sent on: the engine may serialize them off the main thread (asJson).
+    const options = { signal, timeoutMs, caller, chunkSize, asJson: true };
+    for await (const chunk of engine.stream({ sql, params }, options)) {
       if (this.#closed) return;
       await this.#answer(
-        chunkText(message.id, chunk.columns, chunk.rows, !chunk.done, chunk.rowsAffected, chunk.lastInsertId),
+        chunkText(
+          message.id,
+          chunk.columns,
+          chunk.json ?? chunk.rows,
+          !chunk.done,
+          chunk.rowsAffected,
+          chunk.lastInsertId,
+        ),
       );
       // Backpressure: read no further rows while the client is behind.
       if (!chunk.done && this.#socket.congested()) await this.#socket.drained();
@@ -635,17 +651,24 @@ export class StreamSession {
   }
 }
 
-/** The text of one `data` message of a query result. */
+/**
+ * The text of one `data` message of a query result, from the rows or from their JSON text (made on a
+ * read worker): the same text either way, the one `envelope` would make.
+ */
 function chunkText(
   id: string | undefined,
   columns: string[],
-  rows: unknown[],
+  rows: unknown[] | JsonRows,
   hasMore: boolean,
   rowsAffected: number | undefined,
   lastInsertId: number | undefined,
 ): string {
-  const payload: Record<string, unknown> = { status: 'success', columns, rows, has_more: hasMore };
-  if (!hasMore) payload.rows_affected = rowsAffected ?? rows.length;
-  if (!hasMore && lastInsertId !== undefined) payload.last_insert_id = lastInsertId;
-  return envelope('data', payload, id);
+  const serialized = Array.isArray(rows) ? undefined : rows;
+  const rowsJson = serialized ? serialized.text : JSON.stringify(rows);
+  let payload = `{"status":"success","columns":${JSON.stringify(columns)},"rows":${rowsJson},"has_more":${hasMore}`;
+  if (!hasMore) {
+    payload += `,"rows_affected":${JSON.stringify(rowsAffected ?? serialized?.count ?? (rows as unknown[]).length)}`;
+    if (lastInsertId !== undefined) payload += `,"last_insert_id":${JSON.stringify(lastInsertId)}`;
+  }
+  return envelopeAround('data', `${payload}}`, id);
 }
