@@ -45,6 +45,7 @@ import { TokenRevocations } from './auth/token-revocations.ts';
 import { ExternalIdentityProvider } from './auth/external-idp.ts';
 import { LoginLimiter } from './auth/login-limiter.ts';
 import { SessionRegistry } from './core/session-registry.ts';
+import { NodeRelay } from './core/node-relay.ts';
 import { registerSessionRoutes } from './http/session-routes.ts';
 import { registerAuditRoutes } from './http/audit-routes.ts';
 import { registerBackupRoutes } from './http/backup-routes.ts';
@@ -169,33 +170,45 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;
   let graphql: GraphQLService | undefined;
+  let relay: NodeRelay | undefined;
   const audit = new AuditLog(config.data_dir, logger, config.audit_log);
   try {
     const users = new UserStore(engine.internal);
     const roles = new RoleStore(engine.internal);
-    await users.migrate();
-    await roles.migrate();
-    await bootstrapAdmin(users, config, options);
     const access = new AccessControl(users, roles);
     const syncPrivileges = engine.syncPrivileges?.bind(engine);
-    if (syncPrivileges) {
-      access.syncWith(syncPrivileges);
-      await syncPrivileges();
-    }
+    if (syncPrivileges) access.syncWith(syncPrivileges);
     access.onDenied((principal, privilege) =>
       audit.record({ event: 'permission.denied', user: principal.user, details: { privilege } }),
     );
     const revocations = new TokenRevocations(engine.internal);
-    await revocations.migrate();
-    // Nodes sharing a database share the secret through it, unless one is configured.
-    const secret =
-      engine.name === 'postgres'
+    // Nodes starting at once on one database take turns: one makes the tables, the admin and the secret.
+    const exclusively = engine.exclusively?.bind(engine) ?? (<T>(work: () => Promise<T>) => work());
+    const secret = await exclusively(async () => {
+      await users.migrate();
+      await roles.migrate();
+      await bootstrapAdmin(users, config, options);
+      await syncPrivileges?.();
+      await revocations.migrate();
+      // Nodes sharing a database share the secret through it, unless one is configured.
+      return engine.name === 'postgres'
         ? await loadSharedSigningSecret(engine.internal, config.jwt_secret)
         : loadSigningSecret(config.data_dir, config.jwt_secret);
+    });
     const tokens = new TokenService(secret, config.token_ttl);
     const idp = config.jwks_url !== undefined ? new ExternalIdentityProvider(config) : undefined;
     const authenticator = new Authenticator(users, tokens, revocations, audit, idp);
     const sessions = new SessionRegistry(config.max_connections_per_user);
+    // Nodes sharing the database end each other's sessions and re-check each other's subscriptions.
+    relay = engine.nodeEvents
+      ? new NodeRelay({
+          events: engine.nodeEvents,
+          sessions,
+          access,
+          forgetPrivileges: () => engine.forgetPrivileges?.(),
+          logger,
+        })
+      : undefined;
     const loginLimiter = new LoginLimiter({
       maxAttempts: config.login_max_attempts,
       baseBackoffMs: config.login_backoff_base * 1000,
@@ -319,6 +332,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
           graphql!.close();
           sampler!.close();
           hub.close();
+          relay?.close();
           feed!.close();
           await engine.close();
           await audit.close();
@@ -330,6 +344,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await app?.close();
     graphql?.close();
     sampler?.close();
+    relay?.close();
     feed?.close();
     await engine.close();
     await audit.close();

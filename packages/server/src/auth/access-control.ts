@@ -74,6 +74,7 @@ export class AccessControl {
   readonly #listeners = new Set<() => void>();
   readonly #deniedListeners = new Set<DeniedListener>();
   #sync: (() => Promise<void>) | undefined;
+  #relay: (() => Promise<void>) | undefined;
 
   constructor(users: UserStore, roles: RoleStore) {
     this.#users = users;
@@ -85,19 +86,34 @@ export class AccessControl {
   }
 
   /** Call after any change to users, roles or grants. */
-  changed(): Promise<void> {
+  async changed(): Promise<void> {
+    this.#forget();
+    // The engine's own privileges follow first, so re-checks and the next statement see the change.
+    await this.#sync?.();
+    // Then the other nodes sharing the database re-check what they hold, as this one does.
+    await this.#relay?.();
+    this.#notify();
+  }
+
+  /** Another node changed users, roles or grants (and brought the engine's privileges in line). */
+  changedElsewhere(): void {
+    this.#forget();
+    this.#notify();
+  }
+
+  #forget(): void {
     this.#version++;
     this.#cache.clear();
     this.#resolved.clear();
-    const notify = (): void => {
-      for (const listener of this.#listeners) listener();
-    };
-    if (!this.#sync) {
-      notify();
-      return Promise.resolve();
-    }
-    // The engine's own privileges follow first, so re-checks and the next statement see the change.
-    return this.#sync().then(notify);
+  }
+
+  #notify(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  /** Called on every change made through this node, once the engine's privileges follow it. */
+  relayTo(relay: () => Promise<void>): void {
+    this.#relay = relay;
   }
 
   /**

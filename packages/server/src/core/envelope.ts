@@ -1,12 +1,56 @@
 /** Builds the JSON text of server → client messages. */
 import type { ErrorCode, ServerMessageType } from '@rustydb/protocol';
 import type { RustyError } from '../errors/rusty-error.ts';
+import type { JsonRows } from '../engine/engine.ts';
+
+/** The last timestamp made, and the millisecond it is for: busy servers send many per millisecond. */
+let stampedAt = -1;
+let stamp = '';
+
+/** Now, as the ISO-8601 text every envelope carries. */
+export function timestampNow(): string {
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = new Date(now).toISOString();
+  }
+  return stamp;
+}
 
 export function envelope(type: ServerMessageType | 'auth_expiring', payload: unknown, id?: string): string {
   return JSON.stringify(
     id === undefined
-      ? { type, payload, timestamp: new Date().toISOString() }
-      : { type, payload, timestamp: new Date().toISOString(), id },
+      ? { type, payload, timestamp: timestampNow() }
+      : { type, payload, timestamp: timestampNow(), id },
+  );
+}
+
+/**
+ * The `data` message of a query result: the same text `envelope('data', payload, id)` makes of its
+ * payload (`status`, `columns`, `rows`, `has_more`, then the totals on the last message), written
+ * directly: it is the answer to every query, and most are one short row. The rows come as values or
+ * as their JSON text already made (on a read worker): the text is the same either way.
+ */
+export function dataEnvelope(
+  id: string | undefined,
+  columns: readonly string[],
+  rows: readonly unknown[] | JsonRows,
+  hasMore: boolean,
+  rowsAffected: number | undefined,
+  lastInsertId: number | undefined,
+): string {
+  const serialized = 'text' in rows ? rows : undefined;
+  let totals = '';
+  if (!hasMore) {
+    const count = serialized ? serialized.count : (rows as readonly unknown[]).length;
+    totals = `,"rows_affected":${JSON.stringify(rowsAffected ?? count)}`;
+    if (lastInsertId !== undefined) totals += `,"last_insert_id":${JSON.stringify(lastInsertId)}`;
+  }
+  return (
+    `{"type":"data","payload":{"status":"success","columns":${JSON.stringify(columns)},` +
+    `"rows":${serialized ? serialized.text : JSON.stringify(rows)},"has_more":${hasMore}${totals}},` +
+    `"timestamp":"${timestampNow()}"` +
+    `${id === undefined ? '' : `,"id":${JSON.stringify(id)}`}}`
   );
 }
 
@@ -31,14 +75,5 @@ export function sharedPayloadEnvelope(type: string, payload: object, id: string)
     json = JSON.stringify(payload);
     payloadJson.set(payload, json);
   }
-  return envelopeAround(type, json, id);
-}
-
-/**
- * `envelope` for a payload already serialized: the same text JSON.stringify would make of the whole
- * message, with the payload's JSON put in as it is.
- */
-export function envelopeAround(type: string, payloadJson: string, id?: string): string {
-  const head = `{"type":${JSON.stringify(type)},"payload":${payloadJson},"timestamp":"${new Date().toISOString()}"`;
-  return id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(id)}}`;
+  return `{"type":${JSON.stringify(type)},"payload":${json},"timestamp":"${timestampNow()}","id":${JSON.stringify(id)}}`;
 }

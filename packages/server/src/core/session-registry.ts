@@ -7,6 +7,25 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorCode } from '@rustydb/protocol';
 import type { Principal } from '../auth/authenticator.ts';
 
+/**
+ * An order to end sessions: a user's, those that presented a credential (a token or login id), or one
+ * session. Nodes sharing a database pass them to each other (SessionRelay).
+ */
+export interface EndOrder {
+  scope: 'user' | 'credential' | 'session';
+  id: string;
+  code: ErrorCode;
+  message: string;
+  reason: string;
+}
+
+/** Where a registry sends the orders it carried out, for the sessions of the other nodes. */
+export interface SessionRelay {
+  ended(order: EndOrder): void;
+  /** Ends one session held by another node; resolves with its user, or undefined when none holds it. */
+  endElsewhere(order: EndOrder): Promise<string | undefined>;
+}
+
 /** What the registry needs from a session to end it: send an error (no id), then close 1008. */
 export type Terminate = (code: ErrorCode, message: string, reason: string) => void;
 
@@ -95,6 +114,7 @@ export class SessionRegistry {
   readonly #maxPerUser: number;
   readonly #sessions = new Map<string, Entry>();
   readonly #byUser = new Map<string, Set<string>>();
+  #relay: SessionRelay | undefined;
 
   /** @param maxPerUser authenticated sessions one user may hold at once; 0 for no limit */
   constructor(maxPerUser: number) {
@@ -186,7 +206,12 @@ export class SessionRegistry {
     return entry ? this.list({ user: entry.user }).find((s) => s.id === id) : undefined;
   }
 
-  /** Ends one session; false when there is no such session. */
+  /** Sends every order carried out here to the other nodes sharing the database. */
+  relayTo(relay: SessionRelay): void {
+    this.#relay = relay;
+  }
+
+  /** Ends one session of this node; false when there is no such session. */
   kill(id: string, code: ErrorCode, message: string, reason: string): boolean {
     const entry = this.#sessions.get(id);
     if (!entry) return false;
@@ -195,20 +220,49 @@ export class SessionRegistry {
     return true;
   }
 
-  /** Ends every session of a user; returns how many. */
+  /**
+   * Ends one session, on this node or another sharing the database; resolves with its user, or
+   * undefined when no node holds it.
+   */
+  async killAnywhere(
+    id: string,
+    code: ErrorCode,
+    message: string,
+    reason: string,
+  ): Promise<string | undefined> {
+    const user = this.#sessions.get(id)?.user;
+    if (user !== undefined && this.kill(id, code, message, reason)) return user;
+    return this.#relay?.endElsewhere({ scope: 'session', id, code, message, reason });
+  }
+
+  /** Ends every session of a user, here and on the other nodes; returns how many were here. */
   killUser(user: string, code: ErrorCode, message: string, reason: string): number {
-    const ids = [...(this.#byUser.get(user) ?? [])];
-    for (const id of ids) this.kill(id, code, message, reason);
-    return ids.length;
+    return this.#endEverywhere({ scope: 'user', id: user, code, message, reason });
   }
 
   /**
    * Ends every session that ever presented the token or a token of the login `id` (a token id or a
-   * login id); returns how many.
+   * login id), here and on the other nodes; returns how many were here.
    */
   killCredential(id: string, code: ErrorCode, message: string, reason: string): number {
-    const ids = [...this.#sessions.values()].filter((e) => e.credentials.has(id)).map((e) => e.id);
-    for (const sessionId of ids) this.kill(sessionId, code, message, reason);
-    return ids.length;
+    return this.#endEverywhere({ scope: 'credential', id, code, message, reason });
+  }
+
+  #endEverywhere(order: EndOrder): number {
+    const closed = this.apply(order);
+    this.#relay?.ended(order);
+    return closed;
+  }
+
+  /** Carries out an order on this node's sessions (from this node or another); returns how many ended. */
+  apply(order: EndOrder): number {
+    const { scope, id, code, message, reason } = order;
+    const ids =
+      scope === 'session'
+        ? [id]
+        : scope === 'user'
+          ? [...(this.#byUser.get(id) ?? [])]
+          : [...this.#sessions.values()].filter((e) => e.credentials.has(id)).map((e) => e.id);
+    return ids.filter((sessionId) => this.kill(sessionId, code, message, reason)).length;
   }
 }

@@ -14,11 +14,11 @@ import {
   type ServerLimits,
 } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
-import type { Engine, JsonRows } from '../engine/engine.ts';
+import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
-import { envelope, envelopeAround, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
+import { dataEnvelope, envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
@@ -651,24 +651,5 @@ export class StreamSession {
   }
 }
 
-/**
- * The text of one `data` message of a query result, from the rows or from their JSON text (made on a
- * read worker): the same text either way, the one `envelope` would make.
- */
-function chunkText(
-  id: string | undefined,
-  columns: string[],
-  rows: unknown[] | JsonRows,
-  hasMore: boolean,
-  rowsAffected: number | undefined,
-  lastInsertId: number | undefined,
-): string {
-  const serialized = Array.isArray(rows) ? undefined : rows;
-  const rowsJson = serialized ? serialized.text : JSON.stringify(rows);
-  let payload = `{"status":"success","columns":${JSON.stringify(columns)},"rows":${rowsJson},"has_more":${hasMore}`;
-  if (!hasMore) {
-    payload += `,"rows_affected":${JSON.stringify(rowsAffected ?? serialized?.count ?? (rows as unknown[]).length)}`;
-    if (lastInsertId !== undefined) payload += `,"last_insert_id":${JSON.stringify(lastInsertId)}`;
-  }
-  return envelopeAround('data', `${payload}}`, id);
-}
+/** The text of one `data` message of a query result. */
+const chunkText = dataEnvelope;

@@ -212,6 +212,19 @@ export interface Engine {
    * and grants; called at start and after every change to users, roles or grants.
    */
   syncPrivileges?(): Promise<void>;
+  /**
+   * Engines whose database may be shared by several nodes forget what they cached of the privileges
+   * (another node changed users, roles or grants; see NodeEvents).
+   */
+  forgetPrivileges?(): void;
+  /**
+   * Runs `work` while no other node sharing the database runs its own: the server's start-up (its
+   * tables, the first admin user, the signing secret) is safe when nodes start at the same moment.
+   * Engines whose database one process owns leave it out.
+   */
+  exclusively?<T>(work: () => Promise<T>): Promise<T>;
+  /** Events between the nodes sharing this database; absent where one node owns the database. */
+  readonly nodeEvents?: NodeEvents;
   /** Called after every commit that may have changed data or schema. */
   onCommit(listener: () => void): () => void;
   /**
@@ -223,6 +236,20 @@ export interface Engine {
   /** Resolves when the engine answers a trivial statement; used by readiness. */
   healthCheck(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** An event from one node to the others: small, JSON. */
+export type NodeEvent = Record<string, unknown>;
+
+/**
+ * Events between the nodes that share one database (revocations, privilege changes), carried by the
+ * database itself: no other coordination service. Each node receives every event of the others once, in
+ * the order they were published; its own are not given back to it.
+ */
+export interface NodeEvents {
+  /** Resolves once the event is recorded; the other nodes receive it a moment later. */
+  publish(event: NodeEvent): Promise<void>;
+  onEvent(listener: (event: NodeEvent) => void): () => void;
 }
 
 /**

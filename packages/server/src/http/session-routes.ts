@@ -39,14 +39,13 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
   app.delete('/api/v1/sessions/:id', async (request) => {
     const admin = await requireAdmin(request);
     const { id } = parseBody(idParams, request.params);
-    const target = sessions.get(id);
-    if (!target || !sessions.kill(id, 'PERMISSION_DENIED', KILLED_MESSAGE, 'session terminated')) {
-      throw new RustyError('NOT_FOUND', `session '${id}' not found`);
-    }
+    // The session may be held by another node sharing the database.
+    const user = await sessions.killAnywhere(id, 'PERMISSION_DENIED', KILLED_MESSAGE, 'session terminated');
+    if (user === undefined) throw new RustyError('NOT_FOUND', `session '${id}' not found`);
     deps.audit?.record({
       event: 'session.kill',
       actor: admin.user,
-      user: target.user,
+      user,
       session: id,
       ...requestContext(request),
     });

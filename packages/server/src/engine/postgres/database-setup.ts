@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS rustydb.schema_events (
   action text NOT NULL,
   sql text
 );
+-- Events between the nodes sharing the database (node-events.ts): revocations, privilege changes.
+CREATE TABLE IF NOT EXISTS rustydb.node_events (
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  body text NOT NULL
+);
 -- The tables and views of the public schema as after_ddl() last saw them.
 CREATE TABLE IF NOT EXISTS rustydb.objects (name text PRIMARY KEY, oid oid NOT NULL, definition text NOT NULL);
 DO $setup$

@@ -21,6 +21,7 @@ import type {
   ChangeLog,
   Engine,
   InternalStore,
+  NodeEvents,
   ResultChunk,
   RunOptions,
   StatementAccess,
@@ -47,7 +48,8 @@ import { collect, failingAt, runEach } from '../statement-results.ts';
 import type { Logger } from '../../core/logger.ts';
 import { describeError } from '../../core/logger.ts';
 import { ChangeCapture, CHANGES_CHANNEL } from './change-capture.ts';
-import { PgChangeLog } from './change-log.ts';
+import { PgChangeLog, type OwnerQuery } from './change-log.ts';
+import { NODE_EVENTS_CHANNEL, PgNodeEvents } from './node-events.ts';
 
 export interface PostgresEngineOptions {
   databaseUrl: string;
@@ -59,6 +61,8 @@ export interface PostgresEngineOptions {
 const APPLICATION_NAME = 'rustydb';
 /** Serializes schema set-up and migrations of nodes starting at once (pg_advisory_xact_lock key). */
 const SETUP_LOCK = 0x7275_7374;
+/** Serializes the start-up of the server on nodes starting at once (pg_advisory_lock key, see exclusively). */
+const STARTUP_LOCK = 0x7275_7373;
 /** How often a snapshot whose transactions were not a prefix of the sequence is taken again. */
 const SNAPSHOT_ATTEMPTS = 5;
 /** How long a client is told to wait before watching again when no attempt matched. */
@@ -91,6 +95,7 @@ export class PostgresEngine implements Engine {
   readonly internal: InternalStore;
   readonly changes: ChangeLog;
   readonly #changeLog: PgChangeLog;
+  readonly #nodeEvents: PgNodeEvents;
   readonly #url: string;
   readonly #poolSize: number;
   readonly #logger: Logger;
@@ -116,14 +121,19 @@ export class PostgresEngine implements Engine {
     this.#logger = options.logger;
     this.#owner = new PgConnectionPool(options.poolSize, () => openClient(this.#ownerSettings()));
     this.internal = this.#makeInternalStore();
-    this.#changeLog = new PgChangeLog(
-      (text, values) =>
-        this.#onOwner(
-          async (client) => (await client.query({ text, values: values ?? [], rowMode: 'array' })).rows,
-        ),
-      (ms) => this.#nextApply(ms),
-    );
+    const ownerQuery: OwnerQuery = (text, values) =>
+      this.#onOwner(
+        async (client) => (await client.query({ text, values: values ?? [], rowMode: 'array' })).rows,
+      );
+    this.#changeLog = new PgChangeLog(ownerQuery, (ms) => this.#nextApply(ms));
     this.changes = this.#changeLog;
+    this.#nodeEvents = new PgNodeEvents(ownerQuery, (err) =>
+      this.#logger.warn('reading the events of other nodes failed', describeError(err)),
+    );
+  }
+
+  get nodeEvents(): NodeEvents {
+    return this.#nodeEvents;
   }
 
   #ownerSettings(): ConnectionSettings {
@@ -143,6 +153,7 @@ export class PostgresEngine implements Engine {
     const engine = new PostgresEngine(options);
     try {
       await engine.#setUp();
+      await engine.#nodeEvents.start();
       engine.#startCapture();
     } catch (err) {
       await engine.close();
@@ -154,7 +165,7 @@ export class PostgresEngine implements Engine {
   async #setUp(): Promise<void> {
     let client: PgClient;
     try {
-      client = await this.#owner.acquire();
+      client = await this.#owner.acquire(undefined);
     } catch (err) {
       throw new Error(
         `invalid configuration: database_url: cannot connect to PostgreSQL (${(err as Error).message})`,
@@ -273,15 +284,18 @@ export class PostgresEngine implements Engine {
       };
       client.on('error', retry);
       client.on('end', retry);
-      client.on('notification', () => this.#applied());
-      await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+      client.on('notification', ({ channel }) =>
+        channel === NODE_EVENTS_CHANNEL ? this.#nodeEvents.read() : this.#applied(),
+      );
+      await client.query(`LISTEN ${CHANGES_CHANNEL}; LISTEN ${NODE_EVENTS_CHANNEL}`);
       if (this.#closed) {
         await client.end();
         return;
       }
       this.#listener = client;
-      // Anything applied while this node was not listening is read now.
+      // Anything applied or published while this node was not listening is read now.
       this.#applied();
+      this.#nodeEvents.read();
     } catch (err) {
       await client?.end().catch(() => undefined);
       if (this.#closed) return;
@@ -315,6 +329,22 @@ export class PostgresEngine implements Engine {
    */
   async syncPrivileges(): Promise<void> {
     await this.#onOwner((client) => client.query('SELECT rustydb_api.after_ddl()'));
+    this.forgetPrivileges();
+  }
+
+  async exclusively<T>(work: () => Promise<T>): Promise<T> {
+    // A connection of its own holds the lock: `work` uses the pool, which may have one connection only.
+    const client = await openClient(this.#ownerSettings());
+    try {
+      await client.query(`SELECT pg_advisory_lock(${STARTUP_LOCK})`);
+      return await work();
+    } finally {
+      // Closing the connection releases the lock.
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  forgetPrivileges(): void {
     // Session roles hold memberships granted when they were made; roles made since need granting.
     this.#sessionRoles.clear();
   }
@@ -414,7 +444,7 @@ export class PostgresEngine implements Engine {
     const params = toDriverParams(statement.params);
     const caller = this.#requireCaller(options.caller);
     const pool = await this.#poolFor(caller);
-    const client = await pool.acquire(options.signal);
+    const client = await pool.acquire(caller.user, options.signal);
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
@@ -600,7 +630,7 @@ export class PostgresEngine implements Engine {
     work: (client: PgClient, stopper: StatementStopper) => Promise<T>,
   ): Promise<T> {
     const pool = await this.#poolFor(caller);
-    const client = await pool.acquire(signal);
+    const client = await pool.acquire(caller.user, signal);
     const stopper = new StatementStopper(timeoutMs, signal);
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
@@ -654,7 +684,7 @@ export class PostgresEngine implements Engine {
   }
 
   async #onOwner<T>(work: (client: PgClient) => Promise<T>): Promise<T> {
-    const client = await this.#owner.acquire();
+    const client = await this.#owner.acquire(undefined);
     let clean = false;
     try {
       const result = await work(client);

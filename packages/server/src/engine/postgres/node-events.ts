@@ -1,0 +1,106 @@
+/**
+ * Events between the RustyDB nodes that share one PostgreSQL database (see NodeEvents in engine.ts),
+ * for what must reach every node's open sockets within a second: revocations and privilege changes.
+ *
+ * - An event is a row of `rustydb.node_events`, a table only the login role can read, and the same
+ *   statement sends `NOTIFY rustydb_nodes` with an empty payload: every node then reads the rows after
+ *   the last one it read. In PostgreSQL any role may NOTIFY or LISTEN on any channel, so the
+ *   notification carries nothing: a client's NOTIFY can only make the nodes look for rows that are not
+ *   there, and a client's LISTEN learns nothing.
+ * - Rows are inserted under a transaction-level advisory lock, released only after the row is visible:
+ *   ids become visible in their order, so a reader that moved past an id never misses a lower one.
+ * - A node that could not listen for a while (its connection broke) reads what it missed when it
+ *   listens again. Rows older than KEEP are deleted by the publishers.
+ */
+import { randomUUID } from 'node:crypto';
+import type { NodeEvent, NodeEvents } from '../engine.ts';
+import type { OwnerQuery } from './change-log.ts';
+
+export const NODE_EVENTS_CHANNEL = 'rustydb_nodes';
+/** Serializes publishers (pg_advisory_xact_lock key). */
+const PUBLISH_LOCK = 0x7275_6e65;
+/** How long an event is kept for a node that was not listening. */
+const KEEP = '10 minutes';
+/** How often a publisher deletes expired events, milliseconds. */
+const PRUNE_EVERY_MS = 60_000;
+
+export class PgNodeEvents implements NodeEvents {
+  readonly #query: OwnerQuery;
+  readonly #onError: (err: unknown) => void;
+  /** This node, so that it skips its own events. */
+  readonly #node = randomUUID();
+  readonly #listeners = new Set<(event: NodeEvent) => void>();
+  /** The id of the last event read; undefined until start(). */
+  #lastRead: string | undefined;
+  #reading: Promise<void> | undefined;
+  /** A notification arrived while reading: read again right after. */
+  #again = false;
+  #lastPrune = 0;
+
+  constructor(query: OwnerQuery, onError: (err: unknown) => void) {
+    this.#query = query;
+    this.#onError = onError;
+  }
+
+  /** Starts after the events published so far: they were for the nodes running then. */
+  async start(): Promise<void> {
+    const [row] = await this.#query('SELECT coalesce(max(id), 0)::text FROM rustydb.node_events');
+    this.#lastRead = String(row![0]);
+  }
+
+  async publish(event: NodeEvent): Promise<void> {
+    const body = JSON.stringify({ node: this.#node, event });
+    await this.#query(
+      `WITH serial AS (SELECT pg_advisory_xact_lock(${PUBLISH_LOCK})),
+            added AS (INSERT INTO rustydb.node_events (body) SELECT $1 FROM serial RETURNING id)
+       SELECT pg_notify('${NODE_EVENTS_CHANNEL}', '') FROM added`,
+      [body],
+    );
+    if (Date.now() - this.#lastPrune > PRUNE_EVERY_MS) {
+      this.#lastPrune = Date.now();
+      await this.#query(`DELETE FROM rustydb.node_events WHERE at < now() - interval '${KEEP}'`);
+    }
+  }
+
+  onEvent(listener: (event: NodeEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Reads the events published since the last read (on a notification, and when listening again). */
+  read(): void {
+    if (this.#lastRead === undefined) return;
+    if (this.#reading) {
+      this.#again = true;
+      return;
+    }
+    this.#reading = this.#readNew()
+      .catch(this.#onError)
+      .finally(() => {
+        this.#reading = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.read();
+        }
+      });
+  }
+
+  async #readNew(): Promise<void> {
+    const rows = await this.#query(
+      'SELECT id::text, body FROM rustydb.node_events WHERE id > $1::bigint ORDER BY id',
+      [this.#lastRead],
+    );
+    for (const [id, body] of rows) {
+      this.#lastRead = String(id);
+      const { node, event } = JSON.parse(String(body)) as { node: string; event: NodeEvent };
+      if (node === this.#node) continue;
+      for (const listener of this.#listeners) {
+        try {
+          listener(event);
+        } catch (err) {
+          this.#onError(err);
+        }
+      }
+    }
+  }
+}
