@@ -119,7 +119,10 @@ if (!ENGINES.includes('postgres')) {
         ['fresh_set'],
         createHmac('sha256', secret).update(name).digest('base64url'),
       ]);
-      const first = node.http('/api/v1/query', { body: { sql: 'CREATE TABLE made_by_newcomer (id int)' }, token });
+      const first = node.http('/api/v1/query', {
+        body: { sql: 'CREATE TABLE made_by_newcomer (id int)' },
+        token,
+      });
       await new Promise((resolve) => setTimeout(resolve, 500));
       await other.query('COMMIT');
       const made = await first;
