@@ -26,7 +26,7 @@ const WARMUP_BUDGET_MS = 10_000;
 const BLOCK_BUDGET_MS = 4_000;
 /** No single round trip may take longer than this; a stuck server fails the benchmark. */
 const REPLY_TIMEOUT_MS = 10_000;
-const TARGET_P50 = 1.3;
+const TARGET_P50 = 1.2;
 const TARGET_P99 = 1.5;
 
 /** The request text: the same bytes go to the echo server (which returns them) and to RustyDB. */

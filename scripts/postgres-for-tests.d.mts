@@ -3,9 +3,14 @@ export interface TestPostgres {
   port: number;
   dataDir: string;
   binDir: string;
+  /** The server's main process (postmaster), while it runs. */
+  readonly pid: number;
+  /** A role with LOGIN, CREATEROLE, REPLICATION owning a new database of the same name; its URL. */
+  createDatabase(name: string, rolePassword: string): string;
   stop(): void;
   pause(): void;
   resume(): void;
 }
 export function findPostgresBin(): string | undefined;
-export function startTestPostgres(binDir?: string): Promise<TestPostgres>;
+export function postgresBinProblem(binDir?: string): string | undefined;
+export function startTestPostgres(binDir?: string, options?: { parentDir?: string }): Promise<TestPostgres>;

@@ -1,8 +1,17 @@
-// A throwaway PostgreSQL server for the tests (and `npm run cluster`): initdb in a temporary directory,
+// A throwaway PostgreSQL server for the tests, the benchmarks and `npm run cluster` (scripts/cluster.mjs): initdb in a temporary directory,
 // listening on a free port on 127.0.0.1 only, with the settings RustyDB's PostgreSQL engine needs.
 // PostgreSQL refuses to run as root: as root, the server runs as the `postgres` system user.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,15 +49,27 @@ function asPostgresUser(bin, args) {
   }
 }
 
+/** Why `binDir` (from findPostgresBin) cannot start a server, or undefined when it can. */
+export function postgresBinProblem(binDir = findPostgresBin()) {
+  if (!binDir) return 'PostgreSQL 15 or later was not found in /usr/lib/postgresql';
+  const missing = ['initdb', 'pg_ctl', 'postgres', 'psql'].filter((tool) => !existsSync(join(binDir, tool)));
+  return missing.length > 0 ? `${binDir} has no ${missing.join(', ')}` : undefined;
+}
+
+/** A single-quoted SQL string literal. */
+const literal = (text) => `'${String(text).replaceAll("'", "''")}'`;
+
 /**
  * Starts a server; returns its superuser URL and stop(). Settings: wal_level logical (change capture),
- * fsync off (a test server; durability is not what is tested), scram-sha-256 for every TCP login.
+ * fsync off (a throwaway server; durability is not what it is for), scram-sha-256 for every TCP login.
  * synchronous_commit stays on: the walsender sends only flushed WAL, so with it off every change would
  * reach subscribers up to wal_writer_delay late.
+ * @param options.parentDir where its temporary directory is made (default: the system's temporary directory)
  */
-export async function startTestPostgres(binDir = findPostgresBin()) {
-  if (!binDir) throw new Error('PostgreSQL 15+ not found (set RUSTYDB_PG_BIN or install postgresql)');
-  const dir = mkdtempSync(join(tmpdir(), 'rustydb-pg-'));
+export async function startTestPostgres(binDir = findPostgresBin(), options = {}) {
+  const problem = postgresBinProblem(binDir);
+  if (problem) throw new Error(`${problem} (set RUSTYDB_PG_BIN or install postgresql)`);
+  const dir = mkdtempSync(join(options.parentDir ?? tmpdir(), 'rustydb-pg-'));
   const data = join(dir, 'data');
   const password = 'test-superuser-password';
   const pwfile = join(dir, 'pwfile');
@@ -95,12 +116,37 @@ export async function startTestPostgres(binDir = findPostgresBin()) {
     }
     rmSync(dir, { recursive: true, force: true });
   };
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    url,
     port,
     dataDir: data,
     binDir,
     stop,
+    /** The server's main process (postmaster), while it runs. */
+    get pid() {
+      return Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    },
+    /**
+     * Makes a login role with exactly what a deployment gives RustyDB (LOGIN, CREATEROLE, REPLICATION;
+     * not a superuser) and an empty database of the same name that it owns; returns the role's URL.
+     */
+    createDatabase(name, rolePassword) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`not a plain lower-case name: ${name}`);
+      for (const statement of [
+        `CREATE ROLE ${name} LOGIN CREATEROLE REPLICATION PASSWORD ${literal(rolePassword)}`,
+        `CREATE DATABASE ${name} OWNER ${name}`,
+      ]) {
+        execFileSync(join(binDir, 'psql'), ['-q', '-v', 'ON_ERROR_STOP=1', url, '-c', statement], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+      }
+      const owned = new URL(url);
+      owned.username = name;
+      owned.password = rolePassword;
+      owned.pathname = `/${name}`;
+      return owned.toString();
+    },
     /** Stops the server, keeping its data (what a database outage looks like to the nodes). */
     pause() {
       asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { clientMessageSchema, CLIENT_MESSAGE_TYPES, type ClientMessage } from './messages.ts';
+import { fastQueryMessage } from './query-fast-path.ts';
 
 export type ParseResult =
   | { ok: true; message: ClientMessage }
@@ -32,6 +33,10 @@ export function parseClientMessage(text: string): ParseResult {
       error: `unknown message type '${raw.type.slice(0, 40)}'; expected one of ${CLIENT_MESSAGE_TYPES.join(', ')}`,
       id,
     };
+  }
+  if (raw.type === 'query') {
+    const message = fastQueryMessage(raw);
+    if (message) return { ok: true, message };
   }
   const parsed = clientMessageSchema.safeParse(value);
   if (!parsed.success) {

@@ -2,11 +2,50 @@
 import type { ErrorCode, ServerMessageType } from '@rustydb/protocol';
 import type { RustyError } from '../errors/rusty-error.ts';
 
+/** The last timestamp made, and the millisecond it is for: busy servers send many per millisecond. */
+let stampedAt = -1;
+let stamp = '';
+
+/** Now, as the ISO-8601 text every envelope carries. */
+export function timestampNow(): string {
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = new Date(now).toISOString();
+  }
+  return stamp;
+}
+
 export function envelope(type: ServerMessageType | 'auth_expiring', payload: unknown, id?: string): string {
   return JSON.stringify(
     id === undefined
-      ? { type, payload, timestamp: new Date().toISOString() }
-      : { type, payload, timestamp: new Date().toISOString(), id },
+      ? { type, payload, timestamp: timestampNow() }
+      : { type, payload, timestamp: timestampNow(), id },
+  );
+}
+
+/**
+ * The `data` message of a query result: the same text `envelope('data', payload, id)` makes of its
+ * payload (`status`, `columns`, `rows`, `has_more`, then the totals on the last message), written
+ * directly: it is the answer to every query, and most are one short row.
+ */
+export function dataEnvelope(
+  id: string | undefined,
+  columns: readonly string[],
+  rows: readonly unknown[],
+  hasMore: boolean,
+  rowsAffected: number | undefined,
+  lastInsertId: number | undefined,
+): string {
+  let totals = '';
+  if (!hasMore) {
+    totals = `,"rows_affected":${JSON.stringify(rowsAffected ?? rows.length)}`;
+    if (lastInsertId !== undefined) totals += `,"last_insert_id":${JSON.stringify(lastInsertId)}`;
+  }
+  return (
+    `{"type":"data","payload":{"status":"success","columns":${JSON.stringify(columns)},` +
+    `"rows":${JSON.stringify(rows)},"has_more":${hasMore}${totals}},"timestamp":"${timestampNow()}"` +
+    `${id === undefined ? '' : `,"id":${JSON.stringify(id)}`}}`
   );
 }
 
@@ -31,5 +70,5 @@ export function sharedPayloadEnvelope(type: string, payload: object, id: string)
     json = JSON.stringify(payload);
     payloadJson.set(payload, json);
   }
-  return `{"type":${JSON.stringify(type)},"payload":${json},"timestamp":"${new Date().toISOString()}","id":${JSON.stringify(id)}}`;
+  return `{"type":${JSON.stringify(type)},"payload":${json},"timestamp":"${timestampNow()}","id":${JSON.stringify(id)}}`;
 }

@@ -18,7 +18,7 @@ import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
-import { envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
+import { dataEnvelope, envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
@@ -636,16 +636,4 @@ export class StreamSession {
 }
 
 /** The text of one `data` message of a query result. */
-function chunkText(
-  id: string | undefined,
-  columns: string[],
-  rows: unknown[],
-  hasMore: boolean,
-  rowsAffected: number | undefined,
-  lastInsertId: number | undefined,
-): string {
-  const payload: Record<string, unknown> = { status: 'success', columns, rows, has_more: hasMore };
-  if (!hasMore) payload.rows_affected = rowsAffected ?? rows.length;
-  if (!hasMore && lastInsertId !== undefined) payload.last_insert_id = lastInsertId;
-  return envelope('data', payload, id);
-}
+const chunkText = dataEnvelope;

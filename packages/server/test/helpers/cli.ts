@@ -24,8 +24,9 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): CliRun {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/** @param script another Node script to run the same way (e.g. scripts/cluster.mjs) */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = cleanEnv(), script = CLI): CliRun {
+  const child = spawn(process.execPath, [script, ...args], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

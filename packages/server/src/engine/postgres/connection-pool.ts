@@ -3,22 +3,23 @@
  * holds one connection for its whole run; a connection whose statement was stopped or failed in a way
  * that leaves its state unknown is discarded, never handed to the next caller. Idle connections close
  * after a while, so a role that stopped being used (a user's set of roles) gives its connections back.
+ * Every user of one set of roles shares its pool, so the connections are shared fairly between them (see
+ * FairShare): one user's many long statements never take them all.
  */
 import { RustyError } from '../../errors/rusty-error.ts';
+import { FairShare, type FairWaiter } from '../fair-share.ts';
 import type { PgClient } from './driver.ts';
 
 const IDLE_CLOSE_MS = 30_000;
-
-interface Waiter {
-  resolve: (client: PgClient) => void;
-  reject: (err: unknown) => void;
-}
 
 export class PgConnectionPool {
   readonly #open: () => Promise<PgClient>;
   readonly #max: number;
   readonly #idle: { client: PgClient; since: number }[] = [];
-  readonly #waiters: Waiter[] = [];
+  /** Who gets a connection next, and how many each user holds. */
+  readonly #share: FairShare<PgClient>;
+  /** The user each lent connection runs for, to count it back on release. */
+  readonly #lentTo = new Map<PgClient, string>();
   /** Every open connection, idle or in use: closing the pool ends them all. */
   readonly #all = new Set<PgClient>();
   #size = 0;
@@ -28,6 +29,7 @@ export class PgConnectionPool {
   constructor(max: number, open: () => Promise<PgClient>) {
     this.#max = max;
     this.#open = open;
+    this.#share = new FairShare(max);
     this.#sweeper = setInterval(() => this.#closeIdle(), IDLE_CLOSE_MS / 2);
     this.#sweeper.unref();
   }
@@ -36,51 +38,44 @@ export class PgConnectionPool {
     return this.#size;
   }
 
-  async acquire(signal?: AbortSignal): Promise<PgClient> {
+  /**
+   * A connection for `user`, given back with release or discard. `undefined` is the server's own work
+   * (authentication, the catalog, change capture): not bound by a user's share and served first, as
+   * nothing a user does may hold it up.
+   */
+  async acquire(user: string | undefined, signal?: AbortSignal): Promise<PgClient> {
     if (this.#closed) throw new RustyError('INTERNAL_ERROR', 'the engine is closed');
     signal?.throwIfAborted();
-    const idle = this.#idle.pop();
-    if (idle) return idle.client;
-    if (this.#size < this.#max) {
-      this.#size++;
-      try {
-        const client = await this.#open();
-        this.#all.add(client);
-        // A connection that breaks while idle (the database restarted) is dropped, not handed out.
-        client.on('error', () => this.#forget(client));
-        return client;
-      } catch (err) {
-        this.#size--;
-        this.#wakeOne();
-        throw err;
-      }
+    const holder = user ?? '';
+    const urgent = user === undefined;
+    if (this.#share.mayTake(holder, urgent)) {
+      const idle = this.#idle.pop();
+      if (idle) return this.#lend(idle.client, holder);
+      if (this.#size < this.#max) return this.#openFor(holder);
     }
-    return new Promise<PgClient>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject };
-      this.#waiters.push(waiter);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const at = this.#waiters.indexOf(waiter);
-          if (at !== -1) {
-            this.#waiters.splice(at, 1);
-            reject(new RustyError('QUERY_CANCELLED', 'query cancelled'));
-          }
-        },
-        { once: true },
-      );
-    });
+    try {
+      return await this.#share.wait(holder, signal, urgent);
+    } catch (err) {
+      if (signal?.aborted && err === signal.reason)
+        throw new RustyError('QUERY_CANCELLED', 'query cancelled');
+      throw err;
+    }
   }
 
   release(client: PgClient): void {
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter.resolve(client);
-    else if (this.#closed) void this.#end(client);
+    this.#giveBack(client);
+    if (this.#closed) {
+      void this.#end(client);
+      return;
+    }
+    const waiter = this.#share.next();
+    if (waiter) this.#grant(waiter, client);
     else this.#idle.push({ client, since: Date.now() });
   }
 
   /** Closes a connection whose state is unknown; a waiter gets a fresh one. */
   discard(client: PgClient): void {
+    this.#giveBack(client);
     void this.#end(client);
     this.#wakeOne();
   }
@@ -88,9 +83,7 @@ export class PgConnectionPool {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweeper);
-    for (const waiter of this.#waiters.splice(0)) {
-      waiter.reject(new RustyError('INTERNAL_ERROR', 'the engine is closed'));
-    }
+    this.#share.close();
     this.#idle.splice(0);
     await Promise.all([...this.#all].map((client) => this.#end(client)));
   }
@@ -113,11 +106,51 @@ export class PgConnectionPool {
     }
   }
 
-  /** A slot freed up: a waiter opens a new connection in it. */
+  #lend(client: PgClient, user: string): PgClient {
+    this.#share.take(user);
+    this.#lentTo.set(client, user);
+    return client;
+  }
+
+  #grant(waiter: FairWaiter<PgClient>, client: PgClient): void {
+    this.#lentTo.set(client, waiter.user);
+    this.#share.grant(waiter, client);
+  }
+
+  #giveBack(client: PgClient): void {
+    const user = this.#lentTo.get(client);
+    if (user === undefined) return;
+    this.#lentTo.delete(client);
+    this.#share.give(user);
+  }
+
+  /** Opens a new connection in a free place, lent to `user`. */
+  async #openFor(user: string): Promise<PgClient> {
+    this.#size++;
+    this.#share.take(user);
+    try {
+      const client = await this.#open();
+      this.#all.add(client);
+      this.#lentTo.set(client, user);
+      // A connection that breaks while idle (the database restarted) is dropped, not handed out.
+      client.on('error', () => this.#forget(client));
+      return client;
+    } catch (err) {
+      this.#size--;
+      this.#share.give(user);
+      this.#wakeOne();
+      throw err;
+    }
+  }
+
+  /** A place freed up: the next waiter allowed one gets an idle connection or a new one in it. */
   #wakeOne(): void {
-    const waiter = this.#waiters.shift();
+    if (this.#closed || (this.#idle.length === 0 && this.#size >= this.#max)) return;
+    const waiter = this.#share.next();
     if (!waiter) return;
-    this.acquire().then(waiter.resolve, waiter.reject);
+    const idle = this.#idle.pop();
+    if (idle) this.#grant(waiter, idle.client);
+    else this.#openFor(waiter.user).then(waiter.resolve, waiter.reject);
   }
 
   #closeIdle(): void {

@@ -165,7 +165,7 @@ export class PostgresEngine implements Engine {
   async #setUp(): Promise<void> {
     let client: PgClient;
     try {
-      client = await this.#owner.acquire();
+      client = await this.#owner.acquire(undefined);
     } catch (err) {
       throw new Error(
         `invalid configuration: database_url: cannot connect to PostgreSQL (${(err as Error).message})`,
@@ -444,7 +444,7 @@ export class PostgresEngine implements Engine {
     const params = toDriverParams(statement.params);
     const caller = this.#requireCaller(options.caller);
     const pool = await this.#poolFor(caller);
-    const client = await pool.acquire(options.signal);
+    const client = await pool.acquire(caller.user, options.signal);
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
@@ -630,7 +630,7 @@ export class PostgresEngine implements Engine {
     work: (client: PgClient, stopper: StatementStopper) => Promise<T>,
   ): Promise<T> {
     const pool = await this.#poolFor(caller);
-    const client = await pool.acquire(signal);
+    const client = await pool.acquire(caller.user, signal);
     const stopper = new StatementStopper(timeoutMs, signal);
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
@@ -684,7 +684,7 @@ export class PostgresEngine implements Engine {
   }
 
   async #onOwner<T>(work: (client: PgClient) => Promise<T>): Promise<T> {
-    const client = await this.#owner.acquire();
+    const client = await this.#owner.acquire(undefined);
     let clean = false;
     try {
       const result = await work(client);

@@ -5,7 +5,7 @@
  */
 import type { AsyncDatabase } from './driver.ts';
 import { RustyError } from '../../errors/rusty-error.ts';
-import { FairShare } from './fair-share.ts';
+import { FairShare } from '../fair-share.ts';
 
 export type PooledConnection = AsyncDatabase;
 

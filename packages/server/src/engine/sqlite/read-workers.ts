@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { ResultChunk } from '../engine.ts';
 import { RustyError } from '../../errors/rusty-error.ts';
 import type { DriverValue } from './values.ts';
-import { FairShare } from './fair-share.ts';
+import { FairShare } from '../fair-share.ts';
 
 type WorkerMessage = { runId: number } & (
   | { type: 'columns'; columns: string[] }

@@ -738,15 +738,17 @@ export class SqliteEngine implements Engine {
 
   #runInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult {
     const stmt = routed.inline!;
+    const columns = routed.inlineColumns!;
     const started = performance.now();
-    if (stmt.reader) {
+    if (columns.length > 0) {
       const rows = stmt.all(params);
       this.#router.observeInline(sql, performance.now() - started, rows.length);
       // A write with RETURNING is a reader too: its commit must still wake the change feed.
       if (routed.access.kind !== 'read') this.#committed(false);
+      // A copy of the columns: the result is the caller's to keep or change.
       return {
         status: 'success',
-        columns: stmt.columns().map((c) => c.name),
+        columns: columns.slice(),
         rows: rows.map(toWireRow),
         rows_affected: rows.length,
       };

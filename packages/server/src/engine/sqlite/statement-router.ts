@@ -25,6 +25,11 @@ export interface RoutedStatement {
   route: Route;
   /** Prepared on the inline connection, when the route is inline. */
   inline?: SyncStatement;
+  /**
+   * The inline statement's result columns (empty for a statement that returns no rows), read once: a
+   * program's columns are fixed until the schema changes, and then the router prepares it anew.
+   */
+  inlineColumns?: string[];
   /** Consecutive inline runs over the time budget. */
   slowRuns?: number;
 }
@@ -163,8 +168,10 @@ export class StatementRouter {
     if (!planIsKeyed(details)) return { guarded, access, schemaVersion, route: 'pooled' };
     try {
       const inline = this.#db.prepare(sql);
-      if (inline.reader) inline.raw();
-      return { guarded, access, schemaVersion, route: 'inline', inline };
+      const reader = inline.reader;
+      if (reader) inline.raw();
+      const inlineColumns = reader ? inline.columns().map((c) => c.name) : [];
+      return { guarded, access, schemaVersion, route: 'inline', inline, inlineColumns };
     } catch {
       return { guarded, access, schemaVersion, route: 'pooled' };
     }

@@ -5,7 +5,7 @@
  * take turns however many requests each one sends. The pools own their resources; this only counts
  * what each user holds and keeps the queue.
  */
-import { RustyError } from '../../errors/rusty-error.ts';
+import { RustyError } from '../errors/rusty-error.ts';
 
 /** A request waiting for a resource, and whom it runs for. */
 export interface FairWaiter<T> {
