@@ -130,6 +130,33 @@ describe('console tables', () => {
     await admin.getByRole('navigation', { name: 'Tables and views' }).getByText('gadgets').waitFor();
   });
 
+  test('a table created while the catalog was loading opens by its address', async () => {
+    // A reload's schema request is answered, then held while the table is created: that load's
+    // catalog predates the table. Opening the table asks for a reload while it is still under way.
+    let answered!: () => void;
+    const schemaAnswered = new Promise<void>((resolve) => (answered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await admin.route(
+      '**/api/v1/schema*',
+      async (route) => {
+        const response = await route.fetch();
+        answered();
+        await released;
+        await route.fulfill({ response });
+      },
+      { times: 1 },
+    );
+    await admin.getByRole('button', { name: 'Reload schema' }).click();
+    await schemaAnswered;
+    await adminSql(h.ts, 'CREATE TABLE widgets (id INTEGER PRIMARY KEY, label TEXT)');
+    await admin.goto(`${h.url}#/tables/widgets`);
+    // Time for the page to ask for its reload (after its next frame) before the held load ends.
+    await admin.waitForTimeout(500);
+    release();
+    await admin.getByRole('heading', { name: 'widgets', exact: true }).waitFor({ timeout: 10_000 });
+  });
+
   test('a read-only user has no edit controls and is told why', async () => {
     await createUser(h.ts, 'reader', 'reader-password', ['readonly']);
     const page = await h.newPage();
@@ -182,5 +209,89 @@ describe('console tables', () => {
       h.problems.filter((p) => !/status of 40\d/.test(p)),
       [],
     );
+  });
+});
+
+describe('console tables: the catalog still loading as the page renders', () => {
+  let h: ConsoleHarness;
+
+  before(async () => {
+    // A harness of its own: the page clock held below is the whole browser context's.
+    h = await startConsole();
+    await adminSql(h.ts, 'CREATE TABLE crates (id INTEGER PRIMARY KEY, label TEXT)');
+  });
+  after(() => h?.close());
+
+  test('a table opened while the catalog loads shows once the load has ended', async () => {
+    // A page's effects run after the browser paints, a frame or more after its render (much later on
+    // a busy machine). A catalog load that ended between the table page's render and its effect was
+    // heard by nobody: the page stayed without its table. Here the load is made to end there for sure:
+    // the first catalog load (the SQL editor's, after signing in) is held at its schema request, the
+    // table page's code at its download; the page's clock (timers, animation frames, so its effects) is
+    // held from the table page's render until the load has ended.
+    const page = await h.newPage();
+    await page.clock.install();
+    const gate = (pattern: string) => {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let reached!: () => void;
+      const reachedIt = new Promise<void>((resolve) => (reached = resolve));
+      return {
+        route: page.route(pattern, async (route) => {
+          reached();
+          await released;
+          await route.continue();
+        }),
+        reached: reachedIt,
+        release,
+      };
+    };
+    const schema = gate('**/api/v1/schema*');
+    const pageCode = gate('**/assets/tables-page-*.js');
+    await Promise.all([schema.route, pageCode.route]);
+    // The page's queries over its socket, and which of them are still unanswered.
+    const unanswered = new Set<string>();
+    let queries = 0;
+    let lastFrame = Date.now();
+    page.on('websocket', (ws) => {
+      ws.on('framesent', ({ payload }) => {
+        const message = JSON.parse(String(payload)) as { type: string; id?: string };
+        if (message.type === 'query' && message.id) {
+          queries++;
+          unanswered.add(message.id);
+        }
+        lastFrame = Date.now();
+      });
+      ws.on('framereceived', ({ payload }) => {
+        const message = JSON.parse(String(payload)) as {
+          type: string;
+          id?: string;
+          payload?: { has_more?: boolean };
+        };
+        if (message.id && (message.type === 'error' || message.payload?.has_more === false)) {
+          unanswered.delete(message.id);
+        }
+        lastFrame = Date.now();
+      });
+    });
+    await signIn(page, h.url, 'admin', ADMIN_PASSWORD);
+    await schema.reached;
+    await page.goto(`${h.url}#/tables/crates`);
+    await pageCode.reached;
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 100);
+    pageCode.release();
+    await page.getByRole('heading', { name: 'Tables', level: 1 }).waitFor();
+    const asked = queries;
+    schema.release();
+    // The rest of the load is a few queries over the page's socket: it has ended once they are all
+    // answered and nothing has moved for a while.
+    const deadline = Date.now() + 20_000;
+    while (queries === asked || unanswered.size > 0 || Date.now() - lastFrame < 500) {
+      assert.ok(Date.now() < deadline, 'the catalog load did not end');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await page.clock.resume();
+    await page.getByRole('heading', { name: 'crates', exact: true }).waitFor({ timeout: 10_000 });
+    await page.close();
   });
 });

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { sleep } from './helpers/test-server.ts';
 import { TestClient } from './helpers/ws-client.ts';
+import { HIGH_WATER_MARK } from '../src/ws/flow-controlled-socket.ts';
 import { peakDuring, settleBelow, startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 
 const MB = 1024 * 1024;
@@ -29,10 +30,10 @@ const DEFAULT_SUBSCRIPTION_BUFFER = 8 * MB;
 /** A change of the wide row: the row before and after it. */
 const WIDE_CHANGE = 2 * WIDE_ROW + 4096;
 
-/** Opens `path` with the token in the URL and waits for `auth_success`. */
+/** Opens `path` (which may have query parameters) with the token in the URL and waits for `auth_success`. */
 async function authed(server: ServerProcess, path = '/api/v1/stream'): Promise<TestClient> {
   const client = await TestClient.connect(
-    `${server.wsUrl}${path}?token=${encodeURIComponent(server.token)}`,
+    `${server.wsUrl}${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(server.token)}`,
     {
       perMessageDeflate: false,
     },
@@ -123,6 +124,20 @@ async function assertBounded(
   assert.deepEqual(left, [], 'sessions or subscriptions left behind after the sockets closed');
 }
 
+/** The shortest interval of the metrics surfaces, and the subscriptions /api/v1/metrics/stream allows a socket. */
+const SHORTEST_INTERVAL_MS = 100;
+const METRICS_SUBSCRIPTIONS = 16;
+/**
+ * What the metrics surfaces may queue for one socket: from HIGH_WATER_MARK on, readings are skipped
+ * rather than queued and the client's messages are no longer read, so only what was under way then
+ * (a round of readings of about 1 KB each, a few answers) passes it.
+ */
+const METRICS_QUEUE_BOUND = HIGH_WATER_MARK + 256 * 1024;
+/** Keyed reads of the wide row that fill a paused client's socket, kernel buffers included. */
+const SOCKET_FILLING_QUERIES = 12;
+/** Every metric, every SHORTEST_INTERVAL_MS. */
+const METRICS_SUBSCRIPTION = `subscription { systemMetrics(intervalSeconds: ${SHORTEST_INTERVAL_MS / 1000}) { timestamp values { name value } } }`;
+
 /** The GraphQL query of the keyed read above. */
 const WIDE_QUERY = '{ wide(where: { id: { eq: 1 } }) { id v } }';
 
@@ -144,6 +159,26 @@ async function graphqlWs(server: ServerProcess): Promise<WebSocket> {
   ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${server.token}` } }));
   await acknowledged;
   return ws;
+}
+
+/**
+ * Runs `query` over graphql-ws until it completes or has sent `answers` results: the first GraphQL
+ * operation builds the schema, and the baseline includes it.
+ */
+function warmGraphQL(query: string, answers = 1) {
+  return async (server: ServerProcess): Promise<void> => {
+    const ws = await graphqlWs(server);
+    let results = 0;
+    const answered = new Promise<void>((resolve) =>
+      ws.on('message', (data) => {
+        const { type } = JSON.parse(String(data)) as { type: string };
+        if (type === 'complete' || (type === 'next' && ++results >= answers)) resolve();
+      }),
+    );
+    ws.send(JSON.stringify({ id: 'warm', type: 'subscribe', payload: { query } }));
+    await answered;
+    ws.terminate();
+  };
 }
 
 /** The rate at which the table subscription surface changes the wide row: one change every 333 ms. */
@@ -169,27 +204,61 @@ const WARM_CHANGES_MS = 3000;
 
 /**
  * Warms the fan-out of a wide row's changes under the load the test applies: a subscriber that reads
- * receives WARM_CHANGES_MS of them. Each 512 KB change leaves a few MB of garbage (the log's row images,
- * their JSON, the frame) and the server's heap and native allocator settle at the size that load needs
- * within a few seconds: with only two changes warmed, that settling (the same with a subscriber that
- * reads as with a paused one) was most of the growth measured, 60 MB under CI load.
+ * (subscribed with `subscription`, over row 2) receives WARM_CHANGES_MS of them. Each 512 KB change
+ * leaves a few MB of garbage (the log's row images, their JSON, the frame) and the server's heap and
+ * native allocator settle at the size that load needs within a few seconds: with only two changes
+ * warmed, that settling (the same with a subscriber that reads as with a paused one) was most of the
+ * growth measured, 60 MB under CI load.
  */
-async function warmTableSubscription(server: ServerProcess): Promise<void> {
-  const subscriber = await authed(server);
-  subscriber.send({ type: 'subscribe', id: 'warm', payload: { table: 'wide' } });
-  await subscriber.next((m) => m.type === 'subscribed', 10_000);
-  const writer = await authed(server);
-  writer.record = false;
-  const sent = await changeWideRow(writer, 2, WARM_CHANGES_MS);
-  for (let i = 0; i < sent; i++) {
-    await subscriber.next((m) => m.type === 'change' && m.id === 'warm', 10_000);
-  }
-  subscriber.terminate();
-  writer.terminate();
+function warmSubscription(subscription: Record<string, unknown>) {
+  return async (server: ServerProcess): Promise<void> => {
+    const subscriber = await authed(server);
+    subscriber.send({ type: 'subscribe', id: 'warm', payload: subscription });
+    await subscriber.next((m) => m.type === 'subscribed', 10_000);
+    const writer = await authed(server);
+    writer.record = false;
+    const sent = await changeWideRow(writer, 2, WARM_CHANGES_MS);
+    for (let i = 0; i < sent; i++) {
+      await subscriber.next((m) => m.type === 'change' && m.id === 'warm', 10_000);
+    }
+    subscriber.terminate();
+    writer.terminate();
+  };
+}
+
+/**
+ * A subscriber (subscribed with `subscription`, over row 1) pauses while the wide row changes 3 times a
+ * second: the subscription, not the socket, gives way. It ends with SLOW_CONSUMER, which the client
+ * finds once it reads again, after what was already on its way.
+ */
+function pausedSubscriber(subscription: Record<string, unknown>) {
+  return async (server: ServerProcess) => {
+    const subscriber = await authed(server);
+    subscriber.record = false;
+    subscriber.send({ type: 'subscribe', id: 'wide', payload: subscription });
+    await subscriber.next((m) => m.type === 'subscribed', 10_000);
+    subscriber.ws.pause();
+    const writer = await authed(server);
+    writer.record = false;
+    await changeWideRow(writer, 1, PAUSED_MS);
+    subscriber.ws.resume();
+    const ended = await subscriber.next((m) => m.type === 'error', 20_000);
+    assert.equal(ended.payload.code, 'SLOW_CONSUMER');
+    return [subscriber, writer];
+  };
 }
 
 /** Wide rows in the table `wide`: the keyed reads below read one, the scans all of them. */
 const WIDE_ROWS = 4;
+
+/** Polls `check` until it holds; fails naming `what` after 20 s. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
 
 /** POSTs `body` as admin to the document collections' `path`; resolves once answered. */
 function postDocuments(server: ServerProcess, path: string, body: unknown): Promise<ArrayBuffer> {
@@ -303,42 +372,111 @@ describe('paused clients: the server stays within +50 MB', () => {
         return [ws];
       },
       DEFAULT_SEND_BUFFER,
-      // The first GraphQL query builds the schema: the baseline includes it.
-      async (server) => {
-        const ws = await graphqlWs(server);
-        const answered = new Promise<void>((resolve) =>
-          ws.on('message', (data) => {
-            if ((JSON.parse(String(data)) as { type: string }).type === 'complete') resolve();
-          }),
-        );
-        ws.send(JSON.stringify({ id: 'warm', type: 'subscribe', payload: { query: WIDE_QUERY } }));
-        await answered;
-        ws.terminate();
-      },
+      warmGraphQL(WIDE_QUERY),
     ),
   );
 
   test('a table subscription while a 512 KB row changes 3 times a second', { timeout: 90_000 }, () =>
     checkSurface(
-      async (server) => {
-        const subscriber = await authed(server);
-        subscriber.record = false;
-        subscriber.send({ type: 'subscribe', id: 'wide', payload: { table: 'wide' } });
-        await subscriber.next((m) => m.type === 'subscribed', 10_000);
-        subscriber.ws.pause();
-        const writer = await authed(server);
-        writer.record = false;
-        await changeWideRow(writer, 1, PAUSED_MS);
-        // The subscription, not the socket, gave way: it ended with SLOW_CONSUMER, which the client finds
-        // once it reads again, after what was already on its way.
-        subscriber.ws.resume();
-        const ended = await subscriber.next((m) => m.type === 'error', 20_000);
-        assert.equal(ended.payload.code, 'SLOW_CONSUMER');
-        return [subscriber, writer];
-      },
+      pausedSubscriber({ table: 'wide' }),
       DEFAULT_SUBSCRIPTION_BUFFER + WIDE_CHANGE,
-      warmTableSubscription,
+      warmSubscription({ table: 'wide' }),
     ),
+  );
+
+  test('a live query while the 512 KB row it reads changes 3 times a second', { timeout: 90_000 }, () =>
+    checkSurface(
+      pausedSubscriber({ query: 'SELECT id, v FROM wide WHERE id = 1' }),
+      DEFAULT_SUBSCRIPTION_BUFFER + WIDE_CHANGE,
+      warmSubscription({ query: 'SELECT id, v FROM wide WHERE id = 2' }),
+    ),
+  );
+
+  test(
+    `the metrics stream: ${METRICS_SUBSCRIPTIONS} subscriptions every ${SHORTEST_INTERVAL_MS} ms`,
+    { timeout: 90_000 },
+    () =>
+      checkSurface(async (server) => {
+        // The URL starts the first subscription; the paused client asks for the others, then pings.
+        const client = await authed(server, `/api/v1/metrics/stream?interval_ms=${SHORTEST_INTERVAL_MS}`);
+        client.record = false;
+        await client.next((m) => m.type === 'subscribed' && m.id === 'metrics', 10_000);
+        client.ws.pause();
+        await sendAtRate(client.ws, PAUSED_MS, (i) =>
+          i < METRICS_SUBSCRIPTIONS - 1
+            ? { type: 'subscribe', id: `m${i}`, payload: { interval_ms: SHORTEST_INTERVAL_MS } }
+            : { type: 'ping', id: `p${i}` },
+        );
+        // Readings were skipped, not queued, and the subscriptions go on: once the client reads again,
+        // readings made after it did keep coming.
+        const resumed = new Date().toISOString();
+        client.ws.resume();
+        await client.next(
+          (m) => m.type === 'data' && m.id === 'metrics' && String(m.timestamp) > resumed,
+          20_000,
+        );
+        assert.ok(client.isOpen, 'the metrics stream was closed');
+        return [client];
+      }, METRICS_QUEUE_BOUND),
+  );
+
+  test(
+    `GraphQL metrics subscriptions every ${SHORTEST_INTERVAL_MS} ms behind 512 KB results`,
+    { timeout: 90_000 },
+    () =>
+      checkSurface(
+        async (server) => {
+          const ws = await graphqlWs(server);
+          // The time each reading was made, per subscription, as the client receives them.
+          const readings = new Map<string, string[]>();
+          ws.on('message', (data) => {
+            const message = JSON.parse(String(data)) as {
+              type: string;
+              id?: string;
+              payload?: { data?: { systemMetrics?: { timestamp: string } } };
+            };
+            const made = message.payload?.data?.systemMetrics?.timestamp;
+            if (message.type === 'next' && message.id && made) {
+              readings.set(message.id, [...(readings.get(message.id) ?? []), made]);
+            }
+          });
+          const ids = Array.from({ length: METRICS_SUBSCRIPTIONS }, (_, i) => `m${i}`);
+          for (const id of ids) {
+            ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query: METRICS_SUBSCRIPTION } }));
+          }
+          const readingsSince = (id: string, since: string) =>
+            (readings.get(id) ?? []).filter((made) => made > since).length;
+          await eventually(() => ids.every((id) => readingsSince(id, '') > 0), 'a first reading of each');
+          // The client stops reading, asks for 512 KB results that fill its socket, then pings.
+          ws.pause();
+          const paused = new Date().toISOString();
+          await sendAtRate(ws, PAUSED_MS, (i) =>
+            i < SOCKET_FILLING_QUERIES
+              ? { id: `g${i}`, type: 'subscribe', payload: { query: WIDE_QUERY } }
+              : { type: 'ping' },
+          );
+          const resumed = new Date().toISOString();
+          ws.resume();
+          await eventually(
+            () => ids.every((id) => readingsSince(id, resumed) > 0),
+            'a reading made after the client read again, on each subscription',
+          );
+          // Readings made while the socket was full were skipped, not queued for the client.
+          for (const id of ids) {
+            const queued = readingsSince(id, paused) - readingsSince(id, resumed);
+            assert.ok(
+              queued <= PAUSED_MS / SHORTEST_INTERVAL_MS / 4,
+              `${id}: ${queued} readings made while the client was not reading were kept for it`,
+            );
+          }
+          return [ws];
+        },
+        DEFAULT_SEND_BUFFER,
+        async (server) => {
+          await warmGraphQL(WIDE_QUERY)(server);
+          await warmGraphQL(METRICS_SUBSCRIPTION, 3)(server);
+        },
+      ),
   );
 
   test(

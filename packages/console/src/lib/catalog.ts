@@ -165,6 +165,9 @@ export class Catalog {
   #tables: TableInfo[] | undefined;
   #error: unknown;
   #loading: Promise<void> | undefined;
+  /** A reload asked for while a load was under way: it starts when that one ends. */
+  #reloading: Promise<void> | undefined;
+  #version = 0;
   readonly #listeners = new Set<() => void>();
 
   constructor(client: RustyDBClient) {
@@ -181,7 +184,12 @@ export class Catalog {
 
   /** A load or reload is under way. */
   get loading(): boolean {
-    return this.#loading !== undefined;
+    return this.#loading !== undefined || this.#reloading !== undefined;
+  }
+
+  /** Counts the loads that ended: a reader can tell whether it missed one. */
+  get version(): number {
+    return this.#version;
   }
 
   table(name: string): TableInfo | undefined {
@@ -190,12 +198,24 @@ export class Catalog {
 
   subscribe(listener: () => void): () => void {
     this.#listeners.add(listener);
-    if (!this.#tables && !this.#loading) void this.refresh();
+    if (!this.#tables && !this.loading) void this.refresh();
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Loads the catalog as it is now. A load already under way may have read it before what the caller
+   * wants to see (a table just created): then one more load follows it, shared by every caller until
+   * it starts.
+   */
   refresh(): Promise<void> {
-    this.#loading ??= loadCatalog(this.#client)
+    if (this.#loading) {
+      this.#reloading ??= this.#loading.then(() => {
+        this.#reloading = undefined;
+        return this.refresh();
+      });
+      return this.#reloading;
+    }
+    this.#loading = loadCatalog(this.#client)
       .then(
         (tables) => {
           this.#tables = tables;
@@ -207,6 +227,7 @@ export class Catalog {
       )
       .finally(() => {
         this.#loading = undefined;
+        this.#version++;
         for (const listener of this.#listeners) listener();
       });
     return this.#loading;

@@ -46,9 +46,11 @@ export function compilePipeline(pipeline: unknown): EventPredicate | undefined {
   return (event) => predicates.every((p) => p(event));
 }
 
+/** The row's document: JSON text on SQLite, already parsed from jsonb on PostgreSQL. */
 function documentOf(row: Record<string, unknown> | null): JsonObject | undefined {
-  const text = row?.doc;
-  return typeof text === 'string' ? (JSON.parse(text) as JsonObject) : undefined;
+  const doc = row?.doc;
+  if (typeof doc === 'string') return JSON.parse(doc) as JsonObject;
+  return doc !== null && typeof doc === 'object' ? (doc as JsonObject) : undefined;
 }
 
 export function changeStreamRenderer(

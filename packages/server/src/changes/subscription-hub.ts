@@ -186,7 +186,7 @@ export class SubscriptionHub {
         session: s.owner.sessionId,
         user: s.owner.user,
         target: s.kind === 'table' ? s.table : (this.#liveQueryOf(s)?.statement.sql ?? ''),
-        created_at: s.createdAt.toISOString(),
+        created_at: new Date(s.createdAt).toISOString(),
         delivered: s.delivered,
         cursor: s.cursor,
         lag: Math.max(0, this.#feed.head - s.cursor),
@@ -460,7 +460,7 @@ export class SubscriptionHub {
       id: message.id,
       owner,
       principal,
-      createdAt: new Date(),
+      createdAt: Date.now(),
       delivered: 0,
       cursor: 0,
     };

@@ -57,18 +57,21 @@ export function errorEnvelope(err: RustyError, id?: string, type: 'error' | 'aut
   return envelope(type, errorPayload(err.code, err.message, err.details), id);
 }
 
-/** The JSON of payloads sent to many subscribers, serialized once. */
-const payloadJson = new WeakMap<object, string>();
+/** The text of messages sent to many subscribers up to their timestamp, by payload: made once. */
+const sharedHeads = new WeakMap<object, { type: string; head: string }>();
 
 /**
  * `envelope` for a payload object that may go to many connections (one change fanned out to every
- * subscriber): the payload is serialized once and only the envelope around it per message.
+ * subscriber): the type and payload are serialized once, and only the timestamp and id per message.
  */
 export function sharedPayloadEnvelope(type: string, payload: object, id: string): string {
-  let json = payloadJson.get(payload);
-  if (json === undefined) {
-    json = JSON.stringify(payload);
-    payloadJson.set(payload, json);
+  let shared = sharedHeads.get(payload);
+  if (shared?.type !== type) {
+    shared = {
+      type,
+      head: `{"type":${JSON.stringify(type)},"payload":${JSON.stringify(payload)},"timestamp":"`,
+    };
+    sharedHeads.set(payload, shared);
   }
-  return `{"type":${JSON.stringify(type)},"payload":${json},"timestamp":"${timestampNow()}","id":${JSON.stringify(id)}}`;
+  return `${shared.head}${timestampNow()}","id":${JSON.stringify(id)}}`;
 }

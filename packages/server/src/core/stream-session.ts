@@ -101,7 +101,8 @@ export class StreamSession {
   readonly #socket: SessionSocket;
   readonly #deps: SessionDeps;
   #principal: Principal | undefined;
-  readonly #running = new Map<string, AbortController>();
+  /** Named requests running, by id; made with the first one (most connections never run a long one). */
+  #running: Map<string, AbortController> | undefined;
   #unnamedRunning = 0;
   #closed = false;
   readonly #bucket: TokenBucket | undefined;
@@ -218,8 +219,8 @@ export class StreamSession {
     this.#closed = true;
     this.#handle?.release();
     clearTimeout(this.#expiryTimer);
-    for (const controller of this.#running.values()) controller.abort();
-    this.#running.clear();
+    for (const controller of this.#running?.values() ?? []) controller.abort();
+    this.#running?.clear();
     this.#subscriptions?.close();
   }
 
@@ -451,13 +452,13 @@ export class StreamSession {
 
   /** Runs `work` with an AbortSignal that `cancel` (by id) and `close` can fire. */
   async #tracked(id: string | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    if (id !== undefined && this.#running.has(id)) {
+    if (id !== undefined && this.#running?.has(id)) {
       this.#send(
         errorEnvelope(new RustyError('INVALID_MESSAGE', `a request with id '${id}' is still running`), id),
       );
       return;
     }
-    if (this.#running.size + this.#unnamedRunning >= MAX_RUNNING_QUERIES) {
+    if ((this.#running?.size ?? 0) + this.#unnamedRunning >= MAX_RUNNING_QUERIES) {
       this.#send(
         errorEnvelope(
           new RustyError('RATE_LIMIT_EXCEEDED', `at most ${MAX_RUNNING_QUERIES} requests may run at once`, {
@@ -469,7 +470,7 @@ export class StreamSession {
       return;
     }
     const controller = new AbortController();
-    if (id !== undefined) this.#running.set(id, controller);
+    if (id !== undefined) (this.#running ??= new Map()).set(id, controller);
     else this.#unnamedRunning++;
     try {
       await work(controller.signal);
@@ -478,7 +479,7 @@ export class StreamSession {
       else this.#sendFailure(err, id);
     } finally {
       if (id !== undefined) {
-        if (this.#running.get(id) === controller) this.#running.delete(id);
+        if (this.#running?.get(id) === controller) this.#running.delete(id);
       } else this.#unnamedRunning--;
     }
   }
@@ -490,7 +491,7 @@ export class StreamSession {
    */
   #runInlineQuery(message: QueryMessage): boolean {
     const { engine, access } = this.#deps;
-    if (!engine.runInline || (message.id !== undefined && this.#running.has(message.id))) return false;
+    if (!engine.runInline || (message.id !== undefined && this.#running?.has(message.id))) return false;
     const caller = access.cachedCaller(this.#principal!);
     if (!caller) return false;
     const { sql, params, chunk_size, streaming } = message.payload;
@@ -591,7 +592,7 @@ export class StreamSession {
   }
 
   #cancel(message: CancelMessage): void {
-    const controller = this.#running.get(message.payload.id);
+    const controller = this.#running?.get(message.payload.id);
     controller?.abort();
     if (message.id !== undefined) {
       this.#send(envelope('data', { status: 'success', cancelled: controller !== undefined }, message.id));

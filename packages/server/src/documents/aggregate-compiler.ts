@@ -1,5 +1,5 @@
 /**
- * Aggregation pipelines compiled to ONE SELECT: a chain of CTEs, one (or two, for `$group`) per
+ * Aggregation pipelines compiled to ONE SELECT, in SQLite's SQL only (PostgreSQL refuses them for now): a chain of CTEs, one (or two, for `$group`) per
  * stage, each with columns `doc` (JSON text) and `ord` (position after a `$sort`, else NULL). The
  * statement returns one column, `doc`, in pipeline order.
  *
@@ -17,6 +17,7 @@ import { groupStage } from './group-compiler.ts';
 import { isPlainObject } from './json-values.ts';
 import { compileProjection } from './projection-compiler.ts';
 import { sortTerms } from './sort-compiler.ts';
+import { sqliteDialect } from './sqlite-dialect.ts';
 import {
   AliasSource,
   allOf,
@@ -74,7 +75,9 @@ export function compileAggregate(collection: string, pipeline: unknown): Compile
 
   const leading = stages.findIndex((stage) => stage.name !== '$match');
   const matches = leading === -1 ? stages : stages.slice(0, leading);
-  const where = allOf(matches.map((stage) => filterSql(stage.spec, { aliases, idColumn: true })));
+  const where = allOf(
+    matches.map((stage) => filterSql(stage.spec, { aliases, idColumn: true, dialect: sqliteDialect })),
+  );
   let current = nextName('s');
   const ctes = [sql`${current}(doc, ord) AS (SELECT doc, NULL FROM ${table} WHERE ${where})`];
   /** Whether `ord` holds the order of the rows (a $sort has run since the last $group). */
@@ -86,7 +89,7 @@ export function compileAggregate(collection: string, pipeline: unknown): Compile
     const orderBy = ordered ? raw(' ORDER BY ord') : raw('');
     switch (stage.name) {
       case '$match': {
-        const filter = filterSql(stage.spec, { aliases, idColumn: false });
+        const filter = filterSql(stage.spec, { aliases, idColumn: false, dialect: sqliteDialect });
         ctes.push(sql`${current}(doc, ord) AS (SELECT doc, ord FROM ${input} WHERE ${filter})`);
         break;
       }

@@ -1,6 +1,7 @@
 /**
  * The document store: collections of JSON documents, each an ordinary table
- * (`_id TEXT PRIMARY KEY, doc TEXT NOT NULL, _op TEXT`) named after the collection. Every operation is
+ * (`_id TEXT PRIMARY KEY, doc <JSON> NOT NULL, _op TEXT`) named after the collection: JSON text on
+ * SQLite, jsonb on PostgreSQL (see the dialects, document-dialect.ts). Every operation is
  * compiled to SQL (see the *-compiler modules) and run through the engine with the caller's privileges,
  * so grants apply to collections exactly as to tables, and every write lands in the change log that
  * change streams read. `_op` records whether the last write replaced the document, for change events.
@@ -14,9 +15,12 @@ import { compileFind, compileCount, type FindOptions } from './find-compiler.ts'
 import { compileAggregate } from './aggregate-compiler.ts';
 import { compileReplacement, compileUpdate } from './update-compiler.ts';
 import { compileFilter } from './filter-compiler.ts';
-import { failureMessage } from './json-sql.ts';
 import { isPlainObject, type JsonObject } from './json-values.ts';
-import { parseFieldPath, jsonPath } from './field-path.ts';
+import { parseFieldPath } from './field-path.ts';
+import type { DocumentDialect } from './document-dialect.ts';
+import { sqliteDialect } from './sqlite-dialect.ts';
+import { postgresDialect } from './postgres-dialect.ts';
+import { bind } from './sql-fragment.ts';
 
 export interface CallContext {
   caller: Caller;
@@ -59,11 +63,18 @@ function upsertSeed(filter: unknown): JsonObject {
   return seed;
 }
 
+/** A document as the engine hands it back: JSON text (SQLite) or already parsed (PostgreSQL's jsonb). */
+function parsedDocument(value: unknown): JsonObject {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as JsonObject;
+}
+
 export class DocumentService {
   readonly #engine: Engine;
+  readonly #dialect: DocumentDialect;
 
   constructor(engine: Engine) {
     this.#engine = engine;
+    this.#dialect = engine.internal.dialect === 'postgres' ? postgresDialect : sqliteDialect;
   }
 
   async #run(statement: StatementInput, context: CallContext) {
@@ -78,9 +89,9 @@ export class DocumentService {
     }
   }
 
-  /** Data-dependent update failures come back from SQLite as a marked message; surface it plainly. */
+  /** Data-dependent update failures come back from the engine as a marked message; surface it plainly. */
   #translate(err: unknown): unknown {
-    const message = failureMessage(err);
+    const message = this.#dialect.failureMessage(err);
     if (message !== undefined) return new RustyError('INVALID_MESSAGE', message);
     const failure = normalizeError(err);
     if (failure.code === 'TABLE_NOT_FOUND') return new RustyError('NOT_FOUND', 'collection not found');
@@ -93,44 +104,29 @@ export class DocumentService {
     }
   }
 
-  /** The compilers write SQLite's JSON1 SQL: on another engine every call is refused plainly. */
-  #requireSqlite(): void {
-    if (this.#engine.internal.dialect !== 'sqlite') {
-      throw new RustyError(
-        'QUERY_ERROR',
-        `document collections are not available on the ${this.#engine.name} engine yet (see docs/postgres.md)`,
-      );
-    }
-  }
-
   async #isCollection(name: string): Promise<boolean> {
-    this.#requireSqlite();
-    const columns = await this.#engine.internal.all<{ name: string }>(
-      'SELECT name FROM pragma_table_info(?) ORDER BY cid',
-      [name],
-    );
+    const columns = await this.#engine.internal.all<{ name: string }>(this.#dialect.columnsSql, [name]);
     return hasCollectionColumns(columns.map((c) => c.name));
   }
 
   async createCollection(name: string, context: CallContext): Promise<boolean> {
     collectionTable(name);
     if (await this.#isCollection(name)) return false;
-    await this.#run(
-      {
-        sql: `CREATE TABLE ${table(name)} (_id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)), _op TEXT)`,
-      },
-      context,
-    );
+    const statements = this.#dialect.createCollection(collectionTable(name), name).map((sql) => ({ sql }));
+    if (statements.length === 1) await this.#run(statements[0]!, context);
+    else {
+      try {
+        await this.#engine.batch(statements, { ...context, transaction: true });
+      } catch (err) {
+        throw this.#translate(err);
+      }
+    }
     return true;
   }
 
   /** The collections the caller holds a privilege on (the catalog is shown to nobody whole but ADMIN). */
   async listCollections(caller: Caller): Promise<string[]> {
-    this.#requireSqlite();
-    const tables = await this.#engine.internal.all<{ name: string }>(
-      `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-         AND name NOT LIKE '\\_rustydb\\_%' ESCAPE '\\' ORDER BY name`,
-    );
+    const tables = await this.#engine.internal.all<{ name: string }>(this.#dialect.tablesSql);
     const out: string[] = [];
     for (const { name } of tables) {
       if (!isValidCollectionName(name) || !(await this.#isCollection(name))) continue;
@@ -149,10 +145,7 @@ export class DocumentService {
   ): Promise<{ name: string; count: number; indexes: string[] }> {
     await this.#requireCollection(name);
     const count = await this.count(name, {}, context);
-    const indexes = await this.#engine.internal.all<{ name: string }>(
-      "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY name",
-      [name],
-    );
+    const indexes = await this.#engine.internal.all<{ name: string }>(this.#dialect.indexesSql, [name]);
     return { name, count, indexes: indexes.map((i) => i.name) };
   }
 
@@ -163,21 +156,27 @@ export class DocumentService {
 
   async find(name: string, options: FindOptions, context: CallContext): Promise<JsonObject[]> {
     await this.#requireCollection(name);
-    const compiled = compileFind(name, options);
+    const compiled = compileFind(name, options, this.#dialect);
     const result = await this.#run(compiled, context);
-    return result.rows.map((row) => JSON.parse(String(row[0])) as JsonObject);
+    return result.rows.map((row) => parsedDocument(row[0]));
   }
 
   async count(name: string, filter: unknown, context: CallContext): Promise<number> {
     await this.#requireCollection(name);
-    const result = await this.#run(compileCount(name, filter), context);
+    const result = await this.#run(compileCount(name, filter, {}, this.#dialect), context);
     return Number(result.rows[0]?.[0] ?? 0);
   }
 
   async aggregate(name: string, pipeline: unknown, context: CallContext): Promise<JsonObject[]> {
     await this.#requireCollection(name);
+    if (this.#dialect.name !== 'sqlite') {
+      throw new RustyError(
+        'QUERY_ERROR',
+        `aggregation pipelines are not available on the ${this.#dialect.name} engine yet (see docs/postgres.md)`,
+      );
+    }
     const result = await this.#run(compileAggregate(name, pipeline), context);
-    return result.rows.map((row) => JSON.parse(String(row[0])) as JsonObject);
+    return result.rows.map((row) => parsedDocument(row[0]));
   }
 
   #prepareDocument(document: unknown): { id: string; text: string } {
@@ -195,9 +194,10 @@ export class DocumentService {
 
   #insertStatement(name: string, document: unknown): StatementInput & { id: string } {
     const { id, text } = this.#prepareDocument(document);
+    const doc = this.#dialect.documentValue(bind(text));
     return {
-      sql: `INSERT INTO ${table(name)} (_id, doc, _op) VALUES (?, json(?), 'insert')`,
-      params: [id, text],
+      sql: `INSERT INTO ${table(name)} (_id, doc, _op) VALUES (?, ${doc.sql}, 'insert')`,
+      params: [id, ...doc.params],
       id,
     };
   }
@@ -208,7 +208,7 @@ export class DocumentService {
     try {
       await this.#run(statement, context);
     } catch (err) {
-      throw duplicateKey(err, statement.id);
+      throw this.#duplicateKey(err, statement.id);
     }
     return statement.id;
   }
@@ -226,7 +226,10 @@ export class DocumentService {
       await this.#engine.batch(statements, { ...context, transaction: true });
     } catch (err) {
       const index = (err as RustyError).details?.index;
-      throw duplicateKey(this.#translate(err), typeof index === 'number' ? statements[index]?.id : undefined);
+      throw this.#duplicateKey(
+        this.#translate(err),
+        typeof index === 'number' ? statements[index]?.id : undefined,
+      );
     }
     return statements.map((s) => s.id);
   }
@@ -246,8 +249,10 @@ export class DocumentService {
     const replace = !isOperatorUpdate(request.update);
     if (replace && request.multi)
       throw new RustyError('INVALID_MESSAGE', 'a replacement updates one document: drop multi');
-    const expression = replace ? compileReplacement(request.update) : compileUpdate(request.update);
-    const where = compileFilter(request.filter ?? {}, { idColumn: true });
+    const expression = replace
+      ? compileReplacement(request.update, this.#dialect)
+      : compileUpdate(request.update, this.#dialect);
+    const where = compileFilter(request.filter ?? {}, { idColumn: true, dialect: this.#dialect });
     const target = request.multi
       ? where
       : { sql: `_id IN (SELECT _id FROM ${table(name)} WHERE ${where.sql} LIMIT 1)`, params: where.params };
@@ -260,13 +265,14 @@ export class DocumentService {
       return { matched: result.rows_affected };
     }
     // Upsert: the update, and an insert that only happens when nothing matched, in one transaction.
-    const seedDoc = upsertSeed(request.filter);
-    const id = typeof seedDoc._id === 'string' ? seedDoc._id : newDocumentId();
-    const seed = JSON.stringify({ ...seedDoc, _id: id });
+    const seedFields = upsertSeed(request.filter);
+    const id = typeof seedFields._id === 'string' ? seedFields._id : newDocumentId();
+    const seed = JSON.stringify({ ...seedFields, _id: id });
+    const seedDoc = this.#dialect.documentValue(bind(seed));
     const insert: StatementInput = {
-      sql: `INSERT INTO ${table(name)} (_id, doc, _op) SELECT ?, ${expression.sql}, 'insert' FROM (SELECT json(?) AS doc)
+      sql: `INSERT INTO ${table(name)} (_id, doc, _op) SELECT ?, ${expression.sql}, 'insert' FROM (SELECT ${seedDoc.sql} AS doc) AS seed
             WHERE NOT EXISTS (SELECT 1 FROM ${table(name)} WHERE ${where.sql})`,
-      params: [id, ...expression.params, seed, ...where.params],
+      params: [id, ...expression.params, ...seedDoc.params, ...where.params],
     };
     let results;
     try {
@@ -285,7 +291,7 @@ export class DocumentService {
     context: CallContext,
   ): Promise<number> {
     await this.#requireCollection(name);
-    const where = compileFilter(request.filter ?? {}, { idColumn: true });
+    const where = compileFilter(request.filter ?? {}, { idColumn: true, dialect: this.#dialect });
     const sql = request.multi
       ? `DELETE FROM ${table(name)} WHERE ${where.sql}`
       : `DELETE FROM ${table(name)} WHERE _id IN (SELECT _id FROM ${table(name)} WHERE ${where.sql} LIMIT 1)`;
@@ -294,26 +300,20 @@ export class DocumentService {
 
   async createIndex(name: string, field: string, context: CallContext): Promise<string> {
     await this.#requireCollection(name);
-    const path = jsonPath(parseFieldPath(field, 'index field'));
+    const segments = parseFieldPath(field, 'index field');
     // Field paths map to index names one to one ('a.b' and 'a_b' must not meet): dots become '$'.
     const indexName = `${name}__${field.replaceAll('.', '$')}`;
     if (!/^[A-Za-z0-9_$]{1,120}$/.test(indexName)) {
       throw new RustyError('INVALID_MESSAGE', 'invalid index field');
     }
-    await this.#run(
-      { sql: `CREATE INDEX IF NOT EXISTS "${indexName}" ON ${table(name)} (json_extract(doc, '${path}'))` },
-      context,
-    );
+    await this.#run({ sql: this.#dialect.createIndex(collectionTable(name), indexName, segments) }, context);
     return indexName;
   }
-}
 
-function duplicateKey(err: unknown, id: string | undefined): unknown {
-  const message = (err as { message?: unknown }).message;
-  if (typeof message === 'string' && /UNIQUE constraint failed/.test(message)) {
+  #duplicateKey(err: unknown, id: string | undefined): unknown {
+    if (!this.#dialect.isDuplicateKey(err)) return err;
     return new RustyError('QUERY_ERROR', `duplicate key: a document with _id '${id ?? '?'}' exists`, {
       duplicate_key: id ?? null,
     });
   }
-  return err;
 }

@@ -1,5 +1,5 @@
 /**
- * How a filter reaches the values behind a field path, with MongoDB's array semantics:
+ * How a filter reaches the values behind a field path on SQLite (see sqlite-dialect.ts), with MongoDB's array semantics:
  *
  * - at the end of the path, a condition holds when it holds for the value itself or, when the value
  *   is an array, for any of its elements (`{tags: 'x'}` matches `tags: ['x', 'y']`);
@@ -14,18 +14,7 @@
  */
 import { isIndexSegment, jsonPathLiteral, jsonPathSuffixLiteral } from './field-path.ts';
 import { join, sql, type AliasSource, type SqlFragment } from './sql-fragment.ts';
-
-/** One value a condition is tested against. */
-export interface Candidate {
-  /** The SQL value: text for strings, a number, 1/0 for booleans, JSON text for objects and arrays. */
-  value: SqlFragment;
-  /** Its json_type name ('null', 'true', 'false', 'integer', 'real', 'text', 'array', 'object'). */
-  type: SqlFragment;
-  /** The path itself rather than an array element: its type is NULL when the field is missing. */
-  mayBeMissing: boolean;
-}
-
-export type CandidateTest = (candidate: Candidate) => SqlFragment;
+import type { CandidateTest } from './document-dialect.ts';
 
 /** A JSON path: a literal, or a path column produced by a json_each subquery plus a literal suffix. */
 function pathExpression(base: SqlFragment | null, segments: readonly string[]): SqlFragment {

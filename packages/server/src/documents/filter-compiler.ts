@@ -1,7 +1,7 @@
 /**
- * MongoDB query filters compiled to an SQLite WHERE expression over the `doc` column (the document as
- * JSON text). Values are always bound as `?` parameters; field paths are validated and written as
- * JSON path literals.
+ * MongoDB query filters compiled to a WHERE expression over the `doc` column, in the engine's dialect
+ * (see document-dialect.ts). Values are always bound as `?` parameters; field paths are validated
+ * before they become path literals.
  *
  * Supported: implicit equality `{a: 1}`, `$eq $ne $gt $gte $lt $lte $in $nin $exists $not $regex`
  * (with `$options: 'i'`) on fields, and `$and $or $nor` at any level. Semantics follow MongoDB:
@@ -20,25 +20,17 @@
  * levels (see MAX_FILTER_DEPTH).
  */
 import { describeValue, documentError } from './document-errors.ts';
-import { anyNode, anyValue, type CandidateTest } from './field-values.ts';
+import type {
+  CandidateTest,
+  DocumentDialect,
+  IndexableCondition,
+  RangeOperator,
+} from './document-dialect.ts';
 import { parseFieldPath } from './field-path.ts';
-import { NUMBER_TYPES } from './json-sql.ts';
 import { assertJsonValue, isOperatorObject, isPlainObject, type JsonValue } from './json-values.ts';
-import { literalPatternSql, parseLiteralPattern } from './regex-pattern.ts';
-import {
-  AliasSource,
-  allOf,
-  anyOf,
-  bind,
-  FALSE,
-  join,
-  not,
-  raw,
-  sql,
-  toCompiled,
-  type CompiledSql,
-  type SqlFragment,
-} from './sql-fragment.ts';
+import { parseLiteralPattern } from './regex-pattern.ts';
+import { sqliteDialect } from './sqlite-dialect.ts';
+import { AliasSource, allOf, anyOf, toCompiled, type CompiledSql, type SqlFragment } from './sql-fragment.ts';
 
 export interface FilterOptions {
   /**
@@ -46,11 +38,14 @@ export interface FilterOptions {
    * primary key. False where rows are derived (after an aggregation stage).
    */
   idColumn?: boolean;
+  /** The engine's SQL (SQLite's when not given). */
+  dialect?: DocumentDialect;
 }
 
 export interface FilterContext {
   aliases: AliasSource;
   idColumn: boolean;
+  dialect: DocumentDialect;
 }
 
 interface Scope extends FilterContext {
@@ -64,9 +59,15 @@ interface Scope extends FilterContext {
  */
 export const MAX_FILTER_DEPTH = 10;
 
-/** Compiles a filter to `{ sql, params }`; an empty filter is `1`. */
+/** Compiles a filter to `{ sql, params }`; an empty filter is the dialect's TRUE. */
 export function compileFilter(filter: unknown, options: FilterOptions = {}): CompiledSql {
-  return toCompiled(filterSql(filter, { aliases: new AliasSource(), idColumn: options.idColumn ?? true }));
+  return toCompiled(
+    filterSql(filter, {
+      aliases: new AliasSource(),
+      idColumn: options.idColumn ?? true,
+      dialect: options.dialect ?? sqliteDialect,
+    }),
+  );
 }
 
 /** The filter as a fragment, for statements that embed it (aliases are shared with the statement). */
@@ -83,7 +84,8 @@ function deeper(scope: Scope, where: string): Scope {
 
 function documentFilter(filter: unknown, scope: Scope, where: string): SqlFragment {
   if (!isPlainObject(filter)) throw documentError(`${where} must be an object, got ${describeValue(filter)}`);
-  return allOf(
+  return all(
+    scope,
     Object.entries(filter).map(([key, value]) =>
       key.startsWith('$') ? logical(key, value, scope, where) : fieldFilter(key, value, scope),
     ),
@@ -100,8 +102,8 @@ function logical(operator: string, operand: unknown, scope: Scope, where: string
   }
   const inner = deeper(scope, `${where}.${operator}`);
   const parts = operand.map((item, i) => documentFilter(item, inner, `${where}.${operator}[${i}]`));
-  if (operator === '$and') return allOf(parts);
-  return operator === '$or' ? anyOf(parts) : not(anyOf(parts));
+  if (operator === '$and') return all(scope, parts);
+  return operator === '$or' ? any(scope, parts) : scope.dialect.not(any(scope, parts));
 }
 
 function fieldFilter(pathText: string, condition: unknown, scope: Scope): SqlFragment {
@@ -112,7 +114,15 @@ function fieldFilter(pathText: string, condition: unknown, scope: Scope): SqlFra
   return equals(path, condition, scope);
 }
 
-const RANGE_OPERATORS: Record<string, string> = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' };
+const RANGE_OPERATORS: Record<string, RangeOperator> = { $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' };
+
+function all(scope: Scope, parts: readonly SqlFragment[]): SqlFragment {
+  return parts.length === 0 ? scope.dialect.TRUE : allOf(parts);
+}
+
+function any(scope: Scope, parts: readonly SqlFragment[]): SqlFragment {
+  return parts.length === 0 ? scope.dialect.FALSE : anyOf(parts);
+}
 
 function operators(
   path: readonly string[],
@@ -130,7 +140,7 @@ function operators(
         break;
       case '$ne':
         assertJsonValue(operand, at);
-        parts.push(not(equals(path, operand, scope)));
+        parts.push(scope.dialect.not(equals(path, operand, scope)));
         break;
       case '$gt':
       case '$gte':
@@ -142,7 +152,7 @@ function operators(
         parts.push(inList(path, listOperand(operand, at), scope));
         break;
       case '$nin':
-        parts.push(not(inList(path, listOperand(operand, at), scope)));
+        parts.push(scope.dialect.not(inList(path, listOperand(operand, at), scope)));
         break;
       case '$exists':
         parts.push(exists(path, operand, scope, at));
@@ -151,17 +161,11 @@ function operators(
         if (!isOperatorObject(operand, at)) {
           throw documentError(`${at} needs an object of operators, such as {$not: {$gt: 5}}`);
         }
-        parts.push(not(operators(path, operand, deeper(scope, at), where)));
+        parts.push(scope.dialect.not(operators(path, operand, deeper(scope, at), where)));
         break;
       case '$regex': {
         const pattern = parseLiteralPattern(operand, condition.$options, where);
-        parts.push(
-          anyValue(
-            path,
-            (c) => sql`(${c.type} IS 'text' AND ${literalPatternSql(c.value, pattern)})`,
-            scope.aliases,
-          ),
-        );
+        parts.push(scope.dialect.anyValue(path, (c) => scope.dialect.matches(c, pattern), scope.aliases));
         break;
       }
       case '$options':
@@ -171,34 +175,35 @@ function operators(
         throw documentError(`${where}: unsupported operator '${operator}'`);
     }
   }
-  return allOf(parts);
+  return all(scope, parts);
 }
 
 function isIdPath(path: readonly string[], scope: Scope): boolean {
   return scope.idColumn && path.length === 1 && path[0] === '_id';
 }
 
-/** `_id` through the primary key; the type check keeps a numeric `_id` from matching its text. */
-function idColumnTest(condition: SqlFragment): SqlFragment {
-  return sql`(${condition} AND json_type(doc, '$._id') = 'text')`;
+function equalsTest(value: JsonValue, scope: Scope): CandidateTest {
+  const { dialect } = scope;
+  return value === null ? (c) => dialect.isNull(c) : (c) => dialect.equals(c, value);
 }
 
-function equalsTest(value: JsonValue): CandidateTest {
-  if (value === null) {
-    return (c) => (c.mayBeMissing ? sql`IFNULL(${c.type}, 'null') = 'null'` : sql`${c.type} IS 'null'`);
-  }
-  if (typeof value === 'boolean') return (c) => sql`${c.type} IS ${raw(value ? "'true'" : "'false'")}`;
-  if (typeof value === 'number')
-    return (c) => sql`(${c.type} IN ${NUMBER_TYPES} AND ${c.value} = ${bind(value)})`;
-  if (typeof value === 'string') return (c) => sql`(${c.type} IS 'text' AND ${c.value} = ${bind(value)})`;
-  const type = raw(Array.isArray(value) ? "'array'" : "'object'");
-  const text = JSON.stringify(value);
-  return (c) => sql`(${c.type} IS ${type} AND ${c.value} = json(${bind(text)}))`;
+/** The exact test, preceded by what an index on the path can serve when the dialect has one. */
+function withHint(
+  path: readonly string[],
+  condition: IndexableCondition,
+  exact: SqlFragment,
+  scope: Scope,
+): SqlFragment {
+  const hint = scope.dialect.indexHint(path, condition);
+  return hint === undefined ? exact : allOf([hint, exact]);
 }
 
 function equals(path: readonly string[], value: JsonValue, scope: Scope): SqlFragment {
-  if (typeof value === 'string' && isIdPath(path, scope)) return idColumnTest(sql`_id = ${bind(value)}`);
-  return anyValue(path, equalsTest(value), scope.aliases);
+  // `_id` through the primary key, for string ids.
+  if (typeof value === 'string' && isIdPath(path, scope)) return scope.dialect.idColumn('=', value);
+  const exact = scope.dialect.anyValue(path, equalsTest(value, scope), scope.aliases);
+  if (value === null || typeof value === 'object') return exact;
+  return withHint(path, { kind: 'equals', value }, exact, scope);
 }
 
 function range(
@@ -208,22 +213,20 @@ function range(
   scope: Scope,
   at: string,
 ): SqlFragment {
-  const op = raw(RANGE_OPERATORS[operator]!);
+  const op = RANGE_OPERATORS[operator]!;
   // As in MongoDB, $gte/$lte null are equality with null, and nothing is greater or less than null.
-  if (operand === null) return operator === '$gte' || operator === '$lte' ? equals(path, null, scope) : FALSE;
-  let test: CandidateTest;
-  if (typeof operand === 'number') {
-    assertJsonValue(operand, at);
-    test = (c) => sql`(${c.type} IN ${NUMBER_TYPES} AND ${c.value} ${op} ${bind(operand)})`;
-  } else if (typeof operand === 'string') {
-    if (isIdPath(path, scope)) return idColumnTest(sql`_id ${op} ${bind(operand)}`);
-    test = (c) => sql`(${c.type} IS 'text' AND ${c.value} ${op} ${bind(operand)})`;
-  } else if (typeof operand === 'boolean') {
-    test = (c) => sql`(${c.type} IN ('true', 'false') AND ${c.value} ${op} ${bind(operand ? 1 : 0)})`;
-  } else {
+  if (operand === null) {
+    return operator === '$gte' || operator === '$lte' ? equals(path, null, scope) : scope.dialect.FALSE;
+  }
+  if (typeof operand === 'number') assertJsonValue(operand, at);
+  else if (typeof operand === 'string') {
+    if (isIdPath(path, scope)) return scope.dialect.idColumn(op, operand);
+  } else if (typeof operand !== 'boolean') {
     throw documentError(`${at} needs a number, string, boolean or null, got ${describeValue(operand)}`);
   }
-  return anyValue(path, test, scope.aliases);
+  const exact = scope.dialect.anyValue(path, (c) => scope.dialect.compare(c, op, operand), scope.aliases);
+  if (typeof operand !== 'number') return exact;
+  return withHint(path, { kind: 'range', operator: op, value: operand }, exact, scope);
 }
 
 function listOperand(operand: unknown, at: string): JsonValue[] {
@@ -237,35 +240,34 @@ function listOperand(operand: unknown, at: string): JsonValue[] {
 }
 
 function inList(path: readonly string[], values: readonly JsonValue[], scope: Scope): SqlFragment {
-  if (values.length === 0) return FALSE;
+  const { dialect } = scope;
+  if (values.length === 0) return dialect.FALSE;
   const strings = values.filter((v): v is string => typeof v === 'string');
-  if (strings.length === values.length && isIdPath(path, scope)) {
-    return idColumnTest(sql`_id IN (${join(strings.map(bind), ', ')})`);
-  }
+  if (strings.length === values.length && isIdPath(path, scope)) return dialect.idColumnIn(strings);
   const numbers = values.filter((v): v is number => typeof v === 'number');
   const booleans = [...new Set(values.filter((v): v is boolean => typeof v === 'boolean'))];
   const others = values.filter((v) => v === null || typeof v === 'object');
   const tests: CandidateTest[] = [];
-  if (strings.length > 0) {
-    tests.push((c) => sql`(${c.type} IS 'text' AND ${c.value} IN (${join(strings.map(bind), ', ')}))`);
-  }
-  if (numbers.length > 0) {
-    tests.push(
-      (c) => sql`(${c.type} IN ${NUMBER_TYPES} AND ${c.value} IN (${join(numbers.map(bind), ', ')}))`,
-    );
-  }
-  if (booleans.length > 0) {
-    const names = raw(booleans.map((b) => (b ? "'true'" : "'false'")).join(', '));
-    tests.push((c) => sql`${c.type} IN (${names})`);
-  }
-  tests.push(...others.map(equalsTest));
-  return anyValue(path, (c) => anyOf(tests.map((test) => test(c))), scope.aliases);
+  if (strings.length > 0) tests.push((c) => dialect.oneOf(c, strings));
+  if (numbers.length > 0) tests.push((c) => dialect.oneOf(c, numbers));
+  tests.push(...[...booleans, ...others].map((value) => equalsTest(value, scope)));
+  return dialect.anyValue(
+    path,
+    (c) =>
+      any(
+        scope,
+        tests.map((test) => test(c)),
+      ),
+    scope.aliases,
+  );
 }
 
 function exists(path: readonly string[], operand: unknown, scope: Scope, at: string): SqlFragment {
   if (typeof operand !== 'boolean' && typeof operand !== 'number') {
     throw documentError(`${at} needs true or false`);
   }
-  const present = anyNode(path, (node) => sql`json_type(doc, ${node}) IS NOT NULL`, scope.aliases);
-  return operand === true || (typeof operand === 'number' && operand !== 0) ? present : not(present);
+  const present = scope.dialect.present(path, scope.aliases);
+  return operand === true || (typeof operand === 'number' && operand !== 0)
+    ? present
+    : scope.dialect.not(present);
 }

@@ -20,7 +20,9 @@ import { jsonPathLiteral, nameLiteral, parseFieldPath } from './field-path.ts';
 import { isPlainObject } from './json-values.ts';
 import { anyOf, join, raw, sql, type AliasSource, type SqlFragment } from './sql-fragment.ts';
 
-type Tree = Map<string, true | Tree>;
+/** Projected paths as a tree of segments: `true` ends a path. */
+export type ProjectionTree = Map<string, true | ProjectionTree>;
+type Tree = ProjectionTree;
 
 /**
  * Projected paths are at most this deep (`a.b.c`). Each level rebuilds a sub-document with nested

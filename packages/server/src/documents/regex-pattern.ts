@@ -86,7 +86,8 @@ function escapeGlob(text: string): string {
   return text.replace(/[*?[]/g, (ch) => `[${ch}]`);
 }
 
-function escapeLike(text: string): string {
+/** `text` as a LIKE pattern matching it literally, with `\\` as the escape character. */
+export function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 }
 

@@ -53,6 +53,7 @@ export function join(parts: readonly SqlFragment[], separator: string): SqlFragm
   };
 }
 
+/** SQLite's truth values; a compiler that serves several engines takes its dialect's instead. */
 export const TRUE = raw('1');
 export const FALSE = raw('0');
 
@@ -64,14 +65,6 @@ export function allOf(parts: readonly SqlFragment[]): SqlFragment {
 export function anyOf(parts: readonly SqlFragment[]): SqlFragment {
   if (parts.length === 0) return FALSE;
   return parts.length === 1 ? parts[0]! : sql`(${join(parts, ' OR ')})`;
-}
-
-/**
- * Negation where unknown counts as false (NOT NULL is NULL, which would drop the row instead). The
- * `IS NOT 1` form costs SQLite's parser almost no stack, which deeply nested filters need.
- */
-export function not(part: SqlFragment): SqlFragment {
-  return sql`(${part}) IS NOT 1`;
 }
 
 export function toCompiled(fragment: SqlFragment): CompiledSql {

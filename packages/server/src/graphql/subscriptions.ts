@@ -19,6 +19,7 @@ import type { SubscriberOwner } from '../changes/subscriber.ts';
 import { resumeToken, sequenceOfToken, type FullDocumentMode } from '../changes/change-stream-events.ts';
 import { RustyError } from '../errors/rusty-error.ts';
 import type { MetricValues, Totals } from '../metrics/sampler.ts';
+import { HIGH_WATER_MARK } from '../ws/flow-controlled-socket.ts';
 import type { GraphQLContext, GraphQLDeps } from './context.ts';
 import { graphQLErrorOf, toGraphQLError } from './errors.ts';
 import { PushIterator } from './push-iterator.ts';
@@ -405,6 +406,14 @@ export async function metricsStream<T>(
   let previous: Totals | undefined;
   const tick = async (): Promise<void> => {
     try {
+      // graphql-ws sends the next reading only once the previous one has left, so a client that stops
+      // reading stops the pulls: a reading it has not taken yet, or a connection already behind, means
+      // this one is skipped rather than queued (as on /api/v1/metrics/stream). The next one's rates cover
+      // the whole time since the last reading taken.
+      if (it.queued > 0 || ctx.bufferedAmount() >= HIGH_WATER_MARK) {
+        timer = setTimeout(() => void tick(), intervalMs);
+        return;
+      }
       const { values, totals } = await deps.sampler.read(previous);
       previous = totals;
       if (it.ended) return;

@@ -271,19 +271,6 @@ if (!ENGINES.includes('postgres')) {
       }
     });
 
-    test('document collections are refused with a clear error until the document store runs on PostgreSQL', async () => {
-      for (const [path, body] of [
-        ['/api/v1/documents/collections', { name: 'people' }],
-        ['/api/v1/documents/collections/people/insert', { document: { name: 'Ada' } }],
-      ] as const) {
-        const res = await ts.http(path, { body });
-        assert.equal(res.status, 400, JSON.stringify(res.body));
-        const error = (res.body as { error: { code: string; message: string } }).error;
-        assert.equal(error.code, 'QUERY_ERROR');
-        assert.match(error.message, /document collections are not available on the postgres engine yet/);
-      }
-    });
-
     test('GraphQL queries and mutations over a PostgreSQL table', async () => {
       await c.query('CREATE TABLE books (id int PRIMARY KEY, title text NOT NULL, note text)');
       await c.query("INSERT INTO books VALUES (1, 'a', NULL), (2, 'b', 'x')");

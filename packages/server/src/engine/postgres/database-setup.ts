@@ -250,6 +250,8 @@ $fn$;
 REVOKE ALL ON FUNCTION rustydb_api.after_ddl() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION rustydb_api.after_ddl() TO ${role('user')};
 
+${documentFunctionsSql(role('user'))}
+
 -- The login role for one set of RustyDB roles, created on first use: a member of exactly those roles.
 CREATE OR REPLACE FUNCTION rustydb_api.session_role(roles text[], password text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
@@ -273,5 +275,37 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION rustydb_api.session_role(text[], text) FROM PUBLIC;
+`;
+}
+
+/**
+ * The functions compiled document updates call (documents/postgres-dialect.ts), executable by
+ * `grantee`. document_set is jsonb_set that also creates the missing objects along the path, as
+ * SQLite's json_set does (the update's guards have refused paths through anything but objects).
+ * document_failure stops an update the data makes impossible ($inc on a string); VOLATILE, so the
+ * planner never evaluates it ahead of the CASE branch that calls it.
+ */
+export function documentFunctionsSql(grantee: string): string {
+  return `CREATE OR REPLACE FUNCTION rustydb_api.document_set(doc jsonb, path text[], value jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(path, 1), 0) - 1 LOOP
+    IF doc #> path[1:i] IS NULL THEN
+      doc := jsonb_set(doc, path[1:i], '{}'::jsonb);
+    END IF;
+  END LOOP;
+  RETURN jsonb_set(doc, path, value);
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.document_set(jsonb, text[], jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rustydb_api.document_set(jsonb, text[], jsonb) TO ${grantee};
+CREATE OR REPLACE FUNCTION rustydb_api.document_failure(message text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  RAISE EXCEPTION USING MESSAGE = 'rustydb: ' || message, ERRCODE = 'P0001';
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.document_failure(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rustydb_api.document_failure(text) TO ${grantee};
 `;
 }
