@@ -1,6 +1,7 @@
 /** Builds the JSON text of server → client messages. */
 import type { ErrorCode, ServerMessageType } from '@rustydb/protocol';
 import type { RustyError } from '../errors/rusty-error.ts';
+import type { JsonRows } from '../engine/engine.ts';
 
 /** The last timestamp made, and the millisecond it is for: busy servers send many per millisecond. */
 let stampedAt = -1;
@@ -27,24 +28,28 @@ export function envelope(type: ServerMessageType | 'auth_expiring', payload: unk
 /**
  * The `data` message of a query result: the same text `envelope('data', payload, id)` makes of its
  * payload (`status`, `columns`, `rows`, `has_more`, then the totals on the last message), written
- * directly: it is the answer to every query, and most are one short row.
+ * directly: it is the answer to every query, and most are one short row. The rows come as values or
+ * as their JSON text already made (on a read worker): the text is the same either way.
  */
 export function dataEnvelope(
   id: string | undefined,
   columns: readonly string[],
-  rows: readonly unknown[],
+  rows: readonly unknown[] | JsonRows,
   hasMore: boolean,
   rowsAffected: number | undefined,
   lastInsertId: number | undefined,
 ): string {
+  const serialized = 'text' in rows ? rows : undefined;
   let totals = '';
   if (!hasMore) {
-    totals = `,"rows_affected":${JSON.stringify(rowsAffected ?? rows.length)}`;
+    const count = serialized ? serialized.count : (rows as readonly unknown[]).length;
+    totals = `,"rows_affected":${JSON.stringify(rowsAffected ?? count)}`;
     if (lastInsertId !== undefined) totals += `,"last_insert_id":${JSON.stringify(lastInsertId)}`;
   }
   return (
     `{"type":"data","payload":{"status":"success","columns":${JSON.stringify(columns)},` +
-    `"rows":${JSON.stringify(rows)},"has_more":${hasMore}${totals}},"timestamp":"${timestampNow()}"` +
+    `"rows":${serialized ? serialized.text : JSON.stringify(rows)},"has_more":${hasMore}${totals}},` +
+    `"timestamp":"${timestampNow()}"` +
     `${id === undefined ? '' : `,"id":${JSON.stringify(id)}`}}`
   );
 }

@@ -542,7 +542,7 @@ export class StreamSession implements SubscriberOwner {
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
-        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
+        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1, asJson: true },
       );
       for await (const chunk of chunks) {
         if (!chunk.done) {
@@ -552,16 +552,32 @@ export class StreamSession implements SubscriberOwner {
           );
         }
         await this.#answer(
-          chunkText(message.id, chunk.columns, chunk.rows, false, chunk.rowsAffected, chunk.lastInsertId),
+          chunkText(
+            message.id,
+            chunk.columns,
+            chunk.json ?? chunk.rows,
+            false,
+            chunk.rowsAffected,
+            chunk.lastInsertId,
+          ),
         );
       }
       return;
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
-    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, caller, chunkSize })) {
+    // The rows are only sent on: the engine may serialize them off the main thread (asJson).
+    const options = { signal, timeoutMs, caller, chunkSize, asJson: true };
+    for await (const chunk of engine.stream({ sql, params }, options)) {
       if (this.#closed) return;
       await this.#answer(
-        chunkText(message.id, chunk.columns, chunk.rows, !chunk.done, chunk.rowsAffected, chunk.lastInsertId),
+        chunkText(
+          message.id,
+          chunk.columns,
+          chunk.json ?? chunk.rows,
+          !chunk.done,
+          chunk.rowsAffected,
+          chunk.lastInsertId,
+        ),
       );
       // Backpressure: read no further rows while the client is behind.
       if (!chunk.done && this.#socket.congested()) await this.#socket.drained();
