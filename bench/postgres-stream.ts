@@ -6,11 +6,11 @@
  * here (Debian's postgresql 15+), on loopback; the table is the SQLite benchmark's, generated in SQL.
  */
 import { createRequire } from 'node:module';
-import { findPostgresBin, startTestPostgres } from '../scripts/postgres-for-tests.mjs';
 import { openCursor, type PgClient } from '../packages/server/src/engine/postgres/driver.ts';
 import { StreamConnection, login } from './lib/client.ts';
 import { ROWS_TABLE, ROWS_TOTAL } from './lib/dataset.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
+import { notMeasured, postgresMissing, startTestPostgres } from './lib/postgres-nodes.ts';
 import { startRustyServer } from './lib/rusty-server.ts';
 import { count, mb, ratio, verdict } from './lib/stats.ts';
 import { CHUNK_SIZE, SQL, medianRun, overWebSocket, rate, type Run } from './stream-throughput.ts';
@@ -18,6 +18,7 @@ import { CHUNK_SIZE, SQL, medianRun, overWebSocket, rate, type Run } from './str
 const TARGET_RATIO = 0.8;
 const REPETITIONS = 3;
 const ROLE_PASSWORD = 'bench-node-password';
+const TITLE = 'Streaming a 1M-row SELECT from PostgreSQL';
 
 const require = createRequire(import.meta.url);
 const pg = require('pg') as { Client: new (config: { connectionString: string }) => PgClient };
@@ -64,24 +65,11 @@ async function inProcessLimit(url: string, rows: number): Promise<Run> {
 }
 
 export async function runPostgresStream(ctx: BenchContext): Promise<BenchReport> {
-  if (!findPostgresBin()) {
-    return {
-      key: 'h',
-      title: 'Streaming a 1M-row SELECT from PostgreSQL',
-      markdown: 'Not measured: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN).',
-      targets: [],
-    };
-  }
+  const missing = postgresMissing();
+  if (missing) return notMeasured('h', TITLE, missing);
   const postgres = await startTestPostgres();
   try {
-    const admin = await connect(postgres.url);
-    await admin.query(`CREATE ROLE bench LOGIN CREATEROLE REPLICATION PASSWORD '${ROLE_PASSWORD}'`);
-    await admin.query('CREATE DATABASE bench OWNER bench');
-    await admin.end();
-    const url = new URL(postgres.url);
-    url.username = 'bench';
-    url.password = ROLE_PASSWORD;
-    url.pathname = '/bench';
+    const url = new URL(postgres.createDatabase('bench', ROLE_PASSWORD));
     const owner = await connect(url.toString());
     await owner.query(
       `CREATE TABLE ${ROWS_TABLE} (id integer PRIMARY KEY, name text, value double precision)`,
@@ -146,7 +134,7 @@ export async function runPostgresStream(ctx: BenchContext): Promise<BenchReport>
       ].join('\n');
       return {
         key: 'h',
-        title: 'Streaming a 1M-row SELECT from PostgreSQL',
+        title: TITLE,
         markdown,
         targets: [
           { name: `ws rows/s ≥ ${TARGET_RATIO}× pg + cursor`, measured: ratio(r), met: r >= TARGET_RATIO },

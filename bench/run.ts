@@ -29,6 +29,8 @@ import { runPostgresStream } from './postgres-stream.ts';
 import { runConnects } from './connects.ts';
 import { runInsertRoundTrip } from './insert-round-trip.ts';
 import { runConsoleGrid } from './console-grid.ts';
+import { runClusterFanOut } from './cluster-fan-out.ts';
+import { runCrossNodeLatency } from './cross-node-latency.ts';
 
 const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = {
   a: runStreamThroughput,
@@ -42,6 +44,8 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
   i: runConnects,
   j: runInsertRoundTrip,
   k: runConsoleGrid,
+  l: runClusterFanOut,
+  m: runCrossNodeLatency,
 };
 /** The benchmarks that read the shared dataset (the others make their own data). */
 const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);

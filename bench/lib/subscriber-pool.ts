@@ -8,14 +8,18 @@
 import { EventEmitter } from 'node:events';
 import { startIpcProcesses, type IpcProcess } from './ipc-process.ts';
 
-/** Which server a socket belongs to. */
-export type Side = 'rusty' | 'raw';
+/**
+ * Which target a socket belongs to: the fan-out benchmark's RustyDB server or raw `ws` server, or the
+ * cluster fan-out's single node or three nodes.
+ */
+export const SIDES = ['rusty', 'raw', 'one-node', 'three-nodes'] as const;
+export type Side = (typeof SIDES)[number];
 
 export type Command =
   /** Open `count` sockets to `url`; with a token, authenticate each on `/api/v1/stream`. */
   | { cmd: 'connect'; side: Side; url: string; token?: string; count: number; concurrency: number }
-  /** Every `rusty` socket subscribes to `table`. */
-  | { cmd: 'subscribe'; table: string; concurrency: number }
+  /** Every authenticated socket of `side` (default `rusty`) subscribes to `table`. */
+  | { cmd: 'subscribe'; side?: Side; table: string; concurrency: number }
   /** Forget earlier receipts of `side` and stamp the next message on each of its sockets. */
   | { cmd: 'arm'; side: Side }
   /** Check what arrived since `arm` (a change of `round`) and hand back the receipt times. */
@@ -82,7 +86,12 @@ export class SubscriberPool {
       members[index]!.complete[event.side] = true;
       events.emit('complete');
     });
-    for (const process of processes) members.push({ process, complete: { rusty: false, raw: false } });
+    for (const process of processes) {
+      members.push({
+        process,
+        complete: Object.fromEntries(SIDES.map((side) => [side, false])) as Record<Side, boolean>,
+      });
+    }
     return new SubscriberPool(members, events);
   }
 

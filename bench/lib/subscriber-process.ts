@@ -9,6 +9,7 @@ import type WebSocket from 'ws';
 import { StreamConnection, openSocket } from './client.ts';
 import { sendEvent, serveCommands } from './ipc-process.ts';
 import {
+  SIDES,
   sharedClock,
   type Command,
   type CompleteEvent,
@@ -94,7 +95,7 @@ class Group {
   }
 }
 
-const groups: Record<Side, Group> = { rusty: new Group('rusty'), raw: new Group('raw') };
+const groups = Object.fromEntries(SIDES.map((side) => [side, new Group(side)])) as Record<Side, Group>;
 
 /** Runs work(0..count-1) with at most `concurrency` in flight. */
 async function inPool(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
@@ -122,7 +123,7 @@ async function handle(request: Command): Promise<unknown> {
       return { count: group.sockets.length, ms: performance.now() - started };
     }
     case 'subscribe': {
-      const connections = groups.rusty.connections;
+      const connections = groups[request.side ?? 'rusty'].connections;
       const sequences: number[] = [];
       const started = performance.now();
       let at = 0;
@@ -142,8 +143,7 @@ async function handle(request: Command): Promise<unknown> {
     case 'clock':
       return sharedClock();
     case 'close':
-      groups.rusty.close();
-      groups.raw.close();
+      for (const group of Object.values(groups)) group.close();
       return null;
   }
 }

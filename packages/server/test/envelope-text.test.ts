@@ -12,8 +12,9 @@ function withoutTimestamp(text: string): [string, string] {
   return [text.replace(`"timestamp":"${parsed.timestamp}"`, '"timestamp":"T"'), parsed.timestamp];
 }
 
-test('dataEnvelope writes what envelope would for every kind of data message', () => {
-  const cases: Parameters<typeof dataEnvelope>[] = [
+test('dataEnvelope writes what envelope would for every kind of data message, from rows or their JSON', () => {
+  type Case = [string | undefined, string[], unknown[], boolean, number | undefined, number | undefined];
+  const cases: Case[] = [
     ['q-1', ['v'], [['value-1']], false, undefined, undefined],
     [
       undefined,
@@ -37,6 +38,10 @@ test('dataEnvelope writes what envelope would for every kind of data message', (
     const [direct] = withoutTimestamp(dataEnvelope(id, columns, rows, hasMore, rowsAffected, lastInsertId));
     const [general] = withoutTimestamp(envelope('data', payload, id));
     assert.equal(direct, general);
+    // The rows as a read worker hands them over: their JSON text, and how many.
+    const json = { text: JSON.stringify(rows), count: rows.length };
+    const [fromJson] = withoutTimestamp(dataEnvelope(id, columns, json, hasMore, rowsAffected, lastInsertId));
+    assert.equal(fromJson, general);
   }
 });
 

@@ -187,6 +187,56 @@ function suite(engine: EngineName): void {
       assert.deepEqual(direct.rows, [[{ $base64: '' }, 'blob']]);
     });
 
+  // Streamed reads are serialized to JSON on SQLite's read workers; HTTP answers from the values.
+  if (engine === 'sqlite')
+    test('rows serialized on a read worker are the values HTTP answers, in the envelope JSON.stringify makes', async () => {
+      await c.query('CREATE TABLE mixed (id INTEGER PRIMARY KEY, i INTEGER, r REAL, t TEXT, b BLOB)');
+      const texts = [
+        'quote " backslash \\ slash /',
+        'controls \u0001\u0002\u001f\t\n\u2028',
+        'ünïcødé 😀 𝄞',
+        '',
+      ];
+      const inserted = [
+        [2 ** 53 + 2, -0.0, texts[0], { $base64: Buffer.from([0, 255, 128]).toString('base64') }],
+        [-(2 ** 53) - 2, 1e308, texts[1], { $base64: '' }],
+        [0, 5e-324, texts[2], null],
+        [null, null, texts[3], null],
+        [42, 0.1 + 0.2, null, { $base64: Buffer.from('x'.repeat(300)).toString('base64') }],
+      ];
+      for (const params of inserted) {
+        const ins = await c.query('INSERT INTO mixed (i, r, t, b) VALUES (?, ?, ?, ?)', { params });
+        assert.equal(ins.error, undefined, JSON.stringify(ins.error));
+      }
+      // An integer no JSON number holds exactly (SQLite keeps all 64 bits).
+      const big = await c.query('UPDATE mixed SET i = 9007199254740993 WHERE i = 42');
+      assert.equal(big.error, undefined);
+      const select = 'SELECT id, i, r, t, b, r * 2 AS twice FROM mixed ORDER BY id';
+      const before = c.rawTexts.length;
+      const streamed = await c.query(select, { chunk_size: 2 });
+      assert.equal(streamed.error, undefined);
+      assert.equal(streamed.chunks.length, 3);
+      const overHttp = await ts.http('/api/v1/query', { body: { sql: select } });
+      const expected = (overHttp.body as { data: { rows: unknown[][] } }).data.rows;
+      assert.equal(expected.length, inserted.length);
+      assert.deepEqual(streamed.rows, expected);
+      // Byte for byte what JSON.stringify makes of the envelope, keys in the same order.
+      const raw = c.rawTexts.slice(before).filter((text) => text.includes('"columns"'));
+      assert.equal(raw.length, 3);
+      for (const text of raw) {
+        const parsed = JSON.parse(text) as { payload: Record<string, unknown> };
+        assert.equal(text, JSON.stringify(parsed));
+        assert.deepEqual(Object.keys(parsed), ['type', 'payload', 'timestamp', 'id']);
+      }
+      assert.deepEqual(Object.keys((JSON.parse(raw[2]!) as { payload: object }).payload), [
+        'status',
+        'columns',
+        'rows',
+        'has_more',
+        'rows_affected',
+      ]);
+    });
+
   test('writes answer rows_affected and last_insert_id', async () => {
     await c.query(`CREATE TABLE items (id ${dialect.autoId}, v INTEGER)`);
     const one = await c.query('INSERT INTO items (v) VALUES (?)', { params: [10] });

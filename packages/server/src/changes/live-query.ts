@@ -27,7 +27,8 @@ export interface LiveQuerySubscriber {
   readonly id: string;
   readonly owner: SubscriberOwner;
   readonly principal: Principal;
-  readonly createdAt: Date;
+  /** Milliseconds since the epoch. */
+  readonly createdAt: number;
   delivered: number;
   /** The sequence of the last result this subscriber was sent. */
   cursor: number;

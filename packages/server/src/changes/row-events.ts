@@ -1,21 +1,34 @@
 /** Renders change-log records as the row events of `/api/v1/stream` table subscriptions. */
 import type { RowChangePayload, RowFilter } from '@rustydb/protocol';
 import { classify, compileRowFilter } from './row-filter.ts';
-import type { Renderer } from './table-subscription.ts';
+import type { Rendered, Renderer } from './table-subscription.ts';
 import type { ChangeRecord } from '../engine/engine.ts';
 
-/**
- * Payloads already built for a record, by event: every subscriber that sees a change the same way
- * gets the same object, so it is serialized once however many subscribers there are.
- */
-const built = new WeakMap<ChangeRecord, Map<string, RowChangePayload>>();
+type RowEvent = NonNullable<ReturnType<typeof classify>>;
 
-function memo(record: ChangeRecord, event: string, build: () => RowChangePayload): RowChangePayload {
+/**
+ * What a record renders to, by event: every subscriber that sees a change the same way gets the same
+ * (read-only) object, built once and serialized once however many subscribers there are.
+ */
+const built = new WeakMap<ChangeRecord, Map<RowEvent, Rendered>>();
+
+function rowEvent(record: ChangeRecord, event: RowEvent): Rendered {
   let byEvent = built.get(record);
   if (!byEvent) built.set(record, (byEvent = new Map()));
-  let payload = byEvent.get(event);
-  if (!payload) byEvent.set(event, (payload = build()));
-  return payload;
+  let rendered = byEvent.get(event);
+  if (!rendered) {
+    const payload: RowChangePayload = {
+      sequence: record.seq,
+      table: record.table,
+      op: event,
+      key: record.key,
+      row: event === 'delete' ? null : record.new,
+      old_row: record.old,
+      timestamp: new Date(record.ts).toISOString(),
+    };
+    byEvent.set(event, (rendered = { messages: [{ type: 'change', payload }] }));
+  }
+  return rendered;
 }
 
 export function rowEventRenderer(
@@ -45,18 +58,8 @@ export function rowEventRenderer(
     }
     const event = classify(matches, record.op, record.old, record.new);
     if (!event) return undefined;
-    const timestamp = new Date(record.ts).toISOString();
     const base = event === 'enter' || event === 'leave' ? 'update' : event;
     if (events && !events.has(base)) return undefined;
-    const payload = memo(record, event, () => ({
-      sequence: record.seq,
-      table: record.table,
-      op: event,
-      key: record.key,
-      row: event === 'delete' ? null : record.new,
-      old_row: record.old,
-      timestamp,
-    }));
-    return { messages: [{ type: 'change', payload }] };
+    return rowEvent(record, event);
   };
 }

@@ -1,6 +1,7 @@
 /** Builds the JSON text of server → client messages. */
 import type { ErrorCode, ServerMessageType } from '@rustydb/protocol';
 import type { RustyError } from '../errors/rusty-error.ts';
+import type { JsonRows } from '../engine/engine.ts';
 
 /** The last timestamp made, and the millisecond it is for: busy servers send many per millisecond. */
 let stampedAt = -1;
@@ -27,24 +28,28 @@ export function envelope(type: ServerMessageType | 'auth_expiring', payload: unk
 /**
  * The `data` message of a query result: the same text `envelope('data', payload, id)` makes of its
  * payload (`status`, `columns`, `rows`, `has_more`, then the totals on the last message), written
- * directly: it is the answer to every query, and most are one short row.
+ * directly: it is the answer to every query, and most are one short row. The rows come as values or
+ * as their JSON text already made (on a read worker): the text is the same either way.
  */
 export function dataEnvelope(
   id: string | undefined,
   columns: readonly string[],
-  rows: readonly unknown[],
+  rows: readonly unknown[] | JsonRows,
   hasMore: boolean,
   rowsAffected: number | undefined,
   lastInsertId: number | undefined,
 ): string {
+  const serialized = 'text' in rows ? rows : undefined;
   let totals = '';
   if (!hasMore) {
-    totals = `,"rows_affected":${JSON.stringify(rowsAffected ?? rows.length)}`;
+    const count = serialized ? serialized.count : (rows as readonly unknown[]).length;
+    totals = `,"rows_affected":${JSON.stringify(rowsAffected ?? count)}`;
     if (lastInsertId !== undefined) totals += `,"last_insert_id":${JSON.stringify(lastInsertId)}`;
   }
   return (
     `{"type":"data","payload":{"status":"success","columns":${JSON.stringify(columns)},` +
-    `"rows":${JSON.stringify(rows)},"has_more":${hasMore}${totals}},"timestamp":"${timestampNow()}"` +
+    `"rows":${serialized ? serialized.text : JSON.stringify(rows)},"has_more":${hasMore}${totals}},` +
+    `"timestamp":"${timestampNow()}"` +
     `${id === undefined ? '' : `,"id":${JSON.stringify(id)}`}}`
   );
 }
@@ -57,18 +62,21 @@ export function errorEnvelope(err: RustyError, id?: string, type: 'error' | 'aut
   return envelope(type, errorPayload(err.code, err.message, err.details), id);
 }
 
-/** The JSON of payloads sent to many subscribers, serialized once. */
-const payloadJson = new WeakMap<object, string>();
+/** The text of messages sent to many subscribers up to their timestamp, by payload: made once. */
+const sharedHeads = new WeakMap<object, { type: string; head: string }>();
 
 /**
  * `envelope` for a payload object that may go to many connections (one change fanned out to every
- * subscriber): the payload is serialized once and only the envelope around it per message.
+ * subscriber): the type and payload are serialized once, and only the timestamp and id per message.
  */
 export function sharedPayloadEnvelope(type: string, payload: object, id: string): string {
-  let json = payloadJson.get(payload);
-  if (json === undefined) {
-    json = JSON.stringify(payload);
-    payloadJson.set(payload, json);
+  let shared = sharedHeads.get(payload);
+  if (shared?.type !== type) {
+    shared = {
+      type,
+      head: `{"type":${JSON.stringify(type)},"payload":${JSON.stringify(payload)},"timestamp":"`,
+    };
+    sharedHeads.set(payload, shared);
   }
-  return `{"type":${JSON.stringify(type)},"payload":${json},"timestamp":"${timestampNow()}","id":${JSON.stringify(id)}}`;
+  return `${shared.head}${timestampNow()}","id":${JSON.stringify(id)}}`;
 }

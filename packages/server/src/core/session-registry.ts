@@ -49,8 +49,9 @@ interface Entry {
   id: string;
   endpoint: string;
   remoteAddress: string;
-  connectedAt: Date;
-  authenticatedAt: Date;
+  /** Milliseconds since the epoch: a number costs a connection far less than a Date. */
+  connectedAt: number;
+  authenticatedAt: number;
   user: string;
   /**
    * Every token and every login the session has presented (it may re-authenticate with refreshed
@@ -77,7 +78,8 @@ export class SessionHandle {
   readonly #registry: SessionRegistry;
   readonly endpoint: string;
   readonly remoteAddress: string;
-  readonly connectedAt = new Date();
+  /** Milliseconds since the epoch. */
+  readonly connectedAt = Date.now();
   readonly #terminate: Terminate;
   readonly queued: QueuedBytes;
 
@@ -157,7 +159,7 @@ export class SessionRegistry {
       endpoint: handle.endpoint,
       remoteAddress: handle.remoteAddress,
       connectedAt: handle.connectedAt,
-      authenticatedAt: new Date(),
+      authenticatedAt: Date.now(),
       user,
       credentials,
       expiresAt: principal.expiresAt,
@@ -194,8 +196,8 @@ export class SessionRegistry {
       user: e.user,
       remote_address: e.remoteAddress,
       endpoint: e.endpoint,
-      connected_at: e.connectedAt.toISOString(),
-      authenticated_at: e.authenticatedAt.toISOString(),
+      connected_at: new Date(e.connectedAt).toISOString(),
+      authenticated_at: new Date(e.authenticatedAt).toISOString(),
       expires_at: e.expiresAt === undefined ? null : new Date(e.expiresAt).toISOString(),
       queued_bytes: e.queued(),
     }));

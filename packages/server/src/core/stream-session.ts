@@ -101,7 +101,8 @@ export class StreamSession {
   readonly #socket: SessionSocket;
   readonly #deps: SessionDeps;
   #principal: Principal | undefined;
-  readonly #running = new Map<string, AbortController>();
+  /** Named requests running, by id; made with the first one (most connections never run a long one). */
+  #running: Map<string, AbortController> | undefined;
   #unnamedRunning = 0;
   #closed = false;
   readonly #bucket: TokenBucket | undefined;
@@ -218,8 +219,8 @@ export class StreamSession {
     this.#closed = true;
     this.#handle?.release();
     clearTimeout(this.#expiryTimer);
-    for (const controller of this.#running.values()) controller.abort();
-    this.#running.clear();
+    for (const controller of this.#running?.values() ?? []) controller.abort();
+    this.#running?.clear();
     this.#subscriptions?.close();
   }
 
@@ -451,13 +452,13 @@ export class StreamSession {
 
   /** Runs `work` with an AbortSignal that `cancel` (by id) and `close` can fire. */
   async #tracked(id: string | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    if (id !== undefined && this.#running.has(id)) {
+    if (id !== undefined && this.#running?.has(id)) {
       this.#send(
         errorEnvelope(new RustyError('INVALID_MESSAGE', `a request with id '${id}' is still running`), id),
       );
       return;
     }
-    if (this.#running.size + this.#unnamedRunning >= MAX_RUNNING_QUERIES) {
+    if ((this.#running?.size ?? 0) + this.#unnamedRunning >= MAX_RUNNING_QUERIES) {
       this.#send(
         errorEnvelope(
           new RustyError('RATE_LIMIT_EXCEEDED', `at most ${MAX_RUNNING_QUERIES} requests may run at once`, {
@@ -469,7 +470,7 @@ export class StreamSession {
       return;
     }
     const controller = new AbortController();
-    if (id !== undefined) this.#running.set(id, controller);
+    if (id !== undefined) (this.#running ??= new Map()).set(id, controller);
     else this.#unnamedRunning++;
     try {
       await work(controller.signal);
@@ -478,7 +479,7 @@ export class StreamSession {
       else this.#sendFailure(err, id);
     } finally {
       if (id !== undefined) {
-        if (this.#running.get(id) === controller) this.#running.delete(id);
+        if (this.#running?.get(id) === controller) this.#running.delete(id);
       } else this.#unnamedRunning--;
     }
   }
@@ -490,7 +491,7 @@ export class StreamSession {
    */
   #runInlineQuery(message: QueryMessage): boolean {
     const { engine, access } = this.#deps;
-    if (!engine.runInline || (message.id !== undefined && this.#running.has(message.id))) return false;
+    if (!engine.runInline || (message.id !== undefined && this.#running?.has(message.id))) return false;
     const caller = access.cachedCaller(this.#principal!);
     if (!caller) return false;
     const { sql, params, chunk_size, streaming } = message.payload;
@@ -531,7 +532,7 @@ export class StreamSession {
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
-        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1 },
+        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1, asJson: true },
       );
       for await (const chunk of chunks) {
         if (!chunk.done) {
@@ -541,16 +542,32 @@ export class StreamSession {
           );
         }
         await this.#answer(
-          chunkText(message.id, chunk.columns, chunk.rows, false, chunk.rowsAffected, chunk.lastInsertId),
+          chunkText(
+            message.id,
+            chunk.columns,
+            chunk.json ?? chunk.rows,
+            false,
+            chunk.rowsAffected,
+            chunk.lastInsertId,
+          ),
         );
       }
       return;
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
-    for await (const chunk of engine.stream({ sql, params }, { signal, timeoutMs, caller, chunkSize })) {
+    // The rows are only sent on: the engine may serialize them off the main thread (asJson).
+    const options = { signal, timeoutMs, caller, chunkSize, asJson: true };
+    for await (const chunk of engine.stream({ sql, params }, options)) {
       if (this.#closed) return;
       await this.#answer(
-        chunkText(message.id, chunk.columns, chunk.rows, !chunk.done, chunk.rowsAffected, chunk.lastInsertId),
+        chunkText(
+          message.id,
+          chunk.columns,
+          chunk.json ?? chunk.rows,
+          !chunk.done,
+          chunk.rowsAffected,
+          chunk.lastInsertId,
+        ),
       );
       // Backpressure: read no further rows while the client is behind.
       if (!chunk.done && this.#socket.congested()) await this.#socket.drained();
@@ -591,7 +608,7 @@ export class StreamSession {
   }
 
   #cancel(message: CancelMessage): void {
-    const controller = this.#running.get(message.payload.id);
+    const controller = this.#running?.get(message.payload.id);
     controller?.abort();
     if (message.id !== undefined) {
       this.#send(envelope('data', { status: 'success', cancelled: controller !== undefined }, message.id));

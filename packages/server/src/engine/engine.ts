@@ -59,15 +59,34 @@ export interface RunOptions {
 
 export interface StreamOptions extends RunOptions {
   chunkSize: number;
+  /**
+   * The consumer only sends the rows on as JSON: the engine may hand them over as JSON text made off
+   * the main thread (`ResultChunk.json`) instead of as values.
+   */
+  asJson?: boolean;
+}
+
+/** Rows handed over as the JSON text of their array (see StreamOptions.asJson). */
+export interface JsonRows {
+  text: string;
+  count: number;
 }
 
 /** One piece of a streamed result. The last has `done: true` and the totals. */
 export interface ResultChunk {
   columns: string[];
+  /** The rows, unless `json` carries them (then this is empty): count them with `chunkRowCount`. */
   rows: SqlValue[][];
+  /** The rows as JSON text, from engines that can make it off the main thread when asked to. */
+  json?: JsonRows;
   done: boolean;
   rowsAffected?: number;
   lastInsertId?: number;
+}
+
+/** How many rows a chunk carries, whether as values or as JSON text. */
+export function chunkRowCount(chunk: ResultChunk): number {
+  return chunk.json ? chunk.json.count : chunk.rows.length;
 }
 
 export interface BatchOptions extends RunOptions {

@@ -3,7 +3,7 @@
  * the endpoints are handed this view of the engine, as they are the audited one. A statement counts
  * once it has finished — its whole result read, or failed — with its latency and the rows it returned.
  */
-import type { Engine } from '../engine/engine.ts';
+import { chunkRowCount, type Engine } from '../engine/engine.ts';
 import type { MetricsSampler } from './sampler.ts';
 import { overrideEngine } from '../engine/engine-view.ts';
 
@@ -15,7 +15,7 @@ export function meteredEngine(engine: Engine, metrics: MetricsSampler): Engine {
       let failed = true;
       try {
         for await (const chunk of engine.stream(statement, options)) {
-          rows += chunk.rows.length;
+          rows += chunkRowCount(chunk);
           yield chunk;
         }
         failed = false;

@@ -2,15 +2,24 @@
 // sparse scan ever runs on the main event loop (libsql fetches rows after the first in synchronous
 // batches, which on the main thread would stall every other client).
 //
-// Messages in:  { type: 'run', runId, sql, params, schemaVersion, chunkSize }   start a statement
-//               { type: 'more', runId }                          send the next chunk
+// Messages in:  { type: 'run', runId, sql, params, schemaVersion, chunkSize, json, ahead }
+//                                                                start a statement
+//               { type: 'more', runId }                          one chunk taken: one more may be sent
 //               { type: 'stop', runId }                          cancel / timeout / consumer gone
 //               { type: 'close' }                                stop what runs, close, and let the thread end
 // Messages out: { type: 'columns', runId, columns }
-//               { type: 'chunk', runId, rows, done }             at most chunkSize rows; then waits for 'more'
+//               { type: 'chunk', runId, rows, done }             at most chunkSize rows
+//               { type: 'chunk', runId, json, count, done }      the same, as the JSON text of the rows
+//                                                                array (when the run asked for `json`)
 //               { type: 'error', runId, code, message }       code SCHEMA_CHANGED: the database's schema
 //                                                              version is not `schemaVersion` (nothing ran)
 //               { type: 'stopped', runId }                       after a stop: the worker is free again
+// Flow control is by credit: a run may have `ahead` chunks sent and not yet taken; each 'more' gives one
+// back. So the worker reads (and serializes) while the consumer sends, and stops when it stops taking.
+// Serializing here (`json`) takes JSON.stringify of every row off the main thread, which then only
+// frames the text and writes it.
+//               { type: 'stop', runId }                          cancel / timeout / consumer gone
+//               { type: 'close' }                                stop what runs, close, and let the thread end
 // Every message names its run, so a late message of an earlier run is never taken for the current one.
 // Plain JavaScript: workers do not inherit the TypeScript loader the server runs under.
 //
@@ -42,6 +51,8 @@ let closing = false;
 let running = false;
 let wake = null;
 let currentRun = 0;
+/** Chunks the current run may still send before the consumer takes one. */
+let credit = 0;
 /** SQLite drops an interrupt that arrives before a statement starts: repeat until the run ends. */
 let interrupter = null;
 
@@ -88,7 +99,8 @@ function stoppedError() {
   return Object.assign(new Error('stopped'), { code: 'STOPPED' });
 }
 
-function waitForMore() {
+function waitForCredit() {
+  if (credit > 0) return undefined;
   return new Promise((resolve) => {
     wake = resolve;
   });
@@ -98,6 +110,7 @@ async function run(message) {
   stopRequested = false;
   running = true;
   currentRun = message.runId;
+  credit = message.ahead ?? 1;
   const runId = message.runId;
   let transaction = null;
   try {
@@ -137,9 +150,18 @@ async function run(message) {
         }
         rows.push(toWireRow(next.value));
       }
-      parentPort.postMessage({ type: 'chunk', runId, rows, done });
+      credit--;
+      if (message.json)
+        parentPort.postMessage({
+          type: 'chunk',
+          runId,
+          json: JSON.stringify(rows),
+          count: rows.length,
+          done,
+        });
+      else parentPort.postMessage({ type: 'chunk', runId, rows, done });
       if (done) return;
-      await waitForMore();
+      await waitForCredit();
     }
   } catch (err) {
     if (stopRequested) {
@@ -200,6 +222,7 @@ parentPort.on('message', (message) => {
     // A 'more' or 'stop' for a run that is already over.
     if (message.type === 'stop') parentPort.postMessage({ type: 'stopped', runId: message.runId });
   } else if (message.type === 'more') {
+    credit++;
     const resolve = wake;
     wake = null;
     resolve?.();

@@ -1,6 +1,7 @@
 /**
  * The main-thread side of the read workers: a fixed set of worker threads, each running one read
- * statement at a time and handing its rows over in chunks, one chunk ahead of the consumer. Stopping a
+ * statement at a time and handing its rows over in chunks, a few chunks ahead of the consumer (as JSON
+ * text when the consumer only sends them on, so that serializing them costs the main thread nothing). Stopping a
  * statement (cancel, timeout, consumer gone) answers the caller at once; the worker itself rejoins the
  * pool only when it reports that the statement is over.
  *
@@ -16,7 +17,8 @@ import { FairShare } from '../fair-share.ts';
 
 type WorkerMessage = { runId: number } & (
   | { type: 'columns'; columns: string[] }
-  | { type: 'chunk'; rows: ResultChunk['rows']; done: boolean }
+  | { type: 'chunk'; rows: ResultChunk['rows']; done: boolean; json?: undefined }
+  | { type: 'chunk'; json: string; count: number; done: boolean; rows?: undefined }
   | { type: 'error'; code: string; message: string }
   | { type: 'stopped' }
 );
@@ -30,6 +32,13 @@ export interface WorkerRead {
   params: DriverValue[];
   schemaVersion: number;
 }
+
+/**
+ * Chunks a worker may have read ahead of the consumer. One let the worker and the consumer each wait
+ * for the other's message once per chunk; a few keep both busy, and backpressure still stops the worker
+ * after at most this many chunks once the consumer stops taking them.
+ */
+export const CHUNKS_AHEAD = 3;
 
 /** An error from the worker, shaped like the driver's so normalizeError maps it the same way. */
 class WorkerSqlError extends Error {
@@ -186,7 +195,7 @@ export class ReadWorkerPool {
   async *stream(
     user: string,
     read: WorkerRead,
-    chunkSize: number,
+    options: { chunkSize: number; asJson: boolean },
     signal: AbortSignal,
     stoppedError: () => unknown,
   ): AsyncGenerator<ResultChunk, void, undefined> {
@@ -220,7 +229,14 @@ export class ReadWorkerPool {
     const runId = ++this.#runs;
     worker.beginRun(runId);
     try {
-      worker.post({ type: 'run', runId, ...read, chunkSize });
+      worker.post({
+        type: 'run',
+        runId,
+        ...read,
+        chunkSize: options.chunkSize,
+        json: options.asJson,
+        ahead: CHUNKS_AHEAD,
+      });
       const first = await nextMessage();
       if (first.type === 'error') throw new WorkerSqlError(first.code, first.message);
       if (first.type !== 'columns') throw new RustyError('INTERNAL_ERROR', 'read worker out of step');
@@ -228,15 +244,19 @@ export class ReadWorkerPool {
       let total = 0;
       for (;;) {
         const chunk = expectChunk(await nextMessage());
-        total += chunk.rows.length;
+        const handed: ResultChunk =
+          chunk.json === undefined
+            ? { columns, rows: chunk.rows, done: chunk.done }
+            : { columns, rows: [], json: { text: chunk.json, count: chunk.count }, done: chunk.done };
+        total += chunk.json === undefined ? chunk.rows.length : chunk.count;
         if (chunk.done) {
           finished = true;
-          yield { columns, rows: chunk.rows, done: true, rowsAffected: total };
+          yield { ...handed, rowsAffected: total };
           return;
         }
-        // Ask for the next chunk before handing this one over: the worker reads while we send.
+        // Taken: the worker may read one more chunk ahead while this one is sent.
         worker.post({ type: 'more', runId });
-        yield { columns, rows: chunk.rows, done: false };
+        yield handed;
       }
     } finally {
       if (finished) this.#release(user, worker);

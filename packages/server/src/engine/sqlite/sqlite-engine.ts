@@ -848,7 +848,7 @@ export class SqliteEngine implements Engine {
       yield* this.#readers.stream(
         options.caller?.user ?? SERVER_USER,
         { sql: routed.guarded.text, params, schemaVersion: routed.schemaVersion },
-        options.chunkSize,
+        { chunkSize: options.chunkSize, asJson: options.asJson ?? false },
         stopper.signal,
         () => stopper.translate(new RustyError('QUERY_CANCELLED', 'query cancelled')),
       );
