@@ -67,7 +67,7 @@ class ReadWorker {
       execArgv: [],
       // A small heap makes the worker collect often: it allocates every row it hands over, and a
       // large, lazily collected heap would grow by hundreds of MB over a long stream.
-      resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
+      resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4 },
     });
     this.thread.on('message', (message: WorkerMessage) => this.#deliver(message));
     this.thread.on('error', (err) => {
@@ -175,11 +175,6 @@ export class ReadWorkerPool {
       if (worker) {
         this.#share.take(user);
         this.#keep(worker);
-        // The last idle one taken: the next read to come finds one started, if the pool may grow.
-        if (this.#idle.length === 0) {
-          const spare = this.#spawn();
-          if (spare) this.#rest(spare);
-        }
         return worker;
       }
     }
