@@ -8,8 +8,9 @@ export interface TestPostgres {
   /** A role with LOGIN, CREATEROLE, REPLICATION owning a new database of the same name; its URL. */
   createDatabase(name: string, rolePassword: string): string;
   stop(): void;
-  pause(): void;
-  resume(): void;
+  /** A fast stop that keeps the data; does not block this process (a server in it keeps running). */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
 }
 export function findPostgresBin(): string | undefined;
 export function postgresBinProblem(binDir?: string): string | undefined;

@@ -1,7 +1,8 @@
-// A throwaway PostgreSQL server for the tests, the benchmarks and `npm run cluster` (scripts/cluster.mjs): initdb in a temporary directory,
-// listening on a free port on 127.0.0.1 only, with the settings RustyDB's PostgreSQL engine needs.
+// A throwaway PostgreSQL server for the tests, the benchmarks and `npm run cluster` (scripts/cluster.mjs):
+// initdb in a temporary directory, listening on a free port on 127.0.0.1 only, with the settings RustyDB's
+// PostgreSQL engine needs.
 // PostgreSQL refuses to run as root: as root, the server runs as the `postgres` system user.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -39,10 +40,14 @@ function freePort() {
   });
 }
 
-function asPostgresUser(bin, args) {
+/** The command line that runs `bin` as the PostgreSQL user (root may not run PostgreSQL). */
+function asPostgresUserArgv(bin, args) {
   const asRoot = process.getuid?.() === 0;
-  const command = asRoot ? 'runuser' : bin;
-  const argv = asRoot ? ['-u', 'postgres', '--', bin, ...args] : args;
+  return asRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+}
+
+function asPostgresUser(bin, args) {
+  const [command, argv] = asPostgresUserArgv(bin, args);
   const result = spawnSync(command, argv, { encoding: 'utf8' });
   if (result.status !== 0) {
     throw new Error(`${bin} ${args.join(' ')} failed: ${result.stderr || result.stdout || result.error}`);
@@ -58,6 +63,21 @@ export function postgresBinProblem(binDir = findPostgresBin()) {
 
 /** A single-quoted SQL string literal. */
 const literal = (text) => `'${String(text).replaceAll("'", "''")}'`;
+
+/**
+ * As asPostgresUser, without blocking this process: a RustyDB server running in it must go on
+ * answering PostgreSQL meanwhile (at a fast stop the walsender waits for the node's capture to confirm
+ * or let go of what it was sent, for up to wal_sender_timeout).
+ */
+function asPostgresUserAsync(bin, args) {
+  const [command, argv] = asPostgresUserArgv(bin, args);
+  return new Promise((resolve, reject) => {
+    execFile(command, argv, { encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${bin} ${args.join(' ')} failed: ${stderr || stdout || error.message}`));
+      else resolve();
+    });
+  });
+}
 
 /**
  * Starts a server; returns its superuser URL and stop(). Settings: wal_level logical (change capture),
@@ -149,11 +169,20 @@ export async function startTestPostgres(binDir = findPostgresBin(), options = {}
     },
     /** Stops the server, keeping its data (what a database outage looks like to the nodes). */
     pause() {
-      asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+      return asPostgresUserAsync(join(binDir, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
     },
     /** Starts it again after pause(). */
     resume() {
-      asPostgresUser(join(binDir, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', '-t', '30', 'start']);
+      return asPostgresUserAsync(join(binDir, 'pg_ctl'), [
+        '-D',
+        data,
+        '-l',
+        join(dir, 'log'),
+        '-w',
+        '-t',
+        '30',
+        'start',
+      ]);
     },
   };
 }

@@ -155,8 +155,9 @@ function assignedValue(assignment: Assignment): SqlFragment {
   if (assignment.kind === 'inc') {
     const by = assignment.by;
     // Integers add exactly (as SQLite's 64-bit integers do); anything else as doubles, as MongoDB.
+    // (`{0,1}`, not `?`: the SQL text holds no `?` but its placeholders.)
     const sum = Number.isSafeInteger(by)
-      ? sql`CASE WHEN (${value} #>> '{}') ~ '^-?[0-9]+$' THEN to_jsonb(CAST(${value} #>> '{}' AS numeric) + CAST(${bind(by)} AS numeric)) ELSE to_jsonb(CAST(${value} #>> '{}' AS float8) + CAST(${bind(by)} AS float8)) END`
+      ? sql`CASE WHEN (${value} #>> '{}') ~ '^-{0,1}[0-9]+$' THEN to_jsonb(CAST(${value} #>> '{}' AS numeric) + CAST(${bind(by)} AS numeric)) ELSE to_jsonb(CAST(${value} #>> '{}' AS float8) + CAST(${bind(by)} AS float8)) END`
       : sql`to_jsonb(CAST(${value} #>> '{}' AS float8) + CAST(${bind(by)} AS float8))`;
     return sql`CASE WHEN ${value} IS NULL THEN ${jsonb(by)} WHEN jsonb_typeof(${value}) = 'number' THEN ${sum} ELSE ${failWith(`$inc needs a number at '${where}'`)} END`;
   }

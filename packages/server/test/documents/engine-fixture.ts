@@ -18,6 +18,8 @@ export interface DocumentDb {
   readonly dialect: DocumentDialect;
   /** Runs a query with `?` placeholders and returns its rows as arrays of values. */
   rows(sql: string, params: readonly SqlParam[]): Promise<unknown[][]>;
+  /** Puts the collections back as they were seeded. */
+  reset(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -50,22 +52,29 @@ async function openPostgres(collections: Record<string, readonly Doc[]>): Promis
   await client.connect();
   // The helper functions compiled updates call, as the server's database set-up makes them.
   await client.query({ text: `CREATE SCHEMA rustydb_api; ${documentFunctionsSql('PUBLIC')}` });
-  for (const [table, docs] of Object.entries(collections)) {
-    for (const statement of postgresDialect.createCollection({ sql: `"${table}"`, params: [] }, table)) {
+  for (const table of Object.keys(collections)) {
+    for (const statement of postgresDialect.createCollection({ sql: `"${table}"`, params: [] })) {
       await client.query({ text: statement });
     }
-    for (const doc of docs) {
-      await client.query({
-        text: `INSERT INTO "${table}" (_id, doc) VALUES ($1, $2::jsonb)`,
-        values: [String(doc._id), JSON.stringify(doc)],
-      });
-    }
   }
+  const seed = async () => {
+    for (const [table, docs] of Object.entries(collections)) {
+      await client.query({ text: `TRUNCATE "${table}"` });
+      for (const doc of docs) {
+        await client.query({
+          text: `INSERT INTO "${table}" (_id, doc) VALUES ($1, $2::jsonb)`,
+          values: [String(doc._id), JSON.stringify(doc)],
+        });
+      }
+    }
+  };
+  await seed();
   return {
     dialect: postgresDialect,
     async rows(sql, params) {
       return (await client.query({ text: numbered(sql), values: params, rowMode: 'array' })).rows;
     },
+    reset: seed,
     async close() {
       await client.end();
       await asSuperuser([`DROP DATABASE IF EXISTS ${name}`]);
@@ -79,10 +88,14 @@ export async function openDocumentDb(
   collections: Record<string, readonly Doc[]>,
 ): Promise<DocumentDb> {
   if (engine === 'postgres') return openPostgres(collections);
-  const db = openDatabase(collections);
+  let db = openDatabase(collections);
   return {
     dialect: sqliteDialect,
     rows: async (sql, params) => rows(db, sql, params),
+    async reset() {
+      db.close();
+      db = openDatabase(collections);
+    },
     close: async () => db.close(),
   };
 }

@@ -461,6 +461,34 @@ function suite(engine: EngineName): void {
       assert.equal(((da.payload.added as unknown[][])[0] as number[])[0], 4);
     });
 
+    test('a change written while a live query is first evaluated is not lost', async () => {
+      // Slow on purpose, so that the insert lands while the first evaluation runs: half a second of
+      // sleep on PostgreSQL (a recursive count there is slower than SQLite's by ten times, and its
+      // length would depend on the machine's load), a counting loop on SQLite (which has no sleep).
+      const slow =
+        engine === 'postgres'
+          ? '(SELECT 1 FROM pg_sleep(0.5))'
+          : '(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT count(*) FROM c)';
+      const query = `SELECT (SELECT count(*) FROM products) AS n, ${slow} AS slow`;
+      const client = await ts.connectAuthed();
+      const counted = await sql(ts, 'SELECT count(*) FROM products');
+      const expected = Number((counted.rows[0] as unknown[])[0]) + 1;
+      client.send({ type: 'subscribe', id: 'first', payload: { query } });
+      await sleep(50);
+      await sql(ts, "INSERT INTO products (name, price) VALUES ('early', 1)");
+      // The subscriber's view: its whole result, then each diff; the count it shows must reach the table's.
+      let n: number | undefined;
+      for (;;) {
+        const m = await nextChange(client, 'first', 10_000);
+        const rows = (m.type === 'data' ? m.payload.rows : m.payload.added) as number[][] | undefined;
+        if (rows?.[0]) n = Number(rows[0][0]);
+        if (n === expected) break;
+      }
+      assert.equal(n, expected);
+      // The slow statement is not evaluated again for the writes of the tests that follow.
+      client.close();
+    });
+
     test('a burst of writes is coalesced into fewer evaluations than writes', async () => {
       const client = await ts.connectAuthed();
       await subscribe(client, 'burst', { query: 'SELECT max(price) AS top FROM products' });

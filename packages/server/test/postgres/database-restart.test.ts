@@ -47,13 +47,13 @@ if (!ENGINES.includes('postgres')) {
     const c = await ts.connectAuthed();
     assert.deepEqual((await c.query('SELECT count(*) FROM kept')).rows, [[1]]);
 
-    pg.pause();
+    await pg.pause();
     assert.equal(await ready(), 503);
     const failed = await c.query('SELECT count(*) FROM kept');
     assert.equal(failed.error?.payload.code, 'INTERNAL_ERROR');
     assert.doesNotMatch(failed.error!.payload.message!, /ECONN|127\.0\.0\.1/);
 
-    pg.resume();
+    await pg.resume();
     assert.equal(await ready(), 200);
     assert.deepEqual((await c.query('SELECT count(*) FROM kept')).rows, [[1]]);
     const login = await ts.http('/api/v1/auth/login', {
@@ -67,8 +67,8 @@ if (!ENGINES.includes('postgres')) {
     const c = await ts.connectAuthed();
     c.send({ type: 'subscribe', id: 'kept', payload: { table: 'kept' } });
     const ack = await c.next((m) => m.id === 'kept' && m.type === 'subscribed');
-    pg.pause();
-    pg.resume();
+    await pg.pause();
+    await pg.resume();
     await sql(ts, 'INSERT INTO kept VALUES (2)');
     await sql(ts, 'INSERT INTO kept VALUES (3)');
     const seen = [];
@@ -81,5 +81,18 @@ if (!ENGINES.includes('postgres')) {
         [(ack.payload.sequence as number) + 2, 3],
       ],
     );
+  });
+
+  test('a fast stop of PostgreSQL right after a write does not wait on the node', async () => {
+    // The node's capture is sent the write and must confirm or let go of it before PostgreSQL's
+    // walsender lets the shutdown finish; a node that did neither would hold it for wal_sender_timeout
+    // (60 s). A fast stop otherwise takes well under a second.
+    await sql(ts, 'INSERT INTO kept VALUES (4)');
+    const started = performance.now();
+    await pg.pause();
+    const took = performance.now() - started;
+    await pg.resume();
+    assert.ok(took < 10_000, `the fast stop took ${Math.round(took)} ms`);
+    assert.equal(await ready(), 200);
   });
 }
