@@ -34,8 +34,8 @@ const ROUND_TIMEOUT_MS = 15_000;
 const SETUP_TIMEOUT_MS = 60_000;
 const TABLE = 'bench_gql_items';
 const PEER_PACKAGES = ['graphql-yoga', 'mercurius', 'fastify', 'graphql', 'graphql-ws', 'ws'];
-/** DESIGN.md's subscription yardstick against the peers. */
-const TARGET_RATIO = 3;
+/** Issue 10's yardstick: events/s at least this many times the faster of the peers. */
+const TARGET_RATIO = 2;
 
 interface Target {
   name: string;
@@ -322,14 +322,20 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
     ms(m.connectMs),
   ]);
   const peers = results.slice(1);
-  const targets = peers.map((peer) => {
-    const r = rate(rusty) / rate(peer);
-    return {
-      name: `events/s ≥ ${TARGET_RATIO}× ${peer.name.split(' (')[0]}`,
-      measured: ratio(r),
-      met: r >= TARGET_RATIO,
-    };
-  });
+  const shortName = (m: Measured): string => m.name.split(' (')[0]!;
+  const fastest = peers.reduce<Measured | undefined>(
+    (best, peer) => (best && rate(best) >= rate(peer) ? best : peer),
+    undefined,
+  );
+  const targets = fastest
+    ? [
+        {
+          name: `events/s ≥ ${TARGET_RATIO}× the faster peer`,
+          measured: `${ratio(rate(rusty) / rate(fastest))} (${shortName(fastest)})`,
+          met: rate(rusty) / rate(fastest) >= TARGET_RATIO,
+        },
+      ]
+    : [];
   const markdown = [
     `${count(SUBSCRIBERS)} subscribers, each its own graphql-ws connection (the \`graphql-ws\` client on \`ws\`) with its own ` +
       `variables, spread over ${CLIENT_PROCESSES} client processes. A round is one write that gives every subscriber one event; the ` +
@@ -343,13 +349,14 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
     '',
     skipped
       ? `**Peers not measured:** ${skipped}`
-      : `Ratios — ${peers.map((p) => `${p.name.split(' (')[0]}: ${ratio(rate(rusty) / rate(p))}`).join('; ')}.`,
+      : `Ratios — ${peers.map((p) => `${shortName(p)}: ${ratio(rate(rusty) / rate(p))}`).join('; ')}.`,
     '',
     'What differs: RustyDB does real work per round that the peers do not — an UPDATE of 1,000 rows in SQLite, 1,000 change-log ' +
-      'records written in the same transaction, read back by the change feed, and matched against every subscription’s filter ' +
-      '(the hub offers each record to each table subscription, 1,000 × 1,000 checks per round), each event executed through ' +
-      'GraphQL and sent. The peers update a JavaScript Map and publish to a topic per item, so each event reaches exactly one ' +
-      'subscriber without any matching. In exchange RustyDB’s events are durable, ordered and resumable (`since`).',
+      'records written in the same transaction, read back by the change feed, routed to the subscriptions whose filter pins ' +
+      'the row’s id (a lookup per record, not a check per record and subscription), each event completed by the plan made ' +
+      'when its subscription started (no graphql-js execution per event) and written to its socket. The peers update a ' +
+      'JavaScript Map and publish to a topic per item, then run graphql-js per event. In exchange RustyDB’s events are ' +
+      'durable, ordered and resumable (`since`).',
   ].join('\n');
   return {
     key: 'f',

@@ -1,5 +1,6 @@
-// A throwaway PostgreSQL server for the tests, the benchmarks and `npm run cluster` (scripts/cluster.mjs): initdb in a temporary directory,
-// listening on a free port on 127.0.0.1 only, with the settings RustyDB's PostgreSQL engine needs.
+// A throwaway PostgreSQL server for the tests, the benchmarks and `npm run cluster` (scripts/cluster.mjs):
+// initdb in a temporary directory, listening on a free port on 127.0.0.1 only, with the settings RustyDB's
+// PostgreSQL engine needs.
 // PostgreSQL refuses to run as root: as root, the server runs as the `postgres` system user.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import {

@@ -2,8 +2,9 @@
  * Hands change records to their subscribers without letting delivery starve everything else the
  * server does on its one event loop.
  *
- * - Records are delivered in passes: a pass offers every record that arrived since the last one to
- *   every target, in order, so each target sees every record once and in sequence.
+ * - Records are delivered in passes: a pass offers the records that arrived since the last one to
+ *   every target, in order, so each target sees every record once and in sequence (the plan may leave
+ *   out records that cannot concern a target: it is then told how far the pass went).
  * - A pass works in slices of at most SLICE_MS and yields between them (setImmediate), so requests and
  *   other sockets' I/O are served between slices however many subscribers there are.
  * - Under sustained load passes are spaced: after a pass that took W ms of work, the next one starts no
@@ -27,11 +28,18 @@ const MAX_PENDING = 10_000;
 
 /** Something that receives records in log order: a table subscription, a live query. */
 export interface DeliveryTarget {
-  offer(records: readonly ChangeRecord[]): unknown;
+  /**
+   * The records of a pass that may concern the target, in log order; `upTo` is the last record of the
+   * whole pass, which the target has now seen (those left out did not concern it).
+   */
+  offer(records: readonly ChangeRecord[], upTo: number): unknown;
 }
 
+/** A target and the records of a pass it is given. */
+export type Delivery = readonly [DeliveryTarget, readonly ChangeRecord[]];
+
 export class DeliveryScheduler {
-  readonly #targets: () => Iterable<DeliveryTarget>;
+  readonly #plan: (records: readonly ChangeRecord[]) => Iterable<Delivery>;
   #pending: ChangeRecord[][] = [];
   #pendingCount = 0;
   #scheduled = false;
@@ -41,9 +49,9 @@ export class DeliveryScheduler {
   #waiters: (() => void)[] = [];
   #closed = false;
 
-  /** @param targets who to deliver to; read at the start of each pass */
-  constructor(targets: () => Iterable<DeliveryTarget>) {
-    this.#targets = targets;
+  /** @param plan who to deliver a pass's records to, and which of them; asked at the start of each pass */
+  constructor(plan: (records: readonly ChangeRecord[]) => Iterable<Delivery>) {
+    this.#plan = plan;
   }
 
   /** Records waiting for a pass. */
@@ -88,12 +96,14 @@ export class DeliveryScheduler {
     this.#pendingCount = 0;
     this.#release();
     const records = batches.length === 1 ? batches[0]! : batches.flat();
-    const targets = [...this.#targets()];
+    const upTo = records[records.length - 1]!.seq;
     let work = 0;
     let sliceStart = performance.now();
-    for (let i = 0; i < targets.length; i++) {
-      targets[i]!.offer(records);
-      if ((i + 1) % CLOCK_EVERY !== 0 || i + 1 === targets.length) continue;
+    const deliveries = [...this.#plan(records)];
+    for (let i = 0; i < deliveries.length; i++) {
+      const [target, theirs] = deliveries[i]!;
+      target.offer(theirs, upTo);
+      if ((i + 1) % CLOCK_EVERY !== 0 || i + 1 === deliveries.length) continue;
       const now = performance.now();
       if (now - sliceStart < SLICE_MS) continue;
       work += now - sliceStart;

@@ -13,7 +13,8 @@ import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { errorPayload } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import type { ChangeFeed } from './change-feed.ts';
-import { DeliveryScheduler, type DeliveryTarget } from './delivery-scheduler.ts';
+import { DeliveryScheduler, type Delivery } from './delivery-scheduler.ts';
+import { SubscriptionRouter, routeKeyOfFilter, type RouteKey } from './subscription-router.ts';
 import { TableSubscription, type EndReason } from './table-subscription.ts';
 import { LiveQuery, type LiveQuerySubscriber } from './live-query.ts';
 import type { SubscriberOwner } from './subscriber.ts';
@@ -34,6 +35,7 @@ const CATCH_UP_PAGE = 1000;
 const CATCH_UP_WAIT_MS = 5;
 /** Rows a table snapshot may hold; larger tables must be read with a streamed query. */
 const MAX_SNAPSHOT_ROWS = 100_000;
+const NO_RECORDS: readonly ChangeRecord[] = [];
 
 type AnySubscription = TableSubscription | LiveQuerySubscriber;
 
@@ -72,6 +74,8 @@ export class SubscriptionHub {
   /** The keys of each connection's subscriptions, so a closing connection is cleaned up directly. */
   readonly #byOwner = new Map<SubscriberOwner, Set<string>>();
   readonly #tables = new Set<TableSubscription>();
+  /** The table subscriptions again, indexed by what their filters pin: who a record may concern. */
+  readonly #router = new SubscriptionRouter<TableSubscription>();
   readonly #liveQueries = new Map<string, LiveQuery>();
   readonly #history: PrivilegeHistory;
   readonly #stopListening: () => void;
@@ -99,7 +103,7 @@ export class SubscriptionHub {
     this.#history = history;
     this.#config = config;
     this.#logger = logger;
-    this.#delivery = new DeliveryScheduler(() => this.#liveTargets());
+    this.#delivery = new DeliveryScheduler((records) => this.#plan(records));
     this.#stopListening = feed.listen((records) => {
       if (this.#rechecks === 0) return this.#delivery.push(records);
       this.#held.push(records);
@@ -113,12 +117,17 @@ export class SubscriptionHub {
   }
 
   /**
-   * Who receives the feed's records: live queries, and table subscriptions done catching up (one still
-   * replaying history reads the records from the log itself, up to the feed's head).
+   * Who receives the feed's records: live queries (all of them), and table subscriptions done catching
+   * up (one still replaying history reads the records from the log itself, up to the feed's head), each
+   * given the records the router finds may concern it.
    */
-  *#liveTargets(): Iterable<DeliveryTarget> {
-    for (const subscription of this.#tables) if (!subscription.catchingUp) yield subscription;
-    yield* this.#liveQueries.values();
+  *#plan(records: readonly ChangeRecord[]): Iterable<Delivery> {
+    const live = (subscription: TableSubscription): boolean => !subscription.catchingUp;
+    const routed = this.#router.route(records, live);
+    for (const subscription of this.#tables) {
+      if (live(subscription)) yield [subscription, routed.get(subscription) ?? NO_RECORDS];
+    }
+    for (const query of this.#liveQueries.values()) yield [query, records];
   }
 
   async subscribe(owner: SubscriberOwner, message: SubscribeMessage, principal: Principal): Promise<void> {
@@ -204,6 +213,7 @@ export class SubscriptionHub {
     this.#subscriptions.clear();
     this.#byOwner.clear();
     this.#tables.clear();
+    this.#router.clear();
     this.#liveQueries.clear();
   }
 
@@ -241,6 +251,7 @@ export class SubscriptionHub {
       cursor: since ?? cursor,
       resumed: since !== undefined,
       render: rowEventRenderer(filter, events ? new Set(events) : undefined),
+      route: routeKeyOfFilter(filter),
       kind: 'table',
       afterAck: snapshotRows
         ? () =>
@@ -323,6 +334,7 @@ export class SubscriptionHub {
       cursor: number;
       resumed: boolean;
       render: Renderer;
+      route?: RouteKey | undefined;
       kind: 'table' | 'collection';
       afterAck?: (() => void) | undefined;
     },
@@ -357,11 +369,13 @@ export class SubscriptionHub {
       render: options.render,
       streamKind: options.kind,
       cursor: options.cursor,
+      route: options.route,
       maxBuffer: this.#config.subscription_max_buffer,
       onEnd: (s, reason) => this.#forget(key, s, reason),
     });
     this.#register(key, subscription);
     this.#tables.add(subscription);
+    this.#router.add(subscription);
     owner.deliver(
       'subscribed',
       {
@@ -473,8 +487,10 @@ export class SubscriptionHub {
     if (this.#subscriptions.get(key) !== subscription) return;
     this.#subscriptions.delete(key);
     this.#byOwner.get(subscription.owner)?.delete(key);
-    if (subscription.kind === 'table') this.#tables.delete(subscription);
-    else {
+    if (subscription.kind === 'table') {
+      this.#tables.delete(subscription);
+      this.#router.delete(subscription);
+    } else {
       const live = this.#liveQueryOf(subscription);
       if (live) {
         live.subscribers.delete(subscription);

@@ -9,6 +9,7 @@ import type { ServerMessageType } from '@rustydb/protocol';
 import { errorPayload } from '../core/envelope.ts';
 import type { SubscriberOwner } from './subscriber.ts';
 import type { Principal } from '../auth/authenticator.ts';
+import type { RouteKey } from './subscription-router.ts';
 
 export type EndReason = 'unsubscribed' | 'table_dropped' | 'killed' | 'overflow' | 'revoked' | 'closed';
 
@@ -31,6 +32,8 @@ export interface TableSubscriptionOptions {
   streamKind: 'table' | 'collection';
   /** Records up to and including this sequence are not delivered. */
   cursor: number;
+  /** The column and values its filter pins, for SubscriptionRouter (undefined: every change of the table). */
+  route?: RouteKey | undefined;
   maxBuffer: number;
   onEnd: (subscription: TableSubscription, reason: EndReason) => void;
 }
@@ -43,6 +46,7 @@ export class TableSubscription {
   readonly table: string;
   readonly access: StatementAccess;
   readonly streamKind: 'table' | 'collection';
+  readonly route: RouteKey | undefined;
   /** Milliseconds since the epoch (a number: a Date would cost every subscription ~100 bytes). */
   readonly createdAt = Date.now();
   /** The position the subscription began after: its owner must have held the privilege since. */
@@ -64,6 +68,7 @@ export class TableSubscription {
     this.access = options.access;
     this.#render = options.render;
     this.streamKind = options.streamKind;
+    this.route = options.route;
     this.#cursor = options.cursor;
     this.startedAt = options.cursor;
     this.#maxBuffer = options.maxBuffer;
@@ -74,15 +79,20 @@ export class TableSubscription {
     return this.#cursor;
   }
 
-  /** Offers records in log order; returns false once the subscription has ended. */
-  offer(records: readonly ChangeRecord[]): boolean {
+  /**
+   * Offers records in log order; returns false once the subscription has ended. `upTo`: the records
+   * up to that sequence have all been looked at (those not offered did not concern this subscription).
+   */
+  offer(records: readonly ChangeRecord[], upTo?: number): boolean {
     for (const record of records) {
       if (this.ended) return false;
       if (record.seq <= this.#cursor) continue;
       if (record.table === this.table && !this.#deliver(record)) return false;
       this.#cursor = record.seq;
     }
-    return !this.ended;
+    if (this.ended) return false;
+    if (upTo !== undefined && upTo > this.#cursor) this.#cursor = upTo;
+    return true;
   }
 
   /** Sends what a record renders to; false when the subscriber is too far behind to take it. */

@@ -109,7 +109,7 @@ export interface DocumentDialect {
 
   // ---- collections ----
   /** Statements that create a collection's table (run in one transaction). */
-  createCollection(table: SqlFragment, name: string): string[];
+  createCollection(table: SqlFragment): string[];
   /** An index on a field path, created if missing. */
   createIndex(table: SqlFragment, indexName: string, segments: readonly string[]): string;
   /** SQL (one `?`, the table) listing a table's column names in order, as `name`. */

@@ -112,7 +112,7 @@ export class DocumentService {
   async createCollection(name: string, context: CallContext): Promise<boolean> {
     collectionTable(name);
     if (await this.#isCollection(name)) return false;
-    const statements = this.#dialect.createCollection(collectionTable(name), name).map((sql) => ({ sql }));
+    const statements = this.#dialect.createCollection(collectionTable(name)).map((sql) => ({ sql }));
     if (statements.length === 1) await this.#run(statements[0]!, context);
     else {
       try {

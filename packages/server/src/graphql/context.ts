@@ -19,6 +19,11 @@ export interface GraphQLContext {
   bufferedAmount(): number;
   /** Fires when the request or connection goes away: running statements are interrupted. */
   signal?: AbortSignal;
+  /**
+   * graphql-ws only: sends this operation a `next` message whose payload is the given JSON text, at
+   * once (what graphql-ws would send for that result, without its per-result promise chain).
+   */
+  sendNext?: (payloadJson: string) => void;
 }
 
 /** The server parts resolvers run on. */

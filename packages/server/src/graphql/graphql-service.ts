@@ -105,6 +105,7 @@ export class GraphQLService {
       operationId: string;
       bufferedAmount?: () => number;
       signal?: AbortSignal;
+      sendNext?: (payloadJson: string) => void;
     },
   ): Promise<GraphQLContext> {
     return {
@@ -114,6 +115,7 @@ export class GraphQLService {
       operationId: connection.operationId,
       bufferedAmount: connection.bufferedAmount ?? (() => 0),
       ...(connection.signal ? { signal: connection.signal } : {}),
+      ...(connection.sendNext ? { sendNext: connection.sendNext } : {}),
     };
   }
 

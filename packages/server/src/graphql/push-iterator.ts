@@ -10,6 +10,7 @@ export class PushIterator<T> implements AsyncIterableIterator<T> {
   #failed = false;
   #ended = false;
   #cleanUp: (() => void) | undefined;
+  #sink: ((value: T) => boolean) | undefined;
 
   constructor(cleanUp?: () => void) {
     this.#cleanUp = cleanUp;
@@ -29,8 +30,19 @@ export class PushIterator<T> implements AsyncIterableIterator<T> {
     this.#cleanUp = cleanUp;
   }
 
+  /**
+   * Hands values to `sink` instead of the reader, while the reader waits with nothing queued: every
+   * value pulled before has then been dealt with, so one taken by the sink cannot overtake it. A value
+   * the sink refuses (false) goes to the reader as usual, and so do the ones after it until the reader
+   * waits again.
+   */
+  divert(sink: (value: T) => boolean): void {
+    this.#sink = sink;
+  }
+
   push(value: T): void {
     if (this.#ended || this.#failed) return;
+    if (this.#waiting && this.#sink?.(value)) return;
     if (this.#waiting) {
       const waiting = this.#waiting;
       this.#waiting = undefined;
@@ -95,6 +107,7 @@ export class PushIterator<T> implements AsyncIterableIterator<T> {
   }
 
   #release(): void {
+    this.#sink = undefined;
     const cleanUp = this.#cleanUp;
     this.#cleanUp = undefined;
     cleanUp?.();

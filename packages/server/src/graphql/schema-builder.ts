@@ -28,6 +28,7 @@ import { toGraphQLError } from './errors.ts';
 import * as resolve from './resolvers.ts';
 import { rowObject } from './resolvers.ts';
 import type { TableModel } from './table-model.ts';
+import { EVENT_SHAPE } from './event-execution.ts';
 import { BigIntScalar, Base64Scalar, JSONScalar, scalarFor, type ColumnKind } from './type-mapping.ts';
 import {
   documentChanges,
@@ -271,6 +272,8 @@ function subscriptionField<A, E>(
     description,
     subscribe: guarded(deps, subscribe) as GraphQLFieldConfig<unknown, GraphQLContext>['subscribe'],
     resolve: (event: unknown) => shape(event as E),
+    // The resolver is the shape alone: a subscription's events may be completed without graphql-js.
+    extensions: { [EVENT_SHAPE]: shape },
   };
 }
 

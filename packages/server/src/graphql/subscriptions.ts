@@ -97,6 +97,31 @@ export interface TableChangeEvent {
   oldestResumable: number | null;
 }
 
+/**
+ * Events already made from a hub payload: subscribers that receive the same change the same way (the
+ * hub shares one payload among them) get the same event, so its JSON is built once (event-execution.ts).
+ */
+const changeEvents = new WeakMap<RowChangePayload, TableChangeEvent>();
+
+function changeEventOf(change: RowChangePayload): TableChangeEvent {
+  let event = changeEvents.get(change);
+  if (!event) {
+    event = {
+      table: change.table,
+      changeType: change.op.toUpperCase() as TableChangeEvent['changeType'],
+      row: change.row,
+      oldRow: change.old_row,
+      key: change.key,
+      sequence: change.sequence,
+      timestamp: change.timestamp,
+      schema: change.schema ?? null,
+      oldestResumable: null,
+    };
+    changeEvents.set(change, event);
+  }
+  return event;
+}
+
 export function parseRowFilter(where: unknown): RowFilter | undefined {
   if (where === undefined || where === null) return undefined;
   const parsed = rowFilterSchema.safeParse(where);
@@ -125,20 +150,8 @@ export async function tableChanges(
     deps,
     ctx,
     (type, payload, it) => {
-      if (type === 'change') {
-        const change = payload as RowChangePayload;
-        it.push({
-          table: change.table,
-          changeType: change.op.toUpperCase() as TableChangeEvent['changeType'],
-          row: change.row,
-          oldRow: change.old_row,
-          key: change.key,
-          sequence: change.sequence,
-          timestamp: change.timestamp,
-          schema: change.schema ?? null,
-          oldestResumable: null,
-        });
-      } else if (type === 'reset') {
+      if (type === 'change') it.push(changeEventOf(payload as RowChangePayload));
+      else if (type === 'reset') {
         const reset = payload as ResetPayload;
         it.push({
           table: table.sql,

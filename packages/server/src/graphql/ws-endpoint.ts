@@ -26,6 +26,7 @@ import { normalizeError } from '../errors/rusty-error.ts';
 import type { MetricsSampler } from '../metrics/sampler.ts';
 import type { WebSocketGateway } from '../ws/websocket-gateway.ts';
 import { formatGraphQLError } from './errors.ts';
+import { subscribeWithPlans } from './event-execution.ts';
 import type { GraphQLService } from './graphql-service.ts';
 
 export const GRAPHQL_WS_PATH = '/graphql/ws';
@@ -160,6 +161,8 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
     const send = socket.send.bind(socket) as (data: unknown, cb?: (err?: Error) => void) => void;
     socket.send = ((data: unknown, cb?: (err?: Error) => void) => {
       sampler?.messageOut();
+      // Without a callback a failed write surfaces as the socket's close, as on every other socket.
+      if (!cb) return send(data);
       send(data, (err) => {
         // An answer that cannot be written because the client went away is no server failure; passed
         // on, graphql-ws would log it at error level with a stack trace, once per operation in flight.
@@ -189,6 +192,8 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
   useServer(
     {
       isProd: true,
+      // Events are completed by a plan made when the subscription starts, not a graphql-js run each.
+      subscribe: subscribeWithPlans,
       // The gateway closes a socket that has not authenticated in time (with INIT_TIMEOUT_CLOSE).
       connectionInitWaitTimeout: Infinity,
       onConnect: async (ctx) => {
@@ -297,6 +302,9 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
           operationId: id,
           bufferedAmount: () => ctx.extra.socket.bufferedAmount,
           signal: connectionOf(ctx.extra.socket).operationSignal(id),
+          // The bytes graphql-ws's own `next` would send: {"id", "type": "next", "payload"}, in that order.
+          sendNext: (payloadJson) =>
+            ctx.extra.socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${payloadJson}}`),
         }),
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors

@@ -53,7 +53,7 @@ async function openPostgres(collections: Record<string, readonly Doc[]>): Promis
   // The helper functions compiled updates call, as the server's database set-up makes them.
   await client.query({ text: `CREATE SCHEMA rustydb_api; ${documentFunctionsSql('PUBLIC')}` });
   for (const table of Object.keys(collections)) {
-    for (const statement of postgresDialect.createCollection({ sql: `"${table}"`, params: [] }, table)) {
+    for (const statement of postgresDialect.createCollection({ sql: `"${table}"`, params: [] })) {
       await client.query({ text: statement });
     }
   }

@@ -216,6 +216,35 @@ export async function wsRequest<T = Record<string, unknown>>(
   return result;
 }
 
+/**
+ * Waits (bounded) until the hub lists `count` subscriptions on `target` created at or after
+ * `createdAfter` (ms since the epoch), none of them behind the change log: a write made after this
+ * reaches every one of them. (A fixed sleep did not: under load a subscription could attach after the
+ * write, and miss it.)
+ */
+export async function attached(
+  ts: TestServer,
+  target: string,
+  count: number,
+  createdAfter = 0,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await ts.http('/api/v1/subscriptions');
+    const listed = (
+      res.body as { data: { subscriptions: { target: string; lag: number; created_at: string }[] } }
+    ).data.subscriptions.filter((s) => s.target === target && Date.parse(s.created_at) >= createdAfter);
+    if (listed.length === count && listed.every((s) => s.lag === 0)) return;
+    if (Date.now() > deadline) {
+      assert.fail(
+        `expected ${count} subscriptions on ${target}, attached and current: ${JSON.stringify(listed)}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** A raw socket speaking graphql-transport-ws, for protocol-level checks. */
 export function rawSocket(
   ts: TestServer,

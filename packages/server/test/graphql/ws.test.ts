@@ -9,7 +9,7 @@ import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-se
 import { nowSeconds, identityOf, signToken } from '../helpers/tokens.ts';
 import type { TestClient } from '../helpers/ws-client.ts';
 import { dialectOf, ENGINES, type EngineName } from '../helpers/engines.ts';
-import { Events, disposeClients, errorCode, rawSocket, wsClient, wsRequest } from './helpers.ts';
+import { Events, attached, disposeClients, errorCode, rawSocket, wsClient, wsRequest } from './helpers.ts';
 
 let ts: TestServer;
 const raw = new Set<TestClient>();
@@ -192,13 +192,13 @@ function changeSuites(engine: EngineName): void {
 
   describe('table change subscriptions', () => {
     test('tableChanges delivers inserts, updates and deletes in order, with sequences', async () => {
+      const started = Date.now();
       const client = wsClient(ts, ts.token);
       const events = new Events<{ tableChanges: Change }>(
         client,
         'subscription { tableChanges(table: notes) { table changeType row oldRow sequence timestamp } }',
       );
-      // Attached once the first write is seen: write until then.
-      await sleep(200);
+      await attached(ts, 'notes', 1, started);
       await sql(ts, "INSERT INTO notes (body) VALUES ('a')");
       await sql(ts, "UPDATE notes SET body = 'b' WHERE body = 'a'");
       await sql(ts, "DELETE FROM notes WHERE body = 'b'");
@@ -221,6 +221,7 @@ function changeSuites(engine: EngineName): void {
     });
 
     test('where filters rows (with enter/leave), rowInserted only inserts', async () => {
+      const started = Date.now();
       const client = wsClient(ts, ts.token);
       const urgent = new Events<{ tableChanges: Change }>(
         client,
@@ -231,7 +232,7 @@ function changeSuites(engine: EngineName): void {
         client,
         'subscription { rowInserted(table: notes) { changeType row } }',
       );
-      await sleep(200);
+      await attached(ts, 'notes', 2, started);
       await sql(ts, "INSERT INTO notes (body, prio) VALUES ('low', 1)");
       await sql(ts, "INSERT INTO notes (body, prio) VALUES ('high', 9)");
       await sql(ts, "UPDATE notes SET prio = 7 WHERE body = 'low'");
@@ -256,8 +257,9 @@ function changeSuites(engine: EngineName): void {
     test('resume with since: exactly the changes missed while away, then live', async () => {
       const query =
         'subscription($since: BigInt) { rowInserted(table: notes, since: $since) { row sequence } }';
+      const started = Date.now();
       const first = new Events<{ rowInserted: Change }>(wsClient(ts, ts.token), query);
-      await sleep(200);
+      await attached(ts, 'notes', 1, started);
       await sql(ts, "INSERT INTO notes (body) VALUES ('r1')");
       const last = (await first.data()).rowInserted.sequence;
       first.dispose();

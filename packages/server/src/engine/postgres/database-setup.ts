@@ -15,11 +15,23 @@
  *   temporary object on a shared connection would reach the next statement of another user.
  */
 
+import { NODE_EVENTS_CHANNEL } from './node-events.ts';
+
 /** Everything the server's own tables need in place; run as the login role, in one transaction. */
 export function setupSql(prefix: string): string {
   const role = (suffix: string): string => `"${prefix}${suffix}"`;
   return `
 CREATE SCHEMA IF NOT EXISTS rustydb;
+-- Grants and revokes on the same object in two transactions at once fail ("tuple concurrently
+-- updated"): this set-up waits for a privileges sync of a node already running, as syncs and session
+-- roles wait for each other (they take the same lock). The first node up has no grants table yet.
+DO $setup$
+BEGIN
+  IF to_regclass('rustydb._rustydb_grants') IS NOT NULL THEN
+    LOCK TABLE rustydb._rustydb_grants IN SHARE ROW EXCLUSIVE MODE;
+  END IF;
+END
+$setup$;
 REVOKE ALL ON SCHEMA rustydb FROM PUBLIC;
 CREATE SCHEMA IF NOT EXISTS rustydb_api;
 REVOKE ALL ON SCHEMA rustydb_api FROM PUBLIC;
@@ -75,6 +87,20 @@ CREATE TABLE IF NOT EXISTS rustydb.node_events (
   at timestamptz NOT NULL DEFAULT now(),
   body text NOT NULL
 );
+-- Held by a starting node while it makes the server's tables, the first admin and the secret
+-- (PostgresEngine.exclusively). A table lock, not an advisory one: clients can take any advisory lock.
+CREATE TABLE IF NOT EXISTS rustydb.startup_lock ();
+-- Records an event for the other nodes and wakes them (node-events.ts). The lock makes ids visible in
+-- their order: a reader that moved past an id never misses a lower one committed later.
+CREATE OR REPLACE FUNCTION rustydb.publish_node_event(body text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  LOCK TABLE rustydb.node_events IN EXCLUSIVE MODE;
+  INSERT INTO rustydb.node_events (body) VALUES (body);
+  PERFORM pg_notify('${NODE_EVENTS_CHANNEL}', '');
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb.publish_node_event(text) FROM PUBLIC;
 -- The tables and views of the public schema as after_ddl() last saw them.
 CREATE TABLE IF NOT EXISTS rustydb.objects (name text PRIMARY KEY, oid oid NOT NULL, definition text NOT NULL);
 DO $setup$
@@ -260,6 +286,8 @@ DECLARE
   name text := '${prefix}s_' || left(encode(sha256(convert_to(array_to_string(sorted, E'\\n'), 'UTF8')), 'hex'), 24);
   role_name text;
 BEGIN
+  -- Two nodes making the same role at once, or granting while a sync grants: one waits.
+  LOCK TABLE rustydb._rustydb_grants IN SHARE ROW EXCLUSIVE MODE;
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = name) THEN
     EXECUTE format('CREATE ROLE %I LOGIN INHERIT PASSWORD %L IN ROLE %I', name, password, '${prefix}user');
     EXECUTE format('GRANT %I TO CURRENT_USER', name);

@@ -17,8 +17,6 @@ import type { NodeEvent, NodeEvents } from '../engine.ts';
 import type { OwnerQuery } from './change-log.ts';
 
 export const NODE_EVENTS_CHANNEL = 'rustydb_nodes';
-/** Serializes publishers (pg_advisory_xact_lock key). */
-const PUBLISH_LOCK = 0x7275_6e65;
 /** How long an event is kept for a node that was not listening. */
 const KEEP = '10 minutes';
 /** How often a publisher deletes expired events, milliseconds. */
@@ -50,12 +48,7 @@ export class PgNodeEvents implements NodeEvents {
 
   async publish(event: NodeEvent): Promise<void> {
     const body = JSON.stringify({ node: this.#node, event });
-    await this.#query(
-      `WITH serial AS (SELECT pg_advisory_xact_lock(${PUBLISH_LOCK})),
-            added AS (INSERT INTO rustydb.node_events (body) SELECT $1 FROM serial RETURNING id)
-       SELECT pg_notify('${NODE_EVENTS_CHANNEL}', '') FROM added`,
-      [body],
-    );
+    await this.#query('SELECT rustydb.publish_node_event($1)', [body]);
     if (Date.now() - this.#lastPrune > PRUNE_EVERY_MS) {
       this.#lastPrune = Date.now();
       await this.#query(`DELETE FROM rustydb.node_events WHERE at < now() - interval '${KEEP}'`);

@@ -62,8 +62,6 @@ export interface PostgresEngineOptions {
 const APPLICATION_NAME = 'rustydb';
 /** Serializes schema set-up and migrations of nodes starting at once (pg_advisory_xact_lock key). */
 const SETUP_LOCK = 0x7275_7374;
-/** Serializes the start-up of the server on nodes starting at once (pg_advisory_lock key, see exclusively). */
-const STARTUP_LOCK = 0x7275_7373;
 /** How often a snapshot whose transactions were not a prefix of the sequence is taken again. */
 const SNAPSHOT_ATTEMPTS = 5;
 /** How long a client is told to wait before watching again when no attempt matched. */
@@ -335,12 +333,13 @@ export class PostgresEngine implements Engine {
 
   async exclusively<T>(work: () => Promise<T>): Promise<T> {
     // A connection of its own holds the lock: `work` uses the pool, which may have one connection only.
+    // The lock is held by an open transaction (it takes no transaction id, so it holds nothing back).
     const client = await openClient(this.#ownerSettings());
     try {
-      await client.query(`SELECT pg_advisory_lock(${STARTUP_LOCK})`);
+      await client.query('BEGIN; LOCK TABLE rustydb.startup_lock IN EXCLUSIVE MODE');
       return await work();
     } finally {
-      // Closing the connection releases the lock.
+      // Closing the connection ends the transaction and releases the lock.
       await client.end().catch(() => undefined);
     }
   }
