@@ -100,8 +100,8 @@ describe('console tables', () => {
     await admin.getByRole('cell', { name: 'Acme Corp', exact: true }).waitFor();
 
     await admin.getByRole('switch', { name: 'Live' }).check();
-    // Give the subscription its acknowledgement before the other client writes.
-    await admin.waitForTimeout(300);
+    // Changes are sure to be shown once the server has acknowledged the subscription.
+    await admin.getByRole('status').filter({ hasText: 'Following changes' }).waitFor();
     const other = new RustyDBClient({ url: h.ts.server.url, username: 'admin', password: ADMIN_PASSWORD });
     try {
       const started = Date.now();

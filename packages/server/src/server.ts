@@ -120,6 +120,23 @@ function loadTls(config: ServerConfig): { cert: Buffer; key: Buffer; minVersion:
   return { cert, key, minVersion: 'TLSv1.2' };
 }
 
+/**
+ * HTTP requests in flight at shutdown get this long to finish (as WebSockets get to close); then every
+ * connection left is closed. Without it the server waited for connections with nothing to finish: one
+ * that never sent a request, or sent part of one (a client that gave up on it), holds the server's
+ * close until its keep-alive timeout, 72 s.
+ */
+const HTTP_CLOSE_GRACE_MS = 2000;
+
+async function closeHttp(app: FastifyInstance): Promise<void> {
+  const grace = setTimeout(() => (app.server as HttpsServer).closeAllConnections(), HTTP_CLOSE_GRACE_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(grace);
+  }
+}
+
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
 
 /** What an operator should know about a configuration before exposing it; logged as warnings at start. */
@@ -328,7 +345,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       close() {
         closing ??= (async () => {
           await gateway.shutdown();
-          await running.close();
+          await closeHttp(running);
           graphql!.close();
           sampler!.close();
           hub.close();

@@ -213,6 +213,8 @@ function RowsView({ session, table }: { session: Session; table: TableInfo }) {
   const [actionError, setActionError] = useState<unknown>();
   const [editing, setEditing] = useState<{ row?: Row } | undefined>();
   const [live, setLive] = useState(false);
+  // The server acknowledged the live subscription: only changes committed after this are sure to show.
+  const [following, setFollowing] = useState(false);
   const [reloads, setReloads] = useState(0);
 
   const columns = [...(usesRowid ? ['rowid'] : []), ...table.columns.map((c) => c.name)];
@@ -265,6 +267,11 @@ function RowsView({ session, table }: { session: Session; table: TableInfo }) {
     if (!live) return;
     const sub = client.subscribe(table.name);
     subscription.current = sub;
+    setFollowing(false);
+    sub.ready().then(
+      () => setFollowing(true),
+      () => {}, // the loop below reports the error
+    );
     const timers = new Set<ReturnType<typeof setTimeout>>();
     const unmark = (key: string, removeIt: boolean): void => {
       const timer = setTimeout(() => {
@@ -311,6 +318,7 @@ function RowsView({ session, table }: { session: Session; table: TableInfo }) {
     })();
     return () => {
       for (const timer of timers) clearTimeout(timer);
+      setFollowing(false);
       subscription.current = undefined;
       void sub.unsubscribe();
     };
@@ -401,6 +409,11 @@ function RowsView({ session, table }: { session: Session; table: TableInfo }) {
           />
           Live
         </label>
+        {live ? (
+          <span class="muted" role="status">
+            {following ? 'Following changes' : 'Starting…'}
+          </span>
+        ) : null}
         {canInsert ? (
           <button type="button" class="primary" onClick={() => setEditing({})}>
             Insert row

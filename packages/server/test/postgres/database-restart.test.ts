@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { ENGINES } from '../helpers/engines.ts';
 import { startTestPostgres, type TestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
 import { execFileSync } from 'node:child_process';
@@ -81,6 +81,30 @@ if (!ENGINES.includes('postgres')) {
         [(ack.payload.sequence as number) + 2, 3],
       ],
     );
+  });
+
+  test('a statement whose connection PostgreSQL ends mid-run fails at once, and the node goes on serving', async () => {
+    const c = await ts.connectAuthed();
+    const id = c.newId('q');
+    c.send({ type: 'query', id, payload: { sql: 'SELECT 1 FROM pg_sleep(30)' } });
+    const superuser = (statement: string): string =>
+      execFileSync(join(pg.binDir, 'psql'), [
+        '-qAt',
+        '-v',
+        'ON_ERROR_STOP=1',
+        pg.url,
+        '-c',
+        statement,
+      ]).toString();
+    const sleeping =
+      "SELECT pid FROM pg_stat_activity WHERE datname = 'node' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()";
+    for (let i = 0; i < 100 && superuser(sleeping).trim() === ''; i++) await sleep(50);
+    superuser(`SELECT pg_terminate_backend(pid) FROM (${sleeping}) AS s`);
+    // The driver's cursor, once its connection is gone, waits for a reply that never comes: the statement
+    // must still end with an error (and its timeout must not go on cancelling a backend that is gone).
+    const answer = await c.collect(id, 5000);
+    assert.equal(answer.error?.payload.code, 'INTERNAL_ERROR');
+    assert.deepEqual((await c.query('SELECT count(*) FROM kept')).rows, [[3]]);
   });
 
   test('a fast stop of PostgreSQL right after a write does not wait on the node', async () => {

@@ -31,6 +31,8 @@ export interface PgClient {
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): this;
   on(event: 'end', listener: () => void): this;
+  once(event: 'end', listener: () => void): this;
+  removeListener(event: 'end', listener: () => void): this;
 }
 
 export interface CursorLike {
@@ -98,6 +100,24 @@ export async function openClient(settings: ConnectionSettings): Promise<PgClient
 
 export function openCursor(text: string, values: unknown[]): CursorLike {
   return new Cursor(text, values, { rowMode: 'array', types: resultTypes });
+}
+
+/**
+ * Closes a cursor's portal. pg-cursor waits for the server's answer to the close, which never comes
+ * once the connection is gone (PostgreSQL ended the session, or the pool closed it): the wait ends then
+ * too, rather than leaving the statement (and its timeout) running for ever.
+ */
+export function closeCursor(client: PgClient, cursor: CursorLike): Promise<void> {
+  const connection = client as unknown as { _ended?: boolean; _queryable?: boolean };
+  if (connection._ended || connection._queryable === false) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      client.removeListener('end', done);
+      resolve();
+    };
+    client.once('end', done);
+    cursor.close().then(done, done);
+  });
 }
 
 /**

@@ -35,6 +35,7 @@ import {
   cancelBackend,
   openClient,
   openCursor,
+  closeCursor,
   SESSION_SETTINGS,
   type ConnectionSettings,
   type PgClient,
@@ -678,7 +679,7 @@ export class PostgresEngine implements Engine {
         yield { columns, rows, done: false };
       }
     } finally {
-      await cursor.close().catch(() => undefined);
+      await closeCursor(client, cursor);
     }
   }
 

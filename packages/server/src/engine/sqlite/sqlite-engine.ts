@@ -60,6 +60,8 @@ export interface SqliteEngineOptions {
   storageReserveBytes?: number;
   /** Told when the disk becomes full (writes refused) and when it has room again. */
   onStorageChange?: (full: boolean) => void;
+  /** How long a read worker beyond the one kept may stay idle before it ends (tests shorten it). */
+  readWorkerIdleMs?: number;
 }
 
 /** The database's file name in the data directory. */
@@ -202,6 +204,11 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
+
+  /** Read worker threads started now: one while idle, up to engine_pool_size while reads run. */
+  get readWorkers(): number {
+    return this.#readers.started;
+  }
   readonly changeCapture = true;
   readonly path: string;
   readonly dataFiles: readonly string[];
@@ -250,7 +257,9 @@ export class SqliteEngine implements Engine {
       return conn;
     });
     this.internal = this.#makeInternalStore();
-    this.#readers = new ReadWorkerPool(this.path, options.poolSize);
+    this.#readers = new ReadWorkerPool(this.path, options.poolSize, {
+      ...(options.readWorkerIdleMs !== undefined ? { idleMs: options.readWorkerIdleMs } : {}),
+    });
     this.#changeLog = new SqliteChangeLog(
       () => this.#router.inlineConnection,
       (work) => this.#gate.hold(work),
