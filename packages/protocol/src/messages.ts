@@ -295,6 +295,8 @@ export interface ServerLimits {
   rate_limit_violation_window_ms: number | null;
   /** `query`/`batch` requests that may run at once on one connection. */
   max_running_queries: number;
+  /** Subscriptions, live queries and change streams one connection may hold at once; null: no limit. */
+  max_subscriptions: number | null;
   /** Open WebSocket connections from one address, and authenticated ones of one user. */
   max_connections_per_ip: number | null;
   max_connections_per_user: number | null;

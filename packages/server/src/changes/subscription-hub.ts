@@ -153,6 +153,12 @@ export class SubscriptionHub {
     return true;
   }
 
+  /** How many subscriptions a connection holds now. */
+  countOf(owner: SubscriberOwner): number {
+    const keys = this.#byOwner.get(owner);
+    return keys === undefined ? 0 : typeof keys === 'string' ? 1 : keys.size;
+  }
+
   /** Ends every subscription of a connection (it closed); nothing is sent. */
   dropOwner(owner: SubscriberOwner): void {
     const keys = this.#byOwner.get(owner);

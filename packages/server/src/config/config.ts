@@ -149,6 +149,13 @@ export const CONFIG_FIELDS = {
     max: 1_000_000,
     help: 'authenticated WebSocket connections of one user at once (0: no limit)',
   },
+  max_subscriptions_per_connection: {
+    kind: 'int',
+    default: 100,
+    min: 0,
+    max: 1_000_000,
+    help: 'subscriptions, live queries, change streams and GraphQL operations one connection may hold at once (0: no limit)',
+  },
   login_max_attempts: {
     kind: 'int',
     default: 5,

@@ -233,7 +233,12 @@ export class StreamSession implements SubscriberOwner {
     if (!hub) return undefined;
     // The session is its subscriptions' owner itself: an owner object of closures cost every
     // subscribed connection a few hundred bytes.
-    this.#subscriptions ??= new SessionSubscriptions(hub, this, this.#deps.logger);
+    this.#subscriptions ??= new SessionSubscriptions(
+      hub,
+      this,
+      this.#deps.logger,
+      this.#deps.config.max_subscriptions_per_connection,
+    );
     return this.#subscriptions;
   }
 
@@ -441,6 +446,7 @@ export class StreamSession implements SubscriberOwner {
       rate_limit_max_violations: rate?.maxViolations ?? null,
       rate_limit_violation_window_ms: rate?.windowMs ?? null,
       max_running_queries: MAX_RUNNING_QUERIES,
+      max_subscriptions: config.max_subscriptions_per_connection || null,
       max_connections_per_ip: config.max_connections_per_ip || null,
       max_connections_per_user: config.max_connections_per_user || null,
       login_max_attempts: config.login_max_attempts,

@@ -136,6 +136,20 @@ class Connection {
     return controller.signal;
   }
 
+  /**
+   * Counts operation `id` from its start, before its context exists; false when the connection already
+   * holds `limit` operations (0: no limit). `running` says whether graphql-ws still holds an operation:
+   * one the client completed while it was being set up is never reported done, so it stops counting here.
+   */
+  admit(id: string, limit: number, running: (id: string) => boolean): boolean {
+    if (limit > 0 && this.#operations.size >= limit) {
+      for (const held of this.#operations.keys()) if (!running(held)) this.#operations.delete(held);
+      if (this.#operations.size >= limit) return false;
+    }
+    if (!this.#operations.has(id)) this.#operations.set(id, new AbortController());
+    return true;
+  }
+
   operationDone(id: string): void {
     this.#operations.delete(id);
   }
@@ -278,7 +292,16 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
       // Parsing, the schema and validation happen here rather than inside graphql-ws, where a document
       // that does not parse throws and closes the whole connection (4500): here every failure is the
       // `error` message of that one operation.
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
+        const limit = config.max_subscriptions_per_connection;
+        if (!connectionOf(ctx.extra.socket).admit(id, limit, (held) => held in ctx.subscriptions)) {
+          return [
+            new GraphQLError(
+              `a connection may hold at most ${limit} operations (max_subscriptions_per_connection): complete one first`,
+              { extensions: { code: 'RATE_LIMIT_EXCEEDED' } },
+            ),
+          ];
+        }
         let document: DocumentNode;
         try {
           document = parse(payload.query);

@@ -86,6 +86,7 @@ test('auth_success advertises every limit', async () => {
     rate_limit_max_violations: 30,
     rate_limit_violation_window_ms: 10_000,
     max_running_queries: 16,
+    max_subscriptions: 100,
     max_connections_per_ip: 6,
     max_connections_per_user: 2,
     login_max_attempts: 3,
