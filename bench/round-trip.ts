@@ -7,7 +7,8 @@
 import type WebSocket from 'ws';
 import { spawnNode } from './lib/children.ts';
 import { StreamConnection, login, openSocket } from './lib/client.ts';
-import { KV_ROWS, KV_TABLE, prng } from './lib/dataset.ts';
+import { KV_ROWS, KV_TABLE } from './lib/dataset.ts';
+import { prng } from './lib/prng.ts';
 import { cpuSeconds } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer } from './lib/rusty-server.ts';

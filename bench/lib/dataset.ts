@@ -23,18 +23,6 @@ export function databasePath(dataDir: string): string {
   return join(dataDir, 'rustydb.sqlite');
 }
 
-/** A deterministic PRNG (mulberry32), so every run looks up the same keys. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Rows per INSERT statement: each one stays far inside the statement timeout. */
 const INSERT_BATCH = 250_000;
 /**

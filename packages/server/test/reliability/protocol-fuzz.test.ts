@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { CLOSE_CODES, isErrorCode } from '@rustydb/protocol';
 import { sql, startTestServer, STREAM_PATH, type TestServer } from '../helpers/test-server.ts';
+import { prng } from '../../../../bench/lib/prng.ts';
 import { assertAlive, createRole, createUser, securityState } from '../security/helpers.ts';
 
 const FUZZ_MS = Number(process.env.RUSTYDB_FUZZ_MS) || 8_000;
@@ -23,18 +24,6 @@ const SEED = Number(process.env.RUSTYDB_FUZZ_SEED) || Math.floor(Math.random() *
 const SOCKETS = 4;
 /** Messages a socket sends before it waits for a pong, so that nothing piles up without bound. */
 const BURST = 20;
-
-/** mulberry32: small, fast and good enough to pick cases; the same seed gives the same cases. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const STATEMENTS = [
   'SELECT * FROM fz',
@@ -113,7 +102,7 @@ class Cases {
   #ids = 0;
 
   constructor(seed: number) {
-    this.#random = generator(seed);
+    this.#random = prng(seed);
   }
 
   chance(p: number): boolean {

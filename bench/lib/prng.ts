@@ -1,0 +1,14 @@
+/**
+ * A deterministic pseudo-random generator (mulberry32): small and fast, and the same seed gives the
+ * same sequence, so a benchmark looks up the same keys every run and a fuzz case can be replayed.
+ */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
