@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { sql, startTestServer, sleep, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
 import { dialectOf, ENGINES, type EngineName } from '../helpers/engines.ts';
+import { within } from '../security/helpers.ts';
 
 type Change = {
   sequence: number;
@@ -305,6 +306,8 @@ function suite(engine: EngineName): void {
     });
 
     test('a subscriber that stops reading is cut off with SLOW_CONSUMER and can resume from resume_from', async () => {
+      /** Rows of 20 KB written at most: 40 MB, far beyond subscription_max_buffer and any socket buffers. */
+      const MAX_ROWS = 2000;
       const ts = await startTestServer(
         { enable_rate_limiting: false, subscription_max_buffer: 64 * 1024 },
         { engine },
@@ -313,10 +316,20 @@ function suite(engine: EngineName): void {
         await sql(ts, `CREATE TABLE blobs (id ${autoId}, body TEXT)`);
         const watcher = await ts.connectAuthed();
         const ack = await subscribe(watcher, 'b', { table: 'blobs' });
-        // Stop reading: the server's send buffer fills up.
+        // Stop reading: the server's send buffer fills up. How much the kernel's socket buffers take
+        // first depends on the machine (loopback buffers grow to several MB), so rows are written until
+        // the server gives up on the subscriber and ends its subscription (it is no longer listed),
+        // which it must do long before MAX_ROWS. On PostgreSQL changes reach the subscription a moment
+        // after their commit: the last check waits for them.
         (watcher.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
         const body = 'x'.repeat(20_000);
-        for (let i = 0; i < 10; i++) {
+        const ended = async (): Promise<boolean> => {
+          const res = await ts.http('/api/v1/subscriptions');
+          const listed = (res.body as { data: { subscriptions: { id: string }[] } }).data.subscriptions;
+          return !listed.some((s) => s.id === 'b');
+        };
+        let written = 0;
+        while (written < MAX_ROWS && !(await ended())) {
           await ts.http('/api/v1/batch', {
             body: {
               queries: Array.from({ length: 20 }, () => ({
@@ -325,8 +338,9 @@ function suite(engine: EngineName): void {
               })),
             },
           });
+          written += 20;
         }
-        await sleep(300);
+        await within(10_000, ended);
         (watcher.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.resume();
         const overflow = await watcher.next((m) => m.id === 'b' && m.type === 'error', 10_000);
         assert.equal(overflow.payload.code, 'SLOW_CONSUMER');
@@ -338,9 +352,9 @@ function suite(engine: EngineName): void {
         );
         const again = await ts.connectAuthed();
         await subscribe(again, 'b', { table: 'blobs', since: resumeFrom });
-        const rest = await changes(again, 'b', 200 - deliveredBefore.length, 10_000);
+        const rest = await changes(again, 'b', written - deliveredBefore.length, 10_000);
         const all = [...deliveredBefore.map(changeOf), ...rest];
-        assert.equal(all.length, 200);
+        assert.equal(all.length, written);
         all.forEach((c, i) => assert.equal(c.sequence, (ack.payload.sequence as number) + 1 + i));
       } finally {
         await ts.close();
