@@ -35,7 +35,6 @@ const CATCH_UP_PAGE = 1000;
 const CATCH_UP_WAIT_MS = 5;
 /** Rows a table snapshot may hold; larger tables must be read with a streamed query. */
 const MAX_SNAPSHOT_ROWS = 100_000;
-const NO_RECORDS: readonly ChangeRecord[] = [];
 
 type AnySubscription = TableSubscription | LiveQuerySubscriber;
 
@@ -128,7 +127,7 @@ export class SubscriptionHub {
     const live = (subscription: TableSubscription): boolean => !subscription.catchingUp;
     const routed = this.#router.route(records, live);
     for (const subscription of this.#tables) {
-      if (live(subscription)) yield [subscription, routed.get(subscription) ?? NO_RECORDS];
+      if (live(subscription)) yield [subscription, routed.of(subscription)];
     }
     for (const query of this.#liveQueries.values()) yield [query, records];
   }

@@ -19,7 +19,14 @@ import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
-import { dataEnvelope, envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
+import {
+  dataEnvelope,
+  envelope,
+  errorEnvelope,
+  idTail,
+  sharedPayloadEnvelope,
+  sharedPayloadHead,
+} from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
@@ -31,6 +38,11 @@ import type { SubscriberOwner } from '../changes/subscriber.ts';
 export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
   send(text: string): void;
+  /**
+   * Queues the message made of `head`'s bytes then `tail` (see sharedPayloadHead): a transport that has
+   * it frames the message without turning the shared head into text again.
+   */
+  sendParts?(head: Buffer, tail: string): void;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
@@ -254,11 +266,19 @@ export class StreamSession implements SubscriberOwner {
 
   /** As the owner of subscriptions: sends one of their messages. */
   deliver(type: ServerMessageType, payload: unknown, id: string): void {
-    this.#send(
-      payload !== null && typeof payload === 'object'
-        ? sharedPayloadEnvelope(type, payload, id)
-        : envelope(type, payload, id),
-    );
+    if (payload === null || typeof payload !== 'object') {
+      this.#send(envelope(type, payload, id));
+      return;
+    }
+    const socket = this.#socket;
+    if (!socket.sendParts) {
+      this.#send(sharedPayloadEnvelope(type, payload, id));
+      return;
+    }
+    // The payload's text, made once for every subscriber it goes to, is framed here without a copy as text.
+    if (this.#closed) return;
+    this.#deps.metrics?.messageOut();
+    socket.sendParts(sharedPayloadHead(type, payload), idTail(id));
   }
 
   /** As the owner of subscriptions: bytes queued on the connection. */

@@ -4,7 +4,12 @@
  *
  * - Frames sent in one tick leave in one system call: the TCP socket is corked on the first send of a
  *   tick and uncorked when the tick's work is done, so a fan-out that sends a socket several messages
- *   costs it one `writev`, not one per frame.
+ *   costs it one `writev`, not one per frame. The sockets corked in a tick are uncorked by one
+ *   `nextTick` callback for all of them (not one per socket: a change fanned out to 10,000 sockets).
+ * - Messages that go to many sockets (a change, to every subscriber) can be handed over already framed
+ *   (`sendFramed`): the bytes are written to the TCP socket as they are, with no per-socket framing by
+ *   `ws`. A socket that negotiated permessage-deflate gets such a message through `ws` when it is large
+ *   enough to be compressed, or while `ws` is still compressing an earlier one (order is kept).
  * - While HIGH_WATER_MARK bytes or more wait (or an answer waits for room), the client's next messages are
  *   held unread and the TCP socket is paused: a client that stops reading stops being read, and the
  *   kernel's buffers push back on it (TCP backpressure). Held messages are handled, in order, once the
@@ -48,8 +53,52 @@ function exactSize(data: unknown): number {
   return typeof data === 'string' ? Buffer.byteLength(data) : upperBound(data);
 }
 
-function uncork(socket: FlowControlledWebSocket): void {
-  socket.uncorkTick();
+/** The sockets corked during this tick; one nextTick callback uncorks them all. */
+let corkedThisTick: FlowControlledWebSocket[] = [];
+
+function uncorkAll(): void {
+  const sockets = corkedThisTick;
+  corkedThisTick = [];
+  for (const socket of sockets) socket.uncorkTick();
+}
+
+/** What `ws` keeps of a socket's sender and extensions (ws 8's internals: not in its typings). */
+interface WsInternals {
+  _sender: { _state: number; _queue: unknown[] } | undefined;
+  _extensions: Record<string, { _threshold: number } | undefined>;
+}
+
+/** ws's Sender state when it is neither compressing nor reading a Blob (sender.js DEFAULT). */
+const SENDER_IDLE = 0;
+
+/**
+ * A final, unmasked WebSocket text frame (what a server sends) of `head`'s bytes followed by `tail`'s
+ * UTF-8, built in one buffer: the frame header (2, 4 or 10 bytes), then the payload.
+ */
+export function textFrame(head: Buffer, tail: string): Buffer {
+  const tailBytes = Buffer.byteLength(tail);
+  const length = head.length + tailBytes;
+  const offset = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(offset + length);
+  frame[0] = 0x81; // FIN, opcode 1 (text)
+  if (offset === 2) frame[1] = length;
+  else if (offset === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  head.copy(frame, offset);
+  frame.write(tail, offset + head.length);
+  return frame;
+}
+
+/** Where a frame built by `textFrame` has its payload. */
+function payloadOffset(frame: Buffer): number {
+  const length = frame[1]! & 0x7f;
+  return length < 126 ? 2 : length === 126 ? 4 : 10;
 }
 
 export class FlowControlledWebSocket extends WebSocket {
@@ -119,7 +168,8 @@ export class FlowControlledWebSocket extends WebSocket {
 
   // One implementation for both of ws's overloads: send(data, cb?) and send(data, options, cb?).
   override send(data: unknown, options?: unknown, cb?: unknown): void {
-    const callback = (typeof options === 'function' ? options : cb) as ((err?: Error) => void) | undefined;
+    const callback = (typeof options === 'function' ? options : cb) as
+      ((err?: Error | null) => void) | undefined;
     const sendOptions = typeof options === 'function' ? {} : (options ?? {});
     if (this.readyState !== WebSocket.OPEN || !this.#limits) {
       super.send(data as string, sendOptions, callback);
@@ -136,16 +186,55 @@ export class FlowControlledWebSocket extends WebSocket {
       return;
     }
     this.#cork();
-    // A write callback costs a little per frame: it is only needed where someone may wait for this frame
-    // to leave (a producer or a held message waiting for the queue to shrink).
-    const watch = buffered + bound >= HIGH_WATER_MARK || this.#waiters.length > 0;
-    const done = watch
-      ? (err?: Error): void => {
-          callback?.(err);
-          this.#wake();
-        }
-      : callback;
-    super.send(data as string, sendOptions, done);
+    super.send(data as string, sendOptions, this.#writeCallback(buffered + bound, callback));
+  }
+
+  /**
+   * Sends a text message already framed by `textFrame`: its bytes go to the TCP socket as they are,
+   * within the same limits as `send`. Only the frame is built per socket; `ws` is used only where it must
+   * frame the message itself (compression, or earlier messages still being compressed).
+   */
+  sendFramed(frame: Buffer): void {
+    const raw = this.#raw;
+    if (!raw || this.readyState !== WebSocket.OPEN || !this.#limits) return;
+    const internals = this as unknown as WsInternals;
+    const sender = internals._sender;
+    const deflate = internals._extensions['permessage-deflate'];
+    const offset = payloadOffset(frame);
+    if (
+      !sender ||
+      sender._state !== SENDER_IDLE ||
+      sender._queue.length > 0 ||
+      (deflate !== undefined && frame.length - offset >= deflate._threshold)
+    ) {
+      this.send(frame.subarray(offset), { binary: false });
+      return;
+    }
+    const buffered = this.bufferedAmount;
+    if (buffered + frame.length > this.#limits.maxBuffered) {
+      this.#overflow();
+      return;
+    }
+    // The first message of a tick is written at once (one system call, nothing buffered: a fan-out
+    // sends each socket one); what follows it in the same tick is corked and leaves together.
+    const corked = this.#corked;
+    raw.write(frame, this.#writeCallback(buffered + frame.length, undefined));
+    if (!corked) this.#cork();
+  }
+
+  /**
+   * A write callback costs a little per frame: it is only needed where someone may wait for this frame
+   * to leave (a producer or a held message waiting for the queue to shrink).
+   */
+  #writeCallback(
+    bufferedAfter: number,
+    callback: ((err?: Error | null) => void) | undefined,
+  ): ((err?: Error | null) => void) | undefined {
+    if (bufferedAfter < HIGH_WATER_MARK && this.#waiters.length === 0) return callback;
+    return (err?: Error | null): void => {
+      callback?.(err);
+      this.#wake();
+    };
   }
 
   // Holds the client's messages while it is behind; see the module comment.
@@ -175,7 +264,7 @@ export class FlowControlledWebSocket extends WebSocket {
     if (this.#corked || !this.#raw) return;
     this.#corked = true;
     this.#raw.cork();
-    process.nextTick(uncork, this);
+    if (corkedThisTick.push(this) === 1) process.nextTick(uncorkAll);
   }
 
   #holdReading(): void {
