@@ -90,6 +90,9 @@ export class SubscriptionHub {
   #rechecks = 0;
   #held: (readonly ChangeRecord[])[] = [];
   readonly #delivery: DeliveryScheduler;
+  /** How every table subscription tells the hub it ended. */
+  readonly #onTableEnd = (subscription: TableSubscription, reason: EndReason): void =>
+    this.#forget(subscription.key, subscription, reason);
 
   constructor(
     engine: Engine,
@@ -372,6 +375,7 @@ export class SubscriptionHub {
       }
     }
     const subscription = new TableSubscription({
+      key,
       id,
       owner,
       principal,
@@ -382,7 +386,7 @@ export class SubscriptionHub {
       cursor: options.cursor,
       route: options.route,
       maxBuffer: this.#config.subscription_max_buffer,
-      onEnd: (s, reason) => this.#forget(key, s, reason),
+      onEnd: this.#onTableEnd,
     });
     this.#register(key, subscription);
     this.#tables.add(subscription);
