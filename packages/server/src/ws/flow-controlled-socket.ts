@@ -53,6 +53,9 @@ function exactSize(data: unknown): number {
   return typeof data === 'string' ? Buffer.byteLength(data) : upperBound(data);
 }
 
+/** The TCP socket's property naming the WebSocket it carries (for the listeners every socket shares). */
+const SOCKET_OWNER = Symbol('rustydb.flowControlledWebSocket');
+
 /** The sockets corked during this tick; one nextTick callback uncorks them all. */
 let corkedThisTick: FlowControlledWebSocket[] = [];
 
@@ -104,6 +107,12 @@ function payloadOffset(frame: Buffer): number {
 export class FlowControlledWebSocket extends WebSocket {
   #raw: Duplex | undefined;
   #limits: FlowLimits | undefined;
+  #endpoint = '';
+  /**
+   * What the endpoint serving the socket keeps with it (its session), so that the endpoint's listeners
+   * can be functions every socket shares rather than closures made per connection.
+   */
+  served: unknown = undefined;
   #corked = false;
   #overflowed = false;
   /** 'message' events held while the client is behind, in arrival order. */
@@ -113,18 +122,38 @@ export class FlowControlledWebSocket extends WebSocket {
   #answersWaiting = 0;
 
   /**
-   * Applies the limits; called by the gateway as it accepts the socket, with the TCP socket the
-   * upgrade came on (the one `ws` writes to).
+   * Applies the limits (one object for every socket); called by the gateway as it accepts the socket,
+   * with the TCP socket the upgrade came on (the one `ws` writes to).
    */
-  control(raw: Duplex, limits: FlowLimits): void {
+  control(raw: Duplex, limits: FlowLimits, endpoint: string): void {
     this.#raw = raw;
     this.#limits = limits;
-    const wake = (): void => this.#wake();
-    raw.on('drain', wake);
-    this.on('close', () => {
-      this.#held = [];
-      wake();
-    });
+    this.#endpoint = endpoint;
+    // Listeners shared by every socket (a closure each would cost every connection ~150 bytes).
+    (raw as Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket })[SOCKET_OWNER] = this;
+    raw.on('drain', FlowControlledWebSocket.#onRawDrain);
+    this.on('close', FlowControlledWebSocket.#onClose);
+  }
+
+  static #onRawDrain(this: Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket }): void {
+    const owner = this[SOCKET_OWNER];
+    if (owner) owner.#wake();
+  }
+
+  static #onClose(this: WebSocket): void {
+    const socket = this as FlowControlledWebSocket;
+    socket.#held = [];
+    socket.#wake();
+  }
+
+  /** The endpoint the socket was opened on (as the gateway counts it). */
+  get endpoint(): string {
+    return this.#endpoint;
+  }
+
+  /** The client's address, as the TCP socket has it. */
+  get remoteAddress(): string {
+    return (this.#raw as { remoteAddress?: string } | undefined)?.remoteAddress ?? '';
   }
 
   get maxBuffered(): number {
