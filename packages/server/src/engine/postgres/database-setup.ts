@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS rustydb.node_events (
 );
 -- Held by a starting node while it makes the server's tables, the first admin and the secret
 -- (PostgresEngine.exclusively). A table lock, not an advisory one: clients can take any advisory lock.
+-- (rustydb.setup_lock, which serializes this very set-up and migrations, is made before it runs.)
 CREATE TABLE IF NOT EXISTS rustydb.startup_lock ();
 -- Records an event for the other nodes and wakes them (node-events.ts). The lock makes ids visible in
 -- their order: a reader that moved past an id never misses a lower one committed later.
