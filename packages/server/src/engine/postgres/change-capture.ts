@@ -327,22 +327,25 @@ export class ChangeCapture {
     await client.query('BEGIN');
     try {
       const state = await client.query({
-        text: `SELECT head::text, applied_lsn::text, pg_snapshot_xmax(pg_current_snapshot())::text
+        text: `SELECT head::text, applied_lsn::text, pg_current_xact_id()::text
                  FROM rustydb.capture WHERE id = 1 FOR UPDATE`,
         rowMode: 'array',
       });
-      const [headText, appliedText, nextXidText] = state.rows[0] as [string, string, string];
+      const [headText, appliedText, ownXidText] = state.rows[0] as [string, string, string];
       const applied = parseLsn(appliedText);
-      const nextXid = BigInt(nextXidText);
+      // This transaction's own id: assigned now, after every decoded transaction was assigned its own.
+      // (Not the snapshot's xmax: a decoded transaction may still be in the proc array, between its WAL
+      // flush and becoming visible, and then its id is at or above the xmax of snapshots taken now.)
+      const ownXid = BigInt(ownXidText);
       let seq = Number(headText);
       const columns: unknown[][] = [[], [], [], [], [], [], [], []];
       const schemaEvents: string[] = [];
       for (const tx of transactions) {
         if (tx.endLsn <= applied) continue;
-        // pgoutput gives 32-bit xids; snapshots speak 64-bit ones. The transaction is older than the
-        // next xid to be assigned, so its epoch is that one's, or the one before.
-        let xid = (nextXid & ~0xffff_ffffn) | BigInt(tx.xid >>> 0);
-        if (xid >= nextXid) xid -= 0x1_0000_0000n;
+        // pgoutput gives 32-bit xids; snapshots speak 64-bit ones. The transaction is older than this
+        // one, so its epoch is this one's, or the one before.
+        let xid = (ownXid & ~0xffff_ffffn) | BigInt(tx.xid >>> 0);
+        if (xid >= ownXid) xid -= 0x1_0000_0000n;
         schemaEvents.push(...tx.schemaEvents);
         for (const record of tx.records) {
           seq += 1;
