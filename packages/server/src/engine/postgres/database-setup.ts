@@ -336,5 +336,59 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION rustydb_api.document_failure(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION rustydb_api.document_failure(text) TO ${grantee};
+${compensatedSumSql(grantee)}`;
+}
+
+/**
+ * rustydb_api.document_fsum(float8): the sum of doubles SQLite's SUM and AVG compute (since 3.43), with
+ * Kahan-Babuska-Neumaier compensation, for aggregation pipelines (documents/postgres-group.ts). The
+ * state is {sum, compensation}; a sum past the largest double becomes infinite, as in C, instead of
+ * failing as float8 addition does. The step runs once per document, so it has no SET search_path
+ * (which costs more than the step itself): every name in it is qualified with pg_catalog instead,
+ * and it runs with the caller's rights. Only the aggregate is granted; its functions run as its owner.
+ */
+function compensatedSumSql(grantee: string): string {
+  const op = (o: string) => `OPERATOR(pg_catalog.${o})`;
+  const f8 = 'pg_catalog.float8';
+  const largest = `1.7976931348623157e308::${f8}`;
+  return `CREATE OR REPLACE FUNCTION rustydb_api.document_fsum_step(state ${f8}[], x ${f8}) RETURNS ${f8}[]
+LANGUAGE plpgsql IMMUTABLE STRICT AS $fn$
+DECLARE
+  s ${f8} := state[1];
+  t ${f8};
+BEGIN
+  IF pg_catalog.sign(s) ${op('=')} pg_catalog.sign(x) AND pg_catalog.abs(s) ${op('>')} (${largest} ${op('-')} pg_catalog.abs(x)) THEN
+    t := 'Infinity'::${f8} ${op('*')} pg_catalog.sign(x);
+  ELSE
+    t := s ${op('+')} x;
+  END IF;
+  IF pg_catalog.abs(s) ${op('>')} pg_catalog.abs(x) THEN
+    RETURN ARRAY[t, state[2] ${op('+')} ((s ${op('-')} t) ${op('+')} x)];
+  END IF;
+  RETURN ARRAY[t, state[2] ${op('+')} ((x ${op('-')} t) ${op('+')} s)];
+END
+$fn$;
+CREATE OR REPLACE FUNCTION rustydb_api.document_fsum_final(state ${f8}[]) RETURNS ${f8}
+LANGUAGE plpgsql IMMUTABLE STRICT AS $fn$
+BEGIN
+  -- An infinite or undefined compensation is left out, as SQLite leaves it (NaN is above every float8).
+  IF NOT pg_catalog.abs(state[2]) ${op('<=')} ${largest} THEN
+    RETURN state[1];
+  END IF;
+  IF pg_catalog.sign(state[1]) ${op('=')} pg_catalog.sign(state[2])
+     AND pg_catalog.abs(state[1]) ${op('>')} (${largest} ${op('-')} pg_catalog.abs(state[2])) THEN
+    RETURN 'Infinity'::${f8} ${op('*')} pg_catalog.sign(state[1]);
+  END IF;
+  RETURN state[1] ${op('+')} state[2];
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.document_fsum_step(${f8}[], ${f8}) FROM PUBLIC;
+REVOKE ALL ON FUNCTION rustydb_api.document_fsum_final(${f8}[]) FROM PUBLIC;
+CREATE OR REPLACE AGGREGATE rustydb_api.document_fsum(${f8}) (
+  SFUNC = rustydb_api.document_fsum_step, STYPE = ${f8}[], FINALFUNC = rustydb_api.document_fsum_final,
+  INITCOND = '{0,0}'
+);
+REVOKE ALL ON FUNCTION rustydb_api.document_fsum(${f8}) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rustydb_api.document_fsum(${f8}) TO ${grantee};
 `;
 }
