@@ -317,7 +317,7 @@ export class PostgresEngine implements Engine {
     if (this.#closed) return;
     let client: PgClient | undefined;
     try {
-      client = await openClient(this.#ownerSettings());
+      client = await openClient({ ...this.#ownerSettings(), applicationName: this.#nodeEvents.listenerName });
       const retry = (): void => {
         if (this.#listener !== client) return;
         this.#listener = undefined;
