@@ -20,6 +20,7 @@ import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import {
+  authSuccessEnvelope,
   dataEnvelope,
   envelope,
   errorEnvelope,
@@ -39,10 +40,10 @@ export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
   send(text: string): void;
   /**
-   * Queues the message made of `head`'s bytes then `tail` (see sharedPayloadHead): a transport that has
-   * it frames the message without turning the shared head into text again.
+   * Queues the text message made of `parts` (UTF-8 bytes, which may be shared with other connections:
+   * see sharedPayloadHead): a transport that has it frames them without making them text again.
    */
-  sendParts?(head: Buffer, tail: string): void;
+  sendText?(parts: readonly Buffer[]): void;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
@@ -110,6 +111,9 @@ export function rateLimits(config: ServerConfig): { burst: number; maxViolations
 export function switchRefused(current: Principal): string {
   return `this connection is authenticated as '${current.user}'; a token of another user needs a connection of its own`;
 }
+
+/** The `limits` of auth_success as JSON, by configuration (see #limitsJson). */
+const limitsTexts = new WeakMap<ServerConfig, string>();
 
 export class StreamSession implements SubscriberOwner {
   readonly #socket: SessionSocket;
@@ -219,7 +223,7 @@ export class StreamSession implements SubscriberOwner {
       this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', parsed.error), parsed.id));
       return;
     }
-    this.#dispatch(parsed.message).catch((err) => this.#fail(err));
+    this.#handleMessage(parsed.message);
   }
 
   /** Ends the session from outside (logout, revocation, an administrator): an error, then close 1008. */
@@ -271,14 +275,14 @@ export class StreamSession implements SubscriberOwner {
       return;
     }
     const socket = this.#socket;
-    if (!socket.sendParts) {
+    if (!socket.sendText) {
       this.#send(sharedPayloadEnvelope(type, payload, id));
       return;
     }
-    // The payload's text, made once for every subscriber it goes to, is framed here without a copy as text.
+    // The payload, serialized once for every subscriber it goes to, is framed by the transport as bytes.
     if (this.#closed) return;
     this.#deps.metrics?.messageOut();
-    socket.sendParts(sharedPayloadHead(type, payload), idTail(id));
+    socket.sendText([sharedPayloadHead(type, payload), Buffer.from(idTail(id))]);
   }
 
   /** As the owner of subscriptions: bytes queued on the connection. */
@@ -286,7 +290,15 @@ export class StreamSession implements SubscriberOwner {
     return this.#socket.bufferedAmount();
   }
 
-  async #dispatch(message: ClientMessage): Promise<void> {
+  /** Handles a checked message; a keyed query is answered at once, without #dispatch's promise and microtask. */
+  #handleMessage(message: ClientMessage): void {
+    const inlineTried = message.type === 'query' && this.#principal !== undefined;
+    if (inlineTried && this.#runInlineQuery(message)) return;
+    this.#dispatch(message, inlineTried).catch((err) => this.#fail(err));
+  }
+
+  /** @param inlineTried the query was offered to the inline path already (and must take the normal one). */
+  async #dispatch(message: ClientMessage, inlineTried = false): Promise<void> {
     if (message.type === 'auth') {
       await this.#authenticate(message.payload.token, message.id);
       return;
@@ -305,7 +317,7 @@ export class StreamSession implements SubscriberOwner {
         this.#send(envelope('pong', {}, message.id));
         return;
       case 'query':
-        if (this.#runInlineQuery(message)) return;
+        if (!inlineTried && this.#runInlineQuery(message)) return;
         await this.#tracked(message.id, (signal) => this.#runQuery(message, signal, this.#principal!));
         return;
       case 'batch':
@@ -391,17 +403,7 @@ export class StreamSession implements SubscriberOwner {
     this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
     this.#send(
-      envelope(
-        'auth_success',
-        {
-          status: 'success',
-          user: principal.user,
-          roles: principal.roles,
-          expires_at: new Date(principal.expiresAt!).toISOString(),
-          limits: this.#limits(),
-        },
-        id,
-      ),
+      authSuccessEnvelope(principal.user, principal.roles, principal.expiresAt!, this.#limitsJson(), id),
     );
     this.#begin();
   }
@@ -416,7 +418,7 @@ export class StreamSession implements SubscriberOwner {
       this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', parsed.error), parsed.id));
       return;
     }
-    this.#dispatch(parsed.message).catch((err) => this.#fail(err));
+    this.#handleMessage(parsed.message);
   }
 
   /**
@@ -454,6 +456,14 @@ export class StreamSession implements SubscriberOwner {
       },
       Math.min(Math.max(remaining, 0), MAX_DELAY),
     );
+  }
+
+  /** The limits' JSON text, made once per configuration: every connect sends it. */
+  #limitsJson(): string {
+    const { config } = this.#deps;
+    let json = limitsTexts.get(config);
+    if (json === undefined) limitsTexts.set(config, (json = JSON.stringify(this.#limits())));
+    return json;
   }
 
   #limits(): ServerLimits {
@@ -542,6 +552,13 @@ export class StreamSession implements SubscriberOwner {
     const size =
       streaming === false ? result.rows.length : (chunk_size ?? this.#deps.config.query_chunk_size);
     const { columns, rows } = result;
+    if (rows.length <= size) {
+      // Almost every keyed answer: one message, which fits unless the client is far behind.
+      const text = chunkText(message.id, columns, rows, false, result.rows_affected, result.last_insert_id);
+      if (this.#socket.fits(text.length * 3)) this.#send(text);
+      else void this.#answer(text).catch((err) => this.#sendFailure(err, message.id));
+      return true;
+    }
     const texts: string[] = [];
     for (let at = 0; rows.length - at > size; at += size) {
       texts.push(chunkText(message.id, columns, rows.slice(at, at + size), true, undefined, undefined));

@@ -55,6 +55,13 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Milliseconds before the statement is interrupted with QUERY_TIMEOUT. */
   timeoutMs: number;
+  /**
+   * The server compiled the statement (the documents API) rather than taking it from a client. The
+   * PostgreSQL engine runs it without JIT: its nested jsonb set-returning functions make PostgreSQL
+   * overestimate its cost by orders of magnitude, and JIT-compiling a statement that runs in
+   * milliseconds took seconds to minutes.
+   */
+  serverCompiled?: boolean;
 }
 
 export interface StreamOptions extends RunOptions {
@@ -250,6 +257,8 @@ export interface NodeEvents {
   /** Resolves once the event is recorded; the other nodes receive it a moment later. */
   publish(event: NodeEvent): Promise<void>;
   onEvent(listener: (event: NodeEvent) => void): () => void;
+  /** How many other nodes receive events now (for a request that waits for each one's answer). */
+  peers(): Promise<number>;
 }
 
 /**

@@ -2,7 +2,7 @@
 import type { WebSocket } from 'ws';
 import type { SessionSocket } from '../core/stream-session.ts';
 import type { Admission } from './connection-admission.ts';
-import { textFrame, type FlowControlledWebSocket } from './flow-controlled-socket.ts';
+import type { FlowControlledWebSocket } from './flow-controlled-socket.ts';
 
 /**
  * One small object per connection with its methods on the prototype: an object literal of arrow
@@ -26,9 +26,9 @@ class SocketAdapter implements SessionSocket {
     if (ws.readyState === ws.OPEN) ws.send(text);
   }
 
-  sendParts(head: Buffer, tail: string): void {
+  sendText(parts: readonly Buffer[]): void {
     const ws = this.#ws;
-    if (ws.readyState === ws.OPEN) ws.sendFramed(textFrame(head, tail));
+    if (ws.readyState === ws.OPEN) ws.sendText(parts);
   }
 
   congested(): boolean {
