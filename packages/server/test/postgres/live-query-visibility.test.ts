@@ -49,7 +49,7 @@ if (!ENGINES.includes('postgres')) {
 
   before(async () => {
     postgres = await startTestPostgres();
-    const nodeUrl = postgres.createDatabase('node', 'node-password');
+    const nodeUrl = await postgres.createDatabase('node', 'node-password');
     await asSuperuser(['ALTER DATABASE node SET synchronous_commit = local']);
     const url = new URL(postgres.url);
     url.pathname = '/node';

@@ -15,6 +15,7 @@
  *   temporary object on a shared connection would reach the next statement of another user.
  */
 
+import { CHANGES_CHANNEL } from './change-capture.ts';
 import { NODE_EVENTS_CHANNEL } from './node-events.ts';
 
 /** Everything the server's own tables need in place; run as the login role, in one transaction. */
@@ -81,6 +82,47 @@ CREATE TABLE IF NOT EXISTS rustydb.schema_events (
   action text NOT NULL,
   sql text
 );
+-- Numbers and stores what the capture decoded (change-capture.ts), in one statement and so in one
+-- round trip: under the capture row's lock, the records of transactions that end after applied_lsn get
+-- the sequences after head; the schema events they carried are deleted; head and applied_lsn move; the
+-- feeds are woken at commit. Records of transactions at or before applied_lsn were applied already (by
+-- this node before a reconnect, or by another that held the slot) and are skipped. xids are pgoutput's
+-- 32-bit ones, widened to 64 bits against this transaction's own id, assigned after every decoded
+-- transaction was assigned its own: the epoch is this one's or the one before. (Not the snapshot's
+-- xmax: a decoded transaction may still be in the proc array, between its WAL flush and becoming
+-- visible, and then its id is at or above the xmax of snapshots taken now.) Returns the new head.
+CREATE OR REPLACE FUNCTION rustydb.apply_changes(ends pg_lsn[], xids bigint[], tss bigint[], tbls text[],
+  ops text[], pks text[], olds text[], news text[], event_ends pg_lsn[], event_ids bigint[], through pg_lsn)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  state rustydb.capture%ROWTYPE;
+  own_xid bigint;
+  epoch bigint;
+  added bigint;
+BEGIN
+  SELECT * INTO state FROM rustydb.capture WHERE id = 1 FOR UPDATE;
+  own_xid := pg_current_xact_id()::text::bigint;
+  epoch := (own_xid >> 32) << 32;
+  INSERT INTO rustydb.changes (seq, xid, tbl, op, pk, old_row, new_row, ts)
+  SELECT state.head + row_number() OVER (ORDER BY r.n),
+         CASE WHEN (epoch | r.xid) >= own_xid THEN (epoch | r.xid) - 4294967296 ELSE epoch | r.xid END,
+         r.tbl, r.op, r.pk, r.old_row, r.new_row, r.ts
+    FROM unnest(ends, xids, tbls, ops, pks, olds, news, tss)
+           WITH ORDINALITY AS r(end_lsn, xid, tbl, op, pk, old_row, new_row, ts, n)
+   WHERE r.end_lsn > state.applied_lsn;
+  GET DIAGNOSTICS added = ROW_COUNT;
+  DELETE FROM rustydb.schema_events
+   WHERE id IN (SELECT e.id FROM unnest(event_ends, event_ids) AS e(end_lsn, id)
+                 WHERE e.end_lsn > state.applied_lsn);
+  UPDATE rustydb.capture SET head = state.head + added, applied_lsn = greatest(applied_lsn, through)
+   WHERE id = 1;
+  PERFORM pg_notify('${CHANGES_CHANNEL}', (state.head + added)::text);
+  RETURN state.head + added;
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb.apply_changes(pg_lsn[], bigint[], bigint[], text[], text[], text[], text[],
+  text[], pg_lsn[], bigint[], pg_lsn) FROM PUBLIC;
 -- Events between the nodes sharing the database (node-events.ts): revocations, privilege changes.
 CREATE TABLE IF NOT EXISTS rustydb.node_events (
   id bigserial PRIMARY KEY,
