@@ -59,6 +59,8 @@ interface Target {
 interface Block {
   /** Each round's time, ms. */
   rounds: number[];
+  /** Each round's write (the mutation's round trip), ms. */
+  writes: number[];
   events: number;
   seconds: number;
   /** CPU seconds the server process used during the block. */
@@ -192,6 +194,9 @@ class Session {
     log(`  ${shortName(this.target)}: ${SUBSCRIBERS} subscribers connected in ${ms(this.connectMs)}`);
   }
 
+  /** Each round's write (the mutation's round trip), ms, since the last block. */
+  writes: number[] = [];
+
   /** One write, and the time until the last subscriber has its event. */
   async runRound(): Promise<number> {
     const round = ++this.round;
@@ -214,6 +219,7 @@ class Session {
       await Promise.all(this.processes.map((p) => p.request({ cmd: 'arm', round })));
       const at = performance.timeOrigin + performance.now();
       await this.target.trigger();
+      this.writes.push(performance.timeOrigin + performance.now() - at);
       const last = Math.max(...(await Promise.all(done)));
       return last - at;
     } finally {
@@ -229,6 +235,7 @@ class Session {
     const serverBefore = cpuSeconds(this.target.pid);
     const clientsBefore = clientCpu();
     const rounds: number[] = [];
+    this.writes = [];
     const started = performance.now();
     while (rounds.length < MIN_BLOCK_ROUNDS || performance.now() - started < BLOCK_MS) {
       rounds.push(await this.runRound());
@@ -236,6 +243,7 @@ class Session {
     const seconds = (performance.now() - started) / 1000;
     this.blocks.push({
       rounds,
+      writes: this.writes,
       events: rounds.length * SUBSCRIBERS,
       seconds,
       serverCpu: cpuSeconds(this.target.pid) - serverBefore,
@@ -409,6 +417,7 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
       `${count(Math.min(...rates))}–${count(Math.max(...rates))}`,
       ms(median(rounds)),
       ms(percentile(rounds, 95)),
+      ms(median(s.blocks.flatMap((b) => b.writes))),
       String(rounds.length),
       `${cpuPerEvent(s, 'serverCpu').toFixed(1)} µs`,
       `${cpuPerEvent(s, 'clientCpu').toFixed(1)} µs`,
@@ -446,7 +455,7 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
       `${MIN_BLOCK_ROUNDS} rounds) on each server in order, so that load from elsewhere on the machine falls on all of them. ` +
       `Events/s = events delivered in a block ÷ its wall time; the ratio is RustyDB's over the faster peer's in the same turn, ` +
       `its median over the turns with their range. Every subscriber was checked to have received every round's event exactly ` +
-      `once and in order. CPU per event: the server process's, and the client processes' (from /proc), over all blocks.`,
+      `once and in order. CPU per event: the server process's, and the client processes' (from /proc), over all blocks. Write p50: the round's mutation, from its request to its answer (RustyDB's events only start once its transaction commits; the peers send theirs while answering).`,
     '',
     table(
       [
@@ -455,6 +464,7 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
         'range',
         'round p50',
         'round p95',
+        'write p50',
         'rounds',
         'server CPU per event',
         'client CPU per event',

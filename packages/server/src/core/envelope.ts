@@ -54,6 +54,26 @@ export function dataEnvelope(
   );
 }
 
+/**
+ * The `auth_success` message: the text `envelope('auth_success', payload, id)` makes, written directly
+ * around the server's limits, which are the same for every connection and serialized once by the caller
+ * (`limitsJson`). Every connect sends one.
+ */
+export function authSuccessEnvelope(
+  user: string,
+  roles: readonly string[],
+  expiresAt: number,
+  limitsJson: string,
+  id: string | undefined,
+): string {
+  return (
+    `{"type":"auth_success","payload":{"status":"success","user":${JSON.stringify(user)},` +
+    `"roles":${JSON.stringify(roles)},"expires_at":"${new Date(expiresAt).toISOString()}",` +
+    `"limits":${limitsJson}},"timestamp":"${timestampNow()}"` +
+    `${id === undefined ? '' : `,"id":${JSON.stringify(id)}`}}`
+  );
+}
+
 export function errorPayload(code: ErrorCode, message: string, details?: Record<string, unknown>) {
   return details ? { status: 'error', message, code, details } : { status: 'error', message, code };
 }

@@ -19,7 +19,13 @@ import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
-import { dataEnvelope, envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
+import {
+  authSuccessEnvelope,
+  dataEnvelope,
+  envelope,
+  errorEnvelope,
+  sharedPayloadEnvelope,
+} from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
@@ -98,6 +104,9 @@ export function rateLimits(config: ServerConfig): { burst: number; maxViolations
 export function switchRefused(current: Principal): string {
   return `this connection is authenticated as '${current.user}'; a token of another user needs a connection of its own`;
 }
+
+/** The `limits` of auth_success as JSON, by configuration (see #limitsJson). */
+const limitsTexts = new WeakMap<ServerConfig, string>();
 
 export class StreamSession implements SubscriberOwner {
   readonly #socket: SessionSocket;
@@ -379,17 +388,7 @@ export class StreamSession implements SubscriberOwner {
     this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
     this.#send(
-      envelope(
-        'auth_success',
-        {
-          status: 'success',
-          user: principal.user,
-          roles: principal.roles,
-          expires_at: new Date(principal.expiresAt!).toISOString(),
-          limits: this.#limits(),
-        },
-        id,
-      ),
+      authSuccessEnvelope(principal.user, principal.roles, principal.expiresAt!, this.#limitsJson(), id),
     );
     this.#begin();
   }
@@ -442,6 +441,14 @@ export class StreamSession implements SubscriberOwner {
       },
       Math.min(Math.max(remaining, 0), MAX_DELAY),
     );
+  }
+
+  /** The limits' JSON text, made once per configuration: every connect sends it. */
+  #limitsJson(): string {
+    const { config } = this.#deps;
+    let json = limitsTexts.get(config);
+    if (json === undefined) limitsTexts.set(config, (json = JSON.stringify(this.#limits())));
+    return json;
   }
 
   #limits(): ServerLimits {

@@ -62,7 +62,10 @@ interface EventPlan {
  * object through the same selection share one JSON text, as UTF-8 bytes, whoever they are (what reaches
  * whom has been decided and authorized before: the bytes depend on the event and the selection only).
  */
-const serialized = new WeakMap<object, Map<string, Buffer>>();
+const serialized = new WeakMap<object, Serialized>();
+
+/** An event's payload bytes by selection: one selection (the usual case) without a Map. */
+type Serialized = { signature: string; bytes: Buffer } | Map<string, Buffer>;
 
 /**
  * The payload JSON of an event's result as UTF-8 bytes, serialized once per (event, selection);
@@ -70,15 +73,30 @@ const serialized = new WeakMap<object, Map<string, Buffer>>();
  */
 export function payloadBytes(plan: EventPlan, event: unknown): Buffer | undefined {
   const shareable = typeof event === 'object' && event !== null;
-  let bySignature = shareable ? serialized.get(event) : undefined;
-  const known = bySignature?.get(plan.signature);
-  if (known !== undefined) return known;
+  const known = shareable ? serialized.get(event) : undefined;
+  if (known !== undefined) {
+    const bytes =
+      known instanceof Map
+        ? known.get(plan.signature)
+        : known.signature === plan.signature
+          ? known.bytes
+          : undefined;
+    if (bytes !== undefined) return bytes;
+  }
   const result = plan.complete(event);
   if (!result) return undefined;
   const bytes = Buffer.from(JSON.stringify(result));
   if (shareable) {
-    if (!bySignature) serialized.set(event, (bySignature = new Map()));
-    bySignature.set(plan.signature, bytes);
+    if (known === undefined) serialized.set(event, { signature: plan.signature, bytes });
+    else if (known instanceof Map) known.set(plan.signature, bytes);
+    else
+      serialized.set(
+        event,
+        new Map([
+          [known.signature, known.bytes],
+          [plan.signature, bytes],
+        ]),
+      );
   }
   return bytes;
 }

@@ -107,6 +107,8 @@ export class FlowControlledWebSocket extends WebSocket {
   /** Frames from `sendText` not yet handed to the TCP socket (one, or several), and their bytes. */
   #frames: Buffer | Buffer[] | undefined;
   #framesBytes = 0;
+  /** Messages shorter than this go uncompressed (permessage-deflate's threshold; Infinity without it). */
+  #uncompressedBelow: number | undefined;
 
   static {
     // Frames waiting for the tick's flush are queued bytes like any other: every check that reads
@@ -224,10 +226,18 @@ export class FlowControlledWebSocket extends WebSocket {
    * for it under permessage-deflate's negotiated threshold) and has nothing of its own queued before it.
    */
   #mayFrame(length: number): boolean {
-    const { _sender: sender, _extensions: extensions } = this as unknown as WsInternals;
+    const sender = (this as unknown as WsInternals)._sender;
     if (sender._state !== 0 || sender._queue.length > 0 || !sender._firstFragment) return false;
-    const deflate = extensions['permessage-deflate'];
-    return !deflate || (deflate.params.server_no_context_takeover === true && length < deflate._threshold);
+    if (this.#uncompressedBelow === undefined) {
+      // The extensions are settled once the socket is open: read them once.
+      const deflate = (this as unknown as WsInternals)._extensions['permessage-deflate'];
+      this.#uncompressedBelow = !deflate
+        ? Infinity
+        : deflate.params.server_no_context_takeover === true
+          ? deflate._threshold
+          : 0;
+    }
+    return length < this.#uncompressedBelow;
   }
 
   override close(code?: number, data?: string | Buffer): void {
