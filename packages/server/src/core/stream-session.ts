@@ -144,12 +144,8 @@ export class StreamSession implements SubscriberOwner {
     this.#deps = deps;
     this.#origin = origin;
     this.#startWith = origin.startWith;
-    this.#handle = deps.sessions?.open(
-      origin.endpoint,
-      origin.remoteAddress,
-      (code, message, reason) => this.terminate(code, message, reason),
-      () => socket.bufferedAmount(),
-    );
+    // The session is what the registry ends and asks how far behind it is (no closures of its own).
+    this.#handle = deps.sessions?.open(origin.endpoint, origin.remoteAddress, this);
     const { config } = deps;
     if (config.enable_rate_limiting) {
       const limits = rateLimits(config);

@@ -83,12 +83,10 @@ class Connection {
 
   constructor(socket: WebSocket, sessions: SessionRegistry | undefined, remoteAddress: string) {
     this.socket = socket;
-    this.handle = sessions?.open(
-      GRAPHQL_WS_PATH,
-      remoteAddress,
-      (_code, _message, reason) => this.close(FORBIDDEN, reason),
-      () => socket.bufferedAmount,
-    );
+    this.handle = sessions?.open(GRAPHQL_WS_PATH, remoteAddress, {
+      terminate: (_code, _message, reason) => this.close(FORBIDDEN, reason),
+      bufferedAmount: () => socket.bufferedAmount,
+    });
     this.id = this.handle?.id ?? randomUUID();
   }
 

@@ -104,12 +104,10 @@ export class MetricsSession {
     this.#deps = deps;
     this.#remoteAddress = remoteAddress;
     this.#startWith = startWith;
-    this.#handle = deps.sessions?.open(
-      METRICS_STREAM_PATH,
-      remoteAddress,
-      (code, message, reason) => this.#terminate(code, message, reason),
-      () => socket.bufferedAmount(),
-    );
+    this.#handle = deps.sessions?.open(METRICS_STREAM_PATH, remoteAddress, {
+      terminate: (code, message, reason) => this.#terminate(code, message, reason),
+      bufferedAmount: () => socket.bufferedAmount(),
+    });
   }
 
   async open(urlToken: string | undefined): Promise<void> {

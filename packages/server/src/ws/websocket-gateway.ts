@@ -99,6 +99,7 @@ export class WebSocketGateway {
    */
   readonly #onSocketError: (err: Error) => void;
   readonly #onSocketHeard: (this: WebSocket) => void;
+  readonly #onSocketClose: (this: WebSocket) => void;
   /** What may wait to be sent on a socket, and what happens past it: one object for every socket. */
   readonly #flowLimits: FlowLimits;
 
@@ -137,6 +138,10 @@ export class WebSocketGateway {
       onOverflow: (socket) => this.#closeOverflowing(socket),
     };
     this.#onSocketError = (err) => this.#logger.info('websocket error', { error: err.message });
+    const closed = (ws: WebSocket): void => this.#closed(ws as FlowControlledWebSocket);
+    this.#onSocketClose = function (this: WebSocket) {
+      closed(this);
+    };
     const lastSeen = this.#lastSeen;
     this.#onSocketHeard = function (this: WebSocket) {
       if (lastSeen.has(this)) lastSeen.set(this, Date.now());
@@ -262,30 +267,31 @@ export class WebSocketGateway {
     (ws as FlowControlledWebSocket).control(request.socket, this.#flowLimits, endpoint);
     this.#tickets.set(ws, admitted);
     this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
-    let counted = true;
     const now = Date.now();
     this.#lastSeen.set(ws, now);
     this.#lastPing.set(ws, now);
     ws.on('message', this.#onSocketHeard);
     ws.on('pong', this.#onSocketHeard);
-    ws.on('close', () => {
-      this.#lastSeen.delete(ws);
-      this.#lastPing.delete(ws);
-      this.#tickets.delete(ws);
-      admitted.release();
-      if (counted) {
-        counted = false;
-        const open = (this.#perEndpoint.get(endpoint) ?? 1) - 1;
-        if (open > 0) this.#perEndpoint.set(endpoint, open);
-        else this.#perEndpoint.delete(endpoint);
-      }
-    });
+    ws.on('close', this.#onSocketClose);
     try {
       handler(ws, request, url, admitted);
     } catch (err) {
       this.#logger.error('endpoint failed to start', { error: (err as Error).message });
       ws.close(1011, 'internal error');
     }
+  }
+
+  /** An admitted socket closed: it leaves the counts (once: its ticket is the mark that it is counted). */
+  #closed(ws: FlowControlledWebSocket): void {
+    this.#lastSeen.delete(ws);
+    this.#lastPing.delete(ws);
+    const ticket = this.#tickets.get(ws);
+    if (!ticket) return;
+    this.#tickets.delete(ws);
+    ticket.release();
+    const open = (this.#perEndpoint.get(ws.endpoint) ?? 1) - 1;
+    if (open > 0) this.#perEndpoint.set(ws.endpoint, open);
+    else this.#perEndpoint.delete(ws.endpoint);
   }
 
   #beat(pingMs: number, timeoutMs: number): void {
