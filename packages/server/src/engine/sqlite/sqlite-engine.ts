@@ -943,15 +943,17 @@ export class SqliteEngine implements Engine {
       const rows = statements.using(sql, () => stmt.all(params as DriverValue[]));
       return rows.map((row) => rowToObject<T>(columns, row));
     };
+    // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
+    const getNow = <T>(sql: string, params: readonly unknown[] = []): T | undefined => {
+      const { stmt, columns } = statements.reader(sql);
+      const row = statements.using(sql, () => stmt.get(params as DriverValue[]));
+      return row === undefined ? undefined : rowToObject<T>(columns, row as unknown[]);
+    };
     return {
       dialect: 'sqlite',
       changeHead: `(SELECT ${CHANGE_HEAD_SQL})`,
-      // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
-      get: async <T>(sql: string, params: readonly unknown[] = []) => {
-        const { stmt, columns } = statements.reader(sql);
-        const row = statements.using(sql, () => stmt.get(params as DriverValue[]));
-        return row === undefined ? undefined : rowToObject<T>(columns, row as unknown[]);
-      },
+      get: async <T>(sql: string, params?: readonly unknown[]) => getNow<T>(sql, params),
+      getNow,
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       // The server's own writes take their turn with every other write (they run on the inline
       // connection, which must never meet a lock: it would fail at once rather than wait).
