@@ -119,3 +119,31 @@ test('a write cancelled while it waits for its group is never run', async () => 
   const { rows } = await sql(ts, "SELECT v FROM g WHERE v IN ('kept', 'gone') ORDER BY v");
   assert.deepEqual(rows, [['kept']]);
 });
+
+test('a group admits no write that arrived after another writer: the order of arrival is kept', async () => {
+  const writer = await ts.connectAuthed();
+  const other = await ts.connectAuthed();
+  const head = await engine.changes.head();
+  const held = await holdWriter();
+  const first = send(writer, 'first', 'INSERT INTO g (v) VALUES (?)', ['order-1']);
+  await sleep(50);
+  // Another writer queues for the gate behind the first write's group…
+  other.send({
+    type: 'batch',
+    id: 'between',
+    payload: { transaction: true, queries: [{ sql: "INSERT INTO g (v) VALUES ('order-2')" }] },
+  });
+  await sleep(50);
+  // …so this write may not join that group: it would commit before the batch that came first.
+  const last = send(writer, 'last', 'INSERT INTO g (v) VALUES (?)', ['order-3']);
+  await sleep(100);
+  await held.release();
+  assert.equal((await first).type, 'data');
+  assert.equal((await other.reply('between', 15_000)).type, 'data');
+  assert.equal((await last).type, 'data');
+  const records = (await engine.changes.read(head, 100)).filter((r) => r.table === 'g');
+  assert.deepEqual(
+    records.map((r) => r.new?.v),
+    ['order-1', 'order-2', 'order-3'],
+  );
+});
