@@ -92,7 +92,9 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
     dataDir: mkdtempSync(join(ctx.dataDir, 'connects-')),
     ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
   });
-  const echo = spawnNode(['--import', 'tsx'], 'bench/lib/echo-server.ts', [], process.env);
+  // Profiled like the server when asked: the two profiles side by side show what RustyDB adds.
+  const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
+  const echo = spawnNode([...profile, '--import', 'tsx'], 'bench/lib/echo-server.ts', [], process.env);
   try {
     const echoUrl = (await echo.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!;
     const rustyUrl = `${server.streamUrl}?token=${encodeURIComponent(await login(server.url))}`;

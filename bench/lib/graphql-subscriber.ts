@@ -3,7 +3,9 @@
  * graphql-ws client (the `graphql-ws` package on `ws`) with its own connection and its own variables,
  * and takes orders from the bench over IPC: open, arm for a round, close. It reports a round complete
  * once every subscriber has seen an event with `v` at or past the round, stamped on the clock every
- * process shares (`performance.timeOrigin + performance.now()`).
+ * process shares (`performance.timeOrigin + performance.now()`). Each write bumps every row or item by
+ * one, so each subscriber must see `v` go 1, 2, 3… one event per round: any other step (a gap, a
+ * repeat, a step back) is counted as an anomaly, and `verify` reports them with who is behind.
  */
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -21,7 +23,20 @@ export type SubscriberCommand =
       concurrency: number;
     }
   | { cmd: 'arm'; round: number }
+  /** Answers VerifyResult: every subscriber must be at `round`, having seen each round's event once. */
+  | { cmd: 'verify'; round: number }
   | { cmd: 'close' };
+
+export interface VerifyResult {
+  subscribers: number;
+  events: number;
+  /** Events that were not exactly one round after the subscriber's previous one. */
+  anomalies: number;
+  /** Subscribers whose last event is not the round asked about. */
+  behind: number;
+  /** Subscription errors received. */
+  errors: number;
+}
 
 export type SubscriberReply =
   | { seq: number; ok: true; result: unknown }
@@ -36,6 +51,7 @@ let target = Infinity;
 let reached = 0;
 let events = 0;
 let errors = 0;
+let anomalies = 0;
 
 function send(message: SubscriberReply): void {
   process.send?.(message);
@@ -73,6 +89,7 @@ async function open(command: Extract<SubscriberCommand, { cmd: 'open' }>): Promi
             next: (result) => {
               events++;
               const v = valueAt(result.data, command.path);
+              if (v !== last[index]! + 1) anomalies++;
               if (v >= target && last[index]! < target) {
                 reached++;
                 if (reached === last.length)
@@ -109,6 +126,13 @@ process.on('message', (message: SubscriberCommand & { seq: number }) => {
       reply({ armed: target, already: reached, events, errors });
       if (reached === last.length) send({ event: 'complete', round: target, at: now(), received: reached });
       return;
+    case 'verify': {
+      let behind = 0;
+      for (const v of last) if (v !== message.round) behind++;
+      const result: VerifyResult = { subscribers: last.length, events, anomalies, behind, errors };
+      reply(result);
+      return;
+    }
     case 'close':
       reply(
         Promise.all(clients.map((c) => c.dispose())).then(() => ({ closed: clients.length, events, errors })),

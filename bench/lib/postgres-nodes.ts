@@ -43,7 +43,7 @@ export async function startNodes(
   count: number,
   flags: readonly string[] = [],
 ): Promise<RustyServerProcess[]> {
-  const databaseUrl = postgres.createDatabase(name, `${name}-bench-password`);
+  const databaseUrl = await postgres.createDatabase(name, `${name}-bench-password`);
   const nodes: RustyServerProcess[] = [];
   for (let i = 1; i <= count; i++) {
     const dataDir = join(ctx.dataDir, `${name}-node-${i}`);

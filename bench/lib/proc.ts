@@ -4,7 +4,7 @@
  * including libuv's pool where libsql runs its asynchronous statements.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 /** Clock ticks per second, the unit of utime/stime in /proc/<pid>/stat (almost always 100). */
 export const CLOCK_TICKS: number = (() => {
@@ -117,4 +117,26 @@ export function ownCpuWithChildren(): number {
   const stat = readFileSync('/proc/self/stat', 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+}
+
+/**
+ * CPU seconds of a process and its direct children (PostgreSQL: the postmaster and its backends,
+ * walsenders and workers), read from /proc; a child that exits in between is simply not counted.
+ */
+export function treeCpuSeconds(rootPid: number): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Field 4 (ppid) is at index 1, counted from field 3 (state).
+      if (Number(entry) === rootPid || Number(fields[1]) === rootPid) {
+        total += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+      }
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return total;
 }

@@ -69,6 +69,26 @@ function suite(engine: EngineName): void {
     assert.equal(rows.length, 5);
   });
 
+  test('keyed lookups return every row they match: one key, no key, several keys, a join of keys', async () => {
+    // All of these plan as primary-key searches (SQLite turns `OR` and `IN` into one); only some are one row.
+    const cases: [string, unknown[], unknown[][]][] = [
+      ['SELECT name FROM nums WHERE id = ?', [7], [['n7']]],
+      ['SELECT name FROM nums WHERE id = ?', [99999], []],
+      ['SELECT id FROM nums WHERE id IN (?, ?, ?) ORDER BY id', [3, 1, 2], [[1], [2], [3]]],
+      ['SELECT id FROM nums WHERE id = ? OR id = ? ORDER BY id', [4, 5], [[4], [5]]],
+      ['SELECT a.id, b.name FROM nums a JOIN nums b ON b.id = a.id + 1 WHERE a.id = ?', [9], [[9, 'n10']]],
+      ['SELECT count(*) FROM nums WHERE id = ?', [11], [[1]]],
+    ];
+    for (const [text, params, expected] of cases) {
+      // Twice: the first run plans the statement, the second runs the kept plan.
+      for (let run = 0; run < 2; run++) {
+        const { rows, error } = await c.query(text, { params });
+        assert.equal(error, undefined, text);
+        assert.deepEqual(rows, expected, `${text} ${JSON.stringify(params)}`);
+      }
+    }
+  });
+
   test('a result of exactly n*chunk_size rows ends with has_more false and the right total', async () => {
     const { chunks, rows } = await c.query('SELECT id FROM nums WHERE id <= 2000', { chunk_size: 1000 });
     assert.equal(rows.length, 2000);

@@ -69,6 +69,8 @@ export class AccessControl {
   #cache = new Map<string, Promise<PrivilegeSet>>();
   /** The same privileges once loaded, for callers that must not wait (the inline fast path). */
   #resolved = new Map<string, PrivilegeSet>();
+  /** The inline path's callers, by principal (see cachedCaller). */
+  readonly #callers = new WeakMap<Principal, { privileges: PrivilegeSet; caller: Caller }>();
   /** Rises on every change; listeners re-check what they hold (subscriptions, sessions). */
   #version = 0;
   readonly #listeners = new Set<() => void>();
@@ -153,11 +155,18 @@ export class AccessControl {
     return set;
   }
 
-  /** The caller for a principal without waiting, when its privileges are already loaded. */
+  /**
+   * The caller for a principal without waiting, when its privileges are already loaded. Made once per
+   * principal and set of privileges: a change of privileges makes a new set, and with it a new caller.
+   */
   cachedCaller(principal: Principal): Caller | undefined {
     const privileges = principal.anonymous ? ADMIN_SET : this.#resolved.get(cacheKey(principal));
     if (!privileges) return undefined;
-    return makeCaller(principal, privileges);
+    const made = this.#callers.get(principal);
+    if (made?.privileges === privileges) return made.caller;
+    const caller = makeCaller(principal, privileges);
+    this.#callers.set(principal, { privileges, caller });
+    return caller;
   }
 
   async #load(user: string): Promise<PrivilegeSet> {

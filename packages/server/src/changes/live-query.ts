@@ -21,6 +21,11 @@ import type { Principal } from '../auth/authenticator.ts';
 
 /** Re-evaluations of one live query are at least this far apart under a burst of writes. */
 const MIN_INTERVAL_MS = 20;
+/**
+ * The longest wait between evaluations that keep reading a snapshot without a change they were told
+ * of (see #announced): the wait doubles from MIN_INTERVAL_MS up to this.
+ */
+const MAX_CATCH_UP_INTERVAL_MS = 1000;
 
 export interface LiveQuerySubscriber {
   readonly kind: 'query';
@@ -59,6 +64,15 @@ export class LiveQuery {
   #columns: string[] = [];
   #rows: SqlValue[][] = [];
   #sequence = -1;
+  /**
+   * The last sequence of a change offered that the result must reflect. An engine may announce a change
+   * a moment before new snapshots see it (PostgreSQL decodes a commit from the WAL before the committing
+   * transaction is visible), so an evaluation can read a snapshot older than the change that caused it;
+   * the live query then evaluates again until its result reaches this sequence, with no further write.
+   */
+  #announced = -1;
+  /** How long to wait before the next evaluation when the last one fell short of #announced. */
+  #catchUpInterval = MIN_INTERVAL_MS;
   #running = false;
   #dirty = false;
   #lastRun = 0;
@@ -162,9 +176,13 @@ export class LiveQuery {
 
   offer(records: readonly ChangeRecord[]): void {
     if (this.#closed) return;
-    if (records.some((r) => r.seq > this.#sequence && (r.op === 'ddl' || this.#tables.has(r.table)))) {
-      this.#markDirty();
+    let relevant = -1;
+    for (const r of records) {
+      if (r.seq > this.#sequence && (r.op === 'ddl' || this.#tables.has(r.table))) relevant = r.seq;
     }
+    if (relevant < 0) return;
+    if (relevant > this.#announced) this.#announced = relevant;
+    this.#markDirty();
   }
 
   /** Evaluates again (and so re-authorizes every subscriber) even if no data changed: grants did. */
@@ -175,7 +193,8 @@ export class LiveQuery {
   #markDirty(): void {
     this.#dirty = true;
     if (!this.#started || this.#running || this.#timer) return;
-    const wait = Math.max(0, MIN_INTERVAL_MS - (performance.now() - this.#lastRun));
+    const interval = this.#sequence < this.#announced ? this.#catchUpInterval : MIN_INTERVAL_MS;
+    const wait = Math.max(0, interval - (performance.now() - this.#lastRun));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       void this.#evaluate();
@@ -229,6 +248,14 @@ export class LiveQuery {
       this.evaluations++;
       if (this.#closed) return;
       if (sequence > this.#sequence) this.#publish(sequence, result, subscribers, welcoming);
+      if (sequence < this.#announced) {
+        // The snapshot did not see a change already announced: it is committed and becomes visible in
+        // a moment. Evaluate again, backing off while it stays invisible.
+        this.#dirty = true;
+        this.#catchUpInterval = Math.min(this.#catchUpInterval * 2, MAX_CATCH_UP_INTERVAL_MS);
+      } else {
+        this.#catchUpInterval = MIN_INTERVAL_MS;
+      }
       for (const subscriber of welcoming) if (this.subscribers.has(subscriber)) this.#welcome(subscriber);
     } catch (err) {
       // Everyone was refused: each was already told why.

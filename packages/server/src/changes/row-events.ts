@@ -8,25 +8,45 @@ type RowEvent = NonNullable<ReturnType<typeof classify>>;
 
 /**
  * What a record renders to, by event: every subscriber that sees a change the same way gets the same
- * (read-only) object, built once and serialized once however many subscribers there are.
+ * (read-only) object, built once and serialized once however many subscribers there are. Nearly every
+ * record is seen one way only (an update by everyone whose filter it stays in): that one is kept
+ * alone, a Map only holds the others (enter, leave) when some subscriber sees them.
  */
-const built = new WeakMap<ChangeRecord, Map<RowEvent, Rendered>>();
+const built = new WeakMap<ChangeRecord, Rendered>();
+const builtOtherwise = new WeakMap<ChangeRecord, Map<RowEvent, Rendered>>();
+
+/** The last commit time turned into text: the records of one transaction share it. */
+let lastTs = NaN;
+let lastTimestamp = '';
+
+function timestampOf(ts: number): string {
+  if (ts !== lastTs) {
+    lastTimestamp = new Date(ts).toISOString();
+    lastTs = ts;
+  }
+  return lastTimestamp;
+}
 
 function rowEvent(record: ChangeRecord, event: RowEvent): Rendered {
-  let byEvent = built.get(record);
-  if (!byEvent) built.set(record, (byEvent = new Map()));
-  let rendered = byEvent.get(event);
-  if (!rendered) {
-    const payload: RowChangePayload = {
-      sequence: record.seq,
-      table: record.table,
-      op: event,
-      key: record.key,
-      row: event === 'delete' ? null : record.new,
-      old_row: record.old,
-      timestamp: new Date(record.ts).toISOString(),
-    };
-    byEvent.set(event, (rendered = { messages: [{ type: 'change', payload }] }));
+  const first = built.get(record);
+  if (first && (first.messages[0]!.payload as RowChangePayload).op === event) return first;
+  let others = first ? builtOtherwise.get(record) : undefined;
+  const known = others?.get(event);
+  if (known) return known;
+  const payload: RowChangePayload = {
+    sequence: record.seq,
+    table: record.table,
+    op: event,
+    key: record.key,
+    row: event === 'delete' ? null : record.new,
+    old_row: record.old,
+    timestamp: timestampOf(record.ts),
+  };
+  const rendered: Rendered = { messages: [{ type: 'change', payload }] };
+  if (!first) built.set(record, rendered);
+  else {
+    if (!others) builtOtherwise.set(record, (others = new Map()));
+    others.set(event, rendered);
   }
   return rendered;
 }

@@ -4,20 +4,34 @@
  * and changes to users, roles or grants (subscriptions no longer allowed end with PERMISSION_DENIED).
  * Each is published as a node event once the database holds the change; every other node carries it
  * out on its own sessions and subscriptions, as the publishing node did on its own.
+ *
+ * The list of sessions is a request every other node answers with its own: the asking node waits for
+ * as many answers as nodes listen now (NodeEvents.peers), at most LIST_WAIT_MS.
  */
 import { randomUUID } from 'node:crypto';
 import type { NodeEvent, NodeEvents } from '../engine/engine.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import { describeError, type Logger } from './logger.ts';
-import type { EndOrder, SessionRegistry, SessionRelay } from './session-registry.ts';
+import type {
+  EndOrder,
+  SessionFilter,
+  SessionInfo,
+  SessionList,
+  SessionRegistry,
+  SessionRelay,
+} from './session-registry.ts';
 
 /** How long a kill of a session held by no node of this one waits for another node to say it ended it. */
 const REPLY_WAIT_MS = 1000;
+/** How long a list of sessions waits for the other nodes' answers; those later are counted missing. */
+const LIST_WAIT_MS = 1000;
 
 type RelayEvent =
   | { kind: 'privileges' }
   | { kind: 'end'; order: EndOrder; request?: string }
-  | { kind: 'ended'; request: string; user: string };
+  | { kind: 'ended'; request: string; user: string }
+  | { kind: 'list'; request: string; filter: SessionFilter }
+  | { kind: 'listed'; request: string; sessions: SessionInfo[] };
 
 export interface NodeRelayDeps {
   events: NodeEvents;
@@ -32,6 +46,8 @@ export class NodeRelay implements SessionRelay {
   readonly #deps: NodeRelayDeps;
   /** Kills of a session held elsewhere, by request id, waiting for the node that held it. */
   readonly #waiting = new Map<string, (user: string | undefined) => void>();
+  /** Lists of sessions, by request id, gathering the other nodes' answers. */
+  readonly #listing = new Map<string, (sessions: SessionInfo[] | undefined) => void>();
   readonly #stop: () => void;
 
   constructor(deps: NodeRelayDeps) {
@@ -65,9 +81,39 @@ export class NodeRelay implements SessionRelay {
     });
   }
 
+  async listElsewhere(filter: SessionFilter): Promise<SessionList> {
+    const expected = await this.#deps.events.peers();
+    if (expected === 0) return { sessions: [], unanswered: 0 };
+    const request = randomUUID();
+    const sessions: SessionInfo[] = [];
+    let answers = 0;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => finish(), LIST_WAIT_MS);
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.#listing.delete(request);
+        resolve();
+      };
+      this.#listing.set(request, (answer) => {
+        // undefined: the relay closes.
+        if (answer === undefined) return finish();
+        sessions.push(...answer);
+        answers += 1;
+        if (answers >= expected) finish();
+      });
+      this.#publish({ kind: 'list', request, filter }).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.#listing.delete(request);
+        reject(err);
+      });
+    });
+    return { sessions, unanswered: Math.max(0, expected - answers) };
+  }
+
   close(): void {
     this.#stop();
     for (const settle of [...this.#waiting.values()]) settle(undefined);
+    for (const settle of [...this.#listing.values()]) settle(undefined);
   }
 
   #publish(event: RelayEvent): Promise<void> {
@@ -90,6 +136,13 @@ export class NodeRelay implements SessionRelay {
       }
     } else if (event.kind === 'ended') {
       this.#waiting.get(event.request)?.(event.user);
+    } else if (event.kind === 'list') {
+      this.#publish({ kind: 'listed', request: event.request, sessions: sessions.list(event.filter) }).catch(
+        (err: unknown) =>
+          this.#deps.logger.warn('answering a list of sessions from another node failed', describeError(err)),
+      );
+    } else if (event.kind === 'listed') {
+      this.#listing.get(event.request)?.(event.sessions);
     }
   }
 }

@@ -24,6 +24,18 @@ export interface SessionRelay {
   ended(order: EndOrder): void;
   /** Ends one session held by another node; resolves with its user, or undefined when none holds it. */
   endElsewhere(order: EndOrder): Promise<string | undefined>;
+  /** The sessions the other nodes hold, and how many nodes did not answer in time. */
+  listElsewhere(filter: SessionFilter): Promise<SessionList>;
+}
+
+export interface SessionFilter {
+  user?: string;
+}
+
+export interface SessionList {
+  sessions: SessionInfo[];
+  /** Nodes sharing the database that did not answer in time: their sessions are missing. */
+  unanswered: number;
 }
 
 /** What the registry needs from a session to end it: send an error (no id), then close 1008. */
@@ -34,6 +46,8 @@ export type QueuedBytes = () => number;
 
 export interface SessionInfo {
   id: string;
+  /** The node holding the session (SessionRegistry.node). */
+  node: string;
   user: string;
   remote_address: string;
   endpoint: string;
@@ -113,6 +127,8 @@ export class SessionHandle {
 }
 
 export class SessionRegistry {
+  /** This node's id among those sharing a database: random, new at every start. */
+  readonly node = randomUUID();
   readonly #maxPerUser: number;
   readonly #sessions = new Map<string, Entry>();
   readonly #byUser = new Map<string, Set<string>>();
@@ -186,13 +202,15 @@ export class SessionRegistry {
     return this.#byUser.get(user)?.size ?? 0;
   }
 
-  list(filter: { user?: string } = {}): SessionInfo[] {
+  /** The sessions of this node. */
+  list(filter: SessionFilter = {}): SessionInfo[] {
     const entries =
       filter.user === undefined
         ? [...this.#sessions.values()]
         : [...(this.#byUser.get(filter.user) ?? [])].map((id) => this.#sessions.get(id)!);
     return entries.map((e) => ({
       id: e.id,
+      node: this.node,
       user: e.user,
       remote_address: e.remoteAddress,
       endpoint: e.endpoint,
@@ -206,6 +224,14 @@ export class SessionRegistry {
   get(id: string): SessionInfo | undefined {
     const entry = this.#sessions.get(id);
     return entry ? this.list({ user: entry.user }).find((s) => s.id === id) : undefined;
+  }
+
+  /** The sessions of this node and of every other node sharing the database that answers in time. */
+  async listEverywhere(filter: SessionFilter = {}): Promise<SessionList> {
+    const here = this.list(filter);
+    if (!this.#relay) return { sessions: here, unanswered: 0 };
+    const elsewhere = await this.#relay.listElsewhere(filter);
+    return { sessions: [...here, ...elsewhere.sessions], unanswered: elsewhere.unanswered };
   }
 
   /** Sends every order carried out here to the other nodes sharing the database. */

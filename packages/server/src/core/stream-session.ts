@@ -207,7 +207,7 @@ export class StreamSession implements SubscriberOwner {
       this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', parsed.error), parsed.id));
       return;
     }
-    this.#dispatch(parsed.message).catch((err) => this.#fail(err));
+    this.#handleMessage(parsed.message);
   }
 
   /** Ends the session from outside (logout, revocation, an administrator): an error, then close 1008. */
@@ -266,7 +266,15 @@ export class StreamSession implements SubscriberOwner {
     return this.#socket.bufferedAmount();
   }
 
-  async #dispatch(message: ClientMessage): Promise<void> {
+  /** Handles a checked message; a keyed query is answered at once, without #dispatch's promise and microtask. */
+  #handleMessage(message: ClientMessage): void {
+    const inlineTried = message.type === 'query' && this.#principal !== undefined;
+    if (inlineTried && this.#runInlineQuery(message)) return;
+    this.#dispatch(message, inlineTried).catch((err) => this.#fail(err));
+  }
+
+  /** @param inlineTried the query was offered to the inline path already (and must take the normal one). */
+  async #dispatch(message: ClientMessage, inlineTried = false): Promise<void> {
     if (message.type === 'auth') {
       await this.#authenticate(message.payload.token, message.id);
       return;
@@ -285,7 +293,7 @@ export class StreamSession implements SubscriberOwner {
         this.#send(envelope('pong', {}, message.id));
         return;
       case 'query':
-        if (this.#runInlineQuery(message)) return;
+        if (!inlineTried && this.#runInlineQuery(message)) return;
         await this.#tracked(message.id, (signal) => this.#runQuery(message, signal, this.#principal!));
         return;
       case 'batch':
@@ -396,7 +404,7 @@ export class StreamSession implements SubscriberOwner {
       this.#send(errorEnvelope(new RustyError('INVALID_MESSAGE', parsed.error), parsed.id));
       return;
     }
-    this.#dispatch(parsed.message).catch((err) => this.#fail(err));
+    this.#handleMessage(parsed.message);
   }
 
   /**
@@ -522,6 +530,13 @@ export class StreamSession implements SubscriberOwner {
     const size =
       streaming === false ? result.rows.length : (chunk_size ?? this.#deps.config.query_chunk_size);
     const { columns, rows } = result;
+    if (rows.length <= size) {
+      // Almost every keyed answer: one message, which fits unless the client is far behind.
+      const text = chunkText(message.id, columns, rows, false, result.rows_affected, result.last_insert_id);
+      if (this.#socket.fits(text.length * 3)) this.#send(text);
+      else void this.#answer(text).catch((err) => this.#sendFailure(err, message.id));
+      return true;
+    }
     const texts: string[] = [];
     for (let at = 0; rows.length - at > size; at += size) {
       texts.push(chunkText(message.id, columns, rows.slice(at, at + size), true, undefined, undefined));

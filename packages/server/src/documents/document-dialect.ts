@@ -12,6 +12,27 @@ import type { AliasSource, SqlFragment } from './sql-fragment.ts';
 import type { JsonValue } from './json-values.ts';
 import type { ProjectionPlan } from './projection-compiler.ts';
 
+/** A checked `$group` key (see group-compiler.ts). */
+export type GroupKey =
+  | { kind: 'path'; segments: string[] }
+  | { kind: 'constant'; value: JsonValue }
+  | { kind: 'object'; fields: [string, GroupKey][] };
+
+/** A checked `$group` accumulator (see group-compiler.ts). */
+export type AccumulatorSpec =
+  | { operator: '$sum' | '$avg' | '$min' | '$max'; path: string[] }
+  /** `{$sum: <number>}`: the number times the group's size. */
+  | { operator: '$sum'; times: number }
+  | { operator: '$count' };
+
+/** An accumulator in SQL: aggregate expressions over `doc`, and the output value computed from them. */
+export interface Accumulator {
+  /** Aggregate expressions, each becoming a column of the grouping CTE. */
+  columns: SqlFragment[];
+  /** The output as a JSON value in the dialect's representation, given the names of those columns. */
+  output: (columns: SqlFragment[]) => SqlFragment;
+}
+
 /** One value a filter condition is tested against: a field's value or one element of it. */
 export interface Candidate {
   /** The value in the dialect's own representation (see the dialect). */
@@ -79,10 +100,21 @@ export interface DocumentDialect {
   indexHint(segments: readonly string[], condition: IndexableCondition): SqlFragment | undefined;
 
   /**
-   * A find's projection: the document at `doc` with the plan's fields kept or removed (no computed
-   * fields: those belong to `$project`, which only SQLite's aggregation compiles).
+   * A projection: the document at `doc` with the plan's fields kept or removed, and the plan's
+   * computed fields (`$project` only) added.
    */
   project(plan: ProjectionPlan, aliases: AliasSource): SqlFragment;
+
+  // ---- aggregation (see aggregate-compiler.ts) ----
+  /**
+   * A `$group` key as a JSON value of the dialect (JSON text on SQLite, jsonb on PostgreSQL): a
+   * missing path is null at the top level and left out of an object key.
+   */
+  groupKey(key: GroupKey): SqlFragment;
+  /** An accumulator's aggregates over `doc` and its output, with MongoDB's rules (see group-compiler.ts). */
+  accumulator(spec: AccumulatorSpec): Accumulator;
+  /** A document of named JSON values of the dialect (group keys, accumulator outputs). */
+  object(fields: readonly (readonly [string, SqlFragment])[]): SqlFragment;
 
   // ---- sorting and paging ----
   /** ORDER BY keys of a path, without direction: MongoDB's type order first, then the value. */

@@ -169,13 +169,7 @@ export class DocumentService {
 
   async aggregate(name: string, pipeline: unknown, context: CallContext): Promise<JsonObject[]> {
     await this.#requireCollection(name);
-    if (this.#dialect.name !== 'sqlite') {
-      throw new RustyError(
-        'QUERY_ERROR',
-        `aggregation pipelines are not available on the ${this.#dialect.name} engine yet (see docs/postgres.md)`,
-      );
-    }
-    const result = await this.#run(compileAggregate(name, pipeline), context);
+    const result = await this.#run(compileAggregate(name, pipeline, this.#dialect), context);
     return result.rows.map((row) => parsedDocument(row[0]));
   }
 

@@ -33,6 +33,8 @@ import type {
 } from './document-dialect.ts';
 import { isIndexSegment } from './field-path.ts';
 import type { ProjectionTree } from './projection-compiler.ts';
+import { postgresAccumulator, postgresGroupKey, postgresObject } from './postgres-group.ts';
+import { at, jsonb, objectOfPresent, pathArray, SEGMENT } from './postgres-json.ts';
 import { escapeLike } from './regex-pattern.ts';
 import { allOf, anyOf, bind, join, raw, sql, type AliasSource, type SqlFragment } from './sql-fragment.ts';
 
@@ -41,21 +43,6 @@ const SET_FUNCTION = 'rustydb_api.document_set';
 const FAIL_FUNCTION = 'rustydb_api.document_failure';
 /** Marks the messages of statements stopped by `failWith`. */
 const FAILURE_PREFIX = 'rustydb: ';
-
-const SEGMENT = /^(?:[A-Za-z_][A-Za-z0-9_]*|\d+)$/;
-
-/** Checked segments as a text[] literal (`'{a,b,0}'`). */
-function pathArray(segments: readonly string[]): SqlFragment {
-  // The segments were validated already; this is the last line of defence before SQL text.
-  if (!segments.every((s) => SEGMENT.test(s)))
-    throw documentError(`invalid field path '${segments.join('.')}'`);
-  return raw(`'{${segments.join(',')}}'::text[]`);
-}
-
-/** The value at `segments` below `base` (SQL NULL when missing). */
-function at(base: SqlFragment, segments: readonly string[]): SqlFragment {
-  return segments.length === 0 ? base : sql`(${base} #> ${pathArray(segments)})`;
-}
 
 /** A top-level field's value, in the form `createIndex` indexes. */
 function topLevel(name: string): SqlFragment {
@@ -115,10 +102,6 @@ function anyValue(segments: readonly string[], test: CandidateTest, aliases: Ali
     },
     aliases,
   );
-}
-
-function jsonb(value: unknown): SqlFragment {
-  return sql`CAST(${bind(JSON.stringify(value))} AS jsonb)`;
 }
 
 function typeTest(c: Candidate, type: string): SqlFragment {
@@ -203,6 +186,8 @@ function projectObject(
   mode: 'include' | 'exclude',
   aliases: AliasSource,
 ): SqlFragment {
+  // A `$project` of computed fields and `_id: 0`: nothing of the document itself is kept.
+  if (mode === 'include' && tree.size === 0) return raw(`'{}'::jsonb`);
   const member = aliases.next('p');
   const leaves = [...tree].filter(([, sub]) => sub === true).map(([key]) => key);
   const nested = [...tree].filter((entry): entry is [string, ProjectionTree] => entry[1] !== true);
@@ -294,9 +279,16 @@ export const postgresDialect: DocumentDialect = {
   },
 
   project(plan, aliases) {
-    if (plan.computed.length > 0) throw documentError('computed fields are available in $project only');
-    return projectObject(raw('doc'), plan.tree, plan.mode, aliases);
+    const kept = projectObject(raw('doc'), plan.tree, plan.mode, aliases);
+    if (plan.computed.length === 0) return kept;
+    // Computed fields (`name: '$path'`) are left out where their path is missing.
+    const computed = plan.computed.map(([name, source]) => [name, at(raw('doc'), source)] as const);
+    return sql`(${kept} || ${objectOfPresent(computed)})`;
   },
+
+  groupKey: postgresGroupKey,
+  accumulator: postgresAccumulator,
+  object: postgresObject,
 
   sortKeys(segments) {
     const value = at(raw('doc'), segments);

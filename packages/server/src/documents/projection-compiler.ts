@@ -151,16 +151,6 @@ export function projectionSql(plan: ProjectionPlan, aliases: AliasSource): SqlFr
   return sql`(SELECT json_group_object(k, json(v)) FROM (${join(rows, ' UNION ALL ')}))`;
 }
 
-/** Parses and compiles in one step; null for the whole document. */
-export function compileProjection(
-  spec: unknown,
-  options: ProjectionOptions,
-  aliases: AliasSource,
-): SqlFragment | null {
-  const plan = parseProjection(spec, options);
-  return plan && projectionSql(plan, aliases);
-}
-
 function names(keys: readonly string[]): SqlFragment {
   return join(keys.map(nameLiteral), ', ');
 }

@@ -2,7 +2,7 @@
  * Sort specifications (`{age: -1, name: 1}`) as ORDER BY terms over the `doc` column. Each key sorts
  * by MongoDB's type order first (missing and null, numbers, strings, objects, arrays, booleans), then
  * by value within a type (the keys are the dialect's). Approximations: a path is read directly (`a.b` does not look into an array
- * `a` of sub-documents), and objects and arrays sort by their JSON text, whereas MongoDB compares
+ * `a` of sub-documents), and objects and arrays sort by their JSON text (in jsonb's order on PostgreSQL), whereas MongoDB compares
  * objects field by field and sorts an array by its smallest (largest, descending) element.
  */
 import { documentError } from './document-errors.ts';

@@ -11,6 +11,7 @@ import { isIndexSegment, jsonPath, jsonPathLiteral } from './field-path.ts';
 import { failureMessage, failWith, NUMBER_TYPES, renderNumber, typeRank } from './json-sql.ts';
 import { literalPatternSql } from './regex-pattern.ts';
 import { projectionSql } from './projection-compiler.ts';
+import { sqliteAccumulator, sqliteGroupKey, sqliteObject } from './sqlite-group.ts';
 import { bind, bindNumber, join, raw, sql, type SqlFragment } from './sql-fragment.ts';
 
 function typeName(value: string | number | boolean | object): SqlFragment {
@@ -97,6 +98,10 @@ export const sqliteDialect: DocumentDialect = {
   indexHint: () => undefined,
 
   project: projectionSql,
+
+  groupKey: sqliteGroupKey,
+  accumulator: sqliteAccumulator,
+  object: sqliteObject,
 
   sortKeys(segments) {
     const path = jsonPathLiteral(segments);

@@ -250,6 +250,8 @@ export interface NodeEvents {
   /** Resolves once the event is recorded; the other nodes receive it a moment later. */
   publish(event: NodeEvent): Promise<void>;
   onEvent(listener: (event: NodeEvent) => void): () => void;
+  /** How many other nodes receive events now (for a request that waits for each one's answer). */
+  peers(): Promise<number>;
 }
 
 /**

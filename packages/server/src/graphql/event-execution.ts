@@ -59,25 +59,46 @@ interface EventPlan {
 
 /**
  * Results already serialized, by event and plan signature: subscribers that receive the same event
- * object through the same selection share one JSON text, whoever they are (what reaches whom has been
- * decided and authorized before: the text depends on the event and the selection only).
+ * object through the same selection share one JSON text, as UTF-8 bytes, whoever they are (what reaches
+ * whom has been decided and authorized before: the bytes depend on the event and the selection only).
  */
-const serialized = new WeakMap<object, Map<string, string>>();
+const serialized = new WeakMap<object, Serialized>();
 
-/** The payload JSON of an event's result, serialized once per (event, selection); undefined as `complete`. */
-export function payloadJson(plan: EventPlan, event: unknown): string | undefined {
+/** An event's payload bytes by selection: one selection (the usual case) without a Map. */
+type Serialized = { signature: string; bytes: Buffer } | Map<string, Buffer>;
+
+/**
+ * The payload JSON of an event's result as UTF-8 bytes, serialized once per (event, selection);
+ * undefined as `complete`. Shared: never to be changed.
+ */
+export function payloadBytes(plan: EventPlan, event: unknown): Buffer | undefined {
   const shareable = typeof event === 'object' && event !== null;
-  let bySignature = shareable ? serialized.get(event) : undefined;
-  const known = bySignature?.get(plan.signature);
-  if (known !== undefined) return known;
+  const known = shareable ? serialized.get(event) : undefined;
+  if (known !== undefined) {
+    const bytes =
+      known instanceof Map
+        ? known.get(plan.signature)
+        : known.signature === plan.signature
+          ? known.bytes
+          : undefined;
+    if (bytes !== undefined) return bytes;
+  }
   const result = plan.complete(event);
   if (!result) return undefined;
-  const json = JSON.stringify(result);
+  const bytes = Buffer.from(JSON.stringify(result));
   if (shareable) {
-    if (!bySignature) serialized.set(event, (bySignature = new Map()));
-    bySignature.set(plan.signature, json);
+    if (known === undefined) serialized.set(event, { signature: plan.signature, bytes });
+    else if (known instanceof Map) known.set(plan.signature, bytes);
+    else
+      serialized.set(
+        event,
+        new Map([
+          [known.signature, known.bytes],
+          [plan.signature, bytes],
+        ]),
+      );
   }
-  return json;
+  return bytes;
 }
 
 /** Gathers the leaf fields of a selection set on `type`, in graphql-js's order; false when not plannable. */
@@ -203,9 +224,9 @@ export async function subscribeWithPlans(
   const sendNext = (args.contextValue as GraphQLContext | undefined)?.sendNext;
   if (plan && sendNext && stream instanceof PushIterator) {
     stream.divert((event) => {
-      const json = payloadJson(plan, event);
-      if (json === undefined) return false;
-      sendNext(json);
+      const bytes = payloadBytes(plan, event);
+      if (bytes === undefined) return false;
+      sendNext(bytes);
       return true;
     });
   }

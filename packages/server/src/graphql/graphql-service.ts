@@ -105,7 +105,7 @@ export class GraphQLService {
       operationId: string;
       bufferedAmount?: () => number;
       signal?: AbortSignal;
-      sendNext?: (payloadJson: string) => void;
+      sendNext?: (payload: Buffer) => void;
     },
   ): Promise<GraphQLContext> {
     return {

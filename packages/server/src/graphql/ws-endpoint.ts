@@ -24,6 +24,7 @@ import type { Logger } from '../core/logger.ts';
 import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts';
 import { normalizeError } from '../errors/rusty-error.ts';
 import type { MetricsSampler } from '../metrics/sampler.ts';
+import type { FlowControlledWebSocket } from '../ws/flow-controlled-socket.ts';
 import type { WebSocketGateway } from '../ws/websocket-gateway.ts';
 import { formatGraphQLError } from './errors.ts';
 import { subscribeWithPlans } from './event-execution.ts';
@@ -37,6 +38,8 @@ export const FORBIDDEN = 4403;
 const INIT_TIMEOUT_CLOSE = [4408, 'Connection initialisation timeout'] as const;
 /** How long before expiry the server pings with `auth_expiring`. */
 const EXPIRY_WARNING_MS = 60_000;
+/** The end of a `next` message after its payload. */
+const CLOSE_BRACE = Buffer.from('}');
 /** setTimeout's longest delay. */
 const MAX_DELAY = 2_147_483_647;
 
@@ -319,16 +322,22 @@ export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps
           variableValues: payload.variables ?? null,
         };
       },
-      context: (ctx, id) =>
-        service.contextFor(principalOf(ctx.extra.socket), {
-          sessionId: connectionOf(ctx.extra.socket).id,
+      context: (ctx, id) => {
+        const socket = ctx.extra.socket as FlowControlledWebSocket;
+        // The bytes graphql-ws's own `next` would send: {"id", "type": "next", "payload"}, in that order;
+        // the part before the payload is this operation's own, made once.
+        const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
+        return service.contextFor(principalOf(socket), {
+          sessionId: connectionOf(socket).id,
           operationId: id,
-          bufferedAmount: () => ctx.extra.socket.bufferedAmount,
-          signal: connectionOf(ctx.extra.socket).operationSignal(id),
-          // The bytes graphql-ws's own `next` would send: {"id", "type": "next", "payload"}, in that order.
-          sendNext: (payloadJson) =>
-            ctx.extra.socket.send(`{"id":${JSON.stringify(id)},"type":"next","payload":${payloadJson}}`),
-        }),
+          bufferedAmount: () => socket.bufferedAmount,
+          signal: connectionOf(socket).operationSignal(id),
+          sendNext: (payload) => {
+            sampler?.messageOut();
+            socket.sendText([head, payload, CLOSE_BRACE]);
+          },
+        });
+      },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors
           ? {

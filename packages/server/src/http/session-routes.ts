@@ -33,7 +33,13 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
   app.get('/api/v1/sessions', async (request) => {
     await requireAdmin(request);
     const { user } = parseBody(userQuery, request.query);
-    return { success: true, data: { sessions: sessions.list(user === undefined ? {} : { user }) } };
+    // Every node's sessions when several share the database; `unanswered_nodes` says how many did not
+    // answer in time (their sessions are missing from the list).
+    const listed = await sessions.listEverywhere(user === undefined ? {} : { user });
+    return {
+      success: true,
+      data: { node: sessions.node, sessions: listed.sessions, unanswered_nodes: listed.unanswered },
+    };
   });
 
   app.delete('/api/v1/sessions/:id', async (request) => {

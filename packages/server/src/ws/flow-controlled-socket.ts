@@ -5,6 +5,12 @@
  * - Frames sent in one tick leave in one system call: the TCP socket is corked on the first send of a
  *   tick and uncorked when the tick's work is done, so a fan-out that sends a socket several messages
  *   costs it one `writev`, not one per frame.
+ * - `sendText(parts)` is the cheap way for pushed data: the frame is built here, in one buffer, from
+ *   parts the caller may share among sockets (the same event's bytes for every subscriber), and the
+ *   tick's frames of every socket are written by one shared flush at the end of the tick — one `write`
+ *   of one buffer per socket, instead of ws's framing, a cork and an end-of-tick callback per socket.
+ *   Where ws must frame the message itself (it would compress it, or its sender is busy compressing
+ *   another) it goes through `send`. Either way frames leave in the order they were sent.
  * - While HIGH_WATER_MARK bytes or more wait (or an answer waits for room), the client's next messages are
  *   held unread and the TCP socket is paused: a client that stops reading stops being read, and the
  *   kernel's buffers push back on it (TCP backpressure). Held messages are handled, in order, once the
@@ -52,6 +58,42 @@ function uncork(socket: FlowControlledWebSocket): void {
   socket.uncorkTick();
 }
 
+/** What of ws's internals `sendText` reads to know it may frame a message itself. */
+interface WsInternals {
+  _sender: { _state: number; _queue: unknown[]; _firstFragment: boolean };
+  _extensions: Record<string, { _threshold: number; params: Record<string, unknown> } | undefined>;
+}
+
+/** Sockets with frames from `sendText` waiting for the end of the tick, and whether a flush is due. */
+let flushing: FlowControlledWebSocket[] = [];
+let flushScheduled = false;
+
+function flushAll(): void {
+  const sockets = flushing;
+  flushing = [];
+  flushScheduled = false;
+  for (const socket of sockets) socket.flushFrames();
+}
+
+/** A text frame (FIN, opcode 1, unmasked as a server's are) holding `parts`, in one buffer. */
+function textFrame(parts: readonly Buffer[], length: number): Buffer {
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + length);
+  frame[0] = 0x81;
+  if (header === 2) frame[1] = length;
+  else if (header === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  let at = header;
+  for (const part of parts) at += part.copy(frame, at);
+  return frame;
+}
+
 export class FlowControlledWebSocket extends WebSocket {
   #raw: Duplex | undefined;
   #limits: FlowLimits | undefined;
@@ -62,6 +104,23 @@ export class FlowControlledWebSocket extends WebSocket {
   #holding = false;
   readonly #waiters: Waiter[] = [];
   #answersWaiting = 0;
+  /** Frames from `sendText` not yet handed to the TCP socket (one, or several), and their bytes. */
+  #frames: Buffer | Buffer[] | undefined;
+  #framesBytes = 0;
+  /** Messages shorter than this go uncompressed (permessage-deflate's threshold; Infinity without it). */
+  #uncompressedBelow: number | undefined;
+
+  static {
+    // Frames waiting for the tick's flush are queued bytes like any other: every check that reads
+    // bufferedAmount (limits, congestion, slow consumers) sees them.
+    const base = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'bufferedAmount')!.get!;
+    Object.defineProperty(this.prototype, 'bufferedAmount', {
+      configurable: true,
+      get(this: FlowControlledWebSocket): number {
+        return (base.call(this) as number) + this.#framesBytes;
+      },
+    });
+  }
 
   /**
    * Applies the limits; called by the gateway as it accepts the socket, with the TCP socket the
@@ -117,8 +176,83 @@ export class FlowControlledWebSocket extends WebSocket {
     }
   }
 
+  /**
+   * Sends a text message made of `parts` (UTF-8 bytes, which may be shared with other sockets and are
+   * not changed). Past `maxBuffered` the socket overflows, as with `send`.
+   */
+  sendText(parts: readonly Buffer[]): void {
+    let length = 0;
+    for (const part of parts) length += part.length;
+    if (this.readyState !== WebSocket.OPEN || !this.#limits || !this.#raw || !this.#mayFrame(length)) {
+      // Not through `this.send`: an endpoint may have wrapped that one (to count messages, say).
+      this.#send(parts.length === 1 ? parts[0]! : Buffer.concat(parts, length), { binary: false });
+      return;
+    }
+    const frame = textFrame(parts, length);
+    if (this.bufferedAmount + frame.length > this.#limits.maxBuffered) {
+      this.#overflow();
+      return;
+    }
+    const frames = this.#frames;
+    if (frames === undefined) {
+      this.#frames = frame;
+      flushing.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        process.nextTick(flushAll);
+      }
+    } else if (Array.isArray(frames)) frames.push(frame);
+    else this.#frames = [frames, frame];
+    this.#framesBytes += frame.length;
+  }
+
+  /** Hands the frames from `sendText` to the TCP socket, in one write. */
+  flushFrames(): void {
+    const frames = this.#frames;
+    if (frames === undefined) return;
+    const bytes = this.#framesBytes;
+    this.#frames = undefined;
+    this.#framesBytes = 0;
+    const raw = this.#raw;
+    if (this.readyState !== WebSocket.OPEN || !raw || raw.destroyed || raw.writableEnded) return;
+    const data = Array.isArray(frames) ? Buffer.concat(frames, bytes) : frames;
+    // As in `send`: a callback only where someone may wait for these bytes to leave.
+    const watch = this.bufferedAmount + bytes >= HIGH_WATER_MARK || this.#waiters.length > 0;
+    raw.write(data, watch ? () => this.#wake() : undefined);
+  }
+
+  /**
+   * Whether a text message of `length` bytes may be framed here: ws would send it as is (no compression
+   * for it under permessage-deflate's negotiated threshold) and has nothing of its own queued before it.
+   */
+  #mayFrame(length: number): boolean {
+    const sender = (this as unknown as WsInternals)._sender;
+    if (sender._state !== 0 || sender._queue.length > 0 || !sender._firstFragment) return false;
+    if (this.#uncompressedBelow === undefined) {
+      // The extensions are settled once the socket is open: read them once.
+      const deflate = (this as unknown as WsInternals)._extensions['permessage-deflate'];
+      this.#uncompressedBelow = !deflate
+        ? Infinity
+        : deflate.params.server_no_context_takeover === true
+          ? deflate._threshold
+          : 0;
+    }
+    return length < this.#uncompressedBelow;
+  }
+
+  override close(code?: number, data?: string | Buffer): void {
+    this.flushFrames();
+    super.close(code, data);
+  }
+
   // One implementation for both of ws's overloads: send(data, cb?) and send(data, options, cb?).
   override send(data: unknown, options?: unknown, cb?: unknown): void {
+    this.#send(data, options, cb);
+  }
+
+  #send(data: unknown, options?: unknown, cb?: unknown): void {
+    // Frames from `sendText` waiting for the tick's flush go first.
+    if (this.#frames !== undefined) this.flushFrames();
     const callback = (typeof options === 'function' ? options : cb) as ((err?: Error) => void) | undefined;
     const sendOptions = typeof options === 'function' ? {} : (options ?? {});
     if (this.readyState !== WebSocket.OPEN || !this.#limits) {

@@ -1,10 +1,12 @@
 /**
  * Documents on PostgreSQL use indexes: the SQL the compilers write for an equality and a numeric range
  * on an indexed field, and for an equality on a nested path, is planned as an index scan (EXPLAIN run
- * through the server's own query endpoint), and answers the same as the documents API does.
+ * through the server's own query endpoint), in a find and in a `$match` leading a pipeline, and
+ * answers the same as the documents API does.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { compileAggregate } from '../../src/documents/aggregate-compiler.ts';
 import { compileFind } from '../../src/documents/find-compiler.ts';
 import { postgresDialect } from '../../src/documents/postgres-dialect.ts';
 import { asSuperuser, dropCaptureSlot, engineConfig, ENGINES } from '../helpers/engines.ts';
@@ -42,8 +44,12 @@ if (!ENGINES.includes('postgres')) {
     };
 
     /** The indexes PostgreSQL's plan for a find reads. */
-    async function planIndexes(filter: unknown): Promise<string[]> {
-      const compiled = compileFind('people', { filter }, postgresDialect);
+    function planIndexes(filter: unknown): Promise<string[]> {
+      return indexesRead(compileFind('people', { filter }, postgresDialect));
+    }
+
+    /** The indexes PostgreSQL's plan for a compiled statement reads. */
+    async function indexesRead(compiled: { sql: string; params: unknown[] }): Promise<string[]> {
       const res = await ts.http('/api/v1/query', {
         body: { sql: `EXPLAIN (FORMAT JSON) ${compiled.sql}`, params: compiled.params },
       });
@@ -93,6 +99,24 @@ if (!ENGINES.includes('postgres')) {
       assert.equal(found.length, (DOCUMENTS / 100) * 2);
       const below = await planIndexes({ age: { $lt: 1 } });
       assert.ok(below.includes('people__age'), `indexes used: ${JSON.stringify(below)}`);
+    });
+
+    test('a $match at the head of a pipeline is served by the indexes', async () => {
+      const pipeline = (match: unknown) => [
+        { $match: match },
+        { $group: { _id: '$age', n: { $sum: 1 } } },
+        { $sort: { _id: 1 } },
+      ];
+      const equal = await indexesRead(compileAggregate('people', pipeline({ age: 42 }), postgresDialect));
+      assert.ok(equal.length > 0, 'the plan reads an index');
+      const range = pipeline({ age: { $gte: 98 } });
+      const used = await indexesRead(compileAggregate('people', range, postgresDialect));
+      assert.ok(used.includes('people__age'), `indexes used: ${JSON.stringify(used)}`);
+      const groups = (await call('/people/aggregate', { pipeline: range })).documents as unknown[];
+      assert.deepEqual(groups, [
+        { _id: 98, n: DOCUMENTS / 100 },
+        { _id: 99, n: DOCUMENTS / 100 },
+      ]);
     });
 
     test('equality on a nested path or an array element is served by the GIN index', async () => {

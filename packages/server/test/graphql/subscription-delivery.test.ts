@@ -8,7 +8,8 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import type { TestClient } from '../helpers/ws-client.ts';
+import WebSocket from 'ws';
+import { TestClient } from '../helpers/ws-client.ts';
 import { createRole, createUser } from '../security/helpers.ts';
 import { Events, attached, disposeClients, errorCode, rawSocket, wsClient } from './helpers.ts';
 
@@ -131,6 +132,60 @@ describe('planned events', () => {
     await sql(ts, 'UPDATE shaped SET v = v + 1');
     assert.deepEqual((await full.data()).rowUpdated, { changeType: 'UPDATE', row: { id: 1, v: 1 } });
     assert.deepEqual((await bare.data()).rowUpdated, { changeType: 'UPDATE' });
+  });
+});
+
+describe('frames', () => {
+  test('events of every size, several to a socket in one pass, with and without permessage-deflate: intact and in order', async () => {
+    await sql(ts, 'CREATE TABLE framed (id INTEGER PRIMARY KEY, body TEXT)');
+    await sql(
+      ts,
+      "INSERT INTO framed (id, body) VALUES (1, ''), (2, ''), (3, ''), (4, ''), (5, ''), (6, '')",
+    );
+    // Message lengths on both sides of the frame header's 125 and 65,535 bytes and of the 1,024 bytes
+    // from which a permessage-deflate socket compresses (then ws frames the message, not the server).
+    const sizes = [10, 80, 900, 1100, 65_480, 70_000];
+    const sockets = [
+      await rawSocket(ts),
+      await TestClient.adopt(
+        new WebSocket(`${ts.server.wsUrl}/graphql/ws`, 'graphql-transport-ws', { perMessageDeflate: false }),
+      ),
+    ];
+    assert.match(sockets[0]!.ws.extensions, /permessage-deflate/);
+    assert.equal(sockets[1]!.ws.extensions, '');
+    for (const socket of sockets) {
+      socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${ts.token}` } });
+      assert.equal((await socket.next()).type, 'connection_ack');
+      socket.send({
+        id: 's1',
+        type: 'subscribe',
+        payload: {
+          query: 'subscription($w: JSON) { rowUpdated(table: framed, where: $w) { row } }',
+          variables: { w: { id: { in: [1, 2, 3, 4, 5, 6] } } },
+        },
+      });
+    }
+    await attached(ts, 'framed', 2);
+    // One statement each: its six events reach each socket in the same pass. The second goes from large
+    // to small, so small events follow compressed ones still being deflated.
+    const update = (lengths: number[]): Promise<unknown> =>
+      sql(
+        ts,
+        `UPDATE framed SET body = CASE id ${lengths.map((n, i) => `WHEN ${i + 1} THEN printf('%.*c', ${n}, 'x')`).join(' ')} END`,
+      );
+    await update(sizes);
+    await update([...sizes].reverse());
+    const expected = [...sizes, ...[...sizes].reverse()].map(
+      (n, i) =>
+        `{"id":"s1","type":"next","payload":{"data":{"rowUpdated":{"row":{"id":${(i % 6) + 1},"body":"${'x'.repeat(n)}"}}}}}`,
+    );
+    for (const socket of sockets) {
+      for (let i = 0; i < expected.length; i++) await socket.next((m) => m.type === 'next', 10_000);
+      const texts = socket.rawTexts.filter((t) => t.startsWith('{"id":"s1","type":"next"'));
+      assert.equal(texts.length, expected.length);
+      texts.forEach((text, i) => assert.equal(text, expected[i], `event ${i}: ${text.slice(0, 80)}…`));
+      socket.terminate();
+    }
   });
 });
 

@@ -41,14 +41,19 @@ export const ENGINES: readonly EngineName[] =
 export async function asSuperuser(statements: readonly string[], database = 'postgres'): Promise<unknown[]> {
   const url = new URL(await postgresUrl());
   url.pathname = `/${database}`;
-  const admin = new pg.Client({ connectionString: url.toString() });
-  await admin.connect();
+  return runStatements(url.toString(), statements);
+}
+
+/** Runs statements one after another on one connection to `url`; resolves with their results. */
+export async function runStatements(url: string, statements: readonly string[]): Promise<unknown[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
   try {
     const results: unknown[] = [];
-    for (const statement of statements) results.push(await admin.query(statement));
+    for (const statement of statements) results.push(await client.query(statement));
     return results;
   } finally {
-    await admin.end();
+    await client.end();
   }
 }
 

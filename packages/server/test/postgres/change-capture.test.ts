@@ -134,6 +134,28 @@ if (!ENGINES.includes('postgres')) {
       }
     });
 
+    test('a transaction of more rows than one apply statement takes arrives whole, in order, once', async () => {
+      // The capture numbers at most 5,000 records per statement; a bigger transaction is applied in
+      // several within one transaction, the applied position moving only with the last.
+      const total = 12_345;
+      await sql(ts, 'CREATE TABLE bulk (n int PRIMARY KEY)');
+      const watcher = await ts.connectAuthed();
+      const ack = await subscribe(watcher, 'bulk', { table: 'bulk' });
+      const start = ack.payload.sequence as number;
+      await sql(ts, `INSERT INTO bulk SELECT generate_series(1, ${total})`);
+      await sql(ts, 'INSERT INTO bulk VALUES (-1)');
+      const seen = await changes(watcher, 'bulk', total + 1, 20_000);
+      assert.deepEqual(
+        seen.map((change) => change.row!.n),
+        [...Array.from({ length: total }, (_, i) => i + 1), -1],
+      );
+      seen.forEach((change, i) => assert.equal(change.sequence, start + 1 + i));
+      await assert.rejects(
+        watcher.next((m) => m.id === 'bulk' && m.type === 'change', 300),
+        /no matching message/,
+      );
+    });
+
     test('a table created through the API is subscribable on the very next request', async () => {
       const client = await ts.connectAuthed();
       const made = await client.request({

@@ -6,10 +6,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { ENGINES } from '../helpers/engines.ts';
+import { ENGINES, runStatements } from '../helpers/engines.ts';
 import { startTestPostgres, type TestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 
 if (!ENGINES.includes('postgres')) {
   test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
@@ -21,16 +19,8 @@ if (!ENGINES.includes('postgres')) {
 
   before(async () => {
     pg = await startTestPostgres();
-    const url = new URL(pg.url);
-    const admin = (statement: string): void => {
-      execFileSync(join(pg.binDir, 'psql'), ['-q', '-v', 'ON_ERROR_STOP=1', url.toString(), '-c', statement]);
-    };
-    admin("CREATE ROLE node LOGIN CREATEROLE REPLICATION PASSWORD 'node-password'");
-    admin('CREATE DATABASE node OWNER node');
-    url.username = 'node';
-    url.password = 'node-password';
-    url.pathname = '/node';
-    ts = await startTestServer({ engine: 'postgres', database_url: url.toString() });
+    const databaseUrl = await pg.createDatabase('node', 'node-password');
+    ts = await startTestServer({ engine: 'postgres', database_url: databaseUrl });
     await sql(ts, 'CREATE TABLE kept (id int PRIMARY KEY)');
     await sql(ts, 'INSERT INTO kept VALUES (1)');
   });
@@ -87,19 +77,14 @@ if (!ENGINES.includes('postgres')) {
     const c = await ts.connectAuthed();
     const id = c.newId('q');
     c.send({ type: 'query', id, payload: { sql: 'SELECT 1 FROM pg_sleep(30)' } });
-    const superuser = (statement: string): string =>
-      execFileSync(join(pg.binDir, 'psql'), [
-        '-qAt',
-        '-v',
-        'ON_ERROR_STOP=1',
-        pg.url,
-        '-c',
-        statement,
-      ]).toString();
+    const superuser = async (statement: string): Promise<unknown[]> => {
+      const [result] = (await runStatements(pg.url, [statement])) as { rows: unknown[] }[];
+      return result!.rows;
+    };
     const sleeping =
       "SELECT pid FROM pg_stat_activity WHERE datname = 'node' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()";
-    for (let i = 0; i < 100 && superuser(sleeping).trim() === ''; i++) await sleep(50);
-    superuser(`SELECT pg_terminate_backend(pid) FROM (${sleeping}) AS s`);
+    for (let i = 0; i < 100 && (await superuser(sleeping)).length === 0; i++) await sleep(50);
+    await superuser(`SELECT pg_terminate_backend(pid) FROM (${sleeping}) AS s`);
     // The driver's cursor, once its connection is gone, waits for a reply that never comes: the statement
     // must still end with an error (and its timeout must not go on cancelling a backend that is gone).
     const answer = await c.collect(id, 5000);

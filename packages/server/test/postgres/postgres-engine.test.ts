@@ -139,7 +139,26 @@ if (!ENGINES.includes('postgres')) {
 
     test('a login role without REPLICATION is refused: change capture needs it', async () => {
       const noReplication = await engineConfig('postgres', 'LOGIN CREATEROLE');
-      assert.match(String(await start(noReplication)), /needs REPLICATION for change capture/);
+      const err = String(await start(noReplication));
+      assert.match(err, /needs REPLICATION for change capture/);
+      assert.match(err, /rds_replication/);
+    });
+
+    test('membership in rds_replication passes the REPLICATION check, as on Amazon RDS and Aurora', async () => {
+      // Outside RDS the membership gives no replication, so the start goes on to the slot and stops
+      // there, with its own message: what shows is that the check let the role through.
+      await asSuperuser([
+        `DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_replication') THEN
+             CREATE ROLE rds_replication NOLOGIN;
+           END IF;
+         END $$`,
+      ]);
+      const member = await engineConfig('postgres', 'LOGIN CREATEROLE');
+      await asSuperuser([`GRANT rds_replication TO ${new URL(member.database_url!).username}`]);
+      const err = String(await start(member));
+      assert.doesNotMatch(err, /needs REPLICATION for change capture/);
+      assert.match(err, /may not create a replication slot: change capture needs REPLICATION/);
     });
   });
 

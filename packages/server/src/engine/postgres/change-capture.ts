@@ -21,7 +21,7 @@
  */
 import { describeError, type Logger } from '../../core/logger.ts';
 import type { ConnectionSettings, PgClient } from './driver.ts';
-import { parseLsn, type PgoutputMessage, type TupleValue } from './pgoutput.ts';
+import { formatLsn, parseLsn, type PgoutputMessage, type TupleValue } from './pgoutput.ts';
 import { ReplicationStream } from './replication-stream.ts';
 import { parserFor } from './values.ts';
 
@@ -320,64 +320,56 @@ export class ChangeCapture {
 
   /**
    * Numbers the records of `transactions` after the current head and writes them with the new applied
-   * position, in one transaction under the capture row's lock; transactions already applied (by this
-   * node before a reconnect, or by another that held the slot) are skipped.
+   * position, in one transaction under the capture row's lock (rustydb.apply_changes, database-setup.ts);
+   * transactions already applied (by this node before a reconnect, or by another that held the slot)
+   * are skipped. Up to APPLY_BATCH records that is one statement, so one round trip to PostgreSQL; more
+   * go in chunks of one explicit transaction, the applied position moving with the last.
    */
   async #apply(client: PgClient, transactions: Transaction[], through: bigint): Promise<void> {
+    const records: unknown[][] = [[], [], [], [], [], [], [], []];
+    const events: string[][] = [[], []];
+    for (const tx of transactions) {
+      const end = formatLsn(tx.endLsn);
+      for (const id of tx.schemaEvents) {
+        events[0]!.push(end);
+        events[1]!.push(id);
+      }
+      for (const record of tx.records) {
+        const values = [
+          end,
+          tx.xid >>> 0,
+          tx.ts,
+          record.table,
+          record.op,
+          record.key && JSON.stringify(record.key),
+          record.old && JSON.stringify(record.old),
+          record.new && JSON.stringify(record.new),
+        ];
+        values.forEach((value, i) => records[i]!.push(value));
+      }
+    }
+    const count = records[0]!.length;
+    const call = (from: number, to: number, position: string) =>
+      client.query({
+        text: 'SELECT rustydb.apply_changes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+        values: [
+          ...records.map((values) => values.slice(from, to)),
+          from === 0 ? events[0] : [],
+          from === 0 ? events[1] : [],
+          position,
+        ],
+      });
+    if (count <= APPLY_BATCH) {
+      await call(0, count, formatLsn(through));
+      return;
+    }
     await client.query('BEGIN');
     try {
-      const state = await client.query({
-        text: `SELECT head::text, applied_lsn::text, pg_snapshot_xmax(pg_current_snapshot())::text
-                 FROM rustydb.capture WHERE id = 1 FOR UPDATE`,
-        rowMode: 'array',
-      });
-      const [headText, appliedText, nextXidText] = state.rows[0] as [string, string, string];
-      const applied = parseLsn(appliedText);
-      const nextXid = BigInt(nextXidText);
-      let seq = Number(headText);
-      const columns: unknown[][] = [[], [], [], [], [], [], [], []];
-      const schemaEvents: string[] = [];
-      for (const tx of transactions) {
-        if (tx.endLsn <= applied) continue;
-        // pgoutput gives 32-bit xids; snapshots speak 64-bit ones. The transaction is older than the
-        // next xid to be assigned, so its epoch is that one's, or the one before.
-        let xid = (nextXid & ~0xffff_ffffn) | BigInt(tx.xid >>> 0);
-        if (xid >= nextXid) xid -= 0x1_0000_0000n;
-        schemaEvents.push(...tx.schemaEvents);
-        for (const record of tx.records) {
-          seq += 1;
-          const values = [
-            seq,
-            xid.toString(),
-            record.table,
-            record.op,
-            record.key && JSON.stringify(record.key),
-            record.old && JSON.stringify(record.old),
-            record.new && JSON.stringify(record.new),
-            tx.ts,
-          ];
-          values.forEach((value, i) => columns[i]!.push(value));
-        }
+      for (let at = 0; at < count; at += APPLY_BATCH) {
+        const last = at + APPLY_BATCH >= count;
+        // The position moves only with the last chunk: the earlier ones must not make it skip the rest.
+        await call(at, Math.min(count, at + APPLY_BATCH), last ? formatLsn(through) : '0/0');
       }
-      for (let at = 0; at < columns[0]!.length; at += APPLY_BATCH) {
-        await client.query({
-          text: `INSERT INTO rustydb.changes (seq, xid, tbl, op, pk, old_row, new_row, ts)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                                      $6::text[], $7::text[], $8::bigint[])`,
-          values: columns.map((values) => values.slice(at, at + APPLY_BATCH)),
-        });
-      }
-      if (schemaEvents.length > 0) {
-        await client.query({
-          text: 'DELETE FROM rustydb.schema_events WHERE id = ANY($1::bigint[])',
-          values: [schemaEvents],
-        });
-      }
-      await client.query({
-        text: `UPDATE rustydb.capture SET head = $1, applied_lsn = greatest(applied_lsn, $2::pg_lsn) WHERE id = 1`,
-        values: [seq, `${(through >> 32n).toString(16)}/${(through & 0xffff_ffffn).toString(16)}`],
-      });
-      await client.query({ text: `SELECT pg_notify('${CHANGES_CHANNEL}', $1)`, values: [String(seq)] });
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);

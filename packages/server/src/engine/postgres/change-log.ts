@@ -20,10 +20,11 @@ const HEAD_WAIT_MS = 10_000;
 /**
  * Makes the capture apply everything before it even when nothing else is written: a logical message in
  * a transaction of its own, committed with a WAL flush (the walsender sends only flushed WAL, and
- * with synchronous_commit off a commit waits for the WAL writer).
+ * with synchronous_commit off a commit waits for the WAL writer). `local`, not `on`: the flush is all
+ * it needs, and with synchronous standbys configured `on` would also wait for them.
  */
 const TICK_SQL = `DO $tick$ BEGIN
-  PERFORM set_config('synchronous_commit', 'on', true);
+  PERFORM set_config('synchronous_commit', 'local', true);
   PERFORM pg_logical_emit_message(true, '${TICK_PREFIX}', '');
 END $tick$`;
 

@@ -15,6 +15,7 @@
  *   temporary object on a shared connection would reach the next statement of another user.
  */
 
+import { CHANGES_CHANNEL } from './change-capture.ts';
 import { NODE_EVENTS_CHANNEL } from './node-events.ts';
 
 /** Everything the server's own tables need in place; run as the login role, in one transaction. */
@@ -81,6 +82,47 @@ CREATE TABLE IF NOT EXISTS rustydb.schema_events (
   action text NOT NULL,
   sql text
 );
+-- Numbers and stores what the capture decoded (change-capture.ts), in one statement and so in one
+-- round trip: under the capture row's lock, the records of transactions that end after applied_lsn get
+-- the sequences after head; the schema events they carried are deleted; head and applied_lsn move; the
+-- feeds are woken at commit. Records of transactions at or before applied_lsn were applied already (by
+-- this node before a reconnect, or by another that held the slot) and are skipped. xids are pgoutput's
+-- 32-bit ones, widened to 64 bits against this transaction's own id, assigned after every decoded
+-- transaction was assigned its own: the epoch is this one's or the one before. (Not the snapshot's
+-- xmax: a decoded transaction may still be in the proc array, between its WAL flush and becoming
+-- visible, and then its id is at or above the xmax of snapshots taken now.) Returns the new head.
+CREATE OR REPLACE FUNCTION rustydb.apply_changes(ends pg_lsn[], xids bigint[], tss bigint[], tbls text[],
+  ops text[], pks text[], olds text[], news text[], event_ends pg_lsn[], event_ids bigint[], through pg_lsn)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  state rustydb.capture%ROWTYPE;
+  own_xid bigint;
+  epoch bigint;
+  added bigint;
+BEGIN
+  SELECT * INTO state FROM rustydb.capture WHERE id = 1 FOR UPDATE;
+  own_xid := pg_current_xact_id()::text::bigint;
+  epoch := (own_xid >> 32) << 32;
+  INSERT INTO rustydb.changes (seq, xid, tbl, op, pk, old_row, new_row, ts)
+  SELECT state.head + row_number() OVER (ORDER BY r.n),
+         CASE WHEN (epoch | r.xid) >= own_xid THEN (epoch | r.xid) - 4294967296 ELSE epoch | r.xid END,
+         r.tbl, r.op, r.pk, r.old_row, r.new_row, r.ts
+    FROM unnest(ends, xids, tbls, ops, pks, olds, news, tss)
+           WITH ORDINALITY AS r(end_lsn, xid, tbl, op, pk, old_row, new_row, ts, n)
+   WHERE r.end_lsn > state.applied_lsn;
+  GET DIAGNOSTICS added = ROW_COUNT;
+  DELETE FROM rustydb.schema_events
+   WHERE id IN (SELECT e.id FROM unnest(event_ends, event_ids) AS e(end_lsn, id)
+                 WHERE e.end_lsn > state.applied_lsn);
+  UPDATE rustydb.capture SET head = state.head + added, applied_lsn = greatest(applied_lsn, through)
+   WHERE id = 1;
+  PERFORM pg_notify('${CHANGES_CHANNEL}', (state.head + added)::text);
+  RETURN state.head + added;
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb.apply_changes(pg_lsn[], bigint[], bigint[], text[], text[], text[], text[],
+  text[], pg_lsn[], bigint[], pg_lsn) FROM PUBLIC;
 -- Events between the nodes sharing the database (node-events.ts): revocations, privilege changes.
 CREATE TABLE IF NOT EXISTS rustydb.node_events (
   id bigserial PRIMARY KEY,
@@ -89,6 +131,7 @@ CREATE TABLE IF NOT EXISTS rustydb.node_events (
 );
 -- Held by a starting node while it makes the server's tables, the first admin and the secret
 -- (PostgresEngine.exclusively). A table lock, not an advisory one: clients can take any advisory lock.
+-- (rustydb.setup_lock, which serializes this very set-up and migrations, is made before it runs.)
 CREATE TABLE IF NOT EXISTS rustydb.startup_lock ();
 -- Records an event for the other nodes and wakes them (node-events.ts). The lock makes ids visible in
 -- their order: a reader that moved past an id never misses a lower one committed later.
@@ -335,5 +378,59 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION rustydb_api.document_failure(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION rustydb_api.document_failure(text) TO ${grantee};
+${compensatedSumSql(grantee)}`;
+}
+
+/**
+ * rustydb_api.document_fsum(float8): the sum of doubles SQLite's SUM and AVG compute (since 3.43), with
+ * Kahan-Babuska-Neumaier compensation, for aggregation pipelines (documents/postgres-group.ts). The
+ * state is {sum, compensation}; a sum past the largest double becomes infinite, as in C, instead of
+ * failing as float8 addition does. The step runs once per document, so it has no SET search_path
+ * (which costs more than the step itself): every name in it is qualified with pg_catalog instead,
+ * and it runs with the caller's rights. Only the aggregate is granted; its functions run as its owner.
+ */
+function compensatedSumSql(grantee: string): string {
+  const op = (o: string) => `OPERATOR(pg_catalog.${o})`;
+  const f8 = 'pg_catalog.float8';
+  const largest = `1.7976931348623157e308::${f8}`;
+  return `CREATE OR REPLACE FUNCTION rustydb_api.document_fsum_step(state ${f8}[], x ${f8}) RETURNS ${f8}[]
+LANGUAGE plpgsql IMMUTABLE STRICT AS $fn$
+DECLARE
+  s ${f8} := state[1];
+  t ${f8};
+BEGIN
+  IF pg_catalog.sign(s) ${op('=')} pg_catalog.sign(x) AND pg_catalog.abs(s) ${op('>')} (${largest} ${op('-')} pg_catalog.abs(x)) THEN
+    t := 'Infinity'::${f8} ${op('*')} pg_catalog.sign(x);
+  ELSE
+    t := s ${op('+')} x;
+  END IF;
+  IF pg_catalog.abs(s) ${op('>')} pg_catalog.abs(x) THEN
+    RETURN ARRAY[t, state[2] ${op('+')} ((s ${op('-')} t) ${op('+')} x)];
+  END IF;
+  RETURN ARRAY[t, state[2] ${op('+')} ((x ${op('-')} t) ${op('+')} s)];
+END
+$fn$;
+CREATE OR REPLACE FUNCTION rustydb_api.document_fsum_final(state ${f8}[]) RETURNS ${f8}
+LANGUAGE plpgsql IMMUTABLE STRICT AS $fn$
+BEGIN
+  -- An infinite or undefined compensation is left out, as SQLite leaves it (NaN is above every float8).
+  IF NOT pg_catalog.abs(state[2]) ${op('<=')} ${largest} THEN
+    RETURN state[1];
+  END IF;
+  IF pg_catalog.sign(state[1]) ${op('=')} pg_catalog.sign(state[2])
+     AND pg_catalog.abs(state[1]) ${op('>')} (${largest} ${op('-')} pg_catalog.abs(state[2])) THEN
+    RETURN 'Infinity'::${f8} ${op('*')} pg_catalog.sign(state[1]);
+  END IF;
+  RETURN state[1] ${op('+')} state[2];
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb_api.document_fsum_step(${f8}[], ${f8}) FROM PUBLIC;
+REVOKE ALL ON FUNCTION rustydb_api.document_fsum_final(${f8}[]) FROM PUBLIC;
+CREATE OR REPLACE AGGREGATE rustydb_api.document_fsum(${f8}) (
+  SFUNC = rustydb_api.document_fsum_step, STYPE = ${f8}[], FINALFUNC = rustydb_api.document_fsum_final,
+  INITCOND = '{0,0}'
+);
+REVOKE ALL ON FUNCTION rustydb_api.document_fsum(${f8}) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rustydb_api.document_fsum(${f8}) TO ${grantee};
 `;
 }

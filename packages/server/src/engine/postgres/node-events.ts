@@ -11,12 +11,17 @@
  *   ids become visible in their order, so a reader that moved past an id never misses a lower one.
  * - A node that could not listen for a while (its connection broke) reads what it missed when it
  *   listens again. Rows older than KEEP are deleted by the publishers.
+ * - Each node's listening connection is named after the node (`application_name`), so a node counts
+ *   the others that listen now in pg_stat_activity: a request that every node answers (the list of
+ *   sessions) ends as soon as each has, rather than at its deadline.
  */
 import { randomUUID } from 'node:crypto';
 import type { NodeEvent, NodeEvents } from '../engine.ts';
 import type { OwnerQuery } from './change-log.ts';
 
 export const NODE_EVENTS_CHANNEL = 'rustydb_nodes';
+/** The application_name of the listening connections of nodes: this, then the node's id. */
+const LISTENER_NAME_PREFIX = 'rustydb (node ';
 /** How long an event is kept for a node that was not listening. */
 const KEEP = '10 minutes';
 /** How often a publisher deletes expired events, milliseconds. */
@@ -53,6 +58,21 @@ export class PgNodeEvents implements NodeEvents {
       this.#lastPrune = Date.now();
       await this.#query(`DELETE FROM rustydb.node_events WHERE at < now() - interval '${KEEP}'`);
     }
+  }
+
+  /** The application_name of this node's listening connection (see peers()). */
+  get listenerName(): string {
+    return `${LISTENER_NAME_PREFIX}${this.#node})`;
+  }
+
+  async peers(): Promise<number> {
+    const [row] = await this.#query(
+      `SELECT count(*)::int FROM pg_stat_activity
+        WHERE datname = current_database() AND usename = current_user
+          AND starts_with(application_name, $1) AND application_name <> $2`,
+      [LISTENER_NAME_PREFIX, this.listenerName],
+    );
+    return Number(row?.[0] ?? 0);
   }
 
   onEvent(listener: (event: NodeEvent) => void): () => void {

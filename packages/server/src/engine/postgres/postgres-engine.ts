@@ -60,8 +60,25 @@ export interface PostgresEngineOptions {
 }
 
 const APPLICATION_NAME = 'rustydb';
-/** Serializes schema set-up and migrations of nodes starting at once (pg_advisory_xact_lock key). */
-const SETUP_LOCK = 0x7275_7374;
+/** Where the start-up messages about replication send the reader. */
+const REPLICATION_HINT =
+  'or, on Amazon RDS and Aurora, membership in rds_replication; see docs/postgres.md and docs/deploy.md';
+/**
+ * Serializes schema set-up and migrations of nodes starting at once: a table of the private schema,
+ * locked for the transaction. Not an advisory lock: any role may take any advisory lock, and a client
+ * holding it would stall every node's start.
+ */
+const SETUP_LOCK = 'LOCK TABLE rustydb.setup_lock IN EXCLUSIVE MODE';
+/**
+ * Makes the private schema and the lock table where they are missing. Nodes starting at once on an empty
+ * database race to make them; the loser's statement fails with a duplicate (the winner committed first)
+ * and is run again, finding them. (A new schema grants nothing to PUBLIC; the set-up, under the lock,
+ * revokes it all the same: grants on one object by two transactions at once fail.)
+ */
+const SETUP_LOCK_TABLE =
+  'CREATE SCHEMA IF NOT EXISTS rustydb; CREATE TABLE IF NOT EXISTS rustydb.setup_lock ()';
+/** unique_violation, duplicate_schema, duplicate_table: what the loser of that race is told. */
+const CREATION_RACE = new Set(['23505', '42P06', '42P07']);
 /** How often a snapshot whose transactions were not a prefix of the sequence is taken again. */
 const SNAPSHOT_ATTEMPTS = 5;
 /** How long a client is told to wait before watching again when no attempt matched. */
@@ -174,7 +191,11 @@ export class PostgresEngine implements Engine {
       const facts = (
         await client.query({
           text: `SELECT current_setting('server_version_num')::int AS version, r.rolsuper, r.rolcreaterole,
-                   d.oid::text AS db_oid, pg_has_role(d.datdba, 'USAGE') AS owns_db, r.rolreplication,
+                   d.oid::text AS db_oid, pg_has_role(d.datdba, 'USAGE') AS owns_db,
+                   -- Amazon RDS and Aurora give replication by membership in rds_replication instead of
+                   -- the attribute (which their administrators cannot grant).
+                   r.rolreplication OR EXISTS (SELECT FROM pg_roles g WHERE g.rolname = 'rds_replication'
+                                                 AND pg_has_role(r.oid, g.oid, 'MEMBER')) AS replication,
                    current_setting('wal_level') AS wal_level
                  FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()`,
           rowMode: 'array',
@@ -203,7 +224,7 @@ export class PostgresEngine implements Engine {
       }
       if (!replication) {
         throw new Error(
-          'invalid configuration: database_url: the login role needs REPLICATION for change capture (see docs/postgres.md)',
+          `invalid configuration: database_url: the login role needs REPLICATION for change capture (${REPLICATION_HINT})`,
         );
       }
       if (walLevel !== 'logical') {
@@ -212,7 +233,8 @@ export class PostgresEngine implements Engine {
         );
       }
       this.#prefix = `rdb${dbOid}_`;
-      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${SETUP_LOCK})`);
+      await this.#makeSetupLock(client);
+      await client.query(`BEGIN; ${SETUP_LOCK}`);
       await client.query(setupSql(this.#prefix));
       await client.query({
         text: `INSERT INTO rustydb.meta (key, value) VALUES ('session_role_secret', $1) ON CONFLICT (key) DO NOTHING`,
@@ -236,6 +258,18 @@ export class PostgresEngine implements Engine {
     }
   }
 
+  async #makeSetupLock(client: PgClient): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Several statements in one query string run in one transaction.
+        await client.query(SETUP_LOCK_TABLE);
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !CREATION_RACE.has(String((err as { code?: unknown }).code))) throw err;
+      }
+    }
+  }
+
   get #slot(): string {
     return `${this.#prefix}capture`;
   }
@@ -248,8 +282,17 @@ export class PostgresEngine implements Engine {
         values: [this.#slot],
       });
     } catch (err) {
+      const code = (err as { code?: unknown }).code;
       // Another node made it at the same moment.
-      if ((err as { code?: unknown }).code !== '42710') throw err;
+      if (code === '42710') return;
+      // The role passed the start-up check but PostgreSQL does not let it replicate (a membership in a
+      // role named rds_replication gives nothing outside RDS and Aurora).
+      if (code === '42501') {
+        throw new Error(
+          `invalid configuration: database_url: the login role may not create a replication slot: change capture needs REPLICATION (${REPLICATION_HINT})`,
+        );
+      }
+      throw err;
     }
   }
 
@@ -274,7 +317,7 @@ export class PostgresEngine implements Engine {
     if (this.#closed) return;
     let client: PgClient | undefined;
     try {
-      client = await openClient(this.#ownerSettings());
+      client = await openClient({ ...this.#ownerSettings(), applicationName: this.#nodeEvents.listenerName });
       const retry = (): void => {
         if (this.#listener !== client) return;
         this.#listener = undefined;
@@ -719,7 +762,7 @@ export class PostgresEngine implements Engine {
       exec: (sql) =>
         this.#onOwner(async (client) => {
           // Migrations: one node at a time, all or nothing.
-          await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${SETUP_LOCK}); ${sql}; COMMIT`);
+          await client.query(`BEGIN; ${SETUP_LOCK}; ${sql}; COMMIT`);
         }),
     };
   }

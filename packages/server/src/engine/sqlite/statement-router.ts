@@ -30,6 +30,11 @@ export interface RoutedStatement {
    * program's columns are fixed until the schema changes, and then the router prepares it anew.
    */
   inlineColumns?: string[];
+  /**
+   * True when the inline statement's program can yield one row at most (see yieldsAtMostOneRow): it is
+   * then run with one native step (`get`) instead of a cursor read to its end.
+   */
+  singleRow?: boolean;
   /** Consecutive inline runs over the time budget. */
   slowRuns?: number;
 }
@@ -54,6 +59,58 @@ export function planIsKeyed(details: readonly string[]): boolean {
     }
     if (detail.startsWith('SEARCH') && /[<>]/.test(detail)) return false;
   }
+  return true;
+}
+
+/** One instruction of a compiled program, as `EXPLAIN` lists it. */
+export interface Instruction {
+  opcode: string;
+  /** The jump target of the opcodes that jump. */
+  p2: number;
+}
+
+/** A set of opcode names from a list separated by white space. */
+const opcodes = (names: string): Set<string> => new Set(names.trim().split(/\s+/));
+
+/**
+ * Opcodes a straight-line lookup is made of. Those in JUMPS jump forward to p2 (a miss, a failed
+ * comparison); the others never jump. Anything else (a loop's Next, a coroutine, an ephemeral table, a
+ * subroutine) makes a program that may yield more rows.
+ */
+const STRAIGHT = opcodes(`
+  OpenRead Variable Column Rowid IdxRowid DeferredSeek ResultRow Null Integer Int64 Real
+  String8 String Copy SCopy Affinity RealAffinity Function PureFunc Concat Add Subtract
+  Multiply Divide Remainder Cast BitAnd BitOr BitNot ShiftLeft ShiftRight Not And Or AggStep
+  AggFinal TableLock
+`);
+const JUMPS = opcodes(`
+  Goto SeekRowid NotExists IsNull NotNull SeekGE SeekGT SeekLE SeekLT IdxGT IdxGE IdxLT IdxLE
+  Eq Ne Lt Le Gt Ge If IfNot MustBeInt DecrJumpZero
+`);
+/** What SQLite places after the program's Halt: opened once, from Init, before the program proper. */
+const PROLOGUE = opcodes(`
+  Transaction TableLock Variable Integer Int64 Real String8 String Null Function PureFunc Goto
+`);
+
+/**
+ * True when a program yields one row at most: it emits rows at one place only, and nothing in it jumps
+ * back, so every instruction runs once at most. A query plan cannot tell this: `k = ?`, `k IN (?, ?)` and
+ * `k = ? OR k = ?` all plan as the same primary-key search, and only the first is one row.
+ */
+export function yieldsAtMostOneRow(program: readonly Instruction[]): boolean {
+  if (program[0]?.opcode !== 'Init') return false;
+  let results = 0;
+  let at = 1;
+  for (; at < program.length && program[at]!.opcode !== 'Halt'; at++) {
+    const { opcode, p2 } = program[at]!;
+    if (opcode === 'ResultRow') results++;
+    if (JUMPS.has(opcode)) {
+      // MustBeInt's p2 is 0 when a non-integer is an error rather than a jump.
+      if (p2 <= at && !(opcode === 'MustBeInt' && p2 === 0)) return false;
+    } else if (!STRAIGHT.has(opcode)) return false;
+  }
+  if (results !== 1 || at === program.length) return false;
+  for (at++; at < program.length; at++) if (!PROLOGUE.has(program[at]!.opcode)) return false;
   return true;
 }
 
@@ -144,6 +201,15 @@ export class StatementRouter {
     this.#planner.close();
   }
 
+  /** The statement's compiled program, on the planner's connection (EXPLAIN, like the plan above). */
+  #program(sql: string): Instruction[] {
+    return this.#planner
+      .prepare(`EXPLAIN ${sql}`)
+      .raw()
+      .all([])
+      .map((row) => ({ opcode: String(row[1]), p2: Number(row[3]) }));
+  }
+
   #classify(sql: string, guarded: GuardedStatement): RoutedStatement {
     // Read before compiling: a change committed in between makes the recorded version older than the
     // program, which the engine then refuses to run (never the other way round). Read on the inline
@@ -171,7 +237,8 @@ export class StatementRouter {
       const reader = inline.reader;
       if (reader) inline.raw();
       const inlineColumns = reader ? inline.columns().map((c) => c.name) : [];
-      return { guarded, access, schemaVersion, route: 'inline', inline, inlineColumns };
+      const singleRow = reader && access.kind === 'read' && yieldsAtMostOneRow(this.#program(sql));
+      return { guarded, access, schemaVersion, route: 'inline', inline, inlineColumns, singleRow };
     } catch {
       return { guarded, access, schemaVersion, route: 'pooled' };
     }
