@@ -55,6 +55,13 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Milliseconds before the statement is interrupted with QUERY_TIMEOUT. */
   timeoutMs: number;
+  /**
+   * The server compiled the statement (the documents API) rather than taking it from a client. The
+   * PostgreSQL engine runs it without JIT: its nested jsonb set-returning functions make PostgreSQL
+   * overestimate its cost by orders of magnitude, and JIT-compiling a statement that runs in
+   * milliseconds took seconds to minutes.
+   */
+  serverCompiled?: boolean;
 }
 
 export interface StreamOptions extends RunOptions {
