@@ -24,7 +24,9 @@ import {
   dataEnvelope,
   envelope,
   errorEnvelope,
+  idTail,
   sharedPayloadEnvelope,
+  sharedPayloadHead,
 } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
@@ -37,6 +39,11 @@ import type { SubscriberOwner } from '../changes/subscriber.ts';
 export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
   send(text: string): void;
+  /**
+   * Queues the text message made of `parts` (UTF-8 bytes, which may be shared with other connections:
+   * see sharedPayloadHead): a transport that has it frames them without making them text again.
+   */
+  sendText?(parts: readonly Buffer[]): void;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
@@ -263,11 +270,19 @@ export class StreamSession implements SubscriberOwner {
 
   /** As the owner of subscriptions: sends one of their messages. */
   deliver(type: ServerMessageType, payload: unknown, id: string): void {
-    this.#send(
-      payload !== null && typeof payload === 'object'
-        ? sharedPayloadEnvelope(type, payload, id)
-        : envelope(type, payload, id),
-    );
+    if (payload === null || typeof payload !== 'object') {
+      this.#send(envelope(type, payload, id));
+      return;
+    }
+    const socket = this.#socket;
+    if (!socket.sendText) {
+      this.#send(sharedPayloadEnvelope(type, payload, id));
+      return;
+    }
+    // The payload, serialized once for every subscriber it goes to, is framed by the transport as bytes.
+    if (this.#closed) return;
+    this.#deps.metrics?.messageOut();
+    socket.sendText([sharedPayloadHead(type, payload), Buffer.from(idTail(id))]);
   }
 
   /** As the owner of subscriptions: bytes queued on the connection. */
@@ -349,10 +364,11 @@ export class StreamSession implements SubscriberOwner {
   async #authenticate(token: string, id: string | undefined): Promise<void> {
     let principal: Principal;
     try {
-      principal = await this.#deps.authenticator.authenticate(token, {
-        ip: this.#origin.remoteAddress,
-        endpoint: this.#origin.endpoint,
-      });
+      const { authenticator } = this.#deps;
+      const context = { ip: this.#origin.remoteAddress, endpoint: this.#origin.endpoint };
+      // In this tick when it can be: a URL token's auth_success then leaves with the upgrade's answer.
+      principal =
+        authenticator.authenticateNow(token, context) ?? (await authenticator.authenticate(token, context));
     } catch (err) {
       const failure = normalizeError(err, (e) =>
         this.#deps.logger.error('authentication failed', describeError(e)),
