@@ -182,8 +182,9 @@ function asPostgresUser(bin, args, cwd) {
 function reachableBin(binDir, dir) {
   const ids = postgresUserIds();
   if (ids.uid === undefined) return binDir;
+  // Only a refusal to run the program moves it; any other failure is initdb's to report.
   const probe = spawnSync(join(binDir, 'postgres'), ['--version'], { cwd: dir, ...ids });
-  if (probe.status === 0) return binDir;
+  if (probe.error?.code !== 'EACCES') return binDir;
   const copy = join(dir, 'pg');
   cpSync(join(binDir, '..'), copy, { recursive: true, verbatimSymlinks: true });
   return join(copy, 'bin');
