@@ -292,8 +292,9 @@ export async function runClusterFanOut(ctx: BenchContext): Promise<BenchReport> 
         `the three nodes spend ${ratio(three.perDelivery / one.perDelivery)} the CPU per delivery that one node ` +
         `does, and each node reads the change log once per change. Three nodes can finish sooner only by ` +
         `running at the same time, and this machine has ${cores} core(s) for the nodes, PostgreSQL and the ` +
-        `${CLIENT_PROCESSES} client processes, which spend about as much CPU receiving the ${count(SUBSCRIBERS)} ` +
-        `messages as the nodes spend sending them. "Shortest round the CPU allows" is the larger of the busiest ` +
+        `${CLIENT_PROCESSES} client processes, which spent ${ms(three.clients)} of CPU a round receiving the ` +
+        `${count(SUBSCRIBERS)} messages against the nodes' ${ms(three.nodes)} sending them (3 nodes). ` +
+        `"Shortest round the CPU allows" is the larger of the busiest ` +
         `node's CPU (one event loop each) and all of the round's CPU (nodes, clients, PostgreSQL) spread over ` +
         `the ${cores} cores: its ratio, ${ratio(three.floor / one.floor)}, is the best this machine could ` +
         `show whatever the nodes did, against ${TARGET_RATIO}× on a machine with a core for each node and ` +

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_PASSWORD, sleep, sql, startTestServer, type TestServer } from './helpers.ts';
 import { REPO_ROOT, cleanEnv } from '../../server/test/helpers/cli.ts';
+import { ENGINES } from '../../server/test/helpers/engines.ts';
 
 /** The client package's `rustydb` (its own commands; the server's through @rustydb/server). */
 const CLI = fileURLToPath(new URL('../bin/rustydb.js', import.meta.url));
@@ -356,3 +357,42 @@ describe('one rustydb command from either package', { concurrency: false }, () =
     assert.doesNotMatch(help.stdout, /not installed/);
   });
 });
+
+if (!ENGINES.includes('postgres')) {
+  test('shell on PostgreSQL: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
+    assert.ok(!ENGINES.includes('postgres'));
+  });
+} else {
+  describe('rustydb shell on PostgreSQL', () => {
+    let ts: TestServer;
+    let env: NodeJS.ProcessEnv;
+
+    before(async () => {
+      ts = await startTestServer({ enable_rate_limiting: false }, { engine: 'postgres' });
+      await sql(ts, 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL DEFAULT 0)');
+      env = cleanEnv({ RUSTYDB_URL: ts.server.url, RUSTYDB_PASSWORD: ADMIN_PASSWORD, RUSTYDB_HISTORY: '' });
+    });
+    after(async () => {
+      await ts?.close();
+    });
+
+    test('\\dt and \\d read PostgreSQL catalog (information_schema), not SQLite', async () => {
+      const run = await start(['shell'], env, '\\dt\n\\d items\n\\d nowhere\n').finished();
+      const expected = [
+        ' Name  | Type\n-------+-------\n items | table\n(1 row)\n',
+        'Table "items"\n Column | Type    | Nullable | Default | Key\n',
+        ' id     | integer | not null |         | primary key\n',
+        ' name   | text    | not null |         |\n',
+        ' price  | real    |          | 0       |\n',
+      ];
+      let at = 0;
+      for (const part of expected) {
+        const found = run.stdout.indexOf(part, at);
+        assert.ok(found >= at, `expected ${JSON.stringify(part)} after position ${at} in:\n${run.stdout}`);
+        at = found + part.length;
+      }
+      assert.equal(run.stderr, 'Did not find any table named "nowhere".\n');
+      assert.equal(run.code, 1);
+    });
+  });
+}

@@ -1,10 +1,11 @@
 /**
- * The `data` message text written directly (dataEnvelope) is exactly the text the general envelope
- * makes of the same payload, and the shared timestamp is the current instant.
+ * The `data` and `auth_success` message texts written directly (dataEnvelope, authSuccessEnvelope) are
+ * exactly the text the general envelope makes of the same payload, and the shared timestamp is the
+ * current instant.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dataEnvelope, envelope, timestampNow } from '../src/core/envelope.ts';
+import { authSuccessEnvelope, dataEnvelope, envelope, timestampNow } from '../src/core/envelope.ts';
 
 /** The envelope text with its timestamp replaced, and the timestamp it had. */
 function withoutTimestamp(text: string): [string, string] {
@@ -42,6 +43,23 @@ test('dataEnvelope writes what envelope would for every kind of data message, fr
     const json = { text: JSON.stringify(rows), count: rows.length };
     const [fromJson] = withoutTimestamp(dataEnvelope(id, columns, json, hasMore, rowsAffected, lastInsertId));
     assert.equal(fromJson, general);
+  }
+});
+
+test('authSuccessEnvelope writes what envelope would, with the limits serialized once', () => {
+  const limits = { max_message_size: 1048576, rate_limit_rps: null, max_running_queries: 16 };
+  for (const [user, roles, id] of [
+    ['admin', ['admin'], undefined],
+    ['o"dd\\ \u2028name', ['reader', 'writer'], 'a-1'],
+    ['nobody', [], 'x'],
+  ] as [string, string[], string | undefined][]) {
+    const expiresAt = Date.UTC(2031, 0, 2, 3, 4, 5, 678);
+    const [direct] = withoutTimestamp(
+      authSuccessEnvelope(user, roles, expiresAt, JSON.stringify(limits), id),
+    );
+    const payload = { status: 'success', user, roles, expires_at: new Date(expiresAt).toISOString(), limits };
+    const [general] = withoutTimestamp(envelope('auth_success', payload, id));
+    assert.equal(direct, general);
   }
 });
 

@@ -58,6 +58,40 @@ function describeError(err: unknown): string {
   return `ERROR: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
 }
 
+/**
+ * How `\dt` and `\d` read the catalog on each engine. `columns` answers one row per column with
+ * `name`, `type`, `notnull`, `dflt_value` and `pk` (the position in the primary key, 0 outside it),
+ * as SQLite's PRAGMA table_info does.
+ */
+interface CatalogQueries {
+  tables: string;
+  columns: { sql: (table: string) => string; params: (table: string) => SqlValue[] };
+}
+
+const CATALOG: Record<string, CatalogQueries> = {
+  sqlite: {
+    tables: "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') ORDER BY name",
+    columns: { sql: (table) => `PRAGMA table_info(${quoteIdent(table)})`, params: () => [] },
+  },
+  // information_schema shows the caller only what it holds a privilege on, as SQLite's scoped catalog does.
+  postgres: {
+    tables: `SELECT table_name AS name, CASE table_type WHEN 'VIEW' THEN 'view' ELSE 'table' END AS type
+      FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name COLLATE "C"`,
+    columns: {
+      sql: () => `SELECT c.column_name AS name, c.data_type AS type, c.is_nullable = 'NO' AS notnull,
+          c.column_default AS dflt_value, COALESCE((
+            SELECT k.ordinal_position FROM information_schema.table_constraints t
+              JOIN information_schema.key_column_usage k ON k.constraint_schema = t.constraint_schema
+               AND k.constraint_name = t.constraint_name
+             WHERE t.constraint_type = 'PRIMARY KEY' AND t.table_schema = c.table_schema
+               AND t.table_name = c.table_name AND k.column_name = c.column_name), 0) AS pk
+        FROM information_schema.columns c
+       WHERE c.table_schema = 'public' AND c.table_name = ? ORDER BY c.ordinal_position`,
+      params: (table) => [table],
+    },
+  },
+};
+
 class Shell {
   readonly #client: RustyDBClient;
   readonly #io: CommandIo;
@@ -65,6 +99,7 @@ class Shell {
   readonly #interactive: boolean;
   #format: OutputFormat;
   #timing = false;
+  #engineCatalog: Promise<CatalogQueries> | undefined;
   #running: StatementRun | undefined;
   failures = 0;
 
@@ -137,13 +172,15 @@ class Shell {
     }
   }
 
+  /** The catalog queries of the server's engine (the schema endpoint names it), asked once. */
+  #catalog(): Promise<CatalogQueries> {
+    this.#engineCatalog ??= this.#client.schema().then(({ engine }) => CATALOG[engine] ?? CATALOG.sqlite!);
+    return this.#engineCatalog;
+  }
+
   async #listTables(): Promise<void> {
     try {
-      const result = await this.#client.query(
-        "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') ORDER BY name",
-        [],
-        { rowMode: 'array' },
-      );
+      const result = await this.#client.query((await this.#catalog()).tables, [], { rowMode: 'array' });
       // The server's own tables and SQLite's are not the user's business.
       const rows = result.rows.filter(([name]) => {
         const text = String(name);
@@ -158,7 +195,8 @@ class Shell {
 
   async #describe(table: string): Promise<void> {
     try {
-      const result = await this.#client.query(`PRAGMA table_info(${quoteIdent(table)})`, [], {
+      const { columns } = await this.#catalog();
+      const result = await this.#client.query(columns.sql(table), columns.params(table), {
         rowMode: 'array',
       });
       if (result.rows.length === 0) {

@@ -1,6 +1,6 @@
 /** Renders change-log records as the row events of `/api/v1/stream` table subscriptions. */
 import type { RowChangePayload, RowFilter } from '@rustydb/protocol';
-import { classify, compileRowFilter } from './row-filter.ts';
+import { classify, compileRowFilter, type Row } from './row-filter.ts';
 import type { Rendered, Renderer } from './table-subscription.ts';
 import type { ChangeRecord } from '../engine/engine.ts';
 
@@ -51,11 +51,23 @@ function rowEvent(record: ChangeRecord, event: RowEvent): Rendered {
   return rendered;
 }
 
+/** The renderer of a subscription with no filter and every event: one for all of them. */
+let unfiltered: Renderer | undefined;
+
 export function rowEventRenderer(
   filter: RowFilter | undefined,
   events: ReadonlySet<'insert' | 'update' | 'delete'> | undefined,
 ): Renderer {
-  const matches = compileRowFilter(filter);
+  if (events === undefined && (filter === undefined || Object.keys(filter).length === 0)) {
+    return (unfiltered ??= renderer(compileRowFilter(undefined), undefined));
+  }
+  return renderer(compileRowFilter(filter), events);
+}
+
+function renderer(
+  matches: (row: Row | null) => boolean,
+  events: ReadonlySet<'insert' | 'update' | 'delete'> | undefined,
+): Renderer {
   // Called for every change of the table, matching or not: nothing is built before the filter says yes.
   return (record) => {
     if (record.op === 'ddl') {

@@ -5,7 +5,7 @@
  */
 import type { FilterCondition, RowFilter, SqlValue } from '@rustydb/protocol';
 
-type Row = Record<string, unknown>;
+export type Row = Record<string, unknown>;
 
 function compare(a: unknown, b: unknown): number | undefined {
   if (typeof a === 'number' && typeof b === 'number') return a - b;
@@ -57,12 +57,17 @@ export function rowMatches(filter: RowFilter | undefined, row: Row | null): bool
   return true;
 }
 
+/** The predicate of an empty filter: every row (a missing row, before an insert or after a delete, is none). */
+const anyRow = (row: Row | null): boolean => row !== null;
+
 /**
  * The filter read once into a predicate: what rowMatches does, for a subscriber that checks every change
  * of its table (with many subscribers, re-reading each filter per change dominated the fan-out).
  */
 export function compileRowFilter(filter: RowFilter | undefined): (row: Row | null) => boolean {
   const conditions = filter ? Object.entries(filter) : [];
+  // Most subscribers filter nothing: they share one predicate rather than holding a closure each.
+  if (conditions.length === 0) return anyRow;
   return (row) => {
     if (!row) return false;
     for (const [column, condition] of conditions) if (!conditionHolds(row[column], condition)) return false;

@@ -35,7 +35,6 @@ const CATCH_UP_PAGE = 1000;
 const CATCH_UP_WAIT_MS = 5;
 /** Rows a table snapshot may hold; larger tables must be read with a streamed query. */
 const MAX_SNAPSHOT_ROWS = 100_000;
-const NO_RECORDS: readonly ChangeRecord[] = [];
 
 type AnySubscription = TableSubscription | LiveQuerySubscriber;
 
@@ -91,6 +90,9 @@ export class SubscriptionHub {
   #rechecks = 0;
   #held: (readonly ChangeRecord[])[] = [];
   readonly #delivery: DeliveryScheduler;
+  /** How every table subscription tells the hub it ended. */
+  readonly #onTableEnd = (subscription: TableSubscription, reason: EndReason): void =>
+    this.#forget(subscription.key, subscription, reason);
 
   constructor(
     engine: Engine,
@@ -128,7 +130,7 @@ export class SubscriptionHub {
     const live = (subscription: TableSubscription): boolean => !subscription.catchingUp;
     const routed = this.#router.route(records, live);
     for (const subscription of this.#tables) {
-      if (live(subscription)) yield [subscription, routed.get(subscription) ?? NO_RECORDS];
+      if (live(subscription)) yield [subscription, routed.of(subscription)];
     }
     for (const query of this.#liveQueries.values()) yield [query, records];
   }
@@ -373,6 +375,7 @@ export class SubscriptionHub {
       }
     }
     const subscription = new TableSubscription({
+      key,
       id,
       owner,
       principal,
@@ -383,7 +386,7 @@ export class SubscriptionHub {
       cursor: options.cursor,
       route: options.route,
       maxBuffer: this.#config.subscription_max_buffer,
-      onEnd: (s, reason) => this.#forget(key, s, reason),
+      onEnd: this.#onTableEnd,
     });
     this.#register(key, subscription);
     this.#tables.add(subscription);

@@ -119,26 +119,30 @@ export class SubscriptionRouter<S extends Routable> {
   }
 
   /**
-   * The records each subscription may be concerned by, in log order, for those `accept` lets through;
-   * subscriptions concerned by none are left out.
+   * The records each subscription may be concerned by, in log order, for those `accept` lets through.
+   * Subscriptions that see every change of their table share one list per table (a change fanned out to
+   * thousands of them builds no list per subscription).
    */
-  route(records: readonly ChangeRecord[], accept: (subscription: S) => boolean): Map<S, ChangeRecord[]> {
-    const routed = new Map<S, ChangeRecord[]>();
+  route(records: readonly ChangeRecord[], accept: (subscription: S) => boolean): RoutedRecords<S> {
+    const pinned = new Map<S, ChangeRecord[]>();
+    const byTable = new Map<string, ChangeRecord[]>();
     const give = (subscription: S, record: ChangeRecord): void => {
       if (!accept(subscription)) return;
-      const list = routed.get(subscription);
-      if (!list) routed.set(subscription, [record]);
+      const list = pinned.get(subscription);
+      if (!list) pinned.set(subscription, [record]);
       // A subscription pinned to both the old and the new value is found twice: it gets the record once.
       else if (list[list.length - 1] !== record) list.push(record);
     };
     for (const record of records) {
       const routes = this.#tables.get(record.table);
       if (!routes) continue;
+      const ofTable = byTable.get(record.table);
+      if (ofTable) ofTable.push(record);
+      else byTable.set(record.table, [record]);
       if (record.op === 'ddl') {
-        for (const subscription of routes.all) give(subscription, record);
+        for (const subscription of routes.all) if (subscription.route) give(subscription, record);
         continue;
       }
-      for (const subscription of routes.unpinned) give(subscription, record);
       for (const [column, byValue] of routes.pinned) {
         const before = record.old ? routeKeyOf(record.old[column]) : undefined;
         const after = record.new ? routeKeyOf(record.new[column]) : undefined;
@@ -147,6 +151,32 @@ export class SubscriptionRouter<S extends Routable> {
           for (const s of byValue.get(after) ?? []) give(s, record);
       }
     }
-    return routed;
+    return new RoutedRecords(pinned, byTable, accept);
+  }
+}
+
+const NO_RECORDS: readonly ChangeRecord[] = [];
+
+/** What `SubscriptionRouter.route` found: the records of a batch each subscription is to be offered. */
+export class RoutedRecords<S extends Routable> {
+  readonly #pinned: Map<S, ChangeRecord[]>;
+  readonly #byTable: Map<string, ChangeRecord[]>;
+  readonly #accept: (subscription: S) => boolean;
+
+  constructor(
+    pinned: Map<S, ChangeRecord[]>,
+    byTable: Map<string, ChangeRecord[]>,
+    accept: (subscription: S) => boolean,
+  ) {
+    this.#pinned = pinned;
+    this.#byTable = byTable;
+    this.#accept = accept;
+  }
+
+  /** The records that may concern `subscription`, in log order (none when `accept` refused it). */
+  of(subscription: S): readonly ChangeRecord[] {
+    if (subscription.route) return this.#pinned.get(subscription) ?? NO_RECORDS;
+    if (!this.#accept(subscription)) return NO_RECORDS;
+    return this.#byTable.get(subscription.table) ?? NO_RECORDS;
   }
 }

@@ -22,6 +22,8 @@ export interface Rendered {
 export type Renderer = (record: ChangeRecord) => Rendered | undefined;
 
 export interface TableSubscriptionOptions {
+  /** Its name server-wide (the hub's key). */
+  key: string;
   id: string;
   owner: SubscriberOwner;
   principal: Principal;
@@ -35,11 +37,13 @@ export interface TableSubscriptionOptions {
   /** The column and values its filter pins, for SubscriptionRouter (undefined: every change of the table). */
   route?: RouteKey | undefined;
   maxBuffer: number;
+  /** One function for every subscription (a closure each would cost each one ~100 bytes). */
   onEnd: (subscription: TableSubscription, reason: EndReason) => void;
 }
 
 export class TableSubscription {
   readonly kind = 'table';
+  readonly key: string;
   readonly id: string;
   readonly owner: SubscriberOwner;
   readonly principal: Principal;
@@ -61,6 +65,7 @@ export class TableSubscription {
   ended = false;
 
   constructor(options: TableSubscriptionOptions) {
+    this.key = options.key;
     this.id = options.id;
     this.owner = options.owner;
     this.principal = options.principal;

@@ -54,6 +54,26 @@ export function dataEnvelope(
   );
 }
 
+/**
+ * The `auth_success` message: the text `envelope('auth_success', payload, id)` makes, written directly
+ * around the server's limits, which are the same for every connection and serialized once by the caller
+ * (`limitsJson`). Every connect sends one.
+ */
+export function authSuccessEnvelope(
+  user: string,
+  roles: readonly string[],
+  expiresAt: number,
+  limitsJson: string,
+  id: string | undefined,
+): string {
+  return (
+    `{"type":"auth_success","payload":{"status":"success","user":${JSON.stringify(user)},` +
+    `"roles":${JSON.stringify(roles)},"expires_at":"${new Date(expiresAt).toISOString()}",` +
+    `"limits":${limitsJson}},"timestamp":"${timestampNow()}"` +
+    `${id === undefined ? '' : `,"id":${JSON.stringify(id)}`}}`
+  );
+}
+
 export function errorPayload(code: ErrorCode, message: string, details?: Record<string, unknown>) {
   return details ? { status: 'error', message, code, details } : { status: 'error', message, code };
 }
@@ -62,21 +82,56 @@ export function errorEnvelope(err: RustyError, id?: string, type: 'error' | 'aut
   return envelope(type, errorPayload(err.code, err.message, err.details), id);
 }
 
-/** The text of messages sent to many subscribers up to their timestamp, by payload: made once. */
-const sharedHeads = new WeakMap<object, { type: string; head: string }>();
+/** A payload that may go to many connections, serialized once: its envelope's text up to the timestamp. */
+interface SharedHead {
+  type: string;
+  text: string;
+  /** The head's bytes with the timestamp of `stampedAt` and the id's key: what every message begins with. */
+  bytes: Buffer | undefined;
+  stampedAt: string;
+}
+
+/** The shared heads, by payload: made once, however many subscribers a change goes to. */
+const sharedHeads = new WeakMap<object, SharedHead>();
+
+function sharedHead(type: string, payload: object): SharedHead {
+  let shared = sharedHeads.get(payload);
+  if (shared?.type !== type) {
+    shared = {
+      type,
+      text: `{"type":${JSON.stringify(type)},"payload":${JSON.stringify(payload)},"timestamp":"`,
+      bytes: undefined,
+      stampedAt: '',
+    };
+    sharedHeads.set(payload, shared);
+  }
+  return shared;
+}
 
 /**
  * `envelope` for a payload object that may go to many connections (one change fanned out to every
  * subscriber): the type and payload are serialized once, and only the timestamp and id per message.
  */
 export function sharedPayloadEnvelope(type: string, payload: object, id: string): string {
-  let shared = sharedHeads.get(payload);
-  if (shared?.type !== type) {
-    shared = {
-      type,
-      head: `{"type":${JSON.stringify(type)},"payload":${JSON.stringify(payload)},"timestamp":"`,
-    };
-    sharedHeads.set(payload, shared);
+  return `${sharedHead(type, payload).text}${timestampNow()}","id":${JSON.stringify(id)}}`;
+}
+
+/**
+ * The same message as `sharedPayloadEnvelope`, for a transport that frames it itself, as two parts: the
+ * UTF-8 bytes of everything up to the id's value (made once per payload and millisecond, shared by every
+ * connection it goes to), then `idTail(id)`.
+ */
+export function sharedPayloadHead(type: string, payload: object): Buffer {
+  const shared = sharedHead(type, payload);
+  const now = timestampNow();
+  if (shared.stampedAt !== now || !shared.bytes) {
+    shared.bytes = Buffer.from(`${shared.text}${now}","id":`);
+    shared.stampedAt = now;
   }
-  return `${shared.head}${timestampNow()}","id":${JSON.stringify(id)}}`;
+  return shared.bytes;
+}
+
+/** What follows `sharedPayloadHead`: the id's value and the closing brace. */
+export function idTail(id: string): string {
+  return `${JSON.stringify(id)}}`;
 }

@@ -69,9 +69,9 @@ interface Entry {
   user: string;
   /**
    * Every token and every login the session has presented (it may re-authenticate with refreshed
-   * tokens): revoking any of them ends it.
+   * tokens): revoking any of them ends it. A few, so an array (a Set costs a connection ~150 bytes more).
    */
-  credentials: Set<string>;
+  credentials: string[];
   expiresAt: number | undefined;
   terminate: Terminate;
   queued: QueuedBytes;
@@ -167,9 +167,10 @@ export class SessionRegistry {
       return false;
     }
     if (existing && !sameUser) this.remove(handle.id);
-    const credentials = sameUser ? existing.credentials : new Set<string>();
-    if (principal.tokenId) credentials.add(principal.tokenId);
-    if (principal.loginId) credentials.add(principal.loginId);
+    const credentials = sameUser ? existing.credentials : [];
+    for (const credential of [principal.tokenId, principal.loginId]) {
+      if (credential && !credentials.includes(credential)) credentials.push(credential);
+    }
     this.#sessions.set(handle.id, {
       id: handle.id,
       endpoint: handle.endpoint,
@@ -290,7 +291,7 @@ export class SessionRegistry {
         ? [id]
         : scope === 'user'
           ? [...(this.#byUser.get(id) ?? [])]
-          : [...this.#sessions.values()].filter((e) => e.credentials.has(id)).map((e) => e.id);
+          : [...this.#sessions.values()].filter((e) => e.credentials.includes(id)).map((e) => e.id);
     return ids.filter((sessionId) => this.kill(sessionId, code, message, reason)).length;
   }
 }

@@ -19,7 +19,15 @@ import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
-import { dataEnvelope, envelope, errorEnvelope, sharedPayloadEnvelope } from './envelope.ts';
+import {
+  authSuccessEnvelope,
+  dataEnvelope,
+  envelope,
+  errorEnvelope,
+  idTail,
+  sharedPayloadEnvelope,
+  sharedPayloadHead,
+} from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
@@ -31,6 +39,11 @@ import type { SubscriberOwner } from '../changes/subscriber.ts';
 export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
   send(text: string): void;
+  /**
+   * Queues the text message made of `parts` (UTF-8 bytes, which may be shared with other connections:
+   * see sharedPayloadHead): a transport that has it frames them without making them text again.
+   */
+  sendText?(parts: readonly Buffer[]): void;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
@@ -98,6 +111,9 @@ export function rateLimits(config: ServerConfig): { burst: number; maxViolations
 export function switchRefused(current: Principal): string {
   return `this connection is authenticated as '${current.user}'; a token of another user needs a connection of its own`;
 }
+
+/** The `limits` of auth_success as JSON, by configuration (see #limitsJson). */
+const limitsTexts = new WeakMap<ServerConfig, string>();
 
 export class StreamSession implements SubscriberOwner {
   readonly #socket: SessionSocket;
@@ -254,11 +270,19 @@ export class StreamSession implements SubscriberOwner {
 
   /** As the owner of subscriptions: sends one of their messages. */
   deliver(type: ServerMessageType, payload: unknown, id: string): void {
-    this.#send(
-      payload !== null && typeof payload === 'object'
-        ? sharedPayloadEnvelope(type, payload, id)
-        : envelope(type, payload, id),
-    );
+    if (payload === null || typeof payload !== 'object') {
+      this.#send(envelope(type, payload, id));
+      return;
+    }
+    const socket = this.#socket;
+    if (!socket.sendText) {
+      this.#send(sharedPayloadEnvelope(type, payload, id));
+      return;
+    }
+    // The payload, serialized once for every subscriber it goes to, is framed by the transport as bytes.
+    if (this.#closed) return;
+    this.#deps.metrics?.messageOut();
+    socket.sendText([sharedPayloadHead(type, payload), Buffer.from(idTail(id))]);
   }
 
   /** As the owner of subscriptions: bytes queued on the connection. */
@@ -340,10 +364,11 @@ export class StreamSession implements SubscriberOwner {
   async #authenticate(token: string, id: string | undefined): Promise<void> {
     let principal: Principal;
     try {
-      principal = await this.#deps.authenticator.authenticate(token, {
-        ip: this.#origin.remoteAddress,
-        endpoint: this.#origin.endpoint,
-      });
+      const { authenticator } = this.#deps;
+      const context = { ip: this.#origin.remoteAddress, endpoint: this.#origin.endpoint };
+      // In this tick when it can be: a URL token's auth_success then leaves with the upgrade's answer.
+      principal =
+        authenticator.authenticateNow(token, context) ?? (await authenticator.authenticate(token, context));
     } catch (err) {
       const failure = normalizeError(err, (e) =>
         this.#deps.logger.error('authentication failed', describeError(e)),
@@ -379,17 +404,7 @@ export class StreamSession implements SubscriberOwner {
     this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
     this.#send(
-      envelope(
-        'auth_success',
-        {
-          status: 'success',
-          user: principal.user,
-          roles: principal.roles,
-          expires_at: new Date(principal.expiresAt!).toISOString(),
-          limits: this.#limits(),
-        },
-        id,
-      ),
+      authSuccessEnvelope(principal.user, principal.roles, principal.expiresAt!, this.#limitsJson(), id),
     );
     this.#begin();
   }
@@ -442,6 +457,14 @@ export class StreamSession implements SubscriberOwner {
       },
       Math.min(Math.max(remaining, 0), MAX_DELAY),
     );
+  }
+
+  /** The limits' JSON text, made once per configuration: every connect sends it. */
+  #limitsJson(): string {
+    const { config } = this.#deps;
+    let json = limitsTexts.get(config);
+    if (json === undefined) limitsTexts.set(config, (json = JSON.stringify(this.#limits())));
+    return json;
   }
 
   #limits(): ServerLimits {

@@ -7,7 +7,7 @@
  * change streams read. `_op` records whether the last write replaced the document, for change events.
  */
 import { randomBytes } from 'node:crypto';
-import type { Caller, Engine, StatementInput } from '../engine/engine.ts';
+import type { Caller, Engine, RunOptions, StatementInput } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { TABLE_PRIVILEGES } from '../auth/privileges.ts';
 import { collectionTable, hasCollectionColumns, isValidCollectionName } from './collection-name.ts';
@@ -79,14 +79,20 @@ export class DocumentService {
 
   async #run(statement: StatementInput, context: CallContext) {
     try {
-      return await this.#engine.execute(statement, {
-        caller: context.caller,
-        timeoutMs: context.timeoutMs,
-        ...(context.signal ? { signal: context.signal } : {}),
-      });
+      return await this.#engine.execute(statement, this.#options(context));
     } catch (err) {
       throw this.#translate(err);
     }
+  }
+
+  /** How the engine runs the statements compiled here. */
+  #options(context: CallContext): RunOptions {
+    return {
+      caller: context.caller,
+      timeoutMs: context.timeoutMs,
+      ...(context.signal ? { signal: context.signal } : {}),
+      serverCompiled: true,
+    };
   }
 
   /** Data-dependent update failures come back from the engine as a marked message; surface it plainly. */
@@ -116,7 +122,7 @@ export class DocumentService {
     if (statements.length === 1) await this.#run(statements[0]!, context);
     else {
       try {
-        await this.#engine.batch(statements, { ...context, transaction: true });
+        await this.#engine.batch(statements, { ...this.#options(context), transaction: true });
       } catch (err) {
         throw this.#translate(err);
       }
@@ -217,7 +223,7 @@ export class DocumentService {
     }
     const statements = documents.map((d) => this.#insertStatement(name, d));
     try {
-      await this.#engine.batch(statements, { ...context, transaction: true });
+      await this.#engine.batch(statements, { ...this.#options(context), transaction: true });
     } catch (err) {
       const index = (err as RustyError).details?.index;
       throw this.#duplicateKey(
@@ -270,7 +276,7 @@ export class DocumentService {
     };
     let results;
     try {
-      results = await this.#engine.batch([update, insert], { ...context, transaction: true });
+      results = await this.#engine.batch([update, insert], { ...this.#options(context), transaction: true });
     } catch (err) {
       throw this.#translate(err);
     }

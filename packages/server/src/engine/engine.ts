@@ -55,6 +55,13 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Milliseconds before the statement is interrupted with QUERY_TIMEOUT. */
   timeoutMs: number;
+  /**
+   * The server compiled the statement (the documents API) rather than taking it from a client. The
+   * PostgreSQL engine runs it without JIT: its nested jsonb set-returning functions make PostgreSQL
+   * overestimate its cost by orders of magnitude, and JIT-compiling a statement that runs in
+   * milliseconds took seconds to minutes.
+   */
+  serverCompiled?: boolean;
 }
 
 export interface StreamOptions extends RunOptions {
@@ -268,6 +275,11 @@ export interface InternalStore {
    */
   readonly changeHead: string;
   get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  /**
+   * `get`, answered in this tick: for stores that read synchronously (SQLite's, a step of microseconds).
+   * Absent where a read must wait (PostgreSQL's, over the network).
+   */
+  getNow?<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): T | undefined;
   all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }>;
   exec(sql: string): Promise<void>;

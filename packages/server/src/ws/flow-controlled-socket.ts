@@ -4,7 +4,8 @@
  *
  * - Frames sent in one tick leave in one system call: the TCP socket is corked on the first send of a
  *   tick and uncorked when the tick's work is done, so a fan-out that sends a socket several messages
- *   costs it one `writev`, not one per frame.
+ *   costs it one `writev`, not one per frame. The sockets corked in a tick are uncorked by one
+ *   `nextTick` callback for all of them (not one per socket: a change fanned out to 10,000 sockets).
  * - `sendText(parts)` is the cheap way for pushed data: the frame is built here, in one buffer, from
  *   parts the caller may share among sockets (the same event's bytes for every subscriber), and the
  *   tick's frames of every socket are written by one shared flush at the end of the tick — one `write`
@@ -54,8 +55,16 @@ function exactSize(data: unknown): number {
   return typeof data === 'string' ? Buffer.byteLength(data) : upperBound(data);
 }
 
-function uncork(socket: FlowControlledWebSocket): void {
-  socket.uncorkTick();
+/** The TCP socket's property naming the WebSocket it carries (for the listeners every socket shares). */
+const SOCKET_OWNER = Symbol('rustydb.flowControlledWebSocket');
+
+/** The sockets corked during this tick; one nextTick callback uncorks them all. */
+let corkedThisTick: FlowControlledWebSocket[] = [];
+
+function uncorkAll(): void {
+  const sockets = corkedThisTick;
+  corkedThisTick = [];
+  for (const socket of sockets) socket.uncorkTick();
 }
 
 /** What of ws's internals `sendText` reads to know it may frame a message itself. */
@@ -97,6 +106,12 @@ function textFrame(parts: readonly Buffer[], length: number): Buffer {
 export class FlowControlledWebSocket extends WebSocket {
   #raw: Duplex | undefined;
   #limits: FlowLimits | undefined;
+  #endpoint = '';
+  /**
+   * What the endpoint serving the socket keeps with it (its session), so that the endpoint's listeners
+   * can be functions every socket shares rather than closures made per connection.
+   */
+  served: unknown = undefined;
   #corked = false;
   #overflowed = false;
   /** 'message' events held while the client is behind, in arrival order. */
@@ -123,18 +138,38 @@ export class FlowControlledWebSocket extends WebSocket {
   }
 
   /**
-   * Applies the limits; called by the gateway as it accepts the socket, with the TCP socket the
-   * upgrade came on (the one `ws` writes to).
+   * Applies the limits (one object for every socket); called by the gateway as it accepts the socket,
+   * with the TCP socket the upgrade came on (the one `ws` writes to).
    */
-  control(raw: Duplex, limits: FlowLimits): void {
+  control(raw: Duplex, limits: FlowLimits, endpoint: string): void {
     this.#raw = raw;
     this.#limits = limits;
-    const wake = (): void => this.#wake();
-    raw.on('drain', wake);
-    this.on('close', () => {
-      this.#held = [];
-      wake();
-    });
+    this.#endpoint = endpoint;
+    // Listeners shared by every socket (a closure each would cost every connection ~150 bytes).
+    (raw as Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket })[SOCKET_OWNER] = this;
+    raw.on('drain', FlowControlledWebSocket.#onRawDrain);
+    this.on('close', FlowControlledWebSocket.#onClose);
+  }
+
+  static #onRawDrain(this: Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket }): void {
+    const owner = this[SOCKET_OWNER];
+    if (owner) owner.#wake();
+  }
+
+  static #onClose(this: WebSocket): void {
+    const socket = this as FlowControlledWebSocket;
+    socket.#held = [];
+    socket.#wake();
+  }
+
+  /** The endpoint the socket was opened on (as the gateway counts it). */
+  get endpoint(): string {
+    return this.#endpoint;
+  }
+
+  /** The client's address, as the TCP socket has it. */
+  get remoteAddress(): string {
+    return (this.#raw as { remoteAddress?: string } | undefined)?.remoteAddress ?? '';
   }
 
   get maxBuffered(): number {
@@ -309,7 +344,7 @@ export class FlowControlledWebSocket extends WebSocket {
     if (this.#corked || !this.#raw) return;
     this.#corked = true;
     this.#raw.cork();
-    process.nextTick(uncork, this);
+    if (corkedThisTick.push(this) === 1) process.nextTick(uncorkAll);
   }
 
   #holdReading(): void {

@@ -26,6 +26,11 @@ class SocketAdapter implements SessionSocket {
     if (ws.readyState === ws.OPEN) ws.send(text);
   }
 
+  sendText(parts: readonly Buffer[]): void {
+    const ws = this.#ws;
+    if (ws.readyState === ws.OPEN) ws.sendText(parts);
+  }
+
   congested(): boolean {
     return this.#ws.congested();
   }

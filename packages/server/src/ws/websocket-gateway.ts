@@ -10,7 +10,7 @@ import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorPayload } from '../core/envelope.ts';
 import type { Logger } from '../core/logger.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { FlowControlledWebSocket } from './flow-controlled-socket.ts';
+import { FlowControlledWebSocket, type FlowLimits } from './flow-controlled-socket.ts';
 import { authTimeoutMs } from '../config/config.ts';
 import type { OriginPolicy } from '../auth/origin-policy.ts';
 import {
@@ -56,6 +56,10 @@ function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
+function uncorkSocket(socket: Duplex): void {
+  socket.uncork();
+}
+
 /** How long a closing socket may take to finish the close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 /** The close code for a client that fell more than websocket_max_send_buffer bytes behind. */
@@ -99,6 +103,8 @@ export class WebSocketGateway {
    */
   readonly #onSocketError: (err: Error) => void;
   readonly #onSocketHeard: (this: WebSocket) => void;
+  /** What may wait to be sent on a socket, and what happens past it: one object for every socket. */
+  readonly #flowLimits: FlowLimits;
 
   constructor(config: ServerConfig, logger: Logger, origins: OriginPolicy, audit?: AuditLog) {
     this.#config = config;
@@ -130,6 +136,10 @@ export class WebSocketGateway {
       Math.max(25, Math.min(pingMs, timeoutMs) / 4),
     );
     this.#heartbeat.unref();
+    this.#flowLimits = {
+      maxBuffered: config.websocket_max_send_buffer,
+      onOverflow: (socket) => this.#closeOverflowing(socket),
+    };
     this.#onSocketError = (err) => this.#logger.info('websocket error', { error: err.message });
     const lastSeen = this.#lastSeen;
     this.#onSocketHeard = function (this: WebSocket) {
@@ -212,6 +222,10 @@ export class WebSocketGateway {
       );
       return;
     }
+    // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick (the
+    // auth_success of a token in the URL, checked synchronously) leaves with it, in one write.
+    socket.cork();
+    process.nextTick(uncorkSocket, socket);
     (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
       this.#accept(ws, request, url, route),
     );
@@ -253,10 +267,7 @@ export class WebSocketGateway {
       this.#forceCloseLater(ws);
       return;
     }
-    (ws as FlowControlledWebSocket).control(request.socket, {
-      maxBuffered: this.#config.websocket_max_send_buffer,
-      onOverflow: (socket) => this.#closeOverflowing(socket, address, endpoint),
-    });
+    (ws as FlowControlledWebSocket).control(request.socket, this.#flowLimits, endpoint);
     this.#tickets.set(ws, admitted);
     this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
     let counted = true;
@@ -302,10 +313,10 @@ export class WebSocketGateway {
   }
 
   /** A client too far behind: it is not reading, so it is not waited for either. */
-  #closeOverflowing(ws: WebSocket, address: string, endpoint: string): void {
+  #closeOverflowing(ws: FlowControlledWebSocket): void {
     this.#logger.info('closing a connection that fell too far behind', {
-      ip: address,
-      endpoint,
+      ip: ws.remoteAddress,
+      endpoint: ws.endpoint,
       limit: this.#config.websocket_max_send_buffer,
     });
     ws.close(SEND_BUFFER_FULL, 'send buffer limit exceeded');

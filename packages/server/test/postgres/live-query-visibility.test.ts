@@ -65,91 +65,118 @@ if (!ENGINES.includes('postgres')) {
   /**
    * Inserts `id` as the superuser with a commit that is flushed (so decoded and numbered) but not yet
    * visible; runs `during` meanwhile (once the change is in the log), then lets the commit become visible.
+   * False when the commit did not wait: the checkpointer applies a reload of synchronous_standby_names
+   * a moment after pg_reload_conf(), and a commit before that is visible at once (the caller tries again).
    */
-  const inTheWindow = async (id: number, during: () => Promise<void>): Promise<void> => {
-    const before = Number(
-      (
-        (await asSuperuser(['SELECT head FROM rustydb.capture'], superuserOfNode)) as {
-          rows: { head: string }[];
-        }
-      ).rows[0]!.head,
-    );
+  const inTheWindow = async (id: number, during: () => Promise<void>): Promise<boolean> => {
+    const head = async (): Promise<{ head: number; seen: number }> => {
+      const { rows } = (await asSuperuser(
+        [
+          `SELECT head, (SELECT count(*) FROM public.items WHERE id = ${id})::int AS seen FROM rustydb.capture`,
+        ],
+        superuserOfNode,
+      )) as { rows: { head: string; seen: number }[] };
+      return { head: Number(rows[0]!.head), seen: rows[0]!.seen };
+    };
+    const before = (await head()).head;
     await asSuperuser([
       "ALTER SYSTEM SET synchronous_standby_names = 'rustydb_absent_standby'",
       'SELECT pg_reload_conf()',
     ]);
-    const writing = asSuperuser(
-      ['SET synchronous_commit = on', `INSERT INTO items VALUES (${id})`],
-      superuserOfNode,
-    );
+    const writer = new pg.Client({ connectionString: superuserOfNode });
+    await writer.connect();
+    let finished = false;
+    let writing: Promise<unknown> | undefined;
     try {
+      const pid = Number((await writer.query('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
+      writing = writer
+        .query(`SET synchronous_commit = on; INSERT INTO items VALUES (${id})`)
+        .finally(() => (finished = true));
       for (;;) {
-        const [state] = (
-          (await asSuperuser(
-            [
-              'SELECT head, (SELECT count(*) FROM public.items WHERE id = ' +
-                id +
-                ')::int AS seen FROM rustydb.capture',
-            ],
-            superuserOfNode,
-          )) as { rows: { head: string; seen: number }[] }
-        ).rows;
-        if (Number(state!.head) > before) {
-          assert.equal(state!.seen, 0, 'the window is open: the numbered row is not visible yet');
+        const { rows } = (await asSuperuser([
+          `SELECT wait_event FROM pg_stat_activity WHERE pid = ${pid}`,
+        ])) as { rows: { wait_event: string | null }[] };
+        if (rows[0]?.wait_event === 'SyncRep') break;
+        if (finished) return false;
+        await sleep(5);
+      }
+      for (;;) {
+        const state = await head();
+        if (state.head > before) {
+          assert.equal(state.seen, 0, 'the window is open: the numbered row is not visible yet');
           break;
         }
         await sleep(10);
       }
       await during();
+      return true;
     } finally {
       await asSuperuser(['ALTER SYSTEM RESET synchronous_standby_names', 'SELECT pg_reload_conf()']);
       await writing;
+      await writer.end();
     }
+  };
+
+  /** Runs `scenario` with fresh ids until its write waited in the window (a few tries at most). */
+  const untilTheWindowOpens = async (
+    firstId: number,
+    scenario: (id: number) => Promise<boolean>,
+  ): Promise<void> => {
+    for (let id = firstId; id < firstId + 5; id++) if (await scenario(id)) return;
+    assert.fail('no commit waited for the absent standby');
   };
 
   test('a live query re-evaluated before the change it was told of is visible still ends up with it', async () => {
     const client = await ts.connectAuthed();
-    client.send({
-      type: 'subscribe',
-      id: 'live',
-      payload: { query: 'SELECT id FROM items WHERE id < 100 ORDER BY id' },
-    });
-    const first = await client.next((m) => m.id === 'live' && m.type === 'data');
-    assert.deepEqual(first.payload.rows, []);
-    await inTheWindow(1, async () => {
+    await untilTheWindowOpens(1, async (id) => {
+      const live = `live${id}`;
+      client.send({
+        type: 'subscribe',
+        id: live,
+        payload: { query: `SELECT id FROM items WHERE id = ${id}` },
+      });
+      const first = await client.next((m) => m.id === live && m.type === 'data');
+      assert.deepEqual(first.payload.rows, []);
       // Time for the live query to be told of the change and evaluated while the row is not visible.
-      await sleep(500);
+      if (!(await inTheWindow(id, () => sleep(500)))) return false;
+      // No further write: the live query must reach the row by itself.
+      const diff = await client.next((m) => m.id === live && m.type === 'change', 5000);
+      assert.deepEqual(diff.payload.added, [[id]]);
+      return true;
     });
-    // No further write: the live query must reach the row by itself.
-    const diff = await client.next((m) => m.id === 'live' && m.type === 'change', 5000);
-    assert.deepEqual(diff.payload.added, [[1]]);
     client.close();
   });
 
   test('a table snapshot taken before a numbered change is visible names a sequence before it', async () => {
-    const client = await ts.connectAuthed();
-    let snapshot: { sequence: number; rows: unknown[] } | undefined;
-    await inTheWindow(200, async () => {
-      client.send({
-        type: 'subscribe',
-        id: 'snap',
-        payload: { table: 'items', snapshot: true, filter: { id: { gte: 200 } } },
+    await untilTheWindowOpens(200, async (id) => {
+      const client = await ts.connectAuthed();
+      let snapshot: { sequence: number; rows: number[][] } | undefined;
+      const opened = await inTheWindow(id, async () => {
+        client.send({ type: 'subscribe', id: 'snap', payload: { table: 'items', snapshot: true } });
+        const data = await client.next(
+          (m) => m.id === 'snap' && (m.type === 'data' || m.type === 'error'),
+          10_000,
+        );
+        assert.equal(data.type, 'data', JSON.stringify(data.payload));
+        snapshot = { sequence: data.payload.sequence as number, rows: data.payload.rows as number[][] };
       });
-      const data = await client.next(
-        (m) => m.id === 'snap' && (m.type === 'data' || m.type === 'error'),
-        10_000,
-      );
-      assert.equal(data.type, 'data', JSON.stringify(data.payload));
-      snapshot = { sequence: data.payload.sequence as number, rows: data.payload.rows as unknown[] };
-    });
-    // Either the snapshot holds the row, or the change that adds it follows it.
-    if (snapshot!.rows.length === 0) {
+      if (!opened) {
+        client.close();
+        return false;
+      }
+      // The snapshot and the changes after its sequence make the table's content, each row once: the
+      // row the snapshot could not see comes as a change.
+      const ids = snapshot!.rows.map((row) => row[0]);
+      assert.ok(!ids.includes(id), JSON.stringify(snapshot));
       const change = await client.next((m) => m.id === 'snap' && m.type === 'change', 5000);
-      assert.deepEqual(change.payload.row, { id: 200 });
-      assert.equal(change.payload.sequence, snapshot!.sequence + 1);
-    } else {
-      assert.deepEqual(snapshot!.rows, [[200]]);
-    }
-    client.close();
+      assert.equal(change.payload.sequence, snapshot!.sequence + 1, JSON.stringify(snapshot));
+      assert.deepEqual(change.payload.row, { id }, JSON.stringify(snapshot));
+      assert.deepEqual(
+        [...ids, id].sort((a, b) => a! - b!),
+        (await sql(ts, 'SELECT id FROM items ORDER BY id')).rows.flat(),
+      );
+      client.close();
+      return true;
+    });
   });
 }

@@ -90,15 +90,22 @@ function quoteLiteral(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
+/** How a transaction runs: its time limit, and whether the server compiled its statements. */
+type TransactionOptions = Pick<RunOptions, 'timeoutMs' | 'serverCompiled'>;
+
 /** BEGIN and the settings the value mapping relies on, in one round trip. */
-function beginSql(mode: 'read' | 'write' | 'snapshot', timeoutMs: number): string {
+function beginSql(mode: 'read' | 'write' | 'snapshot', options: TransactionOptions): string {
   const begin =
     mode === 'read'
       ? 'BEGIN READ ONLY'
       : mode === 'snapshot'
         ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'
         : 'BEGIN';
-  const settings = Object.entries({ ...SESSION_SETTINGS, statement_timeout: `${Math.ceil(timeoutMs)}` })
+  const settings = Object.entries({
+    ...SESSION_SETTINGS,
+    statement_timeout: `${Math.ceil(options.timeoutMs)}`,
+    ...(options.serverCompiled ? { jit: 'off' } : {}),
+  })
     .map(([name, value]) => `SET LOCAL ${name} = ${quoteLiteral(value)}`)
     .join('; ');
   return `${begin}; ${settings}`;
@@ -399,7 +406,7 @@ export class PostgresEngine implements Engine {
     // caller refuses what the caller may not touch.
     // The generic plan of a prepared statement: one planned with the parameters' values (NULL here)
     // folds `col > NULL` to nothing and names no table. The connection is discarded if this fails.
-    const plan = await this.#inSession(caller, 'read', 5000, undefined, async (client) => {
+    const plan = await this.#inSession(caller, 'read', { timeoutMs: 5000 }, async (client) => {
       // The extended protocol takes one statement only, as the caller's own statements do.
       await client.query({
         text: `PREPARE rustydb_describe AS ${statement.text}`,
@@ -492,7 +499,7 @@ export class PostgresEngine implements Engine {
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
-      await client.query(beginSql(parsed.kind === 'read' ? 'read' : 'write', options.timeoutMs));
+      await client.query(beginSql(parsed.kind === 'read' ? 'read' : 'write', options));
       stopper.throwIfStopped();
       // The last chunk goes out only once the transaction has committed: a client that sends its next
       // statement on seeing it must find this one's effects.
@@ -540,7 +547,7 @@ export class PostgresEngine implements Engine {
       ),
     );
     const caller = this.#requireCaller(options.caller);
-    return this.#inSession(caller, 'write', options.timeoutMs, options.signal, async (client, stopper) => {
+    return this.#inSession(caller, 'write', options, async (client, stopper) => {
       const results: StatementResult[] = [];
       for (let i = 0; i < statements.length; i++) {
         results.push(
@@ -572,25 +579,19 @@ export class PostgresEngine implements Engine {
     if (parsed.kind !== 'read') throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
     const caller = this.#requireCaller(options.caller);
     for (let attempt = 1; ; attempt++) {
-      const taken = await this.#inSession(
-        caller,
-        'snapshot',
-        options.timeoutMs,
-        options.signal,
-        async (client, stopper) => {
-          // The first statement fixes the transaction's snapshot: what it sees, and a WAL position that
-          // every commit it sees lies before.
-          const position = await client.query({
-            text: 'SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text',
-            rowMode: 'array',
-          });
-          const result = await collect(
-            this.#runOn(client, parsed, toDriverParams(statement.params), stopper, 10_000),
-          );
-          const [snapshot, lsn] = position.rows[0] as [string, string];
-          return { result, snapshot, lsn };
-        },
-      );
+      const taken = await this.#inSession(caller, 'snapshot', options, async (client, stopper) => {
+        // The first statement fixes the transaction's snapshot: what it sees, and a WAL position that
+        // every commit it sees lies before.
+        const position = await client.query({
+          text: 'SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text',
+          rowMode: 'array',
+        });
+        const result = await collect(
+          this.#runOn(client, parsed, toDriverParams(statement.params), stopper, 10_000),
+        );
+        const [snapshot, lsn] = position.rows[0] as [string, string];
+        return { result, snapshot, lsn };
+      });
       const sequence = await this.#changeLog.sequenceOfSnapshot(taken.snapshot, taken.lsn, options.timeoutMs);
       if (sequence !== undefined) return { sequence, result: taken.result };
       if (attempt >= SNAPSHOT_ATTEMPTS) {
@@ -668,17 +669,16 @@ export class PostgresEngine implements Engine {
   async #inSession<T>(
     caller: Caller,
     mode: 'read' | 'write' | 'snapshot',
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
+    options: TransactionOptions & { signal?: AbortSignal | undefined },
     work: (client: PgClient, stopper: StatementStopper) => Promise<T>,
   ): Promise<T> {
     const pool = await this.#poolFor(caller);
-    const client = await pool.acquire(caller.user, signal);
-    const stopper = new StatementStopper(timeoutMs, signal);
+    const client = await pool.acquire(caller.user, options.signal);
+    const stopper = new StatementStopper(options.timeoutMs, options.signal);
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
-      await client.query(beginSql(mode, timeoutMs));
+      await client.query(beginSql(mode, options));
       const result = await work(client, stopper);
       await commit(client);
       clean = true;
