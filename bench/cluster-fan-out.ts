@@ -201,7 +201,7 @@ export async function runClusterFanOut(ctx: BenchContext): Promise<BenchReport> 
         best: Math.min(...list.map((r) => r.last)),
         worst: max(list.map((r) => r.last)),
         p50: median(list.map((r) => r.p50)),
-        /** Milliseconds of CPU per round (median): the nodes together, each node, clients, PostgreSQL. */
+        /** Milliseconds of CPU per round (mean): the nodes together, each node, clients, PostgreSQL. */
         nodes: perRound((r) => sum(r.nodeCpu)),
         eachNode: list[0]!.nodeCpu.map((_, i) => perRound((r) => r.nodeCpu[i]!)),
         clients: perRound((r) => r.clientCpu),

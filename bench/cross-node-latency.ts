@@ -22,7 +22,7 @@ import {
   startTestPostgres,
   stopNodes,
 } from './lib/postgres-nodes.ts';
-import { cpuSeconds, machineCpu } from './lib/proc.ts';
+import { cpuSeconds, machineCpu, treeCpuSeconds } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import type { RustyServerProcess } from './lib/rusty-server.ts';
 import { count, max, median, ms, percentile, sleep, verdict } from './lib/stats.ts';
@@ -174,6 +174,8 @@ interface Repetition {
   load: number;
   /** Each node's share of one core. */
   nodeBusy: number[];
+  /** PostgreSQL's (every backend, the walsender) share of one core. */
+  postgresBusy: number;
 }
 
 export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchReport> {
@@ -218,6 +220,7 @@ export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchRepor
       try {
         const nodesBefore = nodes.map((node) => cpuSeconds(node.pid));
         const machineBefore = machineCpu().busy;
+        const postgresBefore = treeCpuSeconds(postgres.pid);
         const started = performance.now();
         note(await writeAtRate(writerSockets, next, REPEAT_S, sent, acked));
         const seconds = (performance.now() - started) / 1000;
@@ -230,6 +233,7 @@ export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchRepor
           machineBusy: (machineCpu().busy - machineBefore) / (seconds * cores),
           load: loadavg()[0]!,
           nodeBusy: nodes.map((node, i) => (cpuSeconds(node.pid) - nodesBefore[i]!) / seconds),
+          postgresBusy: (treeCpuSeconds(postgres.pid) - postgresBefore) / seconds,
         });
       } finally {
         await burner?.stop();
@@ -335,6 +339,7 @@ export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchRepor
           'machine busy (all cores)',
           'load (1 min)',
           'nodes 1 / 2 / 3 (share of a core)',
+          'PostgreSQL (share of a core)',
           'commit → delivery p99, nodes 2 and 3',
         ],
         repetitions.map((r, i) => [
@@ -344,6 +349,7 @@ export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchRepor
           pct(r.machineBusy),
           r.load.toFixed(2),
           r.nodeBusy.map(pct).join(' / '),
+          pct(r.postgresBusy),
           ms(repetitionP99[i]!),
         ]),
       ),
@@ -435,7 +441,10 @@ const WHERE_THE_TIME_GOES = [
     'core and the p99 grows with the load: in a run at load average 18 (the machine 100% busy, the nodes ' +
     'getting 5–25% of a core and the writer managing 210–500 changes/s) it was 150–190 ms. There the ' +
     'numbering step took p50 4.9 ms, p99 42 ms with six round trips, and p50 4.0 ms, p99 34 ms as one ' +
-    'statement in a run at load 12–18: on a saturated machine each step is mostly a wait for a core. What ' +
+    'statement in a run at load 12–18: on a saturated machine each step is mostly a wait for a core. And the ' +
+    'path needs CPU in proportion to the rate: at 400–560 changes/s PostgreSQL used 37–54% of a core and ' +
+    'the nodes 40–50% between them (the table above says how much each got), so when other work leaves ' +
+    'less than that the path falls behind and the p99 measures the backlog. What ' +
     'would remove further steps: the capture node delivering its own subscribers from memory (only its ' +
     'own), or the NOTIFY carrying the records so that other nodes skip the read (any role can LISTEN, so ' +
     'they would have to be encrypted and authenticated with a key only the nodes hold).',

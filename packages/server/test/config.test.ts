@@ -156,6 +156,35 @@ test('log_level is one of debug, info, warn, error', () => {
   );
 });
 
+test('durability is full unless normal is chosen, from the file, RUSTYDB_DURABILITY or --durability', () => {
+  assert.equal(loadConfig().durability, 'full');
+  const file = configFile('durability.json', { durability: 'normal' });
+  assert.equal(loadConfig({ file }).durability, 'normal');
+  assert.equal(loadConfig({ env: { RUSTYDB_DURABILITY: 'normal' } }).durability, 'normal');
+  assert.equal(
+    loadConfig({ file, env: { RUSTYDB_DURABILITY: 'normal' }, flags: { durability: 'full' } }).durability,
+    'full',
+  );
+  for (const wrong of ['off', 'FULL', 'fast', 'extra']) {
+    expectConfigError(
+      () => loadConfig({ env: { RUSTYDB_DURABILITY: wrong } }),
+      'durability',
+      /expected one of full, normal/,
+    );
+  }
+  expectConfigError(() => loadConfig({ flags: { durability: '' } }), 'durability', /non-empty string/);
+});
+
+test('durability normal is refused with engine postgres, whose commits are durable by its own settings', () => {
+  const postgres = { engine: 'postgres', database_url: 'postgres://u:p@localhost:5432/db' };
+  assert.equal(loadConfig({ flags: postgres }).durability, 'full');
+  expectConfigError(
+    () => loadConfig({ flags: { ...postgres, durability: 'normal' } }),
+    'durability',
+    /only full .*synchronous_commit/,
+  );
+});
+
 test('subscription_max_buffer must be below websocket_max_send_buffer', () => {
   const mib = 1024 * 1024;
   assert.throws(

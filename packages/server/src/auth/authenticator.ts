@@ -6,8 +6,8 @@
 import { RustyError } from '../errors/rusty-error.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { decoyPasswordHash, verifyPassword } from './passwords.ts';
-import { CLOCK_TOLERANCE_S, type TokenService } from './tokens.ts';
-import type { UserStore } from './user-store.ts';
+import { CLOCK_TOLERANCE_S, type TokenClaims, type TokenService } from './tokens.ts';
+import type { UserRecord, UserStore } from './user-store.ts';
 import type { TokenRevocations } from './token-revocations.ts';
 import { ExternalIdentityProvider } from './external-idp.ts';
 
@@ -50,6 +50,28 @@ export function sameIdentity(a: Principal, b: Principal): boolean {
 export interface IssuedToken {
   token: string;
   expiresAt: Date;
+}
+
+/**
+ * The principal a verified token of this server names, given its user's row and whether its login or
+ * the token itself was revoked; throws when the token no longer holds.
+ */
+function principalOf(claims: TokenClaims, user: UserRecord | undefined, revoked: boolean): Principal {
+  // Another account of the same name (the one it was issued to was deleted) is another user.
+  if (!user || user.disabled || user.id !== claims.userId) {
+    throw new RustyError('AUTH_FAILED', 'invalid token');
+  }
+  if (claims.generation !== user.tokenGeneration || revoked) {
+    throw new RustyError('AUTH_FAILED', 'token has been revoked; log in again');
+  }
+  return {
+    user: user.username,
+    userId: user.id,
+    roles: user.roles,
+    expiresAt: claims.expiresAt * 1000,
+    tokenId: claims.tokenId,
+    loginId: claims.loginId,
+  };
 }
 
 export class Authenticator {
@@ -96,14 +118,41 @@ export class Authenticator {
     try {
       return await this.#check(token);
     } catch (err) {
-      if (err instanceof RustyError) {
-        this.#audit?.record({
-          event: 'auth.failure',
-          ...context,
-          details: { code: err.code, reason: err.message },
-        });
-      }
+      this.#failed(err, context);
       throw err;
+    }
+  }
+
+  /**
+   * `authenticate`, answered in this tick when it can be: a token of this server, with the user and the
+   * revocations read synchronously (SQLite). The same checks, from the same rows, as `authenticate`;
+   * undefined when it cannot answer now (an identity provider's token, a store that must be waited for).
+   * A connect with its token in the URL is then answered in the tick of its upgrade.
+   */
+  authenticateNow(token: string, context: AuthContext = {}): Principal | undefined {
+    if (this.#idp && ExternalIdentityProvider.claims(token)) return undefined;
+    try {
+      const claims = this.#tokens.verifyNow(token);
+      const found = this.#users.findNow(claims.user);
+      if (!found) return undefined;
+      const revoked = this.#revocations
+        ? this.#revocations.isRevokedNow(claims.loginId, claims.tokenId)
+        : false;
+      if (revoked === undefined) return undefined;
+      return principalOf(claims, found.user, revoked);
+    } catch (err) {
+      this.#failed(err, context);
+      throw err;
+    }
+  }
+
+  #failed(err: unknown, context: AuthContext): void {
+    if (err instanceof RustyError) {
+      this.#audit?.record({
+        event: 'auth.failure',
+        ...context,
+        details: { code: err.code, reason: err.message },
+      });
     }
   }
 
@@ -123,24 +172,8 @@ export class Authenticator {
     }
     const claims = await this.#tokens.verify(token);
     const user = await this.#users.find(claims.user);
-    // Another account of the same name (the one it was issued to was deleted) is another user.
-    if (!user || user.disabled || user.id !== claims.userId) {
-      throw new RustyError('AUTH_FAILED', 'invalid token');
-    }
-    if (claims.generation !== user.tokenGeneration) {
-      throw new RustyError('AUTH_FAILED', 'token has been revoked; log in again');
-    }
-    if (await this.#revocations?.isRevoked(claims.loginId, claims.tokenId)) {
-      throw new RustyError('AUTH_FAILED', 'token has been revoked; log in again');
-    }
-    return {
-      user: user.username,
-      userId: user.id,
-      roles: user.roles,
-      expiresAt: claims.expiresAt * 1000,
-      tokenId: claims.tokenId,
-      loginId: claims.loginId,
-    };
+    const revoked = (await this.#revocations?.isRevoked(claims.loginId, claims.tokenId)) ?? false;
+    return principalOf(claims, user, revoked);
   }
 
   /**

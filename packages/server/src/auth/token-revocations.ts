@@ -12,6 +12,12 @@ export const REVOKED_TOKENS_TABLE = `${INTERNAL_PREFIX}revoked_tokens`;
 /** How often expired entries are swept out, milliseconds. */
 const PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
+/** Whether any of `count` ids is revoked, in one lookup. */
+function revokedSql(count: number): string {
+  const marks = Array.from({ length: count }, () => '?').join(', ');
+  return `SELECT 1 AS revoked FROM ${REVOKED_TOKENS_TABLE} WHERE jti IN (${marks}) LIMIT 1`;
+}
+
 export class TokenRevocations {
   readonly #store: InternalStore;
   #lastPurge = 0;
@@ -48,11 +54,14 @@ export class TokenRevocations {
   async isRevoked(...ids: string[]): Promise<boolean> {
     if (ids.length === 0) return false;
     // One lookup for all of them: every connect asks this.
-    const row = await this.#store.get(
-      `SELECT 1 AS revoked FROM ${REVOKED_TOKENS_TABLE} WHERE jti IN (${ids.map(() => '?').join(', ')}) LIMIT 1`,
-      ids,
-    );
-    return row !== undefined;
+    return (await this.#store.get(revokedSql(ids.length), ids)) !== undefined;
+  }
+
+  /** `isRevoked`, answered in this tick when the store reads synchronously (SQLite); else undefined. */
+  isRevokedNow(...ids: string[]): boolean | undefined {
+    if (ids.length === 0) return false;
+    if (!this.#store.getNow) return undefined;
+    return this.#store.getNow(revokedSql(ids.length), ids) !== undefined;
   }
 
   /** Forgets revocations of tokens that have expired by now. */

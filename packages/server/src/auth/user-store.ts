@@ -47,6 +47,20 @@ const NOW_ISO = {
   postgres: `(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`,
 };
 
+const FIND_USER_SQL = `SELECT username, user_id, password_hash, roles, disabled, token_generation FROM ${USERS_TABLE} WHERE username = ?`;
+
+function recordOf(row: UserRow | undefined): UserRecord | undefined {
+  if (!row) return undefined;
+  return {
+    username: row.username,
+    id: row.user_id,
+    passwordHash: row.password_hash,
+    roles: JSON.parse(row.roles) as string[],
+    disabled: row.disabled !== 0,
+    tokenGeneration: row.token_generation,
+  };
+}
+
 export class UserStore {
   readonly #store: InternalStore;
 
@@ -139,19 +153,16 @@ export class UserStore {
   }
 
   async find(username: string): Promise<UserRecord | undefined> {
-    const row = await this.#store.get<UserRow>(
-      `SELECT username, user_id, password_hash, roles, disabled, token_generation FROM ${USERS_TABLE} WHERE username = ?`,
-      [username],
-    );
-    if (!row) return undefined;
-    return {
-      username: row.username,
-      id: row.user_id,
-      passwordHash: row.password_hash,
-      roles: JSON.parse(row.roles) as string[],
-      disabled: row.disabled !== 0,
-      tokenGeneration: row.token_generation,
-    };
+    return recordOf(await this.#store.get<UserRow>(FIND_USER_SQL, [username]));
+  }
+
+  /**
+   * `find`, answered in this tick when the store reads synchronously (SQLite): `{ user }`, the user
+   * undefined when there is none; undefined when the store cannot.
+   */
+  findNow(username: string): { user: UserRecord | undefined } | undefined {
+    if (!this.#store.getNow) return undefined;
+    return { user: recordOf(this.#store.getNow<UserRow>(FIND_USER_SQL, [username])) };
   }
 
   async count(): Promise<number> {

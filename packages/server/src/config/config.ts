@@ -236,6 +236,11 @@ export const CONFIG_FIELDS = {
     max: 100_000,
     help: 'rows per streamed data message',
   },
+  durability: {
+    kind: 'string',
+    default: 'full',
+    help: 'full: an acknowledged commit survives a power loss; normal (SQLite only): it survives a crash of the server process, a power loss may undo the last commits',
+  },
   engine_pool_size: {
     kind: 'int',
     default: 4,
@@ -315,6 +320,18 @@ export type ServerConfig = {
     ? ValueOf<(typeof CONFIG_FIELDS)[K]> | undefined
     : ValueOf<(typeof CONFIG_FIELDS)[K]>;
 };
+
+/**
+ * What an acknowledged commit survives. `full`: a power loss or an operating-system crash as well
+ * (SQLite flushes its write-ahead log to the disk at every commit, synchronous = FULL). `normal`: a
+ * crash of the server process; a power loss may undo the last commits (synchronous = NORMAL).
+ */
+export const DURABILITIES = ['full', 'normal'] as const;
+export type Durability = (typeof DURABILITIES)[number];
+
+export function isDurability(value: unknown): value is Durability {
+  return (DURABILITIES as readonly unknown[]).includes(value);
+}
 
 export class ConfigError extends Error {
   constructor(
@@ -437,6 +454,20 @@ export function loadConfig(sources: ConfigSources = {}): ServerConfig {
     }
   } else if (result.database_url !== undefined) {
     throw new ConfigError('database_url', 'is only used with engine postgres');
+  }
+  if (!isDurability(result.durability)) {
+    throw new ConfigError(
+      'durability',
+      `expected one of ${DURABILITIES.join(', ')}, got ${JSON.stringify(result.durability)}`,
+    );
+  }
+  // PostgreSQL's commits are durable by its own settings; the change capture needs them flushed
+  // at once (see engine/postgres/change-log.ts), so the server offers no faster value there.
+  if (result.engine === 'postgres' && result.durability !== 'full') {
+    throw new ConfigError(
+      'durability',
+      "only full is offered with engine postgres: commit durability is PostgreSQL's own (synchronous_commit)",
+    );
   }
   if (result.enable_tls && (!result.tls_cert_path || !result.tls_key_path)) {
     throw new ConfigError('enable_tls', 'needs both tls_cert_path and tls_key_path');

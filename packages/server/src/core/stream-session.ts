@@ -360,10 +360,11 @@ export class StreamSession implements SubscriberOwner {
   async #authenticate(token: string, id: string | undefined): Promise<void> {
     let principal: Principal;
     try {
-      principal = await this.#deps.authenticator.authenticate(token, {
-        ip: this.#origin.remoteAddress,
-        endpoint: this.#origin.endpoint,
-      });
+      const { authenticator } = this.#deps;
+      const context = { ip: this.#origin.remoteAddress, endpoint: this.#origin.endpoint };
+      // In this tick when it can be: a URL token's auth_success then leaves with the upgrade's answer.
+      principal =
+        authenticator.authenticateNow(token, context) ?? (await authenticator.authenticate(token, context));
     } catch (err) {
       const failure = normalizeError(err, (e) =>
         this.#deps.logger.error('authentication failed', describeError(e)),

@@ -7,7 +7,9 @@
  *   as SQLite's SUM must fit its 64-bit integer; once a double is among the values, the sum is of
  *   doubles with SQLite's compensated algorithm (`rustydb_api.document_fsum`, database-setup.ts), so
  *   it rounds as SQLite's does where PostgreSQL's own SUM(float8) would not (ten 0.1s make 1, not
- *   0.9999999999999999). `$avg` divides that sum by the count, as a double;
+ *   0.9999999999999999); integers among them are added as doubles (SQLite adds those before the first
+ *   double exactly: the results differ only for integers beyond 2^53). `$avg` divides that sum by the
+ *   count, as a double;
  * - a double is written with the shortest digits that read back as the same double (float8's output
  *   with extra_float_digits = 1, which the engine sets in every transaction), an infinite result as null;
  * - `$min`/`$max` return the stored value itself; strings compare byte-wise (COLLATE "C"), objects

@@ -275,6 +275,11 @@ export interface InternalStore {
    */
   readonly changeHead: string;
   get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  /**
+   * `get`, answered in this tick: for stores that read synchronously (SQLite's, a step of microseconds).
+   * Absent where a read must wait (PostgreSQL's, over the network).
+   */
+  getNow?<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): T | undefined;
   all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }>;
   exec(sql: string): Promise<void>;

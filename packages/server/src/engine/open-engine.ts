@@ -1,5 +1,5 @@
 /** Opens the engine the configuration names: embedded SQLite, or a PostgreSQL database. */
-import type { ServerConfig } from '../config/config.ts';
+import type { Durability, ServerConfig } from '../config/config.ts';
 import type { Engine } from './engine.ts';
 import { silentLogger, type Logger } from '../core/logger.ts';
 import { SqliteEngine } from './sqlite/sqlite-engine.ts';
@@ -28,6 +28,7 @@ export async function openEngine(config: ServerConfig, options: OpenEngineOption
     dataDir: config.data_dir,
     poolSize: config.engine_pool_size,
     storageReserveBytes: config.storage_reserve,
+    durability: config.durability as Durability,
     ...sqliteOptions,
   });
 }

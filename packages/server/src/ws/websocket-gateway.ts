@@ -56,6 +56,10 @@ function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
+function uncorkSocket(socket: Duplex): void {
+  socket.uncork();
+}
+
 /** How long a closing socket may take to finish the close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 /** The close code for a client that fell more than websocket_max_send_buffer bytes behind. */
@@ -223,6 +227,10 @@ export class WebSocketGateway {
       );
       return;
     }
+    // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick (the
+    // auth_success of a token in the URL, checked synchronously) leaves with it, in one write.
+    socket.cork();
+    process.nextTick(uncorkSocket, socket);
     (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
       this.#accept(ws, request, url, route),
     );

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import WebSocket from 'ws';
 import { TestClient } from '../helpers/ws-client.ts';
-import { createRole, createUser } from '../security/helpers.ts';
+import { createRole, createUser, within } from '../security/helpers.ts';
 import { Events, attached, disposeClients, errorCode, rawSocket, wsClient } from './helpers.ts';
 
 let ts: TestServer;
@@ -247,11 +247,20 @@ describe('a subscriber that does not read', () => {
       payload: { query: 'subscription { rowInserted(table: bulky) { row } }' },
     });
     await attached(slow, 'bulky', 1);
-    // Stop reading: the server's send buffer fills up.
+    // Stop reading: the server's send buffer fills up. How much the kernel's socket buffers take first
+    // depends on the machine (loopback buffers grow to several MB) and on how fast the writes come
+    // (with durability full each commit waits for the disk), so rows are written until the server gives
+    // up on the subscriber and ends its subscription (it is no longer listed), which it must do long
+    // before MAX_ROWS (40 MB).
+    const MAX_ROWS = 2000;
     const tcp = (socket.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     tcp.pause();
     const body = 'x'.repeat(20_000);
-    for (let i = 0; i < 10; i++) {
+    const ended = async (): Promise<boolean> => {
+      const res = await slow.http('/api/v1/subscriptions');
+      return (res.body as { data: { subscriptions: unknown[] } }).data.subscriptions.length === 0;
+    };
+    for (let written = 0; written < MAX_ROWS && !(await ended()); written += 20) {
       await slow.http('/api/v1/batch', {
         body: {
           queries: Array.from({ length: 20 }, () => ({
@@ -261,6 +270,7 @@ describe('a subscriber that does not read', () => {
         },
       });
     }
+    await within(10_000, ended);
     tcp.resume();
     const failed = await socket.next((m) => m.type === 'error' && m.id === 's1', 10_000);
     const errors = failed.payload as unknown as { extensions?: { code?: string } }[];

@@ -110,6 +110,31 @@ test("an insert that inserts nothing reports no last_insert_id (not the previous
   assert.deepEqual((await sql(ts, "SELECT id FROM public_t WHERE v = 'mine'")).rows, [[own]]);
 });
 
+test("an insert reports its own rowid even when the connection's last insert had the same number", async () => {
+  // Durability normal runs both inserts on the one inline connection; full with one pooled connection
+  // commits both on that connection. Either way the second insert's rowid equals the first's.
+  for (const overrides of [{ durability: 'normal' }, { engine_pool_size: 1 }] as const) {
+    const server = await startTestServer(overrides);
+    try {
+      const client = await server.connectAuthed();
+      // Both tables first: DDL makes the engine open fresh connections.
+      for (const table of ['first_t', 'second_t']) {
+        const created = await client.query(`CREATE TABLE ${table} (id INTEGER PRIMARY KEY, v TEXT)`);
+        assert.equal(created.error, undefined);
+      }
+      for (const table of ['first_t', 'second_t']) {
+        const { chunks, error } = await client.query(`INSERT INTO ${table} (id, v) VALUES (?, ?)`, {
+          params: [7, table],
+        });
+        assert.equal(error, undefined, JSON.stringify(error));
+        assert.equal(chunks.at(-1)!.payload.last_insert_id, 7, `${JSON.stringify(overrides)}: ${table}`);
+      }
+    } finally {
+      await server.close();
+    }
+  }
+});
+
 test("statements that change no rows report rows_affected 0, not the previous statement's count", async () => {
   await sql(ts, 'DELETE FROM secret');
   for (let i = 0; i < 5; i++) await adminInserts(700 + i);

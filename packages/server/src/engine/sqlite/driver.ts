@@ -32,6 +32,8 @@ export interface AsyncStatement {
 export interface AsyncDatabase {
   prepare(sql: string): Promise<AsyncStatement>;
   exec(sql: string): Promise<void>;
+  /** False in autocommit mode: no transaction is open (also after SQLite rolled one back by itself). */
+  readonly inTransaction: boolean;
   interrupt(): void;
   close(): void;
   /** Statements and result cursors held until the connection closes (see openAsync). */

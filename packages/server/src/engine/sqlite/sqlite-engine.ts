@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
+import type { Durability } from '../../config/config.ts';
 import { RustyError, storageFullError } from '../../errors/rusty-error.ts';
 import type {
   AccessNeed,
@@ -38,6 +39,7 @@ import { StatementRouter, type RoutedStatement } from './statement-router.ts';
 import { StatementStopper } from './statement-stopper.ts';
 import { SchemaReplica, copySchema } from './schema-replica.ts';
 import { WriteGate } from './write-gate.ts';
+import { CommitGroups, type GroupTransaction } from './commit-groups.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { DiskSpace } from './disk-space.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
@@ -62,6 +64,8 @@ export interface SqliteEngineOptions {
   onStorageChange?: (full: boolean) => void;
   /** How long a read worker beyond the one kept may stay idle before it ends (tests shorten it). */
   readWorkerIdleMs?: number;
+  /** What an acknowledged commit survives (see Durability); default full. */
+  durability?: Durability;
 }
 
 /** The database's file name in the data directory. */
@@ -86,10 +90,24 @@ const WAL_BRAKE_BYTES = 3 * 1024 * 1024;
 const WAL_KEEP_BYTES = 64 * 1024;
 
 /**
- * Every connection: no automatic checkpoints (they would run inside a commit, on the event loop for
- * the inline connection; the Checkpointer runs them instead), and a restarted WAL is cut back to size.
+ * SQLite's `synchronous` level for each durability. In WAL mode, FULL flushes the log to the disk at
+ * every commit, before the commit is acknowledged or visible to any reader; NORMAL writes the log at
+ * every commit but flushes it only at checkpoints, so a process crash loses nothing and a power loss
+ * may undo the last commits (never a part of one, never the file's consistency).
  */
-const CONNECTION_PRAGMAS = `PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = ${WAL_KEEP_BYTES};`;
+const SYNCHRONOUS: Record<Durability, 'FULL' | 'NORMAL'> = { full: 'FULL', normal: 'NORMAL' };
+
+/**
+ * Every connection: the durability's `synchronous` level, no automatic checkpoints (they would run
+ * inside a commit, on the event loop for the inline connection; the Checkpointer runs them instead),
+ * and a restarted WAL is cut back to size.
+ */
+function connectionPragmas(durability: Durability): string {
+  return `PRAGMA foreign_keys = ON; PRAGMA synchronous = ${SYNCHRONOUS[durability]}; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = ${WAL_KEEP_BYTES};`;
+}
+
+/** SQLite's numbers for `PRAGMA synchronous`, as read back. */
+const SYNCHRONOUS_LEVELS = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
 
 /** SQLite's result code behind an error, also once it is wrapped in a RustyError. */
 function sqliteCode(err: unknown): string | undefined {
@@ -135,14 +153,21 @@ async function assertSchema(
   conn: PooledConnection,
   routed: Pick<RoutedStatement, 'schemaVersion'>,
 ): Promise<void> {
+  if ((await schemaVersionOn(conn)) !== routed.schemaVersion) throw new SchemaChangedError();
+}
+
+/** The schema version the connection's current transaction sees. */
+async function schemaVersionOn(conn: PooledConnection): Promise<number> {
   let stmt = versionStatements.get(conn);
   if (!stmt) {
     stmt = (await conn.prepare('PRAGMA schema_version')).raw();
     versionStatements.set(conn, stmt);
   }
-  const version = Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
-  if (version !== routed.schemaVersion) throw new SchemaChangedError();
+  return Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
 }
+
+/** The schema version a group transaction sees, read once for all its writes (see CommitGroups). */
+const groupSchemaVersions = new WeakMap<GroupTransaction, number>();
 
 /** The connection's own counters: the rows changed by its last statement and its last inserted rowid. */
 const COUNTERS_SQL = 'SELECT changes(), last_insert_rowid()';
@@ -181,19 +206,28 @@ function inlineCounters(db: SyncDatabase): Counters {
 /**
  * What a statement reports of its own data change. Connections are shared by every session and keep
  * their counters from whatever ran last, so a count is reported only for a data change (never for
- * DDL, ANALYZE or REINDEX), and an inserted rowid only when the statement inserted a row: the rowid
- * moved, and rows changed. An upsert that updated, an INSERT OR IGNORE that ignored, an insert of no
- * rows report none.
+ * DDL, ANALYZE or REINDEX), and an inserted rowid only when the statement inserted a row. An INSERT
+ * without an upsert clause that changed rows inserted them (whatever rowid the connection's previous
+ * insert had: it may be the same number, in another table); an upsert may have updated instead, so it
+ * reports a rowid only when the rowid moved. An upsert that updated, an INSERT OR IGNORE that ignored,
+ * an insert of no rows report none.
  */
 function ownTotals(
   guarded: GuardedStatement,
-  before: Counters,
+  before: Counters | undefined,
   after: Counters,
 ): { rowsAffected: number; lastInsertId?: number } {
   const rowsAffected = guarded.writeVerbs.size > 0 ? after.changes : 0;
   const inserted =
-    guarded.writeVerbs.has('INSERT') && rowsAffected > 0 && after.lastRowid !== before.lastRowid;
+    guarded.writeVerbs.has('INSERT') &&
+    rowsAffected > 0 &&
+    (!isUpsert(guarded) || after.lastRowid !== before?.lastRowid);
   return inserted ? { rowsAffected, lastInsertId: after.lastRowid } : { rowsAffected };
+}
+
+/** An INSERT that may update instead (ON CONFLICT … DO UPDATE): only it needs the rowid from before. */
+function isUpsert(guarded: GuardedStatement): boolean {
+  return guarded.writeVerbs.has('INSERT') && guarded.writeVerbs.has('UPDATE');
 }
 
 function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T {
@@ -212,6 +246,8 @@ export class SqliteEngine implements Engine {
   readonly changeCapture = true;
   readonly path: string;
   readonly dataFiles: readonly string[];
+  /** What an acknowledged commit survives: the `synchronous` level of every connection that writes. */
+  readonly durability: Durability;
   readonly #router: StatementRouter;
   readonly #pool: ConnectionPool;
   readonly internal: InternalStore;
@@ -228,6 +264,11 @@ export class SqliteEngine implements Engine {
   #schemaChanging = 0;
   /** Every write of this process takes its turn here (see WriteGate). */
   readonly #gate = new WriteGate();
+  /**
+   * With durability full, keyed writes commit in groups on a pooled connection (see CommitGroups): a
+   * commit then waits for the disk, which must not happen on the event loop, and one flush serves many.
+   */
+  readonly #groups: CommitGroups<PooledConnection> | undefined;
   readonly #checkpointer: Checkpointer;
   readonly #space: DiskSpace;
   /** Pooled connections in use, and the work on them: close interrupts the one and waits for the other. */
@@ -240,22 +281,40 @@ export class SqliteEngine implements Engine {
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? DATABASE_FILE);
     this.dataFiles = [this.path, `${this.path}-wal`];
+    this.durability = options.durability ?? 'full';
+    const pragmas = connectionPragmas(this.durability);
     // Kept open for the engine's life: closing the last connection checkpoints the whole WAL, which
     // after a bulk load takes seconds, and this runs on the event loop.
     this.#setup = openSync(this.path);
-    this.#setup.exec('PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0');
+    this.#setup.exec(`PRAGMA journal_mode = WAL; ${pragmas}`);
     this.#setup.exec(CHANGE_LOG_SCHEMA);
     this.#router = new StatementRouter(() => {
       // A busy timeout of 0: a connection used on the event loop must never wait there for a lock.
       const db = openSync(this.path, { timeout: 0 });
-      db.exec(CONNECTION_PRAGMAS);
+      db.exec(pragmas);
       return db;
     });
     this.#pool = new ConnectionPool(options.poolSize, async () => {
       const conn = openAsync(this.path, { timeout: BUSY_TIMEOUT_MS });
-      await conn.exec(CONNECTION_PRAGMAS);
+      await conn.exec(pragmas);
       return conn;
     });
+    this.#groups =
+      this.durability === 'full'
+        ? new CommitGroups({
+            gate: this.#gate,
+            onConnection: (user, work) =>
+              this.#onPooled(undefined, { user, urgent: true }, async (conn) => {
+                try {
+                  await work(conn);
+                } catch (err) {
+                  this.#space.noteFailure(err);
+                  throw err;
+                }
+              }),
+            committed: () => this.#committed(true),
+          })
+        : undefined;
     this.internal = this.#makeInternalStore();
     this.#readers = new ReadWorkerPool(this.path, options.poolSize, {
       ...(options.readWorkerIdleMs !== undefined ? { idleMs: options.readWorkerIdleMs } : {}),
@@ -671,6 +730,26 @@ export class SqliteEngine implements Engine {
     }
   }
 
+  /** With durability full, the group commits so far (see CommitGroups); undefined otherwise. */
+  get groupCommits(): { groups: number; writes: number } | undefined {
+    return this.#groups ? { ...this.#groups.committed } : undefined;
+  }
+
+  /**
+   * The `synchronous` level SQLite reports on the connections that commit writes: the inline one and
+   * a pooled one (all are opened alike). What the durability setting really does, for tests and
+   * diagnostics.
+   */
+  async synchronousInEffect(): Promise<{ inline: string; pooled: string }> {
+    this.#assertOpen();
+    const level = (value: unknown): string => SYNCHRONOUS_LEVELS[Number(value)] ?? String(value);
+    const inline = this.#router.inlineConnection.prepare('PRAGMA synchronous').raw().get([])?.[0];
+    const pooled = await this.#onPooled(undefined, { user: SERVER_USER, urgent: false }, async (conn) =>
+      drain(await (await conn.prepare('PRAGMA synchronous')).raw().iterate([])),
+    );
+    return { inline: level(inline), pooled: level(pooled[0]?.[0]) };
+  }
+
   async healthCheck(): Promise<void> {
     // Not ready while writes cannot commit.
     if (this.#space.full) throw storageFullError();
@@ -713,6 +792,8 @@ export class SqliteEngine implements Engine {
   #tryInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult | undefined {
     if (this.#schemaChanging > 0) return undefined;
     const writes = routed.access.kind !== 'read';
+    // With durability full a commit waits for the disk: never on the event loop (see #groups).
+    if (writes && this.#groups) return undefined;
     if (writes) this.#space.check(routed.guarded);
     // A write runs inline only when no other write of this server is running or waiting: it would
     // meet a held lock (or jump the queue) otherwise.
@@ -768,7 +849,7 @@ export class SqliteEngine implements Engine {
       };
     }
     const db = this.#router.inlineConnection;
-    const before = inlineCounters(db);
+    const before = isUpsert(routed.guarded) ? inlineCounters(db) : undefined;
     stmt.run(params);
     this.#router.observeInline(sql, performance.now() - started, 0);
     this.#committed(false);
@@ -796,6 +877,14 @@ export class SqliteEngine implements Engine {
     this.#space.check(routed.guarded);
     const stopper = new StatementStopper(options.timeoutMs, options.signal);
     try {
+      const groups = this.#groups;
+      if (routed.route === 'inline' && groups) {
+        return await stopper.waitFor('the write lock', (signal) =>
+          groups.submit(options.caller?.user ?? SERVER_USER, signal, (conn, transaction) =>
+            this.#runGrouped(conn, transaction, routed, params, stopper, options.chunkSize),
+          ),
+        );
+      }
       return await this.#holdingWriteLock(stopper, async () => {
         if (routed.route === 'inline' && this.#schemaChanging === 0) {
           // DDL may have committed while this write waited: route it again (the router forgot its
@@ -822,6 +911,26 @@ export class SqliteEngine implements Engine {
       });
     } finally {
       stopper.dispose();
+    }
+  }
+
+  /** One keyed write in a group transaction (see CommitGroups), against the schema it was authorized for. */
+  async #runGrouped(
+    conn: PooledConnection,
+    transaction: GroupTransaction,
+    routed: RoutedStatement,
+    params: DriverValue[],
+    stopper: StatementStopper,
+    chunkSize: number,
+  ): Promise<StatementResult> {
+    let version = groupSchemaVersions.get(transaction);
+    if (version === undefined) groupSchemaVersions.set(transaction, (version = await schemaVersionOn(conn)));
+    if (version !== routed.schemaVersion) throw new SchemaChangedError();
+    try {
+      return await collect(this.#runOn(conn, routed, params, stopper, chunkSize));
+    } catch (err) {
+      this.#space.noteFailure(err);
+      throw err;
     }
   }
 
@@ -885,7 +994,8 @@ export class SqliteEngine implements Engine {
     const stmt = await conn.prepare(routed.guarded.text);
     stopper.throwIfStopped();
     if (!stmt.reader) {
-      const before = await pooledCounters(conn);
+      // A round trip to libsql's thread saved for every write but an upsert (see ownTotals).
+      const before = isUpsert(routed.guarded) ? await pooledCounters(conn) : undefined;
       drain(await stmt.iterate(params));
       const totals = ownTotals(routed.guarded, before, await pooledCounters(conn));
       yield { columns: [], rows: [], done: true, ...totals };
@@ -943,15 +1053,17 @@ export class SqliteEngine implements Engine {
       const rows = statements.using(sql, () => stmt.all(params as DriverValue[]));
       return rows.map((row) => rowToObject<T>(columns, row));
     };
+    // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
+    const getNow = <T>(sql: string, params: readonly unknown[] = []): T | undefined => {
+      const { stmt, columns } = statements.reader(sql);
+      const row = statements.using(sql, () => stmt.get(params as DriverValue[]));
+      return row === undefined ? undefined : rowToObject<T>(columns, row as unknown[]);
+    };
     return {
       dialect: 'sqlite',
       changeHead: `(SELECT ${CHANGE_HEAD_SQL})`,
-      // One step, not a cursor: most of the server's lookups (every connect makes two) are by key.
-      get: async <T>(sql: string, params: readonly unknown[] = []) => {
-        const { stmt, columns } = statements.reader(sql);
-        const row = statements.using(sql, () => stmt.get(params as DriverValue[]));
-        return row === undefined ? undefined : rowToObject<T>(columns, row as unknown[]);
-      },
+      get: async <T>(sql: string, params?: readonly unknown[]) => getNow<T>(sql, params),
+      getNow,
       all: async <T>(sql: string, params?: readonly unknown[]) => query<T>(sql, params),
       // The server's own writes take their turn with every other write (they run on the inline
       // connection, which must never meet a lock: it would fail at once rather than wait).

@@ -13,6 +13,12 @@ interface Waiter {
 export class WriteGate {
   #held = false;
   readonly #queue: Waiter[] = [];
+  #arrivals = 0;
+
+  /** Writers that asked for the gate so far: one that joins another's turn checks none came since. */
+  get arrivals(): number {
+    return this.#arrivals;
+  }
 
   /** True when nobody holds the gate and nobody waits for it. */
   get free(): boolean {
@@ -21,6 +27,7 @@ export class WriteGate {
 
   /** Takes the gate now if it is free (never ahead of a waiting writer); true when taken. */
   tryEnter(): boolean {
+    this.#arrivals++;
     if (!this.free) return false;
     this.#held = true;
     return true;

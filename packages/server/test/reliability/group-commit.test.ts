@@ -1,0 +1,149 @@
+/**
+ * Group commit (durability full): keyed writes that wait for the writer run in one transaction and are
+ * acknowledged after its one COMMIT. Each still reports only its own result, a failing one undoes
+ * only itself (also one whose failure ends the whole transaction: the others run again, once), their
+ * change-log records keep the order of arrival, and a write stopped while it waits is never run.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { SqliteEngine } from '../../src/engine/sqlite/sqlite-engine.ts';
+import { ENDLESS, sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
+
+let ts: TestServer;
+let engine: SqliteEngine;
+before(async () => {
+  ts = await startTestServer({ enable_rate_limiting: false });
+  engine = ts.server.engine as unknown as SqliteEngine;
+  await sql(ts, 'CREATE TABLE g (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)');
+  await sql(ts, "INSERT INTO g (id, v) VALUES (1, 'first')");
+});
+after(() => ts.close());
+
+/** Holds the write gate with a transaction that runs until `release` cancels it. */
+async function holdWriter(): Promise<{ release(): Promise<void> }> {
+  const holder = await ts.connectAuthed();
+  holder.send({
+    type: 'batch',
+    id: 'long',
+    payload: {
+      transaction: true,
+      queries: [{ sql: "INSERT INTO g (v) VALUES ('long')" }, { sql: ENDLESS }],
+    },
+  });
+  await sleep(300);
+  return {
+    async release() {
+      holder.send({ type: 'cancel', payload: { id: 'long' } });
+      assert.equal((await holder.reply('long', 5000)).payload.code, 'QUERY_CANCELLED');
+    },
+  };
+}
+
+function send(client: TestClient, id: string, text: string, params: unknown[]): Promise<ServerMsg> {
+  client.send({ type: 'query', id, payload: { sql: text, params } });
+  return client.reply(id, 15_000);
+}
+
+test('writes waiting for the writer commit together, each answered with its own result', async () => {
+  const writer = await ts.connectAuthed();
+  const before = engine.groupCommits!;
+  const head = await engine.changes.head();
+  const held = await holdWriter();
+  const values = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+  const replies = new Map<string, Promise<ServerMsg>>();
+  values.forEach((v, i) => {
+    replies.set(v, send(writer, `w${i}`, 'INSERT INTO g (v) VALUES (?)', [v]));
+    // Failing members between the others: a constraint failure undoes only its statement; OR
+    // ROLLBACK ends the whole transaction, so what ran before it must run again.
+    if (i === 2) replies.set('dup', send(writer, 'dup', 'INSERT INTO g (v) VALUES (?)', ['first']));
+    if (i === 5) {
+      replies.set(
+        'rollback',
+        send(writer, 'rollback', 'INSERT OR ROLLBACK INTO g (id, v) VALUES (?, ?)', [1, 'again']),
+      );
+    }
+  });
+  await sleep(300);
+  await held.release();
+  const answered = new Map<string, ServerMsg>();
+  for (const [key, reply] of replies) answered.set(key, await reply);
+  for (const key of ['dup', 'rollback']) {
+    const reply = answered.get(key)!;
+    assert.equal(reply.type, 'error', JSON.stringify(reply));
+    assert.match(String(reply.payload.message), /UNIQUE constraint failed/);
+  }
+  const stored = new Map(
+    (await sql(ts, 'SELECT v, id FROM g')).rows.map(([v, id]) => [String(v), Number(id)] as const),
+  );
+  let previousId = 0;
+  for (const v of values) {
+    const reply = answered.get(v)!;
+    assert.equal(reply.type, 'data', JSON.stringify(reply));
+    assert.equal(reply.payload.rows_affected, 1);
+    // Its own row's id, not another member's (the connection was shared by the whole group).
+    assert.equal(reply.payload.last_insert_id, stored.get(v), `last_insert_id of ${v}`);
+    assert.ok(stored.get(v)! > previousId, 'rows inserted in their order of arrival');
+    previousId = stored.get(v)!;
+  }
+  assert.equal(stored.get('again'), undefined);
+  assert.equal(stored.get('long'), undefined);
+  assert.equal(stored.size, 1 + values.length, 'each acknowledged row stored once, nothing else');
+  // One group (an internal write of the server may split it once), one flush for all of them.
+  const after = engine.groupCommits!;
+  assert.equal(after.writes - before.writes, values.length);
+  assert.ok(after.groups - before.groups <= 2, `${after.groups - before.groups} groups`);
+  // The change log: one record per row, in the order the rows were written, with no gap.
+  const records = (await engine.changes.read(head, 100)).filter((r) => r.table === 'g');
+  assert.deepEqual(
+    records.map((r) => r.new?.v),
+    values,
+  );
+  records.forEach((r, i) => assert.equal(r.seq, records[0]!.seq + i));
+});
+
+test('a write cancelled while it waits for its group is never run', async () => {
+  const writer = await ts.connectAuthed();
+  const held = await holdWriter();
+  const kept = send(writer, 'kept', 'INSERT INTO g (v) VALUES (?)', ['kept']);
+  writer.send({
+    type: 'query',
+    id: 'gone',
+    payload: { sql: 'INSERT INTO g (v) VALUES (?)', params: ['gone'] },
+  });
+  await sleep(100);
+  writer.send({ type: 'cancel', payload: { id: 'gone' } });
+  assert.equal((await writer.reply('gone', 5000)).payload.code, 'QUERY_CANCELLED');
+  await held.release();
+  assert.equal((await kept).type, 'data');
+  const { rows } = await sql(ts, "SELECT v FROM g WHERE v IN ('kept', 'gone') ORDER BY v");
+  assert.deepEqual(rows, [['kept']]);
+});
+
+test('a group admits no write that arrived after another writer: the order of arrival is kept', async () => {
+  const writer = await ts.connectAuthed();
+  const other = await ts.connectAuthed();
+  const head = await engine.changes.head();
+  const held = await holdWriter();
+  const first = send(writer, 'first', 'INSERT INTO g (v) VALUES (?)', ['order-1']);
+  await sleep(50);
+  // Another writer queues for the gate behind the first write's group…
+  other.send({
+    type: 'batch',
+    id: 'between',
+    payload: { transaction: true, queries: [{ sql: "INSERT INTO g (v) VALUES ('order-2')" }] },
+  });
+  await sleep(50);
+  // …so this write may not join that group: it would commit before the batch that came first.
+  const last = send(writer, 'last', 'INSERT INTO g (v) VALUES (?)', ['order-3']);
+  await sleep(100);
+  await held.release();
+  assert.equal((await first).type, 'data');
+  assert.equal((await other.reply('between', 15_000)).type, 'data');
+  assert.equal((await last).type, 'data');
+  const records = (await engine.changes.read(head, 100)).filter((r) => r.table === 'g');
+  assert.deepEqual(
+    records.map((r) => r.new?.v),
+    ['order-1', 'order-2', 'order-3'],
+  );
+});
