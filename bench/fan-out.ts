@@ -448,7 +448,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `(target ≤ ${kb(TARGET_SUBSCRIPTION_BYTES)}: ${verdict(subscriptionMet)}). ` +
         `RSS from /proc/<pid>/status, ${SETTLE_MS / 1000} s after each phase; it includes garbage not yet ` +
         `collected, on both servers alike. Live objects are fewer than RSS says: heap snapshots of the ` +
-        `compiled server after a full GC (1,000 sockets) hold ~5.5 KB of JavaScript heap per authenticated ` +
+        `compiled server after a full GC (1,000 sockets) hold ~5.3 KB of JavaScript heap per authenticated ` +
         `connection (the net.Socket, ws's objects, the session, its registry entry and expiry timer) and ` +
         `~0.6 KB per table subscription (the subscription, its keys in the hub's maps, the connection's ` +
         `subscription list) plus compiled code made once; the rest of the per-subscription RSS is the ` +
