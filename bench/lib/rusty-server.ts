@@ -16,6 +16,8 @@ export interface RustyServerOptions {
   cpuProfileDir?: string;
   /** Keep the server's default rate limits (off unless asked: they would throttle most benchmarks). */
   rateLimiting?: boolean;
+  /** Extra node flags for the server process, e.g. ['--import', probe] (bench/idle-memory-probe.ts). */
+  nodeArgs?: readonly string[];
 }
 
 export interface RustyServerProcess {
@@ -39,7 +41,10 @@ function serverEnv(): NodeJS.ProcessEnv {
 }
 
 export async function startRustyServer(options: RustyServerOptions): Promise<RustyServerProcess> {
-  const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
+  const nodeArgs = [
+    ...(options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : []),
+    ...(options.nodeArgs ?? []),
+  ];
   const child = spawnNode(
     nodeArgs,
     'packages/server/bin/rustydb.js',

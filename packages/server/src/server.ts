@@ -54,9 +54,9 @@ import { meteredEngine } from './metrics/metered-engine.ts';
 import { PrometheusExporter } from './metrics/prometheus.ts';
 import { METRICS_STREAM_PATH, metricsEndpoint } from './metrics/metrics-endpoint.ts';
 import { registerMetricsRoutes } from './http/metrics-routes.ts';
-import { GraphQLService } from './graphql/graphql-service.ts';
+import { LazyGraphQL } from './graphql/lazy-graphql.ts';
+import { GRAPHQL_WS_PATH, INIT_TIMEOUT_CLOSE } from './graphql/endpoints.ts';
 import { registerGraphQLHttp } from './graphql/http-endpoint.ts';
-import { registerGraphQLWs } from './graphql/ws-endpoint.ts';
 import { registerConsoleRoutes } from './http/console-routes.ts';
 import { answerPlainHttpOnTlsPort } from './http/plain-http-on-tls.ts';
 
@@ -85,7 +85,8 @@ export interface RustyServer {
   readonly sessions: SessionRegistry;
   readonly audit: AuditLog;
   readonly metrics: MetricsSampler;
-  readonly graphql: GraphQLService;
+  /** The GraphQL layer, loaded at its first use. */
+  readonly graphql: LazyGraphQL;
   close(): Promise<void>;
 }
 
@@ -186,7 +187,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let app: FastifyInstance | undefined;
   let feed: ChangeFeed | undefined;
   let sampler: MetricsSampler | undefined;
-  let graphql: GraphQLService | undefined;
+  let graphql: LazyGraphQL | undefined;
   let relay: NodeRelay | undefined;
   const audit = new AuditLog(config.data_dir, logger, config.audit_log);
   try {
@@ -274,9 +275,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       '/api/v1/documents/collections/{name}/watch',
     );
     gateway.route(METRICS_STREAM_PATH, metricsEndpoint({ ...deps, sampler }));
-    graphql = new GraphQLService({ engine: deps.engine, hub, access, sampler, config, logger }, feed);
-    await graphql.start();
-    registerGraphQLWs(gateway, { ...deps, service: graphql, sampler });
+    // GraphQL is loaded at its first request or upgrade (lazy-graphql.ts); the routes exist from now.
+    const graphqlWs = gateway.routeServer(GRAPHQL_WS_PATH, INIT_TIMEOUT_CLOSE, () => lazyGraphql.prepareWs());
+    const lazyGraphql = new LazyGraphQL({
+      service: { engine: deps.engine, hub, access, sampler, config, logger },
+      feed,
+      wss: graphqlWs,
+      ws: { ...deps, gateway, sampler },
+    });
+    graphql = lazyGraphql;
 
     // A connection has as long to send its request headers (its token among them, or a WebSocket
     // upgrade) as a WebSocket has to authenticate: a client trickling headers (slowloris) holds a socket
@@ -314,7 +321,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     registerAuditRoutes(app, deps);
     registerBackupRoutes(app, deps);
     registerMetricsRoutes(app, { ...deps, sampler, prometheus: new PrometheusExporter() });
-    registerGraphQLHttp(app, { ...deps, service: graphql });
+    registerGraphQLHttp(app, { ...deps, graphql });
     if (config.enable_console) registerConsoleRoutes(app, { logger, tls: config.enable_tls });
     app.server.on('upgrade', (request, socket, head) => gateway.handleUpgrade(request, socket, head));
     await app.listen({ host: config.host, port: config.port });

@@ -8,6 +8,7 @@ import { CONFIG_FIELDS, envName, flagName, type ConfigField } from '../config/co
 import { ADMIN_USAGE, UsageError, runAdminCommand } from './admin-commands.ts';
 import { parseArgs } from './args.ts';
 import { BACKUP_USAGE, runBackup, runRestore } from './backup-commands.ts';
+import { holdYoungGeneration } from './young-generation.ts';
 
 const SUMMARIES = {
   serve: 'run the server (embedded SQLite in --data-dir)',
@@ -52,8 +53,14 @@ ${CONFIG_USAGE}
 export async function runServerCommand(command: ServerCommand, argv: string[]): Promise<number> {
   const args = parseArgs([command, ...argv]);
   if (command === 'serve') {
-    const { serve } = await import('./serve.ts');
-    await serve(args);
+    // From before the server's modules load until it listens (see young-generation.ts).
+    const release = holdYoungGeneration();
+    try {
+      const { serve } = await import('./serve.ts');
+      await serve(args);
+    } finally {
+      release();
+    }
     return 0;
   }
   const backups = command === 'backup' || command === 'restore';

@@ -5,24 +5,19 @@
  * without a valid token gets 401 with `{errors: [{message, extensions: {code}}]}`. With
  * require_authentication off, a request without a token runs as the anonymous principal.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { createHandler } from 'graphql-http/lib/use/fastify';
 import type { Principal } from '../auth/authenticator.ts';
 import { HTTP_STATUS, normalizeError } from '../errors/rusty-error.ts';
 import { describeError } from '../core/logger.ts';
 import { bearerPrincipal, clientGoneSignal, type RestDeps } from '../http/http-helpers.ts';
-import type { GraphQLContext } from './context.ts';
-import { formatGraphQLError } from './errors.ts';
-import type { GraphQLService } from './graphql-service.ts';
+import { GRAPHQL_PATH } from './endpoints.ts';
+import type { GraphQLHttpHandler } from './http-handler.ts';
+import { loadOnce, type LazyGraphQL } from './lazy-graphql.ts';
 
-export const GRAPHQL_PATH = '/graphql';
+export { GRAPHQL_PATH };
 
-export function registerGraphQLHttp(
-  app: FastifyInstance,
-  deps: RestDeps & { service: GraphQLService },
-): void {
-  const { service, logger } = deps;
+export function registerGraphQLHttp(app: FastifyInstance, deps: RestDeps & { graphql: LazyGraphQL }): void {
+  const { graphql, logger } = deps;
   const principalOf = bearerPrincipal(deps);
   /** Who sent each request, from the preceding bearer check. */
   const callers = new WeakMap<FastifyRequest, { principal: Principal; signal: AbortSignal }>();
@@ -32,20 +27,13 @@ export function registerGraphQLHttp(
     return caller;
   };
 
-  const handler = createHandler({
-    schema: (req) => service.schemaFor(callerOf(req.raw).principal),
-    context: (req) => {
-      const { principal, signal } = callerOf(req.raw);
-      // graphql-http types its context as a plain record; resolvers read it as a GraphQLContext.
-      const context: Promise<GraphQLContext> = service.contextFor(principal, {
-        sessionId: `http:${randomUUID()}`,
-        operationId: 'http',
-        signal,
-      });
-      return context as unknown as Promise<Record<string, unknown>>;
-    },
-    validationRules: [...service.validationRules],
-    formatError: (err) => formatGraphQLError(err, logger),
+  // Made at the first request, with the GraphQL layer (lazy-graphql.ts); a failed load is retried.
+  const handlerOnce = loadOnce(async (): Promise<GraphQLHttpHandler> => {
+    const [service, { createGraphQLHttpHandler }] = await Promise.all([
+      graphql.service(),
+      import('./http-handler.ts'),
+    ]);
+    return createGraphQLHttpHandler(service, logger, callerOf);
   });
 
   app.register(async (scope) => {
@@ -69,7 +57,7 @@ export function registerGraphQLHttp(
       }
       // The statements of a request the client gave up on are interrupted.
       callers.set(request, { principal, signal: clientGoneSignal(request, reply, logger) });
-      await handler.call(scope, request, reply);
+      await (await handlerOnce()).call(scope, request, reply);
       return reply;
     });
   });

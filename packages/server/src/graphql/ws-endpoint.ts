@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { GraphQLError, parse, specifiedRules, validate, type DocumentNode } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import type { WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { Logger } from '../core/logger.ts';
@@ -25,17 +25,14 @@ import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts
 import { normalizeError } from '../errors/rusty-error.ts';
 import type { MetricsSampler } from '../metrics/sampler.ts';
 import type { FlowControlledWebSocket } from '../ws/flow-controlled-socket.ts';
+import { FORBIDDEN, GRAPHQL_WS_PATH } from './endpoints.ts';
 import type { WebSocketGateway } from '../ws/websocket-gateway.ts';
 import { formatGraphQLError } from './errors.ts';
 import { subscribeWithPlans } from './event-execution.ts';
 import type { GraphQLService } from './graphql-service.ts';
 
-export const GRAPHQL_WS_PATH = '/graphql/ws';
+export { FORBIDDEN, GRAPHQL_WS_PATH };
 
-/** graphql-ws close code for a refused or expired token. */
-export const FORBIDDEN = 4403;
-/** graphql-ws's close for a connection that sent no (accepted) connection_init in time. */
-const INIT_TIMEOUT_CLOSE = [4408, 'Connection initialisation timeout'] as const;
 /** How long before expiry the server pings with `auth_expiring`. */
 const EXPIRY_WARNING_MS = 60_000;
 /** The end of a `next` message after its payload. */
@@ -45,6 +42,7 @@ const MAX_DELAY = 2_147_483_647;
 
 export interface GraphQLWsDeps {
   service: GraphQLService;
+  gateway: WebSocketGateway;
   authenticator: Authenticator;
   config: ServerConfig;
   logger: Logger;
@@ -164,9 +162,12 @@ class Connection {
   }
 }
 
-export function registerGraphQLWs(gateway: WebSocketGateway, deps: GraphQLWsDeps): void {
-  const { service, authenticator, config, logger, sampler } = deps;
-  const wss = gateway.routeServer(GRAPHQL_WS_PATH, INIT_TIMEOUT_CLOSE);
+/**
+ * Serves graphql-ws on `wss`, the server the gateway hands `/graphql/ws` upgrades to
+ * (`gateway.routeServer(GRAPHQL_WS_PATH, INIT_TIMEOUT_CLOSE)`).
+ */
+export function serveGraphQLWs(wss: WebSocketServer, deps: GraphQLWsDeps): void {
+  const { service, gateway, authenticator, config, logger, sampler } = deps;
   const connections = new WeakMap<WebSocket, Connection>();
 
   // Registered before graphql-ws's own listener: counts every message in and out.

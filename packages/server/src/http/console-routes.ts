@@ -50,23 +50,32 @@ function listFiles(dir: string): string[] {
   });
 }
 
-/** Reads every file of the built console; an empty map when it has not been built. */
-export function loadConsoleAssets(dir: string | undefined): Map<string, Asset> {
-  const assets = new Map<string, Asset>();
+/**
+ * Lists every file of the built console (an empty map when it has not been built); each file is read,
+ * compressed and hashed at its first request, not at start: most servers are never asked for the
+ * console, and its ~1 MB of files (and gzip level 9 over them) would be held and paid for by each.
+ */
+export function loadConsoleAssets(dir: string | undefined): Map<string, () => Asset> {
+  const assets = new Map<string, () => Asset>();
   if (!dir || !existsSync(join(dir, 'index.html'))) return assets;
   for (const file of listFiles(dir)) {
-    const ext = extname(file);
-    const body = readFileSync(file);
     const urlPath = `/${relative(dir, file).split(sep).join('/')}`;
-    assets.set(urlPath, {
-      body,
-      gzip: COMPRESSIBLE.has(ext) && body.length > 512 ? gzipSync(body, { level: 9 }) : undefined,
-      type: TYPES[ext] ?? 'application/octet-stream',
-      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
-      immutable: urlPath.startsWith('/assets/'),
-    });
+    let asset: Asset | undefined;
+    assets.set(urlPath, () => (asset ??= readAsset(file, urlPath)));
   }
   return assets;
+}
+
+function readAsset(file: string, urlPath: string): Asset {
+  const ext = extname(file);
+  const body = readFileSync(file);
+  return {
+    body,
+    gzip: COMPRESSIBLE.has(ext) && body.length > 512 ? gzipSync(body, { level: 9 }) : undefined,
+    type: TYPES[ext] ?? 'application/octet-stream',
+    etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+    immutable: urlPath.startsWith('/assets/'),
+  };
 }
 
 /** A Host header that can go into a header value as it is (no spaces, quotes or separators). */
@@ -146,12 +155,12 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRouteDe
   app.get('/', async (request, reply) => {
     const index = assets.get('/index.html');
     if (!index) return reply.code(503).type('text/html; charset=utf-8').send(NOT_BUILT);
-    return sendIndex(request, reply, index);
+    return sendIndex(request, reply, index());
   });
   // Every other file of the build, by its exact path (no directory listing, no path walking: the
   // map holds only what the build wrote).
   for (const [path, asset] of assets) {
     if (path === '/index.html') continue;
-    app.get(path, async (request, reply) => send(request, reply, asset));
+    app.get(path, async (request, reply) => send(request, reply, asset()));
   }
 }

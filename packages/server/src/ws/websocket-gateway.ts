@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorPayload } from '../core/envelope.ts';
-import type { Logger } from '../core/logger.ts';
+import { describeError, type Logger } from '../core/logger.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { FlowControlledWebSocket, type FlowLimits } from './flow-controlled-socket.ts';
 import { authTimeoutMs } from '../config/config.ts';
@@ -33,7 +33,7 @@ export type EndpointHandler = (
 ) => void;
 
 /** A close code and reason. */
-type Close = readonly [code: number, reason: string];
+export type Close = readonly [code: number, reason: string];
 
 /** How a RustyDB endpoint closes a socket that did not authenticate in time. */
 const AUTH_TIMEOUT_CLOSE: Close = [1008, 'authentication timeout'];
@@ -46,6 +46,11 @@ interface Route {
   server?: WebSocketServer;
   /** How the endpoint's protocol closes a socket that did not authenticate in time. */
   authTimeoutClose: Close;
+  /**
+   * For an endpoint whose code is loaded at first use: undefined once it is ready, else a promise that
+   * settles when it is (the upgrade waits for it; the client sends nothing before the upgrade's answer).
+   */
+  prepare?: () => Promise<void> | undefined;
 }
 
 /**
@@ -186,9 +191,14 @@ export class WebSocketGateway {
    * WebSocketServer, like graphql-ws. The gateway still counts, limits, heartbeats and shuts them down;
    * a refused socket is closed without a RustyDB envelope, which that protocol would not understand.
    * The endpoint reports authentication with `authenticated(ws)`; `authTimeoutClose` is how its protocol
-   * closes a socket that did not authenticate in time.
+   * closes a socket that did not authenticate in time. `prepare` (see Route) lets the endpoint load its
+   * code at the first upgrade instead of at start.
    */
-  routeServer(path: string, authTimeoutClose: Close): WebSocketServer {
+  routeServer(
+    path: string,
+    authTimeoutClose: Close,
+    prepare?: () => Promise<void> | undefined,
+  ): WebSocketServer {
     const server = new WebSocketServer({
       ...serverOptions(this.#config),
       perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 1024 },
@@ -198,6 +208,7 @@ export class WebSocketGateway {
       endpoint: path,
       server,
       authTimeoutClose,
+      ...(prepare ? { prepare } : {}),
     });
     return server;
   }
@@ -227,6 +238,21 @@ export class WebSocketGateway {
       );
       return;
     }
+    const preparing = route.prepare?.();
+    if (preparing) {
+      preparing.then(
+        () => this.#upgrade(request, socket, head, url, route),
+        (err: unknown) => {
+          this.#logger.error(`${route.endpoint}: loading the endpoint failed`, describeError(err));
+          socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        },
+      );
+      return;
+    }
+    this.#upgrade(request, socket, head, url, route);
+  }
+
+  #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL, route: Route): void {
     // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick (the
     // auth_success of a token in the URL, checked synchronously) leaves with it, in one write.
     socket.cork();
