@@ -18,6 +18,8 @@ export interface RustyServerOptions {
   rateLimiting?: boolean;
   /** Extra node flags for the server process, e.g. ['--import', probe] (bench/idle-memory-probe.ts). */
   nodeArgs?: readonly string[];
+  /** Another build of the server to run (a baseline), relative to the repository; default the tree's own. */
+  bin?: string;
 }
 
 export interface RustyServerProcess {
@@ -47,7 +49,7 @@ export async function startRustyServer(options: RustyServerOptions): Promise<Rus
   ];
   const child = spawnNode(
     nodeArgs,
-    'packages/server/bin/rustydb.js',
+    options.bin ?? 'packages/server/bin/rustydb.js',
     [
       'serve',
       '--host',

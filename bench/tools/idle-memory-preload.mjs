@@ -23,8 +23,5 @@ process.on('SIGUSR2', () => {
   globalThis.gc?.();
   const after = process.memoryUsage();
   const modules = [...new Set([...esm, ...Object.keys(require.cache).map((p) => `file://${p}`)])];
-  writeFileSync(
-    `${dataDir}/idle-probe.json`,
-    JSON.stringify({ before, after, spaces, modules }),
-  );
+  writeFileSync(`${dataDir}/idle-probe.json`, JSON.stringify({ before, after, spaces, modules }));
 });

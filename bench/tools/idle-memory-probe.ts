@@ -15,7 +15,8 @@ import { startRustyServer } from '../lib/rusty-server.ts';
 import { sleep } from '../lib/stats.ts';
 
 const PRELOAD = fileURLToPath(new URL('./idle-memory-preload.mjs', import.meta.url));
-const SETTLE_MS = 1000;
+/** As bench (d): a moment after the socket authenticated (IDLE_PROBE_SETTLE_MS to wait longer). */
+const SETTLE_MS = Number(process.env.IDLE_PROBE_SETTLE_MS ?? 1000);
 /** Node flags to try on the server, e.g. IDLE_PROBE_NODE_ARGS='--max-semi-space-size=1'. */
 const EXTRA_NODE_ARGS = (process.env.IDLE_PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
@@ -61,29 +62,42 @@ function printLargestMappings(pid: number): void {
   }
   console.log('largest mappings (MB rss / anon, count):');
   for (const [name, e] of [...byName].sort((a, b) => b[1].rss - a[1].rss).slice(0, 8))
-    console.log(`  ${e.rss.toFixed(1).padStart(6)} ${e.anon.toFixed(1).padStart(6)} ${String(e.count).padStart(4)}  ${name}`);
+    console.log(
+      `  ${e.rss.toFixed(1).padStart(6)} ${e.anon.toFixed(1).padStart(6)} ${String(e.count).padStart(4)}  ${name}`,
+    );
   const anon = mappings.filter((m) => m.name === '[anon]' && m.anon > 0).sort((a, b) => b.anon - a.anon);
-  console.log(`  largest anonymous mappings: ${anon.slice(0, 12).map((m) => m.anon.toFixed(1)).join(', ')}`);
+  console.log(
+    `  largest anonymous mappings: ${anon
+      .slice(0, 12)
+      .map((m) => m.anon.toFixed(1))
+      .join(', ')}`,
+  );
 }
 
-async function measureOnce(withModules: boolean): Promise<Sample> {
+async function measureOnce(withModules: boolean, bin?: string): Promise<Sample> {
   if (withModules) process.env.IDLE_PROBE_MODULES = '1';
   else delete process.env.IDLE_PROBE_MODULES;
   const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-idle-'));
   const out = join(dataDir, 'probe.json');
-  const server = await startRustyServer({ dataDir: join(dataDir, 'data'), nodeArgs: ['--expose-gc', ...EXTRA_NODE_ARGS, '--import', PRELOAD] });
+  const server = await startRustyServer({
+    dataDir: join(dataDir, 'data'),
+    nodeArgs: ['--expose-gc', ...EXTRA_NODE_ARGS, '--import', PRELOAD],
+    ...(bin ? { bin } : {}),
+  });
   try {
     const connection = await StreamConnection.open(server.streamUrl, await login(server.url));
     await sleep(SETTLE_MS);
     const status = readFileSync(`/proc/${server.pid}/status`, 'utf8');
-    if (!withModules && process.argv.includes("--smaps")) printLargestMappings(server.pid);
+    if (!withModules && process.argv.includes('--smaps')) printLargestMappings(server.pid);
     process.kill(server.pid, 'SIGUSR2');
-    let probe: {
-      before: NodeJS.MemoryUsage;
-      after: NodeJS.MemoryUsage;
-      modules: string[];
-      spaces: Sample['spaces'];
-    } | undefined;
+    let probe:
+      | {
+          before: NodeJS.MemoryUsage;
+          after: NodeJS.MemoryUsage;
+          modules: string[];
+          spaces: Sample['spaces'];
+        }
+      | undefined;
     for (let i = 0; i < 50 && !probe; i++) {
       await sleep(100);
       try {
@@ -124,8 +138,15 @@ async function measureOnce(withModules: boolean): Promise<Sample> {
 const runs = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 5);
 const samples: Sample[] = [];
 const withModules = process.argv.includes('--modules');
+/** `--baseline PATH`: another build's bin/rustydb.js, measured in turns with this tree's. */
+const baselineAt = process.argv.indexOf('--baseline');
+const baseline = baselineAt > 0 ? process.argv[baselineAt + 1] : undefined;
+const baseSamples: Sample[] = [];
 // The module list needs a loader thread in the server (more RSS): it is taken in one extra run of its own.
-for (let i = 0; i < runs; i++) samples.push(await measureOnce(false));
+for (let i = 0; i < runs; i++) {
+  if (baseline) baseSamples.push(await measureOnce(false, baseline));
+  samples.push(await measureOnce(false));
+}
 const fields = [
   'rss',
   'anon',
@@ -137,11 +158,15 @@ const fields = [
   'rssAfterGc',
   'external',
 ] as const;
-for (const field of fields) {
-  const values = samples.map((s) => s[field]).sort((a, b) => a - b);
+function summary(of: Sample[], field: (typeof fields)[number]): string {
+  const values = of.map((s) => s[field]).sort((a, b) => a - b);
   const median = values[Math.floor(values.length / 2)]!;
+  return `median ${median.toFixed(1).padStart(6)}  min ${values[0]!.toFixed(1).padStart(6)}  max ${values.at(-1)!.toFixed(1).padStart(6)}`;
+}
+console.log(`MB, ${runs} runs${baseline ? `, this tree | baseline ${baseline}` : ''}`);
+for (const field of fields) {
   console.log(
-    `${field.padEnd(16)} median ${median.toFixed(1).padStart(7)}  min ${values[0]!.toFixed(1)}  max ${values.at(-1)!.toFixed(1)}`,
+    `${field.padEnd(16)} ${summary(samples, field)}${baseline ? `  |  ${summary(baseSamples, field)}` : ''}`,
   );
 }
 if (withModules) {
