@@ -30,6 +30,7 @@ import {
 } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
+import { Deadline, DeadlineQueue } from './deadline-queue.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { SubscriptionHub } from '../changes/subscription-hub.ts';
@@ -127,8 +128,8 @@ export class StreamSession implements SubscriberOwner {
   readonly #violations: ViolationCounter | undefined;
   /** Messages that arrived while a URL token was being checked; replayed in order once it is. */
   #pending: string[] | undefined;
-  /** Fires for the expiry warning, then for the expiry itself. */
-  #expiryTimer: NodeJS.Timeout | undefined;
+  /** Due for the expiry warning, then for the expiry itself; made at the first authentication. */
+  #expiry: Deadline<StreamSession> | undefined;
   readonly #origin: SessionOrigin;
   #startWith: string | undefined;
   readonly #handle: SessionHandle | undefined;
@@ -233,7 +234,7 @@ export class StreamSession implements SubscriberOwner {
     if (this.#closed) return;
     this.#closed = true;
     this.#handle?.release();
-    clearTimeout(this.#expiryTimer);
+    if (this.#expiry) StreamSession.#expiries.cancel(this.#expiry);
     for (const controller of this.#running?.values() ?? []) controller.abort();
     this.#running?.clear();
     this.#subscriptions?.close();
@@ -419,40 +420,33 @@ export class StreamSession implements SubscriberOwner {
   }
 
   /**
-   * Warns shortly before the token expires, and ends the session when it does unless re-authenticated.
-   * One timer per session, armed first for the warning and then for the expiry.
+   * Every session's token deadline, on one timer for the process: a timer per session cost each
+   * authenticated connection a few hundred bytes.
    */
-  #armExpiry(expiresAt: number, warned = false): void {
-    clearTimeout(this.#expiryTimer);
-    // setTimeout holds at most 2^31-1 ms; longer-lived tokens are re-armed when the timer fires.
-    const MAX_DELAY = 2_147_483_647;
-    const remaining = expiresAt - Date.now();
-    const untilWarning = remaining - EXPIRY_WARNING_MS;
-    if (!warned && untilWarning > 0) {
-      this.#expiryTimer = setTimeout(
-        () => {
-          if (Date.now() < expiresAt - EXPIRY_WARNING_MS) {
-            this.#armExpiry(expiresAt);
-            return;
-          }
-          this.#send(envelope('auth_expiring', { expires_at: new Date(expiresAt).toISOString() }));
-          this.#armExpiry(expiresAt, true);
-        },
-        Math.min(untilWarning, MAX_DELAY),
-      );
+  static readonly #expiries = new DeadlineQueue<StreamSession>((session, at) => session.#expiryDue(at));
+
+  /**
+   * Warns shortly before the token expires, and ends the session when it does unless re-authenticated
+   * (which arms it again for the new token). One deadline per session, first for the warning (unless
+   * the token expires within the warning time), then for the expiry.
+   */
+  #armExpiry(expiresAt: number): void {
+    this.#expiry ??= new Deadline(this);
+    const warnAt = expiresAt - EXPIRY_WARNING_MS;
+    StreamSession.#expiries.schedule(this.#expiry, warnAt > Date.now() ? warnAt : expiresAt);
+  }
+
+  /** The session's deadline came due: the one `at` was scheduled for, the warning or the expiry. */
+  #expiryDue(at: number): void {
+    if (this.#closed) return;
+    const expiresAt = this.#principal!.expiresAt!;
+    if (at < expiresAt) {
+      this.#send(envelope('auth_expiring', { expires_at: new Date(expiresAt).toISOString() }));
+      StreamSession.#expiries.schedule(this.#expiry!, expiresAt);
       return;
     }
-    this.#expiryTimer = setTimeout(
-      () => {
-        if (Date.now() < expiresAt) {
-          this.#armExpiry(expiresAt, true);
-          return;
-        }
-        this.#send(errorEnvelope(new RustyError('AUTH_EXPIRED', 'token has expired; authenticate again')));
-        this.#closeWith(1008, 'token expired');
-      },
-      Math.min(Math.max(remaining, 0), MAX_DELAY),
-    );
+    this.#send(errorEnvelope(new RustyError('AUTH_EXPIRED', 'token has expired; authenticate again')));
+    this.#closeWith(1008, 'token expired');
   }
 
   /** The limits' JSON text, made once per configuration: every connect sends it. */
