@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { spawnNode, type Child } from './lib/children.ts';
 import { StreamConnection, login, openSocket } from './lib/client.ts';
-import { cpuSeconds, memory } from './lib/proc.ts';
+import { COLLECT_ON_SIGNAL, collectGarbage, cpuSeconds, memory } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer, type RustyServerProcess } from './lib/rusty-server.ts';
 import { count, max, mb, median, ms, percentile, ratio, sleep, verdict } from './lib/stats.ts';
@@ -181,11 +181,17 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     server = await startRustyServer({
       dataDir,
       flags: ['--websocket-max-connections', String(n + 100)],
+      collectOnSignal: true,
       ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
     });
     const rusty = server;
     const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
-    broadcast = spawnNode([...profile, '--import', 'tsx'], 'bench/lib/broadcast-server.ts', [], process.env);
+    broadcast = spawnNode(
+      [...profile, ...COLLECT_ON_SIGNAL, '--import', 'tsx'],
+      'bench/lib/broadcast-server.ts',
+      [],
+      process.env,
+    );
     const raw = broadcast;
     const broadcastUrl = (await raw.waitFor(/broadcast listening on (ws:\/\/\S+)/))[1]!;
     pool = await SubscriberPool.start(CLIENT_PROCESSES);
@@ -193,6 +199,14 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       `fan-out: RustyDB server pid ${rusty.pid}, raw ws server pid ${raw.pid}, clients ${pool.pids.join(', ')}`,
     );
     const clients = pool;
+    /** Each server's RSS once the phase settled, then again after it ran a full GC. */
+    const readMemory = async (pids: readonly number[]): Promise<{ settled: number; collected: number }[]> => {
+      await sleep(SETTLE_MS);
+      const settled = pids.map((pid) => memory(pid).rss);
+      for (const pid of pids) collectGarbage(pid);
+      await sleep(SETTLE_MS);
+      return pids.map((pid, i) => ({ settled: settled[i]!, collected: memory(pid).rss }));
+    };
 
     const token = await login(rusty.url);
     const writer = await StreamConnection.open(rusty.streamUrl, token);
@@ -200,9 +214,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     const trigger = await openSocket(broadcastUrl);
 
     // Memory: each server idle (one connection: the writer or the trigger), then with N sockets.
-    await sleep(SETTLE_MS);
-    const rawIdle = memory(raw.pid).rss;
-    const rustyIdle = memory(rusty.pid).rss;
+    const [rawIdle, rustyIdle] = await readMemory([raw.pid, rusty.pid]);
     const connect = async (side: Side, url: string, withToken?: string): Promise<number> => {
       const results = await clients.all<ConnectResult>(
         () => ({
@@ -227,9 +239,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     ]);
     const rawConnectCpu = cpuSeconds(raw.pid) - cpuBefore.raw;
     const rustyConnectCpu = cpuSeconds(rusty.pid) - cpuBefore.rusty;
-    await sleep(SETTLE_MS);
-    const rawConnected = memory(raw.pid).rss;
-    const rustyConnected = memory(rusty.pid).rss;
+    const [rawConnected, rustyConnected] = await readMemory([raw.pid, rusty.pid]);
 
     ctx.log(`fan-out: subscribing ${count(n)} sockets to ${TABLE}`);
     const subscribeCpuBefore = cpuSeconds(rusty.pid);
@@ -239,8 +249,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     );
     const subscribeMs = max(subscribed.map((r) => r.ms));
     const subscribeCpu = cpuSeconds(rusty.pid) - subscribeCpuBefore;
-    await sleep(SETTLE_MS);
-    const rustySubscribed = memory(rusty.pid).rss;
+    const [rustySubscribed] = await readMemory([rusty.pid]);
     const clock = await clients.clockCheck();
 
     const ask = async (side: Side, round: number): Promise<RoundReport[]> =>
@@ -338,9 +347,13 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     const fanOutMet =
       rs.incomplete === 0 && rs.invalid === 0 && lastRatio <= TARGET_RATIO && cpuRatio <= TARGET_RATIO;
 
-    const perConnection = (rustyConnected - rustyIdle) / n;
-    const perSubscription = (rustySubscribed - rustyConnected) / n;
-    const rawPerConnection = (rawConnected - rawIdle) / n;
+    // The yardsticks count what stays after a full GC: live objects, not garbage awaiting collection.
+    const perConnection = (rustyConnected!.collected - rustyIdle!.collected) / n;
+    const perSubscription = (rustySubscribed!.collected - rustyConnected!.collected) / n;
+    const rawPerConnection = (rawConnected!.collected - rawIdle!.collected) / n;
+    const settledPerConnection = (rustyConnected!.settled - rustyIdle!.settled) / n;
+    const settledPerSubscription = (rustySubscribed!.settled - rustyConnected!.settled) / n;
+    const rawSettledPerConnection = (rawConnected!.settled - rawIdle!.settled) / n;
     const memoryRatio = perConnection / rawPerConnection;
     const memoryMet = memoryRatio <= TARGET_MEMORY;
     const subscriptionMet = perSubscription <= TARGET_SUBSCRIPTION_BYTES;
@@ -431,14 +444,37 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
           'per subscription',
         ],
         [
-          ['raw `ws`', mb(rawIdle), mb(rawConnected), '—', kb(rawPerConnection), '—'],
           [
-            'RustyDB (authenticated)',
-            mb(rustyIdle),
-            mb(rustyConnected),
-            mb(rustySubscribed),
+            'raw `ws`, after a full GC',
+            mb(rawIdle!.collected),
+            mb(rawConnected!.collected),
+            '—',
+            kb(rawPerConnection),
+            '—',
+          ],
+          [
+            'RustyDB (authenticated), after a full GC',
+            mb(rustyIdle!.collected),
+            mb(rustyConnected!.collected),
+            mb(rustySubscribed!.collected),
             kb(perConnection),
             kb(perSubscription),
+          ],
+          [
+            'raw `ws`, settled',
+            mb(rawIdle!.settled),
+            mb(rawConnected!.settled),
+            '—',
+            kb(rawSettledPerConnection),
+            '—',
+          ],
+          [
+            'RustyDB (authenticated), settled',
+            mb(rustyIdle!.settled),
+            mb(rustyConnected!.settled),
+            mb(rustySubscribed!.settled),
+            kb(settledPerConnection),
+            kb(settledPerSubscription),
           ],
         ],
       ),
@@ -446,14 +482,14 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       `**Memory per authenticated connection: ${ratio(memoryRatio)}** a raw \`ws\` connection (target ≤ ` +
         `${TARGET_MEMORY}: ${verdict(memoryMet)}); each subscription adds ${kb(perSubscription)} on top ` +
         `(target ≤ ${kb(TARGET_SUBSCRIPTION_BYTES)}: ${verdict(subscriptionMet)}). ` +
-        `RSS from /proc/<pid>/status, ${SETTLE_MS / 1000} s after each phase; it includes garbage not yet ` +
-        `collected, on both servers alike. Live objects are fewer than RSS says: heap snapshots of the ` +
-        `compiled server after a full GC (1,000 sockets) hold ~5.3 KB of JavaScript heap per authenticated ` +
-        `connection (the net.Socket, ws's objects, the session, its registry entry and expiry timer) and ` +
-        `~0.6 KB per table subscription (the subscription, its keys in the hub's maps, the connection's ` +
-        `subscription list) plus compiled code made once; the rest of the per-subscription RSS is the ` +
-        `garbage of 10,000 subscribe requests (parsing, access checks, replies) and the heap space V8 ` +
-        `grew for it, not yet given back when the reading is taken.`,
+        `RSS from /proc/<pid>/status: \"settled\" ${SETTLE_MS / 1000} s after each phase, when it still ` +
+        `holds garbage not yet collected (the subscribe phase's requests: parsing, access checks, replies), ` +
+        `then \"after a full GC\" ${SETTLE_MS / 1000} s after the bench asked each server for one (both started ` +
+        `with \`--expose-gc\` and a bench-only preload, bench/lib/gc-on-signal.mjs, that collects on SIGUSR2; ` +
+        `the server itself exposes no such thing): the yardsticks use the latter, on both servers alike. ` +
+        `Settled, RustyDB's connection adds ${ratio(settledPerConnection / rawSettledPerConnection)} a raw ` +
+        `one's and a subscription ${kb(settledPerSubscription)}. Each token's expiry (warning, then close) ` +
+        `is one small entry in a heap shared by all sessions and driven by one timer, not a timer per session.`,
       '',
       `Set-up (informational; not the connect benchmark): both targets' sockets were opened at the same ` +
         `time, ${count(n)} raw ones in ${ms(rawConnectMs)} (server CPU ${ms((rawConnectCpu / n) * 1000)} ` +

@@ -3,6 +3,7 @@
  * time and memory can be read from /proc without the bench's own client work mixed in.
  */
 import { spawnNode, type Child } from './children.ts';
+import { COLLECT_ON_SIGNAL } from './proc.ts';
 
 export const ADMIN_USER = 'admin';
 /** Only ever used against a throw-away data directory on loopback. */
@@ -16,6 +17,8 @@ export interface RustyServerOptions {
   cpuProfileDir?: string;
   /** Keep the server's default rate limits (off unless asked: they would throttle most benchmarks). */
   rateLimiting?: boolean;
+  /** Start it with COLLECT_ON_SIGNAL: a memory benchmark may then read its RSS after a full GC. */
+  collectOnSignal?: boolean;
 }
 
 export interface RustyServerProcess {
@@ -39,7 +42,10 @@ function serverEnv(): NodeJS.ProcessEnv {
 }
 
 export async function startRustyServer(options: RustyServerOptions): Promise<RustyServerProcess> {
-  const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
+  const nodeArgs = [
+    ...(options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : []),
+    ...(options.collectOnSignal ? COLLECT_ON_SIGNAL : []),
+  ];
   const child = spawnNode(
     nodeArgs,
     'packages/server/bin/rustydb.js',
