@@ -482,9 +482,9 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       `**Memory per authenticated connection: ${ratio(memoryRatio)}** a raw \`ws\` connection (target ≤ ` +
         `${TARGET_MEMORY}: ${verdict(memoryMet)}); each subscription adds ${kb(perSubscription)} on top ` +
         `(target ≤ ${kb(TARGET_SUBSCRIPTION_BYTES)}: ${verdict(subscriptionMet)}). ` +
-        `RSS from /proc/<pid>/status: \"settled\" ${SETTLE_MS / 1000} s after each phase, when it still ` +
+        `RSS from /proc/<pid>/status: "settled" ${SETTLE_MS / 1000} s after each phase, when it still ` +
         `holds garbage not yet collected (the subscribe phase's requests: parsing, access checks, replies), ` +
-        `then \"after a full GC\" ${SETTLE_MS / 1000} s after the bench asked each server for one (both started ` +
+        `then "after a full GC" ${SETTLE_MS / 1000} s after the bench asked each server for one (both started ` +
         `with \`--expose-gc\` and a bench-only preload, bench/lib/gc-on-signal.mjs, that collects on SIGUSR2; ` +
         `the server itself exposes no such thing): the yardsticks use the latter, on both servers alike. ` +
         `Settled, RustyDB's connection adds ${ratio(settledPerConnection / rawSettledPerConnection)} a raw ` +
