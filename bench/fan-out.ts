@@ -55,6 +55,28 @@ const TARGET_MEMORY = 1.3;
 /** What one table subscription may add to a connection's memory. */
 const TARGET_SUBSCRIPTION_BYTES = 1024;
 
+/** One memory reading of a server: RSS settled, RSS after a full GC, live JavaScript heap after it. */
+interface MemoryReading {
+  settled: number;
+  collected: number;
+  heap: number;
+}
+
+const MEMORY_KINDS: readonly (readonly [keyof MemoryReading, string])[] = [
+  ['settled', 'RSS, settled'],
+  ['collected', 'RSS after a full GC'],
+  ['heap', 'live JS heap after a full GC'],
+];
+
+/**
+ * The last GC a process started with COLLECT_ON_SIGNAL reported: its number (they count up from 1) and
+ * the live heap it left; `{ gc: 0 }` before the first.
+ */
+function lastHeapReport(child: Child): { gc: number; heap?: number } {
+  const match = [...child.output.matchAll(/gc (\d+): heap used (\d+)/g)].at(-1);
+  return match ? { gc: Number(match[1]), heap: Number(match[2]) } : { gc: 0 };
+}
+
 /** How many subscribers this machine can hold, and why not more. */
 function subscriberCount(): { n: number; limitedBy?: string } {
   const limits = readFileSync('/proc/self/limits', 'utf8');
@@ -199,13 +221,22 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       `fan-out: RustyDB server pid ${rusty.pid}, raw ws server pid ${raw.pid}, clients ${pool.pids.join(', ')}`,
     );
     const clients = pool;
-    /** Each server's RSS once the phase settled, then again after it ran a full GC. */
-    const readMemory = async (pids: readonly number[]): Promise<{ settled: number; collected: number }[]> => {
+    /**
+     * Each server's RSS once the phase settled, then its RSS and live JavaScript heap after it ran a
+     * full GC (asked for by SIGUSR2, answered on its stderr by bench/lib/gc-on-signal.mjs).
+     */
+    const readMemory = async (children: readonly Child[]): Promise<MemoryReading[]> => {
       await sleep(SETTLE_MS);
-      const settled = pids.map((pid) => memory(pid).rss);
-      for (const pid of pids) collectGarbage(pid);
+      const settled = children.map((child) => memory(child.pid).rss);
+      const before = children.map((child) => lastHeapReport(child).gc);
+      for (const child of children) collectGarbage(child.pid);
       await sleep(SETTLE_MS);
-      return pids.map((pid, i) => ({ settled: settled[i]!, collected: memory(pid).rss }));
+      return children.map((child, i) => {
+        const { gc, heap } = lastHeapReport(child);
+        if (gc <= before[i]! || heap === undefined)
+          throw new Error(`process ${child.pid} did not report its heap after a GC`);
+        return { settled: settled[i]!, collected: memory(child.pid).rss, heap };
+      });
     };
 
     const token = await login(rusty.url);
@@ -214,7 +245,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     const trigger = await openSocket(broadcastUrl);
 
     // Memory: each server idle (one connection: the writer or the trigger), then with N sockets.
-    const [rawIdle, rustyIdle] = await readMemory([raw.pid, rusty.pid]);
+    const [rawIdle, rustyIdle] = await readMemory([raw, rusty.child]);
     const connect = async (side: Side, url: string, withToken?: string): Promise<number> => {
       const results = await clients.all<ConnectResult>(
         () => ({
@@ -239,7 +270,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     ]);
     const rawConnectCpu = cpuSeconds(raw.pid) - cpuBefore.raw;
     const rustyConnectCpu = cpuSeconds(rusty.pid) - cpuBefore.rusty;
-    const [rawConnected, rustyConnected] = await readMemory([raw.pid, rusty.pid]);
+    const [rawConnected, rustyConnected] = await readMemory([raw, rusty.child]);
 
     ctx.log(`fan-out: subscribing ${count(n)} sockets to ${TABLE}`);
     const subscribeCpuBefore = cpuSeconds(rusty.pid);
@@ -249,7 +280,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     );
     const subscribeMs = max(subscribed.map((r) => r.ms));
     const subscribeCpu = cpuSeconds(rusty.pid) - subscribeCpuBefore;
-    const [rustySubscribed] = await readMemory([rusty.pid]);
+    const [rustySubscribed] = await readMemory([rusty.child]);
     const clock = await clients.clockCheck();
 
     const ask = async (side: Side, round: number): Promise<RoundReport[]> =>
@@ -347,13 +378,14 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     const fanOutMet =
       rs.incomplete === 0 && rs.invalid === 0 && lastRatio <= TARGET_RATIO && cpuRatio <= TARGET_RATIO;
 
-    // The yardsticks count what stays after a full GC: live objects, not garbage awaiting collection.
-    const perConnection = (rustyConnected!.collected - rustyIdle!.collected) / n;
-    const perSubscription = (rustySubscribed!.collected - rustyConnected!.collected) / n;
-    const rawPerConnection = (rawConnected!.collected - rawIdle!.collected) / n;
-    const settledPerConnection = (rustyConnected!.settled - rustyIdle!.settled) / n;
-    const settledPerSubscription = (rustySubscribed!.settled - rustyConnected!.settled) / n;
-    const rawSettledPerConnection = (rawConnected!.settled - rawIdle!.settled) / n;
+    // Per connection: RSS after a full GC (a socket's native parts count too, on both servers).
+    // Per subscription: the live JavaScript heap after a full GC, since a subscription is JavaScript
+    // objects only; RSS would count heap space V8 grew for the subscribe requests' garbage and keeps.
+    const per = (from: MemoryReading, to: MemoryReading, key: keyof MemoryReading): number =>
+      (to[key] - from[key]) / n;
+    const perConnection = per(rustyIdle!, rustyConnected!, 'collected');
+    const rawPerConnection = per(rawIdle!, rawConnected!, 'collected');
+    const perSubscription = per(rustyConnected!, rustySubscribed!, 'heap');
     const memoryRatio = perConnection / rawPerConnection;
     const memoryMet = memoryRatio <= TARGET_MEMORY;
     const subscriptionMet = perSubscription <= TARGET_SUBSCRIPTION_BYTES;
@@ -444,52 +476,39 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
           'per subscription',
         ],
         [
-          [
-            'raw `ws`, after a full GC',
-            mb(rawIdle!.collected),
-            mb(rawConnected!.collected),
+          ...MEMORY_KINDS.map(([key, what]): string[] => [
+            `raw \`ws\`: ${what}`,
+            mb(rawIdle![key]),
+            mb(rawConnected![key]),
             '—',
-            kb(rawPerConnection),
+            kb(per(rawIdle!, rawConnected!, key)),
             '—',
-          ],
-          [
-            'RustyDB (authenticated), after a full GC',
-            mb(rustyIdle!.collected),
-            mb(rustyConnected!.collected),
-            mb(rustySubscribed!.collected),
-            kb(perConnection),
-            kb(perSubscription),
-          ],
-          [
-            'raw `ws`, settled',
-            mb(rawIdle!.settled),
-            mb(rawConnected!.settled),
-            '—',
-            kb(rawSettledPerConnection),
-            '—',
-          ],
-          [
-            'RustyDB (authenticated), settled',
-            mb(rustyIdle!.settled),
-            mb(rustyConnected!.settled),
-            mb(rustySubscribed!.settled),
-            kb(settledPerConnection),
-            kb(settledPerSubscription),
-          ],
+          ]),
+          ...MEMORY_KINDS.map(([key, what]): string[] => [
+            `RustyDB (authenticated): ${what}`,
+            mb(rustyIdle![key]),
+            mb(rustyConnected![key]),
+            mb(rustySubscribed![key]),
+            kb(per(rustyIdle!, rustyConnected!, key)),
+            kb(per(rustyConnected!, rustySubscribed!, key)),
+          ]),
         ],
       ),
       '',
       `**Memory per authenticated connection: ${ratio(memoryRatio)}** a raw \`ws\` connection (target ≤ ` +
         `${TARGET_MEMORY}: ${verdict(memoryMet)}); each subscription adds ${kb(perSubscription)} on top ` +
         `(target ≤ ${kb(TARGET_SUBSCRIPTION_BYTES)}: ${verdict(subscriptionMet)}). ` +
-        `RSS from /proc/<pid>/status: "settled" ${SETTLE_MS / 1000} s after each phase, when it still ` +
-        `holds garbage not yet collected (the subscribe phase's requests: parsing, access checks, replies), ` +
-        `then "after a full GC" ${SETTLE_MS / 1000} s after the bench asked each server for one (both started ` +
-        `with \`--expose-gc\` and a bench-only preload, bench/lib/gc-on-signal.mjs, that collects on SIGUSR2; ` +
-        `the server itself exposes no such thing): the yardsticks use the latter, on both servers alike. ` +
-        `Settled, RustyDB's connection adds ${ratio(settledPerConnection / rawSettledPerConnection)} a raw ` +
-        `one's and a subscription ${kb(settledPerSubscription)}. Each token's expiry (warning, then close) ` +
-        `is one small entry in a heap shared by all sessions and driven by one timer, not a timer per session.`,
+        `Connections by RSS after a full GC, subscriptions by the live JavaScript heap after it (a ` +
+        `subscription is JavaScript objects only; the RSS after the GC still holds heap space V8 grew for ` +
+        `the garbage of ${count(n)} subscribe requests, whose parsing, access checks and replies are ` +
+        `collected but not given back to the system). RSS from /proc/<pid>/status; "settled" is ` +
+        `${SETTLE_MS / 1000} s after each phase, with garbage not yet collected; then the bench asks each ` +
+        `server for a full GC (both started with \`--expose-gc\` and a bench-only preload, ` +
+        `bench/lib/gc-on-signal.mjs, that collects on SIGUSR2 and reports the heap left; the server itself ` +
+        `exposes no such thing) and reads again ${SETTLE_MS / 1000} s later. Live heap per connection: ` +
+        `${kb(per(rustyIdle!, rustyConnected!, 'heap'))} against raw ws's ` +
+        `${kb(per(rawIdle!, rawConnected!, 'heap'))}. Each token's expiry (warning, then close) is one small ` +
+        `entry in a heap shared by all sessions and driven by one timer, not a timer per session.`,
       '',
       `Set-up (informational; not the connect benchmark): both targets' sockets were opened at the same ` +
         `time, ${count(n)} raw ones in ${ms(rawConnectMs)} (server CPU ${ms((rawConnectCpu / n) * 1000)} ` +
