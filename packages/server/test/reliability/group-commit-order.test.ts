@@ -7,8 +7,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_RUNNING_QUERIES } from '../../src/core/stream-session.ts';
-import { ENDLESS, sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
+import { holdWriter } from '../helpers/hold-writer.ts';
 
 let ts: TestServer;
 before(async () => {
@@ -16,26 +17,6 @@ before(async () => {
   await sql(ts, 'CREATE TABLE o (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
 });
 after(() => ts.close());
-
-/**
- * Holds the write gate with a transaction that runs until `release` cancels it: writes sent meanwhile
- * wait in their commit group, while reads of the last committed state could run at once.
- */
-async function holdWriter(): Promise<{ release(): Promise<void> }> {
-  const holder = await ts.connectAuthed();
-  holder.send({
-    type: 'batch',
-    id: 'long',
-    payload: { transaction: true, queries: [{ sql: "INSERT INTO o (v) VALUES ('long')" }, { sql: ENDLESS }] },
-  });
-  await sleep(300);
-  return {
-    async release() {
-      holder.send({ type: 'cancel', payload: { id: 'long' } });
-      assert.equal((await holder.reply('long', 5000)).payload.code, 'QUERY_CANCELLED');
-    },
-  };
-}
 
 function query(id: string, text: string, params: unknown[] = []): unknown {
   return { type: 'query', id, payload: { sql: text, params } };
@@ -58,7 +39,7 @@ async function replies(client: TestClient, ids: string[]): Promise<Map<string, S
 
 test('write then read, pipelined: every kind of read sees the write sent before it', async () => {
   const c = await ts.connectAuthed();
-  const held = await holdWriter();
+  const held = await holdWriter(ts, "INSERT INTO o (v) VALUES ('long')");
   c.send(query('w', 'INSERT INTO o (id, v) VALUES (?, ?)', [10, 'ten']));
   // An inline keyed read, a read on a worker, and a batch.
   c.send(query('keyed', 'SELECT v FROM o WHERE id = ?', [10]));
@@ -82,7 +63,7 @@ test('write then read, pipelined: every kind of read sees the write sent before 
 
 test('write, write, read, pipelined: the writes share a group in order and the read sees both', async () => {
   const c = await ts.connectAuthed();
-  const held = await holdWriter();
+  const held = await holdWriter(ts, "INSERT INTO o (v) VALUES ('long')");
   c.send(query('w1', 'INSERT INTO o (id, v) VALUES (?, ?)', [20, 'twenty']));
   c.send(query('w2', 'UPDATE o SET v = ? WHERE id = ?', ['twenty, updated', 20]));
   c.send(query('r', 'SELECT v FROM o WHERE id = ?', [20]));
@@ -102,7 +83,7 @@ test('write, write, read, pipelined: the writes share a group in order and the r
 
 test('a failed write is answered before the read that waits for it, which then runs', async () => {
   const c = await ts.connectAuthed();
-  const held = await holdWriter();
+  const held = await holdWriter(ts, "INSERT INTO o (v) VALUES ('long')");
   c.send(query('dup', 'INSERT INTO o (id, v) VALUES (?, ?)', [10, 'again']));
   c.send(query('r', 'SELECT v FROM o WHERE id = ?', [10]));
   await sleep(200);
@@ -116,7 +97,7 @@ test('a failed write is answered before the read that waits for it, which then r
 
 test('a request waiting for the writes ahead counts as running, and can be cancelled', async () => {
   const c = await ts.connectAuthed();
-  const held = await holdWriter();
+  const held = await holdWriter(ts, "INSERT INTO o (v) VALUES ('long')");
   c.send(query('w', 'INSERT INTO o (id, v) VALUES (?, ?)', [30, 'thirty']));
   for (let i = 1; i < MAX_RUNNING_QUERIES; i++) c.send(query(`r${i}`, 'SELECT v FROM o WHERE id = ?', [30]));
   // One more than may run: refused, although a keyed read alone would have run at once.
