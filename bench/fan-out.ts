@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { spawnNode, type Child } from './lib/children.ts';
 import { StreamConnection, login, openSocket } from './lib/client.ts';
-import { cpuSeconds, memory } from './lib/proc.ts';
+import { COLLECT_ON_SIGNAL, collectGarbage, cpuSeconds, memory } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer, type RustyServerProcess } from './lib/rusty-server.ts';
 import { count, max, mb, median, ms, percentile, ratio, sleep, verdict } from './lib/stats.ts';
@@ -54,6 +54,28 @@ const TARGET_RATIO = 1.15;
 const TARGET_MEMORY = 1.3;
 /** What one table subscription may add to a connection's memory. */
 const TARGET_SUBSCRIPTION_BYTES = 1024;
+
+/** One memory reading of a server: RSS settled, RSS after a full GC, live JavaScript heap after it. */
+interface MemoryReading {
+  settled: number;
+  collected: number;
+  heap: number;
+}
+
+const MEMORY_KINDS: readonly (readonly [keyof MemoryReading, string])[] = [
+  ['settled', 'RSS, settled'],
+  ['collected', 'RSS after a full GC'],
+  ['heap', 'live JS heap after a full GC'],
+];
+
+/**
+ * The last GC a process started with COLLECT_ON_SIGNAL reported: its number (they count up from 1) and
+ * the live heap it left; `{ gc: 0 }` before the first.
+ */
+function lastHeapReport(child: Child): { gc: number; heap?: number } {
+  const match = [...child.output.matchAll(/gc (\d+): heap used (\d+)/g)].at(-1);
+  return match ? { gc: Number(match[1]), heap: Number(match[2]) } : { gc: 0 };
+}
 
 /** How many subscribers this machine can hold, and why not more. */
 function subscriberCount(): { n: number; limitedBy?: string } {
@@ -181,11 +203,17 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     server = await startRustyServer({
       dataDir,
       flags: ['--websocket-max-connections', String(n + 100)],
+      collectOnSignal: true,
       ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
     });
     const rusty = server;
     const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
-    broadcast = spawnNode([...profile, '--import', 'tsx'], 'bench/lib/broadcast-server.ts', [], process.env);
+    broadcast = spawnNode(
+      [...profile, ...COLLECT_ON_SIGNAL, '--import', 'tsx'],
+      'bench/lib/broadcast-server.ts',
+      [],
+      process.env,
+    );
     const raw = broadcast;
     const broadcastUrl = (await raw.waitFor(/broadcast listening on (ws:\/\/\S+)/))[1]!;
     pool = await SubscriberPool.start(CLIENT_PROCESSES);
@@ -193,6 +221,23 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       `fan-out: RustyDB server pid ${rusty.pid}, raw ws server pid ${raw.pid}, clients ${pool.pids.join(', ')}`,
     );
     const clients = pool;
+    /**
+     * Each server's RSS once the phase settled, then its RSS and live JavaScript heap after it ran a
+     * full GC (asked for by SIGUSR2, answered on its stderr by bench/lib/gc-on-signal.mjs).
+     */
+    const readMemory = async (children: readonly Child[]): Promise<MemoryReading[]> => {
+      await sleep(SETTLE_MS);
+      const settled = children.map((child) => memory(child.pid).rss);
+      const before = children.map((child) => lastHeapReport(child).gc);
+      for (const child of children) collectGarbage(child.pid);
+      await sleep(SETTLE_MS);
+      return children.map((child, i) => {
+        const { gc, heap } = lastHeapReport(child);
+        if (gc <= before[i]! || heap === undefined)
+          throw new Error(`process ${child.pid} did not report its heap after a GC`);
+        return { settled: settled[i]!, collected: memory(child.pid).rss, heap };
+      });
+    };
 
     const token = await login(rusty.url);
     const writer = await StreamConnection.open(rusty.streamUrl, token);
@@ -200,9 +245,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     const trigger = await openSocket(broadcastUrl);
 
     // Memory: each server idle (one connection: the writer or the trigger), then with N sockets.
-    await sleep(SETTLE_MS);
-    const rawIdle = memory(raw.pid).rss;
-    const rustyIdle = memory(rusty.pid).rss;
+    const [rawIdle, rustyIdle] = await readMemory([raw, rusty.child]);
     const connect = async (side: Side, url: string, withToken?: string): Promise<number> => {
       const results = await clients.all<ConnectResult>(
         () => ({
@@ -227,9 +270,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     ]);
     const rawConnectCpu = cpuSeconds(raw.pid) - cpuBefore.raw;
     const rustyConnectCpu = cpuSeconds(rusty.pid) - cpuBefore.rusty;
-    await sleep(SETTLE_MS);
-    const rawConnected = memory(raw.pid).rss;
-    const rustyConnected = memory(rusty.pid).rss;
+    const [rawConnected, rustyConnected] = await readMemory([raw, rusty.child]);
 
     ctx.log(`fan-out: subscribing ${count(n)} sockets to ${TABLE}`);
     const subscribeCpuBefore = cpuSeconds(rusty.pid);
@@ -239,8 +280,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     );
     const subscribeMs = max(subscribed.map((r) => r.ms));
     const subscribeCpu = cpuSeconds(rusty.pid) - subscribeCpuBefore;
-    await sleep(SETTLE_MS);
-    const rustySubscribed = memory(rusty.pid).rss;
+    const [rustySubscribed] = await readMemory([rusty.child]);
     const clock = await clients.clockCheck();
 
     const ask = async (side: Side, round: number): Promise<RoundReport[]> =>
@@ -338,9 +378,14 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     const fanOutMet =
       rs.incomplete === 0 && rs.invalid === 0 && lastRatio <= TARGET_RATIO && cpuRatio <= TARGET_RATIO;
 
-    const perConnection = (rustyConnected - rustyIdle) / n;
-    const perSubscription = (rustySubscribed - rustyConnected) / n;
-    const rawPerConnection = (rawConnected - rawIdle) / n;
+    // Per connection: RSS after a full GC (a socket's native parts count too, on both servers).
+    // Per subscription: the live JavaScript heap after a full GC, since a subscription is JavaScript
+    // objects only; RSS would count heap space V8 grew for the subscribe requests' garbage and keeps.
+    const per = (from: MemoryReading, to: MemoryReading, key: keyof MemoryReading): number =>
+      (to[key] - from[key]) / n;
+    const perConnection = per(rustyIdle!, rustyConnected!, 'collected');
+    const rawPerConnection = per(rawIdle!, rawConnected!, 'collected');
+    const perSubscription = per(rustyConnected!, rustySubscribed!, 'heap');
     const memoryRatio = perConnection / rawPerConnection;
     const memoryMet = memoryRatio <= TARGET_MEMORY;
     const subscriptionMet = perSubscription <= TARGET_SUBSCRIPTION_BYTES;
@@ -431,29 +476,39 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
           'per subscription',
         ],
         [
-          ['raw `ws`', mb(rawIdle), mb(rawConnected), '—', kb(rawPerConnection), '—'],
-          [
-            'RustyDB (authenticated)',
-            mb(rustyIdle),
-            mb(rustyConnected),
-            mb(rustySubscribed),
-            kb(perConnection),
-            kb(perSubscription),
-          ],
+          ...MEMORY_KINDS.map(([key, what]): string[] => [
+            `raw \`ws\`: ${what}`,
+            mb(rawIdle![key]),
+            mb(rawConnected![key]),
+            '—',
+            kb(per(rawIdle!, rawConnected!, key)),
+            '—',
+          ]),
+          ...MEMORY_KINDS.map(([key, what]): string[] => [
+            `RustyDB (authenticated): ${what}`,
+            mb(rustyIdle![key]),
+            mb(rustyConnected![key]),
+            mb(rustySubscribed![key]),
+            kb(per(rustyIdle!, rustyConnected!, key)),
+            kb(per(rustyConnected!, rustySubscribed!, key)),
+          ]),
         ],
       ),
       '',
       `**Memory per authenticated connection: ${ratio(memoryRatio)}** a raw \`ws\` connection (target ≤ ` +
         `${TARGET_MEMORY}: ${verdict(memoryMet)}); each subscription adds ${kb(perSubscription)} on top ` +
         `(target ≤ ${kb(TARGET_SUBSCRIPTION_BYTES)}: ${verdict(subscriptionMet)}). ` +
-        `RSS from /proc/<pid>/status, ${SETTLE_MS / 1000} s after each phase; it includes garbage not yet ` +
-        `collected, on both servers alike. Live objects are fewer than RSS says: heap snapshots of the ` +
-        `compiled server after a full GC (1,000 sockets) hold ~5.3 KB of JavaScript heap per authenticated ` +
-        `connection (the net.Socket, ws's objects, the session, its registry entry and expiry timer) and ` +
-        `~0.6 KB per table subscription (the subscription, its keys in the hub's maps, the connection's ` +
-        `subscription list) plus compiled code made once; the rest of the per-subscription RSS is the ` +
-        `garbage of 10,000 subscribe requests (parsing, access checks, replies) and the heap space V8 ` +
-        `grew for it, not yet given back when the reading is taken.`,
+        `Connections by RSS after a full GC, subscriptions by the live JavaScript heap after it (a ` +
+        `subscription is JavaScript objects only; the RSS after the GC still holds heap space V8 grew for ` +
+        `the garbage of ${count(n)} subscribe requests, whose parsing, access checks and replies are ` +
+        `collected but not given back to the system). RSS from /proc/<pid>/status; "settled" is ` +
+        `${SETTLE_MS / 1000} s after each phase, with garbage not yet collected; then the bench asks each ` +
+        `server for a full GC (both started with \`--expose-gc\` and a bench-only preload, ` +
+        `bench/lib/gc-on-signal.mjs, that collects on SIGUSR2 and reports the heap left; the server itself ` +
+        `exposes no such thing) and reads again ${SETTLE_MS / 1000} s later. Live heap per connection: ` +
+        `${kb(per(rustyIdle!, rustyConnected!, 'heap'))} against raw ws's ` +
+        `${kb(per(rawIdle!, rawConnected!, 'heap'))}. Each token's expiry (warning, then close) is one small ` +
+        `entry in a heap shared by all sessions and driven by one timer, not a timer per session.`,
       '',
       `Set-up (informational; not the connect benchmark): both targets' sockets were opened at the same ` +
         `time, ${count(n)} raw ones in ${ms(rawConnectMs)} (server CPU ${ms((rawConnectCpu / n) * 1000)} ` +

@@ -43,6 +43,17 @@ export interface MemoryFacts {
   hwm: number;
 }
 
+/**
+ * Node flags that let the bench ask a server it started for a full garbage collection (SIGUSR2, see
+ * gc-on-signal.mjs), so that memory readings count live objects. Only the bench starts servers so.
+ */
+export const COLLECT_ON_SIGNAL = ['--expose-gc', '--import', './bench/lib/gc-on-signal.mjs'] as const;
+
+/** Asks a process started with COLLECT_ON_SIGNAL for a full garbage collection (done within ms). */
+export function collectGarbage(pid: number): void {
+  process.kill(pid, 'SIGUSR2');
+}
+
 export function memory(pid: number): MemoryFacts {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (name: string): number => {

@@ -3,6 +3,7 @@
  * time and memory can be read from /proc without the bench's own client work mixed in.
  */
 import { spawnNode, type Child } from './children.ts';
+import { COLLECT_ON_SIGNAL } from './proc.ts';
 
 export const ADMIN_USER = 'admin';
 /** Only ever used against a throw-away data directory on loopback. */
@@ -16,7 +17,9 @@ export interface RustyServerOptions {
   cpuProfileDir?: string;
   /** Keep the server's default rate limits (off unless asked: they would throttle most benchmarks). */
   rateLimiting?: boolean;
-  /** Extra node flags for the server process, e.g. ['--import', probe] (bench/idle-memory-probe.ts). */
+  /** Start it with COLLECT_ON_SIGNAL: a memory benchmark may then read its RSS after a full GC. */
+  collectOnSignal?: boolean;
+  /** Extra node flags for the server process, e.g. ['--import', probe] (bench/tools/idle-memory-probe.ts). */
   nodeArgs?: readonly string[];
   /** Another build of the server to run (a baseline), relative to the repository; default the tree's own. */
   bin?: string;
@@ -45,6 +48,7 @@ function serverEnv(): NodeJS.ProcessEnv {
 export async function startRustyServer(options: RustyServerOptions): Promise<RustyServerProcess> {
   const nodeArgs = [
     ...(options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : []),
+    ...(options.collectOnSignal ? COLLECT_ON_SIGNAL : []),
     ...(options.nodeArgs ?? []),
   ];
   const child = spawnNode(

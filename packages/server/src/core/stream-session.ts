@@ -30,11 +30,13 @@ import {
 } from './envelope.ts';
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
+import { Deadline, DeadlineQueue } from './deadline-queue.ts';
 import type { SessionHandle, SessionRegistry } from './session-registry.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { SubscriptionHub } from '../changes/subscription-hub.ts';
 import { SessionSubscriptions } from './session-subscriptions.ts';
 import type { SubscriberOwner } from '../changes/subscriber.ts';
+import { WritesAhead, waitForWritesAhead } from './writes-ahead.ts';
 
 export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
@@ -127,13 +129,15 @@ export class StreamSession implements SubscriberOwner {
   readonly #violations: ViolationCounter | undefined;
   /** Messages that arrived while a URL token was being checked; replayed in order once it is. */
   #pending: string[] | undefined;
-  /** Fires for the expiry warning, then for the expiry itself. */
-  #expiryTimer: NodeJS.Timeout | undefined;
+  /** Due for the expiry warning, then for the expiry itself; made at the first authentication. */
+  #expiry: Deadline<StreamSession> | undefined;
   readonly #origin: SessionOrigin;
   #startWith: string | undefined;
   readonly #handle: SessionHandle | undefined;
   #subscriptions: SessionSubscriptions | undefined;
   #ownerId: string | undefined;
+  /** This connection's writes that commit later in a group (see WritesAhead); made with the first. */
+  #writesAhead: WritesAhead | undefined;
 
   constructor(
     socket: SessionSocket,
@@ -233,7 +237,7 @@ export class StreamSession implements SubscriberOwner {
     if (this.#closed) return;
     this.#closed = true;
     this.#handle?.release();
-    clearTimeout(this.#expiryTimer);
+    if (this.#expiry) StreamSession.#expiries.cancel(this.#expiry);
     for (const controller of this.#running?.values() ?? []) controller.abort();
     this.#running?.clear();
     this.#subscriptions?.close();
@@ -286,15 +290,43 @@ export class StreamSession implements SubscriberOwner {
     return this.#socket.bufferedAmount();
   }
 
-  /** Handles a checked message; a keyed query is answered at once, without #dispatch's promise and microtask. */
+  /**
+   * Handles a checked message; a keyed query is answered at once, without #dispatch's promise and
+   * microtask. A query or batch that arrives while writes of this connection wait for their commit
+   * group runs once they are answered (a deferred write of its own joins them instead, in order), so
+   * that it sees them, as it did when every keyed write ran at once.
+   */
   #handleMessage(message: ClientMessage): void {
-    const inlineTried = message.type === 'query' && this.#principal !== undefined;
-    if (inlineTried && this.#runInlineQuery(message)) return;
-    this.#dispatch(message, inlineTried).catch((err) => this.#fail(err));
+    if (this.#principal === undefined || (message.type !== 'query' && message.type !== 'batch')) {
+      this.#dispatch(message).catch((err) => this.#fail(err));
+      return;
+    }
+    const { engine } = this.#deps;
+    const ahead = this.#writesAhead;
+    if (
+      ahead &&
+      !ahead.empty &&
+      !(message.type === 'query' && engine.deferredWrite?.(message.payload.sql) === true)
+    ) {
+      this.#dispatch(message, false, ahead.answered()).catch((err) => this.#fail(err));
+      return;
+    }
+    if (message.type === 'batch') {
+      this.#dispatch(message).catch((err) => this.#fail(err));
+      return;
+    }
+    if (this.#runInlineQuery(message)) return;
+    const answered = this.#dispatch(message, true);
+    if (engine.deferredWrite?.(message.payload.sql))
+      (this.#writesAhead ??= new WritesAhead()).track(answered);
+    answered.catch((err) => this.#fail(err));
   }
 
-  /** @param inlineTried the query was offered to the inline path already (and must take the normal one). */
-  async #dispatch(message: ClientMessage, inlineTried = false): Promise<void> {
+  /**
+   * @param inlineTried the query was offered to the inline path already (and must take the normal one).
+   * @param after the writes ahead of the request (see WritesAhead): it runs once they are answered.
+   */
+  async #dispatch(message: ClientMessage, inlineTried = false, after?: Promise<void>): Promise<void> {
     if (message.type === 'auth') {
       await this.#authenticate(message.payload.token, message.id);
       return;
@@ -313,11 +345,15 @@ export class StreamSession implements SubscriberOwner {
         this.#send(envelope('pong', {}, message.id));
         return;
       case 'query':
-        if (!inlineTried && this.#runInlineQuery(message)) return;
-        await this.#tracked(message.id, (signal) => this.#runQuery(message, signal, this.#principal!));
+        if (!after && !inlineTried && this.#runInlineQuery(message)) return;
+        await this.#tracked(message.id, after, (signal, timeoutMs) =>
+          this.#runQuery(message, signal, timeoutMs, this.#principal!),
+        );
         return;
       case 'batch':
-        await this.#tracked(message.id, (signal) => this.#runBatch(message, signal, this.#principal!));
+        await this.#tracked(message.id, after, (signal, timeoutMs) =>
+          this.#runBatch(message, signal, timeoutMs, this.#principal!),
+        );
         return;
       case 'cancel':
         this.#cancel(message);
@@ -419,40 +455,33 @@ export class StreamSession implements SubscriberOwner {
   }
 
   /**
-   * Warns shortly before the token expires, and ends the session when it does unless re-authenticated.
-   * One timer per session, armed first for the warning and then for the expiry.
+   * Every session's token deadline, on one timer for the process: a timer per session cost each
+   * authenticated connection a few hundred bytes.
    */
-  #armExpiry(expiresAt: number, warned = false): void {
-    clearTimeout(this.#expiryTimer);
-    // setTimeout holds at most 2^31-1 ms; longer-lived tokens are re-armed when the timer fires.
-    const MAX_DELAY = 2_147_483_647;
-    const remaining = expiresAt - Date.now();
-    const untilWarning = remaining - EXPIRY_WARNING_MS;
-    if (!warned && untilWarning > 0) {
-      this.#expiryTimer = setTimeout(
-        () => {
-          if (Date.now() < expiresAt - EXPIRY_WARNING_MS) {
-            this.#armExpiry(expiresAt);
-            return;
-          }
-          this.#send(envelope('auth_expiring', { expires_at: new Date(expiresAt).toISOString() }));
-          this.#armExpiry(expiresAt, true);
-        },
-        Math.min(untilWarning, MAX_DELAY),
-      );
+  static readonly #expiries = new DeadlineQueue<StreamSession>((session, at) => session.#expiryDue(at));
+
+  /**
+   * Warns shortly before the token expires, and ends the session when it does unless re-authenticated
+   * (which arms it again for the new token). One deadline per session, first for the warning (unless
+   * the token expires within the warning time), then for the expiry.
+   */
+  #armExpiry(expiresAt: number): void {
+    this.#expiry ??= new Deadline(this);
+    const warnAt = expiresAt - EXPIRY_WARNING_MS;
+    StreamSession.#expiries.schedule(this.#expiry, warnAt > Date.now() ? warnAt : expiresAt);
+  }
+
+  /** The session's deadline came due: the one `at` was scheduled for, the warning or the expiry. */
+  #expiryDue(at: number): void {
+    if (this.#closed) return;
+    const expiresAt = this.#principal!.expiresAt!;
+    if (at < expiresAt) {
+      this.#send(envelope('auth_expiring', { expires_at: new Date(expiresAt).toISOString() }));
+      StreamSession.#expiries.schedule(this.#expiry!, expiresAt);
       return;
     }
-    this.#expiryTimer = setTimeout(
-      () => {
-        if (Date.now() < expiresAt) {
-          this.#armExpiry(expiresAt, true);
-          return;
-        }
-        this.#send(errorEnvelope(new RustyError('AUTH_EXPIRED', 'token has expired; authenticate again')));
-        this.#closeWith(1008, 'token expired');
-      },
-      Math.min(Math.max(remaining, 0), MAX_DELAY),
-    );
+    this.#send(errorEnvelope(new RustyError('AUTH_EXPIRED', 'token has expired; authenticate again')));
+    this.#closeWith(1008, 'token expired');
   }
 
   /** The limits' JSON text, made once per configuration: every connect sends it. */
@@ -493,8 +522,16 @@ export class StreamSession implements SubscriberOwner {
     });
   }
 
-  /** Runs `work` with an AbortSignal that `cancel` (by id) and `close` can fire. */
-  async #tracked(id: string | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  /**
+   * Runs `work` with an AbortSignal that `cancel` (by id) and `close` can fire, and the milliseconds
+   * left of the statement timeout. With `after`, it first waits for the connection's writes ahead (see
+   * WritesAhead), counted as running meanwhile and bound to the same signal and timeout.
+   */
+  async #tracked(
+    id: string | undefined,
+    after: Promise<void> | undefined,
+    work: (signal: AbortSignal, timeoutMs: number) => Promise<void>,
+  ): Promise<void> {
     if (id !== undefined && this.#running?.has(id)) {
       this.#send(
         errorEnvelope(new RustyError('INVALID_MESSAGE', `a request with id '${id}' is still running`), id),
@@ -516,7 +553,14 @@ export class StreamSession implements SubscriberOwner {
     if (id !== undefined) (this.#running ??= new Map()).set(id, controller);
     else this.#unnamedRunning++;
     try {
-      await work(controller.signal);
+      const timeoutMs = this.#deps.config.statement_timeout * 1000;
+      if (!after) await work(controller.signal, timeoutMs);
+      else {
+        const started = performance.now();
+        await waitForWritesAhead(after, controller.signal, timeoutMs);
+        const left = Math.max(1, Math.round(timeoutMs - (performance.now() - started)));
+        await work(controller.signal, left);
+      }
     } catch (err) {
       if (this.#closed) this.#leftBehind(err, id);
       else this.#sendFailure(err, id);
@@ -574,11 +618,15 @@ export class StreamSession implements SubscriberOwner {
     return true;
   }
 
-  async #runQuery(message: QueryMessage, signal: AbortSignal, principal: Principal): Promise<void> {
+  async #runQuery(
+    message: QueryMessage,
+    signal: AbortSignal,
+    timeoutMs: number,
+    principal: Principal,
+  ): Promise<void> {
     const { engine, config, access } = this.#deps;
     const caller = await access.callerFor(principal);
     const { sql, params, streaming, chunk_size } = message.payload;
-    const timeoutMs = config.statement_timeout * 1000;
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
@@ -646,12 +694,17 @@ export class StreamSession implements SubscriberOwner {
     this.#send(text);
   }
 
-  async #runBatch(message: BatchMessage, signal: AbortSignal, principal: Principal): Promise<void> {
-    const { engine, config, access } = this.#deps;
+  async #runBatch(
+    message: BatchMessage,
+    signal: AbortSignal,
+    timeoutMs: number,
+    principal: Principal,
+  ): Promise<void> {
+    const { engine, access } = this.#deps;
     const results = await engine.batch(message.payload.queries, {
       signal,
       caller: await access.callerFor(principal),
-      timeoutMs: config.statement_timeout * 1000,
+      timeoutMs,
       transaction: message.payload.transaction ?? false,
     });
     await this.#answer(envelope('data', { status: 'success', results }, message.id));

@@ -179,6 +179,15 @@ export interface Engine {
    * leave it out.
    */
   runInline?(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined;
+  /**
+   * Whether the engine answers `sql` later than runInline would have: a keyed write that runInline
+   * declines because it commits in a group with the writes that arrive meanwhile (group commit). A
+   * connection's later requests must then wait for its answer to see its effect (see WritesAhead);
+   * later deferred writes need not, as the engine commits them in their order of arrival. Cheap,
+   * synchronous, never throws (false for a statement it cannot classify). Optional: engines without
+   * such writes leave it out.
+   */
+  deferredWrite?(sql: string): boolean;
   /** Runs one statement and returns its whole result. */
   execute(statement: StatementInput, options: RunOptions): Promise<StatementResult>;
   batch(

@@ -15,7 +15,15 @@
  *   at expiry, without a refresh, it closes the socket with 4403.
  */
 import { randomUUID } from 'node:crypto';
-import { GraphQLError, parse, specifiedRules, validate, type DocumentNode } from 'graphql';
+import {
+  execute,
+  GraphQLError,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type ExecutionArgs,
+} from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
@@ -24,7 +32,8 @@ import type { Logger } from '../core/logger.ts';
 import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts';
 import { normalizeError } from '../errors/rusty-error.ts';
 import type { MetricsSampler } from '../metrics/sampler.ts';
-import type { FlowControlledWebSocket } from '../ws/flow-controlled-socket.ts';
+import { MAX_RUNNING_QUERIES } from '../core/stream-session.ts';
+import { HIGH_WATER_MARK, type FlowControlledWebSocket } from '../ws/flow-controlled-socket.ts';
 import { FORBIDDEN, GRAPHQL_WS_PATH } from './endpoints.ts';
 import type { WebSocketGateway } from '../ws/websocket-gateway.ts';
 import { formatGraphQLError } from './errors.ts';
@@ -78,6 +87,9 @@ class Connection {
   readonly id: string;
   #expiry: NodeJS.Timeout | undefined;
   #warning: NodeJS.Timeout | undefined;
+  /** Queries and mutations executing now, and the wake-ups of those waiting for one of them to end. */
+  #executing = 0;
+  readonly #turns: (() => void)[] = [];
 
   constructor(socket: WebSocket, sessions: SessionRegistry | undefined, remoteAddress: string) {
     this.socket = socket;
@@ -149,6 +161,37 @@ class Connection {
     return true;
   }
 
+  /**
+   * Waits for a query's or mutation's turn to execute: at most MAX_RUNNING_QUERIES at once (as on
+   * /api/v1/stream), and none starts while HIGH_WATER_MARK bytes wait to be sent. Without it, a burst
+   * of requests from a client that does not read all ran at once (the socket holds the client's messages
+   * only once answers are queued, and none is queued yet when a burst arrives): their answers were built
+   * together and queued up to websocket_max_send_buffer. False once the connection is closed.
+   */
+  async turn(): Promise<boolean> {
+    const socket = this.socket as FlowControlledWebSocket;
+    for (;;) {
+      if (socket.readyState !== socket.OPEN) return false;
+      if (this.#executing >= MAX_RUNNING_QUERIES) {
+        await new Promise<void>((resolve) => this.#turns.push(resolve));
+      } else if (socket.bufferedAmount >= HIGH_WATER_MARK) {
+        await socket.drained();
+      } else {
+        this.#executing++;
+        return true;
+      }
+    }
+  }
+
+  /** A query or mutation has its result; graphql-ws queues its answer in this same turn of the event loop. */
+  executed(): void {
+    // The next one looks at the queue once that answer is in it.
+    setImmediate(() => {
+      this.#executing--;
+      this.#turns.shift()?.();
+    });
+  }
+
   operationDone(id: string): void {
     this.#operations.delete(id);
   }
@@ -159,6 +202,7 @@ class Connection {
     this.handle?.release();
     for (const controller of this.#operations.values()) controller.abort();
     this.#operations.clear();
+    for (const wake of this.#turns.splice(0)) wake();
   }
 }
 
@@ -169,6 +213,8 @@ class Connection {
 export function serveGraphQLWs(wss: WebSocketServer, deps: GraphQLWsDeps): void {
   const { service, gateway, authenticator, config, logger, sampler } = deps;
   const connections = new WeakMap<WebSocket, Connection>();
+  /** The connection of each operation's context, for `execute`. */
+  const connectionOfContext = new WeakMap<object, Connection>();
 
   // Registered before graphql-ws's own listener: counts every message in and out.
   wss.on('connection', (socket: WebSocket, request) => {
@@ -179,17 +225,31 @@ export function serveGraphQLWs(wss: WebSocketServer, deps: GraphQLWsDeps): void 
       sampler?.messageOut();
       // Without a callback a failed write surfaces as the socket's close, as on every other socket.
       if (!cb) return send(data);
+      // graphql-ws sends every message with a callback and awaits it: an answer that does not fit waits
+      // for room, holding the client's further messages meanwhile, as answers do on /api/v1/stream. One
+      // larger than the connection may ever hold is sent, and the socket closes with 4013.
+      const flow = socket as FlowControlledWebSocket;
+      const text = data as string;
+      if (!flow.fits(text.length * 3)) {
+        const bytes = Buffer.byteLength(text);
+        if (bytes <= flow.maxBuffered) {
+          void flow.room(bytes).then(() => deliver(data, cb));
+          return;
+        }
+      }
+      deliver(data, cb);
+    }) as WebSocket['send'];
+    const deliver = (data: unknown, cb: (err?: Error) => void): void =>
       send(data, (err) => {
         // An answer that cannot be written because the client went away is no server failure; passed
         // on, graphql-ws would log it at error level with a stack trace, once per operation in flight.
         if (err && wentAway(socket, err)) {
           logger.debug('request ended: the client went away', { endpoint: GRAPHQL_WS_PATH });
-          cb?.();
+          cb();
           return;
         }
-        cb?.(err);
+        cb(err);
       });
-    }) as WebSocket['send'];
   });
 
   const connectionOf = (socket: WebSocket): Connection => {
@@ -210,6 +270,16 @@ export function serveGraphQLWs(wss: WebSocketServer, deps: GraphQLWsDeps): void 
       isProd: true,
       // Events are completed by a plan made when the subscription starts, not a graphql-js run each.
       subscribe: subscribeWithPlans,
+      execute: async (args: ExecutionArgs) => {
+        const connection = connectionOfContext.get(args.contextValue as object);
+        if (!connection) return execute(args);
+        if (!(await connection.turn())) return { errors: [new GraphQLError('the connection closed')] };
+        try {
+          return await execute(args);
+        } finally {
+          connection.executed();
+        }
+      },
       // The gateway closes a socket that has not authenticated in time (with INIT_TIMEOUT_CLOSE).
       connectionInitWaitTimeout: Infinity,
       onConnect: async (ctx) => {
@@ -321,21 +391,24 @@ export function serveGraphQLWs(wss: WebSocketServer, deps: GraphQLWsDeps): void 
           variableValues: payload.variables ?? null,
         };
       },
-      context: (ctx, id) => {
+      context: async (ctx, id) => {
         const socket = ctx.extra.socket as FlowControlledWebSocket;
         // The bytes graphql-ws's own `next` would send: {"id", "type": "next", "payload"}, in that order;
         // the part before the payload is this operation's own, made once.
         const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
-        return service.contextFor(principalOf(socket), {
-          sessionId: connectionOf(socket).id,
+        const connection = connectionOf(socket);
+        const context = await service.contextFor(principalOf(socket), {
+          sessionId: connection.id,
           operationId: id,
           bufferedAmount: () => socket.bufferedAmount,
-          signal: connectionOf(socket).operationSignal(id),
+          signal: connection.operationSignal(id),
           sendNext: (payload) => {
             sampler?.messageOut();
             socket.sendText([head, payload, CLOSE_BRACE]);
           },
         });
+        connectionOfContext.set(context, connection);
+        return context;
       },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors

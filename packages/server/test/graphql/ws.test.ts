@@ -75,6 +75,17 @@ describe('connection and authentication', () => {
     assert.deepEqual(read.data, { notes: [{ body: 'over ws' }] });
   });
 
+  test('operations sent all at once, more than may run at once, are each answered in turn', async () => {
+    const socket = await initialised();
+    const ids = Array.from({ length: 40 }, (_, i) => `q${i}`);
+    for (const id of ids) {
+      socket.send({ id, type: 'subscribe', payload: { query: '{ notes(limit: 1) { id } }' } });
+    }
+    for (const id of ids) await socket.next((m) => m.type === 'complete' && m.id === id, 10_000);
+    const answered = socket.received.filter((m) => m.type === 'next').map((m) => m.id);
+    assert.deepEqual(answered.sort(), [...ids].sort());
+  });
+
   test('the ack names the user and when the token expires; {token} is accepted too', async () => {
     const socket = await openRaw();
     socket.send({ type: 'connection_init', payload: { token: ts.token } });

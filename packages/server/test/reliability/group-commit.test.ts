@@ -7,8 +7,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SqliteEngine } from '../../src/engine/sqlite/sqlite-engine.ts';
-import { ENDLESS, sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
+import { holdWriter } from '../helpers/hold-writer.ts';
 
 let ts: TestServer;
 let engine: SqliteEngine;
@@ -20,26 +21,6 @@ before(async () => {
 });
 after(() => ts.close());
 
-/** Holds the write gate with a transaction that runs until `release` cancels it. */
-async function holdWriter(): Promise<{ release(): Promise<void> }> {
-  const holder = await ts.connectAuthed();
-  holder.send({
-    type: 'batch',
-    id: 'long',
-    payload: {
-      transaction: true,
-      queries: [{ sql: "INSERT INTO g (v) VALUES ('long')" }, { sql: ENDLESS }],
-    },
-  });
-  await sleep(300);
-  return {
-    async release() {
-      holder.send({ type: 'cancel', payload: { id: 'long' } });
-      assert.equal((await holder.reply('long', 5000)).payload.code, 'QUERY_CANCELLED');
-    },
-  };
-}
-
 function send(client: TestClient, id: string, text: string, params: unknown[]): Promise<ServerMsg> {
   client.send({ type: 'query', id, payload: { sql: text, params } });
   return client.reply(id, 15_000);
@@ -49,7 +30,7 @@ test('writes waiting for the writer commit together, each answered with its own 
   const writer = await ts.connectAuthed();
   const before = engine.groupCommits!;
   const head = await engine.changes.head();
-  const held = await holdWriter();
+  const held = await holdWriter(ts, "INSERT INTO g (v) VALUES ('long')");
   const values = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
   const replies = new Map<string, Promise<ServerMsg>>();
   values.forEach((v, i) => {
@@ -104,7 +85,7 @@ test('writes waiting for the writer commit together, each answered with its own 
 
 test('a write cancelled while it waits for its group is never run', async () => {
   const writer = await ts.connectAuthed();
-  const held = await holdWriter();
+  const held = await holdWriter(ts, "INSERT INTO g (v) VALUES ('long')");
   const kept = send(writer, 'kept', 'INSERT INTO g (v) VALUES (?)', ['kept']);
   writer.send({
     type: 'query',
@@ -124,7 +105,7 @@ test('a group admits no write that arrived after another writer: the order of ar
   const writer = await ts.connectAuthed();
   const other = await ts.connectAuthed();
   const head = await engine.changes.head();
-  const held = await holdWriter();
+  const held = await holdWriter(ts, "INSERT INTO g (v) VALUES ('long')");
   const first = send(writer, 'first', 'INSERT INTO g (v) VALUES (?)', ['order-1']);
   await sleep(50);
   // Another writer queues for the gate behind the first write's group…

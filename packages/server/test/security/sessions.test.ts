@@ -48,7 +48,12 @@ function suite(engine: EngineName): void {
     return (res.body as { data: { sessions: SessionView[] } }).data.sessions;
   }
 
-  /** The socket receives `code` as an error without id, then a 1008 close, within a second of `since`. */
+  /**
+   * The socket receives `code` as an error without id, then a 1008 close, within a second of `since`: the
+   * moment the change was made, which the answer to the request that made it marks. (Not the moment the
+   * request was sent: a password change first checks one password and hashes another, which takes
+   * hundreds of milliseconds on a busy machine, before it changes anything.)
+   */
   async function cut(c: TestClient, code: string, since: number): Promise<void> {
     const closed = await c.closed(1000);
     assert.equal(closed.code, 1008);
@@ -96,8 +101,8 @@ function suite(engine: EngineName): void {
     const b = await connectWith(ts, token);
     const sessions = await sessionsOf('killed');
     assert.equal(sessions.length, 2);
-    const started = Date.now();
     const res = await ts.http(`/api/v1/sessions/${sessions[0]!.id}`, { method: 'DELETE' });
+    const changed = Date.now();
     assert.equal(res.status, 200);
     assert.deepEqual((res.body as { data: unknown }).data, { closed: 1 });
     // Which of a and b was listed first is not known: exactly one is cut.
@@ -105,7 +110,7 @@ function suite(engine: EngineName): void {
     const cutOne = await Promise.race([a.closed(1000).then(() => a), b.closed(1000).then(() => b)]);
     const kept = cutOne === a ? b : a;
     assert.equal(cutOne.closeInfo!.code, 1008);
-    assert.ok(Date.now() - started <= 1000, `closed after ${Date.now() - started} ms`);
+    assert.ok(Date.now() - changed <= 1000, `closed after ${Date.now() - changed} ms`);
     assert.deepEqual((await sessionsOf('killed')).map((s) => s.id).includes(target), false);
     assert.equal((await sessionsOf('killed')).length, 1);
     assert.equal(cutOne.received.find((m) => m.type === 'error')?.payload.code, 'PERMISSION_DENIED');
@@ -122,10 +127,10 @@ function suite(engine: EngineName): void {
       await connectWith(ts, token),
     ];
     const bystander = await ts.connectAuthed();
-    const started = Date.now();
     const res = await ts.http('/api/v1/sessions?user=everywhere', { method: 'DELETE' });
+    const changed = Date.now();
     assert.deepEqual((res.body as { data: unknown }).data, { closed: 3 });
-    for (const c of clients) await cut(c, 'PERMISSION_DENIED', started);
+    for (const c of clients) await cut(c, 'PERMISSION_DENIED', changed);
     assert.equal((await bystander.request({ type: 'ping' })).type, 'pong');
     const none = await ts.http('/api/v1/sessions', { method: 'DELETE' });
     assert.equal(none.status, 400);
@@ -139,15 +144,15 @@ function suite(engine: EngineName): void {
     const two = await loginToken(ts, 'logger');
     const onOne = await connectWith(ts, one);
     const onTwo = await connectWith(ts, two);
-    const started = Date.now();
     const res = await ts.http('/api/v1/auth/logout', { method: 'POST', token: one });
+    const changed = Date.now();
     assert.equal(res.status, 200);
     assert.deepEqual((res.body as { data: unknown }).data, {
       logged_out: true,
       all: false,
       sessions_closed: 1,
     });
-    await cut(onOne, 'AUTH_EXPIRED', started);
+    await cut(onOne, 'AUTH_EXPIRED', changed);
     assert.equal((await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token: one })).status, 401);
     assert.equal((await ts.http('/api/v1/auth/logout', { method: 'POST', token: one })).status, 401);
     assert.equal((await onTwo.request({ type: 'ping' })).type, 'pong');
@@ -160,14 +165,14 @@ function suite(engine: EngineName): void {
     const one = await loginToken(ts, 'leaver');
     const two = await loginToken(ts, 'leaver');
     const sockets = [await connectWith(ts, one), await connectWith(ts, two)];
-    const started = Date.now();
     const res = await ts.http('/api/v1/auth/logout', { method: 'POST', token: two, body: { all: true } });
+    const changed = Date.now();
     assert.deepEqual((res.body as { data: unknown }).data, {
       logged_out: true,
       all: true,
       sessions_closed: 2,
     });
-    for (const c of sockets) await cut(c, 'AUTH_EXPIRED', started);
+    for (const c of sockets) await cut(c, 'AUTH_EXPIRED', changed);
     for (const token of [one, two]) {
       assert.equal((await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token })).status, 401);
     }
@@ -204,15 +209,15 @@ function suite(engine: EngineName): void {
     });
     assert.equal(wrong.status, 401);
     assert.equal((await sockets[0]!.request({ type: 'ping' })).type, 'pong');
-    const started = Date.now();
     const res = await ts.http('/api/v1/auth/password', {
       token,
       body: { current_password: USER_PASSWORD, new_password: 'second-password' },
     });
+    const changed = Date.now();
     assert.equal(res.status, 200);
     const fresh = (res.body as { data: { token: string; sessions_closed: number } }).data;
     assert.equal(fresh.sessions_closed, 2);
-    for (const c of sockets) await cut(c, 'AUTH_EXPIRED', started);
+    for (const c of sockets) await cut(c, 'AUTH_EXPIRED', changed);
     assert.equal((await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token })).status, 401);
     assert.equal(
       (await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token: fresh.token })).status,
@@ -233,25 +238,25 @@ function suite(engine: EngineName): void {
   test("an admin changing a user's password cuts that user's sockets within a second", async () => {
     const token = await createUser(ts, 'reset', ['readonly']);
     const c = await connectWith(ts, token);
-    const started = Date.now();
     const res = await ts.http('/api/v1/users/reset', {
       method: 'PATCH',
       body: { password: 'admin-chosen-1' },
     });
+    const changed = Date.now();
     assert.equal(res.status, 200);
-    await cut(c, 'AUTH_EXPIRED', started);
+    await cut(c, 'AUTH_EXPIRED', changed);
     assert.equal((await ts.http('/api/v1/query', { body: { sql: 'SELECT 1' }, token })).status, 401);
   });
 
   test('disabling a user cuts their sockets within a second; their token stays dead', async () => {
     const token = await createUser(ts, 'suspended', ['readonly']);
     const c = await connectWith(ts, token);
-    const started = Date.now();
     assert.equal(
       (await ts.http('/api/v1/users/suspended', { method: 'PATCH', body: { disabled: true } })).status,
       200,
     );
-    await cut(c, 'AUTH_EXPIRED', started);
+    const changed = Date.now();
+    await cut(c, 'AUTH_EXPIRED', changed);
     const again = await ts.connect({ token });
     assert.equal((await again.next()).payload.code, 'AUTH_FAILED');
     assert.equal((await again.closed()).code, 1008);
@@ -260,9 +265,9 @@ function suite(engine: EngineName): void {
   test('deleting a user cuts their sockets within a second', async () => {
     const token = await createUser(ts, 'removed', ['readonly']);
     const c = await connectWith(ts, token);
-    const started = Date.now();
     assert.equal((await ts.http('/api/v1/users/removed', { method: 'DELETE' })).status, 200);
-    await cut(c, 'AUTH_EXPIRED', started);
+    const changed = Date.now();
+    await cut(c, 'AUTH_EXPIRED', changed);
   });
 
   test('a grant reaches an open connection within a second, and so does a revoke', async () => {

@@ -594,6 +594,18 @@ export class SqliteEngine implements Engine {
     return this.#tryInline(statement.sql, routed, toDriverParams(statement.params));
   }
 
+  deferredWrite(sql: string): boolean {
+    if (!this.#groups || this.#closed) return false;
+    try {
+      // The router's cache answers for a statement just offered to runInline.
+      const routed = this.#router.route(sql);
+      return routed.route === 'inline' && routed.access.kind !== 'read';
+    } catch {
+      // Refused or invalid: its request fails at once, before anything it could be waited for.
+      return false;
+    }
+  }
+
   async execute(statement: StatementInput, options: RunOptions): Promise<StatementResult> {
     this.#assertOpen();
     return this.#withCurrentSchema(async () => {

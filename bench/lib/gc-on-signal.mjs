@@ -1,0 +1,17 @@
+/**
+ * Bench-only preload (`node --expose-gc --import bench/lib/gc-on-signal.mjs ...`): a full garbage
+ * collection on SIGUSR2, so that a memory reading counts live objects rather than garbage V8 has not
+ * collected yet, and reports the heap left on stderr. The servers themselves expose nothing of the kind; only the bench starts them with it.
+ */
+import { getHeapStatistics } from 'node:v8';
+import { isMainThread } from 'node:worker_threads';
+
+if (isMainThread && typeof globalThis.gc === 'function') {
+  const collect = globalThis.gc;
+  let collections = 0;
+  process.on('SIGUSR2', () => {
+    collect();
+    // The live JavaScript heap left, for a reader that wants it rather than the RSS.
+    process.stderr.write(`gc ${++collections}: heap used ${getHeapStatistics().used_heap_size}\n`);
+  });
+}
