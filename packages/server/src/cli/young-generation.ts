@@ -3,11 +3,10 @@
  *
  * Loading the server's modules and opening the engine allocates tens of MB of objects that live on.
  * V8 reads that as "most young objects survive" and doubles the young generation's semi-spaces at each
- * scavenge, up to their maximum: the process then keeps 16 MB of resident, mostly empty young space
- * for as long as it is idle (V8 shrinks it only under memory pressure). Not growing it during start-up
- * (growth factor 1) costs nothing measurable — the survivors are promoted to the old generation, where
- * they belong — and the normal factor is restored once the server listens, so a busy server grows its
- * young generation as before.
+ * scavenge, up to their maximum: the process then holds 16 MB of resident, mostly empty young space
+ * until V8's memory reducer notices it is idle (about 10 s later). Not growing it during start-up
+ * (growth factor 1) promotes the survivors to the old generation, where they belong; the normal
+ * factor is restored once the server listens, so a busy server grows its young generation as before.
  *
  * The flag is V8's `--semi-space-growth-factor`, read at every growth decision; an operator who set it
  * (or the semi-space sizes) in NODE_OPTIONS or on node's command line is left alone.
