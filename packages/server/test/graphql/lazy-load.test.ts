@@ -37,6 +37,7 @@ test('a first graphql-ws connection waits for the layer to load and is answered'
   assert.equal(ts.server.graphql.loaded, undefined);
   const result = await wsRequest<{ notes: { body: string }[] }>(wsClient(ts, ts.token), '{ notes { body } }');
   assert.deepEqual(result, { data: { notes: [{ body: 'first' }] } });
+  assert.ok(ts.server.graphql.loaded);
 });
 
 test('first requests on both surfaces at once share one load', async () => {
