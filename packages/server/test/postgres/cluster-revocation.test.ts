@@ -8,16 +8,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { TestClient } from '../helpers/ws-client.ts';
-import { dropCaptureSlot, engineConfig, ENGINES } from '../helpers/engines.ts';
+import { dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
 
 /** The bound the issue sets: a revocation reaches every node within one second. */
 const WITHIN_MS = 1000;
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   describe('revocations reach every node', () => {
     let a: TestServer;
     let b: TestServer;
@@ -191,4 +187,4 @@ if (!ENGINES.includes('postgres')) {
       await expectEnded(otherOnB, Date.now(), 'AUTH_EXPIRED', 'credentials revoked');
     });
   });
-}
+});

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { dropCaptureSlot, engineConfig, ENGINES } from '../helpers/engines.ts';
+import { dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
 
 interface Listed {
   node: string;
@@ -14,11 +14,7 @@ interface Listed {
   sessions: { id: string; node: string; user: string; endpoint: string }[];
 }
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   let a: TestServer;
   let b: TestServer;
   let databaseUrl: string;
@@ -80,4 +76,4 @@ if (!ENGINES.includes('postgres')) {
     assert.deepEqual((await list(a, '?user=bob')).sessions, []);
     onA.close();
   });
-}
+});

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { createHash, createHmac } from 'node:crypto';
 import { startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { asSuperuser, dropCaptureSlot, engineConfig, ENGINES } from '../helpers/engines.ts';
+import { asSuperuser, dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
 
 const require = createRequire(import.meta.url);
 const pg = require('pg') as {
@@ -23,11 +23,7 @@ const pg = require('pg') as {
 const NODES = 3;
 const RACES = 3;
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   test(`${NODES} nodes started at once on an empty database: one admin, one secret, tokens good everywhere (${RACES} races)`, async () => {
     for (let race = 1; race <= RACES; race++) {
       const engine = await engineConfig('postgres');
@@ -133,4 +129,4 @@ if (!ENGINES.includes('postgres')) {
       await dropCaptureSlot(engine.database_url!);
     }
   });
-}
+});

@@ -6,14 +6,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { ENGINES, runStatements } from '../helpers/engines.ts';
+import { runStatements, postgresCases } from '../helpers/engines.ts';
 import { startTestPostgres, type TestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   let pg: TestPostgres;
   let ts: TestServer;
 
@@ -104,4 +100,4 @@ if (!ENGINES.includes('postgres')) {
     assert.ok(took < 10_000, `the fast stop took ${Math.round(took)} ms`);
     assert.equal(await ready(), 200);
   });
-}
+});

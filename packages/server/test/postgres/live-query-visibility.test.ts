@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { ENGINES } from '../helpers/engines.ts';
+import { postgresCases } from '../helpers/engines.ts';
 import { startTestPostgres, type TestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
 
 const require = createRequire(import.meta.url);
@@ -26,11 +26,7 @@ const pg = require('pg') as {
   };
 };
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   let postgres: TestPostgres;
   let ts: TestServer;
   let superuserOfNode: string;
@@ -179,4 +175,4 @@ if (!ENGINES.includes('postgres')) {
       return true;
     });
   });
-}
+});

@@ -12,7 +12,7 @@ import { startServer } from '../../src/server.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { freshDataDir, sleep, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { TestClient } from '../helpers/ws-client.ts';
-import { asSuperuser, engineConfig, ENGINES, postgresUrl } from '../helpers/engines.ts';
+import { asSuperuser, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
 
 describe('configuration', () => {
   test('engine postgres needs a postgres:// database_url; sqlite takes none; other engines are refused', () => {
@@ -100,11 +100,7 @@ describe('value parsing', () => {
   });
 });
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   describe('start-up checks', () => {
     const start = async (overrides: Record<string, unknown>): Promise<unknown> => {
       const dataDir = freshDataDir();
@@ -325,4 +321,4 @@ if (!ENGINES.includes('postgres')) {
       assert.equal(readOnly.errors[0]!.extensions.code, 'INVALID_MESSAGE');
     });
   });
-}
+});

@@ -7,16 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { asSuperuser, dropCaptureSlot, engineConfig, ENGINES } from '../helpers/engines.ts';
+import { asSuperuser, dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
 
 /** Key of the advisory lock RustyDB's set-up took before it used a table of its private schema. */
 const FORMER_SETUP_LOCK = 0x7275_7374;
 
-if (!ENGINES.includes('postgres')) {
-  test('PostgreSQL cases: no PostgreSQL 15+ on this machine (install postgresql or set RUSTYDB_PG_BIN)', () => {
-    assert.ok(!ENGINES.includes('postgres'));
-  });
-} else {
+postgresCases('PostgreSQL cases', () => {
   let a: TestServer;
   let databaseUrl: string;
   let database: string;
@@ -83,4 +79,4 @@ if (!ENGINES.includes('postgres')) {
       await b.close();
     }
   });
-}
+});
