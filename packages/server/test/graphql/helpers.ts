@@ -249,6 +249,7 @@ export async function attached(
 export function rawSocket(
   ts: TestServer,
   protocol: string | string[] = 'graphql-transport-ws',
+  options: WebSocket.ClientOptions = {},
 ): Promise<TestClient> {
-  return TestClient.adopt(new WebSocket(`${ts.server.wsUrl}${GRAPHQL_WS}`, protocol));
+  return TestClient.adopt(new WebSocket(`${ts.server.wsUrl}${GRAPHQL_WS}`, protocol, options));
 }
