@@ -63,23 +63,6 @@ export interface SessionInfo {
   queued_bytes: number;
 }
 
-interface Entry {
-  id: string;
-  endpoint: string;
-  remoteAddress: string;
-  /** Milliseconds since the epoch: a number costs a connection far less than a Date. */
-  connectedAt: number;
-  authenticatedAt: number;
-  user: string;
-  /**
-   * Every token and every login the session has presented (it may re-authenticate with refreshed
-   * tokens): revoking any of them ends it. A few, so an array (a Set costs a connection ~150 bytes more).
-   */
-  credentials: string[];
-  expiresAt: number | undefined;
-  session: RegisteredSession;
-}
-
 /**
  * A random UUID held as one flat string. Node builds randomUUID() by concatenation, and the rope of
  * about fourteen pieces it returns would stay one for the session's whole life: about 450 bytes per
@@ -89,15 +72,29 @@ function sessionId(): string {
   return Buffer.from(randomUUID(), 'latin1').toString('latin1');
 }
 
-/** A session's place in the registry; it joins on its first successful authentication. */
+/**
+ * A session's place in the registry; it joins on its first successful authentication. The handle is
+ * the registry's entry itself (what it lists and ends): a separate entry object, with its own copy of
+ * the credentials and times, cost every authenticated connection ~200 bytes.
+ */
 export class SessionHandle {
   readonly id = sessionId();
   readonly #registry: SessionRegistry;
   readonly endpoint: string;
   readonly remoteAddress: string;
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch: a number costs a connection far less than a Date. */
   readonly connectedAt = Date.now();
   readonly session: RegisteredSession;
+  /** @internal the registry's: who the session last authenticated as (set while it is registered). */
+  principal: Principal | undefined = undefined;
+  /** @internal the registry's: when it last authenticated, milliseconds since the epoch. */
+  authenticatedAt = 0;
+  /**
+   * @internal the registry's: the tokens and logins the session presented before its latest
+   * authentication (it may re-authenticate with refreshed tokens): revoking any of them ends it too.
+   * Made at the first re-authentication that brings a new one; most sessions never have any.
+   */
+  earlierCredentials: string[] | undefined = undefined;
 
   constructor(
     registry: SessionRegistry,
@@ -124,13 +121,22 @@ export class SessionHandle {
   release(): void {
     this.#registry.remove(this.id);
   }
+
+  /** Whether the session ever presented the token or login `id`. */
+  presented(id: string): boolean {
+    const principal = this.principal;
+    return (
+      principal !== undefined &&
+      (principal.tokenId === id || principal.loginId === id || this.earlierCredentials?.includes(id) === true)
+    );
+  }
 }
 
 export class SessionRegistry {
   /** This node's id among those sharing a database: random, new at every start. */
   readonly node = randomUUID();
   readonly #maxPerUser: number;
-  readonly #sessions = new Map<string, Entry>();
+  readonly #sessions = new Map<string, SessionHandle>();
   readonly #byUser = new Map<string, Set<string>>();
   #relay: SessionRelay | undefined;
 
@@ -155,28 +161,27 @@ export class SessionRegistry {
   /** @internal used by SessionHandle */
   admit(handle: SessionHandle, principal: Principal): boolean {
     const { user } = principal;
-    const existing = this.#sessions.get(handle.id);
-    const sameUser = existing?.user === user;
+    const registered = this.#sessions.get(handle.id) === handle;
+    const previous = registered ? handle.principal : undefined;
+    const sameUser = previous?.user === user;
     if (!sameUser && this.#maxPerUser > 0 && this.countFor(user) >= this.#maxPerUser) {
       this.remove(handle.id);
       return false;
     }
-    if (existing && !sameUser) this.remove(handle.id);
-    const credentials = sameUser ? existing.credentials : [];
-    for (const credential of [principal.tokenId, principal.loginId]) {
-      if (credential && !credentials.includes(credential)) credentials.push(credential);
+    if (registered && !sameUser) this.remove(handle.id);
+    if (!sameUser) handle.earlierCredentials = undefined;
+    else if (previous !== principal) {
+      // What the session presented before stays able to end it.
+      for (const credential of [previous!.tokenId, previous!.loginId]) {
+        if (credential && credential !== principal.tokenId && credential !== principal.loginId) {
+          const earlier = (handle.earlierCredentials ??= []);
+          if (!earlier.includes(credential)) earlier.push(credential);
+        }
+      }
     }
-    this.#sessions.set(handle.id, {
-      id: handle.id,
-      endpoint: handle.endpoint,
-      remoteAddress: handle.remoteAddress,
-      connectedAt: handle.connectedAt,
-      authenticatedAt: Date.now(),
-      user,
-      credentials,
-      expiresAt: principal.expiresAt,
-      session: handle.session,
-    });
+    handle.principal = principal;
+    handle.authenticatedAt = Date.now();
+    this.#sessions.set(handle.id, handle);
     let ids = this.#byUser.get(user);
     if (!ids) this.#byUser.set(user, (ids = new Set()));
     ids.add(handle.id);
@@ -188,9 +193,10 @@ export class SessionRegistry {
     const entry = this.#sessions.get(id);
     if (!entry) return;
     this.#sessions.delete(id);
-    const ids = this.#byUser.get(entry.user);
+    const user = entry.principal!.user;
+    const ids = this.#byUser.get(user);
     ids?.delete(id);
-    if (ids?.size === 0) this.#byUser.delete(entry.user);
+    if (ids?.size === 0) this.#byUser.delete(user);
   }
 
   countFor(user: string): number {
@@ -206,19 +212,20 @@ export class SessionRegistry {
     return entries.map((e) => ({
       id: e.id,
       node: this.node,
-      user: e.user,
+      user: e.principal!.user,
       remote_address: e.remoteAddress,
       endpoint: e.endpoint,
       connected_at: new Date(e.connectedAt).toISOString(),
       authenticated_at: new Date(e.authenticatedAt).toISOString(),
-      expires_at: e.expiresAt === undefined ? null : new Date(e.expiresAt).toISOString(),
+      expires_at:
+        e.principal!.expiresAt === undefined ? null : new Date(e.principal!.expiresAt).toISOString(),
       queued_bytes: e.session.bufferedAmount(),
     }));
   }
 
   get(id: string): SessionInfo | undefined {
     const entry = this.#sessions.get(id);
-    return entry ? this.list({ user: entry.user }).find((s) => s.id === id) : undefined;
+    return entry ? this.list({ user: entry.principal!.user }).find((s) => s.id === id) : undefined;
   }
 
   /** The sessions of this node and of every other node sharing the database that answers in time. */
@@ -253,7 +260,7 @@ export class SessionRegistry {
     message: string,
     reason: string,
   ): Promise<string | undefined> {
-    const user = this.#sessions.get(id)?.user;
+    const user = this.#sessions.get(id)?.principal?.user;
     if (user !== undefined && this.kill(id, code, message, reason)) return user;
     return this.#relay?.endElsewhere({ scope: 'session', id, code, message, reason });
   }
@@ -285,7 +292,7 @@ export class SessionRegistry {
         ? [id]
         : scope === 'user'
           ? [...(this.#byUser.get(id) ?? [])]
-          : [...this.#sessions.values()].filter((e) => e.credentials.includes(id)).map((e) => e.id);
+          : [...this.#sessions.values()].filter((e) => e.presented(id)).map((e) => e.id);
     return ids.filter((sessionId) => this.kill(sessionId, code, message, reason)).length;
   }
 }
