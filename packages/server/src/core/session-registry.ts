@@ -78,7 +78,8 @@ function sessionId(): string {
  * the credentials and times, cost every authenticated connection ~200 bytes.
  */
 export class SessionHandle {
-  readonly id = sessionId();
+  /** Made when first asked for (listed, audited, killed by id): most sessions are never named. */
+  #id: string | undefined = undefined;
   readonly #registry: SessionRegistry;
   readonly endpoint: string;
   readonly remoteAddress: string;
@@ -117,9 +118,19 @@ export class SessionHandle {
     return this.#registry.admit(this, principal);
   }
 
+  /** The session's id: random, unique, the name administrators end it by. */
+  get id(): string {
+    return (this.#id ??= sessionId());
+  }
+
+  /** Whether the session's id is `id` (without making one: an id never made was never handed out). */
+  named(id: string): boolean {
+    return this.#id === id;
+  }
+
   /** Leaves the registry; safe to call twice. */
   release(): void {
-    this.#registry.remove(this.id);
+    this.#registry.remove(this);
   }
 
   /** Whether the session ever presented the token or login `id`. */
@@ -136,8 +147,8 @@ export class SessionRegistry {
   /** This node's id among those sharing a database: random, new at every start. */
   readonly node = randomUUID();
   readonly #maxPerUser: number;
-  readonly #sessions = new Map<string, SessionHandle>();
-  readonly #byUser = new Map<string, Set<string>>();
+  readonly #sessions = new Set<SessionHandle>();
+  readonly #byUser = new Map<string, Set<SessionHandle>>();
   #relay: SessionRelay | undefined;
 
   /** @param maxPerUser authenticated sessions one user may hold at once; 0 for no limit */
@@ -161,14 +172,14 @@ export class SessionRegistry {
   /** @internal used by SessionHandle */
   admit(handle: SessionHandle, principal: Principal): boolean {
     const { user } = principal;
-    const registered = this.#sessions.get(handle.id) === handle;
+    const registered = this.#sessions.has(handle);
     const previous = registered ? handle.principal : undefined;
     const sameUser = previous?.user === user;
     if (!sameUser && this.#maxPerUser > 0 && this.countFor(user) >= this.#maxPerUser) {
-      this.remove(handle.id);
+      this.remove(handle);
       return false;
     }
-    if (registered && !sameUser) this.remove(handle.id);
+    if (registered && !sameUser) this.remove(handle);
     if (!sameUser) handle.earlierCredentials = undefined;
     else if (previous !== principal) {
       // What the session presented before stays able to end it.
@@ -181,22 +192,26 @@ export class SessionRegistry {
     }
     handle.principal = principal;
     handle.authenticatedAt = Date.now();
-    this.#sessions.set(handle.id, handle);
-    let ids = this.#byUser.get(user);
-    if (!ids) this.#byUser.set(user, (ids = new Set()));
-    ids.add(handle.id);
+    this.#sessions.add(handle);
+    let handles = this.#byUser.get(user);
+    if (!handles) this.#byUser.set(user, (handles = new Set()));
+    handles.add(handle);
     return true;
   }
 
   /** @internal used by SessionHandle */
-  remove(id: string): void {
-    const entry = this.#sessions.get(id);
-    if (!entry) return;
-    this.#sessions.delete(id);
-    const user = entry.principal!.user;
-    const ids = this.#byUser.get(user);
-    ids?.delete(id);
-    if (ids?.size === 0) this.#byUser.delete(user);
+  remove(handle: SessionHandle): void {
+    if (!this.#sessions.delete(handle)) return;
+    const user = handle.principal!.user;
+    const handles = this.#byUser.get(user);
+    handles?.delete(handle);
+    if (handles?.size === 0) this.#byUser.delete(user);
+  }
+
+  /** The session named `id` (a scan: sessions are found by id only by administrators' orders). */
+  #find(id: string): SessionHandle | undefined {
+    for (const handle of this.#sessions) if (handle.named(id)) return handle;
+    return undefined;
   }
 
   countFor(user: string): number {
@@ -206,9 +221,7 @@ export class SessionRegistry {
   /** The sessions of this node. */
   list(filter: SessionFilter = {}): SessionInfo[] {
     const entries =
-      filter.user === undefined
-        ? [...this.#sessions.values()]
-        : [...(this.#byUser.get(filter.user) ?? [])].map((id) => this.#sessions.get(id)!);
+      filter.user === undefined ? [...this.#sessions] : [...(this.#byUser.get(filter.user) ?? [])];
     return entries.map((e) => ({
       id: e.id,
       node: this.node,
@@ -224,7 +237,7 @@ export class SessionRegistry {
   }
 
   get(id: string): SessionInfo | undefined {
-    const entry = this.#sessions.get(id);
+    const entry = this.#find(id);
     return entry ? this.list({ user: entry.principal!.user }).find((s) => s.id === id) : undefined;
   }
 
@@ -243,11 +256,8 @@ export class SessionRegistry {
 
   /** Ends one session of this node; false when there is no such session. */
   kill(id: string, code: ErrorCode, message: string, reason: string): boolean {
-    const entry = this.#sessions.get(id);
-    if (!entry) return false;
-    this.remove(id);
-    entry.session.terminate(code, message, reason);
-    return true;
+    const entry = this.#find(id);
+    return entry !== undefined && this.#end(entry, code, message, reason);
   }
 
   /**
@@ -260,7 +270,7 @@ export class SessionRegistry {
     message: string,
     reason: string,
   ): Promise<string | undefined> {
-    const user = this.#sessions.get(id)?.principal?.user;
+    const user = this.#find(id)?.principal?.user;
     if (user !== undefined && this.kill(id, code, message, reason)) return user;
     return this.#relay?.endElsewhere({ scope: 'session', id, code, message, reason });
   }
@@ -287,12 +297,20 @@ export class SessionRegistry {
   /** Carries out an order on this node's sessions (from this node or another); returns how many ended. */
   apply(order: EndOrder): number {
     const { scope, id, code, message, reason } = order;
-    const ids =
+    const handles =
       scope === 'session'
-        ? [id]
+        ? [this.#find(id)]
         : scope === 'user'
           ? [...(this.#byUser.get(id) ?? [])]
-          : [...this.#sessions.values()].filter((e) => e.presented(id)).map((e) => e.id);
-    return ids.filter((sessionId) => this.kill(sessionId, code, message, reason)).length;
+          : [...this.#sessions].filter((e) => e.presented(id));
+    return handles.filter((handle) => handle && this.#end(handle, code, message, reason)).length;
+  }
+
+  /** Ends a session of this node if it is still registered. */
+  #end(handle: SessionHandle, code: ErrorCode, message: string, reason: string): boolean {
+    if (!this.#sessions.has(handle)) return false;
+    this.remove(handle);
+    handle.session.terminate(code, message, reason);
+    return true;
   }
 }

@@ -168,7 +168,6 @@ export class FlowControlledWebSocket extends WebSocket {
     if (owner) owner.#wake();
   }
 
-
   /** The endpoint the socket was opened on (as the gateway counts it). */
   get endpoint(): string {
     return this.#endpoint;

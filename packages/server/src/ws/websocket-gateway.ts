@@ -13,11 +13,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import { FlowControlledWebSocket, type FlowLimits } from './flow-controlled-socket.ts';
 import { authTimeoutMs } from '../config/config.ts';
 import type { OriginPolicy } from '../auth/origin-policy.ts';
-import {
-  ConnectionAdmission,
-  isRefusal,
-  type Admission,
-} from './connection-admission.ts';
+import { ConnectionAdmission, isRefusal, type Admission } from './connection-admission.ts';
 
 /**
  * Serves one admitted socket. The endpoint calls `admission.authenticated()` once the client has
