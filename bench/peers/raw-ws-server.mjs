@@ -3,20 +3,56 @@
 // `bumpAll` bumps N in-memory items and sends each subscriber of an item its `next` message with one
 // JSON.stringify and one ws.send. What it costs per event is what any server pays on this machine to
 // hand an event to a socket; its events/s bound what any server can reach with these clients.
+//
+// With `--durable 1` it is the durable floor: before any event leaves, `bumpAll` commits the bump in
+// SQLite the way a database that promises durable, resumable events must — one UPDATE of the N rows,
+// a trigger appending each row's change (key, old and new row as JSON, as RustyDB's capture does) to a
+// change log in the same transaction, WAL with synchronous = FULL (RustyDB's default durability) — and
+// sends each event from the values the UPDATE returned. Nothing else: no reading the log back, no
+// GraphQL, no authorization. Its events/s bound what a server that commits before it publishes can reach.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { args, makeItems } from './schema.mjs';
 
-const { port, items: count } = args();
+const { port, items: count, durable } = args();
 const items = makeItems(count);
+const bump = durable ? durableBump() : () => items.values();
+
+/** The durable write: the items live in SQLite with a change-log trigger; answers the bumped items. */
+function durableBump() {
+  // libsql is the server's own driver (a workspace dependency), resolved from the repository root.
+  const Database = createRequire(import.meta.url)('libsql');
+  const dir = mkdtempSync(join(tmpdir(), 'durable-floor-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const db = new Database(join(dir, 'floor.db'));
+  db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+    CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+    CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL,
+      pk TEXT, old_row TEXT, new_row TEXT, ts INTEGER NOT NULL);
+    CREATE TRIGGER items_upd AFTER UPDATE ON items BEGIN
+      INSERT INTO changes (tbl, op, pk, old_row, new_row, ts) VALUES ('items', 'update',
+        json_object('id', new.id), json_object('id', old.id, 'v', old.v), json_object('id', new.id, 'v', new.v),
+        CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+    END;`);
+  const insert = db.prepare('INSERT INTO items (id, v) VALUES (?, ?)');
+  db.transaction(() => {
+    for (const item of items.values()) insert.run([item.id, item.v]);
+  })();
+  const update = db.prepare('UPDATE items SET v = v + 1 RETURNING id, v');
+  return () => update.all([]);
+}
 /** item id → [socket, operation id] of its subscribers */
 const subscribers = new Map();
 
 const server = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
-    for (const item of items.values()) {
-      item.v++;
+    for (const item of bump()) {
+      if (!durable) item.v++;
       for (const [socket, id] of subscribers.get(item.id) ?? []) {
         socket.send(JSON.stringify({ id, type: 'next', payload: { data: { itemUpdated: { ...item } } } }));
       }

@@ -13,7 +13,7 @@ import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import { errorPayload } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 import type { ChangeFeed } from './change-feed.ts';
-import { DeliveryScheduler, type Delivery } from './delivery-scheduler.ts';
+import { DeliveryScheduler, type DeliveryPlan, type DeliveryTarget } from './delivery-scheduler.ts';
 import { SubscriptionRouter, routeKeyOfFilter, type RouteKey } from './subscription-router.ts';
 import { TableSubscription, type EndReason } from './table-subscription.ts';
 import { LiveQuery, type LiveQuerySubscriber } from './live-query.ts';
@@ -57,6 +57,9 @@ export interface SubscriptionInfo {
   /** Live queries: how many times the shared query has been evaluated. */
   evaluations?: number;
 }
+
+/** A table subscription done replaying history: the live feed delivers to it. */
+const isLive = (subscription: TableSubscription): boolean => !subscription.catchingUp;
 
 function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -126,13 +129,15 @@ export class SubscriptionHub {
    * up (one still replaying history reads the records from the log itself, up to the feed's head), each
    * given the records the router finds may concern it.
    */
-  *#plan(records: readonly ChangeRecord[]): Iterable<Delivery> {
-    const live = (subscription: TableSubscription): boolean => !subscription.catchingUp;
-    const routed = this.#router.route(records, live);
-    for (const subscription of this.#tables) {
-      if (live(subscription)) yield [subscription, routed.of(subscription)];
-    }
-    for (const query of this.#liveQueries.values()) yield [query, records];
+  #plan(records: readonly ChangeRecord[]): DeliveryPlan {
+    const routed = this.#router.route(records, isLive);
+    const targets: DeliveryTarget[] = [];
+    for (const subscription of this.#tables) if (isLive(subscription)) targets.push(subscription);
+    for (const query of this.#liveQueries.values()) targets.push(query);
+    return {
+      targets,
+      recordsFor: (target) => (target instanceof TableSubscription ? routed.of(target) : records),
+    };
   }
 
   async subscribe(owner: SubscriberOwner, message: SubscribeMessage, principal: Principal): Promise<void> {

@@ -82,12 +82,21 @@ export class NodeRelay implements SessionRelay {
   }
 
   async listElsewhere(filter: SessionFilter): Promise<SessionList> {
-    const expected = await this.#deps.events.peers();
+    // The other nodes are counted and asked through the database: while it is unreachable they can be
+    // neither, and the list holds this node's sessions only, saying the others are missing (null: how
+    // many is unknown) rather than failing the whole request.
+    let expected: number;
+    try {
+      expected = await this.#deps.events.peers();
+    } catch (err) {
+      this.#deps.logger.warn('counting the other nodes for a list of sessions failed', describeError(err));
+      return { sessions: [], unanswered: null };
+    }
     if (expected === 0) return { sessions: [], unanswered: 0 };
     const request = randomUUID();
     const sessions: SessionInfo[] = [];
     let answers = 0;
-    await new Promise<void>((resolve, reject) => {
+    await new Promise<void>((resolve) => {
       const timer = setTimeout(() => finish(), LIST_WAIT_MS);
       const finish = (): void => {
         clearTimeout(timer);
@@ -102,9 +111,9 @@ export class NodeRelay implements SessionRelay {
         if (answers >= expected) finish();
       });
       this.#publish({ kind: 'list', request, filter }).catch((err: unknown) => {
-        clearTimeout(timer);
-        this.#listing.delete(request);
-        reject(err);
+        // No node was asked: all of them count as unanswered.
+        this.#deps.logger.warn('asking the other nodes for their sessions failed', describeError(err));
+        finish();
       });
     });
     return { sessions, unanswered: Math.max(0, expected - answers) };

@@ -34,8 +34,11 @@ export interface SessionFilter {
 
 export interface SessionList {
   sessions: SessionInfo[];
-  /** Nodes sharing the database that did not answer in time: their sessions are missing. */
-  unanswered: number;
+  /**
+   * Nodes sharing the database that did not answer in time: their sessions are missing. null when the
+   * database could not be reached, so that the other nodes could be neither asked nor counted.
+   */
+  unanswered: number | null;
 }
 
 /**

@@ -43,9 +43,10 @@ export interface SessionSocket {
   send(text: string): void;
   /**
    * Queues the text message made of `parts` (UTF-8 bytes, which may be shared with other connections:
-   * see sharedPayloadHead): a transport that has it frames them without making them text again.
+   * see sharedPayloadHead; or text, written as UTF-8): a transport that has it frames them without
+   * making them one string first.
    */
-  sendText?(parts: readonly Buffer[]): void;
+  sendText?(parts: readonly (Buffer | string)[]): void;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
@@ -289,7 +290,7 @@ export class StreamSession implements SubscriberOwner {
     // The payload, serialized once for every subscriber it goes to, is framed by the transport as bytes.
     if (this.#closed) return;
     this.#deps.metrics?.messageOut();
-    socket.sendText([sharedPayloadHead(type, payload), Buffer.from(idTail(id))]);
+    socket.sendText([sharedPayloadHead(type, payload), idTail(id)]);
   }
 
   /** As the owner of subscriptions: bytes queued on the connection. */

@@ -8,8 +8,10 @@
  *   `nextTick` callback for all of them (not one per socket: a change fanned out to 10,000 sockets).
  * - `sendText(parts)` is the cheap way for pushed data: the frame is built here, in one buffer, from
  *   parts the caller may share among sockets (the same event's bytes for every subscriber), and the
- *   tick's frames of every socket are written by one shared flush at the end of the tick — one `write`
- *   of one buffer per socket, instead of ws's framing, a cork and an end-of-tick callback per socket.
+ *   frames are written by a shared flush — one `write` of one buffer per socket, instead of ws's
+ *   framing, a cork and an end-of-tick callback per socket. The flush runs at the end of the tick, or
+ *   as soon as FLUSH_BATCH sockets have frames waiting, so a fan-out's first sockets are written while
+ *   the rest are still being framed.
  *   Where ws must frame the message itself (it would compress it, or its sender is busy compressing
  *   another) it goes through `send`. Either way frames leave in the order they were sent.
  * - While HIGH_WATER_MARK bytes or more wait (or an answer waits for room), the client's next messages are
@@ -78,16 +80,30 @@ interface WsInternals {
 /** Sockets with frames from `sendText` waiting for the end of the tick, and whether a flush is due. */
 let flushing: FlowControlledWebSocket[] = [];
 let flushScheduled = false;
+/**
+ * Sockets whose frames may wait for the end of the tick together. Once this many wait, they are
+ * written at once: a change fanned out to 10,000 sockets in one tick then starts reaching them after
+ * the first few dozen are framed, not after all of them (and not after the first slice of delivery).
+ * Frames to one socket still leave in one write however many it is sent in a row.
+ */
+const FLUSH_BATCH = 32;
 
 function flushAll(): void {
+  flushScheduled = false;
+  writeWaiting();
+}
+
+function writeWaiting(): void {
   const sockets = flushing;
   flushing = [];
-  flushScheduled = false;
   for (const socket of sockets) socket.flushFrames();
 }
 
+/** Part of a text message: UTF-8 bytes, or text (written as UTF-8). */
+export type TextPart = Buffer | string;
+
 /** A text frame (FIN, opcode 1, unmasked as a server's are) holding `parts`, in one buffer. */
-function textFrame(parts: readonly Buffer[], length: number): Buffer {
+function textFrame(parts: readonly TextPart[], length: number): Buffer {
   const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(header + length);
   frame[0] = 0x81;
@@ -101,7 +117,7 @@ function textFrame(parts: readonly Buffer[], length: number): Buffer {
     frame.writeUInt32BE(length >>> 0, 6);
   }
   let at = header;
-  for (const part of parts) at += part.copy(frame, at);
+  for (const part of parts) at += typeof part === 'string' ? frame.write(part, at) : part.copy(frame, at);
   return frame;
 }
 
@@ -221,12 +237,13 @@ export class FlowControlledWebSocket extends WebSocket {
    * Sends a text message made of `parts` (UTF-8 bytes, which may be shared with other sockets and are
    * not changed). Past `maxBuffered` the socket overflows, as with `send`.
    */
-  sendText(parts: readonly Buffer[]): void {
+  sendText(parts: readonly TextPart[]): void {
     let length = 0;
-    for (const part of parts) length += part.length;
+    for (const part of parts) length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
     if (this.readyState !== WebSocket.OPEN || !this.#limits || !this.#raw || !this.#mayFrame(length)) {
       // Not through `this.send`: an endpoint may have wrapped that one (to count messages, say).
-      this.#send(parts.length === 1 ? parts[0]! : Buffer.concat(parts, length), { binary: false });
+      const buffers = parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part));
+      this.#send(buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, length), { binary: false });
       return;
     }
     const frame = textFrame(parts, length);
@@ -236,6 +253,8 @@ export class FlowControlledWebSocket extends WebSocket {
     }
     const frames = this.#frames;
     if (frames === undefined) {
+      // The sockets framed so far leave now, before this one joins the next batch.
+      if (flushing.length >= FLUSH_BATCH) writeWaiting();
       this.#frames = frame;
       flushing.push(this);
       if (!flushScheduled) {

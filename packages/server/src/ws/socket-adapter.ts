@@ -2,7 +2,7 @@
 import type { WebSocket } from 'ws';
 import type { SessionSocket } from '../core/stream-session.ts';
 import type { Admission } from './connection-admission.ts';
-import type { FlowControlledWebSocket } from './flow-controlled-socket.ts';
+import type { FlowControlledWebSocket, TextPart } from './flow-controlled-socket.ts';
 
 /**
  * One small object per connection with its methods on the prototype: an object literal of arrow
@@ -26,7 +26,7 @@ class SocketAdapter implements SessionSocket {
     if (ws.readyState === ws.OPEN) ws.send(text);
   }
 
-  sendText(parts: readonly Buffer[]): void {
+  sendText(parts: readonly TextPart[]): void {
     const ws = this.#ws;
     if (ws.readyState === ws.OPEN) ws.sendText(parts);
   }

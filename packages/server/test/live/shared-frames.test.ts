@@ -100,3 +100,40 @@ test('every subscriber gets each change intact and in order, compressed or not, 
   assert.ok(wire[0]! > text && wire[1]! > text, `uncompressed subscribers read ${wire[0]}, ${wire[1]} bytes`);
   assert.ok(wire[2]! * 4 < text && wire[3]! * 4 < text, `compressed subscribers read ${wire[2]}, ${wire[3]}`);
 });
+
+test('a pass to more sockets than one write batch keeps every subscription whole and in order', async () => {
+  // Frames are written in batches of a few dozen sockets as a pass goes (flow-controlled-socket.ts
+  // FLUSH_BATCH): here one connection's two subscriptions sit on either side of 40 other sockets in
+  // the pass, so its frames leave in separate writes, with other sockets' writes between them.
+  const first = await subscriber('first', false);
+  const others = await Promise.all(Array.from({ length: 40 }, (_, i) => subscriber(`other-${i}`, false)));
+  first.client.send({ type: 'subscribe', id: 'second', payload: { table: 'notes' } });
+  assert.equal((await first.client.next((m) => m.id === 'second')).type, 'subscribed');
+  const writer = await ts.connectAuthed();
+  writer.send({
+    type: 'batch',
+    id: 'more',
+    payload: {
+      transaction: true,
+      queries: [101, 102, 103].map((id) => ({
+        sql: 'INSERT INTO notes (id, body) VALUES (?, ?)',
+        params: [id, `row ${id}`],
+      })),
+    },
+  });
+  assert.equal((await writer.next((m) => m.id === 'more', 10_000)).type, 'data');
+  const rowsOf = async (client: TestClient, id: string): Promise<number[]> => {
+    const ids: number[] = [];
+    for (let n = 0; n < 3; n++) {
+      const message = await client.next((m) => m.id === id, 10_000);
+      assert.equal(message.type, 'change');
+      ids.push((message.payload as { row: { id: number } }).row.id);
+    }
+    return ids;
+  };
+  assert.deepEqual(await rowsOf(first.client, 'first'), [101, 102, 103]);
+  assert.deepEqual(await rowsOf(first.client, 'second'), [101, 102, 103]);
+  for (const other of others) assert.deepEqual(await rowsOf(other.client, other.id), [101, 102, 103]);
+  for (const s of [first, ...others]) s.client.close();
+  writer.close();
+});

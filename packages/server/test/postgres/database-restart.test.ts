@@ -8,14 +8,19 @@ import assert from 'node:assert/strict';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { runStatements, postgresCases } from '../helpers/engines.ts';
 import { startTestPostgres, type TestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
+import { createServer } from 'node:http';
+import { generateKeyPairSync } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, exportJWK } from 'jose';
 
 postgresCases('PostgreSQL cases', () => {
   let pg: TestPostgres;
   let ts: TestServer;
+  let databaseUrl: string;
 
   before(async () => {
     pg = await startTestPostgres();
-    const databaseUrl = await pg.createDatabase('node', 'node-password');
+    databaseUrl = await pg.createDatabase('node', 'node-password');
     ts = await startTestServer({ engine: 'postgres', database_url: databaseUrl });
     await sql(ts, 'CREATE TABLE kept (id int PRIMARY KEY)');
     await sql(ts, 'INSERT INTO kept VALUES (1)');
@@ -47,6 +52,68 @@ postgresCases('PostgreSQL cases', () => {
       token: null,
     });
     assert.equal(login.status, 200);
+  });
+
+  test("while PostgreSQL is down, the list of sessions holds this node's own and says the others are missing", async () => {
+    // The administrator signs in through an identity provider on a second node: a token of the server's
+    // own is checked against the users and revocations in PostgreSQL (and fails closed while it is
+    // down), a provider's token without an id against the provider's keys only.
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keys = [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'ES256', use: 'sig' }];
+    const jwks = createServer((_req, res) => res.end(JSON.stringify({ keys })));
+    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+    const idp = await startTestServer({
+      engine: 'postgres',
+      database_url: databaseUrl,
+      jwks_url: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
+      jwks_issuer: 'https://idp.test/',
+      jwks_audience: 'rustydb',
+      jwks_roles_claim: 'groups',
+      jwks_role_map: JSON.stringify({ ops: ['admin'] }),
+    });
+    const token = await new SignJWT({ groups: ['ops'] })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k' })
+      .setSubject('ops-lead')
+      .setIssuer('https://idp.test/')
+      .setAudience('rustydb')
+      .setExpirationTime('10m')
+      .sign(privateKey);
+    type Listed = {
+      node: string;
+      sessions: { node: string; user: string }[];
+      unanswered_nodes: number | null;
+    };
+    const list = async (): Promise<Listed> => {
+      const res = await idp.http('/api/v1/sessions', { token });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      return (res.body as { data: Listed }).data;
+    };
+    try {
+      const here = await idp.connect({ token });
+      assert.equal((await here.next()).type, 'auth_success');
+      const elsewhere = await ts.connectAuthed();
+      const both = await list();
+      assert.equal(both.unanswered_nodes, 0);
+      assert.deepEqual(new Set(both.sessions.map((s) => s.user)), new Set(['ops-lead', 'admin']));
+
+      await pg.pause();
+      try {
+        const alone = await list();
+        assert.deepEqual(
+          alone.sessions.map((s) => [s.user, s.node]),
+          [['ops-lead', alone.node]],
+        );
+        // The other nodes can be neither asked nor counted: null says their sessions are missing.
+        assert.equal(alone.unanswered_nodes, null);
+      } finally {
+        await pg.resume();
+      }
+      assert.equal((await list()).unanswered_nodes, 0);
+      elsewhere.close();
+    } finally {
+      await idp.close();
+      await new Promise<void>((resolve) => jwks.close(() => resolve()));
+    }
   });
 
   test('after PostgreSQL restarts, change capture reconnects and a subscription goes on without loss', async () => {
