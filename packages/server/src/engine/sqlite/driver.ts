@@ -26,6 +26,14 @@ export interface AsyncStatement {
   raw(toggle?: boolean): AsyncStatement;
   columns(): { name: string }[];
   iterate(params: DriverValue[]): Promise<Iterator<unknown[]>>;
+  /**
+   * Runs a statement that returns no rows to its end, on the calling thread (libsql's `run` and `get`
+   * do not go to its threads): for work that takes microseconds, where the thread hop would cost more.
+   * `changes` counts only what this run changed (0 when it changed nothing).
+   */
+  run(params: DriverValue[]): { changes: number; lastInsertRowid: number | bigint };
+  /** The first row (raw mode), on the calling thread, the statement then reset (see run). */
+  get(params: DriverValue[]): unknown[] | undefined;
   interrupt(): void;
 }
 

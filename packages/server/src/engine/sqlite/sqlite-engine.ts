@@ -6,7 +6,7 @@
  * - a pool of asynchronous connections runs everything else off the event loop, one statement or one
  *   transaction per connection, so an interrupt stops exactly that work.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
@@ -169,6 +169,19 @@ async function schemaVersionOn(conn: PooledConnection): Promise<number> {
 /** The schema version a group transaction sees, read once for all its writes (see CommitGroups). */
 const groupSchemaVersions = new WeakMap<GroupTransaction, number>();
 
+/**
+ * The schema version a write transaction sees, read on the calling thread: the transaction holds
+ * its snapshot and the write lock already, so the read waits for nothing.
+ */
+async function schemaVersionInWrite(conn: PooledConnection): Promise<number> {
+  let stmt = versionStatements.get(conn);
+  if (!stmt) {
+    stmt = (await conn.prepare('PRAGMA schema_version')).raw();
+    versionStatements.set(conn, stmt);
+  }
+  return Number(stmt.get([])?.[0] ?? -1);
+}
+
 /** The connection's own counters: the rows changed by its last statement and its last inserted rowid. */
 const COUNTERS_SQL = 'SELECT changes(), last_insert_rowid()';
 const pooledCounterStatements = new WeakMap<PooledConnection, AsyncStatement>();
@@ -190,11 +203,15 @@ function countersOf(row: unknown[] | undefined): Counters {
   return { changes: Number(changes), lastRowid: Number(lastRowid) };
 }
 
-/** Read to the end: a statement left active on a connection blocks its COMMIT (see drain). */
-async function pooledCounters(conn: PooledConnection): Promise<Counters> {
+async function pooledCounterStatement(conn: PooledConnection): Promise<AsyncStatement> {
   let stmt = pooledCounterStatements.get(conn);
   if (!stmt) pooledCounterStatements.set(conn, (stmt = (await conn.prepare(COUNTERS_SQL)).raw()));
-  return countersOf(drain(await stmt.iterate([]))[0]);
+  return stmt;
+}
+
+/** Read to the end: a statement left active on a connection blocks its COMMIT (see drain). */
+async function pooledCounters(conn: PooledConnection): Promise<Counters> {
+  return countersOf(drain(await (await pooledCounterStatement(conn)).iterate([]))[0]);
 }
 
 function inlineCounters(db: SyncDatabase): Counters {
@@ -225,6 +242,25 @@ function ownTotals(
   return inserted ? { rowsAffected, lastInsertId: after.lastRowid } : { rowsAffected };
 }
 
+/** The answer to a write that returns no rows, from what its run reported (see ownTotals). */
+function writeAnswer(
+  guarded: GuardedStatement,
+  before: Counters | undefined,
+  run: { changes: number; lastInsertRowid: number | bigint },
+): StatementResult {
+  const totals = ownTotals(guarded, before, {
+    changes: run.changes,
+    lastRowid: Number(run.lastInsertRowid),
+  });
+  return {
+    status: 'success',
+    columns: [],
+    rows: [],
+    rows_affected: totals.rowsAffected,
+    ...(totals.lastInsertId !== undefined ? { last_insert_id: totals.lastInsertId } : {}),
+  };
+}
+
 /** An INSERT that may update instead (ON CONFLICT … DO UPDATE): only it needs the rowid from before. */
 function isUpsert(guarded: GuardedStatement): boolean {
   return guarded.writeVerbs.has('INSERT') && guarded.writeVerbs.has('UPDATE');
@@ -245,7 +281,8 @@ export class SqliteEngine implements Engine {
   }
   readonly changeCapture = true;
   readonly path: string;
-  readonly dataFiles: readonly string[];
+  /** The database file and its WAL, whose sizes add up to the database's. */
+  readonly #dataFiles: readonly string[];
   /** What an acknowledged commit survives: the `synchronous` level of every connection that writes. */
   readonly durability: Durability;
   readonly #router: StatementRouter;
@@ -280,7 +317,7 @@ export class SqliteEngine implements Engine {
     reserveNativeThreads(options.poolSize);
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? DATABASE_FILE);
-    this.dataFiles = [this.path, `${this.path}-wal`];
+    this.#dataFiles = [this.path, `${this.path}-wal`];
     this.durability = options.durability ?? 'full';
     const pragmas = connectionPragmas(this.durability);
     // Kept open for the engine's life: closing the last connection checkpoints the whole WAL, which
@@ -762,6 +799,19 @@ export class SqliteEngine implements Engine {
     return { inline: level(inline), pooled: level(pooled[0]?.[0]) };
   }
 
+  /** A stat of two files: cheap enough for every read. */
+  async databaseSize(): Promise<number> {
+    let size = 0;
+    for (const file of this.#dataFiles) {
+      try {
+        size += statSync(file).size;
+      } catch {
+        // A WAL file that does not exist (yet) counts as empty.
+      }
+    }
+    return size;
+  }
+
   async healthCheck(): Promise<void> {
     // Not ready while writes cannot commit.
     if (this.#space.full) throw storageFullError();
@@ -860,19 +910,11 @@ export class SqliteEngine implements Engine {
         rows_affected: rows.length,
       };
     }
-    const db = this.#router.inlineConnection;
-    const before = isUpsert(routed.guarded) ? inlineCounters(db) : undefined;
-    stmt.run(params);
+    const before = isUpsert(routed.guarded) ? inlineCounters(this.#router.inlineConnection) : undefined;
+    const run = stmt.run(params);
     this.#router.observeInline(sql, performance.now() - started, 0);
     this.#committed(false);
-    const totals = ownTotals(routed.guarded, before, inlineCounters(db));
-    return {
-      status: 'success',
-      columns: [],
-      rows: [],
-      rows_affected: totals.rowsAffected,
-      ...(totals.lastInsertId !== undefined ? { last_insert_id: totals.lastInsertId } : {}),
-    };
+    return writeAnswer(routed.guarded, before, run);
   }
 
   /**
@@ -893,7 +935,7 @@ export class SqliteEngine implements Engine {
       if (routed.route === 'inline' && groups) {
         return await stopper.waitFor('the write lock', (signal) =>
           groups.submit(options.caller?.user ?? SERVER_USER, signal, (conn, transaction) =>
-            this.#runGrouped(conn, transaction, routed, params, stopper, options.chunkSize),
+            this.#runGrouped(conn, transaction, sql, routed, params, stopper, options.chunkSize),
           ),
         );
       }
@@ -930,20 +972,48 @@ export class SqliteEngine implements Engine {
   async #runGrouped(
     conn: PooledConnection,
     transaction: GroupTransaction,
+    sql: string,
     routed: RoutedStatement,
     params: DriverValue[],
     stopper: StatementStopper,
     chunkSize: number,
   ): Promise<StatementResult> {
     let version = groupSchemaVersions.get(transaction);
-    if (version === undefined) groupSchemaVersions.set(transaction, (version = await schemaVersionOn(conn)));
+    if (version === undefined)
+      groupSchemaVersions.set(transaction, (version = await schemaVersionInWrite(conn)));
     if (version !== routed.schemaVersion) throw new SchemaChangedError();
     try {
-      return await collect(this.#runOn(conn, routed, params, stopper, chunkSize));
+      // Rows to return (RETURNING) come through a cursor, off the event loop.
+      if (routed.inlineColumns!.length > 0)
+        return await collect(this.#runOn(conn, routed, params, stopper, chunkSize));
+      return await this.#runKeyedWrite(conn, sql, routed, params);
     } catch (err) {
       this.#space.noteFailure(err);
       throw err;
     }
+  }
+
+  /**
+   * A keyed write that returns no rows, in a group transaction, run on the event loop as it would run
+   * inline under `durability normal`: it takes microseconds, less than a hop to libsql's threads and
+   * back (the group's BEGIN and COMMIT, which may wait for a lock or the disk, still go there). It
+   * holds no lock to wait for: the transaction holds the write lock already. A run over the inline
+   * budget counts against the statement as an inline one does (see StatementRouter.observeInline).
+   */
+  async #runKeyedWrite(
+    conn: PooledConnection,
+    sql: string,
+    routed: RoutedStatement,
+    params: DriverValue[],
+  ): Promise<StatementResult> {
+    // Prepared once per connection: a hop the first time only (see openAsync).
+    const stmt = await conn.prepare(routed.guarded.text);
+    const counters = isUpsert(routed.guarded) ? await pooledCounterStatement(conn) : undefined;
+    const started = performance.now();
+    const before = counters && countersOf(counters.get([]));
+    const run = stmt.run(params);
+    this.#router.observeInline(sql, performance.now() - started, 0);
+    return writeAnswer(routed.guarded, before, run);
   }
 
   async *#streamPooled(
