@@ -73,7 +73,9 @@ function uncorkAll(): void {
 
 /** What of ws's internals `sendText` reads to know it may frame a message itself. */
 interface WsInternals {
-  _sender: { _state: number; _queue: unknown[]; _firstFragment: boolean };
+  _sender: { _state: number; _queue: unknown[]; _firstFragment: boolean; _bufferedBytes: number };
+  _socket: { _writableState: { length: number } } | null;
+  _bufferedAmount: number;
   _extensions: Record<string, { _threshold: number; params: Record<string, unknown> } | undefined>;
 }
 
@@ -102,6 +104,29 @@ function writeWaiting(): void {
 /** Part of a text message: UTF-8 bytes, or text (written as UTF-8). */
 export type TextPart = Buffer | string;
 
+/** Text this short is measured and copied here when it is ASCII: cheaper than a call into C++. */
+const SHORT_TEXT = 64;
+
+/** The UTF-8 length of `text`. */
+function utf8Length(text: string): number {
+  if (text.length <= SHORT_TEXT) {
+    let i = 0;
+    while (i < text.length && text.charCodeAt(i) < 0x80) i++;
+    if (i === text.length) return i;
+  }
+  return Buffer.byteLength(text);
+}
+
+/** Writes `text` as UTF-8 into `frame` at `at`; returns the bytes written. */
+function writeText(frame: Buffer, text: string, at: number): number {
+  if (text.length <= SHORT_TEXT) {
+    let i = 0;
+    for (let code; i < text.length && (code = text.charCodeAt(i)) < 0x80; i++) frame[at + i] = code;
+    if (i === text.length) return i;
+  }
+  return frame.write(text, at);
+}
+
 /** A text frame (FIN, opcode 1, unmasked as a server's are) holding `parts`, in one buffer. */
 function textFrame(parts: readonly TextPart[], length: number): Buffer {
   const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
@@ -117,7 +142,8 @@ function textFrame(parts: readonly TextPart[], length: number): Buffer {
     frame.writeUInt32BE(length >>> 0, 6);
   }
   let at = header;
-  for (const part of parts) at += typeof part === 'string' ? frame.write(part, at) : part.copy(frame, at);
+  for (const part of parts)
+    at += typeof part === 'string' ? writeText(frame, part, at) : part.copy(frame, at);
   return frame;
 }
 
@@ -156,12 +182,15 @@ export class FlowControlledWebSocket extends WebSocket {
 
   static {
     // Frames waiting for the tick's flush are queued bytes like any other: every check that reads
-    // bufferedAmount (limits, congestion, slow consumers) sees them.
-    const base = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'bufferedAmount')!.get!;
+    // bufferedAmount (limits, congestion, slow consumers) sees them. ws's own count is read as ws's
+    // getter reads it, inline: a fan-out reads it a few times per socket.
     Object.defineProperty(this.prototype, 'bufferedAmount', {
       configurable: true,
       get(this: FlowControlledWebSocket): number {
-        return (base.call(this) as number) + this.#framesBytes;
+        const ws = this as unknown as WsInternals;
+        const socket = ws._socket;
+        const queued = socket ? socket._writableState.length + ws._sender._bufferedBytes : ws._bufferedAmount;
+        return queued + this.#framesBytes;
       },
     });
   }
@@ -239,7 +268,7 @@ export class FlowControlledWebSocket extends WebSocket {
    */
   sendText(parts: readonly TextPart[]): void {
     let length = 0;
-    for (const part of parts) length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
+    for (const part of parts) length += typeof part === 'string' ? utf8Length(part) : part.length;
     if (this.readyState !== WebSocket.OPEN || !this.#limits || !this.#raw || !this.#mayFrame(length)) {
       // Not through `this.send`: an endpoint may have wrapped that one (to count messages, say).
       const buffers = parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part));
