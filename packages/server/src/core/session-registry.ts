@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ErrorCode } from '@rustydb/protocol';
 import type { Principal } from '../auth/authenticator.ts';
+import { epochOf, sinceStart } from './process-clock.ts';
 
 /**
  * An order to end sessions: a user's, those that presented a credential (a token or login id), or one
@@ -86,12 +87,12 @@ export class SessionHandle {
   readonly #registry: SessionRegistry;
   readonly endpoint: string;
   readonly remoteAddress: string;
-  /** Milliseconds since the epoch: a number costs a connection far less than a Date. */
-  readonly connectedAt = Date.now();
+  /** When it connected (see process-clock.ts: a small number costs a connection far less than a Date). */
+  readonly connectedAt = sinceStart();
   readonly session: RegisteredSession;
   /** @internal the registry's: who the session last authenticated as (set while it is registered). */
   principal: Principal | undefined = undefined;
-  /** @internal the registry's: when it last authenticated, milliseconds since the epoch. */
+  /** @internal the registry's: when it last authenticated (see process-clock.ts). */
   authenticatedAt = 0;
   /**
    * @internal the registry's: the tokens and logins the session presented before its latest
@@ -194,7 +195,7 @@ export class SessionRegistry {
       }
     }
     handle.principal = principal;
-    handle.authenticatedAt = Date.now();
+    handle.authenticatedAt = sinceStart();
     this.#sessions.add(handle);
     let handles = this.#byUser.get(user);
     if (!handles) this.#byUser.set(user, (handles = new Set()));
@@ -231,8 +232,8 @@ export class SessionRegistry {
       user: e.principal!.user,
       remote_address: e.remoteAddress,
       endpoint: e.endpoint,
-      connected_at: new Date(e.connectedAt).toISOString(),
-      authenticated_at: new Date(e.authenticatedAt).toISOString(),
+      connected_at: new Date(epochOf(e.connectedAt)).toISOString(),
+      authenticated_at: new Date(epochOf(e.authenticatedAt)).toISOString(),
       expires_at:
         e.principal!.expiresAt === undefined ? null : new Date(e.principal!.expiresAt).toISOString(),
       queued_bytes: e.session.bufferedAmount(),

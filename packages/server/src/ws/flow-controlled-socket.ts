@@ -26,6 +26,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
+import { sinceStart } from '../core/process-clock.ts';
 
 /** Unsent bytes from which producers wait and the client's messages are no longer read. */
 export const HIGH_WATER_MARK = 1024 * 1024;
@@ -158,7 +159,8 @@ export class FlowControlledWebSocket extends WebSocket {
   served: unknown = undefined;
   /**
    * What the gateway keeps about the socket, kept on it (a Map per field, keyed by socket, cost every
-   * connection an entry in each): when the client was last heard from and last pinged (epoch ms), and
+   * connection an entry in each): when the client was last heard from and last pinged (see
+   * process-clock.ts), and
    * the socket's place in the admission counts (undefined once it left them).
    */
   heardAt = 0;
@@ -380,7 +382,7 @@ export class FlowControlledWebSocket extends WebSocket {
   override emit(event: string | symbol, ...args: unknown[]): boolean {
     const limits = this.#limits;
     if (limits !== undefined) {
-      if (event === 'message' || event === 'pong') this.heardAt = Date.now();
+      if (event === 'message' || event === 'pong') this.heardAt = sinceStart();
       else if (event === 'close') {
         this.#held = undefined;
         this.#wake();

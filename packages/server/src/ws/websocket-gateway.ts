@@ -9,6 +9,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerConfig } from '../config/config.ts';
 import { envelope, errorPayload } from '../core/envelope.ts';
 import { describeError, type Logger } from '../core/logger.ts';
+import { sinceStart } from '../core/process-clock.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { FlowControlledWebSocket, type FlowLimits } from './flow-controlled-socket.ts';
 import { authTimeoutMs } from '../config/config.ts';
@@ -291,7 +292,7 @@ export class WebSocketGateway {
     socket.control(request.socket, this.#flowLimits, endpoint);
     socket.admission = admitted;
     this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
-    const now = Date.now();
+    const now = sinceStart();
     socket.heardAt = now;
     socket.pingedAt = now;
     this.#open.add(socket);
@@ -316,7 +317,7 @@ export class WebSocketGateway {
   }
 
   #beat(pingMs: number, timeoutMs: number): void {
-    const now = Date.now();
+    const now = sinceStart();
     for (const ws of this.#open) {
       if (now - ws.heardAt > timeoutMs) {
         ws.close(1001, 'idle timeout');
