@@ -1,7 +1,7 @@
 /** Reading and pruning the SQLite change log (written by the capture triggers). */
 import type { ChangeLog, ChangeRecord } from '../engine.ts';
 import { CHANGES_TABLE, META_TABLE } from './change-capture.ts';
-import type { SyncDatabase } from './driver.ts';
+import type { SyncDatabase, SyncStatement } from './driver.ts';
 
 export const FLOOR_KEY = 'changes_pruned_through';
 
@@ -32,6 +32,14 @@ function parseJson(text: unknown): Record<string, unknown> | null {
   }
   return value;
 }
+
+const READ_SQL = `SELECT seq, tbl, op, pk, old_row, new_row, ts FROM ${CHANGES_TABLE} WHERE seq > ? ORDER BY seq LIMIT ?`;
+
+/**
+ * The read of new records, prepared once per connection: the feed reads after every commit (or group
+ * of commits), and preparing it each time cost more than reading one record.
+ */
+const readStatements = new WeakMap<SyncDatabase, SyncStatement>();
 
 /** Runs a write of the server's own in its turn among the engine's writers. */
 export type InTurn = <T>(work: () => T) => Promise<T>;
@@ -81,12 +89,10 @@ export class SqliteChangeLog implements ChangeLog {
   }
 
   async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {
-    const rows = this.#db()
-      .prepare(
-        `SELECT seq, tbl, op, pk, old_row, new_row, ts FROM ${CHANGES_TABLE} WHERE seq > ? ORDER BY seq LIMIT ?`,
-      )
-      .raw()
-      .all([afterSeq, limit]);
+    const db = this.#db();
+    let stmt = readStatements.get(db);
+    if (!stmt) readStatements.set(db, (stmt = db.prepare(READ_SQL).raw()));
+    const rows = stmt.all([afterSeq, limit]);
     return rows.map(([seq, table, op, pk, oldRow, newRow, ts]) => ({
       seq: Number(seq),
       table: String(table),
