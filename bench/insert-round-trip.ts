@@ -199,7 +199,7 @@ const WHERE_THE_TIME_GOES = [
     "after each write is gone: libsql's `run` reports them). Its profile, as a share of the busy time: " +
     'the SQLite insert with its trigger and commit, run inline on the event loop, about 40%; writing ' +
     'the answers to the socket (one `writev` per batch of answers) 19%; the change feed reading and ' +
-    'parsing each new change-log record after the commits 7% (its read is now prepared once); ' +
+    'parsing each new change-log record after the commits 7%; ' +
     'receiving, parsing and validating the messages, authorizing, routing and building the answers ' +
     'about 15%; the rest GC, metrics and checkpoints. Grouping commits under `normal` too (the same ' +
     "group path, writes run on the event loop, BEGIN and COMMIT on libsql's thread) was measured and " +

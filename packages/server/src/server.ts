@@ -248,7 +248,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       connections: () => gateway.connectionsByEndpoint(),
       subscriptions: () => hub.count,
       changeLog: async () => ({ head: await engine.changes.head(), delivered: changeFeed.head }),
-      databaseFiles: engine.dataFiles,
+      databaseSize: () => engine.databaseSize(),
     });
     const deps = {
       // SQLite's catalog names every table: callers without ADMIN are served the part they may see.

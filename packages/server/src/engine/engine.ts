@@ -165,8 +165,11 @@ export interface TableInfo {
 
 export interface Engine {
   readonly name: string;
-  /** Files the engine keeps its data in, for the metrics of their size; none for a database server. */
-  readonly dataFiles: readonly string[];
+  /**
+   * The database's size in bytes, for the metrics (read up to every 100 ms by a metrics stream): an
+   * engine for which measuring it is costly reuses a recent measure.
+   */
+  databaseSize(): Promise<number>;
   readonly internal: InternalStore;
   /**
    * Runs one statement and yields its rows in chunks. The consumer pulls: no further rows are read

@@ -6,7 +6,7 @@
  * polling every minute both get exact figures. Event-loop lag and query latency percentiles are kept
  * over a sliding window by a background tick.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
 /** How often the background tick runs (event-loop lag window, latency window bucket, one-shot rates). */
@@ -24,8 +24,8 @@ export interface SamplerSources {
   subscriptions(): number;
   /** The change log's head and the sequence the change feed has handed out. */
   changeLog(): Promise<{ head: number; delivered: number }>;
-  /** Files whose sizes add up to the database size. */
-  databaseFiles: readonly string[];
+  /** The database's size in bytes (Engine.databaseSize). */
+  databaseSize(): Promise<number>;
 }
 
 /** Counters that only grow. */
@@ -148,6 +148,8 @@ export class MetricsSampler {
   #lastTotals: Totals;
   #lastRates: ReturnType<MetricsSampler['rates']>;
   #closed = false;
+  /** The last database size read, reported while the engine cannot say. */
+  #databaseSize = 0;
 
   constructor(sources: SamplerSources) {
     this.#sources = sources;
@@ -252,6 +254,11 @@ export class MetricsSampler {
     } catch {
       // A busy or closing engine: report what the feed knows.
     }
+    try {
+      this.#databaseSize = await this.#sources.databaseSize();
+    } catch {
+      // The database unreachable: report its last known size.
+    }
     const values: MetricValues = {
       ...rates,
       memory_rss_bytes: memory.rss,
@@ -273,7 +280,7 @@ export class MetricsSampler {
       subscriptions_active: this.#sources.subscriptions() + this.#streams,
       changelog_head: changeLog.head,
       changelog_lag: Math.max(0, changeLog.head - changeLog.delivered),
-      database_size_bytes: this.#databaseSize(),
+      database_size_bytes: this.#databaseSize,
     };
     return { values, totals };
   }
@@ -289,18 +296,6 @@ export class MetricsSampler {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#loop.disable();
-  }
-
-  #databaseSize(): number {
-    let size = 0;
-    for (const file of this.#sources.databaseFiles) {
-      try {
-        size += statSync(file).size;
-      } catch {
-        // A WAL file that does not exist (yet) counts as empty.
-      }
-    }
-    return size;
   }
 
   #percentiles(): { p50: number; p95: number; p99: number } {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { createRole, createUser } from '../security/helpers.ts';
 import { METRIC_NAMES } from '../../src/metrics/sampler.ts';
+import { asSuperuser, dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
 
 let ts: TestServer;
 let reader: string;
@@ -80,4 +81,33 @@ test('/api/v1/metrics returns every metric as JSON, for MONITOR holders only', a
   assert.deepEqual(Object.keys(body.data.metrics).sort(), [...METRIC_NAMES].sort());
   assert.ok((body.data.metrics.memory_rss_bytes as number) > 0);
   assert.ok((body.data.metrics.queries_total as number) > 0);
+});
+
+postgresCases('PostgreSQL cases', () => {
+  test("database_size_bytes is the PostgreSQL database's size", async () => {
+    const engine = await engineConfig('postgres');
+    const node = await startTestServer(engine);
+    try {
+      const metric = async (): Promise<number> => {
+        const res = await node.http('/api/v1/metrics');
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        return (res.body as { data: { metrics: { database_size_bytes: number } } }).data.metrics
+          .database_size_bytes;
+      };
+      const reported = await metric();
+      const database = new URL(engine.database_url!).pathname.slice(1);
+      const [result] = (await asSuperuser([`SELECT pg_database_size('${database}')::float8 AS size`])) as {
+        rows: { size: number }[];
+      }[];
+      const actual = result!.rows[0]!.size;
+      // An empty database is several megabytes of catalog; the figure is at most a few seconds old.
+      assert.ok(actual > 1_000_000, String(actual));
+      assert.ok(Math.abs(reported - actual) < actual / 10, `${reported} reported, ${actual} in PostgreSQL`);
+      // Read again at once, the figure is reused rather than measured on every read.
+      assert.equal(await metric(), reported);
+    } finally {
+      await node.close();
+      await dropCaptureSlot(engine.database_url!);
+    }
+  });
 });

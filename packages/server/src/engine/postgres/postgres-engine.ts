@@ -83,6 +83,8 @@ const CREATION_RACE = new Set(['23505', '42P06', '42P07']);
 const SNAPSHOT_ATTEMPTS = 5;
 /** How long a client is told to wait before watching again when no attempt matched. */
 const SNAPSHOT_RETRY_AFTER_MS = 100;
+/** How long a measure of the database's size is reused (see databaseSize). */
+const SIZE_REUSED_MS = 5000;
 /** How long the listening connection waits before connecting again after it broke. */
 const LISTEN_RETRY_MS = 500;
 
@@ -114,7 +116,6 @@ function beginSql(mode: 'read' | 'write' | 'snapshot', options: TransactionOptio
 export class PostgresEngine implements Engine {
   readonly name = 'postgres';
   readonly changeCapture = true;
-  readonly dataFiles: readonly string[] = [];
   readonly internal: InternalStore;
   readonly changes: ChangeLog;
   readonly #changeLog: PgChangeLog;
@@ -137,6 +138,8 @@ export class PostgresEngine implements Engine {
   #prefix = '';
   #secret = '';
   #closed = false;
+  /** The last measure of the database's size (or its failure), and when it was started. */
+  #size: { at: number; bytes: Promise<number> } | undefined;
 
   private constructor(options: PostgresEngineOptions) {
     this.#url = options.databaseUrl;
@@ -601,6 +604,29 @@ export class PostgresEngine implements Engine {
         });
       }
     }
+  }
+
+  /**
+   * pg_database_size of this database, measured at most every SIZE_REUSED_MS: PostgreSQL stats every
+   * file of the database for it, which on a database of many tables is too much for every read of a
+   * metrics stream. A failed measure (the database unreachable) is reused as long, so that readers
+   * do not pile connection attempts on a database that is down.
+   */
+  databaseSize(): Promise<number> {
+    const now = performance.now();
+    if (!this.#size || now - this.#size.at >= SIZE_REUSED_MS) {
+      const bytes = this.#onOwner(async (client) => {
+        const { rows } = await client.query({
+          text: 'SELECT pg_database_size(current_database())::text',
+          rowMode: 'array',
+        });
+        return Number(rows[0]![0]);
+      });
+      // Readers that come while it is reused see the failure; none is left unhandled.
+      bytes.catch(() => {});
+      this.#size = { at: now, bytes };
+    }
+    return this.#size.bytes;
   }
 
   async healthCheck(): Promise<void> {

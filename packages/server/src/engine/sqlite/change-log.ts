@@ -1,7 +1,7 @@
 /** Reading and pruning the SQLite change log (written by the capture triggers). */
 import type { ChangeLog, ChangeRecord } from '../engine.ts';
 import { CHANGES_TABLE, META_TABLE } from './change-capture.ts';
-import type { SyncDatabase, SyncStatement } from './driver.ts';
+import type { SyncDatabase } from './driver.ts';
 
 export const FLOOR_KEY = 'changes_pruned_through';
 
@@ -13,9 +13,12 @@ export const FLOOR_KEY = 'changes_pruned_through';
 export const CHANGE_HEAD_SQL = `max(coalesce((SELECT max(seq) FROM ${CHANGES_TABLE}), 0), coalesce((SELECT CAST(value AS INTEGER) FROM ${META_TABLE} WHERE key = '${FLOOR_KEY}'), 0))`;
 const PRUNE_BATCH = 5000;
 
-function parseJson(text: unknown): Record<string, unknown> | null {
-  if (typeof text !== 'string') return null;
-  const value = JSON.parse(text) as Record<string, unknown>;
+/**
+ * A recorded row (or key) as the wire carries it, changed in place: JSON.parse gave back what
+ * json_object wrote, which differs from a SELECT's values in two ways handled here.
+ */
+function restoreValues(value: Record<string, unknown> | null): Record<string, unknown> | null {
+  if (value === null) return null;
   // for…in rather than Object.entries: this runs for every column of every change read, and the
   // entries' arrays were a good part of the change feed's garbage.
   for (const k in value) {
@@ -33,13 +36,39 @@ function parseJson(text: unknown): Record<string, unknown> | null {
   return value;
 }
 
-const READ_SQL = `SELECT seq, tbl, op, pk, old_row, new_row, ts FROM ${CHANGES_TABLE} WHERE seq > ? ORDER BY seq LIMIT ?`;
+function parseJson(text: unknown): Record<string, unknown> | null {
+  if (typeof text !== 'string') return null;
+  return restoreValues(JSON.parse(text) as Record<string, unknown>);
+}
 
 /**
- * The read of new records, prepared once per connection: the feed reads after every commit (or group
- * of commits), and preparing it each time cost more than reading one record.
+ * A page of records whose JSON together stays under this many bytes is read as one JSON text (see
+ * `read`); a larger page is read row by row, so that no text the page makes comes near the largest
+ * string SQLite or V8 will build.
  */
-const readStatements = new WeakMap<SyncDatabase, SyncStatement>();
+export const BULK_READ_BYTES = 4 * 1024 * 1024;
+
+/** The bytes of a record's JSON columns, in SQL (octet_length reads a text's size, not the text). */
+const RECORD_BYTES = `coalesce(octet_length(pk), 0) + coalesce(octet_length(old_row), 0) + coalesce(octet_length(new_row), 0)`;
+
+/**
+ * A page of records as one JSON array of arrays, in sequence order. The recorded rows are JSON text
+ * already (json_object wrote them), so they are spliced in as they are, not quoted.
+ */
+const BULK_RECORDS = `SELECT '[' || group_concat('[' || seq || ',' || json_quote(tbl) || ',' || json_quote(op) || ',' ||
+    coalesce(pk, 'null') || ',' || coalesce(old_row, 'null') || ',' || coalesce(new_row, 'null') || ',' || ts || ']',
+    ',' ORDER BY seq) || ']'
+  FROM ${CHANGES_TABLE} WHERE seq > ? AND seq <= ?`;
+
+type BulkRecord = [
+  number,
+  string,
+  ChangeRecord['op'],
+  ChangeRecord['key'],
+  ChangeRecord['old'],
+  ChangeRecord['new'],
+  number,
+];
 
 /** Runs a write of the server's own in its turn among the engine's writers. */
 export type InTurn = <T>(work: () => T) => Promise<T>;
@@ -88,11 +117,53 @@ export class SqliteChangeLog implements ChangeLog {
     return floor > 0 ? floor - 1 : 0;
   }
 
+  /**
+   * One look at the page first — how many records, the last one's sequence, their JSON's size — then,
+   * when it is small (a round of changes nearly always is), the page as one JSON text: one call into
+   * libsql and one JSON.parse instead of a call per record and three parses each, about half the CPU
+   * of reading a page. Both reads give the same records, in the same order, with the same values.
+   */
   async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {
     const db = this.#db();
-    let stmt = readStatements.get(db);
-    if (!stmt) readStatements.set(db, (stmt = db.prepare(READ_SQL).raw()));
-    const rows = stmt.all([afterSeq, limit]);
+    const page = db
+      .prepare(
+        `SELECT count(*), max(seq), sum(${RECORD_BYTES}) FROM (SELECT seq, pk, old_row, new_row FROM ${CHANGES_TABLE} WHERE seq > ? ORDER BY seq LIMIT ?)`,
+      )
+      .raw()
+      .get([afterSeq, limit]);
+    const count = Number(page?.[0] ?? 0);
+    if (count === 0) return [];
+    // The page ends at the sequence seen: a record committed since is read next time, so both reads
+    // hold the very records the size was taken of.
+    const through = Number(page![1]);
+    if (Number(page![2] ?? 0) > BULK_READ_BYTES) return this.#readRows(afterSeq, through);
+    const text = db.prepare(BULK_RECORDS).raw().get([afterSeq, through])?.[0];
+    if (typeof text !== 'string') return [];
+    const records = JSON.parse(text) as BulkRecord[];
+    const out: ChangeRecord[] = new Array(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const [seq, table, op, key, old, row, ts] = records[i]!;
+      out[i] = {
+        seq,
+        table,
+        op,
+        key: restoreValues(key),
+        old: restoreValues(old),
+        new: restoreValues(row),
+        ts,
+      };
+    }
+    return out;
+  }
+
+  /** The records after `afterSeq` through `throughSeq`, a row at a time. */
+  #readRows(afterSeq: number, throughSeq: number): ChangeRecord[] {
+    const rows = this.#db()
+      .prepare(
+        `SELECT seq, tbl, op, pk, old_row, new_row, ts FROM ${CHANGES_TABLE} WHERE seq > ? AND seq <= ? ORDER BY seq`,
+      )
+      .raw()
+      .all([afterSeq, throughSeq]);
     return rows.map(([seq, table, op, pk, oldRow, newRow, ts]) => ({
       seq: Number(seq),
       table: String(table),

@@ -6,7 +6,7 @@
  * - a pool of asynchronous connections runs everything else off the event loop, one statement or one
  *   transaction per connection, so an interrupt stops exactly that work.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
@@ -281,7 +281,8 @@ export class SqliteEngine implements Engine {
   }
   readonly changeCapture = true;
   readonly path: string;
-  readonly dataFiles: readonly string[];
+  /** The database file and its WAL, whose sizes add up to the database's. */
+  readonly #dataFiles: readonly string[];
   /** What an acknowledged commit survives: the `synchronous` level of every connection that writes. */
   readonly durability: Durability;
   readonly #router: StatementRouter;
@@ -316,7 +317,7 @@ export class SqliteEngine implements Engine {
     reserveNativeThreads(options.poolSize);
     mkdirSync(options.dataDir, { recursive: true });
     this.path = join(options.dataDir, options.fileName ?? DATABASE_FILE);
-    this.dataFiles = [this.path, `${this.path}-wal`];
+    this.#dataFiles = [this.path, `${this.path}-wal`];
     this.durability = options.durability ?? 'full';
     const pragmas = connectionPragmas(this.durability);
     // Kept open for the engine's life: closing the last connection checkpoints the whole WAL, which
@@ -796,6 +797,19 @@ export class SqliteEngine implements Engine {
       drain(await (await conn.prepare('PRAGMA synchronous')).raw().iterate([])),
     );
     return { inline: level(inline), pooled: level(pooled[0]?.[0]) };
+  }
+
+  /** A stat of two files: cheap enough for every read. */
+  async databaseSize(): Promise<number> {
+    let size = 0;
+    for (const file of this.#dataFiles) {
+      try {
+        size += statSync(file).size;
+      } catch {
+        // A WAL file that does not exist (yet) counts as empty.
+      }
+    }
+    return size;
   }
 
   async healthCheck(): Promise<void> {
