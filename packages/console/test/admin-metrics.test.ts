@@ -95,6 +95,12 @@ describe('console administration and metrics', () => {
         .getByRole('button', { name: /^Kill session/ })
         .first()
         .waitFor();
+      // Each session with the node holding it (several nodes on one PostgreSQL database list them all).
+      const listed = await h.ts.http('/api/v1/sessions');
+      const node = (listed.body as { data: { node: string } }).data.node;
+      const sessions = admin.getByRole('table', { name: /Sessions/ });
+      await sessions.getByRole('columnheader', { name: 'Node' }).waitFor();
+      assert.ok((await sessions.getByRole('cell', { name: node, exact: true }).count()) >= 2);
       await h.checkAccessibility(admin, 'administration: sessions');
       await screenshot(admin, 'admin-sessions');
     } finally {

@@ -401,6 +401,8 @@ function RolesTab({ session }: { session: Session }) {
 
 interface SessionRecord {
   id: string;
+  /** The node holding the session: with several nodes on one PostgreSQL database, the list holds them all. */
+  node: string;
   user: string;
   remote_address: string;
   endpoint: string;
@@ -411,7 +413,12 @@ interface SessionRecord {
 
 function SessionsTab({ session }: { session: Session }) {
   const action = useAction(session);
-  const sessions = useApi<{ sessions: SessionRecord[] }>(session, '/api/v1/sessions', action.version);
+  const sessions = useApi<{ sessions: SessionRecord[]; unanswered_nodes: number | null }>(
+    session,
+    '/api/v1/sessions',
+    action.version,
+  );
+  const unanswered = sessions.data?.unanswered_nodes;
   return (
     <section aria-labelledby="sessions-title" class="page-fill">
       <div class="toolbar">
@@ -421,12 +428,23 @@ function SessionsTab({ session }: { session: Session }) {
         </button>
       </div>
       <ErrorBox error={sessions.error ?? action.error} title="The server refused" />
+      {unanswered === null ? (
+        <p class="notice" role="status">
+          The database is unreachable: only the sessions of the node that answered are listed.
+        </p>
+      ) : unanswered ? (
+        <p class="notice" role="status">
+          {unanswered === 1 ? '1 node' : `${unanswered} nodes`} did not answer in time: their sessions are
+          missing.
+        </p>
+      ) : null}
       <RecordTable
         label="Sessions"
         records={sessions.data?.sessions ?? []}
         rowKey={(s) => s.id}
         columns={[
           { label: 'Session', value: (s) => <code>{s.id}</code> },
+          { label: 'Node', value: (s) => <code>{s.node}</code> },
           { label: 'User', value: (s) => s.user },
           { label: 'Address', value: (s) => s.remote_address },
           { label: 'Endpoint', value: (s) => s.endpoint },

@@ -11,7 +11,11 @@
  *
  * A client address that fails across many usernames is limited the same way, with ten times the
  * allowance, so spraying one password over many accounts is slowed as well.
+ *
+ * Both count a client as the per-address limits do (client-address.ts): an IPv6 client by its /64, in
+ * which it may pick a fresh address for every guess.
  */
+import { addressKey } from '../core/client-address.ts';
 
 export interface LoginLimits {
   maxAttempts: number;
@@ -57,8 +61,8 @@ export class LoginLimiter {
    */
   attempt(username: string, address: string, now: number = performance.now()): number | LoginAttempt {
     const keys: [string, number][] = [
-      [userKey(username, address), this.#limits.maxAttempts],
-      [addressKey(address), this.#limits.maxAttempts * ADDRESS_FACTOR],
+      [usernameFailuresKey(username, address), this.#limits.maxAttempts],
+      [clientFailuresKey(address), this.#limits.maxAttempts * ADDRESS_FACTOR],
     ];
     const wait = Math.max(...keys.map(([key, allowance]) => this.#wait(key, allowance, now)));
     if (wait > 0) return Math.ceil(wait);
@@ -131,10 +135,12 @@ export class LoginLimiter {
   }
 }
 
-function userKey(username: string, address: string): string {
-  return `u\u0000${username.toLowerCase()}\u0000${address}`;
+/** The failures of one username from one client. */
+function usernameFailuresKey(username: string, address: string): string {
+  return `u\u0000${username.toLowerCase()}\u0000${addressKey(address)}`;
 }
 
-function addressKey(address: string): string {
-  return `a\u0000${address}`;
+/** The failures of one client, whatever the username. */
+function clientFailuresKey(address: string): string {
+  return `a\u0000${addressKey(address)}`;
 }

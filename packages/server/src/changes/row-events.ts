@@ -28,7 +28,24 @@ function timestampOf(ts: number): string {
   return lastTimestamp;
 }
 
+/**
+ * The last record rendered and what it rendered to: a change fanned out to thousands of subscribers
+ * is rendered for each of them in a row, and this answers all but the first without a WeakMap lookup.
+ */
+let lastRecord: ChangeRecord | undefined;
+let lastRendered: Rendered | undefined;
+
 function rowEvent(record: ChangeRecord, event: RowEvent): Rendered {
+  if (record === lastRecord && (lastRendered!.messages[0]!.payload as RowChangePayload).op === event) {
+    return lastRendered!;
+  }
+  const rendered = builtRowEvent(record, event);
+  lastRecord = record;
+  lastRendered = rendered;
+  return rendered;
+}
+
+function builtRowEvent(record: ChangeRecord, event: RowEvent): Rendered {
   const first = built.get(record);
   if (first && (first.messages[0]!.payload as RowChangePayload).op === event) return first;
   let others = first ? builtOtherwise.get(record) : undefined;

@@ -37,6 +37,8 @@ export interface FlowLimits {
   maxBuffered: number;
   /** Called once when a message would have taken the queue past `maxBuffered`. */
   onOverflow: (socket: FlowControlledWebSocket) => void;
+  /** Called as the socket closes, before its 'close' listeners. */
+  onClosed: (socket: FlowControlledWebSocket) => void;
 }
 
 type Listener = Parameters<WebSocket['on']>[1];
@@ -71,7 +73,9 @@ function uncorkAll(): void {
 
 /** What of ws's internals `sendText` reads to know it may frame a message itself. */
 interface WsInternals {
-  _sender: { _state: number; _queue: unknown[]; _firstFragment: boolean };
+  _sender: { _state: number; _queue: unknown[]; _firstFragment: boolean; _bufferedBytes: number };
+  _socket: { _writableState: { length: number } } | null;
+  _bufferedAmount: number;
   _extensions: Record<string, { _threshold: number; params: Record<string, unknown> } | undefined>;
 }
 
@@ -100,6 +104,29 @@ function writeWaiting(): void {
 /** Part of a text message: UTF-8 bytes, or text (written as UTF-8). */
 export type TextPart = Buffer | string;
 
+/** Text this short is measured and copied here when it is ASCII: cheaper than a call into C++. */
+const SHORT_TEXT = 64;
+
+/** The UTF-8 length of `text`. */
+function utf8Length(text: string): number {
+  if (text.length <= SHORT_TEXT) {
+    let i = 0;
+    while (i < text.length && text.charCodeAt(i) < 0x80) i++;
+    if (i === text.length) return i;
+  }
+  return Buffer.byteLength(text);
+}
+
+/** Writes `text` as UTF-8 into `frame` at `at`; returns the bytes written. */
+function writeText(frame: Buffer, text: string, at: number): number {
+  if (text.length <= SHORT_TEXT) {
+    let i = 0;
+    for (let code; i < text.length && (code = text.charCodeAt(i)) < 0x80; i++) frame[at + i] = code;
+    if (i === text.length) return i;
+  }
+  return frame.write(text, at);
+}
+
 /** A text frame (FIN, opcode 1, unmasked as a server's are) holding `parts`, in one buffer. */
 function textFrame(parts: readonly TextPart[], length: number): Buffer {
   const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
@@ -115,7 +142,8 @@ function textFrame(parts: readonly TextPart[], length: number): Buffer {
     frame.writeUInt32BE(length >>> 0, 6);
   }
   let at = header;
-  for (const part of parts) at += typeof part === 'string' ? frame.write(part, at) : part.copy(frame, at);
+  for (const part of parts)
+    at += typeof part === 'string' ? writeText(frame, part, at) : part.copy(frame, at);
   return frame;
 }
 
@@ -128,12 +156,23 @@ export class FlowControlledWebSocket extends WebSocket {
    * can be functions every socket shares rather than closures made per connection.
    */
   served: unknown = undefined;
+  /**
+   * What the gateway keeps about the socket, kept on it (a Map per field, keyed by socket, cost every
+   * connection an entry in each): when the client was last heard from and last pinged (epoch ms), and
+   * the socket's place in the admission counts (undefined once it left them).
+   */
+  heardAt = 0;
+  pingedAt = 0;
+  admission: { authenticated(): void; release(): void } | undefined = undefined;
   #corked = false;
   #overflowed = false;
-  /** 'message' events held while the client is behind, in arrival order. */
-  #held: unknown[][] = [];
+  /**
+   * 'message' events held while the client is behind, in arrival order. This and #waiters are made
+   * when first needed: two empty arrays on every idle connection cost it ~100 bytes.
+   */
+  #held: unknown[][] | undefined = undefined;
   #holding = false;
-  readonly #waiters: Waiter[] = [];
+  #waiters: Waiter[] | undefined = undefined;
   #answersWaiting = 0;
   /** Frames from `sendText` not yet handed to the TCP socket (one, or several), and their bytes. */
   #frames: Buffer | Buffer[] | undefined;
@@ -143,12 +182,15 @@ export class FlowControlledWebSocket extends WebSocket {
 
   static {
     // Frames waiting for the tick's flush are queued bytes like any other: every check that reads
-    // bufferedAmount (limits, congestion, slow consumers) sees them.
-    const base = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'bufferedAmount')!.get!;
+    // bufferedAmount (limits, congestion, slow consumers) sees them. ws's own count is read as ws's
+    // getter reads it, inline: a fan-out reads it a few times per socket.
     Object.defineProperty(this.prototype, 'bufferedAmount', {
       configurable: true,
       get(this: FlowControlledWebSocket): number {
-        return (base.call(this) as number) + this.#framesBytes;
+        const ws = this as unknown as WsInternals;
+        const socket = ws._socket;
+        const queued = socket ? socket._writableState.length + ws._sender._bufferedBytes : ws._bufferedAmount;
+        return queued + this.#framesBytes;
       },
     });
   }
@@ -164,18 +206,11 @@ export class FlowControlledWebSocket extends WebSocket {
     // Listeners shared by every socket (a closure each would cost every connection ~150 bytes).
     (raw as Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket })[SOCKET_OWNER] = this;
     raw.on('drain', FlowControlledWebSocket.#onRawDrain);
-    this.on('close', FlowControlledWebSocket.#onClose);
   }
 
   static #onRawDrain(this: Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket }): void {
     const owner = this[SOCKET_OWNER];
     if (owner) owner.#wake();
-  }
-
-  static #onClose(this: WebSocket): void {
-    const socket = this as FlowControlledWebSocket;
-    socket.#held = [];
-    socket.#wake();
   }
 
   /** The endpoint the socket was opened on (as the gateway counts it). */
@@ -233,7 +268,7 @@ export class FlowControlledWebSocket extends WebSocket {
    */
   sendText(parts: readonly TextPart[]): void {
     let length = 0;
-    for (const part of parts) length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
+    for (const part of parts) length += typeof part === 'string' ? utf8Length(part) : part.length;
     if (this.readyState !== WebSocket.OPEN || !this.#limits || !this.#raw || !this.#mayFrame(length)) {
       // Not through `this.send`: an endpoint may have wrapped that one (to count messages, say).
       const buffers = parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part));
@@ -271,7 +306,7 @@ export class FlowControlledWebSocket extends WebSocket {
     if (this.readyState !== WebSocket.OPEN || !raw || raw.destroyed || raw.writableEnded) return;
     const data = Array.isArray(frames) ? Buffer.concat(frames, bytes) : frames;
     // As in `send`: a callback only where someone may wait for these bytes to leave.
-    const watch = this.bufferedAmount + bytes >= HIGH_WATER_MARK || this.#waiters.length > 0;
+    const watch = this.bufferedAmount + bytes >= HIGH_WATER_MARK || this.#waiters !== undefined;
     raw.write(data, watch ? () => this.#wake() : undefined);
   }
 
@@ -326,7 +361,7 @@ export class FlowControlledWebSocket extends WebSocket {
     this.#cork();
     // A write callback costs a little per frame: it is only needed where someone may wait for this frame
     // to leave (a producer or a held message waiting for the queue to shrink).
-    const watch = buffered + bound >= HIGH_WATER_MARK || this.#waiters.length > 0;
+    const watch = buffered + bound >= HIGH_WATER_MARK || this.#waiters !== undefined;
     const done = watch
       ? (err?: Error): void => {
           callback?.(err);
@@ -336,15 +371,29 @@ export class FlowControlledWebSocket extends WebSocket {
     super.send(data as string, sendOptions, done);
   }
 
-  // Holds the client's messages while it is behind; see the module comment.
+  /**
+   * Holds the client's messages while it is behind (see the module comment), and keeps what the
+   * gateway needs to know of the socket's events: when its client was last heard from, and that it
+   * closed. Done here rather than by listeners: each event name with listeners costs every connection
+   * a slot in its listener table, and two listeners of one event an array.
+   */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const limits = this.#limits;
+    if (limits !== undefined) {
+      if (event === 'message' || event === 'pong') this.heardAt = Date.now();
+      else if (event === 'close') {
+        this.#held = undefined;
+        this.#wake();
+        limits.onClosed(this);
+      }
+    }
     // When the connection of a client that was not being read drops, `ws` parses what the paused TCP
     // socket still buffered (tens of KB of requests) and emits it as the socket closes. None of those
     // requests could be answered; run, they cost the server their whole work at once (hundreds of
     // reads of large rows). They are dropped, as the held ones are.
     if (event === 'message' && this.#limits && this.readyState !== WebSocket.OPEN) return false;
-    if (event === 'message' && this.#limits && (this.#held.length > 0 || this.congested())) {
-      this.#held.push(args);
+    if (event === 'message' && this.#limits && (this.#held !== undefined || this.congested())) {
+      (this.#held ??= []).push(args);
       this.#holdReading();
       return true;
     }
@@ -377,16 +426,19 @@ export class FlowControlledWebSocket extends WebSocket {
   #release(): void {
     this.#holding = false;
     if (this.readyState !== WebSocket.OPEN) {
-      this.#held = [];
+      this.#held = undefined;
       return;
     }
-    while (this.#held.length > 0) {
+    const held = this.#held;
+    // (A close during a message's handling drops the rest: #held is no longer this array then.)
+    while (held !== undefined && this.#held === held && held.length > 0) {
       if (this.congested()) {
         this.#holdReading();
         return;
       }
-      super.emit('message', ...(this.#held.shift() as Parameters<Listener>));
+      super.emit('message', ...(held.shift() as Parameters<Listener>));
     }
+    if (this.#held === held) this.#held = undefined;
     this.resume();
   }
 
@@ -398,21 +450,23 @@ export class FlowControlledWebSocket extends WebSocket {
 
   #until(ready: () => boolean): Promise<void> {
     if (ready() || this.readyState !== WebSocket.OPEN) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ ready, resolve }));
+    return new Promise((resolve) => (this.#waiters ??= []).push({ ready, resolve }));
   }
 
   /** Runs as frames reach the kernel, on the TCP socket's drain and on close: lets waiters go on. */
   #wake(): void {
-    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    if (waiters === undefined) return;
     const open = this.readyState === WebSocket.OPEN;
-    for (let i = 0; i < this.#waiters.length;) {
-      const waiter = this.#waiters[i]!;
+    for (let i = 0; i < waiters.length;) {
+      const waiter = waiters[i]!;
       if (open && !waiter.ready()) {
         i++;
         continue;
       }
-      this.#waiters.splice(i, 1);
+      waiters.splice(i, 1);
       waiter.resolve();
     }
+    if (waiters.length === 0 && this.#waiters === waiters) this.#waiters = undefined;
   }
 }

@@ -11,6 +11,7 @@ import { request } from 'node:http';
 import WebSocket from 'ws';
 import { ADMIN_PASSWORD, login, sleep, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { TestClient } from '../helpers/ws-client.ts';
+import { LoginLimiter, type LoginAttempt } from '../../src/auth/login-limiter.ts';
 import { assertAlive, connectWith, createUser, USER_PASSWORD, within } from './helpers.ts';
 
 let ts: TestServer;
@@ -260,6 +261,29 @@ test('password spraying: one address failing over many usernames is slowed too',
   assert.equal(i, 32, 'the 31st failure starts the wait; the 32nd attempt is refused');
   // The admin can still log in from elsewhere.
   assert.equal((await login(ts.server.url, 'admin', ADMIN_PASSWORD)).status, 200);
+});
+
+test('failed logins count an IPv6 client by its /64: rotating addresses inside it does not reset the wait', () => {
+  // Loopback offers one IPv6 address, so the limiter the login route uses is driven directly with the
+  // addresses a client holding 2001:db8:7:7::/64 could pick at will.
+  const limiter = new LoginLimiter({ maxAttempts: 3, baseBackoffMs: 60_000, maxBackoffMs: 60_000 });
+  const from = (i: number): string => `2001:db8:7:7::${(i + 1).toString(16)}`;
+  let i = 0;
+  for (; i < 4; i++) {
+    const attempt = limiter.attempt('victim', from(i));
+    assert.equal(typeof attempt, 'object', `guess ${i} from ${from(i)} is checked`);
+    (attempt as LoginAttempt).failed();
+  }
+  // The fifth guess, from yet another address of the same /64, waits; so does spraying other accounts.
+  assert.equal(typeof limiter.attempt('victim', from(i)), 'number');
+  for (let n = 0; n < 40; n++) {
+    const attempt = limiter.attempt(`nobody-${n}`, from(100 + n));
+    if (typeof attempt === 'number') break;
+    attempt.failed();
+    assert.ok(n < 30, 'the per-address allowance holds for the whole /64');
+  }
+  // Another /64 is another client.
+  assert.equal(typeof limiter.attempt('victim', '2001:db8:7:8::1'), 'object');
 });
 
 test('50 concurrent guesses for one user: 4 are checked, 46 refused with 429; the server stays responsive', async () => {
