@@ -54,9 +54,14 @@ const NOTES: string[] = [
     'run with the least work any server answering the query must do; RustyDB / floor is what RustyDB ' +
     'itself adds (routing, authorization, limits, metrics, audit, its envelope).',
   '',
-  'The tail: the server allocates ~5 KB per keyed query (request and reply text, parsed message, ws ' +
-    'and stream bookkeeping), a young-generation collection every ~1,250 queries of 0.3–0.6 ms — one ' +
-    'query in 1,250 (p99.9, not p99). Its timers during the loop: the metrics sampler once a second (it ' +
+  "The tail: the server allocates ~5 KB per keyed query (V8's sampling heap profiler with collected " +
+    "objects counted): ~3.5 KB in `ws` framing and Node's stream bookkeeping, which the floor pays too, " +
+    "and ~1.8 KB of its own — the reply's text ~0.7 KB, the parsed message ~0.4 KB, the result ~0.4 KB. " +
+    'That is a young-generation collection every ~550 queries in this bench (`--trace-gc`: the young ' +
+    'generation is still small this soon after start — it is held at its initial size while the server ' +
+    'starts, src/cli/young-generation.ts, and grows only as objects survive) and every ~1,250 after tens ' +
+    'of thousands of queries, 0.3–7 ms each on the loaded machine: one query in 550 (p99.8, not p99). ' +
+    'Its timers during the loop: the metrics sampler once a second (it ' +
     'sorts up to 40k latencies: a few ms, one query delayed), the event-loop delay monitor (a 10 ms ' +
     "timer, microseconds) and the change feed's 1 s poll; nothing runs once per 100 queries. In 15 " +
     'alternating blocks of 1,000 on the loaded machine, RustyDB had as many round trips over 200 µs as ' +

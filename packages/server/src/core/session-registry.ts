@@ -66,23 +66,6 @@ export interface SessionInfo {
   queued_bytes: number;
 }
 
-interface Entry {
-  id: string;
-  endpoint: string;
-  remoteAddress: string;
-  /** Milliseconds since the epoch: a number costs a connection far less than a Date. */
-  connectedAt: number;
-  authenticatedAt: number;
-  user: string;
-  /**
-   * Every token and every login the session has presented (it may re-authenticate with refreshed
-   * tokens): revoking any of them ends it. A few, so an array (a Set costs a connection ~150 bytes more).
-   */
-  credentials: string[];
-  expiresAt: number | undefined;
-  session: RegisteredSession;
-}
-
 /**
  * A random UUID held as one flat string. Node builds randomUUID() by concatenation, and the rope of
  * about fourteen pieces it returns would stay one for the session's whole life: about 450 bytes per
@@ -92,15 +75,30 @@ function sessionId(): string {
   return Buffer.from(randomUUID(), 'latin1').toString('latin1');
 }
 
-/** A session's place in the registry; it joins on its first successful authentication. */
+/**
+ * A session's place in the registry; it joins on its first successful authentication. The handle is
+ * the registry's entry itself (what it lists and ends): a separate entry object, with its own copy of
+ * the credentials and times, cost every authenticated connection ~200 bytes.
+ */
 export class SessionHandle {
-  readonly id = sessionId();
+  /** Made when first asked for (listed, audited, killed by id): most sessions are never named. */
+  #id: string | undefined = undefined;
   readonly #registry: SessionRegistry;
   readonly endpoint: string;
   readonly remoteAddress: string;
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch: a number costs a connection far less than a Date. */
   readonly connectedAt = Date.now();
   readonly session: RegisteredSession;
+  /** @internal the registry's: who the session last authenticated as (set while it is registered). */
+  principal: Principal | undefined = undefined;
+  /** @internal the registry's: when it last authenticated, milliseconds since the epoch. */
+  authenticatedAt = 0;
+  /**
+   * @internal the registry's: the tokens and logins the session presented before its latest
+   * authentication (it may re-authenticate with refreshed tokens): revoking any of them ends it too.
+   * Made at the first re-authentication that brings a new one; most sessions never have any.
+   */
+  earlierCredentials: string[] | undefined = undefined;
 
   constructor(
     registry: SessionRegistry,
@@ -123,9 +121,28 @@ export class SessionHandle {
     return this.#registry.admit(this, principal);
   }
 
+  /** The session's id: random, unique, the name administrators end it by. */
+  get id(): string {
+    return (this.#id ??= sessionId());
+  }
+
+  /** Whether the session's id is `id` (without making one: an id never made was never handed out). */
+  named(id: string): boolean {
+    return this.#id === id;
+  }
+
   /** Leaves the registry; safe to call twice. */
   release(): void {
-    this.#registry.remove(this.id);
+    this.#registry.remove(this);
+  }
+
+  /** Whether the session ever presented the token or login `id`. */
+  presented(id: string): boolean {
+    const principal = this.principal;
+    return (
+      principal !== undefined &&
+      (principal.tokenId === id || principal.loginId === id || this.earlierCredentials?.includes(id) === true)
+    );
   }
 }
 
@@ -133,8 +150,8 @@ export class SessionRegistry {
   /** This node's id among those sharing a database: random, new at every start. */
   readonly node = randomUUID();
   readonly #maxPerUser: number;
-  readonly #sessions = new Map<string, Entry>();
-  readonly #byUser = new Map<string, Set<string>>();
+  readonly #sessions = new Set<SessionHandle>();
+  readonly #byUser = new Map<string, Set<SessionHandle>>();
   #relay: SessionRelay | undefined;
 
   /** @param maxPerUser authenticated sessions one user may hold at once; 0 for no limit */
@@ -158,42 +175,46 @@ export class SessionRegistry {
   /** @internal used by SessionHandle */
   admit(handle: SessionHandle, principal: Principal): boolean {
     const { user } = principal;
-    const existing = this.#sessions.get(handle.id);
-    const sameUser = existing?.user === user;
+    const registered = this.#sessions.has(handle);
+    const previous = registered ? handle.principal : undefined;
+    const sameUser = previous?.user === user;
     if (!sameUser && this.#maxPerUser > 0 && this.countFor(user) >= this.#maxPerUser) {
-      this.remove(handle.id);
+      this.remove(handle);
       return false;
     }
-    if (existing && !sameUser) this.remove(handle.id);
-    const credentials = sameUser ? existing.credentials : [];
-    for (const credential of [principal.tokenId, principal.loginId]) {
-      if (credential && !credentials.includes(credential)) credentials.push(credential);
+    if (registered && !sameUser) this.remove(handle);
+    if (!sameUser) handle.earlierCredentials = undefined;
+    else if (previous !== principal) {
+      // What the session presented before stays able to end it.
+      for (const credential of [previous!.tokenId, previous!.loginId]) {
+        if (credential && credential !== principal.tokenId && credential !== principal.loginId) {
+          const earlier = (handle.earlierCredentials ??= []);
+          if (!earlier.includes(credential)) earlier.push(credential);
+        }
+      }
     }
-    this.#sessions.set(handle.id, {
-      id: handle.id,
-      endpoint: handle.endpoint,
-      remoteAddress: handle.remoteAddress,
-      connectedAt: handle.connectedAt,
-      authenticatedAt: Date.now(),
-      user,
-      credentials,
-      expiresAt: principal.expiresAt,
-      session: handle.session,
-    });
-    let ids = this.#byUser.get(user);
-    if (!ids) this.#byUser.set(user, (ids = new Set()));
-    ids.add(handle.id);
+    handle.principal = principal;
+    handle.authenticatedAt = Date.now();
+    this.#sessions.add(handle);
+    let handles = this.#byUser.get(user);
+    if (!handles) this.#byUser.set(user, (handles = new Set()));
+    handles.add(handle);
     return true;
   }
 
   /** @internal used by SessionHandle */
-  remove(id: string): void {
-    const entry = this.#sessions.get(id);
-    if (!entry) return;
-    this.#sessions.delete(id);
-    const ids = this.#byUser.get(entry.user);
-    ids?.delete(id);
-    if (ids?.size === 0) this.#byUser.delete(entry.user);
+  remove(handle: SessionHandle): void {
+    if (!this.#sessions.delete(handle)) return;
+    const user = handle.principal!.user;
+    const handles = this.#byUser.get(user);
+    handles?.delete(handle);
+    if (handles?.size === 0) this.#byUser.delete(user);
+  }
+
+  /** The session named `id` (a scan: sessions are found by id only by administrators' orders). */
+  #find(id: string): SessionHandle | undefined {
+    for (const handle of this.#sessions) if (handle.named(id)) return handle;
+    return undefined;
   }
 
   countFor(user: string): number {
@@ -203,25 +224,24 @@ export class SessionRegistry {
   /** The sessions of this node. */
   list(filter: SessionFilter = {}): SessionInfo[] {
     const entries =
-      filter.user === undefined
-        ? [...this.#sessions.values()]
-        : [...(this.#byUser.get(filter.user) ?? [])].map((id) => this.#sessions.get(id)!);
+      filter.user === undefined ? [...this.#sessions] : [...(this.#byUser.get(filter.user) ?? [])];
     return entries.map((e) => ({
       id: e.id,
       node: this.node,
-      user: e.user,
+      user: e.principal!.user,
       remote_address: e.remoteAddress,
       endpoint: e.endpoint,
       connected_at: new Date(e.connectedAt).toISOString(),
       authenticated_at: new Date(e.authenticatedAt).toISOString(),
-      expires_at: e.expiresAt === undefined ? null : new Date(e.expiresAt).toISOString(),
+      expires_at:
+        e.principal!.expiresAt === undefined ? null : new Date(e.principal!.expiresAt).toISOString(),
       queued_bytes: e.session.bufferedAmount(),
     }));
   }
 
   get(id: string): SessionInfo | undefined {
-    const entry = this.#sessions.get(id);
-    return entry ? this.list({ user: entry.user }).find((s) => s.id === id) : undefined;
+    const entry = this.#find(id);
+    return entry ? this.list({ user: entry.principal!.user }).find((s) => s.id === id) : undefined;
   }
 
   /** The sessions of this node and of every other node sharing the database that answers in time. */
@@ -239,11 +259,8 @@ export class SessionRegistry {
 
   /** Ends one session of this node; false when there is no such session. */
   kill(id: string, code: ErrorCode, message: string, reason: string): boolean {
-    const entry = this.#sessions.get(id);
-    if (!entry) return false;
-    this.remove(id);
-    entry.session.terminate(code, message, reason);
-    return true;
+    const entry = this.#find(id);
+    return entry !== undefined && this.#end(entry, code, message, reason);
   }
 
   /**
@@ -256,7 +273,7 @@ export class SessionRegistry {
     message: string,
     reason: string,
   ): Promise<string | undefined> {
-    const user = this.#sessions.get(id)?.user;
+    const user = this.#find(id)?.principal?.user;
     if (user !== undefined && this.kill(id, code, message, reason)) return user;
     return this.#relay?.endElsewhere({ scope: 'session', id, code, message, reason });
   }
@@ -283,12 +300,20 @@ export class SessionRegistry {
   /** Carries out an order on this node's sessions (from this node or another); returns how many ended. */
   apply(order: EndOrder): number {
     const { scope, id, code, message, reason } = order;
-    const ids =
+    const handles =
       scope === 'session'
-        ? [id]
+        ? [this.#find(id)]
         : scope === 'user'
           ? [...(this.#byUser.get(id) ?? [])]
-          : [...this.#sessions.values()].filter((e) => e.credentials.includes(id)).map((e) => e.id);
-    return ids.filter((sessionId) => this.kill(sessionId, code, message, reason)).length;
+          : [...this.#sessions].filter((e) => e.presented(id));
+    return handles.filter((handle) => handle && this.#end(handle, code, message, reason)).length;
+  }
+
+  /** Ends a session of this node if it is still registered. */
+  #end(handle: SessionHandle, code: ErrorCode, message: string, reason: string): boolean {
+    if (!this.#sessions.has(handle)) return false;
+    this.remove(handle);
+    handle.session.terminate(code, message, reason);
+    return true;
   }
 }

@@ -132,7 +132,13 @@ export class StreamSession implements SubscriberOwner {
   #pending: string[] | undefined;
   /** Due for the expiry warning, then for the expiry itself; made at the first authentication. */
   #expiry: Deadline<StreamSession> | undefined;
-  readonly #origin: SessionOrigin;
+  /**
+   * The endpoint and address: the registry's handle when there is one (it holds both already; a copy
+   * of its own cost every connection ~60 bytes), else the origin given.
+   */
+  readonly #origin: { readonly endpoint: string; readonly remoteAddress: string };
+  /** On a collection's watch endpoint: the collection every `watch` is about. */
+  readonly #collection: string | undefined;
   #startWith: string | undefined;
   readonly #handle: SessionHandle | undefined;
   #subscriptions: SessionSubscriptions | undefined;
@@ -147,10 +153,11 @@ export class StreamSession implements SubscriberOwner {
   ) {
     this.#socket = socket;
     this.#deps = deps;
-    this.#origin = origin;
+    this.#collection = origin.collection;
     this.#startWith = origin.startWith;
     // The session is what the registry ends and asks how far behind it is (no closures of its own).
     this.#handle = deps.sessions?.open(origin.endpoint, origin.remoteAddress, this);
+    this.#origin = this.#handle ?? origin;
     const { config } = deps;
     if (config.enable_rate_limiting) {
       const limits = rateLimits(config);
@@ -387,7 +394,7 @@ export class StreamSession implements SubscriberOwner {
           );
           return;
         }
-        const collection = this.#origin.collection ?? message.payload.collection;
+        const collection = this.#collection ?? message.payload.collection;
         await subscriptions.watch(message, collection, this.#principal);
         return;
       }

@@ -37,6 +37,8 @@ export interface FlowLimits {
   maxBuffered: number;
   /** Called once when a message would have taken the queue past `maxBuffered`. */
   onOverflow: (socket: FlowControlledWebSocket) => void;
+  /** Called as the socket closes, before its 'close' listeners. */
+  onClosed: (socket: FlowControlledWebSocket) => void;
 }
 
 type Listener = Parameters<WebSocket['on']>[1];
@@ -154,12 +156,23 @@ export class FlowControlledWebSocket extends WebSocket {
    * can be functions every socket shares rather than closures made per connection.
    */
   served: unknown = undefined;
+  /**
+   * What the gateway keeps about the socket, kept on it (a Map per field, keyed by socket, cost every
+   * connection an entry in each): when the client was last heard from and last pinged (epoch ms), and
+   * the socket's place in the admission counts (undefined once it left them).
+   */
+  heardAt = 0;
+  pingedAt = 0;
+  admission: { authenticated(): void; release(): void } | undefined = undefined;
   #corked = false;
   #overflowed = false;
-  /** 'message' events held while the client is behind, in arrival order. */
-  #held: unknown[][] = [];
+  /**
+   * 'message' events held while the client is behind, in arrival order. This and #waiters are made
+   * when first needed: two empty arrays on every idle connection cost it ~100 bytes.
+   */
+  #held: unknown[][] | undefined = undefined;
   #holding = false;
-  readonly #waiters: Waiter[] = [];
+  #waiters: Waiter[] | undefined = undefined;
   #answersWaiting = 0;
   /** Frames from `sendText` not yet handed to the TCP socket (one, or several), and their bytes. */
   #frames: Buffer | Buffer[] | undefined;
@@ -193,18 +206,11 @@ export class FlowControlledWebSocket extends WebSocket {
     // Listeners shared by every socket (a closure each would cost every connection ~150 bytes).
     (raw as Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket })[SOCKET_OWNER] = this;
     raw.on('drain', FlowControlledWebSocket.#onRawDrain);
-    this.on('close', FlowControlledWebSocket.#onClose);
   }
 
   static #onRawDrain(this: Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket }): void {
     const owner = this[SOCKET_OWNER];
     if (owner) owner.#wake();
-  }
-
-  static #onClose(this: WebSocket): void {
-    const socket = this as FlowControlledWebSocket;
-    socket.#held = [];
-    socket.#wake();
   }
 
   /** The endpoint the socket was opened on (as the gateway counts it). */
@@ -300,7 +306,7 @@ export class FlowControlledWebSocket extends WebSocket {
     if (this.readyState !== WebSocket.OPEN || !raw || raw.destroyed || raw.writableEnded) return;
     const data = Array.isArray(frames) ? Buffer.concat(frames, bytes) : frames;
     // As in `send`: a callback only where someone may wait for these bytes to leave.
-    const watch = this.bufferedAmount + bytes >= HIGH_WATER_MARK || this.#waiters.length > 0;
+    const watch = this.bufferedAmount + bytes >= HIGH_WATER_MARK || this.#waiters !== undefined;
     raw.write(data, watch ? () => this.#wake() : undefined);
   }
 
@@ -355,7 +361,7 @@ export class FlowControlledWebSocket extends WebSocket {
     this.#cork();
     // A write callback costs a little per frame: it is only needed where someone may wait for this frame
     // to leave (a producer or a held message waiting for the queue to shrink).
-    const watch = buffered + bound >= HIGH_WATER_MARK || this.#waiters.length > 0;
+    const watch = buffered + bound >= HIGH_WATER_MARK || this.#waiters !== undefined;
     const done = watch
       ? (err?: Error): void => {
           callback?.(err);
@@ -365,15 +371,29 @@ export class FlowControlledWebSocket extends WebSocket {
     super.send(data as string, sendOptions, done);
   }
 
-  // Holds the client's messages while it is behind; see the module comment.
+  /**
+   * Holds the client's messages while it is behind (see the module comment), and keeps what the
+   * gateway needs to know of the socket's events: when its client was last heard from, and that it
+   * closed. Done here rather than by listeners: each event name with listeners costs every connection
+   * a slot in its listener table, and two listeners of one event an array.
+   */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
+    const limits = this.#limits;
+    if (limits !== undefined) {
+      if (event === 'message' || event === 'pong') this.heardAt = Date.now();
+      else if (event === 'close') {
+        this.#held = undefined;
+        this.#wake();
+        limits.onClosed(this);
+      }
+    }
     // When the connection of a client that was not being read drops, `ws` parses what the paused TCP
     // socket still buffered (tens of KB of requests) and emits it as the socket closes. None of those
     // requests could be answered; run, they cost the server their whole work at once (hundreds of
     // reads of large rows). They are dropped, as the held ones are.
     if (event === 'message' && this.#limits && this.readyState !== WebSocket.OPEN) return false;
-    if (event === 'message' && this.#limits && (this.#held.length > 0 || this.congested())) {
-      this.#held.push(args);
+    if (event === 'message' && this.#limits && (this.#held !== undefined || this.congested())) {
+      (this.#held ??= []).push(args);
       this.#holdReading();
       return true;
     }
@@ -406,16 +426,19 @@ export class FlowControlledWebSocket extends WebSocket {
   #release(): void {
     this.#holding = false;
     if (this.readyState !== WebSocket.OPEN) {
-      this.#held = [];
+      this.#held = undefined;
       return;
     }
-    while (this.#held.length > 0) {
+    const held = this.#held;
+    // (A close during a message's handling drops the rest: #held is no longer this array then.)
+    while (held !== undefined && this.#held === held && held.length > 0) {
       if (this.congested()) {
         this.#holdReading();
         return;
       }
-      super.emit('message', ...(this.#held.shift() as Parameters<Listener>));
+      super.emit('message', ...(held.shift() as Parameters<Listener>));
     }
+    if (this.#held === held) this.#held = undefined;
     this.resume();
   }
 
@@ -427,21 +450,23 @@ export class FlowControlledWebSocket extends WebSocket {
 
   #until(ready: () => boolean): Promise<void> {
     if (ready() || this.readyState !== WebSocket.OPEN) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ ready, resolve }));
+    return new Promise((resolve) => (this.#waiters ??= []).push({ ready, resolve }));
   }
 
   /** Runs as frames reach the kernel, on the TCP socket's drain and on close: lets waiters go on. */
   #wake(): void {
-    if (this.#waiters.length === 0) return;
+    const waiters = this.#waiters;
+    if (waiters === undefined) return;
     const open = this.readyState === WebSocket.OPEN;
-    for (let i = 0; i < this.#waiters.length;) {
-      const waiter = this.#waiters[i]!;
+    for (let i = 0; i < waiters.length;) {
+      const waiter = waiters[i]!;
       if (open && !waiter.ready()) {
         i++;
         continue;
       }
-      this.#waiters.splice(i, 1);
+      waiters.splice(i, 1);
       waiter.resolve();
     }
+    if (waiters.length === 0 && this.#waiters === waiters) this.#waiters = undefined;
   }
 }

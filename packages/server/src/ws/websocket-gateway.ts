@@ -13,12 +13,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import { FlowControlledWebSocket, type FlowLimits } from './flow-controlled-socket.ts';
 import { authTimeoutMs } from '../config/config.ts';
 import type { OriginPolicy } from '../auth/origin-policy.ts';
-import {
-  ConnectionAdmission,
-  isRefusal,
-  type Admission,
-  type AdmissionTicket,
-} from './connection-admission.ts';
+import { ConnectionAdmission, isRefusal, type Admission } from './connection-admission.ts';
 
 /**
  * Serves one admitted socket. The endpoint calls `admission.authenticated()` once the client has
@@ -91,25 +86,26 @@ export class WebSocketGateway {
   readonly #patterns: [RegExp, Route][] = [];
   /** Open sockets per endpoint, for the metrics. */
   readonly #perEndpoint = new Map<string, number>();
-  /** Open sockets and when each was last heard from. */
-  readonly #lastSeen = new Map<WebSocket, number>();
-  readonly #lastPing = new Map<WebSocket, number>();
+  /**
+   * Open sockets (until closed, or timed out for idleness); when each was last heard from and pinged,
+   * and its place in the admission counts, are kept on the socket (see FlowControlledWebSocket).
+   */
+  readonly #open = new Set<FlowControlledWebSocket>();
   /** Per-address and unauthenticated counts, and the deadline to authenticate. */
   readonly #admission: ConnectionAdmission;
-  /** Each open socket's place in those counts. */
-  readonly #tickets = new Map<WebSocket, AdmissionTicket>();
   readonly #audit: AuditLog | undefined;
   readonly #origins: OriginPolicy;
   readonly #heartbeat: NodeJS.Timeout;
   #shuttingDown = false;
   /**
-   * Listeners every socket shares (`ws` calls them with the socket as `this`): one function per
+   * The error listener every socket shares (`ws` calls it with the socket as `this`): one function per
    * socket would cost each connection a closure.
    */
   readonly #onSocketError: (err: Error) => void;
-  readonly #onSocketHeard: (this: WebSocket) => void;
-  readonly #onSocketClose: (this: WebSocket) => void;
-  /** What may wait to be sent on a socket, and what happens past it: one object for every socket. */
+  /**
+   * What may wait to be sent on a socket, what happens past it, and what the gateway does as it closes:
+   * one object for every socket. (The socket also keeps when its client was last heard from.)
+   */
   readonly #flowLimits: FlowLimits;
 
   constructor(config: ServerConfig, logger: Logger, origins: OriginPolicy, audit?: AuditLog) {
@@ -145,20 +141,13 @@ export class WebSocketGateway {
     this.#flowLimits = {
       maxBuffered: config.websocket_max_send_buffer,
       onOverflow: (socket) => this.#closeOverflowing(socket),
+      onClosed: (socket) => this.#closed(socket),
     };
     this.#onSocketError = (err) => this.#logger.info('websocket error', { error: err.message });
-    const closed = (ws: WebSocket): void => this.#closed(ws as FlowControlledWebSocket);
-    this.#onSocketClose = function (this: WebSocket) {
-      closed(this);
-    };
-    const lastSeen = this.#lastSeen;
-    this.#onSocketHeard = function (this: WebSocket) {
-      if (lastSeen.has(this)) lastSeen.set(this, Date.now());
-    };
   }
 
   get connectionCount(): number {
-    return this.#lastSeen.size;
+    return this.#open.size;
   }
 
   /** Open sockets that have not authenticated yet. */
@@ -168,7 +157,7 @@ export class WebSocketGateway {
 
   /** For endpoints served by their own `ws` server (routeServer): the socket has authenticated. */
   authenticated(ws: WebSocket): void {
-    this.#tickets.get(ws)?.authenticated();
+    (ws as FlowControlledWebSocket).admission?.authenticated();
   }
 
   /** Open sockets per endpoint (a pattern route counts under its label). */
@@ -274,7 +263,7 @@ export class WebSocketGateway {
       ws.close(1001, 'server shutting down');
       return;
     }
-    if (this.#lastSeen.size >= this.#config.websocket_max_connections) {
+    if (this.#open.size >= this.#config.websocket_max_connections) {
       refuse('too many connections; retry later');
       ws.close(1013, 'connection limit reached');
       this.#forceCloseLater(ws);
@@ -298,15 +287,14 @@ export class WebSocketGateway {
       this.#forceCloseLater(ws);
       return;
     }
-    (ws as FlowControlledWebSocket).control(request.socket, this.#flowLimits, endpoint);
-    this.#tickets.set(ws, admitted);
+    const socket = ws as FlowControlledWebSocket;
+    socket.control(request.socket, this.#flowLimits, endpoint);
+    socket.admission = admitted;
     this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
     const now = Date.now();
-    this.#lastSeen.set(ws, now);
-    this.#lastPing.set(ws, now);
-    ws.on('message', this.#onSocketHeard);
-    ws.on('pong', this.#onSocketHeard);
-    ws.on('close', this.#onSocketClose);
+    socket.heardAt = now;
+    socket.pingedAt = now;
+    this.#open.add(socket);
     try {
       handler(ws, request, url, admitted);
     } catch (err) {
@@ -317,11 +305,10 @@ export class WebSocketGateway {
 
   /** An admitted socket closed: it leaves the counts (once: its ticket is the mark that it is counted). */
   #closed(ws: FlowControlledWebSocket): void {
-    this.#lastSeen.delete(ws);
-    this.#lastPing.delete(ws);
-    const ticket = this.#tickets.get(ws);
+    this.#open.delete(ws);
+    const ticket = ws.admission;
     if (!ticket) return;
-    this.#tickets.delete(ws);
+    ws.admission = undefined;
     ticket.release();
     const open = (this.#perEndpoint.get(ws.endpoint) ?? 1) - 1;
     if (open > 0) this.#perEndpoint.set(ws.endpoint, open);
@@ -330,15 +317,15 @@ export class WebSocketGateway {
 
   #beat(pingMs: number, timeoutMs: number): void {
     const now = Date.now();
-    for (const [ws, lastSeen] of this.#lastSeen) {
-      if (now - lastSeen > timeoutMs) {
+    for (const ws of this.#open) {
+      if (now - ws.heardAt > timeoutMs) {
         ws.close(1001, 'idle timeout');
         this.#forceCloseLater(ws);
-        this.#lastSeen.delete(ws);
+        this.#open.delete(ws);
         continue;
       }
-      if (now - (this.#lastPing.get(ws) ?? 0) >= pingMs && ws.readyState === ws.OPEN) {
-        this.#lastPing.set(ws, now);
+      if (now - ws.pingedAt >= pingMs && ws.readyState === ws.OPEN) {
+        ws.pingedAt = now;
         ws.ping();
       }
     }
@@ -363,7 +350,7 @@ export class WebSocketGateway {
   async shutdown(): Promise<void> {
     this.#shuttingDown = true;
     clearInterval(this.#heartbeat);
-    const sockets = [...this.#lastSeen.keys()];
+    const sockets = [...this.#open];
     await Promise.all(
       sockets.map(
         (ws) =>

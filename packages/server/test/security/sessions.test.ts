@@ -319,6 +319,30 @@ function suite(engine: EngineName): void {
     await sql(ts, "DELETE FROM docs WHERE body = 'by-demoted'");
   });
 
+  test('a token presented again after its user got new roles authenticates with the new roles', async () => {
+    // Connections of one token share what its authentication made while the user's row is unchanged:
+    // that must never outlive a change of the row.
+    const token = await createUser(ts, 'regranted', ['readonly']);
+    const rolesOnConnect = async (): Promise<{ c: TestClient; roles: unknown }> => {
+      const c = await ts.connect();
+      c.send({ type: 'auth', id: 'auth', payload: { token } });
+      const m = await c.reply('auth');
+      assert.equal(m.type, 'auth_success', JSON.stringify(m));
+      return { c, roles: (m.payload as { roles: unknown }).roles };
+    };
+    const first = await rolesOnConnect();
+    assert.deepEqual(first.roles, ['readonly']);
+    assert.deepEqual((await rolesOnConnect()).roles, ['readonly']);
+    assert.equal(
+      (await ts.http('/api/v1/users/regranted', { method: 'PATCH', body: { roles: ['readwrite'] } })).status,
+      200,
+    );
+    const second = await rolesOnConnect();
+    assert.deepEqual(second.roles, ['readwrite']);
+    assert.equal((await second.c.query("INSERT INTO docs (body) VALUES ('by-regranted')")).error, undefined);
+    await sql(ts, "DELETE FROM docs WHERE body = 'by-regranted'");
+  });
+
   test('re-authenticating an open socket as another user is refused; the socket closes and leaves the list', async () => {
     const first = await createUser(ts, 'first_user', ['readonly']);
     const second = await createUser(ts, 'second_user', ['readonly']);

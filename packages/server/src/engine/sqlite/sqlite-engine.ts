@@ -9,7 +9,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { StatementFailure, StatementResult } from '@rustydb/protocol';
+import type { SqlValue, StatementFailure, StatementResult } from '@rustydb/protocol';
 import type { Durability } from '../../config/config.ts';
 import { RustyError, storageFullError } from '../../errors/rusty-error.ts';
 import type {
@@ -894,11 +894,16 @@ export class SqliteEngine implements Engine {
     const started = performance.now();
     if (columns.length > 0) {
       // A program that yields one row at most is one native step; a cursor costs three times as much.
-      let rows: unknown[][];
+      // Rows from the driver are fresh arrays, converted to wire values in place (toWireRow).
+      let rows: SqlValue[][];
       if (routed.singleRow) {
         const row = stmt.get(params);
-        rows = row === undefined ? [] : [row];
-      } else rows = stmt.all(params);
+        rows = row === undefined ? [] : [toWireRow(row)];
+      } else {
+        const all = stmt.all(params);
+        for (const row of all) toWireRow(row);
+        rows = all as SqlValue[][];
+      }
       this.#router.observeInline(sql, performance.now() - started, rows.length);
       // A write with RETURNING is a reader too: its commit must still wake the change feed.
       if (routed.access.kind !== 'read') this.#committed(false);
@@ -906,7 +911,7 @@ export class SqliteEngine implements Engine {
       return {
         status: 'success',
         columns: columns.slice(),
-        rows: rows.map(toWireRow),
+        rows,
         rows_affected: rows.length,
       };
     }
@@ -933,8 +938,8 @@ export class SqliteEngine implements Engine {
     try {
       const groups = this.#groups;
       if (routed.route === 'inline' && groups) {
-        return await stopper.waitFor('the write lock', (signal) =>
-          groups.submit(options.caller?.user ?? SERVER_USER, signal, (conn, transaction) =>
+        return await stopper.waitOn('the write lock', () =>
+          groups.submit(options.caller?.user ?? SERVER_USER, stopper, (conn, transaction) =>
             this.#runGrouped(conn, transaction, sql, routed, params, stopper, options.chunkSize),
           ),
         );

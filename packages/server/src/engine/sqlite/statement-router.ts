@@ -120,6 +120,8 @@ export class StatementRouter {
   #planner: SyncDatabase;
   #analyzer: AccessAnalyzer;
   #cache = new Map<string, RoutedStatement>();
+  /** The entry last placed at the end of the LRU order (see route). */
+  #newest: RoutedStatement | undefined;
 
   /**
    * @param open opens a synchronous connection. The router keeps two: one that inline statements are
@@ -143,9 +145,14 @@ export class StatementRouter {
   route(sql: string): RoutedStatement {
     const cached = this.#cache.get(sql);
     if (cached) {
-      // Refresh its place in the LRU order.
-      this.#cache.delete(sql);
-      this.#cache.set(sql, cached);
+      // Refresh its place in the LRU order, unless it is the newest already: a client repeating one
+      // statement would otherwise delete and re-add it on every run, and the map's table fills with
+      // deleted slots that V8 compacts into a new table (garbage) every few runs.
+      if (cached !== this.#newest) {
+        this.#cache.delete(sql);
+        this.#cache.set(sql, cached);
+        this.#newest = cached;
+      }
       return cached;
     }
     const guarded = guardStatement(sql);
@@ -155,6 +162,7 @@ export class StatementRouter {
       if (oldest !== undefined) this.#cache.delete(oldest);
     }
     this.#cache.set(sql, routed);
+    this.#newest = routed;
     return routed;
   }
 
