@@ -72,6 +72,15 @@ const NOTES: string[] = [
     'machine, then 1.3× in the next run) it is these stalls meeting bursts of load; the p99 row of the ' +
     'floor in the same run shows what of the tail any server doing the work pays.',
   '',
+  'Blocks whose p50 differ by a third (63 and 45 µs in one quiet run) are where the scheduler put the ' +
+    'client and the server. Pinned with `taskset` (20,000-query loops on the loaded machine): both on one ' +
+    'CPU, RustyDB p50 33–35 µs (echo 19–29, floor 29–30); on two CPUs 48–61 µs (echo 34–43, floor 49–55), ' +
+    "and the server's CPU per round trip rises from 28 to 41–53 µs: waking a task on the other vCPU of " +
+    'this KVM guest costs an inter-processor interrupt through the host, and a halted vCPU must first be ' +
+    'run again by it. On two CPUs the p99 of all three servers was 1.5–3 ms. Which placement a block ' +
+    "gets is the kernel's choice, made again as tasks sleep and wake; an idle machine tends to wake the " +
+    'idle CPU.',
+  '',
   'Warm-up: with 1,000 warm-up round trips the first measured block was the slowest for all three ' +
     "(RustyDB 56–58 µs, then 34–38 µs; the floor 39–42 µs, then 27–30 µs): the server's paths were not " +
     'yet optimized. Each target now gets 5,000 warm-up round trips before the measured blocks.',
