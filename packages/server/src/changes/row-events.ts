@@ -30,7 +30,7 @@ function timestampOf(ts: number): string {
 
 /**
  * The last record rendered and what it rendered to: a change fanned out to thousands of subscribers
- * is rendered for each of them in a row, and this answers all but the first without a WeakMap lookup.
+ * is rendered for each of them in a row, and this answers all but the first without a lookup.
  */
 let lastRecord: ChangeRecord | undefined;
 let lastRendered: Rendered | undefined;
