@@ -196,6 +196,8 @@ function baselineText(rustySample: string, round: number): string {
 }
 
 const kb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`;
+/** CPU per delivery (given in ms): a few µs, shown to a tenth. */
+const perDelivery = (value: number): string => `${(value * 1000).toFixed(1)} µs`;
 
 export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
   const { n, limitedBy } = subscriberCount();
@@ -448,7 +450,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
             ms(es.p50),
             ms(es.first),
             ms(es.cpuPerRound),
-            ms(es.cpuPerDelivery),
+            perDelivery(es.cpuPerDelivery),
           ],
           [
             'RustyDB `INSERT` → `change`',
@@ -457,7 +459,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
             ms(rs.p50),
             ms(rs.first),
             ms(rs.cpuPerRound),
-            ms(rs.cpuPerDelivery),
+            perDelivery(rs.cpuPerDelivery),
           ],
           [
             'ratio',
@@ -555,14 +557,14 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `commit, the change-log read that follows) and were acknowledged after ${ms(median(bareAcks))} ` +
         `(median; p90 ${ms(percentile(bareAcks, 90))}); during the rounds the INSERT was acknowledged ` +
         `${ms(rs.ack)} after its send (median) and the first subscriber had the change after ` +
-        `${ms(rs.first)}. Without them: server CPU per delivery ${ms(fanOutCpuPerDelivery)}, ` +
+        `${ms(rs.first)}. Without them: server CPU per delivery ${perDelivery(fanOutCpuPerDelivery)}, ` +
         `**${ratio(fanOutCpuPerDelivery / es.cpuPerDelivery)}** the raw loop's; last delivery after the ` +
         `INSERT's acknowledgement ${ms(afterAck)}, ${ratio(afterAck / es.last)} the raw loop's time to last ` +
         `delivery.`,
       '',
-      `What limits it: the raw server spends ${ms(es.cpuPerDelivery)} of CPU per delivery (its send loop ` +
-        `took ${ms(loopMs)} by its own clock) and RustyDB ${ms(rs.cpuPerDelivery)}; the ` +
-        `${ms(rs.cpuPerDelivery - es.cpuPerDelivery)} difference is the change itself (above) and RustyDB's ` +
+      `What limits it: the raw server spends ${perDelivery(es.cpuPerDelivery)} of CPU per delivery (its send loop ` +
+        `took ${ms(loopMs)} by its own clock) and RustyDB ${perDelivery(rs.cpuPerDelivery)}; the ` +
+        `${perDelivery(rs.cpuPerDelivery - es.cpuPerDelivery)} difference is the change itself (above) and RustyDB's ` +
         `own work per subscriber: offering the record to each subscription (its cursor, the row filter, ` +
         `the event rendered once per change and shared), checking its socket's backlog (the slow-consumer ` +
         `limit), and building its frame — the change's envelope is serialized to bytes once per round (and ` +

@@ -566,12 +566,16 @@ const NOTES = [
     'share was ~35% of the time, garbage collection ~12%); now each socket’s frames of a tick are built in one buffer ' +
     'from the event’s shared bytes and written by one shared flush, and the per-change allocations were cut: 24–26 µs.',
   '',
-  'Since (6 December 2026): the change feed reads a small page of records (under 4 MB of JSON; a round’s 1,000 are ' +
-    '~0.1 MB) as one JSON text built by SQLite — one call into libsql and one JSON.parse instead of a call per record ' +
-    'and three parses each — and a larger page row by row as before: the read’s share of the main thread fell from ' +
-    '~6% to ~3% (profile of a whole run, 1,000 connects included; there the frame writes are ~20%, routing and ' +
-    'completing the events ~15%, garbage collection ~10%). Server CPU per event moved by less than the runs’ spread on a ' +
-    'loaded machine (19.2–19.4 µs against 19.5 µs, runs alternated).',
+  'Since (6 December 2026), two cuts to the per-change work, each measured apart from the server (1,000 records a ' +
+    'round, CPU time, runs alternated): the change feed reads a small page of records (under 4 MB of JSON; a round’s ' +
+    '1,000 are ~0.1 MB) as one JSON text built by SQLite — one call into libsql and one JSON.parse instead of a call ' +
+    'per record and three parses each; a larger page row by row as before — 1.5 ms a round instead of 2.7 ms; and the ' +
+    'caches that share an event’s rendering among its subscribers (row event by record, GraphQL event by payload, ' +
+    'serialized bytes by event) live on the objects under a symbol instead of in three WeakMaps, whose entries the ' +
+    'garbage collector tracks as ephemerons: ~0.15 ms a round instead of 1.5–2 ms. Together ~2.5 µs of the ~20 µs of ' +
+    'server CPU per event. In the whole bench on the shared machine (load 8–18 while measured) the server’s CPU per ' +
+    'event varied by more than that from run to run, so the quiet run is what will show it; the garbage collector’s ' +
+    'share of the server’s main thread in a profile of a whole run went from ~10% to ~7%.',
   '',
   'Why the durable floor bounds RustyDB (measured 6 December 2026): a round is sequential — the write, then the ' +
     'events — and RustyDB may send no event before its transaction (the rows and their change-log records) is durable. ' +

@@ -170,45 +170,57 @@ function overWebSocket(
  */
 const WHERE_THE_TIME_GOES = [
   '**Where the time goes.** With `durability full` both sides wait for the disk: the in-process loop ' +
-    "flushes the log once per row (a few hundred rows/s on this machine's disk). The server commits " +
-    'keyed writes in groups (packages/server/src/engine/sqlite/commit-groups.ts): the writes waiting ' +
-    'for the writer run in one transaction on a pooled connection, off the event loop, and one flush ' +
-    'answers them all. With 16 on the wire each group held the 16 writes the client had sent (2,000 ' +
-    "inserts in 125 groups), so one flush serves 16 rows; each write costs two round trips to libsql's " +
-    'threads (the insert, then its own counters) and the group one schema check, BEGIN and COMMIT. The ' +
-    "server's event loop is idle over 80% of that run: the flush and the thread hops are the time. " +
-    'Leaving out the counters read before each write (only an upsert needs them) took one hop of three ' +
-    'away: 1,717–1,891 → 1,986–2,418 rows/s and 10% less CPU per row, alternating runs of 3,000 inserts ' +
-    'on one server in the test harness (3,000 inserts in 188–190 groups).',
+    'flushes the log once per row. The server commits keyed writes in groups ' +
+    '(packages/server/src/engine/sqlite/commit-groups.ts): the writes waiting for the writer run in ' +
+    'one transaction on a pooled connection and one flush answers them all; with 16 on the wire a ' +
+    "group held 15.5 writes on average (6,220 inserts in 400 groups). The group's BEGIN and COMMIT " +
+    "(the flush) run on libsql's threads, off the event loop; each write runs on the event loop " +
+    "with libsql's synchronous `run` inside that transaction, which already holds the write lock, so " +
+    'it waits for nothing, as a keyed write does inline under `normal` (a slow one is moved to the ' +
+    'pool like any inline statement). Until then each write cost two round trips to those threads ' +
+    '(its cursor, then its own counters) and the group a third for its schema check: server CPU per ' +
+    'row, alternating runs of 4,000 inserts on a machine at load 10, 127–173 µs before and 85–107 µs ' +
+    'after (steady state; the first run after a start is about 50 µs more, compiling). Of what is left, ' +
+    "per thread: the event loop 63–100 µs per row, libsql's thread 8 µs, V8's helper threads 8 µs. " +
+    'A thread hop costs the process about 4 µs of CPU (BEGIN and COMMIT, once per group: well under 1 ' +
+    'µs per row); in the profile of the event loop, garbage collection is 13%, the INSERT with its ' +
+    'change-capture trigger 9%, writing the answers 7%, the change feed reading the new change-log ' +
+    'records 6%, and the rest the request path (parsing, authorization, routing, tracking, the ' +
+    'answer), a few percent each. The BEGIN and COMMIT calls show as 12% there, but as wall time: on a ' +
+    "busy machine the event loop is descheduled while it wakes libsql's thread. The in-process " +
+    "loop's own rate is bound by the disk's flush, which on this machine varies tenfold with other " +
+    "helpers' I/O: the ratio under `full` moves with it.",
   '',
   'With `durability normal` nothing waits for the disk and the ratio is bound by CPU: the in-process ' +
-    "loop spends 8–14 µs per row; the server's own change capture (a JSON record in the change log and " +
-    'its index, written by a trigger in the same transaction) already makes the same loop 22–30 µs per ' +
-    'row (0.3–0.4× of the bare loop), and the server spends 80–120 µs of CPU per row. Its profile, as a ' +
-    'share of the busy time: the SQLite insert with its trigger and commit, run inline on the event loop, ' +
-    '42% (slower per row than in the loop, most likely because the checkpoints the server runs at every ' +
-    'MB of log flush the disk while the inline writes append to it); writing the answers to the socket (one `writev` per ' +
-    'batch of answers) 19%; the change feed reading and parsing each new change-log record after the ' +
-    'commits 7%; receiving, parsing and validating the messages, authorizing, routing and building the ' +
-    'answers about 15%; the rest GC, metrics and checkpoints. 0.7× of the bare loop would leave the ' +
-    'server about 3 µs per row beyond the SQL, less than one system call, while the change log alone ' +
-    'costs more than that: the target is out of reach for `normal` with this baseline; the figure to ' +
-    'watch is the ratio to the loop with the same change capture. Grouping commits would also pay under ' +
-    '`normal` (in-process, the captured loop doubles its rows/s in transactions of 16), but only on the ' +
-    "inline connection, where every other inline reader (the change feed, the server's own lookups, " +
-    'keyed reads) would then see writes not yet committed; on a pooled connection the thread hops cost ' +
-    'more CPU than the commits saved (260 µs per row against 80 µs inline).',
+    "loop spends 7–9 µs per row; the server's own change capture (a JSON record in the change log and " +
+    'its index, written by a trigger in the same transaction) makes the same loop 16–19 µs per row, ' +
+    "0.25–0.33× of the bare loop's rows/s, which is under the 0.7× target by itself: the section above " +
+    'prints that floor from its own runs. The server spends 60–75 µs of CPU per row (its counters read ' +
+    "after each write is gone: libsql's `run` reports them). Its profile, as a share of the busy time: " +
+    'the SQLite insert with its trigger and commit, run inline on the event loop, about 40%; writing ' +
+    'the answers to the socket (one `writev` per batch of answers) 19%; the change feed reading and ' +
+    'parsing each new change-log record after the commits 7%; ' +
+    'receiving, parsing and validating the messages, authorizing, routing and building the answers ' +
+    'about 15%; the rest GC, metrics and checkpoints. Grouping commits under `normal` too (the same ' +
+    "group path, writes run on the event loop, BEGIN and COMMIT on libsql's thread) was measured and " +
+    'is slower: 62 against 51 µs of server CPU per row, 11,210 against 17,621 rows/s, in runs of ' +
+    '20,000 inserts; the waits, promises and tracking a grouped write needs cost more than the 15 ' +
+    'commits in 16 it saves when a commit does not flush.',
 ].join('\n');
 
 export async function runInsertRoundTrip(ctx: BenchContext): Promise<BenchReport> {
   const sections: string[] = [];
   const targets: BenchReport['targets'] = [];
   for (const setting of SETTINGS) {
-    const { markdown, ratio: r } = await measure(ctx, setting);
+    const { markdown, ratio: r, floor } = await measure(ctx, setting);
     sections.push(`### \`durability ${setting.durability}\`\n\n${markdown}`);
     targets.push({
       name: `durability ${setting.durability}: rows/s ≥ ${TARGET_RATIO}× in-process INSERT loop`,
-      measured: ratio(r),
+      // A floor under the target says so in the summary: the target is out of reach, not just missed.
+      measured:
+        floor < TARGET_RATIO
+          ? `${ratio(r)} (out of reach: the change log alone allows ${ratio(floor)})`
+          : ratio(r),
       met: r >= TARGET_RATIO,
     });
   }
@@ -220,7 +232,10 @@ export async function runInsertRoundTrip(ctx: BenchContext): Promise<BenchReport
   };
 }
 
-async function measure(ctx: BenchContext, setting: Setting): Promise<{ markdown: string; ratio: number }> {
+async function measure(
+  ctx: BenchContext,
+  setting: Setting,
+): Promise<{ markdown: string; ratio: number; floor: number }> {
   const rowsPerRun = setting.rows;
   const baselineDir = mkdtempSync(join(ctx.dataDir, `inserts-baseline-${setting.durability}-`));
   const server = await startRustyServer({
@@ -271,6 +286,12 @@ async function measure(ctx: BenchContext, setting: Setting): Promise<{ markdown:
     const ws = median(served.map(rate));
     const r = ws / base;
     const withCapture = median(captured.map(rate));
+    /**
+     * The best ratio any server could show: the in-process loop that also writes each row's change-log
+     * record in its transaction (what exactly-once resume needs), with no socket, parsing,
+     * authorization or answer, against the bare loop.
+     */
+    const floor = withCapture / base;
     const perRow = (runs: Run[]): number => median(runs.map((run) => (run.cpu / run.rows) * 1000));
     const ratios = baseline.map((b, i) => rate(served[i]!) / rate(b));
     const spread = Math.max(...baseline.map(rate)) / Math.min(...baseline.map(rate));
@@ -313,12 +334,20 @@ async function measure(ctx: BenchContext, setting: Setting): Promise<{ markdown:
       `**Ratio ws / in-process: ${ratio(r)}** (target ≥ ${TARGET_RATIO}: ${verdict(r >= TARGET_RATIO)}); ` +
         `per pair: ${ratios.map(ratio).join(', ')}. Against the loop that also writes the change log as the ` +
         `server does: ${ratio(ws / withCapture)} — what the server adds on top of its own SQLite work; the ` +
-        `rest of the gap is the change capture itself (${ratio(withCapture / base)} of the bare loop's rows/s).` +
+        `rest of the gap is the change capture itself (${ratio(floor)} of the bare loop's rows/s).` +
+        (floor < TARGET_RATIO
+          ? ` **Out of reach with this durability:** the in-process loop that writes the change log as the ` +
+            `server does, and does nothing else (no socket, no parsing, no authorization, no answer), ` +
+            `reaches ${ratio(floor)} of the bare loop, under the ${TARGET_RATIO}× target; a server that ` +
+            `keeps each row's change-log record in the row's own transaction, which exactly-once resume ` +
+            `needs, cannot do better. The figure the server answers for is the ratio to that loop, ` +
+            `${ratio(ws / withCapture)}.`
+          : '') +
         (spread > 1 / TARGET_RATIO
           ? ` **The baseline varied ${ratio(spread)} between runs: the ratio is within noise.**`
           : ''),
     ].join('\n');
-    return { markdown, ratio: r };
+    return { markdown, ratio: r, floor };
   } finally {
     await server.stop();
   }

@@ -57,13 +57,29 @@ const NOTES: string[] = [
   "The tail: the server allocates ~5 KB per keyed query (V8's sampling heap profiler with collected " +
     "objects counted): ~3.5 KB in `ws` framing and Node's stream bookkeeping, which the floor pays too, " +
     "and ~1.8 KB of its own — the reply's text ~0.7 KB, the parsed message ~0.4 KB, the result ~0.4 KB. " +
-    'That is a young-generation collection every ~1,250 queries, 0.3–0.6 ms each: one query in 1,250 ' +
-    '(p99.9, not p99). Its timers during the loop: the metrics sampler once a second (it ' +
-    'sorts up to 40k latencies: a few ms, one query delayed), the event-loop delay monitor (a 10 ms ' +
-    "timer, microseconds) and the change feed's 1 s poll; nothing runs once per 100 queries. In 15 " +
-    'alternating blocks of 1,000 on the loaded machine, RustyDB had as many round trips over 200 µs as ' +
-    'the floor (348 and 357; the echo 219), in bursts that hit all three at once: the p99 follows the ' +
-    "machine's load, and the floor's p99 in the same run shows what of it any server doing the work pays.",
+    'That is a young-generation collection every ~550 queries in this bench (`--trace-gc`: the young ' +
+    'generation is still small this soon after start — it is held at its initial size while the server ' +
+    'starts, src/cli/young-generation.ts, and grows only as objects survive) and every ~1,250 after tens ' +
+    'of thousands of queries, 0.3–7 ms each on the loaded machine: one query in 550 (p99.8, not p99). ' +
+    'In the bench itself (the server profiled every 50 µs during the measured blocks), the main ' +
+    "thread's work outside the message path was: those collections (each followed by ~0.2 ms of the GC " +
+    "metrics observer), the metrics sampler's tick (~0.5 ms once a second: it sorts up to 40k latencies), " +
+    "the change feed's idle poll (~0.35 ms once a second), and gaps of 0.2–2.3 ms in which the process did " +
+    "not run at all (the machine's other load). That is ~15 stalls of its own per 5,000 queries, 0.3%: " +
+    'nothing in the server runs once per 100 queries. Round trips over 300 µs per 5,000, in two ' +
+    'runs: RustyDB 29 and 15, the floor 12 and 1, the echo 6 and 2; its slower answer also leaves more ' +
+    "room for the machine's noise. When RustyDB's p99 lands far above the floor's (once 24× on the loaded " +
+    'machine, then 1.3× in the next run) it is these stalls meeting bursts of load; the p99 row of the ' +
+    'floor in the same run shows what of the tail any server doing the work pays.',
+  '',
+  'Blocks whose p50 differ by a third (63 and 45 µs in one quiet run) are where the scheduler put the ' +
+    'client and the server. Pinned with `taskset` (20,000-query loops on the loaded machine): both on one ' +
+    'CPU, RustyDB p50 33–35 µs (echo 19–29, floor 29–30); on two CPUs 48–61 µs (echo 34–43, floor 49–55), ' +
+    "and the server's CPU per round trip rises from 28 to 41–53 µs: waking a task on the other vCPU of " +
+    'this KVM guest costs an inter-processor interrupt through the host, and a halted vCPU must first be ' +
+    'run again by it. On two CPUs the p99 of all three servers was 1.5–3 ms. Which placement a block ' +
+    "gets is the kernel's choice, made again as tasks sleep and wake; an idle machine tends to wake the " +
+    'idle CPU.',
   '',
   'Warm-up: with 1,000 warm-up round trips the first measured block was the slowest for all three ' +
     "(RustyDB 56–58 µs, then 34–38 µs; the floor 39–42 µs, then 27–30 µs): the server's paths were not " +

@@ -2,12 +2,13 @@
  * The floor of (b): the least any WebSocket service must do to answer a keyed query. It is the echo
  * server (same `ws` defaults, own process) plus the work no implementation can leave out: parse the
  * request's JSON, read the row from the same SQLite file with libsql (a prepared statement, one native
- * `get`), and write the answer's JSON, shaped like RustyDB's `data` message so the client parses the
+ * `get`), and write the answer's JSON: RustyDB's own `data` text (dataEnvelope), so the client parses the
  * same bytes. No authentication, no authorization, no routing, no limits, no metrics: what RustyDB adds
  * to this is its own cost; what this adds to the echo is what no server can avoid.
  * Run: node --import tsx bench/lib/keyed-read-server.ts DATABASE_FILE
  */
 import { WebSocketServer } from 'ws';
+import { dataEnvelope } from '../../packages/server/src/core/envelope.ts';
 import { openSync } from '../../packages/server/src/engine/sqlite/driver.ts';
 import { KV_TABLE } from './dataset.ts';
 
@@ -16,10 +17,7 @@ if (!file) throw new Error('usage: keyed-read-server.ts DATABASE_FILE');
 // Another connection to the server's file, as the server's own read connection is: WAL lets both read.
 const db = openSync(file, { timeout: 5000 });
 const read = db.prepare(`SELECT v FROM ${KV_TABLE} WHERE k = ?`).raw(true);
-const COLUMNS = JSON.stringify(['v']);
-
-let stampedAt = -1;
-let stamp = '';
+const COLUMNS = ['v'];
 
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
 wss.on('connection', (ws) => {
@@ -27,15 +25,7 @@ wss.on('connection', (ws) => {
     const request = JSON.parse(data.toString()) as { id: string; payload: { params: [number] } };
     const row = read.get(request.payload.params);
     const rows = row === undefined ? [] : [row];
-    const now = Date.now();
-    if (now !== stampedAt) {
-      stampedAt = now;
-      stamp = new Date(now).toISOString();
-    }
-    ws.send(
-      `{"type":"data","payload":{"status":"success","columns":${COLUMNS},"rows":${JSON.stringify(rows)},` +
-        `"has_more":false,"rows_affected":${rows.length}},"timestamp":"${stamp}","id":${JSON.stringify(request.id)}}`,
-    );
+    ws.send(dataEnvelope(request.id, COLUMNS, rows, false, undefined, undefined));
   });
 });
 wss.on('listening', () => {

@@ -3,6 +3,7 @@ import type { RowChangePayload, RowFilter } from '@rustydb/protocol';
 import { classify, compileRowFilter, type Row } from './row-filter.ts';
 import type { Rendered, Renderer } from './table-subscription.ts';
 import type { ChangeRecord } from '../engine/engine.ts';
+import { DerivedSlot } from '../core/derived-slot.ts';
 
 type RowEvent = NonNullable<ReturnType<typeof classify>>;
 
@@ -12,8 +13,8 @@ type RowEvent = NonNullable<ReturnType<typeof classify>>;
  * record is seen one way only (an update by everyone whose filter it stays in): that one is kept
  * alone, a Map only holds the others (enter, leave) when some subscriber sees them.
  */
-const built = new WeakMap<ChangeRecord, Rendered>();
-const builtOtherwise = new WeakMap<ChangeRecord, Map<RowEvent, Rendered>>();
+const built = new DerivedSlot<ChangeRecord, Rendered>('row event');
+const builtOtherwise = new DerivedSlot<ChangeRecord, Map<RowEvent, Rendered>>('other row events');
 
 /** The last commit time turned into text: the records of one transaction share it. */
 let lastTs = NaN;
@@ -29,7 +30,7 @@ function timestampOf(ts: number): string {
 
 /**
  * The last record rendered and what it rendered to: a change fanned out to thousands of subscribers
- * is rendered for each of them in a row, and this answers all but the first without a WeakMap lookup.
+ * is rendered for each of them in a row, and this answers all but the first without a lookup.
  */
 let lastRecord: ChangeRecord | undefined;
 let lastRendered: Rendered | undefined;

@@ -30,6 +30,7 @@ import {
   type GraphQLObjectType,
   type SelectionSetNode,
 } from 'graphql';
+import { DerivedSlot } from '../core/derived-slot.ts';
 import type { GraphQLContext } from './context.ts';
 import { PushIterator } from './push-iterator.ts';
 
@@ -62,7 +63,7 @@ interface EventPlan {
  * object through the same selection share one JSON text, as UTF-8 bytes, whoever they are (what reaches
  * whom has been decided and authorized before: the bytes depend on the event and the selection only).
  */
-const serialized = new WeakMap<object, Serialized>();
+const serialized = new DerivedSlot<object, Serialized>('serialized event');
 
 /** An event's payload bytes by selection: one selection (the usual case) without a Map. */
 type Serialized = { signature: string; bytes: Buffer } | Map<string, Buffer>;

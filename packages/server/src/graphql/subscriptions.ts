@@ -17,6 +17,7 @@ import type { GraphQLError } from 'graphql';
 import type { ServerMessageType } from '@rustydb/protocol';
 import type { SubscriberOwner } from '../changes/subscriber.ts';
 import { resumeToken, sequenceOfToken, type FullDocumentMode } from '../changes/change-stream-events.ts';
+import { DerivedSlot } from '../core/derived-slot.ts';
 import { RustyError } from '../errors/rusty-error.ts';
 import type { MetricValues, Totals } from '../metrics/sampler.ts';
 import { HIGH_WATER_MARK } from '../ws/flow-controlled-socket.ts';
@@ -101,7 +102,7 @@ export interface TableChangeEvent {
  * Events already made from a hub payload: subscribers that receive the same change the same way (the
  * hub shares one payload among them) get the same event, so its JSON is built once (event-execution.ts).
  */
-const changeEvents = new WeakMap<RowChangePayload, TableChangeEvent>();
+const changeEvents = new DerivedSlot<RowChangePayload, TableChangeEvent>('table change event');
 
 function changeEventOf(change: RowChangePayload): TableChangeEvent {
   let event = changeEvents.get(change);

@@ -13,8 +13,8 @@ import type { ChangeLog, ChangeRecord } from '../engine.ts';
 import { RustyError } from '../../errors/rusty-error.ts';
 import { TICK_PREFIX } from './change-capture.ts';
 import { parseLsn } from './pgoutput.ts';
+import { positionBeforeKept, pruneThrough, recordOfRow } from '../change-log-positions.ts';
 
-const PRUNE_BATCH = 5000;
 /** How long head() waits for the capture before it reports that none runs. */
 const HEAD_WAIT_MS = 10_000;
 /**
@@ -77,10 +77,7 @@ export class PgChangeLog implements ChangeLog {
       'SELECT seq FROM rustydb.changes WHERE ts < $1 ORDER BY ts DESC, seq DESC LIMIT 1',
       [ms],
     );
-    if (rows[0]) return Number(rows[0][0]);
-    // Nothing kept is older than `ms`: if anything was pruned, changes from that time may be gone.
-    const floor = await this.floor();
-    return floor > 0 ? floor - 1 : 0;
+    return rows[0] ? Number(rows[0][0]) : positionBeforeKept(await this.floor());
   }
 
   async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {
@@ -89,15 +86,7 @@ export class PgChangeLog implements ChangeLog {
         WHERE seq > $1 ORDER BY seq LIMIT $2`,
       [afterSeq, limit],
     );
-    return rows.map(([seq, table, op, pk, oldRow, newRow, ts]) => ({
-      seq: Number(seq),
-      table: String(table),
-      op: op as ChangeRecord['op'],
-      key: parseJson(pk),
-      old: parseJson(oldRow),
-      new: parseJson(newRow),
-      ts: Number(ts),
-    }));
+    return rows.map((row) => recordOfRow(row, parseJson));
   }
 
   async incarnation(table: string): Promise<number> {
@@ -111,17 +100,18 @@ export class PgChangeLog implements ChangeLog {
 
   async prune(limits: { maxAgeMs: number; maxEntries: number }): Promise<number> {
     const [state] = await this.#query('SELECT head, floor FROM rustydb.capture WHERE id = 1');
-    const head = Number(state?.[0] ?? 0);
-    const floor = Number(state?.[1] ?? 0);
-    const byAge = Number(
+    const olderSeq = Number(
       (
         await this.#query('SELECT seq FROM rustydb.changes WHERE ts < $1 ORDER BY ts DESC LIMIT 1', [
           Date.now() - limits.maxAgeMs,
         ])
       )[0]?.[0] ?? 0,
     );
-    const through = Math.min(Math.max(head - limits.maxEntries, byAge), floor + PRUNE_BATCH);
-    if (through <= floor) return 0;
+    const through = pruneThrough(
+      { head: Number(state?.[0] ?? 0), floor: Number(state?.[1] ?? 0), olderSeq },
+      limits.maxEntries,
+    );
+    if (through === undefined) return 0;
     // Several nodes may prune at once: the floor only moves up.
     const [deleted] = await this.#query(
       `WITH gone AS (DELETE FROM rustydb.changes WHERE seq <= $1 RETURNING 1),

@@ -2,6 +2,7 @@
 import type { ChangeLog, ChangeRecord } from '../engine.ts';
 import { CHANGES_TABLE, META_TABLE } from './change-capture.ts';
 import type { SyncDatabase } from './driver.ts';
+import { positionBeforeKept, pruneThrough, recordOfRow } from '../change-log-positions.ts';
 
 export const FLOOR_KEY = 'changes_pruned_through';
 
@@ -11,7 +12,6 @@ export const FLOOR_KEY = 'changes_pruned_through';
  * server ever handed out, so that the positions of the history the restore undid are answered `reset`.
  */
 export const CHANGE_HEAD_SQL = `max(coalesce((SELECT max(seq) FROM ${CHANGES_TABLE}), 0), coalesce((SELECT CAST(value AS INTEGER) FROM ${META_TABLE} WHERE key = '${FLOOR_KEY}'), 0))`;
-const PRUNE_BATCH = 5000;
 
 /**
  * A recorded row (or key) as the wire carries it, changed in place: JSON.parse gave back what
@@ -110,11 +110,7 @@ export class SqliteChangeLog implements ChangeLog {
       .prepare(`SELECT seq FROM ${CHANGES_TABLE} WHERE ts < ? ORDER BY ts DESC LIMIT 1`)
       .raw()
       .get([ms]);
-    if (row) return Number(row[0]);
-    // Nothing kept is older than `ms`: if anything was pruned, changes from that time may be gone,
-    // so answer a position before the floor, which the caller reports as a reset.
-    const floor = await this.floor();
-    return floor > 0 ? floor - 1 : 0;
+    return row ? Number(row[0]) : positionBeforeKept(this.floorNow());
   }
 
   /**
@@ -164,15 +160,7 @@ export class SqliteChangeLog implements ChangeLog {
       )
       .raw()
       .all([afterSeq, throughSeq]);
-    return rows.map(([seq, table, op, pk, oldRow, newRow, ts]) => ({
-      seq: Number(seq),
-      table: String(table),
-      op: op as ChangeRecord['op'],
-      key: parseJson(pk),
-      old: parseJson(oldRow),
-      new: parseJson(newRow),
-      ts: Number(ts),
-    }));
+    return rows.map((row) => recordOfRow(row, parseJson));
   }
 
   async incarnation(table: string): Promise<number> {
@@ -192,20 +180,19 @@ export class SqliteChangeLog implements ChangeLog {
 
   #pruneNow(limits: { maxAgeMs: number; maxEntries: number }): number {
     const db = this.#db();
-    const head = this.headNow();
-    const byCount = head - limits.maxEntries;
-    const cutoff = Date.now() - limits.maxAgeMs;
     // ORDER BY ts … LIMIT 1 walks the ts index; max(seq) … WHERE ts < ? would scan the whole log.
-    const byAge = Number(
+    const olderSeq = Number(
       db
         .prepare(`SELECT seq FROM ${CHANGES_TABLE} WHERE ts < ? ORDER BY ts DESC LIMIT 1`)
         .raw()
-        .get([cutoff])?.[0] ?? 0,
+        .get([Date.now() - limits.maxAgeMs])?.[0] ?? 0,
     );
-    const floor = this.floorNow();
-    // Bounded per call: this runs on the event loop; the pruner calls again until nothing is left.
-    const through = Math.min(Math.max(byCount, byAge), floor + PRUNE_BATCH);
-    if (through <= floor) return 0;
+    // Bounded per call (PRUNE_BATCH): this runs on the event loop.
+    const through = pruneThrough(
+      { head: this.headNow(), floor: this.floorNow(), olderSeq },
+      limits.maxEntries,
+    );
+    if (through === undefined) return 0;
     const { changes } = db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE seq <= ?`).run([through]);
     db.prepare(
       `INSERT INTO ${META_TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,

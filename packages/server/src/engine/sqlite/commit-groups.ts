@@ -18,6 +18,14 @@
  */
 import type { WriteGate } from './write-gate.ts';
 
+/** What stops a write that waits for its group (a StatementStopper): no AbortSignal per write. */
+export interface WaitStop {
+  /** The error a stopped write fails with; undefined while it is not stopped. */
+  readonly stoppedError: unknown;
+  /** Calls `listener` once when the write is stopped; the returned function forgets it. */
+  onStop(listener: () => void): () => void;
+}
+
 /** Writes in one group at most: bounds how long a group holds the writer. */
 const MAX_GROUP_SIZE = 256;
 
@@ -69,34 +77,33 @@ export class CommitGroups<C extends GroupConnection> {
 
   /**
    * Runs `run` in a group transaction and resolves with its result once that transaction committed.
-   * `signal` stops the wait (the write is then not run); once run, the write is committed or fails
+   * `stop` stops the wait (the write is then not run); once run, the write is committed or fails
    * with the group.
    */
   submit<T>(
     user: string,
-    signal: AbortSignal,
+    stop: WaitStop,
     run: (conn: C, transaction: GroupTransaction) => Promise<T>,
   ): Promise<T> {
-    if (signal.aborted) return Promise.reject(signal.reason);
+    if (stop.stoppedError !== undefined) return Promise.reject(stop.stoppedError);
     return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => {
+      const forget = stop.onStop(() => {
         if (member.state !== 'waiting') return;
         member.state = 'dropped';
-        reject(signal.reason);
-      };
+        reject(stop.stoppedError);
+      });
       const member: Member<C> = {
         run,
         resolve: (value) => {
-          signal.removeEventListener('abort', onAbort);
+          forget();
           resolve(value as T);
         },
         reject: (err) => {
-          signal.removeEventListener('abort', onAbort);
+          forget();
           reject(err);
         },
         state: 'waiting',
       };
-      signal.addEventListener('abort', onAbort, { once: true });
       const group = this.#open;
       if (
         group &&

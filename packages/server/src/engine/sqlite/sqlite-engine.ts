@@ -938,8 +938,8 @@ export class SqliteEngine implements Engine {
     try {
       const groups = this.#groups;
       if (routed.route === 'inline' && groups) {
-        return await stopper.waitFor('the write lock', (signal) =>
-          groups.submit(options.caller?.user ?? SERVER_USER, signal, (conn, transaction) =>
+        return await stopper.waitOn('the write lock', () =>
+          groups.submit(options.caller?.user ?? SERVER_USER, stopper, (conn, transaction) =>
             this.#runGrouped(conn, transaction, sql, routed, params, stopper, options.chunkSize),
           ),
         );

@@ -22,7 +22,10 @@ export class StatementStopper {
   readonly #timer: NodeJS.Timeout;
   readonly #callerSignal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.#stop('cancelled');
-  readonly #controller = new AbortController();
+  /** Made when a wait first asks for `signal`: most requests never wait on one (see onStop). */
+  #controller: AbortController | undefined;
+  /** Called once when the request is stopped (see onStop). */
+  #stopListeners: Set<() => void> | undefined;
   readonly #timeoutMs: number;
 
   constructor(timeoutMs: number, signal?: AbortSignal) {
@@ -35,15 +38,39 @@ export class StatementStopper {
 
   /** Aborts when the request is stopped; waits (for a connection, for the write lock) listen to it. */
   get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#reason) this.#controller.abort(this.#stoppedError());
+    }
     return this.#controller.signal;
   }
 
+  /**
+   * Calls `listener` once should the request be stopped from now on; the returned function forgets
+   * it. What an AbortSignal listener does, without making one per request: a keyed write waiting for
+   * its commit group listens here (see CommitGroups.submit).
+   */
+  onStop(listener: () => void): () => void {
+    (this.#stopListeners ??= new Set()).add(listener);
+    return () => this.#stopListeners?.delete(listener);
+  }
+
+  /** The error a stopped request fails with. */
+  get stoppedError(): RustyError | undefined {
+    return this.#reason ? this.#stoppedError() : undefined;
+  }
+
   /** Runs `wait`, naming what is awaited in the timeout message should the deadline pass meanwhile. */
-  async waitFor<T>(what: string, wait: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  waitFor<T>(what: string, wait: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.waitOn(what, () => wait(this.signal));
+  }
+
+  /** As waitFor, for a wait that listens to this stopper itself (see onStop). */
+  async waitOn<T>(what: string, wait: () => Promise<T>): Promise<T> {
     this.throwIfStopped();
     this.#waitingFor = what;
     try {
-      return await wait(this.signal);
+      return await wait();
     } catch (err) {
       throw this.translate(err);
     } finally {
@@ -67,7 +94,10 @@ export class StatementStopper {
   #stop(reason: 'timeout' | 'cancelled'): void {
     if (this.#reason) return;
     this.#reason = reason;
-    this.#controller.abort(this.#stoppedError());
+    this.#controller?.abort(this.#stoppedError());
+    const listeners = this.#stopListeners;
+    this.#stopListeners = undefined;
+    for (const listener of listeners ?? []) listener();
     if (this.#target) this.#interruptRepeatedly();
   }
 
