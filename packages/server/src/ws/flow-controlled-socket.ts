@@ -160,8 +160,7 @@ export class FlowControlledWebSocket extends WebSocket {
   /**
    * What the gateway keeps about the socket, kept on it (a Map per field, keyed by socket, cost every
    * connection an entry in each): when the client was last heard from and last pinged (see
-   * process-clock.ts), and
-   * the socket's place in the admission counts (undefined once it left them).
+   * process-clock.ts), and the socket's place in the admission counts (undefined once it left them).
    */
   heardAt = 0;
   pingedAt = 0;
