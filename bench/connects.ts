@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { spawnNode } from './lib/children.ts';
 import { login } from './lib/client.ts';
-import { cpuSeconds } from './lib/proc.ts';
+import { preciseCpuSeconds } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer } from './lib/rusty-server.ts';
 import { count, median, ms, ratio, sleep, verdict } from './lib/stats.ts';
@@ -18,7 +18,7 @@ import { count, median, ms, ratio, sleep, verdict } from './lib/stats.ts';
 const SOCKETS = 1000;
 /** Connects in flight at once: enough to keep the server busy, few enough not to queue in the kernel. */
 const IN_FLIGHT = 32;
-const REPETITIONS = 5;
+const REPETITIONS = 7;
 /**
  * Unmeasured phases per target first. An authenticated connect runs several times the code of a bare
  * upgrade (HTTP, ws, the session, the token check), and V8 was measured still optimizing it (a fifth of
@@ -27,8 +27,14 @@ const REPETITIONS = 5;
  */
 const WARMUP_PHASES = 3;
 const CONNECT_TIMEOUT_MS = 10_000;
-/** Closes (and the server's clean-up of them) finish before the next measured phase starts. */
-const SETTLE_MS = 300;
+/**
+ * Closes (and the server's clean-up of them) finish before the next measured phase starts: the server
+ * counts as settled once it used under SETTLED_CPU_S of CPU in SETTLE_STEP_MS, waited for at most
+ * SETTLE_MAX_MS (a fixed 300 ms sleep spent most of its time idle, and the bench has 6 minutes).
+ */
+const SETTLE_STEP_MS = 40;
+const SETTLED_CPU_S = 0.001;
+const SETTLE_MAX_MS = 1000;
 const TARGET_RATIO = 0.6;
 
 interface Phase {
@@ -68,7 +74,7 @@ function connect(url: string, authenticated: boolean): Promise<WebSocket> {
 async function phase(url: string, authenticated: boolean, pid: number): Promise<Phase> {
   const sockets: WebSocket[] = [];
   let next = 0;
-  const cpuBefore = cpuSeconds(pid);
+  const cpuBefore = preciseCpuSeconds(pid);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
@@ -79,7 +85,7 @@ async function phase(url: string, authenticated: boolean, pid: number): Promise<
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  const cpu = cpuSeconds(pid) - cpuBefore;
+  const cpu = preciseCpuSeconds(pid) - cpuBefore;
   await Promise.all(
     sockets.map(
       (ws) =>
@@ -90,8 +96,20 @@ async function phase(url: string, authenticated: boolean, pid: number): Promise<
         }),
     ),
   );
-  await sleep(SETTLE_MS);
+  await settled(pid);
   return { seconds, cpu };
+}
+
+/** Waits until the server is (nearly) idle: its clean-up of the closed sockets is done. */
+async function settled(pid: number): Promise<void> {
+  const until = performance.now() + SETTLE_MAX_MS;
+  let cpu = preciseCpuSeconds(pid);
+  while (performance.now() < until) {
+    await sleep(SETTLE_STEP_MS);
+    const now = preciseCpuSeconds(pid);
+    if (now - cpu < SETTLED_CPU_S) return;
+    cpu = now;
+  }
 }
 
 export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
@@ -131,7 +149,8 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
         `${REPETITIONS} alternating phases per target after ${WARMUP_PHASES} warm-up phases each, median reported. RustyDB: ` +
         `\`/api/v1/stream?token=<JWT>\`, done at \`auth_success\` (token verified, user and revocations ` +
         `checked, session registered). Bare \`ws\`: the echo server's upgrade, done at \`open\`. Server CPU ` +
-        `from /proc at 10 ms resolution over each phase.`,
+        `over each phase: the sum of its threads' scheduler run time (/proc/<pid>/task/*/schedstat, ` +
+        `nanoseconds), not utime+stime, whose 10 ms ticks are 10 µs per connect at 1,000 connects.`,
       '',
       table(
         ['', 'server CPU per connect', 'connects/s (wall)', 'CPU per connect, each phase'],
