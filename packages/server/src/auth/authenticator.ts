@@ -137,12 +137,12 @@ export class Authenticator {
     if (this.#idp && ExternalIdentityProvider.claims(token)) return undefined;
     try {
       const claims = this.#tokens.verifyNow(token);
-      const found = this.#users.findNow(claims.user);
+      // The user's row and the revocations of the token and its login, in one SQLite step.
+      const found = this.#revocations
+        ? this.#users.findForTokenNow(claims.user, claims.loginId, claims.tokenId)
+        : this.#users.findNow(claims.user);
       if (!found) return undefined;
-      const revoked = this.#revocations
-        ? this.#revocations.isRevokedNow(claims.loginId, claims.tokenId)
-        : false;
-      if (revoked === undefined) return undefined;
+      const revoked = 'revoked' in found && found.revoked === true;
       return this.#principalOf(claims, checkedUser(claims, found.user, revoked));
     } catch (err) {
       this.#failed(err, context);
@@ -175,8 +175,10 @@ export class Authenticator {
       };
     }
     const claims = await this.#tokens.verify(token);
-    const user = await this.#users.find(claims.user);
-    const revoked = (await this.#revocations?.isRevoked(claims.loginId, claims.tokenId)) ?? false;
+    // The user's row and the revocations of the token and its login, in one statement.
+    const { user, revoked } = this.#revocations
+      ? await this.#users.findForToken(claims.user, claims.loginId, claims.tokenId)
+      : { user: await this.#users.find(claims.user), revoked: false };
     return this.#principalOf(claims, checkedUser(claims, user, revoked));
   }
 

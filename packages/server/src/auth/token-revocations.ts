@@ -18,6 +18,15 @@ function revokedSql(count: number): string {
   return `SELECT 1 AS revoked FROM ${REVOKED_TOKENS_TABLE} WHERE jti IN (${marks}) LIMIT 1`;
 }
 
+/**
+ * The same question as an SQL expression (true when any of `count` ids, its parameters, is revoked),
+ * for a statement that reads it together with other rows: see UserStore.findForToken.
+ */
+export function revokedExpression(count: number): string {
+  const marks = Array.from({ length: count }, () => '?').join(', ');
+  return `EXISTS (SELECT 1 FROM ${REVOKED_TOKENS_TABLE} WHERE jti IN (${marks}))`;
+}
+
 export class TokenRevocations {
   readonly #store: InternalStore;
   #lastPurge = 0;
@@ -55,13 +64,6 @@ export class TokenRevocations {
     if (ids.length === 0) return false;
     // One lookup for all of them: every connect asks this.
     return (await this.#store.get(revokedSql(ids.length), ids)) !== undefined;
-  }
-
-  /** `isRevoked`, answered in this tick when the store reads synchronously (SQLite); else undefined. */
-  isRevokedNow(...ids: string[]): boolean | undefined {
-    if (ids.length === 0) return false;
-    if (!this.#store.getNow) return undefined;
-    return this.#store.getNow(revokedSql(ids.length), ids) !== undefined;
   }
 
   /** Forgets revocations of tokens that have expired by now. */

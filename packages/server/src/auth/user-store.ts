@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { InternalStore } from '../engine/engine.ts';
 import { INTERNAL_PREFIX } from '../engine/statement-guard.ts';
 import { hashPassword } from './passwords.ts';
+import { revokedExpression } from './token-revocations.ts';
 
 export const USERS_TABLE = `${INTERNAL_PREFIX}users`;
 /** Since when (a change-log position) each user has held each of their roles. */
@@ -47,7 +48,28 @@ const NOW_ISO = {
   postgres: `(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`,
 };
 
-const FIND_USER_SQL = `SELECT username, user_id, password_hash, roles, disabled, token_generation FROM ${USERS_TABLE} WHERE username = ?`;
+const USER_COLUMNS = 'username, user_id, password_hash, roles, disabled, token_generation';
+const FIND_USER_SQL = `SELECT ${USER_COLUMNS} FROM ${USERS_TABLE} WHERE username = ?`;
+/**
+ * A token's user and whether its login or the token itself was revoked (its parameters: the token's
+ * login id, its token id, then the username), in one statement: every connect asks both, and two
+ * statements cost two SQLite steps (two round trips on PostgreSQL), which were most of a connect's
+ * token check. Without a user row there is no row, and the token fails on that alone.
+ */
+const FIND_FOR_TOKEN_SQL = `SELECT ${USER_COLUMNS}, ${revokedExpression(2)} AS revoked FROM ${USERS_TABLE} WHERE username = ?`;
+
+/** A user row read with its token's revocation (SQLite gives the EXISTS as 0 or 1, PostgreSQL as a boolean). */
+type UserRowForToken = UserRow & { revoked: number | boolean };
+
+/** A token's user (undefined when there is none) and whether the token or its login was revoked. */
+export interface TokenHolder {
+  user: UserRecord | undefined;
+  revoked: boolean;
+}
+
+function holderOf(row: UserRowForToken | undefined): TokenHolder {
+  return { user: recordOf(row), revoked: row !== undefined && Boolean(row.revoked) };
+}
 
 function recordOf(row: UserRow | undefined): UserRecord | undefined {
   if (!row) return undefined;
@@ -163,6 +185,21 @@ export class UserStore {
   findNow(username: string): { user: UserRecord | undefined } | undefined {
     if (!this.#store.getNow) return undefined;
     return { user: recordOf(this.#store.getNow<UserRow>(FIND_USER_SQL, [username])) };
+  }
+
+  /**
+   * The user a token of this server names and whether the token (`tokenId`) or its login (`loginId`)
+   * is in TokenRevocations' table, read together (see FIND_FOR_TOKEN_SQL): the same rows `find` and
+   * `TokenRevocations.isRevoked(loginId, tokenId)` read, in one snapshot.
+   */
+  async findForToken(username: string, loginId: string, tokenId: string): Promise<TokenHolder> {
+    return holderOf(await this.#store.get<UserRowForToken>(FIND_FOR_TOKEN_SQL, [loginId, tokenId, username]));
+  }
+
+  /** `findForToken`, answered in this tick when the store reads synchronously (SQLite); else undefined. */
+  findForTokenNow(username: string, loginId: string, tokenId: string): TokenHolder | undefined {
+    if (!this.#store.getNow) return undefined;
+    return holderOf(this.#store.getNow<UserRowForToken>(FIND_FOR_TOKEN_SQL, [loginId, tokenId, username]));
   }
 
   async count(): Promise<number> {
