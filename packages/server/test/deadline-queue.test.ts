@@ -2,6 +2,7 @@
  * The queue every session's token deadline shares one timer through: each deadline fires once, at
  * or after its time and never before, in order, however they are scheduled, moved and cancelled.
  */
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Deadline, DeadlineQueue } from '../src/core/deadline-queue.ts';
@@ -57,4 +58,52 @@ test("a deadline beyond one timer's reach (2^31-1 ms) waits, and a nearer one st
   assert.equal(queue.size, 1);
   queue.cancel(far);
   assert.equal(queue.size, 0);
+});
+
+test('an unref queue: a deadline cancelled last leaves its timer armed, and later and earlier ones still fire on time', async () => {
+  const fired: { owner: string; at: number; firedAt: number }[] = [];
+  const queue = new DeadlineQueue<string>((owner, at) => fired.push({ owner, at, firedAt: Date.now() }), {
+    unref: true,
+  });
+  const start = Date.now();
+  const cancelled = new Deadline('cancelled');
+  queue.schedule(cancelled, start + 60);
+  queue.cancel(cancelled);
+  assert.equal(queue.size, 0);
+  // Earlier than the timer still armed for the cancelled one, then later than it.
+  const early = new Deadline('early');
+  const late = new Deadline('late');
+  queue.schedule(early, start + 30);
+  queue.schedule(late, start + 120);
+  const until = Date.now() + 5000;
+  while (fired.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(
+    fired.map((f) => f.owner),
+    ['early', 'late'],
+  );
+  for (const { at, firedAt } of fired) assert.ok(firedAt >= at, `fired at ${firedAt}, due at ${at}`);
+  assert.equal(queue.size, 0);
+});
+
+test('an unref queue keeps no process alive: a process with only a distant deadline ends', async () => {
+  const queueModule = new URL('../src/core/deadline-queue.ts', import.meta.url).href;
+  const code =
+    `const { Deadline, DeadlineQueue } = await import(${JSON.stringify(queueModule)});` +
+    `const queue = new DeadlineQueue(() => process.exit(3), { unref: true });` +
+    `queue.schedule(new Deadline('far'), Date.now() + 60000);`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    stdio: 'inherit',
+  });
+  const exit = await new Promise<number | null>((resolve) => {
+    // Far below the deadline's 60 s, far above a busy machine's tsx start-up.
+    const timer = setTimeout(() => {
+      child.kill();
+      resolve(-1);
+    }, 20_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+  assert.equal(exit, 0, 'the process ended on its own, without its deadline firing');
 });

@@ -31,8 +31,19 @@ export class DeadlineQueue<T> {
   /** The deadline the timer is armed for (Infinity when it is not armed). */
   #timerAt = Infinity;
 
-  constructor(due: (owner: T, at: number) => void) {
+  /** See the constructor's `unref`. */
+  readonly #unref: boolean;
+
+  /**
+   * @param due called for each deadline that came due
+   * @param options.unref the timer keeps nothing alive; then cancelling the last deadline leaves it
+   *   armed (it fires once, finds nothing due and stops) instead of clearing it at once: deadlines
+   *   scheduled and cancelled in the same tick, one after another (a socket's time to authenticate,
+   *   when its token came with the upgrade), then share one timer instead of arming one each.
+   */
+  constructor(due: (owner: T, at: number) => void, options: { unref?: boolean } = {}) {
     this.#due = due;
+    this.#unref = options.unref ?? false;
   }
 
   /** Deadlines scheduled and not yet due. */
@@ -60,7 +71,7 @@ export class DeadlineQueue<T> {
   cancel(deadline: Deadline<T>): void {
     if (!deadline.scheduled) return;
     this.#removeAt(deadline.index);
-    if (this.#heap.length === 0) this.#disarm();
+    if (this.#heap.length === 0 && !this.#unref) this.#disarm();
     // Otherwise the timer may be armed for the cancelled deadline: it fires, finds nothing due and
     // re-arms for the earliest, which is cheaper than re-arming on every cancel.
   }
@@ -77,6 +88,7 @@ export class DeadlineQueue<T> {
     const delay = Math.min(Math.max(first.at - Date.now(), 0), MAX_TIMER_DELAY);
     this.#timerAt = first.at;
     this.#timer = setTimeout(this.#fire, delay);
+    if (this.#unref) this.#timer.unref();
   }
 
   #disarm(): void {

@@ -5,6 +5,7 @@
  * once a socket authenticates, only the per-address and per-user limits apply to it.
  */
 import { addressKey } from '../core/client-address.ts';
+import { Deadline, DeadlineQueue } from '../core/deadline-queue.ts';
 
 export interface AdmissionLimits {
   /** Open sockets from one address; 0 for no limit. */
@@ -35,13 +36,17 @@ export interface Admission {
 export class AdmissionTicket implements Admission {
   readonly #owner: ConnectionAdmission;
   readonly key: string;
-  #timer: NodeJS.Timeout | undefined;
+  /** Its deadline to authenticate, in the owner's queue while the socket is pending. */
+  readonly deadline: Deadline<AdmissionTicket>;
+  /** Runs if the socket is still unauthenticated when its time is up. */
+  readonly onDeadline: () => void;
   #state: 'pending' | 'authenticated' | 'released' = 'pending';
 
-  constructor(owner: ConnectionAdmission, key: string, timer: NodeJS.Timeout) {
+  constructor(owner: ConnectionAdmission, key: string, onDeadline: () => void) {
     this.#owner = owner;
     this.key = key;
-    this.#timer = timer;
+    this.onDeadline = onDeadline;
+    this.deadline = new Deadline<AdmissionTicket>(this);
   }
 
   get pending(): boolean {
@@ -51,20 +56,14 @@ export class AdmissionTicket implements Admission {
   authenticated(): void {
     if (this.#state !== 'pending') return;
     this.#state = 'authenticated';
-    this.#leavePending();
+    this.#owner.authenticatedOrGone(this);
   }
 
   release(): void {
     if (this.#state === 'released') return;
-    if (this.#state === 'pending') this.#leavePending();
+    if (this.#state === 'pending') this.#owner.authenticatedOrGone(this);
     this.#state = 'released';
     this.#owner.left(this.key);
-  }
-
-  #leavePending(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#owner.authenticatedOrGone(this.key);
   }
 }
 
@@ -79,6 +78,18 @@ export class ConnectionAdmission {
   readonly #perAddress = new Map<string, number>();
   readonly #unauthenticatedPerAddress = new Map<string, number>();
   #unauthenticated = 0;
+  /**
+   * Every pending socket's deadline to authenticate, on one timer: a setTimeout per socket (armed at
+   * the upgrade, cleared in the same tick when the token came in the URL) cost every connect a Timeout
+   * and two trips through Node's timer lists; here it costs a Deadline and a heap push and removal.
+   */
+  readonly #deadlines = new DeadlineQueue<AdmissionTicket>(
+    (ticket) => {
+      if (ticket.pending) ticket.onDeadline();
+    },
+    // Like the per-socket timers it replaces: a pending socket's deadline keeps no process alive.
+    { unref: true },
+  );
 
   constructor(limits: AdmissionLimits) {
     this.#limits = limits;
@@ -123,15 +134,16 @@ export class ConnectionAdmission {
     this.#perAddress.set(key, (this.#perAddress.get(key) ?? 0) + 1);
     this.#unauthenticatedPerAddress.set(key, (this.#unauthenticatedPerAddress.get(key) ?? 0) + 1);
     this.#unauthenticated++;
-    const timer = setTimeout(onDeadline, authTimeoutMs);
-    timer.unref();
-    return new AdmissionTicket(this, key, timer);
+    const ticket = new AdmissionTicket(this, key, onDeadline);
+    this.#deadlines.schedule(ticket.deadline, Date.now() + authTimeoutMs);
+    return ticket;
   }
 
   /** @internal for AdmissionTicket: the socket left the unauthenticated count. */
-  authenticatedOrGone(key: string): void {
+  authenticatedOrGone(ticket: AdmissionTicket): void {
+    this.#deadlines.cancel(ticket.deadline);
     this.#unauthenticated--;
-    decrement(this.#unauthenticatedPerAddress, key);
+    decrement(this.#unauthenticatedPerAddress, ticket.key);
   }
 
   /** @internal for AdmissionTicket: the socket closed. */
