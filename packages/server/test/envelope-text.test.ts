@@ -55,12 +55,58 @@ test('authSuccessEnvelope writes what envelope would, with the limits serialized
   ] as [string, string[], string | undefined][]) {
     const expiresAt = Date.UTC(2031, 0, 2, 3, 4, 5, 678);
     const [direct] = withoutTimestamp(
-      authSuccessEnvelope(user, roles, expiresAt, JSON.stringify(limits), id),
+      authSuccessEnvelope({ user, roles, expiresAt }, expiresAt, JSON.stringify(limits), id),
     );
     const payload = { status: 'success', user, roles, expires_at: new Date(expiresAt).toISOString(), limits };
     const [general] = withoutTimestamp(envelope('auth_success', payload, id));
     assert.equal(direct, general);
   }
+});
+
+test('authSuccessEnvelope keeps its text per frozen principal only, and never says what a principal no longer says', () => {
+  const limits = JSON.stringify({ max_message_size: 1048576 });
+  const expiresAt = Date.UTC(2031, 0, 2, 3, 4, 5, 678);
+  const expected = (user: string, roles: string[], at: number, limitsText: string, id?: string): string =>
+    withoutTimestamp(
+      envelope(
+        'auth_success',
+        {
+          status: 'success',
+          user,
+          roles,
+          expires_at: new Date(at).toISOString(),
+          limits: JSON.parse(limitsText),
+        },
+        id,
+      ),
+    )[0];
+  // The same frozen principal, as every connection of one token gets: the same text each time, its id
+  // and timestamp its own.
+  const frozen = Object.freeze({ user: 'ann', roles: Object.freeze(['reader']), expiresAt });
+  for (const id of [undefined, 'q-1', 'q-2']) {
+    assert.equal(
+      withoutTimestamp(authSuccessEnvelope(frozen, expiresAt, limits, id))[0],
+      expected('ann', ['reader'], expiresAt, limits, id),
+    );
+  }
+  // Other limits, for the same principal.
+  const otherLimits = JSON.stringify({ max_message_size: 2048 });
+  assert.equal(
+    withoutTimestamp(authSuccessEnvelope(frozen, expiresAt, otherLimits, undefined))[0],
+    expected('ann', ['reader'], expiresAt, otherLimits),
+  );
+  // A principal that can change is read afresh each time.
+  const mutable = { user: 'bob', roles: ['reader'], expiresAt };
+  assert.equal(
+    withoutTimestamp(authSuccessEnvelope(mutable, expiresAt, limits, undefined))[0],
+    expected('bob', ['reader'], expiresAt, limits),
+  );
+  mutable.roles.push('writer');
+  mutable.user = 'bobby';
+  assert.equal(
+    withoutTimestamp(authSuccessEnvelope(mutable, expiresAt, limits, undefined))[0],
+    expected('bobby', ['reader', 'writer'], expiresAt, limits),
+  );
 });
 
 test('the timestamp is the current instant in ISO-8601', () => {

@@ -443,9 +443,7 @@ export class StreamSession implements SubscriberOwner {
     this.#principal = principal;
     this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
-    this.#send(
-      authSuccessEnvelope(principal.user, principal.roles, principal.expiresAt!, this.#limitsJson(), id),
-    );
+    this.#send(authSuccessEnvelope(principal, principal.expiresAt!, this.#limitsJson(), id));
     this.#begin();
   }
 
