@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { spawnNode } from './lib/children.ts';
 import { login } from './lib/client.ts';
-import { preciseCpuSeconds } from './lib/proc.ts';
+import { threadCpuSeconds } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer } from './lib/rusty-server.ts';
 import { count, median, ms, ratio, sleep, verdict } from './lib/stats.ts';
@@ -41,6 +41,8 @@ interface Phase {
   seconds: number;
   /** Server CPU seconds over the phase. */
   cpu: number;
+  /** Of which off the main thread (V8's compiler and GC helpers, libuv's pool). */
+  offMain: number;
 }
 
 /** Opens one socket; resolves once it is usable (open, and authenticated when `authenticated`). */
@@ -74,7 +76,7 @@ function connect(url: string, authenticated: boolean): Promise<WebSocket> {
 async function phase(url: string, authenticated: boolean, pid: number): Promise<Phase> {
   const sockets: WebSocket[] = [];
   let next = 0;
-  const cpuBefore = preciseCpuSeconds(pid);
+  const cpuBefore = threadCpuSeconds(pid);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
@@ -85,7 +87,9 @@ async function phase(url: string, authenticated: boolean, pid: number): Promise<
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  const cpu = preciseCpuSeconds(pid) - cpuBefore;
+  const cpuAfter = threadCpuSeconds(pid);
+  const cpu = cpuAfter.total - cpuBefore.total;
+  const offMain = cpu - (cpuAfter.main - cpuBefore.main);
   await Promise.all(
     sockets.map(
       (ws) =>
@@ -97,16 +101,16 @@ async function phase(url: string, authenticated: boolean, pid: number): Promise<
     ),
   );
   await settled(pid);
-  return { seconds, cpu };
+  return { seconds, cpu, offMain };
 }
 
 /** Waits until the server is (nearly) idle: its clean-up of the closed sockets is done. */
 async function settled(pid: number): Promise<void> {
   const until = performance.now() + SETTLE_MAX_MS;
-  let cpu = preciseCpuSeconds(pid);
+  let cpu = threadCpuSeconds(pid).total;
   while (performance.now() < until) {
     await sleep(SETTLE_STEP_MS);
-    const now = preciseCpuSeconds(pid);
+    const now = threadCpuSeconds(pid).total;
     if (now - cpu < SETTLED_CPU_S) return;
     cpu = now;
   }
@@ -139,6 +143,7 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
       );
     }
     const cpuPer = (phases: Phase[]): number => median(phases.map((p) => p.cpu / SOCKETS));
+    const offMainPer = (phases: Phase[]): number => median(phases.map((p) => p.offMain / SOCKETS));
     const perSecond = (phases: Phase[]): number => median(phases.map((p) => SOCKETS / p.seconds));
     const cpuRatio = cpuPer(raw) / cpuPer(rusty);
     const wallRatio = perSecond(rusty) / perSecond(raw);
@@ -153,17 +158,25 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
         `nanoseconds), not utime+stime, whose 10 ms ticks are 10 µs per connect at 1,000 connects.`,
       '',
       table(
-        ['', 'server CPU per connect', 'connects/s (wall)', 'CPU per connect, each phase'],
+        [
+          '',
+          'server CPU per connect',
+          'of which off the main thread',
+          'connects/s (wall)',
+          'CPU per connect, each phase',
+        ],
         [
           [
             'bare `ws` upgrade',
             ms(cpuPer(raw) * 1000),
+            ms(offMainPer(raw) * 1000),
             count(perSecond(raw)),
             rawCpus.map((c) => ms(c * 1000)).join(', '),
           ],
           [
             'RustyDB, JWT in the URL',
             ms(cpuPer(rusty) * 1000),
+            ms(offMainPer(rusty) * 1000),
             count(perSecond(rusty)),
             rusty.map((p) => ms((p.cpu / SOCKETS) * 1000)).join(', '),
           ],
@@ -179,19 +192,27 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
       '',
       `Where RustyDB's CPU goes (\`--cpu-prof\` of both servers over a whole run, and \`perf record\` of ` +
         `RustyDB's): the TCP accept, the HTTP parse and ws's upgrade cost what they cost the bare upgrade, ` +
-        `and so does closing in ws (its socket 'end' and 'close' handlers call end() on streams already ` +
-        `ended, and Node builds an Error with a stack trace for each: ~5% of RustyDB's samples, more of the bare server's). ` +
-        `RustyDB's own part: the token check, ~11% of the samples, nearly all of it the user row and the ` +
-        `revocation lookup (two SQLite steps, read at every connect: neither may be answered from a cache ` +
-        `that a write on another node could leave stale; the signature check is cached per token, and ` +
-        `the principal is one frozen object per token while the user's row says the same); its ` +
-        `acceptance (limits, the flow-controlled socket, the session and its registry handle), ~6%; the ` +
-        `one write that carries the 101 answer and auth_success together (one system call per connect, as ` +
-        `for the bare upgrade); garbage collection, ~5% ` +
-        `(allocations per connect were cut: no per-connection principal, registry entry, session id, ` +
-        `listener arrays or Map entries). With three warm-up phases V8's optimizing compiler still ` +
-        `took ~5% of perf's samples. The phases are read from /proc at 10 ms resolution, 10 µs per ` +
-        `connect at 1,000 connects: runs on this machine gave 0.46×–0.57× for the same tree.`,
+        `and so does the one write that carries the 101 answer (with auth_success in it, for RustyDB) and ` +
+        `closing in ws (its socket 'end' and 'close' handlers call end() on streams already ended, and ` +
+        `Node builds an Error with a stack trace for each; closes fall outside the measured phases). ` +
+        `RustyDB's own part, in shares of its busy profile: the token check, ~11%, ~9% of the whole one SQLite ` +
+        `step that reads the user's row and the revocations of the token and its login together (two ` +
+        `steps until 6fa25b7; ~7 µs hot in a loop, more between connects whose other work has taken the ` +
+        `caches; read at every connect: neither may be answered from a cache that a write on another ` +
+        `node could leave stale; the signature check is cached per token, and the principal is one ` +
+        `frozen object per token while the user's row says the same); the session's start around it ` +
+        `(auth_success, whose text up to the timestamp is now kept per principal, the expiry deadline, ` +
+        `the registry), ~6%; acceptance (the peer address for the per-address limits, the query string, ` +
+        `the flow-controlled socket, the deadline to authenticate, now on one shared timer instead of a ` +
+        `setTimeout per socket), ~3%; garbage collection, a few %. A/B on this machine (busy: other ` +
+        `helpers' work), the same bench alternating builds: before 6fa25b7 0.44×–0.58× (median of 6 runs ` +
+        `0.49×), after the single lookup and the shared timer 0.56×–0.57× (3 runs), with the ` +
+        `auth_success text kept too 0.49×–0.65× (3 runs, each above the run of the older build beside ` +
+        `it). The figures move with the machine's load more than with these changes: a run's phases ` +
+        `differ up to 2× on both servers alike (cache and core contention), which the nanosecond CPU ` +
+        `readings show is not the 10 ms tick's rounding. After three warm-up phases the threads off the ` +
+        `main one (V8's compiler and GC helpers) take under 10 µs per connect on both servers: the JIT ` +
+        `has settled, and more warm-up would not move the ratio.`,
     ].join('\n');
     return {
       key: 'i',
