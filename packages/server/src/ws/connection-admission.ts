@@ -36,34 +36,52 @@ export interface Admission {
 export class AdmissionTicket implements Admission {
   readonly #owner: ConnectionAdmission;
   readonly key: string;
-  /** Its deadline to authenticate, in the owner's queue while the socket is pending. */
-  readonly deadline: Deadline<AdmissionTicket>;
-  /** Runs if the socket is still unauthenticated when its time is up. */
-  readonly onDeadline: () => void;
+  /**
+   * Its deadline to authenticate, in the owner's queue, and what runs when it comes: both only while the
+   * socket is pending, so that an authenticated connection holds neither for its whole life.
+   */
+  #deadline: Deadline<AdmissionTicket> | undefined;
+  #onDeadline: (() => void) | undefined;
   #state: 'pending' | 'authenticated' | 'released' = 'pending';
 
   constructor(owner: ConnectionAdmission, key: string, onDeadline: () => void) {
     this.#owner = owner;
     this.key = key;
-    this.onDeadline = onDeadline;
-    this.deadline = new Deadline<AdmissionTicket>(this);
+    this.#onDeadline = onDeadline;
+    this.#deadline = new Deadline<AdmissionTicket>(this);
   }
 
   get pending(): boolean {
     return this.#state === 'pending';
   }
 
+  /** @internal for ConnectionAdmission: the deadline to schedule, while pending. */
+  get deadline(): Deadline<AdmissionTicket> | undefined {
+    return this.#deadline;
+  }
+
+  /** @internal for ConnectionAdmission: the deadline came while the socket was still pending. */
+  expired(): void {
+    if (this.#state === 'pending') this.#onDeadline?.();
+  }
+
   authenticated(): void {
     if (this.#state !== 'pending') return;
     this.#state = 'authenticated';
-    this.#owner.authenticatedOrGone(this);
+    this.#leavePending();
   }
 
   release(): void {
     if (this.#state === 'released') return;
-    if (this.#state === 'pending') this.#owner.authenticatedOrGone(this);
+    if (this.#state === 'pending') this.#leavePending();
     this.#state = 'released';
     this.#owner.left(this.key);
+  }
+
+  #leavePending(): void {
+    this.#owner.authenticatedOrGone(this.key, this.#deadline);
+    this.#deadline = undefined;
+    this.#onDeadline = undefined;
   }
 }
 
@@ -84,9 +102,7 @@ export class ConnectionAdmission {
    * and two trips through Node's timer lists; here it costs a Deadline and a heap push and removal.
    */
   readonly #deadlines = new DeadlineQueue<AdmissionTicket>(
-    (ticket) => {
-      if (ticket.pending) ticket.onDeadline();
-    },
+    (ticket) => ticket.expired(),
     // Like the per-socket timers it replaces: a pending socket's deadline keeps no process alive.
     { unref: true },
   );
@@ -135,15 +151,15 @@ export class ConnectionAdmission {
     this.#unauthenticatedPerAddress.set(key, (this.#unauthenticatedPerAddress.get(key) ?? 0) + 1);
     this.#unauthenticated++;
     const ticket = new AdmissionTicket(this, key, onDeadline);
-    this.#deadlines.schedule(ticket.deadline, Date.now() + authTimeoutMs);
+    this.#deadlines.schedule(ticket.deadline!, Date.now() + authTimeoutMs);
     return ticket;
   }
 
   /** @internal for AdmissionTicket: the socket left the unauthenticated count. */
-  authenticatedOrGone(ticket: AdmissionTicket): void {
-    this.#deadlines.cancel(ticket.deadline);
+  authenticatedOrGone(key: string, deadline: Deadline<AdmissionTicket> | undefined): void {
+    if (deadline) this.#deadlines.cancel(deadline);
     this.#unauthenticated--;
-    decrement(this.#unauthenticatedPerAddress, ticket.key);
+    decrement(this.#unauthenticatedPerAddress, key);
   }
 
   /** @internal for AdmissionTicket: the socket closed. */
