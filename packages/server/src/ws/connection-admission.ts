@@ -37,32 +37,20 @@ export class AdmissionTicket implements Admission {
   readonly #owner: ConnectionAdmission;
   readonly key: string;
   /**
-   * Its deadline to authenticate, in the owner's queue, and what runs when it comes: both only while the
+   * Its deadline to authenticate in the owner's queue, owning what runs when it comes: only while the
    * socket is pending, so that an authenticated connection holds neither for its whole life.
    */
-  #deadline: Deadline<AdmissionTicket> | undefined;
-  #onDeadline: (() => void) | undefined;
+  #deadline: Deadline<() => void> | undefined;
   #state: 'pending' | 'authenticated' | 'released' = 'pending';
 
-  constructor(owner: ConnectionAdmission, key: string, onDeadline: () => void) {
+  constructor(owner: ConnectionAdmission, key: string, deadline: Deadline<() => void>) {
     this.#owner = owner;
     this.key = key;
-    this.#onDeadline = onDeadline;
-    this.#deadline = new Deadline<AdmissionTicket>(this);
+    this.#deadline = deadline;
   }
 
   get pending(): boolean {
     return this.#state === 'pending';
-  }
-
-  /** @internal for ConnectionAdmission: the deadline to schedule, while pending. */
-  get deadline(): Deadline<AdmissionTicket> | undefined {
-    return this.#deadline;
-  }
-
-  /** @internal for ConnectionAdmission: the deadline came while the socket was still pending. */
-  expired(): void {
-    if (this.#state === 'pending') this.#onDeadline?.();
   }
 
   authenticated(): void {
@@ -81,7 +69,6 @@ export class AdmissionTicket implements Admission {
   #leavePending(): void {
     this.#owner.authenticatedOrGone(this.key, this.#deadline);
     this.#deadline = undefined;
-    this.#onDeadline = undefined;
   }
 }
 
@@ -101,8 +88,9 @@ export class ConnectionAdmission {
    * the upgrade, cleared in the same tick when the token came in the URL) cost every connect a Timeout
    * and two trips through Node's timer lists; here it costs a Deadline and a heap push and removal.
    */
-  readonly #deadlines = new DeadlineQueue<AdmissionTicket>(
-    (ticket) => ticket.expired(),
+  readonly #deadlines = new DeadlineQueue<() => void>(
+    // A deadline still scheduled when it comes is a socket still pending: leaving pending cancels it.
+    (onDeadline) => onDeadline(),
     // Like the per-socket timers it replaces: a pending socket's deadline keeps no process alive.
     { unref: true },
   );
@@ -150,13 +138,13 @@ export class ConnectionAdmission {
     this.#perAddress.set(key, (this.#perAddress.get(key) ?? 0) + 1);
     this.#unauthenticatedPerAddress.set(key, (this.#unauthenticatedPerAddress.get(key) ?? 0) + 1);
     this.#unauthenticated++;
-    const ticket = new AdmissionTicket(this, key, onDeadline);
-    this.#deadlines.schedule(ticket.deadline!, Date.now() + authTimeoutMs);
-    return ticket;
+    const deadline = new Deadline(onDeadline);
+    this.#deadlines.schedule(deadline, Date.now() + authTimeoutMs);
+    return new AdmissionTicket(this, key, deadline);
   }
 
   /** @internal for AdmissionTicket: the socket left the unauthenticated count. */
-  authenticatedOrGone(key: string, deadline: Deadline<AdmissionTicket> | undefined): void {
+  authenticatedOrGone(key: string, deadline: Deadline<() => void> | undefined): void {
     if (deadline) this.#deadlines.cancel(deadline);
     this.#unauthenticated--;
     decrement(this.#unauthenticatedPerAddress, key);
