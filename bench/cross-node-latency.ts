@@ -34,7 +34,7 @@ const TITLE = 'Commit-to-delivery latency on another node than the writer, at 1,
 const RATE = 1000;
 const WARMUP_S = 2;
 /** Measured repetitions, taking turns: the machine as found, then with the competing process. */
-const REPEATS = 4;
+const REPEATS = 3;
 const REPEAT_S = 5;
 /** The competing process's share of one core, in the loaded repetitions. */
 const COMPETING_DUTY = 0.5;

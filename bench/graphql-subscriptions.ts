@@ -32,7 +32,7 @@ const WARMUP_ROUNDS = 3;
  * again — so that a burst of other load on the machine falls on all of them rather than on one. Each
  * turn gives a ratio; the median of those is the figure, their range its spread.
  */
-const BLOCKS = 7;
+const BLOCKS = 5;
 /** A block: rounds for at least BLOCK_MS, and at least MIN_BLOCK_ROUNDS. */
 const BLOCK_MS = 800;
 const MIN_BLOCK_ROUNDS = 3;

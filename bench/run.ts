@@ -87,6 +87,8 @@ interface Interference {
   otherCpu: number;
   stealCpu: number;
   cores: number;
+  /** Wall time of each benchmark, in run order (the whole run must stay under 6 minutes). */
+  perBenchmark: [string, number][];
 }
 
 function describeInterference(i: Interference): string {
@@ -124,6 +126,12 @@ function render(
         ['commit', facts.commit],
         ['load average (1 min) at start', facts.load.toFixed(2)],
         ['bench wall time', `${interference.seconds.toFixed(0)} s`],
+        [
+          'wall time per benchmark',
+          interference.perBenchmark
+            .map(([key, s]) => `${key === 'dataset' ? key : `(${key})`} ${s.toFixed(0)} s`)
+            .join(', '),
+        ],
         ['other processes during the run', describeInterference(interference)],
       ],
     ),
@@ -199,9 +207,16 @@ try {
   };
   if (selected.some((key) => NEEDS_DATASET.has(key))) await createDataset(dataDir, log);
   const reports: BenchReport[] = [];
+  const perBenchmark: [string, number][] = [];
+  if (selected.some((key) => NEEDS_DATASET.has(key))) {
+    perBenchmark.push(['dataset', (performance.now() - started) / 1000]);
+  }
   for (const key of selected) {
     log(`running (${key})`);
+    const benchStarted = performance.now();
     reports.push(await BENCHMARKS[key]!(ctx));
+    perBenchmark.push([key, (performance.now() - benchStarted) / 1000]);
+    log(`(${key}) took ${perBenchmark.at(-1)![1].toFixed(1)} s`);
   }
   // Children must have exited (and been reaped) for their CPU time to count as ours.
   await stopAllChildren();
@@ -211,6 +226,7 @@ try {
     otherCpu: Math.max(0, cpuAtEnd.busy - cpuAtStart.busy - (ownCpuWithChildren() - ownAtStart)),
     stealCpu: cpuAtEnd.steal - cpuAtStart.steal,
     cores: Number(facts.nproc) || 1,
+    perBenchmark,
   };
   const markdown = render(facts, reports, interference);
   process.stdout.write(`${markdown}\n`);
