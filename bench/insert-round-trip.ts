@@ -208,6 +208,15 @@ const WHERE_THE_TIME_GOES = [
     'commits in 16 it saves when a commit does not flush.',
 ].join('\n');
 
+/**
+ * Whether the captured loop's ratio bounds the server's: only where the server, like that loop, commits
+ * each row on its own (`normal`). Under `full` the server flushes once for a group of writes while the
+ * loop flushes per row, so the server may pass the loop: its floor proves nothing there.
+ */
+function floorBinds(setting: Setting, floor: number): boolean {
+  return setting.durability === 'normal' && floor < TARGET_RATIO;
+}
+
 export async function runInsertRoundTrip(ctx: BenchContext): Promise<BenchReport> {
   const sections: string[] = [];
   const targets: BenchReport['targets'] = [];
@@ -217,10 +226,9 @@ export async function runInsertRoundTrip(ctx: BenchContext): Promise<BenchReport
     targets.push({
       name: `durability ${setting.durability}: rows/s ≥ ${TARGET_RATIO}× in-process INSERT loop`,
       // A floor under the target says so in the summary: the target is out of reach, not just missed.
-      measured:
-        floor < TARGET_RATIO
-          ? `${ratio(r)} (out of reach: the change log alone allows ${ratio(floor)})`
-          : ratio(r),
+      measured: floorBinds(setting, floor)
+        ? `${ratio(r)} (out of reach: the change log alone allows ${ratio(floor)})`
+        : ratio(r),
       met: r >= TARGET_RATIO,
     });
   }
@@ -335,7 +343,7 @@ async function measure(
         `per pair: ${ratios.map(ratio).join(', ')}. Against the loop that also writes the change log as the ` +
         `server does: ${ratio(ws / withCapture)} — what the server adds on top of its own SQLite work; the ` +
         `rest of the gap is the change capture itself (${ratio(floor)} of the bare loop's rows/s).` +
-        (floor < TARGET_RATIO
+        (floorBinds(setting, floor)
           ? ` **Out of reach with this durability:** the in-process loop that writes the change log as the ` +
             `server does, and does nothing else (no socket, no parsing, no authorization, no answer), ` +
             `reaches ${ratio(floor)} of the bare loop, under the ${TARGET_RATIO}× target; a server that ` +
