@@ -156,14 +156,19 @@ async function assertSchema(
   if ((await schemaVersionOn(conn)) !== routed.schemaVersion) throw new SchemaChangedError();
 }
 
-/** The schema version the connection's current transaction sees. */
-async function schemaVersionOn(conn: PooledConnection): Promise<number> {
+/** The connection's `PRAGMA schema_version` statement, prepared once. */
+async function versionStatementOf(conn: PooledConnection): Promise<AsyncStatement> {
   let stmt = versionStatements.get(conn);
   if (!stmt) {
     stmt = (await conn.prepare('PRAGMA schema_version')).raw();
     versionStatements.set(conn, stmt);
   }
-  return Number(drain(await stmt.iterate([]))[0]?.[0] ?? -1);
+  return stmt;
+}
+
+/** The schema version the connection's current transaction sees. */
+async function schemaVersionOn(conn: PooledConnection): Promise<number> {
+  return Number(drain(await (await versionStatementOf(conn)).iterate([]))[0]?.[0] ?? -1);
 }
 
 /** The schema version a group transaction sees, read once for all its writes (see CommitGroups). */
@@ -174,12 +179,7 @@ const groupSchemaVersions = new WeakMap<GroupTransaction, number>();
  * its snapshot and the write lock already, so the read waits for nothing.
  */
 async function schemaVersionInWrite(conn: PooledConnection): Promise<number> {
-  let stmt = versionStatements.get(conn);
-  if (!stmt) {
-    stmt = (await conn.prepare('PRAGMA schema_version')).raw();
-    versionStatements.set(conn, stmt);
-  }
-  return Number(stmt.get([])?.[0] ?? -1);
+  return Number((await versionStatementOf(conn)).get([])?.[0] ?? -1);
 }
 
 /** The connection's own counters: the rows changed by its last statement and its last inserted rowid. */
