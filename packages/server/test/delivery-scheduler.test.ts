@@ -68,12 +68,11 @@ test('a change that arrives after a pass has delivered everything goes out at on
 });
 
 test('changes that arrive while a pass runs are spaced after it and go out together', async () => {
-  let scheduler!: DeliveryScheduler;
   const { target, passes } = slowTarget((seqs) => {
     // Commits keep coming while the first pass delivers: delivery is behind a stream of changes.
     if (seqs[0] === 1) for (let seq = 2; seq <= 4; seq++) void scheduler.push([record(seq)]);
   });
-  scheduler = new DeliveryScheduler((records) => ({ targets: [target], recordsFor: () => records }));
+  const scheduler = new DeliveryScheduler((records) => ({ targets: [target], recordsFor: () => records }));
   try {
     void scheduler.push([record(1)]);
     await nextPass(passes, 1);
