@@ -93,10 +93,17 @@ function threadSplit(pid: number, before: ThreadTimes, after: ThreadTimes, run: 
   };
 }
 
+/** The in-process loop's run: with the share of its wall time its thread ran on a CPU. */
+interface LoopRun extends Run {
+  ran: number;
+}
+
 /** The in-process limit: the engine's driver path (libsql/promise, raw rows) plus JSON envelopes. */
-async function inProcessLimit(dbPath: string, rows: number): Promise<Run> {
+async function inProcessLimit(dbPath: string, rows: number): Promise<LoopRun> {
   const db = openAsync(dbPath);
   try {
+    const thisThread = String(process.pid);
+    const threadBefore = threadTimes(process.pid).get(thisThread);
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const stmt = (await db.prepare(SQL)).raw();
@@ -126,7 +133,9 @@ async function inProcessLimit(dbPath: string, rows: number): Promise<Run> {
     send(chunk, false);
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
-    return { rows: total, seconds, cpu: (cpu.user + cpu.system) / 1e6, bytes, messages };
+    const threadAfter = threadTimes(process.pid).get(thisThread);
+    const ran = threadBefore && threadAfter ? (threadAfter.run - threadBefore.run) / (seconds * 1e9) : NaN;
+    return { rows: total, seconds, cpu: (cpu.user + cpu.system) / 1e6, bytes, messages, ran };
   } finally {
     db.close();
   }
@@ -202,7 +211,7 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
     await inProcessLimit(dbPath, 100_000);
     await overWebSocket(plain.ws, server.pid, 100_000);
 
-    const baseline: Run[] = [];
+    const baseline: LoopRun[] = [];
     const served: Run[] = [];
     const splits: ThreadSplit[] = [];
     const rss = new RssSampler(server.pid, 50);
@@ -258,6 +267,7 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
     const workerRan = median(splits.map((t) => t.workerRan));
     const workerWaited = median(splits.map((t) => t.workerWaited));
     const workerSlept = Math.max(0, 1 - workerRan - workerWaited);
+    const loopRan = median(baseline.map((b) => b.ran));
     // If every thread had a core of its own and the read worker never waited, the server would stream
     // at 1 / (its CPU per row): against the loop's own CPU per row, the ratio this design can reach.
     const ceiling = baseCpu / workerCpu;
@@ -309,7 +319,14 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `${pairRatios.map(ratio).join(', ')}. The in-process runs alone varied by ${pct(baseSpread)} ` +
         `(fastest over slowest)${baseSpread > Math.abs(r - TARGET_RATIO) / TARGET_RATIO ? ', more than the margin between the figure and the target' : ''}. ` +
         `CPU per row, medians of the runs (steadier than wall time on a shared machine): in-process ` +
-        `${us(baseCpu)}, server ${us(wsCpu)}. Server RSS during the uncompressed runs: max sampled ` +
+        `${us(baseCpu)}, server ${us(wsCpu)}. The loop's thread ran ${pct(loopRan)} of its wall time, ` +
+        `the server's read worker ${pct(workerRan)} of its (medians)` +
+        (Math.abs(loopRan - workerRan) > 0.1
+          ? ': the two sides got unequal shares of the cores, so the pairs measured the scheduler as ' +
+            'much as the code (on busy cores a process with several runnable threads, the server, gets ' +
+            "more of them than the loop's one thread). "
+          : '. ') +
+        `Server RSS during the uncompressed runs: max sampled ` +
         `${mb(maxRss)}; VmHWM since start ${mb(hwm)}.`,
       '',
       `Where the time goes: one read worker thread reads the rows out of libsql and turns each chunk ` +
