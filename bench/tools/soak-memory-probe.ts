@@ -133,8 +133,11 @@ async function collect(label: string, snapshot = false): Promise<Reading> {
       `code ${mb(reading.spaces.code_space ?? 0)}; resident: young generation ${mb(reading.spaceSizes.new_space ?? 0)}, ` +
       `old ${mb(reading.spaceSizes.old_space ?? 0)}`,
   );
-  if (MALLOC_PROBE)
+  if (MALLOC_PROBE) {
+    // V8 frees the memory of dead ArrayBuffers (Node's Buffers) on a thread of its own after the GC.
+    await sleep(500);
     console.log(`${' '.repeat(6)} ${label.padEnd(22)} ${mallocText((await readMalloc(false)).before)}`);
+  }
   return reading;
 }
 
@@ -233,10 +236,10 @@ try {
     await sleep(IDLE_SECONDS * 1000);
     await collect(`idle ${IDLE_SECONDS} s`);
     if (MALLOC_PROBE) {
+      const rssBefore = memory(server.pid).rss;
       const { before, after } = await readMalloc(true);
-      await sleep(1000);
       console.log(
-        `${elapsed()} malloc_trim(0): ${mallocText(before)} -> ${mallocText(after!)}; RSS now ${mb(memory(server.pid).rss)}`,
+        `${elapsed()} malloc_trim(0): RSS ${mb(rssBefore)} -> ${mb(memory(server.pid).rss)}; ${mallocText(before)} -> ${mallocText(after!)}`,
       );
     }
   }
