@@ -584,8 +584,8 @@ const NOTES = [
     'out the rest of the gap. Passes are now spaced only when records came in while the pass ran (delivery behind a ' +
     'stream of commits: there the gap still batches them); once delivery has caught up, the next change goes out at ' +
     'once. Measured with two RustyDB servers side by side, the same 2 client processes each, blocks alternated (10 ' +
-    'turns, machine load ~17): round p50 51.2 → 38.4 ms, events/s 15,400 → 20,900, server CPU per event 19.0 → 18.0 µs ' +
-    '(within noise: the change saves waiting, not work).',
+    'turns, machine load ~17): round p50 51.2 → 38.4 ms, events/s 15,400 → 20,900, server CPU per event 19.0 → 18.0 µs; ' +
+    'again at load ~10: 45.6 → 35.1 ms, 15,700 → 23,200 events/s, 18.2 → 18.0 µs (the change saves waiting, not work).',
   '',
   'Where the time goes now (`--cpu-prof` sample counts over the measured rounds, RustyDB’s main thread, which is ~80% ' +
     'of the server process’s CPU in the rounds; V8’s garbage-collection helper threads ~12%, libsql’s own threads ~7%): ' +
@@ -599,8 +599,9 @@ const NOTES = [
     'the old and new rows), so the only way to have them in JavaScript is a read, and reading them inside the write’s ' +
     'transaction costs what the feed’s one bulk read does (~1.5 ms a round); a larger young generation ' +
     '(`--max-semi-space-size=64`) and single-threaded garbage collection, A/B on the server: no change beyond noise; ' +
-    'building the payload text from a prefix and JSON.stringify of the row only: ~0.5 µs an event in a ' +
-    'micro-benchmark (~3%), below what this bench can show on the shared machine.',
+    'building the payload text from a prefix and JSON.stringify of the root field’s object only (not of the two ' +
+    'objects around it): 0.66 instead of 0.79 µs an event in a micro-benchmark of the real plan, under 1% of the ' +
+    'server’s CPU per event.',
   '',
   'Why the durable floor bounds RustyDB (measured 6 December 2026): a round is sequential — the write, then the ' +
     'events — and RustyDB may send no event before its transaction (the rows and their change-log records) is durable. ' +
