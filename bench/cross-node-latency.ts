@@ -16,10 +16,11 @@ import { StreamConnection, login } from './lib/client.ts';
 import { startCpuBurner } from './lib/cpu-burner.ts';
 import {
   captureReader,
+  dropDatabases,
   notMeasured,
   postgresMissing,
   startNodes,
-  startTestPostgres,
+  sharedPostgres,
   stopNodes,
 } from './lib/postgres-nodes.ts';
 import { cpuSeconds, machineCpu, treeCpuSeconds } from './lib/proc.ts';
@@ -41,6 +42,8 @@ const COMPETING_DUTY = 0.5;
 /** How long the last changes may take to arrive once writing stops. */
 const DRAIN_MS = 10_000;
 const TABLE = 'latency';
+/** This benchmark's database on the run's shared PostgreSQL server. */
+const DATABASE = 'latency';
 const TARGET_P99_MS = 50;
 
 interface Receipt {
@@ -181,10 +184,10 @@ interface Repetition {
 export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchReport> {
   const missing = postgresMissing();
   if (missing) return notMeasured(KEY, TITLE, missing);
-  const postgres = await startTestPostgres();
+  const postgres = await sharedPostgres();
   let nodes: RustyServerProcess[] = [];
   try {
-    nodes = await startNodes(ctx, postgres, 'latency', 3);
+    nodes = await startNodes(ctx, postgres, DATABASE, 3);
     ctx.log(`  (${KEY}) PostgreSQL pid ${postgres.pid}; nodes ${nodes.map((n) => n.pid).join(', ')}`);
     const token = await login(nodes[0]!.url);
     const writers: StreamConnection[] = [];
@@ -383,7 +386,7 @@ export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchRepor
     };
   } finally {
     await stopNodes(nodes);
-    postgres.stop();
+    await dropDatabases(ctx, postgres, [DATABASE]);
   }
 }
 

@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT, childOutputs, stopAllChildren } from './lib/children.ts';
 import { createDataset } from './lib/dataset.ts';
+import { postgresMissing, sharedPostgres, stopSharedPostgres } from './lib/postgres-nodes.ts';
 import { machineFacts } from './lib/machine.ts';
 import { machineCpu, ownCpuWithChildren } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
@@ -25,7 +26,7 @@ import { runSlowReaderMemory } from './slow-reader-memory.ts';
 import { runFanOut } from './fan-out.ts';
 import { runGraphQLSubscriptions } from './graphql-subscriptions.ts';
 import { runSoak } from './soak.ts';
-import { runPostgresStream } from './postgres-stream.ts';
+import { preparePostgresStream, runPostgresStream } from './postgres-stream.ts';
 import { runConnects } from './connects.ts';
 import { runInsertRoundTrip } from './insert-round-trip.ts';
 import { runConsoleGrid } from './console-grid.ts';
@@ -49,8 +50,12 @@ const BENCHMARKS: Record<string, (ctx: BenchContext) => Promise<BenchReport>> = 
 };
 /** The benchmarks that read the shared dataset (the others make their own data). */
 const NEEDS_DATASET = new Set(['a', 'b', 'c', 'd']);
+/** The benchmarks that run on the run's one throwaway PostgreSQL server (each in databases of its own). */
+const NEEDS_POSTGRES = new Set(['h', 'l', 'm']);
 /** Hard stop for the whole run: the bench must end even if a server hangs. */
 const DEADLINE_MS = 10 * 60_000;
+/** What issue 10 allows the whole run on this machine. */
+const BUDGET_S = 6 * 60;
 const COMMAND = 'npm run bench  (node --import tsx bench/run.ts)';
 
 const { values } = parseArgs({
@@ -70,6 +75,7 @@ async function cleanUp(): Promise<void> {
   if (cleanedUp) return;
   cleanedUp = true;
   await stopAllChildren();
+  await stopSharedPostgres();
   rmSync(dataDir, { recursive: true, force: true });
 }
 const abort = (why: string, code: number): void => {
@@ -87,7 +93,7 @@ interface Interference {
   otherCpu: number;
   stealCpu: number;
   cores: number;
-  /** Wall time of each benchmark, in run order (the whole run must stay under 6 minutes). */
+  /** Wall time of the set-up and of each benchmark, in run order (the whole run must stay under 6 minutes). */
   perBenchmark: [string, number][];
 }
 
@@ -125,11 +131,15 @@ function render(
         ['libsql / ws', `${facts.libsql} / ${facts.ws}`],
         ['commit', facts.commit],
         ['load average (1 min) at start', facts.load.toFixed(2)],
-        ['bench wall time', `${interference.seconds.toFixed(0)} s`],
+        [
+          'bench wall time',
+          `${interference.seconds.toFixed(0)} s: ${interference.seconds < BUDGET_S ? 'under' : '**over**'} ` +
+            `the ${BUDGET_S / 60} minutes issue 10 allows`,
+        ],
         [
           'wall time per benchmark',
           interference.perBenchmark
-            .map(([key, s]) => `${key === 'dataset' ? key : `(${key})`} ${s.toFixed(0)} s`)
+            .map(([key, s]) => `${key.length > 1 ? key : `(${key})`} ${s.toFixed(0)} s`)
             .join(', '),
         ],
         ['other processes during the run', describeInterference(interference)],
@@ -200,26 +210,36 @@ try {
   const ownAtStart = ownCpuWithChildren();
   const facts = machineFacts();
   log(`machine: ${facts.nproc} cores, ${facts.totalMemory}, ${facts.cpuModel}, node ${facts.node}`);
+  // Each benchmark's log lines say how far into it they were written: where its time went.
+  let benchStarted = performance.now();
   const ctx: BenchContext = {
     dataDir,
-    log,
+    log: (line) =>
+      log(`${`+${((performance.now() - benchStarted) / 1000).toFixed(1)} s`.padStart(8)} ${line}`),
     ...(values['cpu-prof'] ? { cpuProfileDir: resolve(values['cpu-prof']) } : {}),
   };
-  if (selected.some((key) => NEEDS_DATASET.has(key))) await createDataset(dataDir, log);
+  // Set-up, before any benchmark: the PostgreSQL server (initdb and start), and (h)'s table on it, are
+  // made while the dataset is written. A failure there is reported by each benchmark that needs them.
+  const setUp: Promise<unknown>[] = [];
+  if (selected.some((key) => NEEDS_POSTGRES.has(key)) && postgresMissing() === undefined) {
+    const postgres = selected.includes('h') ? preparePostgresStream() : sharedPostgres();
+    setUp.push(postgres.catch(() => undefined));
+  }
+  if (selected.some((key) => NEEDS_DATASET.has(key))) setUp.push(createDataset(dataDir, log));
+  await Promise.all(setUp);
   const reports: BenchReport[] = [];
   const perBenchmark: [string, number][] = [];
-  if (selected.some((key) => NEEDS_DATASET.has(key))) {
-    perBenchmark.push(['dataset', (performance.now() - started) / 1000]);
-  }
+  if (setUp.length > 0) perBenchmark.push(['set-up', (performance.now() - started) / 1000]);
   for (const key of selected) {
     log(`running (${key})`);
-    const benchStarted = performance.now();
+    benchStarted = performance.now();
     reports.push(await BENCHMARKS[key]!(ctx));
     perBenchmark.push([key, (performance.now() - benchStarted) / 1000]);
     log(`(${key}) took ${perBenchmark.at(-1)![1].toFixed(1)} s`);
   }
   // Children must have exited (and been reaped) for their CPU time to count as ours.
   await stopAllChildren();
+  await stopSharedPostgres();
   const cpuAtEnd = machineCpu();
   const interference: Interference = {
     seconds: (performance.now() - started) / 1000,

@@ -4,6 +4,7 @@
  * the same chunk size. The ratio says how much the server (routing, session, `ws` framing, the socket,
  * the event loop) costs on top of reading and serializing the rows, which no server can avoid.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import type WebSocket from 'ws';
 import { openAsync } from '../packages/server/src/engine/sqlite/driver.ts';
 import { StreamConnection, collect, login } from './lib/client.ts';
@@ -18,7 +19,10 @@ const ROWS = ROWS_TOTAL;
 /** The server's default query_chunk_size; the baseline uses the same. */
 export const CHUNK_SIZE = 1000;
 export const SQL = `SELECT id, name, value FROM ${ROWS_TABLE} WHERE id <= ?`;
-/** Alternating repetitions of baseline and server; the median of each is reported. */
+/**
+ * Pairs of one baseline run and one server run, their order swapped every pair (so that a drift in the
+ * machine during a pair favours each side as often); the median of the pairs' ratios is the figure.
+ */
 const REPETITIONS = 5;
 /** No new repetition starts after this long (a slow server must not stretch the whole bench). */
 const REPETITION_BUDGET_MS = 45_000;
@@ -43,10 +47,63 @@ export interface Run {
 
 export const rate = (run: Run): number => run.rows / run.seconds;
 
+/** Per thread of a process: nanoseconds run on a CPU, and waited runnable for one (schedstat). */
+type ThreadTimes = Map<string, { run: number; waited: number }>;
+
+function threadTimes(pid: number): ThreadTimes {
+  const times: ThreadTimes = new Map();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [run, waited] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+      times.set(tid, { run: Number(run), waited: Number(waited) });
+    } catch {
+      // The thread ended while we looked.
+    }
+  }
+  return times;
+}
+
+/** How the server's threads spent one streaming run, per row and as shares of its wall time. */
+interface ThreadSplit {
+  /** CPU per row, µs: the read worker (the busiest thread besides the main one), the main thread. */
+  worker: number;
+  main: number;
+  /** Shares of the wall time the read worker ran, waited runnable for a core, and slept (flow control). */
+  workerRan: number;
+  workerWaited: number;
+}
+
+function threadSplit(pid: number, before: ThreadTimes, after: ThreadTimes, run: Run): ThreadSplit {
+  const used = (tid: string): { run: number; waited: number } => {
+    const a = after.get(tid)!;
+    const b = before.get(tid) ?? { run: 0, waited: 0 };
+    return { run: a.run - b.run, waited: a.waited - b.waited };
+  };
+  let worker = { run: 0, waited: 0 };
+  for (const tid of after.keys()) {
+    if (tid !== String(pid) && used(tid).run > worker.run) worker = used(tid);
+  }
+  const wallNs = run.seconds * 1e9;
+  const perRowUs = (ns: number): number => ns / 1e3 / run.rows;
+  return {
+    worker: perRowUs(worker.run),
+    main: after.has(String(pid)) ? perRowUs(used(String(pid)).run) : NaN,
+    workerRan: worker.run / wallNs,
+    workerWaited: worker.waited / wallNs,
+  };
+}
+
+/** The in-process loop's run: with the share of its wall time its thread ran on a CPU. */
+interface LoopRun extends Run {
+  ran: number;
+}
+
 /** The in-process limit: the engine's driver path (libsql/promise, raw rows) plus JSON envelopes. */
-async function inProcessLimit(dbPath: string, rows: number): Promise<Run> {
+async function inProcessLimit(dbPath: string, rows: number): Promise<LoopRun> {
   const db = openAsync(dbPath);
   try {
+    const thisThread = String(process.pid);
+    const threadBefore = threadTimes(process.pid).get(thisThread);
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const stmt = (await db.prepare(SQL)).raw();
@@ -76,7 +133,9 @@ async function inProcessLimit(dbPath: string, rows: number): Promise<Run> {
     send(chunk, false);
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
-    return { rows: total, seconds, cpu: (cpu.user + cpu.system) / 1e6, bytes, messages };
+    const threadAfter = threadTimes(process.pid).get(thisThread);
+    const ran = threadBefore && threadAfter ? (threadAfter.run - threadBefore.run) / (seconds * 1e9) : NaN;
+    return { rows: total, seconds, cpu: (cpu.user + cpu.system) / 1e6, bytes, messages, ran };
   } finally {
     db.close();
   }
@@ -84,6 +143,16 @@ async function inProcessLimit(dbPath: string, rows: number): Promise<Run> {
 
 /** Streams the query over `ws` and counts what arrives; server CPU is read from /proc. */
 export async function overWebSocket(ws: WebSocket, pid: number, rows: number): Promise<Run> {
+  return (await streamOverWebSocket(ws, pid, rows)).run;
+}
+
+/** `overWebSocket`, with how the server's threads spent the run. */
+async function streamOverWebSocket(
+  ws: WebSocket,
+  pid: number,
+  rows: number,
+): Promise<{ run: Run; threads: ThreadSplit }> {
+  const threadsBefore = threadTimes(pid);
   let total = -1;
   let bytes = 0;
   let messages = 0;
@@ -116,8 +185,10 @@ export async function overWebSocket(ws: WebSocket, pid: number, rows: number): P
   await finished;
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuSeconds(pid) - cpuBefore;
+  const threadsAfter = threadTimes(pid);
   if (total !== rows) throw new Error(`expected ${rows} rows, the server reported ${total}`);
-  return { rows: total, seconds, cpu, bytes, messages };
+  const run = { rows: total, seconds, cpu, bytes, messages };
+  return { run, threads: threadSplit(pid, threadsBefore, threadsAfter, run) };
 }
 
 /** The run whose rate is the median of the repetitions. */
@@ -140,17 +211,29 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
     await inProcessLimit(dbPath, 100_000);
     await overWebSocket(plain.ws, server.pid, 100_000);
 
-    const baseline: Run[] = [];
+    const baseline: LoopRun[] = [];
     const served: Run[] = [];
+    const splits: ThreadSplit[] = [];
     const rss = new RssSampler(server.pid, 50);
     const repetitionsEnd = performance.now() + REPETITION_BUDGET_MS;
     for (let i = 0; i < REPETITIONS && (i === 0 || performance.now() < repetitionsEnd); i++) {
-      // Alternate the two, so drift in the machine (other tenants, thermal) hits both alike.
-      baseline.push(await inProcessLimit(dbPath, ROWS));
-      served.push(await overWebSocket(plain.ws, server.pid, ROWS));
+      // Alternate the two, and which goes first: a drift in the machine (other tenants, thermal)
+      // during a pair then favours each side as often.
+      const overWs = async (): Promise<void> => {
+        const { run, threads } = await streamOverWebSocket(plain.ws, server.pid, ROWS);
+        served.push(run);
+        splits.push(threads);
+      };
+      if (i % 2 === 0) {
+        baseline.push(await inProcessLimit(dbPath, ROWS));
+        await overWs();
+      } else {
+        await overWs();
+        baseline.push(await inProcessLimit(dbPath, ROWS));
+      }
       ctx.log(
-        `  (a) rep ${i + 1}: in-process ${count(rate(baseline[i]!))} rows/s, ` +
-          `ws ${count(rate(served[i]!))} rows/s`,
+        `  (a) pair ${i + 1}: in-process ${count(rate(baseline[i]!))} rows/s, ` +
+          `ws ${count(rate(served[i]!))} rows/s (${ratio(rate(served[i]!) / rate(baseline[i]!))})`,
       );
     }
     const { maxRss } = rss.stop();
@@ -166,16 +249,34 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
 
     const base = medianRun(baseline);
     const ws = medianRun(served);
-    const r = rate(ws) / rate(base);
+    // The figure: the median of the pairs' ratios. Each pair's two runs are seconds apart, so a
+    // slower machine during a pair slows both; a ratio of the two sides' medians would mix pairs.
+    const pairRatios = served.map((s, i) => rate(s) / rate(baseline[i]!));
+    const r = median(pairRatios);
+    const lowest = Math.min(...pairRatios);
+    const highest = Math.max(...pairRatios);
+    const baseRates = baseline.map(rate);
+    const baseSpread = Math.max(...baseRates) / Math.min(...baseRates) - 1;
     const cpuPerRow = (run: Run): number => (run.cpu / run.rows) * 1e6;
-    const perRowUs = (run: Run): string => `${cpuPerRow(run).toFixed(2)} µs`;
-    // Share of one core the server used while streaming: near 100% means its one JavaScript thread,
-    // not the client or the network, sets the pace.
-    const serverBusy = ws.cpu / ws.seconds;
-    const pairRatios = served.map((s, i) => ratio(rate(s) / rate(baseline[i]!)));
+    const us = (value: number): string => `${value.toFixed(2)} µs`;
+    const perRowUs = (run: Run): string => us(cpuPerRow(run));
+    const baseCpu = median(baseline.map(cpuPerRow));
+    const wsCpu = median(served.map(cpuPerRow));
+    const workerCpu = median(splits.map((t) => t.worker));
+    const mainCpu = median(splits.map((t) => t.main));
+    const workerRan = median(splits.map((t) => t.workerRan));
+    const workerWaited = median(splits.map((t) => t.workerWaited));
+    const workerSlept = Math.max(0, 1 - workerRan - workerWaited);
+    const loopRan = median(baseline.map((b) => b.ran));
+    // If every thread had a core of its own and the read worker never waited, the server would stream
+    // at 1 / (its CPU per row): against the loop's own CPU per row, the ratio this design can reach.
+    const ceiling = baseCpu / workerCpu;
+    const pct = (share: number): string => `${(100 * share).toFixed(0)}%`;
+    const noisy = lowest < TARGET_RATIO && highest >= TARGET_RATIO;
     const markdown = [
-      `\`${SQL.replace('?', String(ROWS))}\`, chunk size ${CHUNK_SIZE}; median of ${served.length} ` +
-        `alternating repetitions after a 100k-row warm-up.`,
+      `\`${SQL.replace('?', String(ROWS))}\`, chunk size ${CHUNK_SIZE}; ${served.length} pairs of one ` +
+        `in-process and one ws run, alternating which goes first, after a 100k-row warm-up. The figure is ` +
+        `the median of the pairs' ratios; the rows below are the runs with the median rate of each side.`,
       '',
       table(
         ['', 'rows/s', 'wall time', 'CPU per row', 'messages', 'bytes'],
@@ -207,31 +308,56 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         ],
       ),
       '',
-      `**Ratio ws / in-process: ${ratio(r)}** (target ≥ ${TARGET_RATIO}: ${verdict(r >= TARGET_RATIO)}). ` +
-        `With compression negotiated: ${ratio(rate(compressed) / rate(base))}.`,
+      `**Ratio ws / in-process: ${ratio(r)}**, median of ${pairRatios.length} pairs ` +
+        `(range ${ratio(lowest)}–${ratio(highest)}; target ≥ ${TARGET_RATIO}: ${verdict(r >= TARGET_RATIO)}` +
+        `${noisy ? ", but pairs fell on both sides of it: within this run's noise" : ''}). ` +
+        `With compression negotiated: ${ratio(rate(compressed) / rate(base))} (one run, against the ` +
+        `median in-process run).`,
       '',
-      `All repetitions, rows/s — in-process: ${baseline.map((b) => count(rate(b))).join(', ')}; ` +
-        `ws: ${served.map((s) => count(rate(s))).join(', ')}; ratio of each pair: ${pairRatios.join(', ')}. ` +
-        `Server RSS during the uncompressed runs: max sampled ${mb(maxRss)}; VmHWM since start ${mb(hwm)}.`,
+      `All pairs, rows/s — in-process: ${baseline.map((b) => count(rate(b))).join(', ')}; ` +
+        `ws: ${served.map((s) => count(rate(s))).join(', ')}; ratio of each pair: ` +
+        `${pairRatios.map(ratio).join(', ')}. The in-process runs alone varied by ${pct(baseSpread)} ` +
+        `(fastest over slowest)${baseSpread > Math.abs(r - TARGET_RATIO) / TARGET_RATIO ? ', more than the margin between the figure and the target' : ''}. ` +
+        `CPU per row, medians of the runs (steadier than wall time on a shared machine): in-process ` +
+        `${us(baseCpu)}, server ${us(wsCpu)}. The loop's thread ran ${pct(loopRan)} of its wall time, ` +
+        `the server's read worker ${pct(workerRan)} of its (medians)` +
+        (Math.abs(loopRan - workerRan) > 0.1
+          ? ': the two sides got unequal shares of the cores, so the pairs measured the scheduler as ' +
+            'much as the code (on busy cores a process with several runnable threads, the server, gets ' +
+            "more of them than the loop's one thread). "
+          : '. ') +
+        `Server RSS during the uncompressed runs: max sampled ` +
+        `${mb(maxRss)}; VmHWM since start ${mb(hwm)}.`,
       '',
-      `Where the time goes: a read worker thread reads the rows out of libsql and serializes them ` +
-        `(JSON.stringify, as the in-process loop does), a few chunks ahead; the main thread only frames ` +
-        `that text into the envelope and writes it to the socket. The server's threads together used ` +
-        `${(100 * serverBusy).toFixed(0)}% of one core while streaming (${perRowUs(ws)} of CPU per row ` +
-        `against ${perRowUs(base)} for the in-process loop, ` +
-        `${(cpuPerRow(ws) - cpuPerRow(base)).toFixed(2)} µs/row more)` +
-        (serverBusy >= 0.85
-          ? ': throughput is per-row CPU, reading and serializing on the worker, framing and socket writes ' +
-            'on the main thread, the two overlapping.'
-          : '; below one core, part of the time went to waiting (client, scheduling, other load).') +
-        ` permessage-deflate adds ${(cpuPerRow(compressed) - cpuPerRow(ws)).toFixed(2)} µs/row of server CPU.`,
+      `Where the time goes: one read worker thread reads the rows out of libsql and turns each chunk ` +
+        `into its JSON text — the in-process loop's work, row for row — a few chunks ahead of the main ` +
+        `thread, which only wraps that text in the envelope, frames it and writes it to the socket. Per ` +
+        `row (medians of the ws runs, from /proc/<pid>/task): the read worker ${us(workerCpu)}, the main ` +
+        `thread ${us(mainCpu)} (framing, and the kernel's loopback TCP work in its writes), against ` +
+        `${us(baseCpu)} for the in-process loop. The read worker ran ${pct(workerRan)} of the stream's ` +
+        `wall time, waited for a core ${pct(workerWaited)} and slept ${pct(workerSlept)} (waiting for ` +
+        `the main thread or the client to take chunks): the stream is as fast as that one thread gets ` +
+        `CPU. Were it never to wait, the server would stream at in-process CPU / read-worker CPU = ` +
+        `**${ratio(ceiling)}** of the loop's rate — the ceiling of this design on this machine, since ` +
+        `its critical thread does what the loop does. Past it needs the worker's work split across ` +
+        `threads: its JSON is about a fifth of its CPU, but handing rows to another thread costs nearly ` +
+        `as much on the reading side (a structured clone of a chunk's rows costs more than their ` +
+        `JSON.stringify; a typed-array encoding saves ~0.15 µs of ~1.2 µs per row, measured apart ` +
+        `from this bench), and the second thread is another V8 isolate in the memory budget of (d). ` +
+        `permessage-deflate adds ${us(cpuPerRow(compressed) - cpuPerRow(ws))} of server CPU per row ` +
+        `(zlib level 1 on libuv's pool, no context takeover: already the cheapest setting that still ` +
+        `compresses), which on 2 cores shared with the client competes with the read worker.`,
     ].join('\n');
     return {
       key: 'a',
       title: 'Streaming a 1M-row SELECT',
       markdown,
       targets: [
-        { name: `ws rows/s ≥ ${TARGET_RATIO}× in-process`, measured: ratio(r), met: r >= TARGET_RATIO },
+        {
+          name: `ws rows/s ≥ ${TARGET_RATIO}× in-process`,
+          measured: `${ratio(r)} (pairs ${ratio(lowest)}–${ratio(highest)}; CPU ceiling ${ratio(ceiling)})`,
+          met: r >= TARGET_RATIO,
+        },
       ],
     };
   } finally {

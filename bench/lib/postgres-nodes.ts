@@ -5,6 +5,7 @@
  * process (bench/lib/rusty-server.ts) with a data directory of its own (its audit log).
  */
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   findPostgresBin,
@@ -30,11 +31,74 @@ export function notMeasured(key: string, title: string, why: string): BenchRepor
   };
 }
 
-export { startTestPostgres, type TestPostgres };
+export type { TestPostgres };
+
+/** The `pg` client (the server's dependency; it ships no types of its own), as far as used here. */
+interface SuperuserClient {
+  connect(): Promise<void>;
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+  end(): Promise<void>;
+}
+const pg = createRequire(import.meta.url)('pg') as {
+  Client: new (config: { connectionString: string }) => SuperuserClient;
+};
 
 /**
- * Starts `count` nodes on a new database `name` of `postgres`, one after another (the first sets the
- * database up). Stop them with stopNodes; the bench's children registry stops them on any failure.
+ * The throwaway PostgreSQL server a run's PostgreSQL benchmarks share: started once, at the first request
+ * (run.ts asks early, while the dataset is made, so that no benchmark's time includes initdb), stopped by
+ * stopSharedPostgres at the end of the run. Each benchmark makes databases of its own on it and drops
+ * them when done (dropDatabases), so the next one finds the server as new.
+ */
+let shared: Promise<TestPostgres> | undefined;
+
+export function sharedPostgres(): Promise<TestPostgres> {
+  shared ??= startTestPostgres();
+  return shared;
+}
+
+export async function stopSharedPostgres(): Promise<void> {
+  const starting = shared;
+  shared = undefined;
+  if (!starting) return;
+  try {
+    (await starting).stop();
+  } catch {
+    // It never started: nothing to stop.
+  }
+}
+
+/**
+ * Drops databases a benchmark made, with the replication slots its nodes left in them (a slot keeps its
+ * WAL, and an active one its walsender, until dropped), so that nothing of one benchmark works on while
+ * the next measures. Call it once the benchmark's nodes have stopped.
+ */
+export async function dropDatabases(
+  ctx: BenchContext,
+  postgres: TestPostgres,
+  names: readonly string[],
+): Promise<void> {
+  const superuser = new pg.Client({ connectionString: postgres.url });
+  try {
+    await superuser.connect();
+    for (const name of names) {
+      await superuser.query(
+        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1',
+        [name],
+      );
+      await superuser.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
+  } catch (err) {
+    // Called on the way out, perhaps after a failure: what went wrong first is what the bench reports.
+    ctx.log(`  could not drop database(s) ${names.join(', ')}: ${(err as Error).message}`);
+  } finally {
+    await superuser.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Starts `count` nodes on a new database `name` of `postgres`: the first alone (it sets the database up),
+ * then the others at once. Stop them with stopNodes; the bench's children registry stops them on any
+ * failure.
  */
 export async function startNodes(
   ctx: BenchContext,
@@ -44,19 +108,20 @@ export async function startNodes(
   flags: readonly string[] = [],
 ): Promise<RustyServerProcess[]> {
   const databaseUrl = await postgres.createDatabase(name, `${name}-bench-password`);
-  const nodes: RustyServerProcess[] = [];
-  for (let i = 1; i <= count; i++) {
+  const start = (i: number): Promise<RustyServerProcess> => {
     const dataDir = join(ctx.dataDir, `${name}-node-${i}`);
     mkdirSync(dataDir, { mode: 0o700 });
-    nodes.push(
-      await startRustyServer({
-        dataDir,
-        flags: ['--engine', 'postgres', '--database-url', databaseUrl, ...flags],
-        ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
-      }),
-    );
-  }
-  return nodes;
+    return startRustyServer({
+      dataDir,
+      flags: ['--engine', 'postgres', '--database-url', databaseUrl, ...flags],
+      ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+    });
+  };
+  const first = await start(1);
+  const others = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => start(i + 2)));
+  const failed = others.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failed) throw failed.reason;
+  return [first, ...others.map((o) => (o as PromiseFulfilledResult<RustyServerProcess>).value)];
 }
 
 export async function stopNodes(nodes: readonly RustyServerProcess[]): Promise<void> {

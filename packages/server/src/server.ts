@@ -271,7 +271,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     gateway.route(STREAM_PATH, streamEndpoint(deps));
     gateway.routePattern(
       WATCH_PATH,
-      sessionEndpoint(deps, 'documents.watch', (url) => WATCH_PATH.exec(url.pathname)![1]!),
+      sessionEndpoint(deps, 'documents.watch', (pathname) => WATCH_PATH.exec(pathname)![1]!),
       '/api/v1/documents/collections/{name}/watch',
     );
     gateway.route(METRICS_STREAM_PATH, metricsEndpoint({ ...deps, sampler }));

@@ -7,7 +7,7 @@ import { RustyError } from '../errors/rusty-error.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { decoyPasswordHash, verifyPassword } from './passwords.ts';
 import { CLOCK_TOLERANCE_S, type TokenClaims, type TokenService } from './tokens.ts';
-import type { UserRecord, UserStore } from './user-store.ts';
+import type { TokenUser, UserStore } from './user-store.ts';
 import type { TokenRevocations } from './token-revocations.ts';
 import { ExternalIdentityProvider } from './external-idp.ts';
 
@@ -56,7 +56,7 @@ export interface IssuedToken {
  * The principal a verified token of this server names, given its user's row and whether its login or
  * the token itself was revoked; throws when the token no longer holds.
  */
-function checkedUser(claims: TokenClaims, user: UserRecord | undefined, revoked: boolean): UserRecord {
+function checkedUser(claims: TokenClaims, user: TokenUser | undefined, revoked: boolean): TokenUser {
   // Another account of the same name (the one it was issued to was deleted) is another user.
   if (!user || user.disabled || user.id !== claims.userId) {
     throw new RustyError('AUTH_FAILED', 'invalid token');
@@ -188,7 +188,7 @@ export class Authenticator {
    * object while the user's row still says the same: a principal of its own, with its own copies of
    * the user's id and roles read from the row, cost each authenticated connection ~200 bytes.
    */
-  #principalOf(claims: TokenClaims, user: UserRecord): Principal {
+  #principalOf(claims: TokenClaims, user: TokenUser): Principal {
     const expiresAt = claims.expiresAt * 1000;
     const kept = this.#principals.get(claims.tokenId);
     if (

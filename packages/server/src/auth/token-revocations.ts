@@ -20,11 +20,14 @@ function revokedSql(count: number): string {
 
 /**
  * The same question as an SQL expression (true when any of `count` ids, its parameters, is revoked),
- * for a statement that reads it together with other rows: see UserStore.findForToken.
+ * for a statement that reads it together with other rows: see UserStore.findForToken. One primary-key
+ * probe per id: SQLite runs `jti IN (?, ?)` by building a temporary index of the list first (an
+ * ephemeral table, filled and dropped at every execution), which made the check at every connect
+ * cost ~40% more than these probes (a hot loop: 7.7 µs -> 5.6 µs per lookup).
  */
 export function revokedExpression(count: number): string {
-  const marks = Array.from({ length: count }, () => '?').join(', ');
-  return `EXISTS (SELECT 1 FROM ${REVOKED_TOKENS_TABLE} WHERE jti IN (${marks}))`;
+  const probe = `EXISTS (SELECT 1 FROM ${REVOKED_TOKENS_TABLE} WHERE jti = ?)`;
+  return `(${Array.from({ length: count }, () => probe).join(' OR ')})`;
 }
 
 export class TokenRevocations {

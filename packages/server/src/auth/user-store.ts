@@ -49,6 +49,7 @@ const NOW_ISO = {
 };
 
 const USER_COLUMNS = 'username, user_id, password_hash, roles, disabled, token_generation';
+const TOKEN_USER_COLUMNS = 'user_id, roles, disabled, token_generation';
 const FIND_USER_SQL = `SELECT ${USER_COLUMNS} FROM ${USERS_TABLE} WHERE username = ?`;
 /**
  * A token's user and whether its login or the token itself was revoked (its parameters: the token's
@@ -56,19 +57,36 @@ const FIND_USER_SQL = `SELECT ${USER_COLUMNS} FROM ${USERS_TABLE} WHERE username
  * statements cost two SQLite steps (two round trips on PostgreSQL), which were most of a connect's
  * token check. Without a user row there is no row, and the token fails on that alone.
  */
-const FIND_FOR_TOKEN_SQL = `SELECT ${USER_COLUMNS}, ${revokedExpression(2)} AS revoked FROM ${USERS_TABLE} WHERE username = ?`;
+const FIND_FOR_TOKEN_SQL = `SELECT ${TOKEN_USER_COLUMNS}, ${revokedExpression(2)} AS revoked FROM ${USERS_TABLE} WHERE username = ?`;
 
-/** A user row read with its token's revocation (SQLite gives the EXISTS as 0 or 1, PostgreSQL as a boolean). */
-type UserRowForToken = UserRow & { revoked: number | boolean };
+/**
+ * What a token's check reads of its user: the row but its password hash, which the check never uses
+ * (its text, and the name the lookup was made by, were two of the columns every connect converted).
+ */
+export type TokenUser = Omit<UserRecord, 'passwordHash'>;
+
+/** A user's token columns read with its token's revocation (SQLite gives the EXISTS as 0 or 1, PostgreSQL as a boolean). */
+type UserRowForToken = Omit<UserRow, 'username' | 'password_hash'> & { revoked: number | boolean };
 
 /** A token's user (undefined when there is none) and whether the token or its login was revoked. */
 export interface TokenHolder {
-  user: UserRecord | undefined;
+  user: TokenUser | undefined;
   revoked: boolean;
 }
 
-function holderOf(row: UserRowForToken | undefined): TokenHolder {
-  return { user: recordOf(row), revoked: row !== undefined && Boolean(row.revoked) };
+/** The holder of a token of `username`, from the row found by that name (`username = ?`: the same text). */
+function holderOf(username: string, row: UserRowForToken | undefined): TokenHolder {
+  if (!row) return { user: undefined, revoked: false };
+  return {
+    user: {
+      username,
+      id: row.user_id,
+      roles: JSON.parse(row.roles) as string[],
+      disabled: row.disabled !== 0,
+      tokenGeneration: row.token_generation,
+    },
+    revoked: Boolean(row.revoked),
+  };
 }
 
 function recordOf(row: UserRow | undefined): UserRecord | undefined {
@@ -193,13 +211,19 @@ export class UserStore {
    * `TokenRevocations.isRevoked(loginId, tokenId)` read, in one snapshot.
    */
   async findForToken(username: string, loginId: string, tokenId: string): Promise<TokenHolder> {
-    return holderOf(await this.#store.get<UserRowForToken>(FIND_FOR_TOKEN_SQL, [loginId, tokenId, username]));
+    return holderOf(
+      username,
+      await this.#store.get<UserRowForToken>(FIND_FOR_TOKEN_SQL, [loginId, tokenId, username]),
+    );
   }
 
   /** `findForToken`, answered in this tick when the store reads synchronously (SQLite); else undefined. */
   findForTokenNow(username: string, loginId: string, tokenId: string): TokenHolder | undefined {
     if (!this.#store.getNow) return undefined;
-    return holderOf(this.#store.getNow<UserRowForToken>(FIND_FOR_TOKEN_SQL, [loginId, tokenId, username]));
+    return holderOf(
+      username,
+      this.#store.getNow<UserRowForToken>(FIND_FOR_TOKEN_SQL, [loginId, tokenId, username]),
+    );
   }
 
   async count(): Promise<number> {

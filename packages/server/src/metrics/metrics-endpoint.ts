@@ -355,14 +355,14 @@ export class MetricsSession {
 
 /** The endpoint: a thin adapter between `ws` and MetricsSession. */
 export function metricsEndpoint(deps: MetricsSessionDeps): EndpointHandler {
-  return (ws, request, url, admission) => {
-    const urlToken = url.searchParams.get('token') ?? undefined;
+  return (ws, request, target, admission) => {
+    const urlToken = target.param('token') ?? undefined;
     if (urlToken !== undefined && !deps.config.allow_url_token) {
       ws.send(envelope('auth_error', { status: 'error', code: 'AUTH_FAILED', message: URL_TOKEN_DISABLED }));
       ws.close(1008, 'token in URL not allowed');
       return;
     }
-    const startWith = streamFromUrl(url, 'subscribe', 'metrics', {
+    const startWith = streamFromUrl(target.url, 'subscribe', 'metrics', {
       metrics: listParameter,
       interval_ms: numberParameter,
     });

@@ -34,10 +34,10 @@ const WATCH_PARAMETERS = {
 export function sessionEndpoint(
   deps: SessionDeps,
   endpoint: string,
-  collectionOf?: (url: URL) => string,
+  collectionOf?: (pathname: string) => string,
 ): EndpointHandler {
-  return (ws, request, url, admission) => {
-    const urlToken = url.searchParams.get('token') ?? undefined;
+  return (ws, request, target, admission) => {
+    const urlToken = target.param('token') ?? undefined;
     const remoteAddress = request.socket.remoteAddress ?? '';
     if (urlToken !== undefined && !deps.config.allow_url_token) {
       deps.audit?.record({
@@ -50,9 +50,9 @@ export function sessionEndpoint(
       ws.close(1008, 'token in URL not allowed');
       return;
     }
-    const collection = collectionOf?.(url);
+    const collection = collectionOf?.(target.pathname);
     const startWith =
-      collection === undefined ? undefined : streamFromUrl(url, 'watch', collection, WATCH_PARAMETERS);
+      collection === undefined ? undefined : streamFromUrl(target.url, 'watch', collection, WATCH_PARAMETERS);
     const session = new StreamSession(adaptSocket(ws, admission), deps, {
       endpoint,
       remoteAddress,

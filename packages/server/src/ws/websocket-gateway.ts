@@ -15,6 +15,7 @@ import { FlowControlledWebSocket, type FlowLimits } from './flow-controlled-sock
 import { authTimeoutMs } from '../config/config.ts';
 import type { OriginPolicy } from '../auth/origin-policy.ts';
 import { ConnectionAdmission, isRefusal, type Admission } from './connection-admission.ts';
+import { RequestTarget } from './request-target.ts';
 
 /**
  * Serves one admitted socket. The endpoint calls `admission.authenticated()` once the client has
@@ -24,7 +25,7 @@ import { ConnectionAdmission, isRefusal, type Admission } from './connection-adm
 export type EndpointHandler = (
   ws: WebSocket,
   request: IncomingMessage,
-  url: URL,
+  target: RequestTarget,
   admission: Admission,
 ) => void;
 
@@ -206,9 +207,10 @@ export class WebSocketGateway {
   /** For the HTTP server's `upgrade` event. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', destroySocket);
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    const target = new RequestTarget(request.url ?? '/');
+    const { pathname } = target;
     const route =
-      this.#routes.get(url.pathname) ?? this.#patterns.find(([pattern]) => pattern.test(url.pathname))?.[1];
+      this.#routes.get(pathname) ?? this.#patterns.find(([pattern]) => pattern.test(pathname))?.[1];
     if (!route) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -219,7 +221,7 @@ export class WebSocketGateway {
       this.#audit?.record({
         event: 'origin.denied',
         ip: request.socket.remoteAddress ?? '',
-        endpoint: url.pathname,
+        endpoint: pathname,
         details: { origin: origin?.slice(0, 200) },
       });
       const body = 'origin not allowed; list it in allowed_origins';
@@ -231,7 +233,7 @@ export class WebSocketGateway {
     const preparing = route.prepare?.();
     if (preparing) {
       preparing.then(
-        () => this.#upgrade(request, socket, head, url, route),
+        () => this.#upgrade(request, socket, head, target, route),
         (err: unknown) => {
           this.#logger.error(`${route.endpoint}: loading the endpoint failed`, describeError(err));
           socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -239,20 +241,31 @@ export class WebSocketGateway {
       );
       return;
     }
-    this.#upgrade(request, socket, head, url, route);
+    this.#upgrade(request, socket, head, target, route);
   }
 
-  #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL, route: Route): void {
+  #upgrade(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    target: RequestTarget,
+    route: Route,
+  ): void {
     // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick (the
-    // auth_success of a token in the URL, checked synchronously) leaves with it, in one write.
+    // auth_success of a token in the URL, checked synchronously) leaves with it, in one write. The
+    // uncork is queued once the endpoint has run, behind the end-of-tick flush of the frames it sent
+    // (flow-controlled-socket.ts queues that with its first frame), so that they are in that write too.
     socket.cork();
-    process.nextTick(uncorkSocket, socket);
-    (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
-      this.#accept(ws, request, url, route),
-    );
+    try {
+      (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
+        this.#accept(ws, request, target, route),
+      );
+    } finally {
+      process.nextTick(uncorkSocket, socket);
+    }
   }
 
-  #accept(ws: WebSocket, request: IncomingMessage, url: URL, route: Route): void {
+  #accept(ws: WebSocket, request: IncomingMessage, target: RequestTarget, route: Route): void {
     const { handler, endpoint } = route;
     // Sockets of another protocol are refused with a close code alone.
     const refuse = (message: string): void => {
@@ -280,7 +293,7 @@ export class WebSocketGateway {
       this.#audit?.record({
         event: 'connection.limit',
         ip: address,
-        endpoint: url.pathname,
+        endpoint: target.pathname,
         details: { limit: admitted.limit, max: admitted.max },
       });
       refuse(admitted.message);
@@ -297,7 +310,7 @@ export class WebSocketGateway {
     socket.pingedAt = now;
     this.#open.add(socket);
     try {
-      handler(ws, request, url, admitted);
+      handler(ws, request, target, admitted);
     } catch (err) {
       this.#logger.error('endpoint failed to start', { error: (err as Error).message });
       ws.close(1011, 'internal error');
