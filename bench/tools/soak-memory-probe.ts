@@ -23,7 +23,7 @@ import { StreamConnection, login } from '../lib/client.ts';
 import { startIpcProcesses, type IpcProcess } from '../lib/ipc-process.ts';
 import { cpuSeconds, memory } from '../lib/proc.ts';
 import { startRustyServer } from '../lib/rusty-server.ts';
-import { SOAK_EVENTS, SOAK_KV, kvValue, type LoadReport, type SoakCommand } from '../lib/soak-protocol.ts';
+import { createSoakTables, type LoadReport, type SoakCommand } from '../lib/soak-protocol.ts';
 import { sleep } from '../lib/stats.ts';
 
 const PRELOAD = fileURLToPath(new URL('./soak-memory-preload.mjs', import.meta.url));
@@ -158,17 +158,7 @@ const rssTimer = setInterval(() => {
 try {
   const token = await login(server.url);
   const setup = await StreamConnection.open(server.streamUrl, token);
-  await setup.query(`CREATE TABLE ${SOAK_KV} (k INTEGER PRIMARY KEY, v TEXT NOT NULL)`);
-  for (let from = 1; from <= KEYS; from += 500) {
-    const rows = Array.from({ length: Math.min(500, KEYS - from + 1) }, (_, i) => from + i);
-    await setup.query(
-      `INSERT INTO ${SOAK_KV} (k, v) VALUES ${rows.map(() => '(?, ?)').join(', ')}`,
-      rows.flatMap((k) => [k, kvValue(k)]),
-    );
-  }
-  await setup.query(
-    `CREATE TABLE ${SOAK_EVENTS} (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, sent_at REAL NOT NULL, note TEXT)`,
-  );
+  await createSoakTables(setup, KEYS);
   await setup.close();
   processes = await startIpcProcesses<SoakCommand>('bench/lib/soak-process.ts', 4);
   console.log(`server pid ${server.pid}, data ${dataDir}; ${ROUNDS} rounds of ${SECONDS} s`);
