@@ -26,7 +26,7 @@ const SUBSCRIBERS = 1000;
 const CLIENT_PROCESSES = 2;
 const CONNECT_CONCURRENCY = 25;
 /** Rounds to warm up (and to make sure every subscription is attached) before measuring. */
-const WARMUP_ROUNDS = 3;
+export const WARMUP_ROUNDS = 3;
 /**
  * The servers are measured in turns — a block of rounds on RustyDB, one on each peer, then RustyDB
  * again — so that a burst of other load on the machine falls on all of them rather than on one. Each
@@ -166,7 +166,7 @@ class SubscriberProcess {
 }
 
 /** One target with its subscribers connected, measured block by block. */
-class Session {
+export class Session {
   readonly target: Target;
   readonly processes: SubscriberProcess[];
   readonly blocks: Block[] = [];
@@ -288,11 +288,13 @@ class Session {
   }
 }
 
-async function rustyTarget(ctx: BenchContext): Promise<Target> {
+/** RustyDB with the bench's table; `bin`: another build of the server (bench/tools/graphql-subscriptions-ab.ts). */
+export async function rustyTarget(ctx: BenchContext, bin?: string): Promise<Target> {
   const server = await startRustyServer({
     dataDir: ctx.dataDir,
     flags: ['--websocket-max-connections', String(SUBSCRIBERS * 2)],
     ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+    ...(bin ? { bin } : {}),
   });
   try {
     const token = await login(server.url);
@@ -362,9 +364,9 @@ async function peerTarget(name: string, script: string, extraArgs: string[] = []
 }
 
 /** Events per second of a block. */
-const rateOf = (block: Block): number => block.events / block.seconds;
+export const rateOf = (block: Block): number => block.events / block.seconds;
 /** Microseconds of CPU per event over a session's blocks. */
-function cpuPerEvent(session: Session, key: 'serverCpu' | 'clientCpu'): number {
+export function cpuPerEvent(session: Session, key: 'serverCpu' | 'clientCpu'): number {
   const events = session.blocks.reduce((n, b) => n + b.events, 0);
   return (session.blocks.reduce((n, b) => n + b[key], 0) / events) * 1e6;
 }
@@ -583,9 +585,10 @@ const NOTES = [
     'clients read their events, the bench starts the next write, it commits), with nothing else to do, and they waited ' +
     'out the rest of the gap. Passes are now spaced only when records came in while the pass ran (delivery behind a ' +
     'stream of commits: there the gap still batches them); once delivery has caught up, the next change goes out at ' +
-    'once. Measured with two RustyDB servers side by side, the same 2 client processes each, blocks alternated (10 ' +
-    'turns, machine load ~17): round p50 51.2 → 38.4 ms, events/s 15,400 → 20,900, server CPU per event 19.0 → 18.0 µs ' +
-    '(within noise: the change saves waiting, not work).',
+    'once. Measured with two RustyDB servers side by side (`node --import tsx bench/tools/graphql-subscriptions-ab.ts ' +
+    '--baseline PATH`), the same 2 client processes each, blocks alternated (10 ' +
+    'turns, machine load ~17): round p50 51.2 → 38.4 ms, events/s 15,400 → 20,900, server CPU per event 19.0 → 18.0 µs; ' +
+    'again at load ~10: 45.6 → 35.1 ms, 15,700 → 23,200 events/s, 18.2 → 18.0 µs (the change saves waiting, not work).',
   '',
   'Where the time goes now (`--cpu-prof` sample counts over the measured rounds, RustyDB’s main thread, which is ~80% ' +
     'of the server process’s CPU in the rounds; V8’s garbage-collection helper threads ~12%, libsql’s own threads ~7%): ' +
@@ -599,8 +602,9 @@ const NOTES = [
     'the old and new rows), so the only way to have them in JavaScript is a read, and reading them inside the write’s ' +
     'transaction costs what the feed’s one bulk read does (~1.5 ms a round); a larger young generation ' +
     '(`--max-semi-space-size=64`) and single-threaded garbage collection, A/B on the server: no change beyond noise; ' +
-    'building the payload text from a prefix and JSON.stringify of the row only: ~0.5 µs an event in a ' +
-    'micro-benchmark (~3%), below what this bench can show on the shared machine.',
+    'building the payload text from a prefix and JSON.stringify of the root field’s object only (not of the two ' +
+    'objects around it): 0.66 instead of 0.79 µs an event in a micro-benchmark of the real plan, under 1% of the ' +
+    'server’s CPU per event.',
   '',
   'Why the durable floor bounds RustyDB (measured 6 December 2026): a round is sequential — the write, then the ' +
     'events — and RustyDB may send no event before its transaction (the rows and their change-log records) is durable. ' +

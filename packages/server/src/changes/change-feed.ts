@@ -3,12 +3,29 @@
  * live queries, GraphQL subscriptions and document change streams all listen here, so they all see the
  * same changes in the same order. The feed wakes on every commit the engine reports, and polls slowly
  * as a safety net; it also prunes the log to the configured resume window.
+ *
+ * While no listener needs the records (no subscription of any kind on this node), the feed does not
+ * read them: it moves its head to the newest record the log holds, one cheap look per wake-up instead
+ * of reading and parsing every record a write made. Nothing is lost by it: a subscription starts at a
+ * position of the log and replays from the log itself whatever lies between that position and the
+ * feed's head (SubscriptionHub's catch-up), and the feed reads again as soon as one is registered.
  */
 import type { ChangeLog, ChangeRecord, Engine } from '../engine/engine.ts';
 import { describeError, type Logger } from '../core/logger.ts';
 
 /** Receives each page of new records; a promise it returns makes the feed wait before reading more. */
 export type ChangeListener = (records: readonly ChangeRecord[]) => void | Promise<void>;
+
+export interface ListenOptions {
+  /**
+   * Whether the listener needs the records now (default: always). When no listener does, the feed
+   * moves past new records without reading them, and no listener is handed those. A listener whose
+   * answer turns true must itself read from the log what lies before the feed's head (see the class
+   * comment); one that takes the records only as a hint (it checks what it needs another way) answers
+   * false.
+   */
+  needsRecords?: () => boolean;
+}
 
 const PAGE = 1000;
 const POLL_MS = 1000;
@@ -24,6 +41,8 @@ export class ChangeFeed {
   readonly #logger: Logger;
   readonly #retention: RetentionLimits;
   readonly #listeners = new Set<ChangeListener>();
+  /** How each listener that does not always need the records says whether it needs them now. */
+  readonly #needs = new Map<ChangeListener, () => boolean>();
   #head = 0;
   /** The read of the log under way, if any. */
   #pumping: Promise<void> | undefined;
@@ -60,9 +79,22 @@ export class ChangeFeed {
     return this.#log;
   }
 
-  listen(listener: ChangeListener): () => void {
+  listen(listener: ChangeListener, options: ListenOptions = {}): () => void {
     this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    if (options.needsRecords) this.#needs.set(listener, options.needsRecords);
+    return () => {
+      this.#listeners.delete(listener);
+      this.#needs.delete(listener);
+    };
+  }
+
+  /** Whether any listener needs the records now. */
+  #recordsNeeded(): boolean {
+    for (const listener of this.#listeners) {
+      const needs = this.#needs.get(listener);
+      if (needs === undefined || needs()) return true;
+    }
+    return false;
   }
 
   /** Reads whatever the log holds now (after a commit), without waiting for the next turn. */
@@ -85,6 +117,7 @@ export class ChangeFeed {
     this.#unsubscribeCommits();
     for (const timer of this.#timers) clearInterval(timer);
     this.#listeners.clear();
+    this.#needs.clear();
   }
 
   /** Coalesces a burst of commits into one read of the log. */
@@ -110,6 +143,15 @@ export class ChangeFeed {
     try {
       do {
         this.#again = false;
+        if (!this.#recordsNeeded()) {
+          const newest = await this.#log.recorded();
+          // Asked again after the wait: a subscription registered meanwhile may be live from a position
+          // before `newest`, and must be handed what follows the head; then the records are read below.
+          if (!this.#recordsNeeded()) {
+            if (newest > this.#head) this.#head = newest;
+            continue;
+          }
+        }
         for (;;) {
           const records = await this.#log.read(this.#head, PAGE);
           if (records.length === 0 || this.#closed) break;

@@ -112,11 +112,16 @@ export class SubscriptionHub {
     this.#config = config;
     this.#logger = logger;
     this.#delivery = new DeliveryScheduler((records) => this.#plan(records));
-    this.#stopListening = feed.listen((records) => {
-      if (this.#rechecks === 0) return this.#delivery.push(records);
-      this.#held.push(records);
-      return undefined;
-    });
+    this.#stopListening = feed.listen(
+      (records) => {
+        if (this.#rechecks === 0) return this.#delivery.push(records);
+        this.#held.push(records);
+        return undefined;
+      },
+      // With no subscription on this node nobody is handed the records: the feed need not read them. A
+      // subscription registered later replays from the log what lies before the feed's head (#catchUp).
+      { needsRecords: () => this.#subscriptions.size > 0 || this.#liveQueries.size > 0 },
+    );
     this.#stopWatchingGrants = access.onChange(() => void this.#recheckPrivileges());
   }
 

@@ -13,6 +13,7 @@ import {
   type QueryMessage,
   type ServerLimits,
   type ServerMessageType,
+  type StatementResult,
 } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -443,7 +444,7 @@ export class StreamSession implements SubscriberOwner {
     this.#principal = principal;
     this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
-    this.#send(authSuccessEnvelope(principal, principal.expiresAt!, this.#limitsJson(), id));
+    this.#sendFramed(authSuccessEnvelope(principal, principal.expiresAt!, this.#limitsJson(), id));
     this.#begin();
   }
 
@@ -587,7 +588,7 @@ export class StreamSession implements SubscriberOwner {
     if (!engine.runInline || (message.id !== undefined && this.#running?.has(message.id))) return false;
     const caller = access.cachedCaller(this.#principal!);
     if (!caller) return false;
-    const { sql, params, chunk_size, streaming } = message.payload;
+    const { sql, params } = message.payload;
     let result;
     try {
       result = engine.runInline({ sql, params }, caller);
@@ -596,15 +597,26 @@ export class StreamSession implements SubscriberOwner {
       return true;
     }
     if (!result) return false;
+    this.#sendResult(message, result)?.catch((err) => this.#sendFailure(err, message.id));
+    return true;
+  }
+
+  /**
+   * Answers a query with its whole result, in chunks of the size asked for: sent at once when it fits
+   * the socket's buffer (almost always: then nothing is returned), else as the client reads, by the
+   * promise returned.
+   */
+  #sendResult(message: QueryMessage, result: StatementResult): Promise<void> | undefined {
+    const { chunk_size, streaming } = message.payload;
     const size =
       streaming === false ? result.rows.length : (chunk_size ?? this.#deps.config.query_chunk_size);
     const { columns, rows } = result;
     if (rows.length <= size) {
       // Almost every keyed answer: one message, which fits unless the client is far behind.
       const text = chunkText(message.id, columns, rows, false, result.rows_affected, result.last_insert_id);
-      if (this.#socket.fits(text.length * 3)) this.#send(text);
-      else void this.#answer(text).catch((err) => this.#sendFailure(err, message.id));
-      return true;
+      if (!this.#socket.fits(text.length * 3)) return this.#answer(text);
+      this.#send(text);
+      return undefined;
     }
     const texts: string[] = [];
     for (let at = 0; rows.length - at > size; at += size) {
@@ -615,13 +627,11 @@ export class StreamSession implements SubscriberOwner {
     // Almost always sent at once; an answer that does not fit yet waits for the client to read.
     let next = 0;
     while (next < texts.length && this.#socket.fits(texts[next]!.length * 3)) this.#send(texts[next++]!);
-    if (next < texts.length) {
-      const later = texts.slice(next);
-      void (async () => {
-        for (const text of later) await this.#answer(text);
-      })().catch((err) => this.#sendFailure(err, message.id));
-    }
-    return true;
+    if (next === texts.length) return undefined;
+    const later = texts.slice(next);
+    return (async () => {
+      for (const text of later) await this.#answer(text);
+    })();
   }
 
   async #runQuery(
@@ -633,6 +643,13 @@ export class StreamSession implements SubscriberOwner {
     const { engine, config, access } = this.#deps;
     const caller = await access.callerFor(principal);
     const { sql, params, streaming, chunk_size } = message.payload;
+    if (engine.deferredWrite?.(sql)) {
+      // A write that waits for its turn (its commit group): a result of a row at most, which no stream
+      // of chunks needs to carry.
+      const result = await engine.execute({ sql, params }, { signal, timeoutMs, caller });
+      if (!this.#closed) await this.#sendResult(message, result);
+      return;
+    }
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
@@ -752,6 +769,22 @@ export class StreamSession implements SubscriberOwner {
     if (this.#closed) return;
     this.#deps.metrics?.messageOut();
     this.#socket.send(text);
+  }
+
+  /**
+   * `#send`, framed by the transport in one buffer where it can (`sendText`): cheaper than ws's framing
+   * for the one message every connect sends, auth_success, which then leaves in the same write as the
+   * upgrade's answer (see the gateway's #upgrade). Messages still leave in the order they were sent.
+   */
+  #sendFramed(text: string): void {
+    const socket = this.#socket;
+    if (!socket.sendText) {
+      this.#send(text);
+      return;
+    }
+    if (this.#closed) return;
+    this.#deps.metrics?.messageOut();
+    socket.sendText([text]);
   }
 
   #closeWith(code: number, reason: string): void {

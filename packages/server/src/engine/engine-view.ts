@@ -5,13 +5,24 @@
 import type { Engine } from './engine.ts';
 
 export function overrideEngine(engine: Engine, overrides: Partial<Engine>): Engine {
+  /**
+   * The engine's own methods, bound to it, by name: bound once, not at every call (a request looks up
+   * several). Kept with the function bound, so that a method replaced on the engine is bound afresh.
+   */
+  type Method = (...args: unknown[]) => unknown;
+  const bound = new Map<string | symbol, { method: Method; bound: Method }>();
   return new Proxy(engine, {
     get(target, property) {
       if (typeof property === 'string' && Object.hasOwn(overrides, property)) {
         return overrides[property as keyof Engine];
       }
       const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      if (typeof value !== 'function') return value;
+      const known = bound.get(property);
+      if (known?.method === value) return known.bound;
+      const fresh = (value as Method).bind(target);
+      bound.set(property, { method: value as Method, bound: fresh });
+      return fresh;
     },
   });
 }

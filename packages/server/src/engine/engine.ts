@@ -122,6 +122,12 @@ export interface ChangeLog {
    * engine whose capture runs behind its commits waits for it.
    */
   head(): Promise<number>;
+  /**
+   * The highest sequence the log holds now, as `read` would reach it, without waiting for commits the
+   * capture has not numbered yet: cheaper than `head` (the change feed moves past records no listener
+   * needs with it).
+   */
+  recorded(): Promise<number>;
   /** Sequences at or below this have been pruned: a resume from before it cannot be served. */
   floor(): Promise<number>;
   /** The last sequence committed before `ms` (milliseconds since the epoch). */

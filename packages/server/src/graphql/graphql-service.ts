@@ -34,12 +34,17 @@ export class GraphQLService {
 
   constructor(deps: GraphQLDeps, feed: ChangeFeed) {
     this.#deps = deps;
-    this.#stopListening = feed.listen((records) => {
-      if (records.some((r) => r.op === 'ddl')) {
-        this.#stale = true;
-        void this.#refresh();
-      }
-    });
+    // A hint only: every operation checks the schema counter first (#current), so the feed need not
+    // read the log for this listener's sake.
+    this.#stopListening = feed.listen(
+      (records) => {
+        if (records.some((r) => r.op === 'ddl')) {
+          this.#stale = true;
+          void this.#refresh();
+        }
+      },
+      { needsRecords: () => false },
+    );
     const { config } = deps;
     this.#rules = [
       operationLimitsRule({

@@ -62,6 +62,10 @@ export class PgChangeLog implements ChangeLog {
     return this.#recordedHead();
   }
 
+  recorded(): Promise<number> {
+    return this.#recordedHead();
+  }
+
   async #recordedHead(): Promise<number> {
     const rows = await this.#query('SELECT head FROM rustydb.capture WHERE id = 1');
     return Number(rows[0]?.[0] ?? 0);

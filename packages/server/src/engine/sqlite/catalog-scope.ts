@@ -80,8 +80,11 @@ export function catalogScopedEngine(engine: Engine): Engine {
     async *stream(statement, options) {
       yield* engine.stream(await scoped(statement, options.caller), options);
     },
-    async execute(statement, options) {
-      return engine.execute(await scoped(statement, options.caller), options);
+    execute(statement, options) {
+      // Most statements name no catalog: passed on as they are, without a wait for the rewrite.
+      if (options.caller === undefined || !mayNameCatalog(statement.sql))
+        return engine.execute(statement, options);
+      return scoped(statement, options.caller).then((rewritten) => engine.execute(rewritten, options));
     },
     async batch(statements, options) {
       const rewritten = await Promise.all(statements.map((s) => scoped(s, options.caller)));

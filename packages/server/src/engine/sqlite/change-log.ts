@@ -1,7 +1,7 @@
 /** Reading and pruning the SQLite change log (written by the capture triggers). */
 import type { ChangeLog, ChangeRecord } from '../engine.ts';
 import { CHANGES_TABLE, META_TABLE } from './change-capture.ts';
-import type { SyncDatabase } from './driver.ts';
+import type { SyncDatabase, SyncStatement } from './driver.ts';
 import { positionBeforeKept, pruneThrough, recordOfRow } from '../change-log-positions.ts';
 
 export const FLOOR_KEY = 'changes_pruned_through';
@@ -70,6 +70,24 @@ type BulkRecord = [
   number,
 ];
 
+const HEAD_SQL = `SELECT ${CHANGE_HEAD_SQL}`;
+const PAGE_SQL = `SELECT count(*), max(seq), sum(${RECORD_BYTES}) FROM (SELECT seq, pk, old_row, new_row FROM ${CHANGES_TABLE} WHERE seq > ? ORDER BY seq LIMIT ?)`;
+
+/**
+ * The log's read statements, prepared once per connection (the inline connection may be reopened, so
+ * they are kept by connection): the change feed reads after every round of commits, and compiling
+ * these each time cost about as much as running them.
+ */
+const preparedReads = new WeakMap<SyncDatabase, Map<string, SyncStatement>>();
+
+function preparedRead(db: SyncDatabase, sql: string): SyncStatement {
+  let statements = preparedReads.get(db);
+  if (!statements) preparedReads.set(db, (statements = new Map()));
+  let stmt = statements.get(sql);
+  if (!stmt) statements.set(sql, (stmt = db.prepare(sql).raw()));
+  return stmt;
+}
+
 /** Runs a write of the server's own in its turn among the engine's writers. */
 export type InTurn = <T>(work: () => T) => Promise<T>;
 
@@ -90,9 +108,14 @@ export class SqliteChangeLog implements ChangeLog {
     return this.headNow();
   }
 
+  /** Every commit is numbered as it is made: the head is what the log holds. */
+  async recorded(): Promise<number> {
+    return this.headNow();
+  }
+
   /** Synchronous form for the engine's own use. */
   headNow(): number {
-    const row = this.#db().prepare(`SELECT ${CHANGE_HEAD_SQL}`).raw().get([]);
+    const row = preparedRead(this.#db(), HEAD_SQL).get([]);
     return Number(row?.[0] ?? 0);
   }
 
@@ -121,19 +144,14 @@ export class SqliteChangeLog implements ChangeLog {
    */
   async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {
     const db = this.#db();
-    const page = db
-      .prepare(
-        `SELECT count(*), max(seq), sum(${RECORD_BYTES}) FROM (SELECT seq, pk, old_row, new_row FROM ${CHANGES_TABLE} WHERE seq > ? ORDER BY seq LIMIT ?)`,
-      )
-      .raw()
-      .get([afterSeq, limit]);
+    const page = preparedRead(db, PAGE_SQL).get([afterSeq, limit]);
     const count = Number(page?.[0] ?? 0);
     if (count === 0) return [];
     // The page ends at the sequence seen: a record committed since is read next time, so both reads
     // hold the very records the size was taken of.
     const through = Number(page![1]);
     if (Number(page![2] ?? 0) > BULK_READ_BYTES) return this.#readRows(afterSeq, through);
-    const text = db.prepare(BULK_RECORDS).raw().get([afterSeq, through])?.[0];
+    const text = preparedRead(db, BULK_RECORDS).get([afterSeq, through])?.[0];
     if (typeof text !== 'string') return [];
     const records = JSON.parse(text) as BulkRecord[];
     const out: ChangeRecord[] = new Array(records.length);

@@ -39,6 +39,11 @@ export interface AsyncStatement {
 
 export interface AsyncDatabase {
   prepare(sql: string): Promise<AsyncStatement>;
+  /**
+   * The write statement this connection keeps prepared for `sql`, if it has one (see openAsync): what
+   * `prepare` would resolve with, without its promise and microtask.
+   */
+  preparedWrite(sql: string): AsyncStatement | undefined;
   exec(sql: string): Promise<void>;
   /** False in autocommit mode: no transaction is open (also after SQLite rolled one back by itself). */
   readonly inTransaction: boolean;
@@ -113,17 +118,24 @@ export function reserveNativeThreads(pooledConnections: number): void {
 export function openAsync(path: string, options?: DriverOptions): AsyncDatabase {
   const db = closeSafely(new AsyncCtor(path, options)) as AsyncDatabase & { retained: number };
   let kept: unknown[] = [];
-  /** Write statements by SQL text, least recently used first; an evicted one stays in `kept`. */
-  let writes = new Map<string, AsyncStatement>();
+  /**
+   * Write statements by SQL text, each with when it was last used; the least recently used is evicted
+   * (it stays in `kept`). A use only stamps its entry: moving it to the end of the map at every run
+   * left a hole each time, and the map was rebuilt every few runs.
+   */
+  let writes = new Map<string, { stmt: AsyncStatement; used: number }>();
+  let uses = 0;
   const prepare = db.prepare.bind(db);
   const close = db.close.bind(db);
-  db.prepare = async (sql) => {
+  db.preparedWrite = (sql) => {
     const reused = writes.get(sql);
-    if (reused) {
-      writes.delete(sql);
-      writes.set(sql, reused);
-      return reused;
-    }
+    if (!reused) return undefined;
+    reused.used = ++uses;
+    return reused.stmt;
+  };
+  db.prepare = async (sql) => {
+    const reused = db.preparedWrite(sql);
+    if (reused) return reused;
     const stmt = await prepare(sql);
     kept.push(stmt);
     const iterate = stmt.iterate.bind(stmt);
@@ -133,8 +145,15 @@ export function openAsync(path: string, options?: DriverOptions): AsyncDatabase 
       return rows;
     };
     if (!stmt.reader) {
-      writes.set(sql, stmt);
-      if (writes.size > REUSED_WRITES) writes.delete(writes.keys().next().value!);
+      writes.set(sql, { stmt, used: ++uses });
+      if (writes.size > REUSED_WRITES) {
+        let oldest: string | undefined;
+        let oldestUse = Infinity;
+        for (const [text, entry] of writes) {
+          if (entry.used < oldestUse) [oldest, oldestUse] = [text, entry.used];
+        }
+        writes.delete(oldest!);
+      }
     }
     return stmt;
   };

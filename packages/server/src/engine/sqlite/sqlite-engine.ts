@@ -654,7 +654,11 @@ export class SqliteEngine implements Engine {
         const result = this.#tryInline(statement.sql, routed, params);
         if (result) return result;
       }
-      return collect(this.#streamPooled(statement.sql, routed, params, { ...options, chunkSize: 10_000 }));
+      const streamOptions = { ...options, chunkSize: 10_000 };
+      // A write is run whole before its result is returned: no stream of chunks to gather.
+      if (routed.guarded.kind !== 'ddl' && (routed.access.kind !== 'read' || routed.guarded.returning))
+        return this.#write(statement.sql, routed, params, streamOptions);
+      return collect(this.#streamPooled(statement.sql, routed, params, streamOptions));
     });
   }
 
@@ -1012,7 +1016,7 @@ export class SqliteEngine implements Engine {
     params: DriverValue[],
   ): Promise<StatementResult> {
     // Prepared once per connection: a hop the first time only (see openAsync).
-    const stmt = await conn.prepare(routed.guarded.text);
+    const stmt = conn.preparedWrite(routed.guarded.text) ?? (await conn.prepare(routed.guarded.text));
     const counters = isUpsert(routed.guarded) ? await pooledCounterStatement(conn) : undefined;
     const started = performance.now();
     const before = counters && countersOf(counters.get([]));
