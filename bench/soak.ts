@@ -251,6 +251,14 @@ export async function measureSoak(
 ): Promise<{ report: BenchReport; figures: SoakFigures }> {
   const { soakSeconds: SOAK_SECONDS, referenceSeconds: REFERENCE_SECONDS } = options;
   const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-soak-'));
+  // The client processes start while the server starts and its tables are filled (set-up; if the server
+  // fails to start, the bench's children registry stops them).
+  const starting = startIpcProcesses<SoakCommand>(
+    'bench/lib/soak-process.ts',
+    SUBSCRIBER_PROCESSES + LOAD_PROCESSES,
+  );
+  // Observed here too: a failure is reported where the processes are awaited, never unhandled.
+  starting.catch(() => undefined);
   const server = await startRustyServer({
     dataDir,
     rateLimiting: true,
@@ -265,10 +273,7 @@ export async function measureSoak(
     const rowCount = async (): Promise<number> =>
       Number((await setup.query(`SELECT count(*) FROM ${SOAK_EVENTS}`)).rows[0]![0]);
 
-    processes = await startIpcProcesses<SoakCommand>(
-      'bench/lib/soak-process.ts',
-      SUBSCRIBER_PROCESSES + LOAD_PROCESSES,
-    );
+    processes = await starting;
     const subscriberProcesses = processes.slice(0, SUBSCRIBER_PROCESSES);
     const loadProcesses = processes.slice(SUBSCRIBER_PROCESSES);
     ctx.log(
@@ -518,6 +523,7 @@ export async function measureSoak(
     return { report, figures: soakFigures };
   } finally {
     lag?.close();
+    processes = await starting.catch(() => []);
     await Promise.all(processes.map((p) => p.stop()));
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
