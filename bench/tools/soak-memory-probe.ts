@@ -202,7 +202,9 @@ try {
       ),
     );
     let done = false;
-    void run.finally(() => (done = true));
+    // Settled either way; a failure is thrown by the `await run` below, which stops every process.
+    const settle = (): void => void (done = true);
+    run.then(settle, settle);
     for (let t = GC_EVERY; t < SECONDS && !done; t += GC_EVERY) {
       await Promise.race([sleep(GC_EVERY * 1000), run]);
       if (!done) await collect(`round ${round} at ${t} s`);
