@@ -445,7 +445,7 @@ export class StreamSession implements SubscriberOwner {
     this.#principal = principal;
     this.#socket.authenticated?.();
     this.#armExpiry(principal.expiresAt!);
-    this.#send(authSuccessEnvelope(principal, principal.expiresAt!, this.#limitsJson(), id));
+    this.#sendFramed(authSuccessEnvelope(principal, principal.expiresAt!, this.#limitsJson(), id));
     this.#begin();
   }
 
@@ -770,6 +770,22 @@ export class StreamSession implements SubscriberOwner {
     if (this.#closed) return;
     this.#deps.metrics?.messageOut();
     this.#socket.send(text);
+  }
+
+  /**
+   * `#send`, framed by the transport in one buffer where it can (`sendText`): cheaper than ws's framing
+   * for the one message every connect sends, auth_success, which then leaves in the same write as the
+   * upgrade's answer (see the gateway's #upgrade). Messages still leave in the order they were sent.
+   */
+  #sendFramed(text: string): void {
+    const socket = this.#socket;
+    if (!socket.sendText) {
+      this.#send(text);
+      return;
+    }
+    if (this.#closed) return;
+    this.#deps.metrics?.messageOut();
+    socket.sendText([text]);
   }
 
   #closeWith(code: number, reason: string): void {

@@ -252,12 +252,17 @@ export class WebSocketGateway {
     route: Route,
   ): void {
     // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick (the
-    // auth_success of a token in the URL, checked synchronously) leaves with it, in one write.
+    // auth_success of a token in the URL, checked synchronously) leaves with it, in one write. The
+    // uncork is queued once the endpoint has run, behind the end-of-tick flush of the frames it sent
+    // (flow-controlled-socket.ts queues that with its first frame), so that they are in that write too.
     socket.cork();
-    process.nextTick(uncorkSocket, socket);
-    (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
-      this.#accept(ws, request, target, route),
-    );
+    try {
+      (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
+        this.#accept(ws, request, target, route),
+      );
+    } finally {
+      process.nextTick(uncorkSocket, socket);
+    }
   }
 
   #accept(ws: WebSocket, request: IncomingMessage, target: RequestTarget, route: Route): void {
