@@ -20,7 +20,7 @@ import { startRustyServer } from './lib/rusty-server.ts';
 import {
   SOAK_EVENTS,
   SOAK_KV,
-  kvValue,
+  createSoakTables,
   type LoadReport,
   type RequestKind,
   type SoakCommand,
@@ -269,17 +269,7 @@ export async function measureSoak(
   try {
     const token = await login(server.url);
     const setup = await StreamConnection.open(server.streamUrl, token);
-    await setup.query(`CREATE TABLE ${SOAK_KV} (k INTEGER PRIMARY KEY, v TEXT NOT NULL)`);
-    for (let from = 1; from <= KEYS; from += 500) {
-      const rows = Array.from({ length: Math.min(500, KEYS - from + 1) }, (_, i) => from + i);
-      await setup.query(
-        `INSERT INTO ${SOAK_KV} (k, v) VALUES ${rows.map(() => '(?, ?)').join(', ')}`,
-        rows.flatMap((k) => [k, kvValue(k)]),
-      );
-    }
-    await setup.query(
-      `CREATE TABLE ${SOAK_EVENTS} (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, sent_at REAL NOT NULL, note TEXT)`,
-    );
+    await createSoakTables(setup, KEYS);
     const rowCount = async (): Promise<number> =>
       Number((await setup.query(`SELECT count(*) FROM ${SOAK_EVENTS}`)).rows[0]![0]);
 
