@@ -81,16 +81,19 @@ export async function runClusterFanOut(ctx: BenchContext): Promise<BenchReport> 
   let pool: SubscriberPool | undefined;
   try {
     const perProcess = shares(SUBSCRIBERS, CLIENT_PROCESSES);
-    // Each node holds its share of the sockets, with room for the writer. Both configurations start at
-    // once (set-up; a node that fails to start is stopped with the bench's other children).
-    const [single, cluster] = await Promise.all([
+    // Each node holds its share of the sockets, with room for the writer. Both configurations' nodes and
+    // the client processes start at once (set-up; whatever fails, the bench's children registry stops
+    // what did start).
+    const [single, cluster, clients] = await Promise.all([
       startNodes(ctx, postgres, DATABASES[0], 1, ['--websocket-max-connections', String(SUBSCRIBERS + 100)]),
       startNodes(ctx, postgres, DATABASES[1], NODES, [
         '--websocket-max-connections',
         String(Math.ceil(SUBSCRIBERS / NODES) + 100),
       ]),
+      SubscriberPool.start(CLIENT_PROCESSES),
     ]);
     started.push(...single, ...cluster);
+    pool = clients;
     ctx.log(
       `  (${KEY}) PostgreSQL pid ${postgres.pid}; 1 node pid ${single[0]!.pid}; 3 nodes pids ${cluster.map((n) => n.pid).join(', ')}`,
     );
@@ -105,8 +108,6 @@ export async function runClusterFanOut(ctx: BenchContext): Promise<BenchReport> 
       configurations.push({ side, label, nodes: [...nodes], writer });
     }
 
-    pool = await SubscriberPool.start(CLIENT_PROCESSES);
-    const clients = pool;
     // Set-up, not measured, but most of this benchmark's time: its CPU is logged (see the notes).
     const setUpCpu = (): number[] => [
       sum(started.map((node) => cpuSeconds(node.pid))),

@@ -208,14 +208,8 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
   let broadcast: Child | undefined;
   let pool: SubscriberPool | undefined;
   try {
-    // A fresh database of its own: the change log holds only this benchmark's changes.
-    server = await startRustyServer({
-      dataDir,
-      flags: ['--websocket-max-connections', String(n + 100)],
-      collectOnSignal: true,
-      ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
-    });
-    const rusty = server;
+    // The servers and the client processes start at once (set-up; whichever fails, the bench's children
+    // registry stops the others).
     const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
     broadcast = spawnNode(
       [...profile, ...COLLECT_ON_SIGNAL, '--import', 'tsx'],
@@ -224,8 +218,19 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       process.env,
     );
     const raw = broadcast;
-    const broadcastUrl = (await raw.waitFor(/broadcast listening on (ws:\/\/\S+)/))[1]!;
-    pool = await SubscriberPool.start(CLIENT_PROCESSES);
+    let broadcastUrl: string;
+    [server, pool, broadcastUrl] = await Promise.all([
+      // A fresh database of its own: the change log holds only this benchmark's changes.
+      startRustyServer({
+        dataDir,
+        flags: ['--websocket-max-connections', String(n + 100)],
+        collectOnSignal: true,
+        ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+      }),
+      SubscriberPool.start(CLIENT_PROCESSES),
+      raw.waitFor(/broadcast listening on (ws:\/\/\S+)/).then((match) => match[1]!),
+    ]);
+    const rusty = server;
     ctx.log(
       `fan-out: RustyDB server pid ${rusty.pid}, raw ws server pid ${raw.pid}, clients ${pool.pids.join(', ')}`,
     );

@@ -26,7 +26,7 @@ const SUBSCRIBERS = 1000;
 const CLIENT_PROCESSES = 2;
 const CONNECT_CONCURRENCY = 25;
 /** Rounds to warm up (and to make sure every subscription is attached) before measuring. */
-const WARMUP_ROUNDS = 3;
+export const WARMUP_ROUNDS = 3;
 /**
  * The servers are measured in turns — a block of rounds on RustyDB, one on each peer, then RustyDB
  * again — so that a burst of other load on the machine falls on all of them rather than on one. Each
@@ -166,7 +166,7 @@ class SubscriberProcess {
 }
 
 /** One target with its subscribers connected, measured block by block. */
-class Session {
+export class Session {
   readonly target: Target;
   readonly processes: SubscriberProcess[];
   readonly blocks: Block[] = [];
@@ -288,11 +288,13 @@ class Session {
   }
 }
 
-async function rustyTarget(ctx: BenchContext): Promise<Target> {
+/** RustyDB with the bench's table; `bin`: another build of the server (bench/tools/graphql-subscriptions-ab.ts). */
+export async function rustyTarget(ctx: BenchContext, bin?: string): Promise<Target> {
   const server = await startRustyServer({
     dataDir: ctx.dataDir,
     flags: ['--websocket-max-connections', String(SUBSCRIBERS * 2)],
     ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+    ...(bin ? { bin } : {}),
   });
   try {
     const token = await login(server.url);
@@ -362,9 +364,9 @@ async function peerTarget(name: string, script: string, extraArgs: string[] = []
 }
 
 /** Events per second of a block. */
-const rateOf = (block: Block): number => block.events / block.seconds;
+export const rateOf = (block: Block): number => block.events / block.seconds;
 /** Microseconds of CPU per event over a session's blocks. */
-function cpuPerEvent(session: Session, key: 'serverCpu' | 'clientCpu'): number {
+export function cpuPerEvent(session: Session, key: 'serverCpu' | 'clientCpu'): number {
   const events = session.blocks.reduce((n, b) => n + b.events, 0);
   return (session.blocks.reduce((n, b) => n + b[key], 0) / events) * 1e6;
 }
@@ -583,7 +585,8 @@ const NOTES = [
     'clients read their events, the bench starts the next write, it commits), with nothing else to do, and they waited ' +
     'out the rest of the gap. Passes are now spaced only when records came in while the pass ran (delivery behind a ' +
     'stream of commits: there the gap still batches them); once delivery has caught up, the next change goes out at ' +
-    'once. Measured with two RustyDB servers side by side, the same 2 client processes each, blocks alternated (10 ' +
+    'once. Measured with two RustyDB servers side by side (`node --import tsx bench/tools/graphql-subscriptions-ab.ts ' +
+    '--baseline PATH`), the same 2 client processes each, blocks alternated (10 ' +
     'turns, machine load ~17): round p50 51.2 → 38.4 ms, events/s 15,400 → 20,900, server CPU per event 19.0 → 18.0 µs; ' +
     'again at load ~10: 45.6 → 35.1 ms, 15,700 → 23,200 events/s, 18.2 → 18.0 µs (the change saves waiting, not work).',
   '',

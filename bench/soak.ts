@@ -20,7 +20,7 @@ import { startRustyServer } from './lib/rusty-server.ts';
 import {
   SOAK_EVENTS,
   SOAK_KV,
-  kvValue,
+  createSoakTables,
   type LoadReport,
   type RequestKind,
   type SoakCommand,
@@ -251,6 +251,14 @@ export async function measureSoak(
 ): Promise<{ report: BenchReport; figures: SoakFigures }> {
   const { soakSeconds: SOAK_SECONDS, referenceSeconds: REFERENCE_SECONDS } = options;
   const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-soak-'));
+  // The client processes start while the server starts and its tables are filled (set-up; if the server
+  // fails to start, the bench's children registry stops them).
+  const starting = startIpcProcesses<SoakCommand>(
+    'bench/lib/soak-process.ts',
+    SUBSCRIBER_PROCESSES + LOAD_PROCESSES,
+  );
+  // Observed here too: a failure is reported where the processes are awaited, never unhandled.
+  starting.catch(() => undefined);
   const server = await startRustyServer({
     dataDir,
     rateLimiting: true,
@@ -261,24 +269,11 @@ export async function measureSoak(
   try {
     const token = await login(server.url);
     const setup = await StreamConnection.open(server.streamUrl, token);
-    await setup.query(`CREATE TABLE ${SOAK_KV} (k INTEGER PRIMARY KEY, v TEXT NOT NULL)`);
-    for (let from = 1; from <= KEYS; from += 500) {
-      const rows = Array.from({ length: Math.min(500, KEYS - from + 1) }, (_, i) => from + i);
-      await setup.query(
-        `INSERT INTO ${SOAK_KV} (k, v) VALUES ${rows.map(() => '(?, ?)').join(', ')}`,
-        rows.flatMap((k) => [k, kvValue(k)]),
-      );
-    }
-    await setup.query(
-      `CREATE TABLE ${SOAK_EVENTS} (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, sent_at REAL NOT NULL, note TEXT)`,
-    );
+    await createSoakTables(setup, KEYS);
     const rowCount = async (): Promise<number> =>
       Number((await setup.query(`SELECT count(*) FROM ${SOAK_EVENTS}`)).rows[0]![0]);
 
-    processes = await startIpcProcesses<SoakCommand>(
-      'bench/lib/soak-process.ts',
-      SUBSCRIBER_PROCESSES + LOAD_PROCESSES,
-    );
+    processes = await starting;
     const subscriberProcesses = processes.slice(0, SUBSCRIBER_PROCESSES);
     const loadProcesses = processes.slice(SUBSCRIBER_PROCESSES);
     ctx.log(
@@ -528,6 +523,7 @@ export async function measureSoak(
     return { report, figures: soakFigures };
   } finally {
     lag?.close();
+    processes = await starting.catch(() => []);
     await Promise.all(processes.map((p) => p.stop()));
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });

@@ -10,6 +10,27 @@ export function kvValue(key: number): string {
   return `value-${key}`;
 }
 
+/**
+ * Creates both tables, SOAK_KV holding keys 1..`keys`, on a connection that runs SQL (the bench's and the
+ * memory probe's, bench/tools/soak-memory-probe.ts).
+ */
+export async function createSoakTables(
+  setup: { query(sql: string, params?: unknown[]): Promise<unknown> },
+  keys: number,
+): Promise<void> {
+  await setup.query(`CREATE TABLE ${SOAK_KV} (k INTEGER PRIMARY KEY, v TEXT NOT NULL)`);
+  for (let from = 1; from <= keys; from += 500) {
+    const rows = Array.from({ length: Math.min(500, keys - from + 1) }, (_, i) => from + i);
+    await setup.query(
+      `INSERT INTO ${SOAK_KV} (k, v) VALUES ${rows.map(() => '(?, ?)').join(', ')}`,
+      rows.flatMap((k) => [k, kvValue(k)]),
+    );
+  }
+  await setup.query(
+    `CREATE TABLE ${SOAK_EVENTS} (id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, sent_at REAL NOT NULL, note TEXT)`,
+  );
+}
+
 export type SoakCommand =
   /**
    * Open `subscribers` connections (not yet subscribed), `queryConnections` query connections and

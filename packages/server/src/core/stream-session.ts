@@ -38,6 +38,7 @@ import type { SubscriptionHub } from '../changes/subscription-hub.ts';
 import { SessionSubscriptions } from './session-subscriptions.ts';
 import type { SubscriberOwner } from '../changes/subscriber.ts';
 import { WritesAhead, waitForWritesAhead } from './writes-ahead.ts';
+import { RequestCancel } from './request-cancel.ts';
 
 export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
@@ -124,7 +125,7 @@ export class StreamSession implements SubscriberOwner {
   readonly #deps: SessionDeps;
   #principal: Principal | undefined;
   /** Named requests running, by id; made with the first one (most connections never run a long one). */
-  #running: Map<string, AbortController> | undefined;
+  #running: Map<string, RequestCancel> | undefined;
   #unnamedRunning = 0;
   #closed = false;
   readonly #bucket: TokenBucket | undefined;
@@ -247,7 +248,7 @@ export class StreamSession implements SubscriberOwner {
     this.#closed = true;
     this.#handle?.release();
     if (this.#expiry) StreamSession.#expiries.cancel(this.#expiry);
-    for (const controller of this.#running?.values() ?? []) controller.abort();
+    for (const running of this.#running?.values() ?? []) running.abort();
     this.#running?.clear();
     this.#subscriptions?.close();
   }
@@ -355,13 +356,13 @@ export class StreamSession implements SubscriberOwner {
         return;
       case 'query':
         if (!after && !inlineTried && this.#runInlineQuery(message)) return;
-        await this.#tracked(message.id, after, (signal, timeoutMs) =>
-          this.#runQuery(message, signal, timeoutMs, this.#principal!),
+        await this.#tracked(message.id, after, (cancel, timeoutMs) =>
+          this.#runQuery(message, cancel, timeoutMs, this.#principal!),
         );
         return;
       case 'batch':
-        await this.#tracked(message.id, after, (signal, timeoutMs) =>
-          this.#runBatch(message, signal, timeoutMs, this.#principal!),
+        await this.#tracked(message.id, after, (cancel, timeoutMs) =>
+          this.#runBatch(message, cancel, timeoutMs, this.#principal!),
         );
         return;
       case 'cancel':
@@ -530,14 +531,14 @@ export class StreamSession implements SubscriberOwner {
   }
 
   /**
-   * Runs `work` with an AbortSignal that `cancel` (by id) and `close` can fire, and the milliseconds
+   * Runs `work` with a cancellation that `cancel` (by id) and `close` can fire, and the milliseconds
    * left of the statement timeout. With `after`, it first waits for the connection's writes ahead (see
-   * WritesAhead), counted as running meanwhile and bound to the same signal and timeout.
+   * WritesAhead), counted as running meanwhile and bound to the same cancellation and timeout.
    */
   async #tracked(
     id: string | undefined,
     after: Promise<void> | undefined,
-    work: (signal: AbortSignal, timeoutMs: number) => Promise<void>,
+    work: (cancel: RequestCancel, timeoutMs: number) => Promise<void>,
   ): Promise<void> {
     if (id !== undefined && this.#running?.has(id)) {
       this.#send(
@@ -556,24 +557,24 @@ export class StreamSession implements SubscriberOwner {
       );
       return;
     }
-    const controller = new AbortController();
-    if (id !== undefined) (this.#running ??= new Map()).set(id, controller);
+    const cancel = new RequestCancel();
+    if (id !== undefined) (this.#running ??= new Map()).set(id, cancel);
     else this.#unnamedRunning++;
     try {
       const timeoutMs = this.#deps.config.statement_timeout * 1000;
-      if (!after) await work(controller.signal, timeoutMs);
+      if (!after) await work(cancel, timeoutMs);
       else {
         const started = performance.now();
-        await waitForWritesAhead(after, controller.signal, timeoutMs);
+        await waitForWritesAhead(after, cancel.signal, timeoutMs);
         const left = Math.max(1, Math.round(timeoutMs - (performance.now() - started)));
-        await work(controller.signal, left);
+        await work(cancel, left);
       }
     } catch (err) {
       if (this.#closed) this.#leftBehind(err, id);
       else this.#sendFailure(err, id);
     } finally {
       if (id !== undefined) {
-        if (this.#running?.get(id) === controller) this.#running.delete(id);
+        if (this.#running?.get(id) === cancel) this.#running.delete(id);
       } else this.#unnamedRunning--;
     }
   }
@@ -636,7 +637,7 @@ export class StreamSession implements SubscriberOwner {
 
   async #runQuery(
     message: QueryMessage,
-    signal: AbortSignal,
+    cancel: RequestCancel,
     timeoutMs: number,
     principal: Principal,
   ): Promise<void> {
@@ -646,14 +647,14 @@ export class StreamSession implements SubscriberOwner {
     if (engine.deferredWrite?.(sql)) {
       // A write that waits for its turn (its commit group): a result of a row at most, which no stream
       // of chunks needs to carry.
-      const result = await engine.execute({ sql, params }, { signal, timeoutMs, caller });
+      const result = await engine.execute({ sql, params }, { cancel, timeoutMs, caller });
       if (!this.#closed) await this.#sendResult(message, result);
       return;
     }
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
-        { signal, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1, asJson: true },
+        { cancel, timeoutMs, caller, chunkSize: MAX_UNSTREAMED_ROWS + 1, asJson: true },
       );
       for await (const chunk of chunks) {
         if (!chunk.done) {
@@ -677,7 +678,7 @@ export class StreamSession implements SubscriberOwner {
     }
     const chunkSize = chunk_size ?? config.query_chunk_size;
     // The rows are only sent on: the engine may serialize them off the main thread (asJson).
-    const options = { signal, timeoutMs, caller, chunkSize, asJson: true };
+    const options = { cancel, timeoutMs, caller, chunkSize, asJson: true };
     for await (const chunk of engine.stream({ sql, params }, options)) {
       if (this.#closed) return;
       await this.#answer(
@@ -692,7 +693,7 @@ export class StreamSession implements SubscriberOwner {
       );
       // Backpressure: read no further rows while the client is behind.
       if (!chunk.done && this.#socket.congested()) await this.#socket.drained();
-      if (signal.aborted) throw new RustyError('QUERY_CANCELLED', 'query cancelled');
+      if (cancel.cancelled) throw new RustyError('QUERY_CANCELLED', 'query cancelled');
     }
   }
 
@@ -719,13 +720,13 @@ export class StreamSession implements SubscriberOwner {
 
   async #runBatch(
     message: BatchMessage,
-    signal: AbortSignal,
+    cancel: RequestCancel,
     timeoutMs: number,
     principal: Principal,
   ): Promise<void> {
     const { engine, access } = this.#deps;
     const results = await engine.batch(message.payload.queries, {
-      signal,
+      cancel,
       caller: await access.callerFor(principal),
       timeoutMs,
       transaction: message.payload.transaction ?? false,
@@ -734,10 +735,10 @@ export class StreamSession implements SubscriberOwner {
   }
 
   #cancel(message: CancelMessage): void {
-    const controller = this.#running?.get(message.payload.id);
-    controller?.abort();
+    const running = this.#running?.get(message.payload.id);
+    running?.abort();
     if (message.id !== undefined) {
-      this.#send(envelope('data', { status: 'success', cancelled: controller !== undefined }, message.id));
+      this.#send(envelope('data', { status: 'success', cancelled: running !== undefined }, message.id));
     }
   }
 

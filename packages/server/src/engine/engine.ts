@@ -48,11 +48,23 @@ export interface Caller {
   readonly authorize: Authorize;
 }
 
+/**
+ * A request's cancellation without an AbortSignal: a signal and its listener table cost about a
+ * kilobyte per request, and most requests are never cancelled (see RequestCancel).
+ */
+export interface CancelSource {
+  readonly cancelled: boolean;
+  /** Calls `listener` once when the request is cancelled; the returned function forgets it. */
+  onCancel(listener: () => void): () => void;
+}
+
 export interface RunOptions {
   /** The caller the statement runs for; omitted only for the server's own statements. */
   caller?: Caller;
   /** Aborting stops the engine's work (the statement is interrupted, not merely abandoned). */
   signal?: AbortSignal;
+  /** Cancelling stops the engine's work as aborting `signal` does (for callers that make no signal). */
+  cancel?: CancelSource;
   /** Milliseconds before the statement is interrupted with QUERY_TIMEOUT. */
   timeoutMs: number;
   /**
@@ -62,6 +74,21 @@ export interface RunOptions {
    * milliseconds took seconds to minutes.
    */
   serverCompiled?: boolean;
+}
+
+/**
+ * The AbortSignal that stops a request: its `signal`, or one made from its `cancel` for a wait that
+ * takes a signal (rare: the engines' own waits listen to the cancellation through StatementStopper).
+ */
+export function requestSignal(options: {
+  signal?: AbortSignal | undefined;
+  cancel?: CancelSource | undefined;
+}): AbortSignal | undefined {
+  if (options.signal || !options.cancel) return options.signal;
+  const controller = new AbortController();
+  if (options.cancel.cancelled) controller.abort();
+  else options.cancel.onCancel(() => controller.abort());
+  return controller.signal;
 }
 
 export interface StreamOptions extends RunOptions {

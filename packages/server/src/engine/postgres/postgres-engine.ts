@@ -14,9 +14,11 @@
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { RustyError } from '../../errors/rusty-error.ts';
+import { requestSignal } from '../engine.ts';
 import type {
   AccessNeed,
   BatchOptions,
+  CancelSource,
   Caller,
   ChangeLog,
   Engine,
@@ -497,8 +499,8 @@ export class PostgresEngine implements Engine {
     const params = toDriverParams(statement.params);
     const caller = this.#requireCaller(options.caller);
     const pool = await this.#poolFor(caller);
-    const client = await pool.acquire(caller.user, options.signal);
-    const stopper = new StatementStopper(options.timeoutMs, options.signal);
+    const client = await pool.acquire(caller.user, requestSignal(options));
+    const stopper = new StatementStopper(options.timeoutMs, options);
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
@@ -695,12 +697,12 @@ export class PostgresEngine implements Engine {
   async #inSession<T>(
     caller: Caller,
     mode: 'read' | 'write' | 'snapshot',
-    options: TransactionOptions & { signal?: AbortSignal | undefined },
+    options: TransactionOptions & { signal?: AbortSignal | undefined; cancel?: CancelSource | undefined },
     work: (client: PgClient, stopper: StatementStopper) => Promise<T>,
   ): Promise<T> {
     const pool = await this.#poolFor(caller);
-    const client = await pool.acquire(caller.user, options.signal);
-    const stopper = new StatementStopper(options.timeoutMs, options.signal);
+    const client = await pool.acquire(caller.user, requestSignal(options));
+    const stopper = new StatementStopper(options.timeoutMs, options);
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {

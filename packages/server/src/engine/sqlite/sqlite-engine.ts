@@ -455,7 +455,7 @@ export class SqliteEngine implements Engine {
     mode: TransactionMode,
     work: (conn: PooledConnection, stopper: StatementStopper | undefined) => Promise<T>,
   ): Promise<T> {
-    const stopper = options ? new StatementStopper(options.timeoutMs, options.signal) : undefined;
+    const stopper = options ? new StatementStopper(options.timeoutMs, options) : undefined;
     try {
       const user = options?.caller?.user ?? SERVER_USER;
       if (mode === 'read') return await this.#transactionOn(stopper, user, 'read', work);
@@ -938,7 +938,7 @@ export class SqliteEngine implements Engine {
     options: StreamOptions,
   ): Promise<StatementResult> {
     this.#space.check(routed.guarded);
-    const stopper = new StatementStopper(options.timeoutMs, options.signal);
+    const stopper = new StatementStopper(options.timeoutMs, options);
     try {
       const groups = this.#groups;
       if (routed.route === 'inline' && groups) {
@@ -1057,7 +1057,7 @@ export class SqliteEngine implements Engine {
     }
     // Reads run on a worker thread: libsql fetches rows synchronously after the first, and a sparse
     // scan between matches would otherwise stall the event loop for its whole length.
-    const stopper = new StatementStopper(options.timeoutMs, options.signal);
+    const stopper = new StatementStopper(options.timeoutMs, options);
     try {
       yield* this.#readers.stream(
         options.caller?.user ?? SERVER_USER,

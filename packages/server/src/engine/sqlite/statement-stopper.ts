@@ -6,6 +6,7 @@
  * SQLite interrupt.
  */
 import { RustyError } from '../../errors/rusty-error.ts';
+import type { CancelSource } from '../engine.ts';
 
 export interface Interruptible {
   interrupt(): void;
@@ -21,6 +22,8 @@ export class StatementStopper {
   #waitingFor: string | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #callerSignal: AbortSignal | undefined;
+  /** Forgets this stopper's listener on the caller's CancelSource. */
+  readonly #forgetCancel: (() => void) | undefined;
   readonly #onAbort = (): void => this.#stop('cancelled');
   /** Made when a wait first asks for `signal`: most requests never wait on one (see onStop). */
   #controller: AbortController | undefined;
@@ -28,12 +31,20 @@ export class StatementStopper {
   #stopListeners: Set<() => void> | undefined;
   readonly #timeoutMs: number;
 
-  constructor(timeoutMs: number, signal?: AbortSignal) {
+  /** @param caller what stops the request from outside: its AbortSignal, or its CancelSource */
+  constructor(
+    timeoutMs: number,
+    caller: { signal?: AbortSignal | undefined; cancel?: CancelSource | undefined } = {},
+  ) {
     this.#timeoutMs = timeoutMs;
     this.#timer = setTimeout(() => this.#stop('timeout'), timeoutMs);
+    const { signal, cancel } = caller;
     this.#callerSignal = signal;
-    if (signal?.aborted) this.#stop('cancelled');
-    else signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (signal?.aborted || cancel?.cancelled) this.#stop('cancelled');
+    else {
+      signal?.addEventListener('abort', this.#onAbort, { once: true });
+      this.#forgetCancel = cancel?.onCancel(this.#onAbort);
+    }
   }
 
   /** Aborts when the request is stopped; waits (for a connection, for the write lock) listen to it. */
@@ -141,5 +152,6 @@ export class StatementStopper {
     clearTimeout(this.#timer);
     this.detach();
     this.#callerSignal?.removeEventListener('abort', this.#onAbort);
+    this.#forgetCancel?.();
   }
 }
