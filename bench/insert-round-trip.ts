@@ -29,6 +29,13 @@ const REPETITIONS = 5;
 const RUN_TIMEOUT_MS = 60_000;
 const TARGET_RATIO = 0.7;
 /**
+ * Inserts the server runs before the measured runs: enough for its request path to be compiled, as in
+ * a server that has been running (one run of 1,000 was not: the first measured run after it cost about
+ * 50 µs more per row). The in-process loop is a call or two per row and is warm after its own warm-up
+ * run.
+ */
+const SERVER_WARM_UP_ROWS = 5_000;
+/**
  * Each durability the server offers, with the `synchronous` level its connections run with
  * (connectionPragmas in sqlite-engine.ts), for the baseline, and the rows per run: under `full` every
  * commit of the in-process loop waits for the disk, a few hundred a second.
@@ -176,36 +183,53 @@ const WHERE_THE_TIME_GOES = [
     "group held 15.5 writes on average (6,220 inserts in 400 groups). The group's BEGIN and COMMIT " +
     "(the flush) run on libsql's threads, off the event loop; each write runs on the event loop " +
     "with libsql's synchronous `run` inside that transaction, which already holds the write lock, so " +
-    'it waits for nothing, as a keyed write does inline under `normal` (a slow one is moved to the ' +
-    'pool like any inline statement). Until then each write cost two round trips to those threads ' +
-    '(its cursor, then its own counters) and the group a third for its schema check: server CPU per ' +
-    'row, alternating runs of 4,000 inserts on a machine at load 10, 127–173 µs before and 85–107 µs ' +
-    'after (steady state; the first run after a start is about 50 µs more, compiling). Of what is left, ' +
-    "per thread: the event loop 63–100 µs per row, libsql's thread 8 µs, V8's helper threads 8 µs. " +
-    'A thread hop costs the process about 4 µs of CPU (BEGIN and COMMIT, once per group: well under 1 ' +
-    'µs per row); in the profile of the event loop, garbage collection is 13%, the INSERT with its ' +
-    'change-capture trigger 9%, writing the answers 7%, the change feed reading the new change-log ' +
-    'records 6%, and the rest the request path (parsing, authorization, routing, tracking, the ' +
-    'answer), a few percent each. The BEGIN and COMMIT calls show as 12% there, but as wall time: on a ' +
-    "busy machine the event loop is descheduled while it wakes libsql's thread. The in-process " +
-    "loop's own rate is bound by the disk's flush, which on this machine varies tenfold with other " +
-    "helpers' I/O: the ratio under `full` moves with it.",
+    'it waits for nothing. All 16 requests on the wire are in the one group, so a round is serial: ' +
+    "the client's requests, their parsing and checks, BEGIN, 16 inserts, the COMMIT's flush, 16 " +
+    "answers, the client's next requests. When the disk flushes in a fraction of a millisecond (a " +
+    "quiet machine), the server's CPU per row is what bounds its rows/s; when other work keeps the " +
+    'disk busy, each flush takes milliseconds and the server, flushing once per group, passes the ' +
+    'loop by several times: the ratio under `full` moves with the disk.',
+  '',
+  "Server CPU per row (all threads, from /proc; the event loop's in brackets), in alternating A/B " +
+    'runs of 4,000 inserts on this machine while other helpers worked (Dec 6): 97 µs (78) before ' +
+    'the changes below, 68 µs (50) after. (1) The change feed read and parsed every new change-log ' +
+    'record after each round of commits, for nobody: with no subscription, live query or change ' +
+    "stream on the node it now only moves its head to the log's (one indexed look per round, 2% " +
+    "of the event loop), and the log's read statements are prepared once, not at every read: 83 → " +
+    '69 µs. (2) A grouped write went through four layers of async generators made for streamed ' +
+    'results; it now goes through `execute` and is answered as a whole result, like the inline ' +
+    'path: the server allocated 22.3 KB per insert, now 17.5 KB; 81 → 75 µs (58 → 53). (3) Every ' +
+    'request made an AbortController, and the statement a listener on its signal (about a kilobyte ' +
+    "and a listener table per request); a request's cancellation is now a plain object the " +
+    'statement listens to, and a signal is made only for a wait that needs one: 71 → 64 µs (52 → ' +
+    "45). Before these, each write had cost two round trips to libsql's threads and the group a " +
+    'third: 127–173 µs per row before that change, 85–107 µs after.',
+  '',
+  "Where the event loop's time goes now (`--cpu-prof`, runs of 6,000 inserts; wall-clock samples, " +
+    "so a call during which the machine ran something else counts too): the group's BEGIN and " +
+    "COMMIT calls 23% — libsql's asynchronous `exec` costs the calling thread 15–45 µs of CPU for " +
+    'BEGIN and 30–70 µs for COMMIT although the statement runs on its own thread (a synchronous ' +
+    'COMMIT that does not flush costs about 1 µs), a few µs per row in a group of 16; the INSERT ' +
+    'with its change-capture trigger 13%; writing the answers (one `writev` per group) 11%; V8 ' +
+    'compiled code and runtime 8%; garbage collection 5% (12–27% before (2) and (3)); parsing and ' +
+    'checking the messages 2%; routing, authorization, tracking, metrics, audit and the answer ' +
+    'about 1% each. The in-process loop spends 8–9 µs of CPU per row besides its flush.',
   '',
   'With `durability normal` nothing waits for the disk and the ratio is bound by CPU: the in-process ' +
     "loop spends 7–9 µs per row; the server's own change capture (a JSON record in the change log and " +
-    'its index, written by a trigger in the same transaction) makes the same loop 16–19 µs per row, ' +
-    "0.25–0.33× of the bare loop's rows/s, which is under the 0.7× target by itself: the section above " +
-    'prints that floor from its own runs. The server spends 60–75 µs of CPU per row (its counters read ' +
-    "after each write is gone: libsql's `run` reports them). Its profile, as a share of the busy time: " +
-    'the SQLite insert with its trigger and commit, run inline on the event loop, about 40%; writing ' +
-    'the answers to the socket (one `writev` per batch of answers) 19%; the change feed reading and ' +
-    'parsing each new change-log record after the commits 7%; ' +
-    'receiving, parsing and validating the messages, authorizing, routing and building the answers ' +
-    'about 15%; the rest GC, metrics and checkpoints. Grouping commits under `normal` too (the same ' +
-    "group path, writes run on the event loop, BEGIN and COMMIT on libsql's thread) was measured and " +
-    'is slower: 62 against 51 µs of server CPU per row, 11,210 against 17,621 rows/s, in runs of ' +
-    '20,000 inserts; the waits, promises and tracking a grouped write needs cost more than the 15 ' +
-    'commits in 16 it saves when a commit does not flush.',
+    'its index, written by a trigger in the same transaction) makes the same loop 16–20 µs per row, ' +
+    "0.25–0.35× of the bare loop's rows/s, which is under the 0.7× target by itself: the section above " +
+    'prints that floor from its own runs. The server spends about 50 µs of CPU per row, 72 before the ' +
+    'change feed stopped reading the log with nobody subscribed (alternating runs of 10,000 inserts; ' +
+    "its counters read after each write were dropped earlier: libsql's `run` reports them). Its " +
+    'profile, as a share of the busy time, before that change: the SQLite insert with its trigger and ' +
+    'commit, run inline on the event loop, about 40%; writing the answers to the socket (one `writev` ' +
+    'per batch of answers) 19%; the change feed 7%; receiving, parsing and validating the messages, ' +
+    'authorizing, routing and building the answers about 15%; the rest GC, metrics and checkpoints. ' +
+    'Grouping commits under `normal` too (the same group path, writes run on the event loop, BEGIN ' +
+    "and COMMIT on libsql's thread) was measured and is slower: 62 against 51 µs of server CPU per " +
+    'row, 11,210 against 17,621 rows/s, in runs of 20,000 inserts; the waits, promises and tracking a ' +
+    'grouped write needs cost more than the 15 commits in 16 it saves when a commit does not flush.',
 ].join('\n');
 
 /**
@@ -265,12 +289,14 @@ async function measure(
     const capturedPath = join(baselineDir, 'captured.sqlite');
     await baselineDatabase(baselinePath, false);
     await baselineDatabase(capturedPath, true);
-    // Warm-up: a run of each, not measured.
+    // Warm-up, not measured: a run of each in-process loop, and SERVER_WARM_UP_ROWS inserts (at least
+    // a run) through the server.
     let nextId = 1;
     inProcessLimit(baselinePath, setting, nextId);
     inProcessLimit(capturedPath, setting, nextId);
-    await overWebSocket(conn.ws, server.pid, nextId, rowsPerRun, window);
-    nextId += rowsPerRun;
+    const warmUpRows = Math.max(rowsPerRun, SERVER_WARM_UP_ROWS);
+    await overWebSocket(conn.ws, server.pid, nextId, warmUpRows, window);
+    nextId += warmUpRows;
     const baseline: Run[] = [];
     const captured: Run[] = [];
     const served: Run[] = [];
@@ -307,7 +333,7 @@ async function measure(
       `\`${SQL}\`, ${count(rowsPerRun)} rows per run, ${IN_FLIGHT} outstanding on one authenticated ` +
         `socket, of which ${window} at most on the wire (the server's \`max_running_queries\`, which the ` +
         `client SDK keeps to); ` +
-        `${REPETITIONS} alternating runs after one warm-up each, medians reported. Both databases in WAL ` +
+        `${REPETITIONS} alternating runs after one warm-up run each (the server's: ${count(Math.max(rowsPerRun, SERVER_WARM_UP_ROWS))} inserts), medians reported. Both databases in WAL ` +
         `mode with \`synchronous = ${setting.synchronous}\` (the server's, with \`--durability ${setting.durability}\`); each row is its own transaction. The server ` +
         `side also writes each row's change-log record in the same transaction. Every answer was checked ` +
         `and the table counted afterwards (${count(n)} rows, none lost or doubled). Requests refused for ` +
