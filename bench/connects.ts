@@ -209,29 +209,40 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
           ? ` **The baseline's CPU per connect varied ${ratio(spread)} between phases: within noise.**`
           : ''),
       '',
-      `Where RustyDB's CPU goes (\`--cpu-prof\` of both servers over a whole run, and \`perf record\` of ` +
-        `RustyDB's): the TCP accept, the HTTP parse and ws's upgrade cost what they cost the bare upgrade, ` +
-        `and so does the one write that carries the 101 answer (with auth_success in it, for RustyDB) and ` +
-        `closing in ws (its socket 'end' and 'close' handlers call end() on streams already ended, and ` +
-        `Node builds an Error with a stack trace for each; closes fall outside the measured phases). ` +
-        `RustyDB's own part, in shares of its busy profile: the token check, ~11%, ~9% of the whole one SQLite ` +
-        `step that reads the user's row and the revocations of the token and its login together (two ` +
-        `steps until 6fa25b7; ~7 µs hot in a loop, more between connects whose other work has taken the ` +
-        `caches; read at every connect: neither may be answered from a cache that a write on another ` +
-        `node could leave stale; the signature check is cached per token, and the principal is one ` +
-        `frozen object per token while the user's row says the same); the session's start around it ` +
-        `(auth_success, whose text up to the timestamp is now kept per principal, the expiry deadline, ` +
-        `the registry), ~6%; acceptance (the peer address for the per-address limits, the query string, ` +
-        `the flow-controlled socket, the deadline to authenticate, now on one shared timer instead of a ` +
-        `setTimeout per socket), ~3%; garbage collection, a few %. A/B on this machine (busy: other ` +
-        `helpers' work), the same bench alternating builds: before 6fa25b7 0.44×–0.58× (median of 6 runs ` +
-        `0.49×), after the single lookup and the shared timer 0.56×–0.57× (3 runs), with the ` +
-        `auth_success text kept too 0.49×–0.65× (3 runs, each above the run of the older build beside ` +
-        `it). The figures move with the machine's load more than with these changes: a run's phases ` +
-        `differ up to 2× on both servers alike (cache and core contention), which the nanosecond CPU ` +
-        `readings show is not the 10 ms tick's rounding. After three warm-up phases the threads off the ` +
-        `main one (V8's compiler and GC helpers) take under 10 µs per connect on both servers: the JIT ` +
-        `has settled, and more warm-up would not move the ratio.`,
+      `Where RustyDB's CPU goes (\`perf record -g\` of each server over 4 phases, with \`--perf-basic-prof\` ` +
+        `for the JavaScript frames; CPU samples, not \`--cpu-prof\`'s wall-clock ones, which charged ` +
+        `writev with the time the server waited while the client it had just woken ran on the same core). ` +
+        `The TCP accept, the HTTP parse, ws's upgrade and the closes cost what they cost the bare ` +
+        `upgrade (closing in ws: its socket 'end' and 'close' handlers call end() on streams already ` +
+        `ended, and Node builds an Error with a stack trace for each, ~10 µs a socket on both servers; ` +
+        `closes fall outside the measured phases). RustyDB's own part, per connect, in a run where its ` +
+        `connects cost 72–108 µs: the session's start around the token check ~11 µs (the check ~3 µs of ` +
+        `JavaScript and ~3.5 µs in libsql for the one SQLite step that reads the user's row and the ` +
+        `revocations of the token and its login — read at every connect: neither may be answered from a ` +
+        `cache that a write on another node could leave stale; the signature check is cached per token, ` +
+        `the principal is one frozen object per token while the row says the same, auth_success's text up ` +
+        `to its timestamp is kept per principal; then the registry, the expiry deadline, the admission ` +
+        `counts and the peer address for the per-address limits, ~1 µs each); the gateway's routing and ` +
+        `origin check ~4 µs. ws's upgrade with the write of its answer costs what the bare one's does ` +
+        `(~13 µs): RustyDB's one writev carries the 101 answer and auth_success together (~6 µs of it); ` +
+        `permessage-deflate is configured, but the bench's client, like the bare one, does not offer it, ` +
+        `so no compression context is made. The rest is V8 at large: more code between connects ` +
+        `(megamorphic property loads missing V8's stub cache, taken by other code) and more garbage. ` +
+        `What changed in the last round, each A/B on this machine (busy: other helpers' work), bench (i)'s ` +
+        `phases alternating two builds of the server (server CPU per connect, median; paired ratio of ` +
+        `the rounds): the upgrade's path and token are read without URL and URLSearchParams when the text ` +
+        `is plain (they cost ~2.5 µs and ~9 µs for a JWT, all of it garbage), 113 → ` +
+        `103 µs (0.92, 20 rounds); the revocations are two primary-key probes (\`jti IN (?, ?)\` had ` +
+        `SQLite fill a temporary index at every execution) and the password hash is no longer read, the ` +
+        `step 7.7 → 5.0 µs in a hot loop, 141 → 128 µs (0.93, 16 rounds); auth_success is framed in one ` +
+        `buffer and joins the upgrade's write as its second chunk instead of ws's two, 116 → 104 µs (0.91, ` +
+        `16 rounds); the three together against the build before them, 101 → 88 µs (0.87, 20 rounds) and, ` +
+        `in a quieter hour, 78 → 74 µs (0.94, 20 rounds). (Earlier rounds: one SQLite step instead of two, the deadline to authenticate on one ` +
+        `shared timer, auth_success's text kept per principal.) A phase's CPU per connect moves up to 2× ` +
+        `on both servers alike with the machine's load and with where V8's garbage collections fall (one ` +
+        `run's phases fell in two groups ~30 µs a connect apart), which is why the ratio is taken pair by pair. ` +
+        `After three warm-up phases the threads off the main one (V8's compiler and GC helpers) take ` +
+        `4–25 µs per connect on either server: the JIT has settled, and more warm-up would not move the ratio.`,
     ].join('\n');
     return {
       key: 'i',

@@ -71,8 +71,8 @@ let prepared: Promise<string> | undefined;
 
 /**
  * Makes the database this benchmark reads, on the run's shared PostgreSQL: the 1M rows, then VACUUM
- * ANALYZE, so that no autovacuum of the fresh table runs during a measurement, this one's or a later
- * benchmark's. run.ts calls it during the run's set-up, while the SQLite dataset is written; the
+ * ANALYZE and a checkpoint, so that no autovacuum or write-out of the fresh table runs during a
+ * measurement, this one's or another benchmark's. run.ts calls it during the run's set-up, while the SQLite dataset is written; the
  * benchmark waits for it (or starts it) itself. Resolves with the owner role's URL.
  */
 export function preparePostgresStream(): Promise<string> {
@@ -91,6 +91,13 @@ export function preparePostgresStream(): Promise<string> {
       await owner.query(`VACUUM ANALYZE ${ROWS_TABLE}`);
     } finally {
       await owner.end();
+    }
+    // The table's pages written out now, not by PostgreSQL's background writer during the next benchmarks.
+    const superuser = await connect(postgres.url);
+    try {
+      await superuser.query('CHECKPOINT');
+    } finally {
+      await superuser.end();
     }
     return url;
   })();

@@ -69,8 +69,8 @@ export async function stopSharedPostgres(): Promise<void> {
 
 /**
  * Drops databases a benchmark made, with the replication slots its nodes left in them (a slot keeps its
- * WAL, and an active one its walsender, until dropped), so that nothing of one benchmark works on while
- * the next measures. Call it once the benchmark's nodes have stopped.
+ * WAL until dropped), and checkpoints, so that nothing of one benchmark works on while the next
+ * measures. Call it once the benchmark's nodes have stopped.
  */
 export async function dropDatabases(
   ctx: BenchContext,
@@ -87,6 +87,8 @@ export async function dropDatabases(
       );
       await superuser.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
+    // What the benchmark left in shared buffers is written now, not by a checkpoint during the next one.
+    await superuser.query('CHECKPOINT');
   } catch (err) {
     // Called on the way out, perhaps after a failure: what went wrong first is what the bench reports.
     ctx.log(`  could not drop database(s) ${names.join(', ')}: ${(err as Error).message}`);

@@ -23,6 +23,7 @@ export class RequestTarget {
   readonly #raw: string;
   #url: URL | undefined;
 
+  /** Throws a TypeError (ERR_INVALID_URL) when `raw` is no URL: see requestTarget. */
   constructor(raw: string) {
     this.#raw = raw;
     const mark = raw.indexOf('?');
@@ -63,5 +64,14 @@ export class RequestTarget {
       start = end + 1;
     }
     return null;
+  }
+}
+
+/** The target of `raw`, or undefined when it is no URL (a request the server answers 400). */
+export function requestTarget(raw: string): RequestTarget | undefined {
+  try {
+    return new RequestTarget(raw);
+  } catch {
+    return undefined;
   }
 }

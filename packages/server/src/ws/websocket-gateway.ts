@@ -15,7 +15,7 @@ import { FlowControlledWebSocket, type FlowLimits } from './flow-controlled-sock
 import { authTimeoutMs } from '../config/config.ts';
 import type { OriginPolicy } from '../auth/origin-policy.ts';
 import { ConnectionAdmission, isRefusal, type Admission } from './connection-admission.ts';
-import { RequestTarget } from './request-target.ts';
+import { requestTarget, type RequestTarget } from './request-target.ts';
 
 /**
  * Serves one admitted socket. The endpoint calls `admission.authenticated()` once the client has
@@ -207,7 +207,12 @@ export class WebSocketGateway {
   /** For the HTTP server's `upgrade` event. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', destroySocket);
-    const target = new RequestTarget(request.url ?? '/');
+    const target = requestTarget(request.url ?? '/');
+    if (!target) {
+      // No URL can be made of it (`//[`): a bad request, not an error of the server's.
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     const { pathname } = target;
     const route =
       this.#routes.get(pathname) ?? this.#patterns.find(([pattern]) => pattern.test(pathname))?.[1];
