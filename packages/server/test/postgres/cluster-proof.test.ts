@@ -8,10 +8,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import WebSocket, { type RawData } from 'ws';
-import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { startServerProcess } from '../helpers/server-process.ts';
 import { sleep } from '../helpers/test-server.ts';
+import { slotReader, type NodeProcess } from '../helpers/capture-slot.ts';
 import { asSuperuser, dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
 
 const WRITE_FOR_MS = 4000;
@@ -19,59 +19,13 @@ const KILL_AFTER_MS = 1500;
 const SUBSCRIBERS = 6;
 const CATCH_UP_MS = 20_000;
 
-interface Node {
-  server: ServerProcess;
-  alive: boolean;
-}
+type Node = NodeProcess;
 
 interface Change {
   sequence: number;
   op: string;
   key: { id: number } | null;
   row: Record<string, unknown> | null;
-}
-
-/** Reads a /proc/net table: local port → socket inode, for the loopback connections listed. */
-function socketsByPort(table: string): Map<number, string> {
-  const byPort = new Map<number, string>();
-  for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields.length < 10) continue;
-    byPort.set(parseInt(fields[1]!.split(':')[1]!, 16), fields[9]!);
-  }
-  return byPort;
-}
-
-/**
- * The node whose process holds the connection streaming from the replication slot: PostgreSQL names
- * the walsender's client port, and the node is the process with the socket of that local port (Linux
- * /proc). Waits for a reader to exist.
- */
-async function slotReader(nodes: readonly Node[], database: string): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const [result] = (await asSuperuser([
-      `SELECT a.client_port FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
-        WHERE s.database = '${database}'`,
-    ])) as { rows: { client_port: number }[] }[];
-    const port = result!.rows[0]?.client_port;
-    if (port !== undefined) {
-      const inode = socketsByPort('/proc/net/tcp').get(port) ?? socketsByPort('/proc/net/tcp6').get(port);
-      const holder = nodes.findIndex(
-        (node) =>
-          node.alive &&
-          readdirSync(`/proc/${node.server.pid}/fd`).some((fd) => {
-            try {
-              return readlinkSync(`/proc/${node.server.pid}/fd/${fd}`) === `socket:[${inode}]`;
-            } catch {
-              return false;
-            }
-          }),
-      );
-      if (holder !== -1) return holder;
-    }
-    await sleep(100);
-  }
-  throw new Error('no node reads the replication slot');
 }
 
 /** The next node after `index` that is still running. */

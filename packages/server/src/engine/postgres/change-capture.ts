@@ -194,7 +194,10 @@ export class ChangeCapture {
       if (event.kind === 'keepalive') {
         // Everything before walEnd has been sent; with nothing half-read, it is all received.
         if (!open && event.walEnd > through) through = event.walEnd;
-        if (event.replyRequested) lastConfirm = 0;
+        // The walsender asks for a word when it has heard none for half its timeout
+        // (REPLICATION_SENDER_TIMEOUT): answer at once, even inside a long transaction or before a batch is
+        // applied, or it ends the connection. The position sent is the last one confirmed.
+        if (event.replyRequested) stream.confirm(confirmed);
       } else {
         const message = event.message;
         switch (message.tag) {

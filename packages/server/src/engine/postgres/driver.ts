@@ -78,6 +78,16 @@ export const SESSION_SETTINGS: Record<string, string> = {
   search_path: 'public',
 };
 
+/**
+ * How long PostgreSQL's walsender waits for a word from the node reading the capture slot before it
+ * ends the connection and frees the slot for another node (PostgreSQL's own default is 60 s). A node
+ * whose process dies normally closes its socket and the slot is free at once, but one that hangs, or
+ * whose machine or network goes away, sends nothing: until this passes no other node can capture
+ * changes, so none are delivered anywhere. The node answers the walsender's keepalives, which it sends
+ * at half this interval, so a live node is not cut off.
+ */
+export const REPLICATION_SENDER_TIMEOUT = '10s';
+
 export async function openClient(settings: ConnectionSettings): Promise<PgClient> {
   // node-postgres lets the URL's credentials win over separate ones: put a session role's in the URL.
   const url = new URL(settings.connectionString);
@@ -88,7 +98,11 @@ export async function openClient(settings: ConnectionSettings): Promise<PgClient
   const client = new pg.Client({
     connectionString: url.toString(),
     application_name: settings.applicationName,
-    options: Object.entries({ ...SESSION_SETTINGS, search_path: settings.searchPath ?? 'public' })
+    options: Object.entries({
+      ...SESSION_SETTINGS,
+      search_path: settings.searchPath ?? 'public',
+      ...(settings.replication ? { wal_sender_timeout: REPLICATION_SENDER_TIMEOUT } : {}),
+    })
       .map(([name, value]) => `-c ${name}=${value.replaceAll(' ', '\\ ')}`)
       .join(' '),
     types: resultTypes,
