@@ -322,8 +322,9 @@ export async function runClusterFanOut(ctx: BenchContext): Promise<BenchReport> 
         `(1 node / 3 nodes); rounds that found it busy with other work vary widely.`,
       '',
       `Set-up (not measured, most of this benchmark's time): ${setUpNote}. On the PostgreSQL engine each ` +
-        `\`subscribe\` asks the database (the caller's access to the table, where the change log stands), ` +
-        `so the set-up is CPU-bound on this machine, whatever the order the sockets are opened in.`,
+        `\`subscribe\` asks the database (the caller's access to the table: five round trips; where the ` +
+        `change log stands: one look shared by the subscribes waiting at that moment), so the set-up is ` +
+        `CPU-bound on this machine, whatever the order the sockets are opened in.`,
     ].join('\n');
     return {
       key: KEY,

@@ -11,6 +11,7 @@ import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts
 import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
 import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
 import type { PostgresEngine } from '../../src/engine/postgres/postgres-engine.ts';
+import { PgChangeLog } from '../../src/engine/postgres/change-log.ts';
 
 const reading = (ts: TestServer): boolean => (ts.server.engine as PostgresEngine).capturing;
 
@@ -166,6 +167,102 @@ postgresCases('PostgreSQL cases', () => {
       const [change] = await changes(client, 'fresh', 1);
       assert.deepEqual(change!.row, { id: 7 });
       assert.equal(change!.sequence, (ack.payload.sequence as number) + 1);
+    });
+
+    test('subscriptions made at once while rows commit start after every commit acknowledged before each was asked, missing none after', async () => {
+      // Subscribes at once share the database look that finds where each starts (PgChangeLog.head): a
+      // look begun before a subscribe was asked may not cover a commit acknowledged just before it.
+      await sql(ts, 'CREATE TABLE burst (id int PRIMARY KEY)');
+      const writer = await directClient(databaseUrl);
+      const client = await ts.connectAuthed();
+      const rows = 120;
+      let acknowledged = 0;
+      const asked: { id: string; ackedBefore: number; reply: Promise<ServerMsg> }[] = [];
+      try {
+        const writing = (async () => {
+          for (let id = 1; id <= rows; id++) {
+            await writer.query('INSERT INTO burst VALUES ($1)', [id]);
+            acknowledged = id;
+          }
+        })();
+        for (let n = 0; n < 60; n++) {
+          const id = `b${n}`;
+          asked.push({ id, ackedBefore: acknowledged, reply: subscribe(client, id, { table: 'burst' }) });
+          await new Promise((resolve) => setTimeout(resolve, n % 3 === 0 ? 1 : 0));
+        }
+        await writing;
+        await Promise.all(asked.map((a) => a.reply));
+        // One row more, committed after every subscription started: each is sent at least that one.
+        await writer.query('INSERT INTO burst VALUES ($1)', [rows + 1]);
+        for (const { id, ackedBefore, reply } of asked) {
+          const ack = await reply;
+          assert.equal(ack.type, 'subscribed', JSON.stringify(ack));
+          const start = ack.payload.sequence as number;
+          // Rows are numbered in commit order: the first row the subscription is sent is one after those
+          // acknowledged before it was asked, and from there it gets every row, in order, once.
+          const first = await client.next((m) => m.id === id && m.type === 'change', 10_000);
+          const firstChange = first.payload as unknown as Change;
+          assert.equal(firstChange.sequence, start + 1);
+          const firstId = firstChange.row!.id as number;
+          assert.ok(firstId > ackedBefore, `${id} was sent row ${firstId}, acknowledged before it asked`);
+          const rest = await changes(client, id, rows + 1 - firstId, 10_000);
+          assert.deepEqual(
+            rest.map((c) => [c.sequence, c.row!.id]),
+            rest.map((_, i) => [start + 2 + i, firstId + 1 + i]),
+          );
+        }
+      } finally {
+        await writer.end();
+      }
+    });
+    test('a head asked while an earlier look runs covers the commits acknowledged before it was asked', async () => {
+      // Looks are shared by callers at once; one that read the WAL position before a commit must not
+      // answer a caller that came after that commit's acknowledgement. The log here reads the capture's
+      // state as the server's does, and holds the first look's last answer back until the second call.
+      await sql(ts, 'CREATE TABLE looked (id int PRIMARY KEY)');
+      const reader = await directClient(databaseUrl);
+      const writer = await directClient(databaseUrl);
+      const rowsOf = reader as unknown as {
+        query(config: { text: string; values: unknown[]; rowMode: 'array' }): Promise<{ rows: unknown[][] }>;
+      };
+      let reachedHead!: () => void;
+      const reached = new Promise<void>((resolve) => (reachedHead = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let held = false;
+      const log = new PgChangeLog(
+        async (text, values = []) => {
+          const { rows } = await rowsOf.query({ text, values, rowMode: 'array' });
+          if (!held && text.startsWith('SELECT head FROM')) {
+            held = true;
+            reachedHead();
+            await released;
+          }
+          return rows;
+        },
+        (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      );
+      try {
+        const first = log.head();
+        await reached;
+        await writer.query('INSERT INTO looked VALUES (1)');
+        const second = log.head();
+        release();
+        const [before, after] = await Promise.all([first, second]);
+        const [row] = (
+          await rowsOf.query({
+            text: "SELECT max(seq) FROM rustydb.changes WHERE tbl = 'looked' AND op = 'insert'",
+            values: [],
+            rowMode: 'array',
+          })
+        ).rows;
+        const inserted = Number(row![0]);
+        assert.ok(before < inserted, 'the first look ran before the insert');
+        assert.ok(after >= inserted, `head ${after} asked after the insert's commit misses it (${inserted})`);
+      } finally {
+        release();
+        await Promise.all([reader.end(), writer.end()]);
+      }
     });
   });
 

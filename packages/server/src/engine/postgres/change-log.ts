@@ -31,6 +31,8 @@ END $tick$`;
 /** Runs a statement as the login role and returns its rows as arrays. */
 export type OwnerQuery = (text: string, values?: unknown[]) => Promise<unknown[][]>;
 
+const settled = (): void => undefined;
+
 function parseJson(text: unknown): Record<string, unknown> | null {
   return typeof text === 'string' ? (JSON.parse(text) as Record<string, unknown>) : null;
 }
@@ -49,14 +51,47 @@ export class PgChangeLog implements ChangeLog {
   readonly #query: OwnerQuery;
   /** Resolves at the next NOTIFY of the capture (or after `ms`). */
   readonly #nextApply: (ms: number) => Promise<void>;
+  /** The look under way (see head), and the one that waits for it to end, shared by the calls since. */
+  #runningLook: Promise<number> | undefined;
+  #nextLook: Promise<number> | undefined;
 
   constructor(query: OwnerQuery, nextApply: (ms: number) => Promise<void>) {
     this.#query = query;
     this.#nextApply = nextApply;
   }
 
-  /** Waits until the capture has numbered every commit before the call (see ChangeLog.head). */
-  async head(): Promise<number> {
+  /**
+   * Waits until the capture has numbered every commit before the call (see ChangeLog.head).
+   *
+   * Callers at once share one look (each look costs a logical message, its WAL flush and the capture's
+   * apply, and four round trips): a look reads the WAL position first, so it covers exactly the calls
+   * made before it began. A call while one runs therefore never joins it (its WAL position may predate
+   * the call); it joins the next, which begins when the running one ends and serves every call made
+   * meanwhile.
+   */
+  head(): Promise<number> {
+    if (this.#nextLook) return this.#nextLook;
+    const running = this.#runningLook;
+    if (!running) return this.#look();
+    const next = running.then(settled, settled).then(() => {
+      this.#nextLook = undefined;
+      return this.#look();
+    });
+    this.#nextLook = next;
+    return next;
+  }
+
+  #look(): Promise<number> {
+    const look = this.#headNow();
+    this.#runningLook = look;
+    const done = (): void => {
+      if (this.#runningLook === look) this.#runningLook = undefined;
+    };
+    look.then(done, done);
+    return look;
+  }
+
+  async #headNow(): Promise<number> {
     const [position] = await this.#query('SELECT pg_current_wal_insert_lsn()::text');
     await this.#waitForApplied(parseLsn(String(position![0])), HEAD_WAIT_MS);
     return this.#recordedHead();

@@ -94,8 +94,11 @@ function quoteLiteral(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
 }
 
-/** How a transaction runs: its time limit, and whether the server compiled its statements. */
-type TransactionOptions = Pick<RunOptions, 'timeoutMs' | 'serverCompiled'>;
+/**
+ * How a transaction runs: its time limit, whether the server compiled its statements, and whether its
+ * prepared statements are planned generically (describe: see there).
+ */
+type TransactionOptions = Pick<RunOptions, 'timeoutMs' | 'serverCompiled'> & { genericPlans?: boolean };
 
 /** BEGIN and the settings the value mapping relies on, in one round trip. */
 function beginSql(mode: 'read' | 'write' | 'snapshot', options: TransactionOptions): string {
@@ -109,6 +112,7 @@ function beginSql(mode: 'read' | 'write' | 'snapshot', options: TransactionOptio
     ...SESSION_SETTINGS,
     statement_timeout: `${Math.ceil(options.timeoutMs)}`,
     ...(options.serverCompiled ? { jit: 'off' } : {}),
+    ...(options.genericPlans ? { plan_cache_mode: 'force_generic_plan' } : {}),
   })
     .map(([name, value]) => `SET LOCAL ${name} = ${quoteLiteral(value)}`)
     .join('; ');
@@ -411,20 +415,21 @@ export class PostgresEngine implements Engine {
     // caller refuses what the caller may not touch.
     // The generic plan of a prepared statement: one planned with the parameters' values (NULL here)
     // folds `col > NULL` to nothing and names no table. The connection is discarded if this fails.
-    const plan = await this.#inSession(caller, 'read', { timeoutMs: 5000 }, async (client) => {
+    // Four round trips: BEGIN with its settings, PREPARE, EXPLAIN with DEALLOCATE, COMMIT.
+    const options = { timeoutMs: 5000, genericPlans: true };
+    const plan = await this.#inSession(caller, 'read', options, async (client) => {
       // The extended protocol takes one statement only, as the caller's own statements do.
       await client.query({
         text: `PREPARE rustydb_describe AS ${statement.text}`,
         queryMode: 'extended' as const,
       });
-      await client.query('SET LOCAL plan_cache_mode = force_generic_plan');
       const nulls = new Array<string>(statement.parameterCount).fill('NULL').join(', ');
-      const explained = await client.query({
-        text: `EXPLAIN (FORMAT JSON) EXECUTE rustydb_describe${nulls ? `(${nulls})` : ''}`,
+      // Both statements are the server's own text: the simple protocol runs them in one round trip.
+      const results = (await client.query({
+        text: `EXPLAIN (FORMAT JSON) EXECUTE rustydb_describe${nulls ? `(${nulls})` : ''}; DEALLOCATE rustydb_describe`,
         rowMode: 'array',
-      });
-      await client.query('DEALLOCATE rustydb_describe');
-      return explained;
+      })) as unknown as { rows: unknown[][] }[];
+      return results[0]!;
     });
     const tables = new Set<string>();
     const walk = (node: unknown): void => {
