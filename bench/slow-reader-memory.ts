@@ -10,6 +10,23 @@
  * its initial size during start-up, see packages/server/src/cli/young-generation.ts), malloc and thread
  * stacks. GraphQL and the console's files are loaded at their first use. V8's memory reducer shrinks the
  * heap further after ~10 s of idleness; this measurement is taken 1 s after the socket authenticated.
+ *
+ * Why the idle reading varies from run to run by ~7 MB (Dec 6: 0b35308 started 24 times on a data
+ * directory whose admin already existed, as here, read 93.4-101.5 MB; the reading stays flat from 1 s to
+ * 3 s, so later or repeated samples within a run would not steady it): the V8 heaps are the same every
+ * time (256 KB heap pages 28.6-29.4 MB resident: the main thread's and the kept read worker's ~8 MB) and
+ * so is the main malloc heap (6.0-6.7 MB); what differs is free memory glibc keeps in the arenas of the
+ * threads that allocated it (2.7-9.6 MB), chiefly V8's platform threads (node's --v8-pool-size, 4 by
+ * default whatever the cores: concurrent compilation and GC). The login's scrypt frees a 16 MB block,
+ * which raises glibc's dynamic mmap and trim thresholds for the rest of the process, so how much stays
+ * depends on what those threads freed before or after it. Started with `--v8-pool-size=2` the server read
+ * 91.6-98.1 MB against 93.8-101.5 MB without (bench/tools/idle-memory-probe.ts, IDLE_PROBE_NODE_ARGS,
+ * alternated), with 1 thread 92.2-95.6 MB: an operator's choice on a small machine
+ * (docs/operations.md), not made for the bench. The kept read worker is ~10 MB of the figure (83.5-89.8
+ * MB without it): the price of starting it before the first query rather than on it (read-workers.ts).
+ * This session's commits did not raise what the server holds: 4026563 and 0b35308 alternated 18 times
+ * each read medians 95.3 and 97.2 MB, spreads 93.2-100.1 and 93.4-101.1, with the same heap pages and
+ * main malloc heap: the difference is in the arenas' free memory, within its spread.
  */
 import { StreamConnection, collect, login } from './lib/client.ts';
 import { ROWS_TABLE, ROWS_TOTAL } from './lib/dataset.ts';
