@@ -578,8 +578,10 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `\`ws\`. In CPU profiles (\`--cpu-prof\`) of both servers during the rounds, the kernel's send on ` +
         `each socket (\`writeBuffer\` for RustyDB, one \`write\` per socket; \`writev\` of ws's header and ` +
         `payload for the raw loop) is about three quarters of either server's CPU and costs both about the ` +
-        `same per socket; the JavaScript around it cost RustyDB about 1.4 times what ws's framing, cork ` +
-        `and uncork cost the raw loop (one profiled run under load, 8 rounds each). Before these profiles ` +
+        `same per socket; the JavaScript around it cost RustyDB 1.4 to 2 times what ws's framing, cork ` +
+        `and uncork cost the raw loop (profiled runs, 8 rounds each: 322 against 158 ms of samples in the ` +
+        `latest, of which offering the change to each subscription ~57 ms, building each frame ~110 ms ` +
+        `against ws's ~40 ms, and Node's stream write path ~95 against ~75 ms). Before these profiles ` +
         `were acted on (Dec 2026), a pass ` +
         `built a [subscription, records] pair per subscriber through a generator before offering anything ` +
         `(about 7 ms per round with 10,000 subscribers, all of it before the first frame), and frames were ` +
