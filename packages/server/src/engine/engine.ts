@@ -56,6 +56,8 @@ export interface CancelSource {
   readonly cancelled: boolean;
   /** Calls `listener` once when the request is cancelled; the returned function forgets it. */
   onCancel(listener: () => void): () => void;
+  /** An AbortSignal that aborts with it, made at the first ask, for a wait that takes one. */
+  readonly signal: AbortSignal;
 }
 
 export interface RunOptions {
@@ -77,18 +79,14 @@ export interface RunOptions {
 }
 
 /**
- * The AbortSignal that stops a request: its `signal`, or one made from its `cancel` for a wait that
- * takes a signal (rare: the engines' own waits listen to the cancellation through StatementStopper).
+ * The AbortSignal that stops a request: its `signal`, or its `cancel`'s for a wait that takes a signal
+ * (rare: the engines' own waits listen to the cancellation through StatementStopper).
  */
 export function requestSignal(options: {
   signal?: AbortSignal | undefined;
   cancel?: CancelSource | undefined;
 }): AbortSignal | undefined {
-  if (options.signal || !options.cancel) return options.signal;
-  const controller = new AbortController();
-  if (options.cancel.cancelled) controller.abort();
-  else options.cancel.onCancel(() => controller.abort());
-  return controller.signal;
+  return options.signal ?? options.cancel?.signal;
 }
 
 export interface StreamOptions extends RunOptions {
