@@ -262,6 +262,14 @@ function writeAnswer(
 }
 
 /** An INSERT that may update instead (ON CONFLICT … DO UPDATE): only it needs the rowid from before. */
+/**
+ * Whether a statement (not DDL, which has its own path) runs as a write: one that changes rows, or a
+ * read with RETURNING. Such a statement is run whole on the writer before its result is returned.
+ */
+function runsAsWrite(routed: RoutedStatement): boolean {
+  return routed.guarded.kind !== 'ddl' && (routed.access.kind !== 'read' || routed.guarded.returning);
+}
+
 function isUpsert(guarded: GuardedStatement): boolean {
   return guarded.writeVerbs.has('INSERT') && guarded.writeVerbs.has('UPDATE');
 }
@@ -656,8 +664,7 @@ export class SqliteEngine implements Engine {
       }
       const streamOptions = { ...options, chunkSize: 10_000 };
       // A write is run whole before its result is returned: no stream of chunks to gather.
-      if (routed.guarded.kind !== 'ddl' && (routed.access.kind !== 'read' || routed.guarded.returning))
-        return this.#write(statement.sql, routed, params, streamOptions);
+      if (runsAsWrite(routed)) return this.#write(statement.sql, routed, params, streamOptions);
       return collect(this.#streamPooled(statement.sql, routed, params, streamOptions));
     });
   }
@@ -1051,7 +1058,7 @@ export class SqliteEngine implements Engine {
       yield* chunksOf(result, options.chunkSize);
       return;
     }
-    if (routed.access.kind !== 'read' || routed.guarded.returning) {
+    if (runsAsWrite(routed)) {
       yield* chunksOf(await this.#write(sql, routed, params, options), options.chunkSize);
       return;
     }
