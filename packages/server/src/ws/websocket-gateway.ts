@@ -62,6 +62,14 @@ function uncorkSocket(socket: Duplex): void {
   socket.uncork();
 }
 
+/** Answers an upgrade request that is refused before any WebSocket exists, and closes the connection. */
+function refuseUpgrade(socket: Duplex, status: string, body = ''): void {
+  const type = body ? 'Content-Type: text/plain\r\n' : '';
+  socket.end(
+    `HTTP/1.1 ${status}\r\nConnection: close\r\n${type}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
 /** How long a closing socket may take to finish the close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 /** The close code for a client that fell more than websocket_max_send_buffer bytes behind. */
@@ -210,14 +218,14 @@ export class WebSocketGateway {
     const target = requestTarget(request.url ?? '/');
     if (!target) {
       // No URL can be made of it (`//[`): a bad request, not an error of the server's.
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseUpgrade(socket, '400 Bad Request');
       return;
     }
     const { pathname } = target;
     const route =
       this.#routes.get(pathname) ?? this.#patterns.find(([pattern]) => pattern.test(pathname))?.[1];
     if (!route) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseUpgrade(socket, '404 Not Found');
       return;
     }
     // A page of a foreign site, driving a visitor's browser: refused before the upgrade.
@@ -229,10 +237,7 @@ export class WebSocketGateway {
         endpoint: pathname,
         details: { origin: origin?.slice(0, 200) },
       });
-      const body = 'origin not allowed; list it in allowed_origins';
-      socket.end(
-        `HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-      );
+      refuseUpgrade(socket, '403 Forbidden', 'origin not allowed; list it in allowed_origins');
       return;
     }
     const preparing = route.prepare?.();
@@ -241,7 +246,7 @@ export class WebSocketGateway {
         () => this.#upgrade(request, socket, head, target, route),
         (err: unknown) => {
           this.#logger.error(`${route.endpoint}: loading the endpoint failed`, describeError(err));
-          socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          refuseUpgrade(socket, '503 Service Unavailable');
         },
       );
       return;
