@@ -15,7 +15,7 @@ import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer } from './lib/rusty-server.ts';
 import { ms, percentile, ratio, verdict } from './lib/stats.ts';
 
-const SQL = `SELECT v FROM ${KV_TABLE} WHERE k = ?`;
+export const SQL = `SELECT v FROM ${KV_TABLE} WHERE k = ?`;
 /** Warm-up round trips per target: with 1,000 the first measured block was still the slowest. */
 const WARMUP = 5000;
 /** Measured round trips per target come in BLOCKS alternating blocks of BLOCK_SIZE. */
@@ -95,7 +95,7 @@ function queryText(i: number, key: number): string {
  * The client loop shared by both targets: send, wait for the next message, parse it, check it answers
  * this request. Stops after n round trips or budgetMs. Returns each round trip's duration in ms.
  */
-async function roundTrips(
+export async function roundTrips(
   ws: WebSocket,
   n: number,
   budgetMs: number,
