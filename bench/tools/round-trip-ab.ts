@@ -40,6 +40,8 @@ if (!baseline) {
 const turns = Number(arg('--turns') ?? 10);
 const blockSize = Number(arg('--block') ?? 2000);
 const profileDir = arg('--cpu-prof');
+/** Only the two builds (no echo, no floor): twice the turns in the same time, for a paired comparison. */
+const buildsOnly = process.argv.includes('--builds-only');
 const WARMUP = 5000;
 const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '50'] : [];
 const BUDGET_MS = 20_000;
@@ -73,13 +75,8 @@ async function rustyTarget(name: string, bin: string | undefined, dirs: string[]
   return { name, ws: connection.ws, pid: server.pid, expect: 'data', blocks: [] };
 }
 
-const stops: (() => Promise<void>)[] = [];
-const dirs: string[] = [];
-try {
-  const targets = [
-    await rustyTarget('this tree', undefined, dirs),
-    await rustyTarget(`baseline ${baseline}`, baseline, dirs),
-  ];
+/** The raw `ws` echo and the floor (bench/lib/keyed-read-server.ts, on this tree's database file). */
+async function addYardsticks(targets: Target[]): Promise<void> {
   const echo = spawnNode([...profile, '--import', 'tsx'], 'bench/lib/echo-server.ts', [], process.env);
   stops.push(() => echo.stop());
   const echoUrl = (await echo.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!;
@@ -100,6 +97,16 @@ try {
   stops.push(() => floor.stop());
   const floorUrl = (await floor.waitFor(/keyed reads listening on (ws:\/\/\S+)/))[1]!;
   targets.push({ name: 'floor', ws: await openSocket(floorUrl), pid: floor.pid, expect: 'data', blocks: [] });
+}
+
+const stops: (() => Promise<void>)[] = [];
+const dirs: string[] = [];
+try {
+  const targets = [
+    await rustyTarget('this tree', undefined, dirs),
+    await rustyTarget(`baseline ${baseline}`, baseline, dirs),
+  ];
+  if (!buildsOnly) await addYardsticks(targets);
   const random = prng(42);
   const keys = (): number => 1 + Math.floor(random() * KV_ROWS);
   for (const t of targets) await roundTrips(t.ws, WARMUP, BUDGET_MS, keys, t.expect);
@@ -129,10 +136,25 @@ try {
         `p99.9 ${ms(percentile(all, 99.9))}, over 300 µs ${all.filter((d) => d > 0.3).length}`,
     );
   }
-  const [mine, base, raw, bare] = targets.map((t) => t.blocks.flatMap((b) => b.trips)) as number[][];
-  for (const p of [50, 99, 99.9]) {
-    const over = (a: number[]): string => `${(percentile(a!, p) / percentile(raw!, p)).toFixed(3)}×`;
-    console.log(`p${p} / echo: this tree ${over(mine!)}, baseline ${over(base!)}, floor ${over(bare!)}`);
+  // Paired by turn: the two builds' blocks of one turn ran back to back, under much the same load.
+  const paired = targets[0]!.blocks.map((b, i) => {
+    const other = targets[1]!.blocks[i]!;
+    return b.cpu / b.trips.length / (other.cpu / other.trips.length);
+  });
+  const p50s = targets[0]!.blocks.map(
+    (b, i) => percentile(b.trips, 50) / percentile(targets[1]!.blocks[i]!.trips, 50),
+  );
+  const f3 = (v: number): string => v.toFixed(3);
+  console.log(
+    `this tree / baseline, per turn: CPU per trip ${range(paired, f3)}, p50 ${range(p50s, f3)} ` +
+      `(median (min–max) of ${paired.length} turns)`,
+  );
+  if (!buildsOnly) {
+    const [mine, base, raw, bare] = targets.map((t) => t.blocks.flatMap((b) => b.trips)) as number[][];
+    for (const p of [50, 99, 99.9]) {
+      const over = (a: number[]): string => `${(percentile(a!, p) / percentile(raw!, p)).toFixed(3)}×`;
+      console.log(`p${p} / echo: this tree ${over(mine!)}, baseline ${over(base!)}, floor ${over(bare!)}`);
+    }
   }
 } finally {
   for (const stop of stops.reverse()) await stop();
