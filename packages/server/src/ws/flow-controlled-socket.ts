@@ -11,7 +11,8 @@
  *   frames are written by a shared flush — one `write` of one buffer per socket, instead of ws's
  *   framing, a cork and an end-of-tick callback per socket. The flush runs at the end of the tick, or
  *   as soon as FLUSH_BATCH sockets have frames waiting, so a fan-out's first sockets are written while
- *   the rest are still being framed.
+ *   the rest are still being framed. The one exception: the first frame a socket sends while handling
+ *   the last message a read brought (the answer to a lone request) is written at once (see lastOfRead).
  *   Where ws must frame the message itself (it would compress it, or its sender is busy compressing
  *   another) it goes through `send`. Either way frames leave in the order they were sent.
  * - While HIGH_WATER_MARK bytes or more wait (or an answer waits for room), the client's next messages are
@@ -77,6 +78,8 @@ interface WsInternals {
   _sender: { _state: number; _queue: unknown[]; _firstFragment: boolean; _bufferedBytes: number };
   _socket: { _writableState: { length: number } } | null;
   _bufferedAmount: number;
+  /** Bytes received from the client and not yet parsed into messages. */
+  _receiver: { _bufferedBytes: number };
   _extensions: Record<string, { _threshold: number; params: Record<string, unknown> } | undefined>;
 }
 
@@ -101,6 +104,16 @@ function writeWaiting(): void {
   flushing = [];
   for (const socket of sockets) socket.flushFrames();
 }
+
+/**
+ * The socket whose client's message is being handled, while that message is the last one its read
+ * brought (no more bytes wait in ws's receiver), until it sends its first frame: that frame has no later
+ * answer of the same read to share a write with, and is written at once instead of at the end of the
+ * tick (the answer of a keyed query reaches the kernel before the event loop unwinds). Answers to the
+ * earlier messages of a read (pipelined requests) still share one write at the end of the tick. One
+ * variable for the process, not a field per socket: messages are handled one at a time.
+ */
+let lastOfRead: FlowControlledWebSocket | undefined;
 
 /** Part of a text message: UTF-8 bytes, or text (written as UTF-8). */
 export type TextPart = Buffer | string;
@@ -282,6 +295,14 @@ export class FlowControlledWebSocket extends WebSocket {
       return;
     }
     const frames = this.#frames;
+    if (frames === undefined && lastOfRead === this) {
+      lastOfRead = undefined;
+      const raw = this.#raw;
+      if (raw.destroyed || raw.writableEnded) return;
+      const watch = this.bufferedAmount + frame.length >= HIGH_WATER_MARK || this.#waiters !== undefined;
+      raw.write(frame, watch ? () => this.#wake() : undefined);
+      return;
+    }
     if (frames === undefined) {
       // The sockets framed so far leave now, before this one joins the next batch.
       if (flushing.length >= FLUSH_BATCH) writeWaiting();
@@ -400,7 +421,14 @@ export class FlowControlledWebSocket extends WebSocket {
     }
     // Pongs to a flood of pings queue up like any answer: stop reading pings too while behind.
     if (event === 'ping' && this.#limits && this.congested()) this.#holdReading();
-    return super.emit(event, ...(args as Parameters<Listener>));
+    if (event !== 'message') return super.emit(event, ...(args as Parameters<Listener>));
+    const outer = lastOfRead;
+    lastOfRead = (this as unknown as WsInternals)._receiver._bufferedBytes === 0 ? this : undefined;
+    try {
+      return super.emit(event, ...(args as Parameters<Listener>));
+    } finally {
+      lastOfRead = outer;
+    }
   }
 
   /** Ends the tick's cork: everything sent during the tick goes to the kernel in one write. */
