@@ -46,22 +46,29 @@ const TARGET_P99 = 1.5;
  * figures are medians on the shared 2-core machine and move with its load.
  */
 const NOTES: string[] = [
-  "Where the time goes: per keyed query the server's message handler takes ~10 µs: `JSON.parse` and " +
+  "Where the time goes (before the changes of the next paragraph): per keyed query the server's " +
+    'message handler took ~10 µs: `JSON.parse` and ' +
     "the check of the message 1.3–1.5 µs; the engine step ~5.5 µs, of which libsql's `get` is 4.0–4.3 µs " +
     '(2.5–2.9 µs in a tight loop in one process: between queries the caches are cold) and the route ' +
     "lookup, authorization, parameter conversion and the metrics and audit wrappers ~1.4 µs; the reply's " +
     "text ~1.1 µs; handing it to `ws` ~0.8 µs. The system calls per round trip are the echo's (one `read`, " +
     'one write, one `epoll_wait`) plus two `fcntl`: SQLite takes and drops its WAL read lock on the ' +
-    '`-shm` file for every read transaction, and the floor pays them too. The answer now leaves as one ' +
-    "frame built in one buffer and one `write` (the transport's sendText, as auth_success does), where " +
-    "`ws` made a header buffer and a `writev` of two; the engine view's `runInline` is read once per " +
-    'connection (each lookup on the view, a Proxy, ran a trap: twice per query); the router records an ' +
-    "inline run on the route it just ran instead of looking the statement's text up again. Measured A/B " +
-    'against the build before (bench/tools/round-trip-ab.ts: blocks of 1,000 in turns, 40 turns, three ' +
-    "runs on the loaded machine): the server's CPU per round trip changed by 0.988×, 1.002× and 0.954× " +
-    '(median of the per-turn ratios; single turns ranged 0.6–1.9×), a few percent at most, and its ' +
-    'allocation per query fell from 5.3 to 4.5 KB. What RustyDB still does that the floor does not, by CPU profile (every 50 µs, 20,000 ' +
-    "queries each): its own check of the message, the route and authorization, the engine view's three " +
+    '`-shm` file for every read transaction, and the floor pays them too.',
+  '',
+  "What changed in RustyDB's keyed path (session 7): the answer leaves as one frame built in one buffer " +
+    "and one `write` (the transport's sendText, as auth_success does), where `ws` made a header buffer " +
+    'and a `writev` of two; and when the request was the last message of its read, that write happens ' +
+    "at once, inside the message handler, as the floor's `ws.send` does, instead of at the end of the " +
+    'tick after the event loop has unwound (answers to pipelined requests still share one write). The ' +
+    "engine view's `runInline` is read once per connection (each lookup on the view, a Proxy, ran a " +
+    'trap: twice per query); the router records an inline run on the route it just ran instead of ' +
+    "looking the statement's text up again. Measured A/B against the build before (" +
+    'bench/tools/round-trip-ab.ts --builds-only: blocks of 1,000 in turns, 40 turns per run, on the ' +
+    "loaded machine): the server's CPU per round trip 0.93× (three runs: 0.926, 0.933, 0.926; the " +
+    'median of the per-turn ratios) and the p50 0.95× (0.947, 0.963, 0.942); the single write alone ' +
+    'was 0.95–1.00×, the write at once 0.95–0.98× on top. Allocation per query fell from 5.3 to 4.5 KB. ' +
+    'What RustyDB still does that the floor does not, by CPU profile (every 50 µs, 20,000 queries ' +
+    "each): its own check of the message, the route and authorization, the engine view's three " +
     "wrappers (catalog scope, metrics, audit) and the run's bookkeeping, each a few tenths of a µs; and " +
     'six clock reads per query where the floor makes one (`performance.now()` twice for the metrics and ' +
     "twice for the inline time budget, `Date.now()` for the socket's last-heard time and the envelope's " +
