@@ -110,7 +110,7 @@ export class GraphQLService {
       operationId: string;
       bufferedAmount?: () => number;
       signal?: AbortSignal;
-      sendNext?: (payload: Buffer) => void;
+      sendNext?: (payload: string) => void;
     },
   ): Promise<GraphQLContext> {
     return {
