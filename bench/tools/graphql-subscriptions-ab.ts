@@ -39,7 +39,9 @@ try {
   for (const build of builds) {
     const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-gql-ab-'));
     dataDirs.push(dataDir);
-    const session = new Session(await rustyTarget({ dataDir, log, ...(cpuProfileDir ? { cpuProfileDir } : {}) }, build.bin));
+    const session = new Session(
+      await rustyTarget({ dataDir, log, ...(cpuProfileDir ? { cpuProfileDir } : {}) }, build.bin),
+    );
     sessions.push(session);
     await session.open(log);
   }
@@ -50,11 +52,15 @@ try {
   for (const session of sessions) await session.verify();
   sessions.forEach((session, i) => {
     const cpus = session.blocks.map((b) => (b.serverCpu / b.events) * 1e6);
+    const mains = session.blocks.map((b) => (b.serverMainCpu / b.events) * 1e6);
+    const events = session.blocks.reduce((n, b) => n + b.events, 0);
+    const main = (session.blocks.reduce((t, b) => t + b.serverMainCpu, 0) / events) * 1e6;
     const perBlock = cpus.map((c) => c.toFixed(1)).join(' ');
     const rounds = session.blocks.flatMap((b) => b.rounds);
     log(
       `${builds[i]!.name}: server CPU per event ${cpuPerEvent(session, 'serverCpu').toFixed(2)} µs ` +
-        `(blocks ${perBlock}; median ${median(cpus).toFixed(1)}), round p50 ${ms(median(rounds))}, ` +
+        `(blocks ${perBlock}; median ${median(cpus).toFixed(1)}), main thread ${main.toFixed(2)} µs ` +
+        `(median of blocks ${median(mains).toFixed(2)}, range ${Math.min(...mains).toFixed(1)}–${Math.max(...mains).toFixed(1)}), round p50 ${ms(median(rounds))}, ` +
         `write p50 ${ms(median(session.blocks.flatMap((b) => b.writes)))}, ` +
         `events/s ${count(median(session.blocks.map(rateOf)))} (median of blocks)`,
     );
