@@ -20,11 +20,11 @@ export interface GraphQLContext {
   /** Fires when the request or connection goes away: running statements are interrupted. */
   signal?: AbortSignal;
   /**
-   * graphql-ws only: sends this operation a `next` message whose payload is the given JSON text (shared
-   * with other subscribers), at once — what graphql-ws would send for that result, without its
-   * per-result promise chain.
+   * graphql-ws only: sends this operation a `next` message whose payload is the given JSON (UTF-8
+   * bytes, shared with other subscribers: not to be changed), at once — what graphql-ws would send for
+   * that result, without its per-result promise chain.
    */
-  sendNext?: (payload: string) => void;
+  sendNext?: (payload: Buffer) => void;
 }
 
 /** The server parts resolvers run on. */

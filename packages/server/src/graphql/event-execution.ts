@@ -60,51 +60,46 @@ interface EventPlan {
 
 /**
  * Results already serialized, by event and plan signature: subscribers that receive the same event
- * object through the same selection share one JSON text, whoever they are (what reaches whom has been
- * decided and authorized before: the text depends on the event and the selection only).
- *
- * Kept as text, not as UTF-8 bytes: the frame it goes into is built by copying it either way, and an
- * event's payload is short (a row) — a text under 64 characters is measured and copied into the frame
- * in JavaScript, where its bytes would have cost a Buffer of their own per event (and a call into C++
- * to encode them) on top of the copy.
+ * object through the same selection share one JSON text, as UTF-8 bytes, whoever they are (what reaches
+ * whom has been decided and authorized before: the bytes depend on the event and the selection only).
  */
 const serialized = new DerivedSlot<object, Serialized>('serialized event');
 
-/** An event's payload text by selection: one selection (the usual case) without a Map. */
-type Serialized = { signature: string; text: string } | Map<string, string>;
+/** An event's payload bytes by selection: one selection (the usual case) without a Map. */
+type Serialized = { signature: string; bytes: Buffer } | Map<string, Buffer>;
 
 /**
- * The payload JSON of an event's result, serialized once per (event, selection); undefined as
- * `complete`.
+ * The payload JSON of an event's result as UTF-8 bytes, serialized once per (event, selection);
+ * undefined as `complete`. Shared: never to be changed.
  */
-export function payloadText(plan: EventPlan, event: unknown): string | undefined {
+export function payloadBytes(plan: EventPlan, event: unknown): Buffer | undefined {
   const shareable = typeof event === 'object' && event !== null;
   const known = shareable ? serialized.get(event) : undefined;
   if (known !== undefined) {
-    const text =
+    const bytes =
       known instanceof Map
         ? known.get(plan.signature)
         : known.signature === plan.signature
-          ? known.text
+          ? known.bytes
           : undefined;
-    if (text !== undefined) return text;
+    if (bytes !== undefined) return bytes;
   }
   const result = plan.complete(event);
   if (!result) return undefined;
-  const text = JSON.stringify(result);
+  const bytes = Buffer.from(JSON.stringify(result));
   if (shareable) {
-    if (known === undefined) serialized.set(event, { signature: plan.signature, text });
-    else if (known instanceof Map) known.set(plan.signature, text);
+    if (known === undefined) serialized.set(event, { signature: plan.signature, bytes });
+    else if (known instanceof Map) known.set(plan.signature, bytes);
     else
       serialized.set(
         event,
         new Map([
-          [known.signature, known.text],
-          [plan.signature, text],
+          [known.signature, known.bytes],
+          [plan.signature, bytes],
         ]),
       );
   }
-  return text;
+  return bytes;
 }
 
 /** Gathers the leaf fields of a selection set on `type`, in graphql-js's order; false when not plannable. */
@@ -230,9 +225,9 @@ export async function subscribeWithPlans(
   const sendNext = (args.contextValue as GraphQLContext | undefined)?.sendNext;
   if (plan && sendNext && stream instanceof PushIterator) {
     stream.divert((event) => {
-      const text = payloadText(plan, event);
-      if (text === undefined) return false;
-      sendNext(text);
+      const bytes = payloadBytes(plan, event);
+      if (bytes === undefined) return false;
+      sendNext(bytes);
       return true;
     });
   }

@@ -110,7 +110,7 @@ export class GraphQLService {
       operationId: string;
       bufferedAmount?: () => number;
       signal?: AbortSignal;
-      sendNext?: (payload: string) => void;
+      sendNext?: (payload: Buffer) => void;
     },
   ): Promise<GraphQLContext> {
     return {

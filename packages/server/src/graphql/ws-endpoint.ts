@@ -33,11 +33,7 @@ import type { SessionHandle, SessionRegistry } from '../core/session-registry.ts
 import { normalizeError } from '../errors/rusty-error.ts';
 import type { MetricsSampler } from '../metrics/sampler.ts';
 import { MAX_RUNNING_QUERIES } from '../core/stream-session.ts';
-import {
-  HIGH_WATER_MARK,
-  type FlowControlledWebSocket,
-  type TextPart,
-} from '../ws/flow-controlled-socket.ts';
+import { HIGH_WATER_MARK, type FlowControlledWebSocket } from '../ws/flow-controlled-socket.ts';
 import { FORBIDDEN, GRAPHQL_WS_PATH } from './endpoints.ts';
 import type { WebSocketGateway } from '../ws/websocket-gateway.ts';
 import { formatGraphQLError } from './errors.ts';
@@ -48,12 +44,8 @@ export { FORBIDDEN, GRAPHQL_WS_PATH };
 
 /** How long before expiry the server pings with `auth_expiring`. */
 const EXPIRY_WARNING_MS = 60_000;
-/**
- * The parts of a `next` message: the operation's own head, the payload, the closing brace. One array
- * filled for each send (sendText copies the parts into the frame before it returns and keeps none):
- * an array per event was one more allocation per subscriber and event.
- */
-const NEXT_PARTS: TextPart[] = [Buffer.alloc(0), '', '}'];
+/** The end of a `next` message after its payload. */
+const CLOSE_BRACE = Buffer.from('}');
 /** setTimeout's longest delay. */
 const MAX_DELAY = 2_147_483_647;
 
@@ -412,9 +404,7 @@ export function serveGraphQLWs(wss: WebSocketServer, deps: GraphQLWsDeps): void 
           signal: connection.operationSignal(id),
           sendNext: (payload) => {
             sampler?.messageOut();
-            NEXT_PARTS[0] = head;
-            NEXT_PARTS[1] = payload;
-            socket.sendText(NEXT_PARTS);
+            socket.sendText([head, payload, CLOSE_BRACE]);
           },
         });
         connectionOfContext.set(context, connection);

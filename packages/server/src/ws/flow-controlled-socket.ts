@@ -264,9 +264,8 @@ export class FlowControlledWebSocket extends WebSocket {
   }
 
   /**
-   * Sends a text message made of `parts` (UTF-8 bytes or text, which may be shared with other sockets and
-   * are not changed). The parts are copied before anything else runs and none is kept: a caller may
-   * fill one array anew for every message. Past `maxBuffered` the socket overflows, as with `send`.
+   * Sends a text message made of `parts` (UTF-8 bytes, which may be shared with other sockets and are
+   * not changed). Past `maxBuffered` the socket overflows, as with `send`.
    */
   sendText(parts: readonly TextPart[]): void {
     let length = 0;
