@@ -679,15 +679,18 @@ const NOTES = [
     'objects around it): 0.66 instead of 0.79 µs an event in a micro-benchmark of the real plan, under 1% of the ' +
     'server’s CPU per event.',
   '',
-  'Since (6 December 2026, session 7), a planned event’s payload is shared among its subscribers as JSON text ' +
-    'instead of UTF-8 bytes, and its `next` message is framed from one reused array of parts: a row event’s payload ' +
-    'is under 64 characters, which the frame builder measures and copies in JavaScript, where the bytes had cost a ' +
-    'Buffer per event (and a call into C++ to encode them) before being copied into the frame all the same. Two RustyDB ' +
-    'builds side by side (`node --import tsx bench/tools/graphql-subscriptions-ab.ts --baseline PATH 20`, main’s build ' +
-    'as baseline, blocks alternated, 20 turns, machine load 9–11 from other work): server CPU per event 29.4 against ' +
-    '33.9 µs, then 29.9 against 32.5 µs (medians of blocks 30.7 and 32.5; per block 24.7–37.8 against 26.7–43.7). ' +
-    'Tried and not kept: writing a slice’s frames in one burst instead of every 32 sockets, so that a client process ' +
-    'would be woken once per burst: 31.1 against 31.7 µs, 20 turns, no difference beyond the noise.',
+  'Tried in session 7 (6 December 2026) and not kept: sharing a planned event’s payload as JSON text instead of ' +
+    'UTF-8 bytes, and framing each `next` message from one reused array of parts (a row event’s payload is under 64 ' +
+    'characters, which the frame builder measures and copies in JavaScript: no Buffer per event). The step it changes ' +
+    '(result → JSON → frame, 1,000 events a round, CPU time, 40 alternations) took 1.39 µs per event as text against ' +
+    '1.28 µs as bytes (the two JavaScript passes over the text cost more than the Buffer they save), and two whole ' +
+    'builds side by side (`node --import tsx bench/tools/graphql-subscriptions-ab.ts --baseline PATH 20`, load 6–11) ' +
+    'gave server CPU per event 29.4/33.9, 29.9/32.5, 46.6/40.5, 31.4/36.9 and 43.0/43.1 µs (text/bytes), main thread ' +
+    '26.9/28.6 and 34.8/35.0 µs: nothing the noise lets one see. Nor writing a slice’s frames in one burst instead of ' +
+    'every 32 sockets, so that a client process would be woken once per burst: 31.1 against 31.7 µs, 20 turns. On a ' +
+    'machine this loaded the A/B tool resolves a change of ~10% of the server’s CPU per event, no less; the cuts left ' +
+    'in the per-event JavaScript are ~1% each (the step above is ~1.3 µs of the ~20), so they are judged by measuring ' +
+    'the step alone.',
   '',
   'Where the time goes now (`--cpu-prof` over the measured rounds, session 7, load 5–9; per thread from ' +
     '/proc/PID/task): the main thread is ~80% of the server’s CPU, libsql’s runtime threads ~12% (the round’s UPDATE ' +
@@ -696,7 +699,12 @@ const NOTES = [
     'each record ~14%; completing and serializing each event’s JSON ~10%; reading the round’s records back ~8%; ' +
     'building the frames ~3%; garbage collection ~2–3%. The `write` itself costs RustyDB about what it costs the ' +
     'durable floor (~12 against ~11 µs per event on the same loaded machine, ~48% and ~56% of their main threads): ' +
-    'what separates them is the rest — reading back, routing, GraphQL completion and the libsql thread hop.',
+    'what separates them is the rest. Applied to the last quiet run’s 23.4 µs per event (the durable ' +
+    'floor’s 11.5), the shares above come to ~2.8 µs on libsql’s threads (the UPDATE with its trigger: ~2 of it the ' +
+    'floor pays on its own thread), ~2.6 routing, rendering and offering, ~1.9 completing and serializing, ~1.5 ' +
+    'reading back, ~2 garbage collection (main thread and helpers), ~0.6 framing, ~1 the mutation’s HTTP and GraphQL: ' +
+    '~10 µs beyond what the floor pays too, most of the ~12 between the two, spread over steps of ~1–3 µs of which ' +
+    'no single cut removes more than a fraction.',
   '',
   'The durable floor, since (session 7): its automatic checkpoint, which ran inside a commit on its one thread every ' +
     '~4 MB of WAL, is off, and a checkpoint runs on a thread of its own past 1 MB as RustyDB’s Checkpointer does — the ' +
