@@ -179,6 +179,8 @@ export class Session {
   readonly processes: SubscriberProcess[];
   readonly blocks: Block[] = [];
   connectMs = 0;
+  /** CPU seconds the server used while the subscribers connected and subscribed. */
+  connectCpu = 0;
   /** The last round run; each round bumps every subscriber's value to its number. */
   round = 0;
 
@@ -189,6 +191,7 @@ export class Session {
 
   async open(log: (line: string) => void): Promise<void> {
     await Promise.all(this.processes.map((p) => p.ready));
+    const cpuBefore = cpuSeconds(this.target.pid);
     const started = performance.now();
     await Promise.all(
       this.processes.map((p, k) => {
@@ -206,6 +209,7 @@ export class Session {
       }),
     );
     this.connectMs = performance.now() - started;
+    this.connectCpu = cpuSeconds(this.target.pid) - cpuBefore;
     log(`  ${shortName(this.target)}: ${SUBSCRIBERS} subscribers connected in ${ms(this.connectMs)}`);
   }
 
@@ -678,6 +682,16 @@ const NOTES = [
     'building the payload text from a prefix and JSON.stringify of the root field’s object only (not of the two ' +
     'objects around it): 0.66 instead of 0.79 µs an event in a micro-benchmark of the real plan, under 1% of the ' +
     'server’s CPU per event.',
+  '',
+  'Since (6 December 2026, session 7), GraphQL documents are parsed once per query text and validated once per ' +
+    'schema (packages/server/src/graphql/document-cache.ts), on /graphql and /graphql/ws: graphql-js’s `validate` ' +
+    'took ~0.3 ms for the round’s one-line `executeSql` mutation (297 µs a call measured alone, against 4 µs for its ' +
+    'parse) and as much for each of the 1,000 subscriptions as they start. Two builds side by side ' +
+    '(`graphql-subscriptions-ab.ts`, main’s build as baseline, 20 turns each, load 5–13): the server’s main thread ' +
+    'per event 24.1/26.4, 31.4/30.1, 29.6/31.0 µs (this/main), then 26.6/30.1 and 29.4/33.5 µs over 6 and 10 turns — ' +
+    'lower in 4 of 5 runs, by about the 0.3 ms a round the validation took (~1.3% of the server’s CPU per event), ' +
+    'which the noise of this machine cannot resolve better; the server’s CPU while 1,000 subscribers connect: ' +
+    '2.03 against 2.93 s, 1.84 against 2.38 s.',
   '',
   'Tried in session 7 (6 December 2026) and not kept: sharing a planned event’s payload as JSON text instead of ' +
     'UTF-8 bytes, and framing each `next` message from one reused array of parts (a row event’s payload is under 64 ' +

@@ -33,6 +33,7 @@ const builds = [
   { name: `baseline ${baseline}`, bin: baseline },
 ];
 const log = (line: string): void => console.log(line);
+const SUBSCRIBERS_TEXT = '1,000 subscribers';
 const dataDirs: string[] = [];
 const sessions: Session[] = [];
 try {
@@ -62,7 +63,8 @@ try {
         `(blocks ${perBlock}; median ${median(cpus).toFixed(1)}), main thread ${main.toFixed(2)} µs ` +
         `(median of blocks ${median(mains).toFixed(2)}, range ${Math.min(...mains).toFixed(1)}–${Math.max(...mains).toFixed(1)}), round p50 ${ms(median(rounds))}, ` +
         `write p50 ${ms(median(session.blocks.flatMap((b) => b.writes)))}, ` +
-        `events/s ${count(median(session.blocks.map(rateOf)))} (median of blocks)`,
+        `events/s ${count(median(session.blocks.map(rateOf)))} (median of blocks); ` +
+        `connecting ${SUBSCRIBERS_TEXT}: ${ms(session.connectMs)}, server CPU ${ms(session.connectCpu * 1000)}`,
     );
   });
 } finally {
