@@ -70,7 +70,7 @@ interface Target {
   pid: number;
   /** Sends the round's change; resolves once it is sent (RustyDB: acknowledged). */
   trigger(round: number): Promise<void>;
-  blocks: { cpu: number; user: number; system: number; delivered: number; last: number[] }[];
+  blocks: { cpu: number; main: number; user: number; system: number; delivered: number; last: number[] }[];
 }
 
 const pool = await SubscriberPool.start(CLIENT_PROCESSES);
@@ -138,6 +138,7 @@ try {
     raw = spawnNode(
       [
         ...(profile.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', profile.cpuProfileDir] : []),
+        ...(values.perf ? ['--perf-basic-prof'] : []),
         '--import',
         'tsx',
       ],
@@ -167,14 +168,17 @@ try {
   const runRound = async (
     target: Target,
     round: number,
-  ): Promise<{ cpu: number; user: number; system: number; last: number }> => {
+  ): Promise<{ cpu: number; main: number; user: number; system: number; last: number }> => {
     await pool.all(() => ({ cmd: 'arm', side: target.side }), TIMEOUT_MS);
-    const cpuAtStart = threadCpuSeconds(target.pid).total;
+    const threadsAtStart = threadCpuSeconds(target.pid);
+    const cpuAtStart = threadsAtStart.total;
     const splitAtStart = userSystemSeconds(target.pid);
     const sentAt = sharedClock();
     const sent = target.trigger(round);
     const complete = await pool.waitComplete(target.side, TIMEOUT_MS);
-    const cpu = threadCpuSeconds(target.pid).total - cpuAtStart;
+    const threads = threadCpuSeconds(target.pid);
+    const cpu = threads.total - cpuAtStart;
+    const main = threads.main - threadsAtStart.main;
     const split = userSystemSeconds(target.pid);
     await sent;
     const reports = await pool.all<RoundReport>(
@@ -188,7 +192,13 @@ try {
     sample ||= reports.find((r) => r.sample !== '')!.sample;
     const last = Math.max(...reports.flatMap((r) => r.receipts)) - sentAt;
     await sleep(PAUSE_MS);
-    return { cpu, last, user: split.user - splitAtStart.user, system: split.system - splitAtStart.system };
+    return {
+      cpu,
+      main,
+      last,
+      user: split.user - splitAtStart.user,
+      system: split.system - splitAtStart.system,
+    };
   };
 
   let round = 0;
@@ -222,15 +232,23 @@ try {
   const pairRatios: number[] = [];
   const userPairRatios: number[] = [];
   for (let turn = 0; turn < turns; turn++) {
-    const blocks = targets.map(() => ({ cpu: 0, user: 0, system: 0, delivered: 0, last: [] as number[] }));
+    const blocks = targets.map(() => ({
+      cpu: 0,
+      main: 0,
+      user: 0,
+      system: 0,
+      delivered: 0,
+      last: [] as number[],
+    }));
     for (let i = 0; i < roundsPerBlock; i++) {
       const order = (turn + i) % 2 === 0 ? targets : [...targets].reverse();
       const perRound = new Map<Target, number>();
       const userPerRound = new Map<Target, number>();
       for (const target of order) {
-        const { cpu, user, system, last } = await runRound(target, ++round);
+        const { cpu, main, user, system, last } = await runRound(target, ++round);
         const block = blocks[targets.indexOf(target)]!;
         block.cpu += cpu;
+        block.main += main;
         block.user += user;
         block.system += system;
         block.delivered += n;
@@ -247,7 +265,7 @@ try {
   for (const perf of perfs) perf.kill('SIGINT');
   log(`measured rounds: monotonic ${windowStart}-${process.hrtime.bigint() / 1000n} µs`);
   const perDelivery = (cpu: number, delivered: number): number => (cpu / delivered) * 1e6;
-  const sum = (t: Target, key: 'cpu' | 'user' | 'system' | 'delivered'): number =>
+  const sum = (t: Target, key: 'cpu' | 'main' | 'user' | 'system' | 'delivered'): number =>
     t.blocks.reduce((total, b) => total + b[key], 0);
   const overall = targets.map((t) =>
     perDelivery(
@@ -261,7 +279,9 @@ try {
       `${t.name}: server CPU per delivery ${overall[i]!.toFixed(2)} µs (median of blocks ` +
         `${median(blocks).toFixed(2)}; blocks ${blocks.map((b) => b.toFixed(2)).join(' ')}), user ` +
         `${perDelivery(sum(t, 'user'), sum(t, 'delivered')).toFixed(2)} µs, system ` +
-        `${perDelivery(sum(t, 'system'), sum(t, 'delivered')).toFixed(2)} µs, ` +
+        `${perDelivery(sum(t, 'system'), sum(t, 'delivered')).toFixed(2)} µs; main thread ` +
+        `${perDelivery(sum(t, 'main'), sum(t, 'delivered')).toFixed(2)} µs, other threads ` +
+        `${perDelivery(sum(t, 'cpu') - sum(t, 'main'), sum(t, 'delivered')).toFixed(2)} µs; ` +
         `last delivery median ${ms(median(t.blocks.flatMap((b) => b.last)))}`,
     );
   });

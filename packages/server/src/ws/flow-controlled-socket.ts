@@ -166,6 +166,19 @@ interface WritableInternals {
 export class FlowControlledWebSocket extends WebSocket {
   #raw: Duplex | undefined;
   #limits: FlowLimits | undefined;
+  // What every message sent reads is declared first, next to the above: a fan-out to 10,000 sockets
+  // then loads fewer of each socket's cache lines.
+  /** Frames from `sendText` not yet handed to the TCP socket (one, or several), and their bytes. */
+  #frames: Buffer | Buffer[] | undefined;
+  #framesBytes = 0;
+  /** Messages shorter than this go uncompressed (permessage-deflate's threshold; Infinity without it). */
+  #uncompressedBelow: number | undefined;
+  /**
+   * Whether ws's sender may hold messages of its own: only while it compresses one (permessage-deflate),
+   * or reads a Blob, which nothing here sends. Without compression it frames and writes each message at
+   * once, and is not looked at (a change fanned out to 10,000 sockets then loads one object less each).
+   */
+  #senderMayHold = true;
   #endpoint = '';
   /**
    * What the endpoint serving the socket keeps with it (its session), so that the endpoint's listeners
@@ -190,11 +203,6 @@ export class FlowControlledWebSocket extends WebSocket {
   #holding = false;
   #waiters: Waiter[] | undefined = undefined;
   #answersWaiting = 0;
-  /** Frames from `sendText` not yet handed to the TCP socket (one, or several), and their bytes. */
-  #frames: Buffer | Buffer[] | undefined;
-  #framesBytes = 0;
-  /** Messages shorter than this go uncompressed (permessage-deflate's threshold; Infinity without it). */
-  #uncompressedBelow: number | undefined;
 
   static {
     // Frames waiting for the tick's flush are queued bytes like any other: every check that reads
@@ -205,8 +213,9 @@ export class FlowControlledWebSocket extends WebSocket {
       get(this: FlowControlledWebSocket): number {
         const ws = this as unknown as WsInternals;
         const socket = ws._socket;
-        const queued = socket ? socket._writableState.length + ws._sender._bufferedBytes : ws._bufferedAmount;
-        return queued + this.#framesBytes;
+        if (!socket) return ws._bufferedAmount + this.#framesBytes;
+        const held = this.#senderMayHold ? ws._sender._bufferedBytes : 0;
+        return socket._writableState.length + held + this.#framesBytes;
       },
     });
   }
@@ -219,6 +228,14 @@ export class FlowControlledWebSocket extends WebSocket {
     this.#raw = raw;
     this.#limits = limits;
     this.#endpoint = endpoint;
+    // The extensions are settled once the socket is open (ws negotiates them in the upgrade).
+    const deflate = (this as unknown as WsInternals)._extensions['permessage-deflate'];
+    this.#senderMayHold = deflate !== undefined;
+    this.#uncompressedBelow = !deflate
+      ? Infinity
+      : deflate.params.server_no_context_takeover === true
+        ? deflate._threshold
+        : 0;
     // Listeners shared by every socket (a closure each would cost every connection ~150 bytes).
     (raw as Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket })[SOCKET_OWNER] = this;
     raw.on('drain', FlowControlledWebSocket.#onRawDrain);
@@ -359,21 +376,10 @@ export class FlowControlledWebSocket extends WebSocket {
    * for it under permessage-deflate's negotiated threshold) and has nothing of its own queued before it.
    */
   #mayFrame(length: number): boolean {
+    if (!this.#senderMayHold) return true;
     const sender = (this as unknown as WsInternals)._sender;
-    if (sender._state !== 0 || !sender._firstFragment) return false;
-    if (this.#uncompressedBelow === undefined) {
-      // The extensions are settled once the socket is open: read them once.
-      const deflate = (this as unknown as WsInternals)._extensions['permessage-deflate'];
-      this.#uncompressedBelow = !deflate
-        ? Infinity
-        : deflate.params.server_no_context_takeover === true
-          ? deflate._threshold
-          : 0;
-    }
-    // ws queues a message only while it compresses another (or reads a Blob, which nothing here sends):
-    // without compression its queue is always empty, and is not read (one object less per message).
-    if (this.#uncompressedBelow !== Infinity && sender._queue.length > 0) return false;
-    return length < this.#uncompressedBelow;
+    if (sender._state !== 0 || sender._queue.length > 0 || !sender._firstFragment) return false;
+    return length < this.#uncompressedBelow!;
   }
 
   override close(code?: number, data?: string | Buffer): void {
