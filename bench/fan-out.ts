@@ -574,14 +574,22 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `the event rendered once per change and shared), checking its socket's backlog (the slow-consumer ` +
         `limit), and building its frame — the change's envelope is serialized to bytes once per round (and ` +
         `again only when the millisecond of its timestamp changes), and each subscriber's frame is the frame ` +
-        `header, those bytes and its subscription id, written straight to the TCP socket with no framing by ` +
-        `\`ws\`. In CPU profiles (\`--cpu-prof\`) of both servers during the rounds, the kernel's send on ` +
-        `each socket (\`writeBuffer\` for RustyDB, one \`write\` per socket; \`writev\` of ws's header and ` +
-        `payload for the raw loop) is about three quarters of either server's CPU and costs both about the ` +
-        `same per socket; the JavaScript around it cost RustyDB 1.4 to 2 times what ws's framing, cork ` +
-        `and uncork cost the raw loop (profiled runs, 8 rounds each: 322 against 158 ms of samples in the ` +
-        `latest, of which offering the change to each subscription ~57 ms, building each frame ~110 ms ` +
-        `against ws's ~40 ms, and Node's stream write path ~95 against ~75 ms). Before these profiles ` +
+        `header, those bytes and its subscription id's end (made once per subscription), built and queued ` +
+        `by the socket itself (the subscription reaches it through its session alone, not the socket ` +
+        `adapter) and written straight to the TCP socket with no framing by \`ws\`; a socket without ` +
+        `compression does not look at \`ws\`'s sender at all. Where the time goes (Dec 2026): \`perf ` +
+        `record\` of both servers (CPU time, kernel included; bench/tools/fan-out-ab.ts \`--perf\`, 8,000 ` +
+        `subscribers, 12 alternating rounds each, machine under load) puts about two thirds of either ` +
+        `server's CPU in the kernel's send on each socket (one \`write\` per socket for RustyDB, ws's ` +
+        `\`writev\` of header and payload for the raw loop: 4,614 and 4,904 samples for RustyDB after and ` +
+        `before the changes above, 5,454 for the raw loop); the user-space rest was 2,775 samples before ` +
+        `them, 2,479 after them and 2,366 for the raw loop. By /proc over 32 alternating rounds each: user CPU per delivery ` +
+        `4.45 µs before, 4.14 µs after, 3.79 µs for the raw loop, and RustyDB's other threads (the INSERT's ` +
+        `commit on libuv's pool, V8's collector) 0.2 to 0.4 µs per delivery against the raw loop's 0.03. ` +
+        `What is left of RustyDB's own JavaScript is mostly the first load of each subscriber's objects ` +
+        `(the subscription, its session, the socket and its stream state: the hottest line of a ` +
+        `\`--cpu-prof\` profile is the slow-consumer check, the first read of the socket's queued bytes), ` +
+        `not arithmetic: caching and copying tricks in the framing measured nothing. Before the profiles ` +
         `were acted on (Dec 2026), a pass ` +
         `built a [subscription, records] pair per subscriber through a generator before offering anything ` +
         `(about 7 ms per round with 10,000 subscribers, all of it before the first frame), and frames were ` +
