@@ -915,7 +915,7 @@ export class SqliteEngine implements Engine {
         for (const row of all) toWireRow(row);
         rows = all as SqlValue[][];
       }
-      this.#router.observeInline(sql, performance.now() - started, rows.length);
+      this.#router.observeInline(sql, routed, performance.now() - started, rows.length);
       // A write with RETURNING is a reader too: its commit must still wake the change feed.
       if (routed.access.kind !== 'read') this.#committed(false);
       // A copy of the columns: the result is the caller's to keep or change.
@@ -928,7 +928,7 @@ export class SqliteEngine implements Engine {
     }
     const before = isUpsert(routed.guarded) ? inlineCounters(this.#router.inlineConnection) : undefined;
     const run = stmt.run(params);
-    this.#router.observeInline(sql, performance.now() - started, 0);
+    this.#router.observeInline(sql, routed, performance.now() - started, 0);
     this.#committed(false);
     return writeAnswer(routed.guarded, before, run);
   }
@@ -1028,7 +1028,7 @@ export class SqliteEngine implements Engine {
     const started = performance.now();
     const before = counters && countersOf(counters.get([]));
     const run = stmt.run(params);
-    this.#router.observeInline(sql, performance.now() - started, 0);
+    this.#router.observeInline(sql, routed, performance.now() - started, 0);
     return writeAnswer(routed.guarded, before, run);
   }
 
