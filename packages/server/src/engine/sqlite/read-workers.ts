@@ -137,7 +137,7 @@ class ReadWorker {
  * None is started before the first read that needs one (a scan: keyed reads and writes run inline or
  * on pooled connections and never do), so a server that has not served one holds none: the first scan
  * after start waits for its thread to start, as a second scan running at once waits for the second
- * worker (~30 ms on an idle 2-core machine, more under load; see docs/operations.md, An idle server).
+ * worker (55-60 ms of CPU, once; see docs/operations.md, An idle server).
  */
 const KEPT_IDLE = 1;
 /** How long a worker beyond KEPT_IDLE may stay idle before it ends. */
