@@ -68,7 +68,7 @@ const TARGET_IDLE = 100 * 1024 * 1024;
 /**
  * Starts of the server whose idle RSS is read (the last is the one that then streams): the figure is
  * their median. One start's reading varies by several MB with what glibc's arenas keep (see above);
- * each extra start costs ~3 s of the bench.
+ * each extra start costs the bench 2-5 s (a start, a login, 1 s of quiet, a stop; more under load).
  */
 const IDLE_STARTS = 3;
 /** How long after its socket authenticated the idle server is read. */
