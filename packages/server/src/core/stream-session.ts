@@ -147,6 +147,12 @@ export class StreamSession implements SubscriberOwner {
   #ownerId: string | undefined;
   /** This connection's writes that commit later in a group (see WritesAhead); made with the first. */
   #writesAhead: WritesAhead | undefined;
+  /**
+   * The engine's runInline (undefined where it has none), read once: the engine the endpoints get is a
+   * view (a Proxy: audit, metrics, catalog scope) whose every method lookup runs a trap, and the fast
+   * path looked it up twice per keyed query.
+   */
+  readonly #runInline: Engine['runInline'];
 
   constructor(
     socket: SessionSocket,
@@ -160,6 +166,7 @@ export class StreamSession implements SubscriberOwner {
     // The session is what the registry ends and asks how far behind it is (no closures of its own).
     this.#handle = deps.sessions?.open(origin.endpoint, origin.remoteAddress, this);
     this.#origin = this.#handle ?? origin;
+    this.#runInline = deps.engine.runInline;
     const { config } = deps;
     if (config.enable_rate_limiting) {
       const limits = rateLimits(config);
@@ -585,14 +592,15 @@ export class StreamSession implements SubscriberOwner {
    * must take the normal path (not known to be cheap, privileges not loaded yet, id still running).
    */
   #runInlineQuery(message: QueryMessage): boolean {
+    const runInline = this.#runInline;
+    if (!runInline || (message.id !== undefined && this.#running?.has(message.id))) return false;
     const { engine, access } = this.#deps;
-    if (!engine.runInline || (message.id !== undefined && this.#running?.has(message.id))) return false;
     const caller = access.cachedCaller(this.#principal!);
     if (!caller) return false;
     const { sql, params } = message.payload;
     let result;
     try {
-      result = engine.runInline({ sql, params }, caller);
+      result = runInline.call(engine, { sql, params }, caller);
     } catch (err) {
       this.#sendFailure(err, message.id);
       return true;
@@ -616,7 +624,9 @@ export class StreamSession implements SubscriberOwner {
       // Almost every keyed answer: one message, which fits unless the client is far behind.
       const text = chunkText(message.id, columns, rows, false, result.rows_affected, result.last_insert_id);
       if (!this.#socket.fits(text.length * 3)) return this.#answer(text);
-      this.#send(text);
+      // Framed in one buffer and written with one `write` (see #sendFramed): ws's framing made a header
+      // buffer, a copy of the text and a `writev` of the two for every keyed answer.
+      this.#sendFramed(text);
       return undefined;
     }
     const texts: string[] = [];
@@ -775,7 +785,8 @@ export class StreamSession implements SubscriberOwner {
   /**
    * `#send`, framed by the transport in one buffer where it can (`sendText`): cheaper than ws's framing
    * for the one message every connect sends, auth_success, which then leaves in the same write as the
-   * upgrade's answer (see the gateway's #upgrade). Messages still leave in the order they were sent.
+   * upgrade's answer (see the gateway's #upgrade), and for the one answer of a keyed query. Messages
+   * still leave in the order they were sent.
    */
   #sendFramed(text: string): void {
     const socket = this.#socket;
