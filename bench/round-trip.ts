@@ -10,23 +10,31 @@ import { spawnNode } from './lib/children.ts';
 import { StreamConnection, login, openSocket } from './lib/client.ts';
 import { KV_ROWS, KV_TABLE, databasePath } from './lib/dataset.ts';
 import { prng } from './lib/prng.ts';
-import { cpuSeconds } from './lib/proc.ts';
+import { threadCpuSeconds } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer } from './lib/rusty-server.ts';
 import { ms, percentile, ratio, verdict } from './lib/stats.ts';
 
-const SQL = `SELECT v FROM ${KV_TABLE} WHERE k = ?`;
+export const SQL = `SELECT v FROM ${KV_TABLE} WHERE k = ?`;
 /** Warm-up round trips per target: with 1,000 the first measured block was still the slowest. */
 const WARMUP = 5000;
-/** Measured round trips per target come in BLOCKS alternating blocks of BLOCK_SIZE. */
-const BLOCKS = 5;
-const BLOCK_SIZE = 1000;
+/**
+ * Measured round trips per target come in BLOCKS alternating blocks of BLOCK_SIZE. With 5 blocks of
+ * 1,000 the p99 (the 50th slowest round trip of 5,000) moved by several percent between runs, and
+ * each block's figures depend on where the scheduler placed client and server (see NOTES): 15 blocks
+ * of 2,000 (30,000 per target, ~6 s more on a quiet machine) average over more placements, and the
+ * ratios of each fifth of the run (3 turns, 6,000 per target: the old sample) show how far they move.
+ */
+const BLOCKS = 15;
+const BLOCK_SIZE = 2000;
+/** The ratios are also worked out for each of this many consecutive groups of turns (their spread). */
+const GROUPS = 5;
 /**
  * Time bounds: a block (or the warm-up) stops early when its budget is spent, so that a server with
  * millisecond round trips cannot stretch the bench; the report gives the counts actually measured.
  */
 const WARMUP_BUDGET_MS = 10_000;
-const BLOCK_BUDGET_MS = 4_000;
+const BLOCK_BUDGET_MS = 2_000;
 /** No single round trip may take longer than this; a stuck server fails the benchmark. */
 const REPLY_TIMEOUT_MS = 10_000;
 const TARGET_P50 = 1.2;
@@ -43,8 +51,21 @@ const NOTES: string[] = [
     '(2.5–2.9 µs in a tight loop in one process: between queries the caches are cold) and the route ' +
     "lookup, authorization, parameter conversion and the metrics and audit wrappers ~1.4 µs; the reply's " +
     "text ~1.1 µs; handing it to `ws` ~0.8 µs. The system calls per round trip are the echo's (one `read`, " +
-    'one `writev`, one `epoll_wait`) plus two `fcntl`: SQLite takes and drops its WAL read lock on the ' +
-    '`-shm` file for every read transaction, and the floor pays them too.',
+    'one write, one `epoll_wait`) plus two `fcntl`: SQLite takes and drops its WAL read lock on the ' +
+    '`-shm` file for every read transaction, and the floor pays them too. The answer now leaves as one ' +
+    "frame built in one buffer and one `write` (the transport's sendText, as auth_success does), where " +
+    "`ws` made a header buffer and a `writev` of two; the engine view's `runInline` is read once per " +
+    'connection (each lookup on the view, a Proxy, ran a trap: twice per query); the router records an ' +
+    "inline run on the route it just ran instead of looking the statement's text up again. Measured A/B " +
+    'against the build before (bench/tools/round-trip-ab.ts: blocks of 1,000 in turns, 40 turns, three ' +
+    "runs on the loaded machine): the server's CPU per round trip changed by 0.988×, 1.002× and 0.954× " +
+    '(median of the per-turn ratios; single turns ranged 0.6–1.9×), a few percent at most, and its ' +
+    'allocation per query fell from 5.3 to 4.5 KB. What RustyDB still does that the floor does not, by CPU profile (every 50 µs, 20,000 ' +
+    "queries each): its own check of the message, the route and authorization, the engine view's three " +
+    "wrappers (catalog scope, metrics, audit) and the run's bookkeeping, each a few tenths of a µs; and " +
+    'six clock reads per query where the floor makes one (`performance.now()` twice for the metrics and ' +
+    "twice for the inline time budget, `Date.now()` for the socket's last-heard time and the envelope's " +
+    'timestamp), 0.1–0.2 µs each on this virtual machine.',
   '',
   'Why the floor is far above the echo although it adds only a few µs of CPU: a round trip is not the ' +
     'sum of the CPU times. The echo answers 2–3 µs after reading, while the client is still finishing ' +
@@ -54,10 +75,14 @@ const NOTES: string[] = [
     'run with the least work any server answering the query must do; RustyDB / floor is what RustyDB ' +
     'itself adds (routing, authorization, limits, metrics, audit, its envelope).',
   '',
-  "The tail: the server allocates ~5 KB per keyed query (V8's sampling heap profiler with collected " +
+  "The tail: the server allocated ~5 KB per keyed query (V8's sampling heap profiler with collected " +
     "objects counted): ~3.5 KB in `ws` framing and Node's stream bookkeeping, which the floor pays too, " +
     "and ~1.8 KB of its own — the reply's text ~0.7 KB, the parsed message ~0.4 KB, the result ~0.4 KB. " +
-    'That is a young-generation collection every ~550 queries in this bench (`--trace-gc`: the young ' +
+    'Framing the answer itself took that to 4.5 KB (`--trace-gc` over 20,000 queries after 20,000: a ' +
+    "collection every ~740 queries instead of ~625; of the 4.5 KB the reply's text is 0.8 KB and its " +
+    "flattening 0.2 KB, which the floor's identical text costs too, and Node's read path, `ws`'s " +
+    'receiver and the tick queue ~1.6 KB). ' +
+    'That was a young-generation collection every ~550 queries in this bench (`--trace-gc`: the young ' +
     'generation is still small this soon after start — it is held at its initial size while the server ' +
     'starts, src/cli/young-generation.ts, and grows only as objects survive) and every ~1,250 after tens ' +
     'of thousands of queries, 0.3–7 ms each on the loaded machine: one query in 550 (p99.8, not p99). ' +
@@ -95,7 +120,7 @@ function queryText(i: number, key: number): string {
  * The client loop shared by both targets: send, wait for the next message, parse it, check it answers
  * this request. Stops after n round trips or budgetMs. Returns each round trip's duration in ms.
  */
-async function roundTrips(
+export async function roundTrips(
   ws: WebSocket,
   n: number,
   budgetMs: number,
@@ -142,7 +167,32 @@ interface Side {
 
 /** The p50 of each measured block, in order: a step between blocks means the server changed path. */
 function blockP50s(side: Side): string[] {
-  return side.blocks.map((block) => `${ms(percentile(block, 50))} (n=${block.length})`);
+  return side.blocks.map((block) =>
+    block.length === BLOCK_SIZE
+      ? ms(percentile(block, 50))
+      : `${ms(percentile(block, 50))} (n=${block.length})`,
+  );
+}
+
+/** The median and range of `values`, e.g. "1.52× (1.47–1.60×)". */
+function spread(values: readonly number[]): string {
+  const f = (v: number): string => v.toFixed(2);
+  return `${f(percentile(values, 50))}× (${f(Math.min(...values))}–${f(Math.max(...values))}×)`;
+}
+
+/**
+ * The ratio `side` / `base` at percentile p in each of GROUPS consecutive groups of turns: how far the
+ * figure moves when measured on a fifth of the samples, within one run.
+ */
+function groupRatios(side: Side, base: Side, p: number): number[] {
+  const per = Math.max(1, Math.floor(side.blocks.length / GROUPS));
+  const ratios: number[] = [];
+  for (let g = 0; g + per <= side.blocks.length; g += per) {
+    const a = side.blocks.slice(g, g + per).flat();
+    const b = base.blocks.slice(g, g + per).flat();
+    ratios.push(percentile(a, p) / percentile(b, p));
+  }
+  return ratios;
 }
 
 export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
@@ -179,9 +229,10 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
       floor: { blocks: [], cpu: 0 },
     };
     const measure = async (side: Side, ws: WebSocket, pid: number, expectType: string): Promise<void> => {
-      const cpuBefore = cpuSeconds(pid);
+      // Every thread's run time from schedstat, in nanoseconds (utime and stime step by 10 ms).
+      const cpuBefore = threadCpuSeconds(pid).total;
       side.blocks.push(await roundTrips(ws, BLOCK_SIZE, BLOCK_BUDGET_MS, keys, expectType));
-      side.cpu += cpuSeconds(pid) - cpuBefore;
+      side.cpu += threadCpuSeconds(pid).total - cpuBefore;
     };
     for (let block = 0; block < BLOCKS; block++) {
       // Alternating blocks: a noisy moment on the machine lands on both targets, not on one.
@@ -266,8 +317,16 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
       '',
       `**p50 ${ratio(p50Ratio)}** (target ≤ ${TARGET_P50}: ${verdict(p50Ratio <= TARGET_P50)}), ` +
         `**p99 ${ratio(p99Ratio)}** (target ≤ ${TARGET_P99}: ${verdict(p99Ratio <= TARGET_P99)}). ` +
-        `The floor, measured in the same run: ${floorVerdict}. Server CPU is read from /proc at 10 ms ` +
-        `resolution, summed over the ${BLOCKS} blocks.`,
+        `The floor, measured in the same run: ${floorVerdict}. Server CPU is every thread's run time ` +
+        `(/proc/PID/task/*/schedstat), summed over the ${BLOCKS} blocks.`,
+      '',
+      `Spread: the same ratios worked out on each fifth of the run (${GROUPS} groups of ` +
+        `${Math.floor(BLOCKS / GROUPS)} consecutive turns, ~${(Math.floor(BLOCKS / GROUPS) * BLOCK_SIZE).toLocaleString('en-US')} ` +
+        `round trips per target each), median (range): RustyDB / echo p50 ` +
+        `${spread(groupRatios(sides.rusty, sides.echo, 50))}, p99 ${spread(groupRatios(sides.rusty, sides.echo, 99))}; ` +
+        `floor / echo p50 ${spread(groupRatios(sides.floor, sides.echo, 50))}, ` +
+        `p99 ${spread(groupRatios(sides.floor, sides.echo, 99))}; RustyDB / floor p50 ` +
+        `${spread(groupRatios(sides.rusty, sides.floor, 50))}, p99 ${spread(groupRatios(sides.rusty, sides.floor, 99))}.`,
       '',
       `Per block, p50 — RustyDB: ${blockP50s(sides.rusty).join(', ')}; ` +
         `echo: ${blockP50s(sides.echo).join(', ')}; floor: ${blockP50s(sides.floor).join(', ')}.`,

@@ -27,7 +27,8 @@ export function parseClientMessage(text: string): ParseResult {
   if (typeof raw.type !== 'string') {
     return { ok: false, error: "message needs a string 'type'", id };
   }
-  if (!(CLIENT_MESSAGE_TYPES as readonly string[]).includes(raw.type)) {
+  // 'query' first: the message a busy client sends most, known without a search of the list.
+  if (raw.type !== 'query' && !(CLIENT_MESSAGE_TYPES as readonly string[]).includes(raw.type)) {
     return {
       ok: false,
       error: `unknown message type '${raw.type.slice(0, 40)}'; expected one of ${CLIENT_MESSAGE_TYPES.join(', ')}`,

@@ -40,6 +40,21 @@ import type { SubscriberOwner } from '../changes/subscriber.ts';
 import { WritesAhead, waitForWritesAhead } from './writes-ahead.ts';
 import { RequestCancel } from './request-cancel.ts';
 
+/**
+ * Where a subscription's messages go when their payload is shared by many connections: the transport's
+ * socket itself, reached without the adapter between (a change fanned out to 10,000 subscribers then
+ * loads one object less per subscriber).
+ */
+export interface SharedMessageSink {
+  /**
+   * Queues the text message `head` + `tail`: `head` the UTF-8 bytes shared with other connections
+   * (sharedPayloadHead), `tail` this connection's own end of it (idTail). Nothing when not open.
+   */
+  sendShared(head: Buffer, tail: string): void;
+  /** Bytes queued and not yet handed to the network. */
+  readonly bufferedAmount: number;
+}
+
 export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
   send(text: string): void;
@@ -49,6 +64,8 @@ export interface SessionSocket {
    * making them one string first.
    */
   sendText?(parts: readonly (Buffer | string)[]): void;
+  /** The transport's sink for shared messages, where it has one. */
+  readonly sharedSink?: SharedMessageSink | undefined;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
@@ -122,6 +139,8 @@ const limitsTexts = new WeakMap<ServerConfig, string>();
 
 export class StreamSession implements SubscriberOwner {
   readonly #socket: SessionSocket;
+  /** The socket's sink for shared messages (SharedMessageSink), if it has one. */
+  readonly #sink: SharedMessageSink | undefined;
   readonly #deps: SessionDeps;
   #principal: Principal | undefined;
   /** Named requests running, by id; made with the first one (most connections never run a long one). */
@@ -147,6 +166,12 @@ export class StreamSession implements SubscriberOwner {
   #ownerId: string | undefined;
   /** This connection's writes that commit later in a group (see WritesAhead); made with the first. */
   #writesAhead: WritesAhead | undefined;
+  /**
+   * The engine's runInline (undefined where it has none), read once: the engine the endpoints get is a
+   * view (a Proxy: audit, metrics, catalog scope) whose every method lookup runs a trap, and the fast
+   * path looked it up twice per keyed query.
+   */
+  readonly #runInline: Engine['runInline'];
 
   constructor(
     socket: SessionSocket,
@@ -154,12 +179,14 @@ export class StreamSession implements SubscriberOwner {
     origin: SessionOrigin = { endpoint: '', remoteAddress: '' },
   ) {
     this.#socket = socket;
+    this.#sink = socket.sharedSink;
     this.#deps = deps;
     this.#collection = origin.collection;
     this.#startWith = origin.startWith;
     // The session is what the registry ends and asks how far behind it is (no closures of its own).
     this.#handle = deps.sessions?.open(origin.endpoint, origin.remoteAddress, this);
     this.#origin = this.#handle ?? origin;
+    this.#runInline = deps.engine.runInline;
     const { config } = deps;
     if (config.enable_rate_limiting) {
       const limits = rateLimits(config);
@@ -295,9 +322,25 @@ export class StreamSession implements SubscriberOwner {
     socket.sendText([sharedPayloadHead(type, payload), idTail(id)]);
   }
 
+  /**
+   * As the owner of subscriptions: one of their messages whose payload (an object, read-only) goes to
+   * many connections; `tail` is `idTail(id)`, made once by the subscription.
+   */
+  deliverShared(type: ServerMessageType, payload: object, id: string, tail: string): void {
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.deliver(type, payload, id);
+      return;
+    }
+    if (this.#closed) return;
+    this.#deps.metrics?.messageOut();
+    sink.sendShared(sharedPayloadHead(type, payload), tail);
+  }
+
   /** As the owner of subscriptions: bytes queued on the connection. */
   bufferedAmount(): number {
-    return this.#socket.bufferedAmount();
+    const sink = this.#sink;
+    return sink !== undefined ? sink.bufferedAmount : this.#socket.bufferedAmount();
   }
 
   /**
@@ -585,14 +628,15 @@ export class StreamSession implements SubscriberOwner {
    * must take the normal path (not known to be cheap, privileges not loaded yet, id still running).
    */
   #runInlineQuery(message: QueryMessage): boolean {
+    const runInline = this.#runInline;
+    if (!runInline || (message.id !== undefined && this.#running?.has(message.id))) return false;
     const { engine, access } = this.#deps;
-    if (!engine.runInline || (message.id !== undefined && this.#running?.has(message.id))) return false;
     const caller = access.cachedCaller(this.#principal!);
     if (!caller) return false;
     const { sql, params } = message.payload;
     let result;
     try {
-      result = engine.runInline({ sql, params }, caller);
+      result = runInline.call(engine, { sql, params }, caller);
     } catch (err) {
       this.#sendFailure(err, message.id);
       return true;
@@ -616,7 +660,9 @@ export class StreamSession implements SubscriberOwner {
       // Almost every keyed answer: one message, which fits unless the client is far behind.
       const text = chunkText(message.id, columns, rows, false, result.rows_affected, result.last_insert_id);
       if (!this.#socket.fits(text.length * 3)) return this.#answer(text);
-      this.#send(text);
+      // Framed in one buffer and written with one `write` (see #sendFramed): ws's framing made a header
+      // buffer, a copy of the text and a `writev` of the two for every keyed answer.
+      this.#sendFramed(text);
       return undefined;
     }
     const texts: string[] = [];
@@ -775,7 +821,8 @@ export class StreamSession implements SubscriberOwner {
   /**
    * `#send`, framed by the transport in one buffer where it can (`sendText`): cheaper than ws's framing
    * for the one message every connect sends, auth_success, which then leaves in the same write as the
-   * upgrade's answer (see the gateway's #upgrade). Messages still leave in the order they were sent.
+   * upgrade's answer (see the gateway's #upgrade), and for the one answer of a keyed query. Messages
+   * still leave in the order they were sent.
    */
   #sendFramed(text: string): void {
     const socket = this.#socket;

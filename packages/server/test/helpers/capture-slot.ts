@@ -1,16 +1,49 @@
 /**
- * Which node process reads a database's capture slot (PostgreSQL): PostgreSQL names the walsender's
- * client port, and the node is the process holding the socket of that local port (Linux /proc).
+ * Node processes (`rustydb serve`) on one PostgreSQL database, and which of them reads the database's
+ * capture slot: PostgreSQL names the walsender's client port, and the node is the process holding the
+ * socket of that local port (Linux /proc).
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import type { ServerProcess } from './server-process.ts';
-import { asSuperuser } from './engines.ts';
+import { startServerProcess, type ServerProcess } from './server-process.ts';
+import { asSuperuser, dropCaptureSlot, engineConfig } from './engines.ts';
 import { sleep } from './test-server.ts';
 
 export interface NodeProcess {
   server: ServerProcess;
   /** False once the test killed or stopped it: it no longer counts as a reader. */
   alive: boolean;
+}
+
+/** Nodes sharing one fresh PostgreSQL database, as the nodes of a cluster do. */
+export interface NodesOnOneDatabase {
+  nodes: NodeProcess[];
+  /** The database's name, as pg_replication_slots gives it. */
+  database: string;
+  /** Stops every node, then drops the database's capture slot. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `count` nodes on a fresh database. If one fails to start, the others are stopped before the
+ * error is thrown, so that no node is left holding the slot.
+ */
+export async function startNodes(count: number): Promise<NodesOnOneDatabase> {
+  const databaseUrl = (await engineConfig('postgres')).database_url!;
+  const flags = ['--engine', 'postgres', '--database-url', databaseUrl, '--enable-rate-limiting=false'];
+  const nodes: NodeProcess[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map((node) => node.server.stop()));
+    await dropCaptureSlot(databaseUrl);
+  };
+  const started = await Promise.allSettled(Array.from({ length: count }, () => startServerProcess(flags)));
+  for (const outcome of started)
+    if (outcome.status === 'fulfilled') nodes.push({ server: outcome.value, alive: true });
+  const failed = started.find((outcome) => outcome.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  return { nodes, database: new URL(databaseUrl).pathname.slice(1), stop };
 }
 
 /**

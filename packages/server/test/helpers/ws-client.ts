@@ -3,6 +3,7 @@
  * first queued (or future) message matching a predicate, `closed()` resolves with the close code and
  * reason. Every wait is bounded.
  */
+import assert from 'node:assert/strict';
 import WebSocket, { type ClientOptions, type RawData } from 'ws';
 
 export interface BatchItem {
@@ -49,6 +50,9 @@ export interface CloseInfo {
 }
 
 export type ConnectOptions = ClientOptions;
+
+/** The server's answers to a subscribe request: it took it, refused it, or cannot resume from `since`. */
+const SUBSCRIBE_ANSWERS: ReadonlySet<string> = new Set(['subscribed', 'error', 'reset']);
 
 export const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -186,6 +190,22 @@ export class TestClient {
     const id = this.newId(message.type);
     this.send({ ...message, id, timestamp: new Date().toISOString() });
     return this.reply(id, timeoutMs);
+  }
+
+  /**
+   * Sends a subscribe request and returns the server's answer to it: `subscribed`, or the `error` or
+   * `reset` that refuses it. The changes or data that follow stay queued for next().
+   */
+  subscribe(id: string, payload: Record<string, unknown>, timeoutMs = 3000): Promise<ServerMsg> {
+    this.send({ type: 'subscribe', id, payload });
+    return this.next((m) => m.id === id && SUBSCRIBE_ANSWERS.has(m.type), timeoutMs);
+  }
+
+  /** subscribe(), asserting that the server took the subscription; returns its `subscribed`. */
+  async subscribed(id: string, payload: Record<string, unknown>, timeoutMs = 3000): Promise<ServerMsg> {
+    const answer = await this.subscribe(id, payload, timeoutMs);
+    assert.equal(answer.type, 'subscribed', JSON.stringify(answer));
+    return answer;
   }
 
   /**

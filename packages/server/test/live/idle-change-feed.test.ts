@@ -6,24 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql, startTestServer, sleep, type TestServer } from '../helpers/test-server.ts';
-import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
+import type { TestClient } from '../helpers/ws-client.ts';
 import { dialectOf, ENGINES, type EngineName } from '../helpers/engines.ts';
 
 interface Change {
   sequence: number;
   op: string;
   row: Record<string, unknown> | null;
-}
-
-async function subscribe(
-  client: TestClient,
-  id: string,
-  payload: Record<string, unknown>,
-): Promise<ServerMsg> {
-  client.send({ type: 'subscribe', id, payload });
-  const ack = await client.next((m) => m.id === id && m.type !== 'change', 5000);
-  assert.equal(ack.type, 'subscribed', JSON.stringify(ack));
-  return ack;
 }
 
 /** The changes of subscription `id` until one carries the row with `lastId`. */
@@ -74,7 +63,7 @@ function suite(engine: EngineName): void {
 
       // A subscription makes the feed read again: its changes arrive.
       const watcher = await ts.connectAuthed();
-      await subscribe(watcher, 'q', { table: 'quiet' });
+      await watcher.subscribed('q', { table: 'quiet' }, 5000);
       const { last_insert_id: id } = await sql(ts, "INSERT INTO quiet (v) VALUES ('seen')");
       const [change] = await changesThrough(watcher, 'q', id ?? 21);
       assert.equal(change!.row?.v, 'seen');
@@ -88,7 +77,7 @@ function suite(engine: EngineName): void {
   test('a resume from before writes made with no subscriber gets exactly those writes, then live ones', async () => {
     await sql(ts, `CREATE TABLE resumed (id ${autoId}, v TEXT)`);
     const first = await ts.connectAuthed();
-    const start = (await subscribe(first, 'r', { table: 'resumed' })).payload.sequence as number;
+    const start = (await first.subscribed('r', { table: 'resumed' }, 5000)).payload.sequence as number;
     first.terminate();
     // The subscription is gone once its connection is: nobody needs the records now.
     await eventually(() => ts.server.subscriptions.count === 0, 'the subscription is dropped');
@@ -97,10 +86,10 @@ function suite(engine: EngineName): void {
     await eventually(() => ts.server.feed.head === head, `the feed's head reaches ${head}`);
 
     const second = await ts.connectAuthed();
-    const ack = await subscribe(second, 'r', { table: 'resumed', since: start });
+    const ack = await second.subscribed('r', { table: 'resumed', since: start }, 5000);
     assert.equal(ack.payload.sequence, start);
     const fresh = await ts.connectAuthed();
-    const now = (await subscribe(fresh, 'n', { table: 'resumed' })).payload.sequence as number;
+    const now = (await fresh.subscribed('n', { table: 'resumed' }, 5000)).payload.sequence as number;
     assert.equal(now, head);
     await sql(ts, "INSERT INTO resumed (v) VALUES ('live')");
 
@@ -138,13 +127,13 @@ function suite(engine: EngineName): void {
     })();
     await eventually(() => written >= 20, 'the writer is under way');
     const watcher = await ts.connectAuthed();
-    const at = (await subscribe(watcher, 'w', { table: 'racing' })).payload.sequence as number;
+    const at = (await watcher.subscribed('w', { table: 'racing' }, 5000)).payload.sequence as number;
     await writing;
     assert.ok(written === WRITES);
     const received = await changesThrough(watcher, 'w', WRITES);
     // What the log holds after the subscription's position, read by a resume: the very same records.
     const reader = await ts.connectAuthed();
-    await subscribe(reader, 'h', { table: 'racing', since: at });
+    await reader.subscribed('h', { table: 'racing', since: at }, 5000);
     const history = await changesThrough(reader, 'h', WRITES);
     assert.ok(history.length > 0 && history.length < WRITES, `${history.length} after the start`);
     assert.deepEqual(

@@ -12,13 +12,6 @@ import { BULK_READ_BYTES } from '../../src/engine/sqlite/change-log.ts';
 
 type Change = { sequence: number; op: string; key: unknown; row: unknown; old_row: unknown };
 
-async function subscribe(client: TestClient, id: string, table: string): Promise<number> {
-  client.send({ type: 'subscribe', id, payload: { table } });
-  const ack = await client.next((m) => m.id === id && m.type !== 'change');
-  assert.equal(ack.type, 'subscribed', JSON.stringify(ack));
-  return ack.payload.sequence as number;
-}
-
 async function changes(client: TestClient, id: string, n: number): Promise<Change[]> {
   const out: Change[] = [];
   for (let i = 0; i < n; i++) {
@@ -47,7 +40,7 @@ describe('values recorded in the change log', () => {
   test('a small page of changes carries the values a SELECT returns, in order', async () => {
     await sql(ts, 'CREATE TABLE vals (id INTEGER PRIMARY KEY, t TEXT, r REAL, n INTEGER, b BLOB, j TEXT, z)');
     const watcher = await ts.connectAuthed();
-    const attachedAt = await subscribe(watcher, 'v', 'vals');
+    const attachedAt = (await watcher.subscribed('v', { table: 'vals' })).payload.sequence as number;
     await sql(
       ts,
       `INSERT INTO vals VALUES
@@ -94,7 +87,7 @@ describe('values recorded in the change log', () => {
   test('a page larger than one JSON text is read row by row, with the same values and order', async () => {
     await sql(ts, 'CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT, b BLOB)');
     const watcher = await ts.connectAuthed();
-    const attachedAt = await subscribe(watcher, 'w', 'wide');
+    const attachedAt = (await watcher.subscribed('w', { table: 'wide' })).payload.sequence as number;
     // Eight rows whose recorded JSON together passes the bulk read's bound, in one transaction, so that
     // they are one page; then a small change that follows them.
     const rowChars = Math.ceil(BULK_READ_BYTES / 6);

@@ -21,17 +21,6 @@ type Change = {
 
 const changeOf = (m: ServerMsg): Change => m.payload as unknown as Change;
 
-async function subscribe(
-  client: TestClient,
-  id: string,
-  payload: Record<string, unknown>,
-): Promise<ServerMsg> {
-  client.send({ type: 'subscribe', id, payload });
-  return client.next(
-    (m) => m.id === id && (m.type === 'subscribed' || m.type === 'error' || m.type === 'reset'),
-  );
-}
-
 function nextChange(client: TestClient, id: string, timeoutMs = 3000): Promise<ServerMsg> {
   return client.next((m) => m.id === id && m.type !== 'subscribed', timeoutMs);
 }
@@ -63,8 +52,7 @@ function suite(engine: EngineName): void {
     test('insert, update and delete arrive in order with rows, old rows, keys and rising sequences', async () => {
       await sql(ts, `CREATE TABLE items (id ${autoId}, name TEXT, price REAL)`);
       const watcher = await ts.connectAuthed();
-      const ack = await subscribe(watcher, 'items', { table: 'items' });
-      assert.equal(ack.type, 'subscribed');
+      const ack = await watcher.subscribed('items', { table: 'items' });
       assert.equal(ack.payload.kind, 'table');
       const attachedAt = ack.payload.sequence as number;
       assert.ok(Number.isInteger(attachedAt) && attachedAt > 0);
@@ -89,11 +77,10 @@ function suite(engine: EngineName): void {
     test('a filter turns updates into enter and leave events and hides rows that never match', async () => {
       await sql(ts, `CREATE TABLE tickets (id ${autoId}, status TEXT, priority INTEGER)`);
       const watcher = await ts.connectAuthed();
-      const ack = await subscribe(watcher, 'open-urgent', {
+      await watcher.subscribed('open-urgent', {
         table: 'tickets',
         filter: { status: 'open', priority: { gte: 3 } },
       });
-      assert.equal(ack.type, 'subscribed');
       await sql(ts, "INSERT INTO tickets VALUES (1, 'open', 5)"); // insert (matches)
       await sql(ts, "INSERT INTO tickets VALUES (2, 'open', 1)"); // no event
       await sql(ts, 'UPDATE tickets SET priority = 4 WHERE id = 2'); // enter
@@ -119,7 +106,7 @@ function suite(engine: EngineName): void {
     test('events limits the kinds delivered', async () => {
       await sql(ts, `CREATE TABLE logs (id ${autoId}, msg TEXT)`);
       const watcher = await ts.connectAuthed();
-      await subscribe(watcher, 'only-inserts', { table: 'logs', events: ['insert'] });
+      await watcher.subscribe('only-inserts', { table: 'logs', events: ['insert'] });
       await sql(ts, "INSERT INTO logs (msg) VALUES ('a')");
       await sql(ts, "UPDATE logs SET msg = 'b'");
       await sql(ts, 'DELETE FROM logs');
@@ -185,7 +172,7 @@ function suite(engine: EngineName): void {
     test('resume with since after a reconnect delivers exactly the missed changes, in order', async () => {
       await sql(ts, `CREATE TABLE notes (id ${autoId}, body TEXT)`);
       const first = await ts.connectAuthed();
-      await subscribe(first, 'n', { table: 'notes' });
+      await first.subscribe('n', { table: 'notes' });
       await sql(ts, "INSERT INTO notes (body) VALUES ('one')");
       await sql(ts, "INSERT INTO notes (body) VALUES ('two')");
       const seen = await changes(first, 'n', 2);
@@ -193,8 +180,7 @@ function suite(engine: EngineName): void {
       for (const body of ['three', 'four', 'five'])
         await sql(ts, 'INSERT INTO notes (body) VALUES (?)', [body]);
       const second = await ts.connectAuthed();
-      const ack = await subscribe(second, 'n', { table: 'notes', since: seen[1]!.sequence });
-      assert.equal(ack.type, 'subscribed');
+      const ack = await second.subscribed('n', { table: 'notes', since: seen[1]!.sequence });
       assert.equal(ack.payload.sequence, seen[1]!.sequence);
       await sql(ts, "INSERT INTO notes (body) VALUES ('six')");
       const resumed = await changes(second, 'n', 4);
@@ -210,7 +196,7 @@ function suite(engine: EngineName): void {
     test('schema changes are delivered; dropping the table ends the subscription', async () => {
       await sql(ts, `CREATE TABLE shapes (id ${autoId})`);
       const watcher = await ts.connectAuthed();
-      await subscribe(watcher, 's', { table: 'shapes' });
+      await watcher.subscribe('s', { table: 'shapes' });
       await sql(ts, 'ALTER TABLE shapes ADD COLUMN sides INTEGER');
       await sql(ts, 'INSERT INTO shapes (sides) VALUES (3)');
       await sql(ts, 'DROP TABLE shapes');
@@ -226,7 +212,7 @@ function suite(engine: EngineName): void {
     test('unsubscribe ends delivery; an unknown id gets NOT_FOUND; a missing table TABLE_NOT_FOUND', async () => {
       await sql(ts, `CREATE TABLE quiet (id ${autoId})`);
       const watcher = await ts.connectAuthed();
-      await subscribe(watcher, 'q', { table: 'quiet' });
+      await watcher.subscribe('q', { table: 'quiet' });
       watcher.send({ type: 'unsubscribe', id: 'q' });
       const end = await watcher.next((m) => m.id === 'q' && m.type === 'unsubscribed');
       assert.equal(end.payload.reason, 'unsubscribed');
@@ -235,17 +221,17 @@ function suite(engine: EngineName): void {
       watcher.send({ type: 'unsubscribe', id: 'nope' });
       const missing = await watcher.next((m) => m.id === 'nope');
       assert.equal(missing.payload.code, 'NOT_FOUND');
-      const noTable = await subscribe(watcher, 'x', { table: 'no_such_table' });
+      const noTable = await watcher.subscribe('x', { table: 'no_such_table' });
       assert.equal(noTable.type, 'error');
       assert.equal(noTable.payload.code, 'TABLE_NOT_FOUND');
-      const both = await subscribe(watcher, 'y', { table: 'quiet', query: 'SELECT 1' });
+      const both = await watcher.subscribe('y', { table: 'quiet', query: 'SELECT 1' });
       assert.equal(both.payload.code, 'INVALID_MESSAGE');
     });
 
     test('admins list subscriptions with their figures and can end one', async () => {
       await sql(ts, `CREATE TABLE listed (id ${autoId})`);
       const watcher = await ts.connectAuthed();
-      await subscribe(watcher, 'listed-sub', { table: 'listed' });
+      await watcher.subscribe('listed-sub', { table: 'listed' });
       await sql(ts, 'INSERT INTO listed DEFAULT VALUES');
       await changes(watcher, 'listed-sub', 1);
       const res = await ts.http('/api/v1/subscriptions');
@@ -274,7 +260,7 @@ function suite(engine: EngineName): void {
       try {
         await sql(ts, `CREATE TABLE churn (id ${autoId}, v INTEGER)`);
         const watcher = await ts.connectAuthed();
-        const ack = await subscribe(watcher, 'c', { table: 'churn' });
+        const ack = await watcher.subscribe('c', { table: 'churn' });
         const since = ack.payload.sequence as number;
         watcher.terminate();
         await ts.http('/api/v1/batch', {
@@ -287,19 +273,18 @@ function suite(engine: EngineName): void {
         });
         await ts.server.feed.prune();
         const again = await ts.connectAuthed();
-        const reset = await subscribe(again, 'c', { table: 'churn', since });
+        const reset = await again.subscribe('c', { table: 'churn', since });
         assert.equal(reset.type, 'reset');
         assert.equal(reset.payload.reason, 'history_unavailable');
         assert.ok((reset.payload.oldest_resumable as number) > since);
         // A position the log never reached is refused the same way.
-        const ahead = await subscribe(again, 'c3', { table: 'churn', since: 10_000_000 });
+        const ahead = await again.subscribe('c3', { table: 'churn', since: 10_000_000 });
         assert.equal(ahead.type, 'reset');
         // Resuming from within the window still works.
-        const fine = await subscribe(again, 'c2', {
+        await again.subscribed('c2', {
           table: 'churn',
           since: reset.payload.oldest_resumable as number,
         });
-        assert.equal(fine.type, 'subscribed');
       } finally {
         await ts.close();
       }
@@ -318,7 +303,7 @@ function suite(engine: EngineName): void {
         // absorb however many rows are written, and whether the server's queue then passes the limit
         // depends on how fast zlib keeps up (a CI run wrote all 2,000 rows without a SLOW_CONSUMER).
         const watcher = await ts.connectAuthed({ perMessageDeflate: false });
-        const ack = await subscribe(watcher, 'b', { table: 'blobs' });
+        const ack = await watcher.subscribe('b', { table: 'blobs' });
         // Stop reading: the server's send buffer fills up. How much the kernel's socket buffers take
         // first depends on the machine (loopback buffers grow to several MB), so rows are written until
         // the server gives up on the subscriber and ends its subscription (it is no longer listed),
@@ -354,7 +339,7 @@ function suite(engine: EngineName): void {
           (deliveredBefore.at(-1)?.payload.sequence as number | undefined) ?? ack.payload.sequence,
         );
         const again = await ts.connectAuthed();
-        await subscribe(again, 'b', { table: 'blobs', since: resumeFrom });
+        await again.subscribe('b', { table: 'blobs', since: resumeFrom });
         const rest = await changes(again, 'b', written - deliveredBefore.length, 10_000);
         const all = [...deliveredBefore.map(changeOf), ...rest];
         assert.equal(all.length, written);
@@ -391,20 +376,19 @@ function suite(engine: EngineName): void {
     test('subscribing to a table or live query the user may not read is refused', async () => {
       const client = await ts.connect({ token: userToken });
       await client.next((m) => m.type === 'auth_success');
-      const denied = await subscribe(client, 's1', { table: 'secret_data' });
+      const denied = await client.subscribe('s1', { table: 'secret_data' });
       assert.equal(denied.payload.code, 'PERMISSION_DENIED');
-      const deniedQuery = await subscribe(client, 's2', {
+      const deniedQuery = await client.subscribe('s2', {
         query: 'SELECT o.v FROM open_data o JOIN secret_data s ON s.id = o.id',
       });
       assert.equal(deniedQuery.payload.code, 'PERMISSION_DENIED');
-      const allowed = await subscribe(client, 's3', { table: 'open_data' });
-      assert.equal(allowed.type, 'subscribed');
+      await client.subscribed('s3', { table: 'open_data' });
     });
 
     test('a revoke ends the running subscription with PERMISSION_DENIED within a second', async () => {
       const client = await ts.connect({ token: userToken });
       await client.next((m) => m.type === 'auth_success');
-      await subscribe(client, 'live', { table: 'open_data' });
+      await client.subscribe('live', { table: 'open_data' });
       const started = Date.now();
       const revoked = await ts.http('/api/v1/roles/open_reader/grants', {
         method: 'DELETE',
@@ -433,8 +417,7 @@ function suite(engine: EngineName): void {
     test('the initial result, then diffs: added, changed and removed rows', async () => {
       const client = await ts.connectAuthed();
       const query = 'SELECT id, name, price FROM products WHERE price > ? ORDER BY id';
-      const ack = await subscribe(client, 'lq', { query, params: [10] });
-      assert.equal(ack.type, 'subscribed');
+      const ack = await client.subscribed('lq', { query, params: [10] });
       assert.equal(ack.payload.kind, 'query');
       const initial = await client.next((m) => m.id === 'lq' && m.type === 'data');
       assert.deepEqual(initial.payload.rows, [[2, 'dear', 50]]);
@@ -462,8 +445,8 @@ function suite(engine: EngineName): void {
       const query = 'SELECT count(*) AS n FROM products';
       const a = await ts.connectAuthed();
       const b = await ts.connectAuthed();
-      await subscribe(a, 'count', { query });
-      await subscribe(b, 'count', { query });
+      await a.subscribe('count', { query });
+      await b.subscribe('count', { query });
       await a.next((m) => m.id === 'count' && m.type === 'data');
       await b.next((m) => m.id === 'count' && m.type === 'data');
       const listed = await ts.http('/api/v1/subscriptions');
@@ -508,7 +491,7 @@ function suite(engine: EngineName): void {
 
     test('a burst of writes is coalesced into fewer evaluations than writes', async () => {
       const client = await ts.connectAuthed();
-      await subscribe(client, 'burst', { query: 'SELECT max(price) AS top FROM products' });
+      await client.subscribe('burst', { query: 'SELECT max(price) AS top FROM products' });
       await client.next((m) => m.id === 'burst' && m.type === 'data');
       const writes = 50;
       await ts.http('/api/v1/batch', {
@@ -533,7 +516,7 @@ function suite(engine: EngineName): void {
 
     test('a write statement cannot be a live query', async () => {
       const client = await ts.connectAuthed();
-      const res = await subscribe(client, 'w', { query: "INSERT INTO products (name) VALUES ('x')" });
+      const res = await client.subscribe('w', { query: "INSERT INTO products (name) VALUES ('x')" });
       assert.equal(res.type, 'error');
       assert.equal(res.payload.code, 'QUERY_ERROR');
       const rows = await sql(ts, "SELECT count(*) FROM products WHERE name = 'x'");

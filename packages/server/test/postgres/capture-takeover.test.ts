@@ -8,9 +8,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServerProcess } from '../helpers/server-process.ts';
-import { slotReader, type NodeProcess } from '../helpers/capture-slot.ts';
-import { dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
+import { slotReader, startNodes } from '../helpers/capture-slot.ts';
+import { postgresCases } from '../helpers/engines.ts';
 import { TestClient } from '../helpers/ws-client.ts';
 
 /** The walsender timeout (10 s), one retry of the other node (1 s), and room for a loaded machine. */
@@ -18,15 +17,10 @@ const TAKEOVER_WITHIN_MS = 25_000;
 
 postgresCases('PostgreSQL cases', () => {
   test('a node that stops answering loses the capture slot to another, and changes flow again', async () => {
-    const engine = await engineConfig('postgres');
-    const databaseUrl = engine.database_url!;
-    const database = new URL(databaseUrl).pathname.slice(1);
-    const flags = ['--engine', 'postgres', '--database-url', databaseUrl, '--enable-rate-limiting=false'];
-    const nodes: NodeProcess[] = [];
+    const cluster = await startNodes(2);
+    const { nodes, database } = cluster;
     let stopped: number | undefined;
     try {
-      const started = await Promise.all([0, 1].map(() => startServerProcess(flags)));
-      nodes.push(...started.map((server) => ({ server, alive: true })));
       await nodes[0]!.server.sql('CREATE TABLE notes (id int PRIMARY KEY, body text)');
       const reader = await slotReader(nodes, database);
       const other = nodes[1 - reader]!;
@@ -39,12 +33,11 @@ postgresCases('PostgreSQL cases', () => {
       assert.equal(await slotReader(nodes, database, TAKEOVER_WITHIN_MS), 1 - reader);
       const tookOverAfter = Date.now() - hungAt;
 
-      const streamUrl = `${other.server.url.replace(/^http/, 'ws')}/api/v1/stream?token=${other.server.token}`;
+      const streamUrl = `${other.server.wsUrl}/api/v1/stream?token=${other.server.token}`;
       const client = await TestClient.connect(streamUrl, { perMessageDeflate: false });
       try {
         await client.next((m) => m.type === 'auth_success');
-        client.send({ type: 'subscribe', id: 's', payload: { table: 'notes' } });
-        await client.next((m) => m.type === 'subscribed' && m.id === 's');
+        await client.subscribed('s', { table: 'notes' });
         await other.server.sql('INSERT INTO notes VALUES (2, ?)', ['written after the takeover']);
         const change = await client.next((m) => m.type === 'change' && m.id === 's', 10_000);
         assert.deepEqual((change.payload as { row: unknown }).row, {
@@ -57,8 +50,7 @@ postgresCases('PostgreSQL cases', () => {
       assert.ok(tookOverAfter < TAKEOVER_WITHIN_MS, `took over after ${tookOverAfter} ms`);
     } finally {
       if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
-      await Promise.all(nodes.map((node) => node.server.stop()));
-      await dropCaptureSlot(databaseUrl);
+      await cluster.stop();
     }
   });
 });

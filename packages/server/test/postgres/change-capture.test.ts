@@ -35,15 +35,6 @@ async function directClient(databaseUrl: string): Promise<InstanceType<typeof pg
   return client;
 }
 
-async function subscribe(
-  client: TestClient,
-  id: string,
-  payload: Record<string, unknown>,
-): Promise<ServerMsg> {
-  client.send({ type: 'subscribe', id, payload });
-  return client.next((m) => m.id === id && (m.type === 'subscribed' || m.type === 'error'));
-}
-
 async function changes(client: TestClient, id: string, n: number, timeoutMs = 5000): Promise<Change[]> {
   const out: Change[] = [];
   for (let i = 0; i < n; i++) {
@@ -70,7 +61,7 @@ postgresCases('PostgreSQL cases', () => {
     test('transactions that write in one order and commit in another arrive in commit order, once each', async () => {
       await sql(ts, 'CREATE TABLE ledger (id int PRIMARY KEY, note text)');
       const watcher = await ts.connectAuthed();
-      const ack = await subscribe(watcher, 'all', { table: 'ledger' });
+      const ack = await watcher.subscribed('all', { table: 'ledger' });
       const start = ack.payload.sequence as number;
       const [a, b, c] = [
         await directClient(databaseUrl),
@@ -117,7 +108,7 @@ postgresCases('PostgreSQL cases', () => {
         );
         // Resuming from any point gives exactly the rest.
         const resumer = await ts.connectAuthed();
-        await subscribe(resumer, 'resume', { table: 'ledger', since: start + 2 });
+        await resumer.subscribed('resume', { table: 'ledger', since: start + 2 });
         assert.deepEqual(
           (await changes(resumer, 'resume', 2)).map((change) => change.row!.id),
           [4, 3],
@@ -137,7 +128,7 @@ postgresCases('PostgreSQL cases', () => {
       const total = 12_345;
       await sql(ts, 'CREATE TABLE bulk (n int PRIMARY KEY)');
       const watcher = await ts.connectAuthed();
-      const ack = await subscribe(watcher, 'bulk', { table: 'bulk' });
+      const ack = await watcher.subscribed('bulk', { table: 'bulk' });
       const start = ack.payload.sequence as number;
       await sql(ts, `INSERT INTO bulk SELECT generate_series(1, ${total})`);
       await sql(ts, 'INSERT INTO bulk VALUES (-1)');
@@ -160,8 +151,7 @@ postgresCases('PostgreSQL cases', () => {
         payload: { sql: 'CREATE TABLE fresh (id int PRIMARY KEY)' },
       });
       assert.equal(made.type, 'data');
-      const ack = await subscribe(client, 'fresh', { table: 'fresh' });
-      assert.equal(ack.type, 'subscribed');
+      const ack = await client.subscribed('fresh', { table: 'fresh' });
       const wrote = await client.request({ type: 'query', payload: { sql: 'INSERT INTO fresh VALUES (7)' } });
       assert.equal(wrote.type, 'data');
       const [change] = await changes(client, 'fresh', 1);
@@ -187,7 +177,7 @@ postgresCases('PostgreSQL cases', () => {
         })();
         for (let n = 0; n < 60; n++) {
           const id = `b${n}`;
-          asked.push({ id, ackedBefore: acknowledged, reply: subscribe(client, id, { table: 'burst' }) });
+          asked.push({ id, ackedBefore: acknowledged, reply: client.subscribe(id, { table: 'burst' }) });
           await new Promise((resolve) => setTimeout(resolve, n % 3 === 0 ? 1 : 0));
         }
         await writing;
@@ -276,7 +266,7 @@ postgresCases('PostgreSQL cases', () => {
         await sql(second, 'CREATE TABLE ticks (n int PRIMARY KEY)');
         assert.deepEqual([reading(first), reading(second)], [true, false], 'the first node reads the slot');
         const watcher = await second.connectAuthed();
-        const ack = await subscribe(watcher, 't', { table: 'ticks' });
+        const ack = await watcher.subscribed('t', { table: 'ticks' });
         const writer = await second.connectAuthed();
         const total = 120;
         for (let n = 1; n <= total; n++) {

@@ -9,10 +9,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket, { type RawData } from 'ws';
-import { startServerProcess } from '../helpers/server-process.ts';
 import { sleep } from '../helpers/test-server.ts';
-import { slotReader, type NodeProcess } from '../helpers/capture-slot.ts';
-import { asSuperuser, dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
+import { slotReader, startNodes, type NodeProcess } from '../helpers/capture-slot.ts';
+import { asSuperuser, postgresCases } from '../helpers/engines.ts';
 
 const WRITE_FOR_MS = 4000;
 const KILL_AFTER_MS = 1500;
@@ -159,15 +158,10 @@ class Follower {
 
 postgresCases('PostgreSQL cases', () => {
   test('3 nodes, 3 writers, 6 subscribers, one node killed -9 mid-run: every change once and in order', async () => {
-    const engine = await engineConfig('postgres');
-    const databaseUrl = engine.database_url!;
-    const database = new URL(databaseUrl).pathname.slice(1);
-    const flags = ['--engine', 'postgres', '--database-url', databaseUrl, '--enable-rate-limiting=false'];
-    const nodes: Node[] = [];
+    const cluster = await startNodes(3);
+    const { nodes, database } = cluster;
     const followers: Follower[] = [];
     try {
-      const started = await Promise.all([0, 1, 2].map(() => startServerProcess(flags)));
-      nodes.push(...started.map((server) => ({ server, alive: true })));
       const token = nodes[0]!.server.token;
       await nodes[1]!.server.sql(
         'CREATE TABLE ledger (id int PRIMARY KEY, writer int NOT NULL, n int NOT NULL)',
@@ -242,8 +236,7 @@ postgresCases('PostgreSQL cases', () => {
       }
     } finally {
       for (const follower of followers) follower.stop();
-      await Promise.all(nodes.map((node) => node.server.stop()));
-      await dropCaptureSlot(databaseUrl);
+      await cluster.stop();
     }
   });
 });

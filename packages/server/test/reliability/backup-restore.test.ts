@@ -17,7 +17,7 @@ import { openSync } from '../../src/engine/sqlite/driver.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { freshDataDir, sleep } from '../helpers/test-server.ts';
-import { TestClient, type ServerMsg } from '../helpers/ws-client.ts';
+import { TestClient } from '../helpers/ws-client.ts';
 
 const WRITERS = 4;
 const STATEMENTS = 10;
@@ -65,15 +65,6 @@ function batchesIn(file: string): Map<string, number> {
   }
 }
 
-async function subscribe(
-  client: TestClient,
-  id: string,
-  payload: Record<string, unknown>,
-): Promise<ServerMsg> {
-  client.send({ type: 'subscribe', id, payload });
-  return client.next((m) => m.id === id && ['subscribed', 'error', 'reset'].includes(m.type), 5000);
-}
-
 interface Served extends ServerProcess {
   connect(): Promise<TestClient>;
 }
@@ -118,7 +109,7 @@ test(
         'CREATE TABLE ledger (id INTEGER PRIMARY KEY, batch TEXT NOT NULL, n INTEGER NOT NULL, pad BLOB)',
       );
       const watcher = await server.connect();
-      assert.equal((await subscribe(watcher, 'w', { table: 'ledger' })).type, 'subscribed');
+      await watcher.subscribed('w', { table: 'ledger' }, 5000);
       const writers = startWriters(
         await Promise.all(Array.from({ length: WRITERS }, () => server!.connect())),
       );
@@ -201,20 +192,18 @@ test(
       // Positions of the old server, past the backup or within it, get reset: never a silent gap.
       const client = await server.connect();
       for (const since of [lastSeen, backupSequence, Math.max(1, backupSequence - 5)]) {
-        const reply = await subscribe(client, `r${since}`, { table: 'ledger', since });
+        const reply = await client.subscribe(`r${since}`, { table: 'ledger', since }, 5000);
         assert.equal(reply.type, 'reset', `since ${since}: ${JSON.stringify(reply.payload)}`);
       }
       // New changes are numbered after everything the old server handed out, and are delivered.
-      const fresh = await subscribe(client, 'fresh', { table: 'ledger' });
-      assert.equal(fresh.type, 'subscribed');
+      const fresh = await client.subscribed('fresh', { table: 'ledger' }, 5000);
       assert.ok((fresh.payload.sequence as number) > lastSeen);
       await server.sql("INSERT INTO ledger (batch, n) VALUES ('after', 0)");
       const change = await client.next((m) => m.id === 'fresh' && m.type !== 'subscribed', 5000);
       assert.equal(change.type, 'change', JSON.stringify(change.payload));
       assert.ok((change.payload.sequence as number) > lastSeen);
       // Resuming from a position of the restored server works as always.
-      const resumed = await subscribe(client, 'again', { table: 'ledger', since: fresh.payload.sequence });
-      assert.equal(resumed.type, 'subscribed', JSON.stringify(resumed.payload));
+      await client.subscribed('again', { table: 'ledger', since: fresh.payload.sequence }, 5000);
       const replayed = await client.next((m) => m.id === 'again' && m.type !== 'subscribed', 5000);
       assert.equal(replayed.payload.sequence, change.payload.sequence);
     } finally {

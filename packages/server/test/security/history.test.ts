@@ -8,7 +8,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
 import { Events, disposeClients, wsClient } from '../graphql/helpers.ts';
 import { connectWith, createRole, createUser } from './helpers.ts';
 
@@ -23,16 +22,11 @@ after(async () => {
   await ts.close();
 });
 
-async function subscribe(c: TestClient, id: string, payload: Record<string, unknown>): Promise<ServerMsg> {
-  c.send({ type: 'subscribe', id, payload });
-  return c.next((m) => m.id === id && ['subscribed', 'reset', 'error'].includes(m.type));
-}
-
 async function head(): Promise<number> {
   // A change of a scratch table: its sequence is the log's head now.
   await sql(ts, 'CREATE TABLE IF NOT EXISTS clock (id INTEGER PRIMARY KEY)');
   const watcher = await ts.connectAuthed();
-  const ack = await subscribe(watcher, 'clock', { table: 'clock' });
+  const ack = await watcher.subscribed('clock', { table: 'clock' });
   watcher.close();
   return ack.payload.sequence as number;
 }
@@ -49,14 +43,13 @@ test('since: 0 does not replay rows deleted before the subscriber was granted SE
   });
   assert.equal(res.status, 200);
   const c = await connectWith(ts, token);
-  const reset = await subscribe(c, 'p', { table: 'payroll', since: 0 });
+  const reset = await c.subscribe('p', { table: 'payroll', since: 0 });
   assert.equal(reset.type, 'reset', JSON.stringify(reset));
   assert.equal(reset.payload.reason, 'history_unavailable');
   const oldest = reset.payload.oldest_resumable as number;
   assert.ok(oldest >= grantedAfter, `oldest_resumable ${oldest} is before the grant (${grantedAfter})`);
   // From there on it works, and only what follows the grant arrives.
-  const ack = await subscribe(c, 'p2', { table: 'payroll', since: oldest });
-  assert.equal(ack.type, 'subscribed', JSON.stringify(ack));
+  await c.subscribed('p2', { table: 'payroll', since: oldest });
   await sql(ts, "INSERT INTO payroll (who, salary) VALUES ('intern', 1000)");
   const change = await c.next((m) => m.id === 'p2' && m.type === 'change');
   assert.equal((change.payload.row as { who: string }).who, 'intern');
@@ -72,7 +65,7 @@ test('a user given a role later, or re-created under an old name, gets no histor
   const res = await ts.http('/api/v1/users/late', { method: 'PATCH', body: { roles: ['ledger_reader'] } });
   assert.equal(res.status, 200);
   const c = await connectWith(ts, token);
-  assert.equal((await subscribe(c, 'l', { table: 'ledger', since: 0 })).type, 'reset');
+  assert.equal((await c.subscribe('l', { table: 'ledger', since: 0 })).type, 'reset');
   c.close();
   // Deleted and created again: a new account, with no history of the old one.
   await createUser(ts, 'again', ['ledger_reader']);
@@ -80,7 +73,7 @@ test('a user given a role later, or re-created under an old name, gets no histor
   assert.equal((await ts.http('/api/v1/users/again', { method: 'DELETE' })).status, 200);
   const second = await createUser(ts, 'again', ['ledger_reader']);
   const d = await connectWith(ts, second);
-  assert.equal((await subscribe(d, 'l', { table: 'ledger', since: 0 })).type, 'reset');
+  assert.equal((await d.subscribe('l', { table: 'ledger', since: 0 })).type, 'reset');
   assert.ok(!JSON.stringify(d.received).includes('seen-by-the-first'), JSON.stringify(d.received));
   d.close();
 });
@@ -93,11 +86,10 @@ test('since: 0 does not replay an earlier table of the same name (dropped and cr
   await sql(ts, "INSERT INTO notes (body) VALUES ('new-incarnation')");
   // Even an administrator: the old table's history is not this table's.
   const c = await ts.connectAuthed();
-  const reset = await subscribe(c, 'n', { table: 'notes', since: 0 });
+  const reset = await c.subscribe('n', { table: 'notes', since: 0 });
   assert.equal(reset.type, 'reset', JSON.stringify(reset));
   const oldest = reset.payload.oldest_resumable as number;
-  const ack = await subscribe(c, 'n2', { table: 'notes', since: oldest });
-  assert.equal(ack.type, 'subscribed');
+  await c.subscribed('n2', { table: 'notes', since: oldest });
   const first = await c.next((m) => m.id === 'n2' && m.type === 'change');
   assert.equal((first.payload.row as { body: string }).body, 'new-incarnation');
   assert.ok(!JSON.stringify(c.received).includes('old-incarnation'), JSON.stringify(c.received));
@@ -139,7 +131,7 @@ test('a privilege revoked and granted again at once still ends the running subsc
   await createRole(ts, 'flaky_reader', [{ privilege: 'SELECT', table: 'flaky' }]);
   const token = await createUser(ts, 'flicker', ['flaky_reader']);
   const c = await connectWith(ts, token);
-  assert.equal((await subscribe(c, 'f', { table: 'flaky' })).type, 'subscribed');
+  await c.subscribed('f', { table: 'flaky' });
   const grant = { privilege: 'SELECT', table: 'flaky' };
   const revoked = ts.http('/api/v1/roles/flaky_reader/grants', { method: 'DELETE', body: grant });
   const written = sql(ts, "INSERT INTO flaky (v) VALUES ('while-revoked')");

@@ -283,7 +283,10 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
 
-  /** Read worker threads started now: one while idle, up to engine_pool_size while reads run. */
+  /**
+   * Read worker threads started now: none until the first read that needs one, then one while idle, up
+   * to engine_pool_size while reads run.
+   */
   get readWorkers(): number {
     return this.#readers.started;
   }
@@ -915,7 +918,7 @@ export class SqliteEngine implements Engine {
         for (const row of all) toWireRow(row);
         rows = all as SqlValue[][];
       }
-      this.#router.observeInline(sql, performance.now() - started, rows.length);
+      this.#router.observeInline(sql, routed, performance.now() - started, rows.length);
       // A write with RETURNING is a reader too: its commit must still wake the change feed.
       if (routed.access.kind !== 'read') this.#committed(false);
       // A copy of the columns: the result is the caller's to keep or change.
@@ -928,7 +931,7 @@ export class SqliteEngine implements Engine {
     }
     const before = isUpsert(routed.guarded) ? inlineCounters(this.#router.inlineConnection) : undefined;
     const run = stmt.run(params);
-    this.#router.observeInline(sql, performance.now() - started, 0);
+    this.#router.observeInline(sql, routed, performance.now() - started, 0);
     this.#committed(false);
     return writeAnswer(routed.guarded, before, run);
   }
@@ -1028,7 +1031,7 @@ export class SqliteEngine implements Engine {
     const started = performance.now();
     const before = counters && countersOf(counters.get([]));
     const run = stmt.run(params);
-    this.#router.observeInline(sql, performance.now() - started, 0);
+    this.#router.observeInline(sql, routed, performance.now() - started, 0);
     return writeAnswer(routed.guarded, before, run);
   }
 

@@ -166,17 +166,26 @@ export class StatementRouter {
     return routed;
   }
 
-  /** Records an inline run; a slow or large one sends the statement off the loop from now on. */
-  observeInline(sql: string, elapsedMs: number, rows: number): void {
+  /**
+   * Records an inline run of `routed` (what route(sql) returned); a slow or large one sends the
+   * statement off the loop from now on. Only the statement's current entry counts: one the cache has
+   * dropped or replaced since (DDL, a demotion) is left alone. The fast run, by far the most common, is
+   * told apart without a second lookup of the statement's text.
+   */
+  observeInline(sql: string, routed: RoutedStatement, elapsedMs: number, rows: number): void {
+    if (rows <= INLINE_MAX_ROWS && elapsedMs <= INLINE_BUDGET_MS) {
+      if (routed.slowRuns) routed.slowRuns = 0;
+      return;
+    }
     const entry = this.#cache.get(sql);
-    if (!entry) return;
+    if (entry !== routed) return;
     // A large result is a property of the statement: move it at once. A slow run may be the machine
     // (a GC pause, a busy core): move only after several in a row.
     if (rows > INLINE_MAX_ROWS) this.#demote(sql, entry);
-    else if (elapsedMs > INLINE_BUDGET_MS) {
+    else {
       entry.slowRuns = (entry.slowRuns ?? 0) + 1;
       if (entry.slowRuns >= INLINE_SLOW_RUNS) this.#demote(sql, entry);
-    } else entry.slowRuns = 0;
+    }
   }
 
   #demote(sql: string, entry: RoutedStatement): void {

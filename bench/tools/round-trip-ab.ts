@@ -1,0 +1,162 @@
+/**
+ * Bench (b) between two builds of RustyDB: this tree's server and a baseline build, each answering the
+ * bench's keyed query on one socket with the bench's own client loop, in blocks taken in turns (the
+ * order flips every turn), with the raw `ws` echo in the same turns for scale. Prints, per target, the
+ * server's CPU per round trip (all threads and the main thread, from /proc/<pid>/task/<tid>/schedstat:
+ * nanoseconds, not clock ticks), and p50/p99/p99.9 over all blocks with the range of the per-block
+ * figures. For measuring a change to RustyDB before and after, on a machine that others share.
+ *
+ *   node --import tsx bench/tools/round-trip-ab.ts --baseline PATH [--turns N] [--block N]
+ *     [--cpu-prof DIR]
+ *
+ * PATH: the baseline's bin/rustydb.js, relative to the repository, e.g. a copy of the build made before
+ * the change: `mkdir -p packages/server/.tmp/base && cp -r packages/server/bin packages/server/dist
+ * packages/server/.tmp/base/` (and, if the change touches the protocol package, a copy of its
+ * package.json and dist/ in packages/server/.tmp/base/node_modules/@rustydb/protocol/).
+ * --cpu-prof DIR profiles both servers (every 50 µs) into DIR.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type WebSocket from 'ws';
+import { spawnNode } from '../lib/children.ts';
+import { StreamConnection, login, openSocket } from '../lib/client.ts';
+import { KV_ROWS, KV_TABLE, databasePath } from '../lib/dataset.ts';
+import { prng } from '../lib/prng.ts';
+import { threadCpuSeconds } from '../lib/proc.ts';
+import { startRustyServer, type RustyServerProcess } from '../lib/rusty-server.ts';
+import { median, ms, percentile } from '../lib/stats.ts';
+import { roundTrips } from '../round-trip.ts';
+
+const arg = (name: string): string | undefined => {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? process.argv[at + 1] : undefined;
+};
+const baseline = arg('--baseline');
+if (!baseline) {
+  console.error('usage: round-trip-ab.ts --baseline PATH/bin/rustydb.js [--turns N] [--block N]');
+  process.exit(2);
+}
+const turns = Number(arg('--turns') ?? 10);
+const blockSize = Number(arg('--block') ?? 2000);
+const profileDir = arg('--cpu-prof');
+/** Only the two builds (no echo, no floor): twice the turns in the same time, for a paired comparison. */
+const buildsOnly = process.argv.includes('--builds-only');
+const WARMUP = 5000;
+const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-interval', '50'] : [];
+const BUDGET_MS = 20_000;
+
+interface Target {
+  name: string;
+  ws: WebSocket;
+  pid: number;
+  expect: string;
+  blocks: { trips: number[]; cpu: number; main: number }[];
+}
+
+/** A server of the given build on a data directory of its own, with the bench's kv table. */
+async function rustyTarget(name: string, bin: string | undefined, dirs: string[]): Promise<Target> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-rt-ab-'));
+  dirs.push(dataDir);
+  const server: RustyServerProcess = await startRustyServer({
+    dataDir,
+    ...(bin ? { bin } : {}),
+    ...(profileDir ? { cpuProfileDir: profileDir, nodeArgs: ['--cpu-prof-interval', '50'] } : {}),
+  });
+  stops.push(() => server.stop());
+  const connection = await StreamConnection.open(server.streamUrl, await login(server.url));
+  await connection.query(`CREATE TABLE ${KV_TABLE} (k INTEGER PRIMARY KEY, v TEXT)`);
+  await connection.query(
+    `INSERT INTO ${KV_TABLE} (k, v)
+     WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?)
+     SELECT x, 'value-' || x FROM seq`,
+    [KV_ROWS],
+  );
+  return { name, ws: connection.ws, pid: server.pid, expect: 'data', blocks: [] };
+}
+
+/** The raw `ws` echo and the floor (bench/lib/keyed-read-server.ts, on this tree's database file). */
+async function addYardsticks(targets: Target[]): Promise<void> {
+  const echo = spawnNode([...profile, '--import', 'tsx'], 'bench/lib/echo-server.ts', [], process.env);
+  stops.push(() => echo.stop());
+  const echoUrl = (await echo.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!;
+  targets.push({
+    name: 'raw ws echo',
+    ws: await openSocket(echoUrl),
+    pid: echo.pid,
+    expect: 'query',
+    blocks: [],
+  });
+  // The floor (bench/lib/keyed-read-server.ts) on this tree's database file.
+  const floor = spawnNode(
+    [...profile, '--import', 'tsx'],
+    'bench/lib/keyed-read-server.ts',
+    [databasePath(dirs[0]!)],
+    process.env,
+  );
+  stops.push(() => floor.stop());
+  const floorUrl = (await floor.waitFor(/keyed reads listening on (ws:\/\/\S+)/))[1]!;
+  targets.push({ name: 'floor', ws: await openSocket(floorUrl), pid: floor.pid, expect: 'data', blocks: [] });
+}
+
+const stops: (() => Promise<void>)[] = [];
+const dirs: string[] = [];
+try {
+  const targets = [
+    await rustyTarget('this tree', undefined, dirs),
+    await rustyTarget(`baseline ${baseline}`, baseline, dirs),
+  ];
+  if (!buildsOnly) await addYardsticks(targets);
+  const random = prng(42);
+  const keys = (): number => 1 + Math.floor(random() * KV_ROWS);
+  for (const t of targets) await roundTrips(t.ws, WARMUP, BUDGET_MS, keys, t.expect);
+  for (let turn = 0; turn < turns; turn++) {
+    for (const t of turn % 2 === 0 ? targets : [...targets].reverse()) {
+      const before = threadCpuSeconds(t.pid);
+      const trips = await roundTrips(t.ws, blockSize, BUDGET_MS, keys, t.expect);
+      const after = threadCpuSeconds(t.pid);
+      t.blocks.push({ trips, cpu: after.total - before.total, main: after.main - before.main });
+    }
+  }
+  const us = (seconds: number): string => `${(seconds * 1e6).toFixed(1)} µs`;
+  const range = (values: number[], f: (v: number) => string): string =>
+    `${f(median(values))} (${f(Math.min(...values))}–${f(Math.max(...values))})`;
+  for (const t of targets) {
+    const all = t.blocks.flatMap((b) => b.trips);
+    const perBlock = (p: number): number[] => t.blocks.map((b) => percentile(b.trips, p));
+    const cpu = t.blocks.reduce((s, b) => s + b.cpu, 0) / all.length;
+    const main = t.blocks.reduce((s, b) => s + b.main, 0) / all.length;
+    console.log(
+      `${t.name}: n=${all.length}; CPU/trip ${us(cpu)} (main thread ${us(main)}; blocks ` +
+        `${range(
+          t.blocks.map((b) => b.cpu / b.trips.length),
+          us,
+        )}); p50 ${ms(percentile(all, 50))} ` +
+        `(blocks ${range(perBlock(50), ms)}), p99 ${ms(percentile(all, 99))} (blocks ${range(perBlock(99), ms)}), ` +
+        `p99.9 ${ms(percentile(all, 99.9))}, over 300 µs ${all.filter((d) => d > 0.3).length}`,
+    );
+  }
+  // Paired by turn: the two builds' blocks of one turn ran back to back, under much the same load.
+  const paired = targets[0]!.blocks.map((b, i) => {
+    const other = targets[1]!.blocks[i]!;
+    return b.cpu / b.trips.length / (other.cpu / other.trips.length);
+  });
+  const p50s = targets[0]!.blocks.map(
+    (b, i) => percentile(b.trips, 50) / percentile(targets[1]!.blocks[i]!.trips, 50),
+  );
+  const f3 = (v: number): string => v.toFixed(3);
+  console.log(
+    `this tree / baseline, per turn: CPU per trip ${range(paired, f3)}, p50 ${range(p50s, f3)} ` +
+      `(median (min–max) of ${paired.length} turns)`,
+  );
+  if (!buildsOnly) {
+    const [mine, base, raw, bare] = targets.map((t) => t.blocks.flatMap((b) => b.trips)) as number[][];
+    for (const p of [50, 99, 99.9]) {
+      const over = (a: number[]): string => `${(percentile(a!, p) / percentile(raw!, p)).toFixed(3)}×`;
+      console.log(`p${p} / echo: this tree ${over(mine!)}, baseline ${over(base!)}, floor ${over(bare!)}`);
+    }
+  }
+} finally {
+  for (const stop of stops.reverse()) await stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+}
