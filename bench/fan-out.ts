@@ -223,7 +223,17 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       // A fresh database of its own: the change log holds only this benchmark's changes.
       startRustyServer({
         dataDir,
-        flags: ['--websocket-max-connections', String(n + 100)],
+        // No heartbeat during the rounds: its pings (one per socket every 30 s by default) are the
+        // server's work but not the delivery's, and on a slow run would land in some rounds only. The
+        // raw loop sends none either.
+        flags: [
+          '--websocket-max-connections',
+          String(n + 100),
+          '--websocket-ping-interval',
+          '86400',
+          '--websocket-timeout',
+          '86400',
+        ],
         collectOnSignal: true,
         ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
       }),
@@ -433,6 +443,8 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `its own process) that sends a message of the same size (${es.bytes} bytes) to every connected socket ` +
         `in one loop when the trigger socket sends it; the same client processes. ` +
         `${ROUNDS} changes per target, alternating, after ${WARMUP_ROUNDS} warm-up each, ${PAUSE_MS} ms apart. ` +
+        `RustyDB's heartbeat is off for the run (its pings, 10,000 every 30 s, are no delivery's work and ` +
+        `would fall in some rounds only on a slow run; the raw loop sends none). ` +
         `Receipts are stamped on arrival (the message is parsed and checked afterwards) with ` +
         `\`performance.timeOrigin + performance.now()\`; the processes' clocks agreed within ` +
         `${ms(clock.skewMs)} (IPC round trip ${ms(clock.roundTripMs)}).`,
@@ -574,14 +586,22 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `the event rendered once per change and shared), checking its socket's backlog (the slow-consumer ` +
         `limit), and building its frame — the change's envelope is serialized to bytes once per round (and ` +
         `again only when the millisecond of its timestamp changes), and each subscriber's frame is the frame ` +
-        `header, those bytes and its subscription id, written straight to the TCP socket with no framing by ` +
-        `\`ws\`. In CPU profiles (\`--cpu-prof\`) of both servers during the rounds, the kernel's send on ` +
-        `each socket (\`writeBuffer\` for RustyDB, one \`write\` per socket; \`writev\` of ws's header and ` +
-        `payload for the raw loop) is about three quarters of either server's CPU and costs both about the ` +
-        `same per socket; the JavaScript around it cost RustyDB 1.4 to 2 times what ws's framing, cork ` +
-        `and uncork cost the raw loop (profiled runs, 8 rounds each: 322 against 158 ms of samples in the ` +
-        `latest, of which offering the change to each subscription ~57 ms, building each frame ~110 ms ` +
-        `against ws's ~40 ms, and Node's stream write path ~95 against ~75 ms). Before these profiles ` +
+        `header, those bytes and its subscription id's end (made once per subscription), built and queued ` +
+        `by the socket itself (the subscription reaches it through its session alone, not the socket ` +
+        `adapter) and written straight to the TCP socket with no framing by \`ws\`; a socket without ` +
+        `compression does not look at \`ws\`'s sender at all. Where the time goes (Dec 2026): \`perf ` +
+        `record\` of both servers (CPU time, kernel included; bench/tools/fan-out-ab.ts \`--perf\`, 8,000 ` +
+        `subscribers, 12 alternating rounds each, machine under load) puts about two thirds of either ` +
+        `server's CPU in the kernel's send on each socket (one \`write\` per socket for RustyDB, ws's ` +
+        `\`writev\` of header and payload for the raw loop: 4,614 and 4,904 samples for RustyDB after and ` +
+        `before the changes above, 5,454 for the raw loop); the user-space rest was 2,775 samples before ` +
+        `them, 2,479 after them and 2,366 for the raw loop. By /proc over 32 alternating rounds each: user CPU per delivery ` +
+        `4.45 µs before, 4.14 µs after, 3.79 µs for the raw loop, and RustyDB's other threads (the INSERT's ` +
+        `commit on libuv's pool, V8's collector) 0.2 to 0.4 µs per delivery against the raw loop's 0.03. ` +
+        `What is left of RustyDB's own JavaScript is mostly the first load of each subscriber's objects ` +
+        `(the subscription, its session, the socket and its stream state: the hottest line of a ` +
+        `\`--cpu-prof\` profile is the slow-consumer check, the first read of the socket's queued bytes), ` +
+        `not arithmetic: caching and copying tricks in the framing measured nothing. Before the profiles ` +
         `were acted on (Dec 2026), a pass ` +
         `built a [subscription, records] pair per subscriber through a generator before offering anything ` +
         `(about 7 ms per round with 10,000 subscribers, all of it before the first frame), and frames were ` +

@@ -1,7 +1,8 @@
 /**
- * The SQLite engine's read workers start on demand and end when idle: one is kept started (the first
- * read never waits for a thread), the pool grows to engine_pool_size while reads run at once, and the
- * workers beyond the kept one end once idle (each is an isolate, a connection and its page cache).
+ * The SQLite engine's read workers start on demand and end when idle: none before the first read that
+ * needs one (an idle server holds no isolate it has not used), one kept started from then on, the pool
+ * grows to engine_pool_size while reads run at once, and the workers beyond the kept one end once idle
+ * (each is an isolate, a connection and its page cache).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,7 +47,25 @@ async function until(condition: () => boolean, ms: number): Promise<void> {
   while (!condition() && Date.now() < deadline) await sleep(20);
 }
 
-test('one read worker is started while nothing runs', () => {
+test('no read worker starts before a read needs one; the first scan starts one, which is kept', async () => {
+  // The table was made by a DDL statement (on a pooled connection); a keyed read (by rowid) runs inline.
+  assert.equal(engine.readWorkers, 0);
+  const keyed = await engine.execute(
+    { sql: 'SELECT label FROM t WHERE rowid = ?', params: [7] },
+    { timeoutMs: 10_000 },
+  );
+  assert.deepEqual(keyed.rows, [['r7']]);
+  assert.equal(engine.readWorkers, 0);
+  let rows = 0;
+  for await (const chunk of engine.stream(
+    { sql: 'SELECT id FROM t WHERE label > ?', params: ['r'] },
+    { timeoutMs: 10_000, chunkSize: 1000 },
+  ))
+    rows += chunk.rows.length;
+  assert.equal(rows, 5000);
+  assert.equal(engine.readWorkers, 1);
+  // Kept past the idle time of the workers beyond it.
+  await sleep(3 * IDLE_MS);
   assert.equal(engine.readWorkers, 1);
 });
 
@@ -85,4 +104,79 @@ test('JSON chunks from a worker carry the same rows as values', async () => {
   }
   assert.equal(counted, 25);
   assert.deepEqual(parsed, values);
+});
+
+/** A scan of `rows` generated rows (it runs on a read worker; no table needed). */
+function generatedScan(rows: number): string {
+  return `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT x FROM c`;
+}
+
+/** Runs `body` on an engine of its own, opened on a fresh data directory: no worker started yet. */
+async function withFreshEngine(body: (fresh: SqliteEngine) => Promise<void>): Promise<void> {
+  const dir = freshDataDir();
+  const fresh = await SqliteEngine.open({ dataDir: dir, poolSize: POOL_SIZE, readWorkerIdleMs: IDLE_MS });
+  try {
+    assert.equal(fresh.readWorkers, 0);
+    await body(fresh);
+  } finally {
+    await fresh.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function countRows(fresh: SqliteEngine, rows: number): Promise<number> {
+  let counted = 0;
+  for await (const chunk of fresh.stream(
+    { sql: generatedScan(rows) },
+    { timeoutMs: 10_000, chunkSize: 1000 },
+  ))
+    counted += chunk.rows.length;
+  return counted;
+}
+
+test('a first scan cancelled while its worker is still starting is answered; the worker then serves', () =>
+  withFreshEngine(async (fresh) => {
+    const controller = new AbortController();
+    const first = fresh
+      .stream({ sql: generatedScan(10) }, { timeoutMs: 10_000, chunkSize: 10, signal: controller.signal })
+      .next();
+    // The worker is starting: it gets the run, then the stop, before it has begun.
+    controller.abort();
+    await assert.rejects(first, { code: 'QUERY_CANCELLED' });
+    assert.equal(fresh.readWorkers, 1);
+    // The next scan runs (on that worker once it has stopped, or on a second one started meanwhile),
+    // and the pool settles back to the one kept.
+    assert.equal(await countRows(fresh, 2500), 2500);
+    await until(() => fresh.readWorkers === 1, 20 * IDLE_MS);
+    assert.equal(fresh.readWorkers, 1);
+  }));
+
+test('a first scan whose statement timeout passes while its worker starts gets QUERY_TIMEOUT', () =>
+  withFreshEngine(async (fresh) => {
+    // Starting a thread takes well over a millisecond: the timeout fires before the worker has begun.
+    const first = fresh.stream({ sql: generatedScan(10) }, { timeoutMs: 1, chunkSize: 10 }).next();
+    await assert.rejects(first, { code: 'QUERY_TIMEOUT' });
+    assert.equal(await countRows(fresh, 2500), 2500);
+    await until(() => fresh.readWorkers === 1, 20 * IDLE_MS);
+    assert.equal(fresh.readWorkers, 1);
+  }));
+
+test('closing the engine while its first worker starts ends the scan and the thread', async () => {
+  const dir = freshDataDir();
+  const fresh = await SqliteEngine.open({ dataDir: dir, poolSize: POOL_SIZE, readWorkerIdleMs: IDLE_MS });
+  try {
+    const outcome = fresh
+      .stream({ sql: generatedScan(1_000_000) }, { timeoutMs: 10_000, chunkSize: 1000 })
+      .next()
+      .then(
+        () => 'rows',
+        () => 'error',
+      );
+    await fresh.close();
+    assert.equal(fresh.readWorkers, 0);
+    // Whatever the scan got to (its first chunk or an error), it is answered.
+    assert.ok(['rows', 'error'].includes(await outcome));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

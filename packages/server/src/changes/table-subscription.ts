@@ -6,7 +6,7 @@
  */
 import type { ChangeRecord, StatementAccess } from '../engine/engine.ts';
 import type { ServerMessageType } from '@rustydb/protocol';
-import { errorPayload } from '../core/envelope.ts';
+import { errorPayload, idTail } from '../core/envelope.ts';
 import type { SubscriberOwner } from './subscriber.ts';
 import type { Principal } from '../auth/authenticator.ts';
 import type { RouteKey } from './subscription-router.ts';
@@ -56,6 +56,8 @@ export class TableSubscription {
   /** The position the subscription began after: its owner must have held the privilege since. */
   readonly startedAt: number;
   readonly #render: Renderer;
+  /** What ends each of its messages after the shared part (`idTail(id)`), made once. */
+  readonly #idTail: string;
   readonly #maxBuffer: number;
   readonly #onEnd: TableSubscriptionOptions['onEnd'];
   #cursor: number;
@@ -72,6 +74,7 @@ export class TableSubscription {
     this.table = options.table;
     this.access = options.access;
     this.#render = options.render;
+    this.#idTail = idTail(options.id);
     this.streamKind = options.streamKind;
     this.route = options.route;
     this.#cursor = options.cursor;
@@ -115,9 +118,13 @@ export class TableSubscription {
       this.end('overflow');
       return false;
     }
+    const owner = this.owner;
     for (const message of rendered.messages) {
       this.delivered++;
-      this.owner.deliver(message.type, message.payload, this.id);
+      const payload = message.payload;
+      if (owner.deliverShared !== undefined && typeof payload === 'object' && payload !== null) {
+        owner.deliverShared(message.type, payload, this.id, this.#idTail);
+      } else owner.deliver(message.type, payload, this.id);
     }
     if (rendered.end) {
       this.#cursor = record.seq;

@@ -40,6 +40,21 @@ import type { SubscriberOwner } from '../changes/subscriber.ts';
 import { WritesAhead, waitForWritesAhead } from './writes-ahead.ts';
 import { RequestCancel } from './request-cancel.ts';
 
+/**
+ * Where a subscription's messages go when their payload is shared by many connections: the transport's
+ * socket itself, reached without the adapter between (a change fanned out to 10,000 subscribers then
+ * loads one object less per subscriber).
+ */
+export interface SharedMessageSink {
+  /**
+   * Queues the text message `head` + `tail`: `head` the UTF-8 bytes shared with other connections
+   * (sharedPayloadHead), `tail` this connection's own end of it (idTail). Nothing when not open.
+   */
+  sendShared(head: Buffer, tail: string): void;
+  /** Bytes queued and not yet handed to the network. */
+  readonly bufferedAmount: number;
+}
+
 export interface SessionSocket {
   /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
   send(text: string): void;
@@ -49,6 +64,8 @@ export interface SessionSocket {
    * making them one string first.
    */
   sendText?(parts: readonly (Buffer | string)[]): void;
+  /** The transport's sink for shared messages, where it has one. */
+  readonly sharedSink?: SharedMessageSink | undefined;
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
@@ -122,6 +139,8 @@ const limitsTexts = new WeakMap<ServerConfig, string>();
 
 export class StreamSession implements SubscriberOwner {
   readonly #socket: SessionSocket;
+  /** The socket's sink for shared messages (SharedMessageSink), if it has one. */
+  readonly #sink: SharedMessageSink | undefined;
   readonly #deps: SessionDeps;
   #principal: Principal | undefined;
   /** Named requests running, by id; made with the first one (most connections never run a long one). */
@@ -160,6 +179,7 @@ export class StreamSession implements SubscriberOwner {
     origin: SessionOrigin = { endpoint: '', remoteAddress: '' },
   ) {
     this.#socket = socket;
+    this.#sink = socket.sharedSink;
     this.#deps = deps;
     this.#collection = origin.collection;
     this.#startWith = origin.startWith;
@@ -302,9 +322,25 @@ export class StreamSession implements SubscriberOwner {
     socket.sendText([sharedPayloadHead(type, payload), idTail(id)]);
   }
 
+  /**
+   * As the owner of subscriptions: one of their messages whose payload (an object, read-only) goes to
+   * many connections; `tail` is `idTail(id)`, made once by the subscription.
+   */
+  deliverShared(type: ServerMessageType, payload: object, id: string, tail: string): void {
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.deliver(type, payload, id);
+      return;
+    }
+    if (this.#closed) return;
+    this.#deps.metrics?.messageOut();
+    sink.sendShared(sharedPayloadHead(type, payload), tail);
+  }
+
   /** As the owner of subscriptions: bytes queued on the connection. */
   bufferedAmount(): number {
-    return this.#socket.bufferedAmount();
+    const sink = this.#sink;
+    return sink !== undefined ? sink.bufferedAmount : this.#socket.bufferedAmount();
   }
 
   /**

@@ -6,12 +6,18 @@
  * running subscriptions keep the schema they started with and go on undisturbed, unless their own table
  * is dropped (they then get a SCHEMA event and end).
  */
-import { NoSchemaIntrospectionCustomRule, type GraphQLSchema, type ValidationRule } from 'graphql';
+import {
+  NoSchemaIntrospectionCustomRule,
+  specifiedRules,
+  type GraphQLSchema,
+  type ValidationRule,
+} from 'graphql';
 import type { ChangeFeed } from '../changes/change-feed.ts';
 import type { Principal } from '../auth/authenticator.ts';
 import type { AccessNeed } from '../engine/engine.ts';
 import { describeError } from '../core/logger.ts';
 import type { GraphQLContext, GraphQLDeps } from './context.ts';
+import { DocumentCache } from './document-cache.ts';
 import { operationLimitsRule } from './limits.ts';
 import { buildSchema, type TableAccess } from './schema-builder.ts';
 import { tableModels, type TableModel } from './table-model.ts';
@@ -31,6 +37,8 @@ export class GraphQLService {
   readonly #schemas = new Map<string, GraphQLSchema>();
   readonly #stopListening: () => void;
   readonly #rules: ValidationRule[];
+  /** Documents parsed once per query text and validated once per schema, for every endpoint. */
+  readonly documents: DocumentCache;
 
   constructor(deps: GraphQLDeps, feed: ChangeFeed) {
     this.#deps = deps;
@@ -53,6 +61,7 @@ export class GraphQLService {
       }),
       ...(config.graphql_introspection ? [] : [NoSchemaIntrospectionCustomRule]),
     ];
+    this.documents = new DocumentCache([...specifiedRules, ...this.#rules]);
   }
 
   /** Validation rules added to GraphQL's own: depth and complexity limits, introspection off if configured. */

@@ -30,6 +30,9 @@ export function createGraphQLHttpHandler(
       return context as unknown as Promise<Record<string, unknown>>;
     },
     validationRules: [...service.validationRules],
+    // Parsed once per query text and validated once per schema (document-cache.ts).
+    parse: (source) => service.documents.parse(typeof source === 'string' ? source : source.body),
+    validate: (schema, document, rules) => service.documents.validate(schema, document, rules),
     formatError: (err) => formatGraphQLError(err, logger),
   });
 }

@@ -15,15 +15,7 @@
  *   at expiry, without a refresh, it closes the socket with 4403.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  execute,
-  GraphQLError,
-  parse,
-  specifiedRules,
-  validate,
-  type DocumentNode,
-  type ExecutionArgs,
-} from 'graphql';
+import { execute, GraphQLError, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
@@ -376,13 +368,13 @@ export function serveGraphQLWs(wss: WebSocketServer, deps: GraphQLWsDeps): void 
         }
         let document: DocumentNode;
         try {
-          document = parse(payload.query);
+          document = service.documents.parse(payload.query);
         } catch (err) {
           if (err instanceof GraphQLError) return [err];
           throw err;
         }
         const schema = await service.schemaFor(principalOf(ctx.extra.socket));
-        const errors = validate(schema, document, [...specifiedRules, ...service.validationRules]);
+        const errors = service.documents.validate(schema, document);
         if (errors.length > 0) return errors;
         return {
           schema,

@@ -26,6 +26,11 @@ class SocketAdapter implements SessionSocket {
     if (ws.readyState === ws.OPEN) ws.send(text);
   }
 
+  /** The socket itself: it sends shared messages (FlowControlledWebSocket.sendShared). */
+  get sharedSink(): FlowControlledWebSocket {
+    return this.#ws;
+  }
+
   sendText(parts: readonly TextPart[]): void {
     const ws = this.#ws;
     if (ws.readyState === ws.OPEN) ws.sendText(parts);

@@ -187,6 +187,34 @@ describe('frames', () => {
       socket.terminate();
     }
   });
+
+  test('events whose text is not ASCII, short and long: each frame holds exactly the UTF-8 of its JSON', async () => {
+    await sql(ts, 'CREATE TABLE unicode_events (id INTEGER PRIMARY KEY, body TEXT)');
+    await sql(ts, "INSERT INTO unicode_events (id, body) VALUES (1, ''), (2, ''), (3, '')");
+    // Payload texts under and over the 64 characters the frame builder measures and copies itself, with
+    // characters of 2, 3 and 4 bytes (a surrogate pair) in UTF-8, and JSON escapes.
+    const bodies = ['é€😀', `${'ü'.repeat(100)}😀"\n`, `a${'€'.repeat(40)}`];
+    const socket = await rawSocket(ts);
+    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${ts.token}` } });
+    assert.equal((await socket.next()).type, 'connection_ack');
+    socket.send({
+      id: 'u1',
+      type: 'subscribe',
+      payload: { query: 'subscription { rowUpdated(table: unicode_events) { row } }' },
+    });
+    await attached(ts, 'unicode_events', 1);
+    await sql(ts, 'UPDATE unicode_events SET body = CASE id WHEN 1 THEN ? WHEN 2 THEN ? ELSE ? END', bodies);
+    for (let i = 0; i < bodies.length; i++) await socket.next((m) => m.type === 'next', 10_000);
+    const texts = socket.rawTexts.filter((t) => t.startsWith('{"id":"u1","type":"next"'));
+    assert.deepEqual(
+      texts,
+      bodies.map(
+        (body, i) =>
+          `{"id":"u1","type":"next","payload":{"data":{"rowUpdated":{"row":${JSON.stringify({ id: i + 1, body })}}}}}`,
+      ),
+    );
+    socket.terminate();
+  });
 });
 
 describe('grants', () => {

@@ -291,7 +291,7 @@ export async function insertWideDocuments(
 
 /**
  * Starts a server of its own for one surface (so that one test's memory cannot hide or blame
- * another's), fills `wide`, warms the paths up (a keyed read, and `warmUp`: the load the test applies,
+ * another's), fills `wide`, warms the paths up (a keyed read, a scan, and `warmUp`: the load the test applies,
  * so that the baseline holds what that load's first use allocates, not only the paused client's cost
  * in the growth), then runs `pausedClient`: it opens its client, pauses it and loads the server; the
  * sockets it returns are closed afterwards.
@@ -311,6 +311,9 @@ export async function checkSurface(
     const warm = await authed(server);
     const { rows } = await warm.query('SELECT id, v FROM wide WHERE id = ?', { params: [1] });
     assert.equal((rows[0]![1] as string).length, WIDE_ROW);
+    // And a scan: the first starts the read worker, kept from then on (~10 MB, once per server).
+    const scanned = await warm.query("SELECT id, v FROM wide WHERE v <> '' LIMIT 1");
+    assert.equal(scanned.rows.length, 1);
     warm.terminate();
     await warmUp?.(server);
     await sleep(500);

@@ -130,8 +130,14 @@ class ReadWorker {
 }
 
 /**
- * Workers kept started while no read runs. Each is a V8 isolate with its own libsql connection and page
- * cache (~11 MB resident): the pool grows to its size only while reads run at once, and shrinks back.
+ * Workers kept started while no read runs, once reads have started them. Each is a V8 isolate with its
+ * own libsql connection and page cache (~11 MB resident): the pool grows to its size only while reads
+ * run at once, and shrinks back to this.
+ *
+ * None is started before the first read that needs one (a scan: keyed reads and writes run inline or
+ * on pooled connections and never do), so a server that has not served one holds none: the first scan
+ * after start waits for its thread to start, as a second scan running at once waits for the second
+ * worker (55-60 ms of CPU, once; see docs/operations.md, An idle server).
  */
 const KEPT_IDLE = 1;
 /** How long a worker beyond KEPT_IDLE may stay idle before it ends. */
@@ -161,8 +167,6 @@ export class ReadWorkerPool {
     this.#size = size;
     this.#idleMs = options.idleMs ?? IDLE_WORKER_MS;
     this.#share = new FairShare(size);
-    // One started now rather than on first use: a thread's start-up would otherwise land on a query.
-    this.#idle.push(this.#spawn()!);
   }
 
   /** Worker threads running now, ending ones included. */

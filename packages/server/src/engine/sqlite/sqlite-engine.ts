@@ -283,7 +283,10 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
 
-  /** Read worker threads started now: one while idle, up to engine_pool_size while reads run. */
+  /**
+   * Read worker threads started now: none until the first read that needs one, then one while idle, up
+   * to engine_pool_size while reads run.
+   */
   get readWorkers(): number {
     return this.#readers.started;
   }
