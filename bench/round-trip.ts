@@ -22,11 +22,12 @@ const WARMUP = 5000;
  * Measured round trips per target come in BLOCKS alternating blocks of BLOCK_SIZE. With 5 blocks of
  * 1,000 the p99 (the 50th slowest round trip of 5,000) moved by several percent between runs, and
  * each block's figures depend on where the scheduler placed client and server (see NOTES): 15 blocks
- * of 2,000 (30,000 per target, ~6 s more on a quiet machine) average over more placements, and the
- * ratios of each fifth of the run (3 turns, 6,000 per target: the old sample) show how far they move.
+ * of 1,500 (22,500 per target; ~5 s more on a quiet machine, ~7 s at load 3) average over more
+ * placements, and the ratios of each fifth of the run (3 turns, 4,500 per target: about the old
+ * sample) show how far they move.
  */
 const BLOCKS = 15;
-const BLOCK_SIZE = 2000;
+const BLOCK_SIZE = 1500;
 /** The ratios are also worked out for each of this many consecutive groups of turns (their spread). */
 const GROUPS = 5;
 /**
