@@ -8,7 +8,7 @@
  *   node --import tsx bench/tools/round-trip-tail.ts [--target rusty|floor] [--n N] [--over US]
  *     [--node-args '...']
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type WebSocket from 'ws';
@@ -30,6 +30,21 @@ const n = Number(arg('--n') ?? 20_000);
 const overUs = Number(arg('--over') ?? 100);
 const nodeArgs = (arg('--node-args') ?? '').split(' ').filter(Boolean);
 const bin = arg('--bin');
+
+/** Each thread's name and run time, ns (/proc/PID/task/TID/schedstat). */
+function threads(pid: number): Map<string, number> {
+  const byThread = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      byThread.set(`${name}#${tid}`, ns);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return byThread;
+}
 
 const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-rt-tail-'));
 const stops: (() => Promise<void>)[] = [];
@@ -83,9 +98,11 @@ try {
   let deliver: ((data: Buffer) => void) | undefined;
   ws.on('message', (data) => deliver?.(data as Buffer));
   let cpu0 = threadCpuSeconds(pid);
+  let threads0 = threads(pid);
   for (let i = 0; i < 5000 + n; i++) {
     if (i === 5000) {
       cpu0 = threadCpuSeconds(pid);
+      threads0 = threads(pid);
       gcAt.length = 0;
       starts.length = 0;
       durations.length = 0;
@@ -107,6 +124,11 @@ try {
     if (added > 0 && child.output.slice(-added).includes('Scavenge')) gcAt.push(durations.length - 1);
   }
   const cpu1 = threadCpuSeconds(pid);
+  const busy = [...threads(pid)]
+    .map(([name, ns]) => [name, (ns - (threads0.get(name) ?? 0)) / n / 1000] as const)
+    .filter(([, us]) => us >= 0.05)
+    .map(([name, us]) => `${name} ${us.toFixed(2)}`);
+  console.log(`threads' run time per round trip, µs: ${busy.join(', ')}`);
   const scavenges = child.output
     .split('\n')
     .filter((l) => l.includes('Scavenge'))
