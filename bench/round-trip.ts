@@ -129,7 +129,15 @@ const NOTES: string[] = [
     'two runs) changed nothing: p99 211 vs 216 µs and 385 vs 374 µs, CPU per round trip 0.94× and ' +
     '0.89× (the build with the monitor on was the cheaper one: noise). The metrics tick (sort of the ' +
     "latencies, ~0.5 ms) and the change feed's idle poll (~0.35 ms) run once a second, one query in " +
-    '~8,000: below p99.9.',
+    '~8,000: below p99.9. What the collections cost did depend on the server: V8 splits each scavenge ' +
+    'among its four background threads and the main thread waits for them all, which on a loaded 2-core ' +
+    'machine may not run for milliseconds: pauses 0.33–0.41 ms at the median but 4.9–60 ms at worst ' +
+    '(five 15,000-query runs). The server now scavenges on its main thread alone on two cores or fewer ' +
+    '(src/cli/young-generation.ts): 0.23–0.36 ms at the median, 0.46–3.7 ms at worst in the runs ' +
+    'alternated with those. A/B on round trips (round-trip-ab.ts --builds-only, 20 turns of 1,000, five ' +
+    'runs, load 4–6), with vs without: p99 1.10/1.02 ms, 237/257, 2.93/3.20 ms, 252/241, 221/261 µs; ' +
+    'p99.9 5.1/5.1, 1.6/2.5, 8.0/9.7, 1.6/1.3, 1.2/2.0 ms; CPU per round trip 0.985× (0.976–1.056×): ' +
+    "the GC pauses' own tail is gone, the round trips' p99 is the load's.",
   '',
   'Blocks whose p50 differ by a third (63 and 45 µs in one quiet run) are where the scheduler put the ' +
     'client and the server. Pinned with `taskset` (20,000-query loops on the loaded machine): both on one ' +

@@ -8,7 +8,7 @@ import { CONFIG_FIELDS, envName, flagName, type ConfigField } from '../config/co
 import { ADMIN_USAGE, UsageError, runAdminCommand } from './admin-commands.ts';
 import { parseArgs } from './args.ts';
 import { BACKUP_USAGE, runBackup, runRestore } from './backup-commands.ts';
-import { holdYoungGeneration } from './young-generation.ts';
+import { holdYoungGeneration, scavengeOnMainThreadOnSmallMachines } from './young-generation.ts';
 
 const SUMMARIES = {
   serve: 'run the server (embedded SQLite in --data-dir)',
@@ -55,6 +55,7 @@ export async function runServerCommand(command: ServerCommand, argv: string[]): 
   if (command === 'serve') {
     // From before the server's modules load until it listens (see young-generation.ts).
     const release = holdYoungGeneration();
+    scavengeOnMainThreadOnSmallMachines();
     try {
       const { serve } = await import('./serve.ts');
       await serve(args);
