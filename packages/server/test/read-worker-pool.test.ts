@@ -42,6 +42,17 @@ async function openScan(): Promise<AsyncGenerator<ResultChunk, void, undefined>>
   return chunks;
 }
 
+/** A scan of the whole table (it runs on a read worker), read to its end: the rows it gave. */
+async function scanTable(): Promise<number> {
+  let rows = 0;
+  for await (const chunk of engine.stream(
+    { sql: 'SELECT id FROM t WHERE label > ?', params: ['r'] },
+    { timeoutMs: 10_000, chunkSize: 1000 },
+  ))
+    rows += chunk.rows.length;
+  return rows;
+}
+
 async function until(condition: () => boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (!condition() && Date.now() < deadline) await sleep(20);
@@ -56,13 +67,7 @@ test('no read worker starts before a read needs one; the first scan starts one, 
   );
   assert.deepEqual(keyed.rows, [['r7']]);
   assert.equal(engine.readWorkers, 0);
-  let rows = 0;
-  for await (const chunk of engine.stream(
-    { sql: 'SELECT id FROM t WHERE label > ?', params: ['r'] },
-    { timeoutMs: 10_000, chunkSize: 1000 },
-  ))
-    rows += chunk.rows.length;
-  assert.equal(rows, 5000);
+  assert.equal(await scanTable(), 5000);
   assert.equal(engine.readWorkers, 1);
   // Kept past the idle time of the workers beyond it.
   await sleep(3 * IDLE_MS);
@@ -77,13 +82,7 @@ test('reads at once start workers up to the pool size; idle ones end, down to on
   await until(() => engine.readWorkers === 1, 20 * IDLE_MS);
   assert.equal(engine.readWorkers, 1);
   // The kept worker serves, and the pool grows again when asked.
-  let rows = 0;
-  for await (const chunk of engine.stream(
-    { sql: 'SELECT id FROM t WHERE label > ?', params: ['r'] },
-    { timeoutMs: 10_000, chunkSize: 1000 },
-  ))
-    rows += chunk.rows.length;
-  assert.equal(rows, 5000);
+  assert.equal(await scanTable(), 5000);
   const again = [await openScan(), await openScan()];
   assert.ok(engine.readWorkers >= 2);
   for (const scan of again) await scan.return();

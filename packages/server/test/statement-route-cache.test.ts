@@ -19,13 +19,23 @@ import {
 /** The router's cache size (CACHE_LIMIT in statement-router.ts). */
 const KEPT = 512;
 
-test('the route cache evicts the least recently used statement, repeated runs included', () => {
+/** Runs `body` with a router over a fresh database holding one table, kv (k, v). */
+function withRouter(body: (router: StatementRouter) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'rustydb-route-cache-'));
   const setup = openSync(join(dir, 'db.sqlite'));
   setup.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
   setup.close();
   const router = new StatementRouter(() => openSync(join(dir, 'db.sqlite')));
   try {
+    body(router);
+  } finally {
+    router.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('the route cache evicts the least recently used statement, repeated runs included', () =>
+  withRouter((router) => {
     const nth = (i: number): string => `SELECT v FROM kv WHERE k = ${i}`;
     const hot = 'SELECT v FROM kv WHERE k = ?';
     const first = router.route(hot);
@@ -40,19 +50,10 @@ test('the route cache evicts the least recently used statement, repeated runs in
     assert.equal(router.route(hot), first, 'the statement used last was evicted');
     assert.equal(router.route(nth(1)), routes[1], 'a statement newer than the evicted one is gone');
     assert.notEqual(router.route(nth(0)), routes[0], 'the least recently used statement is still cached');
-  } finally {
-    router.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('slow or large inline runs move a statement off the loop; a fast run resets the count', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'rustydb-route-cache-'));
-  const setup = openSync(join(dir, 'db.sqlite'));
-  setup.exec('CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)');
-  setup.close();
-  const router = new StatementRouter(() => openSync(join(dir, 'db.sqlite')));
-  try {
+test('slow or large inline runs move a statement off the loop; a fast run resets the count', () =>
+  withRouter((router) => {
     const sql = 'SELECT v FROM kv WHERE k = ?';
     const slow = INLINE_BUDGET_MS + 1;
     let routed = router.route(sql);
@@ -79,8 +80,4 @@ test('slow or large inline runs move a statement off the loop; a fast run resets
     assert.notEqual(fresh, stale);
     router.observeInline(third, stale, 0.01, INLINE_MAX_ROWS + 1);
     assert.equal(router.route(third), fresh, 'a stale route moved the current one');
-  } finally {
-    router.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));

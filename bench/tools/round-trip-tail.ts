@@ -1,0 +1,153 @@
+/**
+ * Where bench (b)'s tail comes from: one server (RustyDB of this tree, or the floor), the bench's client
+ * loop, each round trip's start and duration kept, and the server's young-generation collections
+ * (`--trace-gc`) marked at the round trip during which their line reached the client. Prints how many
+ * round trips were slow (over the run's p50 + --over µs), how many of those had a collection at most two
+ * round trips away, and the gaps between slow round trips (a timer would show as a period).
+ *
+ *   node --import tsx bench/tools/round-trip-tail.ts [--target rusty|floor] [--n N] [--over US]
+ *     [--node-args '...']
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type WebSocket from 'ws';
+import { spawnNode, type Child } from '../lib/children.ts';
+import { StreamConnection, login, openSocket } from '../lib/client.ts';
+import { KV_ROWS, KV_TABLE, databasePath } from '../lib/dataset.ts';
+import { prng } from '../lib/prng.ts';
+import { threadCpuSeconds } from '../lib/proc.ts';
+import { startRustyServer } from '../lib/rusty-server.ts';
+import { percentile } from '../lib/stats.ts';
+import { SQL } from '../round-trip.ts';
+
+const arg = (name: string): string | undefined => {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? process.argv[at + 1] : undefined;
+};
+const target = arg('--target') ?? 'rusty';
+const n = Number(arg('--n') ?? 20_000);
+const overUs = Number(arg('--over') ?? 100);
+const nodeArgs = (arg('--node-args') ?? '').split(' ').filter(Boolean);
+const bin = arg('--bin');
+
+const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-rt-tail-'));
+const stops: (() => Promise<void>)[] = [];
+try {
+  const server = await startRustyServer({
+    dataDir,
+    nodeArgs: ['--trace-gc', ...nodeArgs],
+    ...(bin ? { bin } : {}),
+  });
+  stops.push(() => server.stop());
+  const connection = await StreamConnection.open(server.streamUrl, await login(server.url));
+  await connection.query(`CREATE TABLE ${KV_TABLE} (k INTEGER PRIMARY KEY, v TEXT)`);
+  await connection.query(
+    `INSERT INTO ${KV_TABLE} (k, v)
+     WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?)
+     SELECT x, 'value-' || x FROM seq`,
+    [KV_ROWS],
+  );
+  let ws: WebSocket = connection.ws;
+  let child: Child = server.child;
+  let pid = server.pid;
+  let expect = 'data';
+  if (target === 'floor') {
+    const floor = spawnNode(
+      ['--trace-gc', ...nodeArgs, '--import', 'tsx'],
+      'bench/lib/keyed-read-server.ts',
+      [databasePath(dataDir)],
+      process.env,
+    );
+    stops.push(() => floor.stop());
+    ws = await openSocket((await floor.waitFor(/keyed reads listening on (ws:\/\/\S+)/))[1]!);
+    child = floor;
+    pid = floor.pid;
+  } else if (target === 'echo') {
+    const echo = spawnNode(
+      ['--trace-gc', ...nodeArgs, '--import', 'tsx'],
+      'bench/lib/echo-server.ts',
+      [],
+      process.env,
+    );
+    stops.push(() => echo.stop());
+    ws = await openSocket((await echo.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!);
+    child = echo;
+    pid = echo.pid;
+    expect = 'query';
+  }
+  const random = prng(42);
+  const starts: number[] = [];
+  const durations: number[] = [];
+  const gcAt: number[] = [];
+  let deliver: ((data: Buffer) => void) | undefined;
+  ws.on('message', (data) => deliver?.(data as Buffer));
+  let cpu0 = threadCpuSeconds(pid);
+  for (let i = 0; i < 5000 + n; i++) {
+    if (i === 5000) {
+      cpu0 = threadCpuSeconds(pid);
+      gcAt.length = 0;
+      starts.length = 0;
+      durations.length = 0;
+    }
+    const text = JSON.stringify({
+      type: 'query',
+      id: `rt-${i}`,
+      payload: { sql: SQL, params: [1 + Math.floor(random() * KV_ROWS)] },
+    });
+    const reply = new Promise<Buffer>((resolve) => (deliver = resolve));
+    const before = child.output.length;
+    const started = performance.now();
+    ws.send(text);
+    const message = JSON.parse((await reply).toString()) as { type: string; id?: string };
+    durations.push(performance.now() - started);
+    starts.push(started);
+    if (message.type !== expect) throw new Error(JSON.stringify(message).slice(0, 200));
+    const added = child.output.length - before;
+    if (added > 0 && child.output.slice(-added).includes('Scavenge')) gcAt.push(durations.length - 1);
+  }
+  const cpu1 = threadCpuSeconds(pid);
+  const scavenges = child.output
+    .split('\n')
+    .filter((l) => l.includes('Scavenge'))
+    .slice(-gcAt.length);
+  const pauses = scavenges.map((l) => Number(/MB, ([\d.]+) \//.exec(l)?.[1] ?? NaN)).sort((a, b) => a - b);
+  console.log(
+    `scavenge pauses ms: p50 ${percentile(pauses, 50)} p90 ${percentile(pauses, 90)} max ${pauses.at(-1)}; last: ${scavenges.at(-1)}`,
+  );
+  const p50 = percentile(durations, 50);
+  const limit = p50 + overUs / 1000;
+  const slow = durations.map((d, i) => (d > limit ? i : -1)).filter((i) => i >= 0);
+  const nearGc = slow.filter((i) => gcAt.some((g) => g >= i && g <= i + 2)).length;
+  const gaps = slow.slice(1).map((i, k) => starts[i]! - starts[slow[k]!]!);
+  const us = (v: number): string => `${(v * 1000).toFixed(0)}`;
+  console.log(
+    `${target}: n=${durations.length} p50 ${us(p50)} p99 ${us(percentile(durations, 99))} p99.9 ` +
+      `${us(percentile(durations, 99.9))} µs; CPU/trip ${(((cpu1.total - cpu0.total) / n) * 1e6).toFixed(1)} µs ` +
+      `(main ${(((cpu1.main - cpu0.main) / n) * 1e6).toFixed(1)}); over p50+${overUs} µs: ${slow.length} ` +
+      `(${((slow.length / n) * 100).toFixed(2)}%), of them ${nearGc} with a scavenge; scavenges ${gcAt.length}`,
+  );
+  const slowDur = slow.map((i) => durations[i]!).sort((a, b) => a - b);
+  console.log(
+    `slow durations µs: p25 ${us(percentile(slowDur, 25))} p50 ${us(percentile(slowDur, 50))} p75 ${us(percentile(slowDur, 75))}`,
+  );
+  // Gap histogram in ms (a 10 ms or 1 s timer would pile up at multiples).
+  const hist = new Map<number, number>();
+  for (const g of gaps) hist.set(Math.round(g), (hist.get(Math.round(g)) ?? 0) + 1);
+  console.log(
+    'gaps between slow round trips, ms:count ' +
+      [...hist.entries()]
+        .sort((a, b) => a[0] - b[0])
+        .slice(0, 40)
+        .map(([k, v]) => `${k}:${v}`)
+        .join(' '),
+  );
+  // Phase of the slow ones in a 10 ms period, in 1 ms bins, against all round trips' phases.
+  const phase = (t: number): number => Math.floor(t % 10);
+  const slowPhase = new Array(10).fill(0);
+  for (const i of slow) slowPhase[phase(starts[i]!)]++;
+  console.log('slow round trips by start time mod 10 ms: ' + slowPhase.join(' '));
+} finally {
+  for (const stop of stops.reverse()) await stop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
