@@ -118,10 +118,13 @@ const NOTES: string[] = [
     "p50 + 100 µs, only 39–50 of RustyDB's 137–1,268 per run (the floor: 22–25 of 171–1,761) had a " +
     'collection beside them; the rest came in bursts (gaps of 0–2 ms between slow round trips dominate, ' +
     "no peak at 10 ms or 1 s) with the floor showing as many or more: the machine's load, not a timer " +
-    "of the server's. With `--min-semi-space-size=16` RustyDB made 4 collections in 15,000 queries and " +
-    'its slow round trips fell from 771 and 1,268 to 558 and 304 (runs alternated; at this load not ' +
-    'a measurement to build on), at the price of idle memory the young-generation hold exists to save: ' +
-    "left as it is. The event loop delay monitor's 10 ms timer (the metrics' loop lag) wakes the " +
+    "of the server's. Without the start-up hold (a copy of the build with it removed: the young generation grows to 16 MB, " +
+    '5 collections in 15,000 queries instead of 37) A/B against the build with it (round-trip-ab.ts ' +
+    '--builds-only, 20 turns of 1,000, three runs, load 6–9): p99 with the hold 323, 695, 373 µs, without ' +
+    '350, 2,240, 270 µs; p99.9 3.2, 8.0, 3.8 ms against 4.1, 13.5, 1.5 ms; round trips over 300 µs ' +
+    '222, 389, 234 against 262, 864, 164; CPU per round trip 1.03×, 0.99×, 1.02×. Eight times fewer ' +
+    "collections did not move the tail out of the machine's noise, and would cost the idle memory the " +
+    "hold exists to save: left as it is. The event loop delay monitor's 10 ms timer (the metrics' loop lag) wakes the " +
     'server every ~80 queries, but A/B with it off (round-trip-ab.ts --builds-only, 20 turns of 1,000, ' +
     'two runs) changed nothing: p99 211 vs 216 µs and 385 vs 374 µs, CPU per round trip 0.94× and ' +
     '0.89× (the build with the monitor on was the cheaper one: noise). The metrics tick (sort of the ' +
