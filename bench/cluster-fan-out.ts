@@ -1,6 +1,6 @@
 /**
- * (l) Fan-out over a cluster: one change delivered to 10,000 subscribers spread evenly over three RustyDB
- * nodes on one PostgreSQL database, against the same 10,000 subscribers on a single node (its own
+ * (l) Fan-out over a cluster: one change delivered to 4,000 subscribers spread evenly over three RustyDB
+ * nodes on one PostgreSQL database, against the same 4,000 subscribers on a single node (its own
  * database on the same PostgreSQL server). Every socket is authenticated and subscribed to one table;
  * one INSERT through node 1 of each configuration must reach all of them. Timed from the INSERT's send
  * to the last subscriber's receipt, on the clock all processes share; the two configurations take turns,
@@ -24,8 +24,18 @@ import type { RustyServerProcess } from './lib/rusty-server.ts';
 import { SubscriberPool, sharedClock, type RoundReport, type Side } from './lib/subscriber-pool.ts';
 
 const KEY = 'l';
-const TITLE = 'Fan-out over 3 nodes: one change to 10,000 subscribers, against 1 node';
-const SUBSCRIBERS = 10_000;
+/**
+ * Subscribers per configuration. Setting them up is most of this benchmark's time and all CPU: on the
+ * PostgreSQL engine each `subscribe` asks the database, ~3.9 ms of CPU a socket (nodes, PostgreSQL and
+ * clients together), so 10,000 per configuration took ~44 s of the bench's 6 minutes on the 2-core AMD
+ * host. 4,000 still make each round mostly per-subscriber work (5,000 on 1 node: 89–110 ms of node CPU
+ * a round, a round 118–355 ms at load average 4–8), against a fixed cost per node of reading the change
+ * once (a few ms), which is what the yardstick compares; and it is out of reach on 2 cores at any of
+ * these counts, as the section shows from each round's CPU (the summary says so when that floor is above
+ * the target).
+ */
+const SUBSCRIBERS = 4_000;
+const TITLE = `Fan-out over 3 nodes: one change to ${count(SUBSCRIBERS)} subscribers, against 1 node`;
 const NODES = 3;
 const CLIENT_PROCESSES = 4;
 const CONNECT_CONCURRENCY = 50;
@@ -34,7 +44,12 @@ const WARMUP_ROUNDS = 1;
 const ROUND_TIMEOUT_MS = 30_000;
 /** Set-up phases (opening and subscribing 10,000 sockets) on a busy machine can take minutes. */
 const PHASE_TIMEOUT_MS = 300_000;
-const PAUSE_MS = 500;
+/**
+ * Quiet between rounds, after the round's receipts are collected: time for the processes' garbage of the
+ * last round to be collected. 500 ms was 8 s of the section (16 rounds); a round of 5,000 deliveries
+ * cost ~0.25 s of CPU all told.
+ */
+const PAUSE_MS = 250;
 const TABLE = 'fan_out';
 /** The configurations' databases (1 node, 3 nodes) on the run's shared PostgreSQL server. */
 const DATABASES = ['fan_one', 'fan_three'] as const;
@@ -333,7 +348,12 @@ export async function runClusterFanOut(ctx: BenchContext): Promise<BenchReport> 
       targets: [
         {
           name: `3 nodes' last delivery ≤ ${TARGET_RATIO}× 1 node's`,
-          measured: `${ratio(r)} (${ms(three.last)} vs ${ms(one.last)})`,
+          // A CPU floor above the target says so in the summary: out of reach here, not just missed.
+          measured:
+            `${ratio(r)} (${ms(three.last)} vs ${ms(one.last)}, ${count(SUBSCRIBERS)} subscribers)` +
+            (three.floor / one.floor > TARGET_RATIO
+              ? `; out of reach on ${cores} cores: the rounds' CPU allows ${ratio(three.floor / one.floor)}`
+              : ''),
           met,
         },
       ],

@@ -22,11 +22,13 @@ const IN_FLIGHT = 32;
  * Measured pairs (one phase of each target). The yardstick is the median of the pairs' ratios. A pair's
  * two phases run at the same time, each target with its own IN_FLIGHT connects, so that whatever else
  * the shared 2 cores run (other work moved either server's CPU per connect up to 2× from one second to
- * the next) falls on both sides of a pair alike and cancels in its ratio. Run back to back instead (the
- * order alternating), the two phases of a pair saw different seconds of the machine's load: on the
- * AMD EPYC host at load 4–7, three runs each, pairs ranged 0.38–0.65×, 0.41–0.95× and 0.44–0.64× back
- * to back, 0.45–0.63×, 0.46–0.66× and 0.54–0.79× at once (medians 0.55–0.58× and 0.53–0.59×). Which
- * target's connects the client starts first alternates between pairs.
+ * the next) falls on both sides of a pair alike and cancels in its ratio. Measured on the AMD EPYC host
+ * at load 4–7 against pairs run back to back (the order alternating), 7 runs at once and 5 back to back:
+ * the pairs' ratios within a run scatter less (standard deviation of their logarithm 0.11 against 0.13,
+ * median of runs; the widest runs 0.53–0.95× and 0.41–0.95×, one stray pair each), but the runs' medians
+ * did not move less (0.53–0.61× at once, 0.53–0.58× back to back): the machine's load is not the only
+ * noise; where V8's collections fall in a phase is its own. Which target's connects the client starts
+ * first alternates between pairs.
  */
 const REPETITIONS = 9;
 /**
@@ -272,9 +274,10 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
         `ws's \`completeUpgrade\` ~11%, and V8's own code (inline-cache misses, GC, the optimizing ` +
         `compiler) the most; V8's \`--log-deopt\` over a whole run counted 58 deoptimizations, 20 of ` +
         `them at shutdown and a handful in the measured pairs: no deoptimization loop. No further cut ` +
-        `was found this round that would not weaken a check. What changed is the measurement: the pair's ` +
-        `two phases run at once (REPETITIONS in bench/connects.ts), which narrowed the pairs' range ` +
-        `under load from 0.38–0.95× to 0.45–0.79× over three runs each.`,
+        `was found this round that would not weaken a check. What changed is the measurement: the pair's two phases run at once (REPETITIONS in ` +
+        `bench/connects.ts); over 7 runs against 5 back to back at load 4–7 the pairs scattered less ` +
+        `within a run (log standard deviation 0.11 against 0.13) but the runs' medians scattered no less (0.53–0.61× ` +
+        `against 0.53–0.58×).`,
     ].join('\n');
     return {
       key: 'i',
