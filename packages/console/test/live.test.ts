@@ -141,6 +141,49 @@ describe('console live pages', () => {
     await page.getByRole('switch', { name: 'Watch live' }).uncheck();
   });
 
+  test('documents: an older find that answers late never replaces a newer find', async () => {
+    // The collection's first find (made as its page opens) is held back until the user's filtered find
+    // has been answered; a live watch makes such overlapping finds at every change.
+    await other.request('/api/v1/documents/collections', { body: { name: 'late' } });
+    await other.request('/api/v1/documents/collections/late/bulk-insert', {
+      body: {
+        documents: [
+          { _id: 'a', n: 1 },
+          { _id: 'b', n: 2 },
+          { _id: 'c', n: 3 },
+        ],
+      },
+    });
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+    let finds = 0;
+    await page.route('**/collections/late/find', async (route) => {
+      if (++finds === 1) await firstHeld;
+      await route.continue();
+    });
+    try {
+      await page.goto(`${h.url}#/documents/late`);
+      await page.getByRole('heading', { name: 'late', exact: true }).waitFor();
+      await page.getByLabel('Filter').fill('{"n": 2}');
+      await page.getByRole('button', { name: 'Find' }).click();
+      await page.getByTestId('doc-count').filter({ hasText: '1 shown of 1' }).waitFor();
+      const lateAnswer = page.waitForResponse(
+        (response) =>
+          response.url().endsWith('/collections/late/find') &&
+          !response.request().postData()?.includes('filter'),
+      );
+      releaseFirst();
+      await lateAnswer;
+      // Let the page handle the late answer before looking.
+      await page.waitForTimeout(200);
+      assert.equal(await page.getByTestId('doc-count').textContent(), '1 shown of 1');
+      assert.equal(finds, 2);
+    } finally {
+      releaseFirst();
+      await page.unroute('**/collections/late/find');
+    }
+  });
+
   test('the GraphQL editor highlights, completes and checks operations against the user’s schema', async () => {
     await page.goto(`${h.url}#/graphql`);
     await page.getByRole('paragraph').getByRole('button', { name: 'Query', exact: true }).waitFor();

@@ -3,7 +3,7 @@
  * documents as JSON (checked before it is sent), and a live watch of the collection that shows each
  * change and refreshes the results.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ChangeStream } from '@rustydb/client';
 import type { PageProps } from '../app.tsx';
 import { ErrorBox } from '../lib/errors.tsx';
@@ -97,6 +97,9 @@ function CollectionView({ session, collection }: { session: Session; collection:
   const canUpdate = session.access.onTable('UPDATE', collection);
   const canDelete = session.access.onTable('DELETE', collection);
 
+  // Finds answer in any order (a live watch starts one per change, the user others): only the answer
+  // of the latest one started is shown, never an older one that came back after it.
+  const latestFind = useRef(0);
   const find = async (): Promise<void> => {
     const f = parseJsonObject(filter, 'Filter', {});
     const p = parseJsonObject(projection, 'Projection', {});
@@ -111,6 +114,7 @@ function CollectionView({ session, collection }: { session: Session; collection:
     if (f.ok && Object.keys(f.value).length > 0) body.filter = f.value;
     if (p.ok && Object.keys(p.value).length > 0) body.projection = p.value;
     if (s.ok && Object.keys(s.value).length > 0) body.sort = s.value;
+    const started = ++latestFind.current;
     try {
       const [found, counted] = await Promise.all([
         session.client.request<{ documents: Doc[] }>(`${path}/find`, { body }),
@@ -118,11 +122,12 @@ function CollectionView({ session, collection }: { session: Session; collection:
           body: body.filter ? { filter: body.filter } : {},
         }),
       ]);
+      if (started !== latestFind.current) return;
       setDocs(found.documents);
       setCount(counted.count);
       setError(undefined);
     } catch (err) {
-      setError(err);
+      if (started === latestFind.current) setError(err);
     }
   };
 
