@@ -16,7 +16,7 @@ import { spawnNode, type Child } from './lib/children.ts';
 import { StreamConnection, login, openSocket } from './lib/client.ts';
 import { COLLECT_ON_SIGNAL, collectGarbage, cpuSeconds, memory } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
-import { startRustyServer, type RustyServerProcess } from './lib/rusty-server.ts';
+import { NO_HEARTBEAT_FLAGS, startRustyServer, type RustyServerProcess } from './lib/rusty-server.ts';
 import { count, max, mb, median, ms, percentile, ratio, sleep, verdict } from './lib/stats.ts';
 import {
   SubscriberPool,
@@ -223,17 +223,8 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       // A fresh database of its own: the change log holds only this benchmark's changes.
       startRustyServer({
         dataDir,
-        // No heartbeat during the rounds: its pings (one per socket every 30 s by default) are the
-        // server's work but not the delivery's, and on a slow run would land in some rounds only. The
-        // raw loop sends none either.
-        flags: [
-          '--websocket-max-connections',
-          String(n + 100),
-          '--websocket-ping-interval',
-          '86400',
-          '--websocket-timeout',
-          '86400',
-        ],
+        // No heartbeat during the rounds (the raw loop sends none either).
+        flags: ['--websocket-max-connections', String(n + 100), ...NO_HEARTBEAT_FLAGS],
         collectOnSignal: true,
         ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
       }),

@@ -237,6 +237,16 @@ function groupRatios(side: Side, base: Side, p: number): number[] {
   return ratios;
 }
 
+/**
+ * A ratio for the summary, with the floor's when the floor alone is over the target: in that run the
+ * target is out of reach, not just missed (the section's text says so at length).
+ */
+function againstFloor(measured: number, floor: number, target: number): string {
+  return floor > target
+    ? `${ratio(measured)} (out of reach: the floor alone is ${ratio(floor)})`
+    : ratio(measured);
+}
+
 export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
   const server = await startRustyServer({
     dataDir: ctx.dataDir,
@@ -380,8 +390,16 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
       title: 'Small-query round trip',
       markdown,
       targets: [
-        { name: `p50 ≤ ${TARGET_P50}× echo`, measured: ratio(p50Ratio), met: p50Ratio <= TARGET_P50 },
-        { name: `p99 ≤ ${TARGET_P99}× echo`, measured: ratio(p99Ratio), met: p99Ratio <= TARGET_P99 },
+        {
+          name: `p50 ≤ ${TARGET_P50}× echo`,
+          measured: againstFloor(p50Ratio, floorP50, TARGET_P50),
+          met: p50Ratio <= TARGET_P50,
+        },
+        {
+          name: `p99 ≤ ${TARGET_P99}× echo`,
+          measured: againstFloor(p99Ratio, floorP99, TARGET_P99),
+          met: p99Ratio <= TARGET_P99,
+        },
       ],
     };
   } finally {

@@ -9,6 +9,17 @@ export const ADMIN_USER = 'admin';
 /** Only ever used against a throw-away data directory on loopback. */
 export const ADMIN_PASSWORD = 'bench-admin-password';
 
+/**
+ * Flags that keep the server's heartbeat out of a fan-out's rounds: its pings (one per socket every 30 s
+ * by default) are the server's work but no delivery's, and on a slow run would land in some rounds only.
+ */
+export const NO_HEARTBEAT_FLAGS: readonly string[] = [
+  '--websocket-ping-interval',
+  '86400',
+  '--websocket-timeout',
+  '86400',
+];
+
 export interface RustyServerOptions {
   dataDir: string;
   /** Extra `serve` flags, e.g. ['--statement-timeout', '600']. */

@@ -24,7 +24,7 @@ import { spawnNode, type Child } from '../lib/children.ts';
 import { StreamConnection, login, openSocket } from '../lib/client.ts';
 import { readFileSync } from 'node:fs';
 import { CLOCK_TICKS, threadCpuSeconds } from '../lib/proc.ts';
-import { startRustyServer, type RustyServerProcess } from '../lib/rusty-server.ts';
+import { NO_HEARTBEAT_FLAGS, startRustyServer, type RustyServerProcess } from '../lib/rusty-server.ts';
 import { median, ms, sleep } from '../lib/stats.ts';
 import { SubscriberPool, sharedClock, type RoundReport, type Side } from '../lib/subscriber-pool.ts';
 
@@ -92,16 +92,8 @@ try {
     dataDirs.push(dataDir);
     const server = await startRustyServer({
       dataDir,
-      // No heartbeat during the rounds: pinging every socket is work of the server's, but not the
-      // delivery's, and would land in some rounds and not others.
-      flags: [
-        '--websocket-max-connections',
-        String(n + 100),
-        '--websocket-ping-interval',
-        '86400',
-        '--websocket-timeout',
-        '86400',
-      ],
+      // No heartbeat during the rounds (see NO_HEARTBEAT_FLAGS).
+      flags: ['--websocket-max-connections', String(n + 100), ...NO_HEARTBEAT_FLAGS],
       ...(build.bin ? { bin: build.bin } : {}),
       ...profile,
       ...(values.perf ? { nodeArgs: ['--perf-basic-prof'] } : {}),
