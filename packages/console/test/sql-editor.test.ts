@@ -35,10 +35,11 @@ describe('console SQL editor', () => {
   });
   after(() => h?.close());
 
-  test('a 100,000-row query streams into the grid: the count, the first and the last row', async () => {
+  test('a 100,000-row query streams into the grid: the count, the first, middle and last rows', async () => {
+    // amount mixes fractions with a NULL every 1,000th row: a column of a chunk that is not all numbers.
     await runSql(
       page,
-      "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000) SELECT x, 'row ' || x AS label FROM n",
+      "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000) SELECT x, 'row ' || x AS label, CASE WHEN x % 1000 = 0 THEN NULL ELSE x * 0.5 END AS amount FROM n",
     );
     await page
       .getByTestId('run-status')
@@ -55,6 +56,14 @@ describe('console SQL editor', () => {
     await page.keyboard.press('End');
     await grid.getByRole('gridcell', { name: 'row 100000', exact: true }).waitFor();
     await grid.getByRole('gridcell', { name: 'row 1', exact: true }).waitFor({ state: 'detached' });
+    // Rows 2,000 and 2,001 lie either side of the console's chunk boundary (2,000 rows a chunk): each
+    // shows its own values, in order, whichever chunk it was stored with.
+    await page.evaluate("document.querySelector('[role=grid]').scrollTop = 1995 * 24");
+    const cells = (n: number) => grid.locator(`[aria-rowindex="${n + 1}"] [role=gridcell]`).allTextContents();
+    await grid.getByRole('gridcell', { name: 'row 2001', exact: true }).waitFor();
+    assert.deepEqual(await cells(1999), ['1999', 'row 1999', '999.5']);
+    assert.deepEqual(await cells(2000), ['2000', 'row 2000', 'NULL']);
+    assert.deepEqual(await cells(2001), ['2001', 'row 2001', '1000.5']);
   });
 
   test('dark mode: the same page is readable (axe colour contrast) and the choice is kept', async () => {

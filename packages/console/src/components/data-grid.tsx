@@ -1,7 +1,7 @@
 /**
  * A virtualized result grid: only the rows in view are in the DOM, so a million rows scroll as
- * smoothly as a hundred. Rows are arrays (as the server streams them) held by the caller, who may keep
- * appending while the grid shows them; `count` tells the grid how many there are now.
+ * smoothly as a hundred. Rows are held by the caller, who may keep appending while the grid shows them
+ * and hands the grid a way to read row i (an array of its values); `count` tells it how many there are.
  *
  * Browsers cap an element's height (about 17 million pixels in Firefox), so beyond a maximum the
  * scroll range is scaled: the scroll position is mapped to a fractional first row.
@@ -16,14 +16,16 @@ const OVERSCAN = 6;
 
 export interface DataGridProps {
   columns: string[];
-  rows: readonly (readonly unknown[])[];
+  /** Row `index` (0-based) as an array of its values, or undefined past the end. */
+  row: (index: number) => readonly unknown[] | undefined;
   /** How many rows to show (rows may grow while streaming; the grid re-renders when this changes). */
   count: number;
   label: string;
 }
 
-function columnWidths(columns: string[], rows: readonly (readonly unknown[])[]): number[] {
-  const sample = rows.slice(0, 200);
+function columnWidths(columns: string[], row: DataGridProps['row'], count: number): number[] {
+  const sample: (readonly unknown[])[] = [];
+  for (let i = 0; i < Math.min(200, count); i++) sample.push(row(i)!);
   return columns.map((column, i) => {
     let chars = column.length;
     for (const row of sample) chars = Math.max(chars, Math.min(48, cellText(row[i]).length));
@@ -31,7 +33,7 @@ function columnWidths(columns: string[], rows: readonly (readonly unknown[])[]):
   });
 }
 
-export function DataGrid({ columns, rows, count, label }: DataGridProps) {
+export function DataGrid({ columns, row: rowAt, count, label }: DataGridProps) {
   const scroller = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(400);
@@ -40,7 +42,7 @@ export function DataGrid({ columns, rows, count, label }: DataGridProps) {
   // Widths from the first rows, fixed once there are some so columns do not jump while streaming.
   useEffect(() => {
     if (widths.length !== columns.length || (count > 0 && widths.every((w) => w === 64))) {
-      setWidths(columnWidths(columns, rows));
+      setWidths(columnWidths(columns, rowAt, count));
     }
   }, [columns, count > 0]);
 
@@ -71,7 +73,7 @@ export function DataGrid({ columns, rows, count, label }: DataGridProps) {
 
   const shown = [];
   for (let i = first; i < last; i++) {
-    const row = rows[i];
+    const row = rowAt(i);
     if (!row) break;
     shown.push(
       <div

@@ -6,7 +6,7 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { SQLite, sql } from '@codemirror/lang-sql';
-import type { ArrayRow, QueryStream, SqlValue } from '@rustydb/client';
+import type { ArrayRow, QueryStream } from '@rustydb/client';
 import type { PageProps } from '../app.tsx';
 import { DataGrid } from '../components/data-grid.tsx';
 import { createCodeEditor, type CodeEditor } from '../lib/code-editor.ts';
@@ -15,6 +15,7 @@ import { ErrorBox } from '../lib/errors.tsx';
 import { download, toCsv, toJson } from '../lib/export.ts';
 import { formatCount, formatMs } from '../lib/format.ts';
 import { addToHistory, clearHistory, loadHistory, type HistoryEntry } from '../lib/history.ts';
+import { ResultRows } from '../lib/result-rows.ts';
 
 const CHUNK_SIZE = 2000;
 const DRAFT_KEY = 'rustydb.console.draft';
@@ -29,7 +30,7 @@ interface Run {
   sql: string;
   status: 'running' | 'done' | 'cancelled' | 'failed';
   columns: string[];
-  rows: SqlValue[][];
+  rows: ResultRows;
   count: number;
   startedAt: number;
   elapsedMs: number;
@@ -77,7 +78,7 @@ export default function SqlPage({ session }: PageProps) {
       sql: text,
       status: 'running',
       columns: [],
-      rows: [],
+      rows: new ResultRows(),
       count: 0,
       startedAt: performance.now(),
       elapsedMs: 0,
@@ -96,8 +97,8 @@ export default function SqlPage({ session }: PageProps) {
     try {
       for await (const chunk of query) {
         if (current.columns.length === 0 && chunk.columns.length > 0) current.columns = chunk.columns;
-        for (const row of chunk.rows) current.rows.push(row);
-        current.count = current.rows.length;
+        current.rows.append(chunk.rows, current.columns.length);
+        current.count = current.rows.count;
         if (!chunk.hasMore) current.rowsAffected = chunk.rowsAffected;
       }
       current.status = stream.current === query && current.status === 'running' ? 'done' : current.status;
@@ -147,14 +148,16 @@ export default function SqlPage({ session }: PageProps) {
         <button
           type="button"
           disabled={!run || running || run.columns.length === 0}
-          onClick={() => run && download('result.csv', 'text/csv', toCsv(run.columns, run.rows))}
+          onClick={() => run && download('result.csv', 'text/csv', toCsv(run.columns, run.rows.toArrays()))}
         >
           Export CSV
         </button>
         <button
           type="button"
           disabled={!run || running || run.columns.length === 0}
-          onClick={() => run && download('result.json', 'application/json', toJson(run.columns, run.rows))}
+          onClick={() =>
+            run && download('result.json', 'application/json', toJson(run.columns, run.rows.toArrays()))
+          }
         >
           Export JSON
         </button>
@@ -219,7 +222,7 @@ export default function SqlPage({ session }: PageProps) {
       ) : null}
       {run?.error ? <ErrorBox error={run.error} /> : null}
       {run && run.columns.length > 0 ? (
-        <DataGrid columns={run.columns} rows={run.rows} count={run.count} label="Query result" />
+        <DataGrid columns={run.columns} row={(i) => run.rows.row(i)} count={run.count} label="Query result" />
       ) : null}
     </div>
   );
