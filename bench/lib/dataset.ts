@@ -52,13 +52,7 @@ export async function createDataset(dataDir: string, log: (line: string) => void
         SETUP_STATEMENT_TIMEOUT_S * 1000,
       );
     }
-    await connection.query(`CREATE TABLE ${KV_TABLE} (k INTEGER PRIMARY KEY, v TEXT)`);
-    await connection.query(
-      `INSERT INTO ${KV_TABLE} (k, v)
-       WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?)
-       SELECT x, 'value-' || x FROM seq`,
-      [KV_ROWS],
-    );
+    await createKvTable(connection);
     log(
       `dataset: ${ROWS_TOTAL.toLocaleString('en-US')} rows in ${ROWS_TABLE}, ${KV_ROWS} in ${KV_TABLE} ` +
         `(${((performance.now() - started) / 1000).toFixed(1)} s)`,
@@ -67,4 +61,15 @@ export async function createDataset(dataDir: string, log: (line: string) => void
   } finally {
     await server.stop();
   }
+}
+
+/** Makes (b)'s key-value table on a server: KV_ROWS rows, generated inside SQLite in one statement. */
+export async function createKvTable(connection: StreamConnection): Promise<void> {
+  await connection.query(`CREATE TABLE ${KV_TABLE} (k INTEGER PRIMARY KEY, v TEXT)`);
+  await connection.query(
+    `INSERT INTO ${KV_TABLE} (k, v)
+     WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?)
+     SELECT x, 'value-' || x FROM seq`,
+    [KV_ROWS],
+  );
 }

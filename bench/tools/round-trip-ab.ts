@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { spawnNode } from '../lib/children.ts';
 import { StreamConnection, login, openSocket } from '../lib/client.ts';
-import { KV_ROWS, KV_TABLE, databasePath } from '../lib/dataset.ts';
+import { KV_ROWS, createKvTable, databasePath } from '../lib/dataset.ts';
 import { prng } from '../lib/prng.ts';
 import { threadCpuSeconds } from '../lib/proc.ts';
 import { startRustyServer, type RustyServerProcess } from '../lib/rusty-server.ts';
@@ -65,13 +65,7 @@ async function rustyTarget(name: string, bin: string | undefined, dirs: string[]
   });
   stops.push(() => server.stop());
   const connection = await StreamConnection.open(server.streamUrl, await login(server.url));
-  await connection.query(`CREATE TABLE ${KV_TABLE} (k INTEGER PRIMARY KEY, v TEXT)`);
-  await connection.query(
-    `INSERT INTO ${KV_TABLE} (k, v)
-     WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?)
-     SELECT x, 'value-' || x FROM seq`,
-    [KV_ROWS],
-  );
+  await createKvTable(connection);
   return { name, ws: connection.ws, pid: server.pid, expect: 'data', blocks: [] };
 }
 
