@@ -354,10 +354,7 @@ export class FlowControlledWebSocket extends WebSocket {
     const frames = this.#frames;
     if (frames === undefined && lastOfRead === this) {
       lastOfRead = undefined;
-      const raw = this.#raw!;
-      if (raw.destroyed || raw.writableEnded) return;
-      const watch = this.bufferedAmount + frame.length >= HIGH_WATER_MARK || this.#waiters !== undefined;
-      raw.write(frame, watch ? () => this.#wake() : undefined);
+      this.#write(frame);
       return;
     }
     if (frames === undefined) {
@@ -381,15 +378,19 @@ export class FlowControlledWebSocket extends WebSocket {
     const bytes = this.#framesBytes;
     this.#frames = undefined;
     this.#framesBytes = 0;
-    const raw = this.#raw;
-    if (this.readyState !== WebSocket.OPEN || !raw) return;
+    if (this.readyState !== WebSocket.OPEN || !this.#raw) return;
+    this.#write(Array.isArray(frames) ? Buffer.concat(frames, bytes) : frames);
+  }
+
+  /** Hands whole frames to the TCP socket now (nothing of this socket's may be queued before them). */
+  #write(data: Buffer): void {
+    const raw = this.#raw!;
     // What raw.destroyed and raw.writableEnded say, read where they read it (destroyed reads the readable
     // side's state first: one more object to load per socket of a fan-out).
     const state = (raw as unknown as WritableInternals)._writableState;
     if (state.destroyed || state.ending) return;
-    const data = Array.isArray(frames) ? Buffer.concat(frames, bytes) : frames;
     // As in `send`: a callback only where someone may wait for these bytes to leave.
-    const watch = this.bufferedAmount + bytes >= HIGH_WATER_MARK || this.#waiters !== undefined;
+    const watch = this.bufferedAmount + data.length >= HIGH_WATER_MARK || this.#waiters !== undefined;
     raw.write(data, watch ? () => this.#wake() : undefined);
   }
 
