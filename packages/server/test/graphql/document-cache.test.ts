@@ -9,7 +9,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { createRole, createUser } from '../security/helpers.ts';
-import { disposeClients, gqlData, gqlErrorCode, rawSocket } from './helpers.ts';
+import { acknowledgedSocket, disposeClients, gqlData, gqlErrorCode } from './helpers.ts';
 
 let ts: TestServer;
 let reader: string;
@@ -35,9 +35,7 @@ const HIDDEN = '{ hidden_t { v } }';
 
 /** What a graphql-ws `subscribe` of `query` as `token` is answered with first: `next` or `error`. */
 async function wsAnswer(token: string, query: string): Promise<string> {
-  const socket = await rawSocket(ts);
-  socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
-  assert.equal((await socket.next()).type, 'connection_ack');
+  const socket = await acknowledgedSocket(ts, token);
   socket.send({ id: 'q1', type: 'subscribe', payload: { query } });
   const answer = await socket.next((m) => m.type === 'next' || m.type === 'error', 5000);
   socket.terminate();

@@ -253,3 +253,15 @@ export function rawSocket(
 ): Promise<TestClient> {
   return TestClient.adopt(new WebSocket(`${ts.server.wsUrl}${GRAPHQL_WS}`, protocol, options));
 }
+
+/** A raw graphql-transport-ws socket whose connection_init (with `token`) the server acknowledged. */
+export async function acknowledgedSocket(
+  ts: TestServer,
+  token: string,
+  options: WebSocket.ClientOptions = {},
+): Promise<TestClient> {
+  const socket = await rawSocket(ts, 'graphql-transport-ws', options);
+  socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
+  assert.equal((await socket.next()).type, 'connection_ack');
+  return socket;
+}

@@ -11,7 +11,15 @@ import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-se
 import WebSocket from 'ws';
 import { TestClient } from '../helpers/ws-client.ts';
 import { createRole, createUser, within } from '../security/helpers.ts';
-import { Events, attached, disposeClients, errorCode, rawSocket, wsClient } from './helpers.ts';
+import {
+  Events,
+  acknowledgedSocket,
+  attached,
+  disposeClients,
+  errorCode,
+  rawSocket,
+  wsClient,
+} from './helpers.ts';
 
 let ts: TestServer;
 
@@ -194,9 +202,7 @@ describe('frames', () => {
     // Payload texts under and over the 64 characters the frame builder measures and copies itself, with
     // characters of 2, 3 and 4 bytes (a surrogate pair) in UTF-8, and JSON escapes.
     const bodies = ['é€😀', `${'ü'.repeat(100)}😀"\n`, `a${'€'.repeat(40)}`];
-    const socket = await rawSocket(ts);
-    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${ts.token}` } });
-    assert.equal((await socket.next()).type, 'connection_ack');
+    const socket = await acknowledgedSocket(ts, ts.token);
     socket.send({
       id: 'u1',
       type: 'subscribe',
@@ -269,9 +275,7 @@ describe('a subscriber that does not read', () => {
     // Uncompressed: 20 KB of one letter deflates to a few dozen bytes, which the kernel's buffers absorb
     // however many rows are written (whether the server's queue passes the limit then depends on how
     // fast zlib keeps up).
-    socket = await rawSocket(slow, 'graphql-transport-ws', { perMessageDeflate: false });
-    socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${slow.token}` } });
-    assert.equal((await socket.next()).type, 'connection_ack');
+    socket = await acknowledgedSocket(slow, slow.token, { perMessageDeflate: false });
     socket.send({
       id: 's1',
       type: 'subscribe',
