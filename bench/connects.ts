@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { spawnNode } from './lib/children.ts';
 import { login } from './lib/client.ts';
-import { threadCpuSeconds } from './lib/proc.ts';
+import { systemSeconds, threadCpuSeconds } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer } from './lib/rusty-server.ts';
 import { count, median, ms, ratio, sleep, verdict } from './lib/stats.ts';
@@ -49,16 +49,18 @@ const SETTLED_CPU_S = 0.001;
 const SETTLE_MAX_MS = 1000;
 const TARGET_RATIO = 0.6;
 
-interface Phase {
+export interface Phase {
   seconds: number;
   /** Server CPU seconds over the phase. */
   cpu: number;
   /** Of which off the main thread (V8's compiler and GC helpers, libuv's pool). */
   offMain: number;
+  /** Of which in the kernel (system time, in whole clock ticks: coarse over one phase). */
+  system: number;
 }
 
 /** Opens one socket; resolves once it is usable (open, and authenticated when `authenticated`). */
-function connect(url: string, authenticated: boolean): Promise<WebSocket> {
+export function connect(url: string, authenticated: boolean): Promise<WebSocket> {
   const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -85,7 +87,7 @@ function connect(url: string, authenticated: boolean): Promise<WebSocket> {
 }
 
 /** One server to connect to: its URL, whether its connects authenticate, its process. */
-interface Target {
+export interface Target {
   url: string;
   authenticated: boolean;
   pid: number;
@@ -96,9 +98,10 @@ interface Target {
  * each target's wall time and its server's CPU from the start until its own last socket is open; then
  * closes them all and waits for the servers to settle.
  */
-async function phase(targets: Target[]): Promise<Phase[]> {
+export async function phase(targets: Target[]): Promise<Phase[]> {
   const sockets: WebSocket[] = [];
   const before = targets.map((t) => threadCpuSeconds(t.pid));
+  const systemBefore = targets.map((t) => systemSeconds(t.pid));
   const started = performance.now();
   const results = await Promise.all(
     targets.map(async (target, i): Promise<Phase> => {
@@ -114,7 +117,8 @@ async function phase(targets: Target[]): Promise<Phase[]> {
       const seconds = (performance.now() - started) / 1000;
       const after = threadCpuSeconds(target.pid);
       const cpu = after.total - before[i]!.total;
-      return { seconds, cpu, offMain: cpu - (after.main - before[i]!.main) };
+      const system = systemSeconds(target.pid) - systemBefore[i]!;
+      return { seconds, cpu, offMain: cpu - (after.main - before[i]!.main), system };
     }),
   );
   await Promise.all(
