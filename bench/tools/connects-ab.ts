@@ -6,14 +6,19 @@
  * ratio, then the medians and ranges. For measuring a change to RustyDB's connects on a shared machine.
  *
  *   node --import tsx bench/tools/connects-ab.ts --baseline PATH [--rounds N] [--echo]
- *     [--strace DIR] [--trace-gc DIR] [--node-args '...'] [--base-node-args '...'] [--this-node-args '...']
+ *     [--strace DIR] [--perf-stat DIR] [--perf-record DIR] [--trace-gc DIR]
+ *     [--node-args '...'] [--base-node-args '...'] [--this-node-args '...']
  *
  * PATH: the baseline's bin/rustydb.js, relative to the repository (see round-trip-ab.ts for making a
  * copy of the build). --echo puts the bare `ws` echo server (bench/lib/echo-server.ts) in every round
- * as a third target. --strace DIR attaches `strace -c -f` to each server over the first measured round
- * and writes its summary to DIR/<name>.strace (rounds with strace attached are left out of the
- * figures). --trace-gc DIR starts each server with --trace-gc and writes the lines printed during each
- * measured round to DIR/<name>.gc.
+ * as a third target. --strace DIR attaches `strace -c -f` to each server over one round before the
+ * measured ones and writes its summary to DIR/<name>.strace; --perf-stat DIR likewise `perf stat` of
+ * software counters (context switches, page faults), --perf-record DIR `perf record -g` (start the
+ * servers with --node-args '--perf-basic-prof' to name JavaScript frames); a traced round is left out
+ * of the figures. --trace-gc DIR starts each server with --trace-gc and writes the lines printed during
+ * each measured round to DIR/<name>.gc (a child keeps only its last 16 KB of output: enough for
+ * --trace-gc, not for --trace-gc-nvp). --node-args adds node flags to both builds' servers,
+ * --base-node-args and --this-node-args to one (e.g. '--parallel-scavenge' to try a V8 setting).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
