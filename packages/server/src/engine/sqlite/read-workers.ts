@@ -43,6 +43,13 @@ export interface WorkerRead {
  */
 export const CHUNKS_AHEAD = 3;
 
+/**
+ * The largest chunk whose rows the main thread serializes (see ReadWorkerPool.stream): ~0.3 µs a row,
+ * so at most ~2 ms of the event loop per chunk on the bench's host. Larger chunks (a client's
+ * chunk_size, or an unstreamed result of up to 100,000 rows in one) are serialized by their worker.
+ */
+const PACKED_CHUNK_ROWS_AT_MOST = 5000;
+
 /** An error from the worker, shaped like the driver's so normalizeError maps it the same way. */
 class WorkerSqlError extends Error {
   constructor(
@@ -255,7 +262,8 @@ export class ReadWorkerPool {
    * read runs for: workers are shared fairly between users (see FairShare).
    *
    * Rows asked for as JSON (`asJson`) are serialized by the worker, except in a stream that starts as
-   * the only one: its worker only packs them, and this thread serializes them. A lone stream is as
+   * the only one, in chunks of PACKED_CHUNK_ROWS_AT_MOST rows or fewer: its worker only packs them, and
+   * this thread serializes them. A lone stream is as
    * fast as its worker, which reads every row out of libsql (~1.2 µs a row) and would spend ~0.3 µs
    * more serializing it, while this thread, with nothing else to stream, has time to spare (bench (a)).
    * Packing costs the worker ~0.05 µs and this thread ~0.3 µs a row; with several streams at once the
@@ -277,7 +285,11 @@ export class ReadWorkerPool {
       throw stoppedError();
     }
     let finished = false;
-    const form = !options.asJson ? 'values' : this.#streaming === 0 ? 'packed' : 'json';
+    const form = !options.asJson
+      ? 'values'
+      : this.#streaming === 0 && options.chunkSize <= PACKED_CHUNK_ROWS_AT_MOST
+        ? 'packed'
+        : 'json';
     this.#streaming++;
     // Answers as soon as the signal fires, whatever the worker is doing. (Not a Promise.race against
     // one long-lived promise: each race would leave a reaction on it holding that chunk's rows.)
