@@ -191,7 +191,16 @@ if (handlerTimes) {
  * the rest, for all round trips and for the slowest 1%.
  */
 function reportHandlerTimes(t: Target): void {
-  let times: { starts: number[]; writes: number[]; ends: number[] };
+  let times: {
+    starts: number[];
+    writes: number[];
+    ends: number[];
+    activeAtStart: number[];
+    idleAtStart: number[];
+    activeAtEnd: number[];
+    collections: [number, number][];
+    timers: [number, number][];
+  };
   try {
     times = JSON.parse(readFileSync(join(handlerTimes!, `${t.pid}.json`), 'utf8')) as typeof times;
   } catch {
@@ -204,6 +213,9 @@ function reportHandlerTimes(t: Target): void {
   const own = trips.map((_, i) => times.writes[skip + i]! - times.starts[skip + i]!);
   const whole = trips.map((_, i) => times.ends[skip + i]! - times.starts[skip + i]!);
   const rest = trips.map((trip, i) => trip - whole[i]!);
+  // Since the previous handler's end: the event loop's other work, and its wait in epoll.
+  const otherWork = trips.map((_, i) => times.activeAtStart[skip + i]! - times.activeAtEnd[skip + i - 1]!);
+  const waited = trips.map((_, i) => times.idleAtStart[skip + i]! - times.idleAtStart[skip + i - 1]!);
   const slow = percentile(trips, 99);
   const tail = trips.flatMap((trip, i) => (trip >= slow ? [i] : []));
   const at = (values: number[], p: number, of: number[] = trips.map((_, i) => i)): string =>
@@ -220,5 +232,25 @@ function reportHandlerTimes(t: Target): void {
       `${at(rest, 50)}/${at(rest, 99)} µs. Round trips ≥ p99 (${tail.length}): own work median ${at(own, 50, tail)} ` +
       `(p90 ${at(own, 90, tail)}), with the write ${at(whole, 50, tail)} (p90 ${at(whole, 90, tail)}), rest ` +
       `${at(rest, 50, tail)} µs; own work over its p99 in ${tail.filter((i) => own[i]! > ownP99).length}`,
+  );
+  console.log(
+    `  before each handler, the loop's other work p50/p99 ${at(otherWork, 50)}/${at(otherWork, 99)} µs and ` +
+      `its wait ${at(waited, 50)}/${at(waited, 99)} µs; before the round trips ≥ p99: other work median ` +
+      `${at(otherWork, 50, tail)} (p90 ${at(otherWork, 90, tail)}), wait ${at(waited, 50, tail)} ` +
+      `(p90 ${at(waited, 90, tail)}) µs; other work over 100 µs before ${tail.filter((i) => otherWork[i]! > 0.1).length}`,
+  );
+  // What that other work was, for the round trips ≥ p99 with over 100 µs of it: a collection or a
+  // timer's callback between the previous handler's end and this one's start.
+  const busy = tail.filter((i) => otherWork[i]! > 0.1);
+  const within = (spans: [number, number][], i: number): boolean => {
+    const from = times.ends[skip + i - 1]!;
+    const to = times.starts[skip + i]!;
+    return spans.some(([a, b]) => b >= from && a <= to);
+  };
+  const gc = busy.filter((i) => within(times.collections, i)).length;
+  const timer = busy.filter((i) => within(times.timers, i)).length;
+  console.log(
+    `  of those ${busy.length}: a collection before ${gc}, a timer's callback before ${timer}; ` +
+      `collections in all ${times.collections.length}, timer callbacks ${times.timers.length}`,
   );
 }
