@@ -226,12 +226,15 @@ function reportHandlerTimes(t: Target): void {
       ) * 1000
     ).toFixed(1)}`;
   const ownP99 = percentile(own, 99);
+  // An answer not written within its request's handler was deferred (to the tick's flush, say).
+  const deferred = trips.filter((_, i) => times.writes[skip + i] === times.ends[skip + i]).length;
   console.log(
     `${t.name}: handler, own work to the write p50/p99/p99.9 ${at(own, 50)}/${at(own, 99)}/${at(own, 99.9)} µs, ` +
       `with the write ${at(whole, 50)}/${at(whole, 99)}/${at(whole, 99.9)} µs; rest of the round trip ` +
       `${at(rest, 50)}/${at(rest, 99)} µs. Round trips ≥ p99 (${tail.length}): own work median ${at(own, 50, tail)} ` +
       `(p90 ${at(own, 90, tail)}), with the write ${at(whole, 50, tail)} (p90 ${at(whole, 90, tail)}), rest ` +
-      `${at(rest, 50, tail)} µs; own work over its p99 in ${tail.filter((i) => own[i]! > ownP99).length}`,
+      `${at(rest, 50, tail)} µs; own work over its p99 in ${tail.filter((i) => own[i]! > ownP99).length}; ` +
+      `answers not written within their handler ${deferred}`,
   );
   console.log(
     `  before each handler, the loop's other work p50/p99 ${at(otherWork, 50)}/${at(otherWork, 99)} µs and ` +
