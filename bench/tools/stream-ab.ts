@@ -3,7 +3,7 @@
  * bench's 1M-row SELECT over one socket, in turns (the order flips every turn), with the in-process loop
  * of bench (a) in the same turns for scale. Prints, per build, the server's CPU per row (all threads, the
  * read worker, the main thread, from /proc/<pid>/task/<tid>/schedstat) and rows/s, medians and ranges,
- * and the paired ratios this tree / baseline. For measuring a change to the stream path before and
+ * each server's peak RSS, and the paired ratios this tree / baseline. For measuring a change to the stream path before and
  * after, on a machine that others share.
  *
  *   node --import tsx bench/tools/stream-ab.ts --baseline PATH [--turns N]
@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { StreamConnection, login } from '../lib/client.ts';
 import { ROWS_TOTAL, createDataset, databasePath } from '../lib/dataset.ts';
 import { startRustyServer, type RustyServerProcess } from '../lib/rusty-server.ts';
-import { median } from '../lib/stats.ts';
+import { memory } from '../lib/proc.ts';
+import { mb, median } from '../lib/stats.ts';
 import { inProcessLimit, rate, streamOverWebSocket } from '../stream-throughput.ts';
 
 const arg = (name: string): string | undefined => {
@@ -112,7 +113,7 @@ try {
       `${t.name}: rows/s ${show(of('rate'), 0)}; CPU µs/row all threads ${show(of('cpu'), 3)}, ` +
         `read worker ${show(of('worker'), 3)}, main ${show(of('main'), 3)}; read worker ran ` +
         `${show(of('ran'), 2)} of the wall time, waited for a core ${show(of('waited'), 2)}; ` +
-        `rate / loop's in the same turn ${show(
+        `peak RSS (VmHWM) ${mb(memory(t.server.pid).hwm)}; rate / loop's in the same turn ${show(
           t.samples.map((s, i) => s.rate / loop[i]!.rate),
           3,
         )}`,
