@@ -174,7 +174,7 @@ const NOTES: string[] = [
     '0.5 ms: 10 in 45,000 queries at load 5, one over 2 ms, never two in a row), but three stalls of a ' +
     "loaded machine in a row would have made the hot statement pay the read worker's thread hop for the " +
     'life of the process. It now comes back after 1 s, on probation: one slow run sends it off again for ' +
-    'twice as long (up to 60 s), a fast one clears the record (test/inline-demotion.test.ts). A/B against ' +
+    'twice as long (up to 10 minutes), a fast one clears the record (test/inline-demotion.test.ts). A/B against ' +
     'the build before (round-trip-ab.ts --builds-only, 40 turns of 1,000, three runs, load 7.6–8.8): CPU ' +
     'per round trip 0.982×, 0.992×, 0.990× (per-turn medians), p50 0.98–1.00×, p99 1.00×, 0.93×, 0.95×: ' +
     'the keyed path pays nothing for it.',
