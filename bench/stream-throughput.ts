@@ -64,7 +64,7 @@ function threadTimes(pid: number): ThreadTimes {
 }
 
 /** How the server's threads spent one streaming run, per row and as shares of its wall time. */
-interface ThreadSplit {
+export interface ThreadSplit {
   /** CPU per row, µs: the read worker (the busiest thread besides the main one), the main thread. */
   worker: number;
   main: number;
@@ -94,12 +94,12 @@ function threadSplit(pid: number, before: ThreadTimes, after: ThreadTimes, run: 
 }
 
 /** The in-process loop's run: with the share of its wall time its thread ran on a CPU. */
-interface LoopRun extends Run {
+export interface LoopRun extends Run {
   ran: number;
 }
 
 /** The in-process limit: the engine's driver path (libsql/promise, raw rows) plus JSON envelopes. */
-async function inProcessLimit(dbPath: string, rows: number): Promise<LoopRun> {
+export async function inProcessLimit(dbPath: string, rows: number): Promise<LoopRun> {
   const db = openAsync(dbPath);
   try {
     const thisThread = String(process.pid);
@@ -147,7 +147,7 @@ export async function overWebSocket(ws: WebSocket, pid: number, rows: number): P
 }
 
 /** `overWebSocket`, with how the server's threads spent the run. */
-async function streamOverWebSocket(
+export async function streamOverWebSocket(
   ws: WebSocket,
   pid: number,
   rows: number,
@@ -329,21 +329,26 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `Server RSS during the uncompressed runs: max sampled ` +
         `${mb(maxRss)}; VmHWM since start ${mb(hwm)}.`,
       '',
-      `Where the time goes: one read worker thread reads the rows out of libsql and turns each chunk ` +
-        `into its JSON text — the in-process loop's work, row for row — a few chunks ahead of the main ` +
-        `thread, which only wraps that text in the envelope, frames it and writes it to the socket. Per ` +
-        `row (medians of the ws runs, from /proc/<pid>/task): the read worker ${us(workerCpu)}, the main ` +
-        `thread ${us(mainCpu)} (framing, and the kernel's loopback TCP work in its writes), against ` +
-        `${us(baseCpu)} for the in-process loop. The read worker ran ${pct(workerRan)} of the stream's ` +
-        `wall time, waited for a core ${pct(workerWaited)} and slept ${pct(workerSlept)} (waiting for ` +
-        `the main thread or the client to take chunks): the stream is as fast as that one thread gets ` +
-        `CPU. Were it never to wait, the server would stream at in-process CPU / read-worker CPU = ` +
-        `**${ratio(ceiling)}** of the loop's rate — the ceiling of this design on this machine, since ` +
-        `its critical thread does what the loop does. Past it needs the worker's work split across ` +
-        `threads: its JSON is about a fifth of its CPU, but handing rows to another thread costs nearly ` +
-        `as much on the reading side (a structured clone of a chunk's rows costs more than their ` +
-        `JSON.stringify; a typed-array encoding saves ~0.15 µs of ~1.2 µs per row, measured apart ` +
-        `from this bench), and the second thread is another V8 isolate in the memory budget of (d). ` +
+      `Where the time goes: one read worker thread reads the rows out of libsql and packs each chunk ` +
+        `(numbers into a Float64Array, texts into one string: packRows in read-worker.js), a few chunks ` +
+        `ahead of the main thread, which rebuilds the rows, turns them into the same JSON text the ` +
+        `worker's JSON.stringify would have made, wraps it in the envelope, frames it and writes it to ` +
+        `the socket. (A stream that starts while another runs has its worker serialize, as the main ` +
+        `thread is shared by all of them.) Per row (medians of the ws runs, from /proc/<pid>/task): the ` +
+        `read worker ${us(workerCpu)}, the main thread ${us(mainCpu)} (JSON.stringify, framing, and ` +
+        `the kernel's loopback TCP work in its writes), against ${us(baseCpu)} for the in-process loop, ` +
+        `which reads and serializes on its one thread. The read worker ran ${pct(workerRan)} of the ` +
+        `stream's wall time, waited for a core ${pct(workerWaited)} and slept ${pct(workerSlept)} ` +
+        `(waiting for the main thread or the client to take chunks): the stream is as fast as that one ` +
+        `thread gets CPU. Were it never to wait, the server would stream at in-process CPU / read-worker ` +
+        `CPU = **${ratio(ceiling)}** of the loop's rate — the ceiling of this design on this machine. ` +
+        `What is left on the worker is libsql's own row reading (~1.2 µs of a row, measured apart from ` +
+        `this bench; by perf, over half of it in V8's N-API array and element stores of its native ` +
+        `binding, the rest SQLite and the binding's Rust), which the loop pays too and no change on the ` +
+        `JavaScript side removes; packing costs it ~0.05 µs a row where JSON.stringify cost ~0.3. The ` +
+        `main thread's serializing is the ~0.3 µs the worker no longer spends, plus ~0.05 µs to rebuild ` +
+        `the rows: the server spends a little more CPU in all than before, on a thread that had time to ` +
+        `spare, so on a machine whose two cores are busy with other work the gain shrinks. ` +
         `permessage-deflate adds ${us(cpuPerRow(compressed) - cpuPerRow(ws))} of server CPU per row ` +
         `(zlib level 1 on libuv's pool, no context takeover: already the cheapest setting that still ` +
         `compresses), which on 2 cores shared with the client competes with the read worker.`,
