@@ -167,14 +167,18 @@ const NOTES: string[] = [
     'in proportion to the time it runs per request — RustyDB ~13% longer (CPU per round trip), and it ' +
     'collects more often. What would close it is less work per request, spread over many steps of under ' +
     'a µs each. Clock reads are not it: `performance.now()` took 66–122 ns and `Date.now()` 58–77 ns in a ' +
-    'tight loop here, six per query ~0.4 µs, about 1% of its own work (left as they are).',
+    'tight loop here, six per query ~0.4 µs, about 1% of its own work (left as they are). Nor are the ' +
+    "engine view's three wrappers: a copy of the build whose keyed path skipped all three (metrics, audit " +
+    'and catalog scope lost: an experiment, not a change) against this one (round-trip-ab.ts ' +
+    '--builds-only, 40 turns of 1,000, three runs, load 5–6): CPU per round trip with them 0.993×, ' +
+    '1.031×, 1.015×, p50 1.00×, 1.02×, 1.01× (per-turn medians) — within the noise.',
   '',
   'The keyed router moved a statement off the event loop for good after three inline runs in a row over ' +
     'its 2 ms budget. This bench never triggers it (a copy of the build logging the inline runs over ' +
     '0.5 ms: 10 in 45,000 queries at load 5, one over 2 ms, never two in a row), but three stalls of a ' +
     "loaded machine in a row would have made the hot statement pay the read worker's thread hop for the " +
     'life of the process. It now comes back after 1 s, on probation: one slow run sends it off again for ' +
-    'twice as long (up to 60 s), a fast one clears the record (test/inline-demotion.test.ts). A/B against ' +
+    'twice as long (up to 10 minutes), a fast one clears the record (test/inline-demotion.test.ts). A/B against ' +
     'the build before (round-trip-ab.ts --builds-only, 40 turns of 1,000, three runs, load 7.6–8.8): CPU ' +
     'per round trip 0.982×, 0.992×, 0.990× (per-turn medians), p50 0.98–1.00×, p99 1.00×, 0.93×, 0.95×: ' +
     'the keyed path pays nothing for it.',

@@ -57,10 +57,12 @@ export const INLINE_MAX_ROWS = 256;
 export const INLINE_SLOW_RUNS = 3;
 /**
  * How long a statement moved off the loop for slow runs stays there before it is tried inline again;
- * each time it is found slow again on its return, twice as long, up to INLINE_RETRY_MAX_MS.
+ * each time it is found slow again on its return, twice as long, up to INLINE_RETRY_MAX_MS. A statement
+ * slow by nature (a keyed read of a very large value, a costly function) then stalls the loop for one
+ * run every ten minutes, where a few stalls of the machine cost a hot lookup a second off the loop.
  */
 export const INLINE_RETRY_MS = 1000;
-export const INLINE_RETRY_MAX_MS = 60_000;
+export const INLINE_RETRY_MAX_MS = 600_000;
 const CACHE_LIMIT = 512;
 
 /** True when every step of the plan is a lookup by equality (no scan, sort, range or recursion). */
@@ -224,7 +226,8 @@ export class StatementRouter {
    * Moves a statement whose inline runs were slow off the loop for a while: a hot keyed lookup that met
    * a few stalls of a loaded machine would otherwise pay a thread hop on every run for the life of the
    * process. Back on the loop it is on probation: one slow run sends it off again, for twice as long
-   * (a statement slow by nature costs the loop one run per period); a fast one clears the record.
+   * (a statement slow by nature costs the loop one run per period, at most ten minutes); a fast one
+   * clears the record.
    */
   #demoteSlow(sql: string, entry: RoutedStatement): void {
     const offMs = entry.offLoopMs ?? INLINE_RETRY_MS;
