@@ -345,12 +345,18 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `thread gets CPU. Were it never to wait, the server would stream at in-process CPU / read-worker ` +
         `CPU = **${ratio(ceiling)}** of the loop's rate — the ceiling of this design on this machine. ` +
         `What is left on the worker is libsql's own row reading (~1.2 µs of a row, measured apart from ` +
-        `this bench; by perf, over half of it in V8's N-API array and element stores of its native ` +
-        `binding, the rest SQLite and the binding's Rust), which the loop pays too and no change on the ` +
-        `JavaScript side removes; packing costs it ~0.05 µs a row where JSON.stringify cost ~0.3. The ` +
-        `main thread's serializing is the ~0.3 µs the worker no longer spends, plus ~0.05 µs to rebuild ` +
-        `the rows: the server spends a little more CPU in all than before, on a thread that had time to ` +
-        `spare, so on a machine whose two cores are busy with other work the gain shrinks. ` +
+        `this bench; by perf, half of it in V8 behind the N-API calls of its native binding that make ` +
+        `each row's array and values and store them, a third in SQLite and the binding's Rust, the rest ` +
+        `malloc, free and mutexes), which the loop pays too and no change on the JavaScript side ` +
+        `removes; packing costs it ~0.05 µs a row where JSON.stringify cost ~0.3. The main thread's ` +
+        `serializing is the ~0.3 µs the worker no longer spends, plus ~0.05 µs to rebuild the rows: the ` +
+        `server spends a little more CPU in all than before, on a thread that had time to spare, so on ` +
+        `a machine whose two cores are busy with other work the gain shrinks (at load 5-6 on this host ` +
+        `the read worker waited for a core a third of the time, and the figure fell to 0.83-0.89×). ` +
+        `The server's peak RSS after several such streams varies by ±20 MB from one start to the next; ` +
+        `its median over six starts was ~14 MB above the worker-serializing build's (174 against 160 ` +
+        `MB, with the main thread's V8 heap the same size in both: the difference is outside it), and ` +
+        `bench (d)'s slow stream stays under its target. ` +
         `permessage-deflate adds ${us(cpuPerRow(compressed) - cpuPerRow(ws))} of server CPU per row ` +
         `(zlib level 1 on libuv's pool, no context takeover: already the cheapest setting that still ` +
         `compresses), which on 2 cores shared with the client competes with the read worker.`,
