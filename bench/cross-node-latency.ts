@@ -33,6 +33,8 @@ const KEY = 'm';
 
 const TITLE = 'Commit-to-delivery latency on another node than the writer, at 1,000 changes/s';
 const RATE = 1000;
+/** A repetition counts as run at RATE when it achieved this share of it. */
+const RATE_SHARE_REQUIRED = 0.95;
 const WARMUP_S = 2;
 /** Measured repetitions, taking turns: the machine as found, then with the competing process. */
 const REPEATS = 3;
@@ -293,7 +295,21 @@ export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchRepor
     /** Per repetition, the worse p99 of nodes 2 and 3. */
     const repetitionP99 = repetitions.map((_, i) => max(other.map((r) => r.perRepetition[i]!)));
     const clean = results.every((r) => r.missing === 0 && r.duplicates === 0 && r.outOfOrder === 0);
-    const met = clean && worstP99 <= TARGET_P99_MS && max(repetitionP99) <= TARGET_P99_MS;
+    // The target is a latency at RATE: a repetition that fell short of the rate did not measure it.
+    const rates = repetitions.map((r) => r.achieved);
+    const rateReached = Math.min(...rates) >= RATE * RATE_SHARE_REQUIRED;
+    // What the path (the nodes and PostgreSQL) would need at RATE, from the CPU each change took: more
+    // cores than the machine has means RATE is out of reach here whatever the bench's client does.
+    const pathCores = repetitions.map((r) => r.nodeBusy.reduce((a, b) => a + b, 0) + r.postgresBusy);
+    const coresAtRate = median(repetitions.map((r, i) => (pathCores[i]! / r.achieved) * RATE));
+    const rateNote = rateReached
+      ? ''
+      : `; ${count(Math.min(...rates))}–${count(Math.max(...rates))} changes/s achieved, not ${count(RATE)}` +
+        (coresAtRate > cores
+          ? `: out of reach on ${cores} cores — the nodes and PostgreSQL used ${median(pathCores).toFixed(2)} ` +
+            `cores at the achieved rate, ${coresAtRate.toFixed(2)} at ${count(RATE)}/s`
+          : ': the writer fell behind');
+    const met = clean && rateReached && worstP99 <= TARGET_P99_MS && max(repetitionP99) <= TARGET_P99_MS;
     const ackP50 = percentile(
       [...acked.entries()].filter(([n]) => n >= firstMeasured).map(([n, at]) => at - sent.get(n)!),
       50,
@@ -364,7 +380,7 @@ export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchRepor
       `**p99 commit → delivery on another node than the writer: ${ms(worstP99)}** over all ` +
         `${count(REPEATS * REPEAT_S * RATE)} measured changes (the worse of nodes 2 and 3; per repetition ` +
         `${repetitionP99.map(ms).join(', ')}; target ≤ ${TARGET_P99_MS} ms overall and in every repetition: ` +
-        `${verdict(met)}).` +
+        `${verdict(met)}${rateNote}).` +
         (clean ? '' : ' **A subscriber missed, repeated or reordered changes.**'),
       '',
       'Every change takes the same path whichever node the subscriber is on: PostgreSQL decodes the commit ' +
@@ -383,7 +399,8 @@ export async function runCrossNodeLatency(ctx: BenchContext): Promise<BenchRepor
           name: `p99 commit → delivery on another node ≤ ${TARGET_P99_MS} ms at ${count(RATE)} changes/s`,
           measured:
             `${ms(worstP99)} (p50 ${ms(max(other.map((r) => r.p50)))}; per repetition ` +
-            `${repetitionP99.map(ms).join(', ')}; send → delivery p99 ${ms(max(other.map((r) => r.sendP99)))})`,
+            `${repetitionP99.map(ms).join(', ')}; send → delivery p99 ${ms(max(other.map((r) => r.sendP99)))})` +
+            rateNote,
           met,
         },
       ],

@@ -139,6 +139,50 @@ const NOTES: string[] = [
     'p99.9 5.1/5.1, 1.6/2.5, 8.0/9.7, 1.6/1.3, 1.2/2.0 ms; CPU per round trip 0.985× (0.976–1.056×): ' +
     "the GC pauses' own tail is gone, the round trips' p99 is the load's.",
   '',
+  "What RustyDB's slowest round trips have that the floor's do not (session 8; bench/tools/" +
+    'round-trip-ab.ts --handler-times: the same preload in every server times, on its main thread, each ' +
+    "request's handling to its socket write and to the handler's end, the event loop's other work and its " +
+    'wait between two handlers, and the collections and timer callbacks run there; 10 turns of 2,000 per ' +
+    'target, ten runs, load 4–8, when every step ran 3–5× slower than the quiet figures above: ' +
+    "libsql's `get` alone took 20–26 µs). The server's own work from the request to its write: RustyDB " +
+    'p50 33–38 µs, p99 61–86 µs; the floor 26–29 and 50–67 µs (the echo 1–2 and 3–7): RustyDB does ~30% ' +
+    'more at p50 and the same ~30% more at p99 — no step of its path is sometimes much longer (the ' +
+    'statement cache, the time budget and the wrappers never showed apart). By stage (timers in a copy of ' +
+    'the build, 20,000 queries, alternated with the floor): the transport and the message check 9.3 µs ' +
+    "against the floor's 5.2 (`toString` and `JSON.parse`); the engine step 32.5 against 23.2, of which " +
+    "libsql's `get` itself 26.3 against 23.2 for the same statement on the same file, and the route, " +
+    'authorization, parameters and the three wrappers ~5 together, none over 1 µs in a tight loop; the ' +
+    "reply's text 5 µs in both; the frame 4.5 µs. At the round trips ≥ p99 RustyDB's own work was 50–57 " +
+    'µs (median; the floor 38–46): what made them slow lay outside the handler (median 0.2–1.8 ms, the ' +
+    "floor's 0.2–0.6 ms). Before 8–71 of RustyDB's 201 slowest round trips the loop had run over 100 µs " +
+    'of other work (the floor 15–41): a young-generation collection before 2–52 of them (the floor ' +
+    "5–25; RustyDB ran 116–135 collections in its life against the floor's 33–79, its young " +
+    "generation being held small, see above) and a timer callback (the metrics tick, the change feed's " +
+    'idle poll) before 2–13 (the floor has none). A copy of the build without the start-up hold (23–25 ' +
+    'collections), in the same runs, had a collection before 0–6 of its slowest round trips, yet its ' +
+    'p99 was 1.54 ms, 298 µs, 1.72 ms against 2.25 ms, 262 µs, 1.85 ms with the hold: the places the ' +
+    "collections leave are taken by the machine's stalls, at the same level. So RustyDB's p99 over the " +
+    "floor's (1.07–1.20× in three bench runs; in ten A/B runs the per-turn median 0.81–1.39×, once 4.9×) is not a tail of its " +
+    'own: the slowest round trips of both are stalls of the loaded 2-core machine, which a server meets ' +
+    'in proportion to the time it runs per request — RustyDB ~13% longer (CPU per round trip), and it ' +
+    'collects more often. What would close it is less work per request, spread over many steps of under ' +
+    'a µs each. Clock reads are not it: `performance.now()` took 66–122 ns and `Date.now()` 58–77 ns in a ' +
+    'tight loop here, six per query ~0.4 µs, about 1% of its own work (left as they are). Nor are the ' +
+    "engine view's three wrappers: a copy of the build whose keyed path skipped all three (metrics, audit " +
+    'and catalog scope lost: an experiment, not a change) against this one (round-trip-ab.ts ' +
+    '--builds-only, 40 turns of 1,000, three runs, load 5–6): CPU per round trip with them 0.993×, ' +
+    '1.031×, 1.015×, p50 1.00×, 1.02×, 1.01× (per-turn medians) — within the noise.',
+  '',
+  'The keyed router moved a statement off the event loop for good after three inline runs in a row over ' +
+    'its 2 ms budget. This bench never triggers it (a copy of the build logging the inline runs over ' +
+    '0.5 ms: 10 in 45,000 queries at load 5, one over 2 ms, never two in a row), but three stalls of a ' +
+    "loaded machine in a row would have made the hot statement pay the read worker's thread hop for the " +
+    'life of the process. It now comes back after 1 s, on probation: one slow run sends it off again for ' +
+    'twice as long (up to 10 minutes), a fast one clears the record (test/inline-demotion.test.ts). A/B against ' +
+    'the build before (round-trip-ab.ts --builds-only, 40 turns of 1,000, three runs, load 7.6–8.8): CPU ' +
+    'per round trip 0.982×, 0.992×, 0.990× (per-turn medians), p50 0.98–1.00×, p99 1.00×, 0.93×, 0.95×: ' +
+    'the keyed path pays nothing for it.',
+  '',
   'Blocks whose p50 differ by a third (63 and 45 µs in one quiet run) are where the scheduler put the ' +
     'client and the server. Pinned with `taskset` (20,000-query loops on the loaded machine): both on one ' +
     'CPU, RustyDB p50 33–35 µs (echo 19–29, floor 29–30); on two CPUs 48–61 µs (echo 34–43, floor 49–55), ' +
@@ -325,7 +369,10 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
         ? `at p99 the floor is ${ratio(floorP99)} the echo, above the ${TARGET_P99}× target (RustyDB ` +
           `${ratio(r.p99 / f.p99)} the floor)`
         : `at p99 the floor is ${ratio(floorP99)} the echo, within the ${TARGET_P99}× target: RustyDB's ` +
-          `tail above it (${ratio(r.p99 / f.p99)} the floor) is its own`,
+          `tail above it (${ratio(r.p99 / f.p99)} the floor, with ${ratio(r.cpuPerTrip / f.cpuPerTrip)} its ` +
+          `CPU per round trip) comes from its longer work per request: its slowest round trips are the ` +
+          `machine's stalls, as the floor's are, and its own work in them is as much longer as at p50 ` +
+          `(measured with bench/tools/round-trip-ab.ts --handler-times: see below)`,
     ].join('; ');
     const markdown = [
       `\`${SQL}\` with random keys in 1..${KV_ROWS}, sequential on one socket; ${r.n} (RustyDB), ` +

@@ -22,8 +22,10 @@ export const SQL = `SELECT id, name, value FROM ${ROWS_TABLE} WHERE id <= ?`;
 /**
  * Pairs of one baseline run and one server run, their order swapped every pair (so that a drift in the
  * machine during a pair favours each side as often); the median of the pairs' ratios is the figure.
+ * Seven: on the shared 2-core host single pairs ranged 0.72-1.13x within one run, and each pair costs
+ * ~3.5 s; five left the median to two pairs either way.
  */
-const REPETITIONS = 5;
+const REPETITIONS = 7;
 /** No new repetition starts after this long (a slow server must not stretch the whole bench). */
 const REPETITION_BUDGET_MS = 45_000;
 /** A stream that takes longer than this is reported as a failure rather than waited for. */
@@ -64,7 +66,7 @@ function threadTimes(pid: number): ThreadTimes {
 }
 
 /** How the server's threads spent one streaming run, per row and as shares of its wall time. */
-interface ThreadSplit {
+export interface ThreadSplit {
   /** CPU per row, µs: the read worker (the busiest thread besides the main one), the main thread. */
   worker: number;
   main: number;
@@ -94,12 +96,12 @@ function threadSplit(pid: number, before: ThreadTimes, after: ThreadTimes, run: 
 }
 
 /** The in-process loop's run: with the share of its wall time its thread ran on a CPU. */
-interface LoopRun extends Run {
+export interface LoopRun extends Run {
   ran: number;
 }
 
 /** The in-process limit: the engine's driver path (libsql/promise, raw rows) plus JSON envelopes. */
-async function inProcessLimit(dbPath: string, rows: number): Promise<LoopRun> {
+export async function inProcessLimit(dbPath: string, rows: number): Promise<LoopRun> {
   const db = openAsync(dbPath);
   try {
     const thisThread = String(process.pid);
@@ -147,7 +149,7 @@ export async function overWebSocket(ws: WebSocket, pid: number, rows: number): P
 }
 
 /** `overWebSocket`, with how the server's threads spent the run. */
-async function streamOverWebSocket(
+export async function streamOverWebSocket(
   ws: WebSocket,
   pid: number,
   rows: number,
@@ -329,21 +331,32 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `Server RSS during the uncompressed runs: max sampled ` +
         `${mb(maxRss)}; VmHWM since start ${mb(hwm)}.`,
       '',
-      `Where the time goes: one read worker thread reads the rows out of libsql and turns each chunk ` +
-        `into its JSON text — the in-process loop's work, row for row — a few chunks ahead of the main ` +
-        `thread, which only wraps that text in the envelope, frames it and writes it to the socket. Per ` +
-        `row (medians of the ws runs, from /proc/<pid>/task): the read worker ${us(workerCpu)}, the main ` +
-        `thread ${us(mainCpu)} (framing, and the kernel's loopback TCP work in its writes), against ` +
-        `${us(baseCpu)} for the in-process loop. The read worker ran ${pct(workerRan)} of the stream's ` +
-        `wall time, waited for a core ${pct(workerWaited)} and slept ${pct(workerSlept)} (waiting for ` +
-        `the main thread or the client to take chunks): the stream is as fast as that one thread gets ` +
-        `CPU. Were it never to wait, the server would stream at in-process CPU / read-worker CPU = ` +
-        `**${ratio(ceiling)}** of the loop's rate — the ceiling of this design on this machine, since ` +
-        `its critical thread does what the loop does. Past it needs the worker's work split across ` +
-        `threads: its JSON is about a fifth of its CPU, but handing rows to another thread costs nearly ` +
-        `as much on the reading side (a structured clone of a chunk's rows costs more than their ` +
-        `JSON.stringify; a typed-array encoding saves ~0.15 µs of ~1.2 µs per row, measured apart ` +
-        `from this bench), and the second thread is another V8 isolate in the memory budget of (d). ` +
+      `Where the time goes: one read worker thread reads the rows out of libsql and packs each chunk ` +
+        `(numbers into a Float64Array, texts into one string: packRows in read-worker.js), a few chunks ` +
+        `ahead of the main thread, which rebuilds the rows, turns them into the same JSON text the ` +
+        `worker's JSON.stringify would have made, wraps it in the envelope, frames it and writes it to ` +
+        `the socket. (A stream that starts while another runs has its worker serialize, as the main ` +
+        `thread is shared by all of them.) Per row (medians of the ws runs, from /proc/<pid>/task): the ` +
+        `read worker ${us(workerCpu)}, the main thread ${us(mainCpu)} (JSON.stringify, framing, and ` +
+        `the kernel's loopback TCP work in its writes), against ${us(baseCpu)} for the in-process loop, ` +
+        `which reads and serializes on its one thread. The read worker ran ${pct(workerRan)} of the ` +
+        `stream's wall time, waited for a core ${pct(workerWaited)} and slept ${pct(workerSlept)} ` +
+        `(waiting for the main thread or the client to take chunks): the stream is as fast as that one ` +
+        `thread gets CPU. Were it never to wait, the server would stream at in-process CPU / read-worker ` +
+        `CPU = **${ratio(ceiling)}** of the loop's rate — the ceiling of this design on this machine. ` +
+        `What is left on the worker is libsql's own row reading (~1.2 µs of a row, measured apart from ` +
+        `this bench; by perf, half of it in V8 behind the N-API calls of its native binding that make ` +
+        `each row's array and values and store them, a third in SQLite and the binding's Rust, the rest ` +
+        `malloc, free and mutexes), which the loop pays too and no change on the JavaScript side ` +
+        `removes; packing costs it ~0.05 µs a row where JSON.stringify cost ~0.3. The main thread's ` +
+        `serializing is the ~0.3 µs the worker no longer spends, plus ~0.05 µs to rebuild the rows: the ` +
+        `server spends a little more CPU in all than before, on a thread that had time to spare, so on ` +
+        `a machine whose two cores are busy with other work the gain shrinks (at load 5-6 on this host ` +
+        `the read worker waited for a core a third of the time, and the figure fell to 0.83-0.89×). ` +
+        `The server's peak RSS after several such streams varies by ±20 MB from one start to the next; ` +
+        `its median over six starts was ~14 MB above the worker-serializing build's (174 against 160 ` +
+        `MB, with the main thread's V8 heap the same size in both: the difference is outside it), and ` +
+        `bench (d)'s slow stream stays under its target. ` +
         `permessage-deflate adds ${us(cpuPerRow(compressed) - cpuPerRow(ws))} of server CPU per row ` +
         `(zlib level 1 on libuv's pool, no context takeover: already the cheapest setting that still ` +
         `compresses), which on 2 cores shared with the client competes with the read worker.`,

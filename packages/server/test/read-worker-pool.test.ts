@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { SqliteEngine } from '../src/engine/sqlite/sqlite-engine.ts';
 import type { ResultChunk } from '../src/engine/engine.ts';
+import type { SqlValue } from '@rustydb/protocol';
 import { freshDataDir, sleep } from './helpers/test-server.ts';
 
 const IDLE_MS = 300;
@@ -103,6 +104,59 @@ test('JSON chunks from a worker carry the same rows as values', async () => {
   }
   assert.equal(counted, 25);
   assert.deepEqual(parsed, values);
+});
+
+test('JSON chunks are the text JSON.stringify makes of the rows, whether the worker serializes them or packs them', async () => {
+  // Values whose text is easy to get wrong: integers past 2^53 (SQLite keeps 64 bits, JSON numbers do
+  // not), -0, extreme doubles, BLOBs, escapes and characters outside the BMP; a NULL in every column.
+  await engine.execute(
+    { sql: 'CREATE TABLE tricky (id INTEGER PRIMARY KEY, i INTEGER, r REAL, t TEXT, b BLOB)' },
+    { timeoutMs: 10_000 },
+  );
+  const texts = ['quote " backslash \\ /', 'controls \u0001\u001f\t\n\u2028 ünïcødé 😀 𝄞', ''];
+  const blob = (bytes: Buffer): { $base64: string } => ({ $base64: bytes.toString('base64') });
+  // The integer is SQL text: as a parameter it would be a JSON number, which cannot hold it.
+  const rows: [string, unknown[]][] = [
+    ['9007199254740993', [-0.0, texts[0], blob(Buffer.from([0, 255, 128]))]],
+    ['-9223372036854775808', [1e308, texts[1], blob(Buffer.alloc(0))]],
+    ['0', [5e-324, texts[2], blob(Buffer.from('x'.repeat(300)))]],
+    ['NULL', [null, null, null]],
+    ['42', [0.1 + 0.2, 'z', null]],
+  ];
+  for (const [integer, params] of rows) {
+    await engine.execute(
+      { sql: `INSERT INTO tricky (i, r, t, b) VALUES (${integer}, ?, ?, ?)`, params: params as SqlValue[] },
+      { timeoutMs: 10_000 },
+    );
+  }
+  const sql = 'SELECT id, i, r, t, b, r * 2 AS twice FROM tricky ORDER BY id';
+  const values: unknown[][] = [];
+  for await (const chunk of engine.stream({ sql }, { timeoutMs: 10_000, chunkSize: 2 }))
+    values.push(...chunk.rows);
+  assert.equal(values.length, rows.length);
+  const expected = [
+    JSON.stringify(values.slice(0, 2)),
+    JSON.stringify(values.slice(2, 4)),
+    JSON.stringify(values.slice(4)),
+  ];
+  const jsonTexts = async (): Promise<string[]> => {
+    const found: string[] = [];
+    for await (const chunk of engine.stream({ sql }, { timeoutMs: 10_000, chunkSize: 2, asJson: true })) {
+      assert.ok(chunk.json);
+      assert.equal(chunk.json.count, JSON.parse(chunk.json.text).length);
+      found.push(chunk.json.text);
+    }
+    return found;
+  };
+  // Alone, the stream's worker packs the rows and the main thread serializes them.
+  assert.deepEqual(await jsonTexts(), expected);
+  // With another stream running, each worker serializes its own rows.
+  const other = await openScan();
+  try {
+    assert.deepEqual(await jsonTexts(), expected);
+  } finally {
+    await other.return();
+  }
 });
 
 /** A scan of `rows` generated rows (it runs on a read worker; no table needed). */

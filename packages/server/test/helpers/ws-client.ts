@@ -209,6 +209,20 @@ export class TestClient {
   }
 
   /**
+   * The payloads of the next `n` messages of subscription `id` after its `subscribed`, each asserted to
+   * be a `change`: a reset or error fails the test at once instead of running into the timeout.
+   */
+  async changes<T>(id: string, n: number, timeoutMs = 5000): Promise<T[]> {
+    const out: T[] = [];
+    while (out.length < n) {
+      const m = await this.next((x) => x.id === id && x.type !== 'subscribed', timeoutMs);
+      assert.equal(m.type, 'change', `expected a change of ${id}, got ${JSON.stringify(m).slice(0, 300)}`);
+      out.push(m.payload as T);
+    }
+    return out;
+  }
+
+  /**
    * Sends a query and collects its whole answer: every `data` chunk up to has_more false, or the error.
    */
   async query(

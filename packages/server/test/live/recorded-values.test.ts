@@ -7,20 +7,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
 import { BULK_READ_BYTES } from '../../src/engine/sqlite/change-log.ts';
 
 type Change = { sequence: number; op: string; key: unknown; row: unknown; old_row: unknown };
-
-async function changes(client: TestClient, id: string, n: number): Promise<Change[]> {
-  const out: Change[] = [];
-  for (let i = 0; i < n; i++) {
-    const m: ServerMsg = await client.next((x) => x.id === id, 15_000);
-    assert.equal(m.type, 'change', JSON.stringify(m).slice(0, 300));
-    out.push(m.payload as unknown as Change);
-  }
-  return out;
-}
 
 /** The table's rows as a SELECT gives them, as objects by column. */
 async function selectRows(ts: TestServer, table: string): Promise<Record<string, unknown>[]> {
@@ -54,7 +43,7 @@ describe('values recorded in the change log', () => {
     const updated = await selectRows(ts, 'vals');
     await sql(ts, 'DELETE FROM vals WHERE id IN (1, 3)');
 
-    const got = await changes(watcher, 'v', 8);
+    const got = await watcher.changes<Change>('v', 8, 15_000);
     assert.deepEqual(
       got.map((c) => c.sequence),
       got.map((_, i) => attachedAt + 1 + i),
@@ -99,7 +88,7 @@ describe('values recorded in the change log', () => {
     await sql(ts, "UPDATE wide SET body = 'short' WHERE id = 8");
     const rows = await selectRows(ts, 'wide');
 
-    const got = await changes(watcher, 'w', 9);
+    const got = await watcher.changes<Change>('w', 9, 15_000);
     assert.deepEqual(
       got.map((c) => [c.sequence, c.op]),
       got.map((_, i) => [attachedAt + 1 + i, i < 8 ? 'insert' : 'update']),

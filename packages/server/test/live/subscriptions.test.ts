@@ -25,17 +25,6 @@ function nextChange(client: TestClient, id: string, timeoutMs = 3000): Promise<S
   return client.next((m) => m.id === id && m.type !== 'subscribed', timeoutMs);
 }
 
-/** Collects `n` change messages of a subscription. */
-async function changes(client: TestClient, id: string, n: number, timeoutMs = 5000): Promise<Change[]> {
-  const out: Change[] = [];
-  for (let i = 0; i < n; i++) {
-    const m = await nextChange(client, id, timeoutMs);
-    assert.equal(m.type, 'change', `expected a change, got ${JSON.stringify(m)}`);
-    out.push(changeOf(m));
-  }
-  return out;
-}
-
 /** The suites, run once per engine. */
 function suite(engine: EngineName): void {
   const { autoId } = dialectOf(engine);
@@ -60,7 +49,7 @@ function suite(engine: EngineName): void {
       await sql(ts, "INSERT INTO items (name, price) VALUES ('pen', 1.5)");
       await sql(ts, "UPDATE items SET price = 2.5 WHERE name = 'pen'");
       await sql(ts, "DELETE FROM items WHERE name = 'pen'");
-      const [ins, upd, del] = await changes(watcher, 'items', 3);
+      const [ins, upd, del] = await watcher.changes<Change>('items', 3);
       assert.deepEqual([ins!.op, upd!.op, del!.op], ['insert', 'update', 'delete']);
       assert.deepEqual(ins!.row, { id: 1, name: 'pen', price: 1.5 });
       assert.equal(ins!.old_row, null);
@@ -89,7 +78,7 @@ function suite(engine: EngineName): void {
       await sql(ts, 'UPDATE tickets SET priority = 9 WHERE id = 2'); // update (matches both)
       await sql(ts, 'DELETE FROM tickets WHERE id = 2'); // delete (was matching)
       await sql(ts, 'DELETE FROM tickets WHERE id = 1'); // no event
-      const got = await changes(watcher, 'open-urgent', 5);
+      const got = await watcher.changes<Change>('open-urgent', 5);
       assert.deepEqual(
         got.map((c) => [c.op, c.key?.id]),
         [
@@ -111,7 +100,7 @@ function suite(engine: EngineName): void {
       await sql(ts, "UPDATE logs SET msg = 'b'");
       await sql(ts, 'DELETE FROM logs');
       await sql(ts, "INSERT INTO logs (msg) VALUES ('c')");
-      const got = await changes(watcher, 'only-inserts', 2);
+      const got = await watcher.changes<Change>('only-inserts', 2);
       assert.deepEqual(
         got.map((c) => [c.op, c.row?.msg]),
         [
@@ -175,7 +164,7 @@ function suite(engine: EngineName): void {
       await first.subscribe('n', { table: 'notes' });
       await sql(ts, "INSERT INTO notes (body) VALUES ('one')");
       await sql(ts, "INSERT INTO notes (body) VALUES ('two')");
-      const seen = await changes(first, 'n', 2);
+      const seen = await first.changes<Change>('n', 2);
       first.terminate();
       for (const body of ['three', 'four', 'five'])
         await sql(ts, 'INSERT INTO notes (body) VALUES (?)', [body]);
@@ -183,7 +172,7 @@ function suite(engine: EngineName): void {
       const ack = await second.subscribed('n', { table: 'notes', since: seen[1]!.sequence });
       assert.equal(ack.payload.sequence, seen[1]!.sequence);
       await sql(ts, "INSERT INTO notes (body) VALUES ('six')");
-      const resumed = await changes(second, 'n', 4);
+      const resumed = await second.changes<Change>('n', 4);
       assert.deepEqual(
         resumed.map((c) => c.row?.body),
         ['three', 'four', 'five', 'six'],
@@ -200,7 +189,7 @@ function suite(engine: EngineName): void {
       await sql(ts, 'ALTER TABLE shapes ADD COLUMN sides INTEGER');
       await sql(ts, 'INSERT INTO shapes (sides) VALUES (3)');
       await sql(ts, 'DROP TABLE shapes');
-      const [alter, ins, drop] = await changes(watcher, 's', 3);
+      const [alter, ins, drop] = await watcher.changes<Change>('s', 3);
       assert.equal(alter!.op, 'schema');
       assert.equal((alter as unknown as { schema: { action: string } }).schema.action, 'alter');
       assert.deepEqual(ins!.row, { id: 1, sides: 3 });
@@ -233,7 +222,7 @@ function suite(engine: EngineName): void {
       const watcher = await ts.connectAuthed();
       await watcher.subscribe('listed-sub', { table: 'listed' });
       await sql(ts, 'INSERT INTO listed DEFAULT VALUES');
-      await changes(watcher, 'listed-sub', 1);
+      await watcher.changes<Change>('listed-sub', 1);
       const res = await ts.http('/api/v1/subscriptions');
       assert.equal(res.status, 200);
       const data = (res.body as { data: { head: number; subscriptions: Record<string, unknown>[] } }).data;
@@ -340,7 +329,7 @@ function suite(engine: EngineName): void {
         );
         const again = await ts.connectAuthed();
         await again.subscribe('b', { table: 'blobs', since: resumeFrom });
-        const rest = await changes(again, 'b', written - deliveredBefore.length, 10_000);
+        const rest = await again.changes<Change>('b', written - deliveredBefore.length, 10_000);
         const all = [...deliveredBefore.map(changeOf), ...rest];
         assert.equal(all.length, written);
         all.forEach((c, i) => assert.equal(c.sequence, (ack.payload.sequence as number) + 1 + i));

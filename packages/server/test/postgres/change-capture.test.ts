@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
+import type { ServerMsg } from '../helpers/ws-client.ts';
 import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
 import type { PostgresEngine } from '../../src/engine/postgres/postgres-engine.ts';
 import { PgChangeLog } from '../../src/engine/postgres/change-log.ts';
@@ -33,15 +33,6 @@ async function directClient(databaseUrl: string): Promise<InstanceType<typeof pg
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   return client;
-}
-
-async function changes(client: TestClient, id: string, n: number, timeoutMs = 5000): Promise<Change[]> {
-  const out: Change[] = [];
-  for (let i = 0; i < n; i++) {
-    const m = await client.next((m) => m.id === id && m.type === 'change', timeoutMs);
-    out.push(m.payload as unknown as Change);
-  }
-  return out;
 }
 
 postgresCases('PostgreSQL cases', () => {
@@ -86,7 +77,7 @@ postgresCases('PostgreSQL cases', () => {
         await a.query('COMMIT');
         await c.query('COMMIT');
 
-        const seen = await changes(watcher, 'all', 4);
+        const seen = await watcher.changes<Change>('all', 4);
         assert.deepEqual(
           seen.map((change) => change.row!.id),
           [2, 1, 4, 3],
@@ -97,7 +88,7 @@ postgresCases('PostgreSQL cases', () => {
           [start + 1, start + 2, start + 3, start + 4],
         );
         assert.equal(snapAck.payload.sequence, start + 1);
-        const afterSnapshot = await changes(snapWatcher, 'snap', 3);
+        const afterSnapshot = await snapWatcher.changes<Change>('snap', 3);
         assert.deepEqual(
           afterSnapshot.map((change) => [change.sequence, change.row!.id]),
           [
@@ -110,7 +101,7 @@ postgresCases('PostgreSQL cases', () => {
         const resumer = await ts.connectAuthed();
         await resumer.subscribed('resume', { table: 'ledger', since: start + 2 });
         assert.deepEqual(
-          (await changes(resumer, 'resume', 2)).map((change) => change.row!.id),
+          (await resumer.changes<Change>('resume', 2)).map((change) => change.row!.id),
           [4, 3],
         );
         await assert.rejects(
@@ -132,7 +123,7 @@ postgresCases('PostgreSQL cases', () => {
       const start = ack.payload.sequence as number;
       await sql(ts, `INSERT INTO bulk SELECT generate_series(1, ${total})`);
       await sql(ts, 'INSERT INTO bulk VALUES (-1)');
-      const seen = await changes(watcher, 'bulk', total + 1, 20_000);
+      const seen = await watcher.changes<Change>('bulk', total + 1, 20_000);
       assert.deepEqual(
         seen.map((change) => change.row!.n),
         [...Array.from({ length: total }, (_, i) => i + 1), -1],
@@ -154,7 +145,7 @@ postgresCases('PostgreSQL cases', () => {
       const ack = await client.subscribed('fresh', { table: 'fresh' });
       const wrote = await client.request({ type: 'query', payload: { sql: 'INSERT INTO fresh VALUES (7)' } });
       assert.equal(wrote.type, 'data');
-      const [change] = await changes(client, 'fresh', 1);
+      const [change] = await client.changes<Change>('fresh', 1);
       assert.deepEqual(change!.row, { id: 7 });
       assert.equal(change!.sequence, (ack.payload.sequence as number) + 1);
     });
@@ -195,7 +186,7 @@ postgresCases('PostgreSQL cases', () => {
           assert.equal(firstChange.sequence, start + 1);
           const firstId = firstChange.row!.id as number;
           assert.ok(firstId > ackedBefore, `${id} was sent row ${firstId}, acknowledged before it asked`);
-          const rest = await changes(client, id, rows + 1 - firstId, 10_000);
+          const rest = await client.changes<Change>(id, rows + 1 - firstId, 10_000);
           assert.deepEqual(
             rest.map((c) => [c.sequence, c.row!.id]),
             rest.map((_, i) => [start + 2 + i, firstId + 1 + i]),
@@ -281,7 +272,7 @@ postgresCases('PostgreSQL cases', () => {
           });
           assert.equal(r.type, 'data');
         }
-        const seen = await changes(watcher, 't', total, 10_000);
+        const seen = await watcher.changes<Change>('t', total, 10_000);
         assert.ok(reading(second), 'the second node took the slot over');
         assert.deepEqual(
           seen.map((change) => change.row!.n),

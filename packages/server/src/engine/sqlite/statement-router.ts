@@ -2,8 +2,8 @@
  * Decides where each statement runs. A keyed lookup or single-row write costs a few microseconds and
  * runs inline on the event loop (a thread hop would cost more than the work); anything that may scan,
  * sort, recurse or change the schema runs on a pooled connection off the loop, where it can be
- * interrupted. The query plan decides first; an inline statement that turns out slow or large is moved
- * off the loop for good.
+ * interrupted. The query plan decides first; an inline statement that turns out large is moved off the
+ * loop for good, one that turns out slow for a while (it is tried again: the machine may have been slow).
  */
 import type { SyncDatabase, SyncStatement } from './driver.ts';
 import type { StatementAccess } from '../engine.ts';
@@ -37,6 +37,17 @@ export interface RoutedStatement {
   singleRow?: boolean;
   /** Consecutive inline runs over the time budget. */
   slowRuns?: number;
+  /**
+   * On an inline statement moved off the loop for slow runs before: how long it stays off next time
+   * (see #demoteSlow). Unset until then.
+   */
+  offLoopMs?: number;
+  /**
+   * On a pooled entry that replaced an inline one for slow runs: that inline entry, and the time
+   * (performance.now()) from which it is tried inline again. A slow run may have been the machine's
+   * (another process on the core, a GC pause), not the statement's.
+   */
+  demoted?: { inline: RoutedStatement; retryAt: number };
 }
 
 /** Inline runs slower than this, or returning more rows than this, move the statement off the loop. */
@@ -44,6 +55,14 @@ export const INLINE_BUDGET_MS = 2;
 export const INLINE_MAX_ROWS = 256;
 /** Consecutive slow inline runs after which a statement moves off the loop. */
 export const INLINE_SLOW_RUNS = 3;
+/**
+ * How long a statement moved off the loop for slow runs stays there before it is tried inline again;
+ * each time it is found slow again on its return, twice as long, up to INLINE_RETRY_MAX_MS. A statement
+ * slow by nature (a keyed read of a very large value, a costly function) then stalls the loop for one
+ * run every ten minutes, where a few stalls of the machine cost a hot lookup a second off the loop.
+ */
+export const INLINE_RETRY_MS = 1000;
+export const INLINE_RETRY_MAX_MS = 600_000;
 const CACHE_LIMIT = 512;
 
 /** True when every step of the plan is a lookup by equality (no scan, sort, range or recursion). */
@@ -114,6 +133,16 @@ export function yieldsAtMostOneRow(program: readonly Instruction[]): boolean {
   return true;
 }
 
+/** The pooled route of a statement routed inline before (its prepared statement left behind). */
+function pooledEntry(entry: RoutedStatement): RoutedStatement {
+  return {
+    guarded: entry.guarded,
+    access: entry.access,
+    schemaVersion: entry.schemaVersion,
+    route: 'pooled',
+  };
+}
+
 export class StatementRouter {
   readonly #open: () => SyncDatabase;
   #db: SyncDatabase;
@@ -143,7 +172,8 @@ export class StatementRouter {
 
   /** Guards and routes a statement; throws the guard's error for a refused statement. */
   route(sql: string): RoutedStatement {
-    const cached = this.#cache.get(sql);
+    let cached = this.#cache.get(sql);
+    if (cached?.demoted && performance.now() >= cached.demoted.retryAt) cached = this.#restore(sql, cached);
     if (cached) {
       // Refresh its place in the LRU order, unless it is the newest already: a client repeating one
       // statement would otherwise delete and re-add it on every run, and the map's table fills with
@@ -167,34 +197,54 @@ export class StatementRouter {
   }
 
   /**
-   * Records an inline run of `routed` (what route(sql) returned); a slow or large one sends the
-   * statement off the loop from now on. Only the statement's current entry counts: one the cache has
+   * Records an inline run of `routed` (what route(sql) returned); a large one sends the statement off
+   * the loop from now on, a few slow ones in a row for a while (see #demoteSlow). Only the statement's current entry counts: one the cache has
    * dropped or replaced since (DDL, a demotion) is left alone. The fast run, by far the most common, is
    * told apart without a second lookup of the statement's text.
    */
   observeInline(sql: string, routed: RoutedStatement, elapsedMs: number, rows: number): void {
     if (rows <= INLINE_MAX_ROWS && elapsedMs <= INLINE_BUDGET_MS) {
-      if (routed.slowRuns) routed.slowRuns = 0;
+      if (routed.slowRuns) {
+        routed.slowRuns = 0;
+        // Fast again (after a return from off the loop too): the next stalls start the count afresh.
+        routed.offLoopMs = undefined;
+      }
       return;
     }
     const entry = this.#cache.get(sql);
     if (entry !== routed) return;
-    // A large result is a property of the statement: move it at once. A slow run may be the machine
-    // (a GC pause, a busy core): move only after several in a row.
-    if (rows > INLINE_MAX_ROWS) this.#demote(sql, entry);
+    // A large result is a property of the statement: move it for good, at once. A slow run may be the
+    // machine (a GC pause, a busy core): move only after several in a row, and for a while.
+    if (rows > INLINE_MAX_ROWS) this.#cache.set(sql, pooledEntry(entry));
     else {
       entry.slowRuns = (entry.slowRuns ?? 0) + 1;
-      if (entry.slowRuns >= INLINE_SLOW_RUNS) this.#demote(sql, entry);
+      if (entry.slowRuns >= INLINE_SLOW_RUNS) this.#demoteSlow(sql, entry);
     }
   }
 
-  #demote(sql: string, entry: RoutedStatement): void {
-    this.#cache.set(sql, {
-      guarded: entry.guarded,
-      access: entry.access,
-      schemaVersion: entry.schemaVersion,
-      route: 'pooled',
-    });
+  /**
+   * Moves a statement whose inline runs were slow off the loop for a while: a hot keyed lookup that met
+   * a few stalls of a loaded machine would otherwise pay a thread hop on every run for the life of the
+   * process. Back on the loop it is on probation: one slow run sends it off again, for twice as long
+   * (a statement slow by nature costs the loop one run per period, at most ten minutes); a fast one
+   * clears the record.
+   */
+  #demoteSlow(sql: string, entry: RoutedStatement): void {
+    const offMs = entry.offLoopMs ?? INLINE_RETRY_MS;
+    entry.offLoopMs = Math.min(offMs * 2, INLINE_RETRY_MAX_MS);
+    const pooled = pooledEntry(entry);
+    pooled.demoted = { inline: entry, retryAt: performance.now() + offMs };
+    this.#cache.set(sql, pooled);
+  }
+
+  /** Puts a statement moved off the loop for slow runs back on it (see #demoteSlow). */
+  #restore(sql: string, pooled: RoutedStatement): RoutedStatement {
+    const inline = pooled.demoted!.inline;
+    inline.slowRuns = INLINE_SLOW_RUNS - 1;
+    this.#cache.delete(sql);
+    this.#cache.set(sql, inline);
+    this.#newest = inline;
+    return inline;
   }
 
   /**
