@@ -300,10 +300,10 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
         `FlowControlledWebSocket 1.11–1.23× (within noise of each other); with the admission counts and ` +
         `the peer address 1.22–1.38×; with the session but no token check 1.44×; with the token check ` +
         `but its SQLite step answered by the row read at the first connect 1.46–1.63×; whole, ` +
-        `1.70–1.93×. The SQLite step costs 0.20–0.24× a bare upgrade in place (25–50 µs), where a hot ` +
+        `1.70–1.93×. The SQLite step costs 0.20–0.41× a bare upgrade in place (25–50 µs), where a hot ` +
         `loop of it costs 7.8 µs (2.4 µs of them the fcntl pair) and of \`SELECT 1\` 1.2 µs; in the server, ` +
-        `\`SELECT 1\` in place of the step still cost 1.67× against 1.47× without it, and four of them ` +
-        `1.79×: a connect's first call into libsql pays for its cold native path (N-API, tokio's ` +
+        `\`SELECT 1\` in place of the step still cost 1.67× against 1.47× without it (in another run, ` +
+        `one 1.77× and four in a row 1.79× against 1.63×): a connect's first call into libsql pays for its cold native path (N-API, tokio's ` +
         `block_on, SQLite's VM) after the client and the other processes ran on the core, whatever the ` +
         `query; the read may not be cached, so it stays. The floor pays the same step (its figure above). ` +
         `What RustyDB adds to the floor is its layers, none of them ` +
