@@ -47,6 +47,18 @@ export function sameIdentity(a: Principal, b: Principal): boolean {
   );
 }
 
+/**
+ * What `authenticateNow` answered, kept to be acted on later in the same tick: the principal (undefined
+ * when it could not answer now), or what it threw. See `Authenticator.checkNow`.
+ */
+export type CheckedNow = { principal: Principal | undefined } | { error: unknown };
+
+/** The principal of a CheckedNow (undefined: not answered), or its error thrown. */
+export function principalOf(checked: CheckedNow): Principal | undefined {
+  if ('error' in checked) throw checked.error;
+  return checked.principal;
+}
+
 export interface IssuedToken {
   token: string;
   expiresAt: Date;
@@ -147,6 +159,20 @@ export class Authenticator {
     } catch (err) {
       this.#failed(err, context);
       throw err;
+    }
+  }
+
+  /**
+   * `authenticateNow`, its outcome kept instead of thrown (the failure is audited now, as there): for
+   * the gateway, which checks the URL tokens of the upgrades that arrived together back to back and
+   * hands each session its own outcome (see WebSocketGateway.#flush). The outcome is the token's, its
+   * user's row and its revocations as they are now; it is used in this tick, never kept.
+   */
+  checkNow(token: string, context: AuthContext = {}): CheckedNow {
+    try {
+      return { principal: this.authenticateNow(token, context) };
+    } catch (error) {
+      return { error };
     }
   }
 

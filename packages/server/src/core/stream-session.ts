@@ -18,7 +18,14 @@ import {
 import type { ServerConfig } from '../config/config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
-import { ANONYMOUS, sameIdentity, type Authenticator, type Principal } from '../auth/authenticator.ts';
+import {
+  ANONYMOUS,
+  principalOf,
+  sameIdentity,
+  type Authenticator,
+  type CheckedNow,
+  type Principal,
+} from '../auth/authenticator.ts';
 import type { AccessControl } from '../auth/access-control.ts';
 import {
   authSuccessEnvelope,
@@ -204,8 +211,11 @@ export class StreamSession implements SubscriberOwner {
     return this.#principal;
   }
 
-  /** Starts the session, with the token from the URL if the client gave one. */
-  async open(urlToken: string | undefined): Promise<void> {
+  /**
+   * Starts the session, with the token from the URL if the client gave one; `checked`, that token's
+   * check when the gateway did it ahead in this tick.
+   */
+  async open(urlToken: string | undefined, checked?: CheckedNow): Promise<void> {
     const { config } = this.#deps;
     if (!config.require_authentication) {
       this.#principal = ANONYMOUS;
@@ -217,7 +227,7 @@ export class StreamSession implements SubscriberOwner {
     if (urlToken !== undefined) {
       this.#pending = [];
       try {
-        await this.#authenticate(urlToken, undefined);
+        await this.#authenticate(urlToken, undefined, checked);
       } finally {
         const pending = this.#pending;
         this.#pending = undefined;
@@ -446,14 +456,16 @@ export class StreamSession implements SubscriberOwner {
     }
   }
 
-  async #authenticate(token: string, id: string | undefined): Promise<void> {
+  /** `checked`: the URL token's check, done by the gateway in this tick (see Authenticator.checkNow). */
+  async #authenticate(token: string, id: string | undefined, checked?: CheckedNow): Promise<void> {
     let principal: Principal;
     try {
       const { authenticator } = this.#deps;
       const context = { ip: this.#origin.remoteAddress, endpoint: this.#origin.endpoint };
       // In this tick when it can be: a URL token's auth_success then leaves with the upgrade's answer.
       principal =
-        authenticator.authenticateNow(token, context) ?? (await authenticator.authenticate(token, context));
+        (checked ? principalOf(checked) : authenticator.authenticateNow(token, context)) ??
+        (await authenticator.authenticate(token, context));
     } catch (err) {
       const failure = normalizeError(err, (e) =>
         this.#deps.logger.error('authentication failed', describeError(e)),

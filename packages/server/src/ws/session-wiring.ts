@@ -1,13 +1,17 @@
 /** Connects an open `ws` socket to a text-message session: the part every session endpoint shares. */
 import type { RawData, WebSocket } from 'ws';
 import { describeError, type Logger } from '../core/logger.ts';
+import type { CheckedNow } from '../auth/authenticator.ts';
 import type { FlowControlledWebSocket } from './flow-controlled-socket.ts';
 
 export interface TextSession {
   handleText(text: string): void;
   close(): void;
-  /** Starts the session, with the token from the URL when the client gave one. */
-  open(urlToken: string | undefined): Promise<void>;
+  /**
+   * Starts the session, with the token from the URL when the client gave one (and that token's check,
+   * when the gateway did it ahead in this tick).
+   */
+  open(urlToken: string | undefined, checked?: CheckedNow): Promise<void>;
 }
 
 // Listeners every socket shares (`ws` calls them with the socket as `this`; the session is kept on the
@@ -32,12 +36,13 @@ export function wireSession(
   session: TextSession,
   urlToken: string | undefined,
   logger: Logger,
+  checked?: CheckedNow,
 ): void {
   // The gateway creates every socket as a FlowControlledWebSocket.
   (ws as FlowControlledWebSocket).served = session;
   ws.on('message', onMessage);
   ws.on('close', onClose);
-  session.open(urlToken).catch((err) => {
+  session.open(urlToken, checked).catch((err) => {
     logger.error('session failed to open', describeError(err));
     ws.close(1011, 'internal error');
   });

@@ -1,6 +1,7 @@
 /** `ws /api/v1/stream`: SQL over WebSocket. A thin adapter between `ws` and StreamSession. */
 import { StreamSession, type SessionDeps } from '../core/stream-session.ts';
 import { envelope, errorPayload } from '../core/envelope.ts';
+import type { CheckedNow } from '../auth/authenticator.ts';
 import type { EndpointHandler } from './websocket-gateway.ts';
 import { wireSession } from './session-wiring.ts';
 import { adaptSocket } from './socket-adapter.ts';
@@ -11,7 +12,7 @@ export const STREAM_PATH = '/api/v1/stream';
 export const URL_TOKEN_DISABLED =
   'tokens in the URL are disabled on this server (allow_url_token is off); send an auth message instead';
 
-export function streamEndpoint(deps: SessionDeps): EndpointHandler {
+export function streamEndpoint(deps: SessionDeps): EndpointHandler<CheckedNow> {
   return sessionEndpoint(deps, STREAM_PATH);
 }
 
@@ -29,14 +30,16 @@ const WATCH_PARAMETERS = {
 
 /**
  * A WebSocket endpoint served by a StreamSession: `/api/v1/stream`, and each collection's watch
- * endpoint (where `collectionOf` names the collection from the URL).
+ * endpoint (where `collectionOf` names the collection from the URL). A token in the URL is checked
+ * ahead (see EndpointHandler): the connects that arrive together read their users' rows and their
+ * tokens' revocations in a run of SQLite steps, each its own, in the tick that answers it.
  */
 export function sessionEndpoint(
   deps: SessionDeps,
   endpoint: string,
   collectionOf?: (pathname: string) => string,
-): EndpointHandler {
-  return (ws, request, target, admission) => {
+): EndpointHandler<CheckedNow> {
+  const serve: EndpointHandler<CheckedNow> = (ws, request, target, admission, checked) => {
     const urlToken = target.param('token') ?? undefined;
     const remoteAddress = request.socket.remoteAddress ?? '';
     if (urlToken !== undefined && !deps.config.allow_url_token) {
@@ -59,6 +62,15 @@ export function sessionEndpoint(
       ...(collection !== undefined ? { collection } : {}),
       ...(startWith !== undefined ? { startWith } : {}),
     });
-    wireSession(ws, session, urlToken, deps.logger);
+    wireSession(ws, session, urlToken, deps.logger, checked);
   };
+  serve.ahead = (request, target) => {
+    const urlToken = target.param('token');
+    if (urlToken === null || !deps.config.allow_url_token || !deps.config.require_authentication) {
+      return undefined;
+    }
+    const context = { ip: request.socket.remoteAddress ?? '', endpoint };
+    return deps.authenticator.checkNow(urlToken, context);
+  };
+  return serve;
 }

@@ -20,14 +20,28 @@ import { requestTarget, type RequestTarget } from './request-target.ts';
 /**
  * Serves one admitted socket. The endpoint calls `admission.authenticated()` once the client has
  * authenticated (at once when authentication is off); until then the socket counts against the
- * unauthenticated limits and is closed when its time to authenticate is up.
+ * unauthenticated limits and is closed when its time to authenticate is up. `ahead` is what the
+ * endpoint's `ahead` step returned for this socket (see EndpointHandler).
  */
-export type EndpointHandler = (
+export type ServeSocket<Ahead> = (
   ws: WebSocket,
   request: IncomingMessage,
   target: RequestTarget,
   admission: Admission,
+  ahead: Ahead | undefined,
 ) => void;
+
+/**
+ * An endpoint: serves each admitted socket, and may do part of that work `ahead`. The upgrades that
+ * arrive in one turn of the event loop are completed together (see WebSocketGateway.#flush): every
+ * socket is upgraded and admitted, then `ahead` runs for each admitted socket, back to back, then the
+ * endpoint serves each with its result. For work that costs less done in a row than spread between
+ * other work (the URL token's SQLite step: see stream-endpoint.ts). It runs in the same tick as the
+ * serving, so its result is as fresh as the serving's own would be.
+ */
+export type EndpointHandler<Ahead = never> = ServeSocket<Ahead> & {
+  ahead?: (request: IncomingMessage, target: RequestTarget) => Ahead | undefined;
+};
 
 /** A close code and reason. */
 export type Close = readonly [code: number, reason: string];
@@ -37,7 +51,9 @@ const AUTH_TIMEOUT_CLOSE: Close = [1008, 'authentication timeout'];
 
 /** A route: the handler, the endpoint's name in connection counts, and who performs the upgrade. */
 interface Route {
-  handler: EndpointHandler;
+  handler: ServeSocket<unknown>;
+  /** The endpoint's step done ahead (see EndpointHandler); its result goes to `handler`. */
+  ahead?: ((request: IncomingMessage, target: RequestTarget) => unknown) | undefined;
   endpoint: string;
   /** Set for endpoints that speak another protocol (graphql-ws): their own server upgrades the socket. */
   server?: WebSocketServer;
@@ -60,6 +76,17 @@ function destroySocket(this: Duplex): void {
 
 function uncorkSocket(socket: Duplex): void {
   socket.uncork();
+}
+
+/** The route of an endpoint of RustyDB's protocol. */
+function routeOf<Ahead>(handler: EndpointHandler<Ahead>, endpoint: string): Route {
+  return {
+    // The gateway hands the handler only what its own `ahead` returned.
+    handler: handler as ServeSocket<unknown>,
+    ahead: handler.ahead,
+    endpoint,
+    authTimeoutClose: AUTH_TIMEOUT_CLOSE,
+  };
 }
 
 /** Answers an upgrade request that is refused before any WebSocket exists, and closes the connection. */
@@ -86,6 +113,23 @@ function serverOptions(config: ServerConfig) {
     // bounded instead by no longer reading a client that is behind, like its messages.
     maxPendingAutoPongs: 0,
   } as const;
+}
+
+/** An upgrade request waiting for the end of its turn (see WebSocketGateway.#flush). */
+interface QueuedUpgrade {
+  request: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  target: RequestTarget;
+  route: Route;
+}
+
+/** A socket of the turn's batch, upgraded and admitted, with its endpoint's `ahead` result. */
+interface Admitted {
+  ws: WebSocket;
+  upgrade: QueuedUpgrade;
+  admission: Admission;
+  ahead: unknown;
 }
 
 export class WebSocketGateway {
@@ -117,6 +161,9 @@ export class WebSocketGateway {
    * one object for every socket. (The socket also keeps when its client was last heard from.)
    */
   readonly #flowLimits: FlowLimits;
+  /** Upgrades that arrived in this turn of the event loop, to be completed together (see #flush). */
+  #queued: QueuedUpgrade[] = [];
+  readonly #flushQueued = (): void => this.#flush();
 
   constructor(config: ServerConfig, logger: Logger, origins: OriginPolicy, audit?: AuditLog) {
     this.#config = config;
@@ -175,13 +222,13 @@ export class WebSocketGateway {
     return Object.fromEntries(this.#perEndpoint);
   }
 
-  route(path: string, handler: EndpointHandler): void {
-    this.#routes.set(path, { handler, endpoint: path, authTimeoutClose: AUTH_TIMEOUT_CLOSE });
+  route<Ahead>(path: string, handler: EndpointHandler<Ahead>): void {
+    this.#routes.set(path, routeOf(handler, path));
   }
 
   /** Routes every path matching `pattern` (for paths with a name in them, like a collection's). */
-  routePattern(pattern: RegExp, handler: EndpointHandler, label = pattern.source): void {
-    this.#patterns.push([pattern, { handler, endpoint: label, authTimeoutClose: AUTH_TIMEOUT_CLOSE }]);
+  routePattern<Ahead>(pattern: RegExp, handler: EndpointHandler<Ahead>, label = pattern.source): void {
+    this.#patterns.push([pattern, routeOf(handler, label)]);
   }
 
   /**
@@ -254,6 +301,12 @@ export class WebSocketGateway {
     this.#upgrade(request, socket, head, target, route);
   }
 
+  /**
+   * Queues the upgrade; the upgrades that arrive in this turn of the event loop are completed together
+   * at its end (#flush). The queue holds only connections already open (each one's request has been
+   * read) and is emptied in full once a turn, so it is bounded by the upgrades one turn reads. Nothing
+   * is counted for a queued upgrade: one whose socket closes or fails meanwhile is dropped at the flush.
+   */
   #upgrade(
     request: IncomingMessage,
     socket: Duplex,
@@ -261,22 +314,59 @@ export class WebSocketGateway {
     target: RequestTarget,
     route: Route,
   ): void {
-    // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick (the
-    // auth_success of a token in the URL, checked synchronously) leaves with it, in one write. The
-    // uncork is queued once the endpoint has run, behind the end-of-tick flush of the frames it sent
-    // (flow-controlled-socket.ts queues that with its first frame), so that they are in that write too.
-    socket.cork();
-    try {
-      (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) =>
-        this.#accept(ws, request, target, route),
-      );
-    } finally {
-      process.nextTick(uncorkSocket, socket);
+    if (this.#queued.push({ request, socket, head, target, route }) === 1) {
+      setImmediate(this.#flushQueued);
     }
   }
 
-  #accept(ws: WebSocket, request: IncomingMessage, target: RequestTarget, route: Route): void {
-    const { handler, endpoint } = route;
+  /**
+   * Completes the upgrades that arrived in one turn: upgrades and admits each socket, runs the
+   * endpoints' `ahead` steps for the admitted ones back to back, then serves each. A connect's token
+   * check is mostly SQLite's first call after other work (its code and data cold, 25–50 µs), where a
+   * run of them costs a few µs each; see bench/connects.ts (i).
+   */
+  #flush(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    const admitted: Admitted[] = [];
+    for (const upgrade of queued) {
+      const { request, socket, head, target, route } = upgrade;
+      // Closed or failed while queued: no WebSocket, no count, nothing to answer.
+      if (socket.destroyed) continue;
+      // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick
+      // (the auth_success of a token in the URL, checked synchronously) leaves with it, in one write.
+      socket.cork();
+      // `ws` calls back in this call (the gateway's servers verify no client asynchronously); not at
+      // all when it refuses the handshake itself.
+      (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) => {
+        const admission = this.#admit(ws, request, target, route);
+        if (admission) admitted.push({ ws, upgrade, admission, ahead: undefined });
+      });
+    }
+    for (const each of admitted) {
+      const { ahead } = each.upgrade.route;
+      if (!ahead) continue;
+      try {
+        each.ahead = ahead(each.upgrade.request, each.upgrade.target);
+      } catch (err) {
+        // The handler then does the work itself, and answers its failure.
+        this.#logger.error('endpoint failed to prepare a socket', describeError(err));
+      }
+    }
+    for (const each of admitted) this.#serve(each);
+    // Queued once the endpoints have run, behind the end-of-tick flush of the frames they sent
+    // (flow-controlled-socket.ts queues that with its first frame), so that those are in the upgrade's
+    // write too.
+    for (const { socket } of queued) process.nextTick(uncorkSocket, socket);
+  }
+
+  /** Counts and limits a new socket: its place in the counts, or undefined when it is refused (and closing). */
+  #admit(
+    ws: WebSocket,
+    request: IncomingMessage,
+    target: RequestTarget,
+    route: Route,
+  ): Admission | undefined {
     // Sockets of another protocol are refused with a close code alone.
     const refuse = (message: string): void => {
       if (!route.server) ws.send(envelope('error', errorPayload('CONNECTION_LIMIT', message)));
@@ -285,13 +375,13 @@ export class WebSocketGateway {
     ws.on('error', this.#onSocketError);
     if (this.#shuttingDown) {
       ws.close(1001, 'server shutting down');
-      return;
+      return undefined;
     }
     if (this.#open.size >= this.#config.websocket_max_connections) {
       refuse('too many connections; retry later');
       ws.close(1013, 'connection limit reached');
       this.#forceCloseLater(ws);
-      return;
+      return undefined;
     }
     const address = request.socket.remoteAddress ?? '';
     const admitted = this.#admission.admit(address, () => {
@@ -309,18 +399,23 @@ export class WebSocketGateway {
       refuse(admitted.message);
       ws.close(1013, 'connection limit reached');
       this.#forceCloseLater(ws);
-      return;
+      return undefined;
     }
     const socket = ws as FlowControlledWebSocket;
-    socket.control(request.socket, this.#flowLimits, endpoint);
+    socket.control(request.socket, this.#flowLimits, route.endpoint);
     socket.admission = admitted;
-    this.#perEndpoint.set(endpoint, (this.#perEndpoint.get(endpoint) ?? 0) + 1);
+    this.#perEndpoint.set(route.endpoint, (this.#perEndpoint.get(route.endpoint) ?? 0) + 1);
     const now = sinceStart();
     socket.heardAt = now;
     socket.pingedAt = now;
     this.#open.add(socket);
+    return admitted;
+  }
+
+  /** Hands an admitted socket to its endpoint. */
+  #serve({ ws, upgrade: { request, target, route }, admission, ahead }: Admitted): void {
     try {
-      handler(ws, request, target, admitted);
+      route.handler(ws, request, target, admission, ahead);
     } catch (err) {
       this.#logger.error('endpoint failed to start', { error: (err as Error).message });
       ws.close(1011, 'internal error');
