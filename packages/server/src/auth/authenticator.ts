@@ -48,16 +48,10 @@ export function sameIdentity(a: Principal, b: Principal): boolean {
 }
 
 /**
- * What `authenticateNow` answered, kept to be acted on later in the same tick: the principal (undefined
- * when it could not answer now), or what it threw. See `Authenticator.checkNow`.
+ * What `authenticateNow` would answer, kept to be acted on later in the same tick: the principal
+ * (undefined when it cannot answer now), or what it would throw. See `Authenticator.checkNow`.
  */
 export type CheckedNow = { principal: Principal | undefined } | { error: unknown };
-
-/** The principal of a CheckedNow (undefined: not answered), or its error thrown. */
-export function principalOf(checked: CheckedNow): Principal | undefined {
-  if ('error' in checked) throw checked.error;
-  return checked.principal;
-}
 
 export interface IssuedToken {
   token: string;
@@ -146,16 +140,8 @@ export class Authenticator {
    * A connect with its token in the URL is then answered in the tick of its upgrade.
    */
   authenticateNow(token: string, context: AuthContext = {}): Principal | undefined {
-    if (this.#idp && ExternalIdentityProvider.claims(token)) return undefined;
     try {
-      const claims = this.#tokens.verifyNow(token);
-      // The user's row and the revocations of the token and its login, in one SQLite step.
-      const found = this.#revocations
-        ? this.#users.findForTokenNow(claims.user, claims.loginId, claims.tokenId)
-        : this.#users.findNow(claims.user);
-      if (!found) return undefined;
-      const revoked = 'revoked' in found && found.revoked === true;
-      return this.#principalOf(claims, checkedUser(claims, found.user, revoked));
+      return this.#checkNow(token);
     } catch (err) {
       this.#failed(err, context);
       throw err;
@@ -163,17 +149,41 @@ export class Authenticator {
   }
 
   /**
-   * `authenticateNow`, its outcome kept instead of thrown (the failure is audited now, as there): for
-   * the gateway, which checks the URL tokens of the upgrades that arrived together back to back and
-   * hands each session its own outcome (see WebSocketGateway.#flush). The outcome is the token's, its
-   * user's row and its revocations as they are now; it is used in this tick, never kept.
+   * `authenticateNow`'s answer kept instead of thrown, and not audited yet: for the gateway, which
+   * checks the URL tokens of the upgrades that arrive together back to back, before it admits them,
+   * and hands each connection its own outcome to act on in the same tick (see
+   * WebSocketGateway.#flush). The connection that acts on it takes it through `outcomeOf`.
    */
-  checkNow(token: string, context: AuthContext = {}): CheckedNow {
+  checkNow(token: string): CheckedNow {
     try {
-      return { principal: this.authenticateNow(token, context) };
+      return { principal: this.#checkNow(token) };
     } catch (error) {
       return { error };
     }
+  }
+
+  /**
+   * The principal of a `checkNow` (undefined: it could not answer now), or its error thrown and
+   * audited for `context`, as `authenticateNow` would have.
+   */
+  outcomeOf(checked: CheckedNow, context: AuthContext = {}): Principal | undefined {
+    if ('error' in checked) {
+      this.#failed(checked.error, context);
+      throw checked.error;
+    }
+    return checked.principal;
+  }
+
+  #checkNow(token: string): Principal | undefined {
+    if (this.#idp && ExternalIdentityProvider.claims(token)) return undefined;
+    const claims = this.#tokens.verifyNow(token);
+    // The user's row and the revocations of the token and its login, in one SQLite step.
+    const found = this.#revocations
+      ? this.#users.findForTokenNow(claims.user, claims.loginId, claims.tokenId)
+      : this.#users.findNow(claims.user);
+    if (!found) return undefined;
+    const revoked = 'revoked' in found && found.revoked === true;
+    return this.#principalOf(claims, checkedUser(claims, found.user, revoked));
   }
 
   #failed(err: unknown, context: AuthContext): void {

@@ -20,7 +20,6 @@ import type { Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import {
   ANONYMOUS,
-  principalOf,
   sameIdentity,
   type Authenticator,
   type CheckedNow,
@@ -464,7 +463,9 @@ export class StreamSession implements SubscriberOwner {
       const context = { ip: this.#origin.remoteAddress, endpoint: this.#origin.endpoint };
       // In this tick when it can be: a URL token's auth_success then leaves with the upgrade's answer.
       principal =
-        (checked ? principalOf(checked) : authenticator.authenticateNow(token, context)) ??
+        (checked
+          ? authenticator.outcomeOf(checked, context)
+          : authenticator.authenticateNow(token, context)) ??
         (await authenticator.authenticate(token, context));
     } catch (err) {
       const failure = normalizeError(err, (e) =>

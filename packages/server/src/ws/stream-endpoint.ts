@@ -32,7 +32,8 @@ const WATCH_PARAMETERS = {
  * A WebSocket endpoint served by a StreamSession: `/api/v1/stream`, and each collection's watch
  * endpoint (where `collectionOf` names the collection from the URL). A token in the URL is checked
  * ahead (see EndpointHandler): the connects that arrive together read their users' rows and their
- * tokens' revocations in a run of SQLite steps, each its own, in the tick that answers it.
+ * tokens' revocations in a run of SQLite steps, each its own, in the tick that answers it; the
+ * session acts on (and audits) its outcome as on its own check's.
  */
 export function sessionEndpoint(
   deps: SessionDeps,
@@ -64,13 +65,12 @@ export function sessionEndpoint(
     });
     wireSession(ws, session, urlToken, deps.logger, checked);
   };
-  serve.ahead = (request, target) => {
+  serve.ahead = (_request, target) => {
     const urlToken = target.param('token');
     if (urlToken === null || !deps.config.allow_url_token || !deps.config.require_authentication) {
       return undefined;
     }
-    const context = { ip: request.socket.remoteAddress ?? '', endpoint };
-    return deps.authenticator.checkNow(urlToken, context);
+    return deps.authenticator.checkNow(urlToken);
   };
   return serve;
 }

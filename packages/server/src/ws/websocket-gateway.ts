@@ -33,11 +33,12 @@ export type ServeSocket<Ahead> = (
 
 /**
  * An endpoint: serves each admitted socket, and may do part of that work `ahead`. The upgrades that
- * arrive in one turn of the event loop are completed together (see WebSocketGateway.#flush): every
- * socket is upgraded and admitted, then `ahead` runs for each admitted socket, back to back, then the
- * endpoint serves each with its result. For work that costs less done in a row than spread between
- * other work (the URL token's SQLite step: see stream-endpoint.ts). It runs in the same tick as the
- * serving, so its result is as fresh as the serving's own would be.
+ * arrive in one turn of the event loop are completed together (see WebSocketGateway.#flush): `ahead`
+ * runs for each of them, back to back, then each socket is upgraded, admitted and served with its
+ * result, in the same tick. For work that costs less done in a row than spread between other work (the
+ * URL token's SQLite step: see stream-endpoint.ts). It runs before the socket is admitted, so it may
+ * have no effect of its own (no audit, no counts): the handler acts on its result, or never sees it
+ * when the socket is refused.
  */
 export type EndpointHandler<Ahead = never> = ServeSocket<Ahead> & {
   ahead?: (request: IncomingMessage, target: RequestTarget) => Ahead | undefined;
@@ -122,14 +123,6 @@ interface QueuedUpgrade {
   head: Buffer;
   target: RequestTarget;
   route: Route;
-}
-
-/** A socket of the turn's batch, upgraded and admitted, with its endpoint's `ahead` result. */
-interface Admitted {
-  ws: WebSocket;
-  upgrade: QueuedUpgrade;
-  admission: Admission;
-  ahead: unknown;
 }
 
 export class WebSocketGateway {
@@ -320,44 +313,51 @@ export class WebSocketGateway {
   }
 
   /**
-   * Completes the upgrades that arrived in one turn: upgrades and admits each socket, runs the
-   * endpoints' `ahead` steps for the admitted ones back to back, then serves each. A connect's token
-   * check is mostly SQLite's first call after other work (its code and data cold, 25–50 µs), where a
-   * run of them costs a few µs each; see bench/connects.ts (i).
+   * Completes the upgrades that arrived in one turn: runs the endpoints' `ahead` steps for all of them
+   * back to back, then upgrades, admits and serves each in turn, as one upgrade alone would be (so an
+   * authenticated socket leaves the unauthenticated counts before the next is admitted). A connect's
+   * token check is mostly SQLite's first call after other work (its code and data cold: 25–50 µs),
+   * where a run of them costs a few µs each; see bench/connects.ts (i).
    */
   #flush(): void {
     const queued = this.#queued;
     this.#queued = [];
-    const admitted: Admitted[] = [];
-    for (const upgrade of queued) {
-      const { request, socket, head, target, route } = upgrade;
-      // Closed or failed while queued: no WebSocket, no count, nothing to answer.
-      if (socket.destroyed) continue;
-      // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick
-      // (the auth_success of a token in the URL, checked synchronously) leaves with it, in one write.
-      socket.cork();
-      // `ws` calls back in this call (the gateway's servers verify no client asynchronously); not at
-      // all when it refuses the handshake itself.
-      (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) => {
-        const admission = this.#admit(ws, request, target, route);
-        if (admission) admitted.push({ ws, upgrade, admission, ahead: undefined });
-      });
-    }
-    for (const each of admitted) {
-      const { ahead } = each.upgrade.route;
-      if (!ahead) continue;
+    const aheads: unknown[] = [];
+    for (const { request, socket, target, route } of queued) {
+      // Closed or failed while queued: no WebSocket, no count, nothing to answer, nothing to check.
+      if (socket.destroyed || !route.ahead) {
+        aheads.push(undefined);
+        continue;
+      }
       try {
-        each.ahead = ahead(each.upgrade.request, each.upgrade.target);
+        aheads.push(route.ahead(request, target));
       } catch (err) {
-        // The handler then does the work itself, and answers its failure.
+        // The endpoint then does the work itself, and answers its failure.
         this.#logger.error('endpoint failed to prepare a socket', describeError(err));
+        aheads.push(undefined);
       }
     }
-    for (const each of admitted) this.#serve(each);
-    // Queued once the endpoints have run, behind the end-of-tick flush of the frames they sent
-    // (flow-controlled-socket.ts queues that with its first frame), so that those are in the upgrade's
-    // write too.
-    for (const { socket } of queued) process.nextTick(uncorkSocket, socket);
+    for (let i = 0; i < queued.length; i++) {
+      const upgrade = queued[i]!;
+      if (upgrade.socket.destroyed) continue;
+      this.#upgradeNow(upgrade, aheads[i]);
+    }
+  }
+
+  #upgradeNow({ request, socket, head, target, route }: QueuedUpgrade, ahead: unknown): void {
+    // The upgrade's answer waits for the end of this tick: what the endpoint sends in the same tick (the
+    // auth_success of a token in the URL, checked synchronously) leaves with it, in one write. The
+    // uncork is queued once the endpoint has run, behind the end-of-tick flush of the frames it sent
+    // (flow-controlled-socket.ts queues that with its first frame), so that they are in that write too.
+    socket.cork();
+    try {
+      (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) => {
+        const admission = this.#admit(ws, request, target, route);
+        if (admission) this.#serve(ws, request, target, route, admission, ahead);
+      });
+    } finally {
+      process.nextTick(uncorkSocket, socket);
+    }
   }
 
   /** Counts and limits a new socket: its place in the counts, or undefined when it is refused (and closing). */
@@ -412,8 +412,15 @@ export class WebSocketGateway {
     return admitted;
   }
 
-  /** Hands an admitted socket to its endpoint. */
-  #serve({ ws, upgrade: { request, target, route }, admission, ahead }: Admitted): void {
+  /** Hands an admitted socket to its endpoint, with the result of the endpoint's `ahead` step. */
+  #serve(
+    ws: WebSocket,
+    request: IncomingMessage,
+    target: RequestTarget,
+    route: Route,
+    admission: Admission,
+    ahead: unknown,
+  ): void {
     try {
       route.handler(ws, request, target, admission, ahead);
     } catch (err) {
