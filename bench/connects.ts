@@ -305,7 +305,18 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
         `\`SELECT 1\` in place of the step still cost 1.67× against 1.47× without it (in another run, ` +
         `one 1.77× and four in a row 1.79× against 1.63×): a connect's first call into libsql pays for its cold native path (N-API, tokio's ` +
         `block_on, SQLite's VM) after the client and the other processes ran on the core, whatever the ` +
-        `query; the read may not be cached, so it stays. The floor pays the same step (its figure above). ` +
+        `query; the read may not be cached, so it stays. ` +
+        `**What changed:** that cold call is paid once per turn of the event loop, not once per ` +
+        `connect: the gateway completes the upgrades that arrive in one turn together ` +
+        `(websocket-gateway.ts #flush) — first the URL token of each checked, back to back (each its own ` +
+        `SQLite step, its own user's row and revocations, in the tick that answers it; nothing cached), ` +
+        `then each upgraded, admitted and served in turn with its own outcome, as alone. At ${IN_FLIGHT} ` +
+        `connects in flight a turn held 4.4 upgrades on average. \`bench/tools/connects-ab.ts --baseline ` +
+        `<the build before> --rounds 16\` (load 1.2–4.6), CPU per connect over the build before's, median ` +
+        `of paired rounds: 0.78, 0.79 and 0.79 in three runs (rounds 0.65–1.22; 15–16 of 16 under 1); ` +
+        `a prototype with the upgrades deferred to the end of the turn but no checks ahead: 0.85 — ` +
+        `running the connects' other work in a row helps too, the checks ahead most. The floor pays the step at ` +
+        `every connect as before (its figure above). ` +
         `What RustyDB adds to the floor is its layers, none of them ` +
         `large: Fastify's HTTP server, routing and origin check, admission counts with the peer address ` +
         `and the deadline to authenticate, the session (registry handle, socket adapter, listeners, ` +
