@@ -134,8 +134,8 @@ class ReadWorker {
     return this.#pending;
   }
 
-  post(message: unknown): void {
-    this.thread.postMessage(message);
+  post(message: unknown, transfer?: ArrayBuffer[]): void {
+    this.thread.postMessage(message, transfer);
   }
 }
 
@@ -347,8 +347,15 @@ export class ReadWorkerPool {
           yield { ...handed, rowsAffected: total };
           return;
         }
-        // Taken: the worker may read one more chunk ahead while this one is sent.
-        worker.post({ type: 'more', runId });
+        // Taken: the worker may read one more chunk ahead while this one is sent, into the buffers of
+        // this one if it was packed (they are read: JSON text now).
+        if (chunk.packed) {
+          const spare = { kinds: chunk.packed.kinds, numbers: chunk.packed.numbers };
+          worker.post({ type: 'more', runId, spare }, [
+            spare.kinds.buffer as ArrayBuffer,
+            spare.numbers.buffer as ArrayBuffer,
+          ]);
+        } else worker.post({ type: 'more', runId });
         yield handed;
       }
     } finally {
