@@ -353,10 +353,10 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `server spends a little more CPU in all than before, on a thread that had time to spare, so on ` +
         `a machine whose two cores are busy with other work the gain shrinks (at load 5-6 on this host ` +
         `the read worker waited for a core a third of the time, and the figure fell to 0.83-0.89×). ` +
-        `The server's peak RSS after several such streams varies by ±20 MB from one start to the next; ` +
-        `its median over six starts was ~14 MB above the worker-serializing build's (174 against 160 ` +
-        `MB, with the main thread's V8 heap the same size in both: the difference is outside it), and ` +
-        `bench (d)'s slow stream stays under its target. ` +
+        `The packed chunks' buffers go back to the worker to pack later chunks into: allocated per ` +
+        `chunk and freed by the main thread's collector, they had held 30-40 MB more of malloc's ` +
+        `memory over a few streams; given back, the server's peak RSS is the worker-serializing ` +
+        `build's (149 and 147 MB after eight streams each, measured with bench/tools/stream-ab.ts). ` +
         `permessage-deflate adds ${us(cpuPerRow(compressed) - cpuPerRow(ws))} of server CPU per row ` +
         `(zlib level 1 on libuv's pool, no context takeover: already the cheapest setting that still ` +
         `compresses), which on 2 cores shared with the client competes with the read worker.`,
