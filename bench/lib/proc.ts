@@ -16,15 +16,24 @@ export const CLOCK_TICKS: number = (() => {
   }
 })();
 
-/** User + system CPU seconds the process has used so far (resolution 1 / CLOCK_TICKS). */
-export function cpuSeconds(pid: number): number {
+/** Fields 14 (utime) and 15 (stime) of /proc/<pid>/stat, in clock ticks. */
+function userAndSystemTicks(pid: number): [user: number, system: number] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 (utime) and 15 (stime) of proc(5), counted from field 3 (state) at index 0.
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
+  // Counted from field 3 (state) at index 0.
+  return [Number(fields[11]), Number(fields[12])];
+}
+
+/** User + system CPU seconds the process has used so far (resolution 1 / CLOCK_TICKS). */
+export function cpuSeconds(pid: number): number {
+  const [utime, stime] = userAndSystemTicks(pid);
   return (utime + stime) / CLOCK_TICKS;
+}
+
+/** System (kernel) CPU seconds the process has used so far (resolution 1 / CLOCK_TICKS). */
+export function systemSeconds(pid: number): number {
+  return userAndSystemTicks(pid)[1] / CLOCK_TICKS;
 }
 
 /**

@@ -57,7 +57,7 @@ const FIND_USER_SQL = `SELECT ${USER_COLUMNS} FROM ${USERS_TABLE} WHERE username
  * statements cost two SQLite steps (two round trips on PostgreSQL), which were most of a connect's
  * token check. Without a user row there is no row, and the token fails on that alone.
  */
-const FIND_FOR_TOKEN_SQL = `SELECT ${TOKEN_USER_COLUMNS}, ${revokedExpression(2)} AS revoked FROM ${USERS_TABLE} WHERE username = ?`;
+export const FIND_FOR_TOKEN_SQL = `SELECT ${TOKEN_USER_COLUMNS}, ${revokedExpression(2)} AS revoked FROM ${USERS_TABLE} WHERE username = ?`;
 
 /**
  * What a token's check reads of its user: the row but its password hash, which the check never uses
