@@ -354,8 +354,8 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `a machine whose two cores are busy with other work the gain shrinks. With other processes busy ` +
         `on this host (load 3.3-6) the server's three busy threads (read worker, main thread, the ` +
         `bench's client) shared the cores with them while the loop's one thread kept a core: the read ` +
-        `worker waited for a core 28-33% of the time and the figure fell to 0.77-0.89× (three runs); ` +
-        `quiet (load < 3.5, waits under 10%), 1.06-1.12× (four runs). Alternated with the ` +
+        `worker waited for a core 28-42% of the time and the figure fell to 0.77-0.96× (four runs); ` +
+        `with the worker waiting under 10%, 1.06-1.12× (four runs). Alternated with the ` +
         `worker-serializing build (bench/tools/stream-ab.ts, six runs of 8-12 turns, load 1.5-6), ` +
         `this one streamed 0.95-1.19× its rows/s (medians of the runs' turns), 1.07× or more in five. ` +
         `The packed chunks' buffers go back to the worker to pack later chunks into: allocated per ` +
