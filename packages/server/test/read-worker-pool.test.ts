@@ -164,6 +164,45 @@ test('JSON chunks are the text JSON.stringify makes of the rows, whether the wor
   }
 });
 
+test("a lone stream's rows are serialized on the event loop only while the loop has time to spare", async () => {
+  const sql = 'SELECT id, label FROM t ORDER BY id';
+  /**
+   * Streams the table as JSON in chunks of 50 rows, checking that every row comes once and in order
+   * whichever thread serialized it: the chunks' count, and how many the loop serialized.
+   */
+  const stream = async (): Promise<{ chunks: number; onLoop: number }> => {
+    const before = engine.chunksSerializedOnLoop;
+    let chunks = 0;
+    let id = 0;
+    for await (const chunk of engine.stream({ sql }, { timeoutMs: 20_000, chunkSize: 50, asJson: true })) {
+      assert.ok(chunk.json);
+      for (const row of JSON.parse(chunk.json.text) as [number, string][])
+        assert.deepEqual(row, [++id, `r${id}`]);
+      chunks++;
+      await sleep(1); // a consumer that takes a while: the stream lasts past the load's first readings
+    }
+    assert.equal(id, 5000);
+    return { chunks, onLoop: engine.chunksSerializedOnLoop - before };
+  };
+  // A loop that is otherwise idle serializes them all.
+  const idle = await stream();
+  assert.equal(idle.onLoop, idle.chunks);
+  // Keep the loop busy ~80% of the time: after the first reading of its load, every chunk is
+  // serialized by the worker. (The first reading may cover the idle time before: a chunk or two.)
+  const busy = setInterval(() => {
+    const until = performance.now() + 8;
+    while (performance.now() < until);
+  }, 10);
+  try {
+    await sleep(150);
+    const loaded = await stream();
+    assert.ok(loaded.chunks >= 100, `${loaded.chunks} chunks`);
+    assert.ok(loaded.onLoop <= 10, `${loaded.onLoop} of ${loaded.chunks} chunks serialized on a busy loop`);
+  } finally {
+    clearInterval(busy);
+  }
+});
+
 /** A scan of `rows` generated rows (it runs on a read worker; no table needed). */
 function generatedScan(rows: number): string {
   return `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT x FROM c`;

@@ -5,9 +5,10 @@
 // Messages in:  { type: 'run', runId, sql, params, schemaVersion, chunkSize, form, ahead }
 //                                                                start a statement; `form` is how
 //                                                                its chunks carry their rows
-//               { type: 'more', runId, spare? }                  one chunk taken: one more may be sent;
+//               { type: 'more', runId, spare?, form? }           one chunk taken: one more may be sent;
 //                                                                `spare`: a packed chunk's buffers, given
-//                                                                back to pack another
+//                                                                back to pack another; `form`: the form
+//                                                                of the run's chunks from now on
 //               { type: 'stop', runId }                          cancel / timeout / consumer gone
 //               { type: 'close' }                                stop what runs, close, and let the thread end
 // Messages out: { type: 'columns', runId, columns }
@@ -58,6 +59,8 @@ let wake = null;
 let currentRun = 0;
 /** Chunks the current run may still send before the consumer takes one. */
 let credit = 0;
+/** How the current run's chunks carry their rows: 'values', 'json' or 'packed' (a 'more' may change it). */
+let form = 'values';
 /**
  * Packed chunks' buffers the main thread has given back, to pack the next chunks of the run into: a
  * run then allocates a few pairs, not one per chunk. (Allocated per chunk and freed on the main thread
@@ -181,6 +184,7 @@ async function run(message) {
   spare = [];
   currentRun = message.runId;
   credit = message.ahead ?? 1;
+  form = message.form;
   const runId = message.runId;
   let transaction = null;
   try {
@@ -211,7 +215,7 @@ async function run(message) {
         halt(it);
         throw stoppedError();
       }
-      if (message.form === 'packed') {
+      if (form === 'packed') {
         const { packed, count, done } = packRows(it, message.chunkSize, columns.length);
         credit--;
         parentPort.postMessage({ type: 'chunk', runId, packed, count, done }, [
@@ -233,7 +237,7 @@ async function run(message) {
         rows.push(toWireRow(next.value));
       }
       credit--;
-      if (message.form === 'json')
+      if (form === 'json')
         parentPort.postMessage({
           type: 'chunk',
           runId,
@@ -305,6 +309,7 @@ parentPort.on('message', (message) => {
     if (message.type === 'stop') parentPort.postMessage({ type: 'stopped', runId: message.runId });
   } else if (message.type === 'more') {
     if (message.spare) spare.push(message.spare);
+    if (message.form) form = message.form;
     credit++;
     const resolve = wake;
     wake = null;

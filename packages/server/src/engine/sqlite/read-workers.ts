@@ -16,6 +16,7 @@ import { RustyError } from '../../errors/rusty-error.ts';
 import type { DriverValue } from './values.ts';
 import { FairShare } from '../fair-share.ts';
 import { packedRowsJson, type PackedRows } from './packed-rows.ts';
+import { EventLoopLoad } from '../event-loop-load.ts';
 
 type WorkerMessage = { runId: number } & (
   | { type: 'columns'; columns: string[] }
@@ -45,10 +46,18 @@ export const CHUNKS_AHEAD = 3;
 
 /**
  * The largest chunk whose rows the main thread serializes (see ReadWorkerPool.stream): ~0.3 µs a row,
- * so at most ~2 ms of the event loop per chunk on the bench's host. Larger chunks (a client's
+ * so ~2 ms of the event loop per chunk of narrow rows on the bench's host. Larger chunks (a client's
  * chunk_size, or an unstreamed result of up to 100,000 rows in one) are serialized by their worker.
  */
 const PACKED_CHUNK_ROWS_AT_MOST = 5000;
+
+/**
+ * The main thread serializes a lone stream's rows only while its event loop was busy less than this
+ * share of the last window (EventLoopLoad): past it, the time would be taken from the other clients.
+ * Checked at every chunk, so a stream moves its serializing back to its worker as the loop fills up
+ * (and the stream's own share, ~30% of the loop at full speed on the bench's host, counts too).
+ */
+const SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER = 0.5;
 
 /** An error from the worker, shaped like the driver's so normalizeError maps it the same way. */
 class WorkerSqlError extends Error {
@@ -156,6 +165,8 @@ export const IDLE_WORKER_MS = 30_000;
 export interface ReadWorkerPoolOptions {
   /** How long a worker beyond the one kept may stay idle before it ends (default IDLE_WORKER_MS). */
   idleMs?: number;
+  /** How busy this thread's event loop is (default: measured; see EventLoopLoad). */
+  loopLoad?: { busy(): number };
 }
 
 export class ReadWorkerPool {
@@ -170,13 +181,22 @@ export class ReadWorkerPool {
   readonly #retireTimers = new Map<ReadWorker, NodeJS.Timeout>();
   /** Who gets a worker next: workers are shared fairly between users (see FairShare). */
   readonly #share: FairShare<ReadWorker>;
+  readonly #loopLoad: { busy(): number };
   #closed = false;
+  /** Chunks whose rows this thread serialized, packed by their worker (see `stream`). */
+  #serializedHere = 0;
 
   constructor(path: string, size: number, options: ReadWorkerPoolOptions = {}) {
     this.#path = path;
     this.#size = size;
     this.#idleMs = options.idleMs ?? IDLE_WORKER_MS;
     this.#share = new FairShare(size);
+    this.#loopLoad = options.loopLoad ?? new EventLoopLoad();
+  }
+
+  /** Chunks whose rows this thread serialized from their worker's packed values (see `stream`). */
+  get serializedHere(): number {
+    return this.#serializedHere;
   }
 
   /** Worker threads running now, ending ones included. */
@@ -261,16 +281,16 @@ export class ReadWorkerPool {
    * while this one is being consumed. `signal` stops it; the reason given is thrown. `user` is whom the
    * read runs for: workers are shared fairly between users (see FairShare).
    *
-   * Rows asked for as JSON (`asJson`) are serialized by the worker, except in a stream that starts as
-   * the only one, in chunks of PACKED_CHUNK_ROWS_AT_MOST rows or fewer: its worker only packs them, and
-   * this thread serializes them. A lone stream is as
-   * fast as its worker, which reads every row out of libsql (~1.2 µs a row) and would spend ~0.3 µs
-   * more serializing it, while this thread, with nothing else to stream, has time to spare (bench (a)).
-   * Packing costs the worker ~0.05 µs and this thread ~0.3 µs a row; with several streams at once the
-   * workers are no longer alone in holding them back, and this thread, shared by every stream and
-   * every client, would be: they are serialized where they are read.
+   * Rows asked for as JSON (`asJson`) are serialized by the worker, except while the stream is the only
+   * one and this thread's event loop has time to spare (SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER), in
+   * chunks of PACKED_CHUNK_ROWS_AT_MOST rows or fewer: then its worker only packs them, and this thread
+   * serializes them. A lone stream is as fast as its worker, which reads every row out of libsql
+   * (~1.2 µs a row) and would spend ~0.3 µs more serializing it (bench (a)). Packing costs the worker
+   * ~0.05 µs and this thread ~0.3 µs a row; with several streams at once the workers are no longer
+   * alone in holding them back, and this thread, shared by every stream and every client, would be:
+   * they are serialized where they are read. The choice is made again at every chunk taken (the
+   * worker is told with its 'more'); the text is the same either way.
    */
-
   async *stream(
     user: string,
     read: WorkerRead,
@@ -285,12 +305,13 @@ export class ReadWorkerPool {
       throw stoppedError();
     }
     let finished = false;
-    const form = !options.asJson
-      ? 'values'
-      : this.#streaming === 0 && options.chunkSize <= PACKED_CHUNK_ROWS_AT_MOST
+    this.#streaming++;
+    const mayPack = options.asJson && options.chunkSize <= PACKED_CHUNK_ROWS_AT_MOST;
+    const jsonForm = (): 'packed' | 'json' =>
+      mayPack && this.#streaming === 1 && this.#loopLoad.busy() < SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER
         ? 'packed'
         : 'json';
-    this.#streaming++;
+    let form = options.asJson ? jsonForm() : 'values';
     // Answers as soon as the signal fires, whatever the worker is doing. (Not a Promise.race against
     // one long-lived promise: each race would leave a reaction on it holding that chunk's rows.)
     const nextMessage = (): Promise<WorkerMessage> =>
@@ -336,7 +357,7 @@ export class ReadWorkerPool {
                 columns,
                 rows: [],
                 json: {
-                  text: chunk.json ?? packedRowsJson(chunk.packed, chunk.count, columns.length),
+                  text: chunk.json ?? this.#serialize(chunk.packed, chunk.count, columns.length),
                   count: chunk.count,
                 },
                 done: chunk.done,
@@ -349,13 +370,17 @@ export class ReadWorkerPool {
         }
         // Taken: the worker may read one more chunk ahead while this one is sent, into the buffers of
         // this one if it was packed (they are read: JSON text now).
+        // The form of the chunks it reads from now on is said only when it changes.
+        const next = options.asJson ? jsonForm() : form;
+        const change = next === form ? {} : { form: next };
+        form = next;
         if (chunk.packed) {
           const spare = { kinds: chunk.packed.kinds, numbers: chunk.packed.numbers };
-          worker.post({ type: 'more', runId, spare }, [
+          worker.post({ type: 'more', runId, spare, ...change }, [
             spare.kinds.buffer as ArrayBuffer,
             spare.numbers.buffer as ArrayBuffer,
           ]);
-        } else worker.post({ type: 'more', runId });
+        } else worker.post({ type: 'more', runId, ...change });
         yield handed;
       }
     } finally {
@@ -363,6 +388,11 @@ export class ReadWorkerPool {
       if (finished) this.#release(user, worker);
       else void this.#stop(user, worker);
     }
+  }
+
+  #serialize(packed: PackedRows, count: number, width: number): string {
+    this.#serializedHere++;
+    return packedRowsJson(packed, count, width);
   }
 
   /** Stops whatever the worker runs and returns it to the pool once it says it is free. */
