@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { SqliteEngine } from '../src/engine/sqlite/sqlite-engine.ts';
+import { CHUNKS_AHEAD } from '../src/engine/sqlite/read-workers.ts';
 import type { ResultChunk } from '../src/engine/engine.ts';
 import type { SqlValue } from '@rustydb/protocol';
 import { freshDataDir, sleep } from './helpers/test-server.ts';
@@ -176,10 +177,13 @@ test("a lone stream's rows are serialized on the event loop only while the loop 
     let id = 0;
     for await (const chunk of engine.stream({ sql }, { timeoutMs: 20_000, chunkSize: 50, asJson: true })) {
       assert.ok(chunk.json);
-      for (const row of JSON.parse(chunk.json.text) as [number, string][])
-        assert.deepEqual(row, [++id, `r${id}`]);
+      const rows: [number, string][] = [];
+      for (const end = id + JSON.parse(chunk.json.text).length; id < end;) rows.push([++id, `r${id}`]);
+      assert.equal(chunk.json.text, JSON.stringify(rows));
       chunks++;
-      await sleep(1); // a consumer that takes a while: the stream lasts past the load's first readings
+      // A consumer that takes a while, leaving the loop mostly idle: the stream lasts past the load's
+      // first readings.
+      await sleep(5);
     }
     assert.equal(id, 5000);
     return { chunks, onLoop: engine.chunksSerializedOnLoop - before };
@@ -201,6 +205,32 @@ test("a lone stream's rows are serialized on the event loop only while the loop 
   } finally {
     clearInterval(busy);
   }
+});
+
+test('a stream of wide rows is serialized by its worker after its first wide chunk', async () => {
+  // 200 rows of 60,000 characters, 20 to a chunk: 1.2M characters of text in a chunk.
+  await engine.execute(
+    {
+      sql: "CREATE TABLE wide AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200) SELECT x AS id, printf('%.*c', 60000, 'w') AS body FROM c",
+    },
+    { timeoutMs: 10_000 },
+  );
+  await sleep(250); // a window of the loop's load with nothing else running: the stream may pack
+  const before = engine.chunksSerializedOnLoop;
+  let rows = 0;
+  for await (const chunk of engine.stream(
+    { sql: 'SELECT id, body FROM wide ORDER BY id' },
+    { timeoutMs: 10_000, chunkSize: 20, asJson: true },
+  )) {
+    for (const [id, body] of JSON.parse(chunk.json!.text) as [number, string][]) {
+      assert.equal(id, ++rows);
+      assert.equal(body, 'w'.repeat(60_000));
+    }
+  }
+  assert.equal(rows, 200);
+  // The first chunk, and those its worker had packed ahead before it was told: 4 of 11 at most.
+  const onLoop = engine.chunksSerializedOnLoop - before;
+  assert.ok(onLoop >= 1 && onLoop <= 1 + CHUNKS_AHEAD, `${onLoop} chunks serialized on the loop`);
 });
 
 /** A scan of `rows` generated rows (it runs on a read worker; no table needed). */

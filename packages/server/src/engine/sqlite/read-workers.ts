@@ -52,6 +52,14 @@ export const CHUNKS_AHEAD = 3;
 const PACKED_CHUNK_ROWS_AT_MOST = 5000;
 
 /**
+ * Text (UTF-16 code units) of a packed chunk past which its stream's later chunks are serialized by
+ * the worker: rows that wide would cost the event loop more than the ~2 ms a chunk the row cap allows
+ * for (JSON.stringify scans every character). The first such chunk is serialized here; one is enough
+ * to tell.
+ */
+const PACKED_TEXT_AT_MOST = 1 << 20;
+
+/**
  * The main thread serializes a lone stream's rows only while its event loop was busy less than this
  * share of the last window (EventLoopLoad): past it, the time would be taken from the other clients.
  * Checked at every chunk, so a stream moves its serializing back to its worker as the loop fills up
@@ -306,7 +314,7 @@ export class ReadWorkerPool {
     }
     let finished = false;
     this.#streaming++;
-    const mayPack = options.asJson && options.chunkSize <= PACKED_CHUNK_ROWS_AT_MOST;
+    let mayPack = options.asJson && options.chunkSize <= PACKED_CHUNK_ROWS_AT_MOST;
     const jsonForm = (): 'packed' | 'json' =>
       mayPack && this.#streaming === 1 && this.#loopLoad.busy() < SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER
         ? 'packed'
@@ -350,6 +358,7 @@ export class ReadWorkerPool {
       let total = 0;
       for (;;) {
         const chunk = expectChunk(await nextMessage());
+        if (chunk.packed && chunk.packed.text.length > PACKED_TEXT_AT_MOST) mayPack = false;
         const handed: ResultChunk =
           chunk.rows !== undefined
             ? { columns, rows: chunk.rows, done: chunk.done }
