@@ -335,8 +335,9 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `(numbers into a Float64Array, texts into one string: packRows in read-worker.js), a few chunks ` +
         `ahead of the main thread, which rebuilds the rows, turns them into the same JSON text the ` +
         `worker's JSON.stringify would have made, wraps it in the envelope, frames it and writes it to ` +
-        `the socket. (A stream that starts while another runs has its worker serialize, as the main ` +
-        `thread is shared by all of them.) Per row (medians of the ws runs, from /proc/<pid>/task): the ` +
+        `the socket. (While another stream runs, or while the main thread's event loop was busy half ` +
+        `the time or more in the last 100 ms, the worker serializes: the main thread is shared by every ` +
+        `stream and client, and is asked again at every chunk.) Per row (medians of the ws runs, from /proc/<pid>/task): the ` +
         `read worker ${us(workerCpu)}, the main thread ${us(mainCpu)} (JSON.stringify, framing, and ` +
         `the kernel's loopback TCP work in its writes), against ${us(baseCpu)} for the in-process loop, ` +
         `which reads and serializes on its one thread. The read worker ran ${pct(workerRan)} of the ` +
@@ -351,12 +352,17 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `removes; packing costs it ~0.05 µs a row where JSON.stringify cost ~0.3. The main thread's ` +
         `serializing is the ~0.3 µs the worker no longer spends, plus ~0.05 µs to rebuild the rows: the ` +
         `server spends a little more CPU in all than before, on a thread that had time to spare, so on ` +
-        `a machine whose two cores are busy with other work the gain shrinks (at load 5-6 on this host ` +
-        `the read worker waited for a core a third of the time, and the figure fell to 0.83-0.89×). ` +
-        `The server's peak RSS after several such streams varies by ±20 MB from one start to the next; ` +
-        `its median over six starts was ~14 MB above the worker-serializing build's (174 against 160 ` +
-        `MB, with the main thread's V8 heap the same size in both: the difference is outside it), and ` +
-        `bench (d)'s slow stream stays under its target. ` +
+        `a machine whose two cores are busy with other work the gain shrinks. With other processes busy ` +
+        `on this host (load 3.3-6) the server's three busy threads (read worker, main thread, the ` +
+        `bench's client) shared the cores with them while the loop's one thread kept a core: the read ` +
+        `worker waited for a core 28-42% of the time and the figure fell to 0.77-0.96× (four runs); ` +
+        `with the worker waiting under 10%, 1.06-1.12× (four runs). Alternated with the ` +
+        `worker-serializing build (bench/tools/stream-ab.ts, six runs of 8-12 turns, load 1.5-6), ` +
+        `this one streamed 0.95-1.19× its rows/s (medians of the runs' turns), 1.07× or more in five. ` +
+        `The packed chunks' buffers go back to the worker to pack later chunks into: allocated per ` +
+        `chunk and freed by the main thread's collector, they had held 30-40 MB more of malloc's ` +
+        `memory over a few streams; given back, the server's peak RSS is the worker-serializing ` +
+        `build's (149 and 147 MB after eight streams each, measured with bench/tools/stream-ab.ts). ` +
         `permessage-deflate adds ${us(cpuPerRow(compressed) - cpuPerRow(ws))} of server CPU per row ` +
         `(zlib level 1 on libuv's pool, no context takeover: already the cheapest setting that still ` +
         `compresses), which on 2 cores shared with the client competes with the read worker.`,

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { SqliteEngine } from '../src/engine/sqlite/sqlite-engine.ts';
+import { CHUNKS_AHEAD } from '../src/engine/sqlite/read-workers.ts';
 import type { ResultChunk } from '../src/engine/engine.ts';
 import type { SqlValue } from '@rustydb/protocol';
 import { freshDataDir, sleep } from './helpers/test-server.ts';
@@ -134,29 +135,102 @@ test('JSON chunks are the text JSON.stringify makes of the rows, whether the wor
   for await (const chunk of engine.stream({ sql }, { timeoutMs: 10_000, chunkSize: 2 }))
     values.push(...chunk.rows);
   assert.equal(values.length, rows.length);
-  const expected = [
-    JSON.stringify(values.slice(0, 2)),
-    JSON.stringify(values.slice(2, 4)),
-    JSON.stringify(values.slice(4)),
-  ];
-  const jsonTexts = async (): Promise<string[]> => {
+  const expected = (chunkSize: number): string[] => {
+    const texts: string[] = [];
+    for (let at = 0; at < values.length; at += chunkSize)
+      texts.push(JSON.stringify(values.slice(at, at + chunkSize)));
+    // A worker learns that the rows are over only by asking for one more: a last, empty chunk.
+    if (values.length % chunkSize === 0) texts.push('[]');
+    return texts;
+  };
+  const jsonTexts = async (chunkSize: number): Promise<string[]> => {
     const found: string[] = [];
-    for await (const chunk of engine.stream({ sql }, { timeoutMs: 10_000, chunkSize: 2, asJson: true })) {
+    for await (const chunk of engine.stream({ sql }, { timeoutMs: 10_000, chunkSize, asJson: true })) {
       assert.ok(chunk.json);
       assert.equal(chunk.json.count, JSON.parse(chunk.json.text).length);
       found.push(chunk.json.text);
     }
     return found;
   };
-  // Alone, the stream's worker packs the rows and the main thread serializes them.
-  assert.deepEqual(await jsonTexts(), expected);
+  // Alone, the stream's worker packs the rows and the main thread serializes them. One row a chunk:
+  // more chunks than the worker reads ahead, so it packs the later ones into buffers given back.
+  assert.deepEqual(await jsonTexts(2), expected(2));
+  assert.deepEqual(await jsonTexts(1), expected(1));
   // With another stream running, each worker serializes its own rows.
   const other = await openScan();
   try {
-    assert.deepEqual(await jsonTexts(), expected);
+    assert.deepEqual(await jsonTexts(2), expected(2));
   } finally {
     await other.return();
   }
+});
+
+test("a lone stream's rows are serialized on the event loop only while the loop has time to spare", async () => {
+  const sql = 'SELECT id, label FROM t ORDER BY id';
+  /**
+   * Streams the table as JSON in chunks of 50 rows, checking that every row comes once and in order
+   * whichever thread serialized it: the chunks' count, and how many the loop serialized.
+   */
+  const stream = async (): Promise<{ chunks: number; onLoop: number }> => {
+    const before = engine.chunksSerializedOnLoop;
+    let chunks = 0;
+    let id = 0;
+    for await (const chunk of engine.stream({ sql }, { timeoutMs: 20_000, chunkSize: 50, asJson: true })) {
+      assert.ok(chunk.json);
+      const rows: [number, string][] = [];
+      for (const end = id + JSON.parse(chunk.json.text).length; id < end;) rows.push([++id, `r${id}`]);
+      assert.equal(chunk.json.text, JSON.stringify(rows));
+      chunks++;
+      // A consumer that takes a while, leaving the loop mostly idle: the stream lasts past the load's
+      // first readings.
+      await sleep(5);
+    }
+    assert.equal(id, 5000);
+    return { chunks, onLoop: engine.chunksSerializedOnLoop - before };
+  };
+  // A loop that is otherwise idle serializes them all.
+  const idle = await stream();
+  assert.equal(idle.onLoop, idle.chunks);
+  // Keep the loop busy ~80% of the time: after the first reading of its load, every chunk is
+  // serialized by the worker. (The first reading may cover the idle time before: a chunk or two.)
+  const busy = setInterval(() => {
+    const until = performance.now() + 8;
+    while (performance.now() < until);
+  }, 10);
+  try {
+    await sleep(150);
+    const loaded = await stream();
+    assert.ok(loaded.chunks >= 100, `${loaded.chunks} chunks`);
+    assert.ok(loaded.onLoop <= 10, `${loaded.onLoop} of ${loaded.chunks} chunks serialized on a busy loop`);
+  } finally {
+    clearInterval(busy);
+  }
+});
+
+test('a stream of wide rows is serialized by its worker after its first wide chunk', async () => {
+  // 200 rows of 60,000 characters, 20 to a chunk: 1.2M characters of text in a chunk.
+  await engine.execute(
+    {
+      sql: "CREATE TABLE wide AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200) SELECT x AS id, printf('%.*c', 60000, 'w') AS body FROM c",
+    },
+    { timeoutMs: 10_000 },
+  );
+  await sleep(250); // a window of the loop's load with nothing else running: the stream may pack
+  const before = engine.chunksSerializedOnLoop;
+  let rows = 0;
+  for await (const chunk of engine.stream(
+    { sql: 'SELECT id, body FROM wide ORDER BY id' },
+    { timeoutMs: 10_000, chunkSize: 20, asJson: true },
+  )) {
+    for (const [id, body] of JSON.parse(chunk.json!.text) as [number, string][]) {
+      assert.equal(id, ++rows);
+      assert.equal(body, 'w'.repeat(60_000));
+    }
+  }
+  assert.equal(rows, 200);
+  // The first chunk, and those its worker had packed ahead before it was told: 4 of 11 at most.
+  const onLoop = engine.chunksSerializedOnLoop - before;
+  assert.ok(onLoop >= 1 && onLoop <= 1 + CHUNKS_AHEAD, `${onLoop} chunks serialized on the loop`);
 });
 
 /** A scan of `rows` generated rows (it runs on a read worker; no table needed). */

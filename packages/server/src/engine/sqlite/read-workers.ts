@@ -16,6 +16,7 @@ import { RustyError } from '../../errors/rusty-error.ts';
 import type { DriverValue } from './values.ts';
 import { FairShare } from '../fair-share.ts';
 import { packedRowsJson, type PackedRows } from './packed-rows.ts';
+import { EventLoopLoad } from '../event-loop-load.ts';
 
 type WorkerMessage = { runId: number } & (
   | { type: 'columns'; columns: string[] }
@@ -45,10 +46,26 @@ export const CHUNKS_AHEAD = 3;
 
 /**
  * The largest chunk whose rows the main thread serializes (see ReadWorkerPool.stream): ~0.3 µs a row,
- * so at most ~2 ms of the event loop per chunk on the bench's host. Larger chunks (a client's
+ * so ~2 ms of the event loop per chunk of narrow rows on the bench's host. Larger chunks (a client's
  * chunk_size, or an unstreamed result of up to 100,000 rows in one) are serialized by their worker.
  */
 const PACKED_CHUNK_ROWS_AT_MOST = 5000;
+
+/**
+ * Text (UTF-16 code units) of a packed chunk past which its stream's later chunks are serialized by
+ * the worker: rows that wide would cost the event loop more than the ~2 ms a chunk the row cap allows
+ * for (JSON.stringify scans every character). The first such chunk is serialized here; one is enough
+ * to tell.
+ */
+const PACKED_TEXT_AT_MOST = 1 << 20;
+
+/**
+ * The main thread serializes a lone stream's rows only while its event loop was busy less than this
+ * share of the last window (EventLoopLoad): past it, the time would be taken from the other clients.
+ * Checked at every chunk, so a stream moves its serializing back to its worker as the loop fills up
+ * (and the stream's own share, ~30% of the loop at full speed on the bench's host, counts too).
+ */
+const SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER = 0.5;
 
 /** An error from the worker, shaped like the driver's so normalizeError maps it the same way. */
 class WorkerSqlError extends Error {
@@ -134,8 +151,8 @@ class ReadWorker {
     return this.#pending;
   }
 
-  post(message: unknown): void {
-    this.thread.postMessage(message);
+  post(message: unknown, transfer?: ArrayBuffer[]): void {
+    this.thread.postMessage(message, transfer);
   }
 }
 
@@ -156,6 +173,8 @@ export const IDLE_WORKER_MS = 30_000;
 export interface ReadWorkerPoolOptions {
   /** How long a worker beyond the one kept may stay idle before it ends (default IDLE_WORKER_MS). */
   idleMs?: number;
+  /** How busy this thread's event loop is (default: measured; see EventLoopLoad). */
+  loopLoad?: { busy(): number };
 }
 
 export class ReadWorkerPool {
@@ -170,13 +189,22 @@ export class ReadWorkerPool {
   readonly #retireTimers = new Map<ReadWorker, NodeJS.Timeout>();
   /** Who gets a worker next: workers are shared fairly between users (see FairShare). */
   readonly #share: FairShare<ReadWorker>;
+  readonly #loopLoad: { busy(): number };
   #closed = false;
+  /** Chunks whose rows this thread serialized, packed by their worker (see `stream`). */
+  #serializedHere = 0;
 
   constructor(path: string, size: number, options: ReadWorkerPoolOptions = {}) {
     this.#path = path;
     this.#size = size;
     this.#idleMs = options.idleMs ?? IDLE_WORKER_MS;
     this.#share = new FairShare(size);
+    this.#loopLoad = options.loopLoad ?? new EventLoopLoad();
+  }
+
+  /** Chunks whose rows this thread serialized from their worker's packed values (see `stream`). */
+  get serializedHere(): number {
+    return this.#serializedHere;
   }
 
   /** Worker threads running now, ending ones included. */
@@ -261,16 +289,16 @@ export class ReadWorkerPool {
    * while this one is being consumed. `signal` stops it; the reason given is thrown. `user` is whom the
    * read runs for: workers are shared fairly between users (see FairShare).
    *
-   * Rows asked for as JSON (`asJson`) are serialized by the worker, except in a stream that starts as
-   * the only one, in chunks of PACKED_CHUNK_ROWS_AT_MOST rows or fewer: its worker only packs them, and
-   * this thread serializes them. A lone stream is as
-   * fast as its worker, which reads every row out of libsql (~1.2 µs a row) and would spend ~0.3 µs
-   * more serializing it, while this thread, with nothing else to stream, has time to spare (bench (a)).
-   * Packing costs the worker ~0.05 µs and this thread ~0.3 µs a row; with several streams at once the
-   * workers are no longer alone in holding them back, and this thread, shared by every stream and
-   * every client, would be: they are serialized where they are read.
+   * Rows asked for as JSON (`asJson`) are serialized by the worker, except while the stream is the only
+   * one and this thread's event loop has time to spare (SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER), in
+   * chunks of PACKED_CHUNK_ROWS_AT_MOST rows or fewer: then its worker only packs them, and this thread
+   * serializes them. A lone stream is as fast as its worker, which reads every row out of libsql
+   * (~1.2 µs a row) and would spend ~0.3 µs more serializing it (bench (a)). Packing costs the worker
+   * ~0.05 µs and this thread ~0.3 µs a row; with several streams at once the workers are no longer
+   * alone in holding them back, and this thread, shared by every stream and every client, would be:
+   * they are serialized where they are read. The choice is made again at every chunk taken (the
+   * worker is told with its 'more'); the text is the same either way.
    */
-
   async *stream(
     user: string,
     read: WorkerRead,
@@ -285,12 +313,13 @@ export class ReadWorkerPool {
       throw stoppedError();
     }
     let finished = false;
-    const form = !options.asJson
-      ? 'values'
-      : this.#streaming === 0 && options.chunkSize <= PACKED_CHUNK_ROWS_AT_MOST
+    this.#streaming++;
+    let mayPack = options.asJson && options.chunkSize <= PACKED_CHUNK_ROWS_AT_MOST;
+    const jsonForm = (): 'packed' | 'json' =>
+      mayPack && this.#streaming === 1 && this.#loopLoad.busy() < SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER
         ? 'packed'
         : 'json';
-    this.#streaming++;
+    let form = options.asJson ? jsonForm() : 'values';
     // Answers as soon as the signal fires, whatever the worker is doing. (Not a Promise.race against
     // one long-lived promise: each race would leave a reaction on it holding that chunk's rows.)
     const nextMessage = (): Promise<WorkerMessage> =>
@@ -329,6 +358,7 @@ export class ReadWorkerPool {
       let total = 0;
       for (;;) {
         const chunk = expectChunk(await nextMessage());
+        if (chunk.packed && chunk.packed.text.length > PACKED_TEXT_AT_MOST) mayPack = false;
         const handed: ResultChunk =
           chunk.rows !== undefined
             ? { columns, rows: chunk.rows, done: chunk.done }
@@ -336,7 +366,7 @@ export class ReadWorkerPool {
                 columns,
                 rows: [],
                 json: {
-                  text: chunk.json ?? packedRowsJson(chunk.packed, chunk.count, columns.length),
+                  text: chunk.json ?? this.#serialize(chunk.packed, chunk.count, columns.length),
                   count: chunk.count,
                 },
                 done: chunk.done,
@@ -347,8 +377,19 @@ export class ReadWorkerPool {
           yield { ...handed, rowsAffected: total };
           return;
         }
-        // Taken: the worker may read one more chunk ahead while this one is sent.
-        worker.post({ type: 'more', runId });
+        // Taken: the worker may read one more chunk ahead while this one is sent, into the buffers of
+        // this one if it was packed (they are read: JSON text now).
+        // The form of the chunks it reads from now on is said only when it changes.
+        const next = options.asJson ? jsonForm() : form;
+        const change = next === form ? {} : { form: next };
+        form = next;
+        if (chunk.packed) {
+          const spare = { kinds: chunk.packed.kinds, numbers: chunk.packed.numbers };
+          worker.post({ type: 'more', runId, spare, ...change }, [
+            spare.kinds.buffer as ArrayBuffer,
+            spare.numbers.buffer as ArrayBuffer,
+          ]);
+        } else worker.post({ type: 'more', runId, ...change });
         yield handed;
       }
     } finally {
@@ -356,6 +397,11 @@ export class ReadWorkerPool {
       if (finished) this.#release(user, worker);
       else void this.#stop(user, worker);
     }
+  }
+
+  #serialize(packed: PackedRows, count: number, width: number): string {
+    this.#serializedHere++;
+    return packedRowsJson(packed, count, width);
   }
 
   /** Stops whatever the worker runs and returns it to the pool once it says it is free. */

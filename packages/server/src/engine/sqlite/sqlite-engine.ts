@@ -290,6 +290,11 @@ export class SqliteEngine implements Engine {
   get readWorkers(): number {
     return this.#readers.started;
   }
+
+  /** Streamed chunks whose rows the main thread serialized from their worker's packed values. */
+  get chunksSerializedOnLoop(): number {
+    return this.#readers.serializedHere;
+  }
   readonly changeCapture = true;
   readonly path: string;
   /** The database file and its WAL, whose sizes add up to the database's. */
