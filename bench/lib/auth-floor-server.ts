@@ -5,15 +5,16 @@
  * signature checked once per token (kept per token, as RustyDB keeps it) and its expiry at every
  * connect; the user's row and the revocations of the token and its login read from the server's own
  * SQLite file with libsql at every connect (RustyDB's statement, one native `get`: neither may be
- * cached, another node may write them); and auth_success (RustyDB's own text) sent in the same write as
- * the upgrade's answer. No routing, origin check, limits, admission counts, session registry, expiry
+ * cached, another node may write them), the upgrades read in one turn checked back to back as RustyDB's
+ * gateway checks them; and auth_success (RustyDB's own text) sent in the same write as the upgrade's
+ * answer. No routing, origin check, limits, admission counts, session registry, expiry
  * timer or heartbeat: what RustyDB adds to this is its own cost; what this adds to the bare upgrade is
  * what no server can avoid.
  * Run: node --import tsx bench/lib/auth-floor-server.ts DATA_DIR
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
@@ -79,18 +80,35 @@ function authenticate(url: string): Claims | undefined {
 
 const wss = new WebSocketServer({ noServer: true });
 const server = createServer();
-server.on('upgrade', (request, socket: Duplex, head) => {
-  // The 101 and auth_success leave in one write, as RustyDB's do.
-  socket.cork();
-  wss.handleUpgrade(request, socket, head, (ws) => {
-    const claims = authenticate(request.url ?? '');
-    if (!claims) {
-      ws.close(1008, 'authentication failed');
-      return;
-    }
-    ws.send(authSuccessEnvelope(claims.principal!, claims.exp * 1000, '{}', undefined));
+/**
+ * The upgrades read in this turn of the event loop, completed together at its end as RustyDB's gateway
+ * does (websocket-gateway.ts #flush): their tokens checked back to back (SQLite's first call after
+ * other work costs several times one in a run), then each upgraded and answered.
+ */
+let queued: [request: IncomingMessage, socket: Duplex, head: Buffer][] = [];
+function flush(): void {
+  const batch = queued;
+  queued = [];
+  const checked = batch.map(([request, socket]) =>
+    socket.destroyed ? undefined : authenticate(request.url ?? ''),
+  );
+  batch.forEach(([request, socket, head], i) => {
+    if (socket.destroyed) return;
+    // The 101 and auth_success leave in one write, as RustyDB's do.
+    socket.cork();
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      const claims = checked[i];
+      if (!claims) {
+        ws.close(1008, 'authentication failed');
+        return;
+      }
+      ws.send(authSuccessEnvelope(claims.principal!, claims.exp * 1000, '{}', undefined));
+    });
+    process.nextTick(() => socket.uncork());
   });
-  process.nextTick(() => socket.uncork());
+}
+server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+  if (queued.push([request, socket, head]) === 1) setImmediate(flush);
 });
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
