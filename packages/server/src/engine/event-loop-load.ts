@@ -14,7 +14,11 @@ export class EventLoopLoad {
   #markedAt = performance.now();
   #busy = 0;
 
-  /** The busy share (0..1) of the last completed window of at least WINDOW_MS. */
+  /**
+   * The busy share (0..1) of the last completed window: from the mark before to the latest, which this
+   * call sets when the latest is WINDOW_MS old or more. A caller that reads rarely gets an average over
+   * a long window.
+   */
   busy(): number {
     const now = performance.now();
     if (now - this.#markedAt >= WINDOW_MS) {

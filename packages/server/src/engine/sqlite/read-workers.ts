@@ -126,6 +126,11 @@ class ReadWorker {
     this.#queue.length = 0;
   }
 
+  /** Whether a message of the run is waiting to be taken: the worker is ahead of its consumer. */
+  get ahead(): boolean {
+    return this.#queue.length > 0;
+  }
+
   #deliver(message: WorkerMessage): void {
     if (message.runId !== this.runId) return;
     const taker = this.#taker;
@@ -290,8 +295,9 @@ export class ReadWorkerPool {
    * read runs for: workers are shared fairly between users (see FairShare).
    *
    * Rows asked for as JSON (`asJson`) are serialized by the worker, except while the stream is the only
-   * one and this thread's event loop has time to spare (SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER), in
-   * chunks of PACKED_CHUNK_ROWS_AT_MOST rows or fewer: then its worker only packs them, and this thread
+   * one, its consumer waits for the worker (no chunk ready when it takes one), and this thread's event
+   * loop has time to spare (SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER), in chunks of
+   * PACKED_CHUNK_ROWS_AT_MOST rows or fewer: then its worker only packs them, and this thread
    * serializes them. A lone stream is as fast as its worker, which reads every row out of libsql
    * (~1.2 µs a row) and would spend ~0.3 µs more serializing it (bench (a)). Packing costs the worker
    * ~0.05 µs and this thread ~0.3 µs a row; with several streams at once the workers are no longer
@@ -315,10 +321,15 @@ export class ReadWorkerPool {
     let finished = false;
     this.#streaming++;
     let mayPack = options.asJson && options.chunkSize <= PACKED_CHUNK_ROWS_AT_MOST;
-    const jsonForm = (): 'packed' | 'json' =>
-      mayPack && this.#streaming === 1 && this.#loopLoad.busy() < SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER
-        ? 'packed'
-        : 'json';
+    // Whether the consumer found the chunk it took waiting: then the worker is not what holds the stream
+    // back (the client or its socket is), and packing would only move work and memory to this thread.
+    let workerAhead = false;
+    const jsonForm = (): 'packed' | 'json' => {
+      // Read at every chunk, whatever the rest says: a reading covers the time since the last one, so
+      // one taken after a long gap would average that gap in.
+      const loopHasTime = this.#loopLoad.busy() < SERIALIZE_HERE_WHILE_LOOP_BUSY_UNDER;
+      return mayPack && !workerAhead && this.#streaming === 1 && loopHasTime ? 'packed' : 'json';
+    };
     let form = options.asJson ? jsonForm() : 'values';
     // Answers as soon as the signal fires, whatever the worker is doing. (Not a Promise.race against
     // one long-lived promise: each race would leave a reaction on it holding that chunk's rows.)
@@ -357,6 +368,7 @@ export class ReadWorkerPool {
       const columns = first.columns;
       let total = 0;
       for (;;) {
+        workerAhead = worker.ahead;
         const chunk = expectChunk(await nextMessage());
         if (chunk.packed && chunk.packed.text.length > PACKED_TEXT_AT_MOST) mayPack = false;
         const handed: ResultChunk =
