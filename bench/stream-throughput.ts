@@ -335,9 +335,10 @@ export async function runStreamThroughput(ctx: BenchContext): Promise<BenchRepor
         `(numbers into a Float64Array, texts into one string: packRows in read-worker.js), a few chunks ` +
         `ahead of the main thread, which rebuilds the rows, turns them into the same JSON text the ` +
         `worker's JSON.stringify would have made, wraps it in the envelope, frames it and writes it to ` +
-        `the socket. (While another stream runs, or while the main thread's event loop was busy half ` +
-        `the time or more in the last 100 ms, the worker serializes: the main thread is shared by every ` +
-        `stream and client, and is asked again at every chunk.) Per row (medians of the ws runs, from /proc/<pid>/task): the ` +
+        `the socket. (While another stream runs, while the client is slower than the worker (the next ` +
+        `chunk is waiting when it takes one), or while the main thread's event loop was busy half the ` +
+        `time or more in the last 100 ms, the worker serializes: the main thread is shared by every ` +
+        `stream and client; this is asked again at every chunk.) Per row (medians of the ws runs, from /proc/<pid>/task): the ` +
         `read worker ${us(workerCpu)}, the main thread ${us(mainCpu)} (JSON.stringify, framing, and ` +
         `the kernel's loopback TCP work in its writes), against ${us(baseCpu)} for the in-process loop, ` +
         `which reads and serializes on its one thread. The read worker ran ${pct(workerRan)} of the ` +
