@@ -360,7 +360,7 @@ export class WebSocketGateway {
     }
   }
 
-  /** Counts and limits a new socket: its place in the counts, or undefined when it is refused (and closing). */
+  /** Counts and limits a new socket: its place in the counts, or undefined when refused (and closing). */
   #admit(
     ws: WebSocket,
     request: IncomingMessage,

@@ -198,9 +198,9 @@ export class StatementRouter {
 
   /**
    * Records an inline run of `routed` (what route(sql) returned); a large one sends the statement off
-   * the loop from now on, a few slow ones in a row for a while (see #demoteSlow). Only the statement's current entry counts: one the cache has
-   * dropped or replaced since (DDL, a demotion) is left alone. The fast run, by far the most common, is
-   * told apart without a second lookup of the statement's text.
+   * the loop from now on, a few slow ones in a row for a while (see #demoteSlow). Only the statement's
+   * current entry counts: one the cache has dropped or replaced since (DDL, a demotion) is left alone.
+   * The fast run, by far the most common, is told apart without a second lookup of the statement's text.
    */
   observeInline(sql: string, routed: RoutedStatement, elapsedMs: number, rows: number): void {
     if (rows <= INLINE_MAX_ROWS && elapsedMs <= INLINE_BUDGET_MS) {
