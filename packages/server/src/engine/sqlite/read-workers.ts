@@ -2,7 +2,7 @@
  * The main-thread side of the read workers: a fixed set of worker threads, each running one read
  * statement at a time and handing its rows over in chunks, a few chunks ahead of the consumer (as JSON
  * text when the consumer only sends them on: made by the worker, or by the main thread from the
- * worker's packed rows when that stream is the only one; see `stream`). Stopping a
+ * worker's packed rows while the worker is what holds a lone stream back; see `stream`). Stopping a
  * statement (cancel, timeout, consumer gone) answers the caller at once; the worker itself rejoins the
  * pool only when it reports that the statement is over.
  *
@@ -178,8 +178,6 @@ export const IDLE_WORKER_MS = 30_000;
 export interface ReadWorkerPoolOptions {
   /** How long a worker beyond the one kept may stay idle before it ends (default IDLE_WORKER_MS). */
   idleMs?: number;
-  /** How busy this thread's event loop is (default: measured; see EventLoopLoad). */
-  loopLoad?: { busy(): number };
 }
 
 export class ReadWorkerPool {
@@ -194,7 +192,8 @@ export class ReadWorkerPool {
   readonly #retireTimers = new Map<ReadWorker, NodeJS.Timeout>();
   /** Who gets a worker next: workers are shared fairly between users (see FairShare). */
   readonly #share: FairShare<ReadWorker>;
-  readonly #loopLoad: { busy(): number };
+  /** How busy this thread's event loop has been lately: see `stream`. */
+  readonly #loopLoad = new EventLoopLoad();
   #closed = false;
   /** Chunks whose rows this thread serialized, packed by their worker (see `stream`). */
   #serializedHere = 0;
@@ -204,7 +203,6 @@ export class ReadWorkerPool {
     this.#size = size;
     this.#idleMs = options.idleMs ?? IDLE_WORKER_MS;
     this.#share = new FairShare(size);
-    this.#loopLoad = options.loopLoad ?? new EventLoopLoad();
   }
 
   /** Chunks whose rows this thread serialized from their worker's packed values (see `stream`). */
