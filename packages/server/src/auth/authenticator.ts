@@ -140,12 +140,7 @@ export class Authenticator {
    * A connect with its token in the URL is then answered in the tick of its upgrade.
    */
   authenticateNow(token: string, context: AuthContext = {}): Principal | undefined {
-    try {
-      return this.#checkNow(token);
-    } catch (err) {
-      this.#failed(err, context);
-      throw err;
-    }
+    return this.outcomeOf(this.checkNow(token), context);
   }
 
   /**
