@@ -29,26 +29,19 @@ import { spawnNode, type Child } from '../lib/children.ts';
 import { login } from '../lib/client.ts';
 import { startRustyServer } from '../lib/rusty-server.ts';
 import { median, ms } from '../lib/stats.ts';
+import { baselineOrExit, option } from '../lib/command-line.ts';
 
-const arg = (name: string): string | undefined => {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? process.argv[at + 1] : undefined;
-};
-const baseline = arg('--baseline');
-if (!baseline) {
-  console.error('usage: connects-ab.ts --baseline PATH/bin/rustydb.js [--rounds N] [--echo]');
-  process.exit(2);
-}
-const rounds = Number(arg('--rounds') ?? 16);
-const straceDir = arg('--strace');
-const gcDir = arg('--trace-gc');
-const perfDir = arg('--perf-stat');
-const recordDir = arg('--perf-record');
+const baseline = baselineOrExit('usage: connects-ab.ts --baseline PATH/bin/rustydb.js [--rounds N] [--echo]');
+const rounds = Number(option('--rounds') ?? 16);
+const straceDir = option('--strace');
+const gcDir = option('--trace-gc');
+const perfDir = option('--perf-stat');
+const recordDir = option('--perf-record');
 const words = (text: string | undefined): string[] => (text ?? '').split(/\s+/).filter(Boolean);
 /** Extra node flags for both servers, and for the baseline or this tree's alone. */
-const extraNodeArgs = words(arg('--node-args'));
-const baseNodeArgs = words(arg('--base-node-args'));
-const thisNodeArgs = words(arg('--this-node-args'));
+const extraNodeArgs = words(option('--node-args'));
+const baseNodeArgs = words(option('--base-node-args'));
+const thisNodeArgs = words(option('--this-node-args'));
 const WARMUP_ROUNDS = 3;
 const SOCKETS = 1000;
 

@@ -18,15 +18,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { count, median, ms } from '../lib/stats.ts';
 import { Session, WARMUP_ROUNDS, cpuPerEvent, rateOf, rustyTarget } from '../graphql-subscriptions.ts';
+import { baselineOrExit, option } from '../lib/command-line.ts';
 
-const baselineAt = process.argv.indexOf('--baseline');
-const baseline = baselineAt > 0 ? process.argv[baselineAt + 1] : undefined;
-if (!baseline) {
-  console.error('usage: graphql-subscriptions-ab.ts --baseline PATH/bin/rustydb.js [turns]');
-  process.exit(2);
-}
-const profileAt = process.argv.indexOf('--cpu-prof');
-const cpuProfileDir = profileAt > 0 ? resolve(process.argv[profileAt + 1]!) : undefined;
+const baseline = baselineOrExit('usage: graphql-subscriptions-ab.ts --baseline PATH/bin/rustydb.js [turns]');
+const profileOption = option('--cpu-prof');
+const cpuProfileDir = profileOption !== undefined ? resolve(profileOption) : undefined;
 const turns = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 8);
 const builds = [
   { name: 'this tree', bin: undefined },

@@ -30,19 +30,14 @@ import { threadCpuSeconds } from '../lib/proc.ts';
 import { startRustyServer, type RustyServerProcess } from '../lib/rusty-server.ts';
 import { median, ms, percentile } from '../lib/stats.ts';
 import { roundTrips } from '../round-trip.ts';
+import { baselineOrExit, option } from '../lib/command-line.ts';
 
-const arg = (name: string): string | undefined => {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? process.argv[at + 1] : undefined;
-};
-const baseline = arg('--baseline');
-if (!baseline) {
-  console.error('usage: round-trip-ab.ts --baseline PATH/bin/rustydb.js [--turns N] [--block N]');
-  process.exit(2);
-}
-const turns = Number(arg('--turns') ?? 10);
-const blockSize = Number(arg('--block') ?? 2000);
-const profileDir = arg('--cpu-prof');
+const baseline = baselineOrExit(
+  'usage: round-trip-ab.ts --baseline PATH/bin/rustydb.js [--turns N] [--block N]',
+);
+const turns = Number(option('--turns') ?? 10);
+const blockSize = Number(option('--block') ?? 2000);
+const profileDir = option('--cpu-prof');
 /** Only the two builds (no echo, no floor): twice the turns in the same time, for a paired comparison. */
 const buildsOnly = process.argv.includes('--builds-only');
 const WARMUP = 5000;

@@ -20,16 +20,13 @@ import { threadCpuSeconds } from '../lib/proc.ts';
 import { startRustyServer } from '../lib/rusty-server.ts';
 import { percentile } from '../lib/stats.ts';
 import { SQL } from '../round-trip.ts';
+import { option } from '../lib/command-line.ts';
 
-const arg = (name: string): string | undefined => {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? process.argv[at + 1] : undefined;
-};
-const target = arg('--target') ?? 'rusty';
-const n = Number(arg('--n') ?? 20_000);
-const overUs = Number(arg('--over') ?? 100);
-const nodeArgs = (arg('--node-args') ?? '').split(' ').filter(Boolean);
-const bin = arg('--bin');
+const target = option('--target') ?? 'rusty';
+const n = Number(option('--n') ?? 20_000);
+const overUs = Number(option('--over') ?? 100);
+const nodeArgs = (option('--node-args') ?? '').split(' ').filter(Boolean);
+const bin = option('--bin');
 
 /** Each thread's name and run time, ns (/proc/PID/task/TID/schedstat). */
 function threads(pid: number): Map<string, number> {

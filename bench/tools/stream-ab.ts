@@ -20,17 +20,10 @@ import { startRustyServer, type RustyServerProcess } from '../lib/rusty-server.t
 import { memory } from '../lib/proc.ts';
 import { mb, median } from '../lib/stats.ts';
 import { inProcessLimit, rate, streamOverWebSocket } from '../stream-throughput.ts';
+import { baselineOrExit, option } from '../lib/command-line.ts';
 
-const arg = (name: string): string | undefined => {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? process.argv[at + 1] : undefined;
-};
-const baseline = arg('--baseline');
-if (!baseline) {
-  console.error('usage: stream-ab.ts --baseline PATH/bin/rustydb.js [--turns N]');
-  process.exit(2);
-}
-const turns = Number(arg('--turns') ?? 6);
+const baseline = baselineOrExit('usage: stream-ab.ts --baseline PATH/bin/rustydb.js [--turns N]');
+const turns = Number(option('--turns') ?? 6);
 
 interface Sample {
   rate: number;
