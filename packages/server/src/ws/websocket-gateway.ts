@@ -52,9 +52,7 @@ const AUTH_TIMEOUT_CLOSE: Close = [1008, 'authentication timeout'];
 
 /** A route: the handler, the endpoint's name in connection counts, and who performs the upgrade. */
 interface Route {
-  handler: ServeSocket<unknown>;
-  /** The endpoint's step done ahead (see EndpointHandler); its result goes to `handler`. */
-  ahead?: ((request: IncomingMessage, target: RequestTarget) => unknown) | undefined;
+  handler: EndpointHandler<unknown>;
   endpoint: string;
   /** Set for endpoints that speak another protocol (graphql-ws): their own server upgrades the socket. */
   server?: WebSocketServer;
@@ -83,8 +81,7 @@ function uncorkSocket(socket: Duplex): void {
 function routeOf<Ahead>(handler: EndpointHandler<Ahead>, endpoint: string): Route {
   return {
     // The gateway hands the handler only what its own `ahead` returned.
-    handler: handler as ServeSocket<unknown>,
-    ahead: handler.ahead,
+    handler: handler as EndpointHandler<unknown>,
     endpoint,
     authTimeoutClose: AUTH_TIMEOUT_CLOSE,
   };
@@ -324,13 +321,14 @@ export class WebSocketGateway {
     this.#queued = [];
     const aheads: unknown[] = [];
     for (const { request, socket, target, route } of queued) {
+      const { ahead } = route.handler;
       // Closed or failed while queued: no WebSocket, no count, nothing to answer, nothing to check.
-      if (socket.destroyed || !route.ahead) {
+      if (socket.destroyed || !ahead) {
         aheads.push(undefined);
         continue;
       }
       try {
-        aheads.push(route.ahead(request, target));
+        aheads.push(ahead(request, target));
       } catch (err) {
         // The endpoint then does the work itself, and answers its failure.
         this.#logger.error('endpoint failed to prepare a socket', describeError(err));
