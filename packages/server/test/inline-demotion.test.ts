@@ -11,8 +11,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { sql, startTestServer, type TestServer } from './helpers/test-server.ts';
+import { sleep, sql, startTestServer, type TestServer } from './helpers/test-server.ts';
 import type { TestClient } from './helpers/ws-client.ts';
 import { INLINE_RETRY_MS, INLINE_SLOW_RUNS } from '../src/engine/sqlite/statement-router.ts';
 

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { sleep, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { TestClient, type CloseInfo, type ServerMsg } from '../helpers/ws-client.ts';
 import { identityOf, nowSeconds, signToken } from '../helpers/tokens.ts';
 import { createUser, within } from './helpers.ts';
@@ -47,7 +47,7 @@ async function connectAll(server: TestServer, tokens: string[]): Promise<Answer[
     ),
   );
   // Until the server has accepted every connection and reads it (else it reads the requests as it accepts).
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await sleep(100);
   const clients = tokens.map((token, i) =>
     TestClient.adopt(
       new WebSocket(`${server.server.wsUrl}/api/v1/stream?token=${encodeURIComponent(token)}`, {
@@ -171,7 +171,7 @@ test(
             }),
         ),
       );
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
       const gone = sockets.map(
         (socket, n) =>
           new Promise<void>((resolve) => {
@@ -216,6 +216,6 @@ function auditFailures(server: TestServer): AuditFailure[] {
 async function waitForAuditFailures(server: TestServer, from: number, n: number): Promise<AuditFailure[]> {
   // The audit log is written asynchronously: wait for n more, then make sure no more follow.
   await within(3000, () => auditFailures(server).length >= from + n);
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await sleep(200);
   return auditFailures(server).slice(from);
 }
