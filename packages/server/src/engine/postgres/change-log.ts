@@ -119,10 +119,16 @@ export class PgChangeLog implements ChangeLog {
     return rows[0] ? Number(rows[0][0]) : positionBeforeKept(await this.floor());
   }
 
+  /**
+   * The entries after `afterSeq`. The upper bound changes no answer (the capture raises `head` in the
+   * transaction that adds the entries up to it) but is what makes PostgreSQL read them by index: until
+   * autovacuum first analyzes the log, an open-ended `seq > $1` is planned as a scan and sort of the whole
+   * log, which every node ran after every NOTIFY (0.7 ms a read at 11,000 entries).
+   */
   async read(afterSeq: number, limit: number): Promise<ChangeRecord[]> {
     const rows = await this.#query(
       `SELECT seq, tbl, op, pk, old_row, new_row, ts FROM rustydb.changes
-        WHERE seq > $1 ORDER BY seq LIMIT $2`,
+        WHERE seq > $1 AND seq <= (SELECT head FROM rustydb.capture WHERE id = 1) ORDER BY seq LIMIT $2`,
       [afterSeq, limit],
     );
     return rows.map((row) => recordOfRow(row, parseJson));
