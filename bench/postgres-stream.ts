@@ -40,12 +40,12 @@ async function inProcessLimit(url: string, rows: number): Promise<Run> {
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     await client.query('BEGIN READ ONLY');
-    const cursor = client.query(openCursor(SQL.replace('?', '$1'), [rows]));
+    const { cursor, first } = openCursor(client, SQL.replace('?', '$1'), [rows], CHUNK_SIZE);
     let total = 0;
     let bytes = 0;
     let messages = 0;
-    for (;;) {
-      const chunk = await cursor.read(CHUNK_SIZE);
+    for (let read = first; ; read = cursor.read(CHUNK_SIZE)) {
+      const chunk = await read;
       total += chunk.length;
       const hasMore = chunk.length === CHUNK_SIZE;
       const columns = (cursor._result?.fields ?? []).map((f) => f.name);

@@ -733,11 +733,11 @@ export class PostgresEngine implements Engine {
     stopper: StatementStopper,
     chunkSize: number,
   ): AsyncGenerator<ResultChunk, void, undefined> {
-    const cursor = client.query(openCursor(statement.text, params));
+    const { cursor, first } = openCursor(client, statement.text, params, chunkSize);
     try {
       let total = 0;
-      for (;;) {
-        const rows = (await cursor.read(chunkSize)) as ResultChunk['rows'];
+      for (let read = first; ; read = cursor.read(chunkSize)) {
+        const rows = (await read) as ResultChunk['rows'];
         stopper.throwIfStopped();
         const result = cursor._result;
         const columns = (result?.fields ?? []).map((f) => f.name);
