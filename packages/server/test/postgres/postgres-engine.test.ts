@@ -255,6 +255,63 @@ postgresCases('PostgreSQL cases', () => {
       assert.deepEqual((await c.query('SELECT count(*) FROM sink')).rows, [[0]]);
     });
 
+    // An autocommit statement's COMMIT travels with the messages that end its cursor (driver.ts): what
+    // the COMMIT answers must be the statement's outcome, and a statement not read to its end must
+    // commit nothing.
+    test('a COMMIT that fails (a deferred foreign key) is the statement’s error, with its SQLSTATE, and leaves nothing', async () => {
+      await c.query('CREATE TABLE parents (id int PRIMARY KEY)');
+      await c.query(
+        'CREATE TABLE children (parent int REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)',
+      );
+      const orphan = await c.query('INSERT INTO children VALUES (7)');
+      assert.equal(orphan.error?.payload.code, 'QUERY_ERROR', JSON.stringify(orphan));
+      assert.equal(orphan.error?.payload.details?.sqlstate, '23503');
+      const streamed = await c.query(
+        'INSERT INTO children SELECT g FROM generate_series(1, 30) g RETURNING parent',
+        {
+          chunk_size: 10,
+        },
+      );
+      assert.equal(streamed.error?.payload.details?.sqlstate, '23503', JSON.stringify(streamed.error));
+      assert.deepEqual((await c.query('SELECT count(*)::int FROM children')).rows, [[0]]);
+      await c.query('INSERT INTO parents VALUES (7)');
+      const adopted = await c.query('INSERT INTO children VALUES (7)');
+      assert.equal(adopted.error, undefined, JSON.stringify(adopted.error));
+      assert.deepEqual((await c.query('SELECT parent FROM children')).rows, [[7]]);
+    });
+
+    test('a write streamed in chunks commits once read to its end, and not when its client leaves part-way', async () => {
+      await c.query('CREATE TABLE streamed_rows (g int, pad text)');
+      const whole = await c.query(
+        "INSERT INTO streamed_rows SELECT g, 'x' FROM generate_series(1, 2500) g RETURNING g",
+        { chunk_size: 1000 },
+      );
+      assert.deepEqual(
+        whole.chunks.map((m) => [m.payload.rows?.length, m.payload.has_more]),
+        [
+          [1000, true],
+          [1000, true],
+          [500, false],
+        ],
+      );
+      assert.deepEqual((await c.query('SELECT count(*)::int FROM streamed_rows')).rows, [[2500]]);
+      // ~20 MB of answer: more than the sockets hold, so the server is still streaming when the client
+      // goes away after the first chunk.
+      const leaving = await ts.connectAuthed();
+      leaving.send({
+        type: 'query',
+        id: 'left',
+        payload: {
+          sql: "INSERT INTO streamed_rows SELECT g, repeat('y', 1000) FROM generate_series(1, 20000) g RETURNING g, pad",
+          chunk_size: 100,
+        },
+      });
+      assert.equal((await leaving.next((m) => m.id === 'left', 10_000)).type, 'data');
+      leaving.terminate();
+      await sleep(500);
+      assert.deepEqual((await c.query('SELECT count(*)::int FROM streamed_rows')).rows, [[2500]]);
+    });
+
     /** Statements of the test server's session roles PostgreSQL is running now, matching `text`. */
     async function running(text: string): Promise<number> {
       const [result] = (await asSuperuser([

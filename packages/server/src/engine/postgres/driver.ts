@@ -40,6 +40,11 @@ export interface CursorLike {
   close(): Promise<void>;
   /** Set by pg-cursor once the row description arrived. */
   _result?: { fields: { name: string; dataTypeID: number }[]; rowCount: number | null; command: string };
+  /**
+   * With CursorTransaction.commitAtEnd, once the last read resolved: the answer to its COMMIT
+   * (`ROLLBACK` when the transaction had failed).
+   */
+  readonly commitTag?: string | undefined;
 }
 
 export interface ConnectionSettings {
@@ -64,11 +69,27 @@ interface Corkable {
   uncork(): void;
 }
 
-/** What of pg-cursor's own steps the corking below relies on. */
+/** The protocol messages of pg's connection that the cursor below sends itself. */
+interface ProtocolWriter {
+  stream: Corkable;
+  parse(query: { text: string }, more: boolean): void;
+  bind(config: Record<string, never>, more: boolean): void;
+  execute(config: Record<string, never>, more: boolean): void;
+  close(message: { type: 'P'; name: string }, more: boolean): void;
+  sync(): void;
+}
+
+/** What of pg-cursor's own steps and state the cursor below builds on. */
 interface CursorSteps {
-  connection: { stream: Corkable } | null;
+  connection: ProtocolWriter | null;
+  state: string;
+  _portal: string | null;
+  submit(connection: ProtocolWriter): void;
   _getRows(rows: number, callback: unknown): void;
   _closePortal(): void;
+  _cb: ((err: unknown, rows?: unknown[][]) => void) | null;
+  handleCommandComplete(message: { text: string }): void;
+  handleError(message: unknown): void;
 }
 const PgCursor = require('pg-cursor') as new (
   text: string,
@@ -76,20 +97,108 @@ const PgCursor = require('pg-cursor') as new (
   config: { rowMode: 'array'; types: unknown },
 ) => CursorLike & CursorSteps;
 
+/** How a cursor's statement sits in its transaction (see openCursor). */
+export interface CursorTransaction {
+  /**
+   * Statements without parameters or rows (BEGIN and its SET LOCALs) to run first, sent with the
+   * cursor's opening instead of a round trip of their own.
+   */
+  begin?: readonly string[];
+  /**
+   * Commit once the statement has run to its end, with the messages that close its portal: the last
+   * read then resolves only after the commit (see CursorLike.commitTag). A cursor closed before its
+   * statement ended (a consumer that stopped reading) commits nothing.
+   */
+  commitAtEnd?: boolean;
+}
+
 /**
- * pg-cursor writes each protocol message with a `write` of its own: Parse, Bind, Describe and Flush to
- * open the cursor, Execute and Flush for each read, Close and Sync to end it. Each write is a system
- * call, and each may wake the PostgreSQL backend for part of a step. With the socket corked, a step's
- * messages leave in one `writev`: the same messages in the same order, fewer calls and wake-ups.
+ * pg-cursor, with fewer writes and round trips:
+ * - it writes each protocol message with a `write` of its own (Parse, Bind, Describe and Flush to open,
+ *   Execute and Flush per read, Close and Sync to end): each is a system call and may wake the
+ *   PostgreSQL backend for part of a step. With the socket corked, a step's messages leave in one
+ *   `writev`, the same messages in the same order;
+ * - a transaction's BEGIN and COMMIT may travel with the cursor's first and last step (see
+ *   CursorTransaction), which makes an autocommit statement two round trips instead of four.
  */
 class Cursor extends PgCursor {
+  readonly #begin: readonly string[];
+  readonly #commitAtEnd: boolean;
+  /** Command completions still to come from the statements of `begin`. */
+  #beginAnswers: number;
+  /** The statement has run to its end (its CommandComplete came). */
+  #ended = false;
+  #commitSent = false;
+  override commitTag: string | undefined;
+
+  constructor(text: string, values: unknown[], transaction: CursorTransaction) {
+    super(text, values, { rowMode: 'array', types: resultTypes });
+    this.#begin = transaction.begin ?? [];
+    this.#beginAnswers = this.#begin.length;
+    this.#commitAtEnd = transaction.commitAtEnd ?? false;
+  }
+
+  override submit(connection: ProtocolWriter): void {
+    corked(connection.stream, () => {
+      for (const text of this.#begin) runWithoutRows(connection, text);
+      super.submit(connection);
+    });
+  }
+
   override _getRows(rows: number, callback: unknown): void {
     corked(this.connection?.stream, () => super._getRows(rows, callback));
   }
 
-  override _closePortal(): void {
-    corked(this.connection?.stream, () => super._closePortal());
+  override handleCommandComplete(message: { text: string }): void {
+    if (this.#beginAnswers > 0) {
+      this.#beginAnswers--;
+      return;
+    }
+    if (this.#commitSent) {
+      this.commitTag = message.text;
+      return;
+    }
+    this.#ended = true;
+    super.handleCommandComplete(message);
   }
+
+  override _closePortal(): void {
+    const connection = this.connection;
+    if (!connection) return;
+    if (!(this.#commitAtEnd && this.#ended && this.state !== 'done' && this.state !== 'error')) {
+      corked(connection.stream, () => super._closePortal());
+      return;
+    }
+    corked(connection.stream, () => {
+      connection.close({ type: 'P', name: this._portal! }, true);
+      runWithoutRows(connection, 'COMMIT');
+      connection.sync();
+    });
+    this.#commitSent = true;
+    this.state = 'done';
+  }
+
+  override handleError(message: unknown): void {
+    if (!this.#commitSent) {
+      super.handleError(message);
+      return;
+    }
+    // pg-cursor ignores errors once its portal is closed, but this one answers the COMMIT: it is the
+    // run's outcome. The portal is closed and the Sync sent already, so nothing is left to end: 'done'
+    // (not 'error', for which close() would send another Close and wait for a ReadyForQuery that may
+    // have come already).
+    this.state = 'done';
+    const callback = this._cb;
+    this._cb = null;
+    callback?.(message);
+  }
+}
+
+/** Parse, Bind and Execute of a statement with no parameters and no rows, on the unnamed statement. */
+function runWithoutRows(connection: ProtocolWriter, text: string): void {
+  connection.parse({ text }, true);
+  connection.bind({}, true);
+  connection.execute({}, true);
 }
 
 function corked<T>(stream: Corkable | undefined, write: () => T): T {
@@ -151,15 +260,16 @@ export async function openClient(settings: ConnectionSettings): Promise<PgClient
 
 /**
  * Opens a cursor for `text` on `client`, which must have nothing else under way, and asks for its first
- * `rows` rows: the opening and the first read leave in one write, so PostgreSQL gets them together.
+ * `rows` rows: the opening (with `transaction.begin`) and the first read leave in one write.
  */
 export function openCursor(
   client: PgClient,
   text: string,
   values: unknown[],
   rows: number,
+  transaction: CursorTransaction = {},
 ): { cursor: CursorLike; first: Promise<unknown[][]> } {
-  const cursor = new Cursor(text, values, { rowMode: 'array', types: resultTypes });
+  const cursor = new Cursor(text, values, transaction);
   const connection = (client as unknown as { connection: { stream: Corkable } }).connection;
   return corked(connection.stream, () => {
     client.query(cursor);

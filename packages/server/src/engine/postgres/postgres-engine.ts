@@ -38,6 +38,7 @@ import {
   openClient,
   openCursor,
   closeCursor,
+  type CursorTransaction,
   SESSION_SETTINGS,
   type ConnectionSettings,
   type PgClient,
@@ -100,8 +101,8 @@ function quoteLiteral(text: string): string {
  */
 type TransactionOptions = Pick<RunOptions, 'timeoutMs' | 'serverCompiled'> & { genericPlans?: boolean };
 
-/** BEGIN and the settings the value mapping relies on, in one round trip. */
-function beginSql(mode: 'read' | 'write' | 'snapshot', options: TransactionOptions): string {
+/** BEGIN and the settings the value mapping relies on, one statement each. */
+function beginStatements(mode: 'read' | 'write' | 'snapshot', options: TransactionOptions): string[] {
   const begin =
     mode === 'read'
       ? 'BEGIN READ ONLY'
@@ -113,10 +114,13 @@ function beginSql(mode: 'read' | 'write' | 'snapshot', options: TransactionOptio
     statement_timeout: `${Math.ceil(options.timeoutMs)}`,
     ...(options.serverCompiled ? { jit: 'off' } : {}),
     ...(options.genericPlans ? { plan_cache_mode: 'force_generic_plan' } : {}),
-  })
-    .map(([name, value]) => `SET LOCAL ${name} = ${quoteLiteral(value)}`)
-    .join('; ');
-  return `${begin}; ${settings}`;
+  }).map(([name, value]) => `SET LOCAL ${name} = ${quoteLiteral(value)}`);
+  return [begin, ...settings];
+}
+
+/** The same as one text, which the simple protocol runs in one round trip. */
+function beginSql(mode: 'read' | 'write' | 'snapshot', options: TransactionOptions): string {
+  return beginStatements(mode, options).join('; ');
 }
 
 export class PostgresEngine implements Engine {
@@ -509,18 +513,34 @@ export class PostgresEngine implements Engine {
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
-      await client.query(beginSql(parsed.kind === 'read' ? 'read' : 'write', options));
-      stopper.throwIfStopped();
+      // BEGIN travels with the statement, and COMMIT with the end of its cursor: two round trips. DDL
+      // is published (after_ddl) between the two, so it commits by itself.
+      const commitAtEnd = parsed.kind !== 'ddl';
+      const transaction = {
+        begin: beginStatements(parsed.kind === 'read' ? 'read' : 'write', options),
+        commitAtEnd,
+      };
       // The last chunk goes out only once the transaction has committed: a client that sends its next
       // statement on seeing it must find this one's effects.
       let last: ResultChunk | undefined;
-      for await (const chunk of this.#runOn(client, parsed, params, stopper, options.chunkSize)) {
+      for await (const chunk of this.#runOn(
+        client,
+        parsed,
+        params,
+        stopper,
+        options.chunkSize,
+        transaction,
+      )) {
         if (chunk.done) last = chunk;
         else yield chunk;
       }
-      if (parsed.kind === 'ddl') await client.query('SELECT rustydb_api.after_ddl()');
-      await commit(client);
-      clean = true;
+      if (!commitAtEnd) {
+        await client.query('SELECT rustydb_api.after_ddl()');
+        await commit(client);
+      }
+      // A stop that came too late to stop the statement may still have its cancel on the way: the
+      // connection is not lent again.
+      clean = !stopper.stopped;
       // Change feeds wake when the capture has numbered this commit (NOTIFY), not now.
       if (last) yield last;
     } catch (err) {
@@ -732,17 +752,22 @@ export class PostgresEngine implements Engine {
     params: DriverValue[],
     stopper: StatementStopper,
     chunkSize: number,
+    transaction: CursorTransaction = {},
   ): AsyncGenerator<ResultChunk, void, undefined> {
-    const { cursor, first } = openCursor(client, statement.text, params, chunkSize);
+    const { cursor, first } = openCursor(client, statement.text, params, chunkSize, transaction);
     try {
       let total = 0;
       for (let read = first; ; read = cursor.read(chunkSize)) {
         const rows = (await read) as ResultChunk['rows'];
-        stopper.throwIfStopped();
+        const ended = rows.length < chunkSize;
+        if (ended && transaction.commitAtEnd) {
+          // Committed (or rolled back) already: a stop that comes now is too late to undo it.
+          if (cursor.commitTag !== 'COMMIT') throw rolledBack();
+        } else stopper.throwIfStopped();
         const result = cursor._result;
         const columns = (result?.fields ?? []).map((f) => f.name);
         total += rows.length;
-        if (rows.length < chunkSize) {
+        if (ended) {
           const returnsRows = (result?.fields.length ?? 0) > 0;
           yield {
             columns,
@@ -804,9 +829,11 @@ export class PostgresEngine implements Engine {
 /** COMMIT of a transaction that failed silently answers ROLLBACK: that is an error, not a success. */
 async function commit(client: PgClient): Promise<void> {
   const result = await client.query('COMMIT');
-  if (result.command === 'ROLLBACK') {
-    throw new RustyError('QUERY_ERROR', 'the transaction failed and was rolled back');
-  }
+  if (result.command === 'ROLLBACK') throw rolledBack();
+}
+
+function rolledBack(): RustyError {
+  return new RustyError('QUERY_ERROR', 'the transaction failed and was rolled back');
 }
 
 function sha256Hex(text: string): string {
