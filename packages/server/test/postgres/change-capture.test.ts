@@ -35,6 +35,97 @@ async function directClient(databaseUrl: string): Promise<InstanceType<typeof pg
   return client;
 }
 
+type PgRows = {
+  query(config: { text: string; values: unknown[]; rowMode?: 'array' }): Promise<{ rows: unknown[][] }>;
+};
+const rowsOf = (client: InstanceType<typeof pg.Client>): PgRows => client as unknown as PgRows;
+
+/** One query of the log as EXPLAIN ANALYZE ran it. */
+type LogPlan = {
+  query: string;
+  /** Its scans, one a line: `Seq Scan on changes`, `Bitmap Index Scan using changes_xid`… */
+  scans: string;
+  /** The entries of the log its scans read, kept or filtered out. */
+  entriesRead: number;
+};
+
+type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
+
+function describePlan(query: string, root: PlanNode): LogPlan {
+  const scans: string[] = [];
+  let entriesRead = 0;
+  const visit = (node: PlanNode): void => {
+    const type = String(node['Node Type']);
+    if (type.endsWith('Scan')) {
+      const relation = node['Relation Name'] ? ` on ${String(node['Relation Name'])}` : '';
+      const index = node['Index Name'] ? ` using ${String(node['Index Name'])}` : '';
+      scans.push(`${type}${relation}${index}`);
+      // Counts per loop; a bitmap heap scan counts what its index scan found.
+      if (node['Relation Name'] === 'changes') {
+        const perLoop = ['Actual Rows', 'Rows Removed by Filter', 'Rows Removed by Index Recheck'];
+        const sum = perLoop.reduce((total, key) => total + Number(node[key] ?? 0), 0);
+        entriesRead += sum * Number(node['Actual Loops'] ?? 1);
+      }
+    }
+    for (const child of node.Plans ?? []) visit(child);
+  };
+  visit(root);
+  return { query, scans: scans.join('\n'), entriesRead };
+}
+
+/**
+ * A change log on `reader` (a superuser connection to a test server's database) that first runs each of
+ * its queries of rustydb.changes under EXPLAIN ANALYZE, in a transaction it rolls back (so that a
+ * DELETE deletes once), and keeps the plans. It checks first that the log was never analyzed: the
+ * plans that matter are those PostgreSQL makes without statistics.
+ */
+async function explainingChangeLog(
+  reader: InstanceType<typeof pg.Client>,
+): Promise<{ log: PgChangeLog; plans: LogPlan[] }> {
+  const client = rowsOf(reader);
+  const [stats] = (
+    await client.query({
+      text: "SELECT last_analyze, last_autoanalyze FROM pg_stat_all_tables WHERE relid = 'rustydb.changes'::regclass",
+      values: [],
+      rowMode: 'array',
+    })
+  ).rows;
+  assert.deepEqual(stats, [null, null], 'the log has not been analyzed yet');
+  const plans: LogPlan[] = [];
+  const log = new PgChangeLog(
+    async (text, values = []) => {
+      if (text.includes('FROM rustydb.changes')) {
+        await client.query({ text: 'BEGIN', values: [] });
+        try {
+          const explained = await client.query({
+            text: `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`,
+            values,
+            rowMode: 'array',
+          });
+          const output = explained.rows[0]![0];
+          const [{ Plan: root }] = (typeof output === 'string' ? JSON.parse(output) : output) as [
+            { Plan: PlanNode },
+          ];
+          plans.push(describePlan(text, root));
+        } finally {
+          await client.query({ text: 'ROLLBACK', values: [] });
+        }
+      }
+      return (await client.query({ text, values, rowMode: 'array' })).rows;
+    },
+    (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  );
+  return { log, plans };
+}
+
+/** A query that reads a handful of the log's 1,500 entries by index, not the whole log. */
+function assertReadsByIndex(plan: LogPlan): void {
+  const about = `${plan.query}\n${plan.scans}`;
+  assert.match(plan.scans, /Index (Only )?Scan/, about);
+  assert.doesNotMatch(plan.scans, /Seq Scan on changes/, about);
+  assert.ok(plan.entriesRead <= 20, `${plan.entriesRead} entries read by ${about}`);
+}
+
 postgresCases('PostgreSQL cases', () => {
   describe('commit order', () => {
     let ts: TestServer;
@@ -203,9 +294,6 @@ postgresCases('PostgreSQL cases', () => {
       await sql(ts, 'CREATE TABLE looked (id int PRIMARY KEY)');
       const reader = await directClient(databaseUrl);
       const writer = await directClient(databaseUrl);
-      const rowsOf = reader as unknown as {
-        query(config: { text: string; values: unknown[]; rowMode: 'array' }): Promise<{ rows: unknown[][] }>;
-      };
       let reachedHead!: () => void;
       const reached = new Promise<void>((resolve) => (reachedHead = resolve));
       let release!: () => void;
@@ -213,7 +301,7 @@ postgresCases('PostgreSQL cases', () => {
       let held = false;
       const log = new PgChangeLog(
         async (text, values = []) => {
-          const { rows } = await rowsOf.query({ text, values, rowMode: 'array' });
+          const { rows } = await rowsOf(reader).query({ text, values, rowMode: 'array' });
           if (!held && text.startsWith('SELECT head FROM')) {
             held = true;
             reachedHead();
@@ -231,7 +319,7 @@ postgresCases('PostgreSQL cases', () => {
         release();
         const [before, after] = await Promise.all([first, second]);
         const [row] = (
-          await rowsOf.query({
+          await rowsOf(reader).query({
             text: "SELECT max(seq) FROM rustydb.changes WHERE tbl = 'looked' AND op = 'insert'",
             values: [],
             rowMode: 'array',
@@ -248,62 +336,107 @@ postgresCases('PostgreSQL cases', () => {
   });
 
   describe('reading the log', () => {
-    // A database of its own: the log holds exactly what this test writes.
+    // A database of its own: the log holds exactly what these tests write, first LOG_SIZE entries of one
+    // statement. At that size, with no statistics (until autovacuum first analyzes rustydb.changes), the
+    // planner took scanning the whole log for the cheaper plan of an open-ended condition (for the read
+    // of new entries from a few hundred entries to about 15,000, for the sequence of a snapshot up to a
+    // few thousand, for pruning's delete at every size tried, 200 to 30,000). Each test asks the log as
+    // the server does and checks the plans of its queries.
+    const LOG_SIZE = 1500;
     let ts: TestServer;
     let databaseUrl: string;
+    let reader: InstanceType<typeof pg.Client>;
+    /** Rows of later single-row commits, numbered after the first LOG_SIZE. */
+    let inserted = LOG_SIZE;
+    const insertOne = (): Promise<unknown> => sql(ts, `INSERT INTO unanalyzed VALUES (${++inserted})`);
     before(async () => {
       const engine = await engineConfig('postgres');
       databaseUrl = engine.database_url!;
       ts = await startTestServer({ enable_rate_limiting: false, ...engine });
+      await sql(ts, 'CREATE TABLE unanalyzed (id int PRIMARY KEY)');
+      await sql(ts, `INSERT INTO unanalyzed SELECT generate_series(1, ${LOG_SIZE})`);
+      reader = await directClient(databaseUrl);
     });
     after(async () => {
+      await reader.end();
       await ts.close();
       await dropCaptureSlot(databaseUrl);
     });
+
     test('the newest entries of a log never analyzed are read by index, not by scanning and sorting the whole log', async () => {
-      // Every node reads the log's new entries after each NOTIFY of the capture. Until autovacuum first
-      // analyzes rustydb.changes, PostgreSQL has no statistics for it; a plan that scanned and sorted the
-      // whole log cost each read time in proportion to the log's size (0.7 ms at 11,000 entries).
-      await sql(ts, 'CREATE TABLE unanalyzed (id int PRIMARY KEY)');
-      // A size at which, with no statistics, the planner took scanning the whole log for the cheaper plan
-      // (it did from a few hundred entries to about 15,000).
-      await sql(ts, 'INSERT INTO unanalyzed SELECT generate_series(1, 1500)');
-      const reader = await directClient(databaseUrl);
-      const rowsOf = reader as unknown as {
-        query(config: { text: string; values: unknown[]; rowMode?: 'array' }): Promise<{ rows: unknown[][] }>;
-      };
-      const plans: string[] = [];
-      const log = new PgChangeLog(
-        async (text, values = []) => {
-          if (text.includes('FROM rustydb.changes')) {
-            const explained = await rowsOf.query({ text: `EXPLAIN ${text}`, values });
-            plans.push(explained.rows.map((row) => String(Object.values(row)[0])).join('\n'));
-          }
-          return (await rowsOf.query({ text, values, rowMode: 'array' })).rows;
-        },
-        (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      // Every node reads the log's new entries after each NOTIFY of the capture; a plan that scanned and
+      // sorted the whole log cost each read time in proportion to the log's size (0.7 ms at 11,000 entries).
+      const { log, plans } = await explainingChangeLog(reader);
+      const head = await log.head();
+      const records = await log.read(head - 3, 1000);
+      assert.deepEqual(
+        records.map((r) => r.seq),
+        [head - 2, head - 1, head],
       );
-      try {
-        const head = await log.head();
-        const [stats] = (
-          await rowsOf.query({
-            text: "SELECT last_analyze, last_autoanalyze FROM pg_stat_all_tables WHERE relid = 'rustydb.changes'::regclass",
-            values: [],
-            rowMode: 'array',
-          })
-        ).rows;
-        assert.deepEqual(stats, [null, null], 'the log has not been analyzed yet');
-        const records = await log.read(head - 3, 1000);
-        assert.deepEqual(
-          records.map((r) => r.seq),
-          [head - 2, head - 1, head],
-        );
-        assert.equal(plans.length, 1);
-        assert.match(plans[0]!, /Index (Only )?Scan|Bitmap Index Scan/);
-        assert.doesNotMatch(plans[0]!, /Seq Scan on changes/);
-      } finally {
-        await reader.end();
-      }
+      assert.equal(plans.length, 1);
+      assertReadsByIndex(plans[0]!);
+    });
+
+    test('the sequence of a snapshot is found by index in a log never analyzed', async () => {
+      // Live queries name the sequence of their snapshot on every refresh, and snapshot subscribes on
+      // every subscribe: two queries of the log's entries of transactions at or after the snapshot's xmin.
+      const { log, plans } = await explainingChangeLog(reader);
+      const seen = await log.head();
+      const [[snapshot, lsn]] = (
+        await rowsOf(reader).query({
+          text: 'SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text',
+          values: [],
+          rowMode: 'array',
+        })
+      ).rows as [[string, string]];
+      // Commits the snapshot does not see: it reflects the log up to the last it does.
+      for (let i = 0; i < 3; i++) await insertOne();
+      await log.head();
+      plans.length = 0;
+      assert.equal(await log.sequenceOfSnapshot(snapshot, lsn, 10_000), seen);
+      assert.equal(plans.length, 2, 'both queries ran: the records after the snapshot, then a check of them');
+      for (const plan of plans) assertReadsByIndex(plan);
+    });
+
+    test('the sequence before a time and the latest creation of a table are found by index in a log never analyzed', async () => {
+      // Both were planned well already (the first by the ts index backward, the second by the partial
+      // index of schema changes); checked so that they stay so.
+      const { log, plans } = await explainingChangeLog(reader);
+      await insertOne();
+      const head = await log.head();
+      assert.equal(await log.sequenceBefore(Date.now() + 60_000), head);
+      const [[created]] = (
+        await rowsOf(reader).query({
+          text: "SELECT max(seq) FROM rustydb.changes WHERE op = 'ddl' AND tbl = 'unanalyzed'",
+          values: [],
+          rowMode: 'array',
+        })
+      ).rows as [[unknown]];
+      assert.equal(await log.incarnation('unanalyzed'), Number(created));
+      assert.equal(plans.length, 2);
+      for (const plan of plans) assertReadsByIndex(plan);
+    });
+
+    // Last: it deletes the oldest entries.
+    test('pruning a log never analyzed finds and deletes the oldest entries by index', async () => {
+      // Every node prunes on a timer. Nothing is older than the retention here; the entries past
+      // maxEntries go, in two rounds.
+      const { log, plans } = await explainingChangeLog(reader);
+      const head = await log.head();
+      const retention = { maxAgeMs: 3_600_000 };
+      assert.equal(await log.prune({ ...retention, maxEntries: head - 3 }), 3);
+      assert.equal(await log.prune({ ...retention, maxEntries: head - 10 }), 7);
+      assert.equal(await log.floor(), 10);
+      assert.deepEqual(
+        (await log.read(0, 2)).map((r) => r.seq),
+        [11, 12],
+      );
+      assert.equal(
+        plans.length,
+        5,
+        'per round the newest entry older than the retention, the delete; then the read',
+      );
+      for (const plan of plans) assertReadsByIndex(plan);
     });
   });
 

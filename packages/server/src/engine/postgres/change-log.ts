@@ -28,6 +28,13 @@ const TICK_SQL = `DO $tick$ BEGIN
   PERFORM pg_logical_emit_message(true, '${TICK_PREFIX}', '');
 END $tick$`;
 
+/**
+ * The records of transactions not finished before a snapshot whose xmin is $1: from it up to the
+ * reading statement's own snapshot's xmax (see sequenceOfSnapshot). pg_current_snapshot() assigns the
+ * statement no xid; xid8 casts to bigint only through text.
+ */
+const SINCE_XMIN = 'xid >= $1 AND xid < pg_snapshot_xmax(pg_current_snapshot())::text::bigint';
+
 /** Runs a statement as the login role and returns its rows as arrays. */
 export type OwnerQuery = (text: string, values?: unknown[]) => Promise<unknown[][]>;
 
@@ -152,17 +159,18 @@ export class PgChangeLog implements ChangeLog {
         ])
       )[0]?.[0] ?? 0,
     );
-    const through = pruneThrough(
-      { head: Number(state?.[0] ?? 0), floor: Number(state?.[1] ?? 0), olderSeq },
-      limits.maxEntries,
-    );
+    const floor = Number(state?.[1] ?? 0);
+    const through = pruneThrough({ head: Number(state?.[0] ?? 0), floor, olderSeq }, limits.maxEntries);
     if (through === undefined) return 0;
-    // Several nodes may prune at once: the floor only moves up.
+    // Several nodes may prune at once: the floor only moves up. The lower bound changes no answer (the
+    // entries up to a floor are deleted by the statement that raises it, so those up to the floor read
+    // above are gone) but makes a range, which PostgreSQL deletes by index: until autovacuum first
+    // analyzes the log, an open-ended `seq <= $1` was planned as a scan of the whole log.
     const [deleted] = await this.#query(
-      `WITH gone AS (DELETE FROM rustydb.changes WHERE seq <= $1 RETURNING 1),
+      `WITH gone AS (DELETE FROM rustydb.changes WHERE seq > $2 AND seq <= $1 RETURNING 1),
             moved AS (UPDATE rustydb.capture SET floor = greatest(floor, $1) WHERE id = 1)
        SELECT count(*) FROM gone`,
-      [through],
+      [through, floor],
     );
     return Number(deleted?.[0] ?? 0);
   }
@@ -181,10 +189,15 @@ export class PgChangeLog implements ChangeLog {
     const { xmin, xmax, running } = parseSnapshot(snapshotText);
     const visible = (xid: bigint): boolean => xid < xmin || (xid < xmax && !running.has(xid));
     // Records of transactions that had finished before the snapshot (xid < xmin) are visible to it; only
-    // the others need a look.
+    // the others need a look. The upper bound (see SINCE_XMIN) changes no answer: this statement sees
+    // only records of apply_changes transactions committed before its snapshot, so with ids below the
+    // snapshot's xmax, and apply_changes stores only xids below its own transaction's. It is what makes
+    // PostgreSQL read them by index: until autovacuum first analyzes the log, an open-ended
+    // `xid >= $1` was planned as a scan and sort of the whole log, which live queries ran on every
+    // refresh (from a few hundred entries to a few thousand).
     const [row] = await this.#query(
-      `SELECT head, ARRAY(SELECT seq FROM rustydb.changes WHERE xid >= $1 AND seq <= c.head ORDER BY seq)::text[],
-              ARRAY(SELECT xid FROM rustydb.changes WHERE xid >= $1 AND seq <= c.head ORDER BY seq)::text[]
+      `SELECT head, ARRAY(SELECT seq FROM rustydb.changes WHERE ${SINCE_XMIN} AND seq <= c.head ORDER BY seq)::text[],
+              ARRAY(SELECT xid FROM rustydb.changes WHERE ${SINCE_XMIN} AND seq <= c.head ORDER BY seq)::text[]
          FROM rustydb.capture c WHERE id = 1`,
       [xmin.toString()],
     );
