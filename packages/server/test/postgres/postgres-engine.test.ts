@@ -77,6 +77,19 @@ describe('placeholders', () => {
     assert.equal(parseStatement('CREATE TABLE t (x int)').kind, 'ddl');
     assert.equal(parseStatement('DO $$ BEGIN END $$').kind, 'ddl');
   });
+
+  test('rowless: only data-changing statements with no RETURNING (they commit with the statement)', () => {
+    const rowless = (sql: string): boolean => parseStatement(sql).rowless;
+    assert.equal(rowless('INSERT INTO t VALUES (1)'), true);
+    assert.equal(rowless('UPDATE t SET note = \'returning\' WHERE "returning" = 1'), true);
+    assert.equal(rowless('DELETE FROM t WHERE x = ?'), true);
+    assert.equal(rowless('INSERT INTO t VALUES (1) RETURNING x'), false);
+    assert.equal(rowless('delete from t returning *'), false);
+    assert.equal(rowless('WITH a AS (DELETE FROM t RETURNING *) SELECT * FROM a'), false);
+    assert.equal(rowless('WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a'), false);
+    assert.equal(rowless('SELECT 1'), false);
+    assert.equal(rowless('CREATE TABLE t (x int)'), false);
+  });
 });
 
 describe('value parsing', () => {

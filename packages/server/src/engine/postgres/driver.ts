@@ -88,6 +88,9 @@ interface CursorSteps {
   _getRows(rows: number, callback: unknown): void;
   _closePortal(): void;
   _cb: ((err: unknown, rows?: unknown[][]) => void) | null;
+  /** The once-listeners pg-cursor puts on the connection for the answer to its Describe. */
+  _ifNoData: () => void;
+  _rowDescription: () => void;
   handleCommandComplete(message: { text: string }): void;
   handleError(message: unknown): void;
 }
@@ -110,6 +113,14 @@ export interface CursorTransaction {
    * statement ended (a consumer that stopped reading) commits nothing.
    */
   commitAtEnd?: boolean;
+  /**
+   * The statement returns no rows (an INSERT, UPDATE or DELETE without RETURNING): its one read runs
+   * it to its end, and with `commitAtEnd` the COMMIT goes in the same write as the statement. The
+   * whole transaction is then one round trip, and it commits if the statement succeeds, whether or not
+   * the consumer is still there to hear it, as an autocommit statement sent to PostgreSQL directly
+   * does. Should it return rows after all (a rule can make it), the one read takes them all.
+   */
+  rowless?: boolean;
 }
 
 /**
@@ -119,15 +130,18 @@ export interface CursorTransaction {
  *   PostgreSQL backend for part of a step. With the socket corked, a step's messages leave in one
  *   `writev`, the same messages in the same order;
  * - a transaction's BEGIN and COMMIT may travel with the cursor's first and last step (see
- *   CursorTransaction), which makes an autocommit statement two round trips instead of four.
+ *   CursorTransaction): an autocommit statement takes two round trips instead of four, one if it
+ *   returns no rows.
  */
 class Cursor extends PgCursor {
   readonly #begin: readonly string[];
   readonly #commitAtEnd: boolean;
+  readonly #rowless: boolean;
   /** Command completions still to come from the statements of `begin`. */
   #beginAnswers: number;
   /** The statement has run to its end (its CommandComplete came). */
   #ended = false;
+  /** Close, COMMIT and Sync are sent: what PostgreSQL answers next settles the run. */
   #commitSent = false;
   override commitTag: string | undefined;
 
@@ -136,6 +150,7 @@ class Cursor extends PgCursor {
     this.#begin = transaction.begin ?? [];
     this.#beginAnswers = this.#begin.length;
     this.#commitAtEnd = transaction.commitAtEnd ?? false;
+    this.#rowless = transaction.rowless ?? false;
   }
 
   override submit(connection: ProtocolWriter): void {
@@ -146,35 +161,34 @@ class Cursor extends PgCursor {
   }
 
   override _getRows(rows: number, callback: unknown): void {
-    corked(this.connection?.stream, () => super._getRows(rows, callback));
+    const connection = this.connection;
+    corked(connection?.stream, () => {
+      // 0: no limit, the statement runs to its end (it has no rows to hold back).
+      super._getRows(this.#rowless ? 0 : rows, callback);
+      if (connection && this.#rowless && this.#commitAtEnd && !this.#commitSent) this.#sendCommit(connection);
+    });
   }
 
   override handleCommandComplete(message: { text: string }): void {
-    if (this.#beginAnswers > 0) {
-      this.#beginAnswers--;
-      return;
-    }
-    if (this.#commitSent) {
-      this.commitTag = message.text;
-      return;
-    }
-    this.#ended = true;
-    super.handleCommandComplete(message);
+    if (this.#beginAnswers > 0) this.#beginAnswers--;
+    else if (!this.#ended) {
+      this.#ended = true;
+      super.handleCommandComplete(message);
+    } else this.commitTag = message.text;
   }
 
   override _closePortal(): void {
     const connection = this.connection;
-    if (!connection) return;
-    if (!(this.#commitAtEnd && this.#ended && this.state !== 'done' && this.state !== 'error')) {
-      corked(connection.stream, () => super._closePortal());
+    if (!connection || this.state === 'done') return;
+    if (this.#commitSent) {
+      // Closed, and committed, with the statement itself: only the answers are still to come.
+      this.state = 'done';
       return;
     }
     corked(connection.stream, () => {
-      connection.close({ type: 'P', name: this._portal! }, true);
-      runWithoutRows(connection, 'COMMIT');
-      connection.sync();
+      if (this.#commitAtEnd && this.#ended && this.state !== 'error') this.#sendCommit(connection);
+      else super._closePortal();
     });
-    this.#commitSent = true;
     this.state = 'done';
   }
 
@@ -183,14 +197,23 @@ class Cursor extends PgCursor {
       super.handleError(message);
       return;
     }
-    // pg-cursor ignores errors once its portal is closed, but this one answers the COMMIT: it is the
-    // run's outcome. The portal is closed and the Sync sent already, so nothing is left to end: 'done'
-    // (not 'error', for which close() would send another Close and wait for a ReadyForQuery that may
-    // have come already).
+    // pg-cursor ignores errors once its portal is closed, but this one answers the statement or its
+    // COMMIT: it is the run's outcome. The Sync is sent already (a second would bring a ReadyForQuery
+    // of its own), so nothing is left to end: 'done', for which close() sends nothing more.
+    const connection = this.connection as unknown as NodeJS.EventEmitter | null;
+    connection?.removeListener('noData', this._ifNoData);
+    connection?.removeListener('rowDescription', this._rowDescription);
     this.state = 'done';
     const callback = this._cb;
     this._cb = null;
     callback?.(message);
+  }
+
+  #sendCommit(connection: ProtocolWriter): void {
+    connection.close({ type: 'P', name: this._portal! }, true);
+    runWithoutRows(connection, 'COMMIT');
+    connection.sync();
+    this.#commitSent = true;
   }
 }
 

@@ -513,12 +513,13 @@ export class PostgresEngine implements Engine {
     stopper.attach({ interrupt: () => void cancelBackend(client) });
     let clean = false;
     try {
-      // BEGIN travels with the statement, and COMMIT with the end of its cursor: two round trips. DDL
-      // is published (after_ddl) between the two, so it commits by itself.
+      // BEGIN travels with the statement, and COMMIT with the end of its cursor: two round trips, one
+      // for a statement without rows. DDL is published (after_ddl) before its commit, by itself.
       const commitAtEnd = parsed.kind !== 'ddl';
       const transaction = {
         begin: beginStatements(parsed.kind === 'read' ? 'read' : 'write', options),
         commitAtEnd,
+        rowless: parsed.rowless,
       };
       // The last chunk goes out only once the transaction has committed: a client that sends its next
       // statement on seeing it must find this one's effects.

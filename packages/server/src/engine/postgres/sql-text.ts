@@ -20,6 +20,8 @@ export interface PgStatement {
   kind: StatementKind;
   /** Parameters the statement takes: the number of `?`, or the highest `$n`. */
   parameterCount: number;
+  /** A data-changing statement with no RETURNING anywhere in it: it answers with no rows. */
+  rowless: boolean;
 }
 
 interface Word {
@@ -206,7 +208,8 @@ export function parseStatement(sql: string): PgStatement {
       'transaction control statements are not accepted; send a batch with "transaction": true',
     );
   }
-  return { text, verb, kind: kindOf(words), parameterCount: count };
+  const rowless = WRITE_VERBS.has(verb) && !words.some((w) => w.text === 'RETURNING');
+  return { text, verb, kind: kindOf(words), parameterCount: count, rowless };
 }
 
 /** Throws unless `given` values fit the statement's parameters exactly. */
