@@ -268,6 +268,23 @@ postgresCases('PostgreSQL cases', () => {
       assert.deepEqual((await c.query('SELECT count(*) FROM sink')).rows, [[0]]);
     });
 
+    test('settings a statement changes for its session do not reach the next statement on the same connection', async () => {
+      // Statements here run one after another, so the pool lends each the connection the last gave back.
+      await c.query("SET TimeZone = 'America/New_York'");
+      const changed = await c.query(
+        "SELECT set_config('DateStyle', 'SQL, DMY', false), set_config('bytea_output', 'escape', false), set_config('extra_float_digits', '0', false)",
+      );
+      assert.equal(changed.error, undefined, JSON.stringify(changed.error));
+      const { rows, error } = await c.query(
+        `SELECT '2024-05-01 12:00:00+00'::timestamptz, '\\x00ff'::bytea, 0.1::float8 + 0.2::float8,
+                current_setting('TimeZone'), current_setting('DateStyle')`,
+      );
+      assert.equal(error, undefined, JSON.stringify(error));
+      assert.deepEqual(rows, [
+        ['2024-05-01T12:00:00Z', { $base64: 'AP8=' }, 0.30000000000000004, 'UTC', 'ISO, YMD'],
+      ]);
+    });
+
     // An autocommit statement's COMMIT travels with the messages that end its cursor (driver.ts): what
     // the COMMIT answers must be the statement's outcome, and a statement not read to its end must
     // commit nothing.

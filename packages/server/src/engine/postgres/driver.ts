@@ -91,6 +91,7 @@ interface CursorSteps {
   /** The once-listeners pg-cursor puts on the connection for the answer to its Describe. */
   _ifNoData: () => void;
   _rowDescription: () => void;
+  handleDataRow(message: unknown): void;
   handleCommandComplete(message: { text: string }): void;
   handleError(message: unknown): void;
 }
@@ -103,8 +104,8 @@ const PgCursor = require('pg-cursor') as new (
 /** How a cursor's statement sits in its transaction (see openCursor). */
 export interface CursorTransaction {
   /**
-   * Statements without parameters or rows (BEGIN and its SET LOCALs) to run first, sent with the
-   * cursor's opening instead of a round trip of their own.
+   * Statements without parameters (BEGIN and its settings) to run first, sent with the cursor's
+   * opening instead of a round trip of their own; any rows they answer with are dropped.
    */
   begin?: readonly string[];
   /**
@@ -155,7 +156,7 @@ class Cursor extends PgCursor {
 
   override submit(connection: ProtocolWriter): void {
     corked(connection.stream, () => {
-      for (const text of this.#begin) runWithoutRows(connection, text);
+      for (const text of this.#begin) runUnnamed(connection, text);
       super.submit(connection);
     });
   }
@@ -167,6 +168,10 @@ class Cursor extends PgCursor {
       super._getRows(this.#rowless ? 0 : rows, callback);
       if (connection && this.#rowless && this.#commitAtEnd && !this.#commitSent) this.#sendCommit(connection);
     });
+  }
+
+  override handleDataRow(message: unknown): void {
+    if (this.#beginAnswers === 0) super.handleDataRow(message);
   }
 
   override handleCommandComplete(message: { text: string }): void {
@@ -211,14 +216,14 @@ class Cursor extends PgCursor {
 
   #sendCommit(connection: ProtocolWriter): void {
     connection.close({ type: 'P', name: this._portal! }, true);
-    runWithoutRows(connection, 'COMMIT');
+    runUnnamed(connection, 'COMMIT');
     connection.sync();
     this.#commitSent = true;
   }
 }
 
-/** Parse, Bind and Execute of a statement with no parameters and no rows, on the unnamed statement. */
-function runWithoutRows(connection: ProtocolWriter, text: string): void {
+/** Parse, Bind and Execute of a statement without parameters, on the unnamed statement and portal. */
+function runUnnamed(connection: ProtocolWriter, text: string): void {
   connection.parse({ text }, true);
   connection.bind({}, true);
   connection.execute({}, true);

@@ -101,7 +101,10 @@ function quoteLiteral(text: string): string {
  */
 type TransactionOptions = Pick<RunOptions, 'timeoutMs' | 'serverCompiled'> & { genericPlans?: boolean };
 
-/** BEGIN and the settings the value mapping relies on, one statement each. */
+/**
+ * BEGIN, then the settings the value mapping relies on, all in one statement: `set_config(…, true)` is
+ * SET LOCAL, and one statement is parsed, run and answered once where eight SET LOCALs were each.
+ */
 function beginStatements(mode: 'read' | 'write' | 'snapshot', options: TransactionOptions): string[] {
   const begin =
     mode === 'read'
@@ -114,8 +117,8 @@ function beginStatements(mode: 'read' | 'write' | 'snapshot', options: Transacti
     statement_timeout: `${Math.ceil(options.timeoutMs)}`,
     ...(options.serverCompiled ? { jit: 'off' } : {}),
     ...(options.genericPlans ? { plan_cache_mode: 'force_generic_plan' } : {}),
-  }).map(([name, value]) => `SET LOCAL ${name} = ${quoteLiteral(value)}`);
-  return [begin, ...settings];
+  }).map(([name, value]) => `set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, true)`);
+  return [begin, `SELECT ${settings.join(', ')}`];
 }
 
 /** The same as one text, which the simple protocol runs in one round trip. */
