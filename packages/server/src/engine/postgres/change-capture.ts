@@ -354,6 +354,7 @@ export class ChangeCapture {
     const count = records[0]!.length;
     const call = (from: number, to: number, position: string) =>
       client.query({
+        name: 'rustydb_apply_changes',
         text: 'SELECT rustydb.apply_changes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
         values: [
           ...records.map((values) => values.slice(from, to)),

@@ -35,8 +35,11 @@ END $tick$`;
  */
 const SINCE_XMIN = 'xid >= $1 AND xid < pg_snapshot_xmax(pg_current_snapshot())::text::bigint';
 
-/** Runs a statement as the login role and returns its rows as arrays. */
-export type OwnerQuery = (text: string, values?: unknown[]) => Promise<unknown[][]>;
+/**
+ * Runs a statement as the login role and returns its rows as arrays; with a `name`, prepared once per
+ * connection (for the statements run after every change).
+ */
+export type OwnerQuery = (text: string, values?: unknown[], name?: string) => Promise<unknown[][]>;
 
 const settled = (): void => undefined;
 
@@ -137,6 +140,7 @@ export class PgChangeLog implements ChangeLog {
       `SELECT seq, tbl, op, pk, old_row, new_row, ts FROM rustydb.changes
         WHERE seq > $1 AND seq <= (SELECT head FROM rustydb.capture WHERE id = 1) ORDER BY seq LIMIT $2`,
       [afterSeq, limit],
+      'rustydb_read_changes',
     );
     return rows.map((row) => recordOfRow(row, parseJson));
   }

@@ -17,6 +17,12 @@ export interface QueryResultLike {
 export interface PgClient {
   readonly processID: number | null;
   query(config: {
+    /**
+     * Prepares the statement once per connection under this name and runs it again by name after:
+     * no parse and, once PostgreSQL settles on a generic plan, no planning (for statements the server
+     * runs over and over; the name must always come with the same text).
+     */
+    name?: string;
     text: string;
     values?: unknown[];
     rowMode?: 'array';

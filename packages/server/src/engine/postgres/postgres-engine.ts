@@ -160,9 +160,11 @@ export class PostgresEngine implements Engine {
     this.#logger = options.logger;
     this.#owner = new PgConnectionPool(options.poolSize, () => openClient(this.#ownerSettings()));
     this.internal = this.#makeInternalStore();
-    const ownerQuery: OwnerQuery = (text, values) =>
+    const ownerQuery: OwnerQuery = (text, values, name) =>
       this.#onOwner(
-        async (client) => (await client.query({ text, values: values ?? [], rowMode: 'array' })).rows,
+        async (client) =>
+          (await client.query({ ...(name ? { name } : {}), text, values: values ?? [], rowMode: 'array' }))
+            .rows,
       );
     this.#changeLog = new PgChangeLog(ownerQuery, (ms) => this.#nextApply(ms));
     this.changes = this.#changeLog;
