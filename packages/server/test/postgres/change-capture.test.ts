@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg } from '../helpers/ws-client.ts';
 import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
 import type { PostgresEngine } from '../../src/engine/postgres/postgres-engine.ts';
@@ -224,6 +224,37 @@ postgresCases('PostgreSQL cases', () => {
         watcher.next((m) => m.id === 'bulk' && m.type === 'change', 300),
         /no matching message/,
       );
+    });
+
+    test('the slot is told what was applied, so that it releases the WAL behind it, also after a burst', async () => {
+      // Positions are confirmed at most every 100 ms while changes flow (each update wakes the
+      // walsender): the last of a burst must still reach the slot once the database is quiet.
+      await sql(ts, 'CREATE TABLE confirmed (n int PRIMARY KEY)');
+      const watcher = await ts.connectAuthed();
+      await watcher.subscribed('confirmed', { table: 'confirmed' });
+      for (let n = 1; n <= 20; n++) await sql(ts, 'INSERT INTO confirmed VALUES (?)', [n]);
+      await watcher.changes<Change>('confirmed', 20);
+      const superuser = await directClient(databaseUrl);
+      const query = superuser as unknown as {
+        query(text: string): Promise<{ rows: Record<string, unknown>[] }>;
+      };
+      try {
+        const [written] = (await query.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows;
+        let behind = true;
+        for (let waited = 0; behind && waited < 15_000; waited += 200) {
+          const [slot] = (
+            await query.query(
+              `SELECT confirmed_flush_lsn >= '${String(written!.lsn)}'::pg_lsn AS caught_up FROM pg_replication_slots
+                WHERE database = current_database()`,
+            )
+          ).rows;
+          behind = slot?.caught_up !== true;
+          if (behind) await sleep(200);
+        }
+        assert.equal(behind, false, `the slot's confirmed position stayed behind ${String(written!.lsn)}`);
+      } finally {
+        await superuser.end();
+      }
     });
 
     test('a table created through the API is subscribable on the very next request', async () => {
