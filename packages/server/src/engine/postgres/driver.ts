@@ -121,7 +121,7 @@ export interface CursorTransaction {
    */
   commitAtEnd?: boolean;
   /**
-   * The statement returns no rows (an INSERT, UPDATE or DELETE without RETURNING): its one read runs
+   * The statement returns no rows (one that changes data, without RETURNING): its one read runs
    * it to its end, and with `commitAtEnd` the COMMIT goes in the same write as the statement. The
    * whole transaction is then one round trip, and it commits if the statement succeeds, whether or not
    * the consumer is still there to hear it, as an autocommit statement sent to PostgreSQL directly
