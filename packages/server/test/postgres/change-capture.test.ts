@@ -235,23 +235,28 @@ postgresCases('PostgreSQL cases', () => {
       for (let n = 1; n <= 20; n++) await sql(ts, 'INSERT INTO confirmed VALUES (?)', [n]);
       await watcher.changes<Change>('confirmed', 20);
       const superuser = await directClient(databaseUrl);
-      const query = superuser as unknown as {
-        query(text: string): Promise<{ rows: Record<string, unknown>[] }>;
-      };
       try {
-        const [written] = (await query.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows;
+        const [[written]] = (
+          await rowsOf(superuser).query({
+            text: 'SELECT pg_current_wal_lsn()::text',
+            values: [],
+            rowMode: 'array',
+          })
+        ).rows as [[string]];
         let behind = true;
         for (let waited = 0; behind && waited < 15_000; waited += 200) {
           const [slot] = (
-            await query.query(
-              `SELECT confirmed_flush_lsn >= '${String(written!.lsn)}'::pg_lsn AS caught_up FROM pg_replication_slots
-                WHERE database = current_database()`,
-            )
+            await rowsOf(superuser).query({
+              text: `SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots
+                      WHERE database = current_database()`,
+              values: [written],
+              rowMode: 'array',
+            })
           ).rows;
-          behind = slot?.caught_up !== true;
+          behind = slot?.[0] !== true;
           if (behind) await sleep(200);
         }
-        assert.equal(behind, false, `the slot's confirmed position stayed behind ${String(written!.lsn)}`);
+        assert.equal(behind, false, `the slot's confirmed position stayed behind ${written}`);
       } finally {
         await superuser.end();
       }
