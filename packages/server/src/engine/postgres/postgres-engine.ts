@@ -101,6 +101,16 @@ function quoteLiteral(text: string): string {
  */
 type TransactionOptions = Pick<RunOptions, 'timeoutMs' | 'serverCompiled'> & { genericPlans?: boolean };
 
+/** `set_config(name, value, true)`: SET LOCAL, as an expression. */
+function setLocal(name: string, value: string): string {
+  return `set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, true)`;
+}
+
+/** The settings every transaction makes whatever its options, written out once. */
+const SESSION_SET_LOCALS = Object.entries(SESSION_SETTINGS)
+  .map(([name, value]) => setLocal(name, value))
+  .join(', ');
+
 /**
  * BEGIN, then the settings the value mapping relies on, all in one statement: `set_config(…, true)` is
  * SET LOCAL, and one statement is parsed, run and answered once where eight SET LOCALs were each.
@@ -112,12 +122,12 @@ function beginStatements(mode: 'read' | 'write' | 'snapshot', options: Transacti
       : mode === 'snapshot'
         ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'
         : 'BEGIN';
-  const settings = Object.entries({
-    ...SESSION_SETTINGS,
-    statement_timeout: `${Math.ceil(options.timeoutMs)}`,
-    ...(options.serverCompiled ? { jit: 'off' } : {}),
-    ...(options.genericPlans ? { plan_cache_mode: 'force_generic_plan' } : {}),
-  }).map(([name, value]) => `set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, true)`);
+  const settings = [
+    SESSION_SET_LOCALS,
+    setLocal('statement_timeout', `${Math.ceil(options.timeoutMs)}`),
+    ...(options.serverCompiled ? [setLocal('jit', 'off')] : []),
+    ...(options.genericPlans ? [setLocal('plan_cache_mode', 'force_generic_plan')] : []),
+  ];
   return [begin, `SELECT ${settings.join(', ')}`];
 }
 
