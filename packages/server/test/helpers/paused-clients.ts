@@ -290,8 +290,20 @@ export async function insertWideDocuments(
 }
 
 /**
+ * The server's environment in these tests: two glibc malloc arenas, as docs/operations.md advises where
+ * memory is tight. By default glibc gives each thread that allocates an arena of its own and keeps what
+ * is freed there for reuse; libsql runs statements on engine_pool_size + 1 threads, and how many of them
+ * a load's statements reach, so how many arenas grow, changes from run to run. 160 inserts of 512 KB
+ * documents grew the server by 4–33 MB in 17 runs on this machine, quiet or loaded, up to 26 MB of it
+ * free memory in those arenas (`malloc_trim` handed it back), and by 53 MB in one CI run; with two
+ * arenas, by 4–8 MB in eight runs. These tests look for what the server keeps of a load (before the
+ * statements were reused, those inserts kept 83 MB), which the arenas' free memory would blur.
+ */
+const SERVER_ENV = { MALLOC_ARENA_MAX: '2' };
+
+/**
  * Starts a server of its own for one surface (so that one test's memory cannot hide or blame
- * another's), fills `wide`, warms the paths up (a keyed read, a scan, and `warmUp`: the load the test applies,
+ * another's, with SERVER_ENV), fills `wide`, warms the paths up (a keyed read, a scan, and `warmUp`: the load the test applies,
  * so that the baseline holds what that load's first use allocates, not only the paused client's cost
  * in the growth), then runs `pausedClient`: it opens its client, pauses it and loads the server; the
  * sockets it returns are closed afterwards.
@@ -301,7 +313,7 @@ export async function checkSurface(
   maxQueued = DEFAULT_SEND_BUFFER,
   warmUp?: (server: ServerProcess) => Promise<void>,
 ) {
-  const server = await startServerProcess();
+  const server = await startServerProcess([], { env: SERVER_ENV });
   try {
     await server.sql('CREATE TABLE wide (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
     for (let id = 1; id <= WIDE_ROWS; id++) {

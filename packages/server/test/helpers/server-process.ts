@@ -3,7 +3,7 @@
  * its RSS, read from /proc, is then the server's alone and not mixed with the test's clients.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { runCli, type CliRun } from './cli.ts';
+import { cleanEnv, runCli, type CliRun } from './cli.ts';
 import { freshDataDir, login, sleep } from './test-server.ts';
 
 const PASSWORD = 'server-process-password';
@@ -24,22 +24,19 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** @param options.dataDir a data directory to serve, kept at stop (default: a fresh one, removed at stop) */
+/**
+ * @param options.dataDir a data directory to serve, kept at stop (default: a fresh one, removed at stop)
+ * @param options.env variables added to the server's environment
+ */
 export async function startServerProcess(
   flags: string[] = [],
-  options: { dataDir?: string } = {},
+  options: { dataDir?: string; env?: Record<string, string> } = {},
 ): Promise<ServerProcess> {
   const dataDir = options.dataDir ?? freshDataDir();
-  const cli: CliRun = runCli([
-    'serve',
-    '--port',
-    '0',
-    '--data-dir',
-    dataDir,
-    '--admin-password',
-    PASSWORD,
-    ...flags,
-  ]);
+  const cli: CliRun = runCli(
+    ['serve', '--port', '0', '--data-dir', dataDir, '--admin-password', PASSWORD, ...flags],
+    cleanEnv(options.env),
+  );
   const stop = async (): Promise<void> => {
     if (cli.child.exitCode === null && cli.child.signalCode === null) {
       cli.child.kill('SIGTERM');
