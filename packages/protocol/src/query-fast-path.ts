@@ -64,7 +64,17 @@ export function fastQueryMessage(raw: Record<string, unknown>): QueryMessage | u
   ) {
     return undefined;
   }
-  // The schema's output: only the known fields, unknown ones dropped.
+  // The schema's output: only the known fields, unknown ones dropped. The commonest message (an id and
+  // parameters, nothing else) is made of two literals, not of objects grown a field at a time.
+  if (
+    streaming === undefined &&
+    chunk_size === undefined &&
+    params !== undefined &&
+    timestamp === undefined
+  ) {
+    const payload = { sql, params: params as SqlValue[] };
+    return id !== undefined ? { type: 'query', payload, id } : { type: 'query', payload };
+  }
   const checked: QueryMessage['payload'] = { sql };
   if (params !== undefined) checked.params = params as SqlValue[];
   if (streaming !== undefined) checked.streaming = streaming;

@@ -31,6 +31,27 @@ test('dataEnvelope writes what envelope would for every kind of data message, fr
     ['q"\\\u2028', ['weird "name"'], [['tab\there', true]], true, undefined, undefined],
     ['w', [], [], false, 1, 42],
     ['w', [], [], false, 0, undefined],
+    // Texts, numbers and nulls are written without JSON.stringify: every character that needs escaping,
+    // and every value that is none of those, must come out as JSON.stringify writes it.
+    [
+      'rt-7',
+      ['k', 'v', 'é ü'],
+      [
+        [-0, 1.5e300, 'plain text, ~ and \u007f and 漢字'],
+        [null, -12, 'a "quoted" \\ back\\slash'],
+        [3, 0.1, 'nul \u0000 bell \u0007 newline \n'],
+        [4, 5, 'lone \ud800 surrogate, pair 😀, line separator \u2028'],
+        [Number.MAX_SAFE_INTEGER, 6, 'back\\slash'],
+        [1, 'x'.repeat(300), 'y'.repeat(256)],
+      ],
+      false,
+      undefined,
+      2 ** 40,
+    ],
+    ['n', ['a', 'b'], [[NaN, Infinity]], false, undefined, undefined],
+    ['b', ['a', 'b'], [[1, { $base64: 'AA==' }]], false, undefined, undefined],
+    ['long', ['n'], Array.from({ length: 20 }, (_, i) => [i]), true, undefined, undefined],
+    ['a\u0001"id"', ['c"o\\l'], [[true, false]], false, 1, undefined],
   ];
   for (const [id, columns, rows, hasMore, rowsAffected, lastInsertId] of cases) {
     const payload: Record<string, unknown> = { status: 'success', columns, rows, has_more: hasMore };

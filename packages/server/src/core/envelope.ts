@@ -25,6 +25,72 @@ export function envelope(type: ServerMessageType | 'auth_expiring', payload: unk
   );
 }
 
+/** Texts up to this long are checked and quoted here (jsonString); longer ones go to JSON.stringify. */
+const SHORT_STRING = 256;
+/** Results of up to this many rows are written here (rowsJson); larger ones go to JSON.stringify. */
+const FEW_ROWS = 16;
+
+/**
+ * The JSON text of `text`, as JSON.stringify writes it: quoted here when nothing in it needs escaping
+ * (no control character, quote, backslash or surrogate), which is cheaper for a short text than a call
+ * into JSON.stringify; in every other case written by JSON.stringify itself.
+ */
+function jsonString(text: string): string {
+  if (text.length > SHORT_STRING) return JSON.stringify(text);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x22 || code === 0x5c || (code >= 0xd800 && code <= 0xdfff)) {
+      return JSON.stringify(text);
+    }
+  }
+  return `"${text}"`;
+}
+
+/**
+ * The JSON text of an array of texts (a result's columns), as JSON.stringify writes it; undefined when
+ * it holds anything else.
+ */
+function textsJson(texts: readonly unknown[]): string | undefined {
+  let json = '[';
+  for (let i = 0; i < texts.length; i++) {
+    const text = texts[i];
+    if (typeof text !== 'string') return undefined;
+    json += i === 0 ? jsonString(text) : `,${jsonString(text)}`;
+  }
+  return `${json}]`;
+}
+
+/**
+ * The JSON text of a few rows of texts, finite numbers and nulls, as JSON.stringify writes it (a finite
+ * number's JSON is its String()); undefined for more rows or any other value, which JSON.stringify then
+ * writes. A keyed answer (one short row) is made here without calls into JSON.stringify.
+ */
+function rowsJson(rows: readonly unknown[]): string | undefined {
+  if (rows.length > FEW_ROWS) return undefined;
+  let json = '[';
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    if (!Array.isArray(row)) return undefined;
+    json += r === 0 ? '[' : ',[';
+    for (let c = 0; c < row.length; c++) {
+      const value: unknown = row[c];
+      let part: string;
+      if (typeof value === 'string') part = jsonString(value);
+      else if (typeof value === 'number' && Number.isFinite(value)) part = String(value);
+      else if (value === null) part = 'null';
+      else return undefined;
+      json += c === 0 ? part : `,${part}`;
+    }
+    json += ']';
+  }
+  return `${json}]`;
+}
+
+/** JSON.stringify of a count or id: a finite number's JSON is its String(). */
+function numberJson(value: number): string {
+  return Number.isFinite(value) ? String(value) : JSON.stringify(value);
+}
+
 /**
  * The `data` message of a query result: the same text `envelope('data', payload, id)` makes of its
  * payload (`status`, `columns`, `rows`, `has_more`, then the totals on the last message), written
@@ -43,14 +109,17 @@ export function dataEnvelope(
   let totals = '';
   if (!hasMore) {
     const count = serialized ? serialized.count : (rows as readonly unknown[]).length;
-    totals = `,"rows_affected":${JSON.stringify(rowsAffected ?? count)}`;
-    if (lastInsertId !== undefined) totals += `,"last_insert_id":${JSON.stringify(lastInsertId)}`;
+    totals = `,"rows_affected":${numberJson(rowsAffected ?? count)}`;
+    if (lastInsertId !== undefined) totals += `,"last_insert_id":${numberJson(lastInsertId)}`;
   }
+  const rowsText = serialized
+    ? serialized.text
+    : (rowsJson(rows as readonly unknown[]) ?? JSON.stringify(rows));
   return (
-    `{"type":"data","payload":{"status":"success","columns":${JSON.stringify(columns)},` +
-    `"rows":${serialized ? serialized.text : JSON.stringify(rows)},"has_more":${hasMore}${totals}},` +
+    `{"type":"data","payload":{"status":"success","columns":${textsJson(columns) ?? JSON.stringify(columns)},` +
+    `"rows":${rowsText},"has_more":${hasMore}${totals}},` +
     `"timestamp":"${timestampNow()}"` +
-    `${id === undefined ? '' : `,"id":${JSON.stringify(id)}`}}`
+    `${id === undefined ? '' : `,"id":${jsonString(id)}`}}`
   );
 }
 

@@ -646,10 +646,10 @@ export class StreamSession implements SubscriberOwner {
     const { engine, access } = this.#deps;
     const caller = access.cachedCaller(this.#principal!);
     if (!caller) return false;
-    const { sql, params } = message.payload;
     let result;
     try {
-      result = runInline.call(engine, { sql, params }, caller);
+      // The checked payload is the statement (its sql and params; the engine reads nothing else of it).
+      result = runInline.call(engine, message.payload, caller);
     } catch (err) {
       this.#sendFailure(err, message.id);
       return true;
