@@ -40,6 +40,22 @@ export function normalizeGrant(raw: { privilege: string; table?: string | undefi
   return { privilege, table };
 }
 
+type RoleRow = { name: string; description: string; builtin: number };
+type GrantRow = { role: string; privilege: string; table_name: string };
+
+/** A role and its grants (a grant on no table has the table name ''). */
+function recordOf(role: RoleRow, grants: readonly GrantRow[]): RoleRecord {
+  return {
+    name: role.name,
+    description: role.description,
+    builtin: role.builtin !== 0,
+    grants: grants.map((g) => ({
+      privilege: g.privilege as GrantablePrivilege,
+      ...(g.table_name ? { table: g.table_name } : {}),
+    })),
+  };
+}
+
 export class RoleStore {
   readonly #store: InternalStore;
 
@@ -87,27 +103,36 @@ export class RoleStore {
   }
 
   async list(): Promise<RoleRecord[]> {
-    const roles = await this.#store.all<{ name: string; description: string; builtin: number }>(
+    const roles = await this.#store.all<RoleRow>(
       `SELECT name, description, builtin FROM ${ROLES_TABLE} ORDER BY name`,
     );
-    const grants = await this.#store.all<{ role: string; privilege: string; table_name: string }>(
+    const grants = await this.#store.all<GrantRow>(
       `SELECT role, privilege, table_name FROM ${GRANTS_TABLE} ORDER BY role, privilege, table_name`,
     );
-    return roles.map((r) => ({
-      name: r.name,
-      description: r.description,
-      builtin: r.builtin !== 0,
-      grants: grants
-        .filter((g) => g.role === r.name)
-        .map((g) => ({
-          privilege: g.privilege as GrantablePrivilege,
-          ...(g.table_name ? { table: g.table_name } : {}),
-        })),
-    }));
+    return roles.map((r) =>
+      recordOf(
+        r,
+        grants.filter((g) => g.role === r.name),
+      ),
+    );
   }
 
+  /**
+   * One role, read by its keys: every user's privileges are loaded through this, per role they hold,
+   * again after every change of privileges on any node, so it reads that role's rows, not every role
+   * and grant (as `list` does) to keep one.
+   */
   async get(name: string): Promise<RoleRecord | undefined> {
-    return (await this.list()).find((r) => r.name === name);
+    const role = await this.#store.get<RoleRow>(
+      `SELECT name, description, builtin FROM ${ROLES_TABLE} WHERE name = ?`,
+      [name],
+    );
+    if (!role) return undefined;
+    const grants = await this.#store.all<GrantRow>(
+      `SELECT role, privilege, table_name FROM ${GRANTS_TABLE} WHERE role = ? ORDER BY privilege, table_name`,
+      [name],
+    );
+    return recordOf(role, grants);
   }
 
   async create(name: string, description: string, grants: Grant[]): Promise<void> {

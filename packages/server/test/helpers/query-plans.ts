@@ -18,6 +18,8 @@ export type QueryPlan = {
   scans: string;
   /** The rows of the table in question its scans read, kept or filtered out. */
   rowsRead: number;
+  /** The rows it answered. */
+  rowsReturned: number;
 };
 
 type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
@@ -41,7 +43,7 @@ function describePlan(query: string, root: PlanNode, table: string): QueryPlan {
     for (const child of node.Plans ?? []) visit(child);
   };
   visit(root);
-  return { query, scans: scans.join('\n'), rowsRead };
+  return { query, scans: scans.join('\n'), rowsRead, rowsReturned: Number(root['Actual Rows'] ?? 0) };
 }
 
 /**
