@@ -2,6 +2,7 @@
 import type { InternalStore } from '../engine/engine.ts';
 import { INTERNAL_PREFIX } from '../engine/statement-guard.ts';
 import { RustyError } from '../errors/rusty-error.ts';
+import { readSettled, settleAfterWrite, type PositionedTable } from './log-positions.ts';
 import {
   BUILTIN_ROLES,
   isGlobalPrivilege,
@@ -12,6 +13,12 @@ import {
 
 export const ROLES_TABLE = `${INTERNAL_PREFIX}roles`;
 export const GRANTS_TABLE = `${INTERNAL_PREFIX}grants`;
+/** Where each grant stands in the change log (see log-positions.ts). */
+const GRANT_POSITIONS: PositionedTable = {
+  table: GRANTS_TABLE,
+  column: 'granted_at',
+  keys: ['role', 'privilege', 'table_name'],
+};
 
 const ROLE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const TABLE_NAME = /^(\*|[A-Za-z_][A-Za-z0-9_$]{0,127})$/;
@@ -162,19 +169,17 @@ export class RoleStore {
       `INSERT INTO ${GRANTS_TABLE} (role, privilege, table_name, granted_at) VALUES (?, ?, ?, ${this.#store.changeHead}) ON CONFLICT DO NOTHING`,
       [role, grant.privilege, grant.table ?? ''],
     );
+    await settleAfterWrite(this.#store, GRANT_POSITIONS);
   }
 
   /** The grants of `roles` with the change-log position each was made at. */
   async grantsSince(roles: readonly string[]): Promise<(Grant & { role: string; since: number })[]> {
     if (roles.length === 0) return [];
-    const rows = await this.#store.all<{
-      role: string;
-      privilege: string;
-      table_name: string;
-      granted_at: number | string;
-    }>(
-      `SELECT role, privilege, table_name, granted_at FROM ${GRANTS_TABLE} WHERE role IN (${roles.map(() => '?').join(', ')})`,
-      [...roles],
+    const rows = await readSettled(this.#store, GRANT_POSITIONS, () =>
+      this.#store.all<{ role: string; privilege: string; table_name: string; granted_at: number | string }>(
+        `SELECT role, privilege, table_name, granted_at FROM ${GRANTS_TABLE} WHERE role IN (${roles.map(() => '?').join(', ')})`,
+        [...roles],
+      ),
     );
     return rows.map((g) => ({
       role: g.role,
