@@ -2,6 +2,7 @@
 import type { InternalStore } from '../engine/engine.ts';
 import { INTERNAL_PREFIX } from '../engine/statement-guard.ts';
 import { RustyError } from '../errors/rusty-error.ts';
+import { readSettled, settleAfterWrite, type PositionedTable } from './log-positions.ts';
 import {
   BUILTIN_ROLES,
   isGlobalPrivilege,
@@ -12,6 +13,12 @@ import {
 
 export const ROLES_TABLE = `${INTERNAL_PREFIX}roles`;
 export const GRANTS_TABLE = `${INTERNAL_PREFIX}grants`;
+/** Where each grant stands in the change log (see log-positions.ts). */
+const GRANT_POSITIONS: PositionedTable = {
+  table: GRANTS_TABLE,
+  column: 'granted_at',
+  keys: ['role', 'privilege', 'table_name'],
+};
 
 const ROLE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const TABLE_NAME = /^(\*|[A-Za-z_][A-Za-z0-9_$]{0,127})$/;
@@ -38,6 +45,22 @@ export function normalizeGrant(raw: { privilege: string; table?: string | undefi
     throw new RustyError('INVALID_MESSAGE', `invalid table name '${raw.table}'`);
   }
   return { privilege, table };
+}
+
+type RoleRow = { name: string; description: string; builtin: number };
+type GrantRow = { role: string; privilege: string; table_name: string };
+
+/** A role and its grants (a grant on no table has the table name ''). */
+function recordOf(role: RoleRow, grants: readonly GrantRow[]): RoleRecord {
+  return {
+    name: role.name,
+    description: role.description,
+    builtin: role.builtin !== 0,
+    grants: grants.map((g) => ({
+      privilege: g.privilege as GrantablePrivilege,
+      ...(g.table_name ? { table: g.table_name } : {}),
+    })),
+  };
 }
 
 export class RoleStore {
@@ -87,27 +110,36 @@ export class RoleStore {
   }
 
   async list(): Promise<RoleRecord[]> {
-    const roles = await this.#store.all<{ name: string; description: string; builtin: number }>(
+    const roles = await this.#store.all<RoleRow>(
       `SELECT name, description, builtin FROM ${ROLES_TABLE} ORDER BY name`,
     );
-    const grants = await this.#store.all<{ role: string; privilege: string; table_name: string }>(
+    const grants = await this.#store.all<GrantRow>(
       `SELECT role, privilege, table_name FROM ${GRANTS_TABLE} ORDER BY role, privilege, table_name`,
     );
-    return roles.map((r) => ({
-      name: r.name,
-      description: r.description,
-      builtin: r.builtin !== 0,
-      grants: grants
-        .filter((g) => g.role === r.name)
-        .map((g) => ({
-          privilege: g.privilege as GrantablePrivilege,
-          ...(g.table_name ? { table: g.table_name } : {}),
-        })),
-    }));
+    return roles.map((r) =>
+      recordOf(
+        r,
+        grants.filter((g) => g.role === r.name),
+      ),
+    );
   }
 
+  /**
+   * One role, read by its keys: every user's privileges are loaded through this, per role they hold,
+   * again after every change of privileges on any node, so it reads that role's rows, not every role
+   * and grant (as `list` does) to keep one.
+   */
   async get(name: string): Promise<RoleRecord | undefined> {
-    return (await this.list()).find((r) => r.name === name);
+    const role = await this.#store.get<RoleRow>(
+      `SELECT name, description, builtin FROM ${ROLES_TABLE} WHERE name = ?`,
+      [name],
+    );
+    if (!role) return undefined;
+    const grants = await this.#store.all<GrantRow>(
+      `SELECT role, privilege, table_name FROM ${GRANTS_TABLE} WHERE role = ? ORDER BY privilege, table_name`,
+      [name],
+    );
+    return recordOf(role, grants);
   }
 
   async create(name: string, description: string, grants: Grant[]): Promise<void> {
@@ -137,19 +169,17 @@ export class RoleStore {
       `INSERT INTO ${GRANTS_TABLE} (role, privilege, table_name, granted_at) VALUES (?, ?, ?, ${this.#store.changeHead}) ON CONFLICT DO NOTHING`,
       [role, grant.privilege, grant.table ?? ''],
     );
+    await settleAfterWrite(this.#store, GRANT_POSITIONS);
   }
 
   /** The grants of `roles` with the change-log position each was made at. */
   async grantsSince(roles: readonly string[]): Promise<(Grant & { role: string; since: number })[]> {
     if (roles.length === 0) return [];
-    const rows = await this.#store.all<{
-      role: string;
-      privilege: string;
-      table_name: string;
-      granted_at: number | string;
-    }>(
-      `SELECT role, privilege, table_name, granted_at FROM ${GRANTS_TABLE} WHERE role IN (${roles.map(() => '?').join(', ')})`,
-      [...roles],
+    const rows = await readSettled(this.#store, GRANT_POSITIONS, () =>
+      this.#store.all<{ role: string; privilege: string; table_name: string; granted_at: number | string }>(
+        `SELECT role, privilege, table_name, granted_at FROM ${GRANTS_TABLE} WHERE role IN (${roles.map(() => '?').join(', ')})`,
+        [...roles],
+      ),
     );
     return rows.map((g) => ({
       role: g.role,

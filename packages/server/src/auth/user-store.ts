@@ -2,12 +2,19 @@
 import { randomUUID } from 'node:crypto';
 import type { InternalStore } from '../engine/engine.ts';
 import { INTERNAL_PREFIX } from '../engine/statement-guard.ts';
+import { readSettled, settleAfterWrite, type PositionedTable } from './log-positions.ts';
 import { hashPassword } from './passwords.ts';
 import { revokedExpression } from './token-revocations.ts';
 
 export const USERS_TABLE = `${INTERNAL_PREFIX}users`;
 /** Since when (a change-log position) each user has held each of their roles. */
 export const MEMBERS_TABLE = `${INTERNAL_PREFIX}role_members`;
+/** Where each membership stands in the change log (see log-positions.ts). */
+const MEMBER_POSITIONS: PositionedTable = {
+  table: MEMBERS_TABLE,
+  column: 'since',
+  keys: ['user_id', 'role'],
+};
 
 export interface UserRecord {
   username: string;
@@ -178,6 +185,7 @@ export class UserStore {
         [userId, role],
       );
     }
+    if (roles.length > 0) await settleAfterWrite(this.#store, MEMBER_POSITIONS);
   }
 
   /**
@@ -185,9 +193,11 @@ export class UserStore {
    * and given back counts from when it was given back.
    */
   async membershipsOf(userId: string): Promise<Map<string, number>> {
-    const rows = await this.#store.all<{ role: string; since: number | string }>(
-      `SELECT role, since FROM ${MEMBERS_TABLE} WHERE user_id = ?`,
-      [userId],
+    const rows = await readSettled(this.#store, MEMBER_POSITIONS, () =>
+      this.#store.all<{ role: string; since: number | string }>(
+        `SELECT role, since FROM ${MEMBERS_TABLE} WHERE user_id = ?`,
+        [userId],
+      ),
     );
     return new Map(rows.map((r) => [r.role, Number(r.since)]));
   }

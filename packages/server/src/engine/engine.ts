@@ -305,6 +305,12 @@ export interface NodeEvents {
 }
 
 /**
+ * What `InternalStore.changeHead` records where the change-log position of a write is not known until
+ * after it commits (PostgreSQL): larger than any position, so that a reader never takes it for one.
+ */
+export const PENDING_POSITION = Number.MAX_SAFE_INTEGER;
+
+/**
  * Access to the server's own tables (users, secrets): never reachable by client SQL, never guarded.
  * Kept small so the auth store does not depend on one engine's driver.
  */
@@ -312,11 +318,19 @@ export interface InternalStore {
   /** The SQL dialect the statements are written in; `?` placeholders work in both. */
   readonly dialect: 'sqlite' | 'postgres';
   /**
-   * An SQL expression for the change log's head, evaluated inside the statement it appears in: the
-   * server's own writes that must record where in the log they happened (when a privilege was given)
-   * use it, so the position and the write are one atomic step.
+   * An SQL expression for the change log's position of the write it appears in: the server's own
+   * writes that must record where in the log they happened (when a privilege was given) use it. On
+   * SQLite it is the log's head, read in the write's own transaction, so the position and the write are
+   * one atomic step. On PostgreSQL the log is numbered by the change capture after transactions commit,
+   * so no expression in the write can know it: it is PENDING_POSITION, which `settlePending` replaces.
    */
   readonly changeHead: string;
+  /**
+   * Replaces PENDING_POSITION in `column` of the rows of `table` that hold it (each named by `keys`)
+   * with a position at or after every change committed before them. Absent where `changeHead` is exact
+   * (SQLite). Called after such a write, and by a reader that finds one not yet replaced.
+   */
+  settlePending?(table: string, column: string, keys: readonly string[]): Promise<void>;
   get<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
   /**
    * `get`, answered in this tick: for stores that read synchronously (SQLite's, a step of microseconds).

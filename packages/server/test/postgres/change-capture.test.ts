@@ -12,6 +12,13 @@ import type { ServerMsg } from '../helpers/ws-client.ts';
 import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
 import type { PostgresEngine } from '../../src/engine/postgres/postgres-engine.ts';
 import { PgChangeLog } from '../../src/engine/postgres/change-log.ts';
+import {
+  assertNeverAnalyzed,
+  assertReadsByIndex,
+  explainAnalyze,
+  type PgRows,
+  type QueryPlan,
+} from '../helpers/query-plans.ts';
 
 const reading = (ts: TestServer): boolean => (ts.server.engine as PostgresEngine).capturing;
 
@@ -35,43 +42,7 @@ async function directClient(databaseUrl: string): Promise<InstanceType<typeof pg
   return client;
 }
 
-type PgRows = {
-  query(config: { text: string; values: unknown[]; rowMode?: 'array' }): Promise<{ rows: unknown[][] }>;
-};
 const rowsOf = (client: InstanceType<typeof pg.Client>): PgRows => client as unknown as PgRows;
-
-/** One query of the log as EXPLAIN ANALYZE ran it. */
-type LogPlan = {
-  query: string;
-  /** Its scans, one a line: `Seq Scan on changes`, `Bitmap Index Scan using changes_xid`… */
-  scans: string;
-  /** The entries of the log its scans read, kept or filtered out. */
-  entriesRead: number;
-};
-
-type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
-
-function describePlan(query: string, root: PlanNode): LogPlan {
-  const scans: string[] = [];
-  let entriesRead = 0;
-  const visit = (node: PlanNode): void => {
-    const type = String(node['Node Type']);
-    if (type.endsWith('Scan')) {
-      const relation = node['Relation Name'] ? ` on ${String(node['Relation Name'])}` : '';
-      const index = node['Index Name'] ? ` using ${String(node['Index Name'])}` : '';
-      scans.push(`${type}${relation}${index}`);
-      // Counts per loop; a bitmap heap scan counts what its index scan found.
-      if (node['Relation Name'] === 'changes') {
-        const perLoop = ['Actual Rows', 'Rows Removed by Filter', 'Rows Removed by Index Recheck'];
-        const sum = perLoop.reduce((total, key) => total + Number(node[key] ?? 0), 0);
-        entriesRead += sum * Number(node['Actual Loops'] ?? 1);
-      }
-    }
-    for (const child of node.Plans ?? []) visit(child);
-  };
-  visit(root);
-  return { query, scans: scans.join('\n'), entriesRead };
-}
 
 /**
  * A change log on `reader` (a superuser connection to a test server's database) that first runs each of
@@ -81,35 +52,14 @@ function describePlan(query: string, root: PlanNode): LogPlan {
  */
 async function explainingChangeLog(
   reader: InstanceType<typeof pg.Client>,
-): Promise<{ log: PgChangeLog; plans: LogPlan[] }> {
+): Promise<{ log: PgChangeLog; plans: QueryPlan[] }> {
   const client = rowsOf(reader);
-  const [stats] = (
-    await client.query({
-      text: "SELECT last_analyze, last_autoanalyze FROM pg_stat_all_tables WHERE relid = 'rustydb.changes'::regclass",
-      values: [],
-      rowMode: 'array',
-    })
-  ).rows;
-  assert.deepEqual(stats, [null, null], 'the log has not been analyzed yet');
-  const plans: LogPlan[] = [];
+  await assertNeverAnalyzed(client, 'changes');
+  const plans: QueryPlan[] = [];
   const log = new PgChangeLog(
     async (text, values = []) => {
       if (text.includes('FROM rustydb.changes')) {
-        await client.query({ text: 'BEGIN', values: [] });
-        try {
-          const explained = await client.query({
-            text: `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`,
-            values,
-            rowMode: 'array',
-          });
-          const output = explained.rows[0]![0];
-          const [{ Plan: root }] = (typeof output === 'string' ? JSON.parse(output) : output) as [
-            { Plan: PlanNode },
-          ];
-          plans.push(describePlan(text, root));
-        } finally {
-          await client.query({ text: 'ROLLBACK', values: [] });
-        }
+        plans.push(await explainAnalyze(client, text, values, 'changes'));
       }
       return (await client.query({ text, values, rowMode: 'array' })).rows;
     },
@@ -119,12 +69,7 @@ async function explainingChangeLog(
 }
 
 /** A query that reads a handful of the log's 1,500 entries by index, not the whole log. */
-function assertReadsByIndex(plan: LogPlan): void {
-  const about = `${plan.query}\n${plan.scans}`;
-  assert.match(plan.scans, /Index (Only )?Scan/, about);
-  assert.doesNotMatch(plan.scans, /Seq Scan on changes/, about);
-  assert.ok(plan.entriesRead <= 20, `${plan.entriesRead} entries read by ${about}`);
-}
+const assertReadsLogByIndex = (plan: QueryPlan): void => assertReadsByIndex(plan, 'changes', 20);
 
 postgresCases('PostgreSQL cases', () => {
   describe('commit order', () => {
@@ -410,7 +355,7 @@ postgresCases('PostgreSQL cases', () => {
         [head - 2, head - 1, head],
       );
       assert.equal(plans.length, 1);
-      assertReadsByIndex(plans[0]!);
+      assertReadsLogByIndex(plans[0]!);
     });
 
     test('the sequence of a snapshot is found by index in a log never analyzed', async () => {
@@ -431,7 +376,7 @@ postgresCases('PostgreSQL cases', () => {
       plans.length = 0;
       assert.equal(await log.sequenceOfSnapshot(snapshot, lsn, 10_000), seen);
       assert.equal(plans.length, 2, 'both queries ran: the records after the snapshot, then a check of them');
-      for (const plan of plans) assertReadsByIndex(plan);
+      for (const plan of plans) assertReadsLogByIndex(plan);
     });
 
     test('the sequence before a time and the latest creation of a table are found by index in a log never analyzed', async () => {
@@ -450,7 +395,7 @@ postgresCases('PostgreSQL cases', () => {
       ).rows as [[unknown]];
       assert.equal(await log.incarnation('unanalyzed'), Number(created));
       assert.equal(plans.length, 2);
-      for (const plan of plans) assertReadsByIndex(plan);
+      for (const plan of plans) assertReadsLogByIndex(plan);
     });
 
     // Last: it deletes the oldest entries.
@@ -472,7 +417,7 @@ postgresCases('PostgreSQL cases', () => {
         5,
         'per round the newest entry older than the retention, the delete; then the read',
       );
-      for (const plan of plans) assertReadsByIndex(plan);
+      for (const plan of plans) assertReadsLogByIndex(plan);
     });
   });
 

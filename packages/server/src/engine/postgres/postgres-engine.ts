@@ -14,7 +14,7 @@
 import type { StatementFailure, StatementResult } from '@rustydb/protocol';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { RustyError } from '../../errors/rusty-error.ts';
-import { requestSignal } from '../engine.ts';
+import { PENDING_POSITION, requestSignal } from '../engine.ts';
 import type {
   AccessNeed,
   BatchOptions,
@@ -824,8 +824,24 @@ export class PostgresEngine implements Engine {
       });
     return {
       dialect: 'postgres',
-      // No change log on PostgreSQL yet (NoChangeLog): every position is 0.
-      changeHead: '0',
+      changeHead: String(PENDING_POSITION),
+      settlePending: async (table, column, keys) => {
+        // Only rows committed before the look at the head begins: the head then covers every change
+        // committed before them. (A row committed during the look may follow changes it does not cover,
+        // so it is left for the next call.)
+        const pending = await query<Record<string, unknown>>(
+          `SELECT ${keys.join(', ')} FROM ${table} WHERE ${column} = ${PENDING_POSITION}`,
+        );
+        if (pending.length === 0) return;
+        const head = await this.#changeLog.head();
+        const where = keys.map((key) => `${key} = ?`).join(' AND ');
+        for (const row of pending) {
+          await query(
+            `UPDATE ${table} SET ${column} = ? WHERE ${column} = ${PENDING_POSITION} AND ${where}`,
+            [head, ...keys.map((key) => row[key])],
+          );
+        }
+      },
       get: async <T>(sql: string, params?: readonly unknown[]) => (await query<T>(sql, params))[0],
       all: query,
       run: (sql, params = []) =>

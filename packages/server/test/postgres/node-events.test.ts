@@ -1,0 +1,93 @@
+/**
+ * Events between the nodes sharing a PostgreSQL database (node-events.ts), as the queries that carry
+ * them run: every node reads the events published since its last read after each NOTIFY, and that read
+ * goes by index even before autovacuum has ever analyzed rustydb.node_events.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { sleep, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
+import {
+  assertNeverAnalyzed,
+  assertReadsByIndex,
+  explainAnalyze,
+  type PgRows,
+  type QueryPlan,
+} from '../helpers/query-plans.ts';
+import type { NodeEvent } from '../../src/engine/engine.ts';
+import { PgNodeEvents } from '../../src/engine/postgres/node-events.ts';
+
+const require = createRequire(import.meta.url);
+const pg = require('pg') as {
+  Client: new (config: { connectionString: string }) => PgRows & {
+    connect(): Promise<void>;
+    end(): Promise<void>;
+  };
+};
+
+postgresCases('PostgreSQL cases', () => {
+  describe('reading the events of other nodes', () => {
+    // A database of its own, whose event table holds TABLE_SIZE events of the size of a privilege
+    // change's. At that size (about 450 to 900 such events), with no statistics, the planner took
+    // scanning and sorting the whole table for the cheaper plan of an open-ended `id > $1`.
+    const TABLE_SIZE = 600;
+    let ts: TestServer;
+    let databaseUrl: string;
+    let client: InstanceType<typeof pg.Client>;
+    const rows = async (text: string, values: unknown[] = []): Promise<unknown[][]> =>
+      (await client.query({ text, values, rowMode: 'array' })).rows;
+
+    before(async () => {
+      const engine = await engineConfig('postgres');
+      databaseUrl = engine.database_url!;
+      ts = await startTestServer({ enable_rate_limiting: false, ...engine });
+      // A superuser connection to the server's database; events go through the server's own function.
+      const url = new URL(await postgresUrl());
+      url.pathname = new URL(databaseUrl).pathname;
+      client = new pg.Client({ connectionString: url.toString() });
+      await client.connect();
+      // The plans that matter are those made without statistics: autovacuum must not analyze the table
+      // while the test runs (on a server of many test databases it comes by every few seconds).
+      await rows('ALTER TABLE rustydb.node_events SET (autovacuum_enabled = false)');
+      await rows(
+        `SELECT rustydb.publish_node_event(json_build_object('node', gen_random_uuid(),
+                                           'event', json_build_object('kind', 'privileges'))::text)
+           FROM generate_series(1, $1::int)`,
+        [TABLE_SIZE],
+      );
+    });
+    after(async () => {
+      await client.end();
+      await ts.close();
+      await dropCaptureSlot(databaseUrl);
+    });
+
+    test('the events published since the last read are read by index in a table never analyzed, not by scanning and sorting it', async () => {
+      // Every node reads after each NOTIFY of an event (a logout, a changed grant, a list of sessions).
+      await assertNeverAnalyzed(client, 'node_events');
+      const plans: QueryPlan[] = [];
+      const reader = new PgNodeEvents(
+        async (text, values = []) => {
+          if (text.includes('FROM rustydb.node_events')) {
+            plans.push(await explainAnalyze(client, text, values, 'node_events'));
+          }
+          return rows(text, values);
+        },
+        (err) => assert.fail(err as Error),
+      );
+      const publisher = new PgNodeEvents(rows, (err) => assert.fail(err as Error));
+      await reader.start();
+      const received: NodeEvent[] = [];
+      reader.onEvent((event) => received.push(event));
+      const sent = [1, 2, 3].map((n) => ({ kind: 'test', n }));
+      for (const event of sent) await publisher.publish(event);
+      plans.length = 0;
+      reader.read();
+      for (let waited = 0; received.length < sent.length && waited < 5000; waited += 10) await sleep(10);
+      assert.deepEqual(received, sent);
+      assert.equal(plans.length, 1, 'one read of the new events');
+      assertReadsByIndex(plans[0]!, 'node_events', 10);
+    });
+  });
+});

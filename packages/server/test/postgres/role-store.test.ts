@@ -1,0 +1,113 @@
+/**
+ * Roles and grants on PostgreSQL (auth/role-store.ts): one role is read by its keys, its own row and
+ * grants, not every role and grant. Every user's privileges are loaded that way, per role they hold,
+ * again after every change of privileges on any node.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
+import { assertNeverAnalyzed, explainAnalyze, type PgRows, type QueryPlan } from '../helpers/query-plans.ts';
+import type { InternalStore } from '../../src/engine/engine.ts';
+import { parseStatement } from '../../src/engine/postgres/sql-text.ts';
+import { GRANTS_TABLE, ROLES_TABLE, RoleStore } from '../../src/auth/role-store.ts';
+
+const require = createRequire(import.meta.url);
+const pg = require('pg') as {
+  Client: new (config: { connectionString: string }) => PgRows & {
+    connect(): Promise<void>;
+    end(): Promise<void>;
+  };
+};
+
+postgresCases('PostgreSQL cases', () => {
+  describe('reading a role', () => {
+    // Besides the built-in roles, ROLES roles of four grants each.
+    const ROLES = 100;
+    let ts: TestServer;
+    let databaseUrl: string;
+    let client: InstanceType<typeof pg.Client>;
+    const rows = async (text: string, values: unknown[] = []): Promise<unknown[][]> =>
+      (await client.query({ text, values, rowMode: 'array' })).rows;
+
+    before(async () => {
+      const engine = await engineConfig('postgres');
+      databaseUrl = engine.database_url!;
+      ts = await startTestServer({ enable_rate_limiting: false, ...engine });
+      // A superuser connection to the server's database, naming its tables as the server does.
+      const url = new URL(await postgresUrl());
+      url.pathname = new URL(databaseUrl).pathname;
+      client = new pg.Client({ connectionString: url.toString() });
+      await client.connect();
+      await rows('SET search_path = rustydb');
+      // Plans made without statistics: autovacuum must not analyze the tables while the test runs.
+      for (const table of [ROLES_TABLE, GRANTS_TABLE]) {
+        await rows(`ALTER TABLE ${table} SET (autovacuum_enabled = false)`);
+      }
+      await rows(
+        `INSERT INTO ${ROLES_TABLE} (name, description) SELECT 'role' || i, 'role ' || i FROM generate_series(1, $1::int) i`,
+        [ROLES],
+      );
+      await rows(
+        `INSERT INTO ${GRANTS_TABLE} (role, privilege, table_name)
+         SELECT 'role' || i, p, 'table' || (i % 30) FROM generate_series(1, $1::int) i,
+                unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p`,
+        [ROLES],
+      );
+    });
+    after(async () => {
+      await client.end();
+      await ts.close();
+      await dropCaptureSlot(databaseUrl);
+    });
+
+    test('a role is read by its keys: PostgreSQL answers its row and its grants, not every role and grant', async () => {
+      // The server's own store, its reads of roles and grants explained first.
+      const store = ts.server.engine.internal;
+      const plans: QueryPlan[] = [];
+      const explain = async (sql: string, params: readonly unknown[] = []): Promise<void> => {
+        const table = sql.includes(GRANTS_TABLE) ? GRANTS_TABLE : ROLES_TABLE;
+        plans.push(await explainAnalyze(client, parseStatement(sql).text, [...params], table));
+      };
+      const explaining: InternalStore = {
+        ...store,
+        get: async (sql, params) => {
+          await explain(sql, params);
+          return store.get(sql, params);
+        },
+        all: async (sql, params) => {
+          await explain(sql, params);
+          return store.all(sql, params);
+        },
+      };
+      const roles = new RoleStore(explaining);
+      await assertNeverAnalyzed(client, GRANTS_TABLE);
+
+      const role = await roles.get('role7');
+      assert.deepEqual(role, {
+        name: 'role7',
+        description: 'role 7',
+        builtin: false,
+        grants: ['DELETE', 'INSERT', 'SELECT', 'UPDATE'].map((privilege) => ({ privilege, table: 'table7' })),
+      });
+      assert.deepEqual(
+        plans.map((plan) => plan.rowsReturned),
+        [1, 4],
+        `${plans.map((plan) => `${plan.query}\n${plan.scans}`).join('\n')}`,
+      );
+      assert.match(plans[0]!.scans, /Index Scan on _rustydb_roles using _rustydb_roles_pkey/);
+
+      // The same answers as the list of every role, for each role (built-in ones too) and for none.
+      plans.length = 0;
+      const all = await roles.list();
+      for (const { name } of all.slice(0, 10)) {
+        assert.deepEqual(
+          await roles.get(name),
+          all.find((r) => r.name === name),
+        );
+      }
+      assert.equal(await roles.get('nobody'), undefined);
+    });
+  });
+});
