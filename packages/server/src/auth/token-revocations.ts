@@ -42,9 +42,21 @@ export class TokenRevocations {
     await this.#store.exec(`CREATE TABLE IF NOT EXISTS ${REVOKED_TOKENS_TABLE} (
       jti TEXT PRIMARY KEY, -- a login id (sid) or a token id (jti): both are random UUIDs
       username TEXT NOT NULL,
-      expires_at INTEGER NOT NULL
+      expires_at BIGINT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS ${REVOKED_TOKENS_TABLE}_expires_at ON ${REVOKED_TOKENS_TABLE} (expires_at)`);
+    // Expiry times are seconds since the epoch, past 2^31 from 2038 on, and an identity provider's token
+    // may expire that late: PostgreSQL's INTEGER, which tables made before this held them in, has 32
+    // bits (SQLite's always has 64), and the logout of such a token failed.
+    if (this.#store.dialect === 'postgres') {
+      const [column] = await this.#store.all<{ type: string }>(
+        `SELECT data_type AS type FROM information_schema.columns
+          WHERE table_name = '${REVOKED_TOKENS_TABLE}' AND column_name = 'expires_at'`,
+      );
+      if (column?.type === 'integer') {
+        await this.#store.exec(`ALTER TABLE ${REVOKED_TOKENS_TABLE} ALTER COLUMN expires_at TYPE BIGINT`);
+      }
+    }
     await this.purge();
   }
 

@@ -2,7 +2,7 @@
  * The revocations of tokens on PostgreSQL (auth/token-revocations.ts): the purge of expired ones, which
  * every node runs at start and then at most every ten minutes, finds them by the index of expiry times,
  * before autovacuum has ever analyzed the table and after, instead of scanning every revocation of a
- * token lifetime.
+ * token lifetime; and expiry times past 2038, which a 32-bit column could not hold.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -104,6 +104,40 @@ postgresCases('PostgreSQL cases', () => {
       assert.equal(plans.length, 2);
       // The expired revocations, and the earliest once more for the lower bound.
       for (const plan of plans) assertReadsByIndex(plan, REVOKED_TOKENS_TABLE, EXPIRED + 1);
+    });
+  });
+
+  describe('expiry times past 2038', () => {
+    let ts: TestServer;
+    let databaseUrl: string;
+
+    before(async () => {
+      const engine = await engineConfig('postgres');
+      databaseUrl = engine.database_url!;
+      ts = await startTestServer({ enable_rate_limiting: false, ...engine });
+    });
+    after(async () => {
+      await ts.close();
+      await dropCaptureSlot(databaseUrl);
+    });
+
+    test('a token expiring after 2038 is revoked, also in a table made when expiry times had 32 bits', async () => {
+      const store = ts.server.engine.internal;
+      const columnType = async (): Promise<string | undefined> =>
+        (
+          await store.get<{ type: string }>(
+            `SELECT data_type AS type FROM information_schema.columns
+              WHERE table_name = '${REVOKED_TOKENS_TABLE}' AND column_name = 'expires_at'`,
+          )
+        )?.type;
+      // The table as servers made it before: a 32-bit column, taken to 64 bits at the next start.
+      await store.exec(`ALTER TABLE ${REVOKED_TOKENS_TABLE} ALTER COLUMN expires_at TYPE INTEGER`);
+      const revocations = new TokenRevocations(store);
+      await revocations.migrate();
+      assert.equal(await columnType(), 'bigint');
+      // 2100-01-01: an identity provider's long-lived token.
+      await revocations.revoke('far-future-token', 'someone', 4_102_444_800);
+      assert.equal(await revocations.isRevoked('far-future-token'), true);
     });
   });
 });
