@@ -51,6 +51,16 @@ export interface CursorLike {
    * (`ROLLBACK` when the transaction had failed).
    */
   readonly commitTag?: string | undefined;
+  /**
+   * The statement has run to its end: an error after it is its COMMIT's (with
+   * CursorTransaction.commitAtEnd).
+   */
+  readonly statementEnded?: boolean;
+  /**
+   * The rows each statement of CursorTransaction.begin answered, in PostgreSQL's text form, by
+   * statement; complete once the first read resolved.
+   */
+  readonly beginRows?: readonly (readonly (string | null)[])[][];
 }
 
 export interface ConnectionSettings {
@@ -111,7 +121,8 @@ const PgCursor = require('pg-cursor') as new (
 export interface CursorTransaction {
   /**
    * Statements without parameters (BEGIN and its settings) to run first, sent with the cursor's
-   * opening instead of a round trip of their own; any rows they answer with are dropped.
+   * opening instead of a round trip of their own; the rows they answer with are kept apart, in
+   * CursorLike.beginRows.
    */
   begin?: readonly string[];
   /**
@@ -146,8 +157,10 @@ class Cursor extends PgCursor {
   readonly #rowless: boolean;
   /** Command completions still to come from the statements of `begin`. */
   #beginAnswers: number;
+  override readonly beginRows: (string | null)[][][];
   /** The statement has run to its end (its CommandComplete came). */
   #ended = false;
+  override statementEnded = false;
   /** Close, COMMIT and Sync are sent: what PostgreSQL answers next settles the run. */
   #commitSent = false;
   override commitTag: string | undefined;
@@ -156,6 +169,7 @@ class Cursor extends PgCursor {
     super(text, values, { rowMode: 'array', types: resultTypes });
     this.#begin = transaction.begin ?? [];
     this.#beginAnswers = this.#begin.length;
+    this.beginRows = this.#begin.map(() => []);
     this.#commitAtEnd = transaction.commitAtEnd ?? false;
     this.#rowless = transaction.rowless ?? false;
   }
@@ -178,12 +192,18 @@ class Cursor extends PgCursor {
 
   override handleDataRow(message: unknown): void {
     if (this.#beginAnswers === 0) super.handleDataRow(message);
+    else {
+      // Sent without a Describe, so without a row description to parse by: the text as it came.
+      const fields = (message as { fields: (string | null)[] }).fields;
+      this.beginRows[this.#begin.length - this.#beginAnswers]!.push(fields);
+    }
   }
 
   override handleCommandComplete(message: { text: string }): void {
     if (this.#beginAnswers > 0) this.#beginAnswers--;
     else if (!this.#ended) {
       this.#ended = true;
+      this.statementEnded = true;
       super.handleCommandComplete(message);
     } else this.commitTag = message.text;
   }

@@ -38,6 +38,7 @@ import {
   openClient,
   openCursor,
   closeCursor,
+  type CursorLike,
   type CursorTransaction,
   SESSION_SETTINGS,
   type ConnectionSettings,
@@ -84,6 +85,8 @@ const SETUP_LOCK_TABLE =
 const CREATION_RACE = new Set(['23505', '42P06', '42P07']);
 /** How often a snapshot whose transactions were not a prefix of the sequence is taken again. */
 const SNAPSHOT_ATTEMPTS = 5;
+/** The first statement of a snapshot's transaction: its snapshot, and the WAL position it lies before. */
+const SNAPSHOT_POSITION = 'SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text';
 /** How long a client is told to wait before watching again when no attempt matched. */
 const SNAPSHOT_RETRY_AFTER_MS = 100;
 /** How long a measure of the database's size is reused (see databaseSize). */
@@ -593,25 +596,52 @@ export class PostgresEngine implements Engine {
       ),
     );
     const caller = this.#requireCaller(options.caller);
-    return this.#inSession(caller, 'write', options, async (client, stopper) => {
+    return this.#onSessionConnection(caller, options, async (client, stopper) => {
       const results: StatementResult[] = [];
-      for (let i = 0; i < statements.length; i++) {
-        results.push(
-          await failingAt(i, async () => {
-            try {
-              const result = await collect(
-                this.#runOn(client, parsed[i]!, toDriverParams(statements[i]!.params), stopper, 10_000),
-              );
-              // At once, not at the end: the statements after it write to the tables it made, and those
-              // must be published (for change capture) before they do.
-              if (parsed[i]!.kind === 'ddl') await client.query('SELECT rustydb_api.after_ddl()');
-              return result;
-            } catch (err) {
-              throw stopper.translate(translatePgError(err));
+      const last = statements.length - 1;
+      for (let i = 0; i <= last; i++) {
+        const statement = parsed[i]!;
+        // BEGIN travels with the first statement, and COMMIT with the end of the last one unless that
+        // one is DDL, which is published (after_ddl) before its commit. One statement's COMMIT failing
+        // (a deferred constraint) is the batch's error, not that statement's: it is told apart by the
+        // statement having run to its end.
+        const commitAtEnd = i === last && statement.kind !== 'ddl';
+        const transaction: CursorTransaction = {
+          ...(i === 0 ? { begin: beginStatements('write', options) } : {}),
+          commitAtEnd,
+          rowless: statement.rowless,
+        };
+        const watched: { cursor?: CursorLike } = {};
+        let commitFailure: unknown;
+        const result = await failingAt(i, async () => {
+          try {
+            const result = await collect(
+              this.#runOn(
+                client,
+                statement,
+                toDriverParams(statements[i]!.params),
+                stopper,
+                10_000,
+                transaction,
+                watched,
+              ),
+            );
+            // At once, not at the end: the statements after it write to the tables it made, and those
+            // must be published (for change capture) before they do.
+            if (statement.kind === 'ddl') await client.query('SELECT rustydb_api.after_ddl()');
+            return result;
+          } catch (err) {
+            if (commitAtEnd && watched.cursor?.statementEnded) {
+              commitFailure = err;
+              return undefined;
             }
-          }),
-        );
+            throw stopper.translate(translatePgError(err));
+          }
+        });
+        if (commitFailure !== undefined) throw commitFailure;
+        results.push(result!);
       }
+      if (parsed[last]!.kind === 'ddl') await commit(client);
       return results;
     });
   }
@@ -625,17 +655,29 @@ export class PostgresEngine implements Engine {
     if (parsed.kind !== 'read') throw new RustyError('QUERY_ERROR', 'only a read statement can be watched');
     const caller = this.#requireCaller(options.caller);
     for (let attempt = 1; ; attempt++) {
-      const taken = await this.#inSession(caller, 'snapshot', options, async (client, stopper) => {
-        // The first statement fixes the transaction's snapshot: what it sees, and a WAL position that
-        // every commit it sees lies before.
-        const position = await client.query({
-          text: 'SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text',
-          rowMode: 'array',
-        });
+      const taken = await this.#onSessionConnection(caller, options, async (client, stopper) => {
+        // The position query is the transaction's first statement, which fixes its snapshot: what it
+        // sees, and a WAL position that every commit it sees lies before. It travels with BEGIN and the
+        // statement's opening, and COMMIT with the statement's end: two round trips in all.
+        const transaction: CursorTransaction = {
+          begin: [...beginStatements('snapshot', options), SNAPSHOT_POSITION],
+          commitAtEnd: true,
+        };
+        const watched: { cursor?: CursorLike } = {};
         const result = await collect(
-          this.#runOn(client, parsed, toDriverParams(statement.params), stopper, 10_000),
+          this.#runOn(
+            client,
+            parsed,
+            toDriverParams(statement.params),
+            stopper,
+            10_000,
+            transaction,
+            watched,
+          ),
         );
-        const [snapshot, lsn] = position.rows[0] as [string, string];
+        const position = watched.cursor!.beginRows!.at(-1)![0];
+        if (!position) throw new RustyError('INTERNAL_ERROR', 'the snapshot position was not answered');
+        const [snapshot, lsn] = position as [string, string];
         return { result, snapshot, lsn };
       });
       const sequence = await this.#changeLog.sequenceOfSnapshot(taken.snapshot, taken.lsn, options.timeoutMs);
@@ -734,6 +776,34 @@ export class PostgresEngine implements Engine {
     return pool;
   }
 
+  /**
+   * Runs `work` on a session connection of the caller; `work` begins and ends its transaction itself
+   * (with its statements: see CursorTransaction). Failed or stopped, the connection's state is unknown
+   * (a cancel may still be on its way, a transaction still open): it is closed, which rolls back.
+   */
+  async #onSessionConnection<T>(
+    caller: Caller,
+    options: { timeoutMs: number; signal?: AbortSignal | undefined; cancel?: CancelSource | undefined },
+    work: (client: PgClient, stopper: StatementStopper) => Promise<T>,
+  ): Promise<T> {
+    const pool = await this.#poolFor(caller);
+    const client = await pool.acquire(caller.user, requestSignal(options));
+    const stopper = new StatementStopper(options.timeoutMs, options);
+    stopper.attach({ interrupt: () => void cancelBackend(client) });
+    let clean = false;
+    try {
+      const result = await work(client, stopper);
+      clean = !stopper.stopped;
+      return result;
+    } catch (err) {
+      throw stopper.translate(translatePgError(err));
+    } finally {
+      stopper.dispose();
+      if (clean) pool.release(client);
+      else pool.discard(client);
+    }
+  }
+
   /** Runs `work` in a transaction on a session connection of the caller; commits or rolls back. */
   async #inSession<T>(
     caller: Caller,
@@ -769,8 +839,11 @@ export class PostgresEngine implements Engine {
     stopper: StatementStopper,
     chunkSize: number,
     transaction: CursorTransaction = {},
+    /** Told the cursor, for what it knows once the statement is over (its beginRows, statementEnded). */
+    watched?: { cursor?: CursorLike },
   ): AsyncGenerator<ResultChunk, void, undefined> {
     const { cursor, first } = openCursor(client, statement.text, params, chunkSize, transaction);
+    if (watched) watched.cursor = cursor;
     try {
       let total = 0;
       for (let read = first; ; read = cursor.read(chunkSize)) {
