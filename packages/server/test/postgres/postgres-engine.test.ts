@@ -11,7 +11,7 @@ import { parseArray, parserFor } from '../../src/engine/postgres/values.ts';
 import { startServer } from '../../src/server.ts';
 import { silentLogger } from '../../src/core/logger.ts';
 import { freshDataDir, sleep, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import type { TestClient } from '../helpers/ws-client.ts';
+import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
 import { asSuperuser, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
 
 describe('configuration', () => {
@@ -371,6 +371,118 @@ postgresCases('PostgreSQL cases', () => {
       } finally {
         await short.close();
       }
+    });
+
+    // A transactional batch's BEGIN travels with its first statement and its COMMIT with the end of its
+    // last (driver.ts): a failing COMMIT, a stop in the last statement and a failure anywhere must still
+    // leave nothing, and a COMMIT's failure is the batch's, not its last statement's.
+    async function transactionalBatch(id: string, queries: { sql: string }[]): Promise<ServerMsg> {
+      c.send({ type: 'batch', id, payload: { queries, transaction: true } });
+      return c.reply(id, 5000);
+    }
+
+    test('a transactional batch whose COMMIT fails (a deferred foreign key) is the batch’s error, at no statement, and leaves nothing', async () => {
+      await c.query('CREATE TABLE batch_parents (id int PRIMARY KEY)');
+      await c.query(
+        'CREATE TABLE batch_children (parent int REFERENCES batch_parents (id) DEFERRABLE INITIALLY DEFERRED)',
+      );
+      for (const last of [
+        'INSERT INTO batch_children VALUES (8)',
+        'INSERT INTO batch_children VALUES (8) RETURNING parent',
+      ]) {
+        const m = await transactionalBatch('deferred', [
+          { sql: 'INSERT INTO batch_parents VALUES (1)' },
+          { sql: last },
+        ]);
+        assert.equal(m.type, 'error', JSON.stringify(m));
+        assert.equal(m.payload.code, 'QUERY_ERROR');
+        assert.equal(m.payload.details?.sqlstate, '23503');
+        assert.equal(m.payload.details?.index, undefined, JSON.stringify(m.payload));
+        assert.deepEqual((await c.query('SELECT count(*)::int FROM batch_parents')).rows, [[0]]);
+      }
+      const fine = await transactionalBatch('adopted', [
+        { sql: 'INSERT INTO batch_parents VALUES (8)' },
+        { sql: 'INSERT INTO batch_children VALUES (8)' },
+      ]);
+      assert.equal(fine.type, 'data', JSON.stringify(fine));
+      assert.deepEqual((await c.query('SELECT parent FROM batch_children')).rows, [[8]]);
+    });
+
+    test('a transactional batch cancelled in its last statement commits nothing, with rows or without', async () => {
+      await c.query('CREATE TABLE batch_sink (n int)');
+      for (const last of [
+        'SELECT pg_sleep(30), 1 AS cancel_last_rows',
+        'INSERT INTO batch_sink SELECT 2 FROM pg_sleep(30) WHERE 1 <> 0 /* cancel_last_rowless */',
+      ]) {
+        c.send({
+          type: 'batch',
+          id: 'stopped',
+          payload: {
+            queries: [{ sql: 'INSERT INTO batch_sink VALUES (1)' }, { sql: last }],
+            transaction: true,
+          },
+        });
+        await sleep(300);
+        assert.equal(await running('cancel_last_row'), 1);
+        c.send({ type: 'cancel', id: 'stop-stopped', payload: { id: 'stopped' } });
+        const m = await c.reply('stopped', 3000);
+        assert.equal(m.payload.code, 'QUERY_CANCELLED', JSON.stringify(m.payload));
+        assert.deepEqual((await c.query('SELECT count(*)::int FROM batch_sink')).rows, [[0]]);
+      }
+    });
+
+    test('a transactional batch that begins or ends with DDL commits it all, published for change capture', async () => {
+      const first = await transactionalBatch('ddl-first', [
+        { sql: 'CREATE TABLE batch_made_first (id int PRIMARY KEY)' },
+        { sql: 'INSERT INTO batch_made_first VALUES (1)' },
+      ]);
+      assert.equal(first.type, 'data', JSON.stringify(first));
+      const lastDdl = await transactionalBatch('ddl-last', [
+        { sql: 'INSERT INTO batch_made_first VALUES (2)' },
+        { sql: 'CREATE TABLE batch_made_last (id int PRIMARY KEY)' },
+      ]);
+      assert.equal(lastDdl.type, 'data', JSON.stringify(lastDdl));
+      assert.deepEqual((await c.query('SELECT id FROM batch_made_first ORDER BY id')).rows, [[1], [2]]);
+      // Published (after_ddl) before it committed: a live query on it is told of a write to it.
+      await c.subscribed('made-last', { query: 'SELECT id FROM batch_made_last' });
+      assert.deepEqual((await liveData('made-last')).payload.rows, []);
+      await c.query('INSERT INTO batch_made_last VALUES (5)');
+      const [change] = await c.changes<{ added: unknown[] }>('made-last', 1);
+      assert.deepEqual(change!.added, [[5]]);
+      await unsubscribe('made-last');
+    });
+
+    const liveData = (id: string): Promise<ServerMsg> =>
+      c.next((m) => m.id === id && m.type === 'data', 5000);
+    async function unsubscribe(id: string): Promise<void> {
+      c.send({ type: 'unsubscribe', id });
+      await c.next((m) => m.id === id && m.type === 'unsubscribed');
+    }
+
+    // A live query's snapshot on PostgreSQL sends BEGIN, its settings and the position query with its
+    // statement, and COMMIT with the statement's end.
+    test('a live query runs with the session settings, whatever a statement before it on its connection set', async () => {
+      await c.query("SET TimeZone = 'America/New_York'");
+      await c.subscribed('settings', {
+        query:
+          "SELECT current_setting('TimeZone'), current_setting('transaction_isolation'), '2024-05-01 12:00:00+00'::timestamptz",
+      });
+      assert.deepEqual((await liveData('settings')).payload.rows, [
+        ['UTC', 'repeatable read', '2024-05-01T12:00:00Z'],
+      ]);
+      await unsubscribe('settings');
+    });
+
+    test('a live query whose statement fails answers its error and leaves no connection in a failed transaction', async () => {
+      // More failures than the pool has connections: a failed connection lent again would fail the next.
+      for (let i = 0; i < 12; i++) {
+        const failed = await c.subscribe(`failing${i}`, { query: 'SELECT 1 / (random() * 0)::int' });
+        assert.equal(failed.type, 'error', JSON.stringify(failed));
+        assert.equal(failed.payload.details?.sqlstate, '22012', JSON.stringify(failed.payload));
+      }
+      await c.subscribed('fine', { query: 'SELECT 42' });
+      assert.deepEqual((await liveData('fine')).payload.rows, [[42]]);
+      await unsubscribe('fine');
     });
 
     test('GraphQL queries and mutations over a PostgreSQL table', async () => {
