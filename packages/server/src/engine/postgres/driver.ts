@@ -133,7 +133,8 @@ export interface CursorTransaction {
   commitAtEnd?: boolean;
   /**
    * The statement returns no rows (one that changes data, without RETURNING): its one read runs
-   * it to its end, and with `commitAtEnd` the COMMIT goes in the same write as the statement. The
+   * it to its end, and the messages that close its portal (with `commitAtEnd`, the COMMIT too) go in
+   * the same write as the statement, so that it takes one round trip. With `commitAtEnd` the
    * whole transaction is then one round trip, and it commits if the statement succeeds, whether or not
    * the consumer is still there to hear it, as an autocommit statement sent to PostgreSQL directly
    * does. Should it return rows after all (a rule can make it), the one read takes them all.
@@ -161,8 +162,8 @@ class Cursor extends PgCursor {
   /** The statement has run to its end (its CommandComplete came). */
   #ended = false;
   override statementEnded = false;
-  /** Close, COMMIT and Sync are sent: what PostgreSQL answers next settles the run. */
-  #commitSent = false;
+  /** Close, COMMIT (with commitAtEnd) and Sync are sent: what PostgreSQL answers next settles the run. */
+  #endSent = false;
   override commitTag: string | undefined;
 
   constructor(text: string, values: unknown[], transaction: CursorTransaction) {
@@ -186,7 +187,8 @@ class Cursor extends PgCursor {
     corked(connection?.stream, () => {
       // 0: no limit, the statement runs to its end (it has no rows to hold back).
       super._getRows(this.#rowless ? 0 : rows, callback);
-      if (connection && this.#rowless && this.#commitAtEnd && !this.#commitSent) this.#sendCommit(connection);
+      // Its one read runs it to its end, so the messages that end it can go with that read.
+      if (connection && this.#rowless && !this.#endSent) this.#sendEnd(connection, this.#commitAtEnd);
     });
   }
 
@@ -211,20 +213,20 @@ class Cursor extends PgCursor {
   override _closePortal(): void {
     const connection = this.connection;
     if (!connection || this.state === 'done') return;
-    if (this.#commitSent) {
-      // Closed, and committed, with the statement itself: only the answers are still to come.
+    if (this.#endSent) {
+      // Closed (and committed) with the statement itself: only the answers are still to come.
       this.state = 'done';
       return;
     }
     corked(connection.stream, () => {
-      if (this.#commitAtEnd && this.#ended && this.state !== 'error') this.#sendCommit(connection);
+      if (this.#commitAtEnd && this.#ended && this.state !== 'error') this.#sendEnd(connection, true);
       else super._closePortal();
     });
     this.state = 'done';
   }
 
   override handleError(message: unknown): void {
-    if (!this.#commitSent) {
+    if (!this.#endSent) {
       super.handleError(message);
       return;
     }
@@ -240,11 +242,11 @@ class Cursor extends PgCursor {
     callback?.(message);
   }
 
-  #sendCommit(connection: ProtocolWriter): void {
+  #sendEnd(connection: ProtocolWriter, commit: boolean): void {
     connection.close({ type: 'P', name: this._portal! }, true);
-    runUnnamed(connection, 'COMMIT');
+    if (commit) runUnnamed(connection, 'COMMIT');
     connection.sync();
-    this.#commitSent = true;
+    this.#endSent = true;
   }
 }
 
