@@ -6,54 +6,32 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg } from '../helpers/ws-client.ts';
-import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
+import { dropCaptureSlot, engineConfig, postgresCases } from '../helpers/engines.ts';
+import { superuserClient, type SuperuserClient } from '../helpers/server-on-postgres.ts';
 import type { PostgresEngine } from '../../src/engine/postgres/postgres-engine.ts';
 import { PgChangeLog } from '../../src/engine/postgres/change-log.ts';
 import {
   assertNeverAnalyzed,
   assertReadsByIndex,
   explainAnalyze,
-  type PgRows,
   type QueryPlan,
 } from '../helpers/query-plans.ts';
 
 const reading = (ts: TestServer): boolean => (ts.server.engine as PostgresEngine).capturing;
 
-const require = createRequire(import.meta.url);
-const pg = require('pg') as {
-  Client: new (config: { connectionString: string }) => {
-    connect(): Promise<void>;
-    query(text: string, values?: unknown[]): Promise<unknown>;
-    end(): Promise<void>;
-  };
-};
-
 type Change = { sequence: number; op: string; row: Record<string, unknown> | null };
 
-/** A superuser connection to the test server's database, for transactions the test interleaves. */
-async function directClient(databaseUrl: string): Promise<InstanceType<typeof pg.Client>> {
-  const url = new URL(await postgresUrl());
-  url.pathname = new URL(databaseUrl).pathname;
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
-  return client;
-}
-
-const rowsOf = (client: InstanceType<typeof pg.Client>): PgRows => client as unknown as PgRows;
-
 /**
- * A change log on `reader` (a superuser connection to a test server's database) that first runs each of
+ * A change log on `client` (a superuser connection to a test server's database) that first runs each of
  * its queries of rustydb.changes under EXPLAIN ANALYZE, in a transaction it rolls back (so that a
  * DELETE deletes once), and keeps the plans. It checks first that the log was never analyzed: the
  * plans that matter are those PostgreSQL makes without statistics.
  */
 async function explainingChangeLog(
-  reader: InstanceType<typeof pg.Client>,
+  client: SuperuserClient,
 ): Promise<{ log: PgChangeLog; plans: QueryPlan[] }> {
-  const client = rowsOf(reader);
   await assertNeverAnalyzed(client, 'changes');
   const plans: QueryPlan[] = [];
   const log = new PgChangeLog(
@@ -91,9 +69,9 @@ postgresCases('PostgreSQL cases', () => {
       const ack = await watcher.subscribed('all', { table: 'ledger' });
       const start = ack.payload.sequence as number;
       const [a, b, c] = [
-        await directClient(databaseUrl),
-        await directClient(databaseUrl),
-        await directClient(databaseUrl),
+        await superuserClient(databaseUrl),
+        await superuserClient(databaseUrl),
+        await superuserClient(databaseUrl),
       ];
       try {
         // A begins and writes first (a trigger-filled sequence column would number it first)...
@@ -179,10 +157,10 @@ postgresCases('PostgreSQL cases', () => {
       await watcher.subscribed('confirmed', { table: 'confirmed' });
       for (let n = 1; n <= 20; n++) await sql(ts, 'INSERT INTO confirmed VALUES (?)', [n]);
       await watcher.changes<Change>('confirmed', 20);
-      const superuser = await directClient(databaseUrl);
+      const superuser = await superuserClient(databaseUrl);
       try {
         const [[written]] = (
-          await rowsOf(superuser).query({
+          await superuser.query({
             text: 'SELECT pg_current_wal_lsn()::text',
             values: [],
             rowMode: 'array',
@@ -191,7 +169,7 @@ postgresCases('PostgreSQL cases', () => {
         let behind = true;
         for (let waited = 0; behind && waited < 15_000; waited += 200) {
           const [slot] = (
-            await rowsOf(superuser).query({
+            await superuser.query({
               text: `SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots
                       WHERE database = current_database()`,
               values: [written],
@@ -226,7 +204,7 @@ postgresCases('PostgreSQL cases', () => {
       // Subscribes at once share the database look that finds where each starts (PgChangeLog.head): a
       // look begun before a subscribe was asked may not cover a commit acknowledged just before it.
       await sql(ts, 'CREATE TABLE burst (id int PRIMARY KEY)');
-      const writer = await directClient(databaseUrl);
+      const writer = await superuserClient(databaseUrl);
       const client = await ts.connectAuthed();
       const rows = 120;
       let acknowledged = 0;
@@ -273,8 +251,8 @@ postgresCases('PostgreSQL cases', () => {
       // answer a caller that came after that commit's acknowledgement. The log here reads the capture's
       // state as the server's does, and holds the first look's last answer back until the second call.
       await sql(ts, 'CREATE TABLE looked (id int PRIMARY KEY)');
-      const reader = await directClient(databaseUrl);
-      const writer = await directClient(databaseUrl);
+      const reader = await superuserClient(databaseUrl);
+      const writer = await superuserClient(databaseUrl);
       let reachedHead!: () => void;
       const reached = new Promise<void>((resolve) => (reachedHead = resolve));
       let release!: () => void;
@@ -282,7 +260,7 @@ postgresCases('PostgreSQL cases', () => {
       let held = false;
       const log = new PgChangeLog(
         async (text, values = []) => {
-          const { rows } = await rowsOf(reader).query({ text, values, rowMode: 'array' });
+          const { rows } = await reader.query({ text, values, rowMode: 'array' });
           if (!held && text.startsWith('SELECT head FROM')) {
             held = true;
             reachedHead();
@@ -300,7 +278,7 @@ postgresCases('PostgreSQL cases', () => {
         release();
         const [before, after] = await Promise.all([first, second]);
         const [row] = (
-          await rowsOf(reader).query({
+          await reader.query({
             text: "SELECT max(seq) FROM rustydb.changes WHERE tbl = 'looked' AND op = 'insert'",
             values: [],
             rowMode: 'array',
@@ -326,7 +304,7 @@ postgresCases('PostgreSQL cases', () => {
     const LOG_SIZE = 1500;
     let ts: TestServer;
     let databaseUrl: string;
-    let reader: InstanceType<typeof pg.Client>;
+    let reader: SuperuserClient;
     /** Rows of later single-row commits, numbered after the first LOG_SIZE. */
     let inserted = LOG_SIZE;
     const insertOne = (): Promise<unknown> => sql(ts, `INSERT INTO unanalyzed VALUES (${++inserted})`);
@@ -336,7 +314,7 @@ postgresCases('PostgreSQL cases', () => {
       ts = await startTestServer({ enable_rate_limiting: false, ...engine });
       await sql(ts, 'CREATE TABLE unanalyzed (id int PRIMARY KEY)');
       await sql(ts, `INSERT INTO unanalyzed SELECT generate_series(1, ${LOG_SIZE})`);
-      reader = await directClient(databaseUrl);
+      reader = await superuserClient(databaseUrl);
     });
     after(async () => {
       await reader.end();
@@ -364,7 +342,7 @@ postgresCases('PostgreSQL cases', () => {
       const { log, plans } = await explainingChangeLog(reader);
       const seen = await log.head();
       const [[snapshot, lsn]] = (
-        await rowsOf(reader).query({
+        await reader.query({
           text: 'SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text',
           values: [],
           rowMode: 'array',
@@ -387,7 +365,7 @@ postgresCases('PostgreSQL cases', () => {
       const head = await log.head();
       assert.equal(await log.sequenceBefore(Date.now() + 60_000), head);
       const [[created]] = (
-        await rowsOf(reader).query({
+        await reader.query({
           text: "SELECT max(seq) FROM rustydb.changes WHERE op = 'ddl' AND tbl = 'unanalyzed'",
           values: [],
           rowMode: 'array',

@@ -5,26 +5,21 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { sleep, startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
+import { sleep } from '../helpers/test-server.ts';
+import { postgresCases } from '../helpers/engines.ts';
+import {
+  startServerOnPostgres,
+  type ServerOnPostgres,
+  type SuperuserClient,
+} from '../helpers/server-on-postgres.ts';
 import {
   assertNeverAnalyzed,
   assertReadsByIndex,
   explainAnalyze,
-  type PgRows,
   type QueryPlan,
 } from '../helpers/query-plans.ts';
 import type { NodeEvent } from '../../src/engine/engine.ts';
 import { PgNodeEvents } from '../../src/engine/postgres/node-events.ts';
-
-const require = createRequire(import.meta.url);
-const pg = require('pg') as {
-  Client: new (config: { connectionString: string }) => PgRows & {
-    connect(): Promise<void>;
-    end(): Promise<void>;
-  };
-};
 
 postgresCases('PostgreSQL cases', () => {
   describe('reading the events of other nodes', () => {
@@ -32,21 +27,13 @@ postgresCases('PostgreSQL cases', () => {
     // change's. At that size (about 450 to 900 such events), with no statistics, the planner took
     // scanning and sorting the whole table for the cheaper plan of an open-ended `id > $1`.
     const TABLE_SIZE = 600;
-    let ts: TestServer;
-    let databaseUrl: string;
-    let client: InstanceType<typeof pg.Client>;
-    const rows = async (text: string, values: unknown[] = []): Promise<unknown[][]> =>
-      (await client.query({ text, values, rowMode: 'array' })).rows;
+    let server: ServerOnPostgres;
+    let client: SuperuserClient;
+    const rows = (text: string, values?: unknown[]): Promise<unknown[][]> => server.rows(text, values);
 
     before(async () => {
-      const engine = await engineConfig('postgres');
-      databaseUrl = engine.database_url!;
-      ts = await startTestServer({ enable_rate_limiting: false, ...engine });
-      // A superuser connection to the server's database; events go through the server's own function.
-      const url = new URL(await postgresUrl());
-      url.pathname = new URL(databaseUrl).pathname;
-      client = new pg.Client({ connectionString: url.toString() });
-      await client.connect();
+      server = await startServerOnPostgres();
+      ({ client } = server);
       // The plans that matter are those made without statistics: autovacuum must not analyze the table
       // while the test runs (on a server of many test databases it comes by every few seconds).
       await rows('ALTER TABLE rustydb.node_events SET (autovacuum_enabled = false)');
@@ -57,11 +44,7 @@ postgresCases('PostgreSQL cases', () => {
         [TABLE_SIZE],
       );
     });
-    after(async () => {
-      await client.end();
-      await ts.close();
-      await dropCaptureSlot(databaseUrl);
-    });
+    after(() => server.close());
 
     test('the events published since the last read are read by index in a table never analyzed, not by scanning and sorting it', async () => {
       // Every node reads after each NOTIFY of an event (a logout, a changed grant, a list of sessions).

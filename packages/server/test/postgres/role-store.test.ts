@@ -5,41 +5,31 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
-import { assertNeverAnalyzed, explainAnalyze, type PgRows, type QueryPlan } from '../helpers/query-plans.ts';
+import type { TestServer } from '../helpers/test-server.ts';
+import { postgresCases } from '../helpers/engines.ts';
+import {
+  startServerOnPostgres,
+  type ServerOnPostgres,
+  type SuperuserClient,
+} from '../helpers/server-on-postgres.ts';
+import { assertNeverAnalyzed, explainAnalyze, type QueryPlan } from '../helpers/query-plans.ts';
 import type { InternalStore } from '../../src/engine/engine.ts';
 import { parseStatement } from '../../src/engine/postgres/sql-text.ts';
 import { GRANTS_TABLE, ROLES_TABLE, RoleStore } from '../../src/auth/role-store.ts';
-
-const require = createRequire(import.meta.url);
-const pg = require('pg') as {
-  Client: new (config: { connectionString: string }) => PgRows & {
-    connect(): Promise<void>;
-    end(): Promise<void>;
-  };
-};
 
 postgresCases('PostgreSQL cases', () => {
   describe('reading a role', () => {
     // Besides the built-in roles, ROLES roles of four grants each.
     const ROLES = 100;
+    let server: ServerOnPostgres;
     let ts: TestServer;
-    let databaseUrl: string;
-    let client: InstanceType<typeof pg.Client>;
-    const rows = async (text: string, values: unknown[] = []): Promise<unknown[][]> =>
-      (await client.query({ text, values, rowMode: 'array' })).rows;
+    let client: SuperuserClient;
+    const rows = (text: string, values?: unknown[]): Promise<unknown[][]> => server.rows(text, values);
 
     before(async () => {
-      const engine = await engineConfig('postgres');
-      databaseUrl = engine.database_url!;
-      ts = await startTestServer({ enable_rate_limiting: false, ...engine });
-      // A superuser connection to the server's database, naming its tables as the server does.
-      const url = new URL(await postgresUrl());
-      url.pathname = new URL(databaseUrl).pathname;
-      client = new pg.Client({ connectionString: url.toString() });
-      await client.connect();
+      server = await startServerOnPostgres();
+      ({ ts, client } = server);
+      // The superuser connection to the server's database, naming its tables as the server does.
       await rows('SET search_path = rustydb');
       // Plans made without statistics: autovacuum must not analyze the tables while the test runs.
       for (const table of [ROLES_TABLE, GRANTS_TABLE]) {
@@ -56,11 +46,7 @@ postgresCases('PostgreSQL cases', () => {
         [ROLES],
       );
     });
-    after(async () => {
-      await client.end();
-      await ts.close();
-      await dropCaptureSlot(databaseUrl);
-    });
+    after(() => server.close());
 
     test('a role is read by its keys: PostgreSQL answers its row and its grants, not every role and grant', async () => {
       // The server's own store, its reads of roles and grants explained first.

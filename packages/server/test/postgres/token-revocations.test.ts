@@ -6,27 +6,22 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { startTestServer, type TestServer } from '../helpers/test-server.ts';
-import { dropCaptureSlot, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
+import type { TestServer } from '../helpers/test-server.ts';
+import { postgresCases } from '../helpers/engines.ts';
+import {
+  startServerOnPostgres,
+  type ServerOnPostgres,
+  type SuperuserClient,
+} from '../helpers/server-on-postgres.ts';
 import {
   assertNeverAnalyzed,
   assertReadsByIndex,
   explainAnalyze,
-  type PgRows,
   type QueryPlan,
 } from '../helpers/query-plans.ts';
 import type { InternalStore } from '../../src/engine/engine.ts';
 import { parseStatement } from '../../src/engine/postgres/sql-text.ts';
 import { REVOKED_TOKENS_TABLE, TokenRevocations } from '../../src/auth/token-revocations.ts';
-
-const require = createRequire(import.meta.url);
-const pg = require('pg') as {
-  Client: new (config: { connectionString: string }) => PgRows & {
-    connect(): Promise<void>;
-    end(): Promise<void>;
-  };
-};
 
 postgresCases('PostgreSQL cases', () => {
   describe('purging expired revocations', () => {
@@ -35,11 +30,10 @@ postgresCases('PostgreSQL cases', () => {
     // statistics and without a lower bound, PostgreSQL scanned it even with the index.
     const TABLE_SIZE = 1500;
     const EXPIRED = 40;
+    let server: ServerOnPostgres;
     let ts: TestServer;
-    let databaseUrl: string;
-    let client: InstanceType<typeof pg.Client>;
-    const rows = async (text: string, values: unknown[] = []): Promise<unknown[][]> =>
-      (await client.query({ text, values, rowMode: 'array' })).rows;
+    let client: SuperuserClient;
+    const rows = (text: string, values?: unknown[]): Promise<unknown[][]> => server.rows(text, values);
     const now = (): number => Math.floor(Date.now() / 1000);
     /** `count` revocations that expired an hour ago. */
     const addExpired = (count: number): Promise<unknown> =>
@@ -50,14 +44,9 @@ postgresCases('PostgreSQL cases', () => {
       );
 
     before(async () => {
-      const engine = await engineConfig('postgres');
-      databaseUrl = engine.database_url!;
-      ts = await startTestServer({ enable_rate_limiting: false, ...engine });
-      // A superuser connection to the server's database, naming its tables as the server does.
-      const url = new URL(await postgresUrl());
-      url.pathname = new URL(databaseUrl).pathname;
-      client = new pg.Client({ connectionString: url.toString() });
-      await client.connect();
+      server = await startServerOnPostgres();
+      ({ ts, client } = server);
+      // The superuser connection to the server's database, naming its tables as the server does.
       await rows('SET search_path = rustydb');
       // The first plans that matter are those made without statistics: autovacuum must not analyze the
       // table while the test runs (on a server of many test databases it comes by every few seconds).
@@ -70,11 +59,7 @@ postgresCases('PostgreSQL cases', () => {
       );
       await addExpired(EXPIRED);
     });
-    after(async () => {
-      await client.end();
-      await ts.close();
-      await dropCaptureSlot(databaseUrl);
-    });
+    after(() => server.close());
 
     test('a purge deletes exactly the expired revocations, found by index, in a table never analyzed and once analyzed', async () => {
       // The server's own store, its statements on the revocations explained first.
@@ -108,21 +93,15 @@ postgresCases('PostgreSQL cases', () => {
   });
 
   describe('expiry times past 2038', () => {
-    let ts: TestServer;
-    let databaseUrl: string;
+    let server: ServerOnPostgres;
 
     before(async () => {
-      const engine = await engineConfig('postgres');
-      databaseUrl = engine.database_url!;
-      ts = await startTestServer({ enable_rate_limiting: false, ...engine });
+      server = await startServerOnPostgres();
     });
-    after(async () => {
-      await ts.close();
-      await dropCaptureSlot(databaseUrl);
-    });
+    after(() => server.close());
 
     test('a token expiring after 2038 is revoked, also in a table made when expiry times had 32 bits', async () => {
-      const store = ts.server.engine.internal;
+      const store = server.ts.server.engine.internal;
       const columnType = async (): Promise<string | undefined> =>
         (
           await store.get<{ type: string }>(
