@@ -294,7 +294,7 @@ export async function insertWideDocuments(
  * memory is tight. By default glibc gives each thread that allocates an arena of its own and keeps what
  * is freed there for reuse; libsql runs statements on engine_pool_size + 1 threads, and how many of them
  * a load's statements reach, so how many arenas grow, changes from run to run. 160 inserts of 512 KB
- * documents grew the server by 4–33 MB in 17 runs on this machine, quiet or loaded, up to 26 MB of it
+ * documents grew the server by 4–33 MB in 18 runs on this machine, quiet or loaded, up to 26 MB of it
  * free memory in those arenas (`malloc_trim` handed it back), and by 53 MB in one CI run; with two
  * arenas, by 4–8 MB in eight runs. These tests look for what the server keeps of a load (before the
  * statements were reused, those inserts kept 83 MB), which the arenas' free memory would blur.
