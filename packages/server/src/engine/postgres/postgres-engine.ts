@@ -804,31 +804,22 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  /** Runs `work` in a transaction on a session connection of the caller; commits or rolls back. */
-  async #inSession<T>(
+  /**
+   * Runs `work` in a transaction of its own round trips (BEGIN before it, COMMIT after it) on a session
+   * connection of the caller; failed, it rolls back (see #onSessionConnection).
+   */
+  #inSession<T>(
     caller: Caller,
     mode: 'read' | 'write' | 'snapshot',
     options: TransactionOptions & { signal?: AbortSignal | undefined; cancel?: CancelSource | undefined },
     work: (client: PgClient, stopper: StatementStopper) => Promise<T>,
   ): Promise<T> {
-    const pool = await this.#poolFor(caller);
-    const client = await pool.acquire(caller.user, requestSignal(options));
-    const stopper = new StatementStopper(options.timeoutMs, options);
-    stopper.attach({ interrupt: () => void cancelBackend(client) });
-    let clean = false;
-    try {
+    return this.#onSessionConnection(caller, options, async (client, stopper) => {
       await client.query(beginSql(mode, options));
       const result = await work(client, stopper);
       await commit(client);
-      clean = true;
       return result;
-    } catch (err) {
-      throw stopper.translate(translatePgError(err));
-    } finally {
-      stopper.dispose();
-      if (clean) pool.release(client);
-      else pool.discard(client);
-    }
+    });
   }
 
   /** Runs one statement on a connection inside the caller's transaction, yielding its rows in chunks. */
