@@ -148,19 +148,28 @@ function writeText(frame: Buffer, text: string, at: number): number {
  * written: the message goes after `frame.length - length` bytes.
  */
 function newTextFrame(length: number): Buffer {
-  const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(header + length);
-  frame[0] = 0x81;
-  if (header === 2) frame[1] = length;
-  else if (header === 4) {
-    frame[1] = 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
-    frame.writeUInt32BE(length >>> 0, 6);
-  }
+  const frame = Buffer.allocUnsafe(textHeaderLength(length) + length);
+  writeTextHeader(frame, 0, length);
   return frame;
+}
+
+/** The length of a text frame's header for a message of `length` bytes. */
+function textHeaderLength(length: number): number {
+  return length < 126 ? 2 : length < 65536 ? 4 : 10;
+}
+
+/** Writes at `at` in `frame` the header of a text frame (FIN, opcode 1, unmasked) of `length` bytes. */
+function writeTextHeader(frame: Buffer, at: number, length: number): void {
+  frame[at] = 0x81;
+  if (length < 126) frame[at + 1] = length;
+  else if (length < 65536) {
+    frame[at + 1] = 126;
+    frame.writeUInt16BE(length, at + 2);
+  } else {
+    frame[at + 1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), at + 2);
+    frame.writeUInt32BE(length >>> 0, at + 6);
+  }
 }
 
 /** A text frame holding `parts`, in one buffer. */
@@ -198,14 +207,8 @@ function slabTextFrame(text: string): Buffer | undefined {
   const slab = frameSlab;
   const body = frameSlabUsed + SLAB_HEADER;
   const length = slab.write(text, body, most);
-  const start = length < 126 ? body - 2 : body - 4;
-  slab[start] = 0x81;
-  if (length < 126) slab[start + 1] = length;
-  else {
-    slab[start + 1] = 126;
-    slab[start + 2] = length >>> 8;
-    slab[start + 3] = length & 0xff;
-  }
+  const start = body - textHeaderLength(length);
+  writeTextHeader(slab, start, length);
   // The next frame starts 8-byte aligned, as in Node's pool.
   frameSlabUsed = (body + length + 7) & ~7;
   return slab.subarray(start, body + length);
