@@ -350,6 +350,9 @@ export class WebSocketGateway {
     socket.cork();
     try {
       (route.server ?? this.#wss).handleUpgrade(request, socket, head, (ws) => {
+        // `ws` has its own error listener on the TCP socket now (it destroys it too): ours, left beside
+        // it, would cost every connection an array of two listeners for its whole life (~64 bytes).
+        socket.removeListener('error', destroySocket);
         const admission = this.#admit(ws, request, target, route);
         if (admission) this.#serve(ws, request, target, route, admission, ahead);
       });
