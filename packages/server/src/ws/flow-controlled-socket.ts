@@ -30,6 +30,8 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { sinceStart } from '../core/process-clock.ts';
+import type { Deadline } from '../core/deadline-queue.ts';
+import type { Admission, Admitted } from './connection-admission.ts';
 
 /** Unsent bytes from which producers wait and the client's messages are no longer read. */
 export const HIGH_WATER_MARK = 1024 * 1024;
@@ -43,6 +45,8 @@ export interface FlowLimits {
   onOverflow: (socket: FlowControlledWebSocket) => void;
   /** Called as the socket closes, before its 'close' listeners. */
   onClosed: (socket: FlowControlledWebSocket) => void;
+  /** Called when the socket's endpoint says its client has authenticated (see `authenticated`). */
+  onAuthenticated: (socket: FlowControlledWebSocket) => void;
 }
 
 type Listener = Parameters<WebSocket['on']>[1];
@@ -80,8 +84,11 @@ interface WsInternals {
   _sender: { _state: number; _queue: unknown[]; _firstFragment: boolean; _bufferedBytes: number };
   _socket: { _writableState: { length: number } } | null;
   _bufferedAmount: number;
-  /** Bytes received from the client and not yet parsed into messages. */
-  _receiver: { _bufferedBytes: number };
+  /**
+   * Bytes received from the client and not yet parsed into messages, and the chunks that hold them
+   * (see releaseReadChunks).
+   */
+  _receiver: { _bufferedBytes: number; _buffers: unknown[] };
   _extensions: Record<string, { _threshold: number; params: Record<string, unknown> } | undefined>;
 }
 
@@ -214,12 +221,23 @@ function slabTextFrame(text: string): Buffer | undefined {
   return slab.subarray(start, body + length);
 }
 
+/**
+ * Gives back the room of the receiver's list of chunks once every chunk has been parsed. The list grows
+ * room for 17 chunks at the first one the client sends (its auth) and kept it for the connection's
+ * life: ~150 bytes on every idle socket. Setting an empty array's length to 0 changes nothing `ws` sees
+ * (the same array, still empty) but lets V8 free its backing store; the next read grows it again.
+ */
+function releaseReadChunks(receiver: WsInternals['_receiver']): void {
+  const chunks = receiver._buffers;
+  if (chunks.length === 0) chunks.length = 0;
+}
+
 /** What of the TCP socket's stream state `flushFrames` reads (where `destroyed` and `writableEnded` read it). */
 interface WritableInternals {
   _writableState: { ending: boolean; destroyed: boolean };
 }
 
-export class FlowControlledWebSocket extends WebSocket {
+export class FlowControlledWebSocket extends WebSocket implements Admission, Admitted {
   #raw: Duplex | undefined;
   #limits: FlowLimits | undefined;
   // What every message sent reads is declared first, next to the above: a fan-out to 10,000 sockets
@@ -244,11 +262,12 @@ export class FlowControlledWebSocket extends WebSocket {
   /**
    * What the gateway keeps about the socket, kept on it (a Map per field, keyed by socket, cost every
    * connection an entry in each): when the client was last heard from and last pinged (see
-   * process-clock.ts), and the socket's place in the admission counts (undefined once it left them).
+   * process-clock.ts), and the socket's place in the admission counts (see Admitted).
    */
   heardAt = 0;
   pingedAt = 0;
-  admission: { authenticated(): void; release(): void } | undefined = undefined;
+  admissionKey: string | undefined = undefined;
+  authDeadline: Deadline<() => void> | undefined = undefined;
   #corked = false;
   #overflowed = false;
   /**
@@ -300,6 +319,14 @@ export class FlowControlledWebSocket extends WebSocket {
   static #onRawDrain(this: Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket }): void {
     const owner = this[SOCKET_OWNER];
     if (owner) owner.#wake();
+  }
+
+  /**
+   * The socket's endpoint says its client has authenticated (or needs no authentication): the socket
+   * is its own Admission, and the gateway takes it out of the unauthenticated counts.
+   */
+  authenticated(): void {
+    this.#limits?.onAuthenticated(this);
   }
 
   /** The endpoint the socket was opened on (as the gateway counts it). */
@@ -563,11 +590,15 @@ export class FlowControlledWebSocket extends WebSocket {
       }
     }
     const outer = lastOfRead;
-    lastOfRead = (this as unknown as WsInternals)._receiver._bufferedBytes === 0 ? this : undefined;
+    const receiver = (this as unknown as WsInternals)._receiver;
+    const readDone = receiver._bufferedBytes === 0;
+    lastOfRead = readDone ? this : undefined;
     try {
       return super.emit('message', data, isBinary);
     } finally {
       lastOfRead = outer;
+      // The last message of a read: the socket may now stay idle for a long time.
+      if (readDone) releaseReadChunks(receiver);
     }
   }
 

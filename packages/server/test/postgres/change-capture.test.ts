@@ -185,6 +185,39 @@ postgresCases('PostgreSQL cases', () => {
       }
     });
 
+    test('applying changes that carry no schema event does not touch rustydb.schema_events', async () => {
+      // Most applies carry no schema event, and skip deleting the applied ones: they go on while
+      // another transaction holds a lock on the table that any write to it would wait for.
+      await sql(ts, 'CREATE TABLE unlocked (n int PRIMARY KEY)');
+      const watcher = await ts.connectAuthed();
+      await watcher.subscribed('unlocked', { table: 'unlocked' });
+      const superuser = await superuserClient(databaseUrl);
+      try {
+        await superuser.query('BEGIN');
+        await superuser.query('LOCK TABLE rustydb.schema_events IN SHARE MODE');
+        await sql(ts, 'INSERT INTO unlocked VALUES (1), (2)');
+        const seen = await watcher.changes<Change>('unlocked', 2, 3000);
+        assert.deepEqual(
+          seen.map((change) => change.row!.n),
+          [1, 2],
+        );
+        await superuser.query('ROLLBACK');
+        // With the lock gone, a schema change arrives and its event is deleted once applied.
+        await sql(ts, 'DROP TABLE unlocked');
+        await watcher.next((m) => m.id === 'unlocked' && m.type === 'unsubscribed', 3000);
+        const [[left]] = (
+          await superuser.query({
+            text: 'SELECT count(*)::int FROM rustydb.schema_events',
+            values: [],
+            rowMode: 'array',
+          })
+        ).rows as [[number]];
+        assert.equal(left, 0);
+      } finally {
+        await superuser.end();
+      }
+    });
+
     test('a table created through the API is subscribable on the very next request', async () => {
       const client = await ts.connectAuthed();
       const made = await client.request({

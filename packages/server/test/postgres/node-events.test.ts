@@ -1,7 +1,8 @@
 /**
  * Events between the nodes sharing a PostgreSQL database (node-events.ts), as the queries that carry
  * them run: every node reads the events published since its last read after each NOTIFY, and that read
- * goes by index even before autovacuum has ever analyzed rustydb.node_events.
+ * goes by index even before autovacuum has ever analyzed rustydb.node_events; so does a publisher's
+ * deletion of the events older than ten minutes.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -71,6 +72,41 @@ postgresCases('PostgreSQL cases', () => {
       assert.deepEqual(received, sent);
       assert.equal(plans.length, 1, 'one read of the new events');
       assertReadsByIndex(plans[0]!, 'node_events', 10);
+    });
+
+    test('a publisher deletes the events older than ten minutes by index, not by reading every event', async () => {
+      // The oldest EXPIRED events are from eleven minutes ago (a publisher prunes once a minute, so about
+      // a tenth of the table has expired each time).
+      const EXPIRED = 60;
+      await rows(
+        `UPDATE rustydb.node_events SET at = now() - interval '11 minutes'
+          WHERE id <= (SELECT min(id) FROM rustydb.node_events) + $1::int - 1`,
+        [EXPIRED],
+      );
+      const count = async (): Promise<[number, number]> => {
+        const [[expired, kept]] = (await rows(
+          `SELECT count(*) FILTER (WHERE at < now() - interval '10 minutes')::int,
+                  count(*) FILTER (WHERE at >= now() - interval '10 minutes')::int FROM rustydb.node_events`,
+        )) as [[number, number]];
+        return [expired, kept];
+      };
+      const [expired, kept] = await count();
+      assert.equal(expired, EXPIRED);
+      await assertNeverAnalyzed(client, 'node_events');
+      const plans: QueryPlan[] = [];
+      const publisher = new PgNodeEvents(
+        async (text, values = []) => {
+          if (text.startsWith('DELETE'))
+            plans.push(await explainAnalyze(client, text, values, 'node_events'));
+          return rows(text, values);
+        },
+        (err) => assert.fail(err as Error),
+      );
+      await publisher.publish({ kind: 'test', n: 4 });
+      assert.deepEqual(await count(), [0, kept + 1], 'every expired event deleted, every other kept');
+      assert.equal(plans.length, 1, 'one prune');
+      // The oldest event's id, the expired events and the first one kept, twice (found, then deleted).
+      assertReadsByIndex(plans[0]!, 'node_events', 1 + 2 * (EXPIRED + 1));
     });
   });
 });

@@ -12,7 +12,12 @@ import {
   type ServerOnPostgres,
   type SuperuserClient,
 } from '../helpers/server-on-postgres.ts';
-import { assertNeverAnalyzed, explainAnalyze, type QueryPlan } from '../helpers/query-plans.ts';
+import {
+  assertNeverAnalyzed,
+  assertReadsByIndex,
+  explainAnalyze,
+  type QueryPlan,
+} from '../helpers/query-plans.ts';
 import type { InternalStore } from '../../src/engine/engine.ts';
 import { parseStatement } from '../../src/engine/postgres/sql-text.ts';
 import { GRANTS_TABLE, ROLES_TABLE, RoleStore } from '../../src/auth/role-store.ts';
@@ -48,10 +53,9 @@ postgresCases('PostgreSQL cases', () => {
     });
     after(() => server.close());
 
-    test('a role is read by its keys: PostgreSQL answers its row and its grants, not every role and grant', async () => {
-      // The server's own store, its reads of roles and grants explained first.
+    /** A RoleStore on the server's own store whose reads are each explained first (into `plans`). */
+    function explainingRoles(plans: QueryPlan[]): RoleStore {
       const store = ts.server.engine.internal;
-      const plans: QueryPlan[] = [];
       const explain = async (sql: string, params: readonly unknown[] = []): Promise<void> => {
         const table = sql.includes(GRANTS_TABLE) ? GRANTS_TABLE : ROLES_TABLE;
         plans.push(await explainAnalyze(client, parseStatement(sql).text, [...params], table));
@@ -67,7 +71,42 @@ postgresCases('PostgreSQL cases', () => {
           return store.all(sql, params);
         },
       };
-      const roles = new RoleStore(explaining);
+      return new RoleStore(explaining);
+    }
+
+    test('the grants of several roles are read by the primary key, not the whole grants table', async () => {
+      // Before the table was ever analyzed, `role IN (…)` of two roles or more was planned as a scan
+      // of every grant at this size (a few hundred to a few thousand grants).
+      const plans: QueryPlan[] = [];
+      const roles = explainingRoles(plans);
+      await assertNeverAnalyzed(client, GRANTS_TABLE);
+      for (const held of [
+        ['role7', 'role42'],
+        ['role9', 'role30', 'role100'],
+        ['role8', 'readonly'],
+      ]) {
+        plans.length = 0;
+        const grants = await roles.grantsSince(held);
+        const expected = [];
+        for (const name of held) {
+          const role = (await roles.get(name))!;
+          expected.push(...role.grants.map((grant) => ({ role: name, ...grant, since: 0 })));
+        }
+        const order = (a: { role: string; privilege: string }, b: { role: string; privilege: string }) =>
+          `${a.role} ${a.privilege}`.localeCompare(`${b.role} ${b.privilege}`);
+        assert.deepEqual(grants.sort(order), expected.sort(order));
+        assertReadsByIndex(plans[0]!, GRANTS_TABLE, expected.length);
+      }
+      // One role, and roles with no grants or that do not exist.
+      assert.equal((await roles.grantsSince(['role7'])).length, 4);
+      assert.deepEqual(await roles.grantsSince(['nobody', 'no-one']), []);
+      assert.deepEqual(await roles.grantsSince([]), []);
+    });
+
+    test('a role is read by its keys: PostgreSQL answers its row and its grants, not every role and grant', async () => {
+      // The server's own store, its reads of roles and grants explained first.
+      const plans: QueryPlan[] = [];
+      const roles = explainingRoles(plans);
       await assertNeverAnalyzed(client, GRANTS_TABLE);
 
       const role = await roles.get('role7');

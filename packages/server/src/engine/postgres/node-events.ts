@@ -56,8 +56,25 @@ export class PgNodeEvents implements NodeEvents {
     await this.#query('SELECT rustydb.publish_node_event($1)', [body]);
     if (Date.now() - this.#lastPrune > PRUNE_EVERY_MS) {
       this.#lastPrune = Date.now();
-      await this.#query(`DELETE FROM rustydb.node_events WHERE at < now() - interval '${KEEP}'`);
+      await this.#prune();
     }
+  }
+
+  /**
+   * Deletes the events that came before the first one younger than KEEP, all of them older. The table
+   * has no index on `at`: `at < now() - KEEP` read every event to find the expired ones, which come
+   * first in id order. The first event kept is found by walking the primary key from the oldest, and
+   * the range below it, bounded from below too (an open-ended `id < x` is planned as a scan of the whole
+   * table before autovacuum has ever analyzed it), is deleted by index. An event older than KEEP behind
+   * a younger one (its transaction began earlier but took the table's lock later) waits for the next
+   * prune; none is deleted before its time, and the event just published is always there to be found.
+   */
+  async #prune(): Promise<void> {
+    await this.#query(
+      `DELETE FROM rustydb.node_events
+        WHERE id >= (SELECT min(id) FROM rustydb.node_events)
+          AND id < (SELECT id FROM rustydb.node_events WHERE at >= now() - interval '${KEEP}' ORDER BY id LIMIT 1)`,
+    );
   }
 
   /** The application_name of this node's listening connection (see peers()). */

@@ -1,0 +1,126 @@
+/**
+ * What one idle authenticated `/api/v1/stream` connection costs the server's heap, by constructor:
+ * starts the compiled server (or another build: --bin), opens FIRST authenticated sockets, takes a heap
+ * snapshot after a full GC, opens SECOND more, takes another, and prints the difference per connection
+ * (bench/tools/heap-snapshot-diff.ts's groups, divided by SECOND). Also RSS and heap used after the GC.
+ *
+ *   node --import tsx bench/tools/connection-heap-probe.ts [first=200] [second=1000] [--bin path] [--keep]
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StreamConnection, login } from '../lib/client.ts';
+import { startRustyServer } from '../lib/rusty-server.ts';
+import { sleep } from '../lib/stats.ts';
+
+const PRELOAD = fileURLToPath(new URL('./soak-memory-preload.mjs', import.meta.url));
+const args = process.argv.slice(2);
+const binAt = args.indexOf('--bin');
+const bin = binAt >= 0 ? args.splice(binAt, 2)[1] : undefined;
+const keep = args.includes('--keep');
+const [first, second] = args.filter((a) => !a.startsWith('--')).map(Number);
+const FIRST = first || 200;
+const SECOND = second || 1000;
+
+interface Probe {
+  rss: number;
+  heapUsed: number;
+}
+
+interface Snapshot {
+  snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
+  nodes: number[];
+  strings: string[];
+}
+
+function groups(path: string): Map<string, { count: number; bytes: number }> {
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as Snapshot;
+  const fields = raw.snapshot.meta.node_fields;
+  const types = raw.snapshot.meta.node_types[0];
+  const width = fields.length;
+  const typeAt = fields.indexOf('type');
+  const nameAt = fields.indexOf('name');
+  const sizeAt = fields.indexOf('self_size');
+  const out = new Map<string, { count: number; bytes: number }>();
+  for (let i = 0; i < raw.nodes.length; i += width) {
+    const type = types[raw.nodes[i + typeAt]!]!;
+    const name =
+      type === 'object' || type === 'closure' || type === 'hidden' || type === 'array' || type === 'code'
+        ? `${type}:${raw.strings[raw.nodes[i + nameAt]!]!.slice(0, 50)}`
+        : type;
+    const g = out.get(name) ?? { count: 0, bytes: 0 };
+    g.count++;
+    g.bytes += raw.nodes[i + sizeAt]!;
+    out.set(name, g);
+  }
+  return out;
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-conn-heap-'));
+const server = await startRustyServer({
+  dataDir,
+  flags: [
+    '--websocket-max-connections',
+    String(FIRST + SECOND + 100),
+    '--websocket-ping-interval',
+    '86400',
+    '--websocket-timeout',
+    '86400',
+  ],
+  nodeArgs: ['--expose-gc', '--import', PRELOAD],
+  ...(bin ? { bin } : {}),
+});
+const sockets: StreamConnection[] = [];
+try {
+  const token = await login(server.url);
+  const open = async (count: number): Promise<void> => {
+    for (let i = 0; i < count; i += 50) {
+      const batch = Math.min(50, count - i);
+      sockets.push(
+        ...(await Promise.all(
+          Array.from({ length: batch }, () => StreamConnection.open(server.streamUrl, token)),
+        )),
+      );
+    }
+  };
+  let probes = 0;
+  const snap = async (name: string): Promise<Probe> => {
+    await sleep(1000);
+    const file = join(dataDir, `${name}.heapsnapshot`);
+    writeFileSync(join(dataDir, 'snapshot-request'), file);
+    const seen = probes;
+    process.kill(server.pid, 'SIGUSR2');
+    const match = await server.child.waitFor(new RegExp(`soak-probe ${seen + 1} (\\{.*\\})`));
+    await server.child.waitFor(new RegExp(`soak-probe-snapshot ${file}`), 120_000);
+    probes++;
+    const probe = JSON.parse(match[1]!) as Probe;
+    return probe;
+  };
+  await open(FIRST);
+  const a = await snap('a');
+  await open(SECOND);
+  const b = await snap('b');
+  console.log(
+    `RSS after GC per connection ${((b.rss - a.rss) / SECOND).toFixed(0)} B; heap used per connection ${((b.heapUsed - a.heapUsed) / SECOND).toFixed(0)} B`,
+  );
+  const ga = groups(join(dataDir, 'a.heapsnapshot'));
+  const gb = groups(join(dataDir, 'b.heapsnapshot'));
+  const rows = [...new Set([...ga.keys(), ...gb.keys()])]
+    .map((name) => {
+      const x = ga.get(name) ?? { count: 0, bytes: 0 };
+      const y = gb.get(name) ?? { count: 0, bytes: 0 };
+      return { name, count: (y.count - x.count) / SECOND, bytes: (y.bytes - x.bytes) / SECOND };
+    })
+    .filter((r) => Math.abs(r.bytes) >= 2)
+    .sort((p, q) => q.bytes - p.bytes);
+  const total = rows.reduce((s, r) => s + r.bytes, 0);
+  console.log(`snapshot bytes per connection (groups of >= 2 B): ${total.toFixed(0)} B`);
+  for (const r of rows)
+    console.log(`${r.bytes.toFixed(1).padStart(8)} B ${r.count.toFixed(2).padStart(6)} obj  ${r.name}`);
+} finally {
+  for (const s of sockets) s.ws.terminate();
+  await server.stop();
+  if (!keep) rmSync(dataDir, { recursive: true, force: true });
+  else console.log(`kept ${dataDir}`);
+}
