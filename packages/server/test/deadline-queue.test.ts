@@ -9,7 +9,9 @@ import { Deadline, DeadlineQueue } from '../src/core/deadline-queue.ts';
 
 test('hundreds of deadlines, moved and cancelled at random, each fire once and never early', async () => {
   const fired: { owner: number; at: number; firedAt: number }[] = [];
-  const queue = new DeadlineQueue<number>((owner, at) => fired.push({ owner, at, firedAt: Date.now() }));
+  const queue = new DeadlineQueue<Deadline<number>>(({ owner }, at) =>
+    fired.push({ owner, at, firedAt: Date.now() }),
+  );
   // A fixed pseudo-random sequence, so that a failure can be replayed.
   let seed = 12345;
   const random = (n: number): number => {
@@ -48,7 +50,7 @@ test('hundreds of deadlines, moved and cancelled at random, each fire once and n
 
 test("a deadline beyond one timer's reach (2^31-1 ms) waits, and a nearer one still fires", async () => {
   const fired: string[] = [];
-  const queue = new DeadlineQueue<string>((owner) => fired.push(owner));
+  const queue = new DeadlineQueue<Deadline<string>>(({ owner }) => fired.push(owner));
   const far = new Deadline('far');
   const near = new Deadline('near');
   queue.schedule(far, Date.now() + 30 * 86_400_000);
@@ -62,9 +64,12 @@ test("a deadline beyond one timer's reach (2^31-1 ms) waits, and a nearer one st
 
 test('an unref queue: a deadline cancelled last leaves its timer armed, and later and earlier ones still fire on time', async () => {
   const fired: { owner: string; at: number; firedAt: number }[] = [];
-  const queue = new DeadlineQueue<string>((owner, at) => fired.push({ owner, at, firedAt: Date.now() }), {
-    unref: true,
-  });
+  const queue = new DeadlineQueue<Deadline<string>>(
+    ({ owner }, at) => fired.push({ owner, at, firedAt: Date.now() }),
+    {
+      unref: true,
+    },
+  );
   const start = Date.now();
   const cancelled = new Deadline('cancelled');
   queue.schedule(cancelled, start + 60);

@@ -5,43 +5,69 @@
  * its closure and its place in Node's timer lists). Here each deadline is one small entry in a binary
  * min-heap by time, and one timer is armed for the earliest: scheduling, moving and cancelling a
  * deadline are O(log n), and a deadline fires at its millisecond as a timer of its own would.
+ *
+ * An entry is anything with the two fields of `Scheduled`: an owner that lives as long as its deadline
+ * (a session) is its own entry, with no object between it and the heap. Times are epoch milliseconds
+ * in the queue's interface; an entry holds them as process-clock time (see process-clock.ts), a small
+ * integer stored in the entry itself where an epoch time took a number object of its own.
  */
+import { epochOf, sinceStart } from './process-clock.ts';
 
 /** setTimeout holds at most 2^31-1 ms; a later deadline is reached by re-arming when the timer fires. */
 const MAX_TIMER_DELAY = 2_147_483_647;
 
-/** One owner's deadline: where it is in the heap (-1 when not scheduled) and when it is due. */
-export class Deadline<T> {
-  /** Epoch milliseconds at which it is due. */
-  at = 0;
-  /** Its position in the heap, or -1 while not scheduled. */
-  index = -1;
+/** Epoch milliseconds of process-clock time 0. */
+const CLOCK_ZERO = epochOf(0);
+
+/** Process-clock time of `epoch` ms: exact, and a small integer (in V8's sense) where it is one. */
+function clockOf(epoch: number): number {
+  const time = epoch - CLOCK_ZERO;
+  return (time | 0) === time ? time | 0 : time;
+}
+
+/** What the queue keeps in an entry. */
+export interface Scheduled {
+  /** @internal the queue's: when the entry is due, in process-clock time (see clockOf). */
+  deadlineAt: number;
+  /** @internal the queue's: its position in the heap, or -1 while not scheduled. */
+  deadlineIndex: number;
+}
+
+/** A deadline as an object of its own, for an owner that is no entry itself (or a function to call). */
+export class Deadline<T> implements Scheduled {
+  deadlineAt = 0;
+  deadlineIndex = -1;
   constructor(readonly owner: T) {}
 
+  /** Epoch milliseconds at which it is due (when scheduled). */
+  get at(): number {
+    return epochOf(this.deadlineAt);
+  }
+
   get scheduled(): boolean {
-    return this.index >= 0;
+    return this.deadlineIndex >= 0;
   }
 }
 
-export class DeadlineQueue<T> {
-  readonly #heap: Deadline<T>[] = [];
-  /** Called for each deadline that came due, with the time it was scheduled for. */
-  readonly #due: (owner: T, at: number) => void;
+export class DeadlineQueue<E extends Scheduled> {
+  readonly #heap: E[] = [];
+  /** Called for each entry that came due, with the time (epoch ms) it was scheduled for. */
+  readonly #due: (entry: E, at: number) => void;
   #timer: NodeJS.Timeout | undefined;
-  /** The deadline the timer is armed for (Infinity when it is not armed). */
+  /** The time (process clock) the timer is armed for (Infinity when it is not armed). */
   #timerAt = Infinity;
 
   /** See the constructor's `unref`. */
   readonly #unref: boolean;
 
   /**
-   * @param due called for each deadline that came due
+   * @param due called for each entry that came due, with its time (epoch ms)
    * @param options.unref the timer keeps nothing alive; then cancelling the last deadline leaves it
    *   armed (it fires once, finds nothing due and stops) instead of clearing it at once: deadlines
    *   scheduled and cancelled in the same tick, one after another (a socket's time to authenticate,
    *   when its token came with the upgrade), then share one timer instead of arming one each.
    */
-  constructor(due: (owner: T, at: number) => void, options: { unref?: boolean } = {}) {
+  constructor(due: (entry: E, at: number) => void, options: { unref?: boolean } = {}) {
     this.#due = due;
     this.#unref = options.unref ?? false;
   }
@@ -51,26 +77,27 @@ export class DeadlineQueue<T> {
     return this.#heap.length;
   }
 
-  /** Schedules (or moves, if it is already scheduled) a deadline to `at` epoch milliseconds. */
-  schedule(deadline: Deadline<T>, at: number): void {
-    if (deadline.scheduled) {
-      const earlier = at < deadline.at;
-      deadline.at = at;
-      if (earlier) this.#up(deadline.index);
-      else this.#down(deadline.index);
+  /** Schedules (or moves, if it is already scheduled) an entry to `epochAt` epoch milliseconds. */
+  schedule(entry: E, epochAt: number): void {
+    const at = clockOf(epochAt);
+    if (entry.deadlineIndex >= 0) {
+      const earlier = at < entry.deadlineAt;
+      entry.deadlineAt = at;
+      if (earlier) this.#up(entry.deadlineIndex);
+      else this.#down(entry.deadlineIndex);
     } else {
-      deadline.at = at;
-      deadline.index = this.#heap.length;
-      this.#heap.push(deadline);
-      this.#up(deadline.index);
+      entry.deadlineAt = at;
+      entry.deadlineIndex = this.#heap.length;
+      this.#heap.push(entry);
+      this.#up(entry.deadlineIndex);
     }
     this.#arm();
   }
 
-  /** Removes a deadline if it is scheduled; it will not fire. */
-  cancel(deadline: Deadline<T>): void {
-    if (!deadline.scheduled) return;
-    this.#removeAt(deadline.index);
+  /** Removes an entry if it is scheduled; it will not fire. */
+  cancel(entry: E): void {
+    if (entry.deadlineIndex < 0) return;
+    this.#removeAt(entry.deadlineIndex);
     if (this.#heap.length === 0 && !this.#unref) this.#disarm();
     // Otherwise the timer may be armed for the cancelled deadline: it fires, finds nothing due and
     // re-arms for the earliest, which is cheaper than re-arming on every cancel.
@@ -83,10 +110,10 @@ export class DeadlineQueue<T> {
       this.#disarm();
       return;
     }
-    if (this.#timer !== undefined && this.#timerAt <= first.at) return;
+    if (this.#timer !== undefined && this.#timerAt <= first.deadlineAt) return;
     clearTimeout(this.#timer);
-    const delay = Math.min(Math.max(first.at - Date.now(), 0), MAX_TIMER_DELAY);
-    this.#timerAt = first.at;
+    const delay = Math.min(Math.max(first.deadlineAt - sinceStart(), 0), MAX_TIMER_DELAY);
+    this.#timerAt = first.deadlineAt;
     this.#timer = setTimeout(this.#fire, delay);
     if (this.#unref) this.#timer.unref();
   }
@@ -104,9 +131,13 @@ export class DeadlineQueue<T> {
     try {
       // The timer may fire a millisecond early by the wall clock, or be armed for a deadline too far
       // away for one timer: what is not due yet stays and the timer is armed again below.
-      for (let first = this.#heap[0]; first !== undefined && first.at <= Date.now(); first = this.#heap[0]) {
+      for (
+        let first = this.#heap[0];
+        first !== undefined && first.deadlineAt <= sinceStart();
+        first = this.#heap[0]
+      ) {
         this.#removeAt(0);
-        this.#due(first.owner, first.at);
+        this.#due(first, epochOf(first.deadlineAt));
       }
     } finally {
       // Even if an owner's handler threw, the others' deadlines stay armed.
@@ -118,12 +149,12 @@ export class DeadlineQueue<T> {
     const heap = this.#heap;
     const removed = heap[index]!;
     const last = heap.pop()!;
-    removed.index = -1;
+    removed.deadlineIndex = -1;
     if (last === removed) return;
     heap[index] = last;
-    last.index = index;
+    last.deadlineIndex = index;
     // The element moved into the hole may belong above or below it.
-    if (index > 0 && last.at < heap[(index - 1) >> 1]!.at) this.#up(index);
+    if (index > 0 && last.deadlineAt < heap[(index - 1) >> 1]!.deadlineAt) this.#up(index);
     else this.#down(index);
   }
 
@@ -133,13 +164,13 @@ export class DeadlineQueue<T> {
     while (index > 0) {
       const parentIndex = (index - 1) >> 1;
       const parent = heap[parentIndex]!;
-      if (parent.at <= item.at) break;
+      if (parent.deadlineAt <= item.deadlineAt) break;
       heap[index] = parent;
-      parent.index = index;
+      parent.deadlineIndex = index;
       index = parentIndex;
     }
     heap[index] = item;
-    item.index = index;
+    item.deadlineIndex = index;
   }
 
   #down(index: number): void {
@@ -150,14 +181,14 @@ export class DeadlineQueue<T> {
       let child = 2 * index + 1;
       if (child >= length) break;
       const right = child + 1;
-      if (right < length && heap[right]!.at < heap[child]!.at) child = right;
+      if (right < length && heap[right]!.deadlineAt < heap[child]!.deadlineAt) child = right;
       const smaller = heap[child]!;
-      if (smaller.at >= item.at) break;
+      if (smaller.deadlineAt >= item.deadlineAt) break;
       heap[index] = smaller;
-      smaller.index = index;
+      smaller.deadlineIndex = index;
       index = child;
     }
     heap[index] = item;
-    item.index = index;
+    item.deadlineIndex = index;
   }
 }

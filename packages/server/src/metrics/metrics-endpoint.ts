@@ -355,7 +355,7 @@ export class MetricsSession {
 
 /** The endpoint: a thin adapter between `ws` and MetricsSession. */
 export function metricsEndpoint(deps: MetricsSessionDeps): EndpointHandler {
-  return (ws, request, target, admission) => {
+  return (ws, request, target) => {
     const urlToken = target.param('token') ?? undefined;
     if (urlToken !== undefined && !deps.config.allow_url_token) {
       ws.send(envelope('auth_error', { status: 'error', code: 'AUTH_FAILED', message: URL_TOKEN_DISABLED }));
@@ -366,12 +366,7 @@ export function metricsEndpoint(deps: MetricsSessionDeps): EndpointHandler {
       metrics: listParameter,
       interval_ms: numberParameter,
     });
-    const session = new MetricsSession(
-      adaptSocket(ws, admission),
-      deps,
-      request.socket.remoteAddress ?? '',
-      startWith,
-    );
+    const session = new MetricsSession(adaptSocket(ws), deps, request.socket.remoteAddress ?? '', startWith);
     wireSession(ws, session, urlToken, deps.logger);
   };
 }

@@ -32,44 +32,18 @@ export interface Admission {
   authenticated(): void;
 }
 
-/** One admitted socket's place in the counts; `release` (on close) is safe to call twice. */
-export class AdmissionTicket implements Admission {
-  readonly #owner: ConnectionAdmission;
-  readonly key: string;
+/**
+ * An admitted socket's place in the counts, kept on the socket itself (a ticket object per connection
+ * cost it ~64 bytes): pending while it has a deadline to authenticate, counted while it has a key.
+ */
+export interface Admitted {
+  /** @internal the admission's: the address key it is counted under; undefined once it left the counts. */
+  admissionKey: string | undefined;
   /**
-   * Its deadline to authenticate in the owner's queue, owning what runs when it comes: only while the
-   * socket is pending, so that an authenticated connection holds neither for its whole life.
+   * @internal the admission's: its deadline to authenticate in the admission's queue, owning what runs
+   * when it comes; only while the socket is pending, so that an authenticated connection holds none.
    */
-  #deadline: Deadline<() => void> | undefined;
-  #state: 'pending' | 'authenticated' | 'released' = 'pending';
-
-  constructor(owner: ConnectionAdmission, key: string, deadline: Deadline<() => void>) {
-    this.#owner = owner;
-    this.key = key;
-    this.#deadline = deadline;
-  }
-
-  get pending(): boolean {
-    return this.#state === 'pending';
-  }
-
-  authenticated(): void {
-    if (this.#state !== 'pending') return;
-    this.#state = 'authenticated';
-    this.#leavePending();
-  }
-
-  release(): void {
-    if (this.#state === 'released') return;
-    if (this.#state === 'pending') this.#leavePending();
-    this.#state = 'released';
-    this.#owner.left(this.key);
-  }
-
-  #leavePending(): void {
-    this.#owner.authenticatedOrGone(this.key, this.#deadline);
-    this.#deadline = undefined;
-  }
+  authDeadline: Deadline<() => void> | undefined;
 }
 
 function decrement(counts: Map<string, number>, key: string): void {
@@ -88,9 +62,9 @@ export class ConnectionAdmission {
    * the upgrade, cleared in the same tick when the token came in the URL) cost every connect a Timeout
    * and two trips through Node's timer lists; here it costs a Deadline and a heap push and removal.
    */
-  readonly #deadlines = new DeadlineQueue<() => void>(
+  readonly #deadlines = new DeadlineQueue<Deadline<() => void>>(
     // A deadline still scheduled when it comes is a socket still pending: leaving pending cancels it.
-    (onDeadline) => onDeadline(),
+    (deadline) => deadline.owner(),
     // Like the per-socket timers it replaces: a pending socket's deadline keeps no process alive.
     { unref: true },
   );
@@ -105,10 +79,10 @@ export class ConnectionAdmission {
   }
 
   /**
-   * Counts a new socket from `address`, or says which limit refuses it. `onDeadline` runs if the socket
-   * is still unauthenticated when its time is up (the caller closes it).
+   * Counts a new socket from `address` (undefined), or says which limit refuses it. `onDeadline` runs if
+   * the socket is still unauthenticated when its time is up (the caller closes it).
    */
-  admit(address: string, onDeadline: () => void): AdmissionTicket | Refusal {
+  admit(address: string, socket: Admitted, onDeadline: () => void): Refusal | undefined {
     const key = addressKey(address);
     const { perAddress, unauthenticated, unauthenticatedPerAddress, authTimeoutMs } = this.#limits;
     if (perAddress > 0 && (this.#perAddress.get(key) ?? 0) >= perAddress) {
@@ -140,22 +114,30 @@ export class ConnectionAdmission {
     this.#unauthenticated++;
     const deadline = new Deadline(onDeadline);
     this.#deadlines.schedule(deadline, Date.now() + authTimeoutMs);
-    return new AdmissionTicket(this, key, deadline);
+    socket.admissionKey = key;
+    socket.authDeadline = deadline;
+    return undefined;
   }
 
-  /** @internal for AdmissionTicket: the socket left the unauthenticated count. */
-  authenticatedOrGone(key: string, deadline: Deadline<() => void> | undefined): void {
-    if (deadline) this.#deadlines.cancel(deadline);
+  /** The socket has authenticated: it leaves the unauthenticated counts (once; not after it left). */
+  authenticated(socket: Admitted): void {
+    const key = socket.admissionKey;
+    if (key !== undefined && socket.authDeadline !== undefined) this.#leavePending(socket, key);
+  }
+
+  /** The socket closed: it leaves every count; safe to call twice. */
+  release(socket: Admitted): void {
+    const key = socket.admissionKey;
+    if (key === undefined) return;
+    if (socket.authDeadline !== undefined) this.#leavePending(socket, key);
+    socket.admissionKey = undefined;
+    decrement(this.#perAddress, key);
+  }
+
+  #leavePending(socket: Admitted, key: string): void {
+    this.#deadlines.cancel(socket.authDeadline!);
+    socket.authDeadline = undefined;
     this.#unauthenticated--;
     decrement(this.#unauthenticatedPerAddress, key);
   }
-
-  /** @internal for AdmissionTicket: the socket closed. */
-  left(key: string): void {
-    decrement(this.#perAddress, key);
-  }
-}
-
-export function isRefusal(outcome: AdmissionTicket | Refusal): outcome is Refusal {
-  return !(outcome instanceof AdmissionTicket);
 }

@@ -30,6 +30,8 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { sinceStart } from '../core/process-clock.ts';
+import type { Deadline } from '../core/deadline-queue.ts';
+import type { Admission, Admitted } from './connection-admission.ts';
 
 /** Unsent bytes from which producers wait and the client's messages are no longer read. */
 export const HIGH_WATER_MARK = 1024 * 1024;
@@ -43,6 +45,8 @@ export interface FlowLimits {
   onOverflow: (socket: FlowControlledWebSocket) => void;
   /** Called as the socket closes, before its 'close' listeners. */
   onClosed: (socket: FlowControlledWebSocket) => void;
+  /** Called when the socket's endpoint says its client has authenticated (see `authenticated`). */
+  onAuthenticated: (socket: FlowControlledWebSocket) => void;
 }
 
 type Listener = Parameters<WebSocket['on']>[1];
@@ -233,7 +237,7 @@ interface WritableInternals {
   _writableState: { ending: boolean; destroyed: boolean };
 }
 
-export class FlowControlledWebSocket extends WebSocket {
+export class FlowControlledWebSocket extends WebSocket implements Admission, Admitted {
   #raw: Duplex | undefined;
   #limits: FlowLimits | undefined;
   // What every message sent reads is declared first, next to the above: a fan-out to 10,000 sockets
@@ -258,11 +262,12 @@ export class FlowControlledWebSocket extends WebSocket {
   /**
    * What the gateway keeps about the socket, kept on it (a Map per field, keyed by socket, cost every
    * connection an entry in each): when the client was last heard from and last pinged (see
-   * process-clock.ts), and the socket's place in the admission counts (undefined once it left them).
+   * process-clock.ts), and the socket's place in the admission counts (see Admitted).
    */
   heardAt = 0;
   pingedAt = 0;
-  admission: { authenticated(): void; release(): void } | undefined = undefined;
+  admissionKey: string | undefined = undefined;
+  authDeadline: Deadline<() => void> | undefined = undefined;
   #corked = false;
   #overflowed = false;
   /**
@@ -314,6 +319,14 @@ export class FlowControlledWebSocket extends WebSocket {
   static #onRawDrain(this: Duplex & { [SOCKET_OWNER]?: FlowControlledWebSocket }): void {
     const owner = this[SOCKET_OWNER];
     if (owner) owner.#wake();
+  }
+
+  /**
+   * The socket's endpoint says its client has authenticated (or needs no authentication): the socket
+   * is its own Admission, and the gateway takes it out of the unauthenticated counts.
+   */
+  authenticated(): void {
+    this.#limits?.onAuthenticated(this);
   }
 
   /** The endpoint the socket was opened on (as the gateway counts it). */

@@ -1,7 +1,6 @@
 /** Adapts a flow-controlled `ws` WebSocket to the transport interface the sessions use. */
 import type { WebSocket } from 'ws';
 import type { SessionSocket } from '../core/stream-session.ts';
-import type { Admission } from './connection-admission.ts';
 import type { FlowControlledWebSocket, TextPart } from './flow-controlled-socket.ts';
 
 /**
@@ -10,11 +9,9 @@ import type { FlowControlledWebSocket, TextPart } from './flow-controlled-socket
  */
 class SocketAdapter implements SessionSocket {
   readonly #ws: FlowControlledWebSocket;
-  readonly #admission: Admission | undefined;
 
-  constructor(ws: FlowControlledWebSocket, admission: Admission | undefined) {
+  constructor(ws: FlowControlledWebSocket) {
     this.#ws = ws;
-    this.#admission = admission;
   }
 
   get maxBuffered(): number {
@@ -61,12 +58,13 @@ class SocketAdapter implements SessionSocket {
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
   }
 
+  /** The socket is its own Admission (see the gateway's #admit). */
   authenticated(): void {
-    this.#admission?.authenticated();
+    this.#ws.authenticated();
   }
 }
 
-export function adaptSocket(socket: WebSocket, admission?: Admission): SessionSocket {
+export function adaptSocket(socket: WebSocket): SessionSocket {
   // The gateway creates every socket as a FlowControlledWebSocket.
-  return new SocketAdapter(socket as FlowControlledWebSocket, admission);
+  return new SocketAdapter(socket as FlowControlledWebSocket);
 }

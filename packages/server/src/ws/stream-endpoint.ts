@@ -40,7 +40,8 @@ export function sessionEndpoint(
   endpoint: string,
   collectionOf?: (pathname: string) => string,
 ): EndpointHandler<CheckedNow> {
-  const serve: EndpointHandler<CheckedNow> = (ws, request, target, admission, checked) => {
+  // The socket is its own Admission: the session's adapter reports authentication to it.
+  const serve: EndpointHandler<CheckedNow> = (ws, request, target, _admission, checked) => {
     const urlToken = target.param('token') ?? undefined;
     const remoteAddress = request.socket.remoteAddress ?? '';
     if (urlToken !== undefined && !deps.config.allow_url_token) {
@@ -57,7 +58,7 @@ export function sessionEndpoint(
     const collection = collectionOf?.(target.pathname);
     const startWith =
       collection === undefined ? undefined : streamFromUrl(target.url, 'watch', collection, WATCH_PARAMETERS);
-    const session = new StreamSession(adaptSocket(ws, admission), deps, {
+    const session = new StreamSession(adaptSocket(ws), deps, {
       endpoint,
       remoteAddress,
       ...(collection !== undefined ? { collection } : {}),

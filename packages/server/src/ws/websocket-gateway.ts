@@ -14,7 +14,7 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import { FlowControlledWebSocket, type FlowLimits } from './flow-controlled-socket.ts';
 import { authTimeoutMs } from '../config/config.ts';
 import type { OriginPolicy } from '../auth/origin-policy.ts';
-import { ConnectionAdmission, isRefusal, type Admission } from './connection-admission.ts';
+import { ConnectionAdmission, type Admission } from './connection-admission.ts';
 import { requestTarget, type RequestTarget } from './request-target.ts';
 
 /**
@@ -189,6 +189,7 @@ export class WebSocketGateway {
       maxBuffered: config.websocket_max_send_buffer,
       onOverflow: (socket) => this.#closeOverflowing(socket),
       onClosed: (socket) => this.#closed(socket),
+      onAuthenticated: (socket) => this.#admission.authenticated(socket),
     };
     this.#onSocketError = (err) => this.#logger.info('websocket error', { error: err.message });
   }
@@ -204,7 +205,7 @@ export class WebSocketGateway {
 
   /** For endpoints served by their own `ws` server (routeServer): the socket has authenticated. */
   authenticated(ws: WebSocket): void {
-    (ws as FlowControlledWebSocket).admission?.authenticated();
+    this.#admission.authenticated(ws as FlowControlledWebSocket);
   }
 
   /** Open sockets per endpoint (a pattern route counts under its label). */
@@ -361,7 +362,10 @@ export class WebSocketGateway {
     }
   }
 
-  /** Counts and limits a new socket: its place in the counts, or undefined when refused (and closing). */
+  /**
+   * Counts and limits a new socket: the socket itself as its Admission (it keeps its place in the
+   * counts: see Admitted), or undefined when refused (and closing).
+   */
   #admit(
     ws: WebSocket,
     request: IncomingMessage,
@@ -385,32 +389,31 @@ export class WebSocketGateway {
       return undefined;
     }
     const address = request.socket.remoteAddress ?? '';
-    const admitted = this.#admission.admit(address, () => {
+    const socket = ws as FlowControlledWebSocket;
+    const refusal = this.#admission.admit(address, socket, () => {
       if (ws.readyState !== ws.OPEN) return;
       ws.close(...route.authTimeoutClose);
       this.#forceCloseLater(ws);
     });
-    if (isRefusal(admitted)) {
+    if (refusal) {
       this.#audit?.record({
         event: 'connection.limit',
         ip: address,
         endpoint: target.pathname,
-        details: { limit: admitted.limit, max: admitted.max },
+        details: { limit: refusal.limit, max: refusal.max },
       });
-      refuse(admitted.message);
+      refuse(refusal.message);
       ws.close(1013, 'connection limit reached');
       this.#forceCloseLater(ws);
       return undefined;
     }
-    const socket = ws as FlowControlledWebSocket;
     socket.control(request.socket, this.#flowLimits, route.endpoint);
-    socket.admission = admitted;
     this.#perEndpoint.set(route.endpoint, (this.#perEndpoint.get(route.endpoint) ?? 0) + 1);
     const now = sinceStart();
     socket.heardAt = now;
     socket.pingedAt = now;
     this.#open.add(socket);
-    return admitted;
+    return socket;
   }
 
   /** Hands an admitted socket to its endpoint, with the result of the endpoint's `ahead` step. */
@@ -430,13 +433,11 @@ export class WebSocketGateway {
     }
   }
 
-  /** An admitted socket closed: it leaves the counts (once: its ticket is the mark that it is counted). */
+  /** An admitted socket closed: it leaves the counts (once: its admission key is the mark that it is counted). */
   #closed(ws: FlowControlledWebSocket): void {
     this.#open.delete(ws);
-    const ticket = ws.admission;
-    if (!ticket) return;
-    ws.admission = undefined;
-    ticket.release();
+    if (ws.admissionKey === undefined) return;
+    this.#admission.release(ws);
     const open = (this.#perEndpoint.get(ws.endpoint) ?? 1) - 1;
     if (open > 0) this.#perEndpoint.set(ws.endpoint, open);
     else this.#perEndpoint.delete(ws.endpoint);
