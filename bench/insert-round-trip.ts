@@ -232,9 +232,15 @@ const WHERE_THE_TIME_GOES = [
     'per batch of answers) 19%; the change feed 7%; receiving, parsing and validating the messages, ' +
     'authorizing, routing and building the answers about 15%; the rest GC, metrics and checkpoints. ' +
     'Grouping commits under `normal` too (the same group path, writes run on the event loop, BEGIN ' +
-    "and COMMIT on libsql's thread) was measured and is slower: 62 against 51 µs of server CPU per " +
-    'row, 11,210 against 17,621 rows/s, in runs of 20,000 inserts; the waits, promises and tracking a ' +
-    'grouped write needs cost more than the 15 commits in 16 it saves when a commit does not flush.',
+    "and COMMIT on libsql's thread) was first measured slower: 62 against 51 µs of server CPU per " +
+    'row in runs of 20,000 inserts. Measured again in December (bench/tools/insert-cpu.ts, 16 on the ' +
+    'wire, builds alternated, load 2.5–6), committing each insert alone cost 117–157 µs per row and ' +
+    'grouping them all 68–83 µs: each commit appends its own copy of every page the insert changed ' +
+    '(about four, 17 KB with the change-log record) to the WAL, which then reaches the checkpoint ' +
+    'threshold every ~60 inserts; a group writes each page once. A lone writer (one insert at a time) ' +
+    'paid twice the CPU in a group (400–540 against 190–270 µs), so the server now commits the first ' +
+    'keyed write of each turn of its event loop inline and groups those read with it in the same turn: ' +
+    "92–106 µs per row with 16 on the wire, and a lone writer's path as before.",
 ].join('\n');
 
 /**

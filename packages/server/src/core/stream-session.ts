@@ -15,7 +15,7 @@ import {
   type StatementResult,
 } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
-import type { Engine } from '../engine/engine.ts';
+import { lastInlineRun, type Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import {
   ANONYMOUS,
@@ -646,7 +646,10 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
       return true;
     }
     if (!result) return false;
-    this.#sendResult(message, result)?.catch((err) => this.#sendFailure(err, message.id));
+    // Stamped with the run's end (lastInlineRun): one clock read less per keyed query.
+    this.#sendResult(message, result, lastInlineRun.endedAt)?.catch((err) =>
+      this.#sendFailure(err, message.id),
+    );
     return true;
   }
 
@@ -655,14 +658,22 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
    * the socket's buffer (almost always: then nothing is returned), else as the client reads, by the
    * promise returned.
    */
-  #sendResult(message: QueryMessage, result: StatementResult): Promise<void> | undefined {
+  #sendResult(message: QueryMessage, result: StatementResult, madeAt?: number): Promise<void> | undefined {
     const { chunk_size, streaming } = message.payload;
     const size =
       streaming === false ? result.rows.length : (chunk_size ?? this.#deps.config.query_chunk_size);
     const { columns, rows } = result;
     if (rows.length <= size) {
       // Almost every keyed answer: one message, which fits unless the client is far behind.
-      const text = chunkText(message.id, columns, rows, false, result.rows_affected, result.last_insert_id);
+      const text = chunkText(
+        message.id,
+        columns,
+        rows,
+        false,
+        result.rows_affected,
+        result.last_insert_id,
+        madeAt,
+      );
       if (!this.#socket.fits(text.length * 3)) return this.#answer(text);
       // Framed in one buffer and written with one `write` (see #sendFramed): ws's framing made a header
       // buffer, a copy of the text and a `writev` of the two for every keyed answer.
