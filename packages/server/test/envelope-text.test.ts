@@ -9,6 +9,7 @@ import {
   authSuccessEnvelope,
   dataEnvelope,
   envelope,
+  isoTimestamp,
   timestampAt,
   timestampNow,
 } from '../src/core/envelope.ts';
@@ -170,4 +171,25 @@ test('the timestamp of a clock reading just made (timestampAt) is the current in
     dataEnvelope('q', ['v'], [['x']], false, 1, undefined, performance.now()),
   );
   assert.equal(stamped, withoutTimestamp(dataEnvelope('q', ['v'], [['x']], false, 1, undefined))[0]);
+});
+
+test('isoTimestamp writes what toISOString does, millisecond after millisecond and across seconds', () => {
+  const starts = [
+    0,
+    Date.now(),
+    Date.UTC(1999, 11, 31, 23, 59, 59, 990),
+    Date.UTC(2026, 11, 6, 18, 40, 12, 5),
+    -1500,
+    Date.UTC(9999, 11, 31, 23, 59, 59, 995),
+    Date.UTC(-1, 0, 1),
+  ];
+  for (const start of starts) {
+    for (let ms = start; ms < start + 2500; ms += ms % 7 === 0 ? 1 : 3) {
+      assert.equal(isoTimestamp(ms), new Date(ms).toISOString());
+    }
+  }
+  // Seconds out of order, as clocks set back give.
+  for (const ms of [5_000_123, 4_999_999, 5_000_001, 5_000_000, 4_000_010]) {
+    assert.equal(isoTimestamp(ms), new Date(ms).toISOString());
+  }
 });

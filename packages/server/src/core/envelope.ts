@@ -22,12 +22,34 @@ const STAMP_MARGIN = 0.05;
 /** performance.timeOrigin, read once (it is fixed for the process). */
 const TIME_ORIGIN = performance.timeOrigin;
 
+/** The text of the last second written by isoTimestamp, up to its milliseconds ("…T18:40:12."). */
+let secondText = '';
+let secondAt = Number.NaN;
+
+/**
+ * `new Date(ms).toISOString()`, from the text of its second when the second is the last one written:
+ * a busy server stamps every millisecond, and a Date and its formatting cost more than the text's end.
+ */
+export function isoTimestamp(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== secondAt) {
+    const text = new Date(ms).toISOString();
+    // Only the common form (a four-digit year, 24 characters) is cut; others are written whole each time.
+    const common = text.length === 24;
+    secondAt = common ? second : Number.NaN;
+    secondText = common ? text.slice(0, 20) : '';
+    return text;
+  }
+  const milli = ms - second * 1000;
+  return `${secondText}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}
+
 /** Now, as the ISO-8601 text every envelope carries. */
 export function timestampNow(): string {
   const now = Date.now();
   if (now !== stampedAt) {
     stampedAt = now;
-    stamp = new Date(now).toISOString();
+    stamp = isoTimestamp(now);
     // The millisecond timestampAt knew is over.
     stampFrom = stampUntil = 0;
   }
