@@ -85,8 +85,6 @@ function sessionId(): string {
 export abstract class RegistryEntry implements RegisteredSession {
   /** Made when first asked for (listed, audited, killed by id): most sessions are never named. */
   #id: string | undefined = undefined;
-  /** Undefined for a session no registry lists (it is then never limited, listed or ended from outside). */
-  readonly #registry: SessionRegistry | undefined;
   readonly endpoint: string;
   readonly remoteAddress: string;
   /** When it connected (see process-clock.ts: a small number costs a connection far less than a Date). */
@@ -105,18 +103,23 @@ export abstract class RegistryEntry implements RegisteredSession {
    */
   earlierCredentials: string[] | undefined = undefined;
 
-  constructor(registry: SessionRegistry | undefined, endpoint: string, remoteAddress: string) {
-    this.#registry = registry;
+  constructor(endpoint: string, remoteAddress: string) {
     this.endpoint = endpoint;
     this.remoteAddress = remoteAddress;
   }
 
+  /**
+   * The registry that lists the session once it authenticates; undefined for a session none lists (it
+   * is then never limited, listed or ended from outside). Read from where the session has it already
+   * (a StreamSession's dependencies): a field of its own cost every connection 8 bytes.
+   */
+  protected abstract get registry(): SessionRegistry | undefined;
   abstract terminate(code: ErrorCode, message: string, reason: string): void;
   abstract bufferedAmount(): number;
 
   /** Whether a registry lists the session (once it authenticates). */
   get listed(): boolean {
-    return this.#registry !== undefined;
+    return this.registry !== undefined;
   }
 
   /**
@@ -125,7 +128,7 @@ export abstract class RegistryEntry implements RegisteredSession {
    * connection limit; the session is then not registered. True, with nothing recorded, without a registry.
    */
   authenticated(principal: Principal): boolean {
-    return this.#registry?.admit(this, principal) ?? true;
+    return this.registry?.admit(this, principal) ?? true;
   }
 
   /** The session's id: random, unique, the name administrators end it by. */
@@ -140,7 +143,7 @@ export abstract class RegistryEntry implements RegisteredSession {
 
   /** Leaves the registry; safe to call twice. */
   release(): void {
-    this.#registry?.remove(this);
+    this.registry?.remove(this);
   }
 
   /** Whether the session ever presented the token or login `id`. */
@@ -155,6 +158,7 @@ export abstract class RegistryEntry implements RegisteredSession {
 
 /** The registry's entry for a session that is not one itself (registry.open). */
 export class SessionHandle extends RegistryEntry {
+  readonly #registry: SessionRegistry;
   readonly #session: RegisteredSession;
 
   constructor(
@@ -163,8 +167,13 @@ export class SessionHandle extends RegistryEntry {
     remoteAddress: string,
     session: RegisteredSession,
   ) {
-    super(registry, endpoint, remoteAddress);
+    super(endpoint, remoteAddress);
+    this.#registry = registry;
     this.#session = session;
+  }
+
+  protected get registry(): SessionRegistry {
+    return this.#registry;
   }
 
   terminate(code: ErrorCode, message: string, reason: string): void {

@@ -183,7 +183,7 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
     origin: SessionOrigin = { endpoint: '', remoteAddress: '' },
   ) {
     // The session is its own entry in the registry: what it lists and ends (see RegistryEntry).
-    super(deps.sessions, origin.endpoint, origin.remoteAddress);
+    super(origin.endpoint, origin.remoteAddress);
     this.#socket = socket;
     this.#sink = socket.sharedSink;
     this.#deps = deps;
@@ -196,6 +196,11 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
       this.#bucket = new TokenBucket(config.rate_limit_rps, limits.burst);
       this.#violations = new ViolationCounter(limits.maxViolations, limits.windowMs);
     }
+  }
+
+  /** Where the session is listed once authenticated (see RegistryEntry). */
+  protected get registry(): SessionRegistry | undefined {
+    return this.#deps.sessions;
   }
 
   get principal(): Principal | undefined {
