@@ -30,6 +30,25 @@ const CLOSE_BRACKET = 0x5d;
 const CLOSE_BRACE = 0x7d;
 
 /**
+ * Characters a statement's text may keep alive beyond its own (see statementText): a message of a keyed
+ * query (~100 characters) needs no copy.
+ */
+const KEPT_SLACK = 256;
+
+/**
+ * The statement's text, `text` from `from` to `to`: the slice itself when the message is not much
+ * longer, else a copy. V8 makes a slice of a string a view of the whole string, and the router keeps
+ * statements by their text (its cache): a view would keep the message it came in alive with it, with
+ * all its parameters (JSON.parse made strings of their own).
+ */
+function statementText(text: string, from: number, to: number): string {
+  const slice = text.slice(from, to);
+  if (text.length <= 2 * slice.length + KEPT_SLACK) return slice;
+  // Joined to another string and cut again: the cut is from the joined string's own flat copy.
+  return ` ${slice}`.slice(1);
+}
+
+/**
  * Where the JSON string whose text starts at `at` (after its opening quote) ends (its closing quote),
  * when JSON.parse would read it as its text as is (no escape; no control character, which it refuses);
  * -1 otherwise.
@@ -112,7 +131,7 @@ export function scanQueryText(text: string): QueryMessage | undefined {
   at += PAYLOAD_SQL.length;
   const sqlEnd = plainStringEnd(text, at);
   if (sqlEnd <= at) return undefined;
-  const sql = text.slice(at, sqlEnd);
+  const sql = statementText(text, at, sqlEnd);
   at = sqlEnd + 1;
   let params: SqlValue[] | undefined;
   if (text.startsWith(PARAMS_KEY, at)) {

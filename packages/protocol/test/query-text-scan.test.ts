@@ -5,6 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { clientMessageSchema, parseClientMessage } from '@rustydb/protocol';
 import { scanQueryText } from '../src/query-text-scan.ts';
 
@@ -170,4 +172,28 @@ test('the scan agrees with the full check on texts made by changing the common o
   }
   // Some changes keep a text the scan reads (a digit, a letter of a string): the agreement was tested.
   assert.ok(read > 1000, `only ${read} changed texts were read by the scan`);
+});
+
+test('the statement text read from a long message does not keep the message alive', () => {
+  // The router keeps statements by their text: a view of a message with a megabyte of parameters would
+  // keep that megabyte too (V8's slices are views of the whole string).
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const kept: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const text = JSON.stringify({
+      type: 'query',
+      id: 'big',
+      payload: { sql: `SELECT v FROM kv WHERE k = ? -- ${i}`, params: ['x'.repeat(1_000_000 + i)] },
+    });
+    kept.push(scanQueryText(text)!.payload.sql);
+  }
+  gc();
+  const grown = process.memoryUsage().heapUsed - before;
+  assert.equal(kept.length, 40);
+  assert.ok(grown < 10_000_000, `40 statement texts kept ${(grown / 1e6).toFixed(1)} MB alive`);
+  // A keyed query's message is short: its text may stay a view of it.
+  assert.equal(scanQueryText(keyed)!.payload.sql, 'SELECT v FROM kv WHERE k = ?');
 });
