@@ -73,7 +73,7 @@ const NOTES: string[] = [
     "wrappers (catalog scope, metrics, audit) and the run's bookkeeping, each a few tenths of a µs; and " +
     'six clock reads per query where the floor makes one (`performance.now()` twice for the metrics and ' +
     "twice for the inline time budget, `Date.now()` for the socket's last-heard time and the envelope's " +
-    'timestamp), 0.1–0.2 µs each on this virtual machine.',
+    'timestamp), 0.1–0.2 µs each on this virtual machine in a tight loop (three since session 11, below).',
   '',
   'Why the floor is far above the echo although it adds only a few µs of CPU: a round trip is not the ' +
     'sum of the CPU times. The echo answers 2–3 µs after reading, while the client is still finishing ' +
@@ -166,8 +166,9 @@ const NOTES: string[] = [
     'own: the slowest round trips of both are stalls of the loaded 2-core machine, which a server meets ' +
     'in proportion to the time it runs per request — RustyDB ~13% longer (CPU per round trip), and it ' +
     'collects more often. What would close it is less work per request, spread over many steps of under ' +
-    'a µs each. Clock reads are not it: `performance.now()` took 66–122 ns and `Date.now()` 58–77 ns in a ' +
-    'tight loop here, six per query ~0.4 µs, about 1% of its own work (left as they are). Nor are the ' +
+    'a µs each. Clock reads looked not to be it (`performance.now()` took 66–122 ns and `Date.now()` 58–77 ' +
+    'ns in a tight loop here, six per query ~0.4 µs), yet in the round trip they were: see session 11 ' +
+    'below. Nor are the ' +
     "engine view's three wrappers: a copy of the build whose keyed path skipped all three (metrics, audit " +
     'and catalog scope lost: an experiment, not a change) against this one (round-trip-ab.ts ' +
     '--builds-only, 40 turns of 1,000, three runs, load 5–6): CPU per round trip with them 0.993×, ' +
@@ -182,6 +183,25 @@ const NOTES: string[] = [
     'the build before (round-trip-ab.ts --builds-only, 40 turns of 1,000, three runs, load 7.6–8.8): CPU ' +
     'per round trip 0.982×, 0.992×, 0.990× (per-turn medians), p50 0.98–1.00×, p99 1.00×, 0.93×, 0.95×: ' +
     'the keyed path pays nothing for it.',
+  '',
+  'Session 11: fewer clock reads, and no `JSON.parse` for the keyed query. A/B on copies of the build ' +
+    'showed what the tight loop did not: a copy whose keyed path read no clock at all used 3.5–6% less ' +
+    'server CPU per round trip (round-trip-ab.ts --builds-only, 40 turns of 1,000, three runs: the build ' +
+    'with its six reads 1.054×, 1.035×, 1.060×; per-turn medians), and three more reads per query cost ' +
+    "1.8–2.0% (two runs): ~0.6% each, where doubling the reply's text and its encoding cost 0.3–0.5% " +
+    "and 1 KB more garbage per query nothing measurable (1.000×, 0.994×). Now the inline run's two " +
+    "`performance.now()` serve the metrics' latency too (lastInlineRun, instead of two reads of their own) " +
+    "and the answer's timestamp (timestampAt: the wall clock is read once per millisecond, not per " +
+    "answer; a new millisecond's text is made from its second's, not by `toISOString`); and a query " +
+    'message in the layout clients write is read from its text without `JSON.parse` (query-text-scan.ts: ' +
+    '~0.4 µs against ~0.9 µs in a tight loop; anything else, valid or not, goes to `JSON.parse` and the ' +
+    "full check, as before). Three reads remain per keyed query: the socket's last-heard time " +
+    "(`Date.now()`) and the inline run's start and end (its 2 ms budget). A/B against main without these " +
+    'changes (round-trip-ab.ts --builds-only, 40 turns of 1,000, four runs, load 12–15): CPU per round ' +
+    'trip 0.965×, 0.984×, 0.956×, 0.954×, p50 0.988×, 0.988×, 0.966×, 0.978× (per-turn medians). A copy ' +
+    "without the last-heard read and the run's start read (an experiment: the idle timeout and the " +
+    'inline budget lost) against this build: 1.010×, 1.017×, 0.994× (load 10–12): one reading shared by ' +
+    'the two would save ~1% more.',
   '',
   'Blocks whose p50 differ by a third (63 and 45 µs in one quiet run) are where the scheduler put the ' +
     'client and the server. Pinned with `taskset` (20,000-query loops on the loaded machine): both on one ' +

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { clientMessageSchema, CLIENT_MESSAGE_TYPES, type ClientMessage } from './messages.ts';
 import { fastQueryMessage } from './query-fast-path.ts';
+import { scanQueryText } from './query-text-scan.ts';
 
 export type ParseResult =
   | { ok: true; message: ClientMessage }
@@ -13,6 +14,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 /** Parses one client text frame. Never throws: malformed input becomes a descriptive error. */
 export function parseClientMessage(text: string): ParseResult {
+  // The commonest query, read from the text without JSON.parse; anything else is parsed and checked.
+  const scanned = scanQueryText(text);
+  if (scanned !== undefined) return { ok: true, message: scanned };
   let value: unknown;
   try {
     value = JSON.parse(text);

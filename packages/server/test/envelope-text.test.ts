@@ -5,7 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { authSuccessEnvelope, dataEnvelope, envelope, timestampNow } from '../src/core/envelope.ts';
+import {
+  authSuccessEnvelope,
+  dataEnvelope,
+  envelope,
+  isoTimestamp,
+  timestampAt,
+  timestampNow,
+} from '../src/core/envelope.ts';
 
 /** The envelope text with its timestamp replaced, and the timestamp it had. */
 function withoutTimestamp(text: string): [string, string] {
@@ -139,4 +146,50 @@ test('the timestamp is the current instant in ISO-8601', () => {
   assert.ok(at >= before && at <= after, `${stamp} is not between ${before} and ${after}`);
   const [, inEnvelope] = withoutTimestamp(envelope('pong', {}));
   assert.ok(Date.parse(inEnvelope) >= at);
+});
+
+test('the timestamp of a clock reading just made (timestampAt) is the current instant, across milliseconds', () => {
+  // Readings over ~30 ms, many per millisecond: the stamp kept for a millisecond must never outlive it.
+  const end = performance.now() + 30;
+  let stamps = 0;
+  let last = 0;
+  for (let reading = performance.now(); reading < end; reading = performance.now()) {
+    const before = Date.now();
+    const stamp = timestampAt(performance.now());
+    const after = Date.now();
+    const at = Date.parse(stamp);
+    assert.equal(new Date(at).toISOString(), stamp);
+    // (A clock a few µs behind the other may stamp the millisecond just begun with the one before.)
+    assert.ok(at >= before - 1 && at <= after, `${stamp} is not between ${before} and ${after}`);
+    assert.ok(at >= last, 'timestamps go back');
+    last = at;
+    stamps++;
+  }
+  assert.ok(stamps > 100);
+  // A data message stamped so is the same text.
+  const [stamped] = withoutTimestamp(
+    dataEnvelope('q', ['v'], [['x']], false, 1, undefined, performance.now()),
+  );
+  assert.equal(stamped, withoutTimestamp(dataEnvelope('q', ['v'], [['x']], false, 1, undefined))[0]);
+});
+
+test('isoTimestamp writes what toISOString does, millisecond after millisecond and across seconds', () => {
+  const starts = [
+    0,
+    Date.now(),
+    Date.UTC(1999, 11, 31, 23, 59, 59, 990),
+    Date.UTC(2026, 11, 6, 18, 40, 12, 5),
+    -1500,
+    Date.UTC(9999, 11, 31, 23, 59, 59, 995),
+    Date.UTC(-1, 0, 1),
+  ];
+  for (const start of starts) {
+    for (let ms = start; ms < start + 2500; ms += ms % 7 === 0 ? 1 : 3) {
+      assert.equal(isoTimestamp(ms), new Date(ms).toISOString());
+    }
+  }
+  // Seconds out of order, as clocks set back give.
+  for (const ms of [5_000_123, 4_999_999, 5_000_001, 5_000_000, 4_000_010]) {
+    assert.equal(isoTimestamp(ms), new Date(ms).toISOString());
+  }
 });

@@ -77,21 +77,23 @@ function sessionId(): string {
 }
 
 /**
- * A session's place in the registry; it joins on its first successful authentication. The handle is
- * the registry's entry itself (what it lists and ends): a separate entry object, with its own copy of
- * the credentials and times, cost every authenticated connection ~200 bytes.
+ * A session's place in the registry; it joins on its first successful authentication. The entry is
+ * what the registry lists and ends, and a session that extends it (StreamSession) is its own entry: a
+ * separate entry object cost every authenticated connection ~100 bytes (and before that, an entry
+ * with its own copy of the credentials and times, ~200).
  */
-export class SessionHandle {
+export abstract class RegistryEntry implements RegisteredSession {
   /** Made when first asked for (listed, audited, killed by id): most sessions are never named. */
   #id: string | undefined = undefined;
-  readonly #registry: SessionRegistry;
   readonly endpoint: string;
   readonly remoteAddress: string;
   /** When it connected (see process-clock.ts: a small number costs a connection far less than a Date). */
   readonly connectedAt = sinceStart();
-  readonly session: RegisteredSession;
-  /** @internal the registry's: who the session last authenticated as (set while it is registered). */
-  principal: Principal | undefined = undefined;
+  /**
+   * @internal the registry's: who the session last authenticated as, while it is registered (undefined
+   * while it is not).
+   */
+  registeredAs: Principal | undefined = undefined;
   /** @internal the registry's: when it last authenticated (see process-clock.ts). */
   authenticatedAt = 0;
   /**
@@ -101,25 +103,32 @@ export class SessionHandle {
    */
   earlierCredentials: string[] | undefined = undefined;
 
-  constructor(
-    registry: SessionRegistry,
-    endpoint: string,
-    remoteAddress: string,
-    session: RegisteredSession,
-  ) {
-    this.#registry = registry;
+  constructor(endpoint: string, remoteAddress: string) {
     this.endpoint = endpoint;
     this.remoteAddress = remoteAddress;
-    this.session = session;
+  }
+
+  /**
+   * The registry that lists the session once it authenticates; undefined for a session none lists (it
+   * is then never limited, listed or ended from outside). Read from where the session has it already
+   * (a StreamSession's dependencies): a field of its own cost every connection 8 bytes.
+   */
+  protected abstract get registry(): SessionRegistry | undefined;
+  abstract terminate(code: ErrorCode, message: string, reason: string): void;
+  abstract bufferedAmount(): number;
+
+  /** Whether a registry lists the session (once it authenticates). */
+  get listed(): boolean {
+    return this.registry !== undefined;
   }
 
   /**
    * Records the session as belonging to `principal` (again, after a re-authentication with a new token
    * of the same user: the endpoints refuse another user). False when that would exceed the user's
-   * connection limit; the session is then not registered.
+   * connection limit; the session is then not registered. True, with nothing recorded, without a registry.
    */
   authenticated(principal: Principal): boolean {
-    return this.#registry.admit(this, principal);
+    return this.registry?.admit(this, principal) ?? true;
   }
 
   /** The session's id: random, unique, the name administrators end it by. */
@@ -134,12 +143,12 @@ export class SessionHandle {
 
   /** Leaves the registry; safe to call twice. */
   release(): void {
-    this.#registry.remove(this);
+    this.registry?.remove(this);
   }
 
   /** Whether the session ever presented the token or login `id`. */
   presented(id: string): boolean {
-    const principal = this.principal;
+    const principal = this.registeredAs;
     return (
       principal !== undefined &&
       (principal.tokenId === id || principal.loginId === id || this.earlierCredentials?.includes(id) === true)
@@ -147,12 +156,45 @@ export class SessionHandle {
   }
 }
 
+/** The registry's entry for a session that is not one itself (registry.open). */
+export class SessionHandle extends RegistryEntry {
+  readonly #registry: SessionRegistry;
+  readonly #session: RegisteredSession;
+
+  constructor(
+    registry: SessionRegistry,
+    endpoint: string,
+    remoteAddress: string,
+    session: RegisteredSession,
+  ) {
+    super(endpoint, remoteAddress);
+    this.#registry = registry;
+    this.#session = session;
+  }
+
+  protected get registry(): SessionRegistry {
+    return this.#registry;
+  }
+
+  terminate(code: ErrorCode, message: string, reason: string): void {
+    this.#session.terminate(code, message, reason);
+  }
+
+  bufferedAmount(): number {
+    return this.#session.bufferedAmount();
+  }
+}
+
 export class SessionRegistry {
   /** This node's id among those sharing a database: random, new at every start. */
   readonly node = randomUUID();
   readonly #maxPerUser: number;
-  readonly #sessions = new Set<SessionHandle>();
-  readonly #byUser = new Map<string, Set<SessionHandle>>();
+  /**
+   * The registered sessions, by user: the one set a session is in (a second set of every session cost
+   * each connection its entry there). A session is registered while its `registeredAs` is set.
+   */
+  readonly #byUser = new Map<string, Set<RegistryEntry>>();
+  #size = 0;
   #relay: SessionRelay | undefined;
 
   /** @param maxPerUser authenticated sessions one user may hold at once; 0 for no limit */
@@ -161,7 +203,7 @@ export class SessionRegistry {
   }
 
   get size(): number {
-    return this.#sessions.size;
+    return this.#size;
   }
 
   get maxPerUser(): number {
@@ -173,11 +215,16 @@ export class SessionRegistry {
     return new SessionHandle(this, endpoint, remoteAddress, session);
   }
 
-  /** @internal used by SessionHandle */
-  admit(handle: SessionHandle, principal: Principal): boolean {
+  /** Every registered session. */
+  *#all(): Generator<RegistryEntry> {
+    for (const handles of this.#byUser.values()) yield* handles;
+  }
+
+  /** @internal used by RegistryEntry */
+  admit(handle: RegistryEntry, principal: Principal): boolean {
     const { user } = principal;
-    const registered = this.#sessions.has(handle);
-    const previous = registered ? handle.principal : undefined;
+    const previous = handle.registeredAs;
+    const registered = previous !== undefined;
     const sameUser = previous?.user === user;
     if (!sameUser && this.#maxPerUser > 0 && this.countFor(user) >= this.#maxPerUser) {
       this.remove(handle);
@@ -194,27 +241,29 @@ export class SessionRegistry {
         }
       }
     }
-    handle.principal = principal;
+    if (!sameUser) this.#size++;
+    handle.registeredAs = principal;
     handle.authenticatedAt = sinceStart();
-    this.#sessions.add(handle);
     let handles = this.#byUser.get(user);
     if (!handles) this.#byUser.set(user, (handles = new Set()));
     handles.add(handle);
     return true;
   }
 
-  /** @internal used by SessionHandle */
-  remove(handle: SessionHandle): void {
-    if (!this.#sessions.delete(handle)) return;
-    const user = handle.principal!.user;
-    const handles = this.#byUser.get(user);
+  /** @internal used by RegistryEntry */
+  remove(handle: RegistryEntry): void {
+    const principal = handle.registeredAs;
+    if (principal === undefined) return;
+    handle.registeredAs = undefined;
+    this.#size--;
+    const handles = this.#byUser.get(principal.user);
     handles?.delete(handle);
-    if (handles?.size === 0) this.#byUser.delete(user);
+    if (handles?.size === 0) this.#byUser.delete(principal.user);
   }
 
   /** The session named `id` (a scan: sessions are found by id only by administrators' orders). */
-  #find(id: string): SessionHandle | undefined {
-    for (const handle of this.#sessions) if (handle.named(id)) return handle;
+  #find(id: string): RegistryEntry | undefined {
+    for (const handle of this.#all()) if (handle.named(id)) return handle;
     return undefined;
   }
 
@@ -224,25 +273,24 @@ export class SessionRegistry {
 
   /** The sessions of this node. */
   list(filter: SessionFilter = {}): SessionInfo[] {
-    const entries =
-      filter.user === undefined ? [...this.#sessions] : [...(this.#byUser.get(filter.user) ?? [])];
+    const entries = filter.user === undefined ? [...this.#all()] : [...(this.#byUser.get(filter.user) ?? [])];
     return entries.map((e) => ({
       id: e.id,
       node: this.node,
-      user: e.principal!.user,
+      user: e.registeredAs!.user,
       remote_address: e.remoteAddress,
       endpoint: e.endpoint,
       connected_at: new Date(epochOf(e.connectedAt)).toISOString(),
       authenticated_at: new Date(epochOf(e.authenticatedAt)).toISOString(),
       expires_at:
-        e.principal!.expiresAt === undefined ? null : new Date(e.principal!.expiresAt).toISOString(),
-      queued_bytes: e.session.bufferedAmount(),
+        e.registeredAs!.expiresAt === undefined ? null : new Date(e.registeredAs!.expiresAt).toISOString(),
+      queued_bytes: e.bufferedAmount(),
     }));
   }
 
   get(id: string): SessionInfo | undefined {
     const entry = this.#find(id);
-    return entry ? this.list({ user: entry.principal!.user }).find((s) => s.id === id) : undefined;
+    return entry ? this.list({ user: entry.registeredAs!.user }).find((s) => s.id === id) : undefined;
   }
 
   /** The sessions of this node and of every other node sharing the database that answers in time. */
@@ -274,7 +322,7 @@ export class SessionRegistry {
     message: string,
     reason: string,
   ): Promise<string | undefined> {
-    const user = this.#find(id)?.principal?.user;
+    const user = this.#find(id)?.registeredAs?.user;
     if (user !== undefined && this.kill(id, code, message, reason)) return user;
     return this.#relay?.endElsewhere({ scope: 'session', id, code, message, reason });
   }
@@ -306,15 +354,15 @@ export class SessionRegistry {
         ? [this.#find(id)]
         : scope === 'user'
           ? [...(this.#byUser.get(id) ?? [])]
-          : [...this.#sessions].filter((e) => e.presented(id));
+          : [...this.#all()].filter((e) => e.presented(id));
     return handles.filter((handle) => handle && this.#end(handle, code, message, reason)).length;
   }
 
   /** Ends a session of this node if it is still registered. */
-  #end(handle: SessionHandle, code: ErrorCode, message: string, reason: string): boolean {
-    if (!this.#sessions.has(handle)) return false;
+  #end(handle: RegistryEntry, code: ErrorCode, message: string, reason: string): boolean {
+    if (handle.registeredAs === undefined) return false;
     this.remove(handle);
-    handle.session.terminate(code, message, reason);
+    handle.terminate(code, message, reason);
     return true;
   }
 }

@@ -3,7 +3,6 @@
  * sends text messages through `SessionSocket`, and owns everything the client started (running
  * queries, timers). `close()` is the one clean-up path and is safe to call twice.
  */
-import { randomUUID } from 'node:crypto';
 import {
   parseClientMessage,
   type ErrorCode,
@@ -16,7 +15,7 @@ import {
   type StatementResult,
 } from '@rustydb/protocol';
 import type { ServerConfig } from '../config/config.ts';
-import type { Engine } from '../engine/engine.ts';
+import { lastInlineRun, type Engine } from '../engine/engine.ts';
 import { RustyError, normalizeError } from '../errors/rusty-error.ts';
 import {
   ANONYMOUS,
@@ -38,7 +37,7 @@ import {
 import { describeError, type Logger } from './logger.ts';
 import { TokenBucket, ViolationCounter } from './rate-limiter.ts';
 import { DeadlineQueue, type Scheduled } from './deadline-queue.ts';
-import type { SessionHandle, SessionRegistry } from './session-registry.ts';
+import { RegistryEntry, type SessionRegistry } from './session-registry.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { SubscriptionHub } from '../changes/subscription-hub.ts';
 import { SessionSubscriptions } from './session-subscriptions.ts';
@@ -143,7 +142,7 @@ export function switchRefused(current: Principal): string {
 /** The `limits` of auth_success as JSON, by configuration (see #limitsJson). */
 const limitsTexts = new WeakMap<ServerConfig, string>();
 
-export class StreamSession implements SubscriberOwner, Scheduled {
+export class StreamSession extends RegistryEntry implements SubscriberOwner, Scheduled {
   readonly #socket: SessionSocket;
   /** The socket's sink for shared messages (SharedMessageSink), if it has one. */
   readonly #sink: SharedMessageSink | undefined;
@@ -165,17 +164,10 @@ export class StreamSession implements SubscriberOwner, Scheduled {
   deadlineAt = 0;
   /** @internal the expiry queue's: the session's place in it, -1 when not scheduled. */
   deadlineIndex = -1;
-  /**
-   * The endpoint and address: the registry's handle when there is one (it holds both already; a copy
-   * of its own cost every connection ~60 bytes), else the origin given.
-   */
-  readonly #origin: { readonly endpoint: string; readonly remoteAddress: string };
   /** On a collection's watch endpoint: the collection every `watch` is about. */
   readonly #collection: string | undefined;
   #startWith: string | undefined;
-  readonly #handle: SessionHandle | undefined;
   #subscriptions: SessionSubscriptions | undefined;
-  #ownerId: string | undefined;
   /** This connection's writes that commit later in a group (see WritesAhead); made with the first. */
   #writesAhead: WritesAhead | undefined;
   /**
@@ -190,14 +182,13 @@ export class StreamSession implements SubscriberOwner, Scheduled {
     deps: SessionDeps,
     origin: SessionOrigin = { endpoint: '', remoteAddress: '' },
   ) {
+    // The session is its own entry in the registry: what it lists and ends (see RegistryEntry).
+    super(origin.endpoint, origin.remoteAddress);
     this.#socket = socket;
     this.#sink = socket.sharedSink;
     this.#deps = deps;
     this.#collection = origin.collection;
     this.#startWith = origin.startWith;
-    // The session is what the registry ends and asks how far behind it is (no closures of its own).
-    this.#handle = deps.sessions?.open(origin.endpoint, origin.remoteAddress, this);
-    this.#origin = this.#handle ?? origin;
     this.#runInline = deps.engine.runInline;
     const { config } = deps;
     if (config.enable_rate_limiting) {
@@ -207,9 +198,9 @@ export class StreamSession implements SubscriberOwner, Scheduled {
     }
   }
 
-  /** The session's id in the session registry. */
-  get id(): string | undefined {
-    return this.#handle?.id;
+  /** Where the session is listed once authenticated (see RegistryEntry). */
+  protected get registry(): SessionRegistry | undefined {
+    return this.#deps.sessions;
   }
 
   get principal(): Principal | undefined {
@@ -288,7 +279,7 @@ export class StreamSession implements SubscriberOwner, Scheduled {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#handle?.release();
+    this.release();
     StreamSession.#expiries.cancel(this);
     for (const running of this.#running?.values() ?? []) running.abort();
     this.#running?.clear();
@@ -310,9 +301,9 @@ export class StreamSession implements SubscriberOwner, Scheduled {
     return this.#subscriptions;
   }
 
-  /** As the owner of subscriptions: unique per connection (the registry's id when it has one). */
+  /** As the owner of subscriptions: unique per connection (the registry's id: see RegistryEntry). */
   get sessionId(): string {
-    return (this.#ownerId ??= this.id ?? randomUUID());
+    return this.id;
   }
 
   /** As the owner of subscriptions: the connection's user (one user's for its whole life). */
@@ -466,7 +457,7 @@ export class StreamSession implements SubscriberOwner, Scheduled {
     let principal: Principal;
     try {
       const { authenticator } = this.#deps;
-      const context = { ip: this.#origin.remoteAddress, endpoint: this.#origin.endpoint };
+      const context = { ip: this.remoteAddress, endpoint: this.endpoint };
       // In this tick when it can be: a URL token's auth_success then leaves with the upgrade's answer.
       principal =
         (checked
@@ -490,7 +481,7 @@ export class StreamSession implements SubscriberOwner, Scheduled {
       this.#closeWith(1008, 'authentication failed');
       return;
     }
-    if (this.#handle && !this.#handle.authenticated(principal)) {
+    if (!this.authenticated(principal)) {
       this.#audit('connection.limit', { user: principal.user, limit: 'max_connections_per_user' });
       this.#send(
         errorEnvelope(
@@ -584,9 +575,9 @@ export class StreamSession implements SubscriberOwner, Scheduled {
     this.#deps.audit?.record({
       event,
       user: this.#principal?.user ?? (details.user as string | undefined),
-      ip: this.#origin.remoteAddress,
-      endpoint: this.#origin.endpoint,
-      ...(this.#handle ? { session: this.#handle.id } : {}),
+      ip: this.remoteAddress,
+      endpoint: this.endpoint,
+      ...(this.listed ? { session: this.id } : {}),
       details,
     });
   }
@@ -660,7 +651,10 @@ export class StreamSession implements SubscriberOwner, Scheduled {
       return true;
     }
     if (!result) return false;
-    this.#sendResult(message, result)?.catch((err) => this.#sendFailure(err, message.id));
+    // Stamped with the run's end (lastInlineRun): one clock read less per keyed query.
+    this.#sendResult(message, result, lastInlineRun.endedAt)?.catch((err) =>
+      this.#sendFailure(err, message.id),
+    );
     return true;
   }
 
@@ -669,14 +663,22 @@ export class StreamSession implements SubscriberOwner, Scheduled {
    * the socket's buffer (almost always: then nothing is returned), else as the client reads, by the
    * promise returned.
    */
-  #sendResult(message: QueryMessage, result: StatementResult): Promise<void> | undefined {
+  #sendResult(message: QueryMessage, result: StatementResult, madeAt?: number): Promise<void> | undefined {
     const { chunk_size, streaming } = message.payload;
     const size =
       streaming === false ? result.rows.length : (chunk_size ?? this.#deps.config.query_chunk_size);
     const { columns, rows } = result;
     if (rows.length <= size) {
       // Almost every keyed answer: one message, which fits unless the client is far behind.
-      const text = chunkText(message.id, columns, rows, false, result.rows_affected, result.last_insert_id);
+      const text = chunkText(
+        message.id,
+        columns,
+        rows,
+        false,
+        result.rows_affected,
+        result.last_insert_id,
+        madeAt,
+      );
       if (!this.#socket.fits(text.length * 3)) return this.#answer(text);
       // Framed in one buffer and written with one `write` (see #sendFramed): ws's framing made a header
       // buffer, a copy of the text and a `writev` of the two for every keyed answer.
@@ -818,7 +820,7 @@ export class StreamSession implements SubscriberOwner, Scheduled {
     const failure = normalizeError(err, (e) => logger.error('request failed', describeError(e)));
     logger.debug('request ended: the client went away', {
       id,
-      endpoint: this.#origin.endpoint,
+      endpoint: this.endpoint,
       code: failure.code,
     });
   }

@@ -194,6 +194,16 @@ export interface TableInfo {
   withoutRowid: boolean;
 }
 
+/**
+ * The last statement an engine ran through runInline (or its inline run): when its run ended and how
+ * long it took, in performance.now() milliseconds. The engine sets both as the run ends; what wraps a
+ * runInline that returned a result reads them at once instead of reading the clock again: the metrics
+ * (the query's latency) and the session (the answer's timestamp). A keyed query read the clock six
+ * times; on this virtual machine, under load, each read cost ~0.8% of the server's CPU per query
+ * (bench/RESULTS.md, section (b)).
+ */
+export const lastInlineRun = { endedAt: 0, ms: 0 };
+
 export interface Engine {
   readonly name: string;
   /**
@@ -209,8 +219,9 @@ export interface Engine {
   stream(statement: StatementInput, options: StreamOptions): AsyncGenerator<ResultChunk, void, undefined>;
   /**
    * Runs a statement synchronously if the engine knows it to be a cheap keyed lookup or single-row
-   * write; undefined when it must take the asynchronous path. Optional: engines without such a path
-   * leave it out.
+   * write; undefined when it must take the asynchronous path. A result it returns was run just now,
+   * and lastInlineRun says when that run ended and how long it took. Optional: engines without such a
+   * path leave it out.
    */
   runInline?(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined;
   /**

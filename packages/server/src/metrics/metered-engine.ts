@@ -3,7 +3,7 @@
  * the endpoints are handed this view of the engine, as they are the audited one. A statement counts
  * once it has finished — its whole result read, or failed — with its latency and the rows it returned.
  */
-import { chunkRowCount, type Engine } from '../engine/engine.ts';
+import { chunkRowCount, lastInlineRun, type Engine } from '../engine/engine.ts';
 import type { MetricsSampler } from './sampler.ts';
 import { overrideEngine } from '../engine/engine-view.ts';
 
@@ -68,14 +68,15 @@ export function meteredEngine(engine: Engine, metrics: MetricsSampler): Engine {
   const runInline = engine.runInline;
   if (typeof runInline === 'function') {
     overrides.runInline = (statement, caller) => {
-      const started = performance.now();
       try {
         const result = runInline.call(engine, statement, caller);
         // Undefined: the statement was not run here; it goes down the asynchronous path and counts there.
-        if (result) metrics.queryDone(performance.now() - started, result.rows.length);
+        // Its latency is its run's, as the engine timed it (lastInlineRun): no clock reads of our own.
+        if (result) metrics.queryDone(lastInlineRun.ms, result.rows.length);
         return result;
       } catch (err) {
-        metrics.queryDone(performance.now() - started, 0, true);
+        // Failed in its run (as long as the engine timed it), or refused before it (no time at all).
+        metrics.queryDone(lastInlineRun.ms, 0, true);
         throw err;
       }
     };

@@ -10,9 +10,17 @@ import { parseStatement } from '../../src/engine/postgres/sql-text.ts';
 import { parseArray, parserFor } from '../../src/engine/postgres/values.ts';
 import { startServer } from '../../src/server.ts';
 import { silentLogger } from '../../src/core/logger.ts';
-import { freshDataDir, sleep, startTestServer, type TestServer } from '../helpers/test-server.ts';
+import { freshDataDir, sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
-import { asSuperuser, engineConfig, postgresUrl, postgresCases } from '../helpers/engines.ts';
+import {
+  asSuperuser,
+  dropCaptureSlot,
+  engineConfig,
+  postgresUrl,
+  postgresCases,
+} from '../helpers/engines.ts';
+import { roundTripProxy, type RoundTripProxy } from '../helpers/pg-round-trips.ts';
+import type { Caller } from '../../src/engine/engine.ts';
 
 describe('configuration', () => {
   test('engine postgres needs a postgres:// database_url; sqlite takes none; other engines are refused', () => {
@@ -168,6 +176,65 @@ postgresCases('PostgreSQL cases', () => {
       const err = String(await start(member));
       assert.doesNotMatch(err, /needs REPLICATION for change capture/);
       assert.match(err, /may not create a replication slot: change capture needs REPLICATION/);
+    });
+  });
+
+  describe('describing a statement (what it reads, before a subscription to it)', () => {
+    // The server's connections go through a proxy that counts round trips; those of the session roles
+    // (`rdb<oid>_s_<hash>`), on which describe() runs, are told apart from the server's own.
+    const SESSION_ROLE = /_s_[0-9a-f]{24}$/;
+    let ts: TestServer;
+    let proxy: RoundTripProxy;
+    let databaseUrl: string;
+    const caller: Caller = { user: 'reader', roles: ['readonly'], authorize: () => {} };
+    const sessionRoundTrips = (): number[] =>
+      proxy
+        .counts()
+        .filter((connection) => SESSION_ROLE.test(connection.user))
+        .map((connection) => connection.roundTrips);
+    before(async () => {
+      const engine = await engineConfig('postgres');
+      databaseUrl = engine.database_url!;
+      const target = new URL(databaseUrl);
+      proxy = await roundTripProxy(target.hostname, Number(target.port));
+      ts = await startTestServer({ ...engine, database_url: proxy.url(databaseUrl) });
+      await sql(ts, 'CREATE TABLE described (id int PRIMARY KEY, v text)');
+    });
+    after(async () => {
+      await ts.close();
+      await proxy.close();
+      await dropCaptureSlot(databaseUrl);
+    });
+
+    test('takes one round trip: BEGIN and its settings, PREPARE, EXPLAIN, DEALLOCATE and COMMIT in one write', async () => {
+      const engine = ts.server.engine;
+      const text = 'SELECT v FROM described WHERE id > ?';
+      // The first one makes the caller's session role and opens a connection under it.
+      await engine.describe(text, caller);
+      for (let i = 0; i < 3; i++) {
+        proxy.reset();
+        const access = await engine.describe(text, caller);
+        assert.deepEqual(sessionRoundTrips(), [1]);
+        assert.deepEqual(access, {
+          needs: [{ privilege: 'SELECT', table: 'described' }],
+          tables: ['described'],
+          kind: 'read',
+        });
+      }
+    });
+
+    test('a statement PostgreSQL refuses is an error, and its connection is not lent again', async () => {
+      const engine = ts.server.engine;
+      for (const text of [
+        'SELECT nope FROM described',
+        'SELECT v FROM described WHERE',
+        'SELECT 1; DROP TABLE described',
+      ]) {
+        await assert.rejects(engine.describe(text, caller), text);
+        // Left in a failed transaction, a connection lent again would fail the next one.
+        const access = await engine.describe('SELECT * FROM described', caller);
+        assert.deepEqual(access.tables, ['described']);
+      }
     });
   });
 

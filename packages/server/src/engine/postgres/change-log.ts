@@ -11,22 +11,13 @@
  */
 import type { ChangeLog, ChangeRecord } from '../engine.ts';
 import { RustyError } from '../../errors/rusty-error.ts';
-import { TICK_PREFIX } from './change-capture.ts';
-import { parseLsn } from './pgoutput.ts';
+import { formatLsn, parseLsn } from './pgoutput.ts';
 import { positionBeforeKept, pruneThrough, recordOfRow } from '../change-log-positions.ts';
 
 /** How long head() waits for the capture before it reports that none runs. */
 const HEAD_WAIT_MS = 10_000;
-/**
- * Makes the capture apply everything before it even when nothing else is written: a logical message in
- * a transaction of its own, committed with a WAL flush (the walsender sends only flushed WAL, and
- * with synchronous_commit off a commit waits for the WAL writer). `local`, not `on`: the flush is all
- * it needs, and with synchronous standbys configured `on` would also wait for them.
- */
-const TICK_SQL = `DO $tick$ BEGIN
-  PERFORM set_config('synchronous_commit', 'local', true);
-  PERFORM pg_logical_emit_message(true, '${TICK_PREFIX}', '');
-END $tick$`;
+/** The applied position, and a tick when it is behind $1 (rustydb.applied_or_tick, database-setup.ts). */
+const APPLIED_OR_TICK = 'SELECT rustydb.applied_or_tick($1::pg_lsn)::text';
 
 /**
  * The records of transactions not finished before a snapshot whose xmin is $1: from it up to the
@@ -74,10 +65,10 @@ export class PgChangeLog implements ChangeLog {
    * Waits until the capture has numbered every commit before the call (see ChangeLog.head).
    *
    * Callers at once share one look (each look costs a logical message, its WAL flush and the capture's
-   * apply, and four round trips): a look reads the WAL position first, so it covers exactly the calls
-   * made before it began. A call while one runs therefore never joins it (its WAL position may predate
-   * the call); it joins the next, which begins when the running one ends and serves every call made
-   * meanwhile.
+   * apply, and four round trips on an idle database): a look reads the WAL position first, so it covers
+   * exactly the calls made before it began. A call while one runs therefore never joins it (its WAL
+   * position may predate the call); it joins the next, which begins when the running one ends and serves
+   * every call made meanwhile.
    */
   head(): Promise<number> {
     if (this.#nextLook) return this.#nextLook;
@@ -219,14 +210,15 @@ export class PgChangeLog implements ChangeLog {
   }
 
   /**
-   * Waits until the capture has applied everything up to `lsn`. A logical message written now moves the
-   * capture past `lsn` even when no transaction follows.
+   * Waits until the capture has applied everything up to `lsn`. A logical message written now (a tick)
+   * moves the capture past `lsn` even when no transaction follows. The first look at the applied
+   * position writes the tick itself when the position is behind, in the same round trip: on an idle
+   * database it always is, by the capture's own last apply (written after the position it records).
    */
   async #waitForApplied(lsn: bigint, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    let ticked = false;
+    let [row] = await this.#query(APPLIED_OR_TICK, [formatLsn(lsn)]);
     for (;;) {
-      const [row] = await this.#query('SELECT applied_lsn::text FROM rustydb.capture WHERE id = 1');
       if (parseLsn(String(row![0])) >= lsn) return;
       if (Date.now() > deadline) {
         throw new RustyError(
@@ -234,11 +226,8 @@ export class PgChangeLog implements ChangeLog {
           'change capture is not running: no node reads the change stream',
         );
       }
-      if (!ticked) {
-        await this.#query(TICK_SQL);
-        ticked = true;
-      }
       await this.#nextApply(100);
+      [row] = await this.#query('SELECT applied_lsn::text FROM rustydb.capture WHERE id = 1');
     }
   }
 }

@@ -15,7 +15,7 @@
  *   temporary object on a shared connection would reach the next statement of another user.
  */
 
-import { CHANGES_CHANNEL } from './change-capture.ts';
+import { CHANGES_CHANNEL, TICK_PREFIX } from './change-capture.ts';
 import { NODE_EVENTS_CHANNEL } from './node-events.ts';
 
 /** Everything the server's own tables need in place; run as the login role, in one transaction. */
@@ -126,6 +126,26 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION rustydb.apply_changes(pg_lsn[], bigint[], bigint[], text[], text[], text[], text[],
   text[], pg_lsn[], bigint[], pg_lsn) FROM PUBLIC;
+-- The capture's applied position, and when it is before "wanted" a tick, in one statement (see
+-- PgChangeLog's waitForApplied): a logical message in this transaction, committed with a WAL flush (the
+-- walsender sends only flushed WAL, and with synchronous_commit off a commit waits for the WAL writer),
+-- which the capture applies even when nothing else is written. "local", not "on": the flush is all
+-- it needs, and with synchronous standbys configured "on" would also wait for them. (SET LOCAL
+-- outlives the function: its SET clause names search_path only.) Returns the position read.
+CREATE OR REPLACE FUNCTION rustydb.applied_or_tick(wanted pg_lsn) RETURNS pg_lsn
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  applied pg_lsn;
+BEGIN
+  SELECT applied_lsn INTO applied FROM rustydb.capture WHERE id = 1;
+  IF applied < wanted THEN
+    PERFORM set_config('synchronous_commit', 'local', true);
+    PERFORM pg_logical_emit_message(true, '${TICK_PREFIX}', '');
+  END IF;
+  RETURN applied;
+END
+$fn$;
+REVOKE ALL ON FUNCTION rustydb.applied_or_tick(pg_lsn) FROM PUBLIC;
 -- Events between the nodes sharing the database (node-events.ts): revocations, privilege changes.
 CREATE TABLE IF NOT EXISTS rustydb.node_events (
   id bigserial PRIMARY KEY,

@@ -140,6 +140,12 @@ export interface CursorTransaction {
    * does. Should it return rows after all (a rule can make it), the one read takes them all.
    */
   rowless?: boolean;
+  /**
+   * Statements without parameters to run once the statement has run to its end, before its COMMIT,
+   * sent with the messages that close its portal (with `rowless`, in the statement's own write);
+   * their answers are not kept. A cursor closed before its statement ended runs none of them.
+   */
+  end?: readonly string[];
 }
 
 /**
@@ -156,8 +162,11 @@ class Cursor extends PgCursor {
   readonly #begin: readonly string[];
   readonly #commitAtEnd: boolean;
   readonly #rowless: boolean;
+  readonly #end: readonly string[];
   /** Command completions still to come from the statements of `begin`. */
   #beginAnswers: number;
+  /** Command completions still to come from the statements of `end`, once the statement ended. */
+  #endAnswers: number;
   override readonly beginRows: (string | null)[][][];
   /** The statement has run to its end (its CommandComplete came). */
   #ended = false;
@@ -173,6 +182,8 @@ class Cursor extends PgCursor {
     this.beginRows = this.#begin.map(() => []);
     this.#commitAtEnd = transaction.commitAtEnd ?? false;
     this.#rowless = transaction.rowless ?? false;
+    this.#end = transaction.end ?? [];
+    this.#endAnswers = this.#end.length;
   }
 
   override submit(connection: ProtocolWriter): void {
@@ -207,7 +218,8 @@ class Cursor extends PgCursor {
       this.#ended = true;
       this.statementEnded = true;
       super.handleCommandComplete(message);
-    } else this.commitTag = message.text;
+    } else if (this.#endAnswers > 0) this.#endAnswers--;
+    else this.commitTag = message.text;
   }
 
   override _closePortal(): void {
@@ -219,8 +231,9 @@ class Cursor extends PgCursor {
       return;
     }
     corked(connection.stream, () => {
-      if (this.#commitAtEnd && this.#ended && this.state !== 'error') this.#sendEnd(connection, true);
-      else super._closePortal();
+      if ((this.#commitAtEnd || this.#end.length > 0) && this.#ended && this.state !== 'error') {
+        this.#sendEnd(connection, this.#commitAtEnd);
+      } else super._closePortal();
     });
     this.state = 'done';
   }
@@ -244,6 +257,7 @@ class Cursor extends PgCursor {
 
   #sendEnd(connection: ProtocolWriter, commit: boolean): void {
     connection.close({ type: 'P', name: this._portal! }, true);
+    for (const text of this.#end) runUnnamed(connection, text);
     if (commit) runUnnamed(connection, 'COMMIT');
     connection.sync();
     this.#endSent = true;

@@ -134,11 +134,6 @@ function beginStatements(mode: 'read' | 'write' | 'snapshot', options: Transacti
   return [begin, `SELECT ${settings.join(', ')}`];
 }
 
-/** The same as one text, which the simple protocol runs in one round trip. */
-function beginSql(mode: 'read' | 'write' | 'snapshot', options: TransactionOptions): string {
-  return beginStatements(mode, options).join('; ');
-}
-
 export class PostgresEngine implements Engine {
   readonly name = 'postgres';
   readonly changeCapture = true;
@@ -436,23 +431,27 @@ export class PostgresEngine implements Engine {
     // The plan names every table the statement reads or writes (views expanded); compiling it as the
     // caller refuses what the caller may not touch.
     // The generic plan of a prepared statement: one planned with the parameters' values (NULL here)
-    // folds `col > NULL` to nothing and names no table. The connection is discarded if this fails.
-    // Four round trips: BEGIN with its settings, PREPARE, EXPLAIN with DEALLOCATE, COMMIT.
+    // folds `col > NULL` to nothing and names no table. One round trip: BEGIN with its settings and
+    // the PREPARE go with the EXPLAIN, and DEALLOCATE and COMMIT with its end (its one read takes its
+    // one row). Each is a Parse of its own in the extended protocol, which takes one statement only:
+    // the caller's text cannot bring a second one, as the caller's own statements cannot. The
+    // connection is discarded if any of it fails (the rest is skipped, the transaction left open).
     const options = { timeoutMs: 5000, genericPlans: true };
-    const plan = await this.#inSession(caller, 'read', options, async (client) => {
-      // The extended protocol takes one statement only, as the caller's own statements do.
-      await client.query({
-        text: `PREPARE rustydb_describe AS ${statement.text}`,
-        queryMode: 'extended' as const,
-      });
-      const nulls = new Array<string>(statement.parameterCount).fill('NULL').join(', ');
-      // Both statements are the server's own text: the simple protocol runs them in one round trip.
-      const results = (await client.query({
-        text: `EXPLAIN (FORMAT JSON) EXECUTE rustydb_describe${nulls ? `(${nulls})` : ''}; DEALLOCATE rustydb_describe`,
-        rowMode: 'array',
-      })) as unknown as { rows: unknown[][] }[];
-      return results[0]!;
-    });
+    const nulls = new Array<string>(statement.parameterCount).fill('NULL').join(', ');
+    const explain: PgStatement = {
+      ...parseStatement(`EXPLAIN (FORMAT JSON) EXECUTE rustydb_describe${nulls ? `(${nulls})` : ''}`),
+      rowless: true,
+    };
+    const plan = await this.#onSessionConnection(caller, options, (client, stopper) =>
+      collect(
+        this.#runOn(client, explain, [], stopper, 10_000, {
+          begin: [...beginStatements('read', options), `PREPARE rustydb_describe AS ${statement.text}`],
+          rowless: true,
+          end: ['DEALLOCATE rustydb_describe'],
+          commitAtEnd: true,
+        }),
+      ),
+    );
     const tables = new Set<string>();
     const walk = (node: unknown): void => {
       if (Array.isArray(node)) node.forEach(walk);
@@ -802,24 +801,6 @@ export class PostgresEngine implements Engine {
       if (clean) pool.release(client);
       else pool.discard(client);
     }
-  }
-
-  /**
-   * Runs `work` in a transaction of its own round trips (BEGIN before it, COMMIT after it) on a session
-   * connection of the caller; failed, it rolls back (see #onSessionConnection).
-   */
-  #inSession<T>(
-    caller: Caller,
-    mode: 'read' | 'write' | 'snapshot',
-    options: TransactionOptions & { signal?: AbortSignal | undefined; cancel?: CancelSource | undefined },
-    work: (client: PgClient, stopper: StatementStopper) => Promise<T>,
-  ): Promise<T> {
-    return this.#onSessionConnection(caller, options, async (client, stopper) => {
-      await client.query(beginSql(mode, options));
-      const result = await work(client, stopper);
-      await commit(client);
-      return result;
-    });
   }
 
   /** Runs one statement on a connection inside the caller's transaction, yielding its rows in chunks. */

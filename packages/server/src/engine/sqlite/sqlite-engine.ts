@@ -26,6 +26,7 @@ import type {
   StreamOptions,
   TableInfo,
 } from '../engine.ts';
+import { lastInlineRun } from '../engine.ts';
 import { ConnectionPool, type PooledConnection } from './connection-pool.ts';
 import {
   openAsync,
@@ -290,6 +291,16 @@ function rowToObject<T>(columns: readonly string[], row: readonly unknown[]): T 
   return object as T;
 }
 
+/**
+ * The milliseconds since `started` (performance.now()) of an inline run that ends now (with its result
+ * or its error), recorded in lastInlineRun for what wraps the run (its metrics, its answer's
+ * timestamp): one clock read for all.
+ */
+function ranFor(started: number): number {
+  const ended = performance.now();
+  lastInlineRun.endedAt = ended;
+  return (lastInlineRun.ms = ended - started);
+}
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite';
 
@@ -674,6 +685,8 @@ export class SqliteEngine implements Engine {
 
   runInline(statement: StatementInput, caller: Caller | undefined): StatementResult | undefined {
     this.#assertOpen();
+    // A statement refused before its run (routing, privileges, parameters) ran for no time.
+    lastInlineRun.ms = 0;
     const routed = this.#router.route(statement.sql);
     if (routed.route !== 'inline') return undefined;
     caller?.authorize(routed.access);
@@ -975,15 +988,20 @@ export class SqliteEngine implements Engine {
       // A program that yields one row at most is one native step; a cursor costs three times as much.
       // Rows from the driver are fresh arrays, converted to wire values in place (toWireRow).
       let rows: SqlValue[][];
-      if (routed.singleRow) {
-        const row = stmt.get(params);
-        rows = row === undefined ? [] : [toWireRow(row)];
-      } else {
-        const all = stmt.all(params);
-        for (const row of all) toWireRow(row);
-        rows = all as SqlValue[][];
+      try {
+        if (routed.singleRow) {
+          const row = stmt.get(params);
+          rows = row === undefined ? [] : [toWireRow(row)];
+        } else {
+          const all = stmt.all(params);
+          for (const row of all) toWireRow(row);
+          rows = all as SqlValue[][];
+        }
+      } catch (err) {
+        ranFor(started);
+        throw err;
       }
-      this.#router.observeInline(sql, routed, performance.now() - started, rows.length);
+      this.#router.observeInline(sql, routed, ranFor(started), rows.length);
       // A copy of the columns: the result is the caller's to keep or change.
       return {
         status: 'success',
@@ -993,8 +1011,14 @@ export class SqliteEngine implements Engine {
       };
     }
     const before = isUpsert(routed.guarded) ? inlineCounters(this.#router.inlineConnection) : undefined;
-    const run = stmt.run(params);
-    this.#router.observeInline(sql, routed, performance.now() - started, 0);
+    let run;
+    try {
+      run = stmt.run(params);
+    } catch (err) {
+      ranFor(started);
+      throw err;
+    }
+    this.#router.observeInline(sql, routed, ranFor(started), 0);
     return writeAnswer(routed.guarded, before, run);
   }
 
@@ -1121,7 +1145,7 @@ export class SqliteEngine implements Engine {
     const started = performance.now();
     const before = counters && countersOf(counters.get([]));
     const run = stmt.run(params);
-    this.#router.observeInline(sql, routed, performance.now() - started, 0);
+    this.#router.observeInline(sql, routed, ranFor(started), 0);
     return writeAnswer(routed.guarded, before, run);
   }
 
