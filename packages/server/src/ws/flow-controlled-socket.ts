@@ -32,6 +32,7 @@ import { WebSocket } from 'ws';
 import { sinceStart } from '../core/process-clock.ts';
 import type { Deadline } from '../core/deadline-queue.ts';
 import type { Admission, Admitted } from './connection-admission.ts';
+import type { SessionSocket } from '../core/stream-session.ts';
 
 /** Unsent bytes from which producers wait and the client's messages are no longer read. */
 export const HIGH_WATER_MARK = 1024 * 1024;
@@ -237,7 +238,7 @@ interface WritableInternals {
   _writableState: { ending: boolean; destroyed: boolean };
 }
 
-export class FlowControlledWebSocket extends WebSocket implements Admission, Admitted {
+export class FlowControlledWebSocket extends WebSocket implements Admission, Admitted, SessionSocket {
   #raw: Duplex | undefined;
   #limits: FlowLimits | undefined;
   // What every message sent reads is declared first, next to the above: a fan-out to 10,000 sockets
@@ -329,6 +330,23 @@ export class FlowControlledWebSocket extends WebSocket implements Admission, Adm
     this.#limits?.onAuthenticated(this);
   }
 
+  /** As a SessionSocket: a session's message; nothing once the socket is closing. */
+  sendMessage(text: string): void {
+    // Through `send`, which an endpoint may have wrapped.
+    if (this.readyState === WebSocket.OPEN) this.send(text);
+  }
+
+  /** As a SessionSocket: closes the socket unless it is closing already. */
+  closeWith(code: number, reason: string): void {
+    const state = this.readyState;
+    if (state === WebSocket.OPEN || state === WebSocket.CONNECTING) this.close(code, reason);
+  }
+
+  /** As a SessionSocket: the socket sends shared messages itself (sendShared). */
+  get sharedSink(): this {
+    return this;
+  }
+
   /** The endpoint the socket was opened on (as the gateway counts it). */
   get endpoint(): string {
     return this.#endpoint;
@@ -380,15 +398,16 @@ export class FlowControlledWebSocket extends WebSocket implements Admission, Adm
 
   /**
    * Sends a text message made of `parts` (UTF-8 bytes, which may be shared with other sockets and are
-   * not changed). Past `maxBuffered` the socket overflows, as with `send`.
+   * not changed); nothing once the socket is closing. Past `maxBuffered` the socket overflows, as with
+   * `send`.
    */
   sendText(parts: readonly TextPart[]): void {
+    if (this.readyState !== WebSocket.OPEN) return;
     // One text on a socket that frames every message here (no compression): encoded into its frame at once.
     if (
       parts.length === 1 &&
       !this.#senderMayHold &&
       typeof parts[0] === 'string' &&
-      this.readyState === WebSocket.OPEN &&
       this.#limits &&
       this.#raw
     ) {
