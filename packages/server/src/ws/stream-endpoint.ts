@@ -40,7 +40,7 @@ export function sessionEndpoint(
   endpoint: string,
   collectionOf?: (pathname: string) => string,
 ): EndpointHandler<CheckedNow> {
-  // The socket is its own Admission: the session's adapter reports authentication to it.
+  // The socket is its own Admission, and the session its transport: the session reports authentication to it.
   const serve: EndpointHandler<CheckedNow> = (ws, request, target, _admission, checked) => {
     const urlToken = target.param('token') ?? undefined;
     const remoteAddress = request.socket.remoteAddress ?? '';
