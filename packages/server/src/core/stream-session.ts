@@ -47,8 +47,7 @@ import { RequestCancel } from './request-cancel.ts';
 
 /**
  * Where a subscription's messages go when their payload is shared by many connections: the transport's
- * socket itself, reached without the adapter between (a change fanned out to 10,000 subscribers then
- * loads one object less per subscriber).
+ * socket (a change fanned out to 10,000 subscribers calls it 10,000 times in a row).
  */
 export interface SharedMessageSink {
   /**
@@ -60,13 +59,21 @@ export interface SharedMessageSink {
   readonly bufferedAmount: number;
 }
 
+/**
+ * The transport a session sends through. The names differ from a WebSocket's own (`send`, `close`,
+ * `bufferedAmount()`) so that the gateway's socket can be one itself, with no adapter object per
+ * connection between (see FlowControlledWebSocket).
+ */
 export interface SessionSocket {
-  /** Queues a message; past `maxBuffered` the transport closes the connection instead. */
-  send(text: string): void;
+  /**
+   * Queues a message; nothing once the connection is closing. Past `maxBuffered` the transport closes
+   * the connection instead.
+   */
+  sendMessage(text: string): void;
   /**
    * Queues the text message made of `parts` (UTF-8 bytes, which may be shared with other connections:
    * see sharedPayloadHead; or text, written as UTF-8): a transport that has it frames them without
-   * making them one string first.
+   * making them one string first. Nothing once the connection is closing.
    */
   sendText?(parts: readonly (Buffer | string)[]): void;
   /** The transport's sink for shared messages, where it has one. */
@@ -74,7 +81,7 @@ export interface SessionSocket {
   /** True while the transport holds more unsent data than it should. */
   congested(): boolean;
   /** Bytes queued and not yet handed to the network. */
-  bufferedAmount(): number;
+  readonly bufferedAmount: number;
   /** Bytes that may be queued at most (websocket_max_send_buffer): no message can be larger. */
   readonly maxBuffered: number;
   /** Whether `bytes` more can be queued now. */
@@ -83,7 +90,8 @@ export interface SessionSocket {
   room(bytes: number): Promise<void>;
   /** Resolves when the transport has room again (or is closed). */
   drained(): Promise<void>;
-  close(code: number, reason: string): void;
+  /** Closes the connection with `code` and `reason`, unless it is closing (or closed) already. */
+  closeWith(code: number, reason: string): void;
   /**
    * Tells the transport the client has authenticated (or needs no authentication): it then stops
    * counting the connection as unauthenticated and no longer closes it for taking too long.
@@ -346,7 +354,7 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
   /** As the owner of subscriptions: bytes queued on the connection. */
   bufferedAmount(): number {
     const sink = this.#sink;
-    return sink !== undefined ? sink.bufferedAmount : this.#socket.bufferedAmount();
+    return sink !== undefined ? sink.bufferedAmount : this.#socket.bufferedAmount;
   }
 
   /**
@@ -835,7 +843,7 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
   #send(text: string): void {
     if (this.#closed) return;
     this.#deps.metrics?.messageOut();
-    this.#socket.send(text);
+    this.#socket.sendMessage(text);
   }
 
   /**
@@ -858,7 +866,7 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
   #closeWith(code: number, reason: string): void {
     if (this.#closed) return;
     this.close();
-    this.#socket.close(code, reason);
+    this.#socket.closeWith(code, reason);
   }
 }
 

@@ -106,7 +106,7 @@ export class MetricsSession {
     this.#startWith = startWith;
     this.#handle = deps.sessions?.open(METRICS_STREAM_PATH, remoteAddress, {
       terminate: (code, message, reason) => this.#terminate(code, message, reason),
-      bufferedAmount: () => socket.bufferedAmount(),
+      bufferedAmount: () => socket.bufferedAmount,
     });
   }
 
@@ -343,13 +343,13 @@ export class MetricsSession {
   #send(text: string): void {
     if (this.#closed) return;
     this.#deps.sampler.messageOut();
-    this.#socket.send(text);
+    this.#socket.sendMessage(text);
   }
 
   #closeWith(code: number, reason: string): void {
     if (this.#closed) return;
     this.close();
-    this.#socket.close(code, reason);
+    this.#socket.closeWith(code, reason);
   }
 }
 

@@ -32,6 +32,7 @@ import { WebSocket } from 'ws';
 import { sinceStart } from '../core/process-clock.ts';
 import type { Deadline } from '../core/deadline-queue.ts';
 import type { Admission, Admitted } from './connection-admission.ts';
+import type { SessionSocket } from '../core/stream-session.ts';
 
 /** Unsent bytes from which producers wait and the client's messages are no longer read. */
 export const HIGH_WATER_MARK = 1024 * 1024;
@@ -232,12 +233,19 @@ function releaseReadChunks(receiver: WsInternals['_receiver']): void {
   if (chunks.length === 0) chunks.length = 0;
 }
 
+/** #flags: the TCP socket is corked until the end of this tick (see #cork). */
+const CORKED = 1;
+/** #flags: the socket overflowed (onOverflow was called; it is not called again). */
+const OVERFLOWED = 2;
+/** #flags: the client's messages are held and the socket paused until it catches up (#holdReading). */
+const HOLDING = 4;
+
 /** What of the TCP socket's stream state `flushFrames` reads (where `destroyed` and `writableEnded` read it). */
 interface WritableInternals {
   _writableState: { ending: boolean; destroyed: boolean };
 }
 
-export class FlowControlledWebSocket extends WebSocket implements Admission, Admitted {
+export class FlowControlledWebSocket extends WebSocket implements Admission, Admitted, SessionSocket {
   #raw: Duplex | undefined;
   #limits: FlowLimits | undefined;
   // What every message sent reads is declared first, next to the above: a fan-out to 10,000 sockets
@@ -268,14 +276,13 @@ export class FlowControlledWebSocket extends WebSocket implements Admission, Adm
   pingedAt = 0;
   admissionKey: string | undefined = undefined;
   authDeadline: Deadline<() => void> | undefined = undefined;
-  #corked = false;
-  #overflowed = false;
+  /** CORKED, OVERFLOWED and HOLDING, as bits of one small integer (three fields cost 16 bytes more). */
+  #flags = 0;
   /**
    * 'message' events held while the client is behind, in arrival order. This and #waiters are made
    * when first needed: two empty arrays on every idle connection cost it ~100 bytes.
    */
   #held: unknown[][] | undefined = undefined;
-  #holding = false;
   #waiters: Waiter[] | undefined = undefined;
   #answersWaiting = 0;
 
@@ -329,6 +336,23 @@ export class FlowControlledWebSocket extends WebSocket implements Admission, Adm
     this.#limits?.onAuthenticated(this);
   }
 
+  /** As a SessionSocket: a session's message; nothing once the socket is closing. */
+  sendMessage(text: string): void {
+    // Through `send`, which an endpoint may have wrapped.
+    if (this.readyState === WebSocket.OPEN) this.send(text);
+  }
+
+  /** As a SessionSocket: closes the socket unless it is closing already. */
+  closeWith(code: number, reason: string): void {
+    const state = this.readyState;
+    if (state === WebSocket.OPEN || state === WebSocket.CONNECTING) this.close(code, reason);
+  }
+
+  /** As a SessionSocket: the socket sends shared messages itself (sendShared). */
+  get sharedSink(): this {
+    return this;
+  }
+
   /** The endpoint the socket was opened on (as the gateway counts it). */
   get endpoint(): string {
     return this.#endpoint;
@@ -380,15 +404,16 @@ export class FlowControlledWebSocket extends WebSocket implements Admission, Adm
 
   /**
    * Sends a text message made of `parts` (UTF-8 bytes, which may be shared with other sockets and are
-   * not changed). Past `maxBuffered` the socket overflows, as with `send`.
+   * not changed); nothing once the socket is closing. Past `maxBuffered` the socket overflows, as with
+   * `send`.
    */
   sendText(parts: readonly TextPart[]): void {
+    if (this.readyState !== WebSocket.OPEN) return;
     // One text on a socket that frames every message here (no compression): encoded into its frame at once.
     if (
       parts.length === 1 &&
       !this.#senderMayHold &&
       typeof parts[0] === 'string' &&
-      this.readyState === WebSocket.OPEN &&
       this.#limits &&
       this.#raw
     ) {
@@ -604,27 +629,27 @@ export class FlowControlledWebSocket extends WebSocket implements Admission, Adm
 
   /** Ends the tick's cork: everything sent during the tick goes to the kernel in one write. */
   uncorkTick(): void {
-    this.#corked = false;
+    this.#flags &= ~CORKED;
     this.#raw?.uncork();
   }
 
   #cork(): void {
-    if (this.#corked || !this.#raw) return;
-    this.#corked = true;
+    if (this.#flags & CORKED || !this.#raw) return;
+    this.#flags |= CORKED;
     this.#raw.cork();
     if (corkedThisTick.push(this) === 1) process.nextTick(uncorkAll);
   }
 
   #holdReading(): void {
-    if (this.#holding) return;
-    this.#holding = true;
+    if (this.#flags & HOLDING) return;
+    this.#flags |= HOLDING;
     this.pause();
     void this.#until(() => !this.congested()).then(() => this.#release());
   }
 
   /** The client caught up: handles the held messages in order, stopping again if they fill the queue. */
   #release(): void {
-    this.#holding = false;
+    this.#flags &= ~HOLDING;
     if (this.readyState !== WebSocket.OPEN) {
       this.#held = undefined;
       return;
@@ -643,8 +668,8 @@ export class FlowControlledWebSocket extends WebSocket implements Admission, Adm
   }
 
   #overflow(): void {
-    if (this.#overflowed) return;
-    this.#overflowed = true;
+    if (this.#flags & OVERFLOWED) return;
+    this.#flags |= OVERFLOWED;
     this.#limits?.onOverflow(this);
   }
 

@@ -9,7 +9,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import type { Durability } from '../../src/config/config.ts';
+import { openSync } from '../../src/engine/sqlite/driver.ts';
 import type { SqliteEngine } from '../../src/engine/sqlite/sqlite-engine.ts';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import type { ServerMsg, TestClient } from '../helpers/ws-client.ts';
@@ -180,5 +182,35 @@ describe('durability normal: a write commits inline unless others arrive with it
       ['lone', ...values],
     );
     records.forEach((r, i) => assert.equal(r.seq, records[0]!.seq + i));
+  });
+  test('with the write lock held by another process, the writes of a turn wait for it and all commit', async () => {
+    const writer = await ts.connectAuthed();
+    const head = await engine.changes.head();
+    // As another process would: the server's inline connection never waits for a lock, so the group
+    // must move to a pooled connection, which waits (up to its busy timeout).
+    const outsider = openSync(join(ts.dataDir, 'rustydb.sqlite'));
+    outsider.exec('BEGIN IMMEDIATE');
+    const socket = (writer.ws as unknown as { _socket: Socket })._socket;
+    const values = Array.from({ length: 6 }, (_, i) => `locked-${i}`);
+    let answered: ServerMsg[];
+    try {
+      socket.cork();
+      const replies = values.map((v, i) => send(writer, `l${i}`, 'INSERT INTO n (v) VALUES (?)', [v]));
+      socket.uncork();
+      await sleep(300);
+      outsider.exec('ROLLBACK');
+      answered = await Promise.all(replies);
+    } finally {
+      if (outsider.inTransaction) outsider.exec('ROLLBACK');
+      outsider.close();
+    }
+    answered.forEach((reply) => assert.equal(reply.type, 'data', JSON.stringify(reply)));
+    const records = (await engine.changes.read(head, 100)).filter((r) => r.table === 'n');
+    assert.deepEqual(
+      records.map((r) => r.new?.v),
+      values,
+    );
+    // And the inline connection commits again afterwards.
+    assert.equal((await send(writer, 'after', 'INSERT INTO n (v) VALUES (?)', ['after'])).type, 'data');
   });
 });

@@ -32,13 +32,18 @@ const MAX_GROUP_SIZE = 256;
 /** The transaction a group runs in: what a member may share with the others (e.g. the schema it sees). */
 export type GroupTransaction = object;
 
+/**
+ * What a group's transaction runs on. A connection whose `exec` returns nothing, with members whose
+ * runs return no promise, runs the whole transaction, BEGIN to COMMIT, without yielding to the event
+ * loop: nothing else can then meet it open on that connection (see SqliteEngine's turn groups).
+ */
 export interface GroupConnection {
-  exec(sql: string): Promise<void>;
+  exec(sql: string): Promise<void> | void;
   readonly inTransaction: boolean;
 }
 
 interface Member<C> {
-  run: (conn: C, transaction: GroupTransaction) => Promise<unknown>;
+  run: (conn: C, transaction: GroupTransaction) => Promise<unknown> | unknown;
   resolve(value: unknown): void;
   reject(err: unknown): void;
   /** waiting: not run yet; dropped: stopped before it ran; ran: in the transaction (or done). */
@@ -83,7 +88,7 @@ export class CommitGroups<C extends GroupConnection> {
   submit<T>(
     user: string,
     stop: WaitStop,
-    run: (conn: C, transaction: GroupTransaction) => Promise<T>,
+    run: (conn: C, transaction: GroupTransaction) => Promise<T> | T,
   ): Promise<T> {
     if (stop.stoppedError !== undefined) return Promise.reject(stop.stoppedError);
     return new Promise<T>((resolve, reject) => {
@@ -138,14 +143,16 @@ export class CommitGroups<C extends GroupConnection> {
       if (group.members.every((member) => member.state === 'dropped')) return;
       await this.#options.onConnection(user, async (conn) => {
         let transaction: GroupTransaction = {};
-        await conn.exec('BEGIN IMMEDIATE');
+        const begun = conn.exec('BEGIN IMMEDIATE');
+        if (begun) await begun;
         try {
           for (let i = 0; i < group.members.length; i++) {
             const member = group.members[i]!;
             if (member.state === 'dropped' || outcomes.has(member)) continue;
             member.state = 'ran';
             try {
-              outcomes.set(member, { ok: true, value: await member.run(conn, transaction) });
+              const ran = member.run(conn, transaction);
+              outcomes.set(member, { ok: true, value: ran instanceof Promise ? await ran : ran });
             } catch (err) {
               outcomes.set(member, { ok: false, err });
               if (conn.inTransaction) continue;
@@ -155,16 +162,19 @@ export class CommitGroups<C extends GroupConnection> {
                 if (outcomes.get(earlier)?.ok) outcomes.delete(earlier);
               }
               transaction = {};
-              await conn.exec('BEGIN IMMEDIATE');
+              const begunAgain = conn.exec('BEGIN IMMEDIATE');
+              if (begunAgain) await begunAgain;
               i = -1;
             }
           }
           group.closed = true;
-          await conn.exec('COMMIT');
+          const commit = conn.exec('COMMIT');
+          if (commit) await commit;
         } catch (err) {
           group.closed = true;
           try {
-            if (conn.inTransaction) await conn.exec('ROLLBACK');
+            const rolledBack = conn.inTransaction ? conn.exec('ROLLBACK') : undefined;
+            if (rolledBack) await rolledBack;
           } catch {
             // The connection is not reused after a failure (see onConnection).
           }

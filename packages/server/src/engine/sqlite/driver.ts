@@ -18,6 +18,8 @@ export interface SyncStatement {
 export interface SyncDatabase {
   prepare(sql: string): SyncStatement;
   exec(sql: string): void;
+  /** False in autocommit mode: no transaction is open (also after SQLite rolled one back by itself). */
+  readonly inTransaction: boolean;
   close(): void;
 }
 

@@ -41,6 +41,7 @@ import { StatementStopper } from './statement-stopper.ts';
 import { SchemaReplica, copySchema } from './schema-replica.ts';
 import { WriteGate } from './write-gate.ts';
 import { CommitGroups, type GroupTransaction } from './commit-groups.ts';
+import { InlineGroupConnection, LockHeldElsewhere } from './inline-group-connection.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { DiskSpace } from './disk-space.ts';
 import { toDriverParams, toWireRow, type DriverValue } from './values.ts';
@@ -215,6 +216,15 @@ async function pooledCounters(conn: PooledConnection): Promise<Counters> {
   return countersOf(drain(await (await pooledCounterStatement(conn)).iterate([]))[0]);
 }
 
+const inlineVersionStatements = new WeakMap<SyncDatabase, SyncStatement>();
+
+/** The schema version the inline connection sees now (inside a group's transaction: that one's). */
+function inlineSchemaVersion(db: SyncDatabase): number {
+  let stmt = inlineVersionStatements.get(db);
+  if (!stmt) inlineVersionStatements.set(db, (stmt = db.prepare('PRAGMA schema_version').raw()));
+  return Number(stmt.all([])[0]?.[0] ?? -1);
+}
+
 function inlineCounters(db: SyncDatabase): Counters {
   let stmt = inlineCounterStatements.get(db);
   if (!stmt) inlineCounterStatements.set(db, (stmt = db.prepare(COUNTERS_SQL).raw()));
@@ -329,16 +339,19 @@ export class SqliteEngine implements Engine {
   /** Every write of this process takes its turn here (see WriteGate). */
   readonly #gate = new WriteGate();
   /**
-   * Keyed writes that do not run inline commit in groups on a pooled connection (see CommitGroups). With
-   * durability full every keyed write does: a commit then waits for the disk, which must not happen on
+   * Keyed writes that do not run inline commit in groups (see CommitGroups). With durability full every
+   * keyed write does, on a pooled connection: a commit then waits for the disk, which must not happen on
    * the event loop, and one flush serves many. With durability normal a commit waits for nothing, but
    * each one still appends its own copy of every page it changed to the WAL (a single-row INSERT with
    * its change-log record: about four pages, 17 KB) and the WAL is checkpointed all the sooner: so the
-   * first keyed write of a turn of the event loop runs inline (a lone writer pays no thread hop), and
+   * first keyed write of a turn of the event loop runs inline (a lone writer waits for nothing), and
    * the writes that arrive with it in the same turn (a pipelining client, many clients at once) commit
-   * together (see #mayCommitInline).
+   * together at the turn's end, on the inline connection (see #mayCommitInline and
+   * InlineGroupConnection).
    */
-  readonly #groups: CommitGroups<PooledConnection>;
+  readonly #groups: CommitGroups<PooledConnection | InlineGroupConnection>;
+  /** The inline connection as a group's connection (durability normal). */
+  readonly #inlineGroupConnection = new InlineGroupConnection(() => this.#router.inlineConnection, isBusy);
   /** Keyed writes offered to the inline path in this turn of the event loop (durability normal). */
   #writesThisTurn = 0;
   readonly #endTurn = (): void => {
@@ -374,17 +387,30 @@ export class SqliteEngine implements Engine {
       await conn.exec(pragmas);
       return conn;
     });
-    this.#groups = new CommitGroups({
+    this.#groups = new CommitGroups<PooledConnection | InlineGroupConnection>({
       gate: this.#gate,
-      onConnection: (user, work) =>
-        this.#onPooled(undefined, { user, urgent: true }, async (conn) => {
+      onConnection: async (user, work) => {
+        if (this.durability === 'normal') {
+          // Holding the gate: the writes read in this turn join the group until its end.
+          await yieldToLoop();
+          try {
+            return await work(this.#inlineGroupConnection);
+          } catch (err) {
+            this.#space.noteFailure(err);
+            if (!(err instanceof LockHeldElsewhere)) throw err;
+            // libsql may leave the busy statement in progress: the router opens fresh connections.
+            this.#router.invalidate();
+          }
+        }
+        await this.#onPooled(undefined, { user, urgent: true }, async (conn) => {
           try {
             await work(conn);
           } catch (err) {
             this.#space.noteFailure(err);
             throw err;
           }
-        }),
+        });
+      },
       committed: () => this.#committed(true),
     });
     this.internal = this.#makeInternalStore();
@@ -898,8 +924,9 @@ export class SqliteEngine implements Engine {
     if (writes && !this.#mayCommitInline()) return undefined;
     if (writes) this.#space.check(routed.guarded);
     // A write runs inline only when no other write of this server is running or waiting: it would
-    // meet a held lock (or jump the queue) otherwise.
-    if (writes && !this.#gate.tryEnter()) return undefined;
+    // meet a held lock (or jump the queue) otherwise. Checked before trying: a write that finds the gate
+    // taken is no arrival at it, and may still join the commit group that holds it (see CommitGroups).
+    if (writes && !(this.#gate.free && this.#gate.tryEnter())) return undefined;
     try {
       return this.#runInlineOrYield(sql, routed, params);
     } finally {
@@ -912,9 +939,10 @@ export class SqliteEngine implements Engine {
    * normal, when it is the first keyed write of this turn of the event loop. The ones after it in the
    * same turn go to a commit group, where one transaction's commit writes each changed page once for
    * them all. With 16 INSERTs on the wire (bench/tools/insert-cpu.ts) committing each inline cost the
-   * server 117–157 µs of CPU per row, this 92–106 µs, and grouping every write 68–83 µs; but a lone
-   * writer (one write at a time) paid twice the CPU in a group, for the thread hops of its BEGIN and
-   * COMMIT, and commits inline here as before.
+   * server 117–157 µs of CPU per row, grouping every write on a pooled connection 68–83 µs; but a lone
+   * writer (one write at a time) paid twice the CPU in a group there, for the thread hops of its BEGIN
+   * and COMMIT, and commits inline here as before. The writes after it: 92–106 µs per row in groups on a
+   * pooled connection, about a fifth less again on the inline one (see InlineGroupConnection).
    */
   #mayCommitInline(): boolean {
     if (this.durability === 'full') return false;
@@ -945,6 +973,14 @@ export class SqliteEngine implements Engine {
   }
 
   #runInline(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult {
+    const result = this.#runInlineStatement(sql, routed, params);
+    // A write with RETURNING is a reader too: its commit must still wake the change feed.
+    if (routed.access.kind !== 'read') this.#committed(false);
+    return result;
+  }
+
+  /** Runs an inline statement on the inline connection, in its transaction if one is open. */
+  #runInlineStatement(sql: string, routed: RoutedStatement, params: DriverValue[]): StatementResult {
     const stmt = routed.inline!;
     const columns = routed.inlineColumns!;
     const started = performance.now();
@@ -966,8 +1002,6 @@ export class SqliteEngine implements Engine {
         throw err;
       }
       this.#router.observeInline(sql, routed, ranFor(started), rows.length);
-      // A write with RETURNING is a reader too: its commit must still wake the change feed.
-      if (routed.access.kind !== 'read') this.#committed(false);
       // A copy of the columns: the result is the caller's to keep or change.
       return {
         status: 'success',
@@ -985,7 +1019,6 @@ export class SqliteEngine implements Engine {
       throw err;
     }
     this.#router.observeInline(sql, routed, ranFor(started), 0);
-    this.#committed(false);
     return writeAnswer(routed.guarded, before, run);
   }
 
@@ -1007,7 +1040,17 @@ export class SqliteEngine implements Engine {
       if (routed.route === 'inline') {
         return await stopper.waitOn('the write lock', () =>
           this.#groups.submit(options.caller?.user ?? SERVER_USER, stopper, (conn, transaction) =>
-            this.#runGrouped(conn, transaction, sql, routed, params, stopper, options.chunkSize),
+            conn === this.#inlineGroupConnection
+              ? this.#runGroupedInline(transaction, sql, routed, params)
+              : this.#runGrouped(
+                  conn as PooledConnection,
+                  transaction,
+                  sql,
+                  routed,
+                  params,
+                  stopper,
+                  options.chunkSize,
+                ),
           ),
         );
       }
@@ -1049,6 +1092,34 @@ export class SqliteEngine implements Engine {
       if (routed.inlineColumns!.length > 0)
         return await collect(this.#runOn(conn, routed, params, stopper, chunkSize));
       return await this.#runKeyedWrite(conn, sql, routed, params);
+    } catch (err) {
+      this.#space.noteFailure(err);
+      throw err;
+    }
+  }
+
+  /**
+   * A keyed write in a group transaction on the inline connection (durability normal), run as it would
+   * run inline, against the schema it was authorized for. Its program is the router's current one: the
+   * router may have opened a new inline connection since the write was routed (see
+   * InlineGroupConnection), and a program of the old one must not run.
+   */
+  #runGroupedInline(
+    transaction: GroupTransaction,
+    sql: string,
+    routed: RoutedStatement,
+    params: DriverValue[],
+  ): StatementResult {
+    let version = groupSchemaVersions.get(transaction);
+    if (version === undefined) {
+      version = inlineSchemaVersion(this.#router.inlineConnection);
+      groupSchemaVersions.set(transaction, version);
+    }
+    if (version !== routed.schemaVersion) throw new SchemaChangedError();
+    const current = this.#router.route(sql);
+    if (current.route !== 'inline' || current.schemaVersion !== version) throw new SchemaChangedError();
+    try {
+      return this.#runInlineStatement(sql, current, params);
     } catch (err) {
       this.#space.noteFailure(err);
       throw err;
