@@ -65,7 +65,7 @@ export class PgChangeLog implements ChangeLog {
    * Waits until the capture has numbered every commit before the call (see ChangeLog.head).
    *
    * Callers at once share one look (each look costs a logical message, its WAL flush and the capture's
-   * apply, and four round trips on an idle database): a look reads the WAL position first, so it covers
+   * apply, and three round trips on an idle database): a look reads the WAL position first, so it covers
    * exactly the calls made before it began. A call while one runs therefore never joins it (its WAL
    * position may predate the call); it joins the next, which begins when the running one ends and serves
    * every call made meanwhile.
@@ -94,8 +94,11 @@ export class PgChangeLog implements ChangeLog {
 
   async #headNow(): Promise<number> {
     const [position] = await this.#query('SELECT pg_current_wal_insert_lsn()::text');
-    await this.#waitForApplied(parseLsn(String(position![0])), HEAD_WAIT_MS);
-    return this.#recordedHead();
+    const row = await this.#onceApplied(parseLsn(String(position![0])), HEAD_WAIT_MS, async () => {
+      const [applied] = await this.#query('SELECT applied_lsn::text, head FROM rustydb.capture WHERE id = 1');
+      return applied!;
+    });
+    return Number(row[1]);
   }
 
   recorded(): Promise<number> {
@@ -180,7 +183,6 @@ export class PgChangeLog implements ChangeLog {
     lsnText: string,
     timeoutMs: number,
   ): Promise<number | undefined> {
-    await this.#waitForApplied(parseLsn(lsnText), timeoutMs);
     const { xmin, xmax, running } = parseSnapshot(snapshotText);
     const visible = (xid: bigint): boolean => xid < xmin || (xid < xmax && !running.has(xid));
     // Records of transactions that had finished before the snapshot (xid < xmin) are visible to it; only
@@ -190,15 +192,21 @@ export class PgChangeLog implements ChangeLog {
     // PostgreSQL read them by index: until autovacuum first analyzes the log, an open-ended
     // `xid >= $1` was planned as a scan and sort of the whole log, which live queries ran on every
     // refresh (from a few hundred entries to a few thousand).
-    const [row] = await this.#query(
-      `SELECT head, ARRAY(SELECT seq FROM rustydb.changes WHERE ${SINCE_XMIN} AND seq <= c.head ORDER BY seq)::text[],
-              ARRAY(SELECT xid FROM rustydb.changes WHERE ${SINCE_XMIN} AND seq <= c.head ORDER BY seq)::text[]
-         FROM rustydb.capture c WHERE id = 1`,
-      [xmin.toString()],
-    );
-    const head = Number(row![0]);
-    const seqs = (row![1] as string[]).map(Number);
-    const xids = (row![2] as string[]).map(BigInt);
+    // The log is read with the applied position, by one statement and so at one snapshot: read once
+    // that position has passed the snapshot's, it holds every transaction the snapshot sees.
+    const row = await this.#onceApplied(parseLsn(lsnText), timeoutMs, async () => {
+      const [read] = await this.#query(
+        `SELECT applied_lsn::text, head,
+                ARRAY(SELECT seq FROM rustydb.changes WHERE ${SINCE_XMIN} AND seq <= c.head ORDER BY seq)::text[],
+                ARRAY(SELECT xid FROM rustydb.changes WHERE ${SINCE_XMIN} AND seq <= c.head ORDER BY seq)::text[]
+           FROM rustydb.capture c WHERE id = 1`,
+        [xmin.toString()],
+      );
+      return read!;
+    });
+    const head = Number(row[1]);
+    const seqs = (row[2] as string[]).map(Number);
+    const xids = (row[3] as string[]).map(BigInt);
     const firstUnseen = seqs.find((_, i) => !visible(xids[i]!));
     if (firstUnseen === undefined) return head;
     if (seqs.some((seq, i) => seq > firstUnseen && visible(xids[i]!))) return undefined;
@@ -210,16 +218,18 @@ export class PgChangeLog implements ChangeLog {
   }
 
   /**
-   * Waits until the capture has applied everything up to `lsn`. A logical message written now (a tick)
-   * moves the capture past `lsn` even when no transaction follows. The first look at the applied
-   * position writes the tick itself when the position is behind, in the same round trip: on an idle
-   * database it always is, by the capture's own last apply (written after the position it records).
+   * The row of `read` (a query of rustydb.capture whose first column is the applied position) once the
+   * capture has applied everything up to `lsn`. A logical message written now (a tick) moves the
+   * capture past `lsn` even when no transaction follows. The first look at the applied position writes
+   * the tick itself when the position is behind, in the same round trip: on an idle database it always
+   * is, by the capture's own last apply (written after the position it records). Once woken by an
+   * apply, `read` looks again itself: when its position has passed `lsn`, its row is the answer.
    */
-  async #waitForApplied(lsn: bigint, timeoutMs: number): Promise<void> {
+  async #onceApplied(lsn: bigint, timeoutMs: number, read: () => Promise<unknown[]>): Promise<unknown[]> {
     const deadline = Date.now() + timeoutMs;
-    let [row] = await this.#query(APPLIED_OR_TICK, [formatLsn(lsn)]);
+    const [first] = await this.#query(APPLIED_OR_TICK, [formatLsn(lsn)]);
+    if (parseLsn(String(first![0])) >= lsn) return read();
     for (;;) {
-      if (parseLsn(String(row![0])) >= lsn) return;
       if (Date.now() > deadline) {
         throw new RustyError(
           'INTERNAL_ERROR',
@@ -227,7 +237,8 @@ export class PgChangeLog implements ChangeLog {
         );
       }
       await this.#nextApply(100);
-      [row] = await this.#query('SELECT applied_lsn::text FROM rustydb.capture WHERE id = 1');
+      const row = await read();
+      if (parseLsn(String(row[0])) >= lsn) return row;
     }
   }
 }
