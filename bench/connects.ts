@@ -322,8 +322,8 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
         `and 0.73×); batched, 0.87–0.93× in four runs, RustyDB 0.68–0.77× beside it. ` +
         `What RustyDB adds to the floor is its layers, none of them ` +
         `large: Fastify's HTTP server, routing and origin check, admission counts with the peer address ` +
-        `and the deadline to authenticate, the session (registry handle, socket adapter, listeners, ` +
-        `expiry deadline), in a process whose heap and code are larger. Idle, RustyDB's process uses ` +
+        `and the deadline to authenticate, the session (its own registry and expiry entry, with the ` +
+        `socket as its transport), in a process whose heap and code are larger. Idle, RustyDB's process uses ` +
         `4.2 ms of CPU a second (the event-loop delay histogram's 10 ms timer, the metrics and ` +
         `change-feed ticks), ~2.5 µs per connect over a phase; the echo server none. Earlier rounds' ` +
         `cuts, each A/B on this machine: the upgrade's path and token read without URL and ` +

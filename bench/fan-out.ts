@@ -545,11 +545,15 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `Where a connection's heap goes (heap snapshots of the compiled server, 1,000 idle authenticated ` +
         `sockets over 200, by object): what Node and \`ws\` make for any socket (the TCP handle and its ` +
         `native wrap, net.Socket and its stream states, ws's WebSocket, Receiver and Sender and their ` +
-        `listener tables), ~2.4 KB as for raw ws; RustyDB's fields on the WebSocket (flow control, when the ` +
-        `client was last heard from and pinged, its admission), ~0.2 KB; the session, ~0.17 KB; its ` +
-        `registry handle, which is the registry's entry (its id made only when asked for), ~0.13 KB; the ` +
-        `admission ticket, the token's expiry deadline and the socket adapter, ~0.17 KB together; and an ` +
-        `entry in each of four sets (the registry's, the user's, the gateway's, the expiry heap), ~0.1 KB. ` +
+        `listener tables), ~2.9 KB as for raw ws (bench/tools/connection-heap-probe.ts, both servers); ` +
+        `RustyDB's own, ~0.46 KB (Dec 2026; ~0.86 KB before): its fields on the WebSocket (flow control ` +
+        `with its states in one field, when the client was last heard from and pinged, its admission), ` +
+        `~0.14 KB; the session, ~0.22 KB, which is also its own entry in the session registry and in ` +
+        `the token-expiry queue (whose times are small integers, stored in the object); the socket is the ` +
+        `session's transport and its own admission, with no adapter, ticket or deadline object per ` +
+        `connection; and entries in the user's set, the gateway's and the expiry heap. \`ws\`'s receiver ` +
+        `keeps no room for the client's first message once a read is done, and the upgrade's own error ` +
+        `listener is gone once \`ws\` has put its own on the socket. ` +
         `Connections of one token share one frozen principal while the user's row says the same (it is ` +
         `read at every connect), and a connection's listener table holds three events: the gateway's ` +
         `close and heard-from bookkeeping runs in the socket's own emit, not as listeners.`,
