@@ -6,11 +6,12 @@
  *
  *   node --import tsx bench/tools/connection-heap-probe.ts [first=200] [second=1000] [--bin path] [--keep]
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StreamConnection, login } from '../lib/client.ts';
+import { eachHeapNode } from '../lib/heap-snapshot.ts';
 import { startRustyServer } from '../lib/rusty-server.ts';
 import { sleep } from '../lib/stats.ts';
 
@@ -28,32 +29,18 @@ interface Probe {
   heapUsed: number;
 }
 
-interface Snapshot {
-  snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
-  nodes: number[];
-  strings: string[];
-}
-
 function groups(path: string): Map<string, { count: number; bytes: number }> {
-  const raw = JSON.parse(readFileSync(path, 'utf8')) as Snapshot;
-  const fields = raw.snapshot.meta.node_fields;
-  const types = raw.snapshot.meta.node_types[0];
-  const width = fields.length;
-  const typeAt = fields.indexOf('type');
-  const nameAt = fields.indexOf('name');
-  const sizeAt = fields.indexOf('self_size');
   const out = new Map<string, { count: number; bytes: number }>();
-  for (let i = 0; i < raw.nodes.length; i += width) {
-    const type = types[raw.nodes[i + typeAt]!]!;
-    const name =
+  eachHeapNode(path, ({ type, name, size }) => {
+    const key =
       type === 'object' || type === 'closure' || type === 'hidden' || type === 'array' || type === 'code'
-        ? `${type}:${raw.strings[raw.nodes[i + nameAt]!]!.slice(0, 50)}`
+        ? `${type}:${name.slice(0, 50)}`
         : type;
-    const g = out.get(name) ?? { count: 0, bytes: 0 };
+    const g = out.get(key) ?? { count: 0, bytes: 0 };
     g.count++;
-    g.bytes += raw.nodes[i + sizeAt]!;
-    out.set(name, g);
-  }
+    g.bytes += size;
+    out.set(key, g);
+  });
   return out;
 }
 

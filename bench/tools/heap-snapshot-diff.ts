@@ -6,13 +6,7 @@
  *
  *   node --import tsx bench/tools/heap-snapshot-diff.ts A.heapsnapshot B.heapsnapshot [rows]
  */
-import { readFileSync } from 'node:fs';
-
-interface Snapshot {
-  snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
-  nodes: number[];
-  strings: string[];
-}
+import { eachHeapNode } from '../lib/heap-snapshot.ts';
 
 interface Group {
   count: number;
@@ -25,32 +19,22 @@ function load(path: string): {
   ids: Map<number, string>;
   sizes: Map<number, number>;
 } {
-  const raw = JSON.parse(readFileSync(path, 'utf8')) as Snapshot;
-  const fields = raw.snapshot.meta.node_fields;
-  const types = raw.snapshot.meta.node_types[0];
-  const width = fields.length;
-  const typeAt = fields.indexOf('type');
-  const nameAt = fields.indexOf('name');
-  const idAt = fields.indexOf('id');
-  const sizeAt = fields.indexOf('self_size');
   const groups = new Map<string, Group>();
   const ids = new Map<number, string>();
   const sizes = new Map<number, number>();
-  for (let i = 0; i < raw.nodes.length; i += width) {
-    const type = types[raw.nodes[i + typeAt]!]!;
+  eachHeapNode(path, ({ type, name, id, size }) => {
     // Strings are grouped as one kind: their text would make a group per value.
-    const name =
+    const key =
       type === 'string' || type === 'concatenated string' || type === 'sliced string'
         ? type
-        : `${type}:${raw.strings[raw.nodes[i + nameAt]!]!.slice(0, 60)}`;
-    const size = raw.nodes[i + sizeAt]!;
-    const group = groups.get(name) ?? { count: 0, bytes: 0 };
+        : `${type}:${name.slice(0, 60)}`;
+    const group = groups.get(key) ?? { count: 0, bytes: 0 };
     group.count++;
     group.bytes += size;
-    groups.set(name, group);
-    ids.set(raw.nodes[i + idAt]!, name);
-    sizes.set(raw.nodes[i + idAt]!, size);
-  }
+    groups.set(key, group);
+    ids.set(id, key);
+    sizes.set(id, size);
+  });
   return { groups, ids, sizes };
 }
 
