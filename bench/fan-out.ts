@@ -553,7 +553,11 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `session's transport and its own admission, with no adapter, ticket or deadline object per ` +
         `connection; and entries in the user's set, the gateway's and the expiry heap. \`ws\`'s receiver ` +
         `keeps no room for the client's first message once a read is done, and the upgrade's own error ` +
-        `listener is gone once \`ws\` has put its own on the socket. ` +
+        `listener is gone once \`ws\` has put its own on the socket. The bench's servers run with the ` +
+        `per-connection rate limits off (they would throttle other benchmarks); on, as they are by ` +
+        `default, a connection that has sent a message also holds its token bucket, ~0.07 KB more ` +
+        `(bench/tools/connection-heap-probe.ts --rate-limiting: 3,416 against 3,347 B), and its count of ` +
+        `refused messages only once one was refused. ` +
         `Connections of one token share one frozen principal while the user's row says the same (it is ` +
         `read at every connect), and a connection's listener table holds three events: the gateway's ` +
         `close and heard-from bookkeeping runs in the socket's own emit, not as listeners.`,

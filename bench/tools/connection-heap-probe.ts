@@ -5,6 +5,7 @@
  * (bench/tools/heap-snapshot-diff.ts's groups, divided by SECOND). Also RSS and heap used after the GC.
  *
  *   node --import tsx bench/tools/connection-heap-probe.ts [first=200] [second=1000] [--bin path] [--keep]
+ *     [--rate-limiting]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,8 @@ const args = process.argv.slice(2);
 const binAt = args.indexOf('--bin');
 const bin = binAt >= 0 ? args.splice(binAt, 2)[1] : undefined;
 const keep = args.includes('--keep');
+/** The server's default per-connection rate limits on (the bench's servers run with them off). */
+const rateLimiting = args.includes('--rate-limiting');
 const [first, second] = args.filter((a) => !a.startsWith('--')).map(Number);
 const FIRST = first || 200;
 const SECOND = second || 1000;
@@ -47,6 +50,7 @@ function groups(path: string): Map<string, { count: number; bytes: number }> {
 const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-conn-heap-'));
 const server = await startRustyServer({
   dataDir,
+  rateLimiting,
   flags: [
     '--websocket-max-connections',
     String(FIRST + SECOND + 100),

@@ -160,8 +160,14 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
   #running: Map<string, RequestCancel> | undefined;
   #unnamedRunning = 0;
   #closed = false;
-  readonly #bucket: TokenBucket | undefined;
-  readonly #violations: ViolationCounter | undefined;
+  /**
+   * The connection's message rate (with rate limiting on), made at its first message: made at connect,
+   * it would be just as full then (a bucket starts full and fills no further), and an idle connection
+   * holds none.
+   */
+  #bucket: TokenBucket | undefined;
+  /** Its refused messages, counted in windows from the first one (with rate limiting on). */
+  #violations: ViolationCounter | undefined;
   /** Messages that arrived while a URL token was being checked; replayed in order once it is. */
   #pending: string[] | undefined;
   /**
@@ -198,12 +204,6 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
     this.#collection = origin.collection;
     this.#startWith = origin.startWith;
     this.#runInline = deps.engine.runInline;
-    const { config } = deps;
-    if (config.enable_rate_limiting) {
-      const limits = rateLimits(config);
-      this.#bucket = new TokenBucket(config.rate_limit_rps, limits.burst);
-      this.#violations = new ViolationCounter(limits.maxViolations, limits.windowMs);
-    }
   }
 
   /** Where the session is listed once authenticated (see RegistryEntry). */
@@ -250,14 +250,19 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
     const parsed = parseClientMessage(text);
     // Every message counts against the rate limit, malformed ones included: garbage is no way around it.
     const requestId = parsed.ok ? parsed.message.id : parsed.id;
-    if (this.#bucket) {
-      const retryAfter = this.#bucket.take();
+    const { config } = this.#deps;
+    if (config.enable_rate_limiting) {
+      const retryAfter = (this.#bucket ??= new TokenBucket(
+        config.rate_limit_rps,
+        rateLimits(config).burst,
+      )).take();
       if (retryAfter > 0) {
-        if (this.#violations!.record()) {
+        const { maxViolations, windowMs } = rateLimits(config);
+        if ((this.#violations ??= new ViolationCounter(maxViolations, windowMs)).record()) {
           this.#send(
             errorEnvelope(new RustyError('RATE_LIMIT_EXCEEDED', 'sustained rate limit violation'), requestId),
           );
-          this.#audit('rate_limit.close', { refused_within_ms: rateLimits(this.#deps.config).windowMs });
+          this.#audit('rate_limit.close', { refused_within_ms: windowMs });
           this.#closeWith(1008, 'rate limit exceeded');
           return;
         }
