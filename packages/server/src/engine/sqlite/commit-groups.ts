@@ -3,6 +3,8 @@
  * one commit per single-row write would make writers queue behind one flush each. Instead, the
  * autocommit writes that wait for the writer run one after another in one transaction on one
  * connection, and one COMMIT (one flush) makes them all durable; each is acknowledged only after it.
+ * With `durability normal` nothing waits for the disk, but each commit still writes its own copy of
+ * every page it changed to the log: the writes that arrive together there commit in groups too.
  *
  * What each write sees and reports is what it would alone:
  * - its own result: the caller's statement runs by itself, and counts its own changes (see ownTotals);

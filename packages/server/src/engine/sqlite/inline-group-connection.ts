@@ -3,8 +3,8 @@
  * #groups): the group's BEGIN, its writes and its COMMIT all run on the event loop, one after another,
  * with nothing awaited between them (see GroupConnection), so no other statement on that connection,
  * which every inline read shares, can ever run inside the group's open transaction. A commit that does
- * not wait for the disk costs microseconds there; on a pooled connection each BEGIN and COMMIT is a
- * round trip to libsql's threads.
+ * not wait for the disk only writes the group's pages to the log (tens of microseconds); on a pooled
+ * connection each BEGIN and COMMIT is also a round trip to libsql's threads.
  *
  * The inline connection never waits for a lock (a wait would stall the event loop): when BEGIN finds the
  * write lock held by another process, `exec` throws LockHeldElsewhere before anything ran, and the
