@@ -142,6 +142,12 @@ export function rateLimits(config: ServerConfig): { burst: number; maxViolations
   };
 }
 
+/** A connection's count of refused messages, made at its first refusal (see StreamSession.#violations). */
+function newViolationCounter(config: ServerConfig): ViolationCounter {
+  const { maxViolations, windowMs } = rateLimits(config);
+  return new ViolationCounter(maxViolations, windowMs);
+}
+
 /** Why an `auth` with another user's token is refused on an authenticated connection. */
 export function switchRefused(current: Principal): string {
   return `this connection is authenticated as '${current.user}'; a token of another user needs a connection of its own`;
@@ -257,12 +263,11 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
         rateLimits(config).burst,
       )).take();
       if (retryAfter > 0) {
-        const { maxViolations, windowMs } = rateLimits(config);
-        if ((this.#violations ??= new ViolationCounter(maxViolations, windowMs)).record()) {
+        if ((this.#violations ??= newViolationCounter(config)).record()) {
           this.#send(
             errorEnvelope(new RustyError('RATE_LIMIT_EXCEEDED', 'sustained rate limit violation'), requestId),
           );
-          this.#audit('rate_limit.close', { refused_within_ms: windowMs });
+          this.#audit('rate_limit.close', { refused_within_ms: rateLimits(config).windowMs });
           this.#closeWith(1008, 'rate limit exceeded');
           return;
         }
