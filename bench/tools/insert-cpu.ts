@@ -8,7 +8,9 @@
  *   node --import tsx bench/tools/insert-cpu.ts
  *
  * Settings (environment): MODES=full,normal (the durabilities), WINDOW=16 (1 for a lone writer),
- * ROWS=4000 (per turn), TURNS=4, PROF=DIR (the servers' CPU profiles into DIR).
+ * ROWS=4000 (per turn), TURNS=4, PROF=DIR (the servers' CPU profiles into DIR), BINS=A,B (builds to
+ * compare, each a path to a `rustydb.js`: one server per durability and build, all in the turns; by
+ * default the tree's own build only).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,14 +26,22 @@ const WINDOW = Number(process.env.WINDOW ?? 16);
 const ROWS = Number(process.env.ROWS ?? 4000);
 const TURNS = Number(process.env.TURNS ?? 4);
 const WARM_UP_ROWS = 5000;
+const BINS = process.env.BINS?.split(',');
 
 interface Target {
+  /** The durability, and the build when there are several. */
   mode: string;
   server: RustyServerProcess;
   conn: StreamConnection;
   dataDir: string;
   nextId: number;
+  runs: { rowsPerSecond: number; cpuPerRowUs: number }[];
 }
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
 
 /** Keeps `window` inserts outstanding until `rows` are answered; any answer but a row inserted fails. */
 function insertRun(
@@ -74,17 +84,21 @@ function insertRun(
 
 const targets: Target[] = [];
 try {
-  for (const mode of MODES) {
-    const dataDir = mkdtempSync(join(tmpdir(), `insert-cpu-${mode}-`));
-    const server = await startRustyServer({
-      dataDir,
-      flags: ['--durability', mode],
-      ...(process.env.PROF ? { cpuProfileDir: process.env.PROF } : {}),
-    });
-    const conn = await StreamConnection.open(server.streamUrl, await login(server.url));
-    await conn.query('CREATE TABLE ins (id INTEGER PRIMARY KEY, v TEXT)');
-    targets.push({ mode, server, conn, dataDir, nextId: 1 });
-    console.log(`${mode}: server pid ${server.pid}`);
+  for (const durability of MODES) {
+    for (const [index, bin] of (BINS ?? [undefined]).entries()) {
+      const mode = BINS ? `${durability} build ${index} (${bin})` : durability;
+      const dataDir = mkdtempSync(join(tmpdir(), `insert-cpu-${durability}-`));
+      const server = await startRustyServer({
+        dataDir,
+        flags: ['--durability', durability],
+        ...(process.env.PROF ? { cpuProfileDir: process.env.PROF } : {}),
+        ...(bin ? { bin } : {}),
+      });
+      const conn = await StreamConnection.open(server.streamUrl, await login(server.url));
+      await conn.query('CREATE TABLE ins (id INTEGER PRIMARY KEY, v TEXT)');
+      targets.push({ mode, server, conn, dataDir, nextId: 1, runs: [] });
+      console.log(`${mode}: server pid ${server.pid}`);
+    }
   }
   for (const target of targets) {
     await insertRun(target.conn.ws, target.server.pid, target.nextId, WARM_UP_ROWS, WINDOW);
@@ -94,11 +108,18 @@ try {
     for (const target of turn % 2 ? [...targets].reverse() : targets) {
       const run = await insertRun(target.conn.ws, target.server.pid, target.nextId, ROWS, WINDOW);
       target.nextId += ROWS;
+      target.runs.push(run);
       console.log(
         `turn ${turn} ${target.mode}: ${Math.round(run.rowsPerSecond)} rows/s, ` +
           `server CPU ${run.cpuPerRowUs.toFixed(1)} µs/row`,
       );
     }
+  }
+  for (const target of targets) {
+    console.log(
+      `median ${target.mode}: ${Math.round(median(target.runs.map((run) => run.rowsPerSecond)))} rows/s, ` +
+        `server CPU ${median(target.runs.map((run) => run.cpuPerRowUs)).toFixed(1)} µs/row`,
+    );
   }
 } finally {
   for (const target of targets) {
