@@ -4,7 +4,8 @@
  * whose failure ends the whole transaction: the others run again, once), their change-log records keep
  * the order of arrival, and a write stopped while it waits is never run. Under both durabilities: with
  * `full` every keyed write commits in a group; with `normal` the first keyed write of a turn of the
- * event loop commits inline and those that arrive with it in the same turn commit in a group.
+ * event loop commits inline and those that arrive with it in the same turn commit in a group, unless
+ * the last turn with writes had several: then the first joins the group too.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -183,6 +184,37 @@ describe('durability normal: a write commits inline unless others arrive with it
     );
     records.forEach((r, i) => assert.equal(r.seq, records[0]!.seq + i));
   });
+
+  test('after a turn of several writes, the first write of the next turn joins the group too', async () => {
+    const writer = await ts.connectAuthed();
+    const socket = (writer.ws as unknown as { _socket: Socket })._socket;
+    const burst = async (prefix: string): Promise<void> => {
+      socket.cork();
+      const replies = Array.from({ length: 8 }, (_, i) =>
+        send(writer, `${prefix}${i}`, 'INSERT INTO n (v) VALUES (?)', [`${prefix}-${i}`]),
+      );
+      socket.uncork();
+      for (const reply of await Promise.all(replies)) assert.equal(reply.type, 'data', JSON.stringify(reply));
+    };
+    const lone = async (id: string): Promise<void> => {
+      const reply = await send(writer, id, 'INSERT INTO n (v) VALUES (?)', [id]);
+      assert.equal(reply.type, 'data', JSON.stringify(reply));
+    };
+    await lone('settle');
+    await lone('settled');
+    await burst('first');
+    let before = engine.groupCommits;
+    await burst('second');
+    assert.equal(engine.groupCommits.writes - before.writes, 8, 'all eight of the second burst grouped');
+    // The burst's end: the next lone write joins a group (of one); the one after it runs inline again.
+    before = engine.groupCommits;
+    await lone('after-burst');
+    assert.equal(engine.groupCommits.writes - before.writes, 1, 'the first lone write after a burst');
+    before = engine.groupCommits;
+    await lone('alone-again');
+    assert.deepEqual(engine.groupCommits, before, 'a lone write after a lone write runs inline');
+  });
+
   test('with the write lock held by another process, the writes of a turn wait for it and all commit', async () => {
     const writer = await ts.connectAuthed();
     const head = await engine.changes.head();

@@ -14,7 +14,10 @@
  */
 import { statSync } from 'node:fs';
 
-/** Inline commits between two looks at the WAL's size while no checkpoint runs (each adds a few pages). */
+/**
+ * Keyed writes committed between two looks at the WAL's size while no checkpoint runs (each adds a few
+ * pages).
+ */
 const LOOK_EVERY = 16;
 
 export interface CheckpointerOptions {
@@ -43,15 +46,18 @@ export class Checkpointer {
     this.#options = options;
   }
 
-  /** Called after every commit. `large`: the commit may have written many pages (look at once). */
-  committed(large: boolean): void {
+  /**
+   * Called after every commit. `large`: the commit may have written many pages (look at once);
+   * otherwise it carried `keyedWrites` single-row writes (a commit group: several).
+   */
+  committed(large: boolean, keyedWrites = 1): void {
     if (this.#closed) return;
     if (this.#running) {
       // Look after every commit here: the brake is what bounds the WAL while the first pass runs.
       if (this.#brake && this.walBytes() >= this.#options.brakeBytes) this.#brake();
       return;
     }
-    if (!large && ++this.#sinceLook < LOOK_EVERY) return;
+    if (!large && (this.#sinceLook += keyedWrites) < LOOK_EVERY) return;
     this.#sinceLook = 0;
     if (this.walBytes() >= this.#options.thresholdBytes) void this.run();
   }

@@ -67,8 +67,8 @@ export interface CommitGroupsOptions<C> {
    * held; a failure of `work` means the connection may not be reused.
    */
   onConnection: (user: string, work: (conn: C) => Promise<void>) => Promise<void>;
-  /** After every commit. */
-  committed: () => void;
+  /** After every commit, with the number of writes it acknowledged. */
+  committed: (writes: number) => void;
 }
 
 export class CommitGroups<C extends GroupConnection> {
@@ -191,9 +191,11 @@ export class CommitGroups<C extends GroupConnection> {
       this.#options.gate.leave();
     }
     if (failure === undefined) {
+      let writes = 0;
+      for (const outcome of outcomes.values()) if (outcome.ok) writes++;
       this.committed.groups++;
-      for (const outcome of outcomes.values()) if (outcome.ok) this.committed.writes++;
-      this.#options.committed();
+      this.committed.writes += writes;
+      this.#options.committed(writes);
     }
     this.#settle(group, outcomes, failure);
   }
