@@ -384,6 +384,8 @@ export class SubscriptionHub {
         return;
       }
     }
+    // The feed reads on from its head once this is registered: it must not lag behind (see there).
+    await this.#feed.skipUnneeded();
     const subscription = new TableSubscription({
       key,
       id,
@@ -456,6 +458,8 @@ export class SubscriptionHub {
     if (access.kind !== 'read') throw new RustyError('QUERY_ERROR', 'a live query must be a read statement');
     // Shared by callers of the same roles: the statement runs as them (on PostgreSQL, under their roles).
     const liveKey = JSON.stringify([statement.sql, statement.params, caller.roles]);
+    // The feed reads on from its head once this is registered: it must not lag behind (see there).
+    await this.#feed.skipUnneeded();
     let live = this.#liveQueries.get(liveKey);
     if (!live) {
       live = new LiveQuery(liveKey, statement, access, caller, {

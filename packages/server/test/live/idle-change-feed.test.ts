@@ -144,6 +144,40 @@ function suite(engine: EngineName): void {
     watcher.terminate();
     reader.terminate();
   });
+
+  test('the first subscription after writes nobody watched: the feed reads on from its start', async () => {
+    await sql(ts, `CREATE TABLE unread (id ${autoId}, v TEXT)`);
+    await eventually(() => ts.server.subscriptions.count === 0, 'no subscription left');
+    const log = ts.server.engine.changes;
+    const read = log.read.bind(log);
+    const readsFrom: number[] = [];
+    // The feed looks at the log's head at most every few tens of milliseconds while nobody needs its
+    // records: subscribed right after these writes, it would lag behind them.
+    for (let i = 0; i < 20; i++) await sql(ts, 'INSERT INTO unread (v) VALUES (?)', [`v${i}`]);
+    log.read = (afterSeq, limit) => {
+      readsFrom.push(afterSeq);
+      return read(afterSeq, limit);
+    };
+    try {
+      const watcher = await ts.connectAuthed();
+      const start = (await watcher.subscribed('u', { table: 'unread' }, 5000)).payload.sequence as number;
+      const { last_insert_id: id } = await sql(ts, "INSERT INTO unread (v) VALUES ('seen')");
+      const changes = await changesThrough(watcher, 'u', id ?? 21);
+      assert.deepEqual(
+        changes.map((c) => c.row?.v),
+        ['seen'],
+      );
+      // Neither the feed nor the subscription's catch-up read anything from before the start.
+      assert.ok(readsFrom.length > 0);
+      assert.ok(
+        readsFrom.every((from) => from >= start),
+        `reads from ${readsFrom.join(', ')}, subscribed at ${start}`,
+      );
+      watcher.terminate();
+    } finally {
+      log.read = read;
+    }
+  });
 }
 
 for (const engine of ENGINES) describe(engine, () => suite(engine));
