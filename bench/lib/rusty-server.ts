@@ -58,7 +58,14 @@ function serverEnv(): NodeJS.ProcessEnv {
 
 export async function startRustyServer(options: RustyServerOptions): Promise<RustyServerProcess> {
   const nodeArgs = [
-    ...(options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : []),
+    ...(options.cpuProfileDir
+      ? [
+          '--cpu-prof',
+          '--cpu-prof-dir',
+          options.cpuProfileDir,
+          ...(process.env.PROF_INTERVAL ? ['--cpu-prof-interval', process.env.PROF_INTERVAL] : []),
+        ]
+      : []),
     ...(options.collectOnSignal ? COLLECT_ON_SIGNAL : []),
     ...(options.nodeArgs ?? []),
   ];
