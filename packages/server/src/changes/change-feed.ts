@@ -58,7 +58,7 @@ export class ChangeFeed {
   #pumping: Promise<void> | undefined;
   #again = false;
   #scheduled = false;
-  /** When the feed last moved its head past records nobody needed (performance.now()). */
+  /** When the feed last looked at the log's head while nobody needed the records (performance.now()). */
   #skippedAt = -Infinity;
   /** The look scheduled for the end of SKIP_LOOK_MS, if any. */
   #skipTimer: NodeJS.Timeout | undefined;

@@ -507,8 +507,10 @@ export class SqliteEngine implements Engine {
     return () => this.#commitListeners.delete(listener);
   }
 
-  /** After every commit. `large`: it may have written many pages (a pooled write or transaction). */
-  /** After a commit that wrote: `keyedWrites` as for Checkpointer.committed. */
+  /**
+   * After every commit. `large`: it may have written many pages (a pooled write or transaction);
+   * otherwise it carried `keyedWrites` keyed writes (a commit group: several).
+   */
   #committed(large: boolean, keyedWrites = 1): void {
     this.#checkpointer.committed(large, keyedWrites);
     for (const listener of this.#commitListeners) listener();
