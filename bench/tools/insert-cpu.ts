@@ -10,7 +10,8 @@
  * Settings (environment): MODES=full,normal (the durabilities), WINDOW=16 (1 for a lone writer),
  * ROWS=4000 (per turn), TURNS=4, PROF=DIR (the servers' CPU profiles into DIR), BINS=A,B (builds to
  * compare, each a path to a `rustydb.js`: one server per durability and build, all in the turns; by
- * default the tree's own build only).
+ * default the tree's own build only), SERVER_NODE_ARGS (node flags for the servers, e.g. `--import
+ * PRELOAD`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,6 +94,7 @@ try {
         flags: ['--durability', durability],
         ...(process.env.PROF ? { cpuProfileDir: process.env.PROF } : {}),
         ...(bin ? { bin } : {}),
+        ...(process.env.SERVER_NODE_ARGS ? { nodeArgs: process.env.SERVER_NODE_ARGS.split(' ') } : {}),
       });
       const conn = await StreamConnection.open(server.streamUrl, await login(server.url));
       await conn.query('CREATE TABLE ins (id INTEGER PRIMARY KEY, v TEXT)');

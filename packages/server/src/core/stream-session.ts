@@ -393,9 +393,10 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
       return;
     }
     if (this.#runInlineQuery(message)) return;
-    const answered = this.#dispatch(message, true);
-    if (engine.deferredWrite?.(message.payload.sql))
-      (this.#writesAhead ??= new WritesAhead()).track(answered);
+    const deferred = engine.deferredWrite?.(message.payload.sql) === true;
+    // Straight to the query's own path: what #dispatch checks first (authenticated, a query) holds here.
+    const answered = this.#trackedQuery(message, undefined, deferred);
+    if (deferred) (this.#writesAhead ??= new WritesAhead()).track(answered);
     answered.catch((err) => this.#fail(err));
   }
 
@@ -423,9 +424,7 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
         return;
       case 'query':
         if (!after && !inlineTried && this.#runInlineQuery(message)) return;
-        await this.#tracked(message.id, after, (cancel, timeoutMs) =>
-          this.#runQuery(message, cancel, timeoutMs, this.#principal!),
-        );
+        await this.#trackedQuery(message, after);
         return;
       case 'batch':
         await this.#tracked(message.id, after, (cancel, timeoutMs) =>
@@ -600,6 +599,21 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
     });
   }
 
+  /** Runs a query, tracked (see #tracked); a write that waits for its commit group by its own path. */
+  #trackedQuery(
+    message: QueryMessage,
+    after: Promise<void> | undefined,
+    deferred = this.#deps.engine.deferredWrite?.(message.payload.sql) === true,
+  ): Promise<void> {
+    return this.#tracked(
+      message.id,
+      after,
+      deferred
+        ? (cancel, timeoutMs) => this.#runDeferredWrite(message, cancel, timeoutMs, this.#principal!)
+        : (cancel, timeoutMs) => this.#runQuery(message, cancel, timeoutMs, this.#principal!),
+    );
+  }
+
   /**
    * Runs `work` with a cancellation that `cancel` (by id) and `close` can fire, and the milliseconds
    * left of the statement timeout. With `after`, it first waits for the connection's writes ahead (see
@@ -719,6 +733,24 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
     })();
   }
 
+  /**
+   * A write that waits for its turn (its commit group): a result of a row at most, which no stream of
+   * chunks needs to carry. A function of its own, small: a suspended async function keeps a frame the
+   * size of its whole body, and #runQuery's (every kind of query) cost each grouped INSERT ~2 KB.
+   */
+  async #runDeferredWrite(
+    message: QueryMessage,
+    cancel: RequestCancel,
+    timeoutMs: number,
+    principal: Principal,
+  ): Promise<void> {
+    const { engine, access } = this.#deps;
+    const caller = access.cachedCaller(principal) ?? (await access.callerFor(principal));
+    const { sql, params } = message.payload;
+    const result = await engine.execute({ sql, params }, { cancel, timeoutMs, caller });
+    if (!this.#closed) await this.#sendResult(message, result);
+  }
+
   async #runQuery(
     message: QueryMessage,
     cancel: RequestCancel,
@@ -728,13 +760,6 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
     const { engine, config, access } = this.#deps;
     const caller = await access.callerFor(principal);
     const { sql, params, streaming, chunk_size } = message.payload;
-    if (engine.deferredWrite?.(sql)) {
-      // A write that waits for its turn (its commit group): a result of a row at most, which no stream
-      // of chunks needs to carry.
-      const result = await engine.execute({ sql, params }, { cancel, timeoutMs, caller });
-      if (!this.#closed) await this.#sendResult(message, result);
-      return;
-    }
     if (streaming === false) {
       const chunks = engine.stream(
         { sql, params },
