@@ -64,8 +64,6 @@ interface Transaction {
   endLsn: bigint;
   ts: number;
   records: Pending[];
-  /** Ids of `rustydb.schema_events` rows it carried, deleted once applied. */
-  schemaEvents: string[];
 }
 
 export interface ChangeCaptureOptions {
@@ -218,7 +216,6 @@ export class ChangeCapture {
               endLsn: 0n,
               ts: message.commitTimeMs,
               records: [],
-              schemaEvents: [],
             };
             break;
           case 'insert':
@@ -302,10 +299,10 @@ export class ChangeCapture {
     if (!relation) return;
     if (relation.schema === 'rustydb') {
       // Schema changes are recorded by rustydb_api.after_ddl() as rows of rustydb.schema_events, so they
-      // come in commit order with the rows.
+      // come in commit order with the rows. The same transaction deletes them again (the table stays
+      // empty): only the inserts mean anything.
       if (relation.name !== 'schema_events' || message.tag !== 'insert') return;
       const row = rowOf(relation, message.newTuple, null);
-      tx.schemaEvents.push(String(row.id));
       tx.records.push({
         table: String(row.tbl),
         op: 'ddl',
@@ -338,13 +335,8 @@ export class ChangeCapture {
    */
   async #apply(client: PgClient, transactions: Transaction[], through: bigint): Promise<void> {
     const records: unknown[][] = [[], [], [], [], [], [], [], []];
-    const events: string[][] = [[], []];
     for (const tx of transactions) {
       const end = formatLsn(tx.endLsn);
-      for (const id of tx.schemaEvents) {
-        events[0]!.push(end);
-        events[1]!.push(id);
-      }
       for (const record of tx.records) {
         const values = [
           end,
@@ -363,13 +355,8 @@ export class ChangeCapture {
     const call = (from: number, to: number, position: string) =>
       client.query({
         name: 'rustydb_apply_changes',
-        text: 'SELECT rustydb.apply_changes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
-        values: [
-          ...records.map((values) => values.slice(from, to)),
-          from === 0 ? events[0] : [],
-          from === 0 ? events[1] : [],
-          position,
-        ],
+        text: 'SELECT rustydb.apply_changes($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+        values: [...records.map((values) => values.slice(from, to)), position],
       });
     if (count <= APPLY_BATCH) {
       await call(0, count, formatLsn(through));

@@ -76,23 +76,32 @@ CREATE TABLE IF NOT EXISTS rustydb.capture (
   applied_lsn pg_lsn NOT NULL
 );
 INSERT INTO rustydb.capture VALUES (1, 0, 0, '0/0') ON CONFLICT (id) DO NOTHING;
+-- Written only for the WAL: capture_schema() deletes each row in the transaction that inserted it, and
+-- the capture decodes the insert. The table is always empty; earlier versions left a row per schema
+-- change (their apply deleted it, and missed it when it was decoded before its commit was visible), and
+-- those are deleted here. Deleting any row is safe at any time: the capture reads the inserts from the
+-- WAL, never the table, and takes no notice of deletes.
 CREATE TABLE IF NOT EXISTS rustydb.schema_events (
   id bigserial PRIMARY KEY,
   tbl text NOT NULL,
   action text NOT NULL,
   sql text
 );
+DELETE FROM rustydb.schema_events;
 -- Numbers and stores what the capture decoded (change-capture.ts), in one statement and so in one
 -- round trip: under the capture row's lock, the records of transactions that end after applied_lsn get
--- the sequences after head; the schema events they carried are deleted; head and applied_lsn move; the
--- feeds are woken at commit. Records of transactions at or before applied_lsn were applied already (by
--- this node before a reconnect, or by another that held the slot) and are skipped. xids are pgoutput's
--- 32-bit ones, widened to 64 bits against this transaction's own id, assigned after every decoded
--- transaction was assigned its own: the epoch is this one's or the one before. (Not the snapshot's
--- xmax: a decoded transaction may still be in the proc array, between its WAL flush and becoming
--- visible, and then its id is at or above the xmax of snapshots taken now.) Returns the new head.
+-- the sequences after head; head and applied_lsn move; the feeds are woken at commit. Records of
+-- transactions at or before applied_lsn were applied already (by this node before a reconnect, or by
+-- another that held the slot) and are skipped. xids are pgoutput's 32-bit ones, widened to 64 bits
+-- against this transaction's own id, assigned after every decoded transaction was assigned its own: the
+-- epoch is this one's or the one before. (Not the snapshot's xmax: a decoded transaction may still be in
+-- the proc array, between its WAL flush and becoming visible, and then its id is at or above the xmax
+-- of snapshots taken now. For the same reason nothing here may count on seeing the rows a decoded
+-- transaction wrote: schema events are deleted by their own transaction, see rustydb.schema_events.)
+-- Returns the new head. (Earlier versions had an overload that also took the schema events' ids to
+-- delete; it is left for their nodes while a cluster is upgraded one node at a time.)
 CREATE OR REPLACE FUNCTION rustydb.apply_changes(ends pg_lsn[], xids bigint[], tss bigint[], tbls text[],
-  ops text[], pks text[], olds text[], news text[], event_ends pg_lsn[], event_ids bigint[], through pg_lsn)
+  ops text[], pks text[], olds text[], news text[], through pg_lsn)
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -112,12 +121,6 @@ BEGIN
            WITH ORDINALITY AS r(end_lsn, xid, tbl, op, pk, old_row, new_row, ts, n)
    WHERE r.end_lsn > state.applied_lsn;
   GET DIAGNOSTICS added = ROW_COUNT;
-  -- Most applies carry no schema event: they skip the statement (about 12 us of the function's 115).
-  IF cardinality(event_ids) > 0 THEN
-    DELETE FROM rustydb.schema_events
-     WHERE id IN (SELECT e.id FROM unnest(event_ends, event_ids) AS e(end_lsn, id)
-                   WHERE e.end_lsn > state.applied_lsn);
-  END IF;
   UPDATE rustydb.capture SET head = state.head + added, applied_lsn = greatest(applied_lsn, through)
    WHERE id = 1;
   PERFORM pg_notify('${CHANGES_CHANNEL}', (state.head + added)::text);
@@ -125,7 +128,7 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION rustydb.apply_changes(pg_lsn[], bigint[], bigint[], text[], text[], text[], text[],
-  text[], pg_lsn[], bigint[], pg_lsn) FROM PUBLIC;
+  text[], pg_lsn) FROM PUBLIC;
 -- The capture's applied position, and when it is before "wanted" a tick, in one statement (see
 -- PgChangeLog's waitForApplied): a logical message in this transaction, committed with a WAL flush (the
 -- walsender sends only flushed WAL, and with synchronous_commit off a commit waits for the WAL writer),
@@ -183,11 +186,16 @@ $setup$;
 
 -- Publishes every user table (with whole old rows: REPLICA IDENTITY FULL) and records what changed in
 -- the schema since the last call as rows of rustydb.schema_events. A table whose oid changed was
--- dropped and made again: both are recorded, so subscribers of the old one are ended.
+-- dropped and made again: both are recorded, so subscribers of the old one are ended. The rows are
+-- deleted again before the end: the capture needs only their inserts in the WAL, and nothing that
+-- runs after the commit can count on seeing them (the capture may apply a transaction a moment before
+-- its commit is visible, and would leave them behind).
 CREATE OR REPLACE FUNCTION rustydb_api.capture_schema() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   t record;
+  recorded bigint[] := '{}';
+  event bigint;
 BEGIN
   LOCK TABLE rustydb.objects IN EXCLUSIVE MODE;
   FOR t IN SELECT c.relname, c.relreplident, c.relkind, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -222,16 +230,22 @@ BEGIN
      ORDER BY 1
   LOOP
     IF t.action IN ('drop', 'replace') THEN
-      INSERT INTO rustydb.schema_events (tbl, action, sql) VALUES (t.name, 'drop', NULL);
+      INSERT INTO rustydb.schema_events (tbl, action, sql) VALUES (t.name, 'drop', NULL) RETURNING id INTO event;
+      recorded := recorded || event;
       DELETE FROM rustydb.objects WHERE name = t.name;
     END IF;
     IF t.action <> 'drop' THEN
       INSERT INTO rustydb.schema_events (tbl, action, sql)
-        VALUES (t.name, CASE t.action WHEN 'alter' THEN 'alter' ELSE 'create' END, t.definition);
+        VALUES (t.name, CASE t.action WHEN 'alter' THEN 'alter' ELSE 'create' END, t.definition)
+        RETURNING id INTO event;
+      recorded := recorded || event;
       INSERT INTO rustydb.objects (name, oid, definition) VALUES (t.name, t.oid, t.definition)
         ON CONFLICT (name) DO UPDATE SET oid = excluded.oid, definition = excluded.definition;
     END IF;
   END LOOP;
+  IF cardinality(recorded) > 0 THEN
+    DELETE FROM rustydb.schema_events WHERE id = ANY (recorded);
+  END IF;
 END
 $fn$;
 REVOKE ALL ON FUNCTION rustydb_api.capture_schema() FROM PUBLIC;
