@@ -22,7 +22,7 @@ import { spawnNode, type Child } from './lib/children.ts';
 import { StreamConnection, login, openSocket } from './lib/client.ts';
 import { cpuSeconds } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
-import { startRustyServer } from './lib/rusty-server.ts';
+import { startRustyServer, type RustyServerProcess } from './lib/rusty-server.ts';
 import { count, median, ms, ratio, verdict } from './lib/stats.ts';
 
 const TABLE = 'ins';
@@ -311,12 +311,19 @@ async function measure(
 ): Promise<{ markdown: string; ratio: number; floor: number | undefined }> {
   const rowsPerRun = setting.rows;
   const baselineDir = mkdtempSync(join(ctx.dataDir, `inserts-baseline-${setting.durability}-`));
-  const server = await startRustyServer({
-    dataDir: mkdtempSync(join(ctx.dataDir, `inserts-${setting.durability}-`)),
-    flags: ['--durability', setting.durability],
-    ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
-  });
+  // The floor starts while the server does (tsx compiles it: about a second).
   const floor = setting.floor ? await startFloor(ctx, baselineDir, setting) : undefined;
+  let server: RustyServerProcess;
+  try {
+    server = await startRustyServer({
+      dataDir: mkdtempSync(join(ctx.dataDir, `inserts-${setting.durability}-`)),
+      flags: ['--durability', setting.durability],
+      ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+    });
+  } catch (err) {
+    await floor?.child.stop();
+    throw err;
+  }
   try {
     const floorSocket = floor ? await floor.socket : undefined;
     const token = await login(server.url);
