@@ -4,7 +4,8 @@
  * re-evaluated in that moment reads a snapshot without the change; it must still end up with the change
  * although nothing else is written.
  *
- * The moment is widened here to as long as the test likes: with `synchronous_standby_names` naming a
+ * The moment is widened here to as long as the test likes (helpers/own-postgres.ts, inCommitWindow):
+ * with `synchronous_standby_names` naming a
  * standby that is not there, a commit with `synchronous_commit = on` is flushed (and decoded) but waits
  * for the standby before it becomes visible; RustyDB's own connections use `local` (the database's
  * default here). Releasing the standby requirement lets the commit become visible with no further write.
@@ -12,90 +13,43 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { postgresCases } from '../helpers/engines.ts';
-import { startTestPostgres, type TestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
-
-const require = createRequire(import.meta.url);
-const pg = require('pg') as {
-  Client: new (config: { connectionString: string }) => {
-    connect(): Promise<void>;
-    query(text: string): Promise<{ rows: Record<string, unknown>[] }>;
-    end(): Promise<void>;
-  };
-};
+import {
+  inCommitWindow,
+  runStatements,
+  startOwnPostgres,
+  type OwnPostgres,
+} from '../helpers/own-postgres.ts';
 
 postgresCases('PostgreSQL cases', () => {
-  let postgres: TestPostgres;
+  let own: OwnPostgres;
   let ts: TestServer;
-  let superuserOfNode: string;
-
-  const asSuperuser = async (statements: string[], url = postgres.url): Promise<unknown> => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      let last;
-      for (const statement of statements) last = await client.query(statement);
-      return last;
-    } finally {
-      await client.end();
-    }
-  };
 
   before(async () => {
-    postgres = await startTestPostgres();
-    const nodeUrl = await postgres.createDatabase('node', 'node-password');
-    await asSuperuser(['ALTER DATABASE node SET synchronous_commit = local']);
-    const url = new URL(postgres.url);
-    url.pathname = '/node';
-    superuserOfNode = url.toString();
-    ts = await startTestServer({ engine: 'postgres', database_url: nodeUrl });
+    own = await startOwnPostgres();
+    ts = await startTestServer({ engine: 'postgres', database_url: own.nodeUrl });
     await sql(ts, 'CREATE TABLE items (id int PRIMARY KEY)');
   });
   after(async () => {
     await ts?.close();
-    postgres?.stop();
+    own?.postgres.stop();
   });
 
   /**
    * Inserts `id` as the superuser with a commit that is flushed (so decoded and numbered) but not yet
    * visible; runs `during` meanwhile (once the change is in the log), then lets the commit become visible.
-   * False when the commit did not wait: the checkpointer applies a reload of synchronous_standby_names
-   * a moment after pg_reload_conf(), and a commit before that is visible at once (the caller tries again).
+   * False when the commit did not wait (see inCommitWindow: the caller tries again).
    */
   const inTheWindow = async (id: number, during: () => Promise<void>): Promise<boolean> => {
     const head = async (): Promise<{ head: number; seen: number }> => {
-      const { rows } = (await asSuperuser(
-        [
-          `SELECT head, (SELECT count(*) FROM public.items WHERE id = ${id})::int AS seen FROM rustydb.capture`,
-        ],
-        superuserOfNode,
-      )) as { rows: { head: string; seen: number }[] };
+      const { rows } = (await runStatements(own.superuserOfNode, [
+        `SELECT head, (SELECT count(*) FROM public.items WHERE id = ${id})::int AS seen FROM rustydb.capture`,
+      ])) as { rows: { head: string; seen: number }[] };
       return { head: Number(rows[0]!.head), seen: rows[0]!.seen };
     };
     const before = (await head()).head;
-    await asSuperuser([
-      "ALTER SYSTEM SET synchronous_standby_names = 'rustydb_absent_standby'",
-      'SELECT pg_reload_conf()',
-    ]);
-    const writer = new pg.Client({ connectionString: superuserOfNode });
-    await writer.connect();
-    let finished = false;
-    let writing: Promise<unknown> | undefined;
-    try {
-      const pid = Number((await writer.query('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
-      writing = writer
-        .query(`SET synchronous_commit = on; INSERT INTO items VALUES (${id})`)
-        .finally(() => (finished = true));
-      for (;;) {
-        const { rows } = (await asSuperuser([
-          `SELECT wait_event FROM pg_stat_activity WHERE pid = ${pid}`,
-        ])) as { rows: { wait_event: string | null }[] };
-        if (rows[0]?.wait_event === 'SyncRep') break;
-        if (finished) return false;
-        await sleep(5);
-      }
+    return inCommitWindow(own, own.superuserOfNode, `INSERT INTO items VALUES (${id})`, async () => {
       for (;;) {
         const state = await head();
         if (state.head > before) {
@@ -105,12 +59,7 @@ postgresCases('PostgreSQL cases', () => {
         await sleep(10);
       }
       await during();
-      return true;
-    } finally {
-      await asSuperuser(['ALTER SYSTEM RESET synchronous_standby_names', 'SELECT pg_reload_conf()']);
-      await writing;
-      await writer.end();
-    }
+    });
   };
 
   /** Runs `scenario` with fresh ids until its write waited in the window (a few tries at most). */

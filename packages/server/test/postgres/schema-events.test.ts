@@ -7,7 +7,7 @@
  * A commit is decoded from the WAL (and so applied by the capture) a moment before it is visible to new
  * snapshots: the committing backend leaves the proc array only after its WAL flush. An apply that
  * deleted the events it carried ran its DELETE in that moment, found no visible row, and the row stayed.
- * The moment is widened here to as long as the test likes, as in live-query-visibility.test.ts: with
+ * The moment is widened here to as long as the test likes (helpers/own-postgres.ts, inCommitWindow): with
  * `synchronous_standby_names` naming a standby that is not there, a commit with `synchronous_commit = on`
  * is flushed (and decoded) but waits for the standby before it becomes visible; RustyDB's own
  * connections use `local` (the database's default here). Deployments with synchronous standbys have this
@@ -16,75 +16,44 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { sleep, sql, startTestServer, type TestServer } from '../helpers/test-server.ts';
 import { postgresCases } from '../helpers/engines.ts';
-import { startTestPostgres, type TestPostgres } from '../../../../scripts/postgres-for-tests.mjs';
-
-const require = createRequire(import.meta.url);
-const pg = require('pg') as {
-  Client: new (config: { connectionString: string }) => {
-    connect(): Promise<void>;
-    query(text: string): Promise<{ rows: Record<string, unknown>[] }>;
-    end(): Promise<void>;
-  };
-};
+import {
+  inCommitWindow,
+  runStatements,
+  startOwnPostgres,
+  type OwnPostgres,
+} from '../helpers/own-postgres.ts';
 
 postgresCases('PostgreSQL cases', () => {
-  let postgres: TestPostgres;
+  let own: OwnPostgres;
   let ts: TestServer;
-  let superuserOfNode: string;
-  /** The node's own login role (as the server's connections that run after_ddl() are). */
-  let nodeUrl: string;
-
-  const asSuperuser = async (
-    statements: string[],
-    url = postgres.url,
-  ): Promise<{ rows: Record<string, unknown>[] }> => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      let last = { rows: [] as Record<string, unknown>[] };
-      for (const statement of statements) last = await client.query(statement);
-      return last;
-    } finally {
-      await client.end();
-    }
-  };
 
   /** The rows left in rustydb.schema_events, as `action table`. */
   const eventsLeft = async (): Promise<string[]> =>
     (
-      await asSuperuser(
-        ["SELECT action || ' ' || tbl AS event FROM rustydb.schema_events ORDER BY id"],
-        superuserOfNode,
-      )
+      await runStatements(own.superuserOfNode, [
+        "SELECT action || ' ' || tbl AS event FROM rustydb.schema_events ORDER BY id",
+      ])
     ).rows.map((row) => String(row.event));
 
   /** The schema changes numbered in the change log, as `action table`. */
   const schemaChangesLogged = async (): Promise<string[]> =>
     (
-      await asSuperuser(
-        [
-          `SELECT (new_row::jsonb ->> 'action') || ' ' || tbl AS event FROM rustydb.changes
+      await runStatements(own.superuserOfNode, [
+        `SELECT (new_row::jsonb ->> 'action') || ' ' || tbl AS event FROM rustydb.changes
             WHERE op = 'ddl' ORDER BY seq`,
-        ],
-        superuserOfNode,
-      )
+      ])
     ).rows.map((row) => String(row.event));
 
   before(async () => {
-    postgres = await startTestPostgres();
-    nodeUrl = await postgres.createDatabase('node', 'node-password');
-    await asSuperuser(['ALTER DATABASE node SET synchronous_commit = local']);
-    const url = new URL(postgres.url);
-    url.pathname = '/node';
-    superuserOfNode = url.toString();
-    ts = await startTestServer({ engine: 'postgres', database_url: nodeUrl });
+    own = await startOwnPostgres();
+    // The node's own login role, as the server's connections that run after_ddl() are.
+    ts = await startTestServer({ engine: 'postgres', database_url: own.nodeUrl });
   });
   after(async () => {
     await ts?.close();
-    postgres?.stop();
+    own?.postgres.stop();
   });
 
   test('schema changes made through the API leave no rows in rustydb.schema_events', async () => {
@@ -109,49 +78,23 @@ postgresCases('PostgreSQL cases', () => {
     for (let attempt = 1; !waited; attempt++) {
       assert.ok(attempt <= 5, 'no commit waited for the absent standby');
       const logged = (await schemaChangesLogged()).length;
-      await asSuperuser([
-        "ALTER SYSTEM SET synchronous_standby_names = 'rustydb_absent_standby'",
-        'SELECT pg_reload_conf()',
-      ]);
-      const writer = new pg.Client({ connectionString: nodeUrl });
-      await writer.connect();
-      let finished = false;
-      let writing: Promise<unknown> | undefined;
-      try {
-        const pid = Number((await writer.query('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
-        writing = writer
-          .query(
-            `SET synchronous_commit = on; BEGIN; CREATE TABLE waited${attempt} (id int PRIMARY KEY);
-             SELECT rustydb_api.after_ddl(); COMMIT`,
-          )
-          .finally(() => (finished = true));
-        for (;;) {
-          const { rows } = await asSuperuser([`SELECT wait_event FROM pg_stat_activity WHERE pid = ${pid}`]);
-          if (rows[0]?.wait_event === 'SyncRep') {
-            waited = true;
-            break;
-          }
-          if (finished) break;
-          await sleep(5);
-        }
-        if (waited) {
+      waited = await inCommitWindow(
+        own,
+        own.nodeUrl,
+        `BEGIN; CREATE TABLE waited${attempt} (id int PRIMARY KEY); SELECT rustydb_api.after_ddl(); COMMIT`,
+        async () => {
           // The capture numbers the change (and has run whatever its apply runs) while the commit waits.
           for (let polled = 0; (await schemaChangesLogged()).length === logged; polled += 10) {
             assert.ok(polled < 5000, 'the waiting schema change was numbered');
             await sleep(10);
           }
-          const { rows } = await asSuperuser(
-            [`SELECT to_regclass('public.waited${attempt}') IS NULL AS unseen`],
-            superuserOfNode,
-          );
+          const { rows } = await runStatements(own.superuserOfNode, [
+            `SELECT to_regclass('public.waited${attempt}') IS NULL AS unseen`,
+          ]);
           assert.equal(rows[0]!.unseen, true, 'the window is open: the new table is not visible yet');
           assert.deepEqual((await schemaChangesLogged()).slice(logged), [`create waited${attempt}`]);
-        }
-      } finally {
-        await asSuperuser(['ALTER SYSTEM RESET synchronous_standby_names', 'SELECT pg_reload_conf()']);
-        await writing;
-        await writer.end();
-      }
+        },
+      );
       if (!waited) {
         // Its commit did not wait: its event went the ordinary way (and must not be left either).
         for (let polled = 0; (await schemaChangesLogged()).length === logged; polled += 10) {
@@ -168,12 +111,11 @@ postgresCases('PostgreSQL cases', () => {
   test('rows an earlier version left behind are deleted when a node starts', async () => {
     // Earlier versions left the row of a schema change decoded before its commit was visible. (Written
     // here as the superuser, the row is also decoded: a schema change of a table nobody has.)
-    await asSuperuser(
-      ["INSERT INTO rustydb.schema_events (tbl, action, sql) VALUES ('gone', 'drop', NULL)"],
-      superuserOfNode,
-    );
+    await runStatements(own.superuserOfNode, [
+      "INSERT INTO rustydb.schema_events (tbl, action, sql) VALUES ('gone', 'drop', NULL)",
+    ]);
     assert.deepEqual(await eventsLeft(), ['drop gone']);
-    const second = await startTestServer({ engine: 'postgres', database_url: nodeUrl });
+    const second = await startTestServer({ engine: 'postgres', database_url: own.nodeUrl });
     try {
       assert.deepEqual(await eventsLeft(), []);
     } finally {
