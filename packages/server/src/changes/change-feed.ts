@@ -172,13 +172,11 @@ export class ChangeFeed {
 
   async #readAll(): Promise<void> {
     try {
-      let looked = false;
       do {
         this.#again = false;
         if (!this.#recordsNeeded()) {
-          // The first look was allowed by #pump; another one waits its time too.
-          if (looked && this.#lookLater()) continue;
-          looked = true;
+          // Never true on the first pass (#pump has just asked); a pass again waits its time too.
+          if (this.#lookLater()) continue;
           this.#skippedAt = performance.now();
           const newest = await this.#log.recorded();
           // Asked again after the wait: a subscription registered meanwhile may be live from a position
