@@ -736,7 +736,8 @@ export class StreamSession extends RegistryEntry implements SubscriberOwner, Sch
   /**
    * A write that waits for its turn (its commit group): a result of a row at most, which no stream of
    * chunks needs to carry. A function of its own, small: a suspended async function keeps a frame the
-   * size of its whole body, and #runQuery's (every kind of query) cost each grouped INSERT ~2 KB.
+   * size of its whole body, and #runQuery serves every kind of query. Moved out of it, with #dispatch
+   * skipped, a grouped INSERT allocated 13.6 KB instead of 15.4 (a sampling heap profile).
    */
   async #runDeferredWrite(
     message: QueryMessage,
