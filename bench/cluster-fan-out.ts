@@ -7,7 +7,7 @@
  * so both see the same machine. The subscribers are held by the same client processes as in (e).
  */
 import { availableParallelism } from 'node:os';
-import { count, max, median, ms, ratio, sleep, verdict } from './lib/stats.ts';
+import { count, max, median, ms, ratio, verdict } from './lib/stats.ts';
 import { StreamConnection, login } from './lib/client.ts';
 import {
   captureReader,
@@ -18,7 +18,7 @@ import {
   startNodes,
   stopNodes,
 } from './lib/postgres-nodes.ts';
-import { cpuSeconds, machineCpu, treeCpuSeconds } from './lib/proc.ts';
+import { cpuSeconds, machineCpu, treeCpuSeconds, waitUntilQuiet } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import type { RustyServerProcess } from './lib/rusty-server.ts';
 import { SubscriberPool, sharedClock, type RoundReport, type Side } from './lib/subscriber-pool.ts';
@@ -45,9 +45,9 @@ const ROUND_TIMEOUT_MS = 30_000;
 /** Set-up phases (opening and subscribing 10,000 sockets) on a busy machine can take minutes. */
 const PHASE_TIMEOUT_MS = 300_000;
 /**
- * Quiet between rounds, after the round's receipts are collected: time for the processes' garbage of the
- * last round to be collected. 500 ms was 8 s of the section (16 rounds); a round of 5,000 deliveries
- * cost ~0.25 s of CPU all told.
+ * Between rounds, after the round's receipts are collected: until the nodes and the client processes
+ * are quiet (the last round's garbage collected), at most this long. A fixed 500 ms was 8 s of the
+ * section (16 rounds); a round of 5,000 deliveries cost ~0.25 s of CPU all told.
  */
 const PAUSE_MS = 250;
 const TABLE = 'fan_out';
@@ -220,7 +220,7 @@ export async function runClusterFanOut(ctx: BenchContext): Promise<BenchReport> 
           );
         }
         if (round > 0) rounds.push(result);
-        await sleep(PAUSE_MS);
+        await waitUntilQuiet([...started.map((node) => node.pid), ...clients.pids], PAUSE_MS);
       }
     }
     for (const config of configurations) await config.writer.close();

@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { spawnNode } from './lib/children.ts';
 import { login } from './lib/client.ts';
-import { systemSeconds, threadCpuSeconds } from './lib/proc.ts';
+import { systemSeconds, threadCpuSeconds, waitUntilQuiet } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { startRustyServer } from './lib/rusty-server.ts';
-import { count, median, ms, ratio, sleep, verdict } from './lib/stats.ts';
+import { count, median, ms, ratio, verdict } from './lib/stats.ts';
 
 const SOCKETS = 1000;
 /** Connects in flight at once: enough to keep the server busy, few enough not to queue in the kernel. */
@@ -43,11 +43,9 @@ const WARMUP_PHASES = 3;
 const CONNECT_TIMEOUT_MS = 10_000;
 /**
  * Closes (and the server's clean-up of them) finish before the next measured phase starts: the server
- * counts as settled once it used under SETTLED_CPU_S of CPU in SETTLE_STEP_MS, waited for at most
+ * counts as settled once it used under 1 ms of CPU in 40 ms (waitUntilQuiet's default), waited for at most
  * SETTLE_MAX_MS (a fixed 300 ms sleep spent most of its time idle, and the bench has 6 minutes).
  */
-const SETTLE_STEP_MS = 40;
-const SETTLED_CPU_S = 0.001;
 const SETTLE_MAX_MS = 1000;
 const TARGET_RATIO = 0.6;
 
@@ -133,20 +131,9 @@ export async function phase(targets: Target[]): Promise<Phase[]> {
         }),
     ),
   );
-  for (const target of targets) await settled(target.pid);
+  // The servers' clean-up of the closed sockets is done before the next phase.
+  for (const target of targets) await waitUntilQuiet([target.pid], SETTLE_MAX_MS);
   return results;
-}
-
-/** Waits until the server is (nearly) idle: its clean-up of the closed sockets is done. */
-async function settled(pid: number): Promise<void> {
-  const until = performance.now() + SETTLE_MAX_MS;
-  let cpu = threadCpuSeconds(pid).total;
-  while (performance.now() < until) {
-    await sleep(SETTLE_STEP_MS);
-    const now = threadCpuSeconds(pid).total;
-    if (now - cpu < SETTLED_CPU_S) return;
-    cpu = now;
-  }
 }
 
 export async function runConnects(ctx: BenchContext): Promise<BenchReport> {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { spawnNode, type Child } from './lib/children.ts';
 import { StreamConnection, login, openSocket } from './lib/client.ts';
-import { COLLECT_ON_SIGNAL, collectGarbage, cpuSeconds, memory } from './lib/proc.ts';
+import { COLLECT_ON_SIGNAL, collectGarbage, cpuSeconds, memory, waitUntilQuiet } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { NO_HEARTBEAT_FLAGS, startRustyServer, type RustyServerProcess } from './lib/rusty-server.ts';
 import { count, max, mb, median, ms, percentile, ratio, sleep, verdict } from './lib/stats.ts';
@@ -43,8 +43,12 @@ const WARMUP_ROUNDS = 1;
 const BARE_INSERTS = 100;
 /** A round that has not reached every subscriber by then is reported incomplete. */
 const ROUND_TIMEOUT_MS = 20_000;
-/** Quiet time between rounds, and before each memory reading. */
+/**
+ * Between rounds: until the servers and the client processes are quiet (the last round's deliveries,
+ * checks and collections done), at most this long.
+ */
 const PAUSE_MS = 500;
+/** Before each memory reading, and again after the full collection it asks for. */
 const SETTLE_MS = 1500;
 /** Bounds of the set-up phases (all N sockets). */
 const PHASE_TIMEOUT_MS = 90_000;
@@ -116,22 +120,6 @@ function nextMessage(ws: WebSocket, timeoutMs: number): Promise<string> {
     };
     ws.once('message', onMessage);
   });
-}
-
-/** Waits until the process has used no CPU for `quietMs` (e.g. done closing sockets), at most `maxMs`. */
-async function waitForIdle(pid: number, quietMs: number, maxMs: number): Promise<void> {
-  const deadline = performance.now() + maxMs;
-  try {
-    let last = cpuSeconds(pid);
-    while (performance.now() < deadline) {
-      await sleep(quietMs);
-      const now = cpuSeconds(pid);
-      if (now - last < 0.02) return;
-      last = now;
-    }
-  } catch {
-    // The process is gone.
-  }
 }
 
 interface Round {
@@ -349,6 +337,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       return { ...summarize('raw', round, sentAt, await ask('raw', round), complete, cpu), loopMs };
     };
 
+    const pause = (): Promise<void> => waitUntilQuiet([rusty.pid, raw.pid, ...clients.pids], PAUSE_MS);
     ctx.log(`fan-out: ${WARMUP_ROUNDS} warm-up and ${ROUNDS} measured changes per target`);
     const warmUps: Round[] = [];
     for (let round = -WARMUP_ROUNDS; round < 0; round++) {
@@ -358,9 +347,9 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       }
       rustySample ||= warm.sample;
       warmUps.push(warm);
-      await sleep(PAUSE_MS);
+      await pause();
       warmUps.push(await rawRound(round));
-      await sleep(PAUSE_MS);
+      await pause();
     }
     const rounds: Round[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -368,7 +357,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       const order: Side[] = round % 2 === 1 ? ['rusty', 'raw'] : ['raw', 'rusty'];
       for (const side of order) {
         rounds.push(side === 'rusty' ? await rustyRound(round) : await rawRound(round));
-        await sleep(PAUSE_MS);
+        await pause();
       }
     }
     await writer.close();
@@ -433,7 +422,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `\`change\` (${rs.bytes} bytes). Baseline: a raw \`ws\` server (\`bench/lib/broadcast-server.ts\`, ` +
         `its own process) that sends a message of the same size (${es.bytes} bytes) to every connected socket ` +
         `in one loop when the trigger socket sends it; the same client processes. ` +
-        `${ROUNDS} changes per target, alternating, after ${WARMUP_ROUNDS} warm-up each, ${PAUSE_MS} ms apart. ` +
+        `${ROUNDS} changes per target, alternating, after ${WARMUP_ROUNDS} warm-up each; before each, the bench waits until the servers and client processes are quiet (under 1 ms of CPU in 40 ms each), at most ${PAUSE_MS} ms. ` +
         `RustyDB's heartbeat is off for the run (its pings, 10,000 every 30 s, are no delivery's work and ` +
         `would fall in some rounds only on a slow run; the raw loop sends none). ` +
         `Receipts are stamped on arrival (the message is parsed and checked afterwards) with ` +
@@ -640,7 +629,7 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       // The server closes N sockets at once when the clients go: let it finish before stopping it,
       // so that a --cpu-prof profile is written rather than cut off by SIGKILL.
       await pool.stop();
-      if (server) await waitForIdle(server.pid, 500, 20_000);
+      if (server) await waitUntilQuiet([server.pid], 20_000, { stepMs: 500, cpuS: 0.02 });
     }
     await broadcast?.stop();
     await server?.stop();

@@ -70,6 +70,36 @@ export function threadCpuSeconds(pid: number): { total: number; main: number } {
 }
 
 /**
+ * Waits until every process of `pids` ran under `cpuS` seconds (all its threads) during one `stepMs`:
+ * the last phase's work is done (its closes, deliveries, collections) and the next starts on a quiet
+ * machine. Waits at most `maxMs`, the fixed pause this replaced: a sleep long enough for a loaded
+ * machine spent most of its time idle on a quiet one, and the bench has 6 minutes. A process that has
+ * ended counts as quiet.
+ */
+export async function waitUntilQuiet(
+  pids: readonly number[],
+  maxMs: number,
+  { stepMs = 40, cpuS = 0.001 }: { stepMs?: number; cpuS?: number } = {},
+): Promise<void> {
+  const until = performance.now() + maxMs;
+  const cpuOf = (pid: number): number => {
+    try {
+      return threadCpuSeconds(pid).total;
+    } catch {
+      return 0; // Ended: quiet from now on.
+    }
+  };
+  const read = (): number[] => pids.map(cpuOf);
+  let before = read();
+  while (performance.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(stepMs, until - performance.now())));
+    const now = read();
+    if (now.every((cpu, i) => cpu - before[i]! < cpuS)) return;
+    before = now;
+  }
+}
+
+/**
  * Write system calls the process has made so far (`syscw` of /proc/<pid>/io: write, writev, send…):
  * what batching frames into one write saves shows here, whatever else the machine is doing.
  */
