@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { StreamConnection, login } from '../lib/client.ts';
-import { cpuSeconds } from '../lib/proc.ts';
+import { cpuSeconds, writeSyscalls } from '../lib/proc.ts';
 import { startRustyServer, type RustyServerProcess } from '../lib/rusty-server.ts';
 
 const SQL = 'INSERT INTO ins (id, v) VALUES (?, ?)';
@@ -36,7 +36,14 @@ interface Target {
   conn: StreamConnection;
   dataDir: string;
   nextId: number;
-  runs: { rowsPerSecond: number; cpuPerRowUs: number }[];
+  runs: Run[];
+}
+
+interface Run {
+  rowsPerSecond: number;
+  cpuPerRowUs: number;
+  /** The server's write system calls per row: its answers' socket writes, and SQLite's to the WAL. */
+  writesPerRow: number;
 }
 
 const median = (values: number[]): number => {
@@ -45,14 +52,9 @@ const median = (values: number[]): number => {
 };
 
 /** Keeps `window` inserts outstanding until `rows` are answered; any answer but a row inserted fails. */
-function insertRun(
-  ws: WebSocket,
-  pid: number,
-  firstId: number,
-  rows: number,
-  window: number,
-): Promise<{ rowsPerSecond: number; cpuPerRowUs: number }> {
+function insertRun(ws: WebSocket, pid: number, firstId: number, rows: number, window: number): Promise<Run> {
   const cpuBefore = cpuSeconds(pid);
+  const writesBefore = writeSyscalls(pid);
   const started = performance.now();
   let sent = 0;
   let answered = 0;
@@ -75,6 +77,7 @@ function insertRun(
         resolve({
           rowsPerSecond: rows / ((performance.now() - started) / 1000),
           cpuPerRowUs: ((cpuSeconds(pid) - cpuBefore) / rows) * 1e6,
+          writesPerRow: (writeSyscalls(pid) - writesBefore) / rows,
         });
       } else if (sent < rows) send();
     };
@@ -113,14 +116,15 @@ try {
       target.runs.push(run);
       console.log(
         `turn ${turn} ${target.mode}: ${Math.round(run.rowsPerSecond)} rows/s, ` +
-          `server CPU ${run.cpuPerRowUs.toFixed(1)} µs/row`,
+          `server CPU ${run.cpuPerRowUs.toFixed(1)} µs/row, ${run.writesPerRow.toFixed(2)} write calls/row`,
       );
     }
   }
   for (const target of targets) {
     console.log(
       `median ${target.mode}: ${Math.round(median(target.runs.map((run) => run.rowsPerSecond)))} rows/s, ` +
-        `server CPU ${median(target.runs.map((run) => run.cpuPerRowUs)).toFixed(1)} µs/row`,
+        `server CPU ${median(target.runs.map((run) => run.cpuPerRowUs)).toFixed(1)} µs/row, ` +
+        `${median(target.runs.map((run) => run.writesPerRow)).toFixed(2)} write calls/row`,
     );
   }
 } finally {
