@@ -39,7 +39,11 @@ const TITLE = `Fan-out over 3 nodes: one change to ${count(SUBSCRIBERS)} subscri
 const NODES = 3;
 const CLIENT_PROCESSES = 4;
 const CONNECT_CONCURRENCY = 50;
-const ROUNDS = 7;
+/**
+ * Measured rounds per configuration, taking turns. Five: the verdict rests on the rounds' CPU as much as
+ * on their median (see the notes), and two more rounds per configuration took ~2 s of the bench.
+ */
+const ROUNDS = 5;
 const WARMUP_ROUNDS = 1;
 const ROUND_TIMEOUT_MS = 30_000;
 /** Set-up phases (opening and subscribing 10,000 sockets) on a busy machine can take minutes. */

@@ -30,9 +30,10 @@ const IN_FLIGHT = 32;
  * (standard deviation of their logarithm 0.11 against 0.13, median of runs; the widest runs 0.53–0.95×
  * and 0.41–0.95×, one stray round each), but the runs' medians did not move less (0.53–0.61× at once,
  * 0.53–0.58× back to back): the machine's load is not the only noise; where V8's collections fall in a
- * phase is its own. Which target's connects the client starts first rotates between rounds.
+ * phase is its own. Which target's connects the client starts first rotates between rounds: six rounds
+ * put each first twice (nine did so three times, for ~5 s more of the bench's 6 minutes).
  */
-const REPETITIONS = 9;
+const REPETITIONS = 6;
 /**
  * Unmeasured phases per target first. An authenticated connect runs several times the code of a bare
  * upgrade (HTTP, ws, the session, the token check), and V8 was measured still optimizing it (a fifth of
