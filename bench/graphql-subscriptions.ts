@@ -475,6 +475,7 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
   const peerRatios = (s: Session | undefined): number[] =>
     s ? s.blocks.map((block, i) => rateOf(block) / Math.max(...peers.map((p) => rateOf(p.blocks[i]!)))) : [];
   const floorRatios = peerRatios(floor);
+  const durableReach = durableFloor ? durableFloorReach(durableFloor, peers) : undefined;
   const ratioText = `${ratio(median(turnRatios))} (turns ${ratio(Math.min(...turnRatios))}–${ratio(Math.max(...turnRatios))})`;
   const targets = fastest
     ? [
@@ -485,7 +486,10 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
             // A floor under the target in this run makes it out of reach, not just missed (see the text).
             (floor && median(floorRatios) < TARGET_RATIO
               ? `; out of reach: the bare ws floor reaches ${ratio(median(floorRatios))}`
-              : ''),
+              : durableReach?.outOfReach
+                ? `; out of reach for a server that commits before it publishes: the durable floor reaches ` +
+                  `${ratio(median(durableReach.ratios))}, in none of the turns nor over the whole run`
+                : ''),
           met: median(turnRatios) >= TARGET_RATIO,
         },
       ]
@@ -583,6 +587,23 @@ const pooledRate = (s: Session): number =>
  * so that a reader can tell whether the target is within reach of any server that commits before it
  * publishes, and how far from it the commit alone puts it, however the run's turns fell.
  */
+/**
+ * The durable floor against the faster peer: its ratio in each turn, in how many turns it reached the
+ * target, and its ratio over the whole run; `outOfReach` when it reached the target in none and not over
+ * the whole run either.
+ */
+function durableFloorReach(
+  durable: Session,
+  peers: Session[],
+): { ratios: number[]; reached: number; pooled: number; outOfReach: boolean } {
+  const ratios = durable.blocks.map(
+    (block, i) => rateOf(block) / Math.max(...peers.map((p) => rateOf(p.blocks[i]!))),
+  );
+  const reached = ratios.filter((r) => r >= TARGET_RATIO).length;
+  const pooled = pooledRate(durable) / Math.max(...peers.map(pooledRate));
+  return { ratios, reached, pooled, outOfReach: reached === 0 && pooled < TARGET_RATIO };
+}
+
 function durableFloorText(
   durable: Session,
   floor: Session | undefined,
@@ -590,10 +611,7 @@ function durableFloorText(
   peers: Session[],
 ): string {
   const fasterRate = (i: number): number => Math.max(...peers.map((p) => rateOf(p.blocks[i]!)));
-  const ratios = durable.blocks.map((b, i) => rateOf(b) / fasterRate(i));
-  const reached = ratios.filter((r) => r >= TARGET_RATIO).length;
-  const pooledPeer = Math.max(...peers.map(pooledRate));
-  const pooled = pooledRate(durable) / pooledPeer;
+  const { ratios, reached, pooled } = durableFloorReach(durable, peers);
   // At the target a round of SUBSCRIBERS events may take at most this long (ms), turn by turn.
   const budgets = durable.blocks.map((_, i) => (SUBSCRIBERS / (TARGET_RATIO * fasterRate(i))) * 1000);
   const commits = durable.blocks.flatMap((b) => b.commits);

@@ -3,7 +3,7 @@
  * collection on SIGUSR2, so that a memory reading counts live objects rather than garbage V8 has not
  * collected yet, and reports the heap left on stderr. The servers themselves expose nothing of the kind; only the bench starts them with it.
  */
-import { getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { isMainThread } from 'node:worker_threads';
 
 if (isMainThread && typeof globalThis.gc === 'function') {
@@ -12,6 +12,11 @@ if (isMainThread && typeof globalThis.gc === 'function') {
   process.on('SIGUSR2', () => {
     collect();
     // The live JavaScript heap left, for a reader that wants it rather than the RSS.
-    process.stderr.write(`gc ${++collections}: heap used ${getHeapStatistics().used_heap_size}\n`);
+    const young = getHeapSpaceStatistics()
+      .filter((space) => space.space_name === 'new_space' || space.space_name === 'new_large_object_space')
+      .reduce((sum, space) => sum + space.physical_space_size, 0);
+    process.stderr.write(
+      `gc ${++collections}: heap used ${getHeapStatistics().used_heap_size}, young generation ${young}\n`,
+    );
   });
 }
