@@ -5,13 +5,17 @@
  * (bench/tools/heap-snapshot-diff.ts's groups, divided by SECOND). Also RSS and heap used after the GC.
  *
  *   node --import tsx bench/tools/connection-heap-probe.ts [first=200] [second=1000] [--bin path] [--keep]
- *     [--rate-limiting]
+ *     [--rate-limiting] [--raw]
+ *
+ * --raw probes (e)'s baseline instead, bench/lib/broadcast-server.ts (a bare `ws` server), with plain
+ * sockets: the same groups side by side show what RustyDB's connection adds.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StreamConnection, login } from '../lib/client.ts';
+import { spawnNode, type Child } from '../lib/children.ts';
+import { StreamConnection, login, openSocket } from '../lib/client.ts';
 import { eachHeapNode } from '../lib/heap-snapshot.ts';
 import { startRustyServer } from '../lib/rusty-server.ts';
 import { sleep } from '../lib/stats.ts';
@@ -23,6 +27,7 @@ const bin = binAt >= 0 ? args.splice(binAt, 2)[1] : undefined;
 const keep = args.includes('--keep');
 /** The server's default per-connection rate limits on (the bench's servers run with them off). */
 const rateLimiting = args.includes('--rate-limiting');
+const raw = args.includes('--raw');
 const [first, second] = args.filter((a) => !a.startsWith('--')).map(Number);
 const FIRST = first || 200;
 const SECOND = second || 1000;
@@ -48,31 +53,63 @@ function groups(path: string): Map<string, { count: number; bytes: number }> {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'rustydb-conn-heap-'));
-const server = await startRustyServer({
-  dataDir,
-  rateLimiting,
-  flags: [
-    '--websocket-max-connections',
-    String(FIRST + SECOND + 100),
-    '--websocket-ping-interval',
-    '86400',
-    '--websocket-timeout',
-    '86400',
-  ],
-  nodeArgs: ['--expose-gc', '--import', PRELOAD],
-  ...(bin ? { bin } : {}),
-});
-const sockets: StreamConnection[] = [];
-try {
+const probeArgs = ['--expose-gc', '--import', PRELOAD];
+/** The probed process, and how to open one more of its sockets. */
+let target: {
+  child: Child;
+  pid: number;
+  stop: () => Promise<void>;
+  connect: () => Promise<{ close(): void }>;
+};
+if (raw) {
+  const child = spawnNode(
+    [...probeArgs, '--import', 'tsx'],
+    'bench/lib/broadcast-server.ts',
+    ['--data-dir', dataDir],
+    process.env,
+  );
+  const url = (await child.waitFor(/broadcast listening on (ws:\/\/\S+)/))[1]!;
+  target = {
+    child,
+    pid: child.pid,
+    stop: () => child.stop(),
+    connect: async () => {
+      const ws = await openSocket(url);
+      return { close: () => ws.terminate() };
+    },
+  };
+} else {
+  const server = await startRustyServer({
+    dataDir,
+    rateLimiting,
+    flags: [
+      '--websocket-max-connections',
+      String(FIRST + SECOND + 100),
+      '--websocket-ping-interval',
+      '86400',
+      '--websocket-timeout',
+      '86400',
+    ],
+    nodeArgs: probeArgs,
+    ...(bin ? { bin } : {}),
+  });
   const token = await login(server.url);
+  target = {
+    child: server.child,
+    pid: server.pid,
+    stop: () => server.stop(),
+    connect: async () => {
+      const connection = await StreamConnection.open(server.streamUrl, token);
+      return { close: () => connection.ws.terminate() };
+    },
+  };
+}
+const sockets: { close(): void }[] = [];
+try {
   const open = async (count: number): Promise<void> => {
     for (let i = 0; i < count; i += 50) {
       const batch = Math.min(50, count - i);
-      sockets.push(
-        ...(await Promise.all(
-          Array.from({ length: batch }, () => StreamConnection.open(server.streamUrl, token)),
-        )),
-      );
+      sockets.push(...(await Promise.all(Array.from({ length: batch }, () => target.connect()))));
     }
   };
   let probes = 0;
@@ -81,9 +118,9 @@ try {
     const file = join(dataDir, `${name}.heapsnapshot`);
     writeFileSync(join(dataDir, 'snapshot-request'), file);
     const seen = probes;
-    process.kill(server.pid, 'SIGUSR2');
-    const match = await server.child.waitFor(new RegExp(`soak-probe ${seen + 1} (\\{.*\\})`));
-    await server.child.waitFor(new RegExp(`soak-probe-snapshot ${file}`), 120_000);
+    process.kill(target.pid, 'SIGUSR2');
+    const match = await target.child.waitFor(new RegExp(`soak-probe ${seen + 1} (\\{.*\\})`));
+    await target.child.waitFor(new RegExp(`soak-probe-snapshot ${file}`), 120_000);
     probes++;
     const probe = JSON.parse(match[1]!) as Probe;
     return probe;
@@ -114,8 +151,8 @@ try {
   for (const r of rows)
     console.log(`${r.bytes.toFixed(1).padStart(8)} B ${r.count.toFixed(2).padStart(6)} obj  ${r.name}`);
 } finally {
-  for (const s of sockets) s.ws.terminate();
-  await server.stop();
+  for (const s of sockets) s.close();
+  await target.stop();
   if (!keep) rmSync(dataDir, { recursive: true, force: true });
   else console.log(`kept ${dataDir}`);
 }
