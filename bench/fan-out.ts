@@ -431,7 +431,9 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `\`change\` (${rs.bytes} bytes). Baseline: a raw \`ws\` server (\`bench/lib/broadcast-server.ts\`, ` +
         `its own process) that sends a message of the same size (${es.bytes} bytes) to every connected socket ` +
         `in one loop when the trigger socket sends it; the same client processes. ` +
-        `${ROUNDS} changes per target, alternating, after ${WARMUP_ROUNDS} warm-up each; before each, the bench waits until the servers and client processes are quiet (under 1 ms of CPU in 40 ms each), at most ${PAUSE_MS} ms. ` +
+        `${ROUNDS} changes per target, alternating, after ${WARMUP_ROUNDS} warm-up each; before each, the ` +
+        `bench waits until the servers and client processes are quiet (under 1 ms of CPU in 40 ms each), ` +
+        `at most ${PAUSE_MS} ms. ` +
         `RustyDB's heartbeat is off for the run (its pings, 10,000 every 30 s, are no delivery's work and ` +
         `would fall in some rounds only on a slow run; the raw loop sends none). ` +
         `Receipts are stamped on arrival (the message is parsed and checked afterwards) with ` +

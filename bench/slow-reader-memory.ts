@@ -69,7 +69,7 @@ const TARGET_PEAK = 160 * 1024 * 1024;
 /** Started, one authenticated socket, nothing running. */
 const TARGET_IDLE = 100 * 1024 * 1024;
 /**
- * Starts of the server whose idle RSS is read (the last is the one that then streams): the figure is
+ * Starts of the server whose idle RSS is read (one is the server that then streams): the figure is
  * their median. One start's reading varies by several MB with what glibc's arenas keep (see above);
  * each extra start takes 2-5 s (a start, a login, 1 s of quiet, a stop; more under load), run while the
  * slow reader streams (idleRssOfStarts).
@@ -116,12 +116,14 @@ export async function runSlowReaderMemory(ctx: BenchContext): Promise<BenchRepor
   cpSync(ctx.dataDir, idleDataDir, { recursive: true });
   const idleReadings: number[] = [];
   let moreIdleReadings: Promise<number[]> | undefined;
-  const server = await startRustyServer({
-    dataDir: ctx.dataDir,
-    flags: SERVER_FLAGS,
-    ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
-  });
+  let stopServer: (() => Promise<void>) | undefined;
   try {
+    const server = await startRustyServer({
+      dataDir: ctx.dataDir,
+      flags: SERVER_FLAGS,
+      ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+    });
+    stopServer = () => server.stop();
     const connection = await StreamConnection.open(server.streamUrl, await login(server.url));
     const ws = connection.ws;
     // Idle: started, one authenticated connection, a moment to settle.
@@ -260,7 +262,7 @@ export async function runSlowReaderMemory(ctx: BenchContext): Promise<BenchRepor
       ],
     };
   } finally {
-    await server.stop();
+    await stopServer?.();
     // Its servers stop before their data directory goes.
     await moreIdleReadings?.catch(() => {});
     rmSync(idleDataDir, { recursive: true, force: true });
