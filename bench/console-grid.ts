@@ -17,8 +17,8 @@ import { count, max, ms, percentile, ratio } from './lib/stats.ts';
 
 const BIG = 1_000_000;
 const SMALL = 1_000;
-/** Frames of each scrolling pass. */
-const FRAMES = 240;
+/** Frames of each scrolling pass (3 s at 60 frames/s; 240 took 3 s more of the bench's 6 minutes). */
+const FRAMES = 180;
 /**
  * Frames of the idle page: a reference only (no target reads it but the streaming/idle ratio printed
  * beside the figures), whose 239 intervals in a quiet run all fell within 16.7–16.8 ms. 240 frames took

@@ -48,8 +48,13 @@ const ROUND_TIMEOUT_MS = 20_000;
  * checks and collections done), at most this long.
  */
 const PAUSE_MS = 500;
-/** Before each memory reading, and again after the full collection it asks for. */
+/**
+ * Before each memory reading, and again after the full collection it asks for: until the servers are
+ * quiet (no CPU over QUIET's step: their work and the collection's unmapping done), at most this long.
+ * A fixed 1.5 s twice per reading was 9 s of the section.
+ */
 const SETTLE_MS = 1500;
+const QUIET = { stepMs: 100, cpuS: 0.001 };
 /** Bounds of the set-up phases (all N sockets). */
 const PHASE_TIMEOUT_MS = 90_000;
 /** File descriptors and ephemeral ports kept free for everything else. */
@@ -232,11 +237,19 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
      * full GC (asked for by SIGUSR2, answered on its stderr by bench/lib/gc-on-signal.mjs).
      */
     const readMemory = async (children: readonly Child[]): Promise<MemoryReading[]> => {
-      await sleep(SETTLE_MS);
+      const pids = children.map((child) => child.pid);
+      await waitUntilQuiet(pids, SETTLE_MS, QUIET);
       const settled = children.map((child) => memory(child.pid).rss);
       const before = children.map((child) => lastHeapReport(child).gc);
       for (const child of children) collectGarbage(child.pid);
-      await sleep(SETTLE_MS);
+      // The collection's report, then its pages given back (V8 unmaps them on its own threads).
+      const reported = performance.now() + SETTLE_MS;
+      while (
+        children.some((child, i) => lastHeapReport(child).gc <= before[i]!) &&
+        performance.now() < reported
+      )
+        await sleep(20);
+      await waitUntilQuiet(pids, SETTLE_MS, QUIET);
       return children.map((child, i) => {
         const { gc, heap, young } = lastHeapReport(child);
         if (gc <= before[i]! || heap === undefined || young === undefined)
@@ -541,10 +554,12 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `subscription is JavaScript objects only; the RSS after the GC still holds heap space V8 grew for ` +
         `the garbage of ${count(n)} subscribe requests, whose parsing, access checks and replies are ` +
         `collected but not given back to the system). RSS from /proc/<pid>/status; "settled" is ` +
-        `${SETTLE_MS / 1000} s after each phase, with garbage not yet collected; then the bench asks each ` +
+        `once the servers are quiet after each phase (under 1 ms of CPU in 100 ms, at most ` +
+        `${SETTLE_MS / 1000} s), with garbage not yet collected; then the bench asks each ` +
         `server for a full GC (both started with \`--expose-gc\` and a bench-only preload, ` +
         `bench/lib/gc-on-signal.mjs, that collects on SIGUSR2 and reports the heap left; the server itself ` +
-        `exposes no such thing) and reads again ${SETTLE_MS / 1000} s later. Live heap per connection: ` +
+        `exposes no such thing) and reads again once that is reported and the servers are quiet again. ` +
+        `Live heap per connection: ` +
         `${kb(per(rustyIdle!, rustyConnected!, 'heap'))} against raw ws's ` +
         `${kb(per(rawIdle!, rawConnected!, 'heap'))}. Each token's expiry (warning, then close) is one small ` +
         `entry in a heap shared by all sessions and driven by one timer, not a timer per session. ` +
