@@ -45,6 +45,14 @@ const TABLE = 'bench_gql_items';
 const PEER_PACKAGES = ['graphql-yoga', 'mercurius', 'fastify', 'graphql', 'graphql-ws', 'ws'];
 /** Issue 10's yardstick: events/s at least this many times the faster of the peers. */
 const TARGET_RATIO = 2;
+/**
+ * A ratio set against TARGET_RATIO: where two decimals would round a miss up to it, three, rounded down
+ * (1.996 reads 1.996×, not 2.00×).
+ */
+const againstTarget = (value: number): string =>
+  value < TARGET_RATIO && ratio(value) === ratio(TARGET_RATIO)
+    ? `${(Math.floor(value * 1000) / 1000).toFixed(3)}×`
+    : ratio(value);
 
 interface Target {
   name: string;
@@ -488,10 +496,10 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
             `${ratioText}, faster peer ${shortName(fastest.target)}` +
             // A floor under the target in this run makes it out of reach, not just missed (see the text).
             (floor && median(floorRatios) < TARGET_RATIO
-              ? `; out of reach: the bare ws floor reaches ${ratio(median(floorRatios))}`
+              ? `; out of reach: the bare ws floor reaches ${againstTarget(median(floorRatios))}`
               : durableReach?.outOfReach
                 ? `; out of reach for a server that commits before it publishes: the durable floor reaches ` +
-                  `${ratio(median(durableReach.ratios))}, in none of the turns nor over the whole run`
+                  `${againstTarget(median(durableReach.ratios))}, in none of the turns nor over the whole run`
                 : ''),
           met: median(turnRatios) >= TARGET_RATIO,
         },
@@ -509,7 +517,7 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
   };
   const floorText = floor
     ? `Floor: the bare \`ws\` server — no GraphQL, no database, one JSON.stringify and one send per event — reaches ` +
-      `${ratio(median(floorRatios))} the faster peer (turns ${ratio(Math.min(...floorRatios))}–${ratio(Math.max(...floorRatios))}) ` +
+      `${againstTarget(median(floorRatios))} the faster peer (turns ${ratio(Math.min(...floorRatios))}–${ratio(Math.max(...floorRatios))}) ` +
       `at ${cpuPerEvent(floor, 'serverCpu').toFixed(1)} µs of server CPU per event: what handing an event to a socket costs on ` +
       `this machine, and about the most any server can reach here with these clients. RustyDB reaches ` +
       `${ratio(median(rusty.blocks.map((b, i) => rateOf(b) / rateOf(floor.blocks[i]!))))} of the floor's events/s. ` +
