@@ -17,7 +17,7 @@ import { StreamConnection, login, openSocket } from './lib/client.ts';
 import { COLLECT_ON_SIGNAL, collectGarbage, cpuSeconds, memory, waitUntilQuiet } from './lib/proc.ts';
 import { table, type BenchContext, type BenchReport } from './lib/report.ts';
 import { NO_HEARTBEAT_FLAGS, startRustyServer, type RustyServerProcess } from './lib/rusty-server.ts';
-import { count, max, mb, median, ms, percentile, ratio, sleep, verdict } from './lib/stats.ts';
+import { count, max, mb, median, ms, percentile, ratio, verdict } from './lib/stats.ts';
 import {
   SubscriberPool,
   sharedClock,
@@ -242,13 +242,13 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
       const settled = children.map((child) => memory(child.pid).rss);
       const before = children.map((child) => lastHeapReport(child).gc);
       for (const child of children) collectGarbage(child.pid);
-      // The collection's report, then its pages given back (V8 unmaps them on its own threads).
-      const reported = performance.now() + SETTLE_MS;
-      while (
-        children.some((child, i) => lastHeapReport(child).gc <= before[i]!) &&
-        performance.now() < reported
-      )
-        await sleep(20);
+      // The collection's report, then its pages given back (V8 unmaps them on its own threads). A report
+      // that does not come is the error below.
+      await Promise.all(
+        children.map((child, i) =>
+          child.waitFor(new RegExp(`(?:^|\\n)gc ${before[i]! + 1}: `), SETTLE_MS).catch(() => undefined),
+        ),
+      );
       await waitUntilQuiet(pids, SETTLE_MS, QUIET);
       return children.map((child, i) => {
         const { gc, heap, young } = lastHeapReport(child);

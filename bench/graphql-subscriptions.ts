@@ -459,9 +459,7 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
   const peers = others.filter((s) => !isFloor(s));
   const cores = availableParallelism();
   // Each turn: RustyDB's rate over the faster peer's in the same turn.
-  const turnRatios = rusty.blocks.map(
-    (block, i) => rateOf(block) / Math.max(...peers.map((p) => rateOf(p.blocks[i]!))),
-  );
+  const turnRatios = ratiosToFasterPeer(rusty, peers);
   const medianRate = (s: Session): number => median(s.blocks.map(rateOf));
   const fastest = peers.reduce<Session | undefined>(
     (best, peer) => (best && medianRate(best) >= medianRate(peer) ? best : peer),
@@ -483,9 +481,7 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
       ms(s.connectMs),
     ];
   });
-  const peerRatios = (s: Session | undefined): number[] =>
-    s ? s.blocks.map((block, i) => rateOf(block) / Math.max(...peers.map((p) => rateOf(p.blocks[i]!)))) : [];
-  const floorRatios = peerRatios(floor);
+  const floorRatios = floor ? ratiosToFasterPeer(floor, peers) : [];
   const durableReach = durableFloor ? durableFloorReach(durableFloor, peers) : undefined;
   const ratioText = `${ratio(median(turnRatios))} (turns ${ratio(Math.min(...turnRatios))}–${ratio(Math.max(...turnRatios))})`;
   const targets = fastest
@@ -587,17 +583,18 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
   };
 }
 
+/** The faster peer's events/s in turn `turn`. */
+const fasterPeerRate = (peers: readonly Session[], turn: number): number =>
+  Math.max(...peers.map((p) => rateOf(p.blocks[turn]!)));
+
+/** A session's events/s over the faster peer's, turn by turn. */
+const ratiosToFasterPeer = (s: Session, peers: readonly Session[]): number[] =>
+  s.blocks.map((block, i) => rateOf(block) / fasterPeerRate(peers, i));
+
 /** Events/s over all of a session's blocks together: every event of the run ÷ all its blocks' time. */
 const pooledRate = (s: Session): number =>
   s.blocks.reduce((n, b) => n + b.events, 0) / s.blocks.reduce((t, b) => t + b.seconds, 0);
 
-/**
- * The durable floor's paragraph: its ratio to the faster peer turn by turn (median, range, how many turns
- * reached the target) and pooled over the whole run, and a round's budget at the target against what the
- * durable floor's round is made of — its commit as it timed it, and the bare floor's round (the sends) —
- * so that a reader can tell whether the target is within reach of any server that commits before it
- * publishes, and how far from it the commit alone puts it, however the run's turns fell.
- */
 /**
  * The durable floor against the faster peer: its ratio in each turn, in how many turns it reached the
  * target, and its ratio over the whole run; `outOfReach` when it reached the target in none and not over
@@ -607,38 +604,43 @@ function durableFloorReach(
   durable: Session,
   peers: Session[],
 ): { ratios: number[]; reached: number; pooled: number; outOfReach: boolean } {
-  const ratios = durable.blocks.map(
-    (block, i) => rateOf(block) / Math.max(...peers.map((p) => rateOf(p.blocks[i]!))),
-  );
+  const ratios = ratiosToFasterPeer(durable, peers);
   const reached = ratios.filter((r) => r >= TARGET_RATIO).length;
   const pooled = pooledRate(durable) / Math.max(...peers.map(pooledRate));
   return { ratios, reached, pooled, outOfReach: reached === 0 && pooled < TARGET_RATIO };
 }
 
+/**
+ * The durable floor's paragraph: its ratio to the faster peer turn by turn (median, range, how many turns
+ * reached the target) and pooled over the whole run, and a round's budget at the target against what the
+ * durable floor's round is made of — its commit as it timed it, and the bare floor's round (the sends) —
+ * so that a reader can tell whether the target is within reach of any server that commits before it
+ * publishes, and how far from it the commit alone puts it, however the run's turns fell.
+ */
 function durableFloorText(
   durable: Session,
   floor: Session | undefined,
   rusty: Session,
   peers: Session[],
 ): string {
-  const fasterRate = (i: number): number => Math.max(...peers.map((p) => rateOf(p.blocks[i]!)));
-  const { ratios, reached, pooled } = durableFloorReach(durable, peers);
+  const { ratios, reached, pooled, outOfReach } = durableFloorReach(durable, peers);
   // At the target a round of SUBSCRIBERS events may take at most this long (ms), turn by turn.
-  const budgets = durable.blocks.map((_, i) => (SUBSCRIBERS / (TARGET_RATIO * fasterRate(i))) * 1000);
+  const budgets = durable.blocks.map(
+    (_, i) => (SUBSCRIBERS / (TARGET_RATIO * fasterPeerRate(peers, i))) * 1000,
+  );
   const commits = durable.blocks.flatMap((b) => b.commits);
   const rounds = durable.blocks.flatMap((b) => b.rounds);
   const floorRound = floor ? median(floor.blocks.flatMap((b) => b.rounds)) : undefined;
   const spread = (values: number[]): string =>
     `${ratio(median(values))} (turns ${ratio(Math.min(...values))}–${ratio(Math.max(...values))})`;
-  const verdict =
-    reached === 0 && pooled < TARGET_RATIO
-      ? `**${TARGET_RATIO}× is out of reach for a server that commits before it publishes:** the durable floor reached it in ` +
-        `none of the ${ratios.length} turns nor over the whole run (the peers keep their items in memory and publish while answering).`
-      : median(ratios) < TARGET_RATIO
-        ? `**${TARGET_RATIO}× is at the edge of what a server that commits before it publishes can reach:** the durable floor ` +
-          `reached it in ${reached} of ${ratios.length} turns${pooled >= TARGET_RATIO ? ' and over the whole run' : ''}, its median did not; ` +
-          `a server would have to deliver as cheaply as a bare \`ws\` send loop to get there, and then only in the turns where its commit was quick.`
-        : `The durable floor reaches ${TARGET_RATIO}× (${reached} of ${ratios.length} turns): committing first does not by itself rule the target out.`;
+  const verdict = outOfReach
+    ? `**${TARGET_RATIO}× is out of reach for a server that commits before it publishes:** the durable floor reached it in ` +
+      `none of the ${ratios.length} turns nor over the whole run (the peers keep their items in memory and publish while answering).`
+    : median(ratios) < TARGET_RATIO
+      ? `**${TARGET_RATIO}× is at the edge of what a server that commits before it publishes can reach:** the durable floor ` +
+        `reached it in ${reached} of ${ratios.length} turns${pooled >= TARGET_RATIO ? ' and over the whole run' : ''}, its median did not; ` +
+        `a server would have to deliver as cheaply as a bare \`ws\` send loop to get there, and then only in the turns where its commit was quick.`
+      : `The durable floor reaches ${TARGET_RATIO}× (${reached} of ${ratios.length} turns): committing first does not by itself rule the target out.`;
   return (
     `Durable floor: the same bare \`ws\` server, but each round's write first commits in SQLite as a durable, ` +
     `resumable change feed needs (one UPDATE … RETURNING of the ${count(SUBSCRIBERS)} rows, a trigger appending each ` +

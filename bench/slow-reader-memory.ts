@@ -114,7 +114,6 @@ export async function runSlowReaderMemory(ctx: BenchContext): Promise<BenchRepor
   // not inside it.
   const idleDataDir = mkdtempSync(join(tmpdir(), 'rustydb-bench-idle-'));
   cpSync(ctx.dataDir, idleDataDir, { recursive: true });
-  const idleReadings: number[] = [];
   let moreIdleReadings: Promise<number[]> | undefined;
   let stopServer: (() => Promise<void>) | undefined;
   try {
@@ -205,7 +204,7 @@ export async function runSlowReaderMemory(ctx: BenchContext): Promise<BenchRepor
     const { maxRss, samples } = sampler.stop();
     const after = memory(server.pid);
     await connection.close();
-    idleReadings.push(...(await moreIdleReadings), idle.rss);
+    const idleReadings = [...(await moreIdleReadings), idle.rss];
 
     const rows = cutShort ? `~${count((messages - 1) * CHUNK_ROWS)} (cut short)` : count(rowsReported);
     const peak = after.hwm;

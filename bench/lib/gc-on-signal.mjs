@@ -11,7 +11,8 @@ if (isMainThread && typeof globalThis.gc === 'function') {
   let collections = 0;
   process.on('SIGUSR2', () => {
     collect();
-    // The live JavaScript heap left, for a reader that wants it rather than the RSS.
+    // The live JavaScript heap left, for a reader that wants it rather than the RSS; and the young
+    // generation's resident pages, which a reader of the RSS may want to leave out (bench (e)).
     const young = getHeapSpaceStatistics()
       .filter((space) => space.space_name === 'new_space' || space.space_name === 'new_large_object_space')
       .reduce((sum, space) => sum + space.physical_space_size, 0);
