@@ -208,8 +208,8 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     // registry stops the others).
     const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
     broadcast = spawnNode(
-      [...profile, ...COLLECT_ON_SIGNAL, '--import', 'tsx'],
-      'bench/lib/broadcast-server.ts',
+      [...profile, ...COLLECT_ON_SIGNAL],
+      'bench/lib/broadcast-server.mjs',
       [],
       process.env,
     );
@@ -441,8 +441,9 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `${CLIENT_PROCESSES} client processes × ${count(perProcess)} sockets for each target, loopback. ` +
         `RustyDB: every socket authenticated and subscribed to \`${TABLE}\` (\`subscribe {table}\`); one ` +
         `\`INSERT\` through another connection; timed from its send to the last subscriber's receipt of the ` +
-        `\`change\` (${rs.bytes} bytes). Baseline: a raw \`ws\` server (\`bench/lib/broadcast-server.ts\`, ` +
-        `its own process) that sends a message of the same size (${es.bytes} bytes) to every connected socket ` +
+        `\`change\` (${rs.bytes} bytes). Baseline: a raw \`ws\` server (\`bench/lib/broadcast-server.mjs\`, ` +
+        `its own process, plain JavaScript with no loader, as the RustyDB server runs its compiled ` +
+        `JavaScript) that sends a message of the same size (${es.bytes} bytes) to every connected socket ` +
         `in one loop when the trigger socket sends it; the same client processes. ` +
         `${ROUNDS} changes per target, alternating, after ${WARMUP_ROUNDS} warm-up each; before each, the ` +
         `bench waits until the servers and client processes are quiet (under 1 ms of CPU in 40 ms each), ` +
@@ -559,6 +560,15 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `server for a full GC (both started with \`--expose-gc\` and a bench-only preload, ` +
         `bench/lib/gc-on-signal.mjs, that collects on SIGUSR2 and reports the heap left; the server itself ` +
         `exposes no such thing) and reads again once that is reported and the servers are quiet again. ` +
+        `The baseline ran under \`--import tsx\` until 7 December 2026; tsx's module loader is a thread of ` +
+        `its own with its own V8 heap (~26 MB of RSS), and memory that thread and its malloc arena gave back ` +
+        `while the sockets connected (one arena shrank by 3.4 MB in one probe) came off the baseline's ` +
+        `growth: 3.1–3.5 KB per connection under tsx against 3.8–4.0 KB as plain JavaScript (10,000 ` +
+        `sockets, alternating probes; the live heap 2.5 KB in both), which had put this ratio at ` +
+        `1.05–1.45× in the twelve runs of 6–7 December. RustyDB's RSS per connection is nearer the ` +
+        `baseline's than its live heap is: the baseline's old generation (5.7 MB at idle) grows by whole ` +
+        `pages, which held ~2 MB of free room more at ${count(n)} sockets than at idle, while ` +
+        `RustyDB's started with ~4 MB of room and the connections filled it (V8's space statistics, one run). ` +
         `Live heap per connection: ` +
         `${kb(per(rustyIdle!, rustyConnected!, 'heap'))} against raw ws's ` +
         `${kb(per(rawIdle!, rawConnected!, 'heap'))}. Each token's expiry (warning, then close) is one small ` +

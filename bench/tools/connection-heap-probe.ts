@@ -7,7 +7,7 @@
  *   node --import tsx bench/tools/connection-heap-probe.ts [first=200] [second=1000] [--bin path] [--keep]
  *     [--rate-limiting] [--raw]
  *
- * --raw probes (e)'s baseline instead, bench/lib/broadcast-server.ts (a bare `ws` server), with plain
+ * --raw probes (e)'s baseline instead, bench/lib/broadcast-server.mjs (a bare `ws` server), with plain
  * sockets: the same groups side by side show what RustyDB's connection adds.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -62,12 +62,7 @@ let target: {
   connect: () => Promise<{ close(): void }>;
 };
 if (raw) {
-  const child = spawnNode(
-    [...probeArgs, '--import', 'tsx'],
-    'bench/lib/broadcast-server.ts',
-    ['--data-dir', dataDir],
-    process.env,
-  );
+  const child = spawnNode(probeArgs, 'bench/lib/broadcast-server.mjs', ['--data-dir', dataDir], process.env);
   const url = (await child.waitFor(/broadcast listening on (ws:\/\/\S+)/))[1]!;
   target = {
     child,

@@ -3,7 +3,7 @@
  * authenticated sockets subscribed to one table (the bench's own client processes), blocks of changes
  * in turns (the order flips every turn), so that load from elsewhere on the machine falls on both.
  * Prints, per build, the server's CPU per delivery (over all blocks, and per block) and the median
- * time to last delivery. With --raw the raw `ws` send loop (bench/lib/broadcast-server.ts) takes its
+ * time to last delivery. With --raw the raw `ws` send loop (bench/lib/broadcast-server.mjs) takes its
  * turns too, for the ratio against it in the same run (three targets of N sockets need 3N ephemeral
  * ports: N at most ~8,000 here).
  *
@@ -131,10 +131,8 @@ try {
       [
         ...(profile.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', profile.cpuProfileDir] : []),
         ...(values.perf ? ['--perf-basic-prof'] : []),
-        '--import',
-        'tsx',
       ],
-      'bench/lib/broadcast-server.ts',
+      'bench/lib/broadcast-server.mjs',
       [],
       process.env,
     );

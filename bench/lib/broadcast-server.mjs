@@ -3,22 +3,31 @@
  * sent on, unchanged, to every other open socket in one loop, and the sender then gets
  * `{"sent": n, "loop_ms": t}` back. It runs as its own process (like the RustyDB server) and prints
  * its port once listening.
- * Run: node --import tsx bench/lib/broadcast-server.ts
+ *
+ * Plain JavaScript, run with no loader (`node bench/lib/broadcast-server.mjs`), as the RustyDB server
+ * runs its compiled JavaScript: under `--import tsx` the process also held tsx's module-loader thread,
+ * its own V8 heap (~26 MB of RSS), whose collections moved the baseline's memory readings in (e).
  */
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { performance } from 'node:perf_hooks';
+import { WebSocketServer } from 'ws';
 
 // ws's own defaults (no compression, client tracking on), as a bare WebSocket service would run.
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
 
 // Listeners are shared functions rather than closures made per connection: the memory per connection
-// measured here is then that of `ws` itself (tsx's keepNames would add a `name` property to every
-// closure, ~250 bytes each).
-function onError(this: WebSocket): void {
+// measured here is then that of `ws` itself.
+/** @this {import('ws').WebSocket} */
+function onError() {
   // A client killed mid-frame must not crash the baseline.
   this.terminate();
 }
 
-function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+/**
+ * @this {import('ws').WebSocket}
+ * @param {import('ws').RawData} data
+ * @param {boolean} isBinary
+ */
+function onMessage(data, isBinary) {
   const started = performance.now();
   let sent = 0;
   for (const client of wss.clients) {
