@@ -33,8 +33,12 @@ const SUBSCRIBERS = 10_000;
 const CLIENT_PROCESSES = 4;
 /** Sockets each client process opens (or subscribes) at the same time. */
 const CONNECT_CONCURRENCY = 50;
-/** Measured changes per target, alternating between the targets, after WARMUP_ROUNDS each. */
-const ROUNDS = 7;
+/**
+ * Measured changes per target, alternating between the targets, after WARMUP_ROUNDS each. With 7 the
+ * time ratio read 0.83–1.18× in nine runs on one day (server CPU per delivery 0.92–1.11×); a round
+ * costs ~0.5 s, so 4 more cost the section ~4 s.
+ */
+const ROUNDS = 11;
 const WARMUP_ROUNDS = 1;
 /**
  * INSERTs timed before anyone subscribes: the server CPU of the change itself (the statement, its
