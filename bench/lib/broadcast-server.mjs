@@ -5,8 +5,9 @@
  * its port once listening.
  *
  * Plain JavaScript, run with no loader (`node bench/lib/broadcast-server.mjs`), as the RustyDB server
- * runs its compiled JavaScript: under `--import tsx` the process also held tsx's module-loader thread,
- * its own V8 heap (~26 MB of RSS), whose collections moved the baseline's memory readings in (e).
+ * runs its compiled JavaScript: under `--import tsx` the process also held tsx's module-loader thread
+ * with a V8 heap of its own (~26 MB of RSS), and memory given back there while the sockets connected
+ * came off the baseline's growth in (e)'s memory per connection.
  */
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
