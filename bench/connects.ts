@@ -1,7 +1,7 @@
 /**
  * (i) Authenticated connects: 1,000 sockets that each open `/api/v1/stream?token=<JWT>` and wait for
  * `auth_success` (the connection is then usable), against 1,000 bare `ws` upgrades to the echo server
- * (`bench/lib/echo-server.ts`, its own process) that wait only for the socket to open, and 1,000
+ * (`bench/lib/echo-server.mjs`, its own process) that wait only for the socket to open, and 1,000
  * authenticated connects to the floor (`bench/lib/auth-floor-server.ts`: the bare upgrade plus the
  * token check no server can leave out). Every target gets the same number, IN_FLIGHT at a time each,
  * from this process, all at once (see REPETITIONS). The yardstick is server CPU per connect (read from /proc),
@@ -145,7 +145,7 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
   });
   // Profiled like the server when asked: the two profiles side by side show what RustyDB adds.
   const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
-  const echo = spawnNode([...profile, '--import', 'tsx'], 'bench/lib/echo-server.ts', [], process.env);
+  const echo = spawnNode(profile, 'bench/lib/echo-server.mjs', [], process.env);
   // The floor reads the server's own database file and signing secret (see auth-floor-server.ts).
   const floor = spawnNode(
     [...profile, '--import', 'tsx'],

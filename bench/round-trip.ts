@@ -318,7 +318,7 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
   });
   // Profiled like the server when asked: the two profiles side by side show what RustyDB adds.
   const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
-  const echo = spawnNode([...profile, '--import', 'tsx'], 'bench/lib/echo-server.ts', [], process.env);
+  const echo = spawnNode(profile, 'bench/lib/echo-server.mjs', [], process.env);
   const floorServer = spawnNode(
     [...profile, '--import', 'tsx'],
     'bench/lib/keyed-read-server.ts',
@@ -398,7 +398,7 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
       `\`${SQL}\` with random keys in 1..${KV_ROWS}, sequential on one socket; ${r.n} (RustyDB), ` +
         `${e.n} (echo) and ${f.n} (floor) round trips in ${BLOCKS} alternating blocks of up to ` +
         `${BLOCK_SIZE} (${BLOCK_BUDGET_MS / 1000} s at most each), after up to ${WARMUP} warm-up round ` +
-        `trips each. The echo server (\`bench/lib/echo-server.ts\`, its own process) gets the same request ` +
+        `trips each. The echo server (\`bench/lib/echo-server.mjs\`, its own process) gets the same request ` +
         `text back. The floor (\`bench/lib/keyed-read-server.ts\`, its own process) is that echo server ` +
         `plus only what any server answering the query must do: parse the request's JSON, read the row from ` +
         `the same database file with a prepared libsql statement, write a reply shaped like RustyDB's. The ` +

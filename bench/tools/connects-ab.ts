@@ -10,7 +10,7 @@
  *     [--node-args '...'] [--base-node-args '...'] [--this-node-args '...']
  *
  * PATH: the baseline's bin/rustydb.js, relative to the repository (see round-trip-ab.ts for making a
- * copy of the build). --echo puts the bare `ws` echo server (bench/lib/echo-server.ts) in every round
+ * copy of the build). --echo puts the bare `ws` echo server (bench/lib/echo-server.mjs) in every round
  * as a third target. --strace DIR attaches `strace -c -f` to each server over one round before the
  * measured ones and writes its summary to DIR/<name>.strace; --perf-stat DIR likewise `perf stat` of
  * software counters (context switches, page faults), --perf-record DIR `perf record -g` (start the
@@ -68,12 +68,7 @@ async function rusty(name: string, bin: string | undefined, nodeArgs: string[]):
 }
 
 async function echo(): Promise<Named> {
-  const child = spawnNode(
-    [...(gcDir ? ['--trace-gc'] : []), '--import', 'tsx'],
-    'bench/lib/echo-server.ts',
-    [],
-    process.env,
-  );
+  const child = spawnNode(gcDir ? ['--trace-gc'] : [], 'bench/lib/echo-server.mjs', [], process.env);
   stops.push(() => child.stop());
   const url = (await child.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!;
   return { name: 'echo', url, authenticated: false, pid: child.pid, child, phases: [] };

@@ -75,12 +75,7 @@ async function rustyTarget(name: string, bin: string | undefined, dirs: string[]
 
 /** The raw `ws` echo and the floor (bench/lib/keyed-read-server.ts, on this tree's database file). */
 async function addYardsticks(targets: Target[]): Promise<void> {
-  const echo = spawnNode(
-    [...profile, '--import', 'tsx', ...preload],
-    'bench/lib/echo-server.ts',
-    [],
-    process.env,
-  );
+  const echo = spawnNode([...profile, ...preload], 'bench/lib/echo-server.mjs', [], process.env);
   stops.push(() => echo.stop());
   const echoUrl = (await echo.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!;
   targets.push({

@@ -70,12 +70,7 @@ try {
     child = floor;
     pid = floor.pid;
   } else if (target === 'echo') {
-    const echo = spawnNode(
-      ['--trace-gc', ...nodeArgs, '--import', 'tsx'],
-      'bench/lib/echo-server.ts',
-      [],
-      process.env,
-    );
+    const echo = spawnNode(['--trace-gc', ...nodeArgs], 'bench/lib/echo-server.mjs', [], process.env);
     stops.push(() => echo.stop());
     ws = await openSocket((await echo.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!);
     child = echo;
