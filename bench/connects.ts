@@ -2,7 +2,7 @@
  * (i) Authenticated connects: 1,000 sockets that each open `/api/v1/stream?token=<JWT>` and wait for
  * `auth_success` (the connection is then usable), against 1,000 bare `ws` upgrades to the echo server
  * (`bench/lib/echo-server.mjs`, its own process) that wait only for the socket to open, and 1,000
- * authenticated connects to the floor (`bench/lib/auth-floor-server.ts`: the bare upgrade plus the
+ * authenticated connects to the floor (`bench/lib/auth-floor-server.mjs`: the bare upgrade plus the
  * token check no server can leave out). Every target gets the same number, IN_FLIGHT at a time each,
  * from this process, all at once (see REPETITIONS). The yardstick is server CPU per connect (read from /proc),
  * which the 2-core machine's shared clients do not blur; connects/s of wall time is reported beside it.
@@ -146,13 +146,8 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
   // Profiled like the server when asked: the two profiles side by side show what RustyDB adds.
   const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
   const echo = spawnNode(profile, 'bench/lib/echo-server.mjs', [], process.env);
-  // The floor reads the server's own database file and signing secret (see auth-floor-server.ts).
-  const floor = spawnNode(
-    [...profile, '--import', 'tsx'],
-    'bench/lib/auth-floor-server.ts',
-    [dataDir],
-    process.env,
-  );
+  // The floor reads the server's own database file and signing secret (see auth-floor-server.mjs).
+  const floor = spawnNode(profile, 'bench/lib/auth-floor-server.mjs', [dataDir], process.env);
   try {
     const echoUrl = (await echo.waitFor(/echo listening on (ws:\/\/\S+)/))[1]!;
     const floorUrl = (await floor.waitFor(/auth floor listening on (ws:\/\/\S+)/))[1]!;
@@ -210,7 +205,7 @@ export async function runConnects(ctx: BenchContext): Promise<BenchReport> {
         `ratio is the median of the rounds' ratios. RustyDB: ` +
         `\`/api/v1/stream?token=<JWT>\`, done at \`auth_success\` (token verified, user and revocations ` +
         `checked, session registered). Bare \`ws\`: the echo server's upgrade, done at \`open\`. The floor ` +
-        `(bench/lib/auth-floor-server.ts): the bare upgrade plus only what no server can leave out, done ` +
+        `(bench/lib/auth-floor-server.mjs): the bare upgrade plus only what no server can leave out, done ` +
         `as RustyDB does it at its cheapest — the token's signature checked once per token and its expiry ` +
         `at every connect, the user's row and the revocations read with RustyDB's statement from its own ` +
         `SQLite file at every connect (the upgrades read in one turn checked back to back, as RustyDB's ` +

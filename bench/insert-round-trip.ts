@@ -9,7 +9,7 @@
  * Every server answer is checked (`rows_affected` 1, each id answered once) and the table is counted
  * at the end, so no row may be lost or doubled. The server also records each row in its change log,
  * in the same transaction: that is part of what it guarantees, and part of what this measures.
- * Under `normal` the floor (bench/lib/insert-floor-server.ts) runs the same client against the least a
+ * Under `normal` the floor (bench/lib/insert-floor-server.mjs) runs the same client against the least a
  * WebSocket server must do for those guarantees; when even the floor is under the target, the target
  * is out of reach in that run, and the summary says so.
  */
@@ -311,7 +311,7 @@ async function measure(
 ): Promise<{ markdown: string; ratio: number; floor: number | undefined }> {
   const rowsPerRun = setting.rows;
   const baselineDir = mkdtempSync(join(ctx.dataDir, `inserts-baseline-${setting.durability}-`));
-  // The floor starts while the server does (tsx compiles it: about a second).
+  // The floor starts while the server does (each takes a few hundred ms to listen).
   const floor = setting.floor ? await startFloor(ctx, baselineDir, setting) : undefined;
   let server: RustyServerProcess;
   try {
@@ -424,7 +424,7 @@ async function measure(
             ? []
             : [
                 [
-                  `floor (\`bench/lib/insert-floor-server.ts\`), ${window} on the wire`,
+                  `floor (\`bench/lib/insert-floor-server.mjs\`), ${window} on the wire`,
                   count(floorRate),
                   `${ms(perRow(floorRuns))} (floor process)`,
                   floorRuns.map((run) => count(rate(run))).join(', '),
@@ -459,8 +459,8 @@ async function startFloor(
   await baselineDatabase(floorPath, true);
   const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
   const child = spawnNode(
-    [...profile, '--import', 'tsx'],
-    'bench/lib/insert-floor-server.ts',
+    profile,
+    'bench/lib/insert-floor-server.mjs',
     [floorPath, setting.synchronous],
     process.env,
   );

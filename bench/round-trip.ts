@@ -305,6 +305,19 @@ function groupRatios(side: Side, base: Side, p: number): number[] {
  * A ratio for the summary, with the floor's when the floor alone is over the target: in that run the
  * target is out of reach, not just missed (the section's text says so at length).
  */
+/**
+ * What the spread of the run's fifths says of a ratio's verdict: when they fall on both sides of the
+ * target, the verdict is within this run's noise, and the summary says so (the issue asks every figure
+ * whose spread crosses its margin to say so).
+ */
+function noiseNote(groups: readonly number[], target: number): string {
+  const low = Math.min(...groups);
+  const high = Math.max(...groups);
+  return low <= target && high > target
+    ? `; its fifths ${low.toFixed(2)}–${high.toFixed(2)}×, on both sides of the target: within this run's noise`
+    : '';
+}
+
 function againstFloor(measured: number, floor: number, target: number): string {
   return floor > target
     ? `${ratio(measured)} (out of reach: the floor alone is ${ratio(floor)})`
@@ -320,9 +333,9 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
   const profile = ctx.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfileDir] : [];
   const echo = spawnNode(profile, 'bench/lib/echo-server.mjs', [], process.env);
   const floorServer = spawnNode(
-    [...profile, '--import', 'tsx'],
-    'bench/lib/keyed-read-server.ts',
-    [databasePath(ctx.dataDir)],
+    profile,
+    'bench/lib/keyed-read-server.mjs',
+    [databasePath(ctx.dataDir), KV_TABLE],
     process.env,
   );
   try {
@@ -399,7 +412,7 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
         `${e.n} (echo) and ${f.n} (floor) round trips in ${BLOCKS} alternating blocks of up to ` +
         `${BLOCK_SIZE} (${BLOCK_BUDGET_MS / 1000} s at most each), after up to ${WARMUP} warm-up round ` +
         `trips each. The echo server (\`bench/lib/echo-server.mjs\`, its own process) gets the same request ` +
-        `text back. The floor (\`bench/lib/keyed-read-server.ts\`, its own process) is that echo server ` +
+        `text back. The floor (\`bench/lib/keyed-read-server.mjs\`, its own process) is that echo server ` +
         `plus only what any server answering the query must do: parse the request's JSON, read the row from ` +
         `the same database file with a prepared libsql statement, write a reply shaped like RustyDB's. The ` +
         `client loop, including JSON.parse of the reply, is the same code for all three.`,
@@ -434,8 +447,10 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
         ],
       ),
       '',
-      `**p50 ${ratio(p50Ratio)}** (target ≤ ${TARGET_P50}: ${verdict(p50Ratio <= TARGET_P50)}), ` +
-        `**p99 ${ratio(p99Ratio)}** (target ≤ ${TARGET_P99}: ${verdict(p99Ratio <= TARGET_P99)}). ` +
+      `**p50 ${ratio(p50Ratio)}** (target ≤ ${TARGET_P50}: ${verdict(p50Ratio <= TARGET_P50)}` +
+        `${noiseNote(groupRatios(sides.rusty, sides.echo, 50), TARGET_P50)}), ` +
+        `**p99 ${ratio(p99Ratio)}** (target ≤ ${TARGET_P99}: ${verdict(p99Ratio <= TARGET_P99)}` +
+        `${noiseNote(groupRatios(sides.rusty, sides.echo, 99), TARGET_P99)}). ` +
         `The floor, measured in the same run: ${floorVerdict}. Server CPU is every thread's run time ` +
         `(/proc/PID/task/*/schedstat), summed over the ${BLOCKS} blocks.`,
       '',
@@ -459,12 +474,16 @@ export async function runRoundTrip(ctx: BenchContext): Promise<BenchReport> {
       targets: [
         {
           name: `p50 ≤ ${TARGET_P50}× echo`,
-          measured: againstFloor(p50Ratio, floorP50, TARGET_P50),
+          measured:
+            againstFloor(p50Ratio, floorP50, TARGET_P50) +
+            noiseNote(groupRatios(sides.rusty, sides.echo, 50), TARGET_P50),
           met: p50Ratio <= TARGET_P50,
         },
         {
           name: `p99 ≤ ${TARGET_P99}× echo`,
-          measured: againstFloor(p99Ratio, floorP99, TARGET_P99),
+          measured:
+            againstFloor(p99Ratio, floorP99, TARGET_P99) +
+            noiseNote(groupRatios(sides.rusty, sides.echo, 99), TARGET_P99),
           met: p99Ratio <= TARGET_P99,
         },
       ],

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { spawnNode } from '../lib/children.ts';
 import { StreamConnection, login, openSocket } from '../lib/client.ts';
-import { KV_ROWS, createKvTable, databasePath } from '../lib/dataset.ts';
+import { KV_ROWS, KV_TABLE, createKvTable, databasePath } from '../lib/dataset.ts';
 import { prng } from '../lib/prng.ts';
 import { threadCpuSeconds } from '../lib/proc.ts';
 import { startRustyServer, type RustyServerProcess } from '../lib/rusty-server.ts';
@@ -73,7 +73,7 @@ async function rustyTarget(name: string, bin: string | undefined, dirs: string[]
   return { name, ws: connection.ws, pid: server.pid, expect: 'data', blocks: [] };
 }
 
-/** The raw `ws` echo and the floor (bench/lib/keyed-read-server.ts, on this tree's database file). */
+/** The raw `ws` echo and the floor (bench/lib/keyed-read-server.mjs, on this tree's database file). */
 async function addYardsticks(targets: Target[]): Promise<void> {
   const echo = spawnNode([...profile, ...preload], 'bench/lib/echo-server.mjs', [], process.env);
   stops.push(() => echo.stop());
@@ -85,11 +85,11 @@ async function addYardsticks(targets: Target[]): Promise<void> {
     expect: 'query',
     blocks: [],
   });
-  // The floor (bench/lib/keyed-read-server.ts) on this tree's database file.
+  // The floor (bench/lib/keyed-read-server.mjs) on this tree's database file.
   const floor = spawnNode(
-    [...profile, '--import', 'tsx', ...preload],
-    'bench/lib/keyed-read-server.ts',
-    [databasePath(dirs[0]!)],
+    [...profile, ...preload],
+    'bench/lib/keyed-read-server.mjs',
+    [databasePath(dirs[0]!), KV_TABLE],
     process.env,
   );
   stops.push(() => floor.stop());

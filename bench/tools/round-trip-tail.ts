@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type WebSocket from 'ws';
 import { spawnNode, type Child } from '../lib/children.ts';
 import { StreamConnection, login, openSocket } from '../lib/client.ts';
-import { KV_ROWS, createKvTable, databasePath } from '../lib/dataset.ts';
+import { KV_ROWS, KV_TABLE, createKvTable, databasePath } from '../lib/dataset.ts';
 import { prng } from '../lib/prng.ts';
 import { threadCpuSeconds } from '../lib/proc.ts';
 import { startRustyServer } from '../lib/rusty-server.ts';
@@ -60,9 +60,9 @@ try {
   let expect = 'data';
   if (target === 'floor') {
     const floor = spawnNode(
-      ['--trace-gc', ...nodeArgs, '--import', 'tsx'],
-      'bench/lib/keyed-read-server.ts',
-      [databasePath(dataDir)],
+      ['--trace-gc', ...nodeArgs],
+      'bench/lib/keyed-read-server.mjs',
+      [databasePath(dataDir), KV_TABLE],
       process.env,
     );
     stops.push(() => floor.stop());

@@ -14,35 +14,39 @@
  * RustyDB adds to this is its own cost; what this adds to the bare INSERT loop is what no server can
  * avoid. The database must exist with its table and change capture (the bench makes it), and the
  * `synchronous` level is the durability's.
- * Run: node --import tsx bench/lib/insert-floor-server.ts DATABASE_FILE SYNCHRONOUS
+ * Plain JavaScript on the server's compiled modules (`npm run build` makes them), run with no loader as
+ * the server itself is.
+ * Run: node bench/lib/insert-floor-server.mjs DATABASE_FILE SYNCHRONOUS
  */
-import type { Socket } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { dataEnvelope } from '../../packages/server/src/core/envelope.ts';
-import { openSync } from '../../packages/server/src/engine/sqlite/driver.ts';
+import { WebSocketServer } from 'ws';
+import { dataEnvelope } from '../../packages/server/dist/core/envelope.js';
+import { openSync } from '../../packages/server/dist/engine/sqlite/driver.js';
 
 const [file, synchronous] = process.argv.slice(2);
-if (!file || !synchronous) throw new Error('usage: insert-floor-server.ts DATABASE_FILE SYNCHRONOUS');
+if (!file || !synchronous) throw new Error('usage: insert-floor-server.mjs DATABASE_FILE SYNCHRONOUS');
 const db = openSync(file, { timeout: 5000 });
 db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous};`);
-const statements = new Map<string, ReturnType<typeof db.prepare>>();
+/** Prepared statements, by their text. @type {Map<string, ReturnType<typeof db.prepare>>} */
+const statements = new Map();
 const begin = db.prepare('BEGIN');
 const commit = db.prepare('COMMIT');
 
-interface Answer {
-  socket: WebSocket;
-  text: string;
-}
-/** The answers of the open transaction, sent once it commits; undefined while none is open. */
-let pending: Answer[] | undefined;
+/**
+ * The answers of the open transaction, sent once it commits; undefined while none is open.
+ * @type {{ socket: import('ws').WebSocket, text: string }[] | undefined}
+ */
+let pending;
 
-function commitTurn(): void {
-  const answers = pending!;
+function commitTurn() {
+  const answers = pending ?? [];
   pending = undefined;
   commit.run();
-  const corked = new Set<Socket>();
+  /** @type {Set<import('node:net').Socket>} */
+  const corked = new Set();
   for (const { socket, text } of answers) {
-    const raw = (socket as unknown as { _socket: Socket })._socket;
+    // ws's own TCP socket, corked so that each socket's answers of the turn leave in one write.
+    /** @type {import('node:net').Socket} */
+    const raw = /** @type {any} */ (socket)._socket;
     if (!corked.has(raw)) {
       raw.cork();
       corked.add(raw);
@@ -55,10 +59,8 @@ function commitTurn(): void {
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
 wss.on('connection', (socket) => {
   socket.on('message', (data) => {
-    const request = JSON.parse(data.toString()) as {
-      id: string;
-      payload: { sql: string; params: unknown[] };
-    };
+    /** @type {{ id: string, payload: { sql: string, params: unknown[] } }} */
+    const request = JSON.parse(data.toString());
     let statement = statements.get(request.payload.sql);
     if (statement === undefined) {
       statement = db.prepare(request.payload.sql);

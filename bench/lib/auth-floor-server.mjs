@@ -10,42 +10,40 @@
  * answer. No routing, origin check, limits, admission counts, session registry, expiry
  * timer or heartbeat: what RustyDB adds to this is its own cost; what this adds to the bare upgrade is
  * what no server can avoid.
- * Run: node --import tsx bench/lib/auth-floor-server.ts DATA_DIR
+ * Plain JavaScript on the server's compiled modules (`npm run build` makes them), run with no loader as
+ * the server itself is.
+ * Run: node bench/lib/auth-floor-server.mjs DATA_DIR
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { FIND_FOR_TOKEN_SQL } from '../../packages/server/src/auth/user-store.ts';
-import { authSuccessEnvelope } from '../../packages/server/src/core/envelope.ts';
-import { openSync } from '../../packages/server/src/engine/sqlite/driver.ts';
-import { databasePath } from './dataset.ts';
+import { FIND_FOR_TOKEN_SQL } from '../../packages/server/dist/auth/user-store.js';
+import { authSuccessEnvelope } from '../../packages/server/dist/core/envelope.js';
+import { openSync } from '../../packages/server/dist/engine/sqlite/driver.js';
 
 const dataDir = process.argv[2];
-if (!dataDir) throw new Error('usage: auth-floor-server.ts DATA_DIR');
+if (!dataDir) throw new Error('usage: auth-floor-server.mjs DATA_DIR');
 // The server's signing secret, as it keeps it in its data directory (auth/signing-secret.ts).
 const secret = Buffer.from(readFileSync(join(dataDir, 'jwt-secret'), 'utf8').trim(), 'base64');
 // Another connection to the server's file, as the server's own read connection is: WAL lets both read.
-const db = openSync(databasePath(dataDir), { timeout: 5000 });
+// (bench/lib/dataset.ts's databasePath: the engine's default file name.)
+const db = openSync(join(dataDir, 'rustydb.sqlite'), { timeout: 5000 });
 const findForToken = db.prepare(FIND_FOR_TOKEN_SQL).raw(true);
 
-interface Claims {
-  sub: string;
-  uid: string;
-  jti: string;
-  sid: string;
-  gen: number;
-  exp: number;
-  /** What auth_success names: one object per token, as RustyDB's principal is, made at its first use. */
-  principal?: { user: string; roles: readonly string[]; expiresAt: number };
-}
+/**
+ * A token's claims; `principal` is what auth_success names: one object per token, as RustyDB's
+ * principal is, made at its first use.
+ * @typedef {{ sub: string, uid: string, jti: string, sid: string, gen: number, exp: number,
+ *   principal?: { user: string, roles: readonly string[], expiresAt: number } }} Claims
+ */
 
-/** Verified tokens' claims, by token. */
-const verified = new Map<string, Claims>();
+/** Verified tokens' claims, by token. @type {Map<string, Claims>} */
+const verified = new Map();
 
-function claimsOf(token: string): Claims | undefined {
+/** @param {string} token @returns {Claims | undefined} */
+function claimsOf(token) {
   const kept = verified.get(token);
   if (kept) return kept;
   const [header, body, signature] = token.split('.');
@@ -53,26 +51,31 @@ function claimsOf(token: string): Claims | undefined {
   const expected = createHmac('sha256', secret).update(`${header}.${body}`).digest();
   const given = Buffer.from(signature, 'base64url');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-  const claims = JSON.parse(Buffer.from(body, 'base64url').toString()) as Claims;
+  /** @type {Claims} */
+  const claims = JSON.parse(Buffer.from(body, 'base64url').toString());
   verified.set(token, claims);
   return claims;
 }
 
-/** The user named by the URL's token, if it still holds; undefined refuses the connection. */
-function authenticate(url: string): Claims | undefined {
+/**
+ * The user named by the URL's token, if it still holds; undefined refuses the connection.
+ * @param {string} url
+ * @returns {Claims | undefined}
+ */
+function authenticate(url) {
   const at = url.indexOf('token=');
   if (at < 0) return undefined;
   const end = url.indexOf('&', at);
   const claims = claimsOf(url.slice(at + 6, end < 0 ? undefined : end));
   if (!claims || claims.exp * 1000 <= Date.now()) return undefined;
-  const row = findForToken.get([claims.sid, claims.jti, claims.sub]) as
-    [userId: string, roles: string, disabled: number, generation: number, revoked: number] | undefined;
+  /** @type {[userId: string, roles: string, disabled: number, generation: number, revoked: number] | undefined} */
+  const row = findForToken.get([claims.sid, claims.jti, claims.sub]);
   if (!row || row[0] !== claims.uid || row[2] !== 0 || row[3] !== claims.gen || row[4] !== 0)
     return undefined;
   // Frozen, with its expiry: authSuccessEnvelope then keeps its text up to the timestamp, as RustyDB's.
   claims.principal ??= Object.freeze({
     user: claims.sub,
-    roles: Object.freeze(JSON.parse(row[1]) as string[]),
+    roles: Object.freeze(JSON.parse(row[1])),
     expiresAt: claims.exp * 1000,
   });
   return claims;
@@ -85,8 +88,9 @@ const server = createServer();
  * does (websocket-gateway.ts #flush): their tokens checked back to back (SQLite's first call after
  * other work costs several times one in a run), then each upgraded and answered.
  */
-let queued: [request: IncomingMessage, socket: Duplex, head: Buffer][] = [];
-function flush(): void {
+/** @type {[request: import('node:http').IncomingMessage, socket: import('node:stream').Duplex, head: Buffer][]} */
+let queued = [];
+function flush() {
   const batch = queued;
   queued = [];
   const checked = batch.map(([request, socket]) =>
@@ -102,12 +106,12 @@ function flush(): void {
         ws.close(1008, 'authentication failed');
         return;
       }
-      ws.send(authSuccessEnvelope(claims.principal!, claims.exp * 1000, '{}', undefined));
+      ws.send(authSuccessEnvelope(claims.principal, claims.exp * 1000, '{}', undefined));
     });
     process.nextTick(() => socket.uncork());
   });
 }
-server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+server.on('upgrade', (request, socket, head) => {
   if (queued.push([request, socket, head]) === 1) setImmediate(flush);
 });
 server.listen(0, '127.0.0.1', () => {
