@@ -430,7 +430,9 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
     const perSubscription = per(rustyConnected!, rustySubscribed!, 'heap');
     const memoryRatio = perConnection / rawPerConnection;
     const memoryMet = memoryRatio <= TARGET_MEMORY;
-    const heapRatio = per(rustyIdle!, rustyConnected!, 'heap') / per(rawIdle!, rawConnected!, 'heap');
+    const heapPerConnection = per(rustyIdle!, rustyConnected!, 'heap');
+    const rawHeapPerConnection = per(rawIdle!, rawConnected!, 'heap');
+    const heapRatio = heapPerConnection / rawHeapPerConnection;
     const subscriptionMet = perSubscription <= TARGET_SUBSCRIPTION_BYTES;
 
     const invalidNote = [...r, ...e].find((x) => x.invalidSample !== undefined)?.invalidSample;
@@ -572,12 +574,10 @@ export async function runFanOut(ctx: BenchContext): Promise<BenchReport> {
         `sockets, alternating probes; the live heap 2.5 KB in both), which had put this ratio at ` +
         `1.05–1.45× in the twelve runs of 6–7 December. RustyDB's RSS per connection comes out near or ` +
         `under the baseline's though its live heap per connection is the larger (${ratio(heapRatio)}): ` +
-        `after the full GC the baseline's old generation held 8.5–9.3 MB of free room between its live objects at 10,000 ` +
-        `sockets (1.0 MB at idle), RustyDB's 4.2–4.7 MB (3.6–3.9 MB at idle; V8's space statistics, two ` +
-        `runs). ` +
-        `Live heap per connection: ` +
-        `${kb(per(rustyIdle!, rustyConnected!, 'heap'))} against raw ws's ` +
-        `${kb(per(rawIdle!, rawConnected!, 'heap'))}. Each token's expiry (warning, then close) is one small ` +
+        `after the full GC the baseline's old generation held 8.5–9.3 MB of free room between its live ` +
+        `objects at 10,000 sockets (1.0 MB at idle), RustyDB's 4.2–4.7 MB (3.6–3.9 MB at idle; V8's space ` +
+        `statistics, two runs). Live heap per connection: ${kb(heapPerConnection)} against raw ws's ` +
+        `${kb(rawHeapPerConnection)}. Each token's expiry (warning, then close) is one small ` +
         `entry in a heap shared by all sessions and driven by one timer, not a timer per session. ` +
         `Where a connection's heap goes (heap snapshots of the compiled server, 1,000 idle authenticated ` +
         `sockets over 200, by object): what Node and \`ws\` make for any socket (the TCP handle and its ` +

@@ -524,7 +524,8 @@ export async function runGraphQLSubscriptions(ctx: BenchContext): Promise<BenchR
     : '';
   // Whether 2× is within reach of a server that commits before it publishes: the durable floor per turn,
   // and a round's budget at 2× against what the floor's round is made of (its commit, then the sends).
-  const durableText = durableFloor ? durableFloorText(durableFloor, floor, rusty, peers) : '';
+  const durableText =
+    durableFloor && durableReach ? durableFloorText(durableFloor, durableReach, floor, rusty, peers) : '';
   const markdown = [
     `${count(SUBSCRIBERS)} subscribers per server, each its own graphql-ws connection (the \`graphql-ws\` client on \`ws\`) with ` +
       `its own variables, spread over ${CLIENT_PROCESSES} client processes. A round is one write that gives every subscriber one ` +
@@ -600,10 +601,15 @@ const pooledRate = (s: Session): number =>
  * target, and its ratio over the whole run; `outOfReach` when it reached the target in none and not over
  * the whole run either.
  */
-function durableFloorReach(
-  durable: Session,
-  peers: Session[],
-): { ratios: number[]; reached: number; pooled: number; outOfReach: boolean } {
+interface DurableFloorReach {
+  ratios: number[];
+  reached: number;
+  pooled: number;
+  outOfReach: boolean;
+}
+
+/** The durable floor's reach against the faster peer, worked out once for the summary and the text. */
+function durableFloorReach(durable: Session, peers: Session[]): DurableFloorReach {
   const ratios = ratiosToFasterPeer(durable, peers);
   const reached = ratios.filter((r) => r >= TARGET_RATIO).length;
   const pooled = pooledRate(durable) / Math.max(...peers.map(pooledRate));
@@ -619,11 +625,12 @@ function durableFloorReach(
  */
 function durableFloorText(
   durable: Session,
+  reach: DurableFloorReach,
   floor: Session | undefined,
   rusty: Session,
   peers: Session[],
 ): string {
-  const { ratios, reached, pooled, outOfReach } = durableFloorReach(durable, peers);
+  const { ratios, reached, pooled, outOfReach } = reach;
   // At the target a round of SUBSCRIBERS events may take at most this long (ms), turn by turn.
   const budgets = durable.blocks.map(
     (_, i) => (SUBSCRIBERS / (TARGET_RATIO * fasterPeerRate(peers, i))) * 1000,

@@ -62,6 +62,7 @@ let target: {
   connect: () => Promise<{ close(): void }>;
 };
 if (raw) {
+  // The server ignores --data-dir; the preload reads it, for where to write its heap snapshots.
   const child = spawnNode(probeArgs, 'bench/lib/broadcast-server.mjs', ['--data-dir', dataDir], process.env);
   const url = (await child.waitFor(/broadcast listening on (ws:\/\/\S+)/))[1]!;
   target = {
